@@ -1,0 +1,13 @@
+"""Lighthouse: a knowledge base of lessons learned and lighthouse projects."""
+
+from kb.config import Settings
+from kb.entries import Entry, Lighthouse
+from kb.errors import Conflict, EntryError, KBError, NotFound, Problem
+from kb.knowledge import KnowledgeBase, SyncReport
+from kb.search import Filters, Hit, SimilarHit
+
+__all__ = [
+    "Conflict", "Entry", "EntryError", "Filters", "Hit", "KBError", "KnowledgeBase", "Lighthouse",
+    "NotFound", "Problem", "Settings", "SimilarHit", "SyncReport",
+]
+__version__ = "0.1.0"

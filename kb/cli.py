@@ -1,0 +1,369 @@
+"""The command line: `python -m kb COMMAND`. Each command reads its input, calls the library, prints.
+
+Domain errors become one line on stderr and exit status 1; `--json` prints machine-readable output.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import click
+
+from kb.config import Settings
+from kb.errors import KBError, Problem
+from kb.search import MODES, Filters
+
+
+class Context:
+    """Settings from the environment and global flags; the knowledge base is opened on first use."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._kb = None
+
+    @property
+    def kb(self):
+        if self._kb is None:
+            from kb.knowledge import KnowledgeBase  # imported late: `--help` stays instant
+
+            self._kb = KnowledgeBase(self.settings)
+        return self._kb
+
+
+def handle_errors(func):
+    """Turn the project's errors (and a few everyday ones) into one clear line and exit status 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except KBError as exc:
+            raise click.ClickException(str(exc)) from None
+        except KeyboardInterrupt:
+            raise click.ClickException("interrupted; run the command again to finish") from None
+        except OSError as exc:
+            raise click.ClickException(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": ")) from None
+
+    return wrapper
+
+
+def echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def echo_problems(problems: list[Problem]) -> None:
+    for problem in problems:
+        click.echo(f"{problem.severity}: {problem}", err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--entries", "entries_dir", type=click.Path(path_type=Path), help="Entry folder [KB_ENTRIES_DIR].")
+@click.option("--index", "index_dir", type=click.Path(path_type=Path), help="Index folder [KB_INDEX_DIR].")
+@click.option("--chroma-url", help="Chroma server URL, e.g. http://127.0.0.1:8000 [KB_CHROMA_URL].")
+@click.option("--model", help="sentence-transformers model name or path [KB_MODEL].")
+@click.version_option(package_name=None, version=__import__("kb").__version__, prog_name="lighthouse")
+@click.pass_context
+def cli(ctx: click.Context, entries_dir, index_dir, chroma_url, model) -> None:
+    """Lighthouse: search lessons learned and lighthouse projects by meaning.
+
+    \b
+    Example:
+      python -m kb sync
+      python -m kb search "data sharing agreement took too long" --outcome failed
+    """
+    settings = Settings().override(entries_dir=entries_dir, index_dir=index_dir, chroma_url=chroma_url, model=model)
+    ctx.obj = Context(settings)
+
+
+pass_ctx = click.pass_obj
+
+
+# ----------------------------------------------------------------------------- indexing
+
+
+@cli.command()
+@click.option("--rebuild", is_flag=True, help="Drop the index and embed every entry again.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@pass_ctx
+@handle_errors
+def sync(ctx: Context, rebuild: bool, as_json: bool) -> None:
+    """Index new and changed entries; remove deleted ones from the index.
+
+    \b
+    Example:
+      python -m kb sync            # only what changed
+      python -m kb sync --rebuild  # everything, from scratch
+    """
+    from tqdm import tqdm
+
+    bar = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, unit="entry", desc="embedding", file=sys.stderr, disable=as_json or total < 20)
+        bar.update(done - bar.n)
+
+    report = ctx.kb.sync(rebuild=rebuild, progress=progress)
+    if bar is not None:
+        bar.close()
+    if as_json:
+        echo_json({"added": report.added, "updated": report.updated, "removed": report.removed,
+                   "unchanged": report.unchanged, "passages": report.passages, "rebuilt": report.rebuilt,
+                   "seconds": round(report.seconds, 3), "problems": [str(p) for p in report.problems]})
+    else:
+        echo_problems(report.problems)
+        click.echo(report.summary())
+
+
+# ----------------------------------------------------------------------------- finding
+
+
+def filter_options(func):
+    """The facet filters shared by `search` (and anything else that filters)."""
+    options = [
+        click.option("--organisation", multiple=True, help="Only this organisation (repeatable)."),
+        click.option("--theme", multiple=True, help="Only this theme id (repeatable)."),
+        click.option("--kind", multiple=True, type=click.Choice(["project", "experiment"])),
+        click.option("--outcome", multiple=True,
+                     type=click.Choice(["succeeded", "partial", "failed", "stopped", "ongoing"])),
+        click.option("--status", multiple=True, type=click.Choice(["draft", "in-review", "published", "archived"])),
+        click.option("--lighthouse", is_flag=True, default=None, help="Only lighthouse projects."),
+        click.option("--year-from", type=int, help="Started in or after this year."),
+        click.option("--year-to", type=int, help="Started in or before this year."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def print_hits(hits, query: str) -> None:
+    if not hits:
+        click.echo("No entries found. Try fewer words, another phrasing, or fewer filters.")
+        return
+    for n, hit in enumerate(hits, start=1):
+        year = f", {hit.year}" if hit.year else ""
+        click.secho(f"{n}. {hit.title}", bold=True)
+        click.echo(f"   {hit.id} · {hit.kind} · {hit.outcome} · {hit.organisation}{year} · score {hit.score:.3f}")
+        body = textwrap.shorten(" ".join(hit.passage.split()), 300, placeholder=" …")
+        click.echo(textwrap.indent(textwrap.fill(f"[{hit.section}] {body}", 96), "   "))
+
+
+@cli.command()
+@click.argument("query")
+@click.option("--limit", default=10, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--mode", type=click.Choice(MODES), default="hybrid", show_default=True,
+              help="Keyword (bm25), meaning (dense) or both fused (hybrid).")
+@filter_options
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of hits.")
+@pass_ctx
+@handle_errors
+def search(ctx: Context, query: str, limit: int, mode: str, as_json: bool, **facets) -> None:
+    """Find entries by meaning and keywords; quote a phrase to require it.
+
+    \b
+    Example:
+      python -m kb search "legacy system blocked the data share" --limit 5
+      python -m kb search DSA --outcome failed --outcome stopped --json
+    """
+    hits = ctx.kb.search(query, limit=limit, mode=mode, filters=Filters.of(**facets))
+    if as_json:
+        echo_json([h.to_dict() for h in hits])
+    else:
+        print_hits(hits, query)
+
+
+@cli.command()
+@click.argument("entry_id")
+@click.option("--limit", default=5, show_default=True, type=click.IntRange(1, 100))
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of similar entries.")
+@pass_ctx
+@handle_errors
+def similar(ctx: Context, entry_id: str, limit: int, as_json: bool) -> None:
+    """Entries most like this one, with the passages that link them.
+
+    \b
+    Example:
+      python -m kb similar benefits-and-housing-data-sharing-pilot --limit 3
+    """
+    hits = ctx.kb.similar(entry_id, limit=limit)
+    if as_json:
+        echo_json([h.to_dict() for h in hits])
+        return
+    if not hits:
+        click.echo("No similar entries yet.")
+    for n, hit in enumerate(hits, start=1):
+        click.secho(f"{n}. {hit.title}", bold=True)
+        themes = f" · shared themes: {', '.join(hit.shared_themes)}" if hit.shared_themes else ""
+        click.echo(f"   {hit.id} · {hit.outcome} · {hit.organisation} · similarity {hit.score:.2f}{themes}")
+        click.echo(textwrap.indent(textwrap.fill(
+            f"this [{hit.source_section}]: " + textwrap.shorten(hit.source_passage, 160, placeholder=" …"), 96), "   "))
+        click.echo(textwrap.indent(textwrap.fill(
+            f"that [{hit.section}]: " + textwrap.shorten(hit.passage, 160, placeholder=" …"), 96), "   "))
+
+
+@cli.command()
+@click.argument("entry_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the entry's fields and sections as JSON.")
+@pass_ctx
+@handle_errors
+def show(ctx: Context, entry_id: str, as_json: bool) -> None:
+    """Print one entry.
+
+    \b
+    Example:
+      python -m kb show benefits-and-housing-data-sharing-pilot --json
+    """
+    from kb.entries import render_entry
+
+    entry = ctx.kb.get(entry_id)
+    if as_json:
+        echo_json(entry.to_dict())
+    else:
+        click.echo(render_entry(entry))
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+@cli.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@pass_ctx
+@handle_errors
+def add(ctx: Context, file: Path) -> None:
+    """Validate a Markdown entry file, copy it in under a safe id and index it.
+
+    \b
+    Example:
+      python -m kb add ~/drafts/our-pilot.md
+    """
+    entry = ctx.kb.add_file(file)
+    click.echo(f"added {entry.id} ({ctx.kb.store.path_for(entry.id)})")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the problems as JSON.")
+@pass_ctx
+@handle_errors
+def check(ctx: Context, as_json: bool) -> None:
+    """Validate every entry file; exit 1 and name each problem if there is any.
+
+    \b
+    Example:
+      python -m kb check
+    """
+    problems = ctx.kb.check()
+    files = len(ctx.kb.store.files())
+    if as_json:
+        echo_json({"files": files, "problems": [p.__dict__ for p in problems]})
+    else:
+        echo_problems(problems)
+        click.echo(f"{files} entry files checked, {len(problems)} problem(s).")
+    if problems:
+        sys.exit(1)
+
+
+@cli.command(name="import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--mapping", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="YAML column mapping (default: Lighthouse's own export columns).")
+@click.option("--dry-run", is_flag=True, help="Validate every row and report; write nothing.")
+@click.option("--no-index", is_flag=True, help="Write the entry files but do not embed them now.")
+@pass_ctx
+@handle_errors
+def import_(ctx: Context, file: Path, mapping: Path | None, dry_run: bool, no_index: bool) -> None:
+    """Import a spreadsheet register (CSV, Excel .xlsx or JSONL) through a column mapping.
+
+    \b
+    Example:
+      python -m kb import llis.xlsx --mapping mappings/nasa-llis.yaml --dry-run
+      python -m kb import export.csv
+    """
+    from kb.importer import import_table, load_mapping
+
+    report = import_table(ctx.kb.store, file, load_mapping(mapping), vocabulary=ctx.kb.vocabulary, dry_run=dry_run)
+    echo_problems(report.problems)
+    click.echo(("dry run: " if dry_run else "") + report.summary())
+    if not dry_run and not no_index and (report.created or report.updated):
+        ctx.invoke(sync, rebuild=False, as_json=False)
+
+
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Output file (default: stdout).")
+@pass_ctx
+@handle_errors
+def export(ctx: Context, fmt: str, out: Path | None) -> None:
+    """Export every valid entry to CSV or JSONL (imports back to the same entries).
+
+    \b
+    Example:
+      python -m kb export --format jsonl --out lessons.jsonl
+    """
+    from kb.exporter import export_entries
+
+    result = ctx.kb.load()
+    echo_problems([p for p in result.problems if p.severity == "error"])
+    entries = sorted(result.entries.values(), key=lambda e: e.id)
+    if out is None:
+        export_entries(entries, fmt, sys.stdout)
+    else:
+        count = export_entries(entries, fmt, out)
+        click.echo(f"exported {count} entries to {out}", err=True)
+
+
+# ----------------------------------------------------------------------------- overview
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@pass_ctx
+@handle_errors
+def stats(ctx: Context, as_json: bool) -> None:
+    """Counts of indexed entries by organisation, theme, outcome, kind, year and stage.
+
+    \b
+    Example:
+      python -m kb stats --json
+    """
+    figures = ctx.kb.stats()
+    if as_json:
+        echo_json(figures)
+        return
+    click.echo(f"{figures['entries']} entries indexed ({figures['passages']} passages) from {figures['files']} "
+               f"files; {figures['lighthouses']} lighthouse projects; model {figures['model']}")
+    for facet, counts in figures["by"].items():
+        if counts:
+            top = ", ".join(f"{k} {v}" for k, v in list(counts.items())[:8])
+            click.echo(f"  {facet}: {top}")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the vocabulary as JSON.")
+@pass_ctx
+@handle_errors
+def themes(ctx: Context, as_json: bool) -> None:
+    """List the shared vocabulary of themes, with their synonyms.
+
+    \b
+    Example:
+      python -m kb themes
+    """
+    vocabulary = ctx.kb.vocabulary
+    if as_json:
+        echo_json([t.__dict__ for t in vocabulary.themes])
+        return
+    for theme in vocabulary.themes:
+        click.secho(f"{theme.id}", bold=True, nl=False)
+        click.echo(f"  {theme.label}: {theme.definition}")
+        if theme.synonyms:
+            click.echo(f"    synonyms: {', '.join(theme.synonyms)}")
+
+
+def main() -> None:
+    cli(prog_name="python -m kb")

@@ -1,0 +1,37 @@
+"""Configuration in one place: a few KB_* environment variables, each overridable by a CLI flag."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+
+
+def _env_path(name: str, default: str) -> Path:
+    return Path(os.environ.get(name) or default).expanduser()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the entries and the index live, and which model and Chroma to use.
+
+    | variable          | default              | meaning                                      |
+    |-------------------|----------------------|----------------------------------------------|
+    | KB_ENTRIES_DIR    | ./entries            | folder of entry Markdown files               |
+    | KB_INDEX_DIR      | ./.lighthouse-index  | embedded Chroma, keyword index, caches       |
+    | KB_CHROMA_URL     | (unset: embedded)    | http(s)://host:port of a Chroma server       |
+    | KB_MODEL          | all-MiniLM-L6-v2     | sentence-transformers model name or path     |
+    | KB_COLLECTION     | lighthouse           | Chroma collection name prefix                |
+    """
+
+    entries_dir: Path = field(default_factory=lambda: _env_path("KB_ENTRIES_DIR", "entries"))
+    index_dir: Path = field(default_factory=lambda: _env_path("KB_INDEX_DIR", ".lighthouse-index"))
+    chroma_url: str | None = field(default_factory=lambda: os.environ.get("KB_CHROMA_URL") or None)
+    model: str = field(default_factory=lambda: os.environ.get("KB_MODEL") or DEFAULT_MODEL)
+    collection: str = field(default_factory=lambda: os.environ.get("KB_COLLECTION") or "lighthouse")
+
+    def override(self, **changes: object) -> Settings:
+        """A copy with every change that is not None applied (CLI flags beat the environment)."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})

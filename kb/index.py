@@ -1,0 +1,293 @@
+"""The vector index on Chroma: the only module that imports chromadb.
+
+Two collections per knowledge base:
+- `<name>-passages`: one record per passage (vector, text, the entry's facet fields);
+- `<name>-entries`: one record per entry (mean passage vector, facet fields, content hash), which
+  is the sync ledger, the entry-level filter and the source of the collection map.
+
+An entry's record is written after its passages, so a crash mid-sync leaves it absent or stale and
+the next sync redoes it. Column-wise Chroma results become small dataclasses here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import numpy as np
+
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+
+import chromadb  # noqa: E402
+from chromadb.config import Settings as ChromaSettings  # noqa: E402
+
+from kb.errors import KBError  # noqa: E402
+
+Where = dict[str, Any]
+
+
+class IndexMismatch(KBError):
+    """The index was built by another model (or another vector size): it must be rebuilt."""
+
+
+@dataclass(frozen=True)
+class PassageMatch:
+    passage_id: str
+    entry_id: str
+    section: str
+    text: str
+    similarity: float
+
+
+@dataclass(frozen=True)
+class IndexedEntry:
+    entry_id: str
+    content_hash: str
+    metadata: dict[str, Any]
+
+
+def make_client(index_dir: Path | str, chroma_url: str | None = None):
+    """Embedded Chroma under `index_dir`, or a Chroma server when a URL is given. Telemetry off."""
+    settings = ChromaSettings(anonymized_telemetry=False, allow_reset=True)
+    if chroma_url:
+        url = urlparse(chroma_url if "://" in chroma_url else f"http://{chroma_url}")
+        if not url.hostname:
+            raise KBError(f"KB_CHROMA_URL '{chroma_url}' is not a URL; use e.g. http://127.0.0.1:8000")
+        ssl = url.scheme == "https"
+        try:
+            return chromadb.HttpClient(host=url.hostname, port=url.port or (443 if ssl else 8000),
+                                       ssl=ssl, settings=settings)
+        except Exception as exc:
+            raise KBError(f"cannot reach the Chroma server at {chroma_url} ({exc}); is `chroma run` up?") from None
+    path = Path(index_dir) / "chroma"
+    path.mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(path=str(path), settings=settings)
+
+
+def clear_client_cache() -> None:
+    """Chroma caches clients per path for the whole process; tests reset it between runs."""
+    chromadb.api.client.SharedSystemClient.clear_system_cache()
+
+
+def _batches(n: int, size: int) -> Iterator[slice]:
+    for start in range(0, n, size):
+        yield slice(start, min(n, start + size))
+
+
+class VectorIndex:
+    """Passage and entry vectors for one knowledge base, built by one model."""
+
+    def __init__(self, client, name: str, model: str):
+        self.client = client
+        self.name = name
+        self.model = model
+        self._collections = None
+
+    # ----------------------------------------------------------------- collections
+
+    @property
+    def _names(self) -> tuple[str, str]:
+        return f"{self.name}-passages", f"{self.name}-entries"
+
+    def _existing(self) -> set[str]:
+        return {c if isinstance(c, str) else c.name for c in self.client.list_collections()}
+
+    def _open(self, dimension: int | None = None):
+        """(passages, entries) collections; None while there is no index and nothing to write.
+
+        Opening never needs the model loaded: the stored model name is checked here, the vector size
+        on the first write. So an unchanged re-sync costs no model load at all.
+        """
+        if self._collections is None:
+            if dimension is None and not set(self._names) <= self._existing():
+                return None
+            cols = []
+            for name in self._names:
+                col = self.client.get_or_create_collection(
+                    name, embedding_function=None, metadata={"model": self.model, "dimension": dimension or 0},
+                    configuration={"hnsw": {"space": "cosine", "ef_search": 200, "ef_construction": 200}},
+                )
+                found = (col.metadata or {}).get("model")
+                if found != self.model:
+                    raise IndexMismatch(f"the index was built with model '{found}', not '{self.model}'; "
+                                        "run `python -m kb sync --rebuild`")
+                cols.append(col)
+            self._collections = tuple(cols)
+        if dimension is not None:
+            stored = int((self._collections[0].metadata or {}).get("dimension") or dimension)
+            if stored != dimension:
+                raise IndexMismatch(f"the index holds {stored}-dimension vectors, not {dimension}; "
+                                    "run `python -m kb sync --rebuild`")
+        return self._collections
+
+    def built_with(self) -> str | None:
+        """The model the existing index was built with, or None where there is no index yet."""
+        if self._names[1] not in self._existing():
+            return None
+        return (self.client.get_collection(self._names[1], embedding_function=None).metadata or {}).get("model")
+
+    def reset(self) -> None:
+        """Drop both collections; the next write creates them afresh for this model."""
+        existing = self._existing()
+        for name in self._names:
+            if name in existing:
+                self.client.delete_collection(name)
+        self._collections = None
+
+    # ----------------------------------------------------------------- writes
+
+    def put_entries(self, records: list[tuple[str, str, dict[str, Any], list[tuple[str, str, str]], np.ndarray]]) -> None:
+        """Replace the passages of these entries and record their hashes, in that order.
+
+        Each record is (entry_id, content_hash, facet metadata, [(passage_id, section, text)], vectors).
+        """
+        if not records:
+            return
+        passages_col, entries_col = self._open(dimension=int(records[0][4].shape[1]))
+        ids = [r[0] for r in records]
+        passages_col.delete(where={"entry_id": {"$in": ids}})
+        p_ids, p_vecs, p_docs, p_meta = [], [], [], []
+        e_vecs, e_meta = [], []
+        for entry_id, digest, metadata, passages, vectors in records:
+            clean = _clean(metadata)
+            for (pid, section, text), vec in zip(passages, vectors, strict=True):
+                p_ids.append(pid)
+                p_vecs.append(vec)
+                p_docs.append(text)
+                p_meta.append({**clean, "entry_id": entry_id, "section": section})
+            centroid = vectors.mean(axis=0)
+            e_vecs.append(centroid / (np.linalg.norm(centroid) or 1.0))
+            e_meta.append({**clean, "content_hash": digest, "passages": len(passages)})
+        max_batch = self.client.get_max_batch_size()
+        p_array = np.asarray(p_vecs, dtype=np.float32)
+        for part in _batches(len(p_ids), max_batch):
+            passages_col.add(ids=p_ids[part], embeddings=p_array[part], documents=p_docs[part],
+                             metadatas=p_meta[part])
+        e_array = np.asarray(e_vecs, dtype=np.float32)
+        for part in _batches(len(ids), max_batch):
+            entries_col.upsert(ids=ids[part], embeddings=e_array[part], metadatas=e_meta[part])
+
+    def delete_entries(self, entry_ids: Iterable[str]) -> None:
+        ids = list(entry_ids)
+        opened = self._open()
+        if not ids or opened is None:
+            return
+        passages_col, entries_col = opened
+        for part in _batches(len(ids), 500):
+            entries_col.delete(ids=ids[part])  # ledger first: a crash here means "re-check", never "done"
+            passages_col.delete(where={"entry_id": {"$in": ids[part]}})
+
+    # ----------------------------------------------------------------- reads
+
+    def entries(self, where: Where | None = None, include_vectors: bool = False) -> list[IndexedEntry] | tuple:
+        """Every indexed entry (optionally filtered), paged so memory stays flat on big collections."""
+        opened = self._open()
+        if opened is None:
+            return ([], np.zeros((0, 0), np.float32)) if include_vectors else []
+        entries_col = opened[1]
+        include = ["metadatas", "embeddings"] if include_vectors else ["metadatas"]
+        out, vectors, offset, page = [], [], 0, 5000
+        while True:
+            got = entries_col.get(where=where or None, include=include, limit=page, offset=offset)
+            for i, entry_id in enumerate(got["ids"]):
+                meta = dict(got["metadatas"][i] or {})
+                out.append(IndexedEntry(entry_id, str(meta.pop("content_hash", "")), meta))
+            if include_vectors and len(got["ids"]):
+                vectors.append(np.asarray(got["embeddings"], dtype=np.float32))
+            if len(got["ids"]) < page:
+                break
+            offset += page
+        if include_vectors:
+            return out, (np.vstack(vectors) if vectors else np.zeros((0, 0), np.float32))
+        return out
+
+    def entry_ids(self, where: Where | None = None) -> set[str]:
+        opened = self._open()
+        if opened is None:
+            return set()
+        entries_col = opened[1]
+        ids: set[str] = set()
+        offset, page = 0, 20000
+        while True:
+            got = entries_col.get(where=where or None, include=[], limit=page, offset=offset)
+            ids.update(got["ids"])
+            if len(got["ids"]) < page:
+                return ids
+            offset += page
+
+    def metadata_of(self, entry_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Facet metadata of these entries, by id (missing ids are left out)."""
+        opened = self._open()
+        if opened is None or not entry_ids:
+            return {}
+        got = opened[1].get(ids=list(dict.fromkeys(entry_ids)), include=["metadatas"])
+        return {i: dict(m or {}) for i, m in zip(got["ids"], got["metadatas"], strict=True)}
+
+    def passages(self, entry_id: str | None = None) -> tuple[list[PassageMatch], np.ndarray]:
+        """The passages (and their vectors) of one entry, or of all entries, in index order."""
+        opened = self._open()
+        if opened is None:
+            return [], np.zeros((0, 0), np.float32)
+        passages_col = opened[0]
+        where = {"entry_id": entry_id} if entry_id else None
+        matches, vectors, offset, page = [], [], 0, 5000
+        while True:
+            got = passages_col.get(where=where, include=["metadatas", "documents", "embeddings"],
+                                   limit=page, offset=offset)
+            for pid, meta, doc in zip(got["ids"], got["metadatas"], got["documents"], strict=True):
+                matches.append(PassageMatch(pid, meta["entry_id"], meta.get("section", ""), doc or "", 1.0))
+            if len(got["ids"]):
+                vectors.append(np.asarray(got["embeddings"], dtype=np.float32))
+            if len(got["ids"]) < page:
+                break
+            offset += page
+        order = sorted(range(len(matches)), key=lambda i: _passage_order(matches[i].passage_id))
+        stacked = np.vstack(vectors) if vectors else np.zeros((0, 0), np.float32)
+        return [matches[i] for i in order], stacked[order] if len(order) else stacked
+
+    def query(self, vectors: np.ndarray, k: int, where: Where | None = None) -> list[list[PassageMatch]]:
+        """The k nearest passages to each query vector, among those the filter allows."""
+        opened = self._open()
+        if opened is None:
+            return [[] for _ in range(len(vectors))]
+        passages_col = opened[0]
+        total = passages_col.count()
+        if total == 0 or len(vectors) == 0:
+            return [[] for _ in range(len(vectors))]
+        got = passages_col.query(query_embeddings=np.asarray(vectors, dtype=np.float32),
+                                 n_results=min(k, total), where=where or None,
+                                 include=["metadatas", "documents", "distances"])
+        results = []
+        for ids, metas, docs, dists in zip(got["ids"], got["metadatas"], got["documents"], got["distances"],
+                                           strict=True):
+            results.append([
+                PassageMatch(pid, meta["entry_id"], meta.get("section", ""), doc or "", 1.0 - float(dist))
+                for pid, meta, doc, dist in zip(ids, metas, docs, dists, strict=True)
+            ])
+        return results
+
+    def count(self) -> tuple[int, int]:
+        """(entries, passages) in the index."""
+        opened = self._open()
+        if opened is None:
+            return 0, 0
+        return opened[1].count(), opened[0].count()
+
+
+def _passage_order(passage_id: str) -> tuple[str, int]:
+    entry_id, _, index = passage_id.rpartition("#")
+    return entry_id, int(index) if index.isdigit() else 0
+
+
+def _clean(metadata: dict[str, Any]) -> dict[str, Any]:
+    """Chroma metadata holds scalars and non-empty lists only."""
+    out = {}
+    for key, value in metadata.items():
+        if value is None or value == [] or value == "":
+            continue
+        out[key] = list(value) if isinstance(value, (list, tuple)) else value
+    return out

@@ -1,0 +1,160 @@
+"""The keyword index: BM25 (bm25s, English stemming and stop words) over the same passages as the vectors.
+
+It lives in a folder beside the vector index and records which entry versions it was built from, so
+a missing or stale keyword index is noticed and rebuilt from the vector index's passages.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import bm25s
+import numpy as np
+import Stemmer
+
+_STEMMER = Stemmer.Stemmer("english")
+FORMAT_VERSION = 1
+
+
+def tokenize(texts: list[str]) -> list[list[str]]:
+    """Lowercased, stemmed words without English stop words: the same for passages and queries."""
+    return bm25s.tokenize(texts, stopwords="en", stemmer=_STEMMER, return_ids=False, show_progress=False)
+
+
+@dataclass(frozen=True)
+class KeywordMatch:
+    passage_id: str
+    entry_id: str
+    score: float
+
+
+class LexicalIndex:
+    """BM25 over passages, persisted in `folder`, rebuilt whole whenever the passages change."""
+
+    def __init__(self, folder: Path | str):
+        self.folder = Path(folder)
+        self.passage_ids: list[str] = []
+        self.entry_ids: list[str] = []
+        self.texts: list[str] = []
+        self.hashes: dict[str, str] = {}
+        self._retriever: bm25s.BM25 | None = None
+        self._entry_array = np.array([], dtype=object)
+        self._load()
+
+    # ----------------------------------------------------------------- persistence
+
+    def _load(self) -> None:
+        manifest = self.folder / "manifest.json"
+        try:
+            meta = json.loads(manifest.read_text(encoding="utf-8"))
+            if meta.get("format") != FORMAT_VERSION:
+                return
+            rows = [json.loads(line) for line in (self.folder / "corpus.jsonl").read_text("utf-8").splitlines()]
+            retriever = bm25s.BM25.load(str(self.folder / "bm25")) if rows else None
+        except (OSError, ValueError, KeyError):
+            return  # absent or damaged: stays empty, and `is_current` says it must be rebuilt
+        self.hashes = meta["hashes"]
+        self.passage_ids = [r["id"] for r in rows]
+        self.entry_ids = [r["entry_id"] for r in rows]
+        self.texts = [r["text"] for r in rows]
+        self._retriever = retriever
+        self._entry_array = np.asarray(self.entry_ids, dtype=object)
+
+    def _save(self) -> None:
+        """Write a complete new folder, then swap it in, so a crash never leaves half an index."""
+        self.folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=self.folder.parent, prefix=".lexical-"))
+        try:
+            with (tmp / "corpus.jsonl").open("w", encoding="utf-8") as out:
+                for pid, eid, text in zip(self.passage_ids, self.entry_ids, self.texts, strict=True):
+                    out.write(json.dumps({"id": pid, "entry_id": eid, "text": text}, ensure_ascii=False) + "\n")
+            if self._retriever is not None:
+                self._retriever.save(str(tmp / "bm25"))
+            (tmp / "manifest.json").write_text(json.dumps({"format": FORMAT_VERSION, "hashes": self.hashes}))
+            old = self.folder.with_name(self.folder.name + ".old")
+            shutil.rmtree(old, ignore_errors=True)
+            if self.folder.exists():
+                os.replace(self.folder, old)
+            os.replace(tmp, self.folder)
+            shutil.rmtree(old, ignore_errors=True)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def is_current(self, hashes: dict[str, str]) -> bool:
+        """True when built from exactly these entry versions (the vector index's ledger)."""
+        return self.hashes == hashes
+
+    # ----------------------------------------------------------------- writes
+
+    def update(self, remove: set[str], add: list[tuple[str, str, str]], hashes: dict[str, str]) -> None:
+        """Drop the passages of `remove` entries, add (passage_id, entry_id, text) rows, re-index, save."""
+        keep = [i for i, eid in enumerate(self.entry_ids) if eid not in remove]
+        self.passage_ids = [self.passage_ids[i] for i in keep] + [p for p, _, _ in add]
+        self.entry_ids = [self.entry_ids[i] for i in keep] + [e for _, e, _ in add]
+        self.texts = [self.texts[i] for i in keep] + [t for _, _, t in add]
+        self.hashes = dict(hashes)
+        self._reindex()
+        self._save()
+
+    def rebuild(self, rows: list[tuple[str, str, str]], hashes: dict[str, str]) -> None:
+        """Start again from (passage_id, entry_id, text) rows, e.g. the vector index's passages."""
+        self.passage_ids, self.entry_ids, self.texts = [], [], []
+        self.update(set(), rows, hashes)
+
+    def _reindex(self) -> None:
+        self._entry_array = np.asarray(self.entry_ids, dtype=object)
+        if not self.texts:
+            self._retriever = None
+            return
+        retriever = bm25s.BM25()
+        retriever.index(bm25s.tokenize(self.texts, stopwords="en", stemmer=_STEMMER, show_progress=False),
+                        show_progress=False)
+        self._retriever = retriever
+
+    # ----------------------------------------------------------------- reads
+
+    def mask(self, allowed_entries: set[str] | None) -> np.ndarray | None:
+        if allowed_entries is None:
+            return None
+        return np.isin(self._entry_array, list(allowed_entries)).astype(np.float32)
+
+    def search(self, query: str, k: int, allowed_entries: set[str] | None = None,
+               phrases: list[str] | None = None) -> list[KeywordMatch]:
+        """Top k passages by BM25, among the allowed entries; with phrases, only passages containing them."""
+        if self._retriever is None or not self.passage_ids:
+            return []
+        weights = self.mask(allowed_entries)
+        if phrases:
+            has_all = self.phrase_mask(phrases)
+            weights = has_all if weights is None else weights * has_all
+        if weights is not None and not weights.any():
+            return []
+        tokens = tokenize([query])
+        if not tokens or not tokens[0]:
+            # nothing searchable left (only stop words): phrase matches, if any, in corpus order
+            if phrases and weights is not None:
+                hits = np.flatnonzero(weights)[:k]
+                return [KeywordMatch(self.passage_ids[i], self.entry_ids[i], 1.0) for i in hits]
+            return []
+        k = min(k, len(self.passage_ids))
+        docs, scores = self._retriever.retrieve(tokens, k=k, show_progress=False, weight_mask=weights, n_threads=1)
+        return [KeywordMatch(self.passage_ids[i], self.entry_ids[i], float(s))
+                for i, s in zip(docs[0], scores[0], strict=True) if s > 0]
+
+    def phrase_mask(self, phrases: list[str]) -> np.ndarray:
+        """1 for passages containing every phrase (case- and spacing-insensitive), else 0."""
+        patterns = [re.compile(r"\s+".join(map(re.escape, p.split())), re.I) for p in phrases if p.split()]
+        return np.fromiter((all(p.search(t) for p in patterns) for t in self.texts), dtype=np.float32,
+                           count=len(self.texts))
+
+    def text_of(self, passage_id: str) -> str | None:
+        try:
+            return self.texts[self.passage_ids.index(passage_id)]
+        except ValueError:
+            return None

@@ -1,0 +1,77 @@
+"""Passages: the pieces of an entry that are embedded and searched.
+
+Passage 0 is the title and summary; then each section, prefixed with the entry title and the
+section name so it stands on its own. A section longer than the model's window is cut into
+overlapping windows, so every word of a long entry is searchable and nothing past the window is lost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from kb.entries import Entry
+
+# Room for [CLS]/[SEP] and the "title — section" prefix's share is measured, not guessed.
+SPECIAL_TOKENS = 2
+OVERLAP_FRACTION = 0.2
+
+
+@dataclass(frozen=True)
+class Passage:
+    entry_id: str
+    index: int
+    section: str  # "Summary" for passage 0, else the section name
+    text: str  # the text embedded and keyword-indexed (with its prefix)
+    body: str  # the text shown to a reader (without the prefix)
+
+    @property
+    def id(self) -> str:
+        return f"{self.entry_id}#{self.index}"
+
+
+def _windows(words: list[str], lengths: list[int], budget: int) -> list[tuple[int, int]]:
+    """Word ranges [start, end) whose token counts fit the budget, overlapping by about a fifth."""
+    spans: list[tuple[int, int]] = []
+    start = 0
+    while start < len(words):
+        end, used = start, 0
+        while end < len(words) and (used + lengths[end] <= budget or end == start):
+            used += lengths[end]
+            end += 1
+        spans.append((start, end))
+        if end >= len(words):
+            break
+        # step back from the end by ~20% of the budget's tokens, but always move forward
+        back, overlap = end, 0
+        while back > start + 1 and overlap + lengths[back - 1] <= budget * OVERLAP_FRACTION:
+            back -= 1
+            overlap += lengths[back]
+        start = max(back, start + 1)
+    return spans
+
+
+def split_entry(
+    entry: Entry, count_tokens: Callable[[list[str]], list[int]], max_tokens: int = 256
+) -> list[Passage]:
+    """Every passage of an entry, in reading order."""
+    passages = [Passage(entry.id, 0, "Summary", f"{entry.title}\n{entry.summary}",
+                        entry.summary or entry.title)]
+    cache: dict[str, int] = {}
+
+    def lengths(words: list[str]) -> list[int]:
+        missing = list({w for w in words if w not in cache})
+        if missing:
+            cache.update(zip(missing, count_tokens(missing), strict=True))
+        return [cache[w] for w in words]
+
+    for section, body in entry.sections.items():
+        words = body.split()
+        if not words:
+            continue
+        prefix = f"{entry.title} — {section}"
+        budget = max(32, max_tokens - SPECIAL_TOKENS - sum(lengths(prefix.split())))
+        for start, end in _windows(words, lengths(words), budget):
+            chunk = " ".join(words[start:end])
+            passages.append(Passage(entry.id, len(passages), section, f"{prefix}\n{chunk}", chunk))
+    return passages

@@ -1,0 +1,176 @@
+"""Search: filters, query parsing, fusion of keyword and vector rankings, and typed hits.
+
+Ranking happens at passage level (each passage ranked by BM25 and by vector similarity, the
+rankings fused), then per entry: an entry's score is its best passage's, and that passage is what
+the reader is shown. Filters go inside both retrievers, so the top k is always taken over the
+entries the filter allows, never cut first and filtered after.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+MODES = ("hybrid", "dense", "bm25")
+RRF_K = 60
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Facet filters. Each list means "any of these"; None or empty means "no filter"."""
+
+    organisation: tuple[str, ...] = ()
+    theme: tuple[str, ...] = ()
+    kind: tuple[str, ...] = ()
+    outcome: tuple[str, ...] = ()
+    status: tuple[str, ...] = ()
+    evidence: tuple[str, ...] = ()
+    lighthouse: bool | None = None
+    year_from: int | None = None
+    year_to: int | None = None
+
+    @classmethod
+    def of(cls, **values: Any) -> Filters:
+        """Build from loose values: a string or a list for each facet, None for "any"."""
+        clean: dict[str, Any] = {}
+        for name, value in values.items():
+            if value is None or value == "" or value == ():
+                continue
+            if name in ("lighthouse", "year_from", "year_to"):
+                clean[name] = value
+            else:
+                clean[name] = (value,) if isinstance(value, str) else tuple(v for v in value if v)
+        return cls(**clean)
+
+    def where(self, extra: Iterable[dict[str, Any]] = ()) -> dict[str, Any] | None:
+        """The Chroma `where` clause for these filters (plus any extra clauses)."""
+        clauses: list[dict[str, Any]] = list(extra)
+        for name in ("organisation", "kind", "outcome", "status", "evidence"):
+            values = getattr(self, name)
+            if values:
+                clauses.append({name: values[0]} if len(values) == 1 else {name: {"$in": list(values)}})
+        if self.theme:
+            options = [{"themes": {"$contains": t}} for t in self.theme]
+            clauses.append(options[0] if len(options) == 1 else {"$or": options})
+        if self.lighthouse is not None:
+            clauses.append({"lighthouse": bool(self.lighthouse)})
+        if self.year_from is not None:
+            clauses.append({"year": {"$gte": int(self.year_from)}})
+        if self.year_to is not None:
+            clauses.append({"year": {"$lte": int(self.year_to)}})
+        if not clauses:
+            return None
+        return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+    @property
+    def active(self) -> bool:
+        return self.where() is not None
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One entry found by a search, with the passage that matched best."""
+
+    id: str
+    title: str
+    score: float
+    passage: str
+    section: str
+    organisation: str = ""
+    kind: str = ""
+    outcome: str = ""
+    year: int | None = None
+    themes: tuple[str, ...] = ()
+    lighthouse_stage: str = ""
+    status: str = ""
+    evidence: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "themes": list(self.themes)}
+
+
+@dataclass(frozen=True)
+class SimilarHit(Hit):
+    """An entry similar to another one, with the pair of passages that links them."""
+
+    source_passage: str = ""
+    source_section: str = ""
+    shared_themes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "shared_themes": list(self.shared_themes)}
+
+
+@dataclass(frozen=True)
+class ParsedQuery:
+    text: str  # the query with quotes removed, for ranking
+    phrases: tuple[str, ...] = field(default=())  # quoted phrases that a passage must contain
+
+
+def parse_query(query: str) -> ParsedQuery:
+    phrases = tuple(p.strip() for p in re.findall(r'"([^"]+)"', query) if p.strip())
+    return ParsedQuery(" ".join(query.replace('"', " ").split()), phrases)
+
+
+def rrf(rankings: list[list[str]], weights: list[float] | None = None, k: int = RRF_K) -> dict[str, float]:
+    """Reciprocal rank fusion: each ranking adds weight / (k + rank) to every item it lists."""
+    weights = weights or [1.0] * len(rankings)
+    fused: dict[str, float] = {}
+    for ranking, weight in zip(rankings, weights, strict=True):
+        for rank, item in enumerate(ranking, start=1):
+            fused[item] = fused.get(item, 0.0) + weight / (k + rank)
+    return fused
+
+
+def best_per_entry(scores: dict[str, float], entry_of: dict[str, str]) -> list[tuple[str, str, float]]:
+    """(entry_id, best passage_id, score) per entry, best first; ties break on the entry id."""
+    best: dict[str, tuple[str, float]] = {}
+    for passage_id, score in scores.items():
+        entry_id = entry_of[passage_id]
+        if entry_id not in best or score > best[entry_id][1]:
+            best[entry_id] = (passage_id, score)
+    return sorted(((e, p, s) for e, (p, s) in best.items()), key=lambda t: (-t[2], t[0]))
+
+
+# ----------------------------------------------------------------------------- snippets
+
+_WORD = re.compile(r"\w{2,}", re.U)
+
+
+def query_terms(query: str) -> list[str]:
+    return sorted({w.lower() for w in _WORD.findall(query)}, key=len, reverse=True)
+
+
+def highlight_html(text: str, query: str, max_chars: int = 400) -> str:
+    """The passage as safe HTML: everything escaped, the query's words (and their stems) in <mark>."""
+    terms = query_terms(query)
+    snippet = _window(text, terms, max_chars)
+    if not terms:
+        return html.escape(snippet)
+    # A term matches a word that starts with it or with its first five letters (agreements ~ agreement).
+    stems = sorted({t[:5] if len(t) > 5 else t for t in terms}, key=len, reverse=True)
+    pattern = re.compile(r"\b(" + "|".join(re.escape(s) for s in stems) + r")\w*", re.I)
+    out, last = [], 0
+    for match in pattern.finditer(snippet):
+        out.append(html.escape(snippet[last:match.start()]))
+        out.append(f"<mark>{html.escape(match.group(0))}</mark>")
+        last = match.end()
+    out.append(html.escape(snippet[last:]))
+    return "".join(out)
+
+
+def _window(text: str, terms: list[str], max_chars: int) -> str:
+    """A slice of the text around the first query term, on word boundaries, with ellipses."""
+    text = " ".join(text.split())
+    if len(text) <= max_chars:
+        return text
+    lower = text.lower()
+    first = min((i for i in (lower.find(t) for t in terms) if i >= 0), default=0)
+    start = max(0, first - max_chars // 4)
+    start = text.rfind(" ", 0, start) + 1 if start else 0
+    end = min(len(text), start + max_chars)
+    end = text.rfind(" ", start, end) if end < len(text) else end
+    return ("… " if start else "") + text[start:end].strip() + (" …" if end < len(text) else "")

@@ -1,0 +1,90 @@
+"""The shared vocabulary of themes: ids, labels, definitions and synonyms, used by validation and search."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from kb.errors import Problem
+
+VOCABULARY_FILE = "vocabulary.yaml"
+
+
+@dataclass(frozen=True)
+class Theme:
+    id: str
+    label: str
+    definition: str = ""
+    synonyms: tuple[str, ...] = ()
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every way of naming this theme: label first, then synonyms."""
+        return (self.label, *self.synonyms)
+
+
+def _key(text: str) -> str:
+    return re.sub(r"[^a-z0-9&]+", " ", text.lower()).strip()
+
+
+@dataclass
+class Vocabulary:
+    themes: list[Theme] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._lookup: dict[str, str] = {}
+        for theme in self.themes:
+            for name in (theme.id, *theme.names):
+                self._lookup.setdefault(_key(name), theme.id)
+
+    @classmethod
+    def load(cls, entries_dir: Path | str) -> Vocabulary:
+        """Read `vocabulary.yaml` beside the entries; a missing file is an empty vocabulary."""
+        path = Path(entries_dir) / VOCABULARY_FILE
+        if not path.is_file():
+            return cls()
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            return cls(problems=[Problem(path.name, f"is not valid YAML ({exc.__class__.__name__}); fix it")])
+        themes, problems = [], []
+        for n, item in enumerate(data.get("themes") or [], start=1):
+            if not isinstance(item, dict) or not item.get("id"):
+                problems.append(Problem(path.name, "each theme needs an id and a label", row=n))
+                continue
+            themes.append(Theme(
+                id=str(item["id"]),
+                label=str(item.get("label") or item["id"]),
+                definition=str(item.get("definition") or ""),
+                synonyms=tuple(str(s) for s in item.get("synonyms") or ()),
+            ))
+        return cls(themes, problems)
+
+    def get(self, theme_id: str) -> Theme | None:
+        return next((t for t in self.themes if t.id == theme_id), None)
+
+    def resolve(self, name: str) -> str | None:
+        """The theme id for an id, label or synonym (any case), or None if it is not in the vocabulary."""
+        return self._lookup.get(_key(name))
+
+    def label(self, theme_id: str) -> str:
+        theme = self.get(theme_id)
+        return theme.label if theme else theme_id
+
+    def normalise(self, themes: list[str], source: str) -> tuple[list[str], list[Problem]]:
+        """Map each theme to its id; unknown themes are kept as written and reported."""
+        out, problems = [], []
+        for name in themes:
+            theme_id = self.resolve(name)
+            if theme_id is None:
+                problems.append(Problem(
+                    source, f"theme '{name}' is not in the vocabulary; use one of its ids "
+                    f"(python -m kb themes) or add it to {VOCABULARY_FILE}", field="themes", severity="warning"))
+                theme_id = name
+            if theme_id not in out:
+                out.append(theme_id)
+        return out, problems

@@ -1,0 +1,102 @@
+"""Shared fixtures: a fake embedder, temporary entry and index folders, clean process-wide caches.
+
+Tests never touch the network or download a model. Tests marked `model` use the real bundled model;
+tests marked `data` read ../shared/data; tests marked `browser` drive Debian's Chromium. In CI
+(CI=true) nothing that is missing may be skipped: those tests fail instead.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from kb import KnowledgeBase, Settings
+from kb.embedder import HashingEmbedder
+from kb.index import clear_client_cache
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_ENTRIES = ROOT / "entries"
+SHARED_DATA = ROOT.parent / "shared" / "data"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip with a reason where something optional is missing; in CI, fail instead."""
+    if not condition:
+        if IN_CI:
+            pytest.fail(f"required in CI: {reason}")
+        pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(tmp_path, monkeypatch):
+    """Every test gets its own KB_* settings and fresh Chroma and Streamlit caches."""
+    monkeypatch.setenv("KB_ENTRIES_DIR", str(tmp_path / "entries"))
+    monkeypatch.setenv("KB_INDEX_DIR", str(tmp_path / "index"))
+    monkeypatch.setenv("KB_MODEL", "hashing-bow")
+    monkeypatch.delenv("KB_CHROMA_URL", raising=False)
+    monkeypatch.setenv("ANONYMIZED_TELEMETRY", "False")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    clear_client_cache()
+    yield
+    clear_client_cache()
+    try:
+        import streamlit as st
+
+        st.cache_resource.clear()
+        st.cache_data.clear()
+    except Exception:
+        pass
+
+
+@pytest.fixture
+def fake_embedder() -> HashingEmbedder:
+    return HashingEmbedder()
+
+
+@pytest.fixture
+def entries_dir(tmp_path) -> Path:
+    """A copy of the sample entries and vocabulary, safe to change."""
+    target = tmp_path / "entries"
+    shutil.copytree(SAMPLE_ENTRIES, target, dirs_exist_ok=True)
+    return target
+
+
+@pytest.fixture
+def empty_entries_dir(tmp_path) -> Path:
+    target = tmp_path / "entries"
+    target.mkdir(exist_ok=True)
+    shutil.copy(SAMPLE_ENTRIES / "vocabulary.yaml", target / "vocabulary.yaml")
+    return target
+
+
+@pytest.fixture
+def settings(tmp_path, entries_dir) -> Settings:
+    return Settings(entries_dir=entries_dir, index_dir=tmp_path / "index", chroma_url=None, model="hashing-bow")
+
+
+@pytest.fixture
+def kb(settings, fake_embedder) -> KnowledgeBase:
+    """The sample entries, synced with the fake embedder."""
+    base = KnowledgeBase(settings, embedder=fake_embedder)
+    base.sync()
+    return base
+
+
+@pytest.fixture(scope="session")
+def real_embedder():
+    """The bundled all-MiniLM-L6-v2, loaded once for the whole session."""
+    from kb.embedder import SentenceTransformerEmbedder
+
+    embedder = SentenceTransformerEmbedder()
+    embedder.embed(["warm up"])
+    return embedder
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    require(SHARED_DATA.is_dir(), f"the shared data folder {SHARED_DATA} is absent")
+    return SHARED_DATA

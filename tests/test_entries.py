@@ -1,0 +1,168 @@
+"""Entry files: parsing, validation with clear messages, safe ids, atomic and conflict-aware writes."""
+
+from __future__ import annotations
+
+import pytest
+
+from kb.entries import (
+    MAX_TITLE,
+    Entry,
+    EntryStore,
+    Lighthouse,
+    parse_entry,
+    render_entry,
+    slugify,
+)
+from kb.errors import Conflict, EntryError, NotFound
+
+GOOD = """---
+id: open-data-pilot
+title: Open data pilot
+summary: We published bus timetables as open data.
+kind: project
+outcome: succeeded
+organisation: Transport Office
+status: published
+visibility: public
+themes: [open-data]
+started: 2021-03
+ended: 2022-01-15
+lighthouse:
+  stage: proven
+  impact: Journey apps used it within a week.
+  benefits: [40 apps, 2m journeys]
+---
+
+## Context
+
+Nobody could find the timetables.
+
+## Lessons
+
+Publish early.
+"""
+
+
+def entry(**changes) -> Entry:
+    base = dict(id="a-test-entry", title="A test entry", summary="Short.", kind="experiment",
+                outcome="failed", organisation="Org", status="published", visibility="public")
+    base.update(changes)
+    return Entry(**base)
+
+
+def test_parse_reads_fields_sections_and_lighthouse():
+    e, warnings = parse_entry(GOOD, "open-data-pilot.md")
+    assert warnings == []
+    assert e.id == "open-data-pilot" and e.kind == "project" and e.outcome == "succeeded"
+    assert e.started == "2021-03" and e.ended == "2022-01-15" and e.year == 2021
+    assert e.lighthouse == Lighthouse("proven", "Journey apps used it within a week.", ["40 apps", "2m journeys"], [])
+    assert list(e.sections) == ["Context", "Lessons"]
+    assert e.sections["Lessons"] == "Publish early."
+
+
+def test_render_then_parse_is_the_same_entry():
+    e, _ = parse_entry(GOOD, "x.md")
+    again, _ = parse_entry(render_entry(e), "x.md")
+    assert again == e
+
+
+def test_every_problem_is_reported_with_file_field_and_remedy():
+    bad = GOOD.replace("kind: project", "kind: programme").replace("started: 2021-03", "started: 2021-13")
+    bad = bad.replace("organisation: Transport Office\n", "")
+    with pytest.raises(EntryError) as caught:
+        parse_entry(bad, "open-data-pilot.md")
+    by_field = {p.field: str(p) for p in caught.value.problems}
+    assert set(by_field) >= {"kind", "started", "organisation"}
+    assert "open-data-pilot.md, field 'kind': 'programme' is not allowed; use one of: project, experiment" in by_field["kind"]
+    assert "not a real calendar date" in by_field["started"]
+    assert "required but missing" in by_field["organisation"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "is empty"),
+        ("just text, no front matter", "has no front matter"),
+        ("---\ntitle: [unclosed\n---\n", "not valid YAML at line"),
+        ("---\n- a list\n---\n", "'field: value' lines"),
+        ("---\nid: x\x00\n---\n", "binary file"),
+    ],
+)
+def test_malformed_files_get_a_clear_message(text, message):
+    with pytest.raises(EntryError, match=message):
+        parse_entry(text, "broken.md")
+
+
+def test_limits_and_unknown_fields():
+    with pytest.raises(EntryError, match=f"shorten it to at most {MAX_TITLE}"):
+        parse_entry(GOOD.replace("title: Open data pilot", "title: " + "x" * (MAX_TITLE + 1)), "x.md")
+    _, warnings = parse_entry(GOOD.replace("kind: project", "kind: project\ncolour: blue"), "x.md")
+    assert [w.field for w in warnings] == ["colour"] and warnings[0].severity == "warning"
+
+
+def test_end_before_start_is_refused():
+    with pytest.raises(EntryError, match="before started"):
+        parse_entry(GOOD.replace("ended: 2022-01-15", "ended: 2020-01"), "x.md")
+
+
+@pytest.mark.parametrize("title", ["../../etc/passwd", ".hidden", "a/b\\c", "..", "", "   ", "Ünïcødé ½ plan"])
+def test_slugs_are_safe_file_names(title):
+    slug = slugify(title)
+    assert slug and "/" not in slug and "\\" not in slug and ".." not in slug and not slug.startswith(".")
+    assert slug == slug.lower() and all(c.isalnum() or c == "-" for c in slug)
+
+
+def test_store_loads_good_files_and_reports_bad_ones(tmp_path):
+    store = EntryStore(tmp_path)
+    (tmp_path / "open-data-pilot.md").write_text(GOOD)
+    (tmp_path / "broken.md").write_text("---\nid: broken\n---\n")
+    (tmp_path / "wrong-name.md").write_text(GOOD)
+    (tmp_path / "binary.md").write_bytes(b"\x89PNG\x00\x00")
+    (tmp_path / "README.md").write_text("# not an entry")
+    result = store.load()
+    assert list(result.entries) == ["open-data-pilot"]
+    sources = {p.source for p in result.problems}
+    assert sources == {"broken.md", "wrong-name.md", "binary.md"}
+    assert any("does not match the file name" in str(p) for p in result.problems)
+
+
+def test_write_is_atomic_validated_and_refuses_to_clobber(tmp_path):
+    store = EntryStore(tmp_path)
+    first = entry()
+    version = store.write(first, create=True)
+    assert store.get(first.id) == first and store.version(first.id) == version
+    with pytest.raises(Conflict, match="already exists"):
+        store.write(entry(title="Another"), create=True)
+    # Someone else edits the file after we read it: our save is refused, theirs is kept.
+    store.write(entry(summary="Their change."), expected_version=version)
+    with pytest.raises(Conflict, match="changed by someone else"):
+        store.write(entry(summary="Our change."), expected_version=version)
+    assert store.get(first.id).summary == "Their change."
+    assert not list(tmp_path.glob(".tmp-*"))
+    with pytest.raises(EntryError):
+        store.write(entry(kind="nonsense"))
+    assert store.get(first.id).kind == "experiment"
+
+
+def test_unique_ids_and_path_traversal(tmp_path):
+    store = EntryStore(tmp_path)
+    store.write(entry(id="same-title"), create=True)
+    assert store.unique_id("Same title") == "same-title-2"
+    for bad in ("../x", "a/b", ".hidden", "", "A"):
+        with pytest.raises(NotFound):
+            store.path_for(bad)
+
+
+def test_sample_entries_are_valid_and_rich():
+    from tests.conftest import SAMPLE_ENTRIES
+
+    result = EntryStore(SAMPLE_ENTRIES).load()
+    assert [p for p in result.problems if p.severity == "error"] == []
+    entries = list(result.entries.values())
+    assert len(entries) >= 40
+    failed = [e for e in entries if e.outcome in ("failed", "stopped")]
+    assert len(failed) * 3 >= len(entries)
+    lighthouses = [e for e in entries if e.lighthouse]
+    assert len(lighthouses) >= 6 and all(e.lighthouse.impact and e.lighthouse.benefits for e in lighthouses)
+    assert len({e.organisation for e in entries}) >= 8
+    assert all(len(e.sections) == 8 for e in entries)

@@ -1,0 +1,26 @@
+"""The shared vocabulary: themes resolve by id, label or synonym; unknown themes are reported."""
+
+from kb.vocabulary import Vocabulary
+from tests.conftest import SAMPLE_ENTRIES
+
+
+def test_resolves_ids_labels_and_synonyms_in_any_case():
+    vocabulary = Vocabulary.load(SAMPLE_ENTRIES)
+    assert vocabulary.resolve("data-sharing-agreements") == "data-sharing-agreements"
+    assert vocabulary.resolve("DSA") == "data-sharing-agreements"
+    assert vocabulary.resolve("memorandum of understanding") == "data-sharing-agreements"
+    assert vocabulary.resolve("Reproducible Analytical Pipelines") == "reproducible-analysis"
+    assert vocabulary.resolve("knitting") is None
+
+
+def test_unknown_themes_are_kept_and_reported():
+    vocabulary = Vocabulary.load(SAMPLE_ENTRIES)
+    themes, problems = vocabulary.normalise(["DSA", "knitting", "data-sharing-agreements"], "x.md")
+    assert themes == ["data-sharing-agreements", "knitting"]
+    assert len(problems) == 1 and "theme 'knitting' is not in the vocabulary" in str(problems[0])
+
+
+def test_broken_vocabulary_file_is_a_problem_not_a_crash(tmp_path):
+    (tmp_path / "vocabulary.yaml").write_text("themes: [unclosed")
+    vocabulary = Vocabulary.load(tmp_path)
+    assert vocabulary.themes == [] and "not valid YAML" in str(vocabulary.problems[0])
