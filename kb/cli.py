@@ -155,7 +155,9 @@ def print_hits(hits, query: str) -> None:
 
 
 @cli.command()
-@click.argument("query")
+@click.argument("query", required=False)
+@click.option("--plan", "plan_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A project plan (text or Markdown): find prior lessons for each part of it.")
 @click.option("--limit", default=10, show_default=True, type=click.IntRange(1, 1000))
 @click.option("--mode", type=click.Choice(MODES), default="hybrid", show_default=True,
               help="Keyword (bm25), meaning (dense) or both fused (hybrid).")
@@ -163,19 +165,51 @@ def print_hits(hits, query: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of hits.")
 @pass_ctx
 @handle_errors
-def search(ctx: Context, query: str, limit: int, mode: str, as_json: bool, **facets) -> None:
+def search(ctx: Context, query: str | None, plan_file: Path | None, limit: int, mode: str, as_json: bool,
+           **facets) -> None:
     """Find entries by meaning and keywords; quote a phrase to require it.
 
     \b
     Example:
       python -m kb search "legacy system blocked the data share" --limit 5
       python -m kb search DSA --outcome failed --outcome stopped --json
+      python -m kb search --plan our-project-plan.md
     """
+    if (query is None) == (plan_file is None):
+        raise click.UsageError("give either a QUERY or --plan FILE")
+    if plan_file is not None:
+        print_plan(ctx, plan_file, limit, mode, as_json, Filters.of(**facets))
+        return
     hits = ctx.kb.search(query, limit=limit, mode=mode, filters=Filters.of(**facets))
     if as_json:
         echo_json([h.to_dict() for h in hits])
     else:
         print_hits(hits, query)
+
+
+@handle_errors
+def print_plan(ctx: Context, plan_file: Path, limit: int, mode: str, as_json: bool, filters: Filters) -> None:
+    from kb.plan import plan_search
+
+    try:
+        text = plan_file.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise KBError(f"{plan_file} is not UTF-8 text; save the plan as plain text or Markdown") from None
+    result = plan_search(ctx.kb, text, limit=limit, mode=mode, filters=filters)
+    if as_json:
+        echo_json(result.to_dict())
+        return
+    click.echo(f"Your plan, in {len(result.parts)} parts, matches {result.count} prior entries.")
+    for group in result.groups:
+        click.secho(f"\n{group.label}", bold=True, underline=True)
+        for match in group.matches:
+            hit = match.hit
+            click.secho(f"- {hit.title}", bold=True)
+            click.echo(f"  {hit.id} · {hit.outcome} · {hit.organisation}")
+            click.echo(textwrap.indent(textwrap.fill(
+                "your plan: " + textwrap.shorten(match.part_text, 150, placeholder=" …"), 96), "  "))
+            click.echo(textwrap.indent(textwrap.fill(
+                f"their [{hit.section}]: " + textwrap.shorten(hit.passage, 220, placeholder=" …"), 96), "  "))
 
 
 @cli.command()

@@ -260,11 +260,14 @@ def _split_sections(body: str, source: str, problems: list[Problem]) -> dict[str
 
 
 def entry_from_dict(
-    data: dict[str, Any], source: str, sections: dict[str, str] | None = None
+    data: dict[str, Any], source: str, sections: dict[str, str] | None = None, *, require_id: bool = True
 ) -> tuple[Entry, list[Problem]]:
-    """Validate a mapping of fields into an Entry and its warnings, or raise EntryError listing every error."""
+    """Validate a mapping of fields into an Entry and its warnings, or raise EntryError listing every error.
+
+    With require_id=False a missing id is left empty, for a new entry whose id is made from its title.
+    """
     f = _Fields(data, source)
-    for name in REQUIRED:
+    for name in REQUIRED if require_id else [r for r in REQUIRED if r != "id"]:
         value = data.get(name)
         if value is None or (isinstance(value, str) and not value.strip()):
             f.problem(name, "is required but missing; add it to the front matter")
@@ -298,7 +301,7 @@ def entry_from_dict(
 
     entry = Entry(
         id=entry_id,
-        title=f.text("title", MAX_TITLE),
+        title=" ".join(f.text("title", MAX_TITLE).split()),  # one line: passages use it as a heading
         summary=f.text("summary", MAX_SUMMARY),
         kind=f.choice("kind", KINDS),
         outcome=f.choice("outcome", OUTCOMES),
@@ -334,7 +337,7 @@ def entry_from_dict(
     return entry, f.problems
 
 
-def parse_entry(text: str, source: str = "<entry>") -> tuple[Entry, list[Problem]]:
+def parse_entry(text: str, source: str = "<entry>", *, require_id: bool = True) -> tuple[Entry, list[Problem]]:
     """Parse one entry file's text. Returns the entry and its warnings; raises EntryError."""
     if "\x00" in text:
         raise EntryError([Problem(source, "is a binary file, not Markdown text; remove it or replace it")])
@@ -355,7 +358,8 @@ def parse_entry(text: str, source: str = "<entry>") -> tuple[Entry, list[Problem
     problems: list[Problem] = []
     sections = _split_sections(match.group(2), source, problems)
     try:
-        entry, warnings = entry_from_dict({str(k): v for k, v in data.items()}, source, sections)
+        entry, warnings = entry_from_dict({str(k): v for k, v in data.items()}, source, sections,
+                                          require_id=require_id)
     except EntryError as exc:
         raise EntryError(exc.problems + problems) from None
     if problems:

@@ -16,12 +16,12 @@ from typing import Any
 
 from kb.config import Settings
 from kb.embedder import Embedder, make_embedder
-from kb.entries import ENTRY_SUFFIX, Entry, EntryStore, LoadResult, content_hash, parse_entry
-from kb.errors import EntryError, KBError, Problem
+from kb.entries import ENTRY_SUFFIX, Entry, EntryStore, LoadResult, content_hash, parse_entry, render_entry
+from kb.errors import Conflict, EntryError, KBError, Problem
 from kb.index import VectorIndex, make_client
 from kb.lexical import LexicalIndex
 from kb.passages import split_entry
-from kb.search import MODES, Filters, Hit, SimilarHit, best_per_entry, parse_query, rrf
+from kb.search import DEFAULT_FUSION, MODES, Filters, Fusion, Hit, SimilarHit, best_per_entry, fuse, parse_query
 from kb.vocabulary import Vocabulary
 
 Progress = Callable[[int, int], None]
@@ -142,15 +142,13 @@ class KnowledgeBase:
         """Validate, write atomically and index one entry. With new=True a fresh id is chosen if taken."""
         self._normalise(entry, entry.id or "new entry")
         if new:
-            entry.id = self.store.unique_id(entry.title) if not entry.id or self.store.version(entry.id) \
-                else entry.id
+            if not entry.id or self.store.version(entry.id) is not None:
+                entry.id = self.store.unique_id(entry.title)
             for _ in range(20):  # another writer may take the id between choosing and creating
                 try:
                     self.store.write(entry, create=True)
                     break
-                except KBError as exc:
-                    if "already exists" not in str(exc):
-                        raise
+                except Conflict:
                     entry.id = self.store.unique_id(entry.title)
         else:
             self.store.write(entry, expected_version=expected_version)
@@ -164,7 +162,7 @@ class KnowledgeBase:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise KBError(f"cannot read {path}: {exc}") from None
-        entry, _ = parse_entry(text, path.name)
+        entry, _ = parse_entry(text, path.name, require_id=False)
         return self.save(entry, new=True)
 
     # ----------------------------------------------------------------- indexing
@@ -172,25 +170,15 @@ class KnowledgeBase:
     def sync(self, *, rebuild: bool = False, progress: Progress | None = None) -> SyncReport:
         """Bring the index in step with the entry files: only new and changed entries are embedded."""
         started = time.perf_counter()
-        report = SyncReport(rebuilt=rebuild)
-        built_with = self.index.built_with()
-        if built_with is not None and built_with != self.index.model:
-            report.rebuilt = rebuild = True  # never mix vectors from two models
-            report.problems.append(Problem("index", f"built with '{built_with}', now '{self.index.model}': "
-                                                    "rebuilding from the entry files", severity="warning"))
-        if rebuild:
-            self.index.reset()
-        ledger = {e.entry_id: e.content_hash for e in self.index.entries()}
+        report, ledger = self._start_sync(rebuild)
         todo: list[tuple[Entry, str]] = []
         present: set[str] = set()
-        report.problems += self.vocabulary.problems
         for path in self.store.files():
             try:
                 text = self.store.read_text(path)
                 digest = content_hash(text)
                 if ledger.get(path.stem) == digest:  # unchanged: no parse, no embedding
                     present.add(path.stem)
-                    report.unchanged += 1
                     continue
                 entry, _, _ = self.store.load_file(path)
             except EntryError as exc:
@@ -202,7 +190,40 @@ class KnowledgeBase:
             report.problems += self._normalise(entry, path.name)
             present.add(entry.id)
             todo.append((entry, digest))
+        return self._finish_sync(report, ledger, todo, present, progress, started)
+
+    def sync_entries(self, entries: list[Entry], *, rebuild: bool = False,
+                     progress: Progress | None = None) -> SyncReport:
+        """Index a collection held in memory instead of files (evaluation corpora, benchmarks).
+
+        Uses exactly the passage, embedding and indexing code of `sync`; entries not given are removed.
+        """
+        started = time.perf_counter()
+        report, ledger = self._start_sync(rebuild)
+        todo = []
+        for entry in entries:
+            digest = content_hash(render_entry(entry))
+            if ledger.get(entry.id) != digest:
+                todo.append((entry, digest))
+        return self._finish_sync(report, ledger, todo, {e.id for e in entries}, progress, started)
+
+    def _start_sync(self, rebuild: bool) -> tuple[SyncReport, dict[str, str]]:
+        report = SyncReport(rebuilt=rebuild)
+        built_with = self.index.built_with()
+        if built_with is not None and built_with != self.index.model:
+            report.rebuilt = rebuild = True  # never mix vectors from two models
+            report.problems.append(Problem("index", f"built with '{built_with}', now '{self.index.model}': "
+                                                    "rebuilding from the entry files", severity="warning"))
+        if rebuild:
+            self.index.reset()
+        report.problems += self.vocabulary.problems
+        return report, {e.entry_id: e.content_hash for e in self.index.entries()}
+
+    def _finish_sync(self, report: SyncReport, ledger: dict[str, str], todo: list[tuple[Entry, str]],
+                     present: set[str], progress: Progress | None, started: float) -> SyncReport:
+        for entry, _ in todo:
             (report.updated if entry.id in ledger else report.added).append(entry.id)
+        report.unchanged = len(present) - len(todo)
         report.removed = sorted(set(ledger) - present)
         self.index.delete_entries(report.removed)
         added_rows = self._embed_and_store(todo, progress, report)
@@ -271,36 +292,43 @@ class KnowledgeBase:
     # ----------------------------------------------------------------- search
 
     def search(self, query: str, *, limit: int = 10, filters: Filters | None = None,
-               mode: str = "hybrid") -> list[Hit]:
-        """Entries best matching the query, each with its best passage, within the filters."""
+               mode: str = "hybrid", fusion: Fusion = DEFAULT_FUSION, expand: bool = True) -> list[Hit]:
+        """Entries best matching the query, each with its best passage, within the filters.
+
+        With expand, a query naming a theme or a synonym also matches the theme's other names
+        (keyword side only: the vector side already knows that "MoU" and "agreement" are close).
+        """
         if mode not in MODES:
             raise KBError(f"unknown search mode '{mode}'; use one of: {', '.join(MODES)}")
         parsed = parse_query(query)
         if not parsed.text:
             return []
-        filters = filters or Filters()
-        where = filters.where()
-        rankings: list[list[str]] = []
+        where = (filters or Filters()).where()
+        candidates = max(CANDIDATES, limit * 3)
         entry_of: dict[str, str] = {}
         texts: dict[str, str] = {}
-        allowed = self.index.entry_ids(where) if (where is not None and mode != "dense") else None
+        dense: dict[str, float] = {}
+        keyword: dict[str, float] = {}
+        keyword_complete = True
         if mode in ("bm25", "hybrid"):
             self._ensure_lexical()
-            matches = self.lexical.search(parsed.text, CANDIDATES, allowed, list(parsed.phrases))
-            rankings.append([m.passage_id for m in matches])
+            allowed = self.index.entry_ids(where) if where is not None else None
+            expanded = " ".join([parsed.text, *self.vocabulary.expand(parsed.text)]) if expand else parsed.text
+            matches = self.lexical.search(expanded, candidates, allowed, list(parsed.phrases))
+            scale = self.lexical.max_score(parsed.text) or 1.0
+            keyword = {m.passage_id: min(1.0, m.score / scale) for m in matches}
+            keyword_complete = len(matches) < candidates
             entry_of.update((m.passage_id, m.entry_id) for m in matches)
         if mode in ("dense", "hybrid"):
             vector = self.embedder.embed([parsed.text])
-            dense = self.index.query(vector, CANDIDATES, where)[0]
+            matches = self.index.query(vector, candidates, where)[0]
             if parsed.phrases:
-                dense = [m for m in dense if _contains_all(m.text, parsed.phrases)]
-            rankings.append([m.passage_id for m in dense])
-            entry_of.update((m.passage_id, m.entry_id) for m in dense)
-            texts.update((m.passage_id, m.text) for m in dense)
-        scores = rrf(rankings) if mode == "hybrid" else {
-            pid: 1.0 / (RRF_K + rank) for rank, pid in enumerate(rankings[0], start=1)}
-        ranked = best_per_entry(scores, entry_of)[:limit]
-        return self._hits(ranked, texts)
+                matches = [m for m in matches if _contains_all(m.text, parsed.phrases)]
+            dense = {m.passage_id: m.similarity for m in matches}
+            entry_of.update((m.passage_id, m.entry_id) for m in matches)
+            texts.update((m.passage_id, m.text) for m in matches)
+        scores = fuse(dense, keyword, fusion, keyword_complete) if mode == "hybrid" else (dense or keyword)
+        return self._hits(best_per_entry(scores, entry_of)[:limit], texts)
 
     def _hits(self, ranked: list[tuple[str, str, float]], texts: dict[str, str]) -> list[Hit]:
         if not ranked:

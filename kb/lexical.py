@@ -147,6 +147,25 @@ class LexicalIndex:
         return [KeywordMatch(self.passage_ids[i], self.entry_ids[i], float(s))
                 for i, s in zip(docs[0], scores[0], strict=True) if s > 0]
 
+    def max_score(self, query: str) -> float:
+        """What a passage holding every query word once, at average length, would score (Lucene IDF sum).
+
+        Dividing by it puts BM25 on a 0..1 scale that means "how much of the query matched", which a
+        per-query min-max would erase: a passage that matched one stray word must not look perfect.
+        """
+        tokens = tokenize([query])[0] if query.strip() else []
+        if self._retriever is None or not tokens:
+            return 0.0
+        vocab = self._retriever.vocab_dict
+        indptr = self._retriever.scores["indptr"]
+        n = float(self._retriever.scores["num_docs"])
+        total = 0.0
+        for token in set(tokens):
+            t = vocab.get(token)
+            df = float(indptr[t + 1] - indptr[t]) if t is not None else 0.0
+            total += float(np.log(1.0 + (n - df + 0.5) / (df + 0.5)))
+        return total
+
     def phrase_mask(self, phrases: list[str]) -> np.ndarray:
         """1 for passages containing every phrase (case- and spacing-insensitive), else 0."""
         patterns = [re.compile(r"\s+".join(map(re.escape, p.split())), re.I) for p in phrases if p.split()]

@@ -75,6 +75,25 @@ class Vocabulary:
         theme = self.get(theme_id)
         return theme.label if theme else theme_id
 
+    def expand(self, query: str) -> list[str]:
+        """The other names of every theme the query names ("DSA" -> "data sharing agreement", "MoU", ...).
+
+        Names match as whole words in any case, so "IG" matches "IG approval" but not "big".
+        """
+        extra: dict[str, str] = {}
+        for theme in self.themes:
+            names = (theme.id.replace("-", " "), *theme.names)
+            if any(self._pattern(name).search(query) for name in names):
+                for name in names:
+                    if not self._pattern(name).search(query):
+                        extra.setdefault(name.lower(), name)
+        return list(extra.values())
+
+    @staticmethod
+    def _pattern(name: str) -> re.Pattern[str]:
+        words = [re.escape(w) for w in re.split(r"[\s-]+", name.strip()) if w]
+        return re.compile(r"(?<!\w)" + r"[\s-]+".join(words) + r"(?!\w)", re.I)
+
     def normalise(self, themes: list[str], source: str) -> tuple[list[str], list[Problem]]:
         """Map each theme to its id; unknown themes are kept as written and reported."""
         out, problems = [], []

@@ -1,0 +1,38 @@
+# Two commands for a new machine: `make run` (the app, sample entries indexed) and `make test`.
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test test-fast sync lint bench eval clean
+
+# Reinstall only when a requirements file changes.
+$(STAMP): requirements.txt requirements-dev.txt
+	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed: set PYTHON=/path/to/python3.11"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	@touch $(STAMP)
+
+run: $(STAMP)  ## start the app on the embedded index, with the sample entries indexed
+	$(BIN)/python -m kb sync
+	$(BIN)/streamlit run app.py
+
+test: $(STAMP)  ## the whole test suite, real-model, server and browser tests included
+	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)  ## everything but the real model, the browser and the shared data
+	$(BIN)/python -m pytest -m "not model and not browser and not data"
+
+sync: $(STAMP)
+	$(BIN)/python -m kb sync
+
+lint: $(STAMP)
+	$(BIN)/ruff check kb tests app.py app_pages bench
+	$(BIN)/ruff format --check kb tests app.py app_pages bench
+
+bench: $(STAMP)  ## performance figures on NASA's 2,101 lessons (needs ../shared/data)
+	$(BIN)/python -m kb bench
+
+clean:
+	rm -rf .lighthouse-index

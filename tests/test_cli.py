@@ -1,0 +1,130 @@
+"""The command line is a contract: every command, its JSON shape, and one-line errors with exit 1."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from kb.cli import cli
+
+
+@pytest.fixture
+def run(entries_dir):
+    runner = CliRunner()
+
+    def invoke(*args: str, ok: bool = True):
+        result = runner.invoke(cli, list(args), catch_exceptions=False)
+        if ok:
+            assert result.exit_code == 0, result.output
+        return result
+
+    invoke("sync")
+    return invoke
+
+
+def test_sync_reports_and_second_sync_is_a_no_op(run):
+    report = json.loads(run("sync", "--json").output)
+    assert report["added"] == [] and report["unchanged"] >= 40 and report["passages"] == 0
+    assert json.loads(run("sync", "--rebuild", "--json").output)["rebuilt"] is True
+
+
+def test_search_json_contract(run):
+    hits = json.loads(run("search", "mainframe pension", "--limit", "3", "--json").output)
+    assert len(hits) == 3 and hits[0]["id"] == "mainframe-blocked-pension-data-share"
+    for hit in hits:
+        assert {"id", "title", "score", "passage", "organisation", "kind", "outcome"} <= set(hit)
+
+
+def test_search_filters_and_modes(run):
+    hits = json.loads(run("search", "data", "--outcome", "failed", "--kind", "experiment", "--limit", "50",
+                          "--json").output)
+    assert hits and {h["outcome"] for h in hits} == {"failed"} and {h["kind"] for h in hits} == {"experiment"}
+    lighthouses = json.loads(run("search", "data", "--lighthouse", "--json", "--mode", "bm25").output)
+    assert lighthouses and all(h["lighthouse_stage"] for h in lighthouses)
+    themed = json.loads(run("search", "pipelines", "--theme", "reproducible-analysis", "--json").output)
+    assert themed and all("reproducible-analysis" in h["themes"] for h in themed)
+    org = json.loads(run("search", "data", "--organisation", "Cabinet Digital Office", "--json").output)
+    assert org and {h["organisation"] for h in org} == {"Cabinet Digital Office"}
+    assert "No entries found" in run("search", "data", "--organisation", "Nobody").output
+
+
+def test_similar_and_show(run):
+    similar = json.loads(run("similar", "mainframe-blocked-pension-data-share", "--limit", "3", "--json").output)
+    assert len(similar) == 3 and all(s["id"] != "mainframe-blocked-pension-data-share" for s in similar)
+    assert {"id", "title", "score", "passage", "organisation", "kind", "outcome"} <= set(similar[0])
+    shown = json.loads(run("show", "mainframe-blocked-pension-data-share", "--json").output)
+    assert shown["id"] == "mainframe-blocked-pension-data-share" and "Lessons" in shown["sections"]
+    assert run("show", "mainframe-blocked-pension-data-share").output.startswith("---\nid: mainframe")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("show", "no-such-entry"), "no entry with id 'no-such-entry'"),
+        (("show", "../../etc/passwd"), "not a valid entry id"),
+        (("similar", "no-such-entry"), "no entry with id"),
+        (("search", "x", "--mode", "magic"), "Invalid value for '--mode'"),
+        (("add", "/no/such/file.md"), "does not exist"),
+    ],
+)
+def test_errors_are_one_line_and_exit_non_zero(run, args, message):
+    result = run(*args, ok=False)
+    assert result.exit_code != 0 and message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_add_validates_copies_and_indexes(run, tmp_path, entries_dir):
+    draft = tmp_path / "draft.md"
+    draft.write_text("---\nid: ../../evil\ntitle: Parking permits go digital\nsummary: Quokka permits.\n"
+                     "kind: project\noutcome: succeeded\norganisation: Northfield City Council\n"
+                     "status: published\nvisibility: public\n---\n## Lessons\n\nStart small.\n")
+    bad = run("add", str(draft), ok=False)
+    assert bad.exit_code == 1 and "field 'id'" in bad.output and "not a safe id" in bad.output
+    draft.write_text(draft.read_text().replace("id: ../../evil\n", ""))
+    assert "added parking-permits-go-digital" in run("add", str(draft)).output
+    assert (entries_dir / "parking-permits-go-digital.md").is_file()
+    hits = json.loads(run("search", "quokka permits", "--json").output)
+    assert hits[0]["id"] == "parking-permits-go-digital"
+    assert "added parking-permits-go-digital-2" in run("add", str(draft)).output  # never overwrites
+
+
+def test_check_names_each_problem(run, entries_dir):
+    assert "0 problem(s)" in run("check").output
+    (entries_dir / "bad.md").write_text("---\nid: bad\ntitle: Bad\nkind: plan\n---\n")
+    result = run("check", ok=False)
+    assert result.exit_code == 1
+    assert "bad.md, field 'kind': 'plan' is not allowed" in result.output
+    assert "bad.md, field 'summary': is required but missing" in result.output
+
+
+def test_stats_and_themes(run):
+    stats = json.loads(run("stats", "--json").output)
+    assert stats["entries"] >= 40 and stats["by"]["outcome"]["failed"] >= 1
+    assert "data-sharing-agreements" in run("themes").output
+
+
+def test_export_then_import_round_trip(run, tmp_path, entries_dir):
+    out = tmp_path / "export.csv"
+    run("export", "--format", "csv", "--out", str(out))
+    target = tmp_path / "copy"
+    target.mkdir()
+    (target / "vocabulary.yaml").write_text((entries_dir / "vocabulary.yaml").read_text())
+    result = run("--entries", str(target), "--index", str(tmp_path / "copy-index"), "import", str(out))
+    assert "Traceback" not in result.output
+    from kb.entries import EntryStore
+
+    original, copied = EntryStore(entries_dir).load().entries, EntryStore(target).load().entries
+    assert copied == original
+    jsonl = run("export", "--format", "jsonl").output.strip().splitlines()
+    assert len(jsonl) == len(original) and json.loads(jsonl[0])["id"]
+
+
+def test_every_command_is_documented_in_the_readme_with_help():
+    from tests.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    for name, command in cli.commands.items():
+        assert f"python -m kb {name}" in readme, f"README does not show `python -m kb {name}`"
+        assert command.help and "Example" in command.help, f"{name} has no help with an example"

@@ -1,0 +1,123 @@
+"""The knowledge base: incremental sync, search with filters inside the query, similar projects."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from kb import Entry, Filters, KBError, KnowledgeBase, NotFound, Settings
+from kb.embedder import HashingEmbedder
+
+
+def count_embeds(kb: KnowledgeBase) -> list[int]:
+    calls: list[int] = []
+    original = kb.embedder.embed
+
+    def counting(texts):
+        calls.append(len(texts))
+        return original(texts)
+
+    kb.embedder.embed = counting
+    return calls
+
+
+def test_sync_embeds_only_what_changed_and_removes_deleted(kb, entries_dir):
+    calls = count_embeds(kb)
+    again = kb.sync()
+    assert not again.changed and again.unchanged >= 40 and calls == []
+
+    path = entries_dir / "flood-response-data-cell.md"
+    path.write_text(path.read_text().replace("## Lessons", "## Lessons\n\nSandbags need barcodes."))
+    (entries_dir / "open-data-portal-relaunch-low-usage.md").unlink()
+    report = kb.sync()
+    assert report.updated == ["flood-response-data-cell"]
+    assert report.removed == ["open-data-portal-relaunch-low-usage"] and report.added == []
+    assert sum(calls) == report.passages > 0  # only the changed entry's passages were embedded
+
+    # A deleted entry is gone from both retrievers: no stale hits.
+    for mode in ("bm25", "dense", "hybrid"):
+        hits = kb.search("open data portal relaunch low usage", limit=50, mode=mode)
+        assert "open-data-portal-relaunch-low-usage" not in {h.id for h in hits}
+    assert kb.search("sandbags barcodes", mode="bm25")[0].id == "flood-response-data-cell"
+
+
+def test_invalid_file_is_reported_and_the_rest_indexed(settings, fake_embedder, entries_dir):
+    (entries_dir / "broken.md").write_text("---\nid: broken\ntitle: [\n---\n")
+    report = KnowledgeBase(settings, embedder=fake_embedder).sync()
+    assert any(p.source == "broken.md" for p in report.problems)
+    assert len(report.added) == len(list(entries_dir.glob("*.md"))) - 2  # minus README and broken
+
+
+def test_rebuild_and_model_change_never_mix_vectors(kb, settings):
+    assert kb.sync(rebuild=True).rebuilt
+    other = KnowledgeBase(settings, embedder=HashingEmbedder(dimension=64, name="another-model"))
+    with pytest.raises(KBError, match="built with model 'hashing-bow'"):
+        other.search("data sharing", mode="dense")
+    report = other.sync()
+    assert report.rebuilt and len(report.added) >= 40
+    assert other.index.count()[0] == len(report.added)
+
+
+def test_filters_apply_inside_the_query_not_after_the_top_k(kb):
+    # The best matches for this query are not lighthouses; a post-filter on the top 3 would return none.
+    hits = kb.search("data sharing agreement legal review", limit=3, filters=Filters.of(lighthouse=True))
+    assert len(hits) == 3 and all(h.lighthouse_stage for h in hits)
+    failed = kb.search("data", limit=50, filters=Filters.of(outcome=["failed", "stopped"], kind="experiment"))
+    assert failed and all(h.outcome in ("failed", "stopped") and h.kind == "experiment" for h in failed)
+    themed = kb.search("data", limit=50, filters=Filters.of(theme="reproducible-analysis", year_from=2019))
+    assert themed and all("reproducible-analysis" in h.themes and h.year >= 2019 for h in themed)
+    assert kb.search("data", filters=Filters.of(organisation="No Such Org")) == []
+
+
+@pytest.mark.parametrize("mode", ["bm25", "dense", "hybrid"])
+def test_each_mode_finds_an_entry_by_its_own_words(kb, mode):
+    hits = kb.search("mainframe pension award council", mode=mode, limit=3)
+    assert hits[0].id == "mainframe-blocked-pension-data-share"
+    assert hits[0].passage and hits[0].title and hits[0].organisation
+
+
+def test_quoted_phrase_must_appear(kb):
+    hits = kb.search('"data sharing agreement"', limit=50)
+    assert hits
+    for hit in hits:
+        text = " ".join(kb.get(hit.id).text().lower().split())
+        assert "data sharing agreement" in text
+
+
+def test_similar_projects_never_include_the_entry_itself(kb):
+    hits = kb.similar("benefits-and-housing-data-sharing-pilot", limit=5)
+    assert len(hits) == 5 and "benefits-and-housing-data-sharing-pilot" not in {h.id for h in hits}
+    assert all(h.passage and h.source_passage for h in hits)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    with pytest.raises(NotFound):
+        kb.similar("no-such-entry")
+
+
+def test_save_new_entry_is_searchable_at_once_and_gets_a_free_id(kb):
+    entry = Entry(id="", title="Benefits and housing data-sharing pilot between two departments",
+                  summary="Zebra crossings counted by volunteers.", kind="experiment", outcome="partial",
+                  organisation="Northfield City Council", status="published", themes=["DSA"])
+    saved = kb.save(entry, new=True)
+    assert saved.id == "benefits-and-housing-data-sharing-pilot-between-two-departments"
+    assert saved.themes == ["data-sharing-agreements"]
+    assert kb.search("zebra crossings volunteers", limit=1)[0].id == saved.id
+    assert kb.store.get(saved.id).summary == entry.summary
+
+
+def test_keyword_index_is_rebuilt_when_missing(kb, settings, fake_embedder):
+    shutil.rmtree(kb.lexical.folder)
+    fresh = KnowledgeBase(settings, embedder=fake_embedder)
+    assert fresh.search("mainframe pension", mode="bm25")[0].id == "mainframe-blocked-pension-data-share"
+
+
+def test_empty_knowledge_base(settings, fake_embedder, tmp_path):
+    empty = KnowledgeBase(Settings(entries_dir=tmp_path / "none", index_dir=tmp_path / "i2"), embedder=fake_embedder)
+    assert empty.search("anything") == [] and empty.stats()["entries"] == 0
+    assert not empty.sync().changed
+
+
+def test_stats_count_facets(kb):
+    stats = kb.stats()
+    assert stats["entries"] >= 40 and stats["lighthouses"] >= 6
+    assert sum(stats["by"]["outcome"].values()) == stats["entries"]
