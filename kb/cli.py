@@ -324,7 +324,7 @@ def import_(ctx: Context, file: Path, mapping: Path | None, dry_run: bool, no_in
     echo_problems(report.problems)
     click.echo(("dry run: " if dry_run else "") + report.summary())
     if not dry_run and not no_index and (report.created or report.updated):
-        ctx.invoke(sync, rebuild=False, as_json=False)
+        click.get_current_context().invoke(sync, rebuild=False, as_json=False)
 
 
 @cli.command()
@@ -397,6 +397,84 @@ def themes(ctx: Context, as_json: bool) -> None:
         click.echo(f"  {theme.label}: {theme.definition}")
         if theme.synonyms:
             click.echo(f"    synonyms: {', '.join(theme.synonyms)}")
+
+
+@cli.command(name="eval")
+@click.option("--corpus", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help="BEIR corpus.jsonl (_id, title, text).")
+@click.option("--queries", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help="BEIR queries.jsonl (_id, text).")
+@click.option("--qrels", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help="Judgements TSV with a header: query-id, corpus-id, score.")
+@click.option("--mode", type=click.Choice([*MODES, "all"]), default="all", show_default=True)
+@click.option("--index", "eval_index", type=click.Path(file_okay=False, path_type=Path),
+              help="Where the embedded corpus is cached [default: INDEX/eval].")
+@click.option("--fusion", type=click.Choice(["convex", "rrf"]), help="Hybrid fusion method [default: convex].")
+@click.option("--alpha", type=click.FloatRange(0, 1), help="Weight of the vector score in convex fusion.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object keyed by mode.")
+@pass_ctx
+@handle_errors
+def evaluate(ctx: Context, corpus: Path, queries: Path, qrels: Path, mode: str, eval_index: Path | None,
+             fusion: str | None, alpha: float | None, as_json: bool) -> None:
+    """Measure search quality on BEIR-format data: nDCG@10, Recall@100, MRR@10 and latency per mode.
+
+    \b
+    Example:
+      python -m kb eval --corpus ../shared/data/scifact/corpus.jsonl \\
+        --queries ../shared/data/scifact/queries.jsonl --qrels ../shared/data/scifact/qrels/train.tsv
+    """
+    from dataclasses import replace
+
+    from tqdm import tqdm
+
+    from kb.embedder import make_embedder
+    from kb.evaluation import evaluate as run_evaluation
+    from kb.evaluation import load_beir, open_corpus_index
+    from kb.search import DEFAULT_FUSION
+
+    dataset = load_beir(corpus, queries, qrels)
+    bar = tqdm(total=len(dataset.corpus), unit="doc", desc="indexing corpus", file=sys.stderr, disable=as_json)
+    kb = open_corpus_index(dataset, eval_index or ctx.settings.index_dir / "eval", make_embedder(ctx.settings.model),
+                           progress=lambda done, total: bar.update(done - bar.n))
+    bar.close()
+    chosen = replace(DEFAULT_FUSION, **{k: v for k, v in (("method", fusion), ("alpha", alpha)) if v is not None})
+    results = run_evaluation(kb, dataset, MODES if mode == "all" else (mode,), fusion=chosen)
+    if as_json:
+        echo_json(results)
+        return
+    click.echo(f"{len(dataset.queries)} queries, {len(dataset.corpus)} documents, model {kb.index.model}, "
+               f"fusion {chosen.method}" + (f" (alpha {chosen.alpha})" if chosen.method == "convex" else ""))
+    click.echo(f"{'mode':<8} {'nDCG@10':>8} {'R@100':>8} {'MRR@10':>8} {'p50 ms':>8} {'p95 ms':>8}")
+    for name, m in results.items():
+        click.echo(f"{name:<8} {m['ndcg@10']:>8.4f} {m['recall@100']:>8.4f} {m['mrr@10']:>8.4f} "
+                   f"{m['p50_ms']:>8.1f} {m['p95_ms']:>8.1f}")
+
+
+@cli.command()
+@click.option("--register", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default="../shared/data/nasa_llis/llis.xlsx", show_default=True,
+              help="A spreadsheet register to import and measure.")
+@click.option("--mapping", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default="mappings/nasa-llis.yaml", show_default=True, help="Its column mapping.")
+@click.option("--work-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Scratch folder for the entries and index [default: a new temporary folder].")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
+@pass_ctx
+@handle_errors
+def bench(ctx: Context, register: Path, mapping: Path, work_dir: Path | None, as_json: bool) -> None:
+    """Measure sync throughput against the bare model, re-sync, search latency and memory.
+
+    \b
+    Example:
+      python -m kb bench                       # NASA's 2,101 lessons from ../shared/data
+      python -m kb bench --register my.xlsx --mapping my-mapping.yaml --json
+    """
+    from kb.bench import format_report, run_bench
+    from kb.embedder import make_embedder
+
+    figures = run_bench(register, mapping, work_dir=work_dir, embedder=make_embedder(ctx.settings.model),
+                        log=lambda message: click.echo(message, err=True))
+    click.echo(json.dumps(figures, indent=2) if as_json else format_report(figures))
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ from kb.embedder import Embedder, make_embedder
 from kb.entries import ENTRY_SUFFIX, Entry, EntryStore, LoadResult, content_hash, parse_entry, render_entry
 from kb.errors import Conflict, EntryError, KBError, Problem
 from kb.index import VectorIndex, make_client
-from kb.lexical import LexicalIndex
+from kb.lexical import LexicalIndex, tokenize
 from kb.passages import split_entry
 from kb.search import DEFAULT_FUSION, MODES, Filters, Fusion, Hit, SimilarHit, best_per_entry, fuse, parse_query
 from kb.vocabulary import Vocabulary
@@ -27,6 +27,7 @@ from kb.vocabulary import Vocabulary
 Progress = Callable[[int, int], None]
 SYNC_CHUNK = 64  # entries embedded and written together: bounded memory, steady progress
 CANDIDATES = 100  # passages each retriever returns before fusion
+SYNONYM_WEIGHT = 0.7  # a passage naming a synonym of the query's theme: a good match, not a literal one
 
 
 @dataclass
@@ -313,12 +314,8 @@ class KnowledgeBase:
         if mode in ("bm25", "hybrid"):
             self._ensure_lexical()
             allowed = self.index.entry_ids(where) if where is not None else None
-            expanded = " ".join([parsed.text, *self.vocabulary.expand(parsed.text)]) if expand else parsed.text
-            matches = self.lexical.search(expanded, candidates, allowed, list(parsed.phrases))
-            scale = self.lexical.max_score(parsed.text) or 1.0
-            keyword = {m.passage_id: min(1.0, m.score / scale) for m in matches}
-            keyword_complete = len(matches) < candidates
-            entry_of.update((m.passage_id, m.entry_id) for m in matches)
+            synonyms = self.vocabulary.expand(parsed.text) if expand else []
+            keyword, keyword_complete = self._keyword_scores(parsed, synonyms, candidates, allowed, entry_of)
         if mode in ("dense", "hybrid"):
             vector = self.embedder.embed([parsed.text])
             matches = self.index.query(vector, candidates, where)[0]
@@ -327,8 +324,32 @@ class KnowledgeBase:
             dense = {m.passage_id: m.similarity for m in matches}
             entry_of.update((m.passage_id, m.entry_id) for m in matches)
             texts.update((m.passage_id, m.text) for m in matches)
-        scores = fuse(dense, keyword, fusion, keyword_complete) if mode == "hybrid" else (dense or keyword)
+        if mode == "hybrid":
+            scores = fuse(dense, keyword, fusion.for_query(len(tokenize([parsed.text])[0])), keyword_complete)
+        else:
+            scores = dense or keyword
         return self._hits(best_per_entry(scores, entry_of)[:limit], texts)
+
+    def _keyword_scores(self, parsed, synonyms: list[str], candidates: int, allowed: set[str] | None,
+                        entry_of: dict[str, str]) -> tuple[dict[str, float], bool]:
+        """BM25 on a 0..1 scale: the query's own words, and each synonym of a theme it names.
+
+        A synonym counts as a whole name matched on its own scale, weighted by SYNONYM_WEIGHT, so
+        "DSA" finds "memorandum of understanding" without every passage that says "data" tying
+        with the passages that say "DSA".
+        """
+        scores: dict[str, float] = {}
+        complete = True
+        for text, weight in [(parsed.text, 1.0)] + [(name, SYNONYM_WEIGHT) for name in synonyms]:
+            scale = self.lexical.max_score(text)
+            if not scale:
+                continue
+            matches = self.lexical.search(text, candidates, allowed, list(parsed.phrases))
+            complete &= len(matches) < candidates
+            for m in matches:
+                entry_of[m.passage_id] = m.entry_id
+                scores[m.passage_id] = max(scores.get(m.passage_id, 0.0), weight * min(1.0, m.score / scale))
+        return scores, complete
 
     def _hits(self, ranked: list[tuple[str, str, float]], texts: dict[str, str]) -> list[Hit]:
         if not ranked:

@@ -45,21 +45,29 @@ class LexicalIndex:
         self.hashes: dict[str, str] = {}
         self._retriever: bm25s.BM25 | None = None
         self._entry_array = np.array([], dtype=object)
-        self._load()
+        self._loaded = False
+        self._position: dict[str, int] = {}
+        try:  # only the small manifest now: an unchanged sync never reads the corpus
+            meta = json.loads((self.folder / "manifest.json").read_text(encoding="utf-8"))
+            if meta.get("format") == FORMAT_VERSION:
+                self.hashes = dict(meta["hashes"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # absent or damaged: `is_current` says it must be rebuilt
 
     # ----------------------------------------------------------------- persistence
 
     def _load(self) -> None:
-        manifest = self.folder / "manifest.json"
+        if self._loaded:
+            return
+        self._loaded = True
+        if not self.hashes:
+            return
         try:
-            meta = json.loads(manifest.read_text(encoding="utf-8"))
-            if meta.get("format") != FORMAT_VERSION:
-                return
             rows = [json.loads(line) for line in (self.folder / "corpus.jsonl").read_text("utf-8").splitlines()]
             retriever = bm25s.BM25.load(str(self.folder / "bm25")) if rows else None
         except (OSError, ValueError, KeyError):
-            return  # absent or damaged: stays empty, and `is_current` says it must be rebuilt
-        self.hashes = meta["hashes"]
+            self.hashes = {}  # damaged: the next check rebuilds it from the vector index
+            return
         self.passage_ids = [r["id"] for r in rows]
         self.entry_ids = [r["entry_id"] for r in rows]
         self.texts = [r["text"] for r in rows]
@@ -94,6 +102,7 @@ class LexicalIndex:
 
     def update(self, remove: set[str], add: list[tuple[str, str, str]], hashes: dict[str, str]) -> None:
         """Drop the passages of `remove` entries, add (passage_id, entry_id, text) rows, re-index, save."""
+        self._load()
         keep = [i for i, eid in enumerate(self.entry_ids) if eid not in remove]
         self.passage_ids = [self.passage_ids[i] for i in keep] + [p for p, _, _ in add]
         self.entry_ids = [self.entry_ids[i] for i in keep] + [e for _, e, _ in add]
@@ -104,10 +113,12 @@ class LexicalIndex:
 
     def rebuild(self, rows: list[tuple[str, str, str]], hashes: dict[str, str]) -> None:
         """Start again from (passage_id, entry_id, text) rows, e.g. the vector index's passages."""
+        self._loaded = True
         self.passage_ids, self.entry_ids, self.texts = [], [], []
         self.update(set(), rows, hashes)
 
     def _reindex(self) -> None:
+        self._position = {}
         self._entry_array = np.asarray(self.entry_ids, dtype=object)
         if not self.texts:
             self._retriever = None
@@ -127,6 +138,7 @@ class LexicalIndex:
     def search(self, query: str, k: int, allowed_entries: set[str] | None = None,
                phrases: list[str] | None = None) -> list[KeywordMatch]:
         """Top k passages by BM25, among the allowed entries; with phrases, only passages containing them."""
+        self._load()
         if self._retriever is None or not self.passage_ids:
             return []
         weights = self.mask(allowed_entries)
@@ -153,6 +165,7 @@ class LexicalIndex:
         Dividing by it puts BM25 on a 0..1 scale that means "how much of the query matched", which a
         per-query min-max would erase: a passage that matched one stray word must not look perfect.
         """
+        self._load()
         tokens = tokenize([query])[0] if query.strip() else []
         if self._retriever is None or not tokens:
             return 0.0
@@ -173,7 +186,8 @@ class LexicalIndex:
                            count=len(self.texts))
 
     def text_of(self, passage_id: str) -> str | None:
-        try:
-            return self.texts[self.passage_ids.index(passage_id)]
-        except ValueError:
-            return None
+        self._load()
+        if len(self._position) != len(self.passage_ids):
+            self._position = {pid: i for i, pid in enumerate(self.passage_ids)}
+        position = self._position.get(passage_id)
+        return None if position is None else self.texts[position]

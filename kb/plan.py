@@ -58,8 +58,9 @@ class PlanResult:
 
 
 def split_plan(text: str) -> list[str]:
-    """Paragraphs and list items of the plan; long ones cut at sentence ends; scraps dropped."""
-    blocks = [b.strip() for b in re.split(r"\n\s*\n|\n\s*(?=[-*•]|\d+[.)]\s)", text) if b.strip()]
+    """Paragraphs and list items of the plan; long ones cut at sentence ends; headings and scraps dropped."""
+    body = re.sub(r"(?m)^\s*#.*$", "", text)  # Markdown headings label parts; the words below say what
+    blocks = [b.strip() for b in re.split(r"\n\s*\n|\n\s*(?=[-*•]|\d+[.)]\s)", body) if b.strip()]
     parts: list[str] = []
     for block in blocks:
         block = re.sub(r"^([-*•]|\d+[.)])\s*", "", " ".join(block.split()))

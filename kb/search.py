@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 MODES = ("hybrid", "dense", "bm25")
@@ -123,11 +123,20 @@ class Fusion:
     passage that matched one stray word of a long query cannot outrank a close paraphrase.
     "rrf": reciprocal rank fusion, which needs no scores, only ranks.
     The defaults were chosen on SciFact's training claims (README, "Search quality").
+    A query of one or two words ("DSA", "mainframe") says little to an embedding and much to an
+    exact match, so it uses `short_alpha`: entries containing the words come first.
     """
 
     method: str = "convex"
     alpha: float = 0.5
+    short_alpha: float = 0.2
+    short_words: int = 2
     rrf_k: int = RRF_K
+
+    def for_query(self, content_words: int) -> Fusion:
+        if self.method == "convex" and 0 < content_words <= self.short_words:
+            return replace(self, alpha=self.short_alpha)
+        return self
 
 
 DEFAULT_FUSION = Fusion()

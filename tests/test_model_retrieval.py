@@ -61,3 +61,32 @@ def test_bundled_model_is_verified_and_offline(real_embedder):
     vectors = real_embedder.embed(["one", "two"])
     assert vectors.shape == (2, 384)
     assert abs(float((vectors[0] ** 2).sum()) - 1.0) < 1e-4
+
+
+def synonym_queries(kb) -> dict[str, tuple[str, set[str]]]:
+    """Every name of every theme as a query; relevant: the entries filed under that theme."""
+    entries = kb.load().entries
+    queries = {}
+    for theme in kb.vocabulary.themes:
+        relevant = {e.id for e in entries.values() if theme.id in e.themes and e.status == "published"}
+        if relevant:
+            for name in theme.names:
+                queries[f"{theme.id}:{name}"] = (name, relevant)
+    return queries
+
+
+def test_synonym_expansion_is_measured_to_help(real_kb, capsys):
+    from kb.evaluation import ndcg_at
+
+    queries = synonym_queries(real_kb)
+    figures = {}
+    for mode in ("bm25", "hybrid"):
+        for expand in (False, True):
+            scores = [ndcg_at([h.id for h in real_kb.search(q, limit=10, mode=mode, expand=expand)],
+                              dict.fromkeys(relevant, 1)) for q, relevant in queries.values()]
+            figures[(mode, expand)] = sum(scores) / len(scores)
+    with capsys.disabled():
+        print(f"\nsynonym queries ({len(queries)}): nDCG@10 " + ", ".join(
+            f"{mode}{' +synonyms' if expand else ''} {value:.3f}" for (mode, expand), value in figures.items()))
+    assert figures[("bm25", True)] > figures[("bm25", False)] + 0.05
+    assert figures[("hybrid", True)] > figures[("hybrid", False)]

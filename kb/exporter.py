@@ -1,0 +1,128 @@
+"""Export entries to CSV or JSONL: the Lighthouse table format, which `load_mapping(None)` imports back.
+
+    with open("register.csv", "w", newline="", encoding="utf-8") as out:
+        export_entries(entries, "csv", out)
+
+CSV has one row per entry: list fields joined with "; " (a ";" inside an item is written ";;"),
+lighthouse sub-fields as `lighthouse.stage` ... columns, one `section: <name>` column per section.
+JSONL has one JSON object per entry, lists as lists and sections as an object.
+
+The caller decides which entries a reader may see; this module writes exactly what it is given.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TextIO
+
+import pandas as pd
+
+from kb.entries import SECTIONS, Entry, atomic_write
+from kb.errors import KBError
+
+FORMATS = ("csv", "jsonl")
+LIST_SEPARATOR = ";"
+SECTION_PREFIX = "section: "
+LIGHTHOUSE_COLUMNS = ("lighthouse.stage", "lighthouse.impact", "lighthouse.benefits", "lighthouse.reused_by")
+LIST_FIELDS = (
+    "partners", "themes", "tags", "data_sources", "related", "links", "lighthouse.benefits", "lighthouse.reused_by",
+)
+# Entry fields in their own order, with `lighthouse` spread over its sub-columns.
+FIELD_COLUMNS = tuple(
+    column
+    for name in Entry.__dataclass_fields__
+    if name != "sections"
+    for column in (LIGHTHOUSE_COLUMNS if name == "lighthouse" else (name,))
+)
+# A spreadsheet runs a cell that starts with one of these as a formula; a leading "'" makes it text.
+FORMULA_START = ("=", "+", "-", "@")
+
+
+def join_items(items: Iterable[str]) -> str:
+    """List items as one cell; a separator inside an item is doubled so that splitting gives it back."""
+    doubled = LIST_SEPARATOR * 2
+    return f"{LIST_SEPARATOR} ".join(item.replace(LIST_SEPARATOR, doubled) for item in items)
+
+
+def guard_formula(text: str) -> str:
+    """Prefix a "'" so a spreadsheet shows the text instead of running it; the importer removes it again.
+
+    Text already starting with apostrophes before a formula character gets one more, so that removing
+    one always gives the text back.
+    """
+    return "'" + text if text.lstrip("'").startswith(FORMULA_START) else text
+
+
+def unguard_formula(text: str) -> str:
+    """The text as it was before `guard_formula` (and as a spreadsheet shows a cell typed with a leading "'")."""
+    return text[1:] if text.startswith("'") and text[1:].lstrip("'").startswith(FORMULA_START) else text
+
+
+def section_names(entries: Iterable[Entry]) -> list[str]:
+    """Every standard section, then any other section name the entries use, in first-seen order."""
+    names = list(SECTIONS)
+    for entry in entries:
+        names.extend(name for name in entry.sections if name not in names)
+    return names
+
+
+def csv_columns(entries: Iterable[Entry]) -> list[str]:
+    return [*FIELD_COLUMNS, *(SECTION_PREFIX + name for name in section_names(entries))]
+
+
+def _field_value(entry: Entry, column: str) -> str | bool | list[str]:
+    if column.startswith("lighthouse."):
+        return getattr(entry.lighthouse, column.split(".", 1)[1]) if entry.lighthouse else ""
+    return getattr(entry, column)
+
+
+def csv_row(entry: Entry, columns: list[str]) -> list[str]:
+    row: list[str] = []
+    for column in columns:
+        if column.startswith(SECTION_PREFIX):
+            value: str | bool | list[str] = entry.sections.get(column[len(SECTION_PREFIX):], "")
+        else:
+            value = _field_value(entry, column)
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, list):
+            text = join_items(value)
+        else:
+            text = str(value)
+        row.append(guard_formula(text))
+    return row
+
+
+def _csv_text(entries: list[Entry]) -> str:
+    columns = csv_columns(entries)
+    table = pd.DataFrame([csv_row(entry, columns) for entry in entries], columns=columns, dtype=str)
+    return table.to_csv(index=False, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
+
+
+def _jsonl_text(entries: list[Entry]) -> str:
+    if not entries:
+        return ""
+    table = pd.DataFrame([entry.to_dict() for entry in entries])
+    return table.to_json(orient="records", lines=True, force_ascii=False) + "\n"
+
+
+def export_entries(entries: Iterable[Entry], fmt: str, out: Path | TextIO) -> int:
+    """Write the entries as CSV or JSONL to a file path (atomically) or an open text stream; returns rows written."""
+    fmt = fmt.lower().lstrip(".")
+    if fmt not in FORMATS:
+        raise KBError(f"cannot export as '{fmt}'; choose one of: {', '.join(FORMATS)}")
+    items = list(entries)
+    text = _csv_text(items) if fmt == "csv" else _jsonl_text(items)
+    if isinstance(out, (str, Path)):
+        # A byte-order mark lets Excel open the UTF-8 CSV with its accents intact; the importer skips it.
+        prefix = "\ufeff" if fmt == "csv" else ""
+        try:
+            atomic_write(Path(out), prefix + text)
+        except OSError as exc:
+            reason = exc.strerror or exc
+            raise KBError(f"cannot write {out} ({reason}); check the folder exists and is writable") from None
+    else:
+        out.write(text)
+    return len(items)

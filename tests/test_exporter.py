@@ -1,0 +1,247 @@
+"""Export to CSV and JSONL, and the round trip back through the importer with the built-in mapping."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import openpyxl
+import pytest
+
+from kb.entries import SECTIONS, Entry, EntryStore, Lighthouse
+from kb.errors import KBError
+from kb.exporter import FIELD_COLUMNS, csv_columns, export_entries, guard_formula, join_items, unguard_formula
+from kb.importer import import_table, load_mapping, split_items
+
+
+def sample_entries() -> list[Entry]:
+    """Entries that exercise every awkward corner of a table: lists, lighthouse, Markdown, unicode, formulas."""
+    lighthouse_project = Entry(
+        id="benefits-housing-pilot",
+        title="Benefits and housing data-sharing pilot — Ōtautahi, Québec & Łódź",
+        summary="We shared claimant records with housing teams; the agreement took fourteen months.",
+        kind="experiment",
+        outcome="stopped",
+        organisation="Department for Work and Welfare",
+        status="published",
+        visibility="public",
+        team="Vulnerability Data Unit",
+        contact="vdu@example.gov",
+        anonymous=True,
+        partners=["Ministry of Housing, Communities and Places", "Northfield City Council"],
+        themes=["data-sharing-agreements", "data-governance"],
+        tags=["homelessness; prevention", "pilot", "Parts, Materials, & Processes", "a;", ";b", "日本語"],
+        data_sources=["Benefit claimant records"],
+        started="2021-04",
+        ended="2022-09-30",
+        phase="pilot",
+        evidence="observed",
+        lighthouse=Lighthouse(
+            stage="replicated",
+            impact="Councils act months earlier; 400 households a week flagged.",
+            benefits=["£1.2m saved", "fewer evictions; earlier help"],
+            reused_by=["court-and-probation-bridge"],
+        ),
+        created="2022-10-12",
+        updated="2023-01-05",
+        author="Priya Natarajan",
+        reviewer="Tom Okafor",
+        review_comment="Approved, with thanks.",
+        source="Team write-up",
+        related=["cross-government-dsa-template"],
+        links=["https://example.gov/report?a=1;b=2", "https://example.gov/é"],
+        sections={
+            "Context": "Housing teams learned too late.\n\nTwo paragraphs, with \"quotes\", commas; and tabs\tinside.",
+            "What we did": "- scoped a pilot\n- drafted a DSA\n\n| table | row |\n|---|---|\n| a | b |",
+            "What happened": "=SUM(A1:A3) is what the analyst typed.\n\n### A sub-heading\n\n> a quote",
+            "What didn't": "'=not a formula, an apostrophe first",
+            "Lessons": "@mention, +plus, and **bold** — ✓ émoji 🚀",
+            "Recommendations": "1. Use one template.\n2. Start legal review early.",
+            "Evidence and links": "See [the report](https://example.gov/report).",
+            "Appendix": "A section outside the standard eight,\u2028with a Unicode line separator.",
+        },
+    )
+    plain = Entry(
+        id="school-meals-uptake",
+        title="School meals uptake model",
+        summary="A model that never went live.",
+        kind="project",
+        outcome="failed",
+        organisation="DfE",
+        status="draft",
+        visibility="internal",
+        sections={"Lessons": "-1 is a valid first character too."},
+    )
+    return [lighthouse_project, plain]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> EntryStore:
+    """The sample entries written and read back, so they are exactly what an entry file holds."""
+    store = EntryStore(tmp_path / "source")
+    for entry in sample_entries():
+        store.write(entry, create=True)
+    return store
+
+
+def assert_same_entries(expected: dict[str, Entry], actual: dict[str, Entry]) -> None:
+    assert sorted(actual) == sorted(expected)
+    for entry_id, entry in expected.items():
+        for name in Entry.__dataclass_fields__:
+            assert getattr(actual[entry_id], name) == getattr(entry, name), f"{entry_id}: {name}"
+
+
+# --------------------------------------------------------------------------- CSV
+
+
+def test_csv_has_one_row_per_entry_with_lists_joined_and_sections_as_columns(store: EntryStore) -> None:
+    out = io.StringIO()
+    entries = list(store.load().entries.values())
+    assert export_entries(entries, "csv", out) == 2
+    rows = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert len(rows) == 2
+    header = list(rows[0])
+    assert header[: len(FIELD_COLUMNS)] == list(FIELD_COLUMNS)
+    assert header[len(FIELD_COLUMNS):] == [f"section: {name}" for name in (*SECTIONS, "Appendix")]
+    row = next(r for r in rows if r["id"] == "benefits-housing-pilot")
+    assert row["partners"] == "Ministry of Housing, Communities and Places; Northfield City Council"
+    assert row["tags"] == "homelessness;; prevention; pilot; Parts, Materials, & Processes; a;;; ;;b; 日本語"
+    assert row["lighthouse.stage"] == "replicated"
+    assert row["lighthouse.benefits"] == "£1.2m saved; fewer evictions;; earlier help"
+    assert row["anonymous"] == "true"
+    assert row["section: What we did"].startswith("'- scoped a pilot\n- drafted a DSA")
+    assert row["section: What happened"].startswith("'=SUM(A1:A3)")
+    assert row["section: What didn't"] == "''=not a formula, an apostrophe first"
+    plain = next(r for r in rows if r["id"] == "school-meals-uptake")
+    assert plain["lighthouse.stage"] == "" and plain["anonymous"] == "false"
+    assert plain["section: Lessons"] == "'-1 is a valid first character too."
+
+
+def test_formula_guard_and_list_joining_are_undone_by_the_importer() -> None:
+    for text in ("=1+1", "+44 20", "-", "@here", "'=x", "''=x", "'plain", "plain", ""):
+        guarded = guard_formula(text)
+        assert guarded in (text, "'" + text)
+        assert not guarded.startswith(("=", "+", "-", "@"))
+        assert unguard_formula(guarded) == text
+    items = ["a; b", "c;", ";d", "e"]
+    assert split_items(join_items(items), ";") == items
+
+
+def test_export_to_a_path_is_utf8_with_a_byte_order_mark(tmp_path: Path, store: EntryStore) -> None:
+    path = tmp_path / "out" / "register.csv"
+    path.parent.mkdir()
+    assert export_entries(store.load().entries.values(), "CSV", path) == 2
+    raw = path.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf") and "Łódź".encode() in raw
+    assert [p.name for p in path.parent.iterdir()] == ["register.csv"]  # no temporary file left behind
+
+
+def test_export_of_nothing_writes_the_header_only() -> None:
+    out = io.StringIO()
+    assert export_entries([], "csv", out) == 0
+    assert out.getvalue().strip().split(",")[:3] == ["id", "title", "summary"]
+    assert csv_columns([])[-1] == "section: Evidence and links"
+
+
+def test_unknown_format_and_unwritable_path(tmp_path: Path) -> None:
+    with pytest.raises(KBError, match="cannot export as 'xml'; choose one of: csv, jsonl"):
+        export_entries([], "xml", io.StringIO())
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x", encoding="utf-8")
+    with pytest.raises(KBError, match="cannot write"):
+        export_entries([], "csv", blocker / "register.csv")
+
+
+# --------------------------------------------------------------------------- JSONL
+
+
+def test_jsonl_has_one_object_per_entry_with_lists_as_lists(store: EntryStore) -> None:
+    out = io.StringIO()
+    assert export_entries(store.load().entries.values(), "jsonl", out) == 2
+    lines = out.getvalue().rstrip("\n").split("\n")  # not splitlines: JSON keeps U+2028 inside strings
+    assert len(lines) == 2
+    record = next(json.loads(line) for line in lines if "benefits-housing-pilot" in line)
+    assert record["tags"][0] == "homelessness; prevention"
+    assert record["lighthouse"]["benefits"] == ["£1.2m saved", "fewer evictions; earlier help"]
+    assert record["sections"]["What happened"].startswith("=SUM(A1:A3)")  # JSON needs no formula guard
+    assert record["anonymous"] is True
+    assert "日本語" in lines[0] or "日本語" in lines[1]  # unicode as itself, not \\u escapes
+
+
+# --------------------------------------------------------------------------- round trip
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_export_imports_back_to_the_same_entries(tmp_path: Path, store: EntryStore, fmt: str) -> None:
+    original = store.load().entries
+    path = tmp_path / f"register.{fmt}"
+    export_entries(original.values(), fmt, path)
+
+    target = EntryStore(tmp_path / "target")
+    report = import_table(target, path, load_mapping(None))
+    assert report.errors == [] and report.warnings == []
+    assert sorted(report.created) == sorted(original)
+    loaded = target.load()
+    assert loaded.problems == []
+    assert_same_entries(original, loaded.entries)
+
+    again = import_table(target, path, load_mapping(None))
+    assert sorted(again.unchanged) == sorted(original) and again.created == again.updated == []
+
+
+def test_export_opened_and_saved_in_a_spreadsheet_imports_back(tmp_path: Path, store: EntryStore) -> None:
+    """The CSV's rows put into a workbook, as a user who opens it in Excel and saves .xlsx would have them."""
+    original = store.load().entries
+    out = io.StringIO()
+    export_entries(original.values(), "csv", out)
+    workbook = openpyxl.Workbook()
+    for row in csv.reader(io.StringIO(out.getvalue())):
+        workbook.active.append(row)
+    path = tmp_path / "register.xlsx"
+    workbook.save(path)
+
+    target = EntryStore(tmp_path / "target")
+    report = import_table(target, path, load_mapping(None))
+    assert report.errors == []
+    assert_same_entries(original, target.load().entries)
+
+
+def test_new_rows_added_to_an_export_get_ids_and_safe_defaults(tmp_path: Path, store: EntryStore) -> None:
+    out = io.StringIO()
+    export_entries([], "csv", out)
+    header = next(csv.reader(io.StringIO(out.getvalue())))
+    row = dict.fromkeys(header, "")
+    row.update(title="Street lighting sensors", summary="Sensors on lamp posts.", kind="project",
+               outcome="partial", organisation="Northfield City Council", tags="iot; sensors")
+    path = tmp_path / "new.csv"
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=header)
+        writer.writeheader()
+        writer.writerow(row)
+    target = EntryStore(tmp_path / "target")
+    assert import_table(target, path, load_mapping(None)).created == ["street-lighting-sensors"]
+    entry = target.get("street-lighting-sensors")
+    assert (entry.status, entry.visibility, entry.tags) == ("draft", "internal", ["iot", "sensors"])
+    assert entry.source == "Imported from new.csv"  # how the next import of this file knows the row
+    assert import_table(target, path, load_mapping(None)).unchanged == ["street-lighting-sensors"]
+
+    entry.source = ""  # now it looks written by hand: a row without an id must not take it over
+    target.write(entry)
+    report = import_table(target, path, load_mapping(None))
+    assert report.refused_rows == [2] and "already has" in report.errors[0].message
+
+
+def test_a_hand_made_table_may_leave_out_optional_columns(tmp_path: Path) -> None:
+    path = tmp_path / "minimal.csv"
+    path.write_text("title,summary,kind,outcome,organisation,section: Lessons\n"
+                    "Open data portal,It launched.,project,succeeded,GDS,Publish early.\n", encoding="utf-8")
+    target = EntryStore(tmp_path / "target")
+    report = import_table(target, path, load_mapping(None))
+    assert report.created == ["open-data-portal"]
+    assert target.get("open-data-portal").sections == {"Lessons": "Publish early."}
+
+    path.write_text("title,kind\nX,project\n", encoding="utf-8")
+    with pytest.raises(KBError, match="has no column 'summary' .* its columns are: title, kind"):
+        import_table(target, path, load_mapping(None))

@@ -1,0 +1,104 @@
+"""Search building blocks: filters, query parsing, fusion, snippets, synonyms, short queries."""
+
+from __future__ import annotations
+
+import pytest
+
+from kb.search import Filters, Fusion, best_per_entry, fuse, highlight_html, parse_query, rrf
+
+
+def test_filters_become_one_chroma_where_clause():
+    assert Filters().where() is None
+    assert Filters.of(outcome="failed").where() == {"outcome": "failed"}
+    where = Filters.of(outcome=["failed", "stopped"], theme="data-quality", lighthouse=True, year_from=2020).where()
+    assert where == {"$and": [
+        {"outcome": {"$in": ["failed", "stopped"]}},
+        {"themes": {"$contains": "data-quality"}},
+        {"lighthouse": True},
+        {"year": {"$gte": 2020}},
+    ]}
+    assert Filters.of(organisation=None, kind="", theme=[]).where() is None
+
+
+def test_quoted_phrases_are_parsed():
+    parsed = parse_query('legacy "data sharing agreement" council')
+    assert parsed.phrases == ("data sharing agreement",) and parsed.text == "legacy data sharing agreement council"
+
+
+def test_rrf_matches_hand_computed_values():
+    fused = rrf([["a", "b"], ["b", "c"]], k=60)
+    assert fused["a"] == pytest.approx(1 / 61)
+    assert fused["b"] == pytest.approx(1 / 62 + 1 / 61)
+    assert fused["c"] == pytest.approx(1 / 62)
+    assert rrf([["a"], ["a"]], weights=[2.0, 0.5], k=0)["a"] == pytest.approx(2.5)
+
+
+def test_convex_fusion_uses_floors_for_missing_scores():
+    dense = {"p1": 0.8, "p2": 0.4}
+    keyword = {"p2": 1.0, "p3": 0.5}
+    fused = fuse(dense, keyword, Fusion("convex", alpha=0.5), keyword_complete=True)
+    assert fused["p1"] == pytest.approx(0.4)  # keyword 0: it matched no query word
+    assert fused["p2"] == pytest.approx(0.7)
+    assert fused["p3"] == pytest.approx(0.5 * 0.4 + 0.25)  # dense floor: ranked below the dense list
+    partial = fuse(dense, keyword, Fusion("convex", alpha=0.5), keyword_complete=False)
+    assert partial["p1"] == pytest.approx(0.4 + 0.25)  # keyword list was cut: floor is its lowest score
+    assert fuse(dense, keyword, Fusion("rrf"))["p2"] == pytest.approx(1 / 62 + 1 / 61)
+
+
+def test_a_close_paraphrase_beats_a_stray_keyword_match():
+    # p_meaning is the best vector match and shares no word; p_stray matched one word of six.
+    fused = fuse({"p_meaning": 0.62, "p_stray": 0.30}, {"p_stray": 0.15}, Fusion("convex", 0.5))
+    assert fused["p_meaning"] > fused["p_stray"]
+
+
+def test_best_passage_per_entry():
+    ranked = best_per_entry({"a#0": 0.2, "a#3": 0.9, "b#1": 0.5}, {"a#0": "a", "a#3": "a", "b#1": "b"})
+    assert ranked == [("a", "a#3", 0.9), ("b", "b#1", 0.5)]
+
+
+def test_snippet_highlights_terms_and_escapes_everything_else():
+    html = highlight_html('<script>alert(1)</script> The DSA & agreements took <b>ages</b>', "dsa agreement")
+    assert "<script>" not in html and "&lt;script&gt;" in html and "&amp;" in html
+    assert "<mark>DSA</mark>" in html and "<mark>agreements</mark>" in html
+    assert "<b>" not in html
+
+
+def test_snippet_is_cut_around_the_first_match():
+    text = "filler " * 200 + "the mainframe could not deliver " + "filler " * 200
+    html = highlight_html(text, "mainframe", max_chars=120)
+    assert "<mark>mainframe</mark>" in html and html.startswith("… ") and html.endswith(" …")
+    assert len(html) < 200
+
+
+# ----------------------------------------------------------------------------- on the sample entries
+
+
+def test_acronyms_and_one_word_queries_find_every_entry_that_contains_them(kb):
+    import re
+
+    entries = kb.load().entries
+    for word in ("RAP", "mainframe", "TRE", "DPIA", "Power BI"):
+        pattern = re.compile(rf"\b{re.escape(word)}\b", re.I)
+        containing = {e.id for e in entries.values() if pattern.search(e.text())}
+        assert containing, word
+        literal = [h.id for h in kb.search(word, limit=len(containing), expand=False)]
+        assert set(literal) == containing, word  # containing entries first, every one of them
+        expanded = [h.id for h in kb.search(word, limit=20)]
+        assert containing <= set(expanded) and expanded[0] in containing, word  # synonyms add, never hide
+
+
+def test_synonym_expansion_finds_entries_that_use_another_name(kb, entries_dir):
+    (entries_dir / "mou-only.md").write_text(
+        "---\nid: mou-only\ntitle: Parish councils pooled their grit bins\nsummary: A signed MoU let "
+        "three parishes pool one gritting rota.\nkind: project\noutcome: succeeded\norganisation: Parish "
+        "Trust\nstatus: published\nvisibility: public\n---\n## Lessons\n\nAgree the MoU first.\n")
+    kb.sync()
+    with_synonyms = [h.id for h in kb.search("data sharing agreement", limit=60, mode="bm25")]
+    without = [h.id for h in kb.search("data sharing agreement", limit=60, mode="bm25", expand=False)]
+    assert "mou-only" in with_synonyms and "mou-only" not in without
+
+
+def test_synonym_expansion_names_other_theme_names(kb):
+    extra = kb.vocabulary.expand("our DSA stalled")
+    assert "data sharing agreement" in extra and "MoU" in extra and "DSA" not in extra
+    assert kb.vocabulary.expand("a big question") == []  # "IG" must not match inside "big"
