@@ -8,38 +8,22 @@ Every row becomes one entry file or one reported problem, numbered as a spreadsh
 (the header is row 1); a bad row never stops the others. Only a whole-file failure (unreadable file,
 bad mapping, missing columns) raises KBError. The mapping format is described in docs/importing.md.
 
-The readers are the standard csv and json modules and openpyxl, not pandas' readers: those stop
-at the first malformed line, renumber rows around blank lines, and drop the text of formula cells,
-and this module must report each of those by row and keep going.
+The mapping lives in kb.mapping and the file readers in kb.tables; this module turns their rows into
+entries and places those in the store.
 """
 
 from __future__ import annotations
 
-import csv
-import datetime as dt
-import io
-import json
 import re
-import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from kb.entries import (
-    EVIDENCE_GRADES,
-    KINDS,
-    LIGHTHOUSE_STAGES,
     MAX_FILE_BYTES,
-    MAX_ID,
     MAX_SECTION,
     MAX_SUMMARY,
     MAX_TITLE,
-    OUTCOMES,
-    SECTIONS,
-    STATUSES,
-    VISIBILITIES,
     Entry,
     EntryStore,
     entry_from_dict,
@@ -47,645 +31,35 @@ from kb.entries import (
     render_entry,
     slugify,
 )
-from kb.errors import Conflict, EntryError, KBError, Problem
-from kb.exporter import (
-    FIELD_COLUMNS,
-    LIGHTHOUSE_COLUMNS,
-    LIST_FIELDS,
-    LIST_SEPARATOR,
-    SECTION_PREFIX,
-    unguard_formula,
+from kb.errors import Conflict, EntryError, Problem
+from kb.exporter import LIGHTHOUSE_COLUMNS, LIST_FIELDS, LIST_SEPARATOR, unguard_formula
+from kb.mapping import (
+    BUILT_IN_DEFAULTS,
+    MUST_HAVE,
+    TEMPLATE_RE,
+    Mapping,
+    Rule,
+    column_key,
+    load_mapping,
+    placeholder_key,
 )
+from kb.tables import Cell, read_table
 from kb.vocabulary import Vocabulary
 
-Cell = str | list[str]
+# load_mapping and Mapping are re-exported: callers import the whole import API from here.
+__all__ = [
+    "ImportReport", "Mapping", "clean_row", "import_table", "list_value", "load_mapping", "section_text",
+    "shorten_summary", "shorten_title", "split_items", "text_value",
+]
+
 Row = dict[str, Cell]  # normalised column name -> cleaned cell
 
 MAX_CELL = MAX_SECTION  # longer cells are cut here and reported: no section could hold more
-MAX_PREFIX = MAX_ID - 80  # slugify keeps 80 characters of the key; the id must stay within MAX_ID
-FIELDS = FIELD_COLUMNS[1:]  # everything but id, which the mapping's `id:` block decides
 DATE_FIELDS = ("started", "ended", "created", "updated")
-# Safe values for required fields a register rarely has: held back for review, and not public.
-BUILT_IN_DEFAULTS = {"status": "draft", "visibility": "internal"}
-MUST_HAVE = ("kind", "outcome", "organisation")  # required, and no value is safe to assume
-CHOICES = {"kind": KINDS, "outcome": OUTCOMES, "status": STATUSES, "visibility": VISIBILITIES,
-           "evidence": EVIDENCE_GRADES, "lighthouse.stage": LIGHTHOUSE_STAGES}
-TEXT_SUFFIXES = (".csv", ".tsv", ".txt")
-EXCEL_SUFFIXES = (".xlsx", ".xlsm")
-JSONL_SUFFIXES = (".jsonl", ".ndjson")
-SUPPORTED = ".csv, .tsv, .xlsx, .jsonl"
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_TEMPLATE_RE = re.compile(r"\{([^{}]+)\}")
 _DATETIME_RE = re.compile(r"^(\d{4}-\d{2}-\d{2})[ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$")
 _SECTION_HEADING_RE = re.compile(r"^##(?=[ \t])", re.M)
 _SENTENCE_END_RE = re.compile(r"(?<=[.!?])\s+")
-
-
-def column_key(name: str) -> str:
-    """How column names are compared: any case, any run of spaces (Excel headers often carry stray ones)."""
-    return " ".join(str(name).split()).casefold()
-
-
-def _placeholder_key(text: str) -> str:
-    return column_key(text).rstrip(".!:;")
-
-
-# --------------------------------------------------------------------------- the mapping
-
-
-@dataclass
-class Rule:
-    """Where one field or one part of a section comes from, and how its cells are read."""
-
-    columns: tuple[str, ...] = ()
-    template: str = ""
-    split: str = ","
-    keep_together: tuple[str, ...] = ()
-    values: dict[str, str] = field(default_factory=dict)  # casefolded cell text -> value
-    otherwise: str | None = None
-    label: str = ""
-
-    def named_columns(self) -> list[str]:
-        return [*self.columns, *_TEMPLATE_RE.findall(self.template)]
-
-
-@dataclass
-class Mapping:
-    """A register's columns mapped onto entry fields and sections; see docs/importing.md."""
-
-    name: str
-    fields: dict[str, Rule] = field(default_factory=dict)
-    sections: dict[str, list[Rule]] = field(default_factory=dict)
-    key_column: str | None = None
-    id_prefix: str = ""
-    defaults: dict[str, str] = field(default_factory=dict)
-    empty_values: frozenset[str] = frozenset()
-    placeholders: tuple[str, ...] = ()
-    placeholder_tag: str = "needs-text"
-    placeholder_status: str = "draft"
-    sheet: str | int | None = None
-    delimiter: str | None = None
-    section_prefixes: tuple[str, ...] = ()
-    strict: bool = True  # every named column must exist; the built-in format tolerates missing optional ones
-
-    def named_columns(self) -> dict[str, str]:
-        """Every column the mapping names, with what it is used for."""
-        named: dict[str, str] = {}
-        if self.key_column:
-            named.setdefault(self.key_column, "id")
-        for name, rule in self.fields.items():
-            for column in rule.named_columns():
-                named.setdefault(column, name)
-        for name, rules in self.sections.items():
-            for rule in rules:
-                for column in rule.named_columns():
-                    named.setdefault(column, f"section {name}")
-        return named
-
-    def label(self, field_name: str) -> str:
-        """The name to show a spreadsheet user for a field: its column when it comes from exactly one."""
-        rule = self.fields.get(field_name)
-        if rule is not None and len(rule.columns) == 1 and not rule.template:
-            return rule.columns[0]
-        return field_name
-
-    def bind(self, header: list[str], source: str) -> Mapping:
-        """This mapping checked against a file's header; section-prefix columns become sections."""
-        present = {column_key(h) for h in header}
-        missing = {c: use for c, use in self.named_columns().items() if column_key(c) not in present}
-        bound = self
-        if not self.strict:  # optional columns may be absent; those a row cannot do without may not
-            bound = self._without(missing)
-            needed = ("title", "summary", *(n for n in MUST_HAVE if not self.defaults.get(n)))
-            missing = {c: use for c, use in missing.items() if use in needed}
-        if missing:
-            wanted = ", ".join(f"'{c}' (for {use})" for c, use in missing.items())
-            raise KBError(f"{source} has no column {wanted}; its columns are: {', '.join(header) or '(none)'}")
-        if not self.section_prefixes:
-            return bound
-        sections = dict(bound.sections)
-        for column in header:
-            for prefix in self.section_prefixes:
-                if column_key(column).startswith(column_key(prefix)):
-                    name = _canonical_section(" ".join(column.strip()[len(prefix.strip()):].split()))
-                    sections.setdefault(name, []).append(Rule((column,)))
-        return replace(bound, sections=sections)
-
-    def _without(self, missing: dict[str, str]) -> Mapping:
-        gone = {column_key(c) for c in missing}
-        fields = {n: r for n, r in self.fields.items()
-                  if n in ("title", "summary") or not any(column_key(c) in gone for c in r.named_columns())}
-        key = None if self.key_column and column_key(self.key_column) in gone else self.key_column
-        return replace(self, fields=fields, key_column=key)
-
-
-def _canonical_section(name: str) -> str:
-    return next((s for s in SECTIONS if s.lower() == name.lower()), name)
-
-
-class _MappingReader:
-    """Turns the YAML into a Mapping, with one clear line for the first thing wrong."""
-
-    TOP = ("description", "id", "fields", "sections", "defaults", "empty_values", "placeholders", "sheet",
-           "delimiter")
-    RULE_KEYS = ("column", "columns", "template", "split", "keep_together", "values", "otherwise", "label")
-
-    def __init__(self, source: str):
-        self.source = source
-
-    def fail(self, message: str) -> KBError:
-        return KBError(f"mapping {self.source}: {message}")
-
-    def read(self, data: Any) -> Mapping:
-        if not isinstance(data, dict):
-            raise self.fail("must be 'key: value' lines, starting with fields: and sections:")
-        unknown = [str(k) for k in data if k not in self.TOP]
-        if unknown:
-            raise self.fail(f"unknown setting '{unknown[0]}'; the settings are: {', '.join(self.TOP)}")
-        key_column, prefix = self.id_block(data.get("id"))
-        mapping = Mapping(
-            name=self.source,
-            fields=self.fields(data.get("fields")),
-            sections=self.sections(data.get("sections")),
-            key_column=key_column,
-            id_prefix=prefix,
-            defaults=self.defaults(data.get("defaults")),
-            empty_values=frozenset(column_key(v) for v in self.strings(data.get("empty_values"), "empty_values")),
-            sheet=self.sheet(data.get("sheet")),
-            delimiter=self.delimiter(data.get("delimiter")),
-        )
-        mapping = self.placeholders(mapping, data.get("placeholders"))
-        self.check_required(mapping)
-        return mapping
-
-    def strings(self, value: Any, where: str) -> list[str]:
-        if value is None:
-            return []
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-            return [str(value)]
-        if isinstance(value, list) and all(isinstance(v, (str, int, float)) for v in value):
-            return [str(v) for v in value]
-        raise self.fail(f"{where} must be a column name or a list of them, e.g. [Topics, Keywords]")
-
-    def id_block(self, value: Any) -> tuple[str | None, str]:
-        if value is None:
-            return None, ""
-        if isinstance(value, str):
-            return value, ""
-        if not isinstance(value, dict) or set(value) - {"column", "prefix"}:
-            raise self.fail("id: needs 'column: <key column>' and, if you like, 'prefix: <text>'")
-        prefix = str(value.get("prefix") or "")
-        if prefix and (slugify(prefix).rstrip("-") != prefix.rstrip("-") or len(prefix) > MAX_PREFIX):
-            raise self.fail(f"id prefix '{prefix}' must be lowercase letters, digits and hyphens, "
-                            f"at most {MAX_PREFIX} characters, e.g. '{slugify(prefix)}-'")
-        column = value.get("column")
-        return (str(column) if column not in (None, "") else None), prefix
-
-    def rule(self, value: Any, where: str, *, is_list: bool = False, section: bool = False) -> Rule:
-        if isinstance(value, (str, list)):
-            return Rule(columns=tuple(self.strings(value, where)))
-        if not isinstance(value, dict):
-            raise self.fail(f"{where} must be a column name, a list of columns, or settings (column:, split:, ...)")
-        unknown = [str(k) for k in value if k not in self.RULE_KEYS]
-        if unknown:
-            raise self.fail(f"{where}: unknown setting '{unknown[0]}'; use: {', '.join(self.RULE_KEYS)}")
-        if not section and "label" in value:
-            raise self.fail(f"{where}: label is for sections only")
-        if not is_list and ("split" in value or "keep_together" in value):
-            raise self.fail(f"{where}: split and keep_together are for list fields ({', '.join(LIST_FIELDS)})")
-        columns = self.strings(value.get("column"), where) + self.strings(value.get("columns"), where)
-        template = str(value.get("template") or "")
-        if not columns and not template:
-            raise self.fail(f"{where} names no column; add 'column: <name>' or 'template: ...'")
-        values = value.get("values") or {}
-        if not isinstance(values, dict):
-            raise self.fail(f"{where}: values must be 'cell text: value' lines")
-        otherwise = value.get("otherwise")
-        return Rule(
-            columns=tuple(columns),
-            template=template,
-            split=self.split(value),
-            keep_together=tuple(self.strings(value.get("keep_together"), where)),
-            values={column_key(str(k)): "" if v is None else str(v) for k, v in values.items()},
-            otherwise=None if otherwise is None else str(otherwise),
-            label=str(value.get("label") or ""),
-        )
-
-    @staticmethod
-    def split(value: dict[str, Any]) -> str:
-        """The item separator: ',' unless set; 'none' (or no, false) splits at line breaks only."""
-        if "split" not in value:
-            return ","
-        split = value["split"]
-        return "" if split in (None, False, "") or str(split).lower() == "none" else str(split)
-
-    def fields(self, value: Any) -> dict[str, Rule]:
-        if not isinstance(value, dict):
-            raise self.fail("fields: must list 'entry field: column' lines (title and summary at least)")
-        rules = {}
-        for name, spec in value.items():
-            if name not in FIELDS:
-                hint = " (it is set by the id: block)" if name == "id" else ""
-                raise self.fail(f"'{name}' is not an entry field{hint}; the fields are: {', '.join(FIELDS)}")
-            rules[name] = self.rule(spec, f"field {name}", is_list=name in LIST_FIELDS)
-        return rules
-
-    def sections(self, value: Any) -> dict[str, list[Rule]]:
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            raise self.fail("sections: must list 'Section name: column' lines, e.g. 'Lessons: Lessons learned'")
-        out: dict[str, list[Rule]] = {}
-        for name, spec in value.items():
-            where = f"section {name}"
-            items = spec if isinstance(spec, list) else [spec]
-            out[_canonical_section(str(name))] = [self.rule(item, where, section=True) for item in items]
-        return out
-
-    def defaults(self, value: Any) -> dict[str, str]:
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            raise self.fail("defaults: must be 'field: value' lines, e.g. 'kind: project'")
-        for name, default in value.items():
-            if name not in FIELDS:
-                raise self.fail(f"default for '{name}': not an entry field; the fields are: {', '.join(FIELDS)}")
-            self.check_choice(name, default, "defaults")
-        return {str(k): "" if v is None else str(v) for k, v in value.items()}
-
-    def check_choice(self, name: str, value: Any, where: str) -> None:
-        """A typo in a default would refuse every row; catch it once, here."""
-        allowed = CHOICES.get(name)
-        if allowed and value not in (None, "") and str(value).lower() not in allowed:
-            raise self.fail(f"{where}: {name} '{value}' is not allowed; use one of: {', '.join(allowed)}")
-
-    def sheet(self, value: Any) -> str | int | None:
-        if value is None or isinstance(value, str):
-            return value
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
-            return value
-        raise self.fail("sheet: is a sheet's name, or its number counting from 1")
-
-    def delimiter(self, value: Any) -> str | None:
-        if value is None:
-            return None
-        text = {"tab": "\t", "\\t": "\t"}.get(str(value).lower(), str(value))
-        if len(text) != 1:
-            raise self.fail("delimiter: is one character, such as ',' or ';' or tab")
-        return text
-
-    def placeholders(self, mapping: Mapping, value: Any) -> Mapping:
-        if value is None:
-            return mapping
-        if isinstance(value, list):
-            value = {"phrases": value}
-        if not isinstance(value, dict) or set(value) - {"phrases", "tag", "status"}:
-            raise self.fail("placeholders: needs phrases: [...], and tag: and status: if you like")
-        tag = str(value.get("tag") or mapping.placeholder_tag)
-        status = str(value.get("status") or mapping.placeholder_status)
-        self.check_choice("status", status, "placeholders")
-        phrases = tuple(_placeholder_key(p) for p in self.strings(value.get("phrases"), "placeholders"))
-        return replace(mapping, placeholders=phrases, placeholder_tag=tag, placeholder_status=status)
-
-    def check_required(self, mapping: Mapping) -> None:
-        for name in ("title", "summary"):
-            if name not in mapping.fields:
-                raise self.fail(f"fields: has no '{name}'; name the column it comes from")
-        for name in MUST_HAVE:
-            if name not in mapping.fields and not mapping.defaults.get(name):
-                raise self.fail(f"nothing gives '{name}'; map a column to it or add '{name}: ...' under defaults:")
-
-
-def identity_mapping() -> Mapping:
-    """The columns `export_entries` writes, read back as they were written."""
-    fields = {
-        name: Rule(columns=(name,), split=LIST_SEPARATOR if name in LIST_FIELDS else ",")
-        for name in FIELDS
-    }
-    return Mapping(
-        name="lighthouse",
-        fields=fields,
-        key_column="id",
-        defaults=dict(BUILT_IN_DEFAULTS),
-        section_prefixes=(SECTION_PREFIX, "sections."),
-        strict=False,
-    )
-
-
-def load_mapping(path: Path | None) -> Mapping:
-    """Read a YAML column mapping; None gives the mapping for Lighthouse's own CSV and JSONL export."""
-    if path is None:
-        return identity_mapping()
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise KBError(f"mapping {path} does not exist; check the path") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise KBError(f"mapping {path} cannot be read ({exc.__class__.__name__}); save it as UTF-8 text") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        reason = getattr(exc, "problem", None) or "invalid YAML"
-        raise KBError(f"mapping {path.name} is not valid YAML{where} ({reason}); "
-                      "check indentation and colons") from None
-    return _MappingReader(path.name).read(data)
-
-
-# --------------------------------------------------------------------------- reading tables
-
-
-@dataclass
-class Table:
-    """A file's header and its non-empty rows, each with the row number a spreadsheet would show."""
-
-    header: list[str]
-    rows: list[tuple[int, dict[str, Cell]]] = field(default_factory=list)
-    problems: list[Problem] = field(default_factory=list)
-    refused: int = 0  # rows that could not even be read (bad JSON, too many cells)
-    encoding: str = ""
-    spreadsheet: bool = True  # cells may carry the "'" a spreadsheet export puts before formula-like text
-
-
-def _decode(raw: bytes, source: str) -> tuple[str, str]:
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return raw.decode("utf-16"), "utf-16"
-    if b"\x00" in raw[:8192]:
-        raise KBError(f"{source} is a binary file, not text; export it as CSV (UTF-8) or .xlsx")
-    # UTF-8 first, with Excel's byte-order mark if there is one, then Windows' own encoding.
-    for encoding in ("utf-8-sig" if raw.startswith(b"\xef\xbb\xbf") else "utf-8", "cp1252"):
-        try:
-            return raw.decode(encoding), encoding
-        except UnicodeDecodeError:
-            continue
-    raise KBError(f"{source} is neither UTF-8 nor Windows (cp1252) text; save it again as CSV UTF-8")
-
-
-def _encoding_note(source: str, encoding: str) -> list[Problem]:
-    if encoding in ("utf-8", "utf-8-sig"):
-        return []
-    return [Problem(source, f"is not UTF-8; read it as {encoding}. Check accented letters and symbols, "
-                    "or save it as CSV UTF-8", severity="warning")]
-
-
-def _guess_delimiter(first_line: str) -> str:
-    """The separator used most in the header line, outside quotes: Excel in many locales writes ';'."""
-    counts = dict.fromkeys(",;\t", 0)
-    quoted = False
-    for char in first_line:
-        if char == '"':
-            quoted = not quoted
-        elif not quoted and char in counts:
-            counts[char] += 1
-    best = max(counts, key=lambda c: counts[c])
-    return best if counts[best] else ","
-
-
-def _header(values: list[Any], source: str, problems: list[Problem], *, trim: bool) -> list[str]:
-    """Header names, with blanks named by position and repeats made distinct (and reported)."""
-    names: list[str] = []
-    for position, value in enumerate(values, start=1):
-        name = _cell_text(value).strip() or f"column {position}"
-        if column_key(name) in {column_key(n) for n in names}:
-            renamed = f"{name} ({position})"
-            problems.append(Problem(source, f"column '{name}' appears twice; the later one is read as '{renamed}'",
-                                    row=1, severity="warning"))
-            name = renamed
-        names.append(name)
-    while trim and names and not _cell_text(values[len(names) - 1]).strip():
-        names.pop()  # trailing unnamed columns are formatting, not data
-    return names
-
-
-def _row_cells(header: list[str], values: list[Any]) -> tuple[dict[str, Cell], int]:
-    """The row's cells by column name, and how many non-empty cells lie beyond the header."""
-    cells = {name: _cell_text(values[i]) if i < len(values) else "" for i, name in enumerate(header)}
-    extra = sum(1 for v in values[len(header):] if _cell_text(v).strip())
-    return cells, extra
-
-
-def _is_empty(values: list[Any] | dict[str, Any]) -> bool:
-    items = values.values() if isinstance(values, dict) else values
-    return not any(_cell_text(v).strip() if not isinstance(v, list) else v for v in items)
-
-
-def _cell_text(value: Any) -> str:
-    """A cell as text: dates as ISO, whole numbers without '.0', booleans as true/false."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dt.datetime):
-        return value.date().isoformat() if value.time() == dt.time() else value.isoformat(sep=" ")
-    if isinstance(value, (dt.date, dt.time)):
-        return value.isoformat()
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
-def _rows_from_records(records: list[tuple[int, list[Any]]], source: str, *, fixed_width: bool) -> Table:
-    """Header from the first record; empty records skipped and noted.
-
-    `fixed_width` (CSV): a record longer than the header is refused, since it usually means a separator
-    inside an unquoted cell. In a workbook, columns without a header name are simply not mapped.
-    """
-    if not records:
-        raise KBError(f"{source} is empty; the first row must name the columns")
-    problems: list[Problem] = []
-    names = list(records[0][1])
-    if not fixed_width:
-        names += [None] * (max(len(values) for _, values in records) - len(names))
-    header = _header(names, source, problems, trim=fixed_width)
-    if not header:
-        raise KBError(f"{source} has no column names in its first row")
-    table = Table(header=header, problems=problems)
-    empty: list[int] = []
-    for number, values in records[1:]:
-        if _is_empty(values):
-            empty.append(number)
-            continue
-        cells, extra = _row_cells(header, values)
-        if extra:
-            table.refused += 1
-            problems.append(Problem(source, f"has {extra} filled cell(s) beyond the last named column; a cell may "
-                                    "hold an unquoted separator, or a column needs a name", row=number))
-            continue
-        table.rows.append((number, cells))
-    last = table.rows[-1][0] if table.rows else 1
-    _note_empty([n for n in empty if n < last], source, problems)
-    return table
-
-
-def _note_empty(numbers: list[int], source: str, problems: list[Problem]) -> None:
-    if numbers:
-        more = f" and {len(numbers) - 10} more" if len(numbers) > 10 else ""
-        shown = ", ".join(str(n) for n in numbers[:10]) + more
-        problems.append(Problem(source, f"skipped empty row(s) {shown}", severity="warning"))
-
-
-def _file_error(path: Path, exc: OSError) -> KBError:
-    if isinstance(exc, FileNotFoundError):
-        return KBError(f"{path} does not exist; check the path")
-    if isinstance(exc, IsADirectoryError):
-        return KBError(f"{path} is a folder; give the register file itself")
-    return KBError(f"{path.name} cannot be read ({exc.strerror or exc}); check its permissions")
-
-
-def _read_bytes(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise _file_error(path, exc) from None
-
-
-def read_csv(path: Path, delimiter: str | None = None) -> Table:
-    text, encoding = _decode(_read_bytes(path), path.name)
-    if not text.strip():
-        raise KBError(f"{path.name} is empty; the first row must name the columns")
-    if not delimiter:
-        delimiter = "\t" if path.suffix.lower() == ".tsv" else _guess_delimiter(text.split("\n", 1)[0])
-    csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))  # huge cells are read, then cut and reported
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    try:
-        records = [(number, values) for number, values in enumerate(reader, start=1)]
-    except csv.Error as exc:
-        raise KBError(f"{path.name} is not readable CSV near line {reader.line_num} ({exc})") from None
-    table = _rows_from_records(records, path.name, fixed_width=True)
-    table.encoding = encoding
-    table.problems[:0] = _encoding_note(path.name, encoding)
-    return table
-
-
-def read_xlsx(path: Path, sheet: str | int | None = None) -> Table:
-    import openpyxl  # only Excel imports pay for loading it
-
-    try:
-        with path.open("rb"):  # the same clear messages as other formats for a missing or unreadable file
-            pass
-    except OSError as exc:
-        raise _file_error(path, exc) from None
-    try:
-        with warnings.catch_warnings():  # openpyxl warns about Excel features it skips; none hold row data
-            warnings.simplefilter("ignore")
-            workbook = openpyxl.load_workbook(path, read_only=True, data_only=False)
-    except Exception as exc:  # openpyxl raises many types for a damaged or mislabelled file
-        raise KBError(f"{path.name} is not an Excel .xlsx workbook ({_one_line(exc)}); "
-                      "open it in Excel and save it as .xlsx, or export it as CSV") from None
-    try:
-        worksheet = _pick_sheet(workbook, sheet, path.name)
-        worksheet.reset_dimensions()  # some writers record a wrong sheet size; read every row there is
-        records, formulas = [], []
-        for number, cells in enumerate(worksheet.iter_rows(min_row=1), start=1):
-            records.append((number, [c.value for c in cells]))
-            formulas.extend((number, i) for i, c in enumerate(cells) if c.data_type == "f")
-    except KBError:
-        raise
-    except Exception as exc:
-        raise KBError(f"{path.name} cannot be read as a workbook ({_one_line(exc)})") from None
-    finally:
-        workbook.close()
-    table = _rows_from_records(records, path.name, fixed_width=False)
-    table.encoding = "xlsx"
-    table.problems.extend(_formula_notes(formulas, table.header, path.name))
-    return table
-
-
-def _pick_sheet(workbook: Any, sheet: str | int | None, source: str) -> Any:
-    names = workbook.sheetnames
-    if sheet is None:
-        return workbook[names[0]]
-    if isinstance(sheet, int):
-        if sheet <= len(names):
-            return workbook[names[sheet - 1]]
-        raise KBError(f"{source} has {len(names)} sheet(s), not {sheet}: {', '.join(names)}")
-    match = next((n for n in names if column_key(n) == column_key(sheet)), None)
-    if match is None:
-        raise KBError(f"{source} has no sheet '{sheet}'; its sheets are: {', '.join(names)}")
-    return workbook[match]
-
-
-def _formula_notes(formulas: list[tuple[int, int]], header: list[str], source: str) -> list[Problem]:
-    """A formula is imported as the text written in the cell, never calculated; say so where it happens."""
-    return [
-        Problem(source, "holds a formula; its text was imported as written, not calculated", row=number,
-                field=header[col] if col < len(header) else None, severity="warning")
-        for number, col in formulas if number > 1
-    ]
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or exc.__class__.__name__
-    return text[:200]
-
-
-def read_jsonl(path: Path) -> Table:
-    text, encoding = _decode(_read_bytes(path), path.name)
-    records: list[tuple[int, dict[str, Cell]]] = []
-    problems = _encoding_note(path.name, encoding)
-    refused, empty = 0, []
-    # Split at line feeds only: str.splitlines would also break at characters JSON keeps inside strings.
-    for number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            empty.append(number)
-            continue
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError as exc:
-            problems.append(Problem(path.name, f"is not valid JSON ({exc.msg} at character {exc.pos + 1})", row=number))
-            refused += 1
-            continue
-        if not isinstance(data, dict):
-            problems.append(Problem(path.name, "must be one JSON object {...} per line", row=number))
-            refused += 1
-            continue
-        records.append((number, _flatten(data)))
-    if not records and not refused:
-        raise KBError(f"{path.name} is empty; write one JSON object per line")
-    header = list(dict.fromkeys(name for _, cells in records for name in cells))
-    table = Table(header=header, problems=problems, refused=refused, encoding=encoding, spreadsheet=False)
-    for number, cells in records:
-        if _is_empty(cells):
-            empty.append(number)
-        else:
-            table.rows.append((number, {name: cells.get(name, "") for name in header}))
-    last = records[-1][0] if records else 0
-    _note_empty(sorted(n for n in empty if n < last), path.name, problems)
-    return table
-
-
-def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Cell]:
-    """Nested objects become dotted columns (lighthouse.stage, sections.Context); lists stay lists."""
-    out: dict[str, Cell] = {}
-    for key, value in data.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{name}."))
-        elif isinstance(value, list):
-            out[name] = [v if isinstance(v, str) else _json_item(v) for v in value if v is not None]
-        else:
-            out[name] = _cell_text(value)
-    return out
-
-
-def _json_item(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list)) else _cell_text(value)
-
-
-def read_table(path: Path, mapping: Mapping) -> Table:
-    """The file as a table, by its extension; KBError names the formats when it is none of them."""
-    suffix = path.suffix.lower()
-    if suffix in TEXT_SUFFIXES:
-        return read_csv(path, mapping.delimiter)
-    if suffix in EXCEL_SUFFIXES:
-        return read_xlsx(path, mapping.sheet)
-    if suffix in JSONL_SUFFIXES:
-        return read_jsonl(path)
-    if suffix == ".xls":
-        raise KBError(f"{path.name} is an old Excel .xls file; open it in Excel and save it as .xlsx")
-    raise KBError(f"{path.name}: cannot import '{suffix or 'no extension'}' files; use {SUPPORTED}")
 
 
 # --------------------------------------------------------------------------- rows into entries
@@ -731,10 +105,10 @@ def _as_text(value: Cell) -> str:
 
 def _fill(template: str, row: Row) -> str:
     """The template with each {Column} replaced; nothing at all if any column it names is empty."""
-    names = _TEMPLATE_RE.findall(template)
+    names = TEMPLATE_RE.findall(template)
     if any(not _as_text(_cell(row, n)) for n in names):
         return ""
-    return _TEMPLATE_RE.sub(lambda m: _as_text(_cell(row, m.group(1))), template).strip()
+    return TEMPLATE_RE.sub(lambda m: _as_text(_cell(row, m.group(1))), template).strip()
 
 
 def _translate(rule: Rule, text: str) -> str:
@@ -903,7 +277,7 @@ class _RowBuilder:
             for rule in rules:
                 for column in rule.columns:
                     text = _as_text(_cell(row, column))
-                    if _placeholder_key(text) in self.mapping.placeholders:
+                    if placeholder_key(text) in self.mapping.placeholders:
                         pointing.append((column, text))
                     elif text:
                         real += 1
