@@ -325,10 +325,11 @@ class KnowledgeBase:
             entry_of.update((m.passage_id, m.entry_id) for m in matches)
             texts.update((m.passage_id, m.text) for m in matches)
         if mode == "hybrid":
-            scores = fuse(dense, keyword, fusion.for_query(len(tokenize([parsed.text])[0])), keyword_complete)
+            fusion = fusion.for_query(len(tokenize([parsed.text])[0]))
+            scores = fuse(dense, keyword, fusion, keyword_complete)
         else:
             scores = dense or keyword
-        return self._hits(best_per_entry(scores, entry_of)[:limit], texts)
+        return self._hits(best_per_entry(scores, entry_of, fusion)[:limit], texts)
 
     def _keyword_scores(self, parsed, synonyms: list[str], candidates: int, allowed: set[str] | None,
                         entry_of: dict[str, str]) -> tuple[dict[str, float], bool]:

@@ -128,7 +128,9 @@ class Fusion:
     """
 
     method: str = "convex"
-    alpha: float = 0.5
+    alpha: float = 0.4
+    summary_weight: float = 1.0  # multiplies the title-and-summary passage's score
+    second_passage_weight: float = 0.0  # adds this share of an entry's second-best passage
     short_alpha: float = 0.2
     short_words: int = 2
     rrf_k: int = RRF_K
@@ -170,14 +172,30 @@ def rrf(rankings: list[list[str]], weights: list[float] | None = None, k: int = 
     return fused
 
 
-def best_per_entry(scores: dict[str, float], entry_of: dict[str, str]) -> list[tuple[str, str, float]]:
-    """(entry_id, best passage_id, score) per entry, best first; ties break on the entry id."""
-    best: dict[str, tuple[str, float]] = {}
+def best_per_entry(scores: dict[str, float], entry_of: dict[str, str],
+                   fusion: Fusion | None = None) -> list[tuple[str, str, float]]:
+    """(entry_id, best passage_id, score) per entry, best first; ties break on the entry id.
+
+    An entry scores as its best passage, plus a share of its second best when the fusion says so
+    (an entry that matches in two places is a little more likely to be about the query).
+    """
+    summary_weight = fusion.summary_weight if fusion else 1.0
+    second_weight = fusion.second_passage_weight if fusion else 0.0
+    top: dict[str, list[tuple[float, str]]] = {}
     for passage_id, score in scores.items():
-        entry_id = entry_of[passage_id]
-        if entry_id not in best or score > best[entry_id][1]:
-            best[entry_id] = (passage_id, score)
-    return sorted(((e, p, s) for e, (p, s) in best.items()), key=lambda t: (-t[2], t[0]))
+        if summary_weight != 1.0 and passage_id.endswith("#0"):
+            score *= summary_weight
+        ranked = top.setdefault(entry_of[passage_id], [])
+        ranked.append((score, passage_id))
+        if len(ranked) > 2:
+            ranked.sort(reverse=True)
+            del ranked[2:]
+    out = []
+    for entry_id, ranked in top.items():
+        ranked.sort(reverse=True)
+        score = ranked[0][0] + (second_weight * ranked[1][0] if second_weight and len(ranked) > 1 else 0.0)
+        out.append((entry_id, ranked[0][1], score))
+    return sorted(out, key=lambda t: (-t[2], t[0]))
 
 
 # ----------------------------------------------------------------------------- snippets
