@@ -7,12 +7,14 @@ name, field and remedy, and never stops the good files from loading.
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import hashlib
 import os
 import re
 import tempfile
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -392,8 +394,12 @@ def content_hash(text: str | bytes) -> str:
 # --------------------------------------------------------------------------- the folder
 
 
-def atomic_write(path: Path, text: str) -> None:
-    """Write via a temporary file in the same folder and a rename: a crash leaves old or new, never half."""
+def atomic_write(path: Path, text: str, *, replace: bool = True) -> None:
+    """Write via a temporary file in the same folder and a rename: a crash leaves old or new, never half.
+
+    With replace=False the file appears complete or not at all, and never replaces an existing one
+    (a hard link fails if the name is taken), so two writers racing for one new id cannot both win.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
     try:
@@ -401,10 +407,15 @@ def atomic_write(path: Path, text: str) -> None:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
+        if replace:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise Conflict(f"an entry with id '{path.stem}' already exists; choose another id") from None
+    finally:
         Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @dataclass
@@ -505,17 +516,26 @@ class EntryStore:
         text = render_entry(entry)
         parse_entry(text, f"{entry.id}{ENTRY_SUFFIX}")  # validate exactly what goes to disk
         path = self.path_for(entry.id)
+        self.root.mkdir(parents=True, exist_ok=True)
         if create:
-            self.root.mkdir(parents=True, exist_ok=True)
-            try:  # O_EXCL: two writers racing for one new id cannot both win
-                os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
-            except FileExistsError:
-                raise Conflict(f"an entry with id '{entry.id}' already exists; choose another id") from None
-        elif expected_version is not None and self.version(entry.id) != expected_version:
-            raise Conflict(f"'{entry.id}' was changed by someone else since you opened it; "
-                           "reload it and apply your edits again")
-        atomic_write(path, text)
+            atomic_write(path, text, replace=False)
+            return content_hash(text)
+        with self._lock():  # the version check and the write happen as one step
+            if expected_version is not None and self.version(entry.id) != expected_version:
+                raise Conflict(f"'{entry.id}' was changed by someone else since you opened it; "
+                               "reload it and apply your edits again")
+            atomic_write(path, text)
         return content_hash(text)
+
+    @contextmanager
+    def _lock(self) -> Iterator[None]:
+        """An advisory lock on the folder, held across a read-compare-write."""
+        with open(self.root / ".lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def delete(self, entry_id: str) -> None:
         path = self.path_for(entry_id)

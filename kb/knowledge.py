@@ -151,6 +151,8 @@ class KnowledgeBase:
                     break
                 except Conflict:
                     entry.id = self.store.unique_id(entry.title)
+            else:
+                raise Conflict(f"could not find a free id for '{entry.title}'; try again")
         else:
             self.store.write(entry, expected_version=expected_version)
         self.index_entries([entry.id])
