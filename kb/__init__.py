@@ -7,7 +7,18 @@ from kb.knowledge import KnowledgeBase, SyncReport
 from kb.search import Filters, Hit, SimilarHit
 
 __all__ = [
-    "Conflict", "Entry", "EntryError", "Filters", "Hit", "KBError", "KnowledgeBase", "Lighthouse",
-    "NotFound", "Problem", "Settings", "SimilarHit", "SyncReport",
+    "Conflict",
+    "Entry",
+    "EntryError",
+    "Filters",
+    "Hit",
+    "KBError",
+    "KnowledgeBase",
+    "Lighthouse",
+    "NotFound",
+    "Problem",
+    "Settings",
+    "SimilarHit",
+    "SyncReport",
 ]
 __version__ = "0.1.0"

@@ -69,9 +69,16 @@ def import_register(register: Path, mapping: Path, entries_dir: Path) -> int:
     return len(report.created) + len(report.updated) + len(report.unchanged)
 
 
-def run_bench(register: Path, mapping: Path, *, work_dir: Path | None = None, embedder: Embedder | None = None,
-              queries: tuple[str, ...] = DEFAULT_QUERIES, repeats: int = 3,
-              log=lambda message: None) -> dict[str, Any]:
+def run_bench(
+    register: Path,
+    mapping: Path,
+    *,
+    work_dir: Path | None = None,
+    embedder: Embedder | None = None,
+    queries: tuple[str, ...] = DEFAULT_QUERIES,
+    repeats: int = 3,
+    log=lambda message: None,
+) -> dict[str, Any]:
     """Import the register into a scratch folder, then measure. Returns figures under clear keys."""
     from kb.knowledge import KnowledgeBase
 
@@ -102,8 +109,22 @@ def run_bench(register: Path, mapping: Path, *, work_dir: Path | None = None, em
     resync_seconds = time.perf_counter() - started
     assert not again.changed, "the unchanged collection re-embedded something"
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "kb", "--entries", str(entries_dir), "--index", str(index_dir),
-                    "--model", embedder.name, "sync"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kb",
+            "--entries",
+            str(entries_dir),
+            "--index",
+            str(index_dir),
+            "--model",
+            embedder.name,
+            "sync",
+        ],
+        check=True,
+        capture_output=True,
+    )
     resync_cli_seconds = time.perf_counter() - started
 
     log("search latency ...")
@@ -148,8 +169,7 @@ def format_report(figures: dict[str, Any]) -> str:
     lines = [
         f"{figures['entries']} entries from {figures['register']}, {figures['passages']} passages, "
         f"model {figures['model']}",
-        f"sync throughput      {figures['sync_passages_per_s']:>8.1f} passages/s "
-        f"({figures['sync_seconds']} s in all)",
+        f"sync throughput      {figures['sync_passages_per_s']:>8.1f} passages/s ({figures['sync_seconds']} s in all)",
         f"bare model encode    {figures['bare_encode_passages_per_s']:>8.1f} passages/s",
         f"ratio sync / encode  {figures['sync_to_encode_ratio']:>8.3f}   (target >= 0.85)",
         f"re-sync, unchanged   {figures['resync_unchanged_s']:>8.3f} s in process, "
@@ -158,6 +178,8 @@ def format_report(figures: dict[str, Any]) -> str:
     ]
     for name, figs in figures["search"].items():
         lines.append(f"  {name:<8} p50 {figs['p50_ms']:>7.1f} ms   p95 {figs['p95_ms']:>7.1f} ms")
-    lines.append(f"peak memory {figures['peak_rss_mb']} MB; index {figures['index_mb']} MB on disk "
-                 f"(entry files {figures['entries_mb']} MB)")
+    lines.append(
+        f"peak memory {figures['peak_rss_mb']} MB; index {figures['index_mb']} MB on disk "
+        f"(entry files {figures['entries_mb']} MB)"
+    )
     return "\n".join(lines)

@@ -113,9 +113,18 @@ def sync(ctx: Context, rebuild: bool, as_json: bool) -> None:
     if bar is not None:
         bar.close()
     if as_json:
-        echo_json({"added": report.added, "updated": report.updated, "removed": report.removed,
-                   "unchanged": report.unchanged, "passages": report.passages, "rebuilt": report.rebuilt,
-                   "seconds": round(report.seconds, 3), "problems": [str(p) for p in report.problems]})
+        echo_json(
+            {
+                "added": report.added,
+                "updated": report.updated,
+                "removed": report.removed,
+                "unchanged": report.unchanged,
+                "passages": report.passages,
+                "rebuilt": report.rebuilt,
+                "seconds": round(report.seconds, 3),
+                "problems": [str(p) for p in report.problems],
+            }
+        )
     else:
         echo_problems(report.problems)
         click.echo(report.summary())
@@ -130,8 +139,9 @@ def filter_options(func):
         click.option("--organisation", multiple=True, help="Only this organisation (repeatable)."),
         click.option("--theme", multiple=True, help="Only this theme id (repeatable)."),
         click.option("--kind", multiple=True, type=click.Choice(["project", "experiment"])),
-        click.option("--outcome", multiple=True,
-                     type=click.Choice(["succeeded", "partial", "failed", "stopped", "ongoing"])),
+        click.option(
+            "--outcome", multiple=True, type=click.Choice(["succeeded", "partial", "failed", "stopped", "ongoing"])
+        ),
         click.option("--status", multiple=True, type=click.Choice(["draft", "in-review", "published", "archived"])),
         click.option("--lighthouse", is_flag=True, default=None, help="Only lighthouse projects."),
         click.option("--year-from", type=int, help="Started in or after this year."),
@@ -156,17 +166,27 @@ def print_hits(hits, query: str) -> None:
 
 @cli.command()
 @click.argument("query", required=False)
-@click.option("--plan", "plan_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="A project plan (text or Markdown): find prior lessons for each part of it.")
+@click.option(
+    "--plan",
+    "plan_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A project plan (text or Markdown): find prior lessons for each part of it.",
+)
 @click.option("--limit", default=10, show_default=True, type=click.IntRange(1, 1000))
-@click.option("--mode", type=click.Choice(MODES), default="hybrid", show_default=True,
-              help="Keyword (bm25), meaning (dense) or both fused (hybrid).")
+@click.option(
+    "--mode",
+    type=click.Choice(MODES),
+    default="hybrid",
+    show_default=True,
+    help="Keyword (bm25), meaning (dense) or both fused (hybrid).",
+)
 @filter_options
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of hits.")
 @pass_ctx
 @handle_errors
-def search(ctx: Context, query: str | None, plan_file: Path | None, limit: int, mode: str, as_json: bool,
-           **facets) -> None:
+def search(
+    ctx: Context, query: str | None, plan_file: Path | None, limit: int, mode: str, as_json: bool, **facets
+) -> None:
     """Find entries by meaning and keywords; quote a phrase to require it.
 
     \b
@@ -206,10 +226,19 @@ def print_plan(ctx: Context, plan_file: Path, limit: int, mode: str, as_json: bo
             hit = match.hit
             click.secho(f"- {hit.title}", bold=True)
             click.echo(f"  {hit.id} · {hit.outcome} · {hit.organisation}")
-            click.echo(textwrap.indent(textwrap.fill(
-                "your plan: " + textwrap.shorten(match.part_text, 150, placeholder=" …"), 96), "  "))
-            click.echo(textwrap.indent(textwrap.fill(
-                f"their [{hit.section}]: " + textwrap.shorten(hit.passage, 220, placeholder=" …"), 96), "  "))
+            click.echo(
+                textwrap.indent(
+                    textwrap.fill("your plan: " + textwrap.shorten(match.part_text, 150, placeholder=" …"), 96), "  "
+                )
+            )
+            click.echo(
+                textwrap.indent(
+                    textwrap.fill(
+                        f"their [{hit.section}]: " + textwrap.shorten(hit.passage, 220, placeholder=" …"), 96
+                    ),
+                    "  ",
+                )
+            )
 
 
 @cli.command()
@@ -235,10 +264,20 @@ def similar(ctx: Context, entry_id: str, limit: int, as_json: bool) -> None:
         click.secho(f"{n}. {hit.title}", bold=True)
         themes = f" · shared themes: {', '.join(hit.shared_themes)}" if hit.shared_themes else ""
         click.echo(f"   {hit.id} · {hit.outcome} · {hit.organisation} · similarity {hit.score:.2f}{themes}")
-        click.echo(textwrap.indent(textwrap.fill(
-            f"this [{hit.source_section}]: " + textwrap.shorten(hit.source_passage, 160, placeholder=" …"), 96), "   "))
-        click.echo(textwrap.indent(textwrap.fill(
-            f"that [{hit.section}]: " + textwrap.shorten(hit.passage, 160, placeholder=" …"), 96), "   "))
+        click.echo(
+            textwrap.indent(
+                textwrap.fill(
+                    f"this [{hit.source_section}]: " + textwrap.shorten(hit.source_passage, 160, placeholder=" …"), 96
+                ),
+                "   ",
+            )
+        )
+        click.echo(
+            textwrap.indent(
+                textwrap.fill(f"that [{hit.section}]: " + textwrap.shorten(hit.passage, 160, placeholder=" …"), 96),
+                "   ",
+            )
+        )
 
 
 @cli.command()
@@ -304,8 +343,11 @@ def check(ctx: Context, as_json: bool) -> None:
 
 @cli.command(name="import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--mapping", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="YAML column mapping (default: Lighthouse's own export columns).")
+@click.option(
+    "--mapping",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="YAML column mapping (default: Lighthouse's own export columns).",
+)
 @click.option("--dry-run", is_flag=True, help="Validate every row and report; write nothing.")
 @click.option("--no-index", is_flag=True, help="Write the entry files but do not embed them now.")
 @pass_ctx
@@ -369,8 +411,10 @@ def stats(ctx: Context, as_json: bool) -> None:
     if as_json:
         echo_json(figures)
         return
-    click.echo(f"{figures['entries']} entries indexed ({figures['passages']} passages) from {figures['files']} "
-               f"files; {figures['lighthouses']} lighthouse projects; model {figures['model']}")
+    click.echo(
+        f"{figures['entries']} entries indexed ({figures['passages']} passages) from {figures['files']} "
+        f"files; {figures['lighthouses']} lighthouse projects; model {figures['model']}"
+    )
     for facet, counts in figures["by"].items():
         if counts:
             top = ", ".join(f"{k} {v}" for k, v in list(counts.items())[:8])
@@ -400,22 +444,47 @@ def themes(ctx: Context, as_json: bool) -> None:
 
 
 @cli.command(name="eval")
-@click.option("--corpus", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
-              help="BEIR corpus.jsonl (_id, title, text).")
-@click.option("--queries", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
-              help="BEIR queries.jsonl (_id, text).")
-@click.option("--qrels", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
-              help="Judgements TSV with a header: query-id, corpus-id, score.")
+@click.option(
+    "--corpus",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="BEIR corpus.jsonl (_id, title, text).",
+)
+@click.option(
+    "--queries",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="BEIR queries.jsonl (_id, text).",
+)
+@click.option(
+    "--qrels",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="Judgements TSV with a header: query-id, corpus-id, score.",
+)
 @click.option("--mode", type=click.Choice([*MODES, "all"]), default="all", show_default=True)
-@click.option("--index", "eval_index", type=click.Path(file_okay=False, path_type=Path),
-              help="Where the embedded corpus is cached [default: INDEX/eval].")
+@click.option(
+    "--index",
+    "eval_index",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the embedded corpus is cached [default: INDEX/eval].",
+)
 @click.option("--fusion", type=click.Choice(["convex", "rrf"]), help="Hybrid fusion method [default: convex].")
 @click.option("--alpha", type=click.FloatRange(0, 1), help="Weight of the vector score in convex fusion.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object keyed by mode.")
 @pass_ctx
 @handle_errors
-def evaluate(ctx: Context, corpus: Path, queries: Path, qrels: Path, mode: str, eval_index: Path | None,
-             fusion: str | None, alpha: float | None, as_json: bool) -> None:
+def evaluate(
+    ctx: Context,
+    corpus: Path,
+    queries: Path,
+    qrels: Path,
+    mode: str,
+    eval_index: Path | None,
+    fusion: str | None,
+    alpha: float | None,
+    as_json: bool,
+) -> None:
     """Measure search quality on BEIR-format data: nDCG@10, Recall@100, MRR@10 and latency per mode.
 
     \b
@@ -433,31 +502,56 @@ def evaluate(ctx: Context, corpus: Path, queries: Path, qrels: Path, mode: str, 
     from kb.search import DEFAULT_FUSION
 
     dataset = load_beir(corpus, queries, qrels)
-    bar = tqdm(total=len(dataset.corpus), unit="doc", desc="indexing corpus", file=sys.stderr, disable=as_json)
-    kb = open_corpus_index(dataset, eval_index or ctx.settings.index_dir / "eval", make_embedder(ctx.settings.model),
-                           progress=lambda done, total: bar.update(done - bar.n))
-    bar.close()
+    bar = None
+
+    def progress(done: int, total: int) -> None:  # a bar only when something needs embedding
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, unit="doc", desc="indexing corpus", file=sys.stderr, disable=as_json)
+        bar.update(done - bar.n)
+
+    kb = open_corpus_index(
+        dataset, eval_index or ctx.settings.index_dir / "eval", make_embedder(ctx.settings.model), progress=progress
+    )
+    if bar is not None:
+        bar.close()
     chosen = replace(DEFAULT_FUSION, **{k: v for k, v in (("method", fusion), ("alpha", alpha)) if v is not None})
     results = run_evaluation(kb, dataset, MODES if mode == "all" else (mode,), fusion=chosen)
     if as_json:
         echo_json(results)
         return
-    click.echo(f"{len(dataset.queries)} queries, {len(dataset.corpus)} documents, model {kb.index.model}, "
-               f"fusion {chosen.method}" + (f" (alpha {chosen.alpha})" if chosen.method == "convex" else ""))
+    click.echo(
+        f"{len(dataset.queries)} queries, {len(dataset.corpus)} documents, model {kb.index.model}, "
+        f"fusion {chosen.method}" + (f" (alpha {chosen.alpha})" if chosen.method == "convex" else "")
+    )
     click.echo(f"{'mode':<8} {'nDCG@10':>8} {'R@100':>8} {'MRR@10':>8} {'p50 ms':>8} {'p95 ms':>8}")
     for name, m in results.items():
-        click.echo(f"{name:<8} {m['ndcg@10']:>8.4f} {m['recall@100']:>8.4f} {m['mrr@10']:>8.4f} "
-                   f"{m['p50_ms']:>8.1f} {m['p95_ms']:>8.1f}")
+        click.echo(
+            f"{name:<8} {m['ndcg@10']:>8.4f} {m['recall@100']:>8.4f} {m['mrr@10']:>8.4f} "
+            f"{m['p50_ms']:>8.1f} {m['p95_ms']:>8.1f}"
+        )
 
 
 @cli.command()
-@click.option("--register", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              default="../shared/data/nasa_llis/llis.xlsx", show_default=True,
-              help="A spreadsheet register to import and measure.")
-@click.option("--mapping", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              default="mappings/nasa-llis.yaml", show_default=True, help="Its column mapping.")
-@click.option("--work-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Scratch folder for the entries and index [default: a new temporary folder].")
+@click.option(
+    "--register",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default="../shared/data/nasa_llis/llis.xlsx",
+    show_default=True,
+    help="A spreadsheet register to import and measure.",
+)
+@click.option(
+    "--mapping",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default="mappings/nasa-llis.yaml",
+    show_default=True,
+    help="Its column mapping.",
+)
+@click.option(
+    "--work-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Scratch folder for the entries and index [default: a new temporary folder].",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
 @pass_ctx
 @handle_errors
@@ -472,8 +566,13 @@ def bench(ctx: Context, register: Path, mapping: Path, work_dir: Path | None, as
     from kb.bench import format_report, run_bench
     from kb.embedder import make_embedder
 
-    figures = run_bench(register, mapping, work_dir=work_dir, embedder=make_embedder(ctx.settings.model),
-                        log=lambda message: click.echo(message, err=True))
+    figures = run_bench(
+        register,
+        mapping,
+        work_dir=work_dir,
+        embedder=make_embedder(ctx.settings.model),
+        log=lambda message: click.echo(message, err=True),
+    )
     click.echo(json.dumps(figures, indent=2) if as_json else format_report(figures))
 
 

@@ -255,8 +255,11 @@ def _split_sections(body: str, source: str, problems: list[Problem]) -> dict[str
     for name, text in sections.items():
         if len(text) > MAX_SECTION:
             problems.append(
-                Problem(source, f"is {len(text)} characters; split it or shorten it to {MAX_SECTION}",
-                        field=f"section '{name}'")
+                Problem(
+                    source,
+                    f"is {len(text)} characters; split it or shorten it to {MAX_SECTION}",
+                    field=f"section '{name}'",
+                )
             )
     return {name: text for name, text in sections.items() if text}
 
@@ -276,8 +279,10 @@ def entry_from_dict(
 
     entry_id = f.text("id", MAX_ID)
     if entry_id and not is_valid_id(entry_id):
-        f.problem("id", f"'{entry_id}' is not a safe id; use lowercase letters, digits and hyphens, "
-                  f"e.g. '{slugify(entry_id)}'")
+        f.problem(
+            "id",
+            f"'{entry_id}' is not a safe id; use lowercase letters, digits and hyphens, e.g. '{slugify(entry_id)}'",
+        )
 
     lighthouse = None
     raw_lh = data.get("lighthouse")
@@ -298,8 +303,11 @@ def entry_from_dict(
     known = {fld for fld in Entry.__dataclass_fields__} - {"sections"}
     for name in data:
         if name not in known:
-            f.problem(str(name), "is not a known field; check its spelling (see the README's entry format)",
-                      severity="warning")
+            f.problem(
+                str(name),
+                "is not a known field; check its spelling (see the README's entry format)",
+                severity="warning",
+            )
 
     entry = Entry(
         id=entry_id,
@@ -360,8 +368,7 @@ def parse_entry(text: str, source: str = "<entry>", *, require_id: bool = True) 
     problems: list[Problem] = []
     sections = _split_sections(match.group(2), source, problems)
     try:
-        entry, warnings = entry_from_dict({str(k): v for k, v in data.items()}, source, sections,
-                                          require_id=require_id)
+        entry, warnings = entry_from_dict({str(k): v for k, v in data.items()}, source, sections, require_id=require_id)
     except EntryError as exc:
         raise EntryError(exc.problems + problems) from None
     if problems:
@@ -442,7 +449,8 @@ class EntryStore:
         if not self.root.is_dir():
             return []
         return sorted(
-            p for p in self.root.glob(f"*{ENTRY_SUFFIX}")
+            p
+            for p in self.root.glob(f"*{ENTRY_SUFFIX}")
             if not p.name.startswith((".", "_")) and p.name.lower() != "readme.md" and p.is_file()
         )
 
@@ -464,8 +472,16 @@ class EntryStore:
         text = self.read_text(path)
         entry, warnings = parse_entry(text, path.name)
         if entry.id != path.stem:
-            raise EntryError([Problem(path.name, f"id '{entry.id}' does not match the file name; "
-                                      f"rename the file to {entry.id}{ENTRY_SUFFIX} or change the id", field="id")])
+            raise EntryError(
+                [
+                    Problem(
+                        path.name,
+                        f"id '{entry.id}' does not match the file name; "
+                        f"rename the file to {entry.id}{ENTRY_SUFFIX} or change the id",
+                        field="id",
+                    )
+                ]
+            )
         return entry, warnings, content_hash(text)
 
     def load(self, paths: Iterable[Path] | None = None) -> LoadResult:
@@ -522,8 +538,10 @@ class EntryStore:
             return content_hash(text)
         with self._lock():  # the version check and the write happen as one step
             if expected_version is not None and self.version(entry.id) != expected_version:
-                raise Conflict(f"'{entry.id}' was changed by someone else since you opened it; "
-                               "reload it and apply your edits again")
+                raise Conflict(
+                    f"'{entry.id}' was changed by someone else since you opened it; "
+                    "reload it and apply your edits again"
+                )
             atomic_write(path, text)
         return content_hash(text)
 

@@ -96,8 +96,16 @@ def mrr_at(ranked: list[str], relevant: dict[str, int], k: int = 10) -> float:
 def doc_entry(doc_id: str, title: str, text: str) -> Entry:
     """A corpus document as an entry: the title, its first sentence as summary, the text as a section."""
     first = text.split(". ")[0][:300]
-    return Entry(id=entry_id(doc_id), title=(title or first)[:MAX_TITLE], summary=first, kind="project",
-                 outcome="succeeded", organisation="corpus", status="published", sections={"Text": text})
+    return Entry(
+        id=entry_id(doc_id),
+        title=(title or first)[:MAX_TITLE],
+        summary=first,
+        kind="project",
+        outcome="succeeded",
+        organisation="corpus",
+        status="published",
+        sections={"Text": text},
+    )
 
 
 def entry_id(doc_id: str) -> str:
@@ -106,22 +114,25 @@ def entry_id(doc_id: str) -> str:
     return slug if slug == doc_id else f"{slug}-{hashlib.sha1(doc_id.encode()).hexdigest()[:8]}"
 
 
-def open_corpus_index(dataset: Dataset, index_dir: Path, embedder: Embedder | None,
-                      progress: Callable[[int, int], None] | None = None):
+def open_corpus_index(
+    dataset: Dataset, index_dir: Path, embedder: Embedder | None, progress: Callable[[int, int], None] | None = None
+):
     """A KnowledgeBase over the corpus, built once and cached under index_dir."""
     from kb.knowledge import KnowledgeBase
 
     digest = hashlib.sha1("\n".join(sorted(dataset.corpus)).encode()).hexdigest()[:12]
-    settings = Settings(entries_dir=index_dir / "no-entries", index_dir=index_dir, chroma_url=None,
-                        collection=f"eval-{digest}")
+    settings = Settings(
+        entries_dir=index_dir / "no-entries", index_dir=index_dir, chroma_url=None, collection=f"eval-{digest}"
+    )
     kb = KnowledgeBase(settings, embedder=embedder)
     entries = [doc_entry(doc_id, title, text) for doc_id, (title, text) in dataset.corpus.items()]
     kb.sync_entries(entries, progress=progress)
     return kb
 
 
-def evaluate(kb, dataset: Dataset, modes: Iterable[str] = MODES, fusion: Fusion = DEFAULT_FUSION,
-             limit: int = 100) -> dict[str, dict[str, float]]:
+def evaluate(
+    kb, dataset: Dataset, modes: Iterable[str] = MODES, fusion: Fusion = DEFAULT_FUSION, limit: int = 100
+) -> dict[str, dict[str, float]]:
     """Mean nDCG@10, Recall@100 and MRR@10, and query latency, for each mode."""
     back = {entry_id(d): d for d in dataset.corpus}
     results: dict[str, dict[str, float]] = {}
@@ -140,8 +151,11 @@ def evaluate(kb, dataset: Dataset, modes: Iterable[str] = MODES, fusion: Fusion 
             mrr.append(mrr_at(ranked, relevant, 10))
         ms = np.asarray(latency) * 1000
         results[mode] = {
-            "ndcg@10": round(float(np.mean(ndcg)), 4), "recall@100": round(float(np.mean(recall)), 4),
-            "mrr@10": round(float(np.mean(mrr)), 4), "queries": len(ndcg),
-            "p50_ms": round(float(np.percentile(ms, 50)), 1), "p95_ms": round(float(np.percentile(ms, 95)), 1),
+            "ndcg@10": round(float(np.mean(ndcg)), 4),
+            "recall@100": round(float(np.mean(recall)), 4),
+            "mrr@10": round(float(np.mean(mrr)), 4),
+            "queries": len(ndcg),
+            "p50_ms": round(float(np.percentile(ms, 50)), 1),
+            "p95_ms": round(float(np.percentile(ms, 95)), 1),
         }
     return results

@@ -27,7 +27,14 @@ LIST_SEPARATOR = ";"
 SECTION_PREFIX = "section: "
 LIGHTHOUSE_COLUMNS = ("lighthouse.stage", "lighthouse.impact", "lighthouse.benefits", "lighthouse.reused_by")
 LIST_FIELDS = (
-    "partners", "themes", "tags", "data_sources", "related", "links", "lighthouse.benefits", "lighthouse.reused_by",
+    "partners",
+    "themes",
+    "tags",
+    "data_sources",
+    "related",
+    "links",
+    "lighthouse.benefits",
+    "lighthouse.reused_by",
 )
 # Entry fields in their own order, with `lighthouse` spread over its sub-columns.
 FIELD_COLUMNS = tuple(
@@ -82,7 +89,7 @@ def csv_row(entry: Entry, columns: list[str]) -> list[str]:
     row: list[str] = []
     for column in columns:
         if column.startswith(SECTION_PREFIX):
-            value: str | bool | list[str] = entry.sections.get(column[len(SECTION_PREFIX):], "")
+            value: str | bool | list[str] = entry.sections.get(column[len(SECTION_PREFIX) :], "")
         else:
             value = _field_value(entry, column)
         if isinstance(value, bool):

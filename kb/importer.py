@@ -48,8 +48,17 @@ from kb.vocabulary import Vocabulary
 
 # load_mapping and Mapping are re-exported: callers import the whole import API from here.
 __all__ = [
-    "ImportReport", "Mapping", "clean_row", "import_table", "list_value", "load_mapping", "section_text",
-    "shorten_summary", "shorten_title", "split_items", "text_value",
+    "ImportReport",
+    "Mapping",
+    "clean_row",
+    "import_table",
+    "list_value",
+    "load_mapping",
+    "section_text",
+    "shorten_summary",
+    "shorten_title",
+    "split_items",
+    "text_value",
 ]
 
 Row = dict[str, Cell]  # normalised column name -> cleaned cell
@@ -81,16 +90,24 @@ def _cap(value: Cell, limit: int = MAX_CELL) -> tuple[Cell, int]:
     return value, 0
 
 
-def clean_row(number: int, cells: dict[str, Cell], mapping: Mapping, source: str,
-              spreadsheet: bool = True) -> tuple[Row, list[Problem]]:
+def clean_row(
+    number: int, cells: dict[str, Cell], mapping: Mapping, source: str, spreadsheet: bool = True
+) -> tuple[Row, list[Problem]]:
     """Cells keyed by normalised column name: trimmed, blank-equivalents emptied, huge ones cut and reported."""
     row: Row = {}
     problems: list[Problem] = []
     for name, value in cells.items():
         value, length = _cap(value)
         if length:
-            problems.append(Problem(source, f"is {length:,} characters; kept the first {MAX_CELL:,}, the rest was "
-                                    "dropped", row=number, field=name, severity="warning"))
+            problems.append(
+                Problem(
+                    source,
+                    f"is {length:,} characters; kept the first {MAX_CELL:,}, the rest was dropped",
+                    row=number,
+                    field=name,
+                    severity="warning",
+                )
+            )
         row[column_key(name)] = _clean_cell(value, mapping.empty_values, spreadsheet)
     return row, problems
 
@@ -286,13 +303,24 @@ class _RowBuilder:
         columns = ", ".join(column for column, _ in pointing)
         quoted = "; ".join(dict.fromkeys(f"'{text}'" for _, text in pointing))
         if real:
-            problems.append(self.problem(number, f"says only {quoted}: that text is in an attachment this file "
-                                         "does not hold", columns, "warning"))
+            problems.append(
+                self.problem(
+                    number,
+                    f"says only {quoted}: that text is in an attachment this file does not hold",
+                    columns,
+                    "warning",
+                )
+            )
             return False
-        problems.append(self.problem(
-            number, f"says only {quoted}: the lesson's text is not in this file. Imported as "
-            f"{self.mapping.placeholder_status}, tagged '{self.mapping.placeholder_tag}', until a curator adds it",
-            columns, "warning"))
+        problems.append(
+            self.problem(
+                number,
+                f"says only {quoted}: the lesson's text is not in this file. Imported as "
+                f"{self.mapping.placeholder_status}, tagged '{self.mapping.placeholder_tag}', until a curator adds it",
+                columns,
+                "warning",
+            )
+        )
         return True
 
     def apply_defaults(self, data: dict[str, Any], needs_text: bool) -> set[str]:
@@ -318,16 +346,23 @@ class _RowBuilder:
                 out.append(self.problem(number, f"is empty{hint}; every row needs a {name}", self.mapping.label(name)))
         return out
 
-    def fit_title_and_summary(self, number: int, data: dict[str, Any], sections: dict[str, str],
-                              problems: list[Problem]) -> None:
+    def fit_title_and_summary(
+        self, number: int, data: dict[str, Any], sections: dict[str, str], problems: list[Problem]
+    ) -> None:
         """Shorten an over-long title or summary, keeping the full text under Context so nothing is lost."""
         keep: list[str] = []
         title, summary = data["title"], data["summary"]
         if len(title) > MAX_TITLE:
             data["title"] = shorten_title(" ".join(title.split()))
             keep.append(f"**Full title:** {title}")
-            problems.append(self.problem(number, f"is {len(title)} characters; shortened to {MAX_TITLE}, the full "
-                                         "title is kept under Context", self.mapping.label("title"), "warning"))
+            problems.append(
+                self.problem(
+                    number,
+                    f"is {len(title)} characters; shortened to {MAX_TITLE}, the full title is kept under Context",
+                    self.mapping.label("title"),
+                    "warning",
+                )
+            )
         data["summary"] = shorten_summary(summary)
         if data["summary"] != summary and not any(summary in text for text in sections.values()):
             keep.append(summary)
@@ -339,8 +374,14 @@ class _RowBuilder:
         for name, text in sections.items():
             if len(text) > MAX_SECTION:
                 sections[name] = text[:MAX_SECTION]
-                problems.append(self.problem(number, f"section '{name}' would be {len(text):,} characters; kept the "
-                                             f"first {MAX_SECTION:,}", name, "warning"))
+                problems.append(
+                    self.problem(
+                        number,
+                        f"section '{name}' would be {len(text):,} characters; kept the first {MAX_SECTION:,}",
+                        name,
+                        "warning",
+                    )
+                )
 
     def entry_id(self, row: Row, data: dict[str, Any]) -> tuple[str, bool]:
         """From the key column when it has a value (stable across re-imports), else from the title."""
@@ -387,9 +428,11 @@ class ImportReport:
 
     def summary(self) -> str:
         verb = "would be " if self.dry_run else ""
-        text = (f"{self.source}: {self.rows:,} rows: {len(self.created):,} {verb}created, "
-                f"{len(self.updated):,} {verb}updated, {len(self.unchanged):,} unchanged, "
-                f"{len(self.refused_rows):,} refused, {len(self.warnings):,} warnings")
+        text = (
+            f"{self.source}: {self.rows:,} rows: {len(self.created):,} {verb}created, "
+            f"{len(self.updated):,} {verb}updated, {len(self.unchanged):,} unchanged, "
+            f"{len(self.refused_rows):,} refused, {len(self.warnings):,} warnings"
+        )
         if self.encoding not in ("", "utf-8", "utf-8-sig", "xlsx"):
             text += f" (read as {self.encoding})"
         return text
@@ -420,13 +463,21 @@ class _Importer:
         except EntryError as exc:
             for p in exc.problems:
                 name = f"lighthouse.{p.field}" if p.field in ("stage", "impact", "benefits", "reused_by") else p.field
-                self.report.problems.append(Problem(self.source, p.message, field=self.mapping.label(name or ""),
-                                                    row=built.number, severity=p.severity))
+                self.report.problems.append(
+                    Problem(
+                        self.source,
+                        p.message,
+                        field=self.mapping.label(name or ""),
+                        row=built.number,
+                        severity=p.severity,
+                    )
+                )
             return None
         if self.vocabulary.themes and entry.themes:
             entry.themes, warnings = self.vocabulary.normalise(entry.themes, self.source)
-            self.report.problems.extend(replace(w, row=built.number, field=self.mapping.label("themes"))
-                                        for w in warnings)
+            self.report.problems.extend(
+                replace(w, row=built.number, field=self.mapping.label("themes")) for w in warnings
+            )
         return entry
 
     def claim(self, built: BuiltRow) -> bool:
@@ -436,11 +487,19 @@ class _Importer:
             self.claimed[built.entry_id] = built.number
             return True
         if built.keyed:
-            self.problem(built.number, f"has the same key as row {first} (id '{built.entry_id}'); keys must be "
-                         "unique, so this row was not imported", self.mapping.key_column)
+            self.problem(
+                built.number,
+                f"has the same key as row {first} (id '{built.entry_id}'); keys must be "
+                "unique, so this row was not imported",
+                self.mapping.key_column,
+            )
         else:
-            self.problem(built.number, f"gives the id '{built.entry_id}', which row {first} already has; make the "
-                         "titles differ or map a key column under id:", self.mapping.label("title"))
+            self.problem(
+                built.number,
+                f"gives the id '{built.entry_id}', which row {first} already has; make the "
+                "titles differ or map a key column under id:",
+                self.mapping.label("title"),
+            )
         return False
 
     def existing(self, built: BuiltRow) -> tuple[Entry | None, str | None, bool]:
@@ -452,12 +511,18 @@ class _Importer:
             old, _, version = self.store.load_file(path)
         except (EntryError, OSError) as exc:
             reason = "; ".join(p.message for p in exc.problems) if isinstance(exc, EntryError) else str(exc)
-            self.problem(built.number, f"would replace {path.name}, which cannot be read ({reason}); fix or remove "
-                         "that file first")
+            self.problem(
+                built.number,
+                f"would replace {path.name}, which cannot be read ({reason}); fix or remove that file first",
+            )
             return None, None, False
         if not built.keyed and old.source != built.data.get("source", ""):
-            self.problem(built.number, f"gives the id '{built.entry_id}', which an entry from elsewhere already has; "
-                         "change the title or map a key column under id:", self.mapping.label("title"))
+            self.problem(
+                built.number,
+                f"gives the id '{built.entry_id}', which an entry from elsewhere already has; "
+                "change the title or map a key column under id:",
+                self.mapping.label("title"),
+            )
             return None, None, False
         return old, version, True
 
@@ -502,8 +567,11 @@ class _Importer:
         text = render_entry(entry)
         size = len(text.encode("utf-8"))
         if size > MAX_FILE_BYTES:
-            self.problem(built.number, f"would make an entry file of {size:,} bytes; the limit is {MAX_FILE_BYTES:,}; "
-                         "shorten the longest cells")
+            self.problem(
+                built.number,
+                f"would make an entry file of {size:,} bytes; the limit is {MAX_FILE_BYTES:,}; "
+                "shorten the longest cells",
+            )
             return None
         try:
             return parse_entry(text, f"{entry.id}.md")[0]
@@ -546,8 +614,13 @@ def import_table(
     path = Path(path)
     table = read_table(path, mapping)
     bound = mapping.bind(table.header, path.name)
-    report = ImportReport(source=path.name, encoding=table.encoding, dry_run=dry_run,
-                          problems=list(table.problems), rows=len(table.rows) + table.refused)
+    report = ImportReport(
+        source=path.name,
+        encoding=table.encoding,
+        dry_run=dry_run,
+        problems=list(table.problems),
+        rows=len(table.rows) + table.refused,
+    )
     vocabulary = vocabulary if vocabulary is not None else Vocabulary.load(store.root)
     builder = _RowBuilder(bound, path.name)
     importer = _Importer(store, bound, vocabulary, report)

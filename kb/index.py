@@ -59,8 +59,9 @@ def make_client(index_dir: Path | str, chroma_url: str | None = None):
             raise KBError(f"KB_CHROMA_URL '{chroma_url}' is not a URL; use e.g. http://127.0.0.1:8000")
         ssl = url.scheme == "https"
         try:
-            return chromadb.HttpClient(host=url.hostname, port=url.port or (443 if ssl else 8000),
-                                       ssl=ssl, settings=settings)
+            return chromadb.HttpClient(
+                host=url.hostname, port=url.port or (443 if ssl else 8000), ssl=ssl, settings=settings
+            )
         except Exception as exc:
             raise KBError(f"cannot reach the Chroma server at {chroma_url} ({exc}); is `chroma run` up?") from None
     path = Path(index_dir) / "chroma"
@@ -108,20 +109,25 @@ class VectorIndex:
             cols = []
             for name in self._names:
                 col = self.client.get_or_create_collection(
-                    name, embedding_function=None, metadata={"model": self.model, "dimension": dimension or 0},
+                    name,
+                    embedding_function=None,
+                    metadata={"model": self.model, "dimension": dimension or 0},
                     configuration={"hnsw": {"space": "cosine", "ef_search": 200, "ef_construction": 200}},
                 )
                 found = (col.metadata or {}).get("model")
                 if found != self.model:
-                    raise IndexMismatch(f"the index was built with model '{found}', not '{self.model}'; "
-                                        "run `python -m kb sync --rebuild`")
+                    raise IndexMismatch(
+                        f"the index was built with model '{found}', not '{self.model}'; "
+                        "run `python -m kb sync --rebuild`"
+                    )
                 cols.append(col)
             self._collections = tuple(cols)
         if dimension is not None:
             stored = int((self._collections[0].metadata or {}).get("dimension") or dimension)
             if stored != dimension:
-                raise IndexMismatch(f"the index holds {stored}-dimension vectors, not {dimension}; "
-                                    "run `python -m kb sync --rebuild`")
+                raise IndexMismatch(
+                    f"the index holds {stored}-dimension vectors, not {dimension}; run `python -m kb sync --rebuild`"
+                )
         return self._collections
 
     def built_with(self) -> str | None:
@@ -140,7 +146,9 @@ class VectorIndex:
 
     # ----------------------------------------------------------------- writes
 
-    def put_entries(self, records: list[tuple[str, str, dict[str, Any], list[tuple[str, str, str]], np.ndarray]]) -> None:
+    def put_entries(
+        self, records: list[tuple[str, str, dict[str, Any], list[tuple[str, str, str]], np.ndarray]]
+    ) -> None:
         """Replace the passages of these entries and record their hashes, in that order.
 
         Each record is (entry_id, content_hash, facet metadata, [(passage_id, section, text)], vectors).
@@ -165,8 +173,7 @@ class VectorIndex:
         max_batch = self.client.get_max_batch_size()
         p_array = np.asarray(p_vecs, dtype=np.float32)
         for part in _batches(len(p_ids), max_batch):
-            passages_col.add(ids=p_ids[part], embeddings=p_array[part], documents=p_docs[part],
-                             metadatas=p_meta[part])
+            passages_col.add(ids=p_ids[part], embeddings=p_array[part], documents=p_docs[part], metadatas=p_meta[part])
         e_array = np.asarray(e_vecs, dtype=np.float32)
         for part in _batches(len(ids), max_batch):
             entries_col.upsert(ids=ids[part], embeddings=e_array[part], metadatas=e_meta[part])
@@ -236,8 +243,9 @@ class VectorIndex:
         where = {"entry_id": entry_id} if entry_id else None
         matches, vectors, offset, page = [], [], 0, 5000
         while True:
-            got = passages_col.get(where=where, include=["metadatas", "documents", "embeddings"],
-                                   limit=page, offset=offset)
+            got = passages_col.get(
+                where=where, include=["metadatas", "documents", "embeddings"], limit=page, offset=offset
+            )
             for pid, meta, doc in zip(got["ids"], got["metadatas"], got["documents"], strict=True):
                 matches.append(PassageMatch(pid, meta["entry_id"], meta.get("section", ""), doc or "", 1.0))
             if len(got["ids"]):
@@ -258,16 +266,22 @@ class VectorIndex:
         total = passages_col.count()
         if total == 0 or len(vectors) == 0:
             return [[] for _ in range(len(vectors))]
-        got = passages_col.query(query_embeddings=np.asarray(vectors, dtype=np.float32),
-                                 n_results=min(k, total), where=where or None,
-                                 include=["metadatas", "documents", "distances"])
+        got = passages_col.query(
+            query_embeddings=np.asarray(vectors, dtype=np.float32),
+            n_results=min(k, total),
+            where=where or None,
+            include=["metadatas", "documents", "distances"],
+        )
         results = []
-        for ids, metas, docs, dists in zip(got["ids"], got["metadatas"], got["documents"], got["distances"],
-                                           strict=True):
-            results.append([
-                PassageMatch(pid, meta["entry_id"], meta.get("section", ""), doc or "", 1.0 - float(dist))
-                for pid, meta, doc, dist in zip(ids, metas, docs, dists, strict=True)
-            ])
+        for ids, metas, docs, dists in zip(
+            got["ids"], got["metadatas"], got["documents"], got["distances"], strict=True
+        ):
+            results.append(
+                [
+                    PassageMatch(pid, meta["entry_id"], meta.get("section", ""), doc or "", 1.0 - float(dist))
+                    for pid, meta, doc, dist in zip(ids, metas, docs, dists, strict=True)
+                ]
+            )
         return results
 
     def count(self) -> tuple[int, int]:

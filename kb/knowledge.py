@@ -1,9 +1,9 @@
 """The knowledge base: entry files, vocabulary, embedder, vector and keyword indexes behind one API.
 
-    kb = KnowledgeBase()            # settings from KB_* environment variables
-    kb.sync()                       # embed new and changed entries, drop deleted ones
-    kb.search("data sharing agreement took too long", filters=Filters.of(outcome="failed"))
-    kb.similar("benefits-and-housing-data-sharing-pilot")
+kb = KnowledgeBase()            # settings from KB_* environment variables
+kb.sync()                       # embed new and changed entries, drop deleted ones
+kb.search("data sharing agreement took too long", filters=Filters.of(outcome="failed"))
+kb.similar("benefits-and-housing-data-sharing-pilot")
 """
 
 from __future__ import annotations
@@ -46,9 +46,21 @@ class SyncReport:
         return bool(self.added or self.updated or self.removed)
 
     def summary(self) -> str:
-        text = (f"{len(self.added)} added, {len(self.updated)} updated, {len(self.removed)} removed, "
-                f"{self.unchanged} unchanged ({self.passages} passages embedded) in {self.seconds:.1f}s")
+        text = (
+            f"{len(self.added)} added, {len(self.updated)} updated, {len(self.removed)} removed, "
+            f"{self.unchanged} unchanged ({self.passages} passages embedded) in {self.seconds:.1f}s"
+        )
         return ("index rebuilt: " if self.rebuilt else "") + text
+
+
+# Part of every ledger hash: raising it (when the stored fields or passages change shape) makes the
+# next sync re-index every entry, so an upgraded index never mixes old and new metadata.
+INDEX_FORMAT = "2"
+
+
+def ledger_hash(text: str) -> str:
+    """The hash that says "this entry is indexed as it is now": its file text and the index format."""
+    return content_hash(f"lighthouse-index-{INDEX_FORMAT}\n{text}")
 
 
 def facet_metadata(entry: Entry) -> dict[str, Any]:
@@ -67,6 +79,7 @@ def facet_metadata(entry: Entry) -> dict[str, Any]:
         "lighthouse": entry.is_lighthouse,
         "lighthouse_stage": entry.lighthouse.stage if entry.lighthouse else "",
         "anonymous": entry.anonymous,
+        "written": max(entry.updated, entry.created),  # for "newest entries" without opening files
     }
 
 
@@ -126,12 +139,20 @@ class KnowledgeBase:
         problems = list(result.problems)
         known = set(result.entries)
         for entry in result.entries.values():
-            for name, ids in (("related", entry.related),
-                              ("lighthouse.reused_by", entry.lighthouse.reused_by if entry.lighthouse else [])):
+            for name, ids in (
+                ("related", entry.related),
+                ("lighthouse.reused_by", entry.lighthouse.reused_by if entry.lighthouse else []),
+            ):
                 for other in ids:
                     if other not in known:
-                        problems.append(Problem(f"{entry.id}{ENTRY_SUFFIX}", f"'{other}' is not an entry id; "
-                                                "fix the id or remove it", field=name, severity="warning"))
+                        problems.append(
+                            Problem(
+                                f"{entry.id}{ENTRY_SUFFIX}",
+                                f"'{other}' is not an entry id; fix the id or remove it",
+                                field=name,
+                                severity="warning",
+                            )
+                        )
         return problems
 
     def get(self, entry_id: str) -> Entry:
@@ -179,7 +200,7 @@ class KnowledgeBase:
         for path in self.store.files():
             try:
                 text = self.store.read_text(path)
-                digest = content_hash(text)
+                digest = ledger_hash(text)
                 if ledger.get(path.stem) == digest:  # unchanged: no parse, no embedding
                     present.add(path.stem)
                     continue
@@ -195,8 +216,9 @@ class KnowledgeBase:
             todo.append((entry, digest))
         return self._finish_sync(report, ledger, todo, present, progress, started)
 
-    def sync_entries(self, entries: list[Entry], *, rebuild: bool = False,
-                     progress: Progress | None = None) -> SyncReport:
+    def sync_entries(
+        self, entries: list[Entry], *, rebuild: bool = False, progress: Progress | None = None
+    ) -> SyncReport:
         """Index a collection held in memory instead of files (evaluation corpora, benchmarks).
 
         Uses exactly the passage, embedding and indexing code of `sync`; entries not given are removed.
@@ -205,7 +227,7 @@ class KnowledgeBase:
         report, ledger = self._start_sync(rebuild)
         todo = []
         for entry in entries:
-            digest = content_hash(render_entry(entry))
+            digest = ledger_hash(render_entry(entry))
             if ledger.get(entry.id) != digest:
                 todo.append((entry, digest))
         return self._finish_sync(report, ledger, todo, {e.id for e in entries}, progress, started)
@@ -215,15 +237,27 @@ class KnowledgeBase:
         built_with = self.index.built_with()
         if built_with is not None and built_with != self.index.model:
             report.rebuilt = rebuild = True  # never mix vectors from two models
-            report.problems.append(Problem("index", f"built with '{built_with}', now '{self.index.model}': "
-                                                    "rebuilding from the entry files", severity="warning"))
+            report.problems.append(
+                Problem(
+                    "index",
+                    f"built with '{built_with}', now '{self.index.model}': rebuilding from the entry files",
+                    severity="warning",
+                )
+            )
         if rebuild:
             self.index.reset()
         report.problems += self.vocabulary.problems
         return report, {e.entry_id: e.content_hash for e in self.index.entries()}
 
-    def _finish_sync(self, report: SyncReport, ledger: dict[str, str], todo: list[tuple[Entry, str]],
-                     present: set[str], progress: Progress | None, started: float) -> SyncReport:
+    def _finish_sync(
+        self,
+        report: SyncReport,
+        ledger: dict[str, str],
+        todo: list[tuple[Entry, str]],
+        present: set[str],
+        progress: Progress | None,
+        started: float,
+    ) -> SyncReport:
         for entry, _ in todo:
             (report.updated if entry.id in ledger else report.added).append(entry.id)
         report.unchanged = len(present) - len(todo)
@@ -240,30 +274,32 @@ class KnowledgeBase:
         todo = []
         for entry_id in entry_ids:
             path = self.store.path_for(entry_id)
-            entry, _, digest = self.store.load_file(path)
+            entry, _, _ = self.store.load_file(path)
             self._normalise(entry, path.name)
-            todo.append((entry, digest))
+            todo.append((entry, ledger_hash(self.store.read_text(path))))
         rows = self._embed_and_store(todo, None, SyncReport())
         ledger = {e.entry_id: e.content_hash for e in self.index.entries()}
         self._sync_lexical(ledger, set(entry_ids), rows)
 
-    def _embed_and_store(self, todo: list[tuple[Entry, str]], progress: Progress | None,
-                         report: SyncReport) -> list[tuple[str, str, str]]:
+    def _embed_and_store(
+        self, todo: list[tuple[Entry, str]], progress: Progress | None, report: SyncReport
+    ) -> list[tuple[str, str, str]]:
         rows: list[tuple[str, str, str]] = []
         if not todo:
             return rows
         embedder = self.embedder
         total, done = len(todo), 0
         for start in range(0, total, SYNC_CHUNK):
-            chunk = todo[start:start + SYNC_CHUNK]
+            chunk = todo[start : start + SYNC_CHUNK]
             split = [split_entry(entry, embedder.count_tokens, embedder.max_tokens) for entry, _ in chunk]
             vectors = embedder.embed([p.text for passages in split for p in passages])
             records, offset = [], 0
             for (entry, digest), passages in zip(chunk, split, strict=True):
-                part = vectors[offset:offset + len(passages)]
+                part = vectors[offset : offset + len(passages)]
                 offset += len(passages)
-                records.append((entry.id, digest, facet_metadata(entry),
-                                [(p.id, p.section, p.text) for p in passages], part))
+                records.append(
+                    (entry.id, digest, facet_metadata(entry), [(p.id, p.section, p.text) for p in passages], part)
+                )
                 rows += [(p.id, entry.id, p.text) for p in passages]
             self.index.put_entries(records)
             report.passages += len(vectors)
@@ -294,8 +330,16 @@ class KnowledgeBase:
 
     # ----------------------------------------------------------------- search
 
-    def search(self, query: str, *, limit: int = 10, filters: Filters | None = None,
-               mode: str = "hybrid", fusion: Fusion = DEFAULT_FUSION, expand: bool = True) -> list[Hit]:
+    def search(
+        self,
+        query: str,
+        *,
+        limit: int = 10,
+        filters: Filters | None = None,
+        mode: str = "hybrid",
+        fusion: Fusion = DEFAULT_FUSION,
+        expand: bool = True,
+    ) -> list[Hit]:
         """Entries best matching the query, each with its best passage, within the filters.
 
         With expand, a query naming a theme or a synonym also matches the theme's other names
@@ -333,8 +377,9 @@ class KnowledgeBase:
             scores = dense or keyword
         return self._hits(best_per_entry(scores, entry_of, fusion)[:limit], texts)
 
-    def _keyword_scores(self, parsed, synonyms: list[str], candidates: int, allowed: set[str] | None,
-                        entry_of: dict[str, str]) -> tuple[dict[str, float], bool]:
+    def _keyword_scores(
+        self, parsed, synonyms: list[str], candidates: int, allowed: set[str] | None, entry_of: dict[str, str]
+    ) -> tuple[dict[str, float], bool]:
         """BM25 on a 0..1 scale: the query's own words, and each synonym of a theme it names.
 
         A synonym counts as a whole name matched on its own scale, weighted by SYNONYM_WEIGHT, so
@@ -343,11 +388,12 @@ class KnowledgeBase:
         """
         scores: dict[str, float] = {}
         complete = True
+        mask = self.lexical.weights(allowed, list(parsed.phrases))
         for text, weight in [(parsed.text, 1.0)] + [(name, SYNONYM_WEIGHT) for name in synonyms]:
             scale = self.lexical.max_score(text)
             if not scale:
                 continue
-            matches = self.lexical.search(text, candidates, allowed, list(parsed.phrases))
+            matches = self.lexical.search(text, candidates, mask)
             complete &= len(matches) < candidates
             for m in matches:
                 entry_of[m.passage_id] = m.entry_id
@@ -383,9 +429,18 @@ class KnowledgeBase:
         hits = []
         for other_id, (score, source, match) in ranked:
             m = meta.get(other_id, {})
-            hits.append(_hit(SimilarHit, other_id, score, match.text, m,
-                             source_passage=_body(source.text), source_section=source.section,
-                             shared_themes=tuple(t for t in (m.get("themes") or ()) if t in own_themes)))
+            hits.append(
+                _hit(
+                    SimilarHit,
+                    other_id,
+                    score,
+                    match.text,
+                    m,
+                    source_passage=_body(source.text),
+                    source_section=source.section,
+                    shared_themes=tuple(t for t in (m.get("themes") or ()) if t in own_themes),
+                )
+            )
         return hits
 
     # ----------------------------------------------------------------- overview
@@ -393,12 +448,13 @@ class KnowledgeBase:
     def stats(self) -> dict[str, Any]:
         """Counts by facet over the indexed entries, and the index's size."""
         indexed = self.index.entries()
-        counts: dict[str, dict[str, int]] = {k: {} for k in ("organisation", "kind", "outcome", "status",
-                                                                 "themes", "year", "lighthouse_stage")}
+        counts: dict[str, dict[str, int]] = {
+            k: {} for k in ("organisation", "kind", "outcome", "status", "themes", "year", "lighthouse_stage")
+        }
         for e in indexed:
             for key, bucket in counts.items():
                 value = e.metadata.get(key)
-                for v in (value if isinstance(value, list) else [value]):
+                for v in value if isinstance(value, list) else [value]:
                     if v not in (None, ""):
                         bucket[str(v)] = bucket.get(str(v), 0) + 1
         entries_n, passages_n = self.index.count()
@@ -424,12 +480,20 @@ def _contains_all(text: str, phrases: tuple[str, ...]) -> bool:
 
 def _hit(cls, entry_id: str, score: float, text: str, meta: dict[str, Any], **extra: Any):
     return cls(
-        id=entry_id, title=str(meta.get("title", entry_id)), score=round(float(score), 6),
-        passage=_body(text), section=_section_of(text, meta),
-        organisation=str(meta.get("organisation", "")), kind=str(meta.get("kind", "")),
-        outcome=str(meta.get("outcome", "")), year=meta.get("year"), themes=tuple(meta.get("themes") or ()),
-        lighthouse_stage=str(meta.get("lighthouse_stage", "")), status=str(meta.get("status", "")),
-        evidence=str(meta.get("evidence", "")), **extra,
+        id=entry_id,
+        title=str(meta.get("title", entry_id)),
+        score=round(float(score), 6),
+        passage=_body(text),
+        section=_section_of(text, meta),
+        organisation=str(meta.get("organisation", "")),
+        kind=str(meta.get("kind", "")),
+        outcome=str(meta.get("outcome", "")),
+        year=meta.get("year"),
+        themes=tuple(meta.get("themes") or ()),
+        lighthouse_stage=str(meta.get("lighthouse_stage", "")),
+        status=str(meta.get("status", "")),
+        evidence=str(meta.get("evidence", "")),
+        **extra,
     )
 
 
@@ -437,6 +501,5 @@ def _section_of(text: str, meta: dict[str, Any]) -> str:
     first = text.split("\n", 1)[0]
     title = str(meta.get("title", ""))
     if first.startswith(f"{title} — "):
-        return first[len(title) + 3:]
+        return first[len(title) + 3 :]
     return "Summary"
-

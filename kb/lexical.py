@@ -44,7 +44,8 @@ class LexicalIndex:
         self.texts: list[str] = []
         self.hashes: dict[str, str] = {}
         self._retriever: bm25s.BM25 | None = None
-        self._entry_array = np.array([], dtype=object)
+        self._codes: dict[str, int] = {}
+        self._entry_codes = np.zeros(0, dtype=np.int32)
         self._loaded = False
         self._position: dict[str, int] = {}
         try:  # only the small manifest now: an unchanged sync never reads the corpus
@@ -72,7 +73,7 @@ class LexicalIndex:
         self.entry_ids = [r["entry_id"] for r in rows]
         self.texts = [r["text"] for r in rows]
         self._retriever = retriever
-        self._entry_array = np.asarray(self.entry_ids, dtype=object)
+        self._encode_entries()
 
     def _save(self) -> None:
         """Write a complete new folder, then swap it in, so a crash never leaves half an index."""
@@ -117,47 +118,61 @@ class LexicalIndex:
         self.passage_ids, self.entry_ids, self.texts = [], [], []
         self.update(set(), rows, hashes)
 
+    def _encode_entries(self) -> None:
+        """Integer codes for entry ids, so a filter mask is an integer `isin`, not a string scan."""
+        self._codes = {}
+        self._entry_codes = np.fromiter(
+            (self._codes.setdefault(e, len(self._codes)) for e in self.entry_ids),
+            dtype=np.int32,
+            count=len(self.entry_ids),
+        )
+
     def _reindex(self) -> None:
         self._position = {}
-        self._entry_array = np.asarray(self.entry_ids, dtype=object)
+        self._encode_entries()
         if not self.texts:
             self._retriever = None
             return
         retriever = bm25s.BM25()
-        retriever.index(bm25s.tokenize(self.texts, stopwords="en", stemmer=_STEMMER, show_progress=False),
-                        show_progress=False)
+        retriever.index(
+            bm25s.tokenize(self.texts, stopwords="en", stemmer=_STEMMER, show_progress=False), show_progress=False
+        )
         self._retriever = retriever
 
     # ----------------------------------------------------------------- reads
 
-    def mask(self, allowed_entries: set[str] | None) -> np.ndarray | None:
-        if allowed_entries is None:
-            return None
-        return np.isin(self._entry_array, list(allowed_entries)).astype(np.float32)
+    def weights(self, allowed_entries: set[str] | None = None, phrases: list[str] | None = None) -> np.ndarray | None:
+        """A 0/1 weight per passage: its entry is allowed and it contains every phrase. None: all pass.
 
-    def search(self, query: str, k: int, allowed_entries: set[str] | None = None,
-               phrases: list[str] | None = None) -> list[KeywordMatch]:
-        """Top k passages by BM25, among the allowed entries; with phrases, only passages containing them."""
+        Computed once per search and shared by every keyword query of that search (query words, synonyms).
+        """
         self._load()
-        if self._retriever is None or not self.passage_ids:
-            return []
-        weights = self.mask(allowed_entries)
+        weights = None
+        if allowed_entries is not None:
+            codes = [self._codes[e] for e in allowed_entries if e in self._codes]
+            weights = np.isin(self._entry_codes, np.asarray(codes, dtype=np.int32)).astype(np.float32)
         if phrases:
             has_all = self.phrase_mask(phrases)
             weights = has_all if weights is None else weights * has_all
+        return weights
+
+    def search(self, query: str, k: int, weights: np.ndarray | None = None) -> list[KeywordMatch]:
+        """Top k passages by BM25 among those whose weight (from `weights`) is 1."""
+        self._load()
+        if self._retriever is None or not self.passage_ids:
+            return []
         if weights is not None and not weights.any():
             return []
         tokens = tokenize([query])
         if not tokens or not tokens[0]:
-            # nothing searchable left (only stop words): phrase matches, if any, in corpus order
-            if phrases and weights is not None:
-                hits = np.flatnonzero(weights)[:k]
-                return [KeywordMatch(self.passage_ids[i], self.entry_ids[i], 1.0) for i in hits]
             return []
         k = min(k, len(self.passage_ids))
         docs, scores = self._retriever.retrieve(tokens, k=k, show_progress=False, weight_mask=weights, n_threads=1)
-        return [KeywordMatch(self.passage_ids[i], self.entry_ids[i], float(s))
-                for i, s in zip(docs[0], scores[0], strict=True) if s > 0]
+        return [
+            KeywordMatch(self.passage_ids[i], self.entry_ids[i], float(s))
+            for i, s in zip(docs[0], scores[0], strict=True)
+            if s > 0
+        ]
 
     def max_score(self, query: str) -> float:
         """What a passage holding every query word once, at average length, would score (Lucene IDF sum).
@@ -182,8 +197,9 @@ class LexicalIndex:
     def phrase_mask(self, phrases: list[str]) -> np.ndarray:
         """1 for passages containing every phrase (case- and spacing-insensitive), else 0."""
         patterns = [re.compile(r"\s+".join(map(re.escape, p.split())), re.I) for p in phrases if p.split()]
-        return np.fromiter((all(p.search(t) for p in patterns) for t in self.texts), dtype=np.float32,
-                           count=len(self.texts))
+        return np.fromiter(
+            (all(p.search(t) for p in patterns) for t in self.texts), dtype=np.float32, count=len(self.texts)
+        )
 
     def text_of(self, passage_id: str) -> str | None:
         self._load()

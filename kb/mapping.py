@@ -35,8 +35,14 @@ FIELDS = FIELD_COLUMNS[1:]  # everything but id, which the mapping's `id:` block
 # Safe values for required fields a register rarely has: held back for review, and not public.
 BUILT_IN_DEFAULTS = {"status": "draft", "visibility": "internal"}
 MUST_HAVE = ("kind", "outcome", "organisation")  # required, and no value is safe to assume
-CHOICES = {"kind": KINDS, "outcome": OUTCOMES, "status": STATUSES, "visibility": VISIBILITIES,
-           "evidence": EVIDENCE_GRADES, "lighthouse.stage": LIGHTHOUSE_STAGES}
+CHOICES = {
+    "kind": KINDS,
+    "outcome": OUTCOMES,
+    "status": STATUSES,
+    "visibility": VISIBILITIES,
+    "evidence": EVIDENCE_GRADES,
+    "lighthouse.stage": LIGHTHOUSE_STAGES,
+}
 TEMPLATE_RE = re.compile(r"\{([^{}]+)\}")
 
 
@@ -123,14 +129,17 @@ class Mapping:
         for column in header:
             for prefix in self.section_prefixes:
                 if column_key(column).startswith(column_key(prefix)):
-                    name = _canonical_section(" ".join(column.strip()[len(prefix.strip()):].split()))
+                    name = _canonical_section(" ".join(column.strip()[len(prefix.strip()) :].split()))
                     sections.setdefault(name, []).append(Rule((column,)))
         return replace(bound, sections=sections)
 
     def _without(self, missing: dict[str, str]) -> Mapping:
         gone = {column_key(c) for c in missing}
-        fields = {n: r for n, r in self.fields.items()
-                  if n in ("title", "summary") or not any(column_key(c) in gone for c in r.named_columns())}
+        fields = {
+            n: r
+            for n, r in self.fields.items()
+            if n in ("title", "summary") or not any(column_key(c) in gone for c in r.named_columns())
+        }
         key = None if self.key_column and column_key(self.key_column) in gone else self.key_column
         return replace(self, fields=fields, key_column=key)
 
@@ -142,8 +151,7 @@ def _canonical_section(name: str) -> str:
 class _MappingReader:
     """Turns the YAML into a Mapping, with one clear line for the first thing wrong."""
 
-    TOP = ("description", "id", "fields", "sections", "defaults", "empty_values", "placeholders", "sheet",
-           "delimiter")
+    TOP = ("description", "id", "fields", "sections", "defaults", "empty_values", "placeholders", "sheet", "delimiter")
     RULE_KEYS = ("column", "columns", "template", "split", "keep_together", "values", "otherwise", "label")
 
     def __init__(self, source: str):
@@ -192,8 +200,10 @@ class _MappingReader:
             raise self.fail("id: needs 'column: <key column>' and, if you like, 'prefix: <text>'")
         prefix = str(value.get("prefix") or "")
         if prefix and (slugify(prefix).rstrip("-") != prefix.rstrip("-") or len(prefix) > MAX_PREFIX):
-            raise self.fail(f"id prefix '{prefix}' must be lowercase letters, digits and hyphens, "
-                            f"at most {MAX_PREFIX} characters, e.g. '{slugify(prefix)}-'")
+            raise self.fail(
+                f"id prefix '{prefix}' must be lowercase letters, digits and hyphens, "
+                f"at most {MAX_PREFIX} characters, e.g. '{slugify(prefix)}-'"
+            )
         column = value.get("column")
         return (str(column) if column not in (None, "") else None), prefix
 
@@ -314,10 +324,7 @@ class _MappingReader:
 
 def identity_mapping() -> Mapping:
     """The columns `export_entries` writes, read back as they were written."""
-    fields = {
-        name: Rule(columns=(name,), split=LIST_SEPARATOR if name in LIST_FIELDS else ",")
-        for name in FIELDS
-    }
+    fields = {name: Rule(columns=(name,), split=LIST_SEPARATOR if name in LIST_FIELDS else ",") for name in FIELDS}
     return Mapping(
         name="lighthouse",
         fields=fields,
@@ -345,6 +352,7 @@ def load_mapping(path: Path | None) -> Mapping:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         reason = getattr(exc, "problem", None) or "invalid YAML"
-        raise KBError(f"mapping {path.name} is not valid YAML{where} ({reason}); "
-                      "check indentation and colons") from None
+        raise KBError(
+            f"mapping {path.name} is not valid YAML{where} ({reason}); check indentation and colons"
+        ) from None
     return _MappingReader(path.name).read(data)

@@ -51,12 +51,9 @@ def _windows(words: list[str], lengths: list[int], budget: int) -> list[tuple[in
     return spans
 
 
-def split_entry(
-    entry: Entry, count_tokens: Callable[[list[str]], list[int]], max_tokens: int = 256
-) -> list[Passage]:
+def split_entry(entry: Entry, count_tokens: Callable[[list[str]], list[int]], max_tokens: int = 256) -> list[Passage]:
     """Every passage of an entry, in reading order."""
-    passages = [Passage(entry.id, 0, "Summary", f"{entry.title}\n{entry.summary}",
-                        entry.summary or entry.title)]
+    passages = [Passage(entry.id, 0, "Summary", f"{entry.title}\n{entry.summary}", entry.summary or entry.title)]
     cache: dict[str, int] = {}
 
     def lengths(words: list[str]) -> list[int]:

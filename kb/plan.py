@@ -51,9 +51,14 @@ class PlanResult:
     def to_dict(self) -> dict:
         return {
             "parts": self.parts,
-            "groups": [{"key": g.key, "label": g.label, "matches": [
-                {**m.hit.to_dict(), "part": m.part, "part_text": m.part_text} for m in g.matches]}
-                for g in self.groups],
+            "groups": [
+                {
+                    "key": g.key,
+                    "label": g.label,
+                    "matches": [{**m.hit.to_dict(), "part": m.part, "part_text": m.part_text} for m in g.matches],
+                }
+                for g in self.groups
+            ],
         }
 
 
@@ -77,8 +82,9 @@ def split_plan(text: str) -> list[str]:
     return (kept or [" ".join(text.split())])[:MAX_PARTS]
 
 
-def plan_search(kb, plan: str, *, per_part: int = 5, limit: int = 15, filters: Filters | None = None,
-                mode: str = "hybrid") -> PlanResult:
+def plan_search(
+    kb, plan: str, *, per_part: int = 5, limit: int = 15, filters: Filters | None = None, mode: str = "hybrid"
+) -> PlanResult:
     """Search each part of the plan; keep each entry once, under the part it matched best."""
     parts = split_plan(plan)
     best: dict[str, PlanMatch] = {}

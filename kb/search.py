@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from bm25s.stopwords import STOPWORDS_EN_PLUS
+
 MODES = ("hybrid", "dense", "bm25")
 RRF_K = 60
 
@@ -144,8 +146,9 @@ class Fusion:
 DEFAULT_FUSION = Fusion()
 
 
-def fuse(dense: dict[str, float], keyword: dict[str, float], fusion: Fusion = DEFAULT_FUSION,
-         keyword_complete: bool = True) -> dict[str, float]:
+def fuse(
+    dense: dict[str, float], keyword: dict[str, float], fusion: Fusion = DEFAULT_FUSION, keyword_complete: bool = True
+) -> dict[str, float]:
     """One score per passage from the dense (cosine) and keyword (0..1) candidate lists.
 
     A passage missing from a list gets that list's lowest score (it ranked below all of them), or 0
@@ -172,8 +175,9 @@ def rrf(rankings: list[list[str]], weights: list[float] | None = None, k: int = 
     return fused
 
 
-def best_per_entry(scores: dict[str, float], entry_of: dict[str, str],
-                   fusion: Fusion | None = None) -> list[tuple[str, str, float]]:
+def best_per_entry(
+    scores: dict[str, float], entry_of: dict[str, str], fusion: Fusion | None = None
+) -> list[tuple[str, str, float]]:
     """(entry_id, best passage_id, score) per entry, best first; ties break on the entry id.
 
     An entry scores as its best passage, plus a share of its second best when the fusion says so
@@ -201,10 +205,13 @@ def best_per_entry(scores: dict[str, float], entry_of: dict[str, str],
 # ----------------------------------------------------------------------------- snippets
 
 _WORD = re.compile(r"\w{2,}", re.U)
+_STOPWORDS = frozenset(STOPWORDS_EN_PLUS)
 
 
 def query_terms(query: str) -> list[str]:
-    return sorted({w.lower() for w in _WORD.findall(query)}, key=len, reverse=True)
+    """The query's words worth marking in a snippet: no stop words ("the", "too", "and")."""
+    words = {w.lower() for w in _WORD.findall(query)} - _STOPWORDS
+    return sorted(words, key=len, reverse=True)
 
 
 def highlight_html(text: str, query: str, max_chars: int = 400) -> str:
@@ -218,7 +225,7 @@ def highlight_html(text: str, query: str, max_chars: int = 400) -> str:
     pattern = re.compile(r"\b(" + "|".join(re.escape(s) for s in stems) + r")\w*", re.I)
     out, last = [], 0
     for match in pattern.finditer(snippet):
-        out.append(html.escape(snippet[last:match.start()]))
+        out.append(html.escape(snippet[last : match.start()]))
         out.append(f"<mark>{html.escape(match.group(0))}</mark>")
         last = match.end()
     out.append(html.escape(snippet[last:]))

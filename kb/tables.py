@@ -63,8 +63,13 @@ def _decode(raw: bytes, source: str) -> tuple[str, str]:
 def _encoding_note(source: str, encoding: str) -> list[Problem]:
     if encoding in ("utf-8", "utf-8-sig"):
         return []
-    return [Problem(source, f"is not UTF-8; read it as {encoding}. Check accented letters and symbols, "
-                    "or save it as CSV UTF-8", severity="warning")]
+    return [
+        Problem(
+            source,
+            f"is not UTF-8; read it as {encoding}. Check accented letters and symbols, or save it as CSV UTF-8",
+            severity="warning",
+        )
+    ]
 
 
 def _guess_delimiter(first_line: str) -> str:
@@ -87,8 +92,14 @@ def _header(values: list[Any], source: str, problems: list[Problem], *, trim: bo
         name = _cell_text(value).strip() or f"column {position}"
         if column_key(name) in {column_key(n) for n in names}:
             renamed = f"{name} ({position})"
-            problems.append(Problem(source, f"column '{name}' appears twice; the later one is read as '{renamed}'",
-                                    row=1, severity="warning"))
+            problems.append(
+                Problem(
+                    source,
+                    f"column '{name}' appears twice; the later one is read as '{renamed}'",
+                    row=1,
+                    severity="warning",
+                )
+            )
             name = renamed
         names.append(name)
     while trim and names and not _cell_text(values[len(names) - 1]).strip():
@@ -99,7 +110,7 @@ def _header(values: list[Any], source: str, problems: list[Problem], *, trim: bo
 def _row_cells(header: list[str], values: list[Any]) -> tuple[dict[str, Cell], int]:
     """The row's cells by column name, and how many non-empty cells lie beyond the header."""
     cells = {name: _cell_text(values[i]) if i < len(values) else "" for i, name in enumerate(header)}
-    extra = sum(1 for v in values[len(header):] if _cell_text(v).strip())
+    extra = sum(1 for v in values[len(header) :] if _cell_text(v).strip())
     return cells, extra
 
 
@@ -147,8 +158,14 @@ def _rows_from_records(records: list[tuple[int, list[Any]]], source: str, *, fix
         cells, extra = _row_cells(header, values)
         if extra:
             table.refused += 1
-            problems.append(Problem(source, f"has {extra} filled cell(s) beyond the last named column; a cell may "
-                                    "hold an unquoted separator, or a column needs a name", row=number))
+            problems.append(
+                Problem(
+                    source,
+                    f"has {extra} filled cell(s) beyond the last named column; a cell may "
+                    "hold an unquoted separator, or a column needs a name",
+                    row=number,
+                )
+            )
             continue
         table.rows.append((number, cells))
     last = table.rows[-1][0] if table.rows else 1
@@ -209,8 +226,10 @@ def read_xlsx(path: Path, sheet: str | int | None = None) -> Table:
             warnings.simplefilter("ignore")
             workbook = openpyxl.load_workbook(path, read_only=True, data_only=False)
     except Exception as exc:  # openpyxl raises many types for a damaged or mislabelled file
-        raise KBError(f"{path.name} is not an Excel .xlsx workbook ({_one_line(exc)}); "
-                      "open it in Excel and save it as .xlsx, or export it as CSV") from None
+        raise KBError(
+            f"{path.name} is not an Excel .xlsx workbook ({_one_line(exc)}); "
+            "open it in Excel and save it as .xlsx, or export it as CSV"
+        ) from None
     try:
         worksheet = _pick_sheet(workbook, sheet, path.name)
         worksheet.reset_dimensions()  # some writers record a wrong sheet size; read every row there is
@@ -247,9 +266,15 @@ def _pick_sheet(workbook: Any, sheet: str | int | None, source: str) -> Any:
 def _formula_notes(formulas: list[tuple[int, int]], header: list[str], source: str) -> list[Problem]:
     """A formula is imported as the text written in the cell, never calculated; say so where it happens."""
     return [
-        Problem(source, "holds a formula; its text was imported as written, not calculated", row=number,
-                field=header[col] if col < len(header) else None, severity="warning")
-        for number, col in formulas if number > 1
+        Problem(
+            source,
+            "holds a formula; its text was imported as written, not calculated",
+            row=number,
+            field=header[col] if col < len(header) else None,
+            severity="warning",
+        )
+        for number, col in formulas
+        if number > 1
     ]
 
 

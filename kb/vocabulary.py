@@ -56,12 +56,14 @@ class Vocabulary:
             if not isinstance(item, dict) or not item.get("id"):
                 problems.append(Problem(path.name, "each theme needs an id and a label", row=n))
                 continue
-            themes.append(Theme(
-                id=str(item["id"]),
-                label=str(item.get("label") or item["id"]),
-                definition=str(item.get("definition") or ""),
-                synonyms=tuple(str(s) for s in item.get("synonyms") or ()),
-            ))
+            themes.append(
+                Theme(
+                    id=str(item["id"]),
+                    label=str(item.get("label") or item["id"]),
+                    definition=str(item.get("definition") or ""),
+                    synonyms=tuple(str(s) for s in item.get("synonyms") or ()),
+                )
+            )
         return cls(themes, problems)
 
     def get(self, theme_id: str) -> Theme | None:
@@ -100,9 +102,15 @@ class Vocabulary:
         for name in themes:
             theme_id = self.resolve(name)
             if theme_id is None:
-                problems.append(Problem(
-                    source, f"theme '{name}' is not in the vocabulary; use one of its ids "
-                    f"(python -m kb themes) or add it to {VOCABULARY_FILE}", field="themes", severity="warning"))
+                problems.append(
+                    Problem(
+                        source,
+                        f"theme '{name}' is not in the vocabulary; use one of its ids "
+                        f"(python -m kb themes) or add it to {VOCABULARY_FILE}",
+                        field="themes",
+                        severity="warning",
+                    )
+                )
                 theme_id = name
             if theme_id not in out:
                 out.append(theme_id)

@@ -38,8 +38,9 @@ def test_search_json_contract(run):
 
 
 def test_search_filters_and_modes(run):
-    hits = json.loads(run("search", "data", "--outcome", "failed", "--kind", "experiment", "--limit", "50",
-                          "--json").output)
+    hits = json.loads(
+        run("search", "data", "--outcome", "failed", "--kind", "experiment", "--limit", "50", "--json").output
+    )
     assert hits and {h["outcome"] for h in hits} == {"failed"} and {h["kind"] for h in hits} == {"experiment"}
     lighthouses = json.loads(run("search", "data", "--lighthouse", "--json", "--mode", "bm25").output)
     assert lighthouses and all(h["lighthouse_stage"] for h in lighthouses)
@@ -77,9 +78,11 @@ def test_errors_are_one_line_and_exit_non_zero(run, args, message):
 
 def test_add_validates_copies_and_indexes(run, tmp_path, entries_dir):
     draft = tmp_path / "draft.md"
-    draft.write_text("---\nid: ../../evil\ntitle: Parking permits go digital\nsummary: Quokka permits.\n"
-                     "kind: project\noutcome: succeeded\norganisation: Northfield City Council\n"
-                     "status: published\nvisibility: public\n---\n## Lessons\n\nStart small.\n")
+    draft.write_text(
+        "---\nid: ../../evil\ntitle: Parking permits go digital\nsummary: Quokka permits.\n"
+        "kind: project\noutcome: succeeded\norganisation: Northfield City Council\n"
+        "status: published\nvisibility: public\n---\n## Lessons\n\nStart small.\n"
+    )
     bad = run("add", str(draft), ok=False)
     assert bad.exit_code == 1 and "field 'id'" in bad.output and "not a safe id" in bad.output
     draft.write_text(draft.read_text().replace("id: ../../evil\n", ""))

@@ -44,8 +44,16 @@ Publish early.
 
 
 def entry(**changes) -> Entry:
-    base = dict(id="a-test-entry", title="A test entry", summary="Short.", kind="experiment",
-                outcome="failed", organisation="Org", status="published", visibility="public")
+    base = dict(
+        id="a-test-entry",
+        title="A test entry",
+        summary="Short.",
+        kind="experiment",
+        outcome="failed",
+        organisation="Org",
+        status="published",
+        visibility="public",
+    )
     base.update(changes)
     return Entry(**base)
 
@@ -73,7 +81,10 @@ def test_every_problem_is_reported_with_file_field_and_remedy():
         parse_entry(bad, "open-data-pilot.md")
     by_field = {p.field: str(p) for p in caught.value.problems}
     assert set(by_field) >= {"kind", "started", "organisation"}
-    assert "open-data-pilot.md, field 'kind': 'programme' is not allowed; use one of: project, experiment" in by_field["kind"]
+    assert (
+        "open-data-pilot.md, field 'kind': 'programme' is not allowed; use one of: project, experiment"
+        in by_field["kind"]
+    )
     assert "not a real calendar date" in by_field["started"]
     assert "required but missing" in by_field["organisation"]
 

@@ -33,18 +33,30 @@ def write_beir(folder):
         ("d3", "Dashboards", "A crisis dashboard was built in three weeks for ministers."),
         ("d4", "Skills", "A skills taxonomy described 300 roles across the department."),
     ]
-    (folder / "corpus.jsonl").write_text(
-        "\n".join(json.dumps({"_id": i, "title": t, "text": x}) for i, t, x in docs))
-    queries = [("q1", "mainframe export of pension awards"), ("q2", "legal review of a data sharing agreement"),
-               ("q3", "unjudged query")]
+    (folder / "corpus.jsonl").write_text("\n".join(json.dumps({"_id": i, "title": t, "text": x}) for i, t, x in docs))
+    queries = [
+        ("q1", "mainframe export of pension awards"),
+        ("q2", "legal review of a data sharing agreement"),
+        ("q3", "unjudged query"),
+    ]
     (folder / "queries.jsonl").write_text("\n".join(json.dumps({"_id": i, "text": t}) for i, t in queries))
     (folder / "qrels.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t1\n")
 
 
 def test_eval_command_json_shape_and_cache(tmp_path):
     write_beir(tmp_path)
-    args = ["eval", "--corpus", str(tmp_path / "corpus.jsonl"), "--queries", str(tmp_path / "queries.jsonl"),
-            "--qrels", str(tmp_path / "qrels.tsv"), "--index", str(tmp_path / "eval-index"), "--json"]
+    args = [
+        "eval",
+        "--corpus",
+        str(tmp_path / "corpus.jsonl"),
+        "--queries",
+        str(tmp_path / "queries.jsonl"),
+        "--qrels",
+        str(tmp_path / "qrels.tsv"),
+        "--index",
+        str(tmp_path / "eval-index"),
+        "--json",
+    ]
     result = CliRunner().invoke(cli, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
@@ -60,6 +72,16 @@ def test_eval_command_json_shape_and_cache(tmp_path):
 def test_eval_reports_bad_input_in_one_line(tmp_path):
     write_beir(tmp_path)
     (tmp_path / "qrels.tsv").write_text("")
-    result = CliRunner().invoke(cli, ["eval", "--corpus", str(tmp_path / "corpus.jsonl"), "--queries",
-                                      str(tmp_path / "queries.jsonl"), "--qrels", str(tmp_path / "qrels.tsv")])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "eval",
+            "--corpus",
+            str(tmp_path / "corpus.jsonl"),
+            "--queries",
+            str(tmp_path / "queries.jsonl"),
+            "--qrels",
+            str(tmp_path / "qrels.tsv"),
+        ],
+    )
     assert result.exit_code == 1 and "expected a header" in result.output and "Traceback" not in result.output

@@ -53,7 +53,7 @@ def sample_entries() -> list[Entry]:
         related=["cross-government-dsa-template"],
         links=["https://example.gov/report?a=1;b=2", "https://example.gov/é"],
         sections={
-            "Context": "Housing teams learned too late.\n\nTwo paragraphs, with \"quotes\", commas; and tabs\tinside.",
+            "Context": 'Housing teams learned too late.\n\nTwo paragraphs, with "quotes", commas; and tabs\tinside.',
             "What we did": "- scoped a pilot\n- drafted a DSA\n\n| table | row |\n|---|---|\n| a | b |",
             "What happened": "=SUM(A1:A3) is what the analyst typed.\n\n### A sub-heading\n\n> a quote",
             "What didn't": "'=not a formula, an apostrophe first",
@@ -104,7 +104,7 @@ def test_csv_has_one_row_per_entry_with_lists_joined_and_sections_as_columns(sto
     assert len(rows) == 2
     header = list(rows[0])
     assert header[: len(FIELD_COLUMNS)] == list(FIELD_COLUMNS)
-    assert header[len(FIELD_COLUMNS):] == [f"section: {name}" for name in (*SECTIONS, "Appendix")]
+    assert header[len(FIELD_COLUMNS) :] == [f"section: {name}" for name in (*SECTIONS, "Appendix")]
     row = next(r for r in rows if r["id"] == "benefits-housing-pilot")
     assert row["partners"] == "Ministry of Housing, Communities and Places; Northfield City Council"
     assert row["tags"] == "homelessness;; prevention; pilot; Parts, Materials, & Processes; a;;; ;;b; 日本語"
@@ -213,8 +213,14 @@ def test_new_rows_added_to_an_export_get_ids_and_safe_defaults(tmp_path: Path, s
     export_entries([], "csv", out)
     header = next(csv.reader(io.StringIO(out.getvalue())))
     row = dict.fromkeys(header, "")
-    row.update(title="Street lighting sensors", summary="Sensors on lamp posts.", kind="project",
-               outcome="partial", organisation="Northfield City Council", tags="iot; sensors")
+    row.update(
+        title="Street lighting sensors",
+        summary="Sensors on lamp posts.",
+        kind="project",
+        outcome="partial",
+        organisation="Northfield City Council",
+        tags="iot; sensors",
+    )
     path = tmp_path / "new.csv"
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=header)
@@ -235,8 +241,11 @@ def test_new_rows_added_to_an_export_get_ids_and_safe_defaults(tmp_path: Path, s
 
 def test_a_hand_made_table_may_leave_out_optional_columns(tmp_path: Path) -> None:
     path = tmp_path / "minimal.csv"
-    path.write_text("title,summary,kind,outcome,organisation,section: Lessons\n"
-                    "Open data portal,It launched.,project,succeeded,GDS,Publish early.\n", encoding="utf-8")
+    path.write_text(
+        "title,summary,kind,outcome,organisation,section: Lessons\n"
+        "Open data portal,It launched.,project,succeeded,GDS,Publish early.\n",
+        encoding="utf-8",
+    )
     target = EntryStore(tmp_path / "target")
     report = import_table(target, path, load_mapping(None))
     assert report.created == ["open-data-portal"]

@@ -62,22 +62,44 @@ placeholders:
   phrases: [See attached PDF.]
 """
 
-HEADER = ["Ref", "Project name", "Summary", "Department", "Result", "Start date", "Keywords", "Themes",
-          "Sensitivity", "What happened", "Lessons", "Notes"]
+HEADER = [
+    "Ref",
+    "Project name",
+    "Summary",
+    "Department",
+    "Result",
+    "Start date",
+    "Keywords",
+    "Themes",
+    "Sensitivity",
+    "What happened",
+    "Lessons",
+    "Notes",
+]
 
 
 def register_row(ref: str, name: str, **cells: str) -> list[str]:
     values = {
-        "Ref": ref, "Project name": name, "Summary": f"What {name} was about.", "Department": "Cabinet Office",
-        "Result": "Worked", "Start date": "2021-04-01", "Keywords": "pilot, data", "Themes": "",
-        "Sensitivity": "Official", "What happened": "It went ahead.", "Lessons": "Start small.", "Notes": "",
+        "Ref": ref,
+        "Project name": name,
+        "Summary": f"What {name} was about.",
+        "Department": "Cabinet Office",
+        "Result": "Worked",
+        "Start date": "2021-04-01",
+        "Keywords": "pilot, data",
+        "Themes": "",
+        "Sensitivity": "Official",
+        "What happened": "It went ahead.",
+        "Lessons": "Start small.",
+        "Notes": "",
     }
     values.update({k.replace("_", " "): v for k, v in cells.items()})
     return [values[h] for h in HEADER]
 
 
-def write_csv(path: Path, rows: list[list[str]], header: list[str] = HEADER, encoding: str = "utf-8",
-              delimiter: str = ",") -> Path:
+def write_csv(
+    path: Path, rows: list[list[str]], header: list[str] = HEADER, encoding: str = "utf-8", delimiter: str = ","
+) -> Path:
     with path.open("w", newline="", encoding=encoding) as handle:
         writer = csv.writer(handle, delimiter=delimiter)
         writer.writerow(header)
@@ -141,15 +163,19 @@ def test_mapping_reads_rules(mapping: Mapping) -> None:
     [
         ("fields: [title\n", "not valid YAML at line"),
         ("- just\n- a list\n", "must be 'key: value' lines"),
-        ("fields:\n  titel: Name\n  summary: S\ndefaults: {kind: project, outcome: failed, organisation: X}\n",
-         "'titel' is not an entry field"),
+        (
+            "fields:\n  titel: Name\n  summary: S\ndefaults: {kind: project, outcome: failed, organisation: X}\n",
+            "'titel' is not an entry field",
+        ),
         ("fields:\n  summary: S\ndefaults: {kind: project, outcome: failed, organisation: X}\n", "has no 'title'"),
         ("fields:\n  title: T\n  summary: S\n", "nothing gives 'kind'"),
         ("colums:\n  title: T\n", "unknown setting 'colums'"),
         ("fields:\n  title: {column: T, split: ','}\n  summary: S\n", "split and keep_together are for list fields"),
         ("id: {column: Ref, prefix: 'Bad Prefix!'}\nfields: {title: T, summary: S}\n", "id prefix 'Bad Prefix!'"),
-        ("fields: {title: T, summary: S}\ndefaults: {kind: project, outcome: faild, organisation: X}\n",
-         "defaults: outcome 'faild' is not allowed; use one of: succeeded"),
+        (
+            "fields: {title: T, summary: S}\ndefaults: {kind: project, outcome: faild, organisation: X}\n",
+            "defaults: outcome 'faild' is not allowed; use one of: succeeded",
+        ),
     ],
 )
 def test_bad_mapping_is_one_clear_line(tmp_path: Path, text: str, expected: str) -> None:
@@ -180,16 +206,20 @@ def test_missing_mapping_file(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- rows and problems
 
 
-def test_bad_rows_are_reported_by_row_and_the_good_rows_imported(tmp_path: Path, store: EntryStore,
-                                                                  mapping: Mapping) -> None:
-    path = write_csv(tmp_path / "register.csv", [
-        register_row("1", "Shared address index"),                   # row 2
-        register_row("2", "Fraud model", Result="Maybe"),            # row 3: not an outcome
-        register_row("3", "Court data bridge"),                      # row 4
-        register_row("4", ""),                                       # row 5: no title
-        register_row("5", "Skills survey", Start_date="31/02/2020"),  # row 6: not a date
-        register_row("6", "Waste permits", Result="Did not work"),   # row 7
-    ])
+def test_bad_rows_are_reported_by_row_and_the_good_rows_imported(
+    tmp_path: Path, store: EntryStore, mapping: Mapping
+) -> None:
+    path = write_csv(
+        tmp_path / "register.csv",
+        [
+            register_row("1", "Shared address index"),  # row 2
+            register_row("2", "Fraud model", Result="Maybe"),  # row 3: not an outcome
+            register_row("3", "Court data bridge"),  # row 4
+            register_row("4", ""),  # row 5: no title
+            register_row("5", "Skills survey", Start_date="31/02/2020"),  # row 6: not a date
+            register_row("6", "Waste permits", Result="Did not work"),  # row 7
+        ],
+    )
     report = import_table(store, path, mapping)
 
     assert sorted(report.created) == ["reg-1", "reg-3", "reg-6"]
@@ -214,8 +244,9 @@ def test_bad_rows_are_reported_by_row_and_the_good_rows_imported(tmp_path: Path,
     assert entry.source == "Imported from register.csv"
 
 
-def test_reimport_creates_no_duplicates_and_rewrites_only_changed_rows(tmp_path: Path, store: EntryStore,
-                                                                       mapping: Mapping) -> None:
+def test_reimport_creates_no_duplicates_and_rewrites_only_changed_rows(
+    tmp_path: Path, store: EntryStore, mapping: Mapping
+) -> None:
     rows = [register_row("1", "Shared address index"), register_row("2", "Court data bridge")]
     path = write_csv(tmp_path / "register.csv", rows)
     assert import_table(store, path, mapping).created == ["reg-1", "reg-2"]
@@ -235,8 +266,9 @@ def test_reimport_creates_no_duplicates_and_rewrites_only_changed_rows(tmp_path:
     assert mtimes(store)["reg-1.md"] == before["reg-1.md"]
 
 
-def test_reimport_keeps_curator_edits_outside_the_mapped_columns(tmp_path: Path, store: EntryStore,
-                                                                 mapping: Mapping) -> None:
+def test_reimport_keeps_curator_edits_outside_the_mapped_columns(
+    tmp_path: Path, store: EntryStore, mapping: Mapping
+) -> None:
     path = write_csv(tmp_path / "register.csv", [register_row("1", "Shared address index")])
     import_table(store, path, mapping)
     entry = store.get("reg-1")
@@ -274,20 +306,35 @@ def test_duplicate_keys_in_one_file_are_refused(tmp_path: Path, store: EntryStor
     path = write_csv(tmp_path / "register.csv", [register_row("7", "First"), register_row("7", "Second")])
     report = import_table(store, path, mapping)
     assert report.created == ["reg-7"]
-    assert problems_by_row(report)[3] == ["Ref: has the same key as row 2 (id 'reg-7'); keys must be unique, "
-                                          "so this row was not imported"]
+    assert problems_by_row(report)[3] == [
+        "Ref: has the same key as row 2 (id 'reg-7'); keys must be unique, so this row was not imported"
+    ]
     assert store.get("reg-7").title == "First"
 
 
 def test_without_a_key_ids_come_from_titles_and_collisions_are_refused(tmp_path: Path, store: EntryStore) -> None:
     mapping_path = tmp_path / "m.yaml"
-    mapping_path.write_text("fields: {title: Name, summary: Summary}\n"
-                            "defaults: {kind: experiment, outcome: failed, organisation: DfE}\n", encoding="utf-8")
+    mapping_path.write_text(
+        "fields: {title: Name, summary: Summary}\ndefaults: {kind: experiment, outcome: failed, organisation: DfE}\n",
+        encoding="utf-8",
+    )
     mapping = load_mapping(mapping_path)
-    store.write(Entry(id="school-meals", title="School meals", summary="Hand written.", kind="project",
-                      outcome="succeeded", organisation="DfE"), create=True)
-    path = write_csv(tmp_path / "tries.csv", [["Pupil attendance model", "One."], ["Pupil Attendance Model!", "Two."],
-                                              ["School meals", "Three."]], header=["Name", "Summary"])
+    store.write(
+        Entry(
+            id="school-meals",
+            title="School meals",
+            summary="Hand written.",
+            kind="project",
+            outcome="succeeded",
+            organisation="DfE",
+        ),
+        create=True,
+    )
+    path = write_csv(
+        tmp_path / "tries.csv",
+        [["Pupil attendance model", "One."], ["Pupil Attendance Model!", "Two."], ["School meals", "Three."]],
+        header=["Name", "Summary"],
+    )
     report = import_table(store, path, mapping)
     assert report.created == ["pupil-attendance-model"]
     errors = problems_by_row(report)
@@ -325,8 +372,12 @@ def test_shorten_summary_keeps_whole_sentences() -> None:
     ("text", "separator", "keep", "expected"),
     [
         ("a, b, c", ",", (), ["a", "b", "c"]),
-        ("Hardware, Parts, Materials, & Processes, Power", ",", ("Parts, Materials, & Processes",),
-         ["Hardware", "Parts, Materials, & Processes", "Power"]),
+        (
+            "Hardware, Parts, Materials, & Processes, Power",
+            ",",
+            ("Parts, Materials, & Processes",),
+            ["Hardware", "Parts, Materials, & Processes", "Power"],
+        ),
         ("Kepler (K2, extended), Juno", ",", (), ["Kepler (K2, extended)", "Juno"]),
         ("first\nsecond, third", ",", (), ["first", "second", "third"]),
         ("a;; b; c", ";", (), ["a; b", "c"]),
@@ -341,17 +392,20 @@ def test_split_items(text: str, separator: str, keep: tuple[str, ...], expected:
 
 def test_split_none_keeps_commas_inside_items(tmp_path: Path, store: EntryStore) -> None:
     mapping_path = tmp_path / "m.yaml"
-    mapping_path.write_text(REGISTER_MAPPING.replace("    split: \",\"", "    split: none"), encoding="utf-8")
+    mapping_path.write_text(REGISTER_MAPPING.replace('    split: ","', "    split: none"), encoding="utf-8")
     path = write_csv(tmp_path / "register.csv", [register_row("1", "A", Keywords="Parts, Materials\nPower")])
     import_table(store, path, load_mapping(mapping_path))
     assert store.get("reg-1").tags == ["Parts, Materials", "Power"]
 
 
 def test_lesson_that_only_points_to_an_attachment(tmp_path: Path, store: EntryStore, mapping: Mapping) -> None:
-    path = write_csv(tmp_path / "register.csv", [
-        register_row("1", "Remote work", What_happened="See attached PDF.", Lessons="see attached pdf"),
-        register_row("2", "Half there", Lessons="See attached PDF."),
-    ])
+    path = write_csv(
+        tmp_path / "register.csv",
+        [
+            register_row("1", "Remote work", What_happened="See attached PDF.", Lessons="see attached pdf"),
+            register_row("2", "Half there", Lessons="See attached PDF."),
+        ],
+    )
     report = import_table(store, path, mapping)
     assert sorted(report.created) == ["reg-1", "reg-2"]
     held = store.get("reg-1")
@@ -387,9 +441,14 @@ def test_section_from_two_columns_is_labelled(tmp_path: Path, store: EntryStore,
 
 
 def test_sensitivity_values_map_to_visibility(tmp_path: Path, store: EntryStore, mapping: Mapping) -> None:
-    path = write_csv(tmp_path / "register.csv", [register_row("1", "A", Sensitivity="OFFICIAL"),
-                                                 register_row("2", "B", Sensitivity="Secret"),
-                                                 register_row("3", "C", Sensitivity="")])
+    path = write_csv(
+        tmp_path / "register.csv",
+        [
+            register_row("1", "A", Sensitivity="OFFICIAL"),
+            register_row("2", "B", Sensitivity="Secret"),
+            register_row("3", "C", Sensitivity=""),
+        ],
+    )
     import_table(store, path, mapping)
     assert [store.get(i).visibility for i in ("reg-1", "reg-2", "reg-3")] == ["public", "internal", "internal"]
 
@@ -409,8 +468,9 @@ def test_sensitivity_values_map_to_visibility(tmp_path: Path, store: EntryStore,
         ("register.csv", b"\x81\x8d\x8f\x90\x9d", "neither UTF-8 nor Windows"),
     ],
 )
-def test_unreadable_files_raise_one_clear_line(tmp_path: Path, store: EntryStore, mapping: Mapping, name: str,
-                                               content: bytes, expected: str) -> None:
+def test_unreadable_files_raise_one_clear_line(
+    tmp_path: Path, store: EntryStore, mapping: Mapping, name: str, content: bytes, expected: str
+) -> None:
     path = tmp_path / name
     path.write_bytes(content)
     with pytest.raises(KBError) as caught:
@@ -427,8 +487,9 @@ def test_missing_file_and_folder(tmp_path: Path, store: EntryStore, mapping: Map
         import_table(store, tmp_path / "folder.csv", mapping)
 
 
-def test_missing_columns_are_named_with_the_columns_that_exist(tmp_path: Path, store: EntryStore,
-                                                               mapping: Mapping) -> None:
+def test_missing_columns_are_named_with_the_columns_that_exist(
+    tmp_path: Path, store: EntryStore, mapping: Mapping
+) -> None:
     header = [h for h in HEADER if h not in ("Summary", "Lessons")]
     path = write_csv(tmp_path / "register.csv", [["1"] * len(header)], header=header)
     with pytest.raises(KBError) as caught:
@@ -439,24 +500,26 @@ def test_missing_columns_are_named_with_the_columns_that_exist(tmp_path: Path, s
     assert not store.root.exists()
 
 
-def test_column_names_match_whatever_the_case_and_spacing(tmp_path: Path, store: EntryStore,
-                                                          mapping: Mapping) -> None:
+def test_column_names_match_whatever_the_case_and_spacing(tmp_path: Path, store: EntryStore, mapping: Mapping) -> None:
     header = [f"  {h.upper()} " for h in HEADER]
     path = write_csv(tmp_path / "register.csv", [register_row("1", "A")], header=header)
     assert import_table(store, path, mapping).created == ["reg-1"]
 
 
 def test_empty_rows_are_skipped_with_a_note(tmp_path: Path, store: EntryStore, mapping: Mapping) -> None:
-    path = write_csv(tmp_path / "register.csv", [register_row("1", "A"), [""] * len(HEADER), [],
-                                                 register_row("2", "B"), [], []])
+    path = write_csv(
+        tmp_path / "register.csv", [register_row("1", "A"), [""] * len(HEADER), [], register_row("2", "B"), [], []]
+    )
     report = import_table(store, path, mapping)
     assert report.created == ["reg-1", "reg-2"] and report.rows == 2
     assert [p.message for p in report.warnings] == ["skipped empty row(s) 3, 4"]
 
 
 def test_formula_like_cells_are_kept_as_text(tmp_path: Path, store: EntryStore, mapping: Mapping) -> None:
-    path = write_csv(tmp_path / "register.csv", [register_row("1", "=HYPERLINK(\"x\")", Lessons="=1+1",
-                                                              Summary="'=guarded by a spreadsheet export")])
+    path = write_csv(
+        tmp_path / "register.csv",
+        [register_row("1", '=HYPERLINK("x")', Lessons="=1+1", Summary="'=guarded by a spreadsheet export")],
+    )
     import_table(store, path, mapping)
     entry = store.get("reg-1")
     assert entry.title == '=HYPERLINK("x")'
@@ -525,11 +588,15 @@ def test_xlsx_sheet_by_name(tmp_path: Path, store: EntryStore) -> None:
     assert import_table(store, path, load_mapping(mapping_path)).created == ["reg-1"]
 
 
-def test_jsonl_bad_lines_are_refused_and_the_rest_imported(tmp_path: Path, store: EntryStore,
-                                                           mapping: Mapping) -> None:
+def test_jsonl_bad_lines_are_refused_and_the_rest_imported(tmp_path: Path, store: EntryStore, mapping: Mapping) -> None:
     good = dict(zip(HEADER, register_row("1", "A"), strict=True))
-    lines = [json.dumps(good), "{not json", "", json.dumps(["a list"]),
-             json.dumps({**good, "Ref": 2, "Keywords": ["x", "y"]})]
+    lines = [
+        json.dumps(good),
+        "{not json",
+        "",
+        json.dumps(["a list"]),
+        json.dumps({**good, "Ref": 2, "Keywords": ["x", "y"]}),
+    ]
     path = tmp_path / "register.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     report = import_table(store, path, mapping)
@@ -541,8 +608,7 @@ def test_jsonl_bad_lines_are_refused_and_the_rest_imported(tmp_path: Path, store
     assert store.get("reg-2").tags == ["x", "y"]
 
 
-def test_entry_files_that_are_broken_are_not_overwritten(tmp_path: Path, store: EntryStore,
-                                                         mapping: Mapping) -> None:
+def test_entry_files_that_are_broken_are_not_overwritten(tmp_path: Path, store: EntryStore, mapping: Mapping) -> None:
     store.root.mkdir(parents=True)
     (store.root / "reg-1.md").write_text("no front matter", encoding="utf-8")
     path = write_csv(tmp_path / "register.csv", [register_row("1", "A")])
@@ -591,8 +657,12 @@ def test_nasa_register_imports_whole(tmp_path: Path) -> None:
     assert (lesson.kind, lesson.outcome, lesson.organisation, lesson.team) == ("project", "partial", "NASA", "LaRC")
     assert (lesson.status, lesson.visibility) == ("published", "public")
     assert (lesson.started, lesson.created, lesson.phase) == ("2018-04-05", "2021-07-23", "Implementation")
-    assert lesson.tags[:4] == ["Procurement, Small Business & Industrial Relations", "Program and Project Management",
-                               "Risk Management / Assessment", "Radiation Budget Instrument"]
+    assert lesson.tags[:4] == [
+        "Procurement, Small Business & Industrial Relations",
+        "Program and Project Management",
+        "Risk Management / Assessment",
+        "Radiation Budget Instrument",
+    ]
     assert lesson.links == ["https://llis.nasa.gov/lesson/30004"]
     assert list(lesson.sections) == ["What happened", "Lessons", "Recommendations", "Evidence and links"]
     assert lesson.sections["Lessons"].startswith("Approach 1 made it difficult")

@@ -95,9 +95,16 @@ def test_similar_projects_never_include_the_entry_itself(kb):
 
 
 def test_save_new_entry_is_searchable_at_once_and_gets_a_free_id(kb):
-    entry = Entry(id="", title="Benefits and housing data-sharing pilot between two departments",
-                  summary="Zebra crossings counted by volunteers.", kind="experiment", outcome="partial",
-                  organisation="Northfield City Council", status="published", themes=["DSA"])
+    entry = Entry(
+        id="",
+        title="Benefits and housing data-sharing pilot between two departments",
+        summary="Zebra crossings counted by volunteers.",
+        kind="experiment",
+        outcome="partial",
+        organisation="Northfield City Council",
+        status="published",
+        themes=["DSA"],
+    )
     saved = kb.save(entry, new=True)
     assert saved.id == "benefits-and-housing-data-sharing-pilot-between-two-departments"
     assert saved.themes == ["data-sharing-agreements"]

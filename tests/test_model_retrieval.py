@@ -12,8 +12,7 @@ pytestmark = pytest.mark.model
 
 # Each query shares no content word (after stemming and stop words) with the entry it should find.
 PARAPHRASES = {
-    "covid-vulnerable-people-dashboard-in-three-weeks":
-        "coronavirus outbreak: cabinet wanted an up-to-the-minute screen of at-risk households fast",
+    "covid-vulnerable-people-dashboard-in-three-weeks": "coronavirus outbreak: cabinet wanted an up-to-the-minute screen of at-risk households fast",
     "benefits-and-housing-data-sharing-pilot": "tenants thrown out onto the street; solicitors haggled endlessly",
     "skills-taxonomy-for-a-large-department": "catalogue of employee competencies across a huge ministry",
     "learning-spend-figures-nobody-could-compare": "tuition outlay sums incomparable among ministries",
@@ -82,11 +81,19 @@ def test_synonym_expansion_is_measured_to_help(real_kb, capsys):
     figures = {}
     for mode in ("bm25", "hybrid"):
         for expand in (False, True):
-            scores = [ndcg_at([h.id for h in real_kb.search(q, limit=10, mode=mode, expand=expand)],
-                              dict.fromkeys(relevant, 1)) for q, relevant in queries.values()]
+            scores = [
+                ndcg_at(
+                    [h.id for h in real_kb.search(q, limit=10, mode=mode, expand=expand)], dict.fromkeys(relevant, 1)
+                )
+                for q, relevant in queries.values()
+            ]
             figures[(mode, expand)] = sum(scores) / len(scores)
     with capsys.disabled():
-        print(f"\nsynonym queries ({len(queries)}): nDCG@10 " + ", ".join(
-            f"{mode}{' +synonyms' if expand else ''} {value:.3f}" for (mode, expand), value in figures.items()))
+        print(
+            f"\nsynonym queries ({len(queries)}): nDCG@10 "
+            + ", ".join(
+                f"{mode}{' +synonyms' if expand else ''} {value:.3f}" for (mode, expand), value in figures.items()
+            )
+        )
     assert figures[("bm25", True)] > figures[("bm25", False)] + 0.05
     assert figures[("hybrid", True)] > figures[("hybrid", False)]

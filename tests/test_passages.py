@@ -14,8 +14,15 @@ def one_token_per_word(words: list[str]) -> list[int]:
 
 def long_entry(words: int) -> Entry:
     body = " ".join(f"w{i}" for i in range(words))
-    return Entry(id="long", title="Long lesson", summary="A summary.", kind="project", outcome="failed",
-                 organisation="Org", sections={"Lessons": body, "Context": "Short context."})
+    return Entry(
+        id="long",
+        title="Long lesson",
+        summary="A summary.",
+        kind="project",
+        outcome="failed",
+        organisation="Org",
+        sections={"Lessons": body, "Context": "Short context."},
+    )
 
 
 def test_first_passage_is_title_and_summary_then_sections():
@@ -52,8 +59,15 @@ def test_token_counts_come_from_the_tokenizer():
 @pytest.mark.model
 def test_real_tokenizer_windows_fit_the_model(real_embedder):
     text = "The MSL-ATLO-2011 anomaly (ref. NPR 7120.5E) was traced to a mis-wired J3/J4 connector. " * 200
-    entry = Entry(id="x", title="Connector anomaly", summary="s", kind="project", outcome="failed",
-                  organisation="o", sections={"What happened": text})
+    entry = Entry(
+        id="x",
+        title="Connector anomaly",
+        summary="s",
+        kind="project",
+        outcome="failed",
+        organisation="o",
+        sections={"What happened": text},
+    )
     passages = split_entry(entry, real_embedder.count_tokens, real_embedder.max_tokens)
     assert len(passages) > 5
     tokenizer = real_embedder.model.tokenizer

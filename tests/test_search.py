@@ -11,12 +11,14 @@ def test_filters_become_one_chroma_where_clause():
     assert Filters().where() is None
     assert Filters.of(outcome="failed").where() == {"outcome": "failed"}
     where = Filters.of(outcome=["failed", "stopped"], theme="data-quality", lighthouse=True, year_from=2020).where()
-    assert where == {"$and": [
-        {"outcome": {"$in": ["failed", "stopped"]}},
-        {"themes": {"$contains": "data-quality"}},
-        {"lighthouse": True},
-        {"year": {"$gte": 2020}},
-    ]}
+    assert where == {
+        "$and": [
+            {"outcome": {"$in": ["failed", "stopped"]}},
+            {"themes": {"$contains": "data-quality"}},
+            {"lighthouse": True},
+            {"year": {"$gte": 2020}},
+        ]
+    }
     assert Filters.of(organisation=None, kind="", theme=[]).where() is None
 
 
@@ -57,7 +59,7 @@ def test_best_passage_per_entry():
 
 
 def test_snippet_highlights_terms_and_escapes_everything_else():
-    html = highlight_html('<script>alert(1)</script> The DSA & agreements took <b>ages</b>', "dsa agreement")
+    html = highlight_html("<script>alert(1)</script> The DSA & agreements took <b>ages</b>", "dsa agreement")
     assert "<script>" not in html and "&lt;script&gt;" in html and "&amp;" in html
     assert "<mark>DSA</mark>" in html and "<mark>agreements</mark>" in html
     assert "<b>" not in html
@@ -91,7 +93,8 @@ def test_synonym_expansion_finds_entries_that_use_another_name(kb, entries_dir):
     (entries_dir / "mou-only.md").write_text(
         "---\nid: mou-only\ntitle: Parish councils pooled their grit bins\nsummary: A signed MoU let "
         "three parishes pool one gritting rota.\nkind: project\noutcome: succeeded\norganisation: Parish "
-        "Trust\nstatus: published\nvisibility: public\n---\n## Lessons\n\nAgree the MoU first.\n")
+        "Trust\nstatus: published\nvisibility: public\n---\n## Lessons\n\nAgree the MoU first.\n"
+    )
     kb.sync()
     with_synonyms = [h.id for h in kb.search("data sharing agreement", limit=60, mode="bm25")]
     without = [h.id for h in kb.search("data sharing agreement", limit=60, mode="bm25", expand=False)]

@@ -32,9 +32,18 @@ def chroma_server(tmp_path):
     require(chroma.exists() or shutil.which("chroma") is not None, "the `chroma` command is not installed")
     port = free_port()
     process = subprocess.Popen(
-        [str(chroma if chroma.exists() else "chroma"), "run", "--path", str(tmp_path / "server-data"),
-         "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            str(chroma if chroma.exists() else "chroma"),
+            "run",
+            "--path",
+            str(tmp_path / "server-data"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     try:

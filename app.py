@@ -1,0 +1,55 @@
+"""Lighthouse web app: the router. Run with `streamlit run app.py`.
+
+It sets the page config, draws the shared sidebar and runs the page chosen in the navigation. Each page
+lives in app_pages/ and calls the `kb` library; errors become friendly messages, never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import streamlit as st
+
+from app_pages import resources, ui
+from kb import KBError
+
+st.set_page_config(page_title="Lighthouse", page_icon=":material/lightbulb:", layout="wide")
+log = logging.getLogger("lighthouse.app")
+
+user = resources.current_user()
+find = [
+    st.Page(ui.SEARCH_PAGE, title="Search", icon=":material/search:", default=True),
+    st.Page(ui.SHOWCASE_PAGE, title="Lighthouse showcase", icon=":material/lightbulb:", url_path="showcase"),
+    st.Page(ui.INSIGHTS_PAGE, title="Insights", icon=":material/insights:", url_path="insights"),
+    st.Page(ui.ENTRY_PAGE, title="Entry", icon=":material/article:", url_path="entry", visibility="hidden"),
+]
+contribute = [st.Page(ui.SUBMIT_PAGE, title="Submit an entry", icon=":material/edit_note:", url_path="submit")]
+if user.is_reviewer:
+    contribute.append(st.Page(ui.REVIEW_PAGE, title="Review queue", icon=":material/fact_check:", url_path="review"))
+page = st.navigation({"Find": find, "Contribute": contribute})
+
+try:
+    resources.loaded()
+except KBError as exc:
+    st.error(f"The knowledge base could not be opened: {exc}", icon=":material/error:")
+    st.stop()
+except Exception:
+    log.exception("the knowledge base could not be opened")
+    st.error(
+        "The knowledge base could not be opened. Check the KB_* settings and run `python -m kb check`.",
+        icon=":material/error:",
+    )
+    st.stop()
+ui.sidebar(user)
+
+try:
+    page.run()
+except KBError as exc:
+    st.error(str(exc)[:1].upper() + str(exc)[1:], icon=":material/error:")
+except Exception:
+    log.exception("page %s failed", page.title)
+    st.error(
+        "Something went wrong on this page. Try again; if it keeps happening, tell the team that runs "
+        "Lighthouse what you were doing.",
+        icon=":material/error:",
+    )

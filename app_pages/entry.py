@@ -1,0 +1,195 @@
+"""Entry (?id=...): the whole entry, its facts, lighthouse panel, contact, similar projects and related entries.
+
+User text is Markdown rendered without HTML; images become links (nothing is fetched from elsewhere).
+"""
+
+from __future__ import annotations
+
+import re
+
+import streamlit as st
+
+from app_pages import resources, ui
+from kb import Entry, Filters, KBError, NotFound, SimilarHit, browse
+from kb.browse import plain, safe_markdown
+
+LINK = re.compile(r"^https?://[^\s<>]+$", re.I)  # anything else is shown as text, not linked
+
+kb = resources.knowledge_base()
+user = resources.current_user()
+
+
+def dates(entry: Entry) -> str:
+    span = " to ".join(d for d in (entry.started, entry.ended) if d)
+    if entry.started and not entry.ended:
+        span += " (ongoing)" if entry.outcome == "ongoing" else ""
+    return span
+
+
+def facts(entry: Entry) -> None:
+    label = kb.vocabulary.label
+    rows = [
+        ("Organisation", plain(entry.organisation)),
+        ("Team", "*Hidden: shared anonymously*" if entry.anonymous else plain(entry.team)),
+        ("Partners", ", ".join(plain(p) for p in entry.partners)),
+        ("Dates", plain(dates(entry))),
+        ("Phase", plain(entry.phase)),
+        ("Themes", ", ".join(plain(label(t)) for t in entry.themes)),
+        ("Evidence", entry.evidence.capitalize()),
+        ("Data sources", ", ".join(plain(d) for d in entry.data_sources)),
+        ("Tags", ", ".join(plain(t) for t in entry.tags)),
+        ("Status", entry.status),
+        ("Visibility", entry.visibility),
+        ("Written up", plain(" · updated ".join(dict.fromkeys(d for d in (entry.created, entry.updated) if d)))),
+        ("Author", "" if entry.anonymous else plain(entry.author)),
+        ("Reviewer", plain(entry.reviewer)),
+    ]
+    with st.container(border=True):
+        st.markdown("**Facts**")
+        st.markdown("\n".join(f"- **{name}:** {value}" for name, value in rows if value))
+
+
+def lighthouse_panel(entry: Entry) -> None:
+    lh = entry.lighthouse
+    if lh is None:
+        return
+    with st.container(border=True):
+        st.markdown(f"**:material/lightbulb: Lighthouse project** · {ui.STAGE_ICONS.get(lh.stage, '')} {lh.stage}")
+        if lh.impact:
+            st.markdown(safe_markdown(lh.impact))
+        if lh.benefits:
+            st.markdown("**Measured benefits**")
+            st.markdown("\n".join(f"- {plain(b)}" for b in lh.benefits))
+        reused = browse.titles(kb, lh.reused_by)
+        if reused:
+            st.markdown(f"**Reused by {len(reused)} {'entry' if len(reused) == 1 else 'entries'}**")
+            for other_id, title, _ in reused:
+                ui.entry_link(other_id, title, icon=":material/content_copy:")
+
+
+def contact_panel(entry: Entry) -> None:
+    with st.container(border=True):
+        st.markdown("**Contact**")
+        if entry.anonymous:
+            st.caption(
+                "This entry was shared anonymously: the team and contact are hidden, so that what "
+                "went wrong can be shared without blame."
+            )
+        elif entry.contact:
+            st.markdown(plain(entry.contact))
+        else:
+            st.caption("No contact given.")
+
+
+def similar_card(hit: SimilarHit) -> None:
+    with st.container(border=True):
+        ui.entry_link(hit.id, hit.title)
+        st.markdown(
+            ui.facts_line(
+                outcome=hit.outcome,
+                kind=hit.kind,
+                organisation=hit.organisation,
+                year=hit.year,
+                stage=hit.lighthouse_stage,
+            )
+        )
+        if hit.shared_themes:
+            st.caption("Shared themes: " + ", ".join(plain(kb.vocabulary.label(t)) for t in hit.shared_themes))
+        link = f"close to this entry's {plain(hit.source_section)}" if hit.source_section else ""
+        st.caption(f"What links them: its {plain(hit.section)}" + (f", {link}" if link else ""))
+        ui.snippet(hit.passage, "")
+
+
+def similar_projects(entry: Entry) -> None:
+    st.subheader("Similar projects")
+    try:
+        hits = kb.similar(entry.id, limit=5, filters=Filters.of(status=browse.PUBLISHED))
+    except KBError as exc:
+        st.info(f"Similar projects are not available yet: {exc}", icon=":material/hourglass_empty:")
+        return
+    if not hits:
+        st.caption("No similar projects yet.")
+        return
+    failed = sum(1 for h in hits if h.outcome in browse.FAILED)
+    if failed >= 2:
+        st.warning(
+            f"**{failed} of these {len(hits)} similar projects failed or stopped.** "
+            "Read what happened before you start.",
+            icon=":material/report:",
+        )
+    for hit in hits:
+        similar_card(hit)
+
+
+def related(entry: Entry) -> None:
+    if not entry.related:
+        return
+    st.subheader("Related entries")
+    found = browse.titles(kb, entry.related)
+    for other_id, title, outcome in found:
+        ui.entry_link(other_id, title, icon=":material/link:", note=outcome)
+    missing = len(entry.related) - len(found)
+    if missing:
+        st.caption(f"{missing} related {'entry is' if missing == 1 else 'entries are'} not in the collection.")
+
+
+def body(entry: Entry) -> None:
+    st.markdown(f"**{safe_markdown(entry.summary)}**" if entry.summary else "")
+    for name, text in entry.sections.items():
+        st.subheader(plain(name))
+        st.markdown(safe_markdown(text))
+    if entry.links:
+        st.subheader("Links")
+        st.markdown("\n".join(f"- <{link}>" if LINK.match(link) else f"- {plain(link)}" for link in entry.links))
+
+
+entry_id = st.query_params.get("id", "")
+if not entry_id:
+    st.title("Entry")
+    st.info("Choose an entry from a search, the showcase or the insights map.", icon=":material/article:")
+    st.page_link(ui.SEARCH_PAGE, label="Go to search", icon=":material/search:")
+    st.stop()
+try:
+    entry = kb.get(entry_id)
+except NotFound:
+    st.title("Entry not found")
+    st.warning(
+        f"There is no entry with id “{plain(entry_id[:120])}”. It may have been renamed or removed.",
+        icon=":material/search_off:",
+    )
+    st.page_link(ui.SEARCH_PAGE, label="Search the collection", icon=":material/search:")
+    st.stop()
+
+ui.flash()
+st.title(plain(entry.title))
+st.markdown(
+    ui.facts_line(
+        outcome=entry.outcome,
+        kind=entry.kind,
+        organisation=entry.organisation,
+        year=entry.year,
+        stage=entry.lighthouse.stage if entry.lighthouse else "",
+        status=entry.status,
+    )
+)
+if entry.status != "published":
+    st.info(
+        f"This entry is **{entry.status}**: it is not published, so searchers do not see it yet.",
+        icon=":material/visibility_off:",
+    )
+if entry.review_comment:
+    with st.container(border=True):
+        st.markdown(f":material/rate_review: **Reviewer's comment** ({plain(entry.reviewer or 'reviewer')})")
+        st.markdown(safe_markdown(entry.review_comment))
+
+main, side = st.columns([2, 1], gap="large")
+with side:
+    if st.button("Edit this entry", icon=":material/edit:", width="stretch"):
+        st.switch_page(ui.SUBMIT_PAGE, query_params={"edit": entry.id})
+    facts(entry)
+    lighthouse_panel(entry)
+    contact_panel(entry)
+with main:
+    body(entry)
+    similar_projects(entry)
+    related(entry)

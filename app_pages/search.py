@@ -1,0 +1,252 @@
+"""Search (home): one box for a question or a pasted plan, facet filters with counts, result cards.
+
+The query, mode and filters live in the URL, so a search can be shared and the back button works.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import streamlit as st
+
+from app_pages import resources, ui
+from kb import browse
+from kb.browse import SearchRequest
+
+MODES = {"hybrid": "Hybrid", "keyword": "Keyword", "meaning": "Meaning", "plan": "Project plan"}
+MODE_HELP = (
+    "Hybrid mixes exact words and meaning (best for most searches). Keyword finds the exact words and "
+    "acronyms. Meaning finds passages that say the same thing in other words. Project plan splits a "
+    "pasted plan into its parts and finds prior lessons for each, failures first."
+)
+EXAMPLES = (
+    "data sharing agreement took too long",
+    "DSA",
+    "machine learning pilot stopped",
+    "dashboard in a crisis",
+    "legacy system blocked the project",
+)
+MULTI_FACETS = {"organisation": "Organisation", "theme": "Theme", "outcome": "Outcome", "kind": "Kind"}
+LIGHTHOUSE = {"any": None, "yes": True, "no": False}
+
+kb = resources.knowledge_base()
+user = resources.current_user()
+vocabulary = kb.vocabulary
+
+
+def url_request() -> SearchRequest:
+    return SearchRequest.from_params({key: st.query_params.get_all(key) for key in st.query_params})
+
+
+def show(request: SearchRequest) -> None:
+    """Put a request into the widgets: on first load, a shared link or the back button."""
+    st.session_state["search_q"] = request.query
+    st.session_state["search_mode"] = request.mode
+    for name in (*MULTI_FACETS, "status"):
+        st.session_state[f"facet_{name}"] = list(getattr(request, name))
+    st.session_state["facet_lighthouse"] = {None: "any", True: "yes", False: "no"}[request.lighthouse]
+    st.session_state["facet_year_from"] = request.year_from
+    st.session_state["facet_year_to"] = request.year_to
+    st.session_state["search_shown"] = request
+
+
+def push(request: SearchRequest) -> None:
+    """Make a request the page's state: into the URL (a new history entry) and remembered as shown."""
+    st.query_params.from_dict(request.to_params())
+    st.session_state["search_shown"] = request
+
+
+def from_widgets(**changes: Any) -> SearchRequest:
+    state = st.session_state
+    request = SearchRequest(
+        query=str(state.get("search_q") or "").strip()[: browse.MAX_QUERY_CHARS],
+        mode=state.get("search_mode") or "hybrid",
+        organisation=tuple(state.get("facet_organisation") or ()),
+        theme=tuple(state.get("facet_theme") or ()),
+        outcome=tuple(state.get("facet_outcome") or ()),
+        kind=tuple(state.get("facet_kind") or ()),
+        status=tuple(state.get("facet_status") or ()),
+        year_from=state.get("facet_year_from"),
+        year_to=state.get("facet_year_to"),
+        lighthouse=LIGHTHOUSE[state.get("facet_lighthouse") or "any"],
+    )
+    return replace(request, **changes)
+
+
+def on_change() -> None:
+    push(from_widgets())
+
+
+def run_example(query: str) -> None:
+    request = from_widgets(query=query)
+    push(request)
+    show(request)
+
+
+def clear_filters() -> None:
+    request = from_widgets().clear_filters()
+    push(request)
+    show(request)
+
+
+def counted(counts: list[tuple[Any, int]], label=str):
+    lookup = dict(counts)
+    return lambda value: f"{label(value)} ({lookup.get(value, 0)})"
+
+
+def facet_panel(request: SearchRequest, facets: dict[str, list[tuple[Any, int]]]) -> None:
+    st.markdown("**Filter**")
+    labels = {"theme": vocabulary.label, "outcome": str.capitalize, "kind": str.capitalize}
+    names = list(MULTI_FACETS.items()) + ([("status", "Status")] if user.is_reviewer else [])
+    for name, title in names:
+        counts = facets.get(name, [])
+        options = list(dict.fromkeys([v for v, _ in counts] + list(getattr(request, name))))
+        st.multiselect(
+            title,
+            options,
+            key=f"facet_{name}",
+            on_change=on_change,
+            placeholder="Published only" if name == "status" else "Any",
+            format_func=counted(counts, labels.get(name, str)),
+        )
+    year_panel(request, facets.get("year", []))
+    lh = dict(facets.get("lighthouse", []))
+    names = {"any": "Any", "yes": f"Lighthouses ({lh.get(True, 0)})", "no": f"Others ({lh.get(False, 0)})"}
+    st.radio(
+        "Lighthouse", list(names), key="facet_lighthouse", format_func=names.get, on_change=on_change, horizontal=True
+    )
+
+
+def year_panel(request: SearchRequest, counts: list[tuple[Any, int]]) -> None:
+    years = sorted({y for y, _ in counts} | {y for y in (request.year_from, request.year_to) if y is not None})
+    label = counted(counts)
+    start, end = st.columns(2)
+    start.selectbox(
+        "Started from",
+        years,
+        key="facet_year_from",
+        on_change=on_change,
+        index=None,
+        placeholder="Any",
+        format_func=label,
+    )
+    end.selectbox(
+        "to", years, key="facet_year_to", on_change=on_change, index=None, placeholder="Any", format_func=label
+    )
+
+
+def search_box() -> None:
+    with st.form("search_form", border=False):
+        st.text_area(
+            "Search",
+            key="search_q",
+            height=100,
+            label_visibility="collapsed",
+            placeholder="Ask a question, e.g. why do data sharing agreements take so long? "
+            "Or paste your whole project plan to find lessons for it.",
+        )
+        st.form_submit_button("Search", type="primary", icon=":material/search:", on_click=on_change)
+    st.segmented_control(
+        "Search mode",
+        list(MODES),
+        format_func=MODES.get,
+        key="search_mode",
+        on_change=on_change,
+        help=MODE_HELP,
+        required=True,
+    )
+
+
+def empty_state(results: browse.SearchResults) -> None:
+    st.subheader("What to try")
+    st.markdown(
+        "- A question: *why did our data sharing agreement take a year?*\n"
+        "- An acronym or a system: *DSA*, *RAP*, *mainframe*\n"
+        "- A whole project plan, pasted in: you get the lessons that bear on it\n"
+        "- The filters alone, e.g. every **failed** or **stopped** experiment in a theme"
+    )
+    with st.container(horizontal=True):
+        for example in EXAMPLES:
+            st.button(example, on_click=run_example, args=(example,), icon=":material/search:")
+    st.subheader("Newest entries")
+    if not results.newest:
+        st.info("Nothing has been published yet. Be the first to share what you learned.", icon=":material/lightbulb:")
+        st.page_link(ui.SUBMIT_PAGE, label="Submit an entry", icon=":material/edit_note:")
+    for entry in results.newest:
+        ui.entry_card(entry)
+
+
+def filtered_listing(results: browse.SearchResults) -> None:
+    st.caption(f"{results.in_scope} entries match these filters; newest first.")
+    if not results.newest:
+        no_results(results)
+    for entry in results.newest:
+        ui.entry_card(entry)
+
+
+def no_results(results: browse.SearchResults) -> None:
+    request = results.request
+    what = f"“{request.query[:80]}”" if request.query else "these filters"
+    within = " with these filters" if request.query and request.has_filters else ""
+    st.info(f"No entries matched {browse.plain(what)}{within}.", icon=":material/search_off:")
+    if results.unfiltered:
+        st.markdown(f"**{results.unfiltered} entries** match without the filters.")
+    if request.has_filters:
+        st.button("Clear the filters", on_click=clear_filters, icon=":material/filter_alt_off:")
+    st.markdown(
+        "- Try fewer or more general words, or a synonym (*agreement* rather than *DSA*).\n"
+        "- Switch the mode: **Meaning** finds other wordings, **Keyword** exact terms.\n"
+        "- Nobody has written this up yet? Your team may be the first."
+    )
+    st.page_link(ui.SUBMIT_PAGE, label="Share what you learned", icon=":material/edit_note:")
+
+
+def plan_results(results: browse.SearchResults) -> None:
+    plan = results.plan
+    st.caption(
+        f"Your plan, read as {len(plan.parts)} parts, matches {plan.count} prior entries · {results.seconds:.2f}s"
+    )
+    for group in plan.groups:
+        st.subheader(group.label)
+        for match in group.matches:
+            ui.hit_card(match.hit, match.part_text)
+            st.caption(f"Speaks to this part of your plan: “{browse.plain(match.part_text[:200])}”")
+
+
+def results_list(results: browse.SearchResults) -> None:
+    if results.plan is not None and results.hits:
+        plan_results(results)
+        return
+    if not results.hits:
+        no_results(results)
+        return
+    count = len(results.hits)
+    st.caption(
+        f"{count} best match{'es' if count != 1 else ''} among {results.in_scope} entries · {results.seconds:.2f}s"
+    )
+    for hit in results.hits:
+        ui.hit_card(hit, results.request.query)
+
+
+request = url_request().for_user(user)
+if st.session_state.get("search_shown") != request:
+    show(request)
+results = browse.find(kb, request, user)
+
+st.title("Lighthouse")
+st.caption(
+    "Lessons learned and lighthouse projects from data teams across government. "
+    "Find who tried something similar, what happened, and whom to ask."
+)
+search_box()
+filters_column, results_column = st.columns([1.3, 3], gap="large")
+with filters_column:
+    facet_panel(request, results.facets)
+with results_column:
+    if request.query:
+        results_list(results)
+    elif request.has_filters:
+        filtered_listing(results)
+    else:
+        empty_state(results)

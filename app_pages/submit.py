@@ -1,0 +1,309 @@
+"""Submit an entry, or edit one (?edit=<id>): every field, guidance in each, messages next to the fields.
+
+While drafting, "Looks similar to..." shows the closest published entries, so a duplicate can become
+"add your evidence to this entry instead". Nothing is written until the entry is valid.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app_pages import resources, ui
+from kb import Conflict, Entry, KBError, browse
+from kb.browse import plain, safe_markdown
+from kb.drafting import (
+    FIELD_HELP,
+    FORM_ERROR,
+    SECTION_PROMPTS,
+    Draft,
+    DraftInvalid,
+    key_terms,
+    looks_similar,
+    save_draft,
+)
+from kb.entries import EVIDENCE_GRADES, KINDS, LIGHTHOUSE_STAGES, OUTCOMES, SECTIONS, VISIBILITIES
+
+kb = resources.knowledge_base()
+user = resources.current_user()
+edit_id = st.query_params.get("edit") or None
+SAVED = {"draft": "Saved as a draft", "in-review": "Sent for review", "published": "Saved; still published"}
+
+if "draft_goto" in st.session_state:  # a save in the last click succeeded: show the entry
+    st.switch_page(ui.ENTRY_PAGE, query_params={"id": st.session_state.pop("draft_goto")})
+
+
+def key(name: str) -> str:
+    return f"draft_{name}"
+
+
+def section_key(name: str) -> str:
+    return f"draft_section_{SECTIONS.index(name)}"
+
+
+def load(draft: Draft, target: str, version: str | None) -> None:
+    """Fill the form from a draft, once per entry opened."""
+    for name in Draft.field_names():
+        st.session_state[key(name)] = getattr(draft, name)
+    for name in SECTIONS:
+        st.session_state[section_key(name)] = draft.sections.get(name, "")
+    st.session_state.update(draft_loaded=target, draft_version=version, draft_problems={})
+
+
+def current_draft() -> Draft:
+    values = {name: st.session_state.get(key(name)) for name in Draft.field_names()}
+    draft = Draft(**{k: v for k, v in values.items() if v is not None})
+    draft.sections = {name: st.session_state.get(section_key(name)) or "" for name in SECTIONS}
+    return draft
+
+
+def save(status: str) -> None:
+    """Form callback: validate and save; on success the next run opens the entry."""
+    try:
+        entry = save_draft(
+            kb,
+            current_draft(),
+            user,
+            status=status,
+            edit_id=edit_id,
+            expected_version=st.session_state.get("draft_version"),
+        )
+    except DraftInvalid as exc:
+        st.session_state["draft_problems"] = exc.messages
+        return
+    except Conflict as exc:
+        st.session_state["draft_problems"] = {FORM_ERROR: [str(exc).capitalize()]}
+        st.session_state["draft_conflict"] = True
+        return
+    except KBError as exc:
+        st.session_state["draft_problems"] = {FORM_ERROR: [str(exc).capitalize()]}
+        return
+    st.session_state["flash"] = f"{SAVED[status]}: the entry is saved in entries/{entry.id}.md and indexed."
+    st.session_state["draft_goto"] = entry.id
+    st.session_state.pop("draft_loaded", None)
+
+
+def reload() -> None:
+    st.session_state.pop("draft_loaded", None)
+    st.session_state.pop("draft_conflict", None)
+
+
+def open_form() -> Entry | None:
+    """The entry being edited (None for a new one), loading the form when it is first opened."""
+    target = edit_id or "new"
+    existing = kb.get(edit_id) if edit_id else None
+    if st.session_state.get("draft_loaded") != target or key("title") not in st.session_state:
+        draft = Draft.from_entry(existing) if existing else Draft.new(user)
+        load(draft, target, kb.store.version(edit_id) if edit_id else None)
+    return existing
+
+
+def similar_panel() -> None:
+    st.markdown("**Looks similar to…**")
+    title, summary = st.session_state.get(key("title"), ""), st.session_state.get(key("summary"), "")
+    hits = looks_similar(kb, title, summary, exclude=edit_id)
+    if not hits:
+        st.caption(
+            "Write a title and a summary: the closest existing entries will show here, so you can add "
+            "to one of them instead of starting a duplicate."
+        )
+        return
+    for hit in hits:
+        with st.container(border=True):
+            ui.entry_heading(hit.id, hit.title)
+            st.markdown(ui.facts_line(outcome=hit.outcome, organisation=hit.organisation, year=hit.year))
+            ui.snippet(hit.passage, key_terms(f"{title} {summary}"))
+            st.page_link(
+                ui.SUBMIT_PAGE,
+                label="Add your evidence to this entry",
+                icon=":material/add_notes:",
+                query_params={"edit": hit.id},
+                help="Add your evidence to this entry instead of starting a duplicate",
+            )
+
+
+def with_chosen(name: str, options: list[str]) -> list[str]:
+    """The options plus whatever the field already holds, so a loaded value is never refused."""
+    return list(dict.fromkeys([*options, *(st.session_state.get(key(name)) or [])]))
+
+
+def field(name: str, widget, label: str, **kwargs) -> None:
+    """One form field with its guidance and, after a failed save, its messages right under it."""
+    widget(label, key=key(name), help=FIELD_HELP.get(name), **kwargs)
+    ui.field_messages(problems, name)
+
+
+def about_fields(organisations: list[str]) -> None:
+    st.markdown("#### About the work")
+    left, right = st.columns(2)
+    with left:
+        field("kind", st.radio, "Kind", options=list(KINDS), format_func=str.capitalize, horizontal=True)
+        field("organisation", st.text_input, "Organisation", placeholder="e.g. Department for Education")
+        field("team", st.text_input, "Team")
+        field("contact", st.text_input, "Contact", placeholder="a shared mailbox is best")
+        field("anonymous", st.checkbox, "Share anonymously")
+        field(
+            "partners",
+            st.multiselect,
+            "Partner organisations",
+            options=with_chosen("partners", organisations),
+            accept_new_options=True,
+            placeholder="Choose or type",
+        )
+    with right:
+        field(
+            "outcome",
+            st.selectbox,
+            "Outcome",
+            options=list(OUTCOMES),
+            format_func=str.capitalize,
+            index=None,
+            placeholder="How did it turn out?",
+        )
+        vocabulary = kb.vocabulary
+        theme_ids = [t.id for t in vocabulary.themes]
+        field(
+            "themes",
+            st.multiselect,
+            "Themes",
+            options=with_chosen("themes", theme_ids),
+            format_func=vocabulary.label,
+            placeholder="Choose from the shared vocabulary",
+        )
+        dates = st.columns(2)
+        with dates[0]:
+            field("started", st.text_input, "Started", placeholder="YYYY-MM")
+        with dates[1]:
+            field("ended", st.text_input, "Ended", placeholder="YYYY-MM")
+        field("phase", st.text_input, "Phase", placeholder="e.g. discovery, pilot, live")
+        field(
+            "evidence",
+            st.selectbox,
+            "Evidence",
+            options=list(EVIDENCE_GRADES),
+            format_func=str.capitalize,
+            index=None,
+            placeholder="How well is the lesson supported?",
+        )
+        field("visibility", st.selectbox, "Who may read it", options=list(VISIBILITIES), format_func=str.capitalize)
+    field(
+        "tags",
+        st.multiselect,
+        "Tags",
+        options=with_chosen("tags", []),
+        accept_new_options=True,
+        placeholder="Type a keyword and press Enter",
+    )
+    field(
+        "data_sources",
+        st.multiselect,
+        "Data sources",
+        options=with_chosen("data_sources", []),
+        accept_new_options=True,
+        placeholder="Type a dataset or system and press Enter",
+    )
+
+
+def story_fields() -> None:
+    st.markdown("#### The story")
+    st.caption("Write as much or as little as you know. Lessons is the section readers look for first.")
+    for name in SECTIONS:
+        prompt = SECTION_PROMPTS[name]
+        st.text_area(f"{name} · {prompt}", key=section_key(name), height=110)
+        ui.field_messages(problems, f"section:{name}")
+
+
+def lighthouse_fields(choices: dict[str, str]) -> None:
+    expanded = bool(st.session_state.get(key("lighthouse_stage")))
+    with st.expander(":material/lightbulb: Lighthouse project", expanded=expanded):
+        field(
+            "lighthouse_stage",
+            st.selectbox,
+            "Stage",
+            options=["", *LIGHTHOUSE_STAGES],
+            format_func=lambda s: s.capitalize() if s else "Not a lighthouse",
+        )
+        field("lighthouse_impact", st.text_area, "Impact", height=80)
+        field(
+            "lighthouse_benefits",
+            st.text_area,
+            "Measured benefits",
+            height=80,
+            placeholder="One per line, e.g. Median time to sign fell from 38 to 11 weeks",
+        )
+        options = with_chosen("lighthouse_reused_by", [i for i in choices if i != edit_id])
+        field(
+            "lighthouse_reused_by",
+            st.multiselect,
+            "Reused by",
+            options=options,
+            format_func=lambda i: choices.get(i, i),
+            placeholder="Entries that replicated it",
+        )
+
+
+def link_fields(choices: dict[str, str]) -> None:
+    st.markdown("#### Links")
+    options = with_chosen("related", [i for i in choices if i != edit_id])
+    field(
+        "related",
+        st.multiselect,
+        "Related entries",
+        options=options,
+        format_func=lambda i: choices.get(i, i),
+        placeholder="Entries a reader should look at next",
+    )
+    field("links", st.text_area, "Web links", height=80, placeholder="https://…")
+    field("source", st.text_input, "Source")
+
+
+def buttons(existing: Entry | None) -> None:
+    ui.field_messages(problems, FORM_ERROR)
+    if problems and set(problems) != {FORM_ERROR}:
+        st.error("Some fields need attention: see the messages next to them.", icon=":material/error:")
+    columns = st.columns(3)
+    columns[0].form_submit_button(
+        "Send for review", type="primary", icon=":material/send:", on_click=save, args=("in-review",), width="stretch"
+    )
+    columns[1].form_submit_button(
+        "Save as draft", icon=":material/save:", on_click=save, args=("draft",), width="stretch"
+    )
+    if existing and existing.status == "published" and user.is_reviewer:
+        columns[2].form_submit_button(
+            "Save, keep published", icon=":material/public:", on_click=save, args=("published",), width="stretch"
+        )
+
+
+existing = open_form()
+problems: dict[str, list[str]] = st.session_state.get("draft_problems") or {}
+
+st.title(f"Edit: {plain(existing.title)}" if existing else "Submit an entry")
+st.caption(
+    "Ten minutes is enough. Failed and stopped work helps the next team as much as success does: "
+    "say what really happened. Nothing is saved until every field is valid."
+)
+if existing and existing.review_comment:
+    with st.container(border=True):
+        st.markdown(f":material/rate_review: **Reviewer's comment** ({plain(existing.reviewer or 'reviewer')})")
+        st.markdown(safe_markdown(existing.review_comment))
+if st.session_state.get("draft_conflict"):
+    st.button("Load the latest version (your changes here are lost)", on_click=reload, icon=":material/refresh:")
+
+form_column, side_column = st.columns([3, 2], gap="large")
+with side_column:
+    similar_panel()
+with form_column:
+    field("title", st.text_input, "Title", placeholder="What did you do, in one plain sentence?")
+    field(
+        "summary",
+        st.text_area,
+        "Summary",
+        height=90,
+        placeholder="One to three sentences: what you tried and what happened.",
+    )
+    choices = browse.entry_choices(kb)
+    with st.form("draft_form", border=False, enter_to_submit=False):
+        about_fields(browse.known_organisations(kb))
+        story_fields()
+        lighthouse_fields(choices)
+        link_fields(choices)
+        buttons(existing)

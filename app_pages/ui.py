@@ -1,0 +1,176 @@
+"""Small rendering helpers the pages share: links, badges, result cards and the sidebar.
+
+User-written text goes through st.markdown (never with unsafe HTML), escaped with `browse.plain` or made
+safe with `browse.safe_markdown`. The only HTML rendered is `highlight_html`'s escaped passage.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from kb import KBError, KnowledgeBase
+from kb.browse import invalidate, plain
+from kb.entries import Entry
+from kb.identity import User
+from kb.search import Hit, highlight_html
+
+SEARCH_PAGE = "app_pages/search.py"
+ENTRY_PAGE = "app_pages/entry.py"
+SUBMIT_PAGE = "app_pages/submit.py"
+SHOWCASE_PAGE = "app_pages/showcase.py"
+REVIEW_PAGE = "app_pages/review.py"
+INSIGHTS_PAGE = "app_pages/insights.py"
+
+OUTCOME_COLOURS = {"succeeded": "green", "partial": "orange", "failed": "red", "stopped": "violet", "ongoing": "blue"}
+OUTCOME_CHART_COLOURS = {
+    "succeeded": "#2e7d32",
+    "partial": "#ef8f00",
+    "failed": "#c62828",
+    "stopped": "#7b1fa2",
+    "ongoing": "#1565c0",
+}
+STAGE_ICONS = {
+    "pilot": ":material/science:",
+    "proven": ":material/verified:",
+    "replicated": ":material/content_copy:",
+    "retired": ":material/archive:",
+}
+
+
+def outcome_badge(outcome: str) -> str:
+    if not outcome:
+        return ""
+    return f":{OUTCOME_COLOURS.get(outcome, 'gray')}-badge[{outcome.capitalize()}]"
+
+
+def stage_badge(stage: str) -> str:
+    if not stage:
+        return ""
+    return f":orange-badge[:material/lightbulb: Lighthouse · {stage}]"
+
+
+def facts_line(
+    *,
+    outcome: str = "",
+    kind: str = "",
+    organisation: str = "",
+    year: int | None = None,
+    stage: str = "",
+    status: str = "",
+) -> str:
+    """One Markdown line: outcome badge, kind, organisation, year, lighthouse stage, unpublished status."""
+    parts = [outcome_badge(outcome)]
+    if status and status != "published":
+        parts.append(f":gray-badge[{status}]")
+    parts.append(stage_badge(stage))
+    words = [w for w in (kind, plain(organisation) if organisation else "", str(year) if year else "") if w]
+    return " ".join(p for p in parts if p) + ("  " + " · ".join(words) if words else "")
+
+
+def entry_link(entry_id: str, title: str, *, icon: str | None = None, bold: bool = True, note: str = "") -> None:
+    """A link to an entry, its title as the label (the full title on hover, where a narrow column cuts it)."""
+    label = f"**{plain(title)}**" if bold else plain(title)
+    st.page_link(
+        ENTRY_PAGE, label=label + (f" · {note}" if note else ""), query_params={"id": entry_id}, icon=icon, help=title
+    )
+
+
+def entry_heading(entry_id: str, title: str) -> None:
+    """A title that wraps, for narrow cards where a link label would be cut short, and a link to open it."""
+    st.markdown(f"**{plain(title)}**")
+    st.page_link(ENTRY_PAGE, label="Open the entry", query_params={"id": entry_id}, icon=":material/arrow_forward:")
+
+
+def snippet(text: str, query: str) -> None:
+    """The passage, escaped, with the query's words marked: the one HTML the app renders."""
+    body = highlight_html(text, query)
+    if body.strip():
+        st.html(body)
+
+
+def hit_card(hit: Hit, query: str) -> None:
+    with st.container(border=True):
+        entry_link(hit.id, hit.title)
+        st.markdown(
+            facts_line(
+                outcome=hit.outcome,
+                kind=hit.kind,
+                organisation=hit.organisation,
+                year=hit.year,
+                stage=hit.lighthouse_stage,
+                status=hit.status,
+            )
+        )
+        st.caption(f"Matched in: {plain(hit.section)}")
+        snippet(hit.passage, query)
+
+
+def entry_card(entry: Entry) -> None:
+    """A compact card for an entry (newest lists, review queue)."""
+    with st.container(border=True):
+        entry_link(entry.id, entry.title)
+        st.markdown(
+            facts_line(
+                outcome=entry.outcome,
+                kind=entry.kind,
+                organisation=entry.organisation,
+                year=entry.year,
+                stage=entry.lighthouse.stage if entry.lighthouse else "",
+                status=entry.status,
+            )
+        )
+        st.markdown(plain(entry.summary))
+
+
+def field_messages(messages: dict[str, list[str]], name: str) -> None:
+    """Validation messages for one form field, shown right under it."""
+    for message in messages.get(name, []):
+        st.error(message, icon=":material/error:")
+
+
+def flash() -> None:
+    """Show (once) the confirmation a previous action left for this page."""
+    message = st.session_state.pop("flash", None)
+    if message:
+        st.success(message, icon=":material/check_circle:")
+        st.toast(message, icon=":material/check_circle:")
+
+
+def sidebar(user: User) -> None:
+    """Who you are, the collection's size, and a sync button for reviewers."""
+    from app_pages import resources
+
+    with st.sidebar:
+        with st.container(border=True):
+            st.markdown(f":material/person: **{plain(user.name)}**")
+            st.caption(plain(user.organisation) if user.organisation else "No organisation set")
+            st.caption("Roles: " + (", ".join(user.roles) if user.roles else "none"))
+            if user.local:
+                st.caption(
+                    "Local user, set by KB_USER_NAME, KB_USER_ORGANISATION and KB_USER_ROLES. "
+                    "Sign-in is not set up yet."
+                )
+        try:
+            loaded = resources.loaded()
+        except KBError:
+            return
+        entries, _ = loaded.kb.index.count()
+        st.caption(f"{entries:,} entries indexed")
+        errors = [p for p in loaded.report.problems if p.severity == "error"]
+        if errors:
+            with st.expander(f":material/warning: {len(errors)} entry files could not be read"):
+                st.text("\n".join(str(p) for p in errors[:20]))
+                st.caption("Fix them, then sync again. `python -m kb check` lists every problem.")
+        if user.is_reviewer and st.button(
+            "Sync entry files", icon=":material/sync:", help="Index entry files added or changed outside the app."
+        ):
+            sync(loaded.kb)
+
+
+def sync(kb: KnowledgeBase) -> None:
+    """Re-sync the entry files with a progress bar: files added or edited outside the app get indexed."""
+    bar = st.progress(0.0, text="Syncing entry files…")
+    report = kb.sync(progress=lambda done, total: bar.progress(done / max(total, 1), text=f"{done} of {total}"))
+    bar.empty()
+    invalidate(kb)
+    st.toast(f"Synced: {report.summary()}", icon=":material/sync:")

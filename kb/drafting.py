@@ -1,0 +1,312 @@
+"""Drafting an entry through a form: prompts, field guidance, validation per field, and saving.
+
+    draft = Draft.new(user)                       # or Draft.from_entry(kb.get(entry_id)) to edit
+    draft.title, draft.summary = "...", "..."
+    entry = save_draft(kb, draft, user, status="in-review")   # raises DraftInvalid, Conflict
+
+Nothing is written until the whole entry is valid; `DraftInvalid.messages` says what is wrong with
+each field, in words meant for the person filling in the form.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any
+
+from kb import browse
+from kb.entries import SECTIONS, Entry, entry_from_dict, slugify
+from kb.errors import EntryError, KBError, Problem
+from kb.search import Filters, Hit
+
+if TYPE_CHECKING:
+    from kb.identity import User
+    from kb.knowledge import KnowledgeBase
+
+SECTION_PROMPTS = {
+    "Context": "What problem were you solving, for whom, and why then?",
+    "What we did": "The approach, the data, the people involved and how long it took.",
+    "What happened": "The result, in numbers where you have them. What changed for the people you served?",
+    "What worked": "What would you do again?",
+    "What didn't": "What would you do differently? Describe situations, not people.",
+    "Lessons": "What would you tell a team starting this tomorrow?",
+    "Recommendations": "Concrete steps for the next team, in the order they should take them.",
+    "Evidence and links": "Reports, evaluations, code or dashboards, and how to get hold of them.",
+}
+
+FIELD_HELP = {
+    "title": "A plain sentence that says what you did, e.g. 'Matching benefit and housing records to prevent "
+    "homelessness'.",
+    "summary": "One to three sentences: what you tried and what happened.",
+    "kind": "A project delivered something; an experiment tested an idea.",
+    "outcome": "Failed and stopped work is as useful to others as success. Say how it really ended.",
+    "organisation": "The organisation that led the work.",
+    "team": "The team that did the work. Hidden from readers if you share anonymously.",
+    "contact": "A mailbox or person others can ask. Hidden from readers if you share anonymously.",
+    "anonymous": "Hide the team and contact from readers: blameless sharing of what went wrong.",
+    "partners": "Other organisations involved. Type a name and press Enter to add a new one.",
+    "themes": "Choose from the shared vocabulary so others can find this alongside related work.",
+    "tags": "Free keywords. Type one and press Enter.",
+    "data_sources": "The datasets or systems the work used. Type one and press Enter.",
+    "started": "YYYY, YYYY-MM or YYYY-MM-DD.",
+    "ended": "Leave empty if the work is ongoing.",
+    "phase": "e.g. discovery, alpha, beta, pilot, live.",
+    "evidence": "How well is the lesson supported? Anecdote: a view; observed: seen in practice; measured: "
+    "numbers; evaluated: a formal evaluation.",
+    "visibility": "Public: anyone; internal: across government; organisation: your organisation only.",
+    "lighthouse_stage": "Lighthouse projects show what cross-team data work can deliver. Leave as 'not a "
+    "lighthouse' unless it has proved its value.",
+    "lighthouse_impact": "The value it delivered, in one or two sentences.",
+    "lighthouse_benefits": "Measured benefits, one per line.",
+    "lighthouse_reused_by": "Entries that replicated this project.",
+    "related": "Other entries a reader should look at next.",
+    "links": "Web addresses, one per line, starting with https://",
+    "source": "Where this write-up came from, if it was copied from another register.",
+}
+
+NO_STAGE = ""
+FORM_ERROR = "form"  # where a message that belongs to no single field goes
+_URL = re.compile(r"^https?://\S+$", re.I)
+
+
+@dataclass
+class Draft:
+    """The form's values: every field of an entry, as a person types them."""
+
+    title: str = ""
+    summary: str = ""
+    kind: str = "project"
+    outcome: str = ""
+    organisation: str = ""
+    team: str = ""
+    contact: str = ""
+    anonymous: bool = False
+    partners: list[str] = field(default_factory=list)
+    themes: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    data_sources: list[str] = field(default_factory=list)
+    started: str = ""
+    ended: str = ""
+    phase: str = ""
+    evidence: str = ""
+    visibility: str = "public"
+    lighthouse_stage: str = NO_STAGE
+    lighthouse_impact: str = ""
+    lighthouse_benefits: str = ""  # one per line
+    lighthouse_reused_by: list[str] = field(default_factory=list)
+    related: list[str] = field(default_factory=list)
+    links: str = ""  # one per line
+    source: str = ""
+    sections: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def new(cls, user: User | None = None) -> Draft:
+        return cls(organisation=user.organisation if user else "")
+
+    @classmethod
+    def from_entry(cls, entry: Entry) -> Draft:
+        lh = entry.lighthouse
+        return cls(
+            title=entry.title,
+            summary=entry.summary,
+            kind=entry.kind,
+            outcome=entry.outcome,
+            organisation=entry.organisation,
+            team=entry.team,
+            contact=entry.contact,
+            anonymous=entry.anonymous,
+            partners=list(entry.partners),
+            themes=list(entry.themes),
+            tags=list(entry.tags),
+            data_sources=list(entry.data_sources),
+            started=entry.started,
+            ended=entry.ended,
+            phase=entry.phase,
+            evidence=entry.evidence,
+            visibility=entry.visibility,
+            lighthouse_stage=lh.stage if lh else NO_STAGE,
+            lighthouse_impact=lh.impact if lh else "",
+            lighthouse_benefits="\n".join(lh.benefits) if lh else "",
+            lighthouse_reused_by=list(lh.reused_by) if lh else [],
+            related=list(entry.related),
+            links="\n".join(entry.links),
+            source=entry.source,
+            sections=dict(entry.sections),
+        )
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        """Every form field except the sections, in form order."""
+        return [f.name for f in fields(cls) if f.name != "sections"]
+
+
+class DraftInvalid(KBError):
+    """The draft cannot be saved yet; `messages` maps each form field to what is wrong with it."""
+
+    def __init__(self, messages: dict[str, list[str]]):
+        self.messages = messages
+        count = sum(len(m) for m in messages.values())
+        super().__init__(f"{count} thing{'s' if count != 1 else ''} to fix before saving")
+
+
+def _clean_list(values: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(v.strip() for v in values if v and v.strip()))
+
+
+def _lines(text: str) -> list[str]:
+    return _clean_list(line.strip().lstrip("-*•").strip() for line in text.splitlines())
+
+
+def _form_checks(draft: Draft) -> dict[str, list[str]]:
+    """What the form asks for beyond a valid file, worded for the person filling it in."""
+    messages: dict[str, list[str]] = {}
+
+    def add(name: str, message: str) -> None:
+        messages.setdefault(name, []).append(message)
+
+    if not draft.title.strip():
+        add("title", "Give the entry a title: a plain sentence that says what you did.")
+    if not draft.summary.strip():
+        add("summary", "Write a summary of one to three sentences.")
+    if not draft.kind:
+        add("kind", "Choose project or experiment.")
+    if not draft.outcome:
+        add("outcome", "Choose how the work turned out.")
+    if not draft.organisation.strip():
+        add("organisation", "Say which organisation led the work.")
+    if not any(text.strip() for text in draft.sections.values()):
+        add(
+            "section:Lessons",
+            "Write at least one section. Start here: what would you tell a team starting this tomorrow?",
+        )
+    bad = [u for u in _lines(draft.links) if not _URL.match(u)]
+    if bad:
+        add("links", f"Not a web address: {', '.join(bad[:3])}. Start each with https://")
+    has_details = draft.lighthouse_impact.strip() or draft.lighthouse_benefits.strip() or draft.lighthouse_reused_by
+    if draft.lighthouse_stage and not draft.lighthouse_impact.strip():
+        add("lighthouse_impact", "Say what value this lighthouse delivered.")
+    if not draft.lighthouse_stage and has_details:
+        add("lighthouse_stage", "Choose a stage, or clear the lighthouse impact, benefits and reuse.")
+    return messages
+
+
+def field_key(problem: Problem) -> str:
+    """The form field a validation problem belongs to."""
+    name = problem.field or ""
+    if name == "id":
+        return "title"
+    if name in ("lighthouse", "lighthouse.stage", "stage"):
+        return "lighthouse_stage"
+    if name in ("impact", "benefits", "reused_by"):
+        return f"lighthouse_{name}"
+    section = re.fullmatch(r"section '(.+)'", name)
+    if section:
+        return f"section:{section.group(1)}"
+    return name if name in Draft.field_names() else FORM_ERROR
+
+
+def _message(problem: Problem) -> str:
+    text = problem.message
+    return f"This field {text}" if text.startswith(("is ", "must ")) else text[:1].upper() + text[1:]
+
+
+def build_entry(
+    draft: Draft, user: User, *, status: str, existing: Entry | None = None, today: str | None = None
+) -> Entry:
+    """The entry this draft describes, or DraftInvalid with a message for every field that is wrong."""
+    messages = _form_checks(draft)
+    today = today or dt.date.today().isoformat()
+    lighthouse = None
+    if draft.lighthouse_stage:
+        lighthouse = {
+            "stage": draft.lighthouse_stage,
+            "impact": draft.lighthouse_impact.strip(),
+            "benefits": _lines(draft.lighthouse_benefits),
+            "reused_by": _clean_list(draft.lighthouse_reused_by),
+        }
+    data: dict[str, Any] = {
+        "id": existing.id if existing else slugify(draft.title),
+        "title": " ".join(draft.title.split()),
+        "summary": draft.summary.strip(),
+        "kind": draft.kind,
+        "outcome": draft.outcome,
+        "organisation": draft.organisation.strip(),
+        "status": status,
+        "visibility": draft.visibility or "public",
+        "team": draft.team.strip(),
+        "contact": draft.contact.strip(),
+        "anonymous": bool(draft.anonymous),
+        "partners": _clean_list(draft.partners),
+        "themes": _clean_list(draft.themes),
+        "tags": _clean_list(draft.tags),
+        "data_sources": _clean_list(draft.data_sources),
+        "started": draft.started.strip(),
+        "ended": draft.ended.strip(),
+        "phase": draft.phase.strip(),
+        "evidence": draft.evidence,
+        "lighthouse": lighthouse,
+        "created": (existing.created if existing else "") or today,
+        "updated": today,
+        "author": (existing.author if existing else "") or user.name,
+        "reviewer": existing.reviewer if existing else "",
+        "review_comment": existing.review_comment if existing else "",
+        "source": draft.source.strip(),
+        "related": _clean_list(draft.related),
+        "links": _lines(draft.links),
+    }
+    sections = {name: text.strip() for name, text in draft.sections.items() if text and text.strip()}
+    if existing:  # sections the form does not show (from an imported file) are kept as they were
+        sections.update({k: v for k, v in existing.sections.items() if k not in SECTIONS})
+    try:
+        entry, _ = entry_from_dict(data, "your entry", sections)
+    except EntryError as exc:
+        entry, worded = None, set(messages)
+        for problem in exc.problems:  # the form's own wording wins where both found a problem
+            key = field_key(problem)
+            if problem.severity == "error" and key not in worded:
+                messages.setdefault(key, []).append(_message(problem))
+        messages = {k: list(dict.fromkeys(v)) for k, v in messages.items()}
+    if messages or entry is None:
+        raise DraftInvalid(messages or {FORM_ERROR: ["The entry is not valid yet."]})
+    return entry
+
+
+def save_draft(
+    kb: KnowledgeBase,
+    draft: Draft,
+    user: User,
+    *,
+    status: str,
+    edit_id: str | None = None,
+    expected_version: str | None = None,
+) -> Entry:
+    """Validate, write and index the draft: a new entry, or an edit of `edit_id` that refuses to
+    overwrite a change made since `expected_version` was read (raises Conflict)."""
+    existing = kb.get(edit_id) if edit_id else None
+    allowed = ("draft", "in-review") + (
+        ("published",) if user.is_reviewer and existing and existing.status == "published" else ()
+    )
+    if status not in allowed:
+        raise KBError(f"you cannot save this entry as '{status}'; use one of: {', '.join(allowed)}")
+    entry = build_entry(draft, user, status=status, existing=existing)
+    saved = kb.save(entry, new=existing is None, expected_version=expected_version if existing else None)
+    browse.invalidate(kb)
+    return saved
+
+
+def key_terms(text: str, min_length: int = 5) -> str:
+    """The longer words of a draft, to mark in a similar passage: short words are mostly "and", "the", "we"."""
+    return " ".join(dict.fromkeys(w for w in re.findall(r"\w+", text) if len(w) >= min_length))
+
+
+def looks_similar(
+    kb: KnowledgeBase, title: str, summary: str, *, exclude: str | None = None, limit: int = 3
+) -> list[Hit]:
+    """The published entries closest to a draft's title and summary, for the duplicate check."""
+    text = f"{title.strip()}\n{summary.strip()}".strip()
+    if len(text) < 8:  # too little to compare yet
+        return []
+    hits = kb.search(text, limit=limit + 1, filters=Filters.of(status=browse.PUBLISHED))
+    return [h for h in hits if h.id != exclude][:limit]

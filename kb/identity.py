@@ -1,0 +1,64 @@
+"""Who is using the app. Until sign-in exists, one local user configured by environment variables.
+
+| variable              | default                  | meaning                               |
+|-----------------------|--------------------------|---------------------------------------|
+| KB_USER_NAME          | Local user               | shown in the sidebar, saved as author |
+| KB_USER_ORGANISATION  | (empty)                  | the default organisation of new entries |
+| KB_USER_ROLES         | contributor,reviewer     | comma-separated roles                 |
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+CONTRIBUTOR = "contributor"
+REVIEWER = "reviewer"
+KNOWN_ROLES = (CONTRIBUTOR, REVIEWER)
+DEFAULT_NAME = "Local user"
+DEFAULT_ROLES = (CONTRIBUTOR, REVIEWER)
+
+
+@dataclass(frozen=True)
+class User:
+    """A person using the app, the organisation they belong to and what they may do."""
+
+    name: str
+    organisation: str = ""
+    roles: tuple[str, ...] = DEFAULT_ROLES
+    local: bool = True  # configured on this machine rather than signed in
+
+    def has_role(self, role: str) -> bool:
+        return role in self.roles
+
+    @property
+    def is_reviewer(self) -> bool:
+        return self.has_role(REVIEWER)
+
+    @property
+    def is_contributor(self) -> bool:
+        return self.has_role(CONTRIBUTOR)
+
+
+def parse_roles(text: str | None) -> tuple[str, ...]:
+    """Roles from "contributor, Reviewer": trimmed, lowercased, deduplicated; unset means the defaults."""
+    if text is None or not text.strip():
+        return DEFAULT_ROLES
+    roles: list[str] = []
+    for part in text.split(","):
+        role = part.strip().lower()
+        if role and role not in roles:
+            roles.append(role)
+    return tuple(roles)
+
+
+def local_user(environ: Mapping[str, str] | None = None) -> User:
+    """The user this app runs as, from KB_USER_NAME, KB_USER_ORGANISATION and KB_USER_ROLES."""
+    env = os.environ if environ is None else environ
+    return User(
+        name=(env.get("KB_USER_NAME") or "").strip() or DEFAULT_NAME,
+        organisation=(env.get("KB_USER_ORGANISATION") or "").strip(),
+        roles=parse_roles(env.get("KB_USER_ROLES")),
+        local=True,
+    )

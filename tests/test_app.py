@@ -1,0 +1,389 @@
+"""The web app through Streamlit's AppTest: every page renders, and the widgets do what they say.
+
+Pages are opened through the router (app.py), as a browser would, so navigation and the sidebar run too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import parse_qs
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from kb.entries import EntryStore
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+PAGES = ["search", "entry", "submit", "showcase", "review", "insights"]
+TIMEOUT = 60
+
+
+def page(name: str) -> str:
+    return f"app_pages/{name}.py"
+
+
+def open_app(name: str = "search", **query: str | list[str]) -> AppTest:
+    """The app, run once, then switched to a page and run with these query parameters."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    if name != "search":
+        at.switch_page(page(name)).run()  # switching pages clears the URL, as in a browser
+    if query:
+        at.query_params.update(query)
+        at.run()
+    return at
+
+
+def linked_ids(at: AppTest) -> list[str]:
+    """Entry ids of the entry links on the page, in order, without repeats."""
+    ids = []
+    for link in at.get("page_link"):
+        values = parse_qs(link.proto.query_string).get("id")
+        if values:  # only links to the entry page carry an id
+            ids.append(values[0])
+    return list(dict.fromkeys(ids))
+
+
+def texts(at: AppTest, kind: str) -> str:
+    return "\n".join(str(e.value) for e in at.get(kind))
+
+
+def button(at: AppTest, label: str):
+    found = [b for b in at.button if b.label == label]
+    assert found, f"no button {label!r}; buttons: {[b.label for b in at.button]}"
+    return found[0]
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert "Something went wrong" not in texts(at, "error")
+
+
+# --------------------------------------------------------------------------- every page renders
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_page_renders_on_sample_entries(entries_dir, name):
+    query = {"id": "benefits-and-housing-data-sharing-pilot"} if name == "entry" else {}
+    at = open_app(name, **query)
+    assert_clean(at)
+    assert at.title, "every page has a title"
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_page_renders_on_an_empty_knowledge_base(empty_entries_dir, name):
+    at = open_app(name)
+    assert_clean(at)
+    assert at.title
+
+
+def test_sidebar_says_who_you_are(entries_dir, monkeypatch):
+    monkeypatch.setenv("KB_USER_NAME", "Ada Analyst")
+    monkeypatch.setenv("KB_USER_ORGANISATION", "Office for Tests")
+    at = open_app()
+    sidebar = "\n".join(str(e.value) for e in at.sidebar.get("markdown") + at.sidebar.get("caption"))
+    assert "Ada Analyst" in sidebar and "Office for Tests" in sidebar
+    assert "Local user" in sidebar and "Sign-in is not set up yet" in sidebar
+
+
+def test_a_broken_setting_is_a_friendly_message(entries_dir, monkeypatch):
+    monkeypatch.setenv("KB_CHROMA_URL", "http://")
+    at = open_app()
+    assert not at.exception
+    assert "could not be opened" in texts(at, "error")
+
+
+# --------------------------------------------------------------------------- search
+
+
+def search(at: AppTest, query: str) -> AppTest:
+    at.text_area(key="search_q").input(query)
+    return button(at, "Search").click().run()
+
+
+def test_search_returns_the_expected_entries(entries_dir):
+    at = search(open_app(), "data sharing agreement took too long")
+    assert_clean(at)
+    ids = linked_ids(at)
+    assert "benefits-and-housing-data-sharing-pilot" in ids[:5]
+    assert "cross-government-data-sharing-agreement-template" in ids[:5]
+    assert at.query_params["q"] == "data sharing agreement took too long"
+    assert "<mark>" in texts(at, "html"), "the matching passage has the query's words marked"
+
+
+def test_an_acronym_finds_its_entries_in_keyword_mode(entries_dir):
+    at = open_app(q="DSA", mode="keyword")
+    assert "benefits-and-housing-data-sharing-pilot" in linked_ids(at)
+
+
+PLAN = """We will agree a data sharing agreement with the council before any data moves.
+
+The council's case management system is old; the supplier must build an export.
+
+We will build a weekly dashboard in Power BI for the family support team."""
+
+
+def test_a_pasted_plan_finds_lessons_failures_first(entries_dir):
+    at = open_app(q=PLAN, mode="plan")
+    assert_clean(at)
+    headings = [h.value for h in at.subheader]
+    assert headings and headings[0].startswith("Failed or stopped")
+    assert "Speaks to this part of your plan" in texts(at, "caption")
+    assert "mainframe-blocked-pension-data-share" in linked_ids(
+        at
+    ) or "benefits-and-housing-data-sharing-pilot" in linked_ids(at)
+
+
+def test_filters_narrow_the_results(entries_dir):
+    at = search(open_app(), "data sharing")
+    everything = linked_ids(at)
+    at.multiselect(key="facet_outcome").select("failed").run()
+    assert_clean(at)
+    failed = linked_ids(at)
+    store = EntryStore(entries_dir)
+    assert failed and all(store.get(i).outcome == "failed" for i in failed)
+    assert at.query_params["outcome"] == "failed"
+    assert any(store.get(i).outcome != "failed" for i in everything)
+
+
+def test_facets_show_counts(entries_dir):
+    at = open_app()
+    labels = list(at.multiselect(key="facet_outcome").options)  # as shown, counts included
+    assert "Failed (11)" in labels and "Succeeded (13)" in labels, labels
+
+
+def test_query_parameters_round_trip(entries_dir):
+    at = open_app(q="DSA", mode="keyword", outcome=["failed", "stopped"], lighthouse="no")
+    assert_clean(at)
+    assert at.text_area(key="search_q").value == "DSA"
+    assert at.segmented_control(key="search_mode").value == "keyword"
+    assert at.multiselect(key="facet_outcome").value == ["failed", "stopped"]
+    assert at.radio(key="facet_lighthouse").value == "no"
+    at.multiselect(key="facet_kind").select("experiment").run()
+    assert at.query_params["q"] == "DSA"
+    assert at.query_params["mode"] == "keyword"
+    assert at.query_params["outcome"] == ["failed", "stopped"]
+    assert at.query_params["kind"] == "experiment"
+    assert at.query_params["lighthouse"] == "no"
+
+
+def test_a_shared_link_replaces_what_the_widgets_showed(entries_dir):
+    at = search(open_app(), "dashboard")
+    at.query_params.clear()
+    at.query_params.update({"q": "mainframe"})
+    at.run()  # as the back button or a pasted link would
+    assert at.text_area(key="search_q").value == "mainframe"
+    assert "mainframe-blocked-pension-data-share" in linked_ids(at)
+
+
+def test_empty_state_suggests_searches_and_lists_the_newest(entries_dir):
+    at = open_app()
+    subheaders = [s.value for s in at.subheader]
+    assert "What to try" in subheaders and "Newest entries" in subheaders
+    assert len(linked_ids(at)) == 5
+    button(at, "DSA").click().run()
+    assert at.query_params["q"] == "DSA" and linked_ids(at)
+
+
+def test_zero_results_offer_a_way_out(entries_dir):
+    at = open_app(q="data sharing agreement", organisation="Nobody at all")
+    assert_clean(at)
+    assert "No entries matched" in texts(at, "info")
+    assert "match without the filters" in texts(at, "markdown")
+    button(at, "Clear the filters").click().run()
+    assert "organisation" not in at.query_params and linked_ids(at)
+
+
+def test_searchers_see_published_entries_only(entries_dir, monkeypatch):
+    monkeypatch.setenv("KB_USER_ROLES", "contributor")
+    at = open_app(q="teacher supply forecasts shared with school trusts", status="in-review")
+    assert "teacher-supply-model-shared-with-schools" not in linked_ids(at)
+    assert not [m for m in at.multiselect if m.key == "facet_status"]
+
+
+# --------------------------------------------------------------------------- entry
+
+
+def test_entry_shows_facts_similar_projects_and_related(entries_dir):
+    at = open_app("entry", id="benefits-and-housing-data-sharing-pilot")
+    assert_clean(at)
+    assert at.title[0].value.startswith("Benefits and housing data")
+    subheaders = [s.value for s in at.subheader]
+    assert {"Context", "Lessons", "Similar projects", "Related entries"} <= set(subheaders)
+    ids = linked_ids(at)
+    assert "cross-government-data-sharing-agreement-template" in ids
+    assert len([i for i in ids if i != "benefits-and-housing-data-sharing-pilot"]) >= 5
+    markdown = texts(at, "markdown")
+    assert "Vulnerability Data Unit" in markdown and "vdu-data@dww.example.gov" in markdown.replace("\\", "")
+    assert "failed or stopped" in texts(at, "warning")
+
+
+def test_anonymous_entry_hides_team_and_contact(entries_dir):
+    entry = EntryStore(entries_dir).get("chatbot-for-policy-guidance-withdrawn")
+    assert entry.anonymous and entry.team
+    at = open_app("entry", id=entry.id)
+    shown = (texts(at, "markdown") + texts(at, "caption")).replace("\\", "")
+    assert entry.team not in shown
+    assert not entry.contact or entry.contact not in shown
+    assert "shared anonymously" in shown
+
+
+def test_user_html_and_images_are_not_rendered(entries_dir):
+    path = entries_dir / "flood-response-data-cell.md"
+    text = path.read_text().replace(
+        "## Lessons\n",
+        "## Lessons\n\n<script>alert(1)</script> ![tracker](http://evil.example/x.png) costs $5 to $6\n",
+        1,
+    )
+    path.write_text(text)
+    at = open_app("entry", id="flood-response-data-cell")
+    assert_clean(at)
+    lessons = next(m.value for m in at.markdown if "alert(1)" in m.value)
+    assert r"\![tracker]" in lessons and r"\$5" in lessons
+    assert all("<script" not in h.value for h in at.get("html"))
+
+
+def test_unknown_entry_is_a_friendly_message(entries_dir):
+    at = open_app("entry", id="no-such-entry")
+    assert_clean(at)
+    assert "There is no entry" in texts(at, "warning")
+
+
+def test_edit_button_opens_the_form_with_the_entry(entries_dir):
+    at = open_app("entry", id="flood-response-data-cell")
+    button(at, "Edit this entry").click().run()
+    assert_clean(at)
+    assert at.title[0].value.startswith("Edit:")
+    assert at.text_input(key="draft_title").value == EntryStore(entries_dir).get("flood-response-data-cell").title
+
+
+# --------------------------------------------------------------------------- submit
+
+
+def fill_in_form(at: AppTest) -> AppTest:
+    """The fields inside the form: they are sent with the submit button, as in a browser."""
+    at.text_input(key="draft_organisation").input("Office for Tests")
+    at.selectbox(key="draft_outcome").select("partial")
+    at.radio(key="draft_kind").set_value("experiment")
+    at.multiselect(key="draft_themes").select("record-linkage")
+    at.text_area(key="draft_section_5").input("Agree the legal basis before you touch the data.")
+    return at
+
+
+def test_valid_submission_is_written_indexed_and_found(entries_dir):
+    before = {p.name for p in entries_dir.glob("*.md")}
+    at = open_app("submit")
+    at.text_input(key="draft_title").input("Finding young carers by matching school and health records")
+    at.text_area(key="draft_summary").input("We matched school and health records to find young carers early.")
+    at.run()
+    assert linked_ids(at), "the 'looks similar' panel lists existing entries while drafting"
+    fill_in_form(at)
+    button(at, "Send for review").click().run()
+    assert_clean(at)
+    created = {p.name for p in entries_dir.glob("*.md")} - before
+    assert created == {"finding-young-carers-by-matching-school-and-health-records.md"}
+    assert at.title[0].value.startswith("Finding young carers")
+    assert "Sent for review" in texts(at, "success")
+    at.switch_page(page("search")).run()
+    at.query_params.update({"q": "young carers school health records", "status": "in-review"})
+    at.run()
+    assert linked_ids(at)[0] == "finding-young-carers-by-matching-school-and-health-records"
+
+
+def test_invalid_submission_shows_field_messages_and_writes_nothing(entries_dir):
+    before = sorted(p.read_text() for p in entries_dir.glob("*.md"))
+    at = open_app("submit")
+    at.text_input(key="draft_started").input("April 2021")
+    button(at, "Save as draft").click().run()
+    assert_clean(at)
+    errors = texts(at, "error")
+    for message in (
+        "Give the entry a title",
+        "Write a summary",
+        "Choose how the work turned out",
+        "Write at least one section",
+        "not a date",
+    ):
+        assert message in errors
+    assert sorted(p.read_text() for p in entries_dir.glob("*.md")) == before
+
+
+def test_editing_after_someone_else_saved_is_a_clear_conflict(entries_dir):
+    at = open_app("submit", edit="flood-response-data-cell")
+    at.text_area(key="draft_summary").input("My edit.")
+    path = entries_dir / "flood-response-data-cell.md"
+    path.write_text(path.read_text().replace("summary:", "summary: Their edit.", 1))
+    button(at, "Save as draft").click().run()
+    assert "changed by someone else" in texts(at, "error")
+    assert "Their edit." in path.read_text() and "My edit." not in path.read_text()
+
+
+def test_edit_saves_and_lands_on_the_entry(entries_dir):
+    at = open_app("submit", edit="flood-response-data-cell")
+    at.text_area(key="draft_summary").input("A summary rewritten in the form.")
+    button(at, "Save, keep published").click().run()
+    assert_clean(at)
+    entry = EntryStore(entries_dir).get("flood-response-data-cell")
+    assert entry.summary == "A summary rewritten in the form." and entry.status == "published"
+    assert "Saved" in texts(at, "success")
+
+
+# --------------------------------------------------------------------------- review
+
+
+def test_review_queue_approves(entries_dir):
+    at = open_app("review")
+    assert linked_ids(at) == ["teacher-supply-model-shared-with-schools", "grading-evidence-in-policy-submissions"]
+    button(at, "Approve and publish").click().run()
+    assert_clean(at)
+    assert EntryStore(entries_dir).get("teacher-supply-model-shared-with-schools").status == "published"
+    assert linked_ids(at) == ["grading-evidence-in-policy-submissions"]
+    assert "Published" in texts(at, "success")
+
+
+def test_review_queue_sends_back_with_a_comment(entries_dir):
+    at = open_app("review")
+    entry_id = "teacher-supply-model-shared-with-schools"
+    send_back = [b for b in at.button if b.label == "Send back"][0]
+    send_back.click().run()
+    assert "write a comment" in texts(at, "error").lower()
+    assert EntryStore(entries_dir).get(entry_id).status == "in-review"
+    at.text_area(key=f"review_comment_{entry_id}").input("Please add the evaluation.")
+    [b for b in at.button if b.label == "Send back"][0].click().run()
+    entry = EntryStore(entries_dir).get(entry_id)
+    assert (entry.status, entry.review_comment) == ("draft", "Please add the evaluation.")
+    assert entry_id not in linked_ids(at)
+
+
+def test_review_queue_is_for_reviewers_only(entries_dir, monkeypatch):
+    monkeypatch.setenv("KB_USER_ROLES", "contributor")
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    with pytest.raises(ValueError):
+        at.switch_page(page("review"))
+    direct = AppTest.from_file(str(Path(APP).parent / page("review")), default_timeout=TIMEOUT).run()
+    assert "for reviewers" in texts(direct, "warning")
+    assert not direct.button
+
+
+# --------------------------------------------------------------------------- showcase and insights
+
+
+def test_showcase_filters_and_board(entries_dir):
+    at = open_app("showcase")
+    everything = linked_ids(at)
+    assert len(everything) >= 9
+    at.multiselect(key="stage").select("pilot").run()
+    assert linked_ids(at) == ["single-trade-window-prototype"]
+    at.multiselect(key="stage").unselect("pilot")
+    at.segmented_control(key="view").set_value("board").run()
+    assert_clean(at)
+    lanes = [m.value for m in at.markdown if m.value.startswith("**:material/")]
+    assert len(lanes) == 4 and any("Replicated" in lane for lane in lanes)
+
+
+def test_insights_show_charts_and_the_map(entries_dir):
+    at = open_app("insights")
+    assert_clean(at)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Entries"] == "41" and metrics["Lighthouse projects"] == "9"
+    assert len(at.get("vega_lite_chart")) == 6
+    assert "Where do we keep failing?" in [s.value for s in at.subheader]

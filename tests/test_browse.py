@@ -1,0 +1,386 @@
+"""The app's library: search requests, facet counts, newest, lighthouses, review, insights, drafting, identity."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kb import Conflict, Filters, KBError, browse
+from kb.browse import SearchRequest
+from kb.drafting import FORM_ERROR, Draft, DraftInvalid, build_entry, looks_similar, save_draft
+from kb.entries import LIGHTHOUSE_STAGES, parse_entry
+from kb.identity import DEFAULT_NAME, User, local_user, parse_roles
+
+REVIEWER = User("Rita Reviewer", "Cabinet Digital Office", ("contributor", "reviewer"))
+CONTRIBUTOR = User("Carl Contributor", "Home Affairs Department", ("contributor",))
+
+
+def valid_draft(**changes) -> Draft:
+    draft = Draft(
+        title="Matching school and health records to find young carers",
+        organisation="Test Office",
+        summary="We matched records to find young carers. It worked for two councils.",
+        kind="experiment",
+        outcome="partial",
+        themes=["record-linkage"],
+        sections={"Lessons": "Agree the legal basis first."},
+    )
+    for name, value in changes.items():
+        setattr(draft, name, value)
+    return draft
+
+
+# --------------------------------------------------------------------------- identity
+
+
+def test_local_user_defaults_to_contributor_and_reviewer():
+    user = local_user({})
+    assert (user.name, user.organisation, user.roles, user.local) == (
+        DEFAULT_NAME,
+        "",
+        ("contributor", "reviewer"),
+        True,
+    )
+    assert user.is_reviewer and user.is_contributor
+
+
+def test_local_user_reads_environment():
+    user = local_user(
+        {
+            "KB_USER_NAME": " Ada ",
+            "KB_USER_ORGANISATION": "Office for Tests",
+            "KB_USER_ROLES": "Contributor, contributor ,",
+        }
+    )
+    assert (user.name, user.organisation, user.roles) == ("Ada", "Office for Tests", ("contributor",))
+    assert not user.is_reviewer
+
+
+def test_parse_roles_blank_means_defaults():
+    assert parse_roles("  ") == parse_roles(None) == ("contributor", "reviewer")
+
+
+# --------------------------------------------------------------------------- search requests
+
+
+def test_search_request_round_trips_through_url_parameters():
+    request = SearchRequest(
+        query="DSA delays",
+        mode="keyword",
+        organisation=("Cabinet Digital Office",),
+        theme=("data-sharing-agreements", "data-governance"),
+        outcome=("failed", "stopped"),
+        kind=("experiment",),
+        status=("in-review",),
+        year_from=2019,
+        year_to=2023,
+        lighthouse=False,
+    )
+    assert SearchRequest.from_params(request.to_params()) == request
+
+
+def test_search_request_drops_unknown_values():
+    request = SearchRequest.from_params(
+        {
+            "q": "  x ",
+            "mode": "psychic",
+            "outcome": ["failed", "exploded"],
+            "kind": "widget",
+            "from": "19x9",
+            "lighthouse": "maybe",
+            "status": "gone",
+        }
+    )
+    assert request == SearchRequest(query="x", outcome=("failed",))
+
+
+def test_default_request_has_short_url_and_published_filter():
+    assert SearchRequest().to_params() == {}
+    assert SearchRequest().filters().status == ("published",)
+    assert not SearchRequest(query="x").has_filters
+    assert SearchRequest(query="x", kind=("project",)).has_filters
+
+
+def test_only_reviewers_look_beyond_published():
+    request = SearchRequest(status=("draft",))
+    assert request.for_user(CONTRIBUTOR).status == ()
+    assert request.for_user(REVIEWER).status == ("draft",)
+
+
+# --------------------------------------------------------------------------- find and facets
+
+
+def test_find_returns_hits_within_filters(kb):
+    results = browse.find(kb, SearchRequest(query="data sharing agreement", outcome=("failed", "stopped")), REVIEWER)
+    assert results.hits
+    assert {h.outcome for h in results.hits} <= {"failed", "stopped"}
+    assert "benefits-and-housing-data-sharing-pilot" in [h.id for h in results.hits]
+
+
+def test_find_without_query_lists_newest(kb):
+    results = browse.find(kb, SearchRequest(), REVIEWER, newest_limit=3)
+    assert len(results.newest) == 3 and not results.hits
+    assert all(e.status == "published" for e in results.newest)
+
+
+def test_find_reports_hits_outside_the_filters_on_zero_results(kb):
+    request = SearchRequest(query="data sharing agreement", organisation=("Nobody at all",))
+    results = browse.find(kb, request, REVIEWER)
+    assert results.hits == [] and results.unfiltered
+
+
+def test_facet_counts_agree_with_the_index(kb):
+    filters = Filters.of(status="published", outcome=("failed",))
+    counts = browse.facet_counts(kb, filters)
+    for theme, n in counts["theme"]:
+        assert n == len(kb.index.entry_ids(Filters.of(status="published", outcome=("failed",), theme=theme).where()))
+    for outcome, n in counts["outcome"]:  # its own facet is counted without its own filter
+        assert n == len(kb.index.entry_ids(Filters.of(status="published", outcome=outcome).where()))
+
+
+def test_local_filter_matches_chroma_filter(kb):
+    cases = [
+        Filters.of(status="published", lighthouse=True),
+        Filters.of(year_from=2020, year_to=2021),
+        Filters.of(theme=("data-quality", "record-linkage"), kind="experiment"),
+        Filters.of(lighthouse=False),
+    ]
+    for filters in cases:
+        local = {r.entry_id for r in browse.rows(kb) if browse.matches(r.metadata, filters)}
+        assert local == kb.index.entry_ids(filters.where()), filters
+
+
+def test_snapshot_is_dropped_on_invalidate(kb):
+    first = browse.rows(kb)
+    assert browse.rows(kb) is first
+    browse.invalidate(kb)
+    assert browse.rows(kb) is not first
+
+
+def test_newest_orders_by_updated_date(kb):
+    entry = kb.get("open-data-portal-relaunch-low-usage")
+    entry.updated = "2099-01-01"
+    kb.save(entry)
+    browse.invalidate(kb)
+    assert browse.newest(kb, limit=1)[0].id == entry.id
+
+
+# --------------------------------------------------------------------------- lighthouses
+
+
+def test_lighthouses_are_published_and_most_reused_first(kb):
+    cards = browse.lighthouses(kb)
+    assert cards and all(c.entry.lighthouse and c.entry.status == "published" for c in cards)
+    counts = [c.reuse_count for c in cards]
+    assert counts == sorted(counts, reverse=True)
+    first = cards[0]
+    assert first.organisations[0] == first.entry.organisation
+    assert all(title for _, title in first.reused_by)
+
+
+def test_lighthouses_filter_by_stage_and_theme(kb):
+    proven = browse.lighthouses(kb, stages=("proven",))
+    assert proven and {c.stage for c in proven} == {"proven"}
+    themed = browse.lighthouses(kb, themes=("data-sharing-agreements",))
+    assert themed and all("data-sharing-agreements" in c.entry.themes for c in themed)
+
+
+def test_board_has_a_column_per_stage(kb):
+    columns = browse.board(browse.lighthouses(kb))
+    assert list(columns) == list(LIGHTHOUSE_STAGES)
+    assert sum(len(v) for v in columns.values()) == len(browse.lighthouses(kb))
+
+
+# --------------------------------------------------------------------------- review
+
+
+def test_review_queue_is_oldest_first(kb):
+    queue = browse.review_queue(kb)
+    assert [q.entry.id for q in queue] == [
+        "teacher-supply-model-shared-with-schools",
+        "grading-evidence-in-policy-submissions",
+    ]
+    assert all(q.version == kb.store.version(q.entry.id) for q in queue)
+
+
+def test_approve_publishes(kb):
+    item = browse.review_queue(kb)[0]
+    browse.approve(kb, item.entry.id, REVIEWER, item.version)
+    entry = kb.get(item.entry.id)
+    assert (entry.status, entry.reviewer, entry.review_comment) == ("published", "Rita Reviewer", "")
+    assert item.entry.id not in [q.entry.id for q in browse.review_queue(kb)]
+    assert item.entry.id in [h.id for h in kb.search(entry.title, filters=Filters.of(status="published"))]
+
+
+def test_send_back_keeps_the_comment(kb):
+    item = browse.review_queue(kb)[0]
+    browse.send_back(kb, item.entry.id, REVIEWER, "  Add the evaluation numbers. ", item.version)
+    entry = kb.get(item.entry.id)
+    assert (entry.status, entry.review_comment) == ("draft", "Add the evaluation numbers.")
+    text = kb.store.path_for(entry.id).read_text()
+    assert "review_comment: Add the evaluation numbers." in text
+
+
+def test_send_back_needs_a_comment(kb):
+    item = browse.review_queue(kb)[0]
+    with pytest.raises(KBError, match="comment"):
+        browse.send_back(kb, item.entry.id, REVIEWER, "   ", item.version)
+    assert kb.get(item.entry.id).status == "in-review"
+
+
+def test_review_refuses_a_stale_version_and_a_handled_entry(kb):
+    item = browse.review_queue(kb)[0]
+    path = kb.store.path_for(item.entry.id)
+    path.write_text(path.read_text().replace("summary:", "summary: Changed.", 1))
+    with pytest.raises(Conflict):
+        browse.approve(kb, item.entry.id, REVIEWER, item.version)
+    browse.approve(kb, item.entry.id, REVIEWER)
+    with pytest.raises(KBError, match="no longer in review"):
+        browse.approve(kb, item.entry.id, REVIEWER)
+
+
+# --------------------------------------------------------------------------- insights
+
+
+def test_insights_counts_published_entries(kb):
+    data = browse.insights(kb)
+    published = len(kb.index.entry_ids({"status": "published"}))
+    assert data.entries == published == data.by_outcome["entries"].sum()
+    assert data.by_year["entries"].sum() <= published
+    assert 0 < data.failed_share < 1
+    shares = data.failures_by_theme["share"].tolist()
+    assert shares == sorted(shares, reverse=True)
+    row = data.failures_by_theme.iloc[0]
+    assert row["share"] == pytest.approx(row["failed_or_stopped"] / row["entries"])
+
+
+def test_insights_on_an_empty_collection(settings, fake_embedder, empty_entries_dir):
+    from kb import KnowledgeBase
+
+    empty = KnowledgeBase(settings, embedder=fake_embedder)
+    data = browse.insights(empty)
+    assert data.entries == 0 and data.by_theme.empty and data.failed_share == 0
+    assert browse.collection_map(empty).empty
+
+
+def test_project_2d_is_deterministic_and_handles_small_inputs():
+    rng = np.random.default_rng(1)
+    vectors = rng.normal(size=(20, 8))
+    first, second = browse.project_2d(vectors), browse.project_2d(vectors.copy())
+    assert first.shape == (20, 2) and np.allclose(first, second)
+    assert np.allclose(first.mean(axis=0), 0, atol=1e-5)
+    assert browse.project_2d(np.zeros((0, 8))).shape == (0, 2)
+    assert np.allclose(browse.project_2d(vectors[:1]), 0)
+    assert browse.project_2d(vectors[:2]).shape == (2, 2)
+
+
+def test_collection_map_has_a_point_per_published_entry(kb):
+    points = browse.collection_map(kb)
+    assert len(points) == len(kb.index.entry_ids({"status": "published"}))
+    assert set(points.columns) >= {"id", "title", "theme", "x", "y"}
+    assert points["x"].std() > 0
+
+
+# --------------------------------------------------------------------------- display helpers
+
+
+def test_safe_markdown_turns_images_into_links_and_keeps_dollars():
+    assert (
+        browse.safe_markdown("see ![chart](http://x/y.png) for $5 and $6")
+        == r"see \![chart](http://x/y.png) for \$5 and \$6"
+    )
+
+
+def test_plain_escapes_markdown():
+    assert browse.plain("**Bold** [link](javascript:x) <b>") == r"\*\*Bold\*\* \[link\]\(javascript\:x\) \<b\>"
+
+
+# --------------------------------------------------------------------------- drafting
+
+
+def test_empty_draft_reports_every_missing_field():
+    with pytest.raises(DraftInvalid) as caught:
+        build_entry(Draft(kind=""), REVIEWER, status="draft")
+    assert set(caught.value.messages) >= {"title", "summary", "kind", "outcome", "organisation", "section:Lessons"}
+
+
+def test_draft_reports_library_problems_next_to_their_fields():
+    draft = valid_draft(started="2021/4", title="x" * 300, links="ftp://nope", lighthouse_impact="Saved money")
+    with pytest.raises(DraftInvalid) as caught:
+        build_entry(draft, REVIEWER, status="draft")
+    messages = caught.value.messages
+    assert "not a date" in messages["started"][0]
+    assert "shorten it" in messages["title"][0]
+    assert "ftp://nope" in messages["links"][0]
+    assert "stage" in messages["lighthouse_stage"][0]
+    assert FORM_ERROR not in messages
+
+
+def test_valid_draft_builds_an_entry():
+    draft = valid_draft(
+        lighthouse_stage="pilot",
+        lighthouse_impact="Found 300 carers.",
+        lighthouse_benefits="- 300 carers found\n\n- Two councils",
+        links="https://example.org/r",
+    )
+    entry = build_entry(draft, REVIEWER, status="in-review", today="2025-01-02")
+    assert entry.id == "matching-school-and-health-records-to-find-young-carers"
+    assert (entry.status, entry.author, entry.created, entry.updated) == (
+        "in-review",
+        "Rita Reviewer",
+        "2025-01-02",
+        "2025-01-02",
+    )
+    assert entry.lighthouse.benefits == ["300 carers found", "Two councils"]
+    assert entry.links == ["https://example.org/r"]
+
+
+def test_save_draft_writes_indexes_and_is_found(kb):
+    entry = save_draft(kb, valid_draft(), CONTRIBUTOR, status="in-review")
+    path = kb.store.path_for(entry.id)
+    assert path.is_file()
+    parsed, _ = parse_entry(path.read_text(), path.name)
+    assert parsed.status == "in-review" and parsed.author == "Carl Contributor"
+    assert entry.id in [h.id for h in kb.search("young carers school health records")]
+    assert entry.id in [q.entry.id for q in browse.review_queue(kb)]
+
+
+def test_save_draft_never_writes_an_invalid_entry(kb):
+    before = sorted(p.name for p in kb.store.files())
+    with pytest.raises(DraftInvalid):
+        save_draft(kb, valid_draft(summary=""), CONTRIBUTOR, status="draft")
+    assert sorted(p.name for p in kb.store.files()) == before
+
+
+def test_save_draft_new_entry_gets_a_fresh_id_when_the_title_is_taken(kb):
+    first = save_draft(kb, valid_draft(), CONTRIBUTOR, status="draft")
+    second = save_draft(kb, valid_draft(), CONTRIBUTOR, status="draft")
+    assert second.id == f"{first.id}-2"
+    assert kb.store.path_for(first.id).is_file() and kb.store.path_for(second.id).is_file()
+
+
+def test_edit_keeps_created_author_and_detects_a_concurrent_change(kb):
+    entry_id = "flood-response-data-cell"
+    original = kb.get(entry_id)
+    version = kb.store.version(entry_id)
+    draft = Draft.from_entry(original)
+    draft.summary = "A shorter summary."
+    saved = save_draft(kb, draft, CONTRIBUTOR, status="draft", edit_id=entry_id, expected_version=version)
+    assert (saved.created, saved.author, saved.summary) == (original.created, original.author, "A shorter summary.")
+    with pytest.raises(Conflict, match="changed by someone else"):
+        save_draft(kb, draft, CONTRIBUTOR, status="draft", edit_id=entry_id, expected_version=version)
+
+
+def test_only_reviewers_keep_an_edited_entry_published(kb):
+    draft = Draft.from_entry(kb.get("flood-response-data-cell"))
+    with pytest.raises(KBError, match="cannot save"):
+        save_draft(kb, draft, CONTRIBUTOR, status="published", edit_id="flood-response-data-cell")
+    assert save_draft(kb, draft, REVIEWER, status="published", edit_id="flood-response-data-cell").status == "published"
+
+
+def test_looks_similar_finds_the_near_duplicate(kb):
+    template = kb.get("cross-government-data-sharing-agreement-template")
+    hits = looks_similar(kb, template.title, template.summary)
+    assert hits[0].id == template.id
+    assert template.id not in [h.id for h in looks_similar(kb, template.title, template.summary, exclude=template.id)]
+    assert looks_similar(kb, "", "DSA") == []
