@@ -27,6 +27,7 @@ from kb.vocabulary import Vocabulary
 Progress = Callable[[int, int], None]
 SYNC_CHUNK = 64  # entries embedded and written together: bounded memory, steady progress
 CANDIDATES = 100  # passages each retriever returns before fusion
+NOT_LINKING_SECTIONS = ("Evidence and links",)  # never the reason two entries are called similar
 SYNONYM_WEIGHT = 0.7  # a passage naming a synonym of the query's theme: a good match, not a literal one
 
 
@@ -416,7 +417,15 @@ class KnowledgeBase:
         if not passages:
             self.store.get(entry_id)  # raises NotFound for an unknown id
             raise KBError(f"'{entry_id}' is not indexed yet; run `python -m kb sync`")
-        where = (filters or Filters()).where([{"entry_id": {"$ne": entry_id}}])
+        # "Evidence and links" says where the evidence is, not what the work was: two entries that
+        # both say "ask the contact above" are not similar projects.
+        keep = [i for i, p in enumerate(passages) if p.section not in NOT_LINKING_SECTIONS] or list(
+            range(len(passages))
+        )
+        passages, vectors = [passages[i] for i in keep], vectors[keep]
+        where = (filters or Filters()).where(
+            [{"entry_id": {"$ne": entry_id}}, {"section": {"$nin": list(NOT_LINKING_SECTIONS)}}]
+        )
         results = self.index.query(vectors, max(50, limit * 10), where)
         best: dict[str, tuple[float, Any, Any]] = {}
         for source, matches in zip(passages, results, strict=True):

@@ -89,6 +89,8 @@ def test_similar_projects_never_include_the_entry_itself(kb):
     hits = kb.similar("benefits-and-housing-data-sharing-pilot", limit=5)
     assert len(hits) == 5 and "benefits-and-housing-data-sharing-pilot" not in {h.id for h in hits}
     assert all(h.passage and h.source_passage for h in hits)
+    # where the evidence is kept is never the reason two entries are similar
+    assert all("Evidence and links" not in (h.section, h.source_section) for h in hits)
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
     with pytest.raises(NotFound):
         kb.similar("no-such-entry")
