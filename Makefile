@@ -10,7 +10,6 @@ STAMP  := $(VENV)/.installed
 $(STAMP): requirements.txt requirements-dev.txt
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed: set PYTHON=/path/to/python3.11"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	@touch $(STAMP)
 
@@ -28,8 +27,8 @@ sync: $(STAMP)
 	$(BIN)/python -m kb sync
 
 lint: $(STAMP)
-	$(BIN)/ruff check kb tests app.py app_pages bench
-	$(BIN)/ruff format --check kb tests app.py app_pages bench
+	$(BIN)/ruff check kb tests app.py app_pages
+	$(BIN)/ruff format --check kb tests app.py app_pages
 
 bench: $(STAMP)  ## performance figures on NASA's 2,101 lessons (needs ../shared/data)
 	$(BIN)/python -m kb bench

@@ -12,6 +12,7 @@ import streamlit as st
 
 from app_pages import resources, ui
 from kb import KBError
+from kb.browse import plain
 
 st.set_page_config(page_title="Lighthouse", page_icon=":material/lightbulb:", layout="wide")
 log = logging.getLogger("lighthouse.app")
@@ -31,7 +32,7 @@ page = st.navigation({"Find": find, "Contribute": contribute})
 try:
     resources.loaded()
 except KBError as exc:
-    st.error(f"The knowledge base could not be opened: {exc}", icon=":material/error:")
+    st.error(f"The knowledge base could not be opened: {plain(str(exc))}", icon=":material/error:")
     st.stop()
 except Exception:
     log.exception("the knowledge base could not be opened")
@@ -45,7 +46,7 @@ ui.sidebar(user)
 try:
     page.run()
 except KBError as exc:
-    st.error(str(exc)[:1].upper() + str(exc)[1:], icon=":material/error:")
+    st.error(plain(str(exc)[:1].upper() + str(exc)[1:]), icon=":material/error:")  # may quote a URL's id
 except Exception:
     log.exception("page %s failed", page.title)
     st.error(

@@ -19,14 +19,14 @@ def act(action: str, entry_id: str, version: str) -> None:
     try:
         if action == "approve":
             entry = browse.approve(kb, entry_id, user, version)
-            st.session_state["flash"] = f"Published: {entry.title}"
+            st.session_state["flash"] = f"Published: {plain(entry.title)}"
         else:
             entry = browse.send_back(
                 kb, entry_id, user, st.session_state.get(f"review_comment_{entry_id}", ""), version
             )
-            st.session_state["flash"] = f"Sent back to the author as a draft: {entry.title}"
+            st.session_state["flash"] = f"Sent back to the author as a draft: {plain(entry.title)}"
     except KBError as exc:
-        errors[entry_id] = str(exc)[:1].upper() + str(exc)[1:]
+        errors[entry_id] = plain(str(exc)[:1].upper() + str(exc)[1:])
 
 
 def card(item: QueueItem) -> None:

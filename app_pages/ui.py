@@ -124,8 +124,8 @@ def entry_card(entry: Entry) -> None:
 
 def field_messages(messages: dict[str, list[str]], name: str) -> None:
     """Validation messages for one form field, shown right under it."""
-    for message in messages.get(name, []):
-        st.error(message, icon=":material/error:")
+    for message in messages.get(name, []):  # messages may quote what was typed: shown as text
+        st.error(plain(message), icon=":material/error:")
 
 
 def flash() -> None:

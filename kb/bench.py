@@ -98,10 +98,12 @@ def run_bench(
     started = time.perf_counter()
     embedder.embed(passages)
     bare_seconds = time.perf_counter() - started
+    log(f"  bare model: {len(passages) / bare_seconds:.1f} passages/s")
 
     log(f"sync: {len(loaded)} entries, {len(passages)} passages ...")
     report = kb.sync(rebuild=True)
     sync_seconds = report.seconds
+    log(f"  sync: {report.passages / sync_seconds:.1f} passages/s")
 
     log("re-sync of the unchanged collection ...")
     started = time.perf_counter()

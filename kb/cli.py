@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from kb.config import Settings
+from kb.entries import KINDS, OUTCOMES, STATUSES
 from kb.errors import KBError, Problem
 from kb.search import MODES, Filters
 
@@ -138,11 +139,9 @@ def filter_options(func):
     options = [
         click.option("--organisation", multiple=True, help="Only this organisation (repeatable)."),
         click.option("--theme", multiple=True, help="Only this theme id (repeatable)."),
-        click.option("--kind", multiple=True, type=click.Choice(["project", "experiment"])),
-        click.option(
-            "--outcome", multiple=True, type=click.Choice(["succeeded", "partial", "failed", "stopped", "ongoing"])
-        ),
-        click.option("--status", multiple=True, type=click.Choice(["draft", "in-review", "published", "archived"])),
+        click.option("--kind", multiple=True, type=click.Choice(KINDS)),
+        click.option("--outcome", multiple=True, type=click.Choice(OUTCOMES)),
+        click.option("--status", multiple=True, type=click.Choice(STATUSES)),
         click.option("--lighthouse", is_flag=True, default=None, help="Only lighthouse projects."),
         click.option("--year-from", type=int, help="Started in or after this year."),
         click.option("--year-to", type=int, help="Started in or before this year."),

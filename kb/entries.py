@@ -114,7 +114,7 @@ class Entry:
         return self.lighthouse is not None
 
     def text(self) -> str:
-        """All the words of the entry, for hashing and for keyword search."""
+        """All the words of the entry: title, summary and every section, in order."""
         parts = [self.title, self.summary] + [f"{k}\n{v}" for k, v in self.sections.items()]
         return "\n\n".join(p for p in parts if p)
 
@@ -363,6 +363,16 @@ def parse_entry(text: str, source: str = "<entry>", *, require_id: bool = True) 
         where = f" at line {mark.line + 2}" if mark else ""
         reason = getattr(exc, "problem", None) or "invalid YAML"
         raise EntryError([Problem(source, f"front matter is not valid YAML{where} ({reason}); fix it")]) from None
+    except (ValueError, TypeError, OverflowError) as exc:  # e.g. 2021-13-01 fails inside YAML's date parsing
+        raise EntryError(
+            [
+                Problem(
+                    source,
+                    f"front matter has a value YAML cannot read ({exc}); "
+                    "write dates as YYYY-MM-DD and quote unusual values",
+                )
+            ]
+        ) from None
     if not isinstance(data, dict):
         raise EntryError([Problem(source, "front matter must be 'field: value' lines")])
     problems: list[Problem] = []
@@ -512,7 +522,7 @@ class EntryStore:
         """The hash of the file on disk now, to detect a concurrent edit; None if there is none."""
         path = self.path_for(entry_id)
         try:
-            return content_hash(path.read_bytes().decode("utf-8"))
+            return content_hash(path.read_bytes())
         except FileNotFoundError:
             return None
 
@@ -554,9 +564,3 @@ class EntryStore:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
-
-    def delete(self, entry_id: str) -> None:
-        path = self.path_for(entry_id)
-        if not path.exists():
-            raise NotFound(f"no entry with id '{entry_id}'")
-        path.unlink()

@@ -60,7 +60,10 @@ def load_beir(corpus: Path, queries: Path, qrels: Path) -> Dataset:
             for n, row in enumerate(rows, start=2):
                 if len(row) < 3:
                     raise KBError(f"{qrels.name}, line {n}: expected query-id, corpus-id and score")
-                judged.setdefault(row[0], {})[row[1]] = int(float(row[2]))
+                try:
+                    judged.setdefault(row[0], {})[row[1]] = int(float(row[2]))
+                except ValueError:
+                    raise KBError(f"{qrels.name}, line {n}: score '{row[2]}' is not a number") from None
     except OSError as exc:
         raise KBError(f"cannot read {qrels}: {exc.strerror}") from None
     texts = {str(q["_id"]): str(q["text"]) for q in _read_jsonl(queries)}

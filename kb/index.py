@@ -12,6 +12,7 @@ the next sync redoes it. Column-wise Chroma results become small dataclasses her
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -177,6 +178,20 @@ class VectorIndex:
         e_array = np.asarray(e_vecs, dtype=np.float32)
         for part in _batches(len(ids), max_batch):
             entries_col.upsert(ids=ids[part], embeddings=e_array[part], metadatas=e_meta[part])
+        self._bump_generation()
+
+    def _bump_generation(self) -> None:
+        """Mark the index as changed, so other processes (app replicas) know to refresh what they derive."""
+        entries_col = self._collections[1]
+        entries_col.modify(metadata={**(entries_col.metadata or {}), "generation": uuid.uuid4().hex})
+
+    def generation(self) -> str | None:
+        """The mark of the last change, read afresh from Chroma (cheap: one small request)."""
+        if self._names[1] not in self._existing():
+            return None
+        return str(
+            (self.client.get_collection(self._names[1], embedding_function=None).metadata or {}).get("generation", "")
+        )
 
     def delete_entries(self, entry_ids: Iterable[str]) -> None:
         ids = list(entry_ids)
@@ -187,6 +202,7 @@ class VectorIndex:
         for part in _batches(len(ids), 500):
             entries_col.delete(ids=ids[part])  # ledger first: a crash here means "re-check", never "done"
             passages_col.delete(where={"entry_id": {"$in": ids[part]}})
+        self._bump_generation()
 
     # ----------------------------------------------------------------- reads
 

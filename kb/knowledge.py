@@ -27,6 +27,7 @@ from kb.vocabulary import Vocabulary
 Progress = Callable[[int, int], None]
 SYNC_CHUNK = 64  # entries embedded and written together: bounded memory, steady progress
 CANDIDATES = 100  # passages each retriever returns before fusion
+LEXICAL_CHECK_SECONDS = 5.0  # how stale another process's changes may look in keyword search
 NOT_LINKING_SECTIONS = ("Evidence and links",)  # never the reason two entries are called similar
 SYNONYM_WEIGHT = 0.7  # a passage naming a synonym of the query's theme: a good match, not a literal one
 
@@ -56,7 +57,7 @@ class SyncReport:
 
 # Part of every ledger hash: raising it (when the stored fields or passages change shape) makes the
 # next sync re-index every entry, so an upgraded index never mixes old and new metadata.
-INDEX_FORMAT = "2"
+INDEX_FORMAT = "3"
 
 
 def ledger_hash(text: str) -> str:
@@ -96,6 +97,8 @@ class KnowledgeBase:
         self.lexical = LexicalIndex(Path(self.settings.index_dir) / "lexical" / self.settings.collection)
         self._vocabulary: Vocabulary | None = None
         self._lexical_checked = False
+        self._lexical_checked_at = 0.0
+        self._seen_generation: str | None = None
 
     # ----------------------------------------------------------------- parts
 
@@ -311,8 +314,13 @@ class KnowledgeBase:
 
     def _sync_lexical(self, ledger: dict[str, str], touched: set[str], rows: list[tuple[str, str, str]]) -> None:
         """Apply this sync's changes to the keyword index, or rebuild it from the vector index if stale."""
+        self._lexical_checked, self._lexical_checked_at = True, time.monotonic()
+        self._seen_generation = self.index.generation()
         if self.lexical.is_current(ledger):
-            self._lexical_checked = True
+            return
+        on_disk = LexicalIndex(self.lexical.folder)  # another process on this machine may have updated it
+        if not touched and on_disk.is_current(ledger):
+            self.lexical = on_disk
             return
         before = {k: v for k, v in self.lexical.hashes.items() if k not in touched}
         expected = {k: v for k, v in ledger.items() if k not in touched}
@@ -321,13 +329,23 @@ class KnowledgeBase:
         else:
             passages, _ = self.index.passages()
             self.lexical.rebuild([(p.passage_id, p.entry_id, p.text) for p in passages], ledger)
-        self._lexical_checked = True
 
     def _ensure_lexical(self) -> None:
-        """Once per process: make sure the keyword index matches the vector index (e.g. a new replica)."""
-        if not self._lexical_checked:
-            ledger = {e.entry_id: e.content_hash for e in self.index.entries()}
-            self._sync_lexical(ledger, set(), [])
+        """Keep the keyword index in step with the vector index when another process changed it.
+
+        A new replica, or an app while someone ran `python -m kb sync`: the vector index carries a
+        generation mark, read at most every LEXICAL_CHECK_SECONDS, and a new mark means "compare the
+        ledgers and rebuild the keyword index if they differ".
+        """
+        now = time.monotonic()
+        if self._lexical_checked and now - self._lexical_checked_at < LEXICAL_CHECK_SECONDS:
+            return
+        self._lexical_checked_at = now
+        generation = self.index.generation()
+        if self._lexical_checked and generation == self._seen_generation:
+            return
+        ledger = {e.entry_id: e.content_hash for e in self.index.entries()}
+        self._sync_lexical(ledger, set(), [])
 
     # ----------------------------------------------------------------- search
 
@@ -346,60 +364,69 @@ class KnowledgeBase:
         With expand, a query naming a theme or a synonym also matches the theme's other names
         (keyword side only: the vector side already knows that "MoU" and "agreement" are close).
         """
+        return self.search_many([query], limit=limit, filters=filters, mode=mode, fusion=fusion, expand=expand)[0]
+
+    def search_many(
+        self,
+        queries: list[str],
+        *,
+        limit: int = 10,
+        filters: Filters | None = None,
+        mode: str = "hybrid",
+        fusion: Fusion = DEFAULT_FUSION,
+        expand: bool = True,
+    ) -> list[list[Hit]]:
+        """`search` for several queries at once (the parts of a plan): one embedding batch, one
+        filter lookup and one vector query for all of them."""
         if mode not in MODES:
             raise KBError(f"unknown search mode '{mode}'; use one of: {', '.join(MODES)}")
-        parsed = parse_query(query)
-        if not parsed.text:
-            return []
+        parsed = [parse_query(q) for q in queries]
+        live = [i for i, p in enumerate(parsed) if p.text]
+        results: list[list[Hit]] = [[] for _ in queries]
+        if not live:
+            return results
         where = (filters or Filters()).where()
         candidates = max(CANDIDATES, limit * 3)
-        entry_of: dict[str, str] = {}
-        texts: dict[str, str] = {}
-        dense: dict[str, float] = {}
-        keyword: dict[str, float] = {}
-        keyword_complete = True
+        dense_matches: dict[int, list] = {}
+        if mode in ("dense", "hybrid"):
+            vectors = self.embedder.embed([parsed[i].text for i in live])
+            dense_matches = dict(zip(live, self.index.query(vectors, candidates, where), strict=True))
+        allowed = None
         if mode in ("bm25", "hybrid"):
             self._ensure_lexical()
             allowed = self.index.entry_ids(where) if where is not None else None
-            synonyms = self.vocabulary.expand(parsed.text) if expand else []
-            keyword, keyword_complete = self._keyword_scores(parsed, synonyms, candidates, allowed, entry_of)
-        if mode in ("dense", "hybrid"):
-            vector = self.embedder.embed([parsed.text])
-            matches = self.index.query(vector, candidates, where)[0]
-            if parsed.phrases:
-                matches = [m for m in matches if _contains_all(m.text, parsed.phrases)]
-            dense = {m.passage_id: m.similarity for m in matches}
-            entry_of.update((m.passage_id, m.entry_id) for m in matches)
-            texts.update((m.passage_id, m.text) for m in matches)
-        if mode == "hybrid":
-            fusion = fusion.for_query(len(tokenize([parsed.text])[0]))
-            scores = fuse(dense, keyword, fusion, keyword_complete)
-        else:
-            scores = dense or keyword
-        return self._hits(best_per_entry(scores, entry_of, fusion)[:limit], texts)
-
-    def _keyword_scores(
-        self, parsed, synonyms: list[str], candidates: int, allowed: set[str] | None, entry_of: dict[str, str]
-    ) -> tuple[dict[str, float], bool]:
-        """BM25 on a 0..1 scale: the query's own words, and each synonym of a theme it names.
-
-        A synonym counts as a whole name matched on its own scale, weighted by SYNONYM_WEIGHT, so
-        "DSA" finds "memorandum of understanding" without every passage that says "data" tying
-        with the passages that say "DSA".
-        """
-        scores: dict[str, float] = {}
-        complete = True
-        mask = self.lexical.weights(allowed, list(parsed.phrases))
-        for text, weight in [(parsed.text, 1.0)] + [(name, SYNONYM_WEIGHT) for name in synonyms]:
-            scale = self.lexical.max_score(text)
-            if not scale:
-                continue
-            matches = self.lexical.search(text, candidates, mask)
-            complete &= len(matches) < candidates
-            for m in matches:
-                entry_of[m.passage_id] = m.entry_id
-                scores[m.passage_id] = max(scores.get(m.passage_id, 0.0), weight * min(1.0, m.score / scale))
-        return scores, complete
+        for i in live:
+            query = parsed[i]
+            entry_of: dict[str, str] = {}
+            texts: dict[str, str] = {}
+            dense: dict[str, float] = {}
+            keyword: dict[str, float] = {}
+            keyword_complete = True
+            if mode in ("bm25", "hybrid"):
+                synonyms = self.vocabulary.expand(query.text) if expand else []
+                # A synonym counts as a whole name matched on its own scale, weighted below the query's
+                # own words, so "DSA" finds "MoU" without every passage saying "data" tying with "DSA".
+                weighted = [(query.text, 1.0)] + [(name, SYNONYM_WEIGHT) for name in synonyms]
+                matches, keyword_complete = self.lexical.scaled_search(
+                    weighted, candidates, allowed, list(query.phrases)
+                )
+                keyword = {m.passage_id: m.score for m in matches}
+                entry_of.update((m.passage_id, m.entry_id) for m in matches)
+            if mode in ("dense", "hybrid"):
+                matches = dense_matches[i]
+                if query.phrases:
+                    matches = [m for m in matches if _contains_all(m.text, query.phrases)]
+                dense = {m.passage_id: m.similarity for m in matches}
+                entry_of.update((m.passage_id, m.entry_id) for m in matches)
+                texts.update((m.passage_id, m.text) for m in matches)
+            used = fusion
+            if mode == "hybrid":
+                used = fusion.for_query(len(tokenize([query.text])[0]))
+                scores = fuse(dense, keyword, used, keyword_complete)
+            else:
+                scores = dense or keyword
+            results[i] = self._hits(best_per_entry(scores, entry_of, used)[:limit], texts)
+        return results
 
     def _hits(self, ranked: list[tuple[str, str, float]], texts: dict[str, str]) -> list[Hit]:
         if not ranked:

@@ -6,11 +6,13 @@ a missing or stale keyword index is noticed and rebuilt from the vector index's 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
 import shutil
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +36,17 @@ class KeywordMatch:
     score: float
 
 
+def _locked(method):
+    """One search or update at a time: the app's sessions share one index object across threads."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
 class LexicalIndex:
     """BM25 over passages, persisted in `folder`, rebuilt whole whenever the passages change."""
 
@@ -47,6 +60,7 @@ class LexicalIndex:
         self._codes: dict[str, int] = {}
         self._entry_codes = np.zeros(0, dtype=np.int32)
         self._loaded = False
+        self._lock = threading.RLock()
         self._position: dict[str, int] = {}
         try:  # only the small manifest now: an unchanged sync never reads the corpus
             meta = json.loads((self.folder / "manifest.json").read_text(encoding="utf-8"))
@@ -57,6 +71,7 @@ class LexicalIndex:
 
     # ----------------------------------------------------------------- persistence
 
+    @_locked
     def _load(self) -> None:
         if self._loaded:
             return
@@ -101,6 +116,7 @@ class LexicalIndex:
 
     # ----------------------------------------------------------------- writes
 
+    @_locked
     def update(self, remove: set[str], add: list[tuple[str, str, str]], hashes: dict[str, str]) -> None:
         """Drop the passages of `remove` entries, add (passage_id, entry_id, text) rows, re-index, save."""
         self._load()
@@ -112,6 +128,7 @@ class LexicalIndex:
         self._reindex()
         self._save()
 
+    @_locked
     def rebuild(self, rows: list[tuple[str, str, str]], hashes: dict[str, str]) -> None:
         """Start again from (passage_id, entry_id, text) rows, e.g. the vector index's passages."""
         self._loaded = True
@@ -141,6 +158,7 @@ class LexicalIndex:
 
     # ----------------------------------------------------------------- reads
 
+    @_locked
     def weights(self, allowed_entries: set[str] | None = None, phrases: list[str] | None = None) -> np.ndarray | None:
         """A 0/1 weight per passage: its entry is allowed and it contains every phrase. None: all pass.
 
@@ -156,6 +174,7 @@ class LexicalIndex:
             weights = has_all if weights is None else weights * has_all
         return weights
 
+    @_locked
     def search(self, query: str, k: int, weights: np.ndarray | None = None) -> list[KeywordMatch]:
         """Top k passages by BM25 among those whose weight (from `weights`) is 1."""
         self._load()
@@ -174,6 +193,35 @@ class LexicalIndex:
             if s > 0
         ]
 
+    @_locked
+    def scaled_search(
+        self,
+        queries: list[tuple[str, float]],
+        k: int,
+        allowed_entries: set[str] | None = None,
+        phrases: list[str] | None = None,
+    ) -> tuple[list[KeywordMatch], bool]:
+        """Several weighted queries, each scored 0..1 by its own `max_score`; a passage keeps its best.
+
+        Returns the matches and whether they are complete (no query was cut at k, so a passage
+        missing here matched none of the words). All in one step, so an update cannot slip between.
+        """
+        weights = self.weights(allowed_entries, phrases)
+        best: dict[str, KeywordMatch] = {}
+        complete = True
+        for text, weight in queries:
+            scale = self.max_score(text)
+            if not scale:
+                continue
+            matches = self.search(text, k, weights)
+            complete &= len(matches) < k
+            for m in matches:
+                score = weight * min(1.0, m.score / scale)
+                if m.passage_id not in best or score > best[m.passage_id].score:
+                    best[m.passage_id] = KeywordMatch(m.passage_id, m.entry_id, score)
+        return list(best.values()), complete
+
+    @_locked
     def max_score(self, query: str) -> float:
         """What a passage holding every query word once, at average length, would score (Lucene IDF sum).
 
@@ -201,6 +249,7 @@ class LexicalIndex:
             (all(p.search(t) for p in patterns) for t in self.texts), dtype=np.float32, count=len(self.texts)
         )
 
+    @_locked
     def text_of(self, passage_id: str) -> str | None:
         self._load()
         if len(self._position) != len(self.passage_ids):

@@ -1,7 +1,7 @@
 """Passages: the pieces of an entry that are embedded and searched.
 
 Passage 0 is the title and summary; then each section, prefixed with the entry title and the
-section name so it stands on its own. A section longer than the model's window is cut into
+section name so it stands on its own. A long summary, like a long section, is cut into windows. A section longer than the model's window is cut into
 overlapping windows, so every word of a long entry is searchable and nothing past the window is lost.
 """
 
@@ -52,8 +52,8 @@ def _windows(words: list[str], lengths: list[int], budget: int) -> list[tuple[in
 
 
 def split_entry(entry: Entry, count_tokens: Callable[[list[str]], list[int]], max_tokens: int = 256) -> list[Passage]:
-    """Every passage of an entry, in reading order."""
-    passages = [Passage(entry.id, 0, "Summary", f"{entry.title}\n{entry.summary}", entry.summary or entry.title)]
+    """Every passage of an entry, in reading order: the summary's windows first, then each section's."""
+    passages: list[Passage] = []
     cache: dict[str, int] = {}
 
     def lengths(words: list[str]) -> list[int]:
@@ -62,11 +62,13 @@ def split_entry(entry: Entry, count_tokens: Callable[[list[str]], list[int]], ma
             cache.update(zip(missing, count_tokens(missing), strict=True))
         return [cache[w] for w in words]
 
-    for section, body in entry.sections.items():
+    # The summary is headed by the title alone; a section by the title and its name.
+    parts = [("Summary", entry.title, entry.summary or entry.title)]
+    parts += [(name, f"{entry.title} — {name}", body) for name, body in entry.sections.items()]
+    for section, prefix, body in parts:
         words = body.split()
         if not words:
             continue
-        prefix = f"{entry.title} — {section}"
         budget = max(32, max_tokens - SPECIAL_TOKENS - sum(lengths(prefix.split())))
         for start, end in _windows(words, lengths(words), budget):
             chunk = " ".join(words[start:end])

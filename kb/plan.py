@@ -88,8 +88,10 @@ def plan_search(
     """Search each part of the plan; keep each entry once, under the part it matched best."""
     parts = split_plan(plan)
     best: dict[str, PlanMatch] = {}
-    for n, part in enumerate(parts):
-        for hit in kb.search(part, limit=per_part, filters=filters, mode=mode):
+    for n, (part, hits) in enumerate(
+        zip(parts, kb.search_many(parts, limit=per_part, filters=filters, mode=mode), strict=True)
+    ):
+        for hit in hits:
             if hit.id not in best or hit.score > best[hit.id].hit.score:
                 best[hit.id] = PlanMatch(hit, n, part)
     ranked = sorted(best.values(), key=lambda m: (-m.hit.score, m.hit.id))[:limit]

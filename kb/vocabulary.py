@@ -51,17 +51,26 @@ class Vocabulary:
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except (yaml.YAMLError, UnicodeDecodeError) as exc:
             return cls(problems=[Problem(path.name, f"is not valid YAML ({exc.__class__.__name__}); fix it")])
+        items = data.get("themes") if isinstance(data, dict) else None
+        if not isinstance(items, list):
+            return cls(problems=[Problem(path.name, "must hold 'themes:' followed by a list of themes")])
         themes, problems = [], []
-        for n, item in enumerate(data.get("themes") or [], start=1):
+        for n, item in enumerate(items, start=1):
             if not isinstance(item, dict) or not item.get("id"):
                 problems.append(Problem(path.name, "each theme needs an id and a label", row=n))
                 continue
+            synonyms = item.get("synonyms") or ()
+            if isinstance(synonyms, str):  # `synonyms: MoU` means one synonym, not three letters
+                synonyms = [synonyms]
+            if not isinstance(synonyms, (list, tuple)):
+                problems.append(Problem(path.name, "synonyms must be a list, e.g. [DSA, MoU]", row=n))
+                synonyms = ()
             themes.append(
                 Theme(
                     id=str(item["id"]),
                     label=str(item.get("label") or item["id"]),
                     definition=str(item.get("definition") or ""),
-                    synonyms=tuple(str(s) for s in item.get("synonyms") or ()),
+                    synonyms=tuple(str(s) for s in synonyms if s is not None),
                 )
             )
         return cls(themes, problems)

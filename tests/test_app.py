@@ -240,6 +240,10 @@ def test_user_html_and_images_are_not_rendered(entries_dir):
     lessons = next(m.value for m in at.markdown if "alert(1)" in m.value)
     assert r"\![tracker]" in lessons and r"\$5" in lessons
     assert all("<script" not in h.value for h in at.get("html"))
+    # nothing written by a user goes through Markdown with HTML allowed
+    for element in at.markdown:
+        if "alert(1)" in element.value or "evil.example" in element.value:
+            assert element.proto.allow_html is False
 
 
 def test_unknown_entry_is_a_friendly_message(entries_dir):

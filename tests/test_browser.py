@@ -64,14 +64,18 @@ def wait_until_healthy(url: str, process: subprocess.Popen, seconds: float) -> N
 
 @pytest.fixture
 def server(tmp_path) -> Iterator[str]:
-    """The app on a free 127.0.0.1 port, on a copy of the sample entries, with the fake embedder."""
+    """The app on a free 127.0.0.1 port, on a copy of the sample entries.
+
+    The fake embedder keeps the test quick; refreshing the docs' screenshots uses the real model, so
+    the pictures show real results.
+    """
     require(CHROMIUM.is_file(), f"{CHROMIUM} is absent; install it with `apt-get install chromium`")
     entries = tmp_path / "entries"
     shutil.copytree(SAMPLE_ENTRIES, entries, dirs_exist_ok=True)
     port = free_port()
     env = {
         **os.environ,
-        "KB_MODEL": "hashing-bow",
+        "KB_MODEL": "all-MiniLM-L6-v2" if os.environ.get("KB_SCREENSHOTS_DIR") else "hashing-bow",
         "KB_ENTRIES_DIR": str(entries),
         "KB_INDEX_DIR": str(tmp_path / "index"),
         "KB_USER_NAME": "Priya Natarajan",

@@ -97,6 +97,8 @@ def test_every_problem_is_reported_with_file_field_and_remedy():
         ("---\ntitle: [unclosed\n---\n", "not valid YAML at line"),
         ("---\n- a list\n---\n", "'field: value' lines"),
         ("---\nid: x\x00\n---\n", "binary file"),
+        ("---\nid: x\nstarted: 2021-13-01\n---\n", "value YAML cannot read"),
+        ("---\nid: x\nstarted: 2021-02-30\n---\n", "value YAML cannot read"),
     ],
 )
 def test_malformed_files_get_a_clear_message(text, message):
@@ -126,6 +128,7 @@ def test_slugs_are_safe_file_names(title):
 def test_store_loads_good_files_and_reports_bad_ones(tmp_path):
     store = EntryStore(tmp_path)
     (tmp_path / "open-data-pilot.md").write_text(GOOD)
+    (tmp_path / "bad-date.md").write_text(GOOD.replace("started: 2021-03", "started: 2021-13-01"))
     (tmp_path / "broken.md").write_text("---\nid: broken\n---\n")
     (tmp_path / "wrong-name.md").write_text(GOOD)
     (tmp_path / "binary.md").write_bytes(b"\x89PNG\x00\x00")
@@ -133,7 +136,7 @@ def test_store_loads_good_files_and_reports_bad_ones(tmp_path):
     result = store.load()
     assert list(result.entries) == ["open-data-pilot"]
     sources = {p.source for p in result.problems}
-    assert sources == {"broken.md", "wrong-name.md", "binary.md"}
+    assert sources == {"broken.md", "wrong-name.md", "binary.md", "bad-date.md"}
     assert any("does not match the file name" in str(p) for p in result.problems)
 
 

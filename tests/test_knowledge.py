@@ -60,8 +60,9 @@ def test_rebuild_and_model_change_never_mix_vectors(kb, settings):
 
 
 def test_filters_apply_inside_the_query_not_after_the_top_k(kb):
-    # The best matches for this query are not lighthouses; a post-filter on the top 3 would return none.
-    hits = kb.search("data sharing agreement legal review", limit=3, filters=Filters.of(lighthouse=True))
+    # The best matches for this query are not lighthouses, so a post-filter on the top 3 would return none.
+    assert not any(h.lighthouse_stage for h in kb.search("mainframe pension award council", limit=3))
+    hits = kb.search("mainframe pension award council", limit=3, filters=Filters.of(lighthouse=True))
     assert len(hits) == 3 and all(h.lighthouse_stage for h in hits)
     failed = kb.search("data", limit=50, filters=Filters.of(outcome=["failed", "stopped"], kind="experiment"))
     assert failed and all(h.outcome in ("failed", "stopped") and h.kind == "experiment" for h in failed)
@@ -130,3 +131,20 @@ def test_stats_count_facets(kb):
     stats = kb.stats()
     assert stats["entries"] >= 40 and stats["lighthouses"] >= 6
     assert sum(stats["by"]["outcome"].values()) == stats["entries"]
+
+
+def test_a_long_running_process_sees_changes_made_by_another(kb, settings, fake_embedder, entries_dir, monkeypatch):
+    import kb.knowledge as knowledge
+
+    monkeypatch.setattr(knowledge, "LEXICAL_CHECK_SECONDS", 0.0)
+    app = KnowledgeBase(settings, embedder=fake_embedder)  # e.g. the web app, already serving
+    assert app.search("okapi gritting", mode="bm25") == []
+    (entries_dir / "okapi.md").write_text(
+        "---\nid: okapi\ntitle: Okapi gritting rota\nsummary: Okapi gritting for parishes.\nkind: project\n"
+        "outcome: succeeded\norganisation: Parish Trust\nstatus: published\nvisibility: public\n---\n"
+    )
+    kb.sync()  # e.g. `python -m kb sync` in another process
+    assert [h.id for h in app.search("okapi gritting", mode="bm25")] == ["okapi"]
+    (entries_dir / "okapi.md").unlink()
+    kb.sync()
+    assert app.search("okapi gritting", mode="bm25") == []

@@ -49,6 +49,16 @@ def test_long_sections_are_cut_into_overlapping_windows_that_fit(words):
     assert set(first) & set(second)  # windows overlap, so a sentence across a cut is still found
 
 
+def test_a_long_summary_is_windowed_too():
+    entry = long_entry(10)
+    entry.summary = " ".join(f"s{i}" for i in range(300))
+    passages = split_entry(entry, one_token_per_word, 128)
+    summary = [p for p in passages if p.section == "Summary"]
+    assert len(summary) > 2 and all(p.text.startswith("Long lesson\n") for p in summary)
+    assert {w for p in summary for w in p.body.split()} == {f"s{i}" for i in range(300)}
+    assert all(len(p.text.split()) + 2 <= 128 for p in passages)
+
+
 def test_token_counts_come_from_the_tokenizer():
     # A word worth many tokens takes more room: fewer words per window.
     heavy = split_entry(long_entry(400), lambda ws: [4] * len(ws), 128)

@@ -24,3 +24,11 @@ def test_broken_vocabulary_file_is_a_problem_not_a_crash(tmp_path):
     (tmp_path / "vocabulary.yaml").write_text("themes: [unclosed")
     vocabulary = Vocabulary.load(tmp_path)
     assert vocabulary.themes == [] and "not valid YAML" in str(vocabulary.problems[0])
+
+
+def test_odd_vocabulary_shapes_are_problems_or_read_sensibly(tmp_path):
+    (tmp_path / "vocabulary.yaml").write_text("- just\n- a list\n")
+    assert "must hold 'themes:'" in str(Vocabulary.load(tmp_path).problems[0])
+    (tmp_path / "vocabulary.yaml").write_text("themes:\n  - id: dsa\n    label: Agreements\n    synonyms: MoU\n")
+    vocabulary = Vocabulary.load(tmp_path)
+    assert vocabulary.themes[0].synonyms == ("MoU",) and vocabulary.resolve("mou") == "dsa"
