@@ -11,8 +11,8 @@ import logging
 import streamlit as st
 
 from app_pages import resources, ui
+from app_pages.ui import plain
 from kb import KBError
-from kb.browse import plain
 
 st.set_page_config(page_title="Lighthouse", page_icon=":material/lightbulb:", layout="wide")
 log = logging.getLogger("lighthouse.app")

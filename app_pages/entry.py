@@ -10,8 +10,8 @@ import re
 import streamlit as st
 
 from app_pages import resources, ui
+from app_pages.ui import plain, safe_markdown
 from kb import Entry, Filters, KBError, NotFound, SimilarHit, browse
-from kb.browse import plain, safe_markdown
 
 LINK = re.compile(r"^https?://[^\s<>]+$", re.I)  # anything else is shown as text, not linked
 

@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import resources, ui
-from kb import browse
+from kb import insights
 
 kb = resources.knowledge_base()
 OUTCOMES = list(ui.OUTCOME_CHART_COLOURS)
@@ -104,7 +104,7 @@ def collection_map(points: pd.DataFrame) -> None:
 
 st.title("Insights")
 st.caption("What the published collection holds, and where projects keep running into trouble.")
-data = browse.insights(kb)
+data = insights.insights(kb)
 metrics = st.columns(4)
 metrics[0].metric("Entries", data.entries)
 metrics[1].metric("Organisations", data.organisations)
@@ -134,4 +134,4 @@ st.caption(
     "Each point is an entry, placed by what it is about: close points tell similar stories. "
     "Hover for the title; click a point to open the entry."
 )
-collection_map(browse.collection_map(kb))
+collection_map(insights.collection_map(kb))

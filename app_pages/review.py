@@ -5,8 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 from app_pages import resources, ui
-from kb import KBError, browse
-from kb.browse import QueueItem, plain, safe_markdown
+from app_pages.ui import plain, safe_markdown
+from kb import KBError, review
+from kb.review import QueueItem
 
 kb = resources.knowledge_base()
 user = resources.current_user()
@@ -18,10 +19,10 @@ def act(action: str, entry_id: str, version: str) -> None:
     errors.pop(entry_id, None)
     try:
         if action == "approve":
-            entry = browse.approve(kb, entry_id, user, version)
+            entry = review.approve(kb, entry_id, user, version)
             st.session_state["flash"] = f"Published: {plain(entry.title)}"
         else:
-            entry = browse.send_back(
+            entry = review.send_back(
                 kb, entry_id, user, st.session_state.get(f"review_comment_{entry_id}", ""), version
             )
             st.session_state["flash"] = f"Sent back to the author as a draft: {plain(entry.title)}"
@@ -86,7 +87,7 @@ if not user.is_reviewer:
     )
     st.stop()
 ui.flash()
-items = browse.review_queue(kb)
+items = review.review_queue(kb)
 if not items:
     st.success("Nothing is waiting for review.", icon=":material/task_alt:")
     st.stop()

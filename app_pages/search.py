@@ -189,7 +189,7 @@ def no_results(results: browse.SearchResults) -> None:
     request = results.request
     what = f"“{request.query[:80]}”" if request.query else "these filters"
     within = " with these filters" if request.query and request.has_filters else ""
-    st.info(f"No entries matched {browse.plain(what)}{within}.", icon=":material/search_off:")
+    st.info(f"No entries matched {ui.plain(what)}{within}.", icon=":material/search_off:")
     if results.unfiltered:
         st.markdown(f"**{results.unfiltered} entries** match without the filters.")
     if request.has_filters:
@@ -211,7 +211,7 @@ def plan_results(results: browse.SearchResults) -> None:
         st.subheader(group.label)
         for match in group.matches:
             ui.hit_card(match.hit, match.part_text)
-            st.caption(f"Speaks to this part of your plan: “{browse.plain(match.part_text[:200])}”")
+            st.caption(f"Speaks to this part of your plan: “{ui.plain(match.part_text[:200])}”")
 
 
 def results_list(results: browse.SearchResults) -> None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import streamlit as st
 
 from app_pages import resources, ui
-from kb import Filters, browse
-from kb.browse import LighthouseCard, plain, safe_markdown
+from app_pages.ui import plain, safe_markdown
+from kb import Filters, browse, showcase
 from kb.entries import LIGHTHOUSE_STAGES
+from kb.showcase import LighthouseCard
 
 kb = resources.knowledge_base()
 VIEWS = {"gallery": "Gallery", "board": "Board"}  # plain labels: the bound URL parameter shows them
@@ -45,7 +46,7 @@ def gallery(cards: list[LighthouseCard]) -> None:
 
 
 def board(cards: list[LighthouseCard]) -> None:
-    lanes = browse.board(cards)
+    lanes = showcase.board(cards)
     columns = st.columns(len(LIGHTHOUSE_STAGES))
     for column, stage in zip(columns, LIGHTHOUSE_STAGES, strict=True):
         with column:
@@ -80,7 +81,7 @@ chosen_stages = stage_col.multiselect(
 view = view_col.segmented_control(
     "View", list(VIEWS), format_func=VIEWS.get, key="view", default="gallery", required=True, bind="query-params"
 )
-cards = browse.lighthouses(kb, themes=chosen_themes, stages=chosen_stages)
+cards = showcase.lighthouses(kb, themes=chosen_themes, stages=chosen_stages)
 if not cards:
     filtered = bool(chosen_themes or chosen_stages)
     st.info(

@@ -9,8 +9,8 @@ from __future__ import annotations
 import streamlit as st
 
 from app_pages import resources, ui
+from app_pages.ui import plain, safe_markdown
 from kb import Conflict, Entry, KBError, browse
-from kb.browse import plain, safe_markdown
 from kb.drafting import (
     FIELD_HELP,
     FORM_ERROR,

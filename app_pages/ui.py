@@ -1,15 +1,17 @@
-"""Small rendering helpers the pages share: links, badges, result cards and the sidebar.
+"""Small rendering helpers the pages share: Markdown escaping, links, badges, result cards and the sidebar.
 
-User-written text goes through st.markdown (never with unsafe HTML), escaped with `browse.plain` or made
-safe with `browse.safe_markdown`. The only HTML rendered is `highlight_html`'s escaped passage.
+User-written text goes through st.markdown (never with unsafe HTML), escaped with `plain` or made
+safe with `safe_markdown`. The only HTML rendered is `highlight_html`'s escaped passage.
 """
 
 from __future__ import annotations
 
+import re
+
 import streamlit as st
 
 from kb import KBError, KnowledgeBase
-from kb.browse import invalidate, plain
+from kb.browse import invalidate
 from kb.entries import Entry
 from kb.identity import User
 from kb.search import Hit, highlight_html
@@ -35,6 +37,23 @@ STAGE_ICONS = {
     "replicated": ":material/content_copy:",
     "retired": ":material/archive:",
 }
+
+
+_IMAGE = re.compile(r"!\[")
+
+
+def safe_markdown(text: str) -> str:
+    """User Markdown made safe to show: images become links (nothing is fetched from elsewhere) and
+    dollar signs stay money rather than starting a formula."""
+    return _IMAGE.sub(r"\\![", text).replace("$", r"\$")
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>$~:])")
+
+
+def plain(text: str) -> str:
+    """A short user-written value (a title, an organisation) escaped so Markdown shows it exactly as typed."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
 
 
 def outcome_badge(outcome: str) -> str:

@@ -1,20 +1,17 @@
-"""Browsing the collection: search requests, facet counts, newest entries, lighthouses, review, insights.
+"""Browsing the collection: search requests, facet counts, newest entries, and entry lookups for the forms.
 
-What the web app's pages need, as plain functions over a KnowledgeBase (no streamlit here):
+What the search page needs, as plain functions over a KnowledgeBase (no streamlit here):
 
     request = SearchRequest.from_params({"q": "DSA", "outcome": ["failed", "stopped"]})
     results = find(kb, request, user)      # hits, facet counts, newest entries
-    cards = lighthouses(kb, stages=("proven",))
-    approve(kb, "some-entry", reviewer, expected_version)
 
-Facet counts, the showcase and the charts read one snapshot of the index's entry metadata, kept for a
-few seconds per knowledge base and dropped by `invalidate(kb)` after every write the app makes.
+Facet counts, the showcase, the review queue and the charts (kb.showcase, kb.review, kb.insights) read one
+snapshot of the index's entry metadata, kept for a few seconds per knowledge base and dropped by
+`invalidate(kb)` after every write the app makes.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import re
 import threading
 import time
 import weakref
@@ -23,10 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
-
-from kb.entries import KINDS, LIGHTHOUSE_STAGES, OUTCOMES, STATUSES, Entry
+from kb.entries import KINDS, OUTCOMES, STATUSES, Entry
 from kb.errors import KBError
 from kb.plan import PlanResult, plan_search
 from kb.search import Filters, Hit
@@ -268,7 +262,7 @@ def facet_counts(kb: KnowledgeBase, filters: Filters | None = None) -> dict[str,
 # --------------------------------------------------------------------------- entries by date
 
 
-def _load(kb: KnowledgeBase, ids: Iterable[str]) -> list[Entry]:
+def load_entries(kb: KnowledgeBase, ids: Iterable[str]) -> list[Entry]:
     """The entries with these ids, skipping any that vanished or broke since they were indexed."""
     entries = []
     for entry_id in ids:
@@ -284,230 +278,10 @@ def newest(kb: KnowledgeBase, *, limit: int = 5, filters: Filters | None = None)
     filters = filters or Filters.of(status=PUBLISHED)
     chosen = [r for r in rows(kb) if matches(r.metadata, filters)]
     ranked = sorted(chosen, key=lambda r: (str(r.metadata.get("written", "")), r.entry_id), reverse=True)
-    return _load(kb, [r.entry_id for r in ranked[:limit]])
+    return load_entries(kb, [r.entry_id for r in ranked[:limit]])
 
 
-# --------------------------------------------------------------------------- lighthouses
-
-
-@dataclass(frozen=True)
-class LighthouseCard:
-    """A lighthouse entry as the showcase shows it."""
-
-    entry: Entry
-    organisations: tuple[str, ...]
-    reused_by: tuple[tuple[str, str], ...]  # (entry id, title) of the entries that replicated it
-
-    @property
-    def stage(self) -> str:
-        return self.entry.lighthouse.stage if self.entry.lighthouse else ""
-
-    @property
-    def reuse_count(self) -> int:
-        return len(self.reused_by)
-
-
-def lighthouses(kb: KnowledgeBase, *, themes: Sequence[str] = (), stages: Sequence[str] = ()) -> list[LighthouseCard]:
-    """Published lighthouse entries in the themes and stages asked for, most reused first."""
-    filters = Filters.of(status=PUBLISHED, lighthouse=True, theme=tuple(themes))
-    ids = [
-        r.entry_id
-        for r in rows(kb)
-        if matches(r.metadata, filters) and (not stages or r.metadata.get("lighthouse_stage") in stages)
-    ]
-    entries = [e for e in _load(kb, ids) if e.lighthouse is not None]
-    reused_ids = [i for e in entries for i in e.lighthouse.reused_by]
-    titles = {i: str(m.get("title") or i) for i, m in kb.index.metadata_of(reused_ids).items()}
-    cards = [
-        LighthouseCard(
-            entry=e,
-            organisations=tuple(dict.fromkeys([e.organisation, *e.partners])),
-            reused_by=tuple((i, titles.get(i, i)) for i in e.lighthouse.reused_by),
-        )
-        for e in entries
-    ]
-    return sorted(cards, key=lambda c: (-c.reuse_count, LIGHTHOUSE_STAGES.index(c.stage), c.entry.title.lower()))
-
-
-def board(cards: Iterable[LighthouseCard]) -> dict[str, list[LighthouseCard]]:
-    """The cards in one column per stage, every stage present, in the lifecycle's order."""
-    columns: dict[str, list[LighthouseCard]] = {stage: [] for stage in LIGHTHOUSE_STAGES}
-    for card in cards:
-        columns.setdefault(card.stage, []).append(card)
-    return columns
-
-
-# --------------------------------------------------------------------------- review
-
-
-@dataclass(frozen=True)
-class QueueItem:
-    """An entry waiting for review, with the file version the reviewer saw."""
-
-    entry: Entry
-    version: str
-    submitted: str
-
-
-def review_queue(kb: KnowledgeBase) -> list[QueueItem]:
-    """Entries in review, oldest first. Status is read from the files, which are the source of truth."""
-    ids = [r.entry_id for r in rows(kb) if r.metadata.get("status") == "in-review"]
-    items = []
-    for entry in _load(kb, ids):
-        version = kb.store.version(entry.id)
-        if entry.status == "in-review" and version is not None:
-            items.append(QueueItem(entry, version, max(entry.updated, entry.created)))
-    return sorted(items, key=lambda item: (item.submitted or "9999", item.entry.id))
-
-
-def _today() -> str:
-    return dt.date.today().isoformat()
-
-
-def _reviewable(kb: KnowledgeBase, entry_id: str) -> Entry:
-    entry = kb.get(entry_id)
-    if entry.status != "in-review":
-        raise KBError(
-            f"'{entry.title}' is no longer in review (it is now {entry.status}); someone else may have handled it"
-        )
-    return entry
-
-
-def approve(kb: KnowledgeBase, entry_id: str, reviewer: User, expected_version: str | None = None) -> Entry:
-    """Publish an entry in review. Refuses if the file changed since the reviewer read it."""
-    entry = _reviewable(kb, entry_id)
-    entry.status, entry.reviewer, entry.review_comment, entry.updated = "published", reviewer.name, "", _today()
-    saved = kb.save(entry, expected_version=expected_version)
-    invalidate(kb)
-    return saved
-
-
-def send_back(
-    kb: KnowledgeBase, entry_id: str, reviewer: User, comment: str, expected_version: str | None = None
-) -> Entry:
-    """Return an entry to its author as a draft, keeping the reviewer's comment on the entry."""
-    comment = comment.strip()
-    if not comment:
-        raise KBError("write a comment so the author knows what to change")
-    entry = _reviewable(kb, entry_id)
-    entry.status, entry.reviewer, entry.review_comment, entry.updated = "draft", reviewer.name, comment, _today()
-    saved = kb.save(entry, expected_version=expected_version)
-    invalidate(kb)
-    return saved
-
-
-# --------------------------------------------------------------------------- insights
-
-
-@dataclass
-class Insights:
-    """Counts for the insights page, as tables ready to chart."""
-
-    entries: int
-    lighthouses: int
-    organisations: int
-    failed_share: float  # of all entries in scope, failed or stopped
-    by_organisation: pd.DataFrame
-    by_theme: pd.DataFrame
-    by_outcome: pd.DataFrame
-    by_year: pd.DataFrame
-    failures_by_theme: pd.DataFrame
-
-
-def insights(kb: KnowledgeBase, filters: Filters | None = None) -> Insights:
-    """Entries by organisation, theme, outcome and year, and where experiments keep failing."""
-    filters = filters or Filters.of(status=PUBLISHED)
-    metas = [r.metadata for r in rows(kb) if matches(r.metadata, filters)]
-    label = kb.vocabulary.label
-    orgs = Counter(str(m.get("organisation", "")) for m in metas)
-    outcomes = Counter(str(m.get("outcome", "")) for m in metas)
-    years = Counter((int(m["year"]), str(m.get("outcome", ""))) for m in metas if m.get("year") is not None)
-    themes: Counter[str] = Counter()
-    failed: Counter[str] = Counter()
-    for m in metas:
-        for theme in m.get("themes") or ():
-            themes[theme] += 1
-            failed[theme] += m.get("outcome") in FAILED
-    theme_rows = [(t, label(t), n, failed[t], failed[t] / n) for t, n in themes.items()]
-    return Insights(
-        entries=len(metas),
-        lighthouses=sum(1 for m in metas if m.get("lighthouse")),
-        organisations=len(orgs),
-        failed_share=(sum(outcomes[o] for o in FAILED) / len(metas)) if metas else 0.0,
-        by_organisation=_table(orgs.most_common(), ["organisation", "entries"]),
-        by_theme=_table(
-            sorted(((t, label(t), n) for t, n in themes.items()), key=lambda r: (-r[2], r[1])),
-            ["theme", "label", "entries"],
-        ),
-        by_outcome=_table([(o, outcomes[o]) for o in OUTCOMES if outcomes[o]], ["outcome", "entries"]),
-        by_year=_table(sorted((y, o, n) for (y, o), n in years.items()), ["year", "outcome", "entries"]),
-        failures_by_theme=_table(
-            sorted(theme_rows, key=lambda r: (-r[4], -r[2], r[1])),
-            ["theme", "label", "entries", "failed_or_stopped", "share"],
-        ),
-    )
-
-
-def _table(data: list[tuple], columns: list[str]) -> pd.DataFrame:
-    return pd.DataFrame(data, columns=columns)
-
-
-def project_2d(vectors: np.ndarray) -> np.ndarray:
-    """Principal-component projection to two dimensions, with a deterministic sign per axis."""
-    n = len(vectors)
-    if n == 0:
-        return np.zeros((0, 2), dtype=np.float32)
-    centred = np.asarray(vectors, dtype=np.float64) - np.mean(vectors, axis=0)
-    if n == 1 or not np.any(centred):
-        return np.zeros((n, 2), dtype=np.float32)
-    _, _, components = np.linalg.svd(centred, full_matrices=False)
-    axes = components[:2]
-    signs = np.sign(axes[np.arange(len(axes)), np.argmax(np.abs(axes), axis=1)])
-    coords = centred @ (axes * signs[:, None]).T
-    if coords.shape[1] < 2:  # one meaningful direction only
-        coords = np.hstack([coords, np.zeros((n, 2 - coords.shape[1]))])
-    return coords.astype(np.float32)
-
-
-def collection_map(kb: KnowledgeBase, filters: Filters | None = None) -> pd.DataFrame:
-    """One point per entry: the entry vectors projected to 2-D, with title, first theme and outcome."""
-    filters = filters or Filters.of(status=PUBLISHED)
-    indexed, vectors = kb.index.entries(filters.where(), include_vectors=True)
-    coords = project_2d(vectors)
-    label = kb.vocabulary.label
-    data = [
-        {
-            "id": e.entry_id,
-            "title": str(e.metadata.get("title", e.entry_id)),
-            "theme": label(e.metadata["themes"][0]) if e.metadata.get("themes") else "No theme",
-            "organisation": str(e.metadata.get("organisation", "")),
-            "outcome": str(e.metadata.get("outcome", "")),
-            "x": float(coords[i, 0]),
-            "y": float(coords[i, 1]),
-        }
-        for i, e in enumerate(indexed)
-    ]
-    return pd.DataFrame(data, columns=["id", "title", "theme", "organisation", "outcome", "x", "y"])
-
-
-# --------------------------------------------------------------------------- display
-
-
-_IMAGE = re.compile(r"!\[")
-
-
-def safe_markdown(text: str) -> str:
-    """User Markdown made safe to show: images become links (nothing is fetched from elsewhere) and
-    dollar signs stay money rather than starting a formula."""
-    return _IMAGE.sub(r"\\![", text).replace("$", r"\$")
-
-
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>$~:])")
-
-
-def plain(text: str) -> str:
-    """A short user-written value (a title, an organisation) escaped so Markdown shows it exactly as typed."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
+# --------------------------------------------------------------------------- lookups
 
 
 def titles(kb: KnowledgeBase, entry_ids: Sequence[str]) -> list[tuple[str, str, str]]:

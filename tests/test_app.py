@@ -11,6 +11,7 @@ from urllib.parse import parse_qs
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from app_pages.ui import plain, safe_markdown
 from kb.entries import EntryStore
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -214,7 +215,17 @@ def test_entry_shows_facts_similar_projects_and_related(entries_dir):
     assert len([i for i in ids if i != "benefits-and-housing-data-sharing-pilot"]) >= 5
     markdown = texts(at, "markdown")
     assert "Vulnerability Data Unit" in markdown and "vdu-data@dww.example.gov" in markdown.replace("\\", "")
-    assert "failed or stopped" in texts(at, "warning")
+
+
+def test_entry_warns_when_similar_projects_failed(entries_dir):
+    from kb import Filters, KnowledgeBase, Settings
+
+    entry_id = "legacy-case-management-export-failure"  # most of its neighbours failed or stopped
+    at = open_app("entry", id=entry_id)
+    similar = KnowledgeBase(Settings()).similar(entry_id, filters=Filters.of(status="published"))
+    failed = sum(1 for h in similar if h.outcome in ("failed", "stopped"))
+    assert failed >= 2
+    assert f"{failed} of these {len(similar)} similar projects failed or stopped" in texts(at, "warning")
 
 
 def test_anonymous_entry_hides_team_and_contact(entries_dir):
@@ -391,3 +402,16 @@ def test_insights_show_charts_and_the_map(entries_dir):
     assert metrics["Entries"] == "41" and metrics["Lighthouse projects"] == "9"
     assert len(at.get("vega_lite_chart")) == 6
     assert "Where do we keep failing?" in [s.value for s in at.subheader]
+
+
+# --------------------------------------------------------------------------- display helpers
+
+
+def test_safe_markdown_turns_images_into_links_and_keeps_dollars():
+    assert (
+        safe_markdown("see ![chart](http://x/y.png) for $5 and $6") == r"see \![chart](http://x/y.png) for \$5 and \$6"
+    )
+
+
+def test_plain_escapes_markdown():
+    assert plain("**Bold** [link](javascript:x) <b>") == r"\*\*Bold\*\* \[link\]\(javascript\:x\) \<b\>"

@@ -1,14 +1,13 @@
-"""The app's library: search requests, facet counts, newest, lighthouses, review, insights, drafting, identity."""
+"""The app's library: search requests, facet counts, newest, drafting, identity."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
-from kb import Conflict, Filters, KBError, browse
+from kb import Conflict, Filters, KBError, browse, review
 from kb.browse import SearchRequest
 from kb.drafting import FORM_ERROR, Draft, DraftInvalid, build_entry, looks_similar, save_draft
-from kb.entries import LIGHTHOUSE_STAGES, parse_entry
+from kb.entries import parse_entry
 from kb.identity import DEFAULT_NAME, User, local_user, parse_roles
 
 REVIEWER = User("Rita Reviewer", "Cabinet Digital Office", ("contributor", "reviewer"))
@@ -165,136 +164,6 @@ def test_newest_orders_by_updated_date(kb):
     assert browse.newest(kb, limit=1)[0].id == entry.id
 
 
-# --------------------------------------------------------------------------- lighthouses
-
-
-def test_lighthouses_are_published_and_most_reused_first(kb):
-    cards = browse.lighthouses(kb)
-    assert cards and all(c.entry.lighthouse and c.entry.status == "published" for c in cards)
-    counts = [c.reuse_count for c in cards]
-    assert counts == sorted(counts, reverse=True)
-    first = cards[0]
-    assert first.organisations[0] == first.entry.organisation
-    assert all(title for _, title in first.reused_by)
-
-
-def test_lighthouses_filter_by_stage_and_theme(kb):
-    proven = browse.lighthouses(kb, stages=("proven",))
-    assert proven and {c.stage for c in proven} == {"proven"}
-    themed = browse.lighthouses(kb, themes=("data-sharing-agreements",))
-    assert themed and all("data-sharing-agreements" in c.entry.themes for c in themed)
-
-
-def test_board_has_a_column_per_stage(kb):
-    columns = browse.board(browse.lighthouses(kb))
-    assert list(columns) == list(LIGHTHOUSE_STAGES)
-    assert sum(len(v) for v in columns.values()) == len(browse.lighthouses(kb))
-
-
-# --------------------------------------------------------------------------- review
-
-
-def test_review_queue_is_oldest_first(kb):
-    queue = browse.review_queue(kb)
-    assert [q.entry.id for q in queue] == [
-        "teacher-supply-model-shared-with-schools",
-        "grading-evidence-in-policy-submissions",
-    ]
-    assert all(q.version == kb.store.version(q.entry.id) for q in queue)
-
-
-def test_approve_publishes(kb):
-    item = browse.review_queue(kb)[0]
-    browse.approve(kb, item.entry.id, REVIEWER, item.version)
-    entry = kb.get(item.entry.id)
-    assert (entry.status, entry.reviewer, entry.review_comment) == ("published", "Rita Reviewer", "")
-    assert item.entry.id not in [q.entry.id for q in browse.review_queue(kb)]
-    assert item.entry.id in [h.id for h in kb.search(entry.title, filters=Filters.of(status="published"))]
-
-
-def test_send_back_keeps_the_comment(kb):
-    item = browse.review_queue(kb)[0]
-    browse.send_back(kb, item.entry.id, REVIEWER, "  Add the evaluation numbers. ", item.version)
-    entry = kb.get(item.entry.id)
-    assert (entry.status, entry.review_comment) == ("draft", "Add the evaluation numbers.")
-    text = kb.store.path_for(entry.id).read_text()
-    assert "review_comment: Add the evaluation numbers." in text
-
-
-def test_send_back_needs_a_comment(kb):
-    item = browse.review_queue(kb)[0]
-    with pytest.raises(KBError, match="comment"):
-        browse.send_back(kb, item.entry.id, REVIEWER, "   ", item.version)
-    assert kb.get(item.entry.id).status == "in-review"
-
-
-def test_review_refuses_a_stale_version_and_a_handled_entry(kb):
-    item = browse.review_queue(kb)[0]
-    path = kb.store.path_for(item.entry.id)
-    path.write_text(path.read_text().replace("summary:", "summary: Changed.", 1))
-    with pytest.raises(Conflict):
-        browse.approve(kb, item.entry.id, REVIEWER, item.version)
-    browse.approve(kb, item.entry.id, REVIEWER)
-    with pytest.raises(KBError, match="no longer in review"):
-        browse.approve(kb, item.entry.id, REVIEWER)
-
-
-# --------------------------------------------------------------------------- insights
-
-
-def test_insights_counts_published_entries(kb):
-    data = browse.insights(kb)
-    published = len(kb.index.entry_ids({"status": "published"}))
-    assert data.entries == published == data.by_outcome["entries"].sum()
-    assert data.by_year["entries"].sum() <= published
-    assert 0 < data.failed_share < 1
-    shares = data.failures_by_theme["share"].tolist()
-    assert shares == sorted(shares, reverse=True)
-    row = data.failures_by_theme.iloc[0]
-    assert row["share"] == pytest.approx(row["failed_or_stopped"] / row["entries"])
-
-
-def test_insights_on_an_empty_collection(settings, fake_embedder, empty_entries_dir):
-    from kb import KnowledgeBase
-
-    empty = KnowledgeBase(settings, embedder=fake_embedder)
-    data = browse.insights(empty)
-    assert data.entries == 0 and data.by_theme.empty and data.failed_share == 0
-    assert browse.collection_map(empty).empty
-
-
-def test_project_2d_is_deterministic_and_handles_small_inputs():
-    rng = np.random.default_rng(1)
-    vectors = rng.normal(size=(20, 8))
-    first, second = browse.project_2d(vectors), browse.project_2d(vectors.copy())
-    assert first.shape == (20, 2) and np.allclose(first, second)
-    assert np.allclose(first.mean(axis=0), 0, atol=1e-5)
-    assert browse.project_2d(np.zeros((0, 8))).shape == (0, 2)
-    assert np.allclose(browse.project_2d(vectors[:1]), 0)
-    assert browse.project_2d(vectors[:2]).shape == (2, 2)
-
-
-def test_collection_map_has_a_point_per_published_entry(kb):
-    points = browse.collection_map(kb)
-    assert len(points) == len(kb.index.entry_ids({"status": "published"}))
-    assert set(points.columns) >= {"id", "title", "theme", "x", "y"}
-    assert points["x"].std() > 0
-
-
-# --------------------------------------------------------------------------- display helpers
-
-
-def test_safe_markdown_turns_images_into_links_and_keeps_dollars():
-    assert (
-        browse.safe_markdown("see ![chart](http://x/y.png) for $5 and $6")
-        == r"see \![chart](http://x/y.png) for \$5 and \$6"
-    )
-
-
-def test_plain_escapes_markdown():
-    assert browse.plain("**Bold** [link](javascript:x) <b>") == r"\*\*Bold\*\* \[link\]\(javascript\:x\) \<b\>"
-
-
 # --------------------------------------------------------------------------- drafting
 
 
@@ -342,7 +211,7 @@ def test_save_draft_writes_indexes_and_is_found(kb):
     parsed, _ = parse_entry(path.read_text(), path.name)
     assert parsed.status == "in-review" and parsed.author == "Carl Contributor"
     assert entry.id in [h.id for h in kb.search("young carers school health records")]
-    assert entry.id in [q.entry.id for q in browse.review_queue(kb)]
+    assert entry.id in [q.entry.id for q in review.review_queue(kb)]
 
 
 def test_save_draft_never_writes_an_invalid_entry(kb):

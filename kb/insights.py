@@ -1,0 +1,114 @@
+"""Insights: counts of entries by organisation, theme, outcome and year, and a 2-D map of the collection.
+
+    data = insights(kb)          # tables ready to chart
+    points = collection_map(kb)  # one point per entry, its vector projected to 2-D
+
+Counts read the browse snapshot of the index's entry metadata; the map reads the vectors (no streamlit here).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from kb.browse import FAILED, PUBLISHED, matches, rows
+from kb.entries import OUTCOMES
+from kb.search import Filters
+
+if TYPE_CHECKING:
+    from kb.knowledge import KnowledgeBase
+
+
+@dataclass
+class Insights:
+    """Counts for the insights page, as tables ready to chart."""
+
+    entries: int
+    lighthouses: int
+    organisations: int
+    failed_share: float  # of all entries in scope, failed or stopped
+    by_organisation: pd.DataFrame
+    by_theme: pd.DataFrame
+    by_outcome: pd.DataFrame
+    by_year: pd.DataFrame
+    failures_by_theme: pd.DataFrame
+
+
+def insights(kb: KnowledgeBase, filters: Filters | None = None) -> Insights:
+    """Entries by organisation, theme, outcome and year, and where experiments keep failing."""
+    filters = filters or Filters.of(status=PUBLISHED)
+    metas = [r.metadata for r in rows(kb) if matches(r.metadata, filters)]
+    label = kb.vocabulary.label
+    orgs = Counter(str(m.get("organisation", "")) for m in metas)
+    outcomes = Counter(str(m.get("outcome", "")) for m in metas)
+    years = Counter((int(m["year"]), str(m.get("outcome", ""))) for m in metas if m.get("year") is not None)
+    themes: Counter[str] = Counter()
+    failed: Counter[str] = Counter()
+    for m in metas:
+        for theme in m.get("themes") or ():
+            themes[theme] += 1
+            failed[theme] += m.get("outcome") in FAILED
+    theme_rows = [(t, label(t), n, failed[t], failed[t] / n) for t, n in themes.items()]
+    return Insights(
+        entries=len(metas),
+        lighthouses=sum(1 for m in metas if m.get("lighthouse")),
+        organisations=len(orgs),
+        failed_share=(sum(outcomes[o] for o in FAILED) / len(metas)) if metas else 0.0,
+        by_organisation=_table(orgs.most_common(), ["organisation", "entries"]),
+        by_theme=_table(
+            sorted(((t, label(t), n) for t, n in themes.items()), key=lambda r: (-r[2], r[1])),
+            ["theme", "label", "entries"],
+        ),
+        by_outcome=_table([(o, outcomes[o]) for o in OUTCOMES if outcomes[o]], ["outcome", "entries"]),
+        by_year=_table(sorted((y, o, n) for (y, o), n in years.items()), ["year", "outcome", "entries"]),
+        failures_by_theme=_table(
+            sorted(theme_rows, key=lambda r: (-r[4], -r[2], r[1])),
+            ["theme", "label", "entries", "failed_or_stopped", "share"],
+        ),
+    )
+
+
+def _table(data: list[tuple], columns: list[str]) -> pd.DataFrame:
+    return pd.DataFrame(data, columns=columns)
+
+
+def project_2d(vectors: np.ndarray) -> np.ndarray:
+    """Principal-component projection to two dimensions, with a deterministic sign per axis."""
+    n = len(vectors)
+    if n == 0:
+        return np.zeros((0, 2), dtype=np.float32)
+    centred = np.asarray(vectors, dtype=np.float64) - np.mean(vectors, axis=0)
+    if n == 1 or not np.any(centred):
+        return np.zeros((n, 2), dtype=np.float32)
+    _, _, components = np.linalg.svd(centred, full_matrices=False)
+    axes = components[:2]
+    signs = np.sign(axes[np.arange(len(axes)), np.argmax(np.abs(axes), axis=1)])
+    coords = centred @ (axes * signs[:, None]).T
+    if coords.shape[1] < 2:  # one meaningful direction only
+        coords = np.hstack([coords, np.zeros((n, 2 - coords.shape[1]))])
+    return coords.astype(np.float32)
+
+
+def collection_map(kb: KnowledgeBase, filters: Filters | None = None) -> pd.DataFrame:
+    """One point per entry: the entry vectors projected to 2-D, with title, first theme and outcome."""
+    filters = filters or Filters.of(status=PUBLISHED)
+    indexed, vectors = kb.index.entries(filters.where(), include_vectors=True)
+    coords = project_2d(vectors)
+    label = kb.vocabulary.label
+    data = [
+        {
+            "id": e.entry_id,
+            "title": str(e.metadata.get("title", e.entry_id)),
+            "theme": label(e.metadata["themes"][0]) if e.metadata.get("themes") else "No theme",
+            "organisation": str(e.metadata.get("organisation", "")),
+            "outcome": str(e.metadata.get("outcome", "")),
+            "x": float(coords[i, 0]),
+            "y": float(coords[i, 1]),
+        }
+        for i, e in enumerate(indexed)
+    ]
+    return pd.DataFrame(data, columns=["id", "title", "theme", "organisation", "outcome", "x", "y"])

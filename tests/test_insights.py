@@ -1,0 +1,47 @@
+"""Insights: counts of published entries, failures by theme, and the 2-D map of the collection."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kb import insights
+
+
+def test_insights_counts_published_entries(kb):
+    data = insights.insights(kb)
+    published = len(kb.index.entry_ids({"status": "published"}))
+    assert data.entries == published == data.by_outcome["entries"].sum()
+    assert data.by_year["entries"].sum() <= published
+    assert 0 < data.failed_share < 1
+    shares = data.failures_by_theme["share"].tolist()
+    assert shares == sorted(shares, reverse=True)
+    row = data.failures_by_theme.iloc[0]
+    assert row["share"] == pytest.approx(row["failed_or_stopped"] / row["entries"])
+
+
+def test_insights_on_an_empty_collection(settings, fake_embedder, empty_entries_dir):
+    from kb import KnowledgeBase
+
+    empty = KnowledgeBase(settings, embedder=fake_embedder)
+    data = insights.insights(empty)
+    assert data.entries == 0 and data.by_theme.empty and data.failed_share == 0
+    assert insights.collection_map(empty).empty
+
+
+def test_project_2d_is_deterministic_and_handles_small_inputs():
+    rng = np.random.default_rng(1)
+    vectors = rng.normal(size=(20, 8))
+    first, second = insights.project_2d(vectors), insights.project_2d(vectors.copy())
+    assert first.shape == (20, 2) and np.allclose(first, second)
+    assert np.allclose(first.mean(axis=0), 0, atol=1e-5)
+    assert insights.project_2d(np.zeros((0, 8))).shape == (0, 2)
+    assert np.allclose(insights.project_2d(vectors[:1]), 0)
+    assert insights.project_2d(vectors[:2]).shape == (2, 2)
+
+
+def test_collection_map_has_a_point_per_published_entry(kb):
+    points = insights.collection_map(kb)
+    assert len(points) == len(kb.index.entry_ids({"status": "published"}))
+    assert set(points.columns) >= {"id", "title", "theme", "x", "y"}
+    assert points["x"].std() > 0
