@@ -134,6 +134,25 @@ def sync(ctx: Context, rebuild: bool, as_json: bool) -> None:
 # ----------------------------------------------------------------------------- finding
 
 
+def as_option(func):
+    """`--as ORGANISATION|anonymous`: see the knowledge base as that reader would."""
+    return click.option(
+        "--as",
+        "as_viewer",
+        metavar="ORGANISATION",
+        help="See only what a signed-in member of this organisation may see ('anonymous': a visitor). "
+        "Without it the operator sees everything.",
+    )(func)
+
+
+def viewer_for(as_viewer: str | None):
+    from kb.access import ANONYMOUS, member_of
+
+    if as_viewer is None:
+        return None
+    return ANONYMOUS if as_viewer.strip().lower() == "anonymous" else member_of(as_viewer.strip())
+
+
 def filter_options(func):
     """The facet filters shared by `search` (and anything else that filters)."""
     options = [
@@ -180,11 +199,19 @@ def print_hits(hits, query: str) -> None:
     help="Keyword (bm25), meaning (dense) or both fused (hybrid).",
 )
 @filter_options
+@as_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of hits.")
 @pass_ctx
 @handle_errors
 def search(
-    ctx: Context, query: str | None, plan_file: Path | None, limit: int, mode: str, as_json: bool, **facets
+    ctx: Context,
+    query: str | None,
+    plan_file: Path | None,
+    limit: int,
+    mode: str,
+    as_viewer: str | None,
+    as_json: bool,
+    **facets,
 ) -> None:
     """Find entries by meaning and keywords; quote a phrase to require it.
 
@@ -197,9 +224,9 @@ def search(
     if (query is None) == (plan_file is None):
         raise click.UsageError("give either a QUERY or --plan FILE")
     if plan_file is not None:
-        print_plan(ctx, plan_file, limit, mode, as_json, Filters.of(**facets))
+        print_plan(ctx, plan_file, limit, mode, as_json, Filters.of(**facets), viewer_for(as_viewer))
         return
-    hits = ctx.kb.search(query, limit=limit, mode=mode, filters=Filters.of(**facets))
+    hits = ctx.kb.search(query, limit=limit, mode=mode, filters=Filters.of(**facets), viewer=viewer_for(as_viewer))
     if as_json:
         echo_json([h.to_dict() for h in hits])
     else:
@@ -207,14 +234,16 @@ def search(
 
 
 @handle_errors
-def print_plan(ctx: Context, plan_file: Path, limit: int, mode: str, as_json: bool, filters: Filters) -> None:
+def print_plan(
+    ctx: Context, plan_file: Path, limit: int, mode: str, as_json: bool, filters: Filters, viewer=None
+) -> None:
     from kb.plan import plan_search
 
     try:
         text = plan_file.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise KBError(f"{plan_file} is not UTF-8 text; save the plan as plain text or Markdown") from None
-    result = plan_search(ctx.kb, text, limit=limit, mode=mode, filters=filters)
+    result = plan_search(ctx.kb, text, limit=limit, mode=mode, filters=filters, viewer=viewer)
     if as_json:
         echo_json(result.to_dict())
         return
@@ -243,17 +272,18 @@ def print_plan(ctx: Context, plan_file: Path, limit: int, mode: str, as_json: bo
 @cli.command()
 @click.argument("entry_id")
 @click.option("--limit", default=5, show_default=True, type=click.IntRange(1, 100))
+@as_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of similar entries.")
 @pass_ctx
 @handle_errors
-def similar(ctx: Context, entry_id: str, limit: int, as_json: bool) -> None:
+def similar(ctx: Context, entry_id: str, limit: int, as_viewer: str | None, as_json: bool) -> None:
     """Entries most like this one, with the passages that link them.
 
     \b
     Example:
       python -m kb similar benefits-and-housing-data-sharing-pilot --limit 3
     """
-    hits = ctx.kb.similar(entry_id, limit=limit)
+    hits = ctx.kb.similar(entry_id, limit=limit, viewer=viewer_for(as_viewer))
     if as_json:
         echo_json([h.to_dict() for h in hits])
         return
@@ -281,10 +311,11 @@ def similar(ctx: Context, entry_id: str, limit: int, as_json: bool) -> None:
 
 @cli.command()
 @click.argument("entry_id")
+@as_option
 @click.option("--json", "as_json", is_flag=True, help="Print the entry's fields and sections as JSON.")
 @pass_ctx
 @handle_errors
-def show(ctx: Context, entry_id: str, as_json: bool) -> None:
+def show(ctx: Context, entry_id: str, as_viewer: str | None, as_json: bool) -> None:
     """Print one entry.
 
     \b
@@ -293,7 +324,7 @@ def show(ctx: Context, entry_id: str, as_json: bool) -> None:
     """
     from kb.entries import render_entry
 
-    entry = ctx.kb.get(entry_id)
+    entry = ctx.kb.get(entry_id, viewer=viewer_for(as_viewer))
     if as_json:
         echo_json(entry.to_dict())
     else:
@@ -371,20 +402,25 @@ def import_(ctx: Context, file: Path, mapping: Path | None, dry_run: bool, no_in
 @cli.command()
 @click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Output file (default: stdout).")
+@as_option
 @pass_ctx
 @handle_errors
-def export(ctx: Context, fmt: str, out: Path | None) -> None:
+def export(ctx: Context, fmt: str, out: Path | None, as_viewer: str | None) -> None:
     """Export every valid entry to CSV or JSONL (imports back to the same entries).
 
     \b
     Example:
       python -m kb export --format jsonl --out lessons.jsonl
     """
+    from kb.access import can_see, entry_meta, redact
     from kb.exporter import export_entries
 
+    viewer = viewer_for(as_viewer)
     result = ctx.kb.load()
-    echo_problems([p for p in result.problems if p.severity == "error"])
-    entries = sorted(result.entries.values(), key=lambda e: e.id)
+    if viewer is None:
+        echo_problems([p for p in result.problems if p.severity == "error"])
+    visible = [redact(e, viewer) for e in result.entries.values() if can_see(viewer, entry_meta(e))]
+    entries = sorted(visible, key=lambda e: e.id)
     if out is None:
         export_entries(entries, fmt, sys.stdout)
     else:
@@ -396,23 +432,25 @@ def export(ctx: Context, fmt: str, out: Path | None) -> None:
 
 
 @cli.command()
+@as_option
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 @pass_ctx
 @handle_errors
-def stats(ctx: Context, as_json: bool) -> None:
+def stats(ctx: Context, as_viewer: str | None, as_json: bool) -> None:
     """Counts of indexed entries by organisation, theme, outcome, kind, year and stage.
 
     \b
     Example:
       python -m kb stats --json
     """
-    figures = ctx.kb.stats()
+    figures = ctx.kb.stats(viewer=viewer_for(as_viewer))
     if as_json:
         echo_json(figures)
         return
+    files = f" from {figures['files']} files" if figures["files"] is not None else ""
     click.echo(
-        f"{figures['entries']} entries indexed ({figures['passages']} passages) from {figures['files']} "
-        f"files; {figures['lighthouses']} lighthouse projects; model {figures['model']}"
+        f"{figures['entries']} entries indexed ({figures['passages']} passages){files}; "
+        f"{figures['lighthouses']} lighthouse projects; model {figures['model']}"
     )
     for facet, counts in figures["by"].items():
         if counts:

@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kb.access import can_see, entry_meta, redact, visible_where
 from kb.config import Settings
 from kb.embedder import Embedder, make_embedder
 from kb.entries import ENTRY_SUFFIX, Entry, EntryStore, LoadResult, content_hash, parse_entry, render_entry
-from kb.errors import Conflict, EntryError, KBError, Problem
+from kb.errors import Conflict, EntryError, KBError, NotFound, Problem
+from kb.identity import User
 from kb.index import VectorIndex, make_client
 from kb.lexical import LexicalIndex, tokenize
 from kb.passages import split_entry
@@ -57,7 +59,7 @@ class SyncReport:
 
 # Part of every ledger hash: raising it (when the stored fields or passages change shape) makes the
 # next sync re-index every entry, so an upgraded index never mixes old and new metadata.
-INDEX_FORMAT = "3"
+INDEX_FORMAT = "4"
 
 
 def ledger_hash(text: str) -> str:
@@ -81,6 +83,7 @@ def facet_metadata(entry: Entry) -> dict[str, Any]:
         "lighthouse": entry.is_lighthouse,
         "lighthouse_stage": entry.lighthouse.stage if entry.lighthouse else "",
         "anonymous": entry.anonymous,
+        "author": entry.author,  # drafts are visible to their author
         "written": max(entry.updated, entry.created),  # for "newest entries" without opening files
     }
 
@@ -159,10 +162,13 @@ class KnowledgeBase:
                         )
         return problems
 
-    def get(self, entry_id: str) -> Entry:
+    def get(self, entry_id: str, *, viewer: User | None = None) -> Entry:
+        """One entry as this viewer may see it (NotFound if they may not); None: the operator."""
         entry = self.store.get(entry_id)
+        if not can_see(viewer, entry_meta(entry)):
+            raise NotFound(f"no entry with id '{entry_id}'")  # the same answer as for a missing entry
         self._normalise(entry, entry_id)
-        return entry
+        return redact(entry, viewer)
 
     def save(self, entry: Entry, *, new: bool = False, expected_version: str | None = None) -> Entry:
         """Validate, write atomically and index one entry. With new=True a fresh id is chosen if taken."""
@@ -358,13 +364,16 @@ class KnowledgeBase:
         mode: str = "hybrid",
         fusion: Fusion = DEFAULT_FUSION,
         expand: bool = True,
+        viewer: User | None = None,
     ) -> list[Hit]:
         """Entries best matching the query, each with its best passage, within the filters.
 
         With expand, a query naming a theme or a synonym also matches the theme's other names
         (keyword side only: the vector side already knows that "MoU" and "agreement" are close).
         """
-        return self.search_many([query], limit=limit, filters=filters, mode=mode, fusion=fusion, expand=expand)[0]
+        return self.search_many(
+            [query], limit=limit, filters=filters, mode=mode, fusion=fusion, expand=expand, viewer=viewer
+        )[0]
 
     def search_many(
         self,
@@ -375,6 +384,7 @@ class KnowledgeBase:
         mode: str = "hybrid",
         fusion: Fusion = DEFAULT_FUSION,
         expand: bool = True,
+        viewer: User | None = None,
     ) -> list[list[Hit]]:
         """`search` for several queries at once (the parts of a plan): one embedding batch, one
         filter lookup and one vector query for all of them."""
@@ -385,7 +395,7 @@ class KnowledgeBase:
         results: list[list[Hit]] = [[] for _ in queries]
         if not live:
             return results
-        where = (filters or Filters()).where()
+        where = _where(filters, viewer)
         candidates = max(CANDIDATES, limit * 3)
         dense_matches: dict[int, list] = {}
         if mode in ("dense", "hybrid"):
@@ -438,8 +448,13 @@ class KnowledgeBase:
             hits.append(_hit(Hit, entry_id, score, text, meta.get(entry_id, {})))
         return hits
 
-    def similar(self, entry_id: str, *, limit: int = 5, filters: Filters | None = None) -> list[SimilarHit]:
+    def similar(
+        self, entry_id: str, *, limit: int = 5, filters: Filters | None = None, viewer: User | None = None
+    ) -> list[SimilarHit]:
         """The entries nearest to this one by their passages (never itself), with the linking passages."""
+        own = self.index.metadata_of([entry_id]).get(entry_id)
+        if own is not None and not can_see(viewer, own):
+            raise NotFound(f"no entry with id '{entry_id}'")
         passages, vectors = self.index.passages(entry_id)
         if not passages:
             self.store.get(entry_id)  # raises NotFound for an unknown id
@@ -450,8 +465,8 @@ class KnowledgeBase:
             range(len(passages))
         )
         passages, vectors = [passages[i] for i in keep], vectors[keep]
-        where = (filters or Filters()).where(
-            [{"entry_id": {"$ne": entry_id}}, {"section": {"$nin": list(NOT_LINKING_SECTIONS)}}]
+        where = _where(
+            filters, viewer, [{"entry_id": {"$ne": entry_id}}, {"section": {"$nin": list(NOT_LINKING_SECTIONS)}}]
         )
         results = self.index.query(vectors, max(50, limit * 10), where)
         best: dict[str, tuple[float, Any, Any]] = {}
@@ -481,9 +496,9 @@ class KnowledgeBase:
 
     # ----------------------------------------------------------------- overview
 
-    def stats(self) -> dict[str, Any]:
-        """Counts by facet over the indexed entries, and the index's size."""
-        indexed = self.index.entries()
+    def stats(self, *, viewer: User | None = None) -> dict[str, Any]:
+        """Counts by facet over the indexed entries this viewer may see, and the index's size."""
+        indexed = self.index.entries(visible_where(viewer))
         counts: dict[str, dict[str, int]] = {
             k: {} for k in ("organisation", "kind", "outcome", "status", "themes", "year", "lighthouse_stage")
         }
@@ -493,15 +508,20 @@ class KnowledgeBase:
                 for v in value if isinstance(value, list) else [value]:
                     if v not in (None, ""):
                         bucket[str(v)] = bucket.get(str(v), 0) + 1
-        entries_n, passages_n = self.index.count()
-        return {
-            "entries": entries_n,
-            "passages": passages_n,
-            "files": len(self.store.files()),
+        return {  # counted over what the viewer may see: totals would tell of hidden entries
+            "entries": len(indexed),
+            "passages": sum(int(e.metadata.get("passages") or 0) for e in indexed),
+            "files": len(self.store.files()) if viewer is None else None,
             "model": self.index.model,
             "lighthouses": sum(1 for e in indexed if e.metadata.get("lighthouse")),
             "by": {k: dict(sorted(v.items(), key=lambda kv: (-kv[1], kv[0]))) for k, v in counts.items()},
         }
+
+
+def _where(filters: Filters | None, viewer: User | None, extra: list[dict[str, Any]] | None = None):
+    """The facet filters, what the viewer may see, and any extra clauses, as one Chroma clause."""
+    visible = visible_where(viewer)
+    return (filters or Filters()).where([*(extra or []), *([visible] if visible else [])])
 
 
 def _body(passage_text: str) -> str:

@@ -83,13 +83,20 @@ def split_plan(text: str) -> list[str]:
 
 
 def plan_search(
-    kb, plan: str, *, per_part: int = 5, limit: int = 15, filters: Filters | None = None, mode: str = "hybrid"
+    kb,
+    plan: str,
+    *,
+    per_part: int = 5,
+    limit: int = 15,
+    filters: Filters | None = None,
+    mode: str = "hybrid",
+    viewer=None,
 ) -> PlanResult:
     """Search each part of the plan; keep each entry once, under the part it matched best."""
     parts = split_plan(plan)
     best: dict[str, PlanMatch] = {}
     for n, (part, hits) in enumerate(
-        zip(parts, kb.search_many(parts, limit=per_part, filters=filters, mode=mode), strict=True)
+        zip(parts, kb.search_many(parts, limit=per_part, filters=filters, mode=mode, viewer=viewer), strict=True)
     ):
         for hit in hits:
             if hit.id not in best or hit.score > best[hit.id].hit.score:

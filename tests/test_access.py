@@ -1,0 +1,197 @@
+"""Nothing leaks: what a viewer may not see never appears in results, similar lists, counts or exports."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from kb import Entry, Filters, KnowledgeBase, NotFound, Settings
+from kb.access import ANONYMOUS, can_see, entry_meta, member_of, redact, visible_where
+from kb.cli import cli
+from kb.identity import User
+
+SECRET = "zanzibar-secret-pilot"
+SECRET_WORDS = "quetzal lagoon reconciliation of zanzibar ledgers"
+
+
+@pytest.fixture
+def with_secret(entries_dir):
+    """The sample entries plus one organisation-only entry that is the best match for SECRET_WORDS."""
+    (entries_dir / f"{SECRET}.md").write_text(
+        f"---\nid: {SECRET}\ntitle: Zanzibar ledger reconciliation\nsummary: The {SECRET_WORDS} failed.\n"
+        "kind: experiment\noutcome: failed\norganisation: Revenue and Customs Office\n"
+        "partners: [Border and Trade Agency]\nstatus: published\nvisibility: organisation\nanonymous: true\n"
+        "team: Ledger Team\ncontact: ledgers@rco.example.gov\nauthor: Sam Adeyemi\nthemes: [data-quality]\n"
+        f"---\n## Lessons\n\nThe {SECRET_WORDS} needed a shared key.\n"
+    )
+    return entries_dir
+
+
+@pytest.fixture
+def secret_kb(settings, fake_embedder, with_secret):
+    base = KnowledgeBase(settings, embedder=fake_embedder)
+    base.sync()
+    return base
+
+
+OUTSIDER = member_of("Home Affairs Department")
+OWNER = member_of("Revenue and Customs Office")
+PARTNER = member_of("Border and Trade Agency")
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "bm25"])
+def test_restricted_best_match_never_reaches_outsiders(secret_kb, mode):
+    for viewer in (OWNER, PARTNER, None):
+        assert secret_kb.search(SECRET_WORDS, mode=mode, viewer=viewer)[0].id == SECRET
+    for viewer in (OUTSIDER, ANONYMOUS):
+        hits = secret_kb.search(SECRET_WORDS, mode=mode, limit=50, viewer=viewer)
+        assert SECRET not in {h.id for h in hits}
+        assert len(hits) == len({h.id for h in hits})  # the top k is filled from what they may see
+
+
+def test_restricted_entry_is_hidden_on_every_library_surface(secret_kb):
+    from kb.plan import plan_search
+
+    with pytest.raises(NotFound):
+        secret_kb.get(SECRET, viewer=OUTSIDER)
+    with pytest.raises(NotFound):
+        secret_kb.similar(SECRET, viewer=OUTSIDER)
+    for other in ("data-quality-grading-for-shared-datasets", "address-data-quality-scorecard-abandoned"):
+        assert SECRET not in {h.id for h in secret_kb.similar(other, limit=50, viewer=OUTSIDER)}
+    plan = plan_search(secret_kb, f"We will try {SECRET_WORDS} again.\n\nThen publish it.", viewer=OUTSIDER)
+    assert SECRET not in {m.hit.id for g in plan.groups for m in g.matches}
+    everyone, outsider = secret_kb.stats(), secret_kb.stats(viewer=OUTSIDER)
+    assert outsider["entries"] < everyone["entries"]
+    assert (
+        outsider["by"]["organisation"].get("Revenue and Customs Office", 0)
+        < everyone["by"]["organisation"]["Revenue and Customs Office"]
+    )
+    assert (
+        secret_kb.stats(viewer=OWNER)["by"]["organisation"]["Revenue and Customs Office"]
+        == everyone["by"]["organisation"]["Revenue and Customs Office"]
+    )
+
+
+def test_anonymous_entries_hide_team_contact_and_author_from_readers(secret_kb):
+    seen = secret_kb.get(SECRET, viewer=OWNER)
+    assert (seen.team, seen.contact, seen.author) == ("", "", "")
+    author = User(name="Sam Adeyemi", organisation="Revenue and Customs Office", roles=())
+    assert secret_kb.get(SECRET, viewer=author).team == "Ledger Team"
+    assert secret_kb.get(SECRET).contact == "ledgers@rco.example.gov"  # the operator
+
+
+def test_drafts_are_for_their_author_and_reviewers():
+    meta = {"visibility": "public", "status": "draft", "author": "Ada", "organisation": "X"}
+    assert not can_see(ANONYMOUS, meta) and not can_see(member_of("X"), meta)
+    assert can_see(User(name="Ada", roles=()), meta) and can_see(User(name="Rev", roles=("reviewer",)), meta)
+    assert can_see(None, meta)
+
+
+def test_cli_as_organisation(secret_kb):
+    runner = CliRunner()
+
+    def run(*args):
+        return runner.invoke(cli, list(args), catch_exceptions=False)
+
+    assert SECRET in run("search", SECRET_WORDS, "--json").output
+    outsider = json.loads(run("search", SECRET_WORDS, "--as", "Home Affairs Department", "--json").output)
+    assert SECRET not in {h["id"] for h in outsider}
+    assert SECRET in run("search", SECRET_WORDS, "--as", "Border and Trade Agency", "--json").output
+    hidden = run("show", SECRET, "--as", "anonymous")
+    assert hidden.exit_code == 1 and f"no entry with id '{SECRET}'" in hidden.output
+    exported = run("export", "--format", "jsonl", "--as", "Home Affairs Department").output
+    assert SECRET not in exported and "benefits-and-housing-data-sharing-pilot" in exported
+    assert SECRET in run("export", "--format", "jsonl").output
+    stats = json.loads(run("stats", "--as", "anonymous", "--json").output)
+    assert stats["files"] is None and stats["entries"] < json.loads(run("stats", "--json").output)["entries"]
+    similar = json.loads(
+        run(
+            "similar", "data-quality-grading-for-shared-datasets", "--limit", "50", "--as", "anonymous", "--json"
+        ).output
+    )
+    assert SECRET not in {h["id"] for h in similar}
+
+
+# ----------------------------------------------------------------------------- property test
+
+ORGS = ["Alpha Office", "Beta Agency", "Gamma Council"]
+PEOPLE = ["Ada", "Bo", "Cy"]
+WORDS = "ledger pilot council dashboard mainframe agreement skills forecast platform quality".split()
+
+
+def random_collection(seed: int = 7, size: int = 60) -> list[Entry]:
+    rng = random.Random(seed)
+    entries = []
+    for n in range(size):
+        org = rng.choice(ORGS)
+        entries.append(
+            Entry(
+                id=f"e{n}",
+                title=" ".join(rng.sample(WORDS, 3)),
+                summary=" ".join(rng.sample(WORDS, 5)),
+                kind=rng.choice(["project", "experiment"]),
+                outcome=rng.choice(["failed", "succeeded", "stopped"]),
+                organisation=org,
+                partners=rng.sample([o for o in ORGS if o != org], rng.randint(0, 2)),
+                status=rng.choice(["draft", "in-review", "published", "archived"]),
+                visibility=rng.choice(["public", "internal", "organisation"]),
+                author=rng.choice(PEOPLE),
+                anonymous=rng.random() < 0.3,
+                sections={"Lessons": " ".join(rng.choices(WORDS, k=12))},
+            )
+        )
+    return entries
+
+
+@pytest.fixture(scope="module")
+def random_kb(tmp_path_factory):
+    from kb.embedder import HashingEmbedder
+
+    folder = tmp_path_factory.mktemp("access")
+    settings = Settings(entries_dir=folder / "entries", index_dir=folder / "index", chroma_url=None, model="x")
+    base = KnowledgeBase(settings, embedder=HashingEmbedder())
+    entries = random_collection()
+    base.sync_entries(entries)
+    return base, {e.id: e for e in entries}
+
+
+viewers = st.one_of(
+    st.just(ANONYMOUS),
+    st.builds(
+        User,
+        name=st.sampled_from(PEOPLE + ["Zed"]),
+        organisation=st.sampled_from(ORGS + [""]),
+        roles=st.sampled_from([(), ("contributor",), ("reviewer",)]),
+        local=st.booleans(),
+    ),
+)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    viewer=viewers,
+    query=st.lists(st.sampled_from(WORDS), min_size=1, max_size=4).map(" ".join),
+    mode=st.sampled_from(["hybrid", "dense", "bm25"]),
+    outcome=st.sampled_from([None, "failed", "succeeded"]),
+)
+def test_no_leak_for_any_viewer_query_or_filter(random_kb, viewer, query, mode, outcome):
+    base, entries = random_kb
+    allowed = {i for i, e in entries.items() if can_see(viewer, entry_meta(e))}
+    assert base.index.entry_ids(visible_where(viewer)) == allowed  # the where clause and the predicate agree
+    hits = base.search(query, limit=100, mode=mode, filters=Filters.of(outcome=outcome), viewer=viewer)
+    assert {h.id for h in hits} <= allowed
+    if hits:
+        for similar in base.similar(hits[0].id, limit=60, viewer=viewer):
+            assert similar.id in allowed
+    stats = base.stats(viewer=viewer)
+    assert stats["entries"] == len(allowed)
+    for entry_id in allowed:
+        entry = entries[entry_id]
+        if entry.anonymous and not viewer.is_reviewer and viewer.name != entry.author:
+            shown = redact(entry, viewer)
+            assert shown.team == shown.contact == shown.author == ""
