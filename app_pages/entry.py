@@ -60,7 +60,7 @@ def lighthouse_panel(entry: Entry) -> None:
         if lh.benefits:
             st.markdown("**Measured benefits**")
             st.markdown("\n".join(f"- {plain(b)}" for b in lh.benefits))
-        reused = browse.titles(kb, lh.reused_by)
+        reused = browse.titles(kb, lh.reused_by, user)
         if reused:
             st.markdown(f"**Reused by {len(reused)} {'entry' if len(reused) == 1 else 'entries'}**")
             for other_id, title, _ in reused:
@@ -103,7 +103,7 @@ def similar_card(hit: SimilarHit) -> None:
 def similar_projects(entry: Entry) -> None:
     st.subheader("Similar projects")
     try:
-        hits = kb.similar(entry.id, limit=5, filters=Filters.of(status=browse.PUBLISHED))
+        hits = kb.similar(entry.id, limit=5, filters=Filters.of(status=browse.PUBLISHED), viewer=user)
     except KBError as exc:
         st.info(f"Similar projects are not available yet: {exc}", icon=":material/hourglass_empty:")
         return
@@ -125,12 +125,9 @@ def related(entry: Entry) -> None:
     if not entry.related:
         return
     st.subheader("Related entries")
-    found = browse.titles(kb, entry.related)
+    found = browse.titles(kb, entry.related, user)
     for other_id, title, outcome in found:
         ui.entry_link(other_id, title, icon=":material/link:", note=outcome)
-    missing = len(entry.related) - len(found)
-    if missing:
-        st.caption(f"{missing} related {'entry is' if missing == 1 else 'entries are'} not in the collection.")
 
 
 def body(entry: Entry) -> None:
@@ -150,7 +147,7 @@ if not entry_id:
     st.page_link(ui.SEARCH_PAGE, label="Go to search", icon=":material/search:")
     st.stop()
 try:
-    entry = kb.get(entry_id)
+    entry = kb.get(entry_id, viewer=user)  # NotFound too for an entry this user may not see
 except NotFound:
     st.title("Entry not found")
     st.warning(

@@ -10,6 +10,7 @@ from app_pages import resources, ui
 from kb import insights
 
 kb = resources.knowledge_base()
+user = resources.current_user()
 OUTCOMES = list(ui.OUTCOME_CHART_COLOURS)
 MIN_THEME_ENTRIES = 3
 OUTCOME_SCALE = alt.Scale(domain=OUTCOMES, range=list(ui.OUTCOME_CHART_COLOURS.values()))
@@ -104,7 +105,7 @@ def collection_map(points: pd.DataFrame) -> None:
 
 st.title("Insights")
 st.caption("What the published collection holds, and where projects keep running into trouble.")
-data = insights.insights(kb)
+data = insights.insights(kb, viewer=user)
 metrics = st.columns(4)
 metrics[0].metric("Entries", data.entries)
 metrics[1].metric("Organisations", data.organisations)
@@ -134,4 +135,4 @@ st.caption(
     "Each point is an entry, placed by what it is about: close points tell similar stories. "
     "Hover for the title; click a point to open the entry."
 )
-collection_map(insights.collection_map(kb))
+collection_map(insights.collection_map(kb, viewer=user))

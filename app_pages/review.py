@@ -87,7 +87,7 @@ if not user.is_reviewer:
     )
     st.stop()
 ui.flash()
-items = review.review_queue(kb)
+items = review.review_queue(kb, user)
 if not items:
     st.success("Nothing is waiting for review.", icon=":material/task_alt:")
     st.stop()

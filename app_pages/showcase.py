@@ -11,6 +11,7 @@ from kb.entries import LIGHTHOUSE_STAGES
 from kb.showcase import LighthouseCard
 
 kb = resources.knowledge_base()
+user = resources.current_user()
 VIEWS = {"gallery": "Gallery", "board": "Board"}  # plain labels: the bound URL parameter shows them
 
 
@@ -60,7 +61,7 @@ st.caption(
     "Projects that proved what sharing data across teams can deliver: their impact, the benefits they "
     "measured, who took part and who reused them."
 )
-themes = browse.facet_counts(kb, Filters.of(status=browse.PUBLISHED, lighthouse=True))["theme"]
+themes = browse.facet_counts(kb, Filters.of(status=browse.PUBLISHED, lighthouse=True), viewer=user)["theme"]
 theme_col, stage_col, view_col = st.columns([3, 3, 2])
 chosen_themes = theme_col.multiselect(
     "Theme",
@@ -81,7 +82,7 @@ chosen_stages = stage_col.multiselect(
 view = view_col.segmented_control(
     "View", list(VIEWS), format_func=VIEWS.get, key="view", default="gallery", required=True, bind="query-params"
 )
-cards = showcase.lighthouses(kb, themes=chosen_themes, stages=chosen_stages)
+cards = showcase.lighthouses(kb, themes=chosen_themes, stages=chosen_stages, viewer=user)
 if not cards:
     filtered = bool(chosen_themes or chosen_stages)
     st.info(

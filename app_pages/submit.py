@@ -87,10 +87,18 @@ def reload() -> None:
     st.session_state.pop("draft_conflict", None)
 
 
+def editable(entry_id: str) -> Entry:
+    """The entry to edit, if this user may see it whole: hidden fields must never be blanked by a save."""
+    entry = kb.get(entry_id, viewer=user)
+    if entry.anonymous and not user.is_reviewer and entry.author != user.name:
+        raise KBError("only its author or a reviewer can edit an entry shared anonymously")
+    return kb.get(entry_id)
+
+
 def open_form() -> Entry | None:
     """The entry being edited (None for a new one), loading the form when it is first opened."""
     target = edit_id or "new"
-    existing = kb.get(edit_id) if edit_id else None
+    existing = editable(edit_id) if edit_id else None
     if st.session_state.get("draft_loaded") != target or key("title") not in st.session_state:
         draft = Draft.from_entry(existing) if existing else Draft.new(user)
         load(draft, target, kb.store.version(edit_id) if edit_id else None)
@@ -100,7 +108,7 @@ def open_form() -> Entry | None:
 def similar_panel() -> None:
     st.markdown("**Looks similar to…**")
     title, summary = st.session_state.get(key("title"), ""), st.session_state.get(key("summary"), "")
-    hits = looks_similar(kb, title, summary, exclude=edit_id)
+    hits = looks_similar(kb, title, summary, exclude=edit_id, viewer=user)
     if not hits:
         st.caption(
             "Write a title and a summary: the closest existing entries will show here, so you can add "
@@ -300,9 +308,9 @@ with form_column:
         height=90,
         placeholder="One to three sentences: what you tried and what happened.",
     )
-    choices = browse.entry_choices(kb)
+    choices = browse.entry_choices(kb, user)
     with st.form("draft_form", border=False, enter_to_submit=False):
-        about_fields(browse.known_organisations(kb))
+        about_fields(browse.known_organisations(kb, user))
         story_fields()
         lighthouse_fields(choices)
         link_fields(choices)

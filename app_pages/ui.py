@@ -11,7 +11,7 @@ import re
 import streamlit as st
 
 from kb import KBError, KnowledgeBase
-from kb.browse import invalidate
+from kb.browse import invalidate, rows
 from kb.entries import Entry
 from kb.identity import User
 from kb.search import Hit, highlight_html
@@ -173,8 +173,7 @@ def sidebar(user: User) -> None:
             loaded = resources.loaded()
         except KBError:
             return
-        entries, _ = loaded.kb.index.count()
-        st.caption(f"{entries:,} entries indexed")
+        st.caption(f"{len(rows(loaded.kb, user)):,} entries you can see")  # never a count of hidden ones
         errors = [p for p in loaded.report.problems if p.severity == "error"]
         if errors:
             with st.expander(f":material/warning: {len(errors)} entry files could not be read"):

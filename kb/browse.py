@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from kb.access import can_see
 from kb.entries import KINDS, OUTCOMES, STATUSES, Entry
 from kb.errors import KBError
 from kb.plan import PlanResult, plan_search
@@ -52,14 +53,17 @@ _snapshots: weakref.WeakKeyDictionary[Any, _Snapshot] = weakref.WeakKeyDictionar
 _lock = threading.Lock()
 
 
-def rows(kb: KnowledgeBase) -> list[Any]:
-    """Every indexed entry (id and facet metadata), from a snapshot at most SNAPSHOT_SECONDS old."""
+def rows(kb: KnowledgeBase, viewer: User | None = None) -> list[Any]:
+    """Every indexed entry this viewer may see (id and facet metadata), from a snapshot at most
+    SNAPSHOT_SECONDS old. A viewer of None is the operator, who sees everything."""
     with _lock:
         snap = _snapshots.get(kb)
         if snap is None or time.monotonic() - snap.taken > SNAPSHOT_SECONDS:
             snap = _Snapshot(list(kb.index.entries()), time.monotonic())
             _snapshots[kb] = snap
+    if viewer is None:
         return snap.rows
+    return [r for r in snap.rows if can_see(viewer, r.metadata)]
 
 
 def invalidate(kb: KnowledgeBase) -> None:
@@ -200,19 +204,22 @@ def find(
     started = time.perf_counter()
     request = request.for_user(user)
     filters = request.filters()
-    results = SearchResults(request, facets=facet_counts(kb, filters))
-    results.in_scope = sum(1 for r in rows(kb) if matches(r.metadata, filters))
+    results = SearchResults(request, facets=facet_counts(kb, filters, viewer=user))
+    results.in_scope = sum(1 for r in rows(kb, user) if matches(r.metadata, filters))
     if request.query and request.mode == PLAN_MODE:
-        results.plan = plan_search(kb, request.query, limit=limit, filters=filters)
+        results.plan = plan_search(kb, request.query, limit=limit, filters=filters, viewer=user)
         results.hits = [m.hit for g in results.plan.groups for m in g.matches]
     elif request.query:
         mode = SEARCH_MODES[request.mode]
-        results.hits = kb.search(request.query, limit=limit, filters=filters, mode=mode)
+        results.hits = kb.search(request.query, limit=limit, filters=filters, mode=mode, viewer=user)
         if not results.hits and request.has_filters:
             wider = request.clear_filters().for_user(user)
-            results.unfiltered = len(kb.search(request.query, limit=limit, filters=wider.filters(), mode=mode))
+            results.unfiltered = len(
+                kb.search(request.query, limit=limit, filters=wider.filters(), mode=mode, viewer=user)
+            )
     else:
-        results.newest = newest(kb, limit=limit if request.has_filters else newest_limit, filters=filters)
+        limit = limit if request.has_filters else newest_limit
+        results.newest = newest(kb, limit=limit, filters=filters, viewer=user)
     results.seconds = time.perf_counter() - started
     return results
 
@@ -237,14 +244,16 @@ def _without(filters: Filters, facet: str) -> Filters:
     return replace(filters, **{facet: ()})
 
 
-def facet_counts(kb: KnowledgeBase, filters: Filters | None = None) -> dict[str, list[tuple[Any, int]]]:
+def facet_counts(
+    kb: KnowledgeBase, filters: Filters | None = None, *, viewer: User | None = None
+) -> dict[str, list[tuple[Any, int]]]:
     """(value, entries) for every facet, most entries first (years newest first).
 
     Each facet is counted with every other filter applied but not its own, so choosing one theme
     still shows how many entries each other theme would add.
     """
     filters = filters or Filters.of(status=PUBLISHED)
-    data = rows(kb)
+    data = rows(kb, viewer)
     out: dict[str, list[tuple[Any, int]]] = {}
     for facet in FACETS:
         relaxed = _without(filters, facet)
@@ -262,44 +271,50 @@ def facet_counts(kb: KnowledgeBase, filters: Filters | None = None) -> dict[str,
 # --------------------------------------------------------------------------- entries by date
 
 
-def load_entries(kb: KnowledgeBase, ids: Iterable[str]) -> list[Entry]:
-    """The entries with these ids, skipping any that vanished or broke since they were indexed."""
+def load_entries(kb: KnowledgeBase, ids: Iterable[str], viewer: User | None = None) -> list[Entry]:
+    """The entries with these ids as the viewer sees them, skipping any hidden, vanished or broken."""
     entries = []
     for entry_id in ids:
         try:
-            entries.append(kb.get(entry_id))
+            entries.append(kb.get(entry_id, viewer=viewer))
         except KBError:
             continue
     return entries
 
 
-def newest(kb: KnowledgeBase, *, limit: int = 5, filters: Filters | None = None) -> list[Entry]:
+def newest(
+    kb: KnowledgeBase, *, limit: int = 5, filters: Filters | None = None, viewer: User | None = None
+) -> list[Entry]:
     """The most recently written or updated entries within the filters (published ones by default)."""
     filters = filters or Filters.of(status=PUBLISHED)
-    chosen = [r for r in rows(kb) if matches(r.metadata, filters)]
+    chosen = [r for r in rows(kb, viewer) if matches(r.metadata, filters)]
     ranked = sorted(chosen, key=lambda r: (str(r.metadata.get("written", "")), r.entry_id), reverse=True)
-    return load_entries(kb, [r.entry_id for r in ranked[:limit]])
+    return load_entries(kb, [r.entry_id for r in ranked[:limit]], viewer)
 
 
 # --------------------------------------------------------------------------- lookups
 
 
-def titles(kb: KnowledgeBase, entry_ids: Sequence[str]) -> list[tuple[str, str, str]]:
-    """(id, title, outcome) of the indexed entries among these ids, in the order given."""
+def titles(kb: KnowledgeBase, entry_ids: Sequence[str], viewer: User | None = None) -> list[tuple[str, str, str]]:
+    """(id, title, outcome) of the indexed entries among these ids that the viewer may see, in order."""
     meta = kb.index.metadata_of(list(entry_ids)) if entry_ids else {}
-    return [(i, str(meta[i].get("title", i)), str(meta[i].get("outcome", ""))) for i in entry_ids if i in meta]
+    return [
+        (i, str(meta[i].get("title", i)), str(meta[i].get("outcome", "")))
+        for i in entry_ids
+        if i in meta and can_see(viewer, meta[i])
+    ]
 
 
-def entry_choices(kb: KnowledgeBase) -> dict[str, str]:
-    """Every indexed entry's id and title, by title: the options for "related" and "reused by"."""
-    pairs = ((r.entry_id, str(r.metadata.get("title", r.entry_id))) for r in rows(kb))
+def entry_choices(kb: KnowledgeBase, viewer: User | None = None) -> dict[str, str]:
+    """Every entry the viewer may see, id and title, by title: the options for "related" and "reused by"."""
+    pairs = ((r.entry_id, str(r.metadata.get("title", r.entry_id))) for r in rows(kb, viewer))
     return dict(sorted(pairs, key=lambda p: p[1].lower()))
 
 
-def known_organisations(kb: KnowledgeBase) -> list[str]:
-    """Every organisation named in the collection, as lead or partner, alphabetically."""
+def known_organisations(kb: KnowledgeBase, viewer: User | None = None) -> list[str]:
+    """Every organisation named in what the viewer may see, as lead or partner, alphabetically."""
     names = set()
-    for r in rows(kb):
+    for r in rows(kb, viewer):
         names.add(str(r.metadata.get("organisation", "")))
         names.update(str(p) for p in r.metadata.get("partners") or ())
     return sorted(n for n in names if n)

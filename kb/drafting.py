@@ -302,11 +302,17 @@ def key_terms(text: str, min_length: int = 5) -> str:
 
 
 def looks_similar(
-    kb: KnowledgeBase, title: str, summary: str, *, exclude: str | None = None, limit: int = 3
+    kb: KnowledgeBase,
+    title: str,
+    summary: str,
+    *,
+    exclude: str | None = None,
+    limit: int = 3,
+    viewer: User | None = None,
 ) -> list[Hit]:
     """The published entries closest to a draft's title and summary, for the duplicate check."""
     text = f"{title.strip()}\n{summary.strip()}".strip()
     if len(text) < 8:  # too little to compare yet
         return []
-    hits = kb.search(text, limit=limit + 1, filters=Filters.of(status=browse.PUBLISHED))
+    hits = kb.search(text, limit=limit + 1, filters=Filters.of(status=browse.PUBLISHED), viewer=viewer)
     return [h for h in hits if h.id != exclude][:limit]

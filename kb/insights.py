@@ -15,11 +15,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from kb.access import visible_where
 from kb.browse import FAILED, PUBLISHED, matches, rows
 from kb.entries import OUTCOMES
 from kb.search import Filters
 
 if TYPE_CHECKING:
+    from kb.identity import User
     from kb.knowledge import KnowledgeBase
 
 
@@ -38,10 +40,10 @@ class Insights:
     failures_by_theme: pd.DataFrame
 
 
-def insights(kb: KnowledgeBase, filters: Filters | None = None) -> Insights:
+def insights(kb: KnowledgeBase, filters: Filters | None = None, *, viewer: User | None = None) -> Insights:
     """Entries by organisation, theme, outcome and year, and where experiments keep failing."""
     filters = filters or Filters.of(status=PUBLISHED)
-    metas = [r.metadata for r in rows(kb) if matches(r.metadata, filters)]
+    metas = [r.metadata for r in rows(kb, viewer) if matches(r.metadata, filters)]
     label = kb.vocabulary.label
     orgs = Counter(str(m.get("organisation", "")) for m in metas)
     outcomes = Counter(str(m.get("outcome", "")) for m in metas)
@@ -93,10 +95,11 @@ def project_2d(vectors: np.ndarray) -> np.ndarray:
     return coords.astype(np.float32)
 
 
-def collection_map(kb: KnowledgeBase, filters: Filters | None = None) -> pd.DataFrame:
-    """One point per entry: the entry vectors projected to 2-D, with title, first theme and outcome."""
+def collection_map(kb: KnowledgeBase, filters: Filters | None = None, *, viewer: User | None = None) -> pd.DataFrame:
+    """One point per entry the viewer may see: entry vectors projected to 2-D, with title, theme and outcome."""
     filters = filters or Filters.of(status=PUBLISHED)
-    indexed, vectors = kb.index.entries(filters.where(), include_vectors=True)
+    visible = visible_where(viewer)
+    indexed, vectors = kb.index.entries(filters.where([visible] if visible else []), include_vectors=True)
     coords = project_2d(vectors)
     label = kb.vocabulary.label
     data = [

@@ -30,11 +30,11 @@ class QueueItem:
     submitted: str
 
 
-def review_queue(kb: KnowledgeBase) -> list[QueueItem]:
+def review_queue(kb: KnowledgeBase, viewer: User | None = None) -> list[QueueItem]:
     """Entries in review, oldest first. Status is read from the files, which are the source of truth."""
-    ids = [r.entry_id for r in rows(kb) if r.metadata.get("status") == "in-review"]
+    ids = [r.entry_id for r in rows(kb, viewer) if r.metadata.get("status") == "in-review"]
     items = []
-    for entry in load_entries(kb, ids):
+    for entry in load_entries(kb, ids, viewer):
         version = kb.store.version(entry.id)
         if entry.status == "in-review" and version is not None:
             items.append(QueueItem(entry, version, max(entry.updated, entry.created)))

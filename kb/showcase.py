@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from kb.browse import PUBLISHED, load_entries, matches, rows
+from kb.browse import titles as browse_titles
 from kb.entries import LIGHTHOUSE_STAGES, Entry
 from kb.search import Filters
 
 if TYPE_CHECKING:
+    from kb.identity import User
     from kb.knowledge import KnowledgeBase
 
 
@@ -37,22 +39,24 @@ class LighthouseCard:
         return len(self.reused_by)
 
 
-def lighthouses(kb: KnowledgeBase, *, themes: Sequence[str] = (), stages: Sequence[str] = ()) -> list[LighthouseCard]:
+def lighthouses(
+    kb: KnowledgeBase, *, themes: Sequence[str] = (), stages: Sequence[str] = (), viewer: User | None = None
+) -> list[LighthouseCard]:
     """Published lighthouse entries in the themes and stages asked for, most reused first."""
     filters = Filters.of(status=PUBLISHED, lighthouse=True, theme=tuple(themes))
     ids = [
         r.entry_id
-        for r in rows(kb)
+        for r in rows(kb, viewer)
         if matches(r.metadata, filters) and (not stages or r.metadata.get("lighthouse_stage") in stages)
     ]
-    entries = [e for e in load_entries(kb, ids) if e.lighthouse is not None]
+    entries = [e for e in load_entries(kb, ids, viewer) if e.lighthouse is not None]
     reused_ids = [i for e in entries for i in e.lighthouse.reused_by]
-    titles = {i: str(m.get("title") or i) for i, m in kb.index.metadata_of(reused_ids).items()}
+    titles = {i: t for i, t, _ in browse_titles(kb, reused_ids, viewer)}
     cards = [
         LighthouseCard(
             entry=e,
             organisations=tuple(dict.fromkeys([e.organisation, *e.partners])),
-            reused_by=tuple((i, titles.get(i, i)) for i in e.lighthouse.reused_by),
+            reused_by=tuple((i, titles[i]) for i in e.lighthouse.reused_by if i in titles),
         )
         for e in entries
     ]

@@ -121,7 +121,18 @@ def test_cli_as_organisation(secret_kb):
 
 ORGS = ["Alpha Office", "Beta Agency", "Gamma Council"]
 PEOPLE = ["Ada", "Bo", "Cy"]
-WORDS = "ledger pilot council dashboard mainframe agreement skills forecast platform quality".split()
+WORDS = [
+    "ledger",
+    "pilot",
+    "council",
+    "dashboard",
+    "mainframe",
+    "agreement",
+    "skills",
+    "forecast",
+    "platform",
+    "quality",
+]
 
 
 def random_collection(seed: int = 7, size: int = 60) -> list[Entry]:

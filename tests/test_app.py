@@ -146,10 +146,25 @@ def test_filters_narrow_the_results(entries_dir):
     assert any(store.get(i).outcome != "failed" for i in everything)
 
 
-def test_facets_show_counts(entries_dir):
-    at = open_app()
-    labels = list(at.multiselect(key="facet_outcome").options)  # as shown, counts included
-    assert "Failed (11)" in labels and "Succeeded (13)" in labels, labels
+def test_facets_show_counts_of_what_the_user_may_see(entries_dir, monkeypatch):
+    from kb.access import can_see, entry_meta
+    from kb.identity import local_user
+
+    entries = EntryStore(entries_dir).load().entries.values()
+
+    def expected(outcome: str) -> int:
+        user = local_user()
+        return sum(
+            1 for e in entries if e.outcome == outcome and e.status == "published" and can_see(user, entry_meta(e))
+        )
+
+    labels = list(open_app().multiselect(key="facet_outcome").options)  # as shown, counts included
+    assert f"Failed ({expected('failed')})" in labels and f"Succeeded ({expected('succeeded')})" in labels, labels
+    # a member of the Home Affairs Department also sees its organisation-only failure
+    monkeypatch.setenv("KB_USER_ORGANISATION", "Home Affairs Department")
+    labels = list(open_app().multiselect(key="facet_outcome").options)
+    assert f"Failed ({expected('failed')})" in labels, labels
+    assert expected("failed") == 11
 
 
 def test_query_parameters_round_trip(entries_dir):
@@ -228,9 +243,13 @@ def test_entry_warns_when_similar_projects_failed(entries_dir):
     assert f"{failed} of these {len(similar)} similar projects failed or stopped" in texts(at, "warning")
 
 
-def test_anonymous_entry_hides_team_and_contact(entries_dir):
+def test_anonymous_entry_hides_team_and_contact(entries_dir, monkeypatch):
     entry = EntryStore(entries_dir).get("chatbot-for-policy-guidance-withdrawn")
-    assert entry.anonymous and entry.team
+    assert entry.anonymous and entry.team and entry.visibility == "organisation"
+    monkeypatch.setenv("KB_USER_ROLES", "contributor")  # a reader: reviewers see who wrote it
+    at = open_app("entry", id=entry.id)
+    assert "Entry not found" in [t.value for t in at.title]  # outside the organisation: not there at all
+    monkeypatch.setenv("KB_USER_ORGANISATION", entry.organisation)
     at = open_app("entry", id=entry.id)
     shown = (texts(at, "markdown") + texts(at, "caption")).replace("\\", "")
     assert entry.team not in shown
@@ -399,7 +418,8 @@ def test_insights_show_charts_and_the_map(entries_dir):
     at = open_app("insights")
     assert_clean(at)
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Entries"] == "41" and metrics["Lighthouse projects"] == "9"
+    # 41 published entries, one of them for the Home Affairs Department only: this user sees 40
+    assert metrics["Entries"] == "40" and metrics["Lighthouse projects"] == "9"
     assert len(at.get("vega_lite_chart")) == 6
     assert "Where do we keep failing?" in [s.value for s in at.subheader]
 
@@ -415,3 +435,19 @@ def test_safe_markdown_turns_images_into_links_and_keeps_dollars():
 
 def test_plain_escapes_markdown():
     assert plain("**Bold** [link](javascript:x) <b>") == r"\*\*Bold\*\* \[link\]\(javascript\:x\) \<b\>"
+
+
+def test_an_organisation_only_entry_never_reaches_other_users(entries_dir, monkeypatch):
+    secret = "rco-ledger-reconciliation"
+    (entries_dir / f"{secret}.md").write_text(
+        f"---\nid: {secret}\ntitle: Quetzal ledger reconciliation\nsummary: Quetzal lagoon ledgers failed.\n"
+        "kind: experiment\noutcome: failed\norganisation: Revenue and Customs Office\nstatus: published\n"
+        "visibility: organisation\n---\n## Lessons\n\nQuetzal lagoon ledgers need one key.\n"
+    )
+    monkeypatch.setenv("KB_USER_ORGANISATION", "Home Affairs Department")
+    at = open_app(q="quetzal lagoon ledgers")
+    assert secret not in linked_ids(at)
+    at = open_app("entry", id=secret)
+    assert "Entry not found" in [t.value for t in at.title]
+    monkeypatch.setenv("KB_USER_ORGANISATION", "Revenue and Customs Office")
+    assert linked_ids(open_app(q="quetzal lagoon ledgers"))[0] == secret
