@@ -411,6 +411,18 @@ def content_hash(text: str | bytes) -> str:
 # --------------------------------------------------------------------------- the folder
 
 
+@contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock (flock) on `path`, across processes and threads on this machine."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def atomic_write(path: Path, text: str, *, replace: bool = True) -> None:
     """Write via a temporary file in the same folder and a rename: a crash leaves old or new, never half.
 
@@ -555,12 +567,6 @@ class EntryStore:
             atomic_write(path, text)
         return content_hash(text)
 
-    @contextmanager
-    def _lock(self) -> Iterator[None]:
+    def _lock(self):
         """An advisory lock on the folder, held across a read-compare-write."""
-        with open(self.root / ".lock", "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        return file_lock(self.root / ".lock")

@@ -17,7 +17,7 @@ from typing import Any
 from kb.access import can_see, entry_meta, redact, visible_where
 from kb.config import Settings
 from kb.embedder import Embedder, make_embedder
-from kb.entries import ENTRY_SUFFIX, Entry, EntryStore, LoadResult, content_hash, parse_entry, render_entry
+from kb.entries import ENTRY_SUFFIX, Entry, EntryStore, LoadResult, content_hash, file_lock, parse_entry, render_entry
 from kb.errors import Conflict, EntryError, KBError, NotFound, Problem
 from kb.identity import User
 from kb.index import VectorIndex, make_client
@@ -201,8 +201,16 @@ class KnowledgeBase:
 
     # ----------------------------------------------------------------- indexing
 
+    def _writing(self):
+        """One index writer at a time on this machine: concurrent `add`s and syncs queue, never interleave."""
+        return file_lock(Path(self.settings.index_dir) / ".write.lock")
+
     def sync(self, *, rebuild: bool = False, progress: Progress | None = None) -> SyncReport:
         """Bring the index in step with the entry files: only new and changed entries are embedded."""
+        with self._writing():
+            return self._sync_files(rebuild, progress)
+
+    def _sync_files(self, rebuild: bool, progress: Progress | None) -> SyncReport:
         started = time.perf_counter()
         report, ledger = self._start_sync(rebuild)
         todo: list[tuple[Entry, str]] = []
@@ -233,6 +241,10 @@ class KnowledgeBase:
 
         Uses exactly the passage, embedding and indexing code of `sync`; entries not given are removed.
         """
+        with self._writing():
+            return self._sync_memory(entries, rebuild, progress)
+
+    def _sync_memory(self, entries: list[Entry], rebuild: bool, progress: Progress | None) -> SyncReport:
         started = time.perf_counter()
         report, ledger = self._start_sync(rebuild)
         todo = []
@@ -281,6 +293,10 @@ class KnowledgeBase:
 
     def index_entries(self, entry_ids: list[str]) -> None:
         """Index just these entries (after a save), keeping the keyword index in step."""
+        with self._writing():
+            self._index_entries(entry_ids)
+
+    def _index_entries(self, entry_ids: list[str]) -> None:
         todo = []
         for entry_id in entry_ids:
             path = self.store.path_for(entry_id)
