@@ -140,6 +140,20 @@ def body(entry: Entry) -> None:
         st.markdown("\n".join(f"- <{link}>" if LINK.match(link) else f"- {plain(link)}" for link in entry.links))
 
 
+def history(entry: Entry) -> None:
+    """Earlier versions, as their files were: shown as text, and never for an anonymous entry to a
+    reader (an old version would name the team)."""
+    if entry.anonymous and not user.is_reviewer and entry.author != user.name:
+        return
+    versions = kb.store.history(entry.id)
+    if not versions:
+        return
+    with st.expander(f"Earlier versions ({len(versions)})", icon=":material/history:"):
+        for when, text in versions:
+            st.caption(f"Replaced on {when.replace('T', ' at ')} UTC")
+            st.code(text, language="markdown", wrap_lines=True)
+
+
 entry_id = st.query_params.get("id", "")
 if not entry_id:
     st.title("Entry")
@@ -190,3 +204,4 @@ with main:
     body(entry)
     similar_projects(entry)
     related(entry)
+    history(entry)

@@ -51,6 +51,7 @@ MAX_SECTION = 100_000
 MAX_FILE_BYTES = 1_000_000
 
 ENTRY_SUFFIX = ".md"
+HISTORY_DIR = ".history"  # earlier versions of each entry, beside the entries (hidden names are not listed)
 _ID_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
 _DATE_RE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
 _FRONT_MATTER_RE = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)(.*)\Z", re.S)
@@ -558,14 +559,34 @@ class EntryStore:
         if create:
             atomic_write(path, text, replace=False)
             return content_hash(text)
-        with self._lock():  # the version check and the write happen as one step
+        with self._lock():  # the version check, the history copy and the write happen as one step
             if expected_version is not None and self.version(entry.id) != expected_version:
                 raise Conflict(
                     f"'{entry.id}' was changed by someone else since you opened it; "
                     "reload it and apply your edits again"
                 )
+            self._keep_previous(path)
             atomic_write(path, text)
         return content_hash(text)
+
+    def _keep_previous(self, path: Path) -> None:
+        """Copy the version about to be replaced into `.history/<id>/`, named by time and hash."""
+        try:
+            previous = path.read_bytes()
+        except FileNotFoundError:
+            return
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        target = self.root / HISTORY_DIR / path.stem / f"{stamp}-{content_hash(previous)[:12]}{ENTRY_SUFFIX}"
+        atomic_write(target, previous.decode("utf-8", errors="replace"))
+
+    def history(self, entry_id: str) -> list[tuple[str, str]]:
+        """Earlier versions of an entry, newest first, as (UTC time it was replaced, file text)."""
+        folder = self.root / HISTORY_DIR / self.path_for(entry_id).stem
+        versions = []
+        for path in sorted(folder.glob(f"*{ENTRY_SUFFIX}"), reverse=True) if folder.is_dir() else []:
+            when = dt.datetime.strptime(path.name.split("-")[0], "%Y%m%dT%H%M%S%fZ").replace(tzinfo=dt.UTC)
+            versions.append((when.isoformat(timespec="seconds"), path.read_text(encoding="utf-8", errors="replace")))
+        return versions
 
     def _lock(self):
         """An advisory lock on the folder, held across a read-compare-write."""

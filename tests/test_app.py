@@ -451,3 +451,17 @@ def test_an_organisation_only_entry_never_reaches_other_users(entries_dir, monke
     assert "Entry not found" in [t.value for t in at.title]
     monkeypatch.setenv("KB_USER_ORGANISATION", "Revenue and Customs Office")
     assert linked_ids(open_app(q="quetzal lagoon ledgers"))[0] == secret
+
+
+def test_entry_page_shows_earlier_versions(entries_dir):
+    from kb import KnowledgeBase, Settings
+
+    base = KnowledgeBase(Settings())
+    entry = base.get("flood-response-data-cell")
+    old_summary = entry.summary
+    entry.summary = "A rewritten summary."
+    base.save(entry, expected_version=base.store.version(entry.id))
+    at = open_app("entry", id=entry.id)
+    assert_clean(at)
+    assert any(e.label.startswith("Earlier versions (1)") for e in at.expander)
+    assert any(old_summary.split()[0] in c.value for c in at.code)

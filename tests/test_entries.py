@@ -180,3 +180,15 @@ def test_sample_entries_are_valid_and_rich():
     assert len(lighthouses) >= 6 and all(e.lighthouse.impact and e.lighthouse.benefits for e in lighthouses)
     assert len({e.organisation for e in entries}) >= 8
     assert all(len(e.sections) == 8 for e in entries)
+
+
+def test_every_change_keeps_the_previous_version(tmp_path):
+    store = EntryStore(tmp_path)
+    store.write(entry(summary="First."), create=True)
+    assert store.history("a-test-entry") == []
+    store.write(entry(summary="Second."))
+    store.write(entry(summary="Third."))
+    versions = store.history("a-test-entry")
+    assert [parse_entry(text)[0].summary for _, text in versions] == ["Second.", "First."]
+    assert store.get("a-test-entry").summary == "Third."
+    assert [p.name for p in store.files()] == ["a-test-entry.md"]  # history is not an entry

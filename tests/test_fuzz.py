@@ -93,7 +93,9 @@ def test_the_importer_reports_problems_and_never_crashes(rows, raw, kind):
         elif kind == "jsonl":
             source = folder / "register.jsonl"
             source.write_text(
-                "\n".join(json.dumps(dict(zip(["title", "summary", "kind", "outcome"], r))) for r in rows),
+                "\n".join(
+                    json.dumps(dict(zip(["title", "summary", "kind", "outcome"], r, strict=False))) for r in rows
+                ),
                 encoding="utf-8",
             )
         else:
