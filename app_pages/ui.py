@@ -174,6 +174,9 @@ def sidebar(user: User) -> None:
         except KBError:
             return
         st.caption(f"{len(rows(loaded.kb, user)):,} entries you can see")  # never a count of hidden ones
+        for problem in loaded.report.problems:
+            if problem.source == "index":  # e.g. a damaged index rebuilt at start: say so, once per start
+                st.info(plain(problem.message[:1].upper() + problem.message[1:]), icon=":material/build:")
         errors = [p for p in loaded.report.problems if p.severity == "error"]
         if errors:
             with st.expander(f":material/warning: {len(errors)} entry files could not be read"):

@@ -35,6 +35,10 @@ class IndexMismatch(KBError):
     """The index was built by another model (or another vector size): it must be rebuilt."""
 
 
+class IndexDamaged(KBError):
+    """The embedded index cannot be opened (half-written, truncated, not a database): rebuild it."""
+
+
 @dataclass(frozen=True)
 class PassageMatch:
     passage_id: str
@@ -65,9 +69,30 @@ def make_client(index_dir: Path | str, chroma_url: str | None = None):
             )
         except Exception as exc:
             raise KBError(f"cannot reach the Chroma server at {chroma_url} ({exc}); is `chroma run` up?") from None
-    path = Path(index_dir) / "chroma"
+    path = embedded_path(index_dir)
     path.mkdir(parents=True, exist_ok=True)
-    return chromadb.PersistentClient(path=str(path), settings=settings)
+    try:
+        client = chromadb.PersistentClient(path=str(path), settings=settings)
+        client.list_collections()  # a damaged database fails here rather than in the middle of a search
+    except Exception as exc:  # chromadb raises several types for a broken file; all mean the same here
+        clear_client_cache()
+        raise IndexDamaged(
+            f"the index at {path} cannot be opened ({exc.__class__.__name__}: {str(exc)[:120]}); "
+            "run `python -m kb sync` to rebuild it from the entry files"
+        ) from None
+    return client
+
+
+def embedded_path(index_dir: Path | str) -> Path:
+    return Path(index_dir) / "chroma"
+
+
+def remove_embedded(index_dir: Path | str) -> None:
+    """Delete the embedded index (it is derived data: the entry files rebuild it)."""
+    import shutil
+
+    clear_client_cache()
+    shutil.rmtree(embedded_path(index_dir), ignore_errors=True)
 
 
 def clear_client_cache() -> None:
@@ -299,6 +324,19 @@ class VectorIndex:
                 ]
             )
         return results
+
+    def check(self) -> None:
+        """Open both collections and read a little of each: IndexDamaged if the store is broken."""
+        try:
+            opened = self._open()
+            if opened is not None:
+                for col in opened:
+                    col.count()
+                    col.get(limit=1, include=["metadatas"])
+        except (IndexMismatch, IndexDamaged):
+            raise
+        except Exception as exc:
+            raise IndexDamaged(f"the index cannot be read ({exc.__class__.__name__}: {str(exc)[:120]})") from None
 
     def count(self) -> tuple[int, int]:
         """(entries, passages) in the index."""

@@ -20,7 +20,7 @@ from kb.embedder import Embedder, make_embedder
 from kb.entries import ENTRY_SUFFIX, Entry, EntryStore, LoadResult, content_hash, file_lock, parse_entry, render_entry
 from kb.errors import Conflict, EntryError, KBError, NotFound, Problem
 from kb.identity import User
-from kb.index import VectorIndex, make_client
+from kb.index import IndexDamaged, VectorIndex, make_client, remove_embedded
 from kb.lexical import LexicalIndex, tokenize
 from kb.passages import split_entry
 from kb.search import DEFAULT_FUSION, MODES, Filters, Fusion, Hit, SimilarHit, best_per_entry, fuse, parse_query
@@ -206,9 +206,26 @@ class KnowledgeBase:
         return file_lock(Path(self.settings.index_dir) / ".write.lock")
 
     def sync(self, *, rebuild: bool = False, progress: Progress | None = None) -> SyncReport:
-        """Bring the index in step with the entry files: only new and changed entries are embedded."""
+        """Bring the index in step with the entry files: only new and changed entries are embedded.
+
+        A damaged embedded index is detected, deleted and rebuilt from the files, and the report says so.
+        """
         with self._writing():
-            return self._sync_files(rebuild, progress)
+            recovered = self._recover_if_damaged()
+            report = self._sync_files(rebuild or bool(recovered), progress)
+            report.problems = recovered + report.problems
+            return report
+
+    def _recover_if_damaged(self) -> list[Problem]:
+        try:
+            self.index.check()
+            return []
+        except IndexDamaged as exc:
+            if self.settings.chroma_url or self._client is not None:
+                raise  # a server's (or an injected) store is not ours to delete
+            remove_embedded(self.settings.index_dir)
+            self._index = None
+            return [Problem("index", f"{exc}: rebuilt from the entry files", severity="warning")]
 
     def _sync_files(self, rebuild: bool, progress: Progress | None) -> SyncReport:
         started = time.perf_counter()

@@ -148,3 +148,29 @@ def test_a_long_running_process_sees_changes_made_by_another(kb, settings, fake_
     (entries_dir / "okapi.md").unlink()
     kb.sync()
     assert app.search("okapi gritting", mode="bm25") == []
+
+
+def test_a_damaged_index_is_detected_and_rebuilt_by_sync(kb, settings, fake_embedder):
+    from kb.index import clear_client_cache
+
+    clear_client_cache()
+    (settings.index_dir / "chroma" / "chroma.sqlite3").write_bytes(b"this is not a database")
+    broken = KnowledgeBase(settings, embedder=fake_embedder)
+    with pytest.raises(KBError, match="cannot be opened.*python -m kb sync"):
+        broken.search("mainframe pension", mode="dense")
+    report = KnowledgeBase(settings, embedder=fake_embedder).sync()
+    assert report.rebuilt and any("rebuilt from the entry files" in str(p) for p in report.problems)
+    assert len(report.added) >= 40
+    again = KnowledgeBase(settings, embedder=fake_embedder)
+    assert again.search("mainframe pension award council", limit=1)[0].id == "mainframe-blocked-pension-data-share"
+
+
+def test_a_missing_index_folder_is_rebuilt_by_sync(kb, settings, fake_embedder):
+    import shutil
+
+    from kb.index import clear_client_cache
+
+    clear_client_cache()
+    shutil.rmtree(settings.index_dir)
+    report = KnowledgeBase(settings, embedder=fake_embedder).sync()
+    assert len(report.added) >= 40
