@@ -21,7 +21,17 @@ from kb.drafting import (
     looks_similar,
     save_draft,
 )
-from kb.entries import EVIDENCE_GRADES, KINDS, LIGHTHOUSE_STAGES, OUTCOMES, SECTIONS, VISIBILITIES
+from kb.entries import (
+    EVIDENCE_GRADES,
+    KINDS,
+    LIGHTHOUSE_STAGES,
+    MAX_SECTION,
+    MAX_SUMMARY,
+    MAX_TITLE,
+    OUTCOMES,
+    SECTIONS,
+    VISIBILITIES,
+)
 
 kb = resources.knowledge_base()
 user = resources.current_user()
@@ -216,7 +226,7 @@ def story_fields() -> None:
     st.caption("Write as much or as little as you know. Lessons is the section readers look for first.")
     for name in SECTIONS:
         prompt = SECTION_PROMPTS[name]
-        st.text_area(f"{name} · {prompt}", key=section_key(name), height=110)
+        st.text_area(f"{name} · {prompt}", key=section_key(name), height=110, max_chars=MAX_SECTION)
         ui.field_messages(problems, f"section:{name}")
 
 
@@ -300,12 +310,13 @@ form_column, side_column = st.columns([3, 2], gap="large")
 with side_column:
     similar_panel()
 with form_column:
-    field("title", st.text_input, "Title", placeholder="What did you do, in one plain sentence?")
+    field("title", st.text_input, "Title", max_chars=MAX_TITLE, placeholder="What did you do, in one plain sentence?")
     field(
         "summary",
         st.text_area,
         "Summary",
         height=90,
+        max_chars=MAX_SUMMARY,
         placeholder="One to three sentences: what you tried and what happened.",
     )
     choices = browse.entry_choices(kb, user)

@@ -17,7 +17,17 @@ from typing import Any
 from kb.access import can_see, entry_meta, redact, visible_where
 from kb.config import Settings
 from kb.embedder import Embedder, make_embedder
-from kb.entries import ENTRY_SUFFIX, Entry, EntryStore, LoadResult, content_hash, file_lock, parse_entry, render_entry
+from kb.entries import (
+    ENTRY_SUFFIX,
+    MAX_FILE_BYTES,
+    Entry,
+    EntryStore,
+    LoadResult,
+    content_hash,
+    file_lock,
+    parse_entry,
+    render_entry,
+)
 from kb.errors import Conflict, EntryError, KBError, NotFound, Problem
 from kb.identity import User
 from kb.index import IndexDamaged, VectorIndex, make_client, remove_embedded
@@ -193,6 +203,8 @@ class KnowledgeBase:
         """Validate a Markdown entry file and copy it in under a safe, unused id; index it."""
         path = Path(path)
         try:
+            if path.stat().st_size > MAX_FILE_BYTES:
+                raise KBError(f"{path.name} is {path.stat().st_size:,} bytes; an entry file may be {MAX_FILE_BYTES:,}")
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise KBError(f"cannot read {path}: {exc}") from None

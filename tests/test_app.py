@@ -465,3 +465,12 @@ def test_entry_page_shows_earlier_versions(entries_dir):
     assert_clean(at)
     assert any(e.label.startswith("Earlier versions (1)") for e in at.expander)
     assert any(old_summary.split()[0] in c.value for c in at.code)
+
+
+@pytest.mark.parametrize("bad_id", ["../../etc/passwd", "..%2F..%2Fetc", ".hidden", "a/b"])
+def test_odd_ids_in_the_url_are_friendly_and_read_nothing(entries_dir, bad_id):
+    at = open_app("entry", id=bad_id)
+    assert_clean(at)
+    assert "Entry not found" in [t.value for t in at.title]
+    at = open_app("submit", edit=bad_id)
+    assert_clean(at)

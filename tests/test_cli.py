@@ -131,3 +131,23 @@ def test_every_command_is_documented_in_the_readme_with_help():
     for name, command in cli.commands.items():
         assert f"python -m kb {name}" in readme, f"README does not show `python -m kb {name}`"
         assert command.help and "Example" in command.help, f"{name} has no help with an example"
+
+
+@pytest.mark.parametrize("entry_id", ["../../etc/passwd", "..", ".hidden", "a/b", "/etc/passwd", "x\x00y", "CON"])
+def test_ids_cannot_leave_the_entries_folder_on_any_command(run, entry_id):
+    for command in (("show", entry_id), ("similar", entry_id), ("show", entry_id, "--as", "anonymous")):
+        result = run(*command, ok=False)
+        assert result.exit_code == 1 and "Traceback" not in result.output
+
+
+def test_add_refuses_oversize_and_binary_files(run, tmp_path):
+    from kb.entries import MAX_FILE_BYTES
+
+    big = tmp_path / "big.md"
+    big.write_text("---\ntitle: x\n---\n" + "x" * (MAX_FILE_BYTES + 1))
+    result = run("add", str(big), ok=False)
+    assert result.exit_code == 1 and "an entry file may be" in result.output
+    binary = tmp_path / "image.md"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    result = run("add", str(binary), ok=False)
+    assert result.exit_code == 1 and "Traceback" not in result.output

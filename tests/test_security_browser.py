@@ -145,13 +145,13 @@ def test_hostile_entry_text_is_shown_not_run(app, page, tmp_path):
     screenshot(page, tmp_path / "hostile-entry.png")
 
     links = page.get_by_role("link", name="click", exact=True)
-    clicked = 0
+    hrefs: list[str] = []
     for i in range(links.count()):
         link = links.nth(i)
         href = link.get_attribute("href") or ""
         assert not href.strip().lower().startswith("javascript:"), f"a javascript: link was rendered: {href!r}"
         link.click(timeout=5_000)
-        clicked += 1
+        hrefs.append(href)
         page.wait_for_timeout(500)
         for tab in pages:
             if not tab.is_closed() and tab.url.startswith(app):
@@ -200,4 +200,4 @@ def test_hostile_entry_text_is_shown_not_run(app, page, tmp_path):
     assert not offenders, f"requests went to other hosts: {offenders}"
     assert any(urlsplit(u).hostname in LOCAL_HOSTS for u in requests), "requests were recorded"
     assert time.monotonic() - started < 60, "the browser part took over a minute"
-    print(f"clicked {clicked} `click` link(s); {len(requests)} requests, all to the app")
+    print(f"clicked {len(hrefs)} `click` link(s), hrefs {hrefs}; {len(requests)} requests, all to the app")
