@@ -7,6 +7,7 @@ lives in app_pages/ and calls the `kb` library; errors become friendly messages,
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import streamlit as st
 
@@ -14,7 +15,10 @@ from app_pages import resources, ui
 from app_pages.ui import plain
 from kb import KBError
 
-st.set_page_config(page_title="Lighthouse", page_icon=":material/lightbulb:", layout="wide")
+# A local icon: a ":material/...:" page icon makes the browser fetch the favicon from Google.
+st.set_page_config(
+    page_title="Lighthouse", page_icon=str(Path(__file__).parent / "app_pages" / "favicon.png"), layout="wide"
+)
 log = logging.getLogger("lighthouse.app")
 
 user = resources.current_user()
