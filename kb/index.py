@@ -326,14 +326,19 @@ class VectorIndex:
         return results
 
     def check(self) -> None:
-        """Open both collections and read a little of each: IndexDamaged if the store is broken."""
+        """Open both collections and read a little of each: IndexDamaged if the store is broken.
+
+        An index built by another model is not damaged; `built_with` reports that case.
+        """
         try:
             opened = self._open()
             if opened is not None:
                 for col in opened:
                     col.count()
                     col.get(limit=1, include=["metadatas"])
-        except (IndexMismatch, IndexDamaged):
+        except IndexMismatch:
+            return  # readable, just built by another model: sync rebuilds it on purpose
+        except IndexDamaged:
             raise
         except Exception as exc:
             raise IndexDamaged(f"the index cannot be read ({exc.__class__.__name__}: {str(exc)[:120]})") from None
