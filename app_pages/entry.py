@@ -83,16 +83,7 @@ def contact_panel(entry: Entry) -> None:
 
 def similar_card(hit: SimilarHit) -> None:
     with st.container(border=True):
-        ui.entry_link(hit.id, hit.title)
-        st.markdown(
-            ui.facts_line(
-                outcome=hit.outcome,
-                kind=hit.kind,
-                organisation=hit.organisation,
-                year=hit.year,
-                stage=hit.lighthouse_stage,
-            )
-        )
+        ui.hit_header(hit, show_status=False)
         if hit.shared_themes:
             st.caption("Shared themes: " + ", ".join(plain(kb.vocabulary.label(t)) for t in hit.shared_themes))
         link = f"close to this entry's {plain(hit.source_section)}" if hit.source_section else ""

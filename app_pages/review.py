@@ -33,16 +33,7 @@ def act(action: str, entry_id: str, version: str) -> None:
 def card(item: QueueItem) -> None:
     entry = item.entry
     with st.container(border=True):
-        ui.entry_link(entry.id, entry.title)
-        st.markdown(
-            ui.facts_line(
-                outcome=entry.outcome,
-                kind=entry.kind,
-                organisation=entry.organisation,
-                year=entry.year,
-                stage=entry.lighthouse.stage if entry.lighthouse else "",
-            )
-        )
+        ui.entry_header(entry, show_status=False)
         who = "anonymous" if entry.anonymous else plain(entry.author or "unknown author")
         st.caption(f"Submitted {plain(item.submitted or 'on an unknown date')} · by {who}")
         st.markdown(safe_markdown(entry.summary))

@@ -107,19 +107,39 @@ def snippet(text: str, query: str) -> None:
         st.html(body)
 
 
+def hit_header(hit: Hit, *, show_status: bool = True) -> None:
+    """A card's first lines for a search or similar hit: the link, then the facts line."""
+    entry_link(hit.id, hit.title)
+    st.markdown(
+        facts_line(
+            outcome=hit.outcome,
+            kind=hit.kind,
+            organisation=hit.organisation,
+            year=hit.year,
+            stage=hit.lighthouse_stage,
+            status=hit.status if show_status else "",
+        )
+    )
+
+
+def entry_header(entry: Entry, *, show_status: bool = True) -> None:
+    """A card's first lines for a whole entry: the link, then the facts line."""
+    entry_link(entry.id, entry.title)
+    st.markdown(
+        facts_line(
+            outcome=entry.outcome,
+            kind=entry.kind,
+            organisation=entry.organisation,
+            year=entry.year,
+            stage=entry.lighthouse.stage if entry.lighthouse else "",
+            status=entry.status if show_status else "",
+        )
+    )
+
+
 def hit_card(hit: Hit, query: str) -> None:
     with st.container(border=True):
-        entry_link(hit.id, hit.title)
-        st.markdown(
-            facts_line(
-                outcome=hit.outcome,
-                kind=hit.kind,
-                organisation=hit.organisation,
-                year=hit.year,
-                stage=hit.lighthouse_stage,
-                status=hit.status,
-            )
-        )
+        hit_header(hit)
         st.caption(f"Matched in: {plain(hit.section)}")
         snippet(hit.passage, query)
 
@@ -127,17 +147,7 @@ def hit_card(hit: Hit, query: str) -> None:
 def entry_card(entry: Entry) -> None:
     """A compact card for an entry (newest lists, review queue)."""
     with st.container(border=True):
-        entry_link(entry.id, entry.title)
-        st.markdown(
-            facts_line(
-                outcome=entry.outcome,
-                kind=entry.kind,
-                organisation=entry.organisation,
-                year=entry.year,
-                stage=entry.lighthouse.stage if entry.lighthouse else "",
-                status=entry.status,
-            )
-        )
+        entry_header(entry)
         st.markdown(plain(entry.summary))
 
 

@@ -170,6 +170,12 @@ def filter_options(func):
     return func
 
 
+def echo_passage(label: str, text: str, limit: int, indent: str) -> None:
+    """A labelled passage, shortened to `limit` characters and wrapped to the terminal's width."""
+    body = textwrap.shorten(" ".join(text.split()), limit, placeholder=" …")
+    click.echo(textwrap.indent(textwrap.fill(f"{label} {body}", 96), indent))
+
+
 def print_hits(hits, query: str) -> None:
     if not hits:
         click.echo("No entries found. Try fewer words, another phrasing, or fewer filters.")
@@ -178,8 +184,7 @@ def print_hits(hits, query: str) -> None:
         year = f", {hit.year}" if hit.year else ""
         click.secho(f"{n}. {hit.title}", bold=True)
         click.echo(f"   {hit.id} · {hit.kind} · {hit.outcome} · {hit.organisation}{year} · score {hit.score:.3f}")
-        body = textwrap.shorten(" ".join(hit.passage.split()), 300, placeholder=" …")
-        click.echo(textwrap.indent(textwrap.fill(f"[{hit.section}] {body}", 96), "   "))
+        echo_passage(f"[{hit.section}]", hit.passage, 300, "   ")
 
 
 @cli.command()
@@ -254,19 +259,8 @@ def print_plan(
             hit = match.hit
             click.secho(f"- {hit.title}", bold=True)
             click.echo(f"  {hit.id} · {hit.outcome} · {hit.organisation}")
-            click.echo(
-                textwrap.indent(
-                    textwrap.fill("your plan: " + textwrap.shorten(match.part_text, 150, placeholder=" …"), 96), "  "
-                )
-            )
-            click.echo(
-                textwrap.indent(
-                    textwrap.fill(
-                        f"their [{hit.section}]: " + textwrap.shorten(hit.passage, 220, placeholder=" …"), 96
-                    ),
-                    "  ",
-                )
-            )
+            echo_passage("your plan:", match.part_text, 150, "  ")
+            echo_passage(f"their [{hit.section}]:", hit.passage, 220, "  ")
 
 
 @cli.command()
@@ -293,20 +287,8 @@ def similar(ctx: Context, entry_id: str, limit: int, as_viewer: str | None, as_j
         click.secho(f"{n}. {hit.title}", bold=True)
         themes = f" · shared themes: {', '.join(hit.shared_themes)}" if hit.shared_themes else ""
         click.echo(f"   {hit.id} · {hit.outcome} · {hit.organisation} · similarity {hit.score:.2f}{themes}")
-        click.echo(
-            textwrap.indent(
-                textwrap.fill(
-                    f"this [{hit.source_section}]: " + textwrap.shorten(hit.source_passage, 160, placeholder=" …"), 96
-                ),
-                "   ",
-            )
-        )
-        click.echo(
-            textwrap.indent(
-                textwrap.fill(f"that [{hit.section}]: " + textwrap.shorten(hit.passage, 160, placeholder=" …"), 96),
-                "   ",
-            )
-        )
+        echo_passage(f"this [{hit.source_section}]:", hit.source_passage, 160, "   ")
+        echo_passage(f"that [{hit.section}]:", hit.passage, 160, "   ")
 
 
 @cli.command()
