@@ -21,7 +21,8 @@ st.set_page_config(
 )
 log = logging.getLogger("lighthouse.app")
 
-user = resources.current_user()
+visitor = resources.visitor()
+user = visitor.user
 find = [
     st.Page(ui.SEARCH_PAGE, title="Search", icon=":material/search:", default=True),
     st.Page(ui.SHOWCASE_PAGE, title="Lighthouse showcase", icon=":material/lightbulb:", url_path="showcase"),
@@ -45,7 +46,7 @@ except Exception:
         icon=":material/error:",
     )
     st.stop()
-ui.sidebar(user)
+ui.sidebar(visitor)
 
 try:
     page.run()

@@ -1,13 +1,17 @@
-"""Everything built once per server process (st.cache_resource): the knowledge base and its model."""
+"""Everything built once per server process (st.cache_resource): the knowledge base and its model; and who
+is using this browser session."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import streamlit as st
 
-from kb import KnowledgeBase, Settings, SyncReport
+from kb import KBError, KnowledgeBase, Settings, SyncReport
+from kb.access import ANONYMOUS
 from kb.identity import User, local_user
+from kb.signin import load_access, user_from_claims
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,28 @@ def knowledge_base() -> KnowledgeBase:
     return loaded().kb
 
 
+@dataclass(frozen=True)
+class Visitor:
+    """Who is using this browser session, and how the sidebar should say so."""
+
+    user: User
+    mode: Literal["local", "signed-out", "signed-in"]
+    problem: str = ""  # why a signed-in person only sees what a visitor sees
+
+
+def visitor() -> Visitor:
+    """Without sign-in configured, the local user from KB_USER_*. With it (an [auth] section in
+    .streamlit/secrets.toml), an anonymous visitor until they sign in, then the person their claims describe."""
+    if "is_logged_in" not in st.user:  # Streamlit's own sign: it adds the key only when [auth] is configured
+        return Visitor(local_user(), "local")
+    if not st.user.is_logged_in:
+        return Visitor(ANONYMOUS, "signed-out")
+    try:
+        return Visitor(user_from_claims(st.user.to_dict(), load_access()), "signed-in")
+    except KBError as exc:  # a broken access file must not widen anyone's view: show public entries only
+        return Visitor(ANONYMOUS, "signed-in", problem=str(exc))
+
+
 def current_user() -> User:
-    """The person using the app. A local user from KB_USER_* until sign-in exists."""
-    return local_user()
+    """The person using the app (see `visitor`)."""
+    return visitor().user

@@ -291,6 +291,16 @@ def buttons(existing: Entry | None) -> None:
         )
 
 
+if not (user.is_contributor or user.is_reviewer):  # a visitor who has not signed in, or a reader
+    st.title("Submit an entry")
+    st.info(
+        "Sign in to submit an entry or to add your evidence to one; the button is in the sidebar."
+        if not user.name
+        else "Your roles do not include contributor. Ask the team that runs Lighthouse to add it.",
+        icon=":material/lock:",
+    )
+    st.stop()
+
 existing = open_form()
 problems: dict[str, list[str]] = st.session_state.get("draft_problems") or {}
 

@@ -6,15 +6,21 @@ safe with `safe_markdown`. The only HTML rendered is `highlight_html`'s escaped 
 
 from __future__ import annotations
 
+import logging
 import re
+from typing import TYPE_CHECKING
 
 import streamlit as st
 
 from kb import KBError, KnowledgeBase
 from kb.browse import invalidate, rows
 from kb.entries import Entry
-from kb.identity import User
 from kb.search import Hit, highlight_html
+
+if TYPE_CHECKING:
+    from app_pages.resources import Visitor
+
+log = logging.getLogger("lighthouse.signin")
 
 SEARCH_PAGE = "app_pages/search.py"
 ENTRY_PAGE = "app_pages/entry.py"
@@ -165,20 +171,13 @@ def flash() -> None:
         st.toast(message, icon=":material/check_circle:")
 
 
-def sidebar(user: User) -> None:
-    """Who you are, the collection's size, and a sync button for reviewers."""
+def sidebar(visitor: Visitor) -> None:
+    """Who you are (with sign-in and sign-out), the collection's size, and a sync button for reviewers."""
     from app_pages import resources
 
+    user = visitor.user
     with st.sidebar:
-        with st.container(border=True):
-            st.markdown(f":material/person: **{plain(user.name)}**")
-            st.caption(plain(user.organisation) if user.organisation else "No organisation set")
-            st.caption("Roles: " + (", ".join(user.roles) if user.roles else "none"))
-            if user.local:
-                st.caption(
-                    "Local user, set by KB_USER_NAME, KB_USER_ORGANISATION and KB_USER_ROLES. "
-                    "Sign-in is not set up yet."
-                )
+        who(visitor)
         try:
             loaded = resources.loaded()
         except KBError:
@@ -196,6 +195,40 @@ def sidebar(user: User) -> None:
             "Sync entry files", icon=":material/sync:", help="Index entry files added or changed outside the app."
         ):
             sync(loaded.kb)
+
+
+def who(visitor: Visitor) -> None:
+    """The person's name, organisation and roles; a sign-in or sign-out button where sign-in is set up."""
+    user = visitor.user
+    with st.container(border=True):
+        if visitor.mode == "signed-out":
+            st.markdown(":material/person_off: **Not signed in**")
+            st.caption("You see the public entries. Sign in to see your organisation's entries and to contribute.")
+            if st.button("Sign in", icon=":material/login:", type="primary", width="stretch"):
+                st.login()
+            return
+        if visitor.problem:  # the details stay in the log: they may name other people's addresses
+            log.error("sign-in: %s", visitor.problem)
+            st.error(
+                "You are signed in, but your organisation and roles could not be worked out: the sign-in "
+                "settings have a problem. Until the team that runs Lighthouse fixes it, you see the public "
+                "entries only.",
+                icon=":material/error:",
+            )
+        else:
+            st.markdown(f":material/person: **{plain(user.name)}**")
+            st.caption(plain(user.organisation) if user.organisation else "No organisation set")
+            st.caption("Roles: " + (", ".join(user.roles) if user.roles else "none"))
+        if visitor.mode == "signed-in":
+            if st.button("Sign out", icon=":material/logout:", width="stretch"):
+                st.logout()
+            return
+        st.caption("Local user, set by KB_USER_NAME, KB_USER_ORGANISATION and KB_USER_ROLES.")
+    st.info(
+        f"**Local mode**: no sign-in is set up, so everyone who can reach this app acts as {plain(user.name)}. "
+        "docs/signin.md says how to set up sign-in.",
+        icon=":material/info:",
+    )
 
 
 def sync(kb: KnowledgeBase) -> None:

@@ -284,6 +284,8 @@ def save_draft(
 ) -> Entry:
     """Validate, write and index the draft: a new entry, or an edit of `edit_id` that refuses to
     overwrite a change made since `expected_version` was read (raises Conflict)."""
+    if not (user.is_contributor or user.is_reviewer):
+        raise KBError("you need the contributor role to save an entry; sign in first if you have not")
     existing = kb.get(edit_id) if edit_id else None
     allowed = ("draft", "in-review") + (
         ("published",) if user.is_reviewer and existing and existing.status == "published" else ()

@@ -1,4 +1,6 @@
-"""Who is using the app. Until sign-in exists, one local user configured by environment variables.
+"""Who is using the app and what they may do: the roles, and the local user of a copy without sign-in.
+
+People who sign in get their `User` from kb/signin.py. The local user comes from environment variables:
 
 | variable              | default                  | meaning                               |
 |-----------------------|--------------------------|---------------------------------------|
@@ -15,7 +17,11 @@ from dataclasses import dataclass
 
 CONTRIBUTOR = "contributor"
 REVIEWER = "reviewer"
-KNOWN_ROLES = (CONTRIBUTOR, REVIEWER)
+CURATOR = "curator"
+ADMIN = "admin"
+KNOWN_ROLES = (CONTRIBUTOR, REVIEWER, CURATOR, ADMIN)
+# A curator reviews too, and an admin may do everything the other roles may.
+IMPLIED_ROLES = {CURATOR: (REVIEWER,), ADMIN: (CONTRIBUTOR, REVIEWER, CURATOR)}
 DEFAULT_NAME = "Local user"
 DEFAULT_ROLES = (CONTRIBUTOR, REVIEWER)
 
@@ -30,7 +36,7 @@ class User:
     local: bool = True  # configured on this machine rather than signed in
 
     def has_role(self, role: str) -> bool:
-        return role in self.roles
+        return any(role == held or role in IMPLIED_ROLES.get(held, ()) for held in self.roles)
 
     @property
     def is_reviewer(self) -> bool:

@@ -83,7 +83,8 @@ def test_sidebar_says_who_you_are(entries_dir, monkeypatch):
     at = open_app()
     sidebar = "\n".join(str(e.value) for e in at.sidebar.get("markdown") + at.sidebar.get("caption"))
     assert "Ada Analyst" in sidebar and "Office for Tests" in sidebar
-    assert "Local user" in sidebar and "Sign-in is not set up yet" in sidebar
+    assert "Local user" in sidebar
+    assert "Local mode" in texts(at.sidebar, "info") and "Ada Analyst" in texts(at.sidebar, "info")
 
 
 def test_a_broken_setting_is_a_friendly_message(entries_dir, monkeypatch):
