@@ -62,6 +62,7 @@ class LexicalIndex:
         self._loaded = False
         self._lock = threading.RLock()
         self._position: dict[str, int] = {}
+        self._masks: dict[int, tuple[frozenset[str], np.ndarray]] = {}  # by allowed set, until re-indexed
         try:  # only the small manifest now: an unchanged sync never reads the corpus
             meta = json.loads((self.folder / "manifest.json").read_text(encoding="utf-8"))
             if meta.get("format") == FORMAT_VERSION:
@@ -88,6 +89,7 @@ class LexicalIndex:
         self.entry_ids = [r["entry_id"] for r in rows]
         self.texts = [r["text"] for r in rows]
         self._retriever = retriever
+        self._masks = {}
         self._encode_entries()
 
     def _save(self) -> None:
@@ -146,6 +148,7 @@ class LexicalIndex:
 
     def _reindex(self) -> None:
         self._position = {}
+        self._masks = {}
         self._encode_entries()
         if not self.texts:
             self._retriever = None
@@ -167,12 +170,26 @@ class LexicalIndex:
         self._load()
         weights = None
         if allowed_entries is not None:
-            codes = [self._codes[e] for e in allowed_entries if e in self._codes]
-            weights = np.isin(self._entry_codes, np.asarray(codes, dtype=np.int32)).astype(np.float32)
+            weights = self._mask(allowed_entries)
         if phrases:
             has_all = self.phrase_mask(phrases)
             weights = has_all if weights is None else weights * has_all
         return weights
+
+    def _mask(self, allowed_entries: set[str] | frozenset[str]) -> np.ndarray:
+        """1 for passages of allowed entries. A frozen set (the knowledge base keeps one per reader and
+        filters until the index changes) keeps its mask too: at 100k entries it costs tens of milliseconds."""
+        cached = self._masks.get(id(allowed_entries))
+        if cached is not None and cached[0] is allowed_entries:
+            return cached[1]
+        codes = [self._codes[e] for e in allowed_entries if e in self._codes]
+        mask = np.isin(self._entry_codes, np.asarray(codes, dtype=np.int32)).astype(np.float32)
+        mask.flags.writeable = False  # shared by every search that reuses it
+        if isinstance(allowed_entries, frozenset):
+            if len(self._masks) >= 64:
+                self._masks.pop(next(iter(self._masks)))
+            self._masks[id(allowed_entries)] = (allowed_entries, mask)
+        return mask
 
     @_locked
     def search(self, query: str, k: int, weights: np.ndarray | None = None) -> list[KeywordMatch]:
