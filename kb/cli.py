@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from kb.config import Settings
+from kb.config import BACKENDS, Settings
 from kb.entries import KINDS, OUTCOMES, STATUSES
 from kb.errors import KBError, Problem
 from kb.search import MODES, Filters
@@ -530,7 +530,10 @@ def evaluate(
         bar.update(done - bar.n)
 
     kb = open_corpus_index(
-        dataset, eval_index or ctx.settings.index_dir / "eval", make_embedder(ctx.settings.model), progress=progress
+        dataset,
+        eval_index or ctx.settings.index_dir / "eval",
+        make_embedder(ctx.settings.model, ctx.settings.model_backend),
+        progress=progress,
     )
     if bar is not None:
         bar.close()
@@ -571,25 +574,147 @@ def evaluate(
     type=click.Path(file_okay=False, path_type=Path),
     help="Scratch folder for the entries and index [default: a new temporary folder].",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
+@click.option(
+    "--sizes",
+    help="Comma-separated collection sizes recombined from the register, e.g. 1000,10000,100000: "
+    "the scale benchmark (docs/performance.md). Without it, the register itself is measured.",
+)
+@click.option("--server", is_flag=True, help="With --sizes: measure a Chroma server on 127.0.0.1 in the same run.")
+@click.option(
+    "--real-up-to",
+    type=int,
+    default=1000,
+    show_default=True,
+    help="With --sizes: sizes up to this are embedded by the model; larger ones use derived vectors.",
+)
+@click.option(
+    "--browser/--no-browser",
+    default=True,
+    show_default=True,
+    help="With --sizes: time search results appearing in the app in headless Chromium.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON (with --sizes, one object per size).")
 @pass_ctx
 @handle_errors
-def bench(ctx: Context, register: Path, mapping: Path, work_dir: Path | None, as_json: bool) -> None:
+def bench(
+    ctx: Context,
+    register: Path,
+    mapping: Path,
+    work_dir: Path | None,
+    sizes: str | None,
+    server: bool,
+    real_up_to: int,
+    browser: bool,
+    as_json: bool,
+) -> None:
     """Measure sync throughput against the bare model, re-sync, search latency and memory.
 
     \b
     Example:
       python -m kb bench                       # NASA's 2,101 lessons from ../shared/data
       python -m kb bench --register my.xlsx --mapping my-mapping.yaml --json
+      python -m kb bench --sizes 1000,10000,100000 --server   # the scale benchmark
     """
-    from kb.bench import format_report, run_bench
+    if sizes:
+        from kb.scale import describe_machine, format_report, run_scale_bench
+
+        try:
+            counts = tuple(int(s.replace("_", "").replace(",", "")) for s in sizes.split(",") if s.strip())
+        except ValueError:
+            raise click.BadParameter(
+                f"'{sizes}' is not a list of numbers, e.g. 1000,10000", param_hint="--sizes"
+            ) from None
+        if not counts or min(counts) < 1:
+            raise click.BadParameter("sizes must be positive numbers, e.g. 1000,10000", param_hint="--sizes")
+        results = run_scale_bench(
+            register,
+            mapping,
+            sizes=counts,
+            model=ctx.settings.model,
+            server=server,
+            work_dir=work_dir,
+            real_up_to=real_up_to,
+            browser=browser,
+            log=lambda message: click.echo(message, err=True),
+        )
+        machine = describe_machine()
+        if as_json:
+            click.echo(json.dumps([{"machine": machine, **r} for r in results], indent=2))
+        else:
+            click.echo(format_report(results, machine))
+        return
+
+    from kb.bench import format_report as format_single
+    from kb.bench import run_bench
     from kb.embedder import make_embedder
 
     figures = run_bench(
         register,
         mapping,
         work_dir=work_dir,
-        embedder=make_embedder(ctx.settings.model),
+        embedder=make_embedder(ctx.settings.model, ctx.settings.model_backend),
+        log=lambda message: click.echo(message, err=True),
+    )
+    click.echo(json.dumps(figures, indent=2) if as_json else format_single(figures))
+
+
+@cli.command("bench-embedders")
+@click.option(
+    "--data",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default="../shared/data/scifact",
+    show_default=True,
+    help="A BEIR folder: corpus.jsonl, queries.jsonl, qrels/train.tsv.",
+)
+@click.option(
+    "--backend", "backends", multiple=True, type=click.Choice(BACKENDS), help="Repeat to pick [default: all]."
+)
+@click.option("--passages", type=click.IntRange(1), default=256, show_default=True, help="Passages timed per round.")
+@click.option("--rounds", type=click.IntRange(1), default=3, show_default=True, help="Interleaved timing rounds.")
+@click.option("--max-queries", type=click.IntRange(1), help="Evaluate only the first N queries (quick run).")
+@click.option("--corpus-limit", type=click.IntRange(1), help="Keep the judged documents and others up to N.")
+@click.option(
+    "--index",
+    "bench_index",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where each backend's corpus index is cached [default: INDEX/embedder-bench].",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
+@pass_ctx
+@handle_errors
+def bench_embedders(
+    ctx: Context,
+    data: Path,
+    backends: tuple[str, ...],
+    passages: int,
+    rounds: int,
+    max_queries: int | None,
+    corpus_limit: int | None,
+    bench_index: Path | None,
+    as_json: bool,
+) -> None:
+    """Compare the model's backends (torch, onnx, onnx-int8): throughput and nDCG@10, side by side.
+
+    \b
+    Example:
+      python -m kb bench-embedders                       # full SciFact: several minutes per backend
+      python -m kb bench-embedders --max-queries 50 --corpus-limit 500 --passages 64
+    """
+    from kb.embedder_bench import format_report, run_embedder_bench, subset
+    from kb.evaluation import load_beir
+
+    dataset = subset(
+        load_beir(data / "corpus.jsonl", data / "queries.jsonl", data / "qrels" / "train.tsv"),
+        max_queries,
+        corpus_limit,
+    )
+    figures = run_embedder_bench(
+        dataset,
+        bench_index or ctx.settings.index_dir / "embedder-bench",
+        backends=backends or BACKENDS,
+        model=ctx.settings.model,
+        passages=passages,
+        rounds=rounds,
         log=lambda message: click.echo(message, err=True),
     )
     click.echo(json.dumps(figures, indent=2) if as_json else format_report(figures))

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
+BACKENDS = ("torch", "onnx", "onnx-int8")
+DEFAULT_BACKEND = "torch"  # ONNX measured slower than PyTorch here, so not the default: docs/embedders.md
 
 
 def _env_path(name: str, default: str) -> Path:
@@ -23,6 +25,9 @@ class Settings:
     | KB_INDEX_DIR      | ./.lighthouse-index  | embedded Chroma, keyword index, caches       |
     | KB_CHROMA_URL     | (unset: embedded)    | http(s)://host:port of a Chroma server       |
     | KB_MODEL          | all-MiniLM-L6-v2     | sentence-transformers model name or path     |
+    | KB_MODEL_BACKEND  | torch                | torch, onnx or onnx-int8 (docs/embedders.md) |
+    | KB_MODEL_CACHE    | ~/.cache/lighthouse  | where ONNX exports are kept (read by the     |
+    |                   |   /models            | embedder; XDG_CACHE_HOME is honoured)        |
     | KB_COLLECTION     | lighthouse           | Chroma collection name prefix                |
     """
 
@@ -30,6 +35,7 @@ class Settings:
     index_dir: Path = field(default_factory=lambda: _env_path("KB_INDEX_DIR", ".lighthouse-index"))
     chroma_url: str | None = field(default_factory=lambda: os.environ.get("KB_CHROMA_URL") or None)
     model: str = field(default_factory=lambda: os.environ.get("KB_MODEL") or DEFAULT_MODEL)
+    model_backend: str = field(default_factory=lambda: os.environ.get("KB_MODEL_BACKEND") or DEFAULT_BACKEND)
     collection: str = field(default_factory=lambda: os.environ.get("KB_COLLECTION") or "lighthouse")
 
     def override(self, **changes: object) -> Settings:

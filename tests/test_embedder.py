@@ -27,3 +27,25 @@ def test_tampered_model_file_refuses_to_load(tmp_path):
         verify_model_file(weights, "0" * 64)
     with pytest.raises(ModelIntegrityError, match="not found"):
         verify_model_file(tmp_path / "missing.safetensors", "0" * 64)
+
+
+def test_a_short_batch_runs_on_one_thread_and_a_long_one_on_all():
+    """A query on two busy cores: PyTorch's threads waiting on each other cost 40 times the work."""
+    import torch
+
+    from kb.embedder import SHORT_BATCH, SentenceTransformerEmbedder
+
+    seen = []
+
+    class Model:
+        def encode(self, texts, **_):
+            seen.append((len(texts), torch.get_num_threads()))
+            return np.zeros((len(texts), 4), dtype=np.float32)
+
+    before = torch.get_num_threads()
+    embedder = SentenceTransformerEmbedder()
+    embedder._model = Model()
+    embedder.embed(["one query"])
+    embedder.embed(["a passage"] * (SHORT_BATCH + 1))
+    assert seen == [(1, 1), (SHORT_BATCH + 1, before)]
+    assert torch.get_num_threads() == before
