@@ -59,7 +59,7 @@ def rows(kb: KnowledgeBase, viewer: User | None = None) -> list[Any]:
     with _lock:
         snap = _snapshots.get(kb)
         if snap is None or time.monotonic() - snap.taken > SNAPSHOT_SECONDS:
-            snap = _Snapshot(list(kb.index.entries()), time.monotonic())
+            snap = _Snapshot(kb.indexed_entries(), time.monotonic())
             _snapshots[kb] = snap
     if viewer is None:
         return snap.rows

@@ -8,11 +8,14 @@ kb.similar("benefits-and-housing-data-sharing-pilot")
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from kb.access import can_see, entry_meta, redact, visible_where
 from kb.config import Settings
@@ -30,15 +33,30 @@ from kb.entries import (
 )
 from kb.errors import Conflict, EntryError, KBError, NotFound, Problem
 from kb.identity import User
-from kb.index import IndexDamaged, VectorIndex, make_client, remove_embedded
+from kb.index import IndexDamaged, IndexedEntry, PassageMatch, VectorIndex, make_client, remove_embedded
 from kb.lexical import LexicalIndex, tokenize
 from kb.passages import split_entry
-from kb.search import DEFAULT_FUSION, MODES, Filters, Fusion, Hit, SimilarHit, best_per_entry, fuse, parse_query
+from kb.search import (
+    DEFAULT_FUSION,
+    MODES,
+    Filters,
+    Fusion,
+    Hit,
+    SimilarHit,
+    best_per_entry,
+    contains_all,
+    fuse,
+    parse_query,
+)
+from kb.table import UnsupportedClause
 from kb.vocabulary import Vocabulary
 
 Progress = Callable[[int, int], None]
-SYNC_CHUNK = 64  # entries embedded and written together: bounded memory, steady progress
+SYNC_CHUNK = 256  # entries embedded and written together: bounded memory, few large Chroma writes
 CANDIDATES = 100  # passages each retriever returns before fusion
+OVERFETCH = 3  # nearest passages asked for without a filter, per passage needed with it
+NARROW_PASSAGES = 50_000  # up to this many allowed passages, search exactly among their ids
+ALLOWED_CACHE_SIZE = 64  # (reader, filters) clauses whose allowed entries are kept until the index changes
 LEXICAL_CHECK_SECONDS = 5.0  # how stale another process's changes may look in keyword search
 NOT_LINKING_SECTIONS = ("Evidence and links",)  # never the reason two entries are called similar
 SYNONYM_WEIGHT = 0.7  # a passage naming a synonym of the query's theme: a good match, not a literal one
@@ -70,6 +88,16 @@ class SyncReport:
 # Part of every ledger hash: raising it (when the stored fields or passages change shape) makes the
 # next sync re-index every entry, so an upgraded index never mixes old and new metadata.
 INDEX_FORMAT = "4"
+
+
+@dataclass(frozen=True)
+class Pending:
+    """An entry a sync will embed: the parsed entry, or the file to parse again when its chunk comes."""
+
+    id: str
+    digest: str
+    entry: Entry | None = None
+    path: Path | None = None
 
 
 def ledger_hash(text: str) -> str:
@@ -112,6 +140,7 @@ class KnowledgeBase:
         self._lexical_checked = False
         self._lexical_checked_at = 0.0
         self._seen_generation: str | None = None
+        self._allowed: dict[str, tuple[str | None, frozenset[str]]] = {}
 
     # ----------------------------------------------------------------- parts
 
@@ -120,14 +149,15 @@ class KnowledgeBase:
         """The vector index, connected on first use (so `check` needs no Chroma at all)."""
         if self._index is None:
             client = self._client or make_client(self.settings.index_dir, self.settings.chroma_url)
-            model = self._embedder.name if self._embedder is not None else self.settings.model
-            self._index = VectorIndex(client, self.settings.collection, model)
+            # The embedder's name, not the setting's: an int8 model records its own name. Building the
+            # embedder loads nothing; the model loads on the first text it embeds.
+            self._index = VectorIndex(client, self.settings.collection, self.embedder.name)
         return self._index
 
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
-            self._embedder = make_embedder(self.settings.model)
+            self._embedder = make_embedder(self.settings.model, self.settings.model_backend)
         return self._embedder
 
     @property
@@ -241,8 +271,8 @@ class KnowledgeBase:
 
     def _sync_files(self, rebuild: bool, progress: Progress | None) -> SyncReport:
         started = time.perf_counter()
-        report, ledger = self._start_sync(rebuild)
-        todo: list[tuple[Entry, str]] = []
+        report, ledger, generation = self._start_sync(rebuild)
+        todo: list[Pending] = []
         present: set[str] = set()
         for path in self.store.files():
             try:
@@ -260,8 +290,8 @@ class KnowledgeBase:
                 continue
             report.problems += self._normalise(entry, path.name)
             present.add(entry.id)
-            todo.append((entry, digest))
-        return self._finish_sync(report, ledger, todo, present, progress, started)
+            todo.append(Pending(entry.id, digest, path=path))  # parsed again when its turn comes: flat memory
+        return self._finish_sync(report, ledger, generation, todo, present, progress, started)
 
     def sync_entries(
         self, entries: list[Entry], *, rebuild: bool = False, progress: Progress | None = None
@@ -275,15 +305,15 @@ class KnowledgeBase:
 
     def _sync_memory(self, entries: list[Entry], rebuild: bool, progress: Progress | None) -> SyncReport:
         started = time.perf_counter()
-        report, ledger = self._start_sync(rebuild)
+        report, ledger, generation = self._start_sync(rebuild)
         todo = []
         for entry in entries:
             digest = ledger_hash(render_entry(entry))
             if ledger.get(entry.id) != digest:
-                todo.append((entry, digest))
-        return self._finish_sync(report, ledger, todo, {e.id for e in entries}, progress, started)
+                todo.append(Pending(entry.id, digest, entry=entry))
+        return self._finish_sync(report, ledger, generation, todo, {e.id for e in entries}, progress, started)
 
-    def _start_sync(self, rebuild: bool) -> tuple[SyncReport, dict[str, str]]:
+    def _start_sync(self, rebuild: bool) -> tuple[SyncReport, dict[str, str], str | None]:
         report = SyncReport(rebuilt=rebuild)
         built_with = self.index.built_with()
         if built_with is not None and built_with != self.index.model:
@@ -298,25 +328,50 @@ class KnowledgeBase:
         if rebuild:
             self.index.reset()
         report.problems += self.vocabulary.problems
-        return report, {e.entry_id: e.content_hash for e in self.index.entries()}
+        return report, *self._indexed()
+
+    def _indexed(self) -> tuple[dict[str, str], str | None]:
+        """The vector index's ledger (content hash by entry) and the generation mark it belongs to.
+
+        Read from the local mirror while its mark is the index's (milliseconds), else from the index
+        itself (seconds at 100,000 entries). The mark is read first: a change that lands in between
+        makes the mark look stale next time, which costs a re-read, never a wrong answer.
+        """
+        generation = self.index.generation()
+        if not self.lexical.mirrors(generation):
+            on_disk = LexicalIndex(self.lexical.folder)  # another process on this machine may have updated it
+            if on_disk.mirrors(generation):
+                self.lexical = on_disk
+        if self.lexical.mirrors(generation):
+            return dict(self.lexical.hashes), generation
+        return {e.entry_id: e.content_hash for e in self.index.entries()}, generation
+
+    def _written_mark(self) -> str | None:
+        """The index's mark after this process's writes; None when another writer has written since."""
+        now = self.index.generation()
+        return now if now and now == self.index.written_generation else None
 
     def _finish_sync(
         self,
         report: SyncReport,
         ledger: dict[str, str],
-        todo: list[tuple[Entry, str]],
+        generation: str | None,
+        todo: list[Pending],
         present: set[str],
         progress: Progress | None,
         started: float,
     ) -> SyncReport:
-        for entry, _ in todo:
-            (report.updated if entry.id in ledger else report.added).append(entry.id)
+        for item in todo:
+            (report.updated if item.id in ledger else report.added).append(item.id)
         report.unchanged = len(present) - len(todo)
         report.removed = sorted(set(ledger) - present)
         self.index.delete_entries(report.removed)
-        added_rows = self._embed_and_store(todo, progress, report)
-        new_ledger = {e.entry_id: e.content_hash for e in self.index.entries()} if report.changed else ledger
-        self._sync_lexical(new_ledger, {e.id for e, _ in todo} | set(report.removed), added_rows)
+        added_rows, records = self._embed_and_store(todo, progress, report)
+        if report.changed:  # what the index now holds: the old ledger, less the removed, plus the written
+            removed = set(report.removed)
+            ledger = {k: v for k, v in ledger.items() if k not in removed} | {t.id: t.digest for t in todo}
+            generation = self._written_mark()
+        self._sync_lexical(ledger, {t.id for t in todo} | set(report.removed), added_rows, records, generation)
         report.seconds = time.perf_counter() - started
         return report
 
@@ -331,21 +386,24 @@ class KnowledgeBase:
             path = self.store.path_for(entry_id)
             entry, _, _ = self.store.load_file(path)
             self._normalise(entry, path.name)
-            todo.append((entry, ledger_hash(self.store.read_text(path))))
-        rows = self._embed_and_store(todo, None, SyncReport())
-        ledger = {e.entry_id: e.content_hash for e in self.index.entries()}
-        self._sync_lexical(ledger, set(entry_ids), rows)
+            todo.append(Pending(entry.id, ledger_hash(self.store.read_text(path)), entry=entry))
+        ledger, _ = self._indexed()
+        rows, records = self._embed_and_store(todo, None, SyncReport())
+        ledger |= {t.id: t.digest for t in todo}
+        self._sync_lexical(ledger, set(entry_ids), rows, records, self._written_mark())
 
     def _embed_and_store(
-        self, todo: list[tuple[Entry, str]], progress: Progress | None, report: SyncReport
-    ) -> list[tuple[str, str, str]]:
+        self, todo: list[Pending], progress: Progress | None, report: SyncReport
+    ) -> tuple[list[tuple[str, str, str]], dict[str, dict[str, Any]]]:
+        """Embed and write these entries in chunks. Returns their keyword rows and their entry records."""
         rows: list[tuple[str, str, str]] = []
+        written: dict[str, dict[str, Any]] = {}
         if not todo:
-            return rows
+            return rows, written
         embedder = self.embedder
         total, done = len(todo), 0
         for start in range(0, total, SYNC_CHUNK):
-            chunk = todo[start : start + SYNC_CHUNK]
+            chunk = [(self._materialise(item), item.digest) for item in todo[start : start + SYNC_CHUNK]]
             split = [split_entry(entry, embedder.count_tokens, embedder.max_tokens) for entry, _ in chunk]
             vectors = embedder.embed([p.text for passages in split for p in passages])
             records, offset = [], 0
@@ -356,30 +414,52 @@ class KnowledgeBase:
                     (entry.id, digest, facet_metadata(entry), [(p.id, p.section, p.text) for p in passages], part)
                 )
                 rows += [(p.id, entry.id, p.text) for p in passages]
-            self.index.put_entries(records)
+            written |= self.index.put_entries(records)
             report.passages += len(vectors)
             done += len(chunk)
             if progress:
                 progress(done, total)
-        return rows
+        return rows, written
 
-    def _sync_lexical(self, ledger: dict[str, str], touched: set[str], rows: list[tuple[str, str, str]]) -> None:
-        """Apply this sync's changes to the keyword index, or rebuild it from the vector index if stale."""
+    def _materialise(self, item: Pending) -> Entry:
+        if item.entry is not None:
+            return item.entry
+        try:
+            entry, _, _ = self.store.load_file(item.path)
+        except EntryError as exc:
+            raise KBError(f"{item.path.name} changed while the index was being synced ({exc}); sync again") from None
+        self._normalise(entry, item.path.name)
+        return entry
+
+    def _sync_lexical(
+        self,
+        ledger: dict[str, str],
+        touched: set[str],
+        rows: list[tuple[str, str, str]],
+        records: dict[str, dict[str, Any]],
+        generation: str | None,
+    ) -> None:
+        """Apply this sync's changes to the keyword index and entry mirror, or rebuild them from the
+        vector index if stale; then record the generation mark they match (None: not known)."""
         self._lexical_checked, self._lexical_checked_at = True, time.monotonic()
         self._seen_generation = self.index.generation()
         if self.lexical.is_current(ledger):
+            self.lexical.mark(generation)
             return
         on_disk = LexicalIndex(self.lexical.folder)  # another process on this machine may have updated it
         if not touched and on_disk.is_current(ledger):
             self.lexical = on_disk
+            self.lexical.mark(generation)
             return
         before = {k: v for k, v in self.lexical.hashes.items() if k not in touched}
         expected = {k: v for k, v in ledger.items() if k not in touched}
         if before == expected and set(r[1] for r in rows) | set(before) == set(ledger):
-            self.lexical.update(touched, rows, ledger)
+            self.lexical.update(touched, rows, ledger, records, generation)
         else:
             passages, _ = self.index.passages()
-            self.lexical.rebuild([(p.passage_id, p.entry_id, p.text) for p in passages], ledger)
+            metadata = {e.entry_id: e.metadata for e in self.index.entries()}
+            rows = [(p.passage_id, p.entry_id, p.text) for p in passages]
+            self.lexical.rebuild(rows, ledger, metadata, generation)
 
     def _ensure_lexical(self) -> None:
         """Keep the keyword index in step with the vector index when another process changed it.
@@ -395,8 +475,8 @@ class KnowledgeBase:
         generation = self.index.generation()
         if self._lexical_checked and generation == self._seen_generation:
             return
-        ledger = {e.entry_id: e.content_hash for e in self.index.entries()}
-        self._sync_lexical(ledger, set(), [])
+        ledger, generation = self._indexed()
+        self._sync_lexical(ledger, set(), [], {}, generation)
 
     # ----------------------------------------------------------------- search
 
@@ -443,13 +523,16 @@ class KnowledgeBase:
         where = _where(filters, viewer)
         candidates = max(CANDIDATES, limit * 3)
         dense_matches: dict[int, list] = {}
+        if where is not None:
+            self._ensure_lexical()  # reads the generation mark that keeps `_allowed_entries` current
         if mode in ("dense", "hybrid"):
             vectors = self.embedder.embed([parsed[i].text for i in live])
-            dense_matches = dict(zip(live, self.index.query(vectors, candidates, where), strict=True))
+            nearest = self._nearest(vectors, candidates, where, entries_where=where)
+            dense_matches = dict(zip(live, nearest, strict=True))
         allowed = None
         if mode in ("bm25", "hybrid"):
             self._ensure_lexical()
-            allowed = self.index.entry_ids(where) if where is not None else None
+            allowed = self._allowed_entries(where) if where is not None else None
         for i in live:
             query = parsed[i]
             entry_of: dict[str, str] = {}
@@ -470,7 +553,7 @@ class KnowledgeBase:
             if mode in ("dense", "hybrid"):
                 matches = dense_matches[i]
                 if query.phrases:
-                    matches = [m for m in matches if _contains_all(m.text, query.phrases)]
+                    matches = [m for m in matches if contains_all(m.text, query.phrases)]
                 dense = {m.passage_id: m.similarity for m in matches}
                 entry_of.update((m.passage_id, m.entry_id) for m in matches)
                 texts.update((m.passage_id, m.text) for m in matches)
@@ -480,15 +563,117 @@ class KnowledgeBase:
                 scores = fuse(dense, keyword, used, keyword_complete)
             else:
                 scores = dense or keyword
-            results[i] = self._hits(best_per_entry(scores, entry_of, used)[:limit], texts)
+            results[i] = self._hits(best_per_entry(scores, entry_of, used)[:limit], texts, viewer)
         return results
 
-    def _hits(self, ranked: list[tuple[str, str, float]], texts: dict[str, str]) -> list[Hit]:
+    def _nearest(
+        self,
+        vectors: np.ndarray,
+        k: int,
+        where: dict[str, Any] | None,
+        *,
+        entries_where: dict[str, Any] | None = None,
+        keep: Callable[[PassageMatch], bool] | None = None,
+    ) -> list[list[PassageMatch]]:
+        """The k nearest passages to each vector among those `where` allows, as Chroma's filtered query
+        gives them, but fast on a large collection.
+
+        Chroma evaluates a `where` clause over the metadata of every passage before it searches: at
+        400,000 passages that takes seconds. So the clause is split in two that together say what
+        `where` says: `entries_where` picks entries (all of them when None), run on the entry table in
+        memory, and `keep` picks passages. Then:
+        - a narrow choice (few passages allowed): exact search over just those passage ids;
+        - a broad one: OVERFETCH times k neighbours without the clause, keeping the allowed ones. When
+          at least k survive they are exactly the k nearest allowed passages: any allowed passage
+          further out ranks below all of them.
+        Where neither answers, Chroma's filtered query does. Nothing outside the clause is returned.
+        """
+        if where is None:
+            return self.index.query(vectors, k, None)
+        allowed = self._allowed_entries(entries_where) if entries_where is not None else None
+        wanted = k if keep is None else k * OVERFETCH
+        narrow = self._narrow_passage_ids(entries_where) if entries_where is not None else None
+        if narrow is not None:
+            found = self.index.query(vectors, wanted, None, ids=narrow)
+            exhausted = len(narrow)
+        else:
+            wanted = k * OVERFETCH
+            found = self.index.query(vectors, wanted, None)
+            exhausted = None
+        results: list[list[PassageMatch] | None] = []
+        for matches in found:
+            kept = [m for m in matches if (allowed is None or m.entry_id in allowed) and (keep is None or keep(m))]
+            complete = len(matches) < wanted or (exhausted is not None and len(matches) >= exhausted)
+            results.append(kept[:k] if len(kept) >= k or complete else None)
+        missing = [i for i, r in enumerate(results) if r is None]
+        if missing:
+            for i, matches in zip(missing, self.index.query(vectors[missing], k, where), strict=True):
+                results[i] = matches
+        return results  # type: ignore[return-value]
+
+    def _mirror(self):
+        """The entry table, while the local mirror matches the index (after `_ensure_lexical`)."""
+        return self.lexical.table() if self.lexical.mirrors(self._seen_generation) else None
+
+    def _narrow_passage_ids(self, entries_where: dict[str, Any]) -> list[str] | None:
+        """The passage ids of the entries a clause picks, when they are few enough to search exactly."""
+        table = self._mirror()
+        if table is None:
+            return None
+        try:
+            chosen = table.select(entries_where)
+        except UnsupportedClause:
+            return None
+        counts = table.column("passages")[chosen]
+        if float(np.nansum(counts)) > NARROW_PASSAGES:
+            return None
+        return [f"{e}#{i}" for e, n in zip(table.ids[chosen], counts, strict=True) for i in range(int(n or 0))]
+
+    def _allowed_entries(self, where: dict[str, Any]) -> frozenset[str]:
+        """The entries a `where` clause allows, for the keyword index's mask and the vector side.
+
+        Run on the entry table in memory while it mirrors the index, else by Chroma; kept per clause
+        until the index changes, so the next searches of the same reader and filters reuse it and its
+        mask. `_ensure_lexical` has just read the index's generation mark.
+        """
+        key = json.dumps(where, sort_keys=True)
+        cached = self._allowed.get(key)
+        if cached is not None and cached[0] == self._seen_generation:
+            return cached[1]
+        table = self._mirror()
+        try:
+            allowed = table.ids_where(where) if table is not None else None
+        except UnsupportedClause:
+            allowed = None
+        if allowed is None:
+            allowed = frozenset(self.index.entry_ids(where))
+        if len(self._allowed) >= ALLOWED_CACHE_SIZE:
+            self._allowed.pop(next(iter(self._allowed)), None)
+        self._allowed[key] = (self._seen_generation, allowed)
+        return allowed
+
+    def indexed_entries(self, where: dict[str, Any] | None = None) -> list[IndexedEntry]:
+        """The index's entry records (optionally those a clause picks): from the mirror when current."""
+        self._ensure_lexical()
+        table = self._mirror()
+        if table is not None:
+            try:
+                chosen = table.ids[table.select(where)].tolist()
+            except UnsupportedClause:
+                chosen = None
+            if chosen is not None:
+                meta, hashes = self.lexical.entry_meta, self.lexical.hashes
+                return [IndexedEntry(e, hashes.get(e, ""), dict(meta[e])) for e in chosen]
+        return self.index.entries(where)
+
+    def _hits(self, ranked: list[tuple[str, str, float]], texts: dict[str, str], viewer: User | None) -> list[Hit]:
         if not ranked:
             return []
         meta = self.index.metadata_of([e for e, _, _ in ranked])
         hits = []
         for entry_id, passage_id, score in ranked:
+            if not can_see(viewer, meta.get(entry_id, {})):
+                continue  # changed by another process in the last seconds: the live record decides
             text = texts.get(passage_id) or self.lexical.text_of(passage_id) or ""
             hits.append(_hit(Hit, entry_id, score, text, meta.get(entry_id, {})))
         return hits
@@ -513,7 +698,14 @@ class KnowledgeBase:
         where = _where(
             filters, viewer, [{"entry_id": {"$ne": entry_id}}, {"section": {"$nin": list(NOT_LINKING_SECTIONS)}}]
         )
-        results = self.index.query(vectors, max(50, limit * 10), where)
+        self._ensure_lexical()  # keeps the allowed-entry sets current
+        results = self._nearest(
+            vectors,
+            max(50, limit * 10),
+            where,
+            entries_where=_where(filters, viewer),
+            keep=lambda m: m.entry_id != entry_id and m.section not in NOT_LINKING_SECTIONS,
+        )
         best: dict[str, tuple[float, Any, Any]] = {}
         for source, matches in zip(passages, results, strict=True):
             for match in matches:
@@ -543,7 +735,7 @@ class KnowledgeBase:
 
     def stats(self, *, viewer: User | None = None) -> dict[str, Any]:
         """Counts by facet over the indexed entries this viewer may see, and the index's size."""
-        indexed = self.index.entries(visible_where(viewer))
+        indexed = self.indexed_entries(visible_where(viewer))
         counts: dict[str, dict[str, int]] = {
             k: {} for k in ("organisation", "kind", "outcome", "status", "themes", "year", "lighthouse_stage")
         }
@@ -572,11 +764,6 @@ def _where(filters: Filters | None, viewer: User | None, extra: list[dict[str, A
 def _body(passage_text: str) -> str:
     """What a reader sees of a passage: its text without the "title — section" line."""
     return passage_text.split("\n", 1)[1] if "\n" in passage_text else passage_text
-
-
-def _contains_all(text: str, phrases: tuple[str, ...]) -> bool:
-    flat = " ".join(text.lower().split())
-    return all(" ".join(p.lower().split()) in flat for p in phrases)
 
 
 def _hit(cls, entry_id: str, score: float, text: str, meta: dict[str, Any], **extra: Any):

@@ -1,7 +1,10 @@
 """The keyword index: BM25 (bm25s, English stemming and stop words) over the same passages as the vectors.
 
 It lives in a folder beside the vector index and records which entry versions it was built from, so
-a missing or stale keyword index is noticed and rebuilt from the vector index's passages.
+a missing or stale keyword index is noticed and rebuilt from the vector index's passages. It also keeps
+a local mirror of the index's entry records (the ledger of content hashes and the facet fields, as an
+`EntryTable`) together with the index's generation mark at the time: while the marks agree, the ledger,
+facet counts and access filters are read here in milliseconds instead of from Chroma in seconds.
 """
 
 from __future__ import annotations
@@ -9,7 +12,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import re
 import shutil
 import tempfile
 import threading
@@ -20,8 +22,10 @@ import bm25s
 import numpy as np
 import Stemmer
 
+from kb.table import EntryTable
+
 _STEMMER = Stemmer.Stemmer("english")
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the entry records and the generation mark
 
 
 def tokenize(texts: list[str]) -> list[list[str]]:
@@ -56,6 +60,9 @@ class LexicalIndex:
         self.entry_ids: list[str] = []
         self.texts: list[str] = []
         self.hashes: dict[str, str] = {}
+        self.generation: str | None = None  # the vector index's mark when this was last known to match it
+        self.entry_meta: dict[str, dict] = {}
+        self._table: EntryTable | None = None
         self._retriever: bm25s.BM25 | None = None
         self._codes: dict[str, int] = {}
         self._entry_codes = np.zeros(0, dtype=np.int32)
@@ -67,6 +74,7 @@ class LexicalIndex:
             meta = json.loads((self.folder / "manifest.json").read_text(encoding="utf-8"))
             if meta.get("format") == FORMAT_VERSION:
                 self.hashes = dict(meta["hashes"])
+                self.generation = meta.get("generation") or None
         except (OSError, ValueError, KeyError, TypeError):
             pass  # absent or damaged: `is_current` says it must be rebuilt
 
@@ -82,8 +90,10 @@ class LexicalIndex:
         try:
             rows = [json.loads(line) for line in (self.folder / "corpus.jsonl").read_text("utf-8").splitlines()]
             retriever = bm25s.BM25.load(str(self.folder / "bm25")) if rows else None
+            records = [json.loads(line) for line in (self.folder / "entries.jsonl").read_text("utf-8").splitlines()]
+            self.entry_meta = {r["id"]: r["metadata"] for r in records}
         except (OSError, ValueError, KeyError):
-            self.hashes = {}  # damaged: the next check rebuilds it from the vector index
+            self.hashes, self.generation = {}, None  # damaged: the next check rebuilds it from the vector index
             return
         self.passage_ids = [r["id"] for r in rows]
         self.entry_ids = [r["entry_id"] for r in rows]
@@ -100,9 +110,12 @@ class LexicalIndex:
             with (tmp / "corpus.jsonl").open("w", encoding="utf-8") as out:
                 for pid, eid, text in zip(self.passage_ids, self.entry_ids, self.texts, strict=True):
                     out.write(json.dumps({"id": pid, "entry_id": eid, "text": text}, ensure_ascii=False) + "\n")
+            with (tmp / "entries.jsonl").open("w", encoding="utf-8") as out:
+                for entry_id, metadata in self.entry_meta.items():
+                    out.write(json.dumps({"id": entry_id, "metadata": metadata}, ensure_ascii=False) + "\n")
             if self._retriever is not None:
                 self._retriever.save(str(tmp / "bm25"))
-            (tmp / "manifest.json").write_text(json.dumps({"format": FORMAT_VERSION, "hashes": self.hashes}))
+            self._write_manifest(tmp)
             old = self.folder.with_name(self.folder.name + ".old")
             shutil.rmtree(old, ignore_errors=True)
             if self.folder.exists():
@@ -112,6 +125,31 @@ class LexicalIndex:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
+    def _write_manifest(self, folder: Path) -> None:
+        manifest = {"format": FORMAT_VERSION, "hashes": self.hashes, "generation": self.generation}
+        tmp = folder / "manifest.json.tmp"
+        tmp.write_text(json.dumps(manifest))
+        os.replace(tmp, folder / "manifest.json")
+
+    @_locked
+    def mark(self, generation: str | None) -> None:
+        """Record that this mirror matches the vector index at this generation mark (None: unknown)."""
+        if generation != self.generation and self.folder.is_dir():
+            self.generation = generation
+            self._write_manifest(self.folder)
+
+    def mirrors(self, generation: str | None) -> bool:
+        """True when this folder was in step with the vector index at this mark: trust its records."""
+        return bool(generation) and self.generation == generation
+
+    @_locked
+    def table(self) -> EntryTable:
+        """The entry records as columns, built on first use after each change."""
+        self._load()
+        if self._table is None:
+            self._table = EntryTable(self.entry_meta)
+        return self._table
+
     def is_current(self, hashes: dict[str, str]) -> bool:
         """True when built from exactly these entry versions (the vector index's ledger)."""
         return self.hashes == hashes
@@ -119,23 +157,40 @@ class LexicalIndex:
     # ----------------------------------------------------------------- writes
 
     @_locked
-    def update(self, remove: set[str], add: list[tuple[str, str, str]], hashes: dict[str, str]) -> None:
-        """Drop the passages of `remove` entries, add (passage_id, entry_id, text) rows, re-index, save."""
+    def update(
+        self,
+        remove: set[str],
+        add: list[tuple[str, str, str]],
+        hashes: dict[str, str],
+        metadata: dict[str, dict] | None = None,
+        generation: str | None = None,
+    ) -> None:
+        """Drop the passages of `remove` entries, add (passage_id, entry_id, text) rows and the added
+        entries' records, re-index, save, and remember the vector index's mark they match."""
         self._load()
         keep = [i for i, eid in enumerate(self.entry_ids) if eid not in remove]
         self.passage_ids = [self.passage_ids[i] for i in keep] + [p for p, _, _ in add]
         self.entry_ids = [self.entry_ids[i] for i in keep] + [e for _, e, _ in add]
         self.texts = [self.texts[i] for i in keep] + [t for _, _, t in add]
+        self.entry_meta = {k: v for k, v in self.entry_meta.items() if k not in remove} | dict(metadata or {})
         self.hashes = dict(hashes)
+        self.generation = generation
+        self._table = None
         self._reindex()
         self._save()
 
     @_locked
-    def rebuild(self, rows: list[tuple[str, str, str]], hashes: dict[str, str]) -> None:
-        """Start again from (passage_id, entry_id, text) rows, e.g. the vector index's passages."""
+    def rebuild(
+        self,
+        rows: list[tuple[str, str, str]],
+        hashes: dict[str, str],
+        metadata: dict[str, dict] | None = None,
+        generation: str | None = None,
+    ) -> None:
+        """Start again from (passage_id, entry_id, text) rows and entry records, e.g. the vector index's."""
         self._loaded = True
-        self.passage_ids, self.entry_ids, self.texts = [], [], []
-        self.update(set(), rows, hashes)
+        self.passage_ids, self.entry_ids, self.texts, self.entry_meta = [], [], [], {}
+        self.update(set(), rows, hashes, metadata, generation)
 
     def _encode_entries(self) -> None:
         """Integer codes for entry ids, so a filter mask is an integer `isin`, not a string scan."""
@@ -260,11 +315,36 @@ class LexicalIndex:
         return total
 
     def phrase_mask(self, phrases: list[str]) -> np.ndarray:
-        """1 for passages containing every phrase (case- and spacing-insensitive), else 0."""
-        patterns = [re.compile(r"\s+".join(map(re.escape, p.split())), re.I) for p in phrases if p.split()]
-        return np.fromiter(
-            (all(p.search(t) for p in patterns) for t in self.texts), dtype=np.float32, count=len(self.texts)
-        )
+        """1 for passages containing every phrase (whole words, any case and spacing), else 0.
+
+        Only passages holding every word of the phrases are read: the intersection of the words'
+        posting lists, so a rare phrase costs little even over hundreds of thousands of passages.
+        """
+        from kb.search import contains_all
+
+        mask = np.zeros(len(self.texts), dtype=np.float32)
+        for row in self._holding_every_word(" ".join(phrases)):
+            if contains_all(self.texts[row], phrases):
+                mask[row] = 1.0
+        return mask
+
+    def _holding_every_word(self, text: str) -> np.ndarray | range:
+        """Passages whose keyword tokens include every token of `text` (all passages if it has none)."""
+        tokens = set(tokenize([text])[0]) if text.strip() else set()
+        if self._retriever is None or not tokens:
+            return range(len(self.texts))
+        vocab, scores = self._retriever.vocab_dict, self._retriever.scores
+        postings = []
+        for token in tokens:
+            column = vocab.get(token)
+            if column is None:
+                return np.zeros(0, dtype=np.int64)
+            postings.append(scores["indices"][scores["indptr"][column] : scores["indptr"][column + 1]])
+        postings.sort(key=len)
+        rows = postings[0]
+        for other in postings[1:]:
+            rows = np.intersect1d(rows, other, assume_unique=True)
+        return rows
 
     @_locked
     def text_of(self, passage_id: str) -> str | None:

@@ -1,0 +1,124 @@
+"""The entry table: every indexed entry's facet fields in columns, and Chroma `where` clauses run on it.
+
+Chroma answers a `where` clause by reading its metadata rows: at 100,000 entries listing the entries a
+reader may see takes seconds. The same clause over columns in memory takes milliseconds. The table is
+kept beside the keyword index and, like it, is used only while it matches the index's generation mark.
+
+Only the clause shapes Lighthouse writes are supported: `$and`, `$or`, a field's value, `$eq`, `$ne`,
+`$in`, `$nin`, `$gt`, `$gte`, `$lt`, `$lte` and `$contains` (a list field holding a value); a field an
+entry lacks matches nothing, as in Chroma.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from kb.errors import KBError
+
+LIST_FIELDS = frozenset({"themes", "partners"})
+NUMERIC_FIELDS = frozenset({"year", "passages"})
+
+
+class UnsupportedClause(KBError):
+    """A clause the table cannot run: ask Chroma instead."""
+
+
+class EntryTable:
+    """Facet metadata of every entry, by column; `select` runs a `where` clause as a boolean mask."""
+
+    def __init__(self, metadata: Mapping[str, Mapping[str, Any]]):
+        self.ids = np.array(list(metadata), dtype=object)
+        rows = list(metadata.values())
+        fields = sorted({key for row in rows for key in row})
+        self._columns: dict[str, np.ndarray] = {}
+        self._lists: dict[str, list[tuple[Any, ...]]] = {}
+        self._contains: dict[tuple[str, Any], np.ndarray] = {}
+        for name in fields:
+            if name in LIST_FIELDS:
+                self._lists[name] = [tuple(row.get(name) or ()) for row in rows]
+            elif name in NUMERIC_FIELDS:
+                self._columns[name] = np.array(
+                    [float(v) if isinstance(v, (int, float)) else np.nan for v in (r.get(name) for r in rows)]
+                )
+            else:
+                column = np.empty(len(rows), dtype=object)
+                column[:] = [row.get(name) for row in rows]
+                self._columns[name] = column
+        self.position = {entry_id: i for i, entry_id in enumerate(metadata)}
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def column(self, name: str) -> np.ndarray:
+        return self._columns.get(name, np.full(len(self), None, dtype=object))
+
+    def select(self, where: Mapping[str, Any] | None) -> np.ndarray:
+        """True for the entries the clause allows."""
+        if not where:
+            return np.ones(len(self), dtype=bool)
+        return self._clause(where)
+
+    def ids_where(self, where: Mapping[str, Any] | None) -> frozenset[str]:
+        return frozenset(self.ids[self.select(where)].tolist())
+
+    # ----------------------------------------------------------------- the clause language
+
+    def _clause(self, clause: Mapping[str, Any]) -> np.ndarray:
+        if len(clause) != 1:  # Chroma reads several keys as an implicit "and"
+            return np.logical_and.reduce([self._clause({k: v}) for k, v in clause.items()])
+        ((key, value),) = clause.items()
+        if key == "$and":
+            return np.logical_and.reduce([self._clause(c) for c in value]) if value else np.ones(len(self), bool)
+        if key == "$or":
+            return np.logical_or.reduce([self._clause(c) for c in value]) if value else np.zeros(len(self), bool)
+        if key.startswith("$"):
+            raise UnsupportedClause(f"operator {key} at the top of a clause")
+        if isinstance(value, Mapping):
+            if len(value) != 1:
+                return np.logical_and.reduce([self._field(key, op, v) for op, v in value.items()])
+            ((op, operand),) = value.items()
+            return self._field(key, op, operand)
+        return self._field(key, "$eq", value)
+
+    def _field(self, name: str, op: str, operand: Any) -> np.ndarray:
+        if name in LIST_FIELDS:
+            if op != "$contains":
+                raise UnsupportedClause(f"{op} on the list field {name}")
+            return self._holding(name, operand)
+        if name not in self._columns:
+            return np.zeros(len(self), dtype=bool)  # no entry has the field
+        column = self._columns[name]
+        present = ~np.isnan(column) if name in NUMERIC_FIELDS else np.not_equal(column, None)
+        if op == "$eq":
+            return present & _equal(column, operand)
+        if op == "$ne":
+            return present & ~_equal(column, operand)
+        if op == "$in":
+            return present & np.logical_or.reduce([_equal(column, v) for v in operand] or [np.zeros(len(self), bool)])
+        if op == "$nin":
+            return present & ~np.logical_or.reduce([_equal(column, v) for v in operand] or [np.zeros(len(self), bool)])
+        if op in ("$gt", "$gte", "$lt", "$lte"):
+            if name not in NUMERIC_FIELDS:
+                raise UnsupportedClause(f"{op} on the text field {name}")
+            with np.errstate(invalid="ignore"):
+                compare = {"$gt": np.greater, "$gte": np.greater_equal, "$lt": np.less, "$lte": np.less_equal}[op]
+                return present & compare(column, float(operand))
+        raise UnsupportedClause(f"operator {op}")
+
+    def _holding(self, name: str, value: Any) -> np.ndarray:
+        key = (name, value)
+        if key not in self._contains:
+            lists = self._lists.get(name) or [()] * len(self)
+            self._contains[key] = np.fromiter((value in items for items in lists), dtype=bool, count=len(self))
+        return self._contains[key]
+
+
+def _equal(column: np.ndarray, value: Any) -> np.ndarray:
+    if column.dtype != object:
+        return column == float(value)
+    if isinstance(value, bool):  # True must not equal 1, as in Chroma's typed metadata
+        return np.fromiter((v is value for v in column), dtype=bool, count=len(column))
+    return np.asarray(column == value, dtype=bool)

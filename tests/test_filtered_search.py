@@ -1,0 +1,192 @@
+"""Filtered search that stays fast on big collections gives exactly what Chroma's filtered query gives.
+
+The vector side asks for more neighbours without the clause and keeps the allowed ones, falling back
+to the filtered query when too few survive; the keyword side keeps one mask per reader and filters
+until the index changes; quoted phrases read only the passages that hold their words.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from kb import Filters, KnowledgeBase
+from kb.access import ANONYMOUS, member_of
+from kb.knowledge import OVERFETCH, _where
+
+QUERIES = [
+    "data sharing agreement took too long",
+    "chatbot for benefit claims",
+    "legacy system migration failed",
+    "predictive model for inspections",
+]
+
+
+def _ids(results):
+    return [[m.passage_id for m in matches] for matches in results]
+
+
+@pytest.mark.parametrize(
+    "filters, viewer",
+    [
+        (None, ANONYMOUS),  # most entries allowed: answered from the wider unfiltered query
+        (None, member_of("Revenue and Customs Office")),
+        (Filters.of(outcome="failed"), ANONYMOUS),
+        (Filters.of(theme="data-quality", kind="experiment"), member_of("Home Affairs Department")),  # narrow
+    ],
+)
+def test_nearest_passages_match_chromas_filtered_query(kb, fake_embedder, filters, viewer):
+    where = _where(filters, viewer)
+    vectors = fake_embedder.embed(QUERIES)
+    for k in (5, 20):
+        expected = _ids(kb.index.query(vectors, k, where))
+        got = _ids(kb._nearest(vectors, k, where, entries_where=where))
+        assert got == expected
+
+
+def _recording(kb, monkeypatch):
+    calls = []
+    query = kb.index.query
+    monkeypatch.setattr(
+        kb.index, "query", lambda v, k, w=None, ids=None: calls.append((k, w, ids)) or query(v, k, w, ids)
+    )
+    return calls
+
+
+def test_a_narrow_filter_searches_exactly_among_its_passages(kb, fake_embedder, monkeypatch):
+    where = _where(Filters.of(theme="data-quality", outcome="failed"), ANONYMOUS)
+    kb.search("warm up", viewer=ANONYMOUS)  # the entry mirror is current after a search
+    calls = _recording(kb, monkeypatch)
+    kb._nearest(fake_embedder.embed(QUERIES[:1]), 10, where, entries_where=where)
+    ((k, clause, ids),) = calls
+    assert k == 10 and clause is None, "no Chroma where clause"
+    allowed = kb.index.entry_ids(where)
+    assert ids and {i.split("#")[0] for i in ids} == allowed
+
+
+def test_a_broad_filter_asks_for_more_neighbours_without_the_clause(kb, fake_embedder, monkeypatch):
+    where = _where(None, ANONYMOUS)
+    monkeypatch.setattr("kb.knowledge.NARROW_PASSAGES", 10)  # too many passages for the exact path
+    kb.search("warm up", viewer=ANONYMOUS)
+    calls = _recording(kb, monkeypatch)
+    kb._nearest(fake_embedder.embed(QUERIES[:1]), 10, where, entries_where=where)
+    assert calls == [(10 * OVERFETCH, None, None)]
+
+
+def test_without_a_current_mirror_chroma_answers_the_clause(kb, fake_embedder, monkeypatch):
+    where = _where(Filters.of(outcome="failed"), ANONYMOUS)
+    monkeypatch.setattr("kb.knowledge.NARROW_PASSAGES", 10)
+    monkeypatch.setattr(kb.lexical, "generation", None)  # as if another process changed the index
+    monkeypatch.setattr(kb, "_ensure_lexical", lambda: None)
+    kb._allowed.clear()
+    vectors = fake_embedder.embed(QUERIES)
+    assert _ids(kb._nearest(vectors, 20, where, entries_where=where)) == _ids(kb.index.query(vectors, 20, where))
+
+
+def test_similar_projects_match_the_filtered_query_too(kb):
+    entry_id = sorted(kb.index.entry_ids())[3]
+    viewer = member_of("Revenue and Customs Office")
+    hits = kb.similar(entry_id, limit=8, viewer=viewer)
+    passages, vectors = kb.index.passages(entry_id)
+    keep = [i for i, p in enumerate(passages) if p.section != "Evidence and links"]
+    where = _where(None, viewer, [{"entry_id": {"$ne": entry_id}}, {"section": {"$nin": ["Evidence and links"]}}])
+    best: dict[str, float] = {}
+    for matches in kb.index.query(vectors[keep], 80, where):
+        for m in matches:
+            best[m.entry_id] = max(best.get(m.entry_id, -1.0), m.similarity)
+    expected = [e for e, _ in sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))[:8]]
+    assert [h.id for h in hits] == expected
+    assert entry_id not in expected
+
+
+def test_a_visibility_change_reaches_the_next_search_at_once(kb):
+    outsider = member_of("Home Affairs Department")
+    hit = kb.search("data sharing agreement", mode="bm25", viewer=outsider)[0]
+    entry = kb.get(hit.id)
+    entry.visibility, entry.organisation, entry.partners = "organisation", "Somewhere Else", []
+    kb.save(entry)
+    for mode in ("bm25", "dense", "hybrid"):
+        assert hit.id not in {h.id for h in kb.search("data sharing agreement", mode=mode, limit=50, viewer=outsider)}
+
+
+def test_a_stale_allowed_set_never_shows_an_entry_the_live_record_hides(kb, monkeypatch):
+    """Another process changed an entry seconds ago: the allowed set may lag, the hits may not."""
+    outsider = member_of("Home Affairs Department")
+    hit = kb.search("data sharing agreement", viewer=outsider)[0]
+    real = kb.index.metadata_of
+    monkeypatch.setattr(
+        kb.index,
+        "metadata_of",
+        lambda ids: {
+            i: {**m, "visibility": "organisation", "organisation": "X"} if i == hit.id else m
+            for i, m in real(ids).items()
+        },
+    )
+    assert hit.id not in {h.id for h in kb.search("data sharing agreement", limit=50, viewer=outsider)}
+
+
+def test_quoted_phrases_match_whole_words_only(settings, fake_embedder, entries_dir):
+    (entries_dir / "pyro.md").write_text(
+        "---\nid: pyro\ntitle: Pyrotechnic bolts\nsummary: The pyrotechnic bolts fired early.\n"
+        "kind: project\noutcome: failed\norganisation: Test Office\nstatus: published\nvisibility: public\n---\n"
+        "## Lessons\n\nTest the pyrotechnic bolts at temperature.\n"
+    )
+    base = KnowledgeBase(settings, embedder=fake_embedder)
+    base.sync()
+    for mode in ("bm25", "dense", "hybrid"):
+        assert "pyro" in {h.id for h in base.search('"pyrotechnic bolts"', mode=mode, limit=50)}
+        assert "pyro" in {h.id for h in base.search('"Pyrotechnic   BOLTS"', mode=mode, limit=50)}
+        assert "pyro" not in {h.id for h in base.search('"pyro"', mode=mode, limit=50)}, "part of a word"
+        assert "pyro" not in {h.id for h in base.search('"bolts pyrotechnic"', mode=mode, limit=50)}, "order"
+    assert base.search('"zyxxy nonexistent"', mode="bm25") == []
+
+
+def test_phrase_mask_reads_only_passages_holding_every_word(kb):
+    lexical = kb.lexical
+    lexical._load()
+    rows = lexical._holding_every_word("data sharing agreement")
+    assert 0 < len(rows) < len(lexical.texts)
+    mask = lexical.phrase_mask(["data sharing agreement"])
+    from kb.search import contains_all
+
+    expected = [i for i, t in enumerate(lexical.texts) if contains_all(t, ["data sharing agreement"])]
+    assert [i for i in range(len(mask)) if mask[i]] == expected
+    assert set(expected) <= set(rows.tolist())
+
+
+def test_the_entry_table_answers_every_clause_as_chroma_does(kb):
+    from kb.identity import User
+
+    kb.search("warm up", viewer=ANONYMOUS)
+    table = kb.lexical.table()
+    viewers = [
+        None,
+        ANONYMOUS,
+        member_of("Revenue and Customs Office"),
+        User("Ewan Fraser", "Ministry of Housing and Places", ("contributor",), local=False),
+        User("Rev", "", ("reviewer",), local=False),
+    ]
+    filters = [
+        None,
+        Filters.of(outcome="failed"),
+        Filters.of(kind=["experiment", "project"], theme=["data-quality", "user-research"]),
+        Filters.of(year_from=2019, year_to=2021),
+        Filters.of(lighthouse=True),
+        Filters.of(evidence="measured", status="published"),
+    ]
+    for viewer in viewers:
+        for f in filters:
+            where = _where(f, viewer)
+            assert table.ids_where(where) == kb.index.entry_ids(where), (viewer, f)
+
+
+def test_a_change_by_another_process_reaches_the_mirror(kb, settings, fake_embedder, monkeypatch):
+    outsider = member_of("Home Affairs Department")
+    hit = kb.search("data sharing agreement", viewer=outsider)[0]
+    other = KnowledgeBase(settings, embedder=fake_embedder)  # another app replica or a CLI command
+    entry = other.get(hit.id)
+    entry.visibility, entry.organisation, entry.partners = "organisation", "Somewhere Else", []
+    other.save(entry)
+    monkeypatch.setattr("kb.knowledge.LEXICAL_CHECK_SECONDS", 0.0)
+    for mode in ("bm25", "dense", "hybrid"):
+        assert hit.id not in {h.id for h in kb.search("data sharing agreement", mode=mode, limit=50, viewer=outsider)}
+    assert kb.stats(viewer=outsider)["entries"] == other.stats(viewer=outsider)["entries"]
