@@ -594,6 +594,7 @@ def evaluate(
     help="With --sizes: time search results appearing in the app in headless Chromium.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON (with --sizes, one object per size).")
+@click.option("--markdown", is_flag=True, help="With --sizes: print the figures as a Markdown table.")
 @pass_ctx
 @handle_errors
 def bench(
@@ -606,6 +607,7 @@ def bench(
     real_up_to: int,
     browser: bool,
     as_json: bool,
+    markdown: bool,
 ) -> None:
     """Measure sync throughput against the bare model, re-sync, search latency and memory.
 
@@ -616,7 +618,7 @@ def bench(
       python -m kb bench --sizes 1000,10000,100000 --server   # the scale benchmark
     """
     if sizes:
-        from kb.scale import describe_machine, format_report, run_scale_bench
+        from kb.scale import describe_machine, format_markdown, format_report, run_scale_bench
 
         try:
             counts = tuple(int(s.replace("_", "").replace(",", "")) for s in sizes.split(",") if s.strip())
@@ -640,6 +642,8 @@ def bench(
         machine = describe_machine()
         if as_json:
             click.echo(json.dumps([{"machine": machine, **r} for r in results], indent=2))
+        elif markdown:
+            click.echo(format_markdown(results, machine))
         else:
             click.echo(format_report(results, machine))
         return

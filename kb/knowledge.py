@@ -704,7 +704,13 @@ class KnowledgeBase:
         own = self.index.metadata_of([entry_id]).get(entry_id)
         if own is not None and not can_see(viewer, own):
             raise NotFound(f"no entry with id '{entry_id}'")
-        passages, vectors = self.index.passages(entry_id)
+        self._ensure_lexical()  # keeps the mirror and the allowed-entry sets current
+        table = self._mirror()
+        if table is not None and entry_id in table.position:
+            count = int(table.column("passages")[table.position[entry_id]])
+            passages, vectors = self.index.passages(ids=[f"{entry_id}#{i}" for i in range(count)])
+        else:
+            passages, vectors = self.index.passages(entry_id)
         if not passages:
             self.store.get(entry_id)  # raises NotFound for an unknown id
             raise KBError(f"'{entry_id}' is not indexed yet; run `python -m kb sync`")
@@ -717,7 +723,6 @@ class KnowledgeBase:
         where = _where(
             filters, viewer, [{"entry_id": {"$ne": entry_id}}, {"section": {"$nin": list(NOT_LINKING_SECTIONS)}}]
         )
-        self._ensure_lexical()  # keeps the allowed-entry sets current
         results = self._nearest(
             vectors,
             max(50, limit * 10),

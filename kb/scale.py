@@ -682,6 +682,71 @@ def format_size(f: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def format_markdown(results: list[dict[str, Any]], machine: str) -> str:
+    """The figures as Markdown tables, sizes side by side (docs/performance.md is made from this)."""
+    columns = [f"{r['size']:,} {r['backend']}" for r in results]
+
+    def row(label: str, cells: list[str]) -> str:
+        return f"| {label} | " + " | ".join(cells) + " |"
+
+    def ms(figures: dict[str, float]) -> str:
+        return f"{figures['p50_ms']:.1f} / {figures['p95_ms']:.1f}"
+
+    lines = [f"Machine: {machine}.", "", row("figure", columns), "|---|" + "---:|" * len(results)]
+    lines.append(row("passages", [f"{r['passages']:,} ({r['vectors']} vectors)" for r in results]))
+    lines.append(row("sync, passages/s", [f"{r['sync_passages_per_s']:,.1f} ({r['sync_s']:,.0f} s)" for r in results]))
+    lines.append(
+        row(
+            "sync / bare encode",
+            [f"{r['sync_to_encode_ratio']:.3f}" if "sync_to_encode_ratio" in r else "–" for r in results],
+        )
+    )
+    lines.append(
+        row(
+            "re-sync unchanged: in process / command, s",
+            [f"{r['resync_unchanged_s']:.2f} / {r['resync_unchanged_cli_s']:.2f}" for r in results],
+        )
+    )
+    labels = {"none": "no filter", "viewer": "access rules", "facets": "access + theme + year"}
+    for mode in results[0]["search"]:
+        for variant, label in labels.items():
+            lines.append(row(f"{mode}, {label}: p50 / p95 ms", [ms(r["search"][mode][variant]) for r in results]))
+    for variant in ("none", "viewer"):
+        lines.append(
+            row(f"similar projects, {labels[variant]}: p50 / p95 ms", [ms(r["similar"][variant]) for r in results])
+        )
+    lines.append(row("recall@10 of the index against exact search", [f"{r['recall_at_10']:.4f}" for r in results]))
+    lines.append(
+        row(
+            "nearest 10: index / exact NumPy p95 ms",
+            [f"{r['index_knn_ms']['p95_ms']:.1f} / {r['exact_numpy_ms']['p95_ms']:.1f}" for r in results],
+        )
+    )
+    lines.append(row("peak memory, sync process MB", [f"{r['peak_rss_sync_mb']:,.0f}" for r in results]))
+    lines.append(row("peak memory, search process MB", [f"{r['peak_rss_search_mb']:,.0f}" for r in results]))
+    lines.append(
+        row(
+            "peak memory, Chroma server MB",
+            [f"{r['peak_rss_server_mb']:,.0f}" if r.get("peak_rss_server_mb") else "–" for r in results],
+        )
+    )
+    lines.append(
+        row("index on disk MB (entry files)", [f"{r['index_mb']:,.0f} ({r['entry_files_mb']:,.0f})" for r in results])
+    )
+    lines.append(
+        row(
+            "browser: Search to results, p50 / p95 s",
+            [
+                f"{r['browser_render_s']['p50']:.2f} / {r['browser_render_s']['p95']:.2f}"
+                if "browser_render_s" in r
+                else "–"
+                for r in results
+            ],
+        )
+    )
+    return "\n".join(lines)
+
+
 def format_report(results: list[dict[str, Any]], machine: str) -> str:
     header = [f"machine: {machine}", TARGETS, ""]
     return "\n".join(header + [format_size(f) + "\n" for f in results])
