@@ -88,16 +88,22 @@ class LexicalIndex:
         if not self.hashes:
             return
         try:
-            rows = [json.loads(line) for line in (self.folder / "corpus.jsonl").read_text("utf-8").splitlines()]
-            retriever = bm25s.BM25.load(str(self.folder / "bm25")) if rows else None
-            records = [json.loads(line) for line in (self.folder / "entries.jsonl").read_text("utf-8").splitlines()]
-            self.entry_meta = {r["id"]: r["metadata"] for r in records}
+            # Line by line: the corpus is 400 MB at 100,000 entries, and a whole-file read then split
+            # held it three times over at the moment of loading.
+            passage_ids, entry_ids, texts = [], [], []
+            with (self.folder / "corpus.jsonl").open(encoding="utf-8") as lines:
+                for line in lines:
+                    row = json.loads(line)
+                    passage_ids.append(row["id"])
+                    entry_ids.append(row["entry_id"])
+                    texts.append(row["text"])
+            retriever = bm25s.BM25.load(str(self.folder / "bm25")) if texts else None
+            with (self.folder / "entries.jsonl").open(encoding="utf-8") as lines:
+                entry_meta = {r["id"]: r["metadata"] for r in map(json.loads, lines)}
         except (OSError, ValueError, KeyError):
             self.hashes, self.generation = {}, None  # damaged: the next check rebuilds it from the vector index
             return
-        self.passage_ids = [r["id"] for r in rows]
-        self.entry_ids = [r["entry_id"] for r in rows]
-        self.texts = [r["text"] for r in rows]
+        self.passage_ids, self.entry_ids, self.texts, self.entry_meta = passage_ids, entry_ids, texts, entry_meta
         self._retriever = retriever
         self._masks = {}
         self._encode_entries()
