@@ -145,6 +145,7 @@ class KnowledgeBase:
         self._lexical_checked_at = 0.0
         self._seen_generation: str | None = None
         self._allowed: dict[str, tuple[str | None, frozenset[str]]] = {}
+        self._narrow: dict[str, tuple[str | None, list[str] | None]] = {}
 
     # ----------------------------------------------------------------- parts
 
@@ -647,7 +648,22 @@ class KnowledgeBase:
         return self.lexical.table() if self.lexical.mirrors(self._seen_generation) else None
 
     def _narrow_passage_ids(self, entries_where: dict[str, Any]) -> list[str] | None:
-        """The passage ids of the entries a clause picks, when they are few enough to search exactly."""
+        """The passage ids of the entries a clause picks, when they are few enough to search exactly.
+
+        Kept per clause until the index changes, like `_allowed_entries`: running an access clause
+        over 100,000 entries takes tens of milliseconds.
+        """
+        key = json.dumps(entries_where, sort_keys=True)
+        cached = self._narrow.get(key)
+        if cached is not None and cached[0] == self._seen_generation:
+            return cached[1]
+        ids = self._narrow_ids(entries_where)
+        if len(self._narrow) >= ALLOWED_CACHE_SIZE:
+            self._narrow.pop(next(iter(self._narrow)), None)
+        self._narrow[key] = (self._seen_generation, ids)
+        return ids
+
+    def _narrow_ids(self, entries_where: dict[str, Any]) -> list[str] | None:
         table = self._mirror()
         if table is None:
             return None
