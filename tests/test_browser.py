@@ -24,17 +24,8 @@ from urllib.parse import quote_plus
 import pytest
 from conftest import ROOT, SAMPLE_ENTRIES, require
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from kb.scale import CHROMIUM, CHROMIUM_ARGS  # one list of the Chromium flags this closed network needs
+
 START_SECONDS = 60
 NEW_TITLE = "Finding young carers by matching school and health records"
 
@@ -45,6 +36,28 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def streamlit_command(port: int, *extra: str) -> list[str]:
+    """`streamlit run app.py` on 127.0.0.1:port, headless, with no file watcher or usage statistics."""
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(ROOT / "app.py"),
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+        "--server.fileWatcherType",
+        "none",
+        *extra,
+    ]
 
 
 def wait_until_healthy(url: str, process: subprocess.Popen, seconds: float) -> None:
@@ -83,23 +96,7 @@ def server(tmp_path) -> Iterator[str]:
         "KB_USER_ROLES": "contributor,reviewer",
     }
     env.pop("KB_CHROMA_URL", None)
-    command = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        str(ROOT / "app.py"),
-        "--server.port",
-        str(port),
-        "--server.address",
-        "127.0.0.1",
-        "--server.headless",
-        "true",
-        "--browser.gatherUsageStats",
-        "false",
-        "--server.fileWatcherType",
-        "none",
-    ]
+    command = streamlit_command(port)
     log = (tmp_path / "streamlit.log").open("w")
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"

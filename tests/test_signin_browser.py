@@ -29,9 +29,25 @@ import yaml
 from conftest import ROOT, SAMPLE_ENTRIES, require
 
 try:  # `python -m pytest` from the repository root puts the root on sys.path
-    from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, START_SECONDS, free_port, settle, wait_until_healthy
+    from tests.test_browser import (
+        CHROMIUM,
+        CHROMIUM_ARGS,
+        START_SECONDS,
+        free_port,
+        settle,
+        streamlit_command,
+        wait_until_healthy,
+    )
 except ImportError:  # plain `pytest`: only tests/ is on sys.path
-    from test_browser import CHROMIUM, CHROMIUM_ARGS, START_SECONDS, free_port, settle, wait_until_healthy
+    from test_browser import (
+        CHROMIUM,
+        CHROMIUM_ARGS,
+        START_SECONDS,
+        free_port,
+        settle,
+        streamlit_command,
+        wait_until_healthy,
+    )
 
 pytestmark = pytest.mark.browser
 
@@ -145,25 +161,7 @@ def app(tmp_path, provider) -> Iterator[str]:
         "KB_USER_ORGANISATION": ORGANISATION,
     }
     env.pop("KB_CHROMA_URL", None)
-    command = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        str(ROOT / "app.py"),
-        "--server.port",
-        str(port),
-        "--server.address",
-        "127.0.0.1",
-        "--server.headless",
-        "true",
-        "--browser.gatherUsageStats",
-        "false",
-        "--server.fileWatcherType",
-        "none",
-        "--secrets.files",
-        str(secrets_file),
-    ]
+    command = streamlit_command(port, "--secrets.files", str(secrets_file))
     log = (tmp_path / "streamlit.log").open("w")
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
