@@ -5,16 +5,23 @@ a missing or stale keyword index is noticed and rebuilt from the vector index's 
 a local mirror of the index's entry records (the ledger of content hashes and the facet fields, as an
 `EntryTable`) together with the index's generation mark at the time: while the marks agree, the ledger,
 facet counts and access filters are read here in milliseconds instead of from Chroma in seconds.
+
+Memory stays small at hundreds of thousands of passages: the passage texts and the BM25 matrix are
+memory-mapped from the folder (a search reads the pages it touches), passage ids are rebuilt from an
+entry id and a number, and the entry records live only as the table's columns.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import json
+import mmap
 import os
 import shutil
 import tempfile
 import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +32,7 @@ import Stemmer
 from kb.table import EntryTable
 
 _STEMMER = Stemmer.Stemmer("english")
-FORMAT_VERSION = 2  # 2: the entry records and the generation mark
+FORMAT_VERSION = 3  # 3: passage texts memory-mapped, passages as entry blocks (2 is rebuilt once)
 
 
 def tokenize(texts: list[str]) -> list[list[str]]:
@@ -40,6 +47,113 @@ class KeywordMatch:
     score: float
 
 
+def split_passage_id(passage_id: str) -> tuple[str, int]:
+    """("entry-id", 3) from "entry-id#3": how the index names an entry's passages."""
+    entry_id, _, number = passage_id.rpartition("#")
+    return entry_id, int(number)
+
+
+class Corpus:
+    """The passages of a keyword index folder, in row order, grouped in one block per entry.
+
+    Texts are read from a memory-mapped file on demand; a passage's id is its entry's id and its number,
+    so 400,000 passages cost a few megabytes of arrays rather than a gigabyte of Python strings.
+    Immutable: an update writes a new folder and opens a new Corpus, so readers need no lock.
+    """
+
+    def __init__(self, entries: list[str], counts: np.ndarray, numbers: np.ndarray, offsets: np.ndarray, texts):
+        self.entries = entries  # entry ids, one block of rows each
+        self.codes = {entry_id: code for code, entry_id in enumerate(entries)}
+        self.starts = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)])
+        self.row_codes = np.repeat(np.arange(len(entries), dtype=np.int32), counts)  # each row's block
+        self.numbers = numbers  # each row's passage number within its entry
+        self.offsets = offsets  # byte offsets of each row's text, and the end
+        self._texts = texts  # bytes or a read-only memory map
+
+    FILES = ("blocks.json", "numbers.npy", "offsets.npy", "texts.bin")
+
+    @classmethod
+    def empty(cls) -> Corpus:
+        return cls([], np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(1, np.int64), b"")
+
+    @classmethod
+    def open(cls, folder: Path) -> Corpus:
+        blocks = json.loads((folder / "blocks.json").read_text(encoding="utf-8"))
+        numbers = np.load(folder / "numbers.npy", mmap_mode="r")
+        offsets = np.load(folder / "offsets.npy", mmap_mode="r")
+        texts: bytes | mmap.mmap = b""
+        if int(offsets[-1]) > 0:
+            with (folder / "texts.bin").open("rb") as file:
+                texts = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+        counts = np.asarray(blocks["counts"], dtype=np.int64)
+        if (
+            len(counts) != len(blocks["entries"])
+            or int(counts.sum()) != len(numbers)
+            or len(offsets) != len(numbers) + 1
+        ):
+            raise ValueError("the passage files disagree")
+        return cls(blocks["entries"], counts, numbers, offsets, texts)
+
+    @staticmethod
+    def write(folder: Path, blocks: Iterable[tuple[str, list[tuple[int, bytes]]]]) -> list[str]:
+        """Write (entry id, [(number, UTF-8 text)]) blocks as a corpus folder; return the texts in row order."""
+        entries, counts, numbers, offsets, texts = [], [], [], [0], []
+        with (folder / "texts.bin").open("wb") as out:
+            for entry_id, rows in blocks:
+                entries.append(entry_id)
+                counts.append(len(rows))
+                for number, data in rows:
+                    out.write(data)
+                    numbers.append(number)
+                    offsets.append(offsets[-1] + len(data))
+                    texts.append(data.decode("utf-8"))
+        (folder / "blocks.json").write_text(json.dumps({"entries": entries, "counts": counts}), encoding="utf-8")
+        np.save(folder / "numbers.npy", np.asarray(numbers, dtype=np.int32))
+        np.save(folder / "offsets.npy", np.asarray(offsets, dtype=np.int64))
+        return texts
+
+    def __len__(self) -> int:
+        return len(self.numbers)
+
+    def raw(self, row: int) -> bytes:
+        return bytes(self._texts[int(self.offsets[row]) : int(self.offsets[row + 1])])
+
+    def text(self, row: int) -> str:
+        return self.raw(row).decode("utf-8")
+
+    def entry_id(self, row: int) -> str:
+        return self.entries[self.row_codes[row]]
+
+    def passage_id(self, row: int) -> str:
+        return f"{self.entries[self.row_codes[row]]}#{self.numbers[row]}"
+
+    def row_of(self, passage_id: str) -> int | None:
+        entry_id, _, number = passage_id.rpartition("#")
+        code = self.codes.get(entry_id)
+        if code is None or not number.isdigit():
+            return None
+        start, end, wanted = int(self.starts[code]), int(self.starts[code + 1]), int(number)
+        if start + wanted < end and self.numbers[start + wanted] == wanted:
+            return start + wanted  # the usual case: an entry's passages are numbered from 0 in order
+        found = np.flatnonzero(self.numbers[start:end] == wanted)
+        return start + int(found[0]) if len(found) else None
+
+    def blocks(self, skip: set[str]) -> Iterator[tuple[str, list[tuple[int, bytes]]]]:
+        """This corpus's blocks as `write` takes them, without the entries in `skip`."""
+        for code, entry_id in enumerate(self.entries):
+            if entry_id not in skip:
+                rows = range(int(self.starts[code]), int(self.starts[code + 1]))
+                yield entry_id, [(int(self.numbers[r]), self.raw(r)) for r in rows]
+
+
+def _blocks_of(rows: list[tuple[str, str, str]]) -> list[tuple[str, list[tuple[int, bytes]]]]:
+    """(passage_id, entry_id, text) rows as blocks, each entry's passages in number order."""
+    by_entry: dict[str, list[tuple[int, bytes]]] = {}
+    for passage_id, entry_id, text in rows:
+        by_entry.setdefault(entry_id, []).append((split_passage_id(passage_id)[1], text.encode("utf-8")))
+    return [(entry_id, sorted(passages, key=lambda p: p[0])) for entry_id, passages in by_entry.items()]
+
+
 def _locked(method):
     """One search or update at a time: the app's sessions share one index object across threads."""
 
@@ -51,24 +165,25 @@ def _locked(method):
     return wrapper
 
 
+def _read_records(path: Path) -> Iterator[tuple[str, dict]]:
+    with path.open(encoding="utf-8") as lines:
+        for line in lines:
+            row = json.loads(line)
+            yield row["id"], row["metadata"]
+
+
 class LexicalIndex:
     """BM25 over passages, persisted in `folder`, rebuilt whole whenever the passages change."""
 
     def __init__(self, folder: Path | str):
         self.folder = Path(folder)
-        self.passage_ids: list[str] = []
-        self.entry_ids: list[str] = []
-        self.texts: list[str] = []
         self.hashes: dict[str, str] = {}
         self.generation: str | None = None  # the vector index's mark when this was last known to match it
-        self.entry_meta: dict[str, dict] = {}
+        self._corpus = Corpus.empty()
         self._table: EntryTable | None = None
         self._retriever: bm25s.BM25 | None = None
-        self._codes: dict[str, int] = {}
-        self._entry_codes = np.zeros(0, dtype=np.int32)
         self._loaded = False
         self._lock = threading.RLock()
-        self._position: dict[str, int] = {}
         self._masks: dict[int, tuple[frozenset[str], np.ndarray]] = {}  # by allowed set, until re-indexed
         try:  # only the small manifest now: an unchanged sync never reads the corpus
             meta = json.loads((self.folder / "manifest.json").read_text(encoding="utf-8"))
@@ -76,7 +191,7 @@ class LexicalIndex:
                 self.hashes = dict(meta["hashes"])
                 self.generation = meta.get("generation") or None
         except (OSError, ValueError, KeyError, TypeError):
-            pass  # absent or damaged: `is_current` says it must be rebuilt
+            pass  # absent, damaged or an older format: `is_current` says it must be rebuilt
 
     # ----------------------------------------------------------------- persistence
 
@@ -88,39 +203,37 @@ class LexicalIndex:
         if not self.hashes:
             return
         try:
-            # Line by line: the corpus is 400 MB at 100,000 entries, and a whole-file read then split
-            # held it three times over at the moment of loading.
-            passage_ids, entry_ids, texts = [], [], []
-            with (self.folder / "corpus.jsonl").open(encoding="utf-8") as lines:
-                for line in lines:
-                    row = json.loads(line)
-                    passage_ids.append(row["id"])
-                    entry_ids.append(row["entry_id"])
-                    texts.append(row["text"])
-            retriever = bm25s.BM25.load(str(self.folder / "bm25")) if texts else None
-            with (self.folder / "entries.jsonl").open(encoding="utf-8") as lines:
-                entry_meta = {r["id"]: r["metadata"] for r in map(json.loads, lines)}
-        except (OSError, ValueError, KeyError):
+            corpus = Corpus.open(self.folder)
+            # Memory-mapped: a query reads only the columns of its words.
+            retriever = bm25s.BM25.load(str(self.folder / "bm25"), mmap=True) if len(corpus) else None
+        except (OSError, ValueError, KeyError, TypeError):
             self.hashes, self.generation = {}, None  # damaged: the next check rebuilds it from the vector index
             return
-        self.passage_ids, self.entry_ids, self.texts, self.entry_meta = passage_ids, entry_ids, texts, entry_meta
-        self._retriever = retriever
-        self._masks = {}
-        self._encode_entries()
+        self._corpus, self._retriever = corpus, retriever
+        self._table, self._masks = None, {}
 
-    def _save(self) -> None:
-        """Write a complete new folder, then swap it in, so a crash never leaves half an index."""
+    def _write(
+        self,
+        blocks: Iterable[tuple[str, list[tuple[int, bytes]]]],
+        records: Iterable[tuple[str, dict]],
+    ) -> None:
+        """Write a complete new folder from these passages and entry records, index it, then swap it in,
+        so a crash never leaves half an index; then read it back as the current corpus."""
         self.folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=self.folder.parent, prefix=".lexical-"))
         try:
-            with (tmp / "corpus.jsonl").open("w", encoding="utf-8") as out:
-                for pid, eid, text in zip(self.passage_ids, self.entry_ids, self.texts, strict=True):
-                    out.write(json.dumps({"id": pid, "entry_id": eid, "text": text}, ensure_ascii=False) + "\n")
+            texts = Corpus.write(tmp, blocks)
             with (tmp / "entries.jsonl").open("w", encoding="utf-8") as out:
-                for entry_id, metadata in self.entry_meta.items():
+                for entry_id, metadata in records:
                     out.write(json.dumps({"id": entry_id, "metadata": metadata}, ensure_ascii=False) + "\n")
-            if self._retriever is not None:
-                self._retriever.save(str(tmp / "bm25"))
+            if texts:
+                retriever = bm25s.BM25()
+                retriever.index(
+                    bm25s.tokenize(texts, stopwords="en", stemmer=_STEMMER, show_progress=False), show_progress=False
+                )
+                retriever.save(str(tmp / "bm25"))
+                del retriever
+            del texts
             self._write_manifest(tmp)
             old = self.folder.with_name(self.folder.name + ".old")
             shutil.rmtree(old, ignore_errors=True)
@@ -130,6 +243,8 @@ class LexicalIndex:
             shutil.rmtree(old, ignore_errors=True)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+        self._loaded = False
+        self._load()
 
     def _write_manifest(self, folder: Path) -> None:
         manifest = {"format": FORMAT_VERSION, "hashes": self.hashes, "generation": self.generation}
@@ -150,15 +265,28 @@ class LexicalIndex:
 
     @_locked
     def table(self) -> EntryTable:
-        """The entry records as columns, built on first use after each change."""
+        """The entry records as columns, read line by line on first use after each change."""
         self._load()
         if self._table is None:
-            self._table = EntryTable(self.entry_meta)
+            path = self.folder / "entries.jsonl"
+            try:
+                self._table = EntryTable(_read_records(path) if self.hashes and path.exists() else {})
+            except (OSError, ValueError, KeyError, TypeError):
+                self.hashes, self.generation = {}, None  # damaged: never trusted as a mirror again
+                self._table = EntryTable({})
         return self._table
 
     def is_current(self, hashes: dict[str, str]) -> bool:
         """True when built from exactly these entry versions (the vector index's ledger)."""
         return self.hashes == hashes
+
+    @property
+    def passage_count(self) -> int:
+        self._load()
+        return len(self._corpus)
+
+    def text_at(self, row: int) -> str:
+        return self._corpus.text(row)
 
     # ----------------------------------------------------------------- writes
 
@@ -174,16 +302,17 @@ class LexicalIndex:
         """Drop the passages of `remove` entries, add (passage_id, entry_id, text) rows and the added
         entries' records, re-index, save, and remember the vector index's mark they match."""
         self._load()
-        keep = [i for i, eid in enumerate(self.entry_ids) if eid not in remove]
-        self.passage_ids = [self.passage_ids[i] for i in keep] + [p for p, _, _ in add]
-        self.entry_ids = [self.entry_ids[i] for i in keep] + [e for _, e, _ in add]
-        self.texts = [self.texts[i] for i in keep] + [t for _, _, t in add]
-        self.entry_meta = {k: v for k, v in self.entry_meta.items() if k not in remove} | dict(metadata or {})
-        self.hashes = dict(hashes)
-        self.generation = generation
-        self._table = None
-        self._reindex()
-        self._save()
+        added = _blocks_of(add)
+        metadata = dict(metadata or {})
+        replaced = set(remove) | {entry_id for entry_id, _ in added}
+        records_path = self.folder / "entries.jsonl"
+        kept = _read_records(records_path) if self.hashes and records_path.exists() else iter(())
+        old = self._corpus
+        self.hashes, self.generation = dict(hashes), generation
+        self._write(
+            itertools.chain(old.blocks(replaced), added),
+            _chain_records(kept, set(remove) | set(metadata), metadata),
+        )
 
     @_locked
     def rebuild(
@@ -195,30 +324,9 @@ class LexicalIndex:
     ) -> None:
         """Start again from (passage_id, entry_id, text) rows and entry records, e.g. the vector index's."""
         self._loaded = True
-        self.passage_ids, self.entry_ids, self.texts, self.entry_meta = [], [], [], {}
-        self.update(set(), rows, hashes, metadata, generation)
-
-    def _encode_entries(self) -> None:
-        """Integer codes for entry ids, so a filter mask is an integer `isin`, not a string scan."""
-        self._codes = {}
-        self._entry_codes = np.fromiter(
-            (self._codes.setdefault(e, len(self._codes)) for e in self.entry_ids),
-            dtype=np.int32,
-            count=len(self.entry_ids),
-        )
-
-    def _reindex(self) -> None:
-        self._position = {}
-        self._masks = {}
-        self._encode_entries()
-        if not self.texts:
-            self._retriever = None
-            return
-        retriever = bm25s.BM25()
-        retriever.index(
-            bm25s.tokenize(self.texts, stopwords="en", stemmer=_STEMMER, show_progress=False), show_progress=False
-        )
-        self._retriever = retriever
+        self._corpus, self._retriever, self._table = Corpus.empty(), None, None
+        self.hashes, self.generation = dict(hashes), generation
+        self._write(_blocks_of(rows), iter(dict(metadata or {}).items()))
 
     # ----------------------------------------------------------------- reads
 
@@ -243,8 +351,9 @@ class LexicalIndex:
         cached = self._masks.get(id(allowed_entries))
         if cached is not None and cached[0] is allowed_entries:
             return cached[1]
-        codes = [self._codes[e] for e in allowed_entries if e in self._codes]
-        mask = np.isin(self._entry_codes, np.asarray(codes, dtype=np.int32)).astype(np.float32)
+        corpus = self._corpus
+        codes = [corpus.codes[e] for e in allowed_entries if e in corpus.codes]
+        mask = np.isin(corpus.row_codes, np.asarray(codes, dtype=np.int32)).astype(np.float32)
         mask.flags.writeable = False  # shared by every search that reuses it
         if isinstance(allowed_entries, frozenset):
             if len(self._masks) >= 64:
@@ -256,17 +365,18 @@ class LexicalIndex:
     def search(self, query: str, k: int, weights: np.ndarray | None = None) -> list[KeywordMatch]:
         """Top k passages by BM25 among those whose weight (from `weights`) is 1."""
         self._load()
-        if self._retriever is None or not self.passage_ids:
+        corpus = self._corpus
+        if self._retriever is None or not len(corpus):
             return []
         if weights is not None and not weights.any():
             return []
         tokens = tokenize([query])
         if not tokens or not tokens[0]:
             return []
-        k = min(k, len(self.passage_ids))
+        k = min(k, len(corpus))
         docs, scores = self._retriever.retrieve(tokens, k=k, show_progress=False, weight_mask=weights, n_threads=1)
         return [
-            KeywordMatch(self.passage_ids[i], self.entry_ids[i], float(s))
+            KeywordMatch(corpus.passage_id(i), corpus.entry_id(i), float(s))
             for i, s in zip(docs[0], scores[0], strict=True)
             if s > 0
         ]
@@ -328,9 +438,10 @@ class LexicalIndex:
         """
         from kb.search import contains_all
 
-        mask = np.zeros(len(self.texts), dtype=np.float32)
+        corpus = self._corpus
+        mask = np.zeros(len(corpus), dtype=np.float32)
         for row in self._holding_every_word(" ".join(phrases)):
-            if contains_all(self.texts[row], phrases):
+            if contains_all(corpus.text(row), phrases):
                 mask[row] = 1.0
         return mask
 
@@ -338,24 +449,35 @@ class LexicalIndex:
         """Passages whose keyword tokens include every token of `text` (all passages if it has none)."""
         tokens = set(tokenize([text])[0]) if text.strip() else set()
         if self._retriever is None or not tokens:
-            return range(len(self.texts))
+            return range(len(self._corpus))
         vocab, scores = self._retriever.vocab_dict, self._retriever.scores
         postings = []
         for token in tokens:
             column = vocab.get(token)
             if column is None:
                 return np.zeros(0, dtype=np.int64)
-            postings.append(scores["indices"][scores["indptr"][column] : scores["indptr"][column + 1]])
+            postings.append(np.asarray(scores["indices"][scores["indptr"][column] : scores["indptr"][column + 1]]))
         postings.sort(key=len)
         rows = postings[0]
         for other in postings[1:]:
             rows = np.intersect1d(rows, other, assume_unique=True)
         return rows
 
-    @_locked
     def text_of(self, passage_id: str) -> str | None:
-        self._load()
-        if len(self._position) != len(self.passage_ids):
-            self._position = {pid: i for i, pid in enumerate(self.passage_ids)}
-        position = self._position.get(passage_id)
-        return None if position is None else self.texts[position]
+        """A passage's text, or None if this index does not hold it. No lock: the corpus never changes
+        in place, so a vector search filling in its matches never waits for a keyword search."""
+        if not self._loaded:
+            self._load()
+        corpus = self._corpus
+        row = corpus.row_of(passage_id)
+        return None if row is None else corpus.text(row)
+
+
+def _chain_records(
+    kept: Iterable[tuple[str, dict]], skip: set[str], added: dict[str, dict]
+) -> Iterator[tuple[str, dict]]:
+    """The kept entry records except those in `skip`, then the added ones."""
+    for entry_id, metadata in kept:
+        if entry_id not in skip:
+            yield entry_id, metadata
+    yield from added.items()

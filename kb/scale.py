@@ -386,7 +386,7 @@ def search_figures(args: dict[str, Any]) -> dict[str, Any]:
                 for q in queries
             ]
             latency[mode][variant] = _percentiles(times)
-    ids = sorted(kb.index.entry_ids(visible_where(viewer)))  # entries both variants may open
+    ids = sorted(e.entry_id for e in kb.indexed_entries(visible_where(viewer)))  # both variants may open these
     sample = ids[:: max(1, len(ids) // 40)][:40]
     similar = {
         variant: _percentiles([_timed(kb.similar, i, limit=5, viewer=who)[1] for i in sample])

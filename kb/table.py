@@ -11,7 +11,7 @@ entry lacks matches nothing, as in Chroma.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -27,33 +27,57 @@ class UnsupportedClause(KBError):
 
 
 class EntryTable:
-    """Facet metadata of every entry, by column; `select` runs a `where` clause as a boolean mask."""
+    """Facet metadata of every entry, by column; `select` runs a `where` clause as a boolean mask.
 
-    def __init__(self, metadata: Mapping[str, Mapping[str, Any]]):
-        self.ids = np.array(list(metadata), dtype=object)
-        rows = list(metadata.values())
-        fields = sorted({key for row in rows for key in row})
+    Built from a mapping or a stream of (entry id, record) pairs, so a large mirror is read line by
+    line; `record` gives an entry's metadata back as written, so no second copy of the rows is kept.
+    """
+
+    def __init__(self, metadata: Mapping[str, Mapping[str, Any]] | Iterable[tuple[str, Mapping[str, Any]]]):
+        pairs = metadata.items() if isinstance(metadata, Mapping) else metadata
+        ids: list[str] = []
+        values: dict[str, list[Any]] = {}
+        for n, (entry_id, row) in enumerate(pairs):
+            ids.append(entry_id)
+            for name, value in row.items():
+                column = values.get(name)
+                if column is None:
+                    column = values[name] = [None] * n
+                column.append(value)
+            for column in values.values():
+                if len(column) == n:  # a field this row lacks
+                    column.append(None)
+        self.ids = np.empty(len(ids), dtype=object)
+        self.ids[:] = ids
+        self._values: dict[str, np.ndarray] = {}
         self._columns: dict[str, np.ndarray] = {}
         self._lists: dict[str, list[tuple[Any, ...]]] = {}
         self._contains: dict[tuple[str, Any], np.ndarray] = {}
-        for name in fields:
+        for name, items in sorted(values.items()):
+            column = np.empty(len(items), dtype=object)
+            column[:] = items
+            self._values[name] = column
             if name in LIST_FIELDS:
-                self._lists[name] = [tuple(row.get(name) or ()) for row in rows]
+                self._lists[name] = [tuple(v or ()) for v in items]
             elif name in NUMERIC_FIELDS:
-                self._columns[name] = np.array(
-                    [float(v) if isinstance(v, (int, float)) else np.nan for v in (r.get(name) for r in rows)]
-                )
+                self._columns[name] = np.array([float(v) if isinstance(v, (int, float)) else np.nan for v in items])
             else:
-                column = np.empty(len(rows), dtype=object)
-                column[:] = [row.get(name) for row in rows]
                 self._columns[name] = column
-        self.position = {entry_id: i for i, entry_id in enumerate(metadata)}
+        self.position = {entry_id: i for i, entry_id in enumerate(ids)}
+        self._missing = np.full(len(ids), None, dtype=object)
+        self._missing.flags.writeable = False
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def column(self, name: str) -> np.ndarray:
-        return self._columns.get(name, np.full(len(self), None, dtype=object))
+        """A field's values (floats with NaN for the numeric ones), None where an entry lacks it."""
+        column = self._columns.get(name)
+        return self._missing if column is None else column
+
+    def record(self, position: int) -> dict[str, Any]:
+        """The metadata of the entry at this position, as it was given."""
+        return {name: column[position] for name, column in self._values.items() if column[position] is not None}
 
     def select(self, where: Mapping[str, Any] | None) -> np.ndarray:
         """True for the entries the clause allows."""

@@ -74,6 +74,17 @@ def test_a_broad_filter_asks_for_more_neighbours_without_the_clause(kb, fake_emb
     assert calls == [(10 * OVERFETCH, None, None)]
 
 
+def test_a_filter_allowing_most_passages_takes_the_broad_path_even_when_they_are_few(kb, fake_embedder, monkeypatch):
+    where = _where(None, ANONYMOUS)
+    kb.search("warm up", viewer=ANONYMOUS)  # the entry mirror is current after a search
+    table = kb._mirror()
+    allowed = table.column("passages")[table.select(where)].sum()
+    assert allowed <= 50_000 and allowed > 0.5 * table.column("passages").sum()
+    calls = _recording(kb, monkeypatch)
+    kb._nearest(fake_embedder.embed(QUERIES[:1]), 10, where, entries_where=where)
+    assert calls == [(10 * OVERFETCH, None, None)]
+
+
 def test_without_a_current_mirror_chroma_answers_the_clause(kb, fake_embedder, monkeypatch):
     where = _where(Filters.of(outcome="failed"), ANONYMOUS)
     monkeypatch.setattr("kb.knowledge.NARROW_PASSAGES", 10)
@@ -144,13 +155,13 @@ def test_quoted_phrases_match_whole_words_only(settings, fake_embedder, entries_
 
 def test_phrase_mask_reads_only_passages_holding_every_word(kb):
     lexical = kb.lexical
-    lexical._load()
     rows = lexical._holding_every_word("data sharing agreement")
-    assert 0 < len(rows) < len(lexical.texts)
+    assert 0 < len(rows) < lexical.passage_count
     mask = lexical.phrase_mask(["data sharing agreement"])
     from kb.search import contains_all
 
-    expected = [i for i, t in enumerate(lexical.texts) if contains_all(t, ["data sharing agreement"])]
+    texts = [lexical.text_at(i) for i in range(lexical.passage_count)]
+    expected = [i for i, t in enumerate(texts) if contains_all(t, ["data sharing agreement"])]
     assert [i for i in range(len(mask)) if mask[i]] == expected
     assert set(expected) <= set(rows.tolist())
 
@@ -198,7 +209,7 @@ def test_light_queries_fill_text_and_section_as_chroma_stores_them(kb, fake_embe
     kb.search("warm up", viewer=ANONYMOUS)
     vectors = fake_embedder.embed(QUERIES)
     full = kb.index.query(vectors, 40)
-    light = kb._query(vectors, 40)
+    light = [kept for kept, _ in kb._query(vectors, 40, 40)]
     assert kb._mirror() is not None
     assert [[(m.passage_id, m.entry_id, m.section, m.text) for m in r] for r in light] == [
         [(m.passage_id, m.entry_id, m.section, m.text) for m in r] for r in full

@@ -1,0 +1,106 @@
+"""The keyword index's folder: passages as entry blocks with memory-mapped texts, and the entry mirror."""
+
+import json
+
+import numpy as np
+import pytest
+
+from kb.lexical import FORMAT_VERSION, LexicalIndex
+from kb.table import EntryTable
+
+ROWS = [
+    ("water#1", "water", "Water meters — Findings\nLeaks were found by comparing night flows."),
+    ("water#0", "water", "Water meters\nSmart meters in three towns; café owners took part."),
+    ("roads#0", "roads", "Road sensors\nPothole reports from buses, shared with the council."),
+    ("roads#1", "roads", "Road sensors — What went wrong\nThe data-sharing agreement took nine months."),
+    ("schools#0", "schools", "School meals\nA pilot that matched 日本 suppliers to menus."),
+]
+HASHES = {"water": "h1", "roads": "h2", "schools": "h3"}
+META = {
+    "water": {"title": "Water meters", "year": 2021, "themes": ["utilities", "sensors"], "lighthouse": True},
+    "roads": {"title": "Road sensors", "year": 2019, "themes": ["sensors"], "lighthouse": False},
+    "schools": {"title": "School meals", "organisation": "Education"},
+}
+
+
+@pytest.fixture
+def index(tmp_path):
+    lexical = LexicalIndex(tmp_path / "lexical")
+    lexical.rebuild(ROWS, HASHES, META, "gen-1")
+    return lexical
+
+
+def _contents(lexical):
+    return {pid: lexical.text_of(pid) for pid, _, _ in ROWS if lexical.text_of(pid) is not None}
+
+
+def test_every_passage_reads_back_by_id_after_reopening(index):
+    again = LexicalIndex(index.folder)
+    assert again.is_current(HASHES) and again.mirrors("gen-1")
+    assert _contents(again) == {pid: text for pid, _, text in ROWS}
+    assert again.passage_count == len(ROWS)
+    assert again.text_of("water#7") is None and again.text_of("nowhere#0") is None and again.text_of("water") is None
+
+
+def test_a_keyword_match_names_its_passage_and_entry(index):
+    (best, *_) = index.search("data sharing agreement", 3)
+    assert (best.passage_id, best.entry_id) == ("roads#1", "roads")
+    assert {m.entry_id for m in index.search("sensors meters", 10, index.weights({"water"}))} == {"water"}
+
+
+def test_an_update_replaces_removes_and_adds_without_losing_the_rest(index):
+    index.update(
+        {"schools"},
+        [("water#0", "water", "Water meters\nRewritten summary."), ("parks#0", "parks", "Parks\nTree survey.")],
+        {"water": "h1b", "roads": "h2", "parks": "h4"},
+        {"water": {"title": "Water meters", "year": 2022}, "parks": {"title": "Parks"}},
+        "gen-2",
+    )
+    for lexical in (index, LexicalIndex(index.folder)):
+        assert lexical.text_of("water#0") == "Water meters\nRewritten summary."
+        assert lexical.text_of("water#1") is None, "the entry's old passages went with it"
+        assert lexical.text_of("schools#0") is None
+        assert lexical.text_of("roads#1") == ROWS[3][2]
+        assert lexical.text_of("parks#0") == "Parks\nTree survey."
+        table = lexical.table()
+        assert sorted(table.ids) == ["parks", "roads", "water"]
+        assert table.record(table.position["water"]) == {"title": "Water meters", "year": 2022}
+        assert table.record(table.position["roads"]) == META["roads"]
+        assert [m.entry_id for m in lexical.search("tree survey", 5)] == ["parks"]
+        assert lexical.search("pilot suppliers menus", 5) == []
+
+
+def test_phrase_masks_read_texts_from_the_mapped_file(index):
+    mask = index.phrase_mask(["data-sharing agreement"])
+    rows = [i for i in range(index.passage_count) if mask[i]]
+    assert [index.text_at(i) for i in rows] == [ROWS[3][2]]
+
+
+def test_an_older_format_is_rebuilt_not_trusted(index):
+    manifest = json.loads((index.folder / "manifest.json").read_text())
+    manifest["format"] = FORMAT_VERSION - 1
+    (index.folder / "manifest.json").write_text(json.dumps(manifest))
+    older = LexicalIndex(index.folder)
+    assert not older.is_current(HASHES) and not older.mirrors("gen-1")
+
+
+def test_damaged_passage_files_are_noticed_not_raised(index):
+    (index.folder / "offsets.npy").write_bytes(b"not an array")
+    damaged = LexicalIndex(index.folder)
+    assert damaged.search("sensors", 5) == []
+    assert not damaged.is_current(HASHES), "the next sync rebuilds it"
+
+
+def test_an_empty_index_answers_nothing(tmp_path):
+    empty = LexicalIndex(tmp_path / "empty")
+    empty.rebuild([], {}, {}, "gen-0")
+    assert empty.search("anything", 5) == [] and empty.text_of("a#0") is None
+    assert len(empty.table()) == 0
+
+
+def test_the_entry_table_gives_records_back_as_written():
+    table = EntryTable(iter(META.items()))
+    assert [table.record(table.position[e]) for e in META] == list(META.values())
+    assert table.column("year")[table.position["schools"]] != table.column("year")[table.position["schools"]]  # NaN
+    assert table.column("absent").tolist() == [None, None, None]
+    assert np.array_equal(table.select({"themes": {"$contains": "sensors"}}), [True, True, False])
