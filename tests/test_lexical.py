@@ -104,3 +104,38 @@ def test_the_entry_table_gives_records_back_as_written():
     assert table.column("year")[table.position["schools"]] != table.column("year")[table.position["schools"]]  # NaN
     assert table.column("absent").tolist() == [None, None, None]
     assert np.array_equal(table.select({"themes": {"$contains": "sensors"}}), [True, True, False])
+
+
+def test_keyword_scores_and_order_agree_with_bm25s_own_retrieval(index):
+    from kb.lexical import tokenize
+
+    retriever = index._retriever
+    for query in ("sensors data sharing", "water water meters", "road", "agreement council pilot"):
+        tokens = tokenize([query])
+        for weights in (None, np.array([1, 1, 0, 1, 1], dtype=np.float32)):
+            docs, scores = retriever.retrieve(tokens, k=5, show_progress=False, weight_mask=weights, n_threads=1)
+            expected = {int(d): float(s) for d, s in zip(docs[0], scores[0], strict=True) if s > 0}
+            rows, got = index._top(tokens[0], 5, weights)
+            assert dict(zip(rows.tolist(), got.tolist(), strict=True)) == pytest.approx(expected)
+            assert list(got) == sorted(got, reverse=True)
+
+
+def test_the_index_built_a_chunk_at_a_time_scores_as_bm25s_on_the_whole_corpus(tmp_path, monkeypatch):
+    import functools
+
+    import bm25s
+
+    from kb import lexical as module
+
+    monkeypatch.setattr(module, "_tokenized", functools.partial(module._tokenized, chunk=2))
+    index = LexicalIndex(tmp_path / "chunked")
+    index.rebuild(ROWS, HASHES, META, "gen-1")
+    rows = sorted(ROWS, key=lambda r: (r[1], r[0]))  # the index's row order: by entry, then number
+    whole = bm25s.BM25()
+    whole.index(bm25s.tokenize([t for _, _, t in rows], stopwords="en", stemmer=module._STEMMER, show_progress=False))
+    for query in ("sensors data sharing", "meters night flows", "pilot suppliers", "agreement"):
+        tokens = module.tokenize([query])
+        docs, scores = whole.retrieve(tokens, k=5, show_progress=False, n_threads=1)
+        expected = {rows[int(d)][0]: float(s) for d, s in zip(docs[0], scores[0], strict=True) if s > 0}
+        assert expected, query
+        assert {m.passage_id: m.score for m in index.search(query, 5)} == pytest.approx(expected)
