@@ -70,8 +70,6 @@ class Corpus:
         self.offsets = offsets  # byte offsets of each row's text, and the end
         self._texts = texts  # bytes or a read-only memory map
 
-    FILES = ("blocks.json", "numbers.npy", "offsets.npy", "texts.bin")
-
     @classmethod
     def empty(cls) -> Corpus:
         return cls([], np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(1, np.int64), b"")
