@@ -239,26 +239,39 @@ class VectorIndex:
     # ----------------------------------------------------------------- reads
 
     def entries(self, where: Where | None = None, include_vectors: bool = False) -> list[IndexedEntry] | tuple:
-        """Every indexed entry (optionally filtered), paged so memory stays flat on big collections."""
-        opened = self._open()
-        if opened is None:
-            return ([], np.zeros((0, 0), np.float32)) if include_vectors else []
-        entries_col = opened[1]
-        include = ["metadatas", "embeddings"] if include_vectors else ["metadatas"]
-        out, vectors, offset, page = [], [], 0, 5000
-        while True:
-            got = entries_col.get(where=where or None, include=include, limit=page, offset=offset)
-            for i, entry_id in enumerate(got["ids"]):
-                meta = dict(got["metadatas"][i] or {})
-                out.append(IndexedEntry(entry_id, str(meta.pop("content_hash", "")), meta))
-            if include_vectors and len(got["ids"]):
-                vectors.append(np.asarray(got["embeddings"], dtype=np.float32))
-            if len(got["ids"]) < page:
-                break
-            offset += page
+        """Every indexed entry (optionally filtered), with their vectors when asked."""
+        out, vectors = [], []
+        for page, page_vectors in self._entry_pages(where, include_vectors):
+            out += page
+            if page_vectors is not None:
+                vectors.append(page_vectors)
         if include_vectors:
             return out, (np.vstack(vectors) if vectors else np.zeros((0, 0), np.float32))
         return out
+
+    def entry_pages(self, where: Where | None = None) -> Iterator[list[IndexedEntry]]:
+        """Every indexed entry, a page at a time, so memory stays flat on big collections."""
+        for page, _ in self._entry_pages(where, False):
+            yield page
+
+    def _entry_pages(self, where: Where | None, include_vectors: bool) -> Iterator[tuple[list[IndexedEntry], Any]]:
+        opened = self._open()
+        if opened is None:
+            return
+        include = ["metadatas", "embeddings"] if include_vectors else ["metadatas"]
+        offset, page = 0, 5000
+        while True:
+            got = opened[1].get(where=where or None, include=include, limit=page, offset=offset)
+            entries = []
+            for entry_id, meta in zip(got["ids"], got["metadatas"], strict=True):
+                meta = dict(meta or {})
+                entries.append(IndexedEntry(entry_id, str(meta.pop("content_hash", "")), meta))
+            vectors = np.asarray(got["embeddings"], dtype=np.float32) if include_vectors and entries else None
+            if entries:
+                yield entries, vectors
+            if len(got["ids"]) < page:
+                return
+            offset += page
 
     def entry_ids(self, where: Where | None = None) -> set[str]:
         opened = self._open()
@@ -309,6 +322,22 @@ class VectorIndex:
         order = sorted(range(len(matches)), key=lambda i: _passage_order(matches[i].passage_id))
         stacked = np.vstack(vectors) if vectors else np.zeros((0, 0), np.float32)
         return [matches[i] for i in order], stacked[order] if len(order) else stacked
+
+    def passage_pages(self) -> Iterator[list[PassageMatch]]:
+        """Every passage's id, entry, section and text (no vectors), a page at a time, in index order."""
+        opened = self._open()
+        if opened is None:
+            return
+        offset, page = 0, 5000
+        while True:
+            got = opened[0].get(include=["metadatas", "documents"], limit=page, offset=offset)
+            yield [
+                PassageMatch(pid, meta["entry_id"], meta.get("section", ""), doc or "", 1.0)
+                for pid, meta, doc in zip(got["ids"], got["metadatas"], got["documents"], strict=True)
+            ]
+            if len(got["ids"]) < page:
+                return
+            offset += page
 
     def query(
         self,

@@ -36,7 +36,7 @@ from kb.entries import (
 from kb.errors import Conflict, EntryError, KBError, NotFound, Problem
 from kb.identity import User
 from kb.index import IndexDamaged, IndexedEntry, PassageMatch, VectorIndex, make_client, remove_embedded
-from kb.lexical import LexicalIndex, tokenize
+from kb.lexical import Additions, LexicalIndex, tokenize
 from kb.passages import split_entry
 from kb.search import (
     DEFAULT_FUSION,
@@ -351,7 +351,7 @@ class KnowledgeBase:
                 self.lexical = on_disk
         if self.lexical.mirrors(generation):
             return dict(self.lexical.hashes), generation
-        return {e.entry_id: e.content_hash for e in self.index.entries()}, generation
+        return {e.entry_id: e.content_hash for page in self.index.entry_pages() for e in page}, generation
 
     def _written_mark(self) -> str | None:
         """The index's mark after this process's writes; None when another writer has written since."""
@@ -373,12 +373,13 @@ class KnowledgeBase:
         report.unchanged = len(present) - len(todo)
         report.removed = sorted(set(ledger) - present)
         self.index.delete_entries(report.removed)
-        added_rows, records = self._embed_and_store(todo, progress, report)
-        if report.changed:  # what the index now holds: the old ledger, less the removed, plus the written
-            removed = set(report.removed)
-            ledger = {k: v for k, v in ledger.items() if k not in removed} | {t.id: t.digest for t in todo}
-            generation = self._written_mark()
-        self._sync_lexical(ledger, {t.id for t in todo} | set(report.removed), added_rows, records, generation)
+        with self.lexical.additions() as added:
+            self._embed_and_store(todo, progress, report, added)
+            if report.changed:  # what the index now holds: the old ledger, less the removed, plus the written
+                removed = set(report.removed)
+                ledger = {k: v for k, v in ledger.items() if k not in removed} | {t.id: t.digest for t in todo}
+                generation = self._written_mark()
+            self._sync_lexical(ledger, {t.id for t in todo} | set(report.removed), added, generation)
         report.seconds = time.perf_counter() - started
         return report
 
@@ -395,18 +396,17 @@ class KnowledgeBase:
             self._normalise(entry, path.name)
             todo.append(Pending(entry.id, ledger_hash(self.store.read_text(path)), entry=entry))
         ledger, _ = self._indexed()
-        rows, records = self._embed_and_store(todo, None, SyncReport())
-        ledger |= {t.id: t.digest for t in todo}
-        self._sync_lexical(ledger, set(entry_ids), rows, records, self._written_mark())
+        with self.lexical.additions() as added:
+            self._embed_and_store(todo, None, SyncReport(), added)
+            ledger |= {t.id: t.digest for t in todo}
+            self._sync_lexical(ledger, set(entry_ids), added, self._written_mark())
 
     def _embed_and_store(
-        self, todo: list[Pending], progress: Progress | None, report: SyncReport
-    ) -> tuple[list[tuple[str, str, str]], dict[str, dict[str, Any]]]:
-        """Embed and write these entries in chunks. Returns their keyword rows and their entry records."""
-        rows: list[tuple[str, str, str]] = []
-        written: dict[str, dict[str, Any]] = {}
+        self, todo: list[Pending], progress: Progress | None, report: SyncReport, added: Additions
+    ) -> None:
+        """Embed and write these entries in chunks, handing their passages and records to `added`."""
         if not todo:
-            return rows, written
+            return
         embedder = self.embedder
         total, done = len(todo), 0
         for start in range(0, total, SYNC_CHUNK):
@@ -420,13 +420,12 @@ class KnowledgeBase:
                 records.append(
                     (entry.id, digest, facet_metadata(entry), [(p.id, p.section, p.text) for p in passages], part)
                 )
-                rows += [(p.id, entry.id, p.text) for p in passages]
-            written |= self.index.put_entries(records)
+                added.add_passages((p.id, entry.id, p.text) for p in passages)
+            added.add_records(self.index.put_entries(records))
             report.passages += len(vectors)
             done += len(chunk)
             if progress:
                 progress(done, total)
-        return rows, written
 
     def _materialise(self, item: Pending) -> Entry:
         if item.entry is not None:
@@ -442,8 +441,7 @@ class KnowledgeBase:
         self,
         ledger: dict[str, str],
         touched: set[str],
-        rows: list[tuple[str, str, str]],
-        records: dict[str, dict[str, Any]],
+        added: Additions | None,
         generation: str | None,
     ) -> None:
         """Apply this sync's changes to the keyword index and entry mirror, or rebuild them from the
@@ -460,13 +458,15 @@ class KnowledgeBase:
             return
         before = {k: v for k, v in self.lexical.hashes.items() if k not in touched}
         expected = {k: v for k, v in ledger.items() if k not in touched}
-        if before == expected and set(r[1] for r in rows) | set(before) == set(ledger):
-            self.lexical.update(touched, rows, ledger, records, generation)
-        else:
-            passages, _ = self.index.passages()
-            metadata = {e.entry_id: e.metadata for e in self.index.entries()}
-            rows = [(p.passage_id, p.entry_id, p.text) for p in passages]
-            self.lexical.rebuild(rows, ledger, metadata, generation)
+        if added is not None and before == expected and added.entry_ids | set(before) == set(ledger):
+            self.lexical.update(touched, added, ledger, generation)
+            return
+        with self.lexical.additions() as everything:  # streamed from the vector index a page at a time
+            for page in self.index.passage_pages():
+                everything.add_passages((p.passage_id, p.entry_id, p.text) for p in page)
+            for page in self.index.entry_pages():
+                everything.add_records((e.entry_id, e.metadata) for e in page)
+            self.lexical.rebuild(everything, ledger, generation)
 
     def _ensure_lexical(self) -> None:
         """Keep the keyword index in step with the vector index when another process changed it.
@@ -483,7 +483,7 @@ class KnowledgeBase:
         if self._lexical_checked and generation == self._seen_generation:
             return
         ledger, generation = self._indexed()
-        self._sync_lexical(ledger, set(), [], {}, generation)
+        self._sync_lexical(ledger, set(), None, generation)
 
     # ----------------------------------------------------------------- search
 

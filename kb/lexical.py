@@ -13,6 +13,7 @@ entry id and a number, and the entry records live only as the table's columns.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import json
@@ -21,7 +22,9 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator
+import time
+from array import array
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +35,8 @@ import Stemmer
 from kb.table import EntryTable
 
 _STEMMER = Stemmer.Stemmer("english")
+STALE_SPOOL_SECONDS = 24 * 3600  # an unfinished spool this old belongs to no running sync
+BUILD_CHUNK = 20_000  # passages scored at a time while the BM25 matrix is built
 FORMAT_VERSION = 3  # 3: passage texts memory-mapped, passages as entry blocks (2 is rebuilt once)
 
 
@@ -56,12 +61,22 @@ def split_passage_id(passage_id: str) -> tuple[str, int]:
 class Corpus:
     """The passages of a keyword index folder, in row order, grouped in one block per entry.
 
-    Texts are read from a memory-mapped file on demand; a passage's id is its entry's id and its number,
-    so 400,000 passages cost a few megabytes of arrays rather than a gigabyte of Python strings.
+    A search reads texts from a memory-mapped file on demand; a passage's id is its entry's id and its
+    number, so 400,000 passages cost a few megabytes of arrays rather than a gigabyte of Python strings.
+    Reading every text (to index or copy them) goes through plain reads instead, which leave no
+    mapped pages behind in the process's resident memory.
     Immutable: an update writes a new folder and opens a new Corpus, so readers need no lock.
     """
 
-    def __init__(self, entries: list[str], counts: np.ndarray, numbers: np.ndarray, offsets: np.ndarray, texts):
+    def __init__(
+        self,
+        entries: list[str],
+        counts: np.ndarray,
+        numbers: np.ndarray,
+        offsets: np.ndarray,
+        texts,
+        path: Path | None = None,
+    ):
         self.entries = entries  # entry ids, one block of rows each
         self.codes = {entry_id: code for code, entry_id in enumerate(entries)}
         self.starts = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)])
@@ -69,6 +84,7 @@ class Corpus:
         self.numbers = numbers  # each row's passage number within its entry
         self.offsets = offsets  # byte offsets of each row's text, and the end
         self._texts = texts  # bytes or a read-only memory map
+        self._path = path  # the texts' file, for reading them all
 
     @classmethod
     def empty(cls) -> Corpus:
@@ -90,13 +106,13 @@ class Corpus:
             or len(offsets) != len(numbers) + 1
         ):
             raise ValueError("the passage files disagree")
-        return cls(blocks["entries"], counts, numbers, offsets, texts)
+        return cls(blocks["entries"], counts, numbers, offsets, texts, folder / "texts.bin")
 
     @staticmethod
     def write(folder: Path, blocks: Iterable[tuple[str, list[tuple[int, bytes]]]]) -> int:
         """Write (entry id, [(number, UTF-8 text)]) blocks as a corpus folder, one at a time; return the
         number of passages."""
-        entries, counts, numbers, offsets = [], [], [], [0]
+        entries, counts, numbers, offsets = [], [], array("i"), array("q", [0])
         with (folder / "texts.bin").open("wb") as out:
             for entry_id, rows in blocks:
                 entries.append(entry_id)
@@ -110,10 +126,32 @@ class Corpus:
         np.save(folder / "offsets.npy", np.asarray(offsets, dtype=np.int64))
         return len(numbers)
 
-    def texts(self, chunk: int) -> Iterator[list[str]]:
-        """Every passage's text in row order, `chunk` at a time."""
-        for start in range(0, len(self), chunk):
-            yield [self.text(row) for row in range(start, min(start + chunk, len(self)))]
+    def texts(self, chunk: int, start: int = 0) -> Iterator[list[str]]:
+        """Every passage's text in row order from row `start`, `chunk` at a time."""
+        with self._reader() as read:
+            for first in range(start, len(self), chunk):
+                yield [data.decode("utf-8") for data in read(first, min(first + chunk, len(self)))]
+
+    @contextlib.contextmanager
+    def _reader(self) -> Iterator[Callable[[int, int], list[bytes]]]:
+        """A function giving the texts of rows start..end-1 with one read of the file."""
+        file = self._path.open("rb") if self._path is not None and int(self.offsets[-1]) else None
+        offsets = self.offsets
+
+        def read(start: int, end: int) -> list[bytes]:
+            first = int(offsets[start])
+            if file is None:
+                span = bytes(self._texts[first : int(offsets[end])])
+            else:
+                span = os.pread(file.fileno(), int(offsets[end]) - first, first)
+            ends = (offsets[start : end + 1] - first).tolist()
+            return [span[a:b] for a, b in itertools.pairwise(ends)]
+
+        try:
+            yield read
+        finally:
+            if file is not None:
+                file.close()
 
     def __len__(self) -> int:
         return len(self.numbers)
@@ -143,19 +181,86 @@ class Corpus:
 
     def blocks(self, skip: set[str]) -> Iterator[tuple[str, list[tuple[int, bytes]]]]:
         """This corpus's blocks as `write` takes them, without the entries in `skip`."""
-        for code, entry_id in enumerate(self.entries):
-            if entry_id not in skip:
-                rows = range(int(self.starts[code]), int(self.starts[code + 1]))
-                yield entry_id, [(int(self.numbers[r]), self.raw(r)) for r in rows]
+        with self._reader() as read:
+            for code, entry_id in enumerate(self.entries):
+                if entry_id not in skip:
+                    start, end = int(self.starts[code]), int(self.starts[code + 1])
+                    yield entry_id, list(zip(self.numbers[start:end].tolist(), read(start, end), strict=True))
 
 
-def _blocks_of(rows: list[tuple[str, str, str]]) -> Iterator[tuple[str, list[tuple[int, bytes]]]]:
-    """(passage_id, entry_id, text) rows as blocks, one per entry, its passages in number order;
-    encoded one entry at a time, so a large sync never holds a second copy of every text."""
-    ordered = sorted(rows, key=lambda row: row[1])  # stable: an entry's rows together, in their order
-    for entry_id, group in itertools.groupby(ordered, key=lambda row: row[1]):
-        passages = [(split_passage_id(passage_id)[1], text.encode("utf-8")) for passage_id, _, text in group]
-        yield entry_id, sorted(passages, key=lambda p: p[0])
+class Additions:
+    """Passages and entry records on their way into the keyword index, spooled to a folder as they come.
+
+    A sync of 100,000 entries hands over 400,000 passage texts; held as Python strings until the
+    keyword index is written, they would cost more memory than the vector index. Here each text goes
+    to a file as its entry is embedded, and only a few numbers per passage stay in memory.
+    Rows may come in any order and in any number of calls; a passage or record given again replaces
+    the earlier one.
+    """
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self._spool = (folder / "texts.spool").open("wb")
+        self._records = (folder / "records.jsonl").open("w", encoding="utf-8")
+        self._codes: dict[str, int] = {}  # entry id -> its code, in order of arrival
+        self._entry_of, self._numbers, self._offsets = array("i"), array("i"), array("q", [0])  # per row
+        self._record_line: dict[str, int] = {}  # entry id -> the line of its latest record
+        self._lines = 0
+
+    def __enter__(self) -> Additions:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._spool.close()
+        self._records.close()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def add_passages(self, rows: Iterable[tuple[str, str, str]]) -> None:
+        """(passage_id, entry_id, text) rows."""
+        for passage_id, entry_id, text in rows:
+            data = text.encode("utf-8")
+            self._spool.write(data)
+            self._entry_of.append(self._codes.setdefault(entry_id, len(self._codes)))
+            self._numbers.append(split_passage_id(passage_id)[1])
+            self._offsets.append(self._offsets[-1] + len(data))
+
+    def add_records(self, records: Iterable[tuple[str, dict]] | dict[str, dict]) -> None:
+        """Entry records (facet metadata by entry id) for the entry mirror."""
+        for entry_id, metadata in records.items() if isinstance(records, dict) else records:
+            self._record_line[entry_id] = self._lines
+            self._records.write(json.dumps({"id": entry_id, "metadata": metadata}, ensure_ascii=False) + "\n")
+            self._lines += 1
+
+    @property
+    def entry_ids(self) -> set[str]:
+        """The entries that have passages here."""
+        return set(self._codes)
+
+    @property
+    def record_ids(self) -> set[str]:
+        return set(self._record_line)
+
+    def blocks(self) -> Iterator[tuple[str, list[tuple[int, bytes]]]]:
+        """The passages as `Corpus.write` takes them: one block per entry, its passages in number order."""
+        if not self._numbers:
+            return
+        self._spool.flush()
+        codes = np.frombuffer(self._entry_of, dtype=np.int32)
+        numbers = np.frombuffer(self._numbers, dtype=np.int32)
+        rows = np.lexsort((np.arange(len(codes)), numbers, codes))  # by entry, number, then arrival
+        same_as_next = (codes[rows][:-1] == codes[rows][1:]) & (numbers[rows][:-1] == numbers[rows][1:])
+        rows = rows[np.append(~same_as_next, True)]  # a passage given again: its last text
+        entries, offsets = list(self._codes), self._offsets
+        with (self.folder / "texts.spool").open("rb") as file:
+            for group in np.split(rows, np.flatnonzero(np.diff(codes[rows])) + 1):
+                texts = [os.pread(file.fileno(), offsets[r + 1] - offsets[r], offsets[r]) for r in group.tolist()]
+                yield entries[int(codes[group[0]])], list(zip(numbers[group].tolist(), texts, strict=True))
+
+    def records(self) -> Iterator[tuple[str, dict]]:
+        self._records.flush()
+        for line, (entry_id, metadata) in enumerate(_read_records(self.folder / "records.jsonl")):
+            if self._record_line[entry_id] == line:
+                yield entry_id, metadata
 
 
 def _locked(method):
@@ -169,14 +274,97 @@ def _locked(method):
     return wrapper
 
 
-def _tokenized(corpus: Corpus, chunk: int = 10_000) -> bm25s.tokenization.Tokenized:
-    """Every passage as token ids for the BM25 build, read back from the written texts a chunk at a
-    time: the same words and stems as `tokenize`, without holding every text in memory at once."""
+@dataclass(frozen=True)
+class TokenIds:
+    """Every passage's token ids as one flat array and where each passage starts: four bytes a token
+    rather than a Python list per passage (a 400,000-passage corpus holds 25 million tokens)."""
+
+    flat: np.ndarray  # int32
+    starts: np.ndarray  # int64, one more than there are passages
+
+    def __len__(self) -> int:
+        return len(self.starts) - 1
+
+
+def _tokenized(
+    corpus: Corpus, chunk: int = 10_000, *, previous: Path | None = None, kept: np.ndarray | None = None
+) -> tuple[bm25s.tokenization.Tokenized, bm25s.tokenization.Tokenizer]:
+    """Every passage as token ids for the BM25 build: the same words and stems as `tokenize`.
+
+    With `previous` (the folder being replaced) and `kept` (its rows that lead the new corpus, in
+    order), those passages' token ids are copied from it and only the rest are tokenized, so a save
+    that changes one entry tokenizes its few passages, not 400,000. Texts are read back from the
+    written corpus a chunk at a time, never all held at once.
+    """
     tokenizer = bm25s.tokenization.Tokenizer(stemmer=_STEMMER, stopwords="en")
-    ids: list[list[int]] = []
-    for texts in corpus.texts(chunk):
-        ids += tokenizer.tokenize(texts, update_vocab=True, return_as="ids", show_progress=False)
-    return bm25s.tokenization.Tokenized(ids=ids, vocab=tokenizer.get_vocab_dict())
+    flat, starts = array("i"), array("q", [0])  # grown in place: no second copy to concatenate
+    first = 0
+    if previous is not None and kept is not None and len(kept):
+        tokenizer.load_vocab(str(previous))  # the same ids for the same stems; new stems get new ones
+        old_flat = np.load(previous / "tokens.npy", mmap_mode="r")
+        old_starts = np.load(previous / "token-starts.npy")
+        for run in np.split(kept, np.flatnonzero(np.diff(kept) != 1) + 1):  # runs of consecutive rows
+            base = len(flat) - int(old_starts[run[0]])
+            flat.frombytes(np.ascontiguousarray(old_flat[old_starts[run[0]] : old_starts[run[-1] + 1]]).tobytes())
+            starts.extend((old_starts[run[0] + 1 : run[-1] + 2] + base).tolist())
+        first = len(kept)
+    for texts in corpus.texts(chunk, start=first):
+        for ids in tokenizer.tokenize(texts, update_vocab=True, return_as="ids", show_progress=False):
+            flat.extend(ids)
+            starts.append(len(flat))
+    token_ids = TokenIds(np.frombuffer(flat, dtype=np.int32) if flat else np.zeros(0, np.int32), np.asarray(starts))
+    return bm25s.tokenization.Tokenized(ids=token_ids, vocab=tokenizer.get_vocab_dict()), tokenizer
+
+
+class CompactBM25(bm25s.BM25):
+    """bm25s's BM25 with Lucene scoring (its default), its index built from `TokenIds` through bm25s's
+    extension point `build_index_from_ids`: the same scores in the same sparse matrix, built a chunk
+    of passages at a time straight into the final arrays. bm25s's own build holds a Python list per
+    passage, three arrays the size of the matrix and SciPy's copy of them: at 400,000 passages, most
+    of a full sync's memory peak."""
+
+    def build_index_from_ids(
+        self, unique_token_ids, corpus_token_ids: TokenIds, show_progress=False, leave_progress=False
+    ):
+        if self.method != "lucene" or self.idf_method != "lucene":
+            raise ValueError("CompactBM25 scores as Lucene does; use bm25s.BM25 for other variants")
+        self.nonoccurrence_array = None  # only BM25L and BM25+ have one
+        n_docs, n_vocab = len(corpus_token_ids), len(unique_token_ids)
+        lengths = np.diff(corpus_token_ids.starts)
+        avg_doc_len = lengths.mean() if n_docs else 0.0
+        chunks = [(start, min(start + BUILD_CHUNK, n_docs)) for start in range(0, n_docs, BUILD_CHUNK)]
+        # Pass 1: in how many passages each token occurs, and so its idf.
+        doc_freqs = np.zeros(n_vocab, dtype=np.int64)
+        for start, end in chunks:
+            _, tokens, _ = self._counts(corpus_token_ids, start, end, n_vocab)
+            doc_freqs += np.bincount(tokens, minlength=n_vocab)
+        idf = np.zeros(n_vocab, dtype=self.dtype)
+        seen = doc_freqs > 0
+        idf[seen] = np.log(1 + (n_docs - doc_freqs[seen] + 0.5) / (doc_freqs[seen] + 0.5))
+        # Pass 2: each (passage, token) score straight to its place in the token's column.
+        indptr = np.concatenate([[0], np.cumsum(doc_freqs)])
+        data = np.empty(int(indptr[-1]), dtype=self.dtype)
+        indices = np.empty(int(indptr[-1]), dtype=self.int_dtype)
+        cursor = indptr[:-1].copy()
+        for start, end in chunks:
+            docs, tokens, counts = self._counts(corpus_token_ids, start, end, n_vocab)
+            tf = counts.astype(self.dtype)
+            tfc = tf / (self.k1 * ((1 - self.b) + self.b * lengths[docs] / avg_doc_len) + tf)
+            order = np.argsort(tokens, kind="stable")  # by token, passages ascending within each
+            docs, tokens, scores = docs[order], tokens[order], (idf[tokens] * tfc)[order]
+            rank = np.arange(len(tokens)) - np.searchsorted(tokens, tokens, side="left")  # within its token
+            data[cursor[tokens] + rank], indices[cursor[tokens] + rank] = scores, docs
+            cursor += np.bincount(tokens, minlength=n_vocab)
+        indptr = indptr.astype(self.int_dtype) if indptr[-1] < 2**31 else indptr
+        return {"data": data, "indices": indices, "indptr": indptr, "num_docs": n_docs}
+
+    @staticmethod
+    def _counts(corpus: TokenIds, start: int, end: int, n_vocab: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(passage, token, term frequency) for each distinct token of passages start..end."""
+        lo, hi = int(corpus.starts[start]), int(corpus.starts[end])
+        doc_of = np.repeat(np.arange(start, end, dtype=np.int64), np.diff(corpus.starts[start : end + 1]))
+        pairs, counts = np.unique(doc_of * n_vocab + corpus.flat[lo:hi], return_counts=True)
+        return (pairs // n_vocab).astype(np.int32), (pairs % n_vocab).astype(np.int32), counts
 
 
 def _read_records(path: Path) -> Iterator[tuple[str, dict]]:
@@ -230,17 +418,28 @@ class LexicalIndex:
         self,
         blocks: Iterable[tuple[str, list[tuple[int, bytes]]]],
         records: Iterable[tuple[str, dict]],
+        kept: np.ndarray | None = None,
     ) -> None:
         """Write a complete new folder from these passages and entry records, index it, then swap it in,
-        so a crash never leaves half an index; then read it back as the current corpus."""
+        so a crash never leaves half an index; then read it back as the current corpus.
+
+        `kept`: the current folder's rows that the blocks begin with, whose token ids can be reused.
+        """
         self.folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=self.folder.parent, prefix=".lexical-"))
+        reusable = kept is not None and (self.folder / "tokens.npy").exists()
         try:
             if Corpus.write(tmp, blocks):
-                retriever = bm25s.BM25()
-                retriever.index(_tokenized(Corpus.open(tmp)), show_progress=False)
+                tokenized, tokenizer = _tokenized(
+                    Corpus.open(tmp), previous=self.folder if reusable else None, kept=kept
+                )
+                np.save(tmp / "tokens.npy", tokenized.ids.flat)
+                np.save(tmp / "token-starts.npy", tokenized.ids.starts)
+                tokenizer.save_vocab(str(tmp))
+                retriever = CompactBM25()
+                retriever.index(tokenized, show_progress=False)
                 retriever.save(str(tmp / "bm25"))
-                del retriever
+                del retriever, tokenized, tokenizer
             with (tmp / "entries.jsonl").open("w", encoding="utf-8") as out:
                 for entry_id, metadata in records:
                     out.write(json.dumps({"id": entry_id, "metadata": metadata}, ensure_ascii=False) + "\n")
@@ -300,42 +499,46 @@ class LexicalIndex:
 
     # ----------------------------------------------------------------- writes
 
+    def additions(self) -> Additions:
+        """A new spool for passages and records to add (a context manager that deletes it after use).
+
+        It lives beside the index folder, on the same disk; spools left by a killed process are swept.
+        """
+        self.folder.parent.mkdir(parents=True, exist_ok=True)
+        stale = time.time() - STALE_SPOOL_SECONDS
+        for old in self.folder.parent.glob(".additions-*"):
+            try:
+                if max(f.stat().st_mtime for f in [old, *old.iterdir()]) < stale:
+                    shutil.rmtree(old, ignore_errors=True)
+            except OSError:
+                pass  # another process is just removing it
+        return Additions(Path(tempfile.mkdtemp(dir=self.folder.parent, prefix=".additions-")))
+
     @_locked
-    def update(
-        self,
-        remove: set[str],
-        add: list[tuple[str, str, str]],
-        hashes: dict[str, str],
-        metadata: dict[str, dict] | None = None,
-        generation: str | None = None,
-    ) -> None:
-        """Drop the passages of `remove` entries, add (passage_id, entry_id, text) rows and the added
-        entries' records, re-index, save, and remember the vector index's mark they match."""
+    def update(self, remove: set[str], added: Additions, hashes: dict[str, str], generation: str | None = None) -> None:
+        """Drop the passages of `remove` entries, add the passages and entry records of `added`,
+        re-index, save, and remember the vector index's mark they match."""
         self._load()
-        metadata = dict(metadata or {})
-        replaced = set(remove) | {entry_id for _, entry_id, _ in add}
+        replaced = set(remove) | added.entry_ids
         records_path = self.folder / "entries.jsonl"
         kept = _read_records(records_path) if self.hashes and records_path.exists() else iter(())
         old = self._corpus
         self.hashes, self.generation = dict(hashes), generation
+        replaced_codes = [old.codes[e] for e in replaced if e in old.codes]
+        kept_rows = np.flatnonzero(~np.isin(old.row_codes, np.asarray(replaced_codes, dtype=np.int32)))
         self._write(
-            itertools.chain(old.blocks(replaced), _blocks_of(add)),
-            _chain_records(kept, set(remove) | set(metadata), metadata),
+            itertools.chain(old.blocks(replaced), added.blocks()),
+            _chain_records(kept, set(remove) | added.record_ids, added.records()),
+            kept_rows,
         )
 
     @_locked
-    def rebuild(
-        self,
-        rows: list[tuple[str, str, str]],
-        hashes: dict[str, str],
-        metadata: dict[str, dict] | None = None,
-        generation: str | None = None,
-    ) -> None:
-        """Start again from (passage_id, entry_id, text) rows and entry records, e.g. the vector index's."""
+    def rebuild(self, added: Additions, hashes: dict[str, str], generation: str | None = None) -> None:
+        """Start again from these passages and entry records, e.g. the vector index's."""
         self._loaded = True
         self._corpus, self._retriever, self._table = Corpus.empty(), None, None
         self.hashes, self.generation = dict(hashes), generation
-        self._write(_blocks_of(rows), iter(dict(metadata or {}).items()))
+        self._write(added.blocks(), added.records())
 
     # ----------------------------------------------------------------- reads
 
@@ -506,10 +709,10 @@ class LexicalIndex:
 
 
 def _chain_records(
-    kept: Iterable[tuple[str, dict]], skip: set[str], added: dict[str, dict]
+    kept: Iterable[tuple[str, dict]], skip: set[str], added: Iterable[tuple[str, dict]]
 ) -> Iterator[tuple[str, dict]]:
     """The kept entry records except those in `skip`, then the added ones."""
     for entry_id, metadata in kept:
         if entry_id not in skip:
             yield entry_id, metadata
-    yield from added.items()
+    yield from added

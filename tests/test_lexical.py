@@ -23,10 +23,17 @@ META = {
 }
 
 
+def rebuild(lexical, rows, hashes, meta, generation):
+    with lexical.additions() as added:
+        added.add_passages(rows)
+        added.add_records(meta)
+        lexical.rebuild(added, hashes, generation)
+
+
 @pytest.fixture
 def index(tmp_path):
     lexical = LexicalIndex(tmp_path / "lexical")
-    lexical.rebuild(ROWS, HASHES, META, "gen-1")
+    rebuild(lexical, ROWS, HASHES, META, "gen-1")
     return lexical
 
 
@@ -49,13 +56,12 @@ def test_a_keyword_match_names_its_passage_and_entry(index):
 
 
 def test_an_update_replaces_removes_and_adds_without_losing_the_rest(index):
-    index.update(
-        {"schools"},
-        [("water#0", "water", "Water meters\nRewritten summary."), ("parks#0", "parks", "Parks\nTree survey.")],
-        {"water": "h1b", "roads": "h2", "parks": "h4"},
-        {"water": {"title": "Water meters", "year": 2022}, "parks": {"title": "Parks"}},
-        "gen-2",
-    )
+    with index.additions() as added:
+        added.add_passages([("water#0", "water", "Water meters\nRewritten summary.")])
+        added.add_records({"water": {"title": "Water meters", "year": 2022}})
+        added.add_passages([("parks#0", "parks", "Parks\nTree survey.")])
+        added.add_records({"parks": {"title": "Parks"}})
+        index.update({"schools"}, added, {"water": "h1b", "roads": "h2", "parks": "h4"}, "gen-2")
     for lexical in (index, LexicalIndex(index.folder)):
         assert lexical.text_of("water#0") == "Water meters\nRewritten summary."
         assert lexical.text_of("water#1") is None, "the entry's old passages went with it"
@@ -93,7 +99,7 @@ def test_damaged_passage_files_are_noticed_not_raised(index):
 
 def test_an_empty_index_answers_nothing(tmp_path):
     empty = LexicalIndex(tmp_path / "empty")
-    empty.rebuild([], {}, {}, "gen-0")
+    rebuild(empty, [], {}, {}, "gen-0")
     assert empty.search("anything", 5) == [] and empty.text_of("a#0") is None
     assert len(empty.table()) == 0
 
@@ -128,8 +134,9 @@ def test_the_index_built_a_chunk_at_a_time_scores_as_bm25s_on_the_whole_corpus(t
     from kb import lexical as module
 
     monkeypatch.setattr(module, "_tokenized", functools.partial(module._tokenized, chunk=2))
+    monkeypatch.setattr(module, "BUILD_CHUNK", 2)
     index = LexicalIndex(tmp_path / "chunked")
-    index.rebuild(ROWS, HASHES, META, "gen-1")
+    rebuild(index, ROWS, HASHES, META, "gen-1")
     rows = sorted(ROWS, key=lambda r: (r[1], r[0]))  # the index's row order: by entry, then number
     whole = bm25s.BM25()
     whole.index(bm25s.tokenize([t for _, _, t in rows], stopwords="en", stemmer=module._STEMMER, show_progress=False))
@@ -139,3 +146,99 @@ def test_the_index_built_a_chunk_at_a_time_scores_as_bm25s_on_the_whole_corpus(t
         expected = {rows[int(d)][0]: float(s) for d, s in zip(docs[0], scores[0], strict=True) if s > 0}
         assert expected, query
         assert {m.passage_id: m.score for m in index.search(query, 5)} == pytest.approx(expected)
+
+
+def test_additions_group_rows_given_in_any_order_and_keep_the_latest_text(tmp_path):
+    lexical = LexicalIndex(tmp_path / "lexical")
+    with lexical.additions() as added:
+        spool = added.folder
+        added.add_passages([ROWS[3], ROWS[0]])  # entries interleaved across calls, as pages of an index come
+        added.add_passages([ROWS[4], ROWS[2], ("roads#1", "roads", "Road sensors\nA corrected text.")])
+        added.add_passages([ROWS[1]])
+        added.add_records(META)
+        added.add_records({"roads": {"title": "Road sensors", "year": 2020}})
+        assert added.entry_ids == set(HASHES) and added.record_ids == set(META)
+        assert [(entry, [n for n, _ in rows]) for entry, rows in added.blocks()] == [
+            ("roads", [0, 1]),
+            ("water", [0, 1]),
+            ("schools", [0]),
+        ]
+        lexical.rebuild(added, HASHES, "gen-1")
+    assert not spool.exists(), "the spool goes once the index is written"
+    assert lexical.text_of("roads#1") == "Road sensors\nA corrected text."
+    assert lexical.text_of("water#1") == ROWS[0][2]
+    table = lexical.table()
+    assert len(table) == 3 and table.record(table.position["roads"]) == {"title": "Road sensors", "year": 2020}
+
+
+def test_a_spool_left_by_a_killed_sync_is_swept_but_a_running_one_is_not(tmp_path):
+    import os
+    import time
+
+    lexical = LexicalIndex(tmp_path / "lexical")
+    with lexical.additions() as running:
+        abandoned = lexical.additions()
+        abandoned.add_passages([ROWS[0]])
+        abandoned._spool.close()
+        long_ago = time.time() - 2 * 24 * 3600
+        for path in [abandoned.folder, *abandoned.folder.iterdir()]:
+            os.utime(path, (long_ago, long_ago))
+        with lexical.additions():
+            assert running.folder.exists()
+            assert not abandoned.folder.exists()
+
+
+def test_the_compact_build_makes_the_very_matrix_bm25s_makes(monkeypatch):
+    import itertools
+
+    import bm25s
+
+    from kb import lexical as module
+    from kb.lexical import CompactBM25, Corpus
+
+    rng = np.random.default_rng(7)
+    words = ["data", "sharing", "pilot", "council", "agreement", "sensor", "meter", "water", "road", "the", "of"]
+    texts = [" ".join(rng.choice(words, size=rng.integers(0, 30))) for _ in range(300)]
+    corpus = Corpus.empty()
+    monkeypatch.setattr(
+        corpus, "texts", lambda chunk, start=0: (texts[i : i + chunk] for i in range(start, len(texts), chunk))
+    )
+    monkeypatch.setattr(module, "BUILD_CHUNK", 64)
+    tokenized, _ = module._tokenized(corpus, chunk=50)
+    compact, reference = CompactBM25(), bm25s.BM25()
+    compact.index(tokenized, show_progress=False)
+    ids = [tokenized.ids.flat[a:b].tolist() for a, b in itertools.pairwise(tokenized.ids.starts)]
+    reference.index(bm25s.tokenization.Tokenized(ids=ids, vocab=dict(tokenized.vocab)), show_progress=False)
+    assert compact.vocab_dict == reference.vocab_dict
+    for key in ("indptr", "indices"):
+        np.testing.assert_array_equal(compact.scores[key], reference.scores[key])
+    np.testing.assert_allclose(compact.scores["data"], reference.scores["data"], rtol=1e-6)
+    assert compact.scores["num_docs"] == reference.scores["num_docs"] == len(texts)
+
+
+def test_an_update_tokenizes_only_the_passages_it_adds_and_scores_as_a_fresh_build(index, tmp_path, monkeypatch):
+    import bm25s
+
+    tokenized = []
+    original = bm25s.tokenization.Tokenizer.tokenize
+
+    def counting(self, texts, *args, **kwargs):
+        tokenized.extend(texts)
+        return original(self, texts, *args, **kwargs)
+
+    monkeypatch.setattr(bm25s.tokenization.Tokenizer, "tokenize", counting)
+    added_rows = [("water#0", "water", "Water meters\nNight flows showed leaks; a new word: hydrant.")]
+    with index.additions() as added:
+        added.add_passages(added_rows)
+        added.add_records({"water": META["water"]})
+        index.update({"roads"}, added, {"water": "h1b", "schools": "h3"}, "gen-2")
+    assert tokenized == [added_rows[0][2]], "kept passages reuse their saved token ids"
+    final = [added_rows[0], ROWS[4]]
+    fresh = LexicalIndex(tmp_path / "fresh")
+    rebuild(fresh, final, {"water": "h1b", "schools": "h3"}, META, "gen-2")
+    for query in ("night flows leaks", "hydrant", "pilot suppliers menus", "sensors"):
+        got = [(m.passage_id, m.score) for m in index.search(query, 5)]
+        want = [(m.passage_id, m.score) for m in fresh.search(query, 5)]
+        assert [p for p, _ in got] == [p for p, _ in want], query
+        assert [s for _, s in got] == pytest.approx([s for _, s in want]), query
+    assert index.search("data sharing agreement", 5) == [], "the removed entry's words score nothing"
