@@ -41,7 +41,7 @@ from kb.bench import DEFAULT_QUERIES, _folder_size, _percentiles, import_registe
 from kb.config import Settings
 from kb.embedder import Embedder
 from kb.entries import Entry
-from kb.errors import KBError
+from kb.errors import EntryError, KBError
 
 DEFAULT_SIZES = (1_000, 10_000, 100_000)
 REAL_UP_TO = 1_000  # sizes up to this are embedded by the model for real
@@ -147,15 +147,20 @@ class DerivedEmbedder:
     """The real model for texts it was not told about (queries); derived vectors for the collection's passages.
 
     A derived vector is a weighted mean of real lesson-passage vectors plus noise seeded by the text, so
-    the same passage always gets the same vector and no two passages share one.
+    the same passage always gets the same vector and no two passages share one. What each passage is
+    derived from is learnt once per collection and saved as a few arrays (`save`, `load`), so the
+    process that syncs holds 24 bytes per passage rather than the collection it was cut from.
     """
 
-    def __init__(self, model: Embedder, lesson_vectors: LessonVectors):
+    def __init__(
+        self, model: Embedder, lesson_vectors: LessonVectors, mixes: dict[int, tuple[int, int, float]] | None = None
+    ):
         self.model = model
         self.name = model.name
         self.max_tokens = model.max_tokens
         self.lesson_vectors = lesson_vectors
-        self._mix: dict[bytes, tuple[int, int, float]] = {}
+        self._mix = dict(mixes or {})  # passage key -> (first row, second row, weight of the first)
+        self._table: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None  # sorted, once loaded
         self._tokens: dict[str, int] = {}
 
     def count_tokens(self, words: list[str]) -> list[int]:
@@ -165,8 +170,8 @@ class DerivedEmbedder:
         return [self._tokens[w] for w in words]
 
     @staticmethod
-    def _key(text: str) -> bytes:
-        return hashlib.blake2b(text.encode(), digest_size=12).digest()
+    def _key(text: str) -> int:
+        return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
 
     def learn(self, entry: Entry, recipe: Recipe) -> int:
         """Note how each passage of this entry is derived; returns the number of passages."""
@@ -182,18 +187,45 @@ class DerivedEmbedder:
                 self._mix[self._key(p.text)] = (lv.section_row(recipe.b, p.section), summary_a, 0.85)
         return len(passages)
 
+    def save(self, path: Path) -> None:
+        keys = np.fromiter(self._mix, dtype=np.uint64, count=len(self._mix))
+        mixes = list(self._mix.values())
+        order = np.argsort(keys)
+        np.savez(
+            path,
+            keys=keys[order],
+            first=np.asarray([m[0] for m in mixes], dtype=np.int32)[order],
+            second=np.asarray([m[1] for m in mixes], dtype=np.int32)[order],
+            weight=np.asarray([m[2] for m in mixes], dtype=np.float64)[order],
+        )
+
+    @classmethod
+    def load(cls, model: Embedder, lesson_vectors: LessonVectors, path: Path) -> DerivedEmbedder:
+        derived = cls(model, lesson_vectors)
+        with np.load(path) as saved:
+            derived._table = (saved["keys"], saved["first"], saved["second"], saved["weight"])
+        return derived
+
+    def _mix_of(self, key: int) -> tuple[int, int, float] | None:
+        if self._table is not None:
+            keys, first, second, weight = self._table
+            at = int(np.searchsorted(keys, np.uint64(key)))
+            if at < len(keys) and int(keys[at]) == key:
+                return int(first[at]), int(second[at]), float(weight[at])
+        return self._mix.get(key)
+
     def embed(self, texts: list[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.lesson_vectors.vectors.shape[1]), dtype=np.float32)
         unknown = []
         for i, text in enumerate(texts):
             key = self._key(text)
-            mix = self._mix.get(key)
+            mix = self._mix_of(key)
             if mix is None:
                 unknown.append(i)
                 continue
             first, second, weight = mix
             vectors = self.lesson_vectors.vectors
-            noise = np.random.default_rng(int.from_bytes(key[:8], "little")).standard_normal(out.shape[1])
+            noise = np.random.default_rng(key).standard_normal(out.shape[1])
             v = weight * vectors[first] + (1 - weight) * vectors[second] + NOISE * noise / np.sqrt(out.shape[1])
             out[i] = v / np.linalg.norm(v)
         if unknown:
@@ -241,6 +273,10 @@ class SizePaths:
     def index(self, backend: str) -> Path:
         return self.root / f"index-{backend}"
 
+    @property
+    def derived(self) -> Path:
+        return self.root / "derived-vectors.npz"
+
 
 def _settings(paths: SizePaths, backend: str, model: str, chroma_url: str | None) -> Settings:
     return Settings(
@@ -269,54 +305,73 @@ def _lessons_and_vectors(register: Path, mapping: Path, work: Path, model: Embed
     return lessons, LessonVectors(lessons, model, work / "cache", log), themes
 
 
-def write_collection(paths: SizePaths, collection: list[tuple[Entry, Recipe]]) -> None:
-    """Write the entry files once per size (a marker says they are complete)."""
+def prepare_collection(args: dict[str, Any]) -> dict[str, Any]:
+    """In a fresh process, before the sync is measured: write the size's entry files and, above
+    `real_up_to`, the table its passages' vectors are derived from. So the sync process starts as
+    `python -m kb sync` would, without the collection in memory."""
+    from kb.embedder import make_embedder
     from kb.entries import render_entry
 
+    work, size = Path(args["work"]), int(args["size"])
+    paths = SizePaths(work / f"size-{size}")
+    model = make_embedder(args["model"])
+    lessons, lesson_vectors, themes = _lessons_and_vectors(
+        Path(args["register"]), Path(args["mapping"]), work, model, _stderr_log
+    )
+    collection = build_collection(lessons, size, themes)
     marker = paths.root / ".entries-complete"
-    if marker.exists() and marker.read_text() == str(len(collection)):
-        return
-    shutil.rmtree(paths.entries, ignore_errors=True)
-    paths.entries.mkdir(parents=True)
-    shutil.copy(SAMPLE_ENTRIES / "vocabulary.yaml", paths.entries / "vocabulary.yaml")
-    for entry, _ in collection:
-        (paths.entries / f"{entry.id}.md").write_text(render_entry(entry), encoding="utf-8")
-    marker.write_text(str(len(collection)))
+    if not (marker.exists() and marker.read_text() == str(len(collection))):
+        _stderr_log(f"[{size}] writing {size} entry files ...")
+        shutil.rmtree(paths.entries, ignore_errors=True)
+        paths.entries.mkdir(parents=True)
+        shutil.copy(SAMPLE_ENTRIES / "vocabulary.yaml", paths.entries / "vocabulary.yaml")
+        for entry, _ in collection:
+            (paths.entries / f"{entry.id}.md").write_text(render_entry(entry), encoding="utf-8")
+        marker.write_text(str(len(collection)))
+    if size > int(args["real_up_to"]):
+        derived = DerivedEmbedder(model, lesson_vectors)
+        for entry, recipe in collection:
+            derived.learn(entry, recipe)
+        derived.save(paths.derived)
+    return {}
+
+
+def _bare_encode_rate(model: Embedder, settings: Settings) -> float:
+    """Passages per second of the model alone, on the passages the sync will embed."""
+    from kb.entries import EntryStore
+    from kb.passages import split_entry
+
+    store, texts = EntryStore(settings.entries_dir), []
+    for path in store.files():
+        try:
+            entry = store.load_file(path)[0]
+        except EntryError:
+            continue  # the sync reports it and leaves it out too
+        texts += [p.text for p in split_entry(entry, model.count_tokens, model.max_tokens)]
+    model.embed(["warm up the model"])
+    _, seconds = _timed(model.embed, texts)
+    return round(len(texts) / seconds, 1)
 
 
 def sync_figures(args: dict[str, Any]) -> dict[str, Any]:
     """In a fresh process: sync the size's entry files into an empty index, then re-sync it unchanged."""
     from kb.embedder import make_embedder
-    from kb.index import clear_client_cache
     from kb.knowledge import KnowledgeBase
 
     work, size, backend = Path(args["work"]), int(args["size"]), args["backend"]
     paths = SizePaths(work / f"size-{size}")
     model = make_embedder(args["model"])
     log = _stderr_log
-    lessons, lesson_vectors, themes = _lessons_and_vectors(
-        Path(args["register"]), Path(args["mapping"]), work, model, log
-    )
-    collection = build_collection(lessons, size, themes)
-    log(f"[{size} {backend}] writing {size} entry files ...")
-    write_collection(paths, collection)
+    settings = _settings(paths, backend, model.name, args.get("chroma_url"))
     real = size <= int(args["real_up_to"])
     figures: dict[str, Any] = {"vectors": "real" if real else "derived"}
     if real:
         embedder: Embedder = model
-        from kb.passages import split_entry
-
-        texts = [p.text for e, _ in collection for p in split_entry(e, model.count_tokens, model.max_tokens)]
-        model.embed(["warm up the model"])
-        log(f"[{size} {backend}] bare model: encoding {len(texts)} passages ...")
-        _, bare = _timed(model.embed, texts)
-        figures["bare_encode_passages_per_s"] = round(len(texts) / bare, 1)
+        log(f"[{size} {backend}] bare model: encoding every passage ...")
+        figures["bare_encode_passages_per_s"] = _bare_encode_rate(model, settings)
     else:
-        embedder = DerivedEmbedder(model, lesson_vectors)
-        for entry, recipe in collection:
-            embedder.learn(entry, recipe)
-    del collection, lessons
-    settings = _settings(paths, backend, model.name, args.get("chroma_url"))
+        _, lesson_vectors, _ = _lessons_and_vectors(Path(args["register"]), Path(args["mapping"]), work, model, log)
+        embedder = DerivedEmbedder.load(model, lesson_vectors, paths.derived)
     shutil.rmtree(settings.index_dir, ignore_errors=True)
     log(f"[{size} {backend}] sync ...")
     report = KnowledgeBase(settings, embedder=embedder).sync(rebuild=True)
@@ -332,7 +387,8 @@ def sync_figures(args: dict[str, Any]) -> dict[str, Any]:
         figures["sync_to_encode_ratio"] = round(
             figures["sync_passages_per_s"] / figures["bare_encode_passages_per_s"], 3
         )
-    clear_client_cache()
+    # Again in this process, as a long-running app would (Chroma's client, once opened, is kept), and
+    # then as a new `python -m kb sync` command, which opens everything from disk.
     again, resync = _timed(KnowledgeBase(settings, embedder=embedder).sync)
     if again.changed:
         raise KBError(f"the unchanged collection changed on re-sync: {again.summary()}")
@@ -610,6 +666,8 @@ def run_scale_bench(
             }
             paths = SizePaths(work / f"size-{size}")
             figures: dict[str, Any] = {"size": size, "backend": backend}
+            if backend == backends[0]:
+                _child("prepare", args)
             if backend == "server":
                 with ChromaServer(work / f"server-{size}") as chroma:
                     args["chroma_url"] = chroma.url
@@ -769,7 +827,8 @@ def describe_machine() -> str:
 if __name__ == "__main__":  # the per-size steps, run in fresh processes by run_scale_bench
     step, payload = sys.argv[1], json.loads(sys.argv[2])
     try:
-        result = {"sync": sync_figures, "search": search_figures, "browser": browser_figures}[step](payload)
+        steps = {"prepare": prepare_collection, "sync": sync_figures, "search": search_figures}
+        result = {**steps, "browser": browser_figures}[step](payload)
     except KBError as exc:
         _stderr_log(f"error: {exc}")
         sys.exit(1)

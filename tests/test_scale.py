@@ -81,6 +81,10 @@ def test_derived_vectors_are_stable_unit_and_close_to_their_sources(lessons, the
     # Text it was not told about (a query) goes to the model itself.
     query = "a question nobody indexed"
     np.testing.assert_allclose(derived.embed([query])[0], fake_embedder.embed([query])[0], rtol=1e-6)
+    # The sync process loads what the preparing process learnt, and derives the very same vectors.
+    derived.save(tmp_path / "derived.npz")
+    loaded = DerivedEmbedder.load(fake_embedder, vectors, tmp_path / "derived.npz")
+    np.testing.assert_array_equal(loaded.embed([*texts, query]), derived.embed([*texts, query]))
 
 
 @pytest.mark.data
