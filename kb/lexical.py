@@ -35,7 +35,7 @@ import Stemmer
 from kb.table import EntryTable
 
 _STEMMER = Stemmer.Stemmer("english")
-STALE_SPOOL_SECONDS = 24 * 3600  # an unfinished spool this old belongs to no running sync
+STALE_SPOOL_SECONDS = 24 * 3600  # an unfinished spool or folder this old belongs to no running sync
 BUILD_CHUNK = 20_000  # passages scored at a time while the BM25 matrix is built
 FORMAT_VERSION = 3  # 3: passage texts memory-mapped, passages as entry blocks (2 is rebuilt once)
 
@@ -502,13 +502,14 @@ class LexicalIndex:
     def additions(self) -> Additions:
         """A new spool for passages and records to add (a context manager that deletes it after use).
 
-        It lives beside the index folder, on the same disk; spools left by a killed process are swept.
+        It lives beside the index folder, on the same disk. Spools and half-written folders that a
+        killed process left there are swept once nothing has touched them for a day.
         """
         self.folder.parent.mkdir(parents=True, exist_ok=True)
         stale = time.time() - STALE_SPOOL_SECONDS
-        for old in self.folder.parent.glob(".additions-*"):
+        for old in [*self.folder.parent.glob(".additions-*"), *self.folder.parent.glob(".lexical-*")]:
             try:
-                if max(f.stat().st_mtime for f in [old, *old.iterdir()]) < stale:
+                if max(f.stat().st_mtime for f in [old, *old.rglob("*")]) < stale:
                     shutil.rmtree(old, ignore_errors=True)
             except OSError:
                 pass  # another process is just removing it

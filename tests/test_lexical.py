@@ -171,7 +171,7 @@ def test_additions_group_rows_given_in_any_order_and_keep_the_latest_text(tmp_pa
     assert len(table) == 3 and table.record(table.position["roads"]) == {"title": "Road sensors", "year": 2020}
 
 
-def test_a_spool_left_by_a_killed_sync_is_swept_but_a_running_one_is_not(tmp_path):
+def test_spools_and_folders_left_by_a_killed_sync_are_swept_but_a_running_one_is_not(tmp_path):
     import os
     import time
 
@@ -180,12 +180,16 @@ def test_a_spool_left_by_a_killed_sync_is_swept_but_a_running_one_is_not(tmp_pat
         abandoned = lexical.additions()
         abandoned.add_passages([ROWS[0]])
         abandoned._spool.close()
+        half_written = tmp_path / ".lexical-k1ll3d"
+        (half_written / "bm25").mkdir(parents=True)
+        (half_written / "bm25" / "data.csc.index.npy").write_bytes(b"partial")
         long_ago = time.time() - 2 * 24 * 3600
-        for path in [abandoned.folder, *abandoned.folder.iterdir()]:
-            os.utime(path, (long_ago, long_ago))
+        for folder in (abandoned.folder, half_written):
+            for path in [folder, *folder.rglob("*")]:
+                os.utime(path, (long_ago, long_ago))
         with lexical.additions():
             assert running.folder.exists()
-            assert not abandoned.folder.exists()
+            assert not abandoned.folder.exists() and not half_written.exists()
 
 
 def test_the_compact_build_makes_the_very_matrix_bm25s_makes(monkeypatch):
