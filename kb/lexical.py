@@ -13,7 +13,6 @@ entry id and a number, and the entry records live only as the table's columns.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import itertools
 import json
@@ -75,7 +74,7 @@ class Corpus:
         numbers: np.ndarray,
         offsets: np.ndarray,
         texts,
-        path: Path | None = None,
+        file=None,
     ):
         self.entries = entries  # entry ids, one block of rows each
         self.codes = {entry_id: code for code, entry_id in enumerate(entries)}
@@ -84,7 +83,9 @@ class Corpus:
         self.numbers = numbers  # each row's passage number within its entry
         self.offsets = offsets  # byte offsets of each row's text, and the end
         self._texts = texts  # bytes or a read-only memory map
-        self._path = path  # the texts' file, for reading them all
+        # The texts' file, kept open: reading every text goes through it, and it stays this corpus's
+        # file even after another process swaps a new folder in.
+        self._file = file
 
     @classmethod
     def empty(cls) -> Corpus:
@@ -95,10 +96,6 @@ class Corpus:
         blocks = json.loads((folder / "blocks.json").read_text(encoding="utf-8"))
         numbers = np.load(folder / "numbers.npy", mmap_mode="r")
         offsets = np.load(folder / "offsets.npy", mmap_mode="r")
-        texts: bytes | mmap.mmap = b""
-        if int(offsets[-1]) > 0:
-            with (folder / "texts.bin").open("rb") as file:
-                texts = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
         counts = np.asarray(blocks["counts"], dtype=np.int64)
         if (
             len(counts) != len(blocks["entries"])
@@ -106,7 +103,20 @@ class Corpus:
             or len(offsets) != len(numbers) + 1
         ):
             raise ValueError("the passage files disagree")
-        return cls(blocks["entries"], counts, numbers, offsets, texts, folder / "texts.bin")
+        if int(offsets[-1]) == 0:
+            return cls(blocks["entries"], counts, numbers, offsets, b"")
+        file = (folder / "texts.bin").open("rb")
+        texts = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+        return cls(blocks["entries"], counts, numbers, offsets, texts, file)
+
+    def is_in(self, folder: Path) -> bool:
+        """True when `folder` still holds this corpus's files (no other process has swapped in another)."""
+        if self._file is None:
+            return False
+        try:
+            return os.fstat(self._file.fileno()).st_ino == (folder / "texts.bin").stat().st_ino
+        except OSError:
+            return False
 
     @staticmethod
     def write(folder: Path, blocks: Iterable[tuple[str, list[tuple[int, bytes]]]]) -> int:
@@ -128,15 +138,13 @@ class Corpus:
 
     def texts(self, chunk: int, start: int = 0) -> Iterator[list[str]]:
         """Every passage's text in row order from row `start`, `chunk` at a time."""
-        with self._reader() as read:
-            for first in range(start, len(self), chunk):
-                yield [data.decode("utf-8") for data in read(first, min(first + chunk, len(self)))]
+        read = self._reader()
+        for first in range(start, len(self), chunk):
+            yield [data.decode("utf-8") for data in read(first, min(first + chunk, len(self)))]
 
-    @contextlib.contextmanager
-    def _reader(self) -> Iterator[Callable[[int, int], list[bytes]]]:
+    def _reader(self) -> Callable[[int, int], list[bytes]]:
         """A function giving the texts of rows start..end-1 with one read of the file."""
-        file = self._path.open("rb") if self._path is not None and int(self.offsets[-1]) else None
-        offsets = self.offsets
+        file, offsets = self._file, self.offsets
 
         def read(start: int, end: int) -> list[bytes]:
             first = int(offsets[start])
@@ -147,11 +155,7 @@ class Corpus:
             ends = (offsets[start : end + 1] - first).tolist()
             return [span[a:b] for a, b in itertools.pairwise(ends)]
 
-        try:
-            yield read
-        finally:
-            if file is not None:
-                file.close()
+        return read
 
     def __len__(self) -> int:
         return len(self.numbers)
@@ -181,11 +185,11 @@ class Corpus:
 
     def blocks(self, skip: set[str]) -> Iterator[tuple[str, list[tuple[int, bytes]]]]:
         """This corpus's blocks as `write` takes them, without the entries in `skip`."""
-        with self._reader() as read:
-            for code, entry_id in enumerate(self.entries):
-                if entry_id not in skip:
-                    start, end = int(self.starts[code]), int(self.starts[code + 1])
-                    yield entry_id, list(zip(self.numbers[start:end].tolist(), read(start, end), strict=True))
+        read = self._reader()
+        for code, entry_id in enumerate(self.entries):
+            if entry_id not in skip:
+                start, end = int(self.starts[code]), int(self.starts[code + 1])
+                yield entry_id, list(zip(self.numbers[start:end].tolist(), read(start, end), strict=True))
 
 
 class Additions:
@@ -427,7 +431,7 @@ class LexicalIndex:
         """
         self.folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=self.folder.parent, prefix=".lexical-"))
-        reusable = kept is not None and (self.folder / "tokens.npy").exists()
+        reusable = kept is not None and self._corpus.is_in(self.folder) and (self.folder / "tokens.npy").exists()
         try:
             if Corpus.write(tmp, blocks):
                 tokenized, tokenizer = _tokenized(

@@ -246,3 +246,28 @@ def test_an_update_tokenizes_only_the_passages_it_adds_and_scores_as_a_fresh_bui
         assert [p for p, _ in got] == [p for p, _ in want], query
         assert [s for _, s in got] == pytest.approx([s for _, s in want]), query
     assert index.search("data sharing agreement", 5) == [], "the removed entry's words score nothing"
+
+
+def test_an_index_object_whose_folder_another_process_replaced_reads_its_own_files(index, monkeypatch):
+    import bm25s
+
+    elsewhere = LexicalIndex(index.folder)  # another process on this machine
+    with elsewhere.additions() as added:
+        added.add_passages([("parks#0", "parks", "Parks\nA tree survey by volunteers, street by street.")])
+        added.add_records({"parks": {"title": "Parks"}})
+        elsewhere.update(set(), added, {**HASHES, "parks": "h4"}, "gen-2")
+    tokenized = []
+    original = bm25s.tokenization.Tokenizer.tokenize
+    monkeypatch.setattr(
+        bm25s.tokenization.Tokenizer,
+        "tokenize",
+        lambda self, texts, *a, **k: tokenized.extend(texts) or original(self, texts, *a, **k),
+    )
+    with index.additions() as added:
+        added.add_passages([("water#0", "water", "Water meters\nRewritten summary.")])
+        added.add_records({"water": META["water"]})
+        index.update({"schools"}, added, {"water": "h1b", "roads": "h2"}, "gen-3")
+    assert index.text_of("roads#1") == ROWS[3][2], "texts come from the files this object opened"
+    assert index.text_of("water#0") == "Water meters\nRewritten summary."
+    assert len(tokenized) == index.passage_count == 3, "the other folder's token ids are not reused"
+    assert [m.passage_id for m in index.search("data sharing agreement", 3)][0] == "roads#1"
