@@ -174,3 +174,17 @@ def test_a_missing_index_folder_is_rebuilt_by_sync(kb, settings, fake_embedder):
     shutil.rmtree(settings.index_dir)
     report = KnowledgeBase(settings, embedder=fake_embedder).sync()
     assert len(report.added) >= 40
+
+
+def test_an_index_made_with_the_old_search_breadth_is_raised_to_the_current_one(kb, settings):
+    from kb.index import EF_SEARCH, clear_client_cache
+
+    passages = kb.index._open()[0]
+    assert passages.configuration["hnsw"]["ef_search"] == EF_SEARCH
+    passages.modify(configuration={"hnsw": {"ef_search": 200}})  # as an index built before the change
+    clear_client_cache()
+    reopened = KnowledgeBase(settings, embedder=kb.embedder)
+    reopened.search("data sharing", mode="dense")
+    clear_client_cache()
+    again = KnowledgeBase(settings, embedder=kb.embedder)
+    assert again.index._open()[0].configuration["hnsw"]["ef_search"] == EF_SEARCH
