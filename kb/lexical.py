@@ -208,7 +208,7 @@ class Additions:
         self._records = (folder / "records.jsonl").open("w", encoding="utf-8")
         self._codes: dict[str, int] = {}  # entry id -> its code, in order of arrival
         self._entry_of, self._numbers, self._offsets = array("i"), array("i"), array("q", [0])  # per row
-        self._record_line: dict[str, int] = {}  # entry id -> the line of its latest record
+        self._latest_line: dict[str, int] = {}  # entry id -> the line of its latest record
         self._lines = 0
 
     def __enter__(self) -> Additions:
@@ -231,8 +231,8 @@ class Additions:
     def add_records(self, records: Iterable[tuple[str, dict]] | dict[str, dict]) -> None:
         """Entry records (facet metadata by entry id) for the entry mirror."""
         for entry_id, metadata in records.items() if isinstance(records, dict) else records:
-            self._record_line[entry_id] = self._lines
-            self._records.write(json.dumps({"id": entry_id, "metadata": metadata}, ensure_ascii=False) + "\n")
+            self._latest_line[entry_id] = self._lines
+            self._records.write(_record_line(entry_id, metadata))
             self._lines += 1
 
     @property
@@ -242,7 +242,7 @@ class Additions:
 
     @property
     def record_ids(self) -> set[str]:
-        return set(self._record_line)
+        return set(self._latest_line)
 
     def blocks(self) -> Iterator[tuple[str, list[tuple[int, bytes]]]]:
         """The passages as `Corpus.write` takes them: one block per entry, its passages in number order."""
@@ -263,7 +263,7 @@ class Additions:
     def records(self) -> Iterator[tuple[str, dict]]:
         self._records.flush()
         for line, (entry_id, metadata) in enumerate(_read_records(self.folder / "records.jsonl")):
-            if self._record_line[entry_id] == line:
+            if self._latest_line[entry_id] == line:
                 yield entry_id, metadata
 
 
@@ -371,6 +371,11 @@ class CompactBM25(bm25s.BM25):
         return (pairs // n_vocab).astype(np.int32), (pairs % n_vocab).astype(np.int32), counts
 
 
+def _record_line(entry_id: str, metadata: dict) -> str:
+    """One entry record as a line of an entries.jsonl file, as `_read_records` reads it back."""
+    return json.dumps({"id": entry_id, "metadata": metadata}, ensure_ascii=False) + "\n"
+
+
 def _read_records(path: Path) -> Iterator[tuple[str, dict]]:
     with path.open(encoding="utf-8") as lines:
         for line in lines:
@@ -446,7 +451,7 @@ class LexicalIndex:
                 del retriever, tokenized, tokenizer
             with (tmp / "entries.jsonl").open("w", encoding="utf-8") as out:
                 for entry_id, metadata in records:
-                    out.write(json.dumps({"id": entry_id, "metadata": metadata}, ensure_ascii=False) + "\n")
+                    out.write(_record_line(entry_id, metadata))
             self._write_manifest(tmp)
             old = self.folder.with_name(self.folder.name + ".old")
             shutil.rmtree(old, ignore_errors=True)
