@@ -531,14 +531,14 @@ class LexicalIndex:
         self._load()
         replaced = set(remove) | added.entry_ids
         records_path = self.folder / "entries.jsonl"
-        kept = _read_records(records_path) if self.hashes and records_path.exists() else iter(())
+        kept_records = _read_records(records_path) if self.hashes and records_path.exists() else iter(())
         old = self._corpus
         self.hashes, self.generation = dict(hashes), generation
         replaced_codes = [old.codes[e] for e in replaced if e in old.codes]
         kept_rows = np.flatnonzero(~np.isin(old.row_codes, np.asarray(replaced_codes, dtype=np.int32)))
         self._write(
             itertools.chain(old.blocks(replaced), added.blocks()),
-            _chain_records(kept, set(remove) | added.record_ids, added.records()),
+            _chain_records(kept_records, set(remove) | added.record_ids, added.records()),
             kept_rows,
         )
 
