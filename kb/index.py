@@ -331,18 +331,21 @@ class VectorIndex:
         stacked = np.vstack(vectors) if vectors else np.zeros((0, 0), np.float32)
         return [matches[i] for i in order], stacked[order] if len(order) else stacked
 
-    def passage_pages(self) -> Iterator[list[PassageMatch]]:
-        """Every passage's id, entry, section and text (no vectors), a page at a time, in index order."""
+    def passage_pages(self, vectors: bool = False) -> Iterator[tuple[list[PassageMatch], np.ndarray | None]]:
+        """Every passage's id, entry, section and text, and with `vectors` their vectors (else None),
+        a page at a time, in index order."""
         opened = self._open()
         if opened is None:
             return
+        include = ["metadatas", "documents", "embeddings"] if vectors else ["metadatas", "documents"]
         offset, page = 0, 5000
         while True:
-            got = opened[0].get(include=["metadatas", "documents"], limit=page, offset=offset)
-            yield [
+            got = opened[0].get(include=include, limit=page, offset=offset)
+            matches = [
                 PassageMatch(pid, meta["entry_id"], meta.get("section", ""), doc or "", 1.0)
                 for pid, meta, doc in zip(got["ids"], got["metadatas"], got["documents"], strict=True)
             ]
+            yield matches, np.asarray(got["embeddings"], dtype=np.float32) if vectors and matches else None
             if len(got["ids"]) < page:
                 return
             offset += page

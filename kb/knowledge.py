@@ -8,6 +8,7 @@ kb.similar("benefits-and-housing-data-sharing-pilot")
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import time
@@ -57,6 +58,7 @@ Progress = Callable[[int, int], None]
 SYNC_CHUNK = 256  # entries embedded and written together: bounded memory, few large Chroma writes
 CANDIDATES = 100  # passages each retriever returns before fusion
 OVERFETCH = 3  # nearest passages asked for without a filter, per passage needed with it
+DEEPER_FETCH = 10  # ... and how many times that again when too few of them were allowed
 NARROW_PASSAGES = 50_000  # up to this many allowed passages, search exactly among their ids ...
 NARROW_FRACTION = 0.5  # ... unless they are most of the index: then the wider unfiltered query is faster
 ALLOWED_CACHE_SIZE = 64
@@ -106,6 +108,23 @@ class Pending:
     path: Path | None = None
 
 
+@dataclass
+class NarrowChoice:
+    """The entries a filter picks, and how many passages each has, when they are few enough to search
+    exactly; the passage ids are spelled out only when Chroma is asked for them."""
+
+    entry_ids: list[str]
+    counts: list[int]
+
+    @property
+    def passages(self) -> int:
+        return sum(self.counts)
+
+    @functools.cached_property
+    def passage_ids(self) -> list[str]:
+        return [f"{e}#{i}" for e, n in zip(self.entry_ids, self.counts, strict=True) for i in range(n)]
+
+
 def ledger_hash(text: str) -> str:
     """The hash that says "this entry is indexed as it is now": its file text and the index format."""
     return content_hash(f"lighthouse-index-{INDEX_FORMAT}\n{text}")
@@ -147,7 +166,7 @@ class KnowledgeBase:
         self._lexical_checked_at = 0.0
         self._seen_generation: str | None = None
         self._allowed: dict[str, tuple[str | None, frozenset[str]]] = {}
-        self._narrow: dict[str, tuple[str | None, list[str] | None]] = {}
+        self._narrow: dict[str, tuple[str | None, NarrowChoice | None]] = {}
 
     # ----------------------------------------------------------------- parts
 
@@ -420,7 +439,7 @@ class KnowledgeBase:
                 records.append(
                     (entry.id, digest, facet_metadata(entry), [(p.id, p.section, p.text) for p in passages], part)
                 )
-                added.add_passages((p.id, entry.id, p.text) for p in passages)
+                added.add_passages(((p.id, entry.id, p.text) for p in passages), part)
             added.add_records(self.index.put_entries(records))
             report.passages += len(vectors)
             done += len(chunk)
@@ -462,8 +481,8 @@ class KnowledgeBase:
             self.lexical.update(touched, added, ledger, generation)
             return
         with self.lexical.additions() as everything:  # streamed from the vector index a page at a time
-            for page in self.index.passage_pages():
-                everything.add_passages((p.passage_id, p.entry_id, p.text) for p in page)
+            for page, vectors in self.index.passage_pages(vectors=True):
+                everything.add_passages(((p.passage_id, p.entry_id, p.text) for p in page), vectors)
             for page in self.index.entry_pages():
                 everything.add_records((e.entry_id, e.metadata) for e in page)
             self.lexical.rebuild(everything, ledger, generation)
@@ -597,20 +616,23 @@ class KnowledgeBase:
         400,000 passages that takes seconds. So the clause is split in two that together say what
         `where` says: `entries_where` picks entries (all of them when None), run on the entry table in
         memory, and `keep` picks passages. Then:
-        - a narrow choice (few passages allowed): exact search over just those passage ids;
+        - a narrow choice (few passages allowed): exact search among just those passages, over the
+          keyword index's copy of their vectors, or by Chroma among their ids where there is no copy;
         - a broad one: OVERFETCH times k neighbours without the clause, keeping the allowed ones. When
           at least k survive they are exactly the k nearest allowed passages: any allowed passage
-          further out ranks below all of them.
+          further out ranks below all of them. When fewer survive, DEEPER_FETCH times as many.
         Where neither answers, Chroma's filtered query does. Nothing outside the clause is returned.
         """
         if where is None:
             return [kept for kept, _ in self._query(vectors, k, k)]
         allowed = self._allowed_entries(entries_where) if entries_where is not None else None
         wanted = k if keep is None else k * OVERFETCH
-        narrow = self._narrow_passage_ids(entries_where) if entries_where is not None else None
+        narrow = self._narrow_choice(entries_where) if entries_where is not None else None
         if narrow is not None:
-            found = self._query(vectors, wanted, k, ids=narrow, allowed=allowed, keep=keep)
-            exhausted = len(narrow)
+            found = self._exact_among(vectors, wanted, k, narrow.entry_ids, allowed, keep)
+            if found is None:
+                found = self._query(vectors, wanted, k, ids=narrow.passage_ids, allowed=allowed, keep=keep)
+            exhausted = narrow.passages
         else:
             wanted = k * OVERFETCH
             found = self._query(vectors, wanted, k, allowed=allowed, keep=keep)
@@ -620,6 +642,14 @@ class KnowledgeBase:
             complete = returned < wanted or (exhausted is not None and returned >= exhausted)
             results.append(kept if len(kept) >= k or complete else None)
         missing = [i for i, r in enumerate(results) if r is None]
+        if missing and narrow is None:
+            # Too few allowed among the nearest (a passage deep in a cluster the clause excludes): a
+            # deeper walk without the clause costs tens of milliseconds, Chroma's filtered query a second.
+            deeper = wanted * DEEPER_FETCH
+            retry = self._query(vectors[missing], deeper, k, allowed=allowed, keep=keep)
+            for i, (kept, returned) in zip(missing, retry, strict=True):
+                results[i] = kept if len(kept) >= k or returned < deeper else None
+            missing = [i for i, r in enumerate(results) if r is None]
         if missing:
             for i, matches in zip(missing, self.index.query(vectors[missing], k, where), strict=True):
                 results[i] = matches
@@ -653,6 +683,34 @@ class KnowledgeBase:
             for matches in self.index.query(vectors, fetch, None, ids)
         ]
 
+    def _exact_among(
+        self,
+        vectors: np.ndarray,
+        fetch: int,
+        take: int,
+        entry_ids: list[str],
+        allowed: frozenset[str] | None,
+        keep: Callable[[PassageMatch], bool] | None,
+    ) -> list[tuple[list[PassageMatch], int]] | None:
+        """`_query` among these entries' passages, answered by exact search over the keyword index's
+        copy of the vectors while it mirrors the index; None where it cannot answer.
+
+        Chroma answers a long id list with a filtered walk of its graph, which at 400,000 passages
+        costs tens of milliseconds more than reading 12,000 vectors and one matrix product.
+        """
+        table = self._mirror()
+        local = self.lexical.nearest(vectors, entry_ids, fetch) if table is not None else None
+        if local is None:
+            return None
+        found = []
+        for matches in local:
+            light = [PassageMatch(m.passage_id, m.entry_id, "", "", m.similarity) for m in matches]
+            filled = self._fill(light, table, take, allowed, keep)
+            if filled is None:
+                return None
+            found.append((filled, len(matches)))
+        return found
+
     def _fill(
         self,
         matches: list[PassageMatch],
@@ -683,8 +741,8 @@ class KnowledgeBase:
         """The entry table, while the local mirror matches the index (after `_ensure_lexical`)."""
         return self.lexical.table() if self.lexical.mirrors(self._seen_generation) else None
 
-    def _narrow_passage_ids(self, entries_where: dict[str, Any]) -> list[str] | None:
-        """The passage ids of the entries a clause picks, when they are few enough to search exactly.
+    def _narrow_choice(self, entries_where: dict[str, Any]) -> NarrowChoice | None:
+        """The entries a clause picks, when their passages are few enough to search exactly.
 
         Kept per clause until the index changes, like `_allowed_entries`: running an access clause
         over 100,000 entries takes tens of milliseconds.
@@ -693,13 +751,13 @@ class KnowledgeBase:
         cached = self._narrow.get(key)
         if cached is not None and cached[0] == self._seen_generation:
             return cached[1]
-        ids = self._narrow_ids(entries_where)
+        choice = self._narrow_entries(entries_where)
         if len(self._narrow) >= ALLOWED_CACHE_SIZE:
             self._narrow.pop(next(iter(self._narrow)), None)
-        self._narrow[key] = (self._seen_generation, ids)
-        return ids
+        self._narrow[key] = (self._seen_generation, choice)
+        return choice
 
-    def _narrow_ids(self, entries_where: dict[str, Any]) -> list[str] | None:
+    def _narrow_entries(self, entries_where: dict[str, Any]) -> NarrowChoice | None:
         table = self._mirror()
         if table is None:
             return None
@@ -714,7 +772,7 @@ class KnowledgeBase:
         # OVERFETCH neighbours without it are cheaper (10,000 entries: 80 ms against 42 ms).
         if allowed > NARROW_PASSAGES or allowed > NARROW_FRACTION * float(np.nansum(every)):
             return None
-        return [f"{e}#{i}" for e, n in zip(table.ids[chosen], counts, strict=True) for i in range(int(n or 0))]
+        return NarrowChoice(table.ids[chosen].tolist(), np.nan_to_num(counts).astype(int).tolist())
 
     def _allowed_entries(self, where: dict[str, Any]) -> frozenset[str]:
         """The entries a `where` clause allows, for the keyword index's mask and the vector side.
@@ -773,12 +831,7 @@ class KnowledgeBase:
         if own is not None and not can_see(viewer, own):
             raise NotFound(f"no entry with id '{entry_id}'")
         self._ensure_lexical()  # keeps the mirror and the allowed-entry sets current
-        table = self._mirror()
-        if table is not None and entry_id in table.position:
-            count = int(table.column("passages")[table.position[entry_id]])
-            passages, vectors = self.index.passages(ids=[f"{entry_id}#{i}" for i in range(count)])
-        else:
-            passages, vectors = self.index.passages(entry_id)
+        passages, vectors = self._own_passages(entry_id)
         if not passages:
             self.store.get(entry_id)  # raises NotFound for an unknown id
             raise KBError(f"'{entry_id}' is not indexed yet; run `python -m kb sync`")
@@ -822,6 +875,23 @@ class KnowledgeBase:
                 )
             )
         return hits
+
+    def _own_passages(self, entry_id: str) -> tuple[list[PassageMatch], np.ndarray]:
+        """An entry's passages and vectors: from the local copy while it mirrors the index (no round
+        trip to Chroma, whose reads by id grow its caches), else from the index, by id when the
+        mirror knows how many there are."""
+        table = self._mirror()
+        if table is None or entry_id not in table.position:
+            return self.index.passages(entry_id)
+        local = self.lexical.entry_passages(entry_id)
+        if local is None:
+            count = int(np.nan_to_num(table.column("passages")[table.position[entry_id]]))
+            return self.index.passages(ids=[f"{entry_id}#{i}" for i in range(count)])
+        ids, texts, vectors = local
+        title = {"title": table.column("title")[table.position[entry_id]]}
+        return [
+            PassageMatch(p, entry_id, _section_of(t, title), t, 1.0) for p, t in zip(ids, texts, strict=True)
+        ], vectors
 
     # ----------------------------------------------------------------- overview
 

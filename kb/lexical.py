@@ -5,10 +5,13 @@ a missing or stale keyword index is noticed and rebuilt from the vector index's 
 a local mirror of the index's entry records (the ledger of content hashes and the facet fields, as an
 `EntryTable`) together with the index's generation mark at the time: while the marks agree, the ledger,
 facet counts and access filters are read here in milliseconds instead of from Chroma in seconds.
+With the passages it keeps a copy of their vectors, so a search confined to a few entries is answered
+exactly here, reading just their rows, instead of by a filtered walk of Chroma's graph.
 
-Memory stays small at hundreds of thousands of passages: the passage texts and the BM25 matrix are
-memory-mapped from the folder (a search reads the pages it touches), passage ids are rebuilt from an
-entry id and a number, and the entry records live only as the table's columns.
+Memory stays small at hundreds of thousands of passages: passage texts and vectors are read from their
+files as a search needs them, the BM25 matrix is memory-mapped (a search touches the columns of its
+words), passage ids are rebuilt from an entry id and a number, and the entry records live only as the
+table's columns.
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ from __future__ import annotations
 import functools
 import itertools
 import json
-import mmap
 import os
 import shutil
 import tempfile
@@ -36,7 +38,9 @@ from kb.table import EntryTable
 _STEMMER = Stemmer.Stemmer("english")
 STALE_SPOOL_SECONDS = 24 * 3600  # an unfinished spool or folder this old belongs to no running sync
 BUILD_CHUNK = 20_000  # passages scored at a time while the BM25 matrix is built
-FORMAT_VERSION = 3  # 3: passage texts memory-mapped, passages as entry blocks (2 is rebuilt once)
+FORMAT_VERSION = 4  # 4: with the passages' vectors; 3: texts memory-mapped (older folders are rebuilt once)
+Row = tuple[int, bytes, bytes | None]  # a passage's number, UTF-8 text and float32 vector (None: not known)
+Block = tuple[str, list[Row]]  # an entry id and its passages
 
 
 def tokenize(texts: list[str]) -> list[list[str]]:
@@ -51,6 +55,13 @@ class KeywordMatch:
     score: float
 
 
+@dataclass(frozen=True)
+class VectorMatch:
+    passage_id: str
+    entry_id: str
+    similarity: float  # cosine, as Chroma's `1 - distance` gives it
+
+
 def split_passage_id(passage_id: str) -> tuple[str, int]:
     """("entry-id", 3) from "entry-id#3": how the index names an entry's passages."""
     entry_id, _, number = passage_id.rpartition("#")
@@ -60,10 +71,11 @@ def split_passage_id(passage_id: str) -> tuple[str, int]:
 class Corpus:
     """The passages of a keyword index folder, in row order, grouped in one block per entry.
 
-    A search reads texts from a memory-mapped file on demand; a passage's id is its entry's id and its
-    number, so 400,000 passages cost a few megabytes of arrays rather than a gigabyte of Python strings.
-    Reading every text (to index or copy them) goes through plain reads instead, which leave no
-    mapped pages behind in the process's resident memory.
+    Texts are read from one file on demand, with plain reads that leave no mapped pages behind in the
+    process's resident memory (a long-running app would otherwise come to hold every text it ever
+    showed); a passage's id is its entry's id and its number, so 400,000 passages cost a few megabytes
+    of arrays rather than a gigabyte of Python strings. The passages' vectors, when every row came with
+    one, are in a file of float32 rows read the same way.
     Immutable: an update writes a new folder and opens a new Corpus, so readers need no lock.
     """
 
@@ -73,8 +85,9 @@ class Corpus:
         counts: np.ndarray,
         numbers: np.ndarray,
         offsets: np.ndarray,
-        texts,
         file=None,
+        vectors=None,
+        dimension: int | None = None,
     ):
         self.entries = entries  # entry ids, one block of rows each
         self.codes = {entry_id: code for code, entry_id in enumerate(entries)}
@@ -82,14 +95,15 @@ class Corpus:
         self.row_codes = np.repeat(np.arange(len(entries), dtype=np.int32), counts)  # each row's block
         self.numbers = numbers  # each row's passage number within its entry
         self.offsets = offsets  # byte offsets of each row's text, and the end
-        self._texts = texts  # bytes or a read-only memory map
-        # The texts' file, kept open: reading every text goes through it, and it stays this corpus's
-        # file even after another process swaps a new folder in.
+        # The texts' file, kept open: every text is read through it, and it stays this corpus's file
+        # even after another process swaps a new folder in.
         self._file = file
+        self._vectors = vectors  # the vectors' file, open like the texts', or None
+        self.dimension = dimension if vectors is not None else None
 
     @classmethod
     def empty(cls) -> Corpus:
-        return cls([], np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(1, np.int64), b"")
+        return cls([], np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(1, np.int64))
 
     @classmethod
     def open(cls, folder: Path) -> Corpus:
@@ -103,11 +117,13 @@ class Corpus:
             or len(offsets) != len(numbers) + 1
         ):
             raise ValueError("the passage files disagree")
-        if int(offsets[-1]) == 0:
-            return cls(blocks["entries"], counts, numbers, offsets, b"")
+        dimension = blocks.get("dimension")
+        vectors = (folder / "vectors.bin").open("rb") if dimension and len(numbers) else None
+        if vectors is not None and os.fstat(vectors.fileno()).st_size != len(numbers) * dimension * 4:
+            vectors.close()
+            raise ValueError("the vector file does not match the passages")
         file = (folder / "texts.bin").open("rb")
-        texts = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
-        return cls(blocks["entries"], counts, numbers, offsets, texts, file)
+        return cls(blocks["entries"], counts, numbers, offsets, file, vectors, dimension)
 
     def is_in(self, folder: Path) -> bool:
         """True when `folder` still holds this corpus's files (no other process has swapped in another)."""
@@ -119,19 +135,31 @@ class Corpus:
             return False
 
     @staticmethod
-    def write(folder: Path, blocks: Iterable[tuple[str, list[tuple[int, bytes]]]]) -> int:
-        """Write (entry id, [(number, UTF-8 text)]) blocks as a corpus folder, one at a time; return the
-        number of passages."""
+    def write(folder: Path, blocks: Iterable[Block]) -> int:
+        """Write (entry id, [(number, UTF-8 text, vector)]) blocks as a corpus folder, one at a time;
+        return the number of passages. The vectors are kept only if every row has one, all one size."""
         entries, counts, numbers, offsets = [], [], array("i"), array("q", [0])
-        with (folder / "texts.bin").open("wb") as out:
+        width: int | None = None  # bytes per vector, while every row so far has had one of that size
+        complete = True
+        with (folder / "texts.bin").open("wb") as out, (folder / "vectors.bin").open("wb") as vectors_out:
             for entry_id, rows in blocks:
                 entries.append(entry_id)
                 counts.append(len(rows))
-                for number, data in rows:
+                for number, data, vector in rows:
                     out.write(data)
                     numbers.append(number)
                     offsets.append(offsets[-1] + len(data))
-        (folder / "blocks.json").write_text(json.dumps({"entries": entries, "counts": counts}), encoding="utf-8")
+                    if complete and vector is not None and width in (None, len(vector)):
+                        width = len(vector)
+                        vectors_out.write(vector)
+                    else:
+                        complete = False
+        dimension = width // 4 if complete and width else None
+        if dimension is None:
+            (folder / "vectors.bin").unlink()
+        (folder / "blocks.json").write_text(
+            json.dumps({"entries": entries, "counts": counts, "dimension": dimension}), encoding="utf-8"
+        )
         np.save(folder / "numbers.npy", np.asarray(numbers, dtype=np.int32))
         np.save(folder / "offsets.npy", np.asarray(offsets, dtype=np.int64))
         return len(numbers)
@@ -148,10 +176,7 @@ class Corpus:
 
         def read(start: int, end: int) -> list[bytes]:
             first = int(offsets[start])
-            if file is None:
-                span = bytes(self._texts[first : int(offsets[end])])
-            else:
-                span = os.pread(file.fileno(), int(offsets[end]) - first, first)
+            span = os.pread(file.fileno(), int(offsets[end]) - first, first) if file is not None else b""
             ends = (offsets[start : end + 1] - first).tolist()
             return [span[a:b] for a, b in itertools.pairwise(ends)]
 
@@ -161,7 +186,8 @@ class Corpus:
         return len(self.numbers)
 
     def raw(self, row: int) -> bytes:
-        return bytes(self._texts[int(self.offsets[row]) : int(self.offsets[row + 1])])
+        start = int(self.offsets[row])
+        return os.pread(self._file.fileno(), int(self.offsets[row + 1]) - start, start)
 
     def text(self, row: int) -> str:
         return self.raw(row).decode("utf-8")
@@ -183,13 +209,70 @@ class Corpus:
         found = np.flatnonzero(self.numbers[start:end] == wanted)
         return start + int(found[0]) if len(found) else None
 
-    def blocks(self, skip: set[str]) -> Iterator[tuple[str, list[tuple[int, bytes]]]]:
+    def blocks(self, skip: set[str]) -> Iterator[Block]:
         """This corpus's blocks as `write` takes them, without the entries in `skip`."""
         read = self._reader()
         for code, entry_id in enumerate(self.entries):
             if entry_id not in skip:
                 start, end = int(self.starts[code]), int(self.starts[code + 1])
-                yield entry_id, list(zip(self.numbers[start:end].tolist(), read(start, end), strict=True))
+                vectors = self._vector_bytes(start, end)
+                yield entry_id, list(zip(self.numbers[start:end].tolist(), read(start, end), vectors, strict=True))
+
+    def _vector_bytes(self, start: int, end: int) -> list[bytes | None]:
+        if self._vectors is None:
+            return [None] * (end - start)
+        width = self.dimension * 4
+        span = os.pread(self._vectors.fileno(), (end - start) * width, start * width)
+        return [span[i : i + width] for i in range(0, len(span), width)]
+
+    def block(self, entry_id: str) -> tuple[list[str], list[str], np.ndarray | None] | None:
+        """One entry's passage ids, texts and vectors (None without vectors), or None if it is not here."""
+        code = self.codes.get(entry_id)
+        if code is None:
+            return None
+        start, end = int(self.starts[code]), int(self.starts[code + 1])
+        ids = [f"{entry_id}#{n}" for n in self.numbers[start:end].tolist()]
+        texts = [data.decode("utf-8") for data in self._reader()(start, end)]
+        vectors = None
+        if self._vectors is not None:
+            vectors = np.frombuffer(b"".join(self._vector_bytes(start, end)), dtype=np.float32)
+            vectors = vectors.reshape(end - start, self.dimension)
+        return ids, texts, vectors
+
+    def nearest(self, queries: np.ndarray, codes: np.ndarray, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Exact cosine search among the passages of these entry blocks: for each query, the rows of
+        its k most similar passages, most similar first (ties in row order), and their similarities.
+
+        Reads just those blocks' vectors, one read per run of neighbouring blocks, into memory that is
+        freed afterwards: no mapped pages stay behind in the process's resident memory.
+        """
+        if self._vectors is None:
+            raise ValueError("this corpus has no vectors")
+        codes = np.unique(np.asarray(codes, dtype=np.int64))
+        if not len(codes) or k < 1:
+            return [(np.zeros(0, np.int64), np.zeros(0)) for _ in range(len(queries))]
+        first, last = self.starts[codes], self.starts[codes + 1]
+        breaks = np.flatnonzero(first[1:] != last[:-1]) + 1  # where a run of neighbouring blocks ends
+        run_first, run_last = first[np.r_[0, breaks]], last[np.r_[breaks - 1, len(codes) - 1]]
+        rows = np.concatenate([np.arange(a, b, dtype=np.int64) for a, b in zip(run_first, run_last, strict=True)])
+        width = self.dimension * 4
+        matrix = np.empty((len(rows), self.dimension), dtype=np.float32)
+        buffer, position = memoryview(matrix).cast("B"), 0
+        for a, b in zip(run_first.tolist(), run_last.tolist(), strict=True):
+            size = (b - a) * width
+            if os.preadv(self._vectors.fileno(), [buffer[position : position + size]], a * width) != size:
+                raise ValueError("the vector file is shorter than its passages")
+            position += size
+        queries = np.asarray(queries, dtype=np.float32)
+        queries = queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
+        norms = np.maximum(np.sqrt(np.einsum("ij,ij->i", matrix, matrix)), 1e-12)
+        similarities = (queries @ matrix.T) / norms
+        results = []
+        for scores in similarities:
+            best = np.argpartition(-scores, k - 1)[:k] if len(scores) > k else np.arange(len(scores))
+            order = best[np.lexsort((best, -scores[best]))]
+            results.append((rows[order], scores[order].astype(np.float64)))
+        return results
 
 
 class Additions:
@@ -199,12 +282,16 @@ class Additions:
     keyword index is written, they would cost more memory than the vector index. Here each text goes
     to a file as its entry is embedded, and only a few numbers per passage stay in memory.
     Rows may come in any order and in any number of calls; a passage or record given again replaces
-    the earlier one.
+    the earlier one. A passage's vector, when given, is spooled the same way.
     """
 
     def __init__(self, folder: Path):
         self.folder = folder
         self._spool = (folder / "texts.spool").open("wb")
+        self._vector_spool = (folder / "vectors.spool").open("wb")
+        self._vector_slot = array("q")  # per row: its place in the vector spool, -1 when it came without one
+        self._vector_width: int | None = None
+        self._vectors = 0
         self._records = (folder / "records.jsonl").open("w", encoding="utf-8")
         self._codes: dict[str, int] = {}  # entry id -> its code, in order of arrival
         self._entry_of, self._numbers, self._offsets = array("i"), array("i"), array("q", [0])  # per row
@@ -216,14 +303,25 @@ class Additions:
 
     def __exit__(self, *exc) -> None:
         self._spool.close()
+        self._vector_spool.close()
         self._records.close()
         shutil.rmtree(self.folder, ignore_errors=True)
 
-    def add_passages(self, rows: Iterable[tuple[str, str, str]]) -> None:
-        """(passage_id, entry_id, text) rows."""
-        for passage_id, entry_id, text in rows:
+    def add_passages(self, rows: Iterable[tuple[str, str, str]], vectors: np.ndarray | None = None) -> None:
+        """(passage_id, entry_id, text) rows, and optionally their vectors, one row of `vectors` each."""
+        for i, (passage_id, entry_id, text) in enumerate(rows):
             data = text.encode("utf-8")
             self._spool.write(data)
+            if vectors is None:
+                self._vector_slot.append(-1)
+            else:
+                vector = np.ascontiguousarray(vectors[i], dtype=np.float32).tobytes()
+                if self._vector_width not in (None, len(vector)):
+                    raise ValueError(f"vectors of {len(vector) // 4} and {self._vector_width // 4} values in one sync")
+                self._vector_width = len(vector)
+                self._vector_spool.write(vector)
+                self._vector_slot.append(self._vectors)
+                self._vectors += 1
             self._entry_of.append(self._codes.setdefault(entry_id, len(self._codes)))
             self._numbers.append(split_passage_id(passage_id)[1])
             self._offsets.append(self._offsets[-1] + len(data))
@@ -244,21 +342,29 @@ class Additions:
     def record_ids(self) -> set[str]:
         return set(self._latest_line)
 
-    def blocks(self) -> Iterator[tuple[str, list[tuple[int, bytes]]]]:
+    def blocks(self) -> Iterator[Block]:
         """The passages as `Corpus.write` takes them: one block per entry, its passages in number order."""
         if not self._numbers:
             return
         self._spool.flush()
+        self._vector_spool.flush()
         codes = np.frombuffer(self._entry_of, dtype=np.int32)
         numbers = np.frombuffer(self._numbers, dtype=np.int32)
         rows = np.lexsort((np.arange(len(codes)), numbers, codes))  # by entry, number, then arrival
         same_as_next = (codes[rows][:-1] == codes[rows][1:]) & (numbers[rows][:-1] == numbers[rows][1:])
         rows = rows[np.append(~same_as_next, True)]  # a passage given again: its last text
-        entries, offsets = list(self._codes), self._offsets
-        with (self.folder / "texts.spool").open("rb") as file:
+        entries, offsets, slots, width = list(self._codes), self._offsets, self._vector_slot, self._vector_width
+        with (self.folder / "texts.spool").open("rb") as file, (self.folder / "vectors.spool").open("rb") as vectors:
             for group in np.split(rows, np.flatnonzero(np.diff(codes[rows])) + 1):
                 texts = [os.pread(file.fileno(), offsets[r + 1] - offsets[r], offsets[r]) for r in group.tolist()]
-                yield entries[int(codes[group[0]])], list(zip(numbers[group].tolist(), texts, strict=True))
+                vector_bytes = [
+                    os.pread(vectors.fileno(), width, slots[r] * width) if slots[r] >= 0 else None
+                    for r in group.tolist()
+                ]
+                yield (
+                    entries[int(codes[group[0]])],
+                    list(zip(numbers[group].tolist(), texts, vector_bytes, strict=True)),
+                )
 
     def records(self) -> Iterator[tuple[str, dict]]:
         self._records.flush()
@@ -707,6 +813,41 @@ class LexicalIndex:
         for other in postings[1:]:
             rows = np.intersect1d(rows, other, assume_unique=True)
         return rows
+
+    @property
+    def has_vectors(self) -> bool:
+        """True when this folder keeps its passages' vectors (every row came with one)."""
+        if not self._loaded:
+            self._load()
+        return self._corpus.dimension is not None
+
+    def nearest(self, queries: np.ndarray, entry_ids: Iterable[str], k: int) -> list[list[VectorMatch]] | None:
+        """The k passages most similar to each query among the passages of these entries, by exact
+        search over the kept vectors; None when this folder has no vectors of the queries' size.
+
+        No lock, like `text_of`: the corpus never changes in place. What a narrow filter costs here is
+        reading its passages' vectors (1.5 KB each at 384 dimensions) and one matrix product.
+        """
+        if not self._loaded:
+            self._load()
+        corpus = self._corpus
+        if corpus.dimension is None or np.shape(queries)[-1] != corpus.dimension:
+            return None
+        codes = np.fromiter((corpus.codes[e] for e in entry_ids if e in corpus.codes), dtype=np.int64)
+        return [
+            [
+                VectorMatch(corpus.passage_id(row), corpus.entry_id(row), similarity)
+                for row, similarity in zip(rows.tolist(), similarities.tolist(), strict=True)
+            ]
+            for rows, similarities in corpus.nearest(queries, codes, k)
+        ]
+
+    def entry_passages(self, entry_id: str) -> tuple[list[str], list[str], np.ndarray] | None:
+        """One entry's passage ids, texts and vectors, in passage order; None when not all are here."""
+        if not self._loaded:
+            self._load()
+        block = self._corpus.block(entry_id)
+        return None if block is None or block[2] is None else block  # type: ignore[return-value]
 
     def text_of(self, passage_id: str) -> str | None:
         """A passage's text, or None if this index does not hold it. No lock: the corpus never changes

@@ -11,7 +11,7 @@ import pytest
 
 from kb import Filters, KnowledgeBase
 from kb.access import ANONYMOUS, member_of
-from kb.knowledge import OVERFETCH, _where
+from kb.knowledge import DEEPER_FETCH, OVERFETCH, _where
 
 QUERIES = [
     "data sharing agreement took too long",
@@ -23,6 +23,21 @@ QUERIES = [
 
 def _ids(results):
     return [[m.passage_id for m in matches] for matches in results]
+
+
+def _assert_same_ranking(got, expected, k, tolerance=1e-6):
+    """The same passages in the same order with the same similarities, except that passages whose
+    similarities differ by float rounding alone (ties) may come in either order, and a tie at the
+    cut-off may keep either of them."""
+    assert len(got) == len(expected)
+    for mine, theirs in zip(got, expected, strict=True):
+        assert [m.similarity for m in mine] == pytest.approx([m.similarity for m in theirs], abs=tolerance)
+        breaks = [i + 1 for i in range(len(theirs) - 1) if theirs[i].similarity - theirs[i + 1].similarity > tolerance]
+        runs = list(zip([0, *breaks], [*breaks, len(theirs)], strict=True))
+        if len(theirs) == k:
+            runs = runs[:-1]  # the last tie may continue past the cut-off
+        for start, end in runs:
+            assert {m.passage_id for m in mine[start:end]} == {m.passage_id for m in theirs[start:end]}
 
 
 @pytest.mark.parametrize(
@@ -38,9 +53,8 @@ def test_nearest_passages_match_chromas_filtered_query(kb, fake_embedder, filter
     where = _where(filters, viewer)
     vectors = fake_embedder.embed(QUERIES)
     for k in (5, 20):
-        expected = _ids(kb.index.query(vectors, k, where))
-        got = _ids(kb._nearest(vectors, k, where, entries_where=where))
-        assert got == expected
+        expected = kb.index.query(vectors, k, where)
+        _assert_same_ranking(kb._nearest(vectors, k, where, entries_where=where), expected, k)
 
 
 def _recording(kb, monkeypatch):
@@ -54,15 +68,36 @@ def _recording(kb, monkeypatch):
     return calls
 
 
-def test_a_narrow_filter_searches_exactly_among_its_passages(kb, fake_embedder, monkeypatch):
+def test_a_narrow_filter_is_searched_exactly_over_the_local_copy_of_its_vectors(kb, fake_embedder, monkeypatch):
     where = _where(Filters.of(theme="data-quality", outcome="failed"), ANONYMOUS)
     kb.search("warm up", viewer=ANONYMOUS)  # the entry mirror is current after a search
+    assert kb.lexical.has_vectors
+    vectors = fake_embedder.embed(QUERIES)
+    expected = kb.index.query(vectors, 10, where)
     calls = _recording(kb, monkeypatch)
-    kb._nearest(fake_embedder.embed(QUERIES[:1]), 10, where, entries_where=where)
+    got = kb._nearest(vectors, 10, where, entries_where=where)
+    assert calls == [], "Chroma is not asked"
+    _assert_same_ranking(got, expected, 10)
+    filled = {m.passage_id: (m.entry_id, m.section, m.text) for r in got for m in r}
+    assert filled == {
+        m.passage_id: (m.entry_id, m.section, m.text) for r in expected for m in r if m.passage_id in filled
+    }
+
+
+def test_without_a_local_copy_of_the_vectors_chroma_searches_among_the_narrow_filters_ids(
+    kb, fake_embedder, monkeypatch
+):
+    where = _where(Filters.of(theme="data-quality", outcome="failed"), ANONYMOUS)
+    kb.search("warm up", viewer=ANONYMOUS)
+    monkeypatch.setattr(kb.lexical._corpus, "dimension", None)  # as in a folder kept without vectors
+    calls = _recording(kb, monkeypatch)
+    vectors = fake_embedder.embed(QUERIES[:1])
+    got = kb._nearest(vectors, 10, where, entries_where=where)
     ((k, clause, ids),) = calls
     assert k == 10 and clause is None, "no Chroma where clause"
     allowed = kb.index.entry_ids(where)
     assert ids and {i.split("#")[0] for i in ids} == allowed
+    _assert_same_ranking(got, kb.index.query(vectors, 10, where), 10)
 
 
 def test_a_broad_filter_asks_for_more_neighbours_without_the_clause(kb, fake_embedder, monkeypatch):
@@ -72,6 +107,20 @@ def test_a_broad_filter_asks_for_more_neighbours_without_the_clause(kb, fake_emb
     calls = _recording(kb, monkeypatch)
     kb._nearest(fake_embedder.embed(QUERIES[:1]), 10, where, entries_where=where)
     assert calls == [(10 * OVERFETCH, None, None)]
+
+
+def test_when_too_few_neighbours_are_allowed_a_deeper_walk_answers_before_chromas_filter(
+    kb, fake_embedder, monkeypatch
+):
+    where = _where(Filters.of(theme="data-quality", kind="experiment"), member_of("Home Affairs Department"))
+    monkeypatch.setattr("kb.knowledge.NARROW_PASSAGES", 10)  # force the broad path on a narrow filter
+    kb.search("warm up", viewer=ANONYMOUS)
+    vectors = fake_embedder.embed(QUERIES)
+    expected = kb.index.query(vectors, 20, where)
+    calls = _recording(kb, monkeypatch)
+    got = kb._nearest(vectors, 20, where, entries_where=where)
+    assert calls == [(20 * OVERFETCH, None, None), (20 * OVERFETCH * DEEPER_FETCH, None, None)], "never the clause"
+    _assert_same_ranking(got, expected, 20)
 
 
 def test_a_filter_allowing_most_passages_takes_the_broad_path_even_when_they_are_few(kb, fake_embedder, monkeypatch):
@@ -214,3 +263,21 @@ def test_light_queries_fill_text_and_section_as_chroma_stores_them(kb, fake_embe
     assert [[(m.passage_id, m.entry_id, m.section, m.text) for m in r] for r in light] == [
         [(m.passage_id, m.entry_id, m.section, m.text) for m in r] for r in full
     ]
+
+
+def test_an_entrys_own_passages_come_from_the_local_copy_as_chroma_stores_them(kb, monkeypatch):
+    import numpy as np
+
+    kb.search("warm up", viewer=ANONYMOUS)
+    some = sorted(kb.index.entry_ids())[::7]
+    expected = {entry_id: kb.index.passages(entry_id) for entry_id in some}
+    calls = []
+    monkeypatch.setattr(kb.index, "passages", lambda *a, **k: calls.append(a) or ([], np.zeros((0, 0))))
+    for entry_id in some:
+        passages, vectors = kb._own_passages(entry_id)
+        want_passages, want_vectors = expected[entry_id]
+        assert [(p.passage_id, p.entry_id, p.section, p.text) for p in passages] == [
+            (p.passage_id, p.entry_id, p.section, p.text) for p in want_passages
+        ]
+        np.testing.assert_allclose(vectors, want_vectors, atol=1e-6)  # Chroma rounds to within a unit or two
+    assert calls == [], "Chroma is not asked"

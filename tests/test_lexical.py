@@ -158,7 +158,7 @@ def test_additions_group_rows_given_in_any_order_and_keep_the_latest_text(tmp_pa
         added.add_records(META)
         added.add_records({"roads": {"title": "Road sensors", "year": 2020}})
         assert added.entry_ids == set(HASHES) and added.record_ids == set(META)
-        assert [(entry, [n for n, _ in rows]) for entry, rows in added.blocks()] == [
+        assert [(entry, [n for n, _, _ in rows]) for entry, rows in added.blocks()] == [
             ("roads", [0, 1]),
             ("water", [0, 1]),
             ("schools", [0]),
@@ -271,3 +271,103 @@ def test_an_index_object_whose_folder_another_process_replaced_reads_its_own_fil
     assert index.text_of("water#0") == "Water meters\nRewritten summary."
     assert len(tokenized) == index.passage_count == 3, "the other folder's token ids are not reused"
     assert [m.passage_id for m in index.search("data sharing agreement", 3)][0] == "roads#1"
+
+
+def _vectors(rows, seed=3, dimension=8):
+    """A vector per row, some pairs close, none of unit length (the search must not assume it is)."""
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(len(rows), dimension)).astype(np.float32) * rng.uniform(0.5, 3.0, size=(len(rows), 1))
+
+
+def _brute_force(queries, rows, vectors, entries, k):
+    """The k most similar passages of these entries to each query, by cosine over every row."""
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    results = []
+    for query in queries:
+        scores = unit @ (query / np.linalg.norm(query))
+        ranked = sorted((-s, pid) for (pid, entry, _), s in zip(rows, scores, strict=True) if entry in entries)
+        results.append([(pid, -s) for s, pid in ranked[:k]])
+    return results
+
+
+def _nearest(index, queries, entries, k):
+    return [[(m.passage_id, m.similarity) for m in r] for r in index.nearest(queries, entries, k)]
+
+
+def test_passage_vectors_are_kept_with_the_passages_and_searched_exactly_among_chosen_entries(tmp_path):
+    vectors = _vectors(ROWS)
+    lexical = LexicalIndex(tmp_path / "lexical")
+    with lexical.additions() as added:
+        added.add_passages(ROWS[3:], vectors[3:])  # any order, any number of calls
+        added.add_passages(ROWS[:3], vectors[:3])
+        added.add_records(META)
+        lexical.rebuild(added, HASHES, "gen-1")
+    again = LexicalIndex(lexical.folder)
+    assert again.has_vectors
+    queries = _vectors(ROWS[:3], seed=11)
+    for entries in ({"water"}, {"water", "schools"}, {"roads", "schools"}, set(HASHES)):
+        for k in (1, 2, 5):
+            got, want = _nearest(again, queries, entries, k), _brute_force(queries, ROWS, vectors, entries, k)
+            assert [[p for p, _ in r] for r in got] == [[p for p, _ in r] for r in want], (entries, k)
+            assert [s for r in got for _, s in r] == pytest.approx([s for r in want for _, s in r], abs=1e-6)
+    assert _nearest(again, queries, {"nowhere"}, 3) == [[], [], []]
+    assert again.nearest(queries[:, :4], {"water"}, 3) is None, "vectors of another size: not answerable here"
+
+
+def test_an_update_keeps_the_vectors_of_kept_passages_and_takes_new_ones(tmp_path):
+    vectors = _vectors(ROWS)
+    lexical = LexicalIndex(tmp_path / "lexical")
+    with lexical.additions() as added:
+        added.add_passages(ROWS, vectors)
+        added.add_records(META)
+        lexical.rebuild(added, HASHES, "gen-1")
+    changed = ("water#0", "water", "Water meters\nRewritten summary.")
+    new_vector = _vectors([changed], seed=5)
+    with lexical.additions() as added:
+        added.add_passages([changed], new_vector)
+        added.add_records({"water": META["water"]})
+        lexical.update({"schools"}, added, {"water": "h1b", "roads": "h2"}, "gen-2")
+    rows = [changed, ROWS[2], ROWS[3]]
+    expected_vectors = np.vstack([new_vector, vectors[2:4]])
+    queries = _vectors(ROWS, seed=13)
+    got = _nearest(LexicalIndex(lexical.folder), queries, {"water", "roads"}, 5)
+    want = _brute_force(queries, rows, expected_vectors, {"water", "roads"}, 5)
+    assert [[p for p, _ in r] for r in got] == [[p for p, _ in r] for r in want]
+    assert [s for r in got for _, s in r] == pytest.approx([s for r in want for _, s in r], abs=1e-6)
+
+
+def test_a_passage_given_again_keeps_its_latest_vector(tmp_path):
+    vectors = _vectors(ROWS)
+    lexical = LexicalIndex(tmp_path / "lexical")
+    with lexical.additions() as added:
+        added.add_passages(ROWS, vectors)
+        added.add_passages([ROWS[0]], -vectors[:1])  # the same passage again, pointing the other way
+        added.add_records(META)
+        lexical.rebuild(added, HASHES, "gen-1")
+    ((match,),) = lexical.nearest(-vectors[:1], {"water"}, 1)
+    assert match.passage_id == ROWS[0][0] and match.similarity == pytest.approx(1.0)
+
+
+def test_without_a_vector_for_every_passage_none_are_kept(tmp_path):
+    lexical = LexicalIndex(tmp_path / "lexical")
+    with lexical.additions() as added:
+        added.add_passages(ROWS[:2], _vectors(ROWS[:2]))
+        added.add_passages(ROWS[2:])  # these came without vectors
+        added.add_records(META)
+        lexical.rebuild(added, HASHES, "gen-1")
+    assert not lexical.has_vectors and not (lexical.folder / "vectors.bin").exists()
+    assert lexical.nearest(_vectors(ROWS[:1]), {"water"}, 3) is None
+    assert lexical.text_of("roads#1") == ROWS[3][2], "the keyword index itself is whole"
+
+
+def test_a_truncated_vector_file_is_rebuilt_not_trusted(tmp_path):
+    lexical = LexicalIndex(tmp_path / "lexical")
+    with lexical.additions() as added:
+        added.add_passages(ROWS, _vectors(ROWS))
+        added.add_records(META)
+        lexical.rebuild(added, HASHES, "gen-1")
+    path = lexical.folder / "vectors.bin"
+    path.write_bytes(path.read_bytes()[:-10])
+    again = LexicalIndex(lexical.folder)
+    assert again.nearest(_vectors(ROWS[:1]), {"water"}, 3) is None
+    assert not again.is_current(HASHES) and not again.mirrors("gen-1"), "the next check rebuilds it"
