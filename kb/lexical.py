@@ -254,7 +254,10 @@ class Corpus:
         first, last = self.starts[codes], self.starts[codes + 1]
         breaks = np.flatnonzero(first[1:] != last[:-1]) + 1  # where a run of neighbouring blocks ends
         run_first, run_last = first[np.r_[0, breaks]], last[np.r_[breaks - 1, len(codes) - 1]]
-        rows = np.concatenate([np.arange(a, b, dtype=np.int64) for a, b in zip(run_first, run_last, strict=True)])
+        lengths = run_last - run_first
+        rows = np.arange(int(lengths.sum()), dtype=np.int64) + np.repeat(
+            run_first - (np.cumsum(lengths) - lengths), lengths
+        )
         width = self.dimension * 4
         matrix = np.empty((len(rows), self.dimension), dtype=np.float32)
         buffer, position = memoryview(matrix).cast("B"), 0
