@@ -10,7 +10,7 @@ import streamlit as st
 
 from app_pages import resources, ui
 from app_pages.ui import plain, safe_markdown
-from kb import Conflict, Entry, KBError, browse
+from kb import Conflict, Entry, KBError, SavedNotIndexed, browse
 from kb.drafting import (
     FIELD_HELP,
     FORM_ERROR,
@@ -79,6 +79,14 @@ def save(status: str) -> None:
         )
     except DraftInvalid as exc:
         st.session_state["draft_problems"] = exc.messages
+        return
+    except SavedNotIndexed as exc:  # the file is written: open the entry, as after any save
+        st.session_state["flash_warning"] = (
+            f"{SAVED[status]}: the entry is saved in entries/{exc.entry_id}.md but not indexed yet "
+            f"({exc.reason}), so search finds it only after the next sync. There is no need to save it again."
+        )
+        st.session_state["draft_goto"] = exc.entry_id
+        st.session_state.pop("draft_loaded", None)
         return
     except Conflict as exc:
         st.session_state["draft_problems"] = {FORM_ERROR: [str(exc).capitalize()]}

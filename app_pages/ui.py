@@ -169,6 +169,9 @@ def flash() -> None:
     if message:
         st.success(message, icon=":material/check_circle:")
         st.toast(message, icon=":material/check_circle:")
+    warning = st.session_state.pop("flash_warning", None)
+    if warning:  # the action happened, with a caveat the user should read
+        st.warning(warning, icon=":material/warning:")
 
 
 def sidebar(visitor: Visitor) -> None:

@@ -2,7 +2,7 @@
 
 from kb.config import Settings
 from kb.entries import Entry, Lighthouse
-from kb.errors import Conflict, EntryError, KBError, NotFound, Problem
+from kb.errors import Conflict, EntryError, KBError, NotFound, Problem, SavedNotIndexed
 from kb.knowledge import KnowledgeBase, SyncReport
 from kb.search import Filters, Hit, SimilarHit
 
@@ -17,6 +17,7 @@ __all__ = [
     "Lighthouse",
     "NotFound",
     "Problem",
+    "SavedNotIndexed",
     "Settings",
     "SimilarHit",
     "SyncReport",

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from kb import browse
 from kb.entries import SECTIONS, Entry, entry_from_dict, slugify
-from kb.errors import EntryError, KBError, Problem
+from kb.errors import EntryError, KBError, Problem, SavedNotIndexed
 from kb.search import Filters, Hit
 
 if TYPE_CHECKING:
@@ -293,7 +293,11 @@ def save_draft(
     if status not in allowed:
         raise KBError(f"you cannot save this entry as '{status}'; use one of: {', '.join(allowed)}")
     entry = build_entry(draft, user, status=status, existing=existing)
-    saved = kb.save(entry, new=existing is None, expected_version=expected_version if existing else None)
+    try:
+        saved = kb.save(entry, new=existing is None, expected_version=expected_version if existing else None)
+    except SavedNotIndexed:
+        browse.invalidate(kb)  # the file is written all the same
+        raise
     browse.invalidate(kb)
     return saved
 

@@ -42,3 +42,15 @@ class NotFound(KBError):
 
 class Conflict(KBError):
     """A write that would silently overwrite someone else's change."""
+
+
+class SavedNotIndexed(KBError):
+    """The entry's file was written but indexing it failed. The entry is saved (its file is the record)
+    and becomes searchable at the next sync; saving it again would write a second copy of a new entry."""
+
+    def __init__(self, entry_id: str, reason: str):
+        self.entry_id, self.reason = entry_id, reason
+        super().__init__(
+            f"saved as {entry_id}.md, but not indexed yet ({reason}); do not save it again: it becomes "
+            "searchable at the next `python -m kb sync`"
+        )

@@ -34,7 +34,7 @@ from kb.entries import (
     parse_entry,
     render_entry,
 )
-from kb.errors import Conflict, EntryError, KBError, NotFound, Problem
+from kb.errors import Conflict, EntryError, KBError, NotFound, Problem, SavedNotIndexed
 from kb.identity import User
 from kb.index import IndexDamaged, IndexedEntry, PassageMatch, VectorIndex, make_client, remove_embedded
 from kb.lexical import Additions, LexicalIndex, tokenize
@@ -237,7 +237,10 @@ class KnowledgeBase:
         return redact(entry, viewer)
 
     def save(self, entry: Entry, *, new: bool = False, expected_version: str | None = None) -> Entry:
-        """Validate, write atomically and index one entry. With new=True a fresh id is chosen if taken."""
+        """Validate, write atomically and index one entry. With new=True a fresh id is chosen if taken.
+
+        Raises SavedNotIndexed when the file was written but indexing failed (the next sync indexes it).
+        """
         self._normalise(entry, entry.id or "new entry")
         if new:
             if not entry.id or self.store.version(entry.id) is not None:
@@ -252,7 +255,10 @@ class KnowledgeBase:
                 raise Conflict(f"could not find a free id for '{entry.title}'; try again")
         else:
             self.store.write(entry, expected_version=expected_version)
-        self.index_entries([entry.id])
+        try:
+            self.index_entries([entry.id])
+        except Exception as exc:  # the file is written and is the record: this save must not look failed
+            raise SavedNotIndexed(entry.id, str(exc) or exc.__class__.__name__) from exc
         return entry
 
     def add_file(self, path: Path | str) -> Entry:

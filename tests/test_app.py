@@ -324,6 +324,27 @@ def test_valid_submission_is_written_indexed_and_found(entries_dir):
     assert linked_ids(at)[0] == "finding-young-carers-by-matching-school-and-health-records"
 
 
+def test_a_submission_whose_indexing_fails_is_saved_once_and_says_so(entries_dir, monkeypatch):
+    from kb import KnowledgeBase
+
+    def busy(self, entry_ids):
+        raise RuntimeError("the index is busy")
+
+    monkeypatch.setattr(KnowledgeBase, "index_entries", busy)
+    before = {p.name for p in entries_dir.glob("*.md")}
+    at = open_app("submit")
+    at.text_input(key="draft_title").input("Finding young carers by matching school and health records")
+    at.text_area(key="draft_summary").input("We matched school and health records to find young carers early.")
+    fill_in_form(at)
+    button(at, "Send for review").click().run()
+    assert_clean(at)
+    created = {p.name for p in entries_dir.glob("*.md")} - before
+    assert created == {"finding-young-carers-by-matching-school-and-health-records.md"}
+    assert at.title[0].value.startswith("Finding young carers"), "the entry opens, as after any save"
+    warning = texts(at, "warning")
+    assert "not indexed yet (the index is busy)" in warning and "no need to save it again" in warning
+
+
 def test_invalid_submission_shows_field_messages_and_writes_nothing(entries_dir):
     before = sorted(p.read_text() for p in entries_dir.glob("*.md"))
     at = open_app("submit")

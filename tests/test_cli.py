@@ -140,6 +140,24 @@ def test_ids_cannot_leave_the_entries_folder_on_any_command(run, entry_id):
         assert result.exit_code == 1 and "Traceback" not in result.output
 
 
+def test_add_whose_indexing_fails_says_the_file_is_saved_and_sync_indexes_it(run, tmp_path, entries_dir, monkeypatch):
+    from kb import KnowledgeBase
+
+    draft = tmp_path / "draft.md"
+    draft.write_text(
+        "---\ntitle: Parking permits go digital\nsummary: Quokka permits.\nkind: project\noutcome: succeeded\n"
+        "organisation: Northfield City Council\nstatus: published\nvisibility: public\n---\n## Lessons\n\nStart small.\n"
+    )
+    with monkeypatch.context() as patched:
+        patched.setattr(KnowledgeBase, "index_entries", lambda self, ids: 1 / 0)
+        result = run("add", str(draft), ok=False)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "saved as parking-permits-go-digital.md, but not indexed yet (division by zero)" in result.output
+    assert (entries_dir / "parking-permits-go-digital.md").is_file()
+    run("sync")
+    assert json.loads(run("search", "quokka permits", "--json").output)[0]["id"] == "parking-permits-go-digital"
+
+
 def test_add_refuses_oversize_and_binary_files(run, tmp_path):
     from kb.entries import MAX_FILE_BYTES
 

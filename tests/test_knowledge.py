@@ -116,6 +116,31 @@ def test_save_new_entry_is_searchable_at_once_and_gets_a_free_id(kb):
     assert kb.store.get(saved.id).summary == entry.summary
 
 
+def test_a_save_whose_indexing_fails_is_still_one_saved_entry_that_the_next_sync_indexes(kb, monkeypatch):
+    from kb import SavedNotIndexed
+
+    entry = Entry(
+        id="",
+        title="Parking permits go digital",
+        summary="Quokka permits issued online.",
+        kind="project",
+        outcome="succeeded",
+        organisation="Northfield City Council",
+        status="published",
+    )
+    before = {p.stem for p in kb.store.files()}
+    with monkeypatch.context() as patched:
+        patched.setattr(kb, "index_entries", lambda ids: (_ for _ in ()).throw(RuntimeError("the index is busy")))
+        with pytest.raises(SavedNotIndexed) as raised:
+            kb.save(entry, new=True)
+    assert raised.value.entry_id == "parking-permits-go-digital"
+    assert "the index is busy" in str(raised.value) and "do not save it again" in str(raised.value)
+    assert {p.stem for p in kb.store.files()} - before == {"parking-permits-go-digital"}, "written once, kept"
+    assert kb.search("quokka", mode="bm25") == [], "not indexed yet"
+    assert kb.sync().added == ["parking-permits-go-digital"]
+    assert kb.search("quokka permits", limit=1)[0].id == "parking-permits-go-digital"
+
+
 def test_keyword_index_is_rebuilt_when_missing(kb, settings, fake_embedder):
     shutil.rmtree(kb.lexical.folder)
     fresh = KnowledgeBase(settings, embedder=fake_embedder)
