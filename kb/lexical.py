@@ -38,9 +38,7 @@ from kb.table import EntryTable
 _STEMMER = Stemmer.Stemmer("english")
 STALE_SPOOL_SECONDS = 24 * 3600  # an unfinished spool or folder this old belongs to no running sync
 BUILD_CHUNK = 20_000  # passages scored at a time while the BM25 matrix is built
-FORMAT_VERSION = 4  # 4: with the passages' vectors; 3: texts memory-mapped (older folders are rebuilt once)
-Row = tuple[int, bytes, bytes | None]  # a passage's number, UTF-8 text and float32 vector (None: not known)
-Block = tuple[str, list[Row]]  # an entry id and its passages
+FORMAT_VERSION = 4  # 4: the passages' vectors kept too (a folder of an older format is rebuilt once)
 
 
 def tokenize(texts: list[str]) -> list[list[str]]:
@@ -60,6 +58,17 @@ class VectorMatch:
     passage_id: str
     entry_id: str
     similarity: float  # cosine, as Chroma's `1 - distance` gives it
+
+
+@dataclass(frozen=True)
+class Block:
+    """One entry's passages as a corpus folder stores them: their numbers, UTF-8 texts, and float32
+    vectors as one run of bytes (None when they are not known)."""
+
+    entry_id: str
+    numbers: list[int]
+    texts: list[bytes]
+    vectors: bytes | None
 
 
 def split_passage_id(passage_id: str) -> tuple[str, int]:
@@ -108,8 +117,8 @@ class Corpus:
     @classmethod
     def open(cls, folder: Path) -> Corpus:
         blocks = json.loads((folder / "blocks.json").read_text(encoding="utf-8"))
-        numbers = np.load(folder / "numbers.npy", mmap_mode="r")
-        offsets = np.load(folder / "offsets.npy", mmap_mode="r")
+        numbers = np.load(folder / "numbers.npy")  # a few MB: slicing a memory map costs more per call
+        offsets = np.load(folder / "offsets.npy")
         counts = np.asarray(blocks["counts"], dtype=np.int64)
         if (
             len(counts) != len(blocks["entries"])
@@ -136,24 +145,28 @@ class Corpus:
 
     @staticmethod
     def write(folder: Path, blocks: Iterable[Block]) -> int:
-        """Write (entry id, [(number, UTF-8 text, vector)]) blocks as a corpus folder, one at a time;
-        return the number of passages. The vectors are kept only if every row has one, all one size."""
+        """Write blocks as a corpus folder, one at a time; return the number of passages. The vectors
+        are kept only if every passage has one, all of one size."""
         entries, counts, numbers, offsets = [], [], array("i"), array("q", [0])
-        width: int | None = None  # bytes per vector, while every row so far has had one of that size
+        width: int | None = None  # bytes per vector, while every passage so far has had one of that size
         complete = True
         with (folder / "texts.bin").open("wb") as out, (folder / "vectors.bin").open("wb") as vectors_out:
-            for entry_id, rows in blocks:
-                entries.append(entry_id)
-                counts.append(len(rows))
-                for number, data, vector in rows:
-                    out.write(data)
-                    numbers.append(number)
-                    offsets.append(offsets[-1] + len(data))
-                    if complete and vector is not None and width in (None, len(vector)):
-                        width = len(vector)
-                        vectors_out.write(vector)
-                    else:
+            for block in blocks:
+                size = len(block.numbers)
+                entries.append(block.entry_id)
+                counts.append(size)
+                numbers.extend(block.numbers)
+                offsets.extend(
+                    itertools.islice(itertools.accumulate(map(len, block.texts), initial=offsets[-1]), 1, None)
+                )
+                out.write(b"".join(block.texts))
+                if complete and size:
+                    vectors = block.vectors
+                    if vectors is None or len(vectors) % size or width not in (None, len(vectors) // size):
                         complete = False
+                    else:
+                        width = len(vectors) // size
+                        vectors_out.write(vectors)
         dimension = width // 4 if complete and width else None
         if dimension is None:
             (folder / "vectors.bin").unlink()
@@ -215,15 +228,14 @@ class Corpus:
         for code, entry_id in enumerate(self.entries):
             if entry_id not in skip:
                 start, end = int(self.starts[code]), int(self.starts[code + 1])
-                vectors = self._vector_bytes(start, end)
-                yield entry_id, list(zip(self.numbers[start:end].tolist(), read(start, end), vectors, strict=True))
+                yield Block(entry_id, self.numbers[start:end].tolist(), read(start, end), self._vector_span(start, end))
 
-    def _vector_bytes(self, start: int, end: int) -> list[bytes | None]:
+    def _vector_span(self, start: int, end: int) -> bytes | None:
+        """The vectors of rows start..end-1 as one run of bytes (None without vectors)."""
         if self._vectors is None:
-            return [None] * (end - start)
+            return None
         width = self.dimension * 4
-        span = os.pread(self._vectors.fileno(), (end - start) * width, start * width)
-        return [span[i : i + width] for i in range(0, len(span), width)]
+        return os.pread(self._vectors.fileno(), (end - start) * width, start * width)
 
     def block(self, entry_id: str) -> tuple[list[str], list[str], np.ndarray | None] | None:
         """One entry's passage ids, texts and vectors (None without vectors), or None if it is not here."""
@@ -233,10 +245,8 @@ class Corpus:
         start, end = int(self.starts[code]), int(self.starts[code + 1])
         ids = [f"{entry_id}#{n}" for n in self.numbers[start:end].tolist()]
         texts = [data.decode("utf-8") for data in self._reader()(start, end)]
-        vectors = None
-        if self._vectors is not None:
-            vectors = np.frombuffer(b"".join(self._vector_bytes(start, end)), dtype=np.float32)
-            vectors = vectors.reshape(end - start, self.dimension)
+        span = self._vector_span(start, end)
+        vectors = None if span is None else np.frombuffer(span, dtype=np.float32).reshape(end - start, -1)
         return ids, texts, vectors
 
     def nearest(self, queries: np.ndarray, codes: np.ndarray, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -360,20 +370,21 @@ class Additions:
         with (self.folder / "texts.spool").open("rb") as file, (self.folder / "vectors.spool").open("rb") as vectors:
             for group in np.split(rows, np.flatnonzero(np.diff(codes[rows])) + 1):
                 texts = [os.pread(file.fileno(), offsets[r + 1] - offsets[r], offsets[r]) for r in group.tolist()]
-                vector_bytes = [
-                    os.pread(vectors.fileno(), width, slots[r] * width) if slots[r] >= 0 else None
-                    for r in group.tolist()
-                ]
-                yield (
-                    entries[int(codes[group[0]])],
-                    list(zip(numbers[group].tolist(), texts, vector_bytes, strict=True)),
-                )
+                spooled = [slots[r] for r in group.tolist()]
+                if min(spooled) < 0:
+                    span = None  # some came without a vector
+                elif spooled == list(range(spooled[0], spooled[0] + len(spooled))):  # the usual case
+                    span = os.pread(vectors.fileno(), len(spooled) * width, spooled[0] * width)
+                else:
+                    span = b"".join(os.pread(vectors.fileno(), width, slot * width) for slot in spooled)
+                yield Block(entries[int(codes[group[0]])], numbers[group].tolist(), texts, span)
 
-    def records(self) -> Iterator[tuple[str, dict]]:
+    def record_lines(self) -> Iterator[tuple[str, str]]:
+        """(entry id, line) of the latest record of each entry, lines as entries.jsonl holds them."""
         self._records.flush()
-        for line, (entry_id, metadata) in enumerate(_read_records(self.folder / "records.jsonl")):
-            if self._latest_line[entry_id] == line:
-                yield entry_id, metadata
+        for number, (entry_id, line) in enumerate(_record_lines(self.folder / "records.jsonl")):
+            if self._latest_line[entry_id] == number:
+                yield entry_id, line
 
 
 def _locked(method):
@@ -492,6 +503,18 @@ def _read_records(path: Path) -> Iterator[tuple[str, dict]]:
             yield row["id"], row["metadata"]
 
 
+_RECORD_ID_AT = len('{"id": ')  # where `_record_line` puts the id's JSON string
+_DECODER = json.JSONDecoder()
+
+
+def _record_lines(path: Path) -> Iterator[tuple[str, str]]:
+    """(entry id, line) for each line of an entries.jsonl file, decoding only the id: copying 100,000
+    kept records on a save costs a second when each is parsed and written again."""
+    with path.open(encoding="utf-8") as lines:
+        for line in lines:
+            yield _DECODER.raw_decode(line, _RECORD_ID_AT)[0], line
+
+
 class LexicalIndex:
     """BM25 over passages, persisted in `folder`, rebuilt whole whenever the passages change."""
 
@@ -535,7 +558,7 @@ class LexicalIndex:
     def _write(
         self,
         blocks: Iterable[tuple[str, list[tuple[int, bytes]]]],
-        records: Iterable[tuple[str, dict]],
+        record_lines: Iterable[str],
         kept: np.ndarray | None = None,
     ) -> None:
         """Write a complete new folder from these passages and entry records, index it, then swap it in,
@@ -559,8 +582,7 @@ class LexicalIndex:
                 retriever.save(str(tmp / "bm25"))
                 del retriever, tokenized, tokenizer
             with (tmp / "entries.jsonl").open("w", encoding="utf-8") as out:
-                for entry_id, metadata in records:
-                    out.write(_record_line(entry_id, metadata))
+                out.writelines(record_lines)
             self._write_manifest(tmp)
             old = self.folder.with_name(self.folder.name + ".old")
             shutil.rmtree(old, ignore_errors=True)
@@ -640,14 +662,14 @@ class LexicalIndex:
         self._load()
         replaced = set(remove) | added.entry_ids
         records_path = self.folder / "entries.jsonl"
-        kept_records = _read_records(records_path) if self.hashes and records_path.exists() else iter(())
+        kept_records = _record_lines(records_path) if self.hashes and records_path.exists() else iter(())
         old = self._corpus
         self.hashes, self.generation = dict(hashes), generation
         replaced_codes = [old.codes[e] for e in replaced if e in old.codes]
         kept_rows = np.flatnonzero(~np.isin(old.row_codes, np.asarray(replaced_codes, dtype=np.int32)))
         self._write(
             itertools.chain(old.blocks(replaced), added.blocks()),
-            _chain_records(kept_records, set(remove) | added.record_ids, added.records()),
+            _chain_records(kept_records, set(remove) | added.record_ids, added.record_lines()),
             kept_rows,
         )
 
@@ -657,7 +679,7 @@ class LexicalIndex:
         self._loaded = True
         self._corpus, self._retriever, self._table = Corpus.empty(), None, None
         self.hashes, self.generation = dict(hashes), generation
-        self._write(added.blocks(), added.records())
+        self._write(added.blocks(), (line for _, line in added.record_lines()))
 
     # ----------------------------------------------------------------- reads
 
@@ -862,11 +884,10 @@ class LexicalIndex:
         return None if row is None else corpus.text(row)
 
 
-def _chain_records(
-    kept: Iterable[tuple[str, dict]], skip: set[str], added: Iterable[tuple[str, dict]]
-) -> Iterator[tuple[str, dict]]:
-    """The kept entry records except those in `skip`, then the added ones."""
-    for entry_id, metadata in kept:
+def _chain_records(kept: Iterable[tuple[str, str]], skip: set[str], added: Iterable[tuple[str, str]]) -> Iterator[str]:
+    """The lines of the kept entry records except those in `skip`, then the added ones."""
+    for entry_id, line in kept:
         if entry_id not in skip:
-            yield entry_id, metadata
-    yield from added
+            yield line
+    for _, line in added:
+        yield line

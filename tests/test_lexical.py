@@ -158,7 +158,7 @@ def test_additions_group_rows_given_in_any_order_and_keep_the_latest_text(tmp_pa
         added.add_records(META)
         added.add_records({"roads": {"title": "Road sensors", "year": 2020}})
         assert added.entry_ids == set(HASHES) and added.record_ids == set(META)
-        assert [(entry, [n for n, _, _ in rows]) for entry, rows in added.blocks()] == [
+        assert [(block.entry_id, block.numbers) for block in added.blocks()] == [
             ("roads", [0, 1]),
             ("water", [0, 1]),
             ("schools", [0]),
