@@ -35,7 +35,8 @@ ENTRY_ONLY_FIELDS = frozenset({"title", "lighthouse_stage", "anonymous", "writte
 # How widely a query walks Chroma's HNSW graph. At 200, recall@10 against exact search at 400,000
 # passages varied between two builds of the same collection (0.99, then 0.92 with two queries finding
 # only 2 and 3 of their 10); at 400 the second build gave 0.995, for about a millisecond more on an
-# unfiltered query and about a quarter more on a narrow filter's walk (docs/performance.md).
+# unfiltered query and about a quarter more on a filtered walk, which narrow filters avoid where the
+# keyword index keeps a copy of the vectors (docs/performance.md).
 EF_SEARCH = 400
 
 

@@ -59,7 +59,7 @@ SYNC_CHUNK = 256  # entries embedded and written together: bounded memory, few l
 CANDIDATES = 100  # passages each retriever returns before fusion
 OVERFETCH = 3  # nearest passages asked for without a filter, per passage needed with it
 DEEPER_FETCH = 10  # ... and how many times that again when too few of them were allowed
-NARROW_PASSAGES = 50_000  # up to this many allowed passages, search exactly among their ids ...
+NARROW_PASSAGES = 50_000  # up to this many allowed passages, search exactly among them ...
 NARROW_FRACTION = 0.5  # ... unless they are most of the index: then the wider unfiltered query is faster
 ALLOWED_CACHE_SIZE = 64
 _SIDE_POOL = ThreadPoolExecutor(
@@ -883,9 +883,9 @@ class KnowledgeBase:
         return hits
 
     def _own_passages(self, entry_id: str) -> tuple[list[PassageMatch], np.ndarray]:
-        """An entry's passages and vectors: from the local copy while it mirrors the index (no round
-        trip to Chroma, whose reads by id grow its caches), else from the index, by id when the
-        mirror knows how many there are."""
+        """An entry's passages and vectors: from the local copy while it mirrors the index, else from
+        the index, by id when the mirror knows how many there are. (At 100,000 entries each read by id
+        from embedded Chroma left about 3 MB more resident in the process.)"""
         table = self._mirror()
         if table is None or entry_id not in table.position:
             return self.index.passages(entry_id)
