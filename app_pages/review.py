@@ -6,7 +6,7 @@ import streamlit as st
 
 from app_pages import resources, ui
 from app_pages.ui import plain, safe_markdown
-from kb import KBError, review
+from kb import KBError, SavedNotIndexed, review
 from kb.review import QueueItem
 
 kb = resources.knowledge_base()
@@ -26,6 +26,8 @@ def act(action: str, entry_id: str, version: str) -> None:
                 kb, entry_id, user, st.session_state.get(f"review_comment_{entry_id}", ""), version
             )
             st.session_state["flash"] = f"Sent back to the author as a draft: {plain(entry.title)}"
+    except SavedNotIndexed as exc:  # done, but search shows the earlier version until the next sync
+        st.session_state["flash_warning"] = plain(str(exc)[:1].upper() + str(exc)[1:])
     except KBError as exc:
         errors[entry_id] = plain(str(exc)[:1].upper() + str(exc)[1:])
 

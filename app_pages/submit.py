@@ -81,9 +81,10 @@ def save(status: str) -> None:
         st.session_state["draft_problems"] = exc.messages
         return
     except SavedNotIndexed as exc:  # the file is written: open the entry, as after any save
-        st.session_state["flash_warning"] = (
+        st.session_state["flash_warning"] = plain(
             f"{SAVED[status]}: the entry is saved in entries/{exc.entry_id}.md but not indexed yet "
-            f"({exc.reason}), so search finds it only after the next sync. There is no need to save it again."
+            f"({exc.reason}), so search shows this version only after the next sync. There is no need to "
+            "save it again."
         )
         st.session_state["draft_goto"] = exc.entry_id
         st.session_state.pop("draft_loaded", None)

@@ -51,6 +51,6 @@ class SavedNotIndexed(KBError):
     def __init__(self, entry_id: str, reason: str):
         self.entry_id, self.reason = entry_id, reason
         super().__init__(
-            f"saved as {entry_id}.md, but not indexed yet ({reason}); do not save it again: it becomes "
-            "searchable at the next `python -m kb sync`"
+            f"saved as {entry_id}.md, but not indexed yet ({reason}); there is no need to save it again: "
+            "search shows this version after the next `python -m kb sync`"
         )

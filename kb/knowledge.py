@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import itertools
 import json
+import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -55,6 +56,7 @@ from kb.table import UnsupportedClause
 from kb.vocabulary import Vocabulary
 
 Progress = Callable[[int, int], None]
+log = logging.getLogger(__name__)
 SYNC_CHUNK = 256  # entries embedded and written together: bounded memory, few large Chroma writes
 CANDIDATES = 100  # passages each retriever returns before fusion
 OVERFETCH = 3  # nearest passages asked for without a filter, per passage needed with it
@@ -258,6 +260,7 @@ class KnowledgeBase:
         try:
             self.index_entries([entry.id])
         except Exception as exc:  # the file is written and is the record: this save must not look failed
+            log.warning("indexing %s after saving it failed", entry.id, exc_info=True)
             raise SavedNotIndexed(entry.id, str(exc) or exc.__class__.__name__) from exc
         return entry
 
@@ -648,6 +651,12 @@ class KnowledgeBase:
             complete = returned < wanted or (exhausted is not None and returned >= exhausted)
             results.append(kept if len(kept) >= k or complete else None)
         missing = [i for i, r in enumerate(results) if r is None]
+        if missing and narrow is not None:
+            # `keep` turned down most of the nearest: rank every passage of the chosen entries instead.
+            retry = self._exact_among(vectors[missing], narrow.passages, k, narrow.entry_ids, allowed, keep)
+            for i, (kept, _) in zip(missing, retry or [], strict=False):
+                results[i] = kept
+            missing = [i for i, r in enumerate(results) if r is None]
         if missing and narrow is None:
             # Too few allowed among the nearest (a passage deep in a cluster the clause excludes): a
             # deeper walk without the clause costs tens of milliseconds, Chroma's filtered query a second.

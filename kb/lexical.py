@@ -105,7 +105,8 @@ class Corpus:
         self.numbers = numbers  # each row's passage number within its entry
         self.offsets = offsets  # byte offsets of each row's text, and the end
         # The texts' file, kept open: every text is read through it, and it stays this corpus's file
-        # even after another process swaps a new folder in.
+        # even after another process swaps a new folder in. Never closed by hand: searches hold no lock
+        # and may still be reading an old corpus; the files close when the last reference goes.
         self._file = file
         self._vectors = vectors  # the vectors' file, open like the texts', or None
         self.dimension = dimension if vectors is not None else None
@@ -246,15 +247,17 @@ class Corpus:
         ids = [f"{entry_id}#{n}" for n in self.numbers[start:end].tolist()]
         texts = [data.decode("utf-8") for data in self._reader()(start, end)]
         span = self._vector_span(start, end)
-        vectors = None if span is None else np.frombuffer(span, dtype=np.float32).reshape(end - start, -1)
+        vectors = None if span is None else np.frombuffer(span, dtype=np.float32).reshape(end - start, self.dimension)
         return ids, texts, vectors
 
     def nearest(self, queries: np.ndarray, codes: np.ndarray, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """Exact cosine search among the passages of these entry blocks: for each query, the rows of
-        its k most similar passages, most similar first (ties in row order), and their similarities.
+        its k most similar passages, most similar first (equal similarities in row order; which of
+        several tied at the k-th place is kept is arbitrary), and their similarities.
 
         Reads just those blocks' vectors, one read per run of neighbouring blocks, into memory that is
-        freed afterwards: no mapped pages stay behind in the process's resident memory.
+        freed afterwards: no mapped pages stay behind in the process's resident memory. Raises
+        ValueError if the vector file is shorter than its passages.
         """
         if self._vectors is None:
             raise ValueError("this corpus has no vectors")
@@ -268,6 +271,8 @@ class Corpus:
         rows = np.arange(int(lengths.sum()), dtype=np.int64) + np.repeat(
             run_first - (np.cumsum(lengths) - lengths), lengths
         )
+        if not len(rows):  # entries without passages
+            return [(rows, np.zeros(0)) for _ in range(len(queries))]
         width = self.dimension * 4
         matrix = np.empty((len(rows), self.dimension), dtype=np.float32)
         buffer, position = memoryview(matrix).cast("B"), 0
@@ -321,20 +326,24 @@ class Additions:
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def add_passages(self, rows: Iterable[tuple[str, str, str]], vectors: np.ndarray | None = None) -> None:
-        """(passage_id, entry_id, text) rows, and optionally their vectors, one row of `vectors` each."""
-        for i, (passage_id, entry_id, text) in enumerate(rows):
+        """(passage_id, entry_id, text) rows, and optionally their vectors, one row of `vectors` each.
+        Checked before anything is spooled, so a mismatch leaves the spool as it was."""
+        rows = list(rows)
+        if vectors is not None:
+            vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+            if vectors.ndim != 2 or len(vectors) != len(rows):
+                raise ValueError(f"{len(rows)} passages but vectors of shape {vectors.shape}")
+            if self._vector_width not in (None, vectors.shape[1] * 4):
+                raise ValueError(f"vectors of {vectors.shape[1]} and {self._vector_width // 4} values in one sync")
+            self._vector_width = vectors.shape[1] * 4
+            self._vector_spool.write(vectors.tobytes())
+            self._vector_slot.extend(range(self._vectors, self._vectors + len(rows)))
+            self._vectors += len(rows)
+        else:
+            self._vector_slot.extend([-1] * len(rows))
+        for passage_id, entry_id, text in rows:
             data = text.encode("utf-8")
             self._spool.write(data)
-            if vectors is None:
-                self._vector_slot.append(-1)
-            else:
-                vector = np.ascontiguousarray(vectors[i], dtype=np.float32).tobytes()
-                if self._vector_width not in (None, len(vector)):
-                    raise ValueError(f"vectors of {len(vector) // 4} and {self._vector_width // 4} values in one sync")
-                self._vector_width = len(vector)
-                self._vector_spool.write(vector)
-                self._vector_slot.append(self._vectors)
-                self._vectors += 1
             self._entry_of.append(self._codes.setdefault(entry_id, len(self._codes)))
             self._numbers.append(split_passage_id(passage_id)[1])
             self._offsets.append(self._offsets[-1] + len(data))
@@ -512,7 +521,10 @@ def _record_lines(path: Path) -> Iterator[tuple[str, str]]:
     kept records on a save costs a second when each is parsed and written again."""
     with path.open(encoding="utf-8") as lines:
         for line in lines:
-            yield _DECODER.raw_decode(line, _RECORD_ID_AT)[0], line
+            if line.startswith('{"id": '):
+                yield _DECODER.raw_decode(line, _RECORD_ID_AT)[0], line
+            else:  # not as `_record_line` writes it: read it whole
+                yield json.loads(line)["id"], line
 
 
 class LexicalIndex:
@@ -557,7 +569,7 @@ class LexicalIndex:
 
     def _write(
         self,
-        blocks: Iterable[tuple[str, list[tuple[int, bytes]]]],
+        blocks: Iterable[Block],
         record_lines: Iterable[str],
         kept: np.ndarray | None = None,
     ) -> None:
@@ -859,12 +871,16 @@ class LexicalIndex:
         if corpus.dimension is None or np.shape(queries)[-1] != corpus.dimension:
             return None
         codes = np.fromiter((corpus.codes[e] for e in entry_ids if e in corpus.codes), dtype=np.int64)
+        try:
+            found = corpus.nearest(queries, codes, k)
+        except (OSError, ValueError):
+            return None  # a damaged copy: the vector index answers instead
         return [
             [
                 VectorMatch(corpus.passage_id(row), corpus.entry_id(row), similarity)
                 for row, similarity in zip(rows.tolist(), similarities.tolist(), strict=True)
             ]
-            for rows, similarities in corpus.nearest(queries, codes, k)
+            for rows, similarities in found
         ]
 
     def entry_passages(self, entry_id: str) -> tuple[list[str], list[str], np.ndarray] | None:

@@ -58,9 +58,7 @@ def approve(kb: KnowledgeBase, entry_id: str, reviewer: User, expected_version: 
     """Publish an entry in review. Refuses if the file changed since the reviewer read it."""
     entry = _reviewable(kb, entry_id)
     entry.status, entry.reviewer, entry.review_comment, entry.updated = "published", reviewer.name, "", _today()
-    saved = kb.save(entry, expected_version=expected_version)
-    invalidate(kb)
-    return saved
+    return _save(kb, entry, expected_version)
 
 
 def send_back(
@@ -72,6 +70,11 @@ def send_back(
         raise KBError("write a comment so the author knows what to change")
     entry = _reviewable(kb, entry_id)
     entry.status, entry.reviewer, entry.review_comment, entry.updated = "draft", reviewer.name, comment, _today()
-    saved = kb.save(entry, expected_version=expected_version)
-    invalidate(kb)
-    return saved
+    return _save(kb, entry, expected_version)
+
+
+def _save(kb: KnowledgeBase, entry: Entry, expected_version: str | None) -> Entry:
+    try:
+        return kb.save(entry, expected_version=expected_version)
+    finally:  # a save whose indexing failed is written all the same: the queue must not show it
+        invalidate(kb)

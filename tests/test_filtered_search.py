@@ -84,6 +84,25 @@ def test_a_narrow_filter_is_searched_exactly_over_the_local_copy_of_its_vectors(
     }
 
 
+def test_a_narrow_filter_whose_passage_test_turns_down_most_neighbours_is_still_answered_locally(
+    kb, fake_embedder, monkeypatch
+):
+    entries_where = _where(Filters.of(theme="data-quality"), ANONYMOUS)  # more passages than the first fetch
+    where = {"$and": [entries_where, {"section": {"$in": ["Evidence and links"]}}]}  # about one passage an entry
+    kb.search("warm up", viewer=ANONYMOUS)
+    chosen = kb._narrow_choice(entries_where).passages
+    assert chosen > 20 * OVERFETCH
+    vectors = fake_embedder.embed(QUERIES)
+    expected = kb.index.query(vectors, 20, where)
+    calls, fetched = _recording(kb, monkeypatch), []
+    exact_among = kb._exact_among
+    monkeypatch.setattr(kb, "_exact_among", lambda v, fetch, *a: fetched.append(fetch) or exact_among(v, fetch, *a))
+    got = kb._nearest(vectors, 20, where, entries_where=entries_where, keep=lambda m: m.section == "Evidence and links")
+    assert calls == [], "neither Chroma's filter nor its graph"
+    assert fetched == [20 * OVERFETCH, chosen], "the nearest first, then every chosen passage"
+    _assert_same_ranking(got, expected, 20)
+
+
 def test_without_a_local_copy_of_the_vectors_chroma_searches_among_the_narrow_filters_ids(
     kb, fake_embedder, monkeypatch
 ):

@@ -276,7 +276,8 @@ def test_an_index_object_whose_folder_another_process_replaced_reads_its_own_fil
 def _vectors(rows, seed=3, dimension=8):
     """A vector per row, some pairs close, none of unit length (the search must not assume it is)."""
     rng = np.random.default_rng(seed)
-    return rng.normal(size=(len(rows), dimension)).astype(np.float32) * rng.uniform(0.5, 3.0, size=(len(rows), 1))
+    scaled = rng.normal(size=(len(rows), dimension)) * rng.uniform(0.5, 3.0, size=(len(rows), 1))
+    return scaled.astype(np.float32)
 
 
 def _brute_force(queries, rows, vectors, entries, k):
@@ -305,7 +306,7 @@ def test_passage_vectors_are_kept_with_the_passages_and_searched_exactly_among_c
     again = LexicalIndex(lexical.folder)
     assert again.has_vectors
     queries = _vectors(ROWS[:3], seed=11)
-    for entries in ({"water"}, {"water", "schools"}, {"roads", "schools"}, set(HASHES)):
+    for entries in ({"water"}, {"water", "schools"}, {"roads", "schools"}, {"roads", "water"}, set(HASHES)):
         for k in (1, 2, 5):
             got, want = _nearest(again, queries, entries, k), _brute_force(queries, ROWS, vectors, entries, k)
             assert [[p for p, _ in r] for r in got] == [[p for p, _ in r] for r in want], (entries, k)
@@ -371,3 +372,35 @@ def test_a_truncated_vector_file_is_rebuilt_not_trusted(tmp_path):
     again = LexicalIndex(lexical.folder)
     assert again.nearest(_vectors(ROWS[:1]), {"water"}, 3) is None
     assert not again.is_current(HASHES) and not again.mirrors("gen-1"), "the next check rebuilds it"
+
+
+def test_entries_without_passages_are_searched_as_nothing(tmp_path):
+    from kb.lexical import Block, Corpus
+
+    vectors = _vectors(ROWS[:2])
+    blocks = [
+        Block("empty", [], [], None),
+        Block("water", [0, 1], [ROWS[1][2].encode(), ROWS[0][2].encode()], vectors.tobytes()),
+    ]
+    assert Corpus.write(tmp_path, blocks) == 2
+    corpus = Corpus.open(tmp_path)
+    assert corpus.dimension == vectors.shape[1], "an empty block does not cost the others their vectors"
+    ((rows, similarities),) = corpus.nearest(vectors[:1], np.asarray([corpus.codes["empty"]]), 3)
+    assert len(rows) == len(similarities) == 0
+    ((rows, _),) = corpus.nearest(vectors[:1], np.asarray([0, 1]), 3)
+    assert rows.tolist() == [0, 1]
+    assert corpus.block("empty")[0] == [] and corpus.block("empty")[2].shape == (0, vectors.shape[1])
+
+
+def test_vectors_that_do_not_match_their_passages_are_refused_before_anything_is_spooled(tmp_path):
+    lexical = LexicalIndex(tmp_path / "lexical")
+    with lexical.additions() as added:
+        added.add_passages(ROWS[:2], _vectors(ROWS[:2]))
+        with pytest.raises(ValueError, match="3 passages"):
+            added.add_passages(ROWS[2:], _vectors(ROWS[2:4]))
+        with pytest.raises(ValueError, match="values in one sync"):
+            added.add_passages(ROWS[2:], _vectors(ROWS[2:], dimension=4))
+        added.add_passages(ROWS[2:], _vectors(ROWS[2:]))
+        added.add_records(META)
+        lexical.rebuild(added, HASHES, "gen-1")
+    assert lexical.has_vectors and _contents(lexical) == {pid: text for pid, _, text in ROWS}
