@@ -86,8 +86,7 @@ def save(status: str) -> None:
             f"({exc.reason}), so search shows this version only after the next sync. There is no need to "
             "save it again."
         )
-        st.session_state["draft_goto"] = exc.entry_id
-        st.session_state.pop("draft_loaded", None)
+        open_saved(exc.entry_id)
         return
     except Conflict as exc:
         st.session_state["draft_problems"] = {FORM_ERROR: [str(exc).capitalize()]}
@@ -97,7 +96,12 @@ def save(status: str) -> None:
         st.session_state["draft_problems"] = {FORM_ERROR: [str(exc).capitalize()]}
         return
     st.session_state["flash"] = f"{SAVED[status]}: the entry is saved in entries/{entry.id}.md and indexed."
-    st.session_state["draft_goto"] = entry.id
+    open_saved(entry.id)
+
+
+def open_saved(entry_id: str) -> None:
+    """After a save, the next run opens the entry, and the form starts afresh."""
+    st.session_state["draft_goto"] = entry_id
     st.session_state.pop("draft_loaded", None)
 
 

@@ -528,7 +528,9 @@ def _record_lines(path: Path) -> Iterator[tuple[str, str]]:
 
 
 class LexicalIndex:
-    """BM25 over passages, persisted in `folder`, rebuilt whole whenever the passages change."""
+    """BM25 over passages, persisted in `folder`, rebuilt whole whenever the passages change; with the
+    passages it keeps their vectors, for exact search among a few entries (`nearest`), and the entry
+    records (`table`)."""
 
     def __init__(self, folder: Path | str):
         self.folder = Path(folder)
