@@ -238,7 +238,7 @@ class Corpus:
         width = self.dimension * 4
         return os.pread(self._vectors.fileno(), (end - start) * width, start * width)
 
-    def block(self, entry_id: str) -> tuple[list[str], list[str], np.ndarray | None] | None:
+    def passages_of(self, entry_id: str) -> tuple[list[str], list[str], np.ndarray | None] | None:
         """One entry's passage ids, texts and vectors (None without vectors), or None if it is not here."""
         code = self.codes.get(entry_id)
         if code is None:
@@ -889,7 +889,7 @@ class LexicalIndex:
         """One entry's passage ids, texts and vectors, in passage order; None when not all are here."""
         if not self._loaded:
             self._load()
-        block = self._corpus.block(entry_id)
+        block = self._corpus.passages_of(entry_id)
         return None if block is None or block[2] is None else block  # type: ignore[return-value]
 
     def text_of(self, passage_id: str) -> str | None:

@@ -389,7 +389,7 @@ def test_entries_without_passages_are_searched_as_nothing(tmp_path):
     assert len(rows) == len(similarities) == 0
     ((rows, _),) = corpus.nearest(vectors[:1], np.asarray([0, 1]), 3)
     assert rows.tolist() == [0, 1]
-    assert corpus.block("empty")[0] == [] and corpus.block("empty")[2].shape == (0, vectors.shape[1])
+    assert corpus.passages_of("empty")[0] == [] and corpus.passages_of("empty")[2].shape == (0, vectors.shape[1])
 
 
 def test_vectors_that_do_not_match_their_passages_are_refused_before_anything_is_spooled(tmp_path):
