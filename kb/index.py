@@ -11,6 +11,9 @@ the next sync redoes it. Column-wise Chroma results become small dataclasses her
 
 from __future__ import annotations
 
+import functools
+import inspect
+import logging
 import os
 import uuid
 from collections.abc import Iterable, Iterator
@@ -27,8 +30,10 @@ import chromadb  # noqa: E402
 from chromadb.config import Settings as ChromaSettings  # noqa: E402
 
 from kb.errors import KBError  # noqa: E402
+from kb.index_health import DATABASE, StoreDamaged, check_store, stored_vectors  # noqa: E402
 
 Where = dict[str, Any]
+log = logging.getLogger(__name__)
 # Shown with a hit but never filtered on per passage: kept on the entry record only. Chroma keeps a row
 # per metadata field per passage, so at 400,000 passages each field left out saves 400,000 rows.
 ENTRY_ONLY_FIELDS = frozenset({"title", "lighthouse_stage", "anonymous", "written"})
@@ -45,7 +50,30 @@ class IndexMismatch(KBError):
 
 
 class IndexDamaged(KBError):
-    """The embedded index cannot be opened (half-written, truncated, not a database): rebuild it."""
+    """The index cannot be read back whole (half-written, truncated, garbled): a sync rebuilds it."""
+
+    def __init__(self, message: str):
+        self.reason = message
+        super().__init__(f"{message}; run `python -m kb sync` to rebuild it from the entry files")
+
+
+class IndexMissing(KBError):
+    """There is no index where the settings say: nothing has been synced there, or its database is gone."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        super().__init__(f"there is no index in {path.parent}; run `python -m kb sync` to build it from the entry files")
+
+
+def _chroma_failure(exc: BaseException) -> bool:
+    """What Chroma raises for a store it cannot read: its own errors, and the Rust core's panics, which
+    pyo3 derives from BaseException (so a bare `except Exception` lets them through). Interrupts and
+    exits are never swallowed."""
+    return isinstance(exc, Exception) or type(exc).__name__ == "PanicException"
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{exc.__class__.__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}"
 
 
 @dataclass(frozen=True)
@@ -64,8 +92,13 @@ class IndexedEntry:
     metadata: dict[str, Any]
 
 
-def make_client(index_dir: Path | str, chroma_url: str | None = None):
-    """Embedded Chroma under `index_dir`, or a Chroma server when a URL is given. Telemetry off."""
+def make_client(index_dir: Path | str, chroma_url: str | None = None, *, create: bool = False):
+    """Embedded Chroma under `index_dir`, or a Chroma server when a URL is given. Telemetry off.
+
+    The embedded store is checked (kb.index_health) before Chroma opens it, so a damaged file is
+    reported as IndexDamaged instead of crashing the process. Without `create`, a folder with no store
+    raises IndexMissing: only a sync builds one, so a deleted database never passes for an empty index.
+    """
     settings = ChromaSettings(anonymized_telemetry=False, allow_reset=True)
     if chroma_url:
         url = urlparse(chroma_url if "://" in chroma_url else f"http://{chroma_url}")
@@ -79,21 +112,34 @@ def make_client(index_dir: Path | str, chroma_url: str | None = None):
         except Exception as exc:
             raise KBError(f"cannot reach the Chroma server at {chroma_url} ({exc}); is `chroma run` up?") from None
     path = embedded_path(index_dir)
-    path.mkdir(parents=True, exist_ok=True)
+    if not (path / DATABASE).is_file():
+        if not create:
+            raise IndexMissing(path)
+        path.mkdir(parents=True, exist_ok=True)
+    else:
+        try:
+            check_store(path)
+        except StoreDamaged as exc:
+            raise IndexDamaged(f"the index at {path} is damaged ({exc})") from None
     try:
         client = chromadb.PersistentClient(path=str(path), settings=settings)
         client.list_collections()  # a damaged database fails here rather than in the middle of a search
-    except Exception as exc:  # chromadb raises several types for a broken file; all mean the same here
+    except BaseException as exc:  # chromadb raises several types for a broken file; all mean the same here
+        if not _chroma_failure(exc):
+            raise
         clear_client_cache()
-        raise IndexDamaged(
-            f"the index at {path} cannot be opened ({exc.__class__.__name__}: {str(exc)[:120]}); "
-            "run `python -m kb sync` to rebuild it from the entry files"
-        ) from None
+        raise IndexDamaged(f"the index at {path} cannot be opened ({_describe(exc)})") from None
     return client
 
 
 def embedded_path(index_dir: Path | str) -> Path:
     return Path(index_dir) / "chroma"
+
+
+def has_embedded(index_dir: Path | str) -> bool:
+    """True when an embedded store was ever made here (even if its database is gone now)."""
+    path = embedded_path(index_dir)
+    return path.is_dir() and any(path.iterdir())
 
 
 def remove_embedded(index_dir: Path | str) -> None:
@@ -102,6 +148,25 @@ def remove_embedded(index_dir: Path | str) -> None:
 
     clear_client_cache()
     shutil.rmtree(embedded_path(index_dir), ignore_errors=True)
+
+
+def check_embedded(index_dir: Path | str, *, deep: bool = False) -> None:
+    """IndexDamaged unless the embedded store reads back whole (see kb.index_health); nothing to check
+    where there is no store."""
+    path = embedded_path(index_dir)
+    if (path / DATABASE).is_file():
+        try:
+            check_store(path, deep=deep)
+        except StoreDamaged as exc:
+            raise IndexDamaged(f"the index at {path} is damaged ({exc})") from None
+
+
+def embedded_vectors(index_dir: Path | str, collection: str) -> Iterator[tuple[str, np.ndarray]]:
+    """What the embedded store holds for one collection, read from its files: (record id, vector)."""
+    try:
+        yield from stored_vectors(embedded_path(index_dir), collection)
+    except (StoreDamaged, OSError, ValueError) as exc:
+        raise IndexDamaged(f"the index's vectors cannot be read back ({exc})") from None
 
 
 def clear_client_cache() -> None:
@@ -114,13 +179,54 @@ def _batches(n: int, size: int) -> Iterator[slice]:
         yield slice(start, min(n, start + size))
 
 
-class VectorIndex:
-    """Passage and entry vectors for one knowledge base, built by one model."""
+def _guarded(method):
+    """Report a failure inside Chroma as this index's KBError (IndexDamaged for an embedded store),
+    never as a traceback or a panic; the cause is logged with its traceback for the operator."""
 
-    def __init__(self, client, name: str, model: str):
+    def failure(index: VectorIndex, exc: BaseException) -> KBError:
+        log.warning("Chroma failed in %s", method.__name__, exc_info=exc)
+        if index.remote:
+            return KBError(f"the Chroma server failed ({_describe(exc)}); check that it is up and healthy")
+        return IndexDamaged(f"the index cannot be read ({_describe(exc)})")
+
+    if inspect.isgeneratorfunction(method):
+
+        @functools.wraps(method)
+        def pages(self, *args, **kwargs):
+            try:
+                yield from method(self, *args, **kwargs)
+            except KBError:
+                raise
+            except BaseException as exc:
+                if not _chroma_failure(exc):
+                    raise
+                raise failure(self, exc) from None
+
+        return pages
+
+    @functools.wraps(method)
+    def guarded(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except KBError:
+            raise
+        except BaseException as exc:
+            if not _chroma_failure(exc):
+                raise
+            raise failure(self, exc) from None
+
+    return guarded
+
+
+class VectorIndex:
+    """Passage and entry vectors for one knowledge base, built by one model. Every method that reaches
+    Chroma is `_guarded`."""
+
+    def __init__(self, client, name: str, model: str, *, remote: bool = False):
         self.client = client
         self.name = name
         self.model = model
+        self.remote = remote  # a Chroma server's store, not ours to check or delete
         self._collections = None
         self.written_generation: str | None = None  # the mark this process set last
 
@@ -129,6 +235,11 @@ class VectorIndex:
     @property
     def _names(self) -> tuple[str, str]:
         return f"{self.name}-passages", f"{self.name}-entries"
+
+    @property
+    def collection_names(self) -> tuple[str, str]:
+        """(passages, entries): the two collections' names."""
+        return self._names
 
     def _existing(self) -> set[str]:
         return {c if isinstance(c, str) else c.name for c in self.client.list_collections()}
@@ -169,12 +280,14 @@ class VectorIndex:
                 )
         return self._collections
 
+    @_guarded
     def built_with(self) -> str | None:
         """The model the existing index was built with, or None where there is no index yet."""
         if self._names[1] not in self._existing():
             return None
         return (self.client.get_collection(self._names[1], embedding_function=None).metadata or {}).get("model")
 
+    @_guarded
     def reset(self) -> None:
         """Drop both collections; the next write creates them afresh for this model."""
         existing = self._existing()
@@ -185,6 +298,7 @@ class VectorIndex:
 
     # ----------------------------------------------------------------- writes
 
+    @_guarded
     def put_entries(
         self, records: list[tuple[str, str, dict[str, Any], list[tuple[str, str, str]], np.ndarray]]
     ) -> None:
@@ -226,6 +340,7 @@ class VectorIndex:
         self.written_generation = uuid.uuid4().hex
         entries_col.modify(metadata={**(entries_col.metadata or {}), "generation": self.written_generation})
 
+    @_guarded
     def generation(self) -> str | None:
         """The mark of the last change, read afresh from Chroma (cheap: one small request)."""
         if self._names[1] not in self._existing():
@@ -234,6 +349,7 @@ class VectorIndex:
             (self.client.get_collection(self._names[1], embedding_function=None).metadata or {}).get("generation", "")
         )
 
+    @_guarded
     def delete_entries(self, entry_ids: Iterable[str]) -> None:
         ids = list(entry_ids)
         opened = self._open()
@@ -247,6 +363,7 @@ class VectorIndex:
 
     # ----------------------------------------------------------------- reads
 
+    @_guarded
     def entries(self, where: Where | None = None, include_vectors: bool = False) -> list[IndexedEntry] | tuple:
         """Every indexed entry (optionally filtered), with their vectors when asked."""
         out, vectors = [], []
@@ -258,6 +375,7 @@ class VectorIndex:
             return out, (np.vstack(vectors) if vectors else np.zeros((0, 0), np.float32))
         return out
 
+    @_guarded
     def entry_pages(self, where: Where | None = None) -> Iterator[list[IndexedEntry]]:
         """Every indexed entry, a page at a time, so memory stays flat on big collections."""
         for page, _ in self._entry_pages(where, False):
@@ -282,6 +400,7 @@ class VectorIndex:
                 return
             offset += page
 
+    @_guarded
     def entry_ids(self, where: Where | None = None) -> set[str]:
         opened = self._open()
         if opened is None:
@@ -296,6 +415,7 @@ class VectorIndex:
                 return ids
             offset += page
 
+    @_guarded
     def metadata_of(self, entry_ids: list[str]) -> dict[str, dict[str, Any]]:
         """Facet metadata of these entries, by id (missing ids are left out)."""
         opened = self._open()
@@ -304,6 +424,7 @@ class VectorIndex:
         got = opened[1].get(ids=list(dict.fromkeys(entry_ids)), include=["metadatas"])
         return {i: dict(m or {}) for i, m in zip(got["ids"], got["metadatas"], strict=True)}
 
+    @_guarded
     def passages(
         self, entry_id: str | None = None, ids: list[str] | None = None
     ) -> tuple[list[PassageMatch], np.ndarray]:
@@ -332,6 +453,7 @@ class VectorIndex:
         stacked = np.vstack(vectors) if vectors else np.zeros((0, 0), np.float32)
         return [matches[i] for i in order], stacked[order] if len(order) else stacked
 
+    @_guarded
     def passage_pages(self, vectors: bool = False) -> Iterator[tuple[list[PassageMatch], np.ndarray | None]]:
         """Every passage's id, entry, section and text, and with `vectors` their vectors (else None),
         a page at a time, in index order."""
@@ -351,6 +473,7 @@ class VectorIndex:
                 return
             offset += page
 
+    @_guarded
     def query(
         self,
         vectors: np.ndarray,
@@ -414,11 +537,14 @@ class VectorIndex:
                     col.get(limit=1, include=["metadatas"])
         except IndexMismatch:
             return  # readable, just built by another model: sync rebuilds it on purpose
-        except IndexDamaged:
+        except KBError:
             raise
-        except Exception as exc:
-            raise IndexDamaged(f"the index cannot be read ({exc.__class__.__name__}: {str(exc)[:120]})") from None
+        except BaseException as exc:
+            if not _chroma_failure(exc):
+                raise
+            raise IndexDamaged(f"the index cannot be read ({_describe(exc)})") from None
 
+    @_guarded
     def count(self) -> tuple[int, int]:
         """(entries, passages) in the index."""
         opened = self._open()

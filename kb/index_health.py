@@ -1,0 +1,358 @@
+"""Checks of the embedded Chroma store, made in plain Python before Chroma's own code touches it.
+
+A damaged Chroma file can make Chroma's Rust core panic, or crash the whole process in its HNSW code,
+where no `except` can help; and Chroma rewrites parts of its files each time it opens them, so no
+checksum recorded by Lighthouse could seal them. So the files are read here, with sqlite3 and NumPy,
+which report damage as errors rather than crashes:
+
+- the database: SQLite's integrity check of the tables Chroma reads when it opens (the whole database
+  with `deep`), and every text cell of them decoded as UTF-8 (JSON cells parsed);
+- each vector segment's HNSW files: the header agrees with itself and with the files' sizes, every
+  link points at an element that exists, every label is in the label map, every vector is finite;
+- `stored_vectors` reads back what the store holds (HNSW elements, then the log Chroma has not yet
+  folded into the graph) so the caller can compare it with its own copy of the vectors.
+
+Nothing here imports chromadb. The formats are those of the pinned chromadb (its hnswlib files:
+header.bin, data_level0.bin, length.bin, link_lists.bin, index_metadata.pickle).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import pickle
+import sqlite3
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+DATABASE = "chroma.sqlite3"
+HNSW_FILES = ("header.bin", "data_level0.bin", "length.bin", "link_lists.bin")
+LABEL_MAP = "index_metadata.pickle"
+# Tables Chroma reads whenever it opens a store, and their text columns that hold JSON.
+CONTROL_TABLES = {
+    "tenants": (),
+    "databases": (),
+    "collections": ("config_json_str", "schema_str"),
+    "collection_metadata": (),
+    "segments": (),
+    "segment_metadata": (),
+    "max_seq_id": (),
+    "embeddings_queue_config": ("config_json_str",),
+}
+QUEUE_ADD, QUEUE_UPDATE, QUEUE_UPSERT, QUEUE_DELETE = 0, 1, 2, 3  # Chroma's log operations
+_HEADER = struct.Struct("<iQQQQQQiIQQQdQ")  # hnswlib's header as Chroma writes it: 100 bytes
+_DELETED = 0x01  # hnswlib marks a deleted element in the third byte of its level-0 link header
+_CHUNK = 20_000  # elements checked at a time, so a 400,000-element graph needs no copy of itself
+
+
+class StoreDamaged(Exception):
+    """The embedded store failed a check; the message says which file and what is wrong."""
+
+
+@dataclass(frozen=True)
+class VectorSegment:
+    """Where one collection's vectors live: its HNSW folder and its log topic in the database."""
+
+    collection: str
+    folder: Path
+    topic: str
+    flushed_up_to: int  # the log's sequence number the HNSW files hold everything up to (0: none)
+
+
+def check_store(folder: Path, *, deep: bool = False) -> None:
+    """Raise StoreDamaged unless the embedded store in `folder` (beside chroma.sqlite3) reads back whole.
+
+    The caller handles a missing database itself (a missing index is not a damaged one).
+    """
+    database = folder / DATABASE
+    with _connect(database) as db:
+        _check_database(db, deep)
+        segments = vector_segments(folder, db)
+    for segment in segments:
+        check_hnsw(segment)
+
+
+def _connect(database: Path) -> sqlite3.Connection:
+    if not database.is_file():
+        raise StoreDamaged(f"{DATABASE} is missing")
+    try:
+        db = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30)
+        db.text_factory = bytes  # decoded here, so bad UTF-8 is found rather than replaced
+        db.execute("SELECT count(*) FROM sqlite_schema").fetchone()
+    except sqlite3.Error as exc:
+        raise StoreDamaged(f"{DATABASE} is not a readable database ({exc})") from None
+    return db
+
+
+def _check_database(db: sqlite3.Connection, deep: bool) -> None:
+    tables = CONTROL_TABLES if not deep else {name: CONTROL_TABLES.get(name, ()) for name in _tables(db)}
+    try:
+        if deep:
+            _integrity(db, "PRAGMA integrity_check")
+        for table, json_columns in tables.items():
+            if not deep:  # SQLite checks one table and its indexes for a few pages' worth of reading
+                _integrity(db, f'PRAGMA integrity_check("{table}")')
+            _check_cells(db, table, json_columns)
+    except sqlite3.Error as exc:
+        raise StoreDamaged(f"{DATABASE} cannot be read ({exc})") from None
+
+
+def _tables(db: sqlite3.Connection) -> list[str]:
+    """Every ordinary table (a full-text index's own tables included, its virtual table not)."""
+    rows = db.execute(
+        "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+        "AND sql NOT LIKE 'CREATE VIRTUAL TABLE%'"
+    )
+    return [name.decode("utf-8", "replace") for (name,) in rows]
+
+
+def _integrity(db: sqlite3.Connection, pragma: str) -> None:
+    found = [row[0].decode("utf-8", "replace") for row in db.execute(pragma)]
+    if found != ["ok"]:
+        raise StoreDamaged(f"{DATABASE} fails SQLite's integrity check ({found[0][:120]})")
+
+
+def _check_cells(db: sqlite3.Connection, table: str, json_columns: tuple[str, ...]) -> None:
+    """Every text cell of the table is UTF-8, and those of `json_columns` are JSON."""
+    try:
+        columns = [row[1].decode("utf-8") for row in db.execute(f'PRAGMA table_info("{table}")')]
+        typed = ", ".join(f'typeof("{c}"), "{c}"' for c in columns)
+        cursor = db.execute(f'SELECT {typed} FROM "{table}"')
+    except (sqlite3.Error, UnicodeDecodeError):
+        raise StoreDamaged(f"{DATABASE} has no readable table {table}") from None
+    for row in cursor:
+        for column, kind, value in zip(columns, row[0::2], row[1::2], strict=True):
+            if kind != b"text":
+                continue  # numbers, NULLs and blobs (vectors, full-text index pages)
+            try:
+                text = value.decode("utf-8")
+                if column in json_columns and text:
+                    json.loads(text)
+            except (UnicodeDecodeError, ValueError):
+                raise StoreDamaged(f"{DATABASE}: a value in {table}.{column} is garbled") from None
+
+
+# --------------------------------------------------------------------------- HNSW
+
+
+def vector_segments(folder: Path, db: sqlite3.Connection | None = None) -> list[VectorSegment]:
+    """Each collection's vector segment: its HNSW folder and its log topic."""
+    if db is None:
+        with _connect(folder / DATABASE) as own:
+            return vector_segments(folder, own)
+    try:
+        rows = db.execute(
+            "SELECT c.name, c.id, s.id, coalesce(m.seq_id, 0) FROM collections c "
+            "JOIN segments s ON s.collection = c.id AND s.scope = 'VECTOR' "
+            "LEFT JOIN max_seq_id m ON m.segment_id = s.id"
+        ).fetchall()
+    except sqlite3.Error as exc:
+        raise StoreDamaged(f"{DATABASE}: the collections cannot be read ({exc})") from None
+    segments = []
+    for name, collection_id, segment_id, flushed in rows:
+        try:
+            name, collection_id, segment_id = (v.decode("utf-8") for v in (name, collection_id, segment_id))
+        except UnicodeDecodeError:
+            raise StoreDamaged(f"{DATABASE}: a collection's name or id is garbled") from None
+        topic = f"persistent://default/default/{collection_id}"
+        segments.append(VectorSegment(name, folder / segment_id, topic, int(flushed or 0)))
+    return segments
+
+
+@dataclass(frozen=True)
+class Header:
+    """The fields of an hnswlib header.bin that say how the other files are laid out."""
+
+    max_elements: int
+    count: int
+    element_size: int  # bytes per element in data_level0.bin
+    label_offset: int
+    vector_offset: int
+    max_level: int
+    entry_point: int
+    max_links: int  # per element on the upper levels
+    max_links0: int  # per element on level 0
+
+    @property
+    def dimension(self) -> int:
+        return (self.label_offset - self.vector_offset) // 4
+
+
+def _header(folder: Path) -> Header:
+    raw = _read(folder, "header.bin")
+    if len(raw) != _HEADER.size:
+        raise StoreDamaged(f"{folder.name}/header.bin has {len(raw)} bytes, not {_HEADER.size}")
+    (version, offset0, max_elements, count, size, label_at, data_at, level, entry, max_m, max_m0, m, _, _) = (
+        _HEADER.unpack(raw)
+    )
+    header = Header(max_elements, count, size, label_at, data_at, level, entry, max_m, max_m0)
+    sane = (
+        version == 1
+        and offset0 == 0
+        and count <= max_elements
+        and 0 < max_m == m <= 4096
+        and max_m0 == 2 * max_m
+        and data_at == 4 + 4 * max_m0
+        and label_at > data_at
+        and (label_at - data_at) % 4 == 0
+        and size == label_at + 8
+        and (count == 0 or (0 <= entry < count and 0 <= level < 64))
+    )
+    if not sane:
+        raise StoreDamaged(f"{folder.name}/header.bin is garbled")
+    return header
+
+
+def _read(folder: Path, name: str) -> bytes:
+    try:
+        return (folder / name).read_bytes()
+    except OSError as exc:
+        raise StoreDamaged(f"{folder.name}/{name} cannot be read ({exc.strerror or exc})") from None
+
+
+def check_hnsw(segment: VectorSegment) -> None:
+    """The HNSW files of one vector segment agree with each other; raise StoreDamaged where they do not."""
+    folder = segment.folder
+    present = [name for name in HNSW_FILES if (folder / name).exists()]
+    if not present:
+        if segment.flushed_up_to > 0:  # Chroma wrote a graph here and the log no longer holds those vectors
+            raise StoreDamaged(f"the vector files of {segment.collection} are missing")
+        return  # nothing folded into a graph yet: the vectors are all in the log
+    if len(present) < len(HNSW_FILES):
+        missing = sorted(set(HNSW_FILES) - set(present))
+        raise StoreDamaged(f"{folder.name}/{missing[0]} is missing")
+    header = _header(folder)
+    if header.count == 0:
+        return
+    if not (folder / LABEL_MAP).is_file():
+        raise StoreDamaged(f"{folder.name}/{LABEL_MAP} is missing")
+    level0 = _level0(folder, header)
+    norms = np.fromfile(folder / "length.bin", dtype="<f4", count=header.count)
+    if len(norms) < header.count or not np.all(np.isfinite(norms)):
+        raise StoreDamaged(f"{folder.name}/length.bin is truncated or garbled")
+    labels = _check_level0(folder.name, level0, header)
+    _check_upper_levels(folder, header)
+    _check_label_map(folder, labels)
+
+
+def _level0(folder: Path, header: Header) -> np.ndarray:
+    path = folder / "data_level0.bin"
+    size = path.stat().st_size
+    if size < header.count * header.element_size or size % header.element_size:
+        raise StoreDamaged(f"{folder.name}/data_level0.bin is truncated")
+    return np.memmap(path, dtype=np.uint8, mode="r", shape=(size // header.element_size, header.element_size))
+
+
+def _check_level0(name: str, level0: np.ndarray, header: Header) -> np.ndarray:
+    """Links in range and vectors finite, a chunk of elements at a time; returns the live elements' labels
+    (-1 for deleted ones)."""
+    labels = np.empty(header.count, dtype=np.int64)
+    for start in range(0, header.count, _CHUNK):
+        block = np.asarray(level0[start : min(start + _CHUNK, header.count)])
+        counts = block[:, 0:2].copy().view("<u2")[:, 0]
+        deleted = (block[:, 2] & _DELETED).astype(bool)
+        links = block[:, 4 : header.vector_offset].copy().view("<u4")
+        used = np.arange(header.max_links0)[None, :] < counts[:, None]
+        vectors = block[:, header.vector_offset : header.label_offset].copy().view("<f4")
+        if (counts > header.max_links0).any() or (links[used] >= header.count).any():
+            raise StoreDamaged(f"{name}/data_level0.bin is garbled (a link points nowhere)")
+        if not np.isfinite(vectors).all():
+            raise StoreDamaged(f"{name}/data_level0.bin is garbled (a vector is not a number)")
+        found = block[:, header.label_offset : header.label_offset + 8].copy().view("<i8")[:, 0]
+        labels[start : start + len(block)] = np.where(deleted, -1, found)
+    return labels
+
+
+def _check_upper_levels(folder: Path, header: Header) -> None:
+    """link_lists.bin: per element, its size in bytes, then that many bytes of links for levels above 0."""
+    data = _read(folder, "link_lists.bin")
+    per_level = 4 + 4 * header.max_links
+    position = 0
+    for _ in range(header.count):
+        if position + 4 > len(data):
+            raise StoreDamaged(f"{folder.name}/link_lists.bin is truncated")
+        (size,) = struct.unpack_from("<I", data, position)
+        position += 4
+        if size % per_level or size // per_level > header.max_level or position + size > len(data):
+            raise StoreDamaged(f"{folder.name}/link_lists.bin is garbled")
+        if size:
+            levels = np.frombuffer(data, dtype="<u4", count=size // 4, offset=position).reshape(-1, per_level // 4)
+            counts = levels[:, 0] & 0xFFFF
+            used = np.arange(header.max_links)[None, :] < counts[:, None]
+            if (counts > header.max_links).any() or (levels[:, 1:][used] >= header.count).any():
+                raise StoreDamaged(f"{folder.name}/link_lists.bin is garbled (a link points nowhere)")
+        position += size
+    if position != len(data):
+        raise StoreDamaged(f"{folder.name}/link_lists.bin has bytes its elements do not account for")
+
+
+class _PlainUnpickler(pickle.Unpickler):
+    """Builtin containers and scalars only: a label map is never a reason to run code."""
+
+    def find_class(self, module: str, name: str):  # noqa: ANN201
+        raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a label map")
+
+
+def _label_map(folder: Path) -> dict[str, int]:
+    try:
+        data = _PlainUnpickler(io.BytesIO(_read(folder, LABEL_MAP))).load()
+        mapping = data["id_to_label"]
+        if not isinstance(mapping, dict) or not all(
+            isinstance(k, str) and isinstance(v, int) for k, v in mapping.items()
+        ):
+            raise ValueError("id_to_label is not a map of ids to labels")
+    except (pickle.UnpicklingError, EOFError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+        raise StoreDamaged(f"{folder.name}/{LABEL_MAP} is garbled ({exc.__class__.__name__})") from None
+    return mapping
+
+
+def _check_label_map(folder: Path, labels: np.ndarray) -> None:
+    live = labels[labels >= 0]
+    mapped = np.fromiter(_label_map(folder).values(), dtype=np.int64)
+    if len(np.unique(live)) != len(live) or not np.array_equal(np.sort(live), np.sort(mapped)):
+        raise StoreDamaged(f"{folder.name}: the graph's labels and {LABEL_MAP} disagree")
+
+
+# --------------------------------------------------------------------------- what the store holds
+
+
+def stored_vectors(folder: Path, collection: str) -> Iterator[tuple[str, np.ndarray]]:
+    """(record id, vector) for every record the collection holds now, as its queries see it: the HNSW
+    elements, then the log entries written since the graph was last saved (the later one wins). Vectors
+    are returned as stored; compare directions, not lengths. Call after `check_store`."""
+    with _connect(folder / DATABASE) as db:
+        segment = next((s for s in vector_segments(folder, db) if s.collection == collection), None)
+        if segment is None:
+            return
+        latest: dict[str, np.ndarray | None] = {}
+        if (segment.folder / "header.bin").exists():
+            header = _header(segment.folder)
+            if header.count:
+                by_label = {label: record for record, label in _label_map(segment.folder).items()}
+                level0 = _level0(segment.folder, header)
+                for start in range(0, header.count, _CHUNK):
+                    block = np.asarray(level0[start : min(start + _CHUNK, header.count)])
+                    deleted = (block[:, 2] & _DELETED).astype(bool)
+                    labels = block[:, header.label_offset : header.label_offset + 8].copy().view("<i8")[:, 0]
+                    vectors = block[:, header.vector_offset : header.label_offset].copy().view("<f4")
+                    for row in np.flatnonzero(~deleted):
+                        record = by_label.get(int(labels[row]))
+                        if record is not None:
+                            latest[record] = vectors[row]
+        rows = db.execute(
+            "SELECT operation, id, vector FROM embeddings_queue WHERE topic = ? AND seq_id > ? ORDER BY seq_id",
+            (segment.topic, segment.flushed_up_to),
+        )
+        for operation, record_id, blob in rows:
+            record = record_id.decode("utf-8", "replace")
+            if operation == QUEUE_DELETE:
+                latest[record] = None
+            elif blob is not None:
+                latest[record] = np.frombuffer(blob, dtype="<f4")
+    for record, vector in latest.items():
+        if vector is not None:
+            yield record, vector
