@@ -132,17 +132,14 @@ def body(entry: Entry) -> None:
 
 
 def history(entry: Entry) -> None:
-    """Earlier versions, as their files were: shown as text, and never for an anonymous entry to a
-    reader (an old version would name the team)."""
-    if entry.anonymous and not user.is_reviewer and entry.author != user.name:
-        return
-    versions = kb.store.history(entry.id)
+    """Earlier versions, as this user may read them (the library decides which, and what they withhold)."""
+    versions = kb.history(entry.id, viewer=user)
     if not versions:
         return
     with st.expander(f"Earlier versions ({len(versions)})", icon=":material/history:"):
-        for when, text in versions:
-            st.caption(f"Replaced on {when.replace('T', ' at ')} UTC")
-            st.code(text, language="markdown", wrap_lines=True)
+        for version in versions:
+            st.caption(f"Replaced on {version.replaced.replace('T', ' at ')} UTC")
+            st.code(version.text, language="markdown", wrap_lines=True)
 
 
 entry_id = st.query_params.get("id", "")

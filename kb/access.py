@@ -1,41 +1,61 @@
-"""Who may see what, as one rule in two forms: a Chroma `where` clause (so the top k of every query
-is taken over what the viewer may see) and a Python predicate (for lists built from metadata).
+"""Who may do what with an entry: see it, see its anonymous fields, edit it, review it, read its history.
+
+Every rule is written once, here, and every surface (search, entry page, CLI, export, forms, review
+queue) calls it. Seeing has two forms that must agree: a Chroma `where` clause (so the top k of every
+query is taken over what the viewer may see) and a Python predicate (for lists built from metadata).
 
 - visibility `public`: everyone; `internal`: anyone signed in; `organisation`: members of the
   owning organisation and of the listed partners.
 - status `published` and `archived`: whoever the visibility allows; `draft` and `in-review`: the
   author and reviewers only, within the same visibility.
-- `anonymous` entries never show team, contact or author to readers (see `redact`).
+- `anonymous` entries never show team, contact or author to readers: only to reviewers and the author.
+- links (`related`, `lighthouse.reused_by`) to entries the viewer may not see are left out, so not
+  even a hidden entry's id (a slug of its title) reaches them.
+- editing: the author, members of the owning organisation (with the contributor role), curators
+  and admins. An edit of a published entry by someone who is not a reviewer waits for review as a
+  revision; the published version stays as it is meanwhile.
+- reviewing: reviewers who may see the entry, never for their own entry or their own revision.
+- history: an earlier version is shown only to a viewer who could see that version, with its
+  anonymous fields withheld from readers.
 
-A viewer of None is the operator at the command line, who sees everything.
+A viewer of None is the operator at the command line, who sees and may do everything.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 from kb.entries import Entry
-from kb.identity import User
+from kb.errors import KBError
+from kb.identity import CURATOR, User
 
 READABLE_STATUSES = ("published", "archived")
 UNPUBLISHED_STATUSES = ("draft", "in-review")
+ANONYMOUS_FIELDS = ("team", "contact", "author")  # what `anonymous: true` hides from readers
+LINK_FIELDS = ("related", "lighthouse.reused_by")  # ids of other entries, cut to what the viewer may see
 
 ANONYMOUS = User(name="", organisation="", roles=(), local=False)
 
 
 def member_of(organisation: str) -> User:
     """A signed-in reader from this organisation, with no special role (`--as ORGANISATION`)."""
+    organisation = " ".join(organisation.split())
+    if not organisation:
+        raise KBError("give an organisation's name to see the knowledge base as its members do, or 'anonymous'")
     return User(name=f"a member of {organisation}", organisation=organisation, roles=(), local=False)
 
 
 def signed_in(viewer: User) -> bool:
-    return bool(viewer.name)
+    return bool(viewer.name.strip())
 
 
 def _any(clauses: list[dict[str, Any]]) -> dict[str, Any]:
     return clauses[0] if len(clauses) == 1 else {"$or": clauses}
+
+
+# --------------------------------------------------------------------------- seeing
 
 
 def visible_where(viewer: User | None) -> dict[str, Any] | None:
@@ -81,11 +101,13 @@ def can_see(viewer: User | None, meta: Mapping[str, Any]) -> bool:
     if not allowed:
         return False
     status = meta.get("status") or "draft"
-    return (
-        status in READABLE_STATUSES
-        or (viewer.is_reviewer and status in UNPUBLISHED_STATUSES)
-        or (signed_in(viewer) and meta.get("author") == viewer.name)
-    )
+    return status in READABLE_STATUSES or (viewer.is_reviewer and status in UNPUBLISHED_STATUSES) or is_author(viewer, meta)
+
+
+def is_author(viewer: User | None, meta: Mapping[str, Any] | Entry) -> bool:
+    """True for a signed-in viewer whose name is the entry's author (two blank names never match)."""
+    author = meta.author if isinstance(meta, Entry) else meta.get("author")
+    return viewer is not None and signed_in(viewer) and bool(author) and author == viewer.name
 
 
 def entry_meta(entry: Entry) -> dict[str, Any]:
@@ -98,13 +120,108 @@ def entry_meta(entry: Entry) -> dict[str, Any]:
     }
 
 
+def sees_anonymous_fields(viewer: User | None, entry: Entry) -> bool:
+    return viewer is None or viewer.is_reviewer or is_author(viewer, entry)
+
+
 def redact(entry: Entry, viewer: User | None) -> Entry:
     """An anonymous entry as a reader sees it: no team, contact or author (reviewers and the author see all)."""
-    if (
-        viewer is None
-        or not entry.anonymous
-        or viewer.is_reviewer
-        or (signed_in(viewer) and viewer.name == entry.author)
-    ):
+    if not entry.anonymous or sees_anonymous_fields(viewer, entry):
         return entry
     return replace(entry, team="", contact="", author="")
+
+
+@dataclass(frozen=True)
+class Shown:
+    """An entry as one viewer may see it, and which of its fields were withheld (by export column name)."""
+
+    entry: Entry
+    withheld: tuple[str, ...] = ()
+
+
+def present(entry: Entry, viewer: User | None, may_see: Callable[[str], bool]) -> Shown:
+    """The entry as this viewer sees it: anonymous fields withheld, links to entries they may not see
+    (`may_see(entry_id)` is False) left out. The caller has checked that the viewer may see the entry."""
+    if viewer is None:
+        return Shown(entry)
+    shown, withheld = redact(entry, viewer), []
+    withheld += [name for name in ANONYMOUS_FIELDS if getattr(shown, name) != getattr(entry, name)]
+    related = [i for i in entry.related if may_see(i)]
+    if related != entry.related:
+        shown, withheld = replace(shown, related=related), [*withheld, "related"]
+    lighthouse = entry.lighthouse
+    if lighthouse is not None:
+        reused = [i for i in lighthouse.reused_by if may_see(i)]
+        if reused != lighthouse.reused_by:
+            shown = replace(shown, lighthouse=replace(lighthouse, reused_by=reused))
+            withheld.append("lighthouse.reused_by")
+    return Shown(shown, tuple(withheld))
+
+
+def restore_withheld(edited: Entry, stored: Entry, viewer: User | None, may_see: Callable[[str], bool]) -> Entry:
+    """An edit made on the viewer's view of `stored`, with what was withheld from them put back: their
+    edit can neither blank an anonymous entry's team nor drop a link they could not see."""
+    if viewer is None:
+        return edited
+    restored = edited
+    if stored.anonymous and not sees_anonymous_fields(viewer, stored):
+        restored = replace(restored, **{name: getattr(stored, name) for name in ANONYMOUS_FIELDS})
+    hidden_related = [i for i in stored.related if not may_see(i) and i not in restored.related]
+    if hidden_related:
+        restored = replace(restored, related=[*restored.related, *hidden_related])
+    if stored.lighthouse is not None and restored.lighthouse is not None:
+        hidden_reuse = [
+            i for i in stored.lighthouse.reused_by if not may_see(i) and i not in restored.lighthouse.reused_by
+        ]
+        if hidden_reuse:
+            lighthouse = replace(restored.lighthouse, reused_by=[*restored.lighthouse.reused_by, *hidden_reuse])
+            restored = replace(restored, lighthouse=lighthouse)
+    return restored
+
+
+# --------------------------------------------------------------------------- changing
+
+
+def can_edit(viewer: User | None, entry: Entry) -> bool:
+    """The author, members of the owning organisation (as contributors), curators and admins; never
+    someone who may not see the entry."""
+    if viewer is None:
+        return True
+    if not signed_in(viewer) or not can_see(viewer, entry_meta(entry)):
+        return False
+    if viewer.has_role(CURATOR):
+        return True
+    own_organisation = bool(viewer.organisation) and viewer.organisation == entry.organisation
+    return viewer.is_contributor and (is_author(viewer, entry) or own_organisation)
+
+
+def edit_waits_for_review(viewer: User | None, stored: Entry) -> bool:
+    """An edit of a readable (published or archived) entry by someone who is not a reviewer must not
+    change what readers see until a reviewer approves it: it is kept as a pending revision."""
+    return viewer is not None and stored.status in READABLE_STATUSES and not viewer.is_reviewer
+
+
+def can_review(viewer: User | None, entry: Entry, proposer: str = "") -> bool:
+    """A reviewer who may see the entry, and is neither its author nor the person proposing the change."""
+    if viewer is None or not signed_in(viewer) or not viewer.is_reviewer:
+        return False
+    if not can_see(viewer, entry_meta(entry)):
+        return False
+    own = is_author(viewer, entry) or (bool(proposer) and proposer == viewer.name)
+    return not own
+
+
+# --------------------------------------------------------------------------- history
+
+
+def version_for(viewer: User | None, version: Entry, current: Entry) -> Entry | None:
+    """An earlier version as this viewer may read it, or None. Shown only to a viewer who could see that
+    version (its own visibility and status) and can see the entry now; while the entry is anonymous, its
+    earlier versions withhold team, contact and author from readers too (`present` does the rest)."""
+    if viewer is None:
+        return version
+    if not can_see(viewer, entry_meta(version)) or not can_see(viewer, entry_meta(current)):
+        return None
+    if current.anonymous and not sees_anonymous_fields(viewer, current):
+        version = replace(version, anonymous=True, team="", contact="", author="")
+    return version

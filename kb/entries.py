@@ -7,11 +7,13 @@ name, field and remedy, and never stops the good files from loading.
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import fcntl
 import hashlib
 import os
 import re
 import tempfile
+import time
 import unicodedata
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -21,7 +23,8 @@ from typing import Any
 
 import yaml
 
-from kb.errors import Conflict, EntryError, NotFound, Problem
+from kb.errors import Conflict, EntryError, KBError, NotFound, Problem
+from kb.yamlfile import DuplicateKey, load_yaml
 
 KINDS = ("project", "experiment")
 OUTCOMES = ("succeeded", "partial", "failed", "stopped", "ongoing")
@@ -52,6 +55,7 @@ MAX_FILE_BYTES = 1_000_000
 
 ENTRY_SUFFIX = ".md"
 HISTORY_DIR = ".history"  # earlier versions of each entry, beside the entries (hidden names are not listed)
+REVISIONS_DIR = ".revisions"  # edits of published entries waiting for review, one per entry
 _ID_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
 _DATE_RE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
 _FRONT_MATTER_RE = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)(.*)\Z", re.S)
@@ -97,6 +101,7 @@ class Entry:
     author: str = ""
     reviewer: str = ""
     review_comment: str = ""
+    revised_by: str = ""  # who proposed an edit waiting for review (set on `.revisions/` files only)
     source: str = ""
     related: list[str] = field(default_factory=list)
     links: list[str] = field(default_factory=list)
@@ -336,6 +341,7 @@ def entry_from_dict(
         author=f.text("author"),
         reviewer=f.text("reviewer"),
         review_comment=f.text("review_comment", MAX_SUMMARY),
+        revised_by=f.text("revised_by"),
         source=f.text("source", MAX_SUMMARY),
         related=f.items("related"),
         links=f.items("links"),
@@ -358,7 +364,12 @@ def parse_entry(text: str, source: str = "<entry>", *, require_id: bool = True) 
     if not match:
         raise EntryError([Problem(source, "has no front matter; start the file with '---', the fields, then '---'")])
     try:
-        data = yaml.load(match.group(1), Loader=_Loader)
+        data = load_yaml(match.group(1))
+    except DuplicateKey as exc:
+        line = exc.problem_mark.line + 2  # the front matter starts on the file's second line
+        raise EntryError(
+            [Problem(source, f"front matter gives '{exc.key}' twice (line {line}); keep one of them", field=str(exc.key))]
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 2}" if mark else ""
@@ -387,7 +398,6 @@ def parse_entry(text: str, source: str = "<entry>", *, require_id: bool = True) 
     return entry, warnings
 
 
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
@@ -412,6 +422,10 @@ def content_hash(text: str | bytes) -> str:
 # --------------------------------------------------------------------------- the folder
 
 
+TEMP_PREFIX, TEMP_SUFFIX = ".tmp-", ".tmp"  # never "*.md": a leftover is never read as an entry or a version
+STALE_TEMP_SECONDS = 3600  # a temporary file untouched this long was left by a killed writer
+
+
 @contextmanager
 def file_lock(path: Path) -> Iterator[None]:
     """An exclusive advisory lock (flock) on `path`, across processes and threads on this machine."""
@@ -431,7 +445,7 @@ def atomic_write(path: Path, text: str, *, replace: bool = True) -> None:
     (a hard link fails if the name is taken), so two writers racing for one new id cannot both win.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
             handle.write(text)
@@ -448,6 +462,45 @@ def atomic_write(path: Path, text: str, *, replace: bool = True) -> None:
         Path(tmp).unlink(missing_ok=True)
 
 
+def sweep_temporary(folder: Path, older_than: float = STALE_TEMP_SECONDS) -> None:
+    """Remove temporary files a killed writer left in this folder (never one a live writer may still use)."""
+    stale = time.time() - older_than
+    for leftover in folder.glob(f"{TEMP_PREFIX}*") if folder.is_dir() else ():
+        try:
+            if leftover.is_file() and not leftover.is_symlink() and leftover.stat().st_mtime < stale:
+                leftover.unlink()
+        except OSError:
+            pass  # another process removed it first
+
+
+def _read_regular(path: Path) -> bytes:
+    """A file's bytes, refusing a symbolic link (O_NOFOLLOW where the system has it, so no race either)."""
+    if path.is_symlink():
+        raise IsSymlink(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise IsSymlink(path) from None
+        raise
+    with os.fdopen(fd, "rb") as handle:
+        return handle.read()
+
+
+class IsSymlink(OSError):
+    """A symbolic link where Lighthouse reads only regular files."""
+
+    def __init__(self, path: Path):
+        super().__init__(errno.ELOOP, "is a symbolic link", str(path))
+        self.path = path
+
+
+SYMLINK_PROBLEM = (
+    "is a symbolic link; only regular files in the entries folder are read, so it was skipped: "
+    "put the file itself in the folder instead"
+)
+
+
 @dataclass
 class LoadResult:
     """Every valid entry in the folder, plus every problem found on the way."""
@@ -457,32 +510,67 @@ class LoadResult:
     hashes: dict[str, str]
 
 
+@dataclass(frozen=True)
+class Version:
+    """An earlier version of an entry: when it was replaced (UTC, ISO) and its file text."""
+
+    replaced: str
+    text: str
+
+
+_VERSION_NAME = re.compile(r"^(\d{8}T\d{12}Z)-[0-9a-f]{12}" + re.escape(ENTRY_SUFFIX) + "$")
+
+
 class EntryStore:
-    """The `entries/` folder: listing, reading, validating and atomically writing entry files."""
+    """The `entries/` folder: listing, reading, validating and atomically writing entry files, their
+    earlier versions (`.history/<id>/`) and edits waiting for review (`.revisions/<id>.md`).
+
+    Only regular files are read: a symbolic link (which could point anywhere on the server) is
+    reported by name and skipped, never followed.
+    """
 
     def __init__(self, root: Path | str):
         self.root = Path(root)
 
     def path_for(self, entry_id: str) -> Path:
+        if not isinstance(entry_id, str) or not entry_id.strip():
+            raise NotFound("give an entry id (lowercase letters, digits and hyphens)")
         if not is_valid_id(entry_id):
             raise NotFound(f"'{entry_id}' is not a valid entry id (lowercase letters, digits and hyphens)")
         return self.root / f"{entry_id}{ENTRY_SUFFIX}"
 
-    def files(self) -> list[Path]:
+    def require_folder(self) -> None:
+        """Refuse a missing folder or a plain file: checking or syncing it would check nothing, and a
+        sync would empty the index."""
+        if not self.root.exists():
+            raise KBError(f"the entries folder {self.root} does not exist; create it or set KB_ENTRIES_DIR")
         if not self.root.is_dir():
-            return []
-        return sorted(
-            p
-            for p in self.root.glob(f"*{ENTRY_SUFFIX}")
-            if not p.name.startswith((".", "_")) and p.name.lower() != "readme.md" and p.is_file()
-        )
+            raise KBError(f"{self.root} is a file, not a folder of entries; point KB_ENTRIES_DIR at the folder")
+
+    def scan(self) -> tuple[list[Path], list[Problem]]:
+        """The entry files, and a problem for each symbolic link that was skipped."""
+        self.require_folder()
+        files, problems = [], []
+        for path in sorted(self.root.glob(f"*{ENTRY_SUFFIX}")):
+            if path.name.startswith((".", "_")) or path.name.lower() == "readme.md":
+                continue
+            if path.is_symlink():
+                problems.append(Problem(path.name, SYMLINK_PROBLEM))
+            elif path.is_file():
+                files.append(path)
+        return files, problems
+
+    def files(self) -> list[Path]:
+        return self.scan()[0]
 
     def read_text(self, path: Path) -> str:
         source = path.name
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise EntryError([Problem(source, f"is {size:,} bytes; entry files are limited to {MAX_FILE_BYTES:,}")])
-        raw = path.read_bytes()
+        try:
+            raw = _read_regular(path)
+        except IsSymlink:
+            raise EntryError([Problem(source, SYMLINK_PROBLEM)]) from None
+        if len(raw) > MAX_FILE_BYTES:
+            raise EntryError([Problem(source, f"is {len(raw):,} bytes; entry files are limited to {MAX_FILE_BYTES:,}")])
         if b"\x00" in raw:
             raise EntryError([Problem(source, "is a binary file, not Markdown text; remove it or replace it")])
         try:
@@ -511,7 +599,9 @@ class EntryStore:
         entries: dict[str, Entry] = {}
         hashes: dict[str, str] = {}
         problems: list[Problem] = []
-        for path in self.files() if paths is None else paths:
+        if paths is None:
+            paths, problems = self.scan()
+        for path in paths:
             try:
                 entry, warnings, digest = self.load_file(path)
             except EntryError as exc:
@@ -526,23 +616,20 @@ class EntryStore:
         return LoadResult(entries, problems, hashes)
 
     def get(self, entry_id: str) -> Entry:
+        """One entry; NotFound (naming no folder) when there is no such regular file."""
         path = self.path_for(entry_id)
-        if not path.is_file():
-            raise NotFound(f"no entry with id '{entry_id}' in {self.root}")
+        if path.is_symlink() or not path.is_file():
+            raise NotFound.entry(entry_id)
         return self.load_file(path)[0]
 
     def version(self, entry_id: str) -> str | None:
         """The hash of the file on disk now, to detect a concurrent edit; None if there is none."""
-        path = self.path_for(entry_id)
-        try:
-            return content_hash(path.read_bytes())
-        except FileNotFoundError:
-            return None
+        return _version_of(self.path_for(entry_id))
 
     def unique_id(self, title: str) -> str:
         base = slugify(title)
         candidate, n = base, 2
-        while self.path_for(candidate).exists():
+        while self.path_for(candidate).exists() or self.path_for(candidate).is_symlink():
             candidate, n = f"{base}-{n}", n + 1
         return candidate
 
@@ -560,34 +647,100 @@ class EntryStore:
             atomic_write(path, text, replace=False)
             return content_hash(text)
         with self._lock():  # the version check, the history copy and the write happen as one step
-            if expected_version is not None and self.version(entry.id) != expected_version:
-                raise Conflict(
-                    f"'{entry.id}' was changed by someone else since you opened it; "
-                    "reload it and apply your edits again"
-                )
+            self._check_version(path, expected_version)
             self._keep_previous(path)
             atomic_write(path, text)
         return content_hash(text)
 
+    def _check_version(self, path: Path, expected_version: str | None) -> None:
+        if expected_version is not None and _version_of(path) != expected_version:
+            raise Conflict(
+                f"'{path.stem}' was changed by someone else since you opened it; reload it and apply your edits again"
+            )
+
     def _keep_previous(self, path: Path) -> None:
         """Copy the version about to be replaced into `.history/<id>/`, named by time and hash."""
         try:
-            previous = path.read_bytes()
+            previous = _read_regular(path)
         except FileNotFoundError:
             return
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
         target = self.root / HISTORY_DIR / path.stem / f"{stamp}-{content_hash(previous)[:12]}{ENTRY_SUFFIX}"
         atomic_write(target, previous.decode("utf-8", errors="replace"))
 
-    def history(self, entry_id: str) -> list[tuple[str, str]]:
-        """Earlier versions of an entry, newest first, as (UTC time it was replaced, file text)."""
+    def history(self, entry_id: str) -> list[Version]:
+        """Earlier versions of an entry, newest first. Only files named as `_keep_previous` names them
+        are versions: a temporary file a killed save left behind is swept once stale, never read."""
         folder = self.root / HISTORY_DIR / self.path_for(entry_id).stem
+        if folder.is_symlink() or not folder.is_dir():
+            return []
+        sweep_temporary(folder)
         versions = []
-        for path in sorted(folder.glob(f"*{ENTRY_SUFFIX}"), reverse=True) if folder.is_dir() else []:
-            when = dt.datetime.strptime(path.name.split("-")[0], "%Y%m%dT%H%M%S%fZ").replace(tzinfo=dt.UTC)
-            versions.append((when.isoformat(timespec="seconds"), path.read_text(encoding="utf-8", errors="replace")))
+        for path in sorted(folder.iterdir(), reverse=True):
+            match = _VERSION_NAME.match(path.name)
+            if not match or path.is_symlink() or not path.is_file():
+                continue
+            when = dt.datetime.strptime(match.group(1), "%Y%m%dT%H%M%S%fZ").replace(tzinfo=dt.UTC)
+            try:
+                text = _read_regular(path).decode("utf-8", errors="replace")
+            except OSError:
+                continue
+            versions.append(Version(when.isoformat(timespec="seconds"), text))
         return versions
+
+    # ----------------------------------------------------------------- revisions waiting for review
+
+    def revision_path(self, entry_id: str) -> Path:
+        return self.root / REVISIONS_DIR / f"{self.path_for(entry_id).stem}{ENTRY_SUFFIX}"
+
+    def revision(self, entry_id: str) -> tuple[Entry, str] | None:
+        """The edit of this entry waiting for review and its version hash, or None."""
+        path = self.revision_path(entry_id)
+        if path.is_symlink() or not path.is_file():
+            return None
+        entry, _, digest = self.load_file(path)
+        return entry, digest
+
+    def revisions(self) -> list[str]:
+        """Ids of entries with an edit waiting for review."""
+        folder = self.root / REVISIONS_DIR
+        if folder.is_symlink() or not folder.is_dir():
+            return []
+        return sorted(p.stem for p in folder.glob(f"*{ENTRY_SUFFIX}") if is_valid_id(p.stem) and not p.is_symlink())
+
+    def write_revision(self, entry: Entry, *, expected_version: str | None = None) -> str:
+        """Keep an edit of a published entry for review, beside the published file, which stays as it is.
+        `expected_version` is the revision's own hash when an existing revision is being edited again."""
+        text = render_entry(entry)
+        parse_entry(text, f"{entry.id}{ENTRY_SUFFIX}")
+        path = self.revision_path(entry.id)
+        with self._lock():
+            self._check_version(path, expected_version)
+            atomic_write(path, text)
+        return content_hash(text)
+
+    def drop_revision(self, entry_id: str, *, expected_version: str | None = None) -> None:
+        path = self.revision_path(entry_id)
+        with self._lock():
+            self._check_version(path, expected_version)
+            path.unlink(missing_ok=True)
+
+    def sweep(self) -> None:
+        """Remove stale temporary files from the folder, its history and its revisions."""
+        sweep_temporary(self.root)
+        sweep_temporary(self.root / REVISIONS_DIR)
+        history = self.root / HISTORY_DIR
+        for folder in history.iterdir() if history.is_dir() and not history.is_symlink() else ():
+            if folder.is_dir() and not folder.is_symlink():
+                sweep_temporary(folder)
 
     def _lock(self):
         """An advisory lock on the folder, held across a read-compare-write."""
         return file_lock(self.root / ".lock")
+
+
+def _version_of(path: Path) -> str | None:
+    try:
+        return content_hash(_read_regular(path))
+    except FileNotFoundError:
+        return None

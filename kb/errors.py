@@ -37,7 +37,12 @@ class EntryError(KBError):
 
 
 class NotFound(KBError):
-    """No entry with that id."""
+    """No entry with that id, or none this viewer may see: both answer with the same words."""
+
+    @classmethod
+    def entry(cls, entry_id: str) -> NotFound:
+        """The one answer for an entry that is missing or hidden from the viewer (it names no folder)."""
+        return cls(f"no entry with id '{entry_id}'")
 
 
 class Conflict(KBError):

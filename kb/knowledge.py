@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from kb.access import can_see, entry_meta, redact, visible_where
+from kb.access import Shown, can_see, entry_meta, present, version_for, visible_where
 from kb.config import Settings
 from kb.embedder import Embedder, make_embedder
 from kb.entries import (
@@ -37,7 +37,19 @@ from kb.entries import (
 )
 from kb.errors import Conflict, EntryError, KBError, NotFound, Problem, SavedNotIndexed
 from kb.identity import User
-from kb.index import IndexDamaged, IndexedEntry, PassageMatch, VectorIndex, make_client, remove_embedded
+from kb.index import (
+    DATABASE,
+    IndexDamaged,
+    IndexedEntry,
+    PassageMatch,
+    VectorIndex,
+    check_embedded,
+    embedded_path,
+    embedded_vectors,
+    has_embedded,
+    make_client,
+    remove_embedded,
+)
 from kb.lexical import Additions, LexicalIndex, tokenize
 from kb.passages import split_entry
 from kb.search import (
@@ -98,6 +110,16 @@ class SyncReport:
 # Part of every ledger hash: raising it (when the stored fields or passages change shape) makes the
 # next sync re-index every entry, so an upgraded index never mixes old and new metadata.
 INDEX_FORMAT = "4"
+
+
+@dataclass(frozen=True)
+class PastVersion:
+    """An earlier version of an entry as one viewer may read it: when it was replaced, the entry (None
+    for the operator's view of a version that no longer parses) and its text."""
+
+    replaced: str
+    entry: Entry | None
+    text: str
 
 
 @dataclass(frozen=True)
@@ -167,6 +189,7 @@ class KnowledgeBase:
         self._lexical_checked = False
         self._lexical_checked_at = 0.0
         self._seen_generation: str | None = None
+        self._verified_generation: str | None = None  # the store's vectors were compared at this mark
         self._allowed: dict[str, tuple[str | None, frozenset[str]]] = {}
         self._narrow: dict[str, tuple[str | None, NarrowChoice | None]] = {}
 
@@ -174,13 +197,29 @@ class KnowledgeBase:
 
     @property
     def index(self) -> VectorIndex:
-        """The vector index, connected on first use (so `check` needs no Chroma at all)."""
+        """The vector index, connected on first use (so `check` needs no Chroma at all). Reading never
+        makes a store: where there is none, IndexMissing says a sync builds it."""
         if self._index is None:
-            client = self._client or make_client(self.settings.index_dir, self.settings.chroma_url)
-            # The embedder's name, not the setting's: an int8 model records its own name. Building the
-            # embedder loads nothing; the model loads on the first text it embeds.
-            self._index = VectorIndex(client, self.settings.collection, self.embedder.name)
+            self._index = self._connect(create=False)
         return self._index
+
+    def _writable_index(self) -> VectorIndex:
+        """The vector index for a writer (sync, save): an embedded store is made if there is none yet."""
+        if self._index is None:
+            self._index = self._connect(create=True)
+        return self._index
+
+    def _connect(self, *, create: bool) -> VectorIndex:
+        client = self._client or make_client(self.settings.index_dir, self.settings.chroma_url, create=create)
+        # The embedder's name, not the setting's: an int8 model records its own name. Building the
+        # embedder loads nothing; the model loads on the first text it embeds.
+        return VectorIndex(client, self.settings.collection, self.embedder.name, remote=not self._owns_store)
+
+    @property
+    def _owns_store(self) -> bool:
+        """True for the embedded store under the index folder: ours to check, delete and rebuild (a
+        server's store, or one handed in, is not)."""
+        return not self.settings.chroma_url and self._client is None
 
     @property
     def embedder(self) -> Embedder:
@@ -210,7 +249,7 @@ class KnowledgeBase:
 
     def check(self) -> list[Problem]:
         """Every problem in the entry files and the vocabulary, errors and warnings alike."""
-        result = self.load()
+        result = self.load()  # refuses a missing folder or a plain file: there would be nothing to check
         problems = list(result.problems)
         known = set(result.entries)
         for entry in result.entries.values():
@@ -232,11 +271,68 @@ class KnowledgeBase:
 
     def get(self, entry_id: str, *, viewer: User | None = None) -> Entry:
         """One entry as this viewer may see it (NotFound if they may not); None: the operator."""
+        return self.show(entry_id, viewer=viewer).entry
+
+    def show(self, entry_id: str, *, viewer: User | None = None) -> Shown:
+        """One entry as this viewer may see it, with the names of the fields withheld from them.
+
+        A missing entry and one the viewer may not see raise the same NotFound, with the same words.
+        """
+        entry = self._readable(entry_id, viewer)
+        links = [*entry.related, *(entry.lighthouse.reused_by if entry.lighthouse else ())]
+        return present(entry, viewer, self._sees(viewer, links))
+
+    def _readable(self, entry_id: str, viewer: User | None) -> Entry:
+        """The whole stored entry, if this viewer may see it; NotFound.entry otherwise."""
         entry = self.store.get(entry_id)
         if not can_see(viewer, entry_meta(entry)):
-            raise NotFound(f"no entry with id '{entry_id}'")  # the same answer as for a missing entry
+            raise NotFound.entry(entry_id)  # the same answer as for a missing entry
         self._normalise(entry, entry_id)
-        return redact(entry, viewer)
+        return entry
+
+    def _sees(self, viewer: User | None, entry_ids: list[str]) -> Callable[[str], bool]:
+        """Which of these entries the viewer may see, read from their files (the source of truth)."""
+        if viewer is None:
+            return lambda _: True
+        visible = set()
+        for other in dict.fromkeys(entry_ids):
+            try:
+                if can_see(viewer, entry_meta(self.store.get(other))):
+                    visible.add(other)
+            except (KBError, OSError):
+                continue  # missing, malformed or unreadable: not shown
+        return visible.__contains__
+
+    def readable(self, viewer: User | None = None) -> tuple[list[Shown], list[Problem]]:
+        """Every valid entry this viewer may see, as they may see it (by id), and the folder's problems:
+        what an export under the viewer's rules holds."""
+        result = self.load()
+        visible = {i for i, e in result.entries.items() if can_see(viewer, entry_meta(e))}
+        shown = [present(result.entries[i], viewer, visible.__contains__) for i in sorted(visible)]
+        return shown, result.problems
+
+    def history(self, entry_id: str, *, viewer: User | None = None) -> list[PastVersion]:
+        """Earlier versions of an entry, newest first, as this viewer may read them: a version is shown
+        only to a viewer who could see that version, its anonymous fields and hidden links withheld."""
+        current = self._readable(entry_id, viewer)
+        versions = []
+        for version in self.store.history(entry_id):
+            try:
+                old, _ = parse_entry(version.text, f"{entry_id} ({version.replaced})")
+            except EntryError:
+                if viewer is None:  # the operator sees even a version that no longer parses, as it was
+                    versions.append(PastVersion(version.replaced, None, version.text))
+                continue
+            seen = version_for(viewer, old, current)
+            if seen is None:
+                continue
+            if viewer is None:
+                versions.append(PastVersion(version.replaced, seen, version.text))
+                continue
+            links = [*seen.related, *(seen.lighthouse.reused_by if seen.lighthouse else ())]
+            shown = present(seen, viewer, self._sees(viewer, links)).entry
+            versions.append(PastVersion(version.replaced, shown, render_entry(shown)))
+        return versions
 
     def save(self, entry: Entry, *, new: bool = False, expected_version: str | None = None) -> Entry:
         """Validate, write atomically and index one entry. With new=True a fresh id is chosen if taken.
@@ -288,33 +384,72 @@ class KnowledgeBase:
         A damaged embedded index is detected, deleted and rebuilt from the files, and the report says so.
         """
         with self._writing():
-            recovered = self._recover_if_damaged()
-            report = self._sync_files(rebuild or bool(recovered), progress)
-            report.problems = recovered + report.problems
+            repairs = self._repair_store()
+            try:
+                report = self._sync_files(rebuild or bool(repairs), progress)
+            except IndexDamaged as exc:  # found only while syncing: start again from the files, once
+                if not self._owns_store:
+                    raise
+                repairs.append(self._discard_store(exc.reason))
+                report = self._sync_files(True, progress)
+            report.problems = repairs + report.problems
             return report
 
-    def _recover_if_damaged(self) -> list[Problem]:
-        try:
-            self.index.check()
+    def _repair_store(self) -> list[Problem]:
+        """Before a sync: an embedded store that is missing, fails its checks, or holds vectors other than
+        the keyword index's copy is deleted, so the sync rebuilds it from the entry files."""
+        if not self._owns_store:
+            self._writable_index().check()  # a server's failure is reported, never "repaired" by deleting
             return []
+        index_dir = self.settings.index_dir
+        if not (embedded_path(index_dir) / DATABASE).is_file():
+            if has_embedded(index_dir) or self.lexical.hashes:  # there was an index here, and it is gone
+                return [self._discard_store("the index was missing")]
+            return []
+        try:
+            check_embedded(index_dir, deep=True)
+            self._writable_index().check()
+            generation = self.index.generation()
+            if self.lexical.mirrors(generation):
+                self._verify_vectors(generation)
         except IndexDamaged as exc:
-            if self.settings.chroma_url or self._client is not None:
-                raise  # a server's (or an injected) store is not ours to delete
-            remove_embedded(self.settings.index_dir)
-            self._index = None
-            return [Problem("index", f"{exc}: rebuilt from the entry files", severity="warning")]
+            return [self._discard_store(exc.reason)]
+        return []
+
+    def _discard_store(self, reason: str) -> Problem:
+        remove_embedded(self.settings.index_dir)
+        self._index, self._verified_generation = None, None
+        return Problem("index", f"{reason}: rebuilt from the entry files", severity="warning")
+
+    def _verify_vectors(self, generation: str | None) -> None:
+        """IndexDamaged unless the embedded store holds exactly the keyword index's copy of the vectors
+        (same passages, same directions) and the entry vectors made from them. Checked once per process
+        and generation: a flipped byte in a stored vector would otherwise give wrong answers quietly."""
+        if not self._owns_store or generation is None or generation == self._verified_generation:
+            return
+        expected = self.lexical.vector_check()
+        if expected is None:  # no copy of the vectors to compare with
+            return
+        for collection, check in zip(self.index.collection_names, expected, strict=True):
+            problem = check(embedded_vectors(self.settings.index_dir, collection))
+            if problem:
+                raise IndexDamaged(f"the index's {collection} disagree with the keyword index's copy ({problem})")
+        self._verified_generation = generation
 
     def _sync_files(self, rebuild: bool, progress: Progress | None) -> SyncReport:
         started = time.perf_counter()
+        files, skipped = self.store.scan()  # refuses a missing folder: syncing it would empty the index
+        self.store.sweep()
         report, ledger, generation = self._start_sync(rebuild)
+        report.problems += skipped
         todo: list[Pending] = []
-        present: set[str] = set()
-        for path in self.store.files():
+        on_disk: set[str] = set()
+        for path in files:
             try:
                 text = self.store.read_text(path)
                 digest = ledger_hash(text)
                 if ledger.get(path.stem) == digest:  # unchanged: no parse, no embedding
-                    present.add(path.stem)
+                    on_disk.add(path.stem)
                     continue
                 entry, _, _ = self.store.load_file(path)
             except EntryError as exc:
@@ -324,9 +459,9 @@ class KnowledgeBase:
                 report.problems.append(Problem(path.name, f"cannot be read ({exc.strerror})"))
                 continue
             report.problems += self._normalise(entry, path.name)
-            present.add(entry.id)
+            on_disk.add(entry.id)
             todo.append(Pending(entry.id, digest, path=path))  # parsed again when its turn comes: flat memory
-        return self._finish_sync(report, ledger, generation, todo, present, progress, started)
+        return self._finish_sync(report, ledger, generation, todo, on_disk, progress, started)
 
     def sync_entries(
         self, entries: list[Entry], *, rebuild: bool = False, progress: Progress | None = None
@@ -350,6 +485,7 @@ class KnowledgeBase:
 
     def _start_sync(self, rebuild: bool) -> tuple[SyncReport, dict[str, str], str | None]:
         report = SyncReport(rebuilt=rebuild)
+        self._writable_index()
         built_with = self.index.built_with()
         if built_with is not None and built_with != self.index.model:
             report.rebuilt = rebuild = True  # never mix vectors from two models
@@ -392,14 +528,14 @@ class KnowledgeBase:
         ledger: dict[str, str],
         generation: str | None,
         todo: list[Pending],
-        present: set[str],
+        on_disk: set[str],
         progress: Progress | None,
         started: float,
     ) -> SyncReport:
         for item in todo:
             (report.updated if item.id in ledger else report.added).append(item.id)
-        report.unchanged = len(present) - len(todo)
-        report.removed = sorted(set(ledger) - present)
+        report.unchanged = len(on_disk) - len(todo)
+        report.removed = sorted(set(ledger) - on_disk)
         self.index.delete_entries(report.removed)
         with self.lexical.additions() as added:
             self._embed_and_store(todo, progress, report, added)
@@ -417,6 +553,7 @@ class KnowledgeBase:
             self._index_entries(entry_ids)
 
     def _index_entries(self, entry_ids: list[str]) -> None:
+        self._writable_index()
         todo = []
         for entry_id in entry_ids:
             path = self.store.path_for(entry_id)
@@ -512,6 +649,8 @@ class KnowledgeBase:
             return
         ledger, generation = self._indexed()
         self._sync_lexical(ledger, set(), None, generation)
+        if self.lexical.mirrors(generation):
+            self._verify_vectors(generation)
 
     # ----------------------------------------------------------------- search
 
@@ -842,13 +981,14 @@ class KnowledgeBase:
         self, entry_id: str, *, limit: int = 5, filters: Filters | None = None, viewer: User | None = None
     ) -> list[SimilarHit]:
         """The entries nearest to this one by their passages (never itself), with the linking passages."""
+        self.store.path_for(entry_id)  # a blank or malformed id is refused before anything is looked up
         own = self.index.metadata_of([entry_id]).get(entry_id)
         if own is not None and not can_see(viewer, own):
-            raise NotFound(f"no entry with id '{entry_id}'")
+            raise NotFound.entry(entry_id)
         self._ensure_lexical()  # keeps the mirror and the allowed-entry sets current
-        passages, vectors = self._own_passages(entry_id)
+        passages, vectors = self._own_passages(entry_id) if own is not None else ([], np.zeros((0, 0)))
         if not passages:
-            self.store.get(entry_id)  # raises NotFound for an unknown id
+            self._readable(entry_id, viewer)  # missing or hidden: the same NotFound as `get`
             raise KBError(f"'{entry_id}' is not indexed yet; run `python -m kb sync`")
         # "Evidence and links" says where the evidence is, not what the work was: two entries that
         # both say "ask the contact above" are not similar projects.
@@ -910,6 +1050,12 @@ class KnowledgeBase:
 
     # ----------------------------------------------------------------- overview
 
+    def _file_count(self) -> int | None:
+        try:
+            return len(self.store.files())
+        except KBError:
+            return None  # no entries folder here: the index is still worth counting
+
     def stats(self, *, viewer: User | None = None) -> dict[str, Any]:
         """Counts by facet over the indexed entries this viewer may see, and the index's size."""
         indexed = self.indexed_entries(visible_where(viewer))
@@ -925,7 +1071,7 @@ class KnowledgeBase:
         return {  # counted over what the viewer may see: totals would tell of hidden entries
             "entries": len(indexed),
             "passages": sum(int(e.metadata.get("passages") or 0) for e in indexed),
-            "files": len(self.store.files()) if viewer is None else None,
+            "files": self._file_count() if viewer is None else None,
             "model": self.index.model,
             "lighthouses": sum(1 for e in indexed if e.metadata.get("lighthouse")),
             "by": {k: dict(sorted(v.items(), key=lambda kv: (-kv[1], kv[0]))) for k, v in counts.items()},

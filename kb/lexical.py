@@ -238,6 +238,17 @@ class Corpus:
         width = self.dimension * 4
         return os.pread(self._vectors.fileno(), (end - start) * width, start * width)
 
+    def vectors_at(self, rows: np.ndarray) -> np.ndarray:
+        """The vectors of these rows, in that order (one read per row: for checks, not for search)."""
+        width = self.dimension * 4
+        out = np.empty((len(rows), self.dimension), dtype=np.float32)
+        for i, row in enumerate(np.asarray(rows).tolist()):
+            data = os.pread(self._vectors.fileno(), width, row * width)
+            if len(data) != width:
+                raise ValueError("the vector file is shorter than its passages")
+            out[i] = np.frombuffer(data, dtype=np.float32)
+        return out
+
     def passages_of(self, entry_id: str) -> tuple[list[str], list[str], np.ndarray | None] | None:
         """One entry's passage ids, texts and vectors (None without vectors), or None if it is not here."""
         code = self.codes.get(entry_id)
@@ -892,6 +903,17 @@ class LexicalIndex:
         block = self._corpus.passages_of(entry_id)
         return None if block is None or block[2] is None else block  # type: ignore[return-value]
 
+    def vector_check(self) -> tuple[Callable[[Iterable[tuple[str, np.ndarray]]], str], ...] | None:
+        """Two checks of what a vector index holds against this folder's copy of the vectors, one for the
+        passages and one for the entries (each takes (id, vector) pairs and returns "" or what differs);
+        None when this folder keeps no vectors."""
+        if not self._loaded:
+            self._load()
+        corpus = self._corpus
+        if corpus.dimension is None:
+            return None
+        return functools.partial(_compare_passages, corpus), functools.partial(_compare_entries, corpus)
+
     def text_of(self, passage_id: str) -> str | None:
         """A passage's text, or None if this index does not hold it. No lock: the corpus never changes
         in place, so a vector search filling in its matches never waits for a keyword search."""
@@ -900,6 +922,63 @@ class LexicalIndex:
         corpus = self._corpus
         row = corpus.row_of(passage_id)
         return None if row is None else corpus.text(row)
+
+
+def _directions_agree(stored: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    """Per row: do these vectors point the same way? (Chroma keeps cosine vectors normalised.)"""
+    stored = stored / np.maximum(np.linalg.norm(stored, axis=1, keepdims=True), 1e-12)
+    expected = expected / np.maximum(np.linalg.norm(expected, axis=1, keepdims=True), 1e-12)
+    return np.einsum("ij,ij->i", stored, expected) >= 1.0 - 1e-4
+
+
+def _compare_passages(corpus: Corpus, stored: Iterable[tuple[str, np.ndarray]], batch: int = 4096) -> str:
+    """"" when `stored` holds exactly the corpus's passages with the same vectors, else what differs."""
+    seen = np.zeros(len(corpus), dtype=bool)
+    ids: list[str] = []
+    vectors: list[np.ndarray] = []
+
+    def compare() -> str:
+        rows = [corpus.row_of(i) for i in ids]
+        unknown = next((i for i, r in zip(ids, rows, strict=True) if r is None), None)
+        if unknown is not None:
+            return f"passage '{unknown}' is not in the copy"
+        if any(len(v) != corpus.dimension for v in vectors):
+            return "a stored vector has the wrong size"
+        rows_array = np.asarray(rows, dtype=np.int64)
+        if seen[rows_array].any() or len(np.unique(rows_array)) != len(rows_array):
+            return "a passage is stored twice"
+        seen[rows_array] = True
+        agree = _directions_agree(np.vstack(vectors), corpus.vectors_at(rows_array))
+        return "" if agree.all() else f"passage '{ids[int(np.flatnonzero(~agree)[0])]}' has another vector"
+
+    for passage_id, vector in stored:
+        ids.append(passage_id)
+        vectors.append(vector)
+        if len(ids) == batch:
+            if problem := compare():
+                return problem
+            ids, vectors = [], []
+    if ids and (problem := compare()):
+        return problem
+    missing = int((~seen).sum())
+    return f"{missing} passages are missing" if missing else ""
+
+
+def _compare_entries(corpus: Corpus, stored: Iterable[tuple[str, np.ndarray]]) -> str:
+    """"" when `stored` holds one vector per entry of the corpus, the mean of its passages' vectors."""
+    seen: set[str] = set()
+    for entry_id, vector in stored:
+        code = corpus.codes.get(entry_id)
+        if code is None or entry_id in seen:
+            return f"entry '{entry_id}' is not in the copy, or is stored twice"
+        seen.add(entry_id)
+        start, end = int(corpus.starts[code]), int(corpus.starts[code + 1])
+        if end > start:
+            centroid = corpus.vectors_at(np.arange(start, end)).mean(axis=0, keepdims=True)
+            if len(vector) != corpus.dimension or not _directions_agree(vector[None, :], centroid).all():
+                return f"entry '{entry_id}' has another vector"
+    missing = len(corpus.entries) - len(seen)
+    return f"{missing} entries are missing" if missing else ""
 
 
 def _chain_records(kept: Iterable[tuple[str, str]], skip: set[str], added: Iterable[tuple[str, str]]) -> Iterator[str]:

@@ -189,6 +189,6 @@ def test_every_change_keeps_the_previous_version(tmp_path):
     store.write(entry(summary="Second."))
     store.write(entry(summary="Third."))
     versions = store.history("a-test-entry")
-    assert [parse_entry(text)[0].summary for _, text in versions] == ["Second.", "First."]
+    assert [parse_entry(v.text)[0].summary for v in versions] == ["Second.", "First."]
     assert store.get("a-test-entry").summary == "Third."
     assert [p.name for p in store.files()] == ["a-test-entry.md"]  # history is not an entry

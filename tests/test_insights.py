@@ -20,10 +20,12 @@ def test_insights_counts_published_entries(kb):
     assert row["share"] == pytest.approx(row["failed_or_stopped"] / row["entries"])
 
 
-def test_insights_on_an_empty_collection(settings, fake_embedder, empty_entries_dir):
-    from kb import KnowledgeBase
+def test_insights_on_an_empty_collection(fake_embedder, tmp_path):
+    from kb import KnowledgeBase, Settings
 
-    empty = KnowledgeBase(settings, embedder=fake_embedder)
+    (tmp_path / "no-entries").mkdir()
+    empty = KnowledgeBase(Settings(entries_dir=tmp_path / "no-entries", index_dir=tmp_path / "i"), embedder=fake_embedder)
+    empty.sync()
     data = insights.insights(empty)
     assert data.entries == 0 and data.by_theme.empty and data.failed_share == 0
     assert insights.collection_map(empty).empty

@@ -9,6 +9,7 @@ import pytest
 
 from kb import Entry, Filters, KBError, KnowledgeBase, NotFound, Settings
 from kb.embedder import HashingEmbedder
+from kb.index import IndexMissing
 
 
 def count_embeds(kb: KnowledgeBase) -> list[int]:
@@ -162,9 +163,22 @@ def test_a_sync_keeps_a_copy_of_each_passages_vector_beside_the_keyword_index(kb
 
 
 def test_empty_knowledge_base(settings, fake_embedder, tmp_path):
-    empty = KnowledgeBase(Settings(entries_dir=tmp_path / "none", index_dir=tmp_path / "i2"), embedder=fake_embedder)
-    assert empty.search("anything") == [] and empty.stats()["entries"] == 0
+    (tmp_path / "empty").mkdir()
+    empty = KnowledgeBase(Settings(entries_dir=tmp_path / "empty", index_dir=tmp_path / "i2"), embedder=fake_embedder)
+    with pytest.raises(IndexMissing, match="no index .*python -m kb sync"):  # never synced: not "no results"
+        empty.search("anything")
     assert not empty.sync().changed
+    assert empty.search("anything") == [] and empty.stats()["entries"] == 0
+
+
+def test_a_missing_or_plain_file_entries_folder_is_refused(fake_embedder, tmp_path):
+    """Checking or syncing nothing must not pass: a sync of a mistyped folder would empty the index."""
+    (tmp_path / "a-file").write_text("not a folder")
+    for folder, words in ((tmp_path / "none", "does not exist"), (tmp_path / "a-file", "is a file")):
+        base = KnowledgeBase(Settings(entries_dir=folder, index_dir=tmp_path / "index"), embedder=fake_embedder)
+        for operation in (base.check, base.sync):
+            with pytest.raises(KBError, match=words):
+                operation()
 
 
 def test_stats_count_facets(kb):
@@ -196,7 +210,7 @@ def test_a_damaged_index_is_detected_and_rebuilt_by_sync(kb, settings, fake_embe
     clear_client_cache()
     (settings.index_dir / "chroma" / "chroma.sqlite3").write_bytes(b"this is not a database")
     broken = KnowledgeBase(settings, embedder=fake_embedder)
-    with pytest.raises(KBError, match="cannot be opened.*python -m kb sync"):
+    with pytest.raises(KBError, match="damaged.*python -m kb sync"):
         broken.search("mainframe pension", mode="dense")
     report = KnowledgeBase(settings, embedder=fake_embedder).sync()
     assert report.rebuilt and any("rebuilt from the entry files" in str(p) for p in report.problems)
