@@ -195,6 +195,139 @@ def _read_bytes(path: Path) -> bytes:
         raise _file_error(path, exc) from None
 
 
+class _CsvRecords:
+    """A CSV file's records with the csv module in strict mode, handed one physical line at a time.
+
+    A quote that is never closed would otherwise make the rest of the file one cell, and a stray
+    quote closed by another rows later would make those rows one record. Either way only the row
+    the quote starts in is refused, and reading starts again at the next line, so every later row is
+    still read as a row. Records are numbered as a spreadsheet numbers rows (the header is row 1).
+    """
+
+    def __init__(self, text: str, delimiter: str, source: str):
+        self.lines = io.StringIO(text, newline="").readlines()  # split where the csv module splits
+        self.delimiter = delimiter
+        self.source = source
+        self.next_line = 0  # index of the next line to hand to the csv module
+        self.header: list[str] = []
+        self.records: list[tuple[int, list[str]]] = []
+        self.problems: list[Problem] = []
+        self.refused = 0
+
+    def __iter__(self) -> _CsvRecords:
+        return self
+
+    def __next__(self) -> str:
+        if self.next_line >= len(self.lines):
+            raise StopIteration
+        self.next_line += 1
+        return self.lines[self.next_line - 1]
+
+    def _reader(self) -> Any:
+        return csv.reader(self, delimiter=self.delimiter, strict=True)
+
+    def read(self) -> _CsvRecords:
+        reader = self._reader()
+        while self.next_line < len(self.lines):
+            number = len(self.records) + self.refused + 1
+            start = self.next_line
+            try:
+                values = next(reader)
+            except StopIteration:
+                break
+            except csv.Error:
+                self._refuse_bad_quote(number, start)
+                reader = self._reader()  # a fresh reader: nothing of the failed record is carried over
+                continue
+            if self.header and self.next_line - start > 1 and self._joins_rows(start, values):
+                self._refuse_joined_rows(number, start)
+                continue
+            if not self.header:
+                self.header = _header(values, self.source, [], trim=False)
+            self.records.append((number, values))
+        return self
+
+    def _refuse_joined_rows(self, number: int, start: int) -> None:
+        _, cell, _ = self._quoted_cell(start, start + 1)
+        message = (
+            f"opens a quote at line {start + 1} that closes only at line {self.next_line}, across lines that "
+            "read as rows of their own; those are read as rows. Close the quote in its own cell or remove it"
+        )
+        self._refuse(number, message, cell, resume_at=start + 1)
+
+    def _refuse_bad_quote(self, number: int, start: int) -> None:
+        """The record's lines up to the bad quote are this row; reading resumes on the line after."""
+        line, cell, never_closed = self._quoted_cell(start, self.next_line)
+        if never_closed:
+            message = f"opens a quote at line {line + 1} that is never closed; close it or remove the quote character"
+            self._refuse(number, message, cell, resume_at=line + 1)
+            return
+        message = (
+            f"has a cell on line {line + 1} that starts with a quote and goes on after the closing one; "
+            'put the whole cell in quotes and write each quote inside it twice (""), or remove the quotes'
+        )
+        self._refuse(number, message, cell, resume_at=self.next_line)
+
+    def _refuse(self, number: int, message: str, cell: int, *, resume_at: int) -> None:
+        if not self.header:
+            raise KBError(f"{self.source}: the header row {message}")
+        column = self.header[cell] if cell < len(self.header) else f"column {cell + 1}"
+        self.problems.append(Problem(self.source, message, field=column, row=number))
+        self.refused += 1
+        self.next_line = resume_at
+
+    def _quoted_cell(self, start: int, end: int) -> tuple[int, int, bool]:
+        """Where the last quoted cell in lines start..end opened (line index, cell position in the record),
+        read as the csv module reads, and whether its quote was never closed.
+
+        A quote closed with more text after it is the cell's own fault ('"Phase 2" review') unless that
+        quote begins a later cell: then it is the opening quote of that cell, and the earlier one was
+        never closed.
+        """
+        opened_line, opened_cell, cell, state = start, 0, 0, "start"
+        for index in range(start, end):
+            line = self.lines[index]
+            for position, char in enumerate(line):
+                if state == "quoted":
+                    state = "quote in quoted" if char == '"' else state
+                elif state == "quote in quoted" and char not in (self.delimiter, "\r", "\n"):
+                    if char == '"':
+                        state = "quoted"  # a doubled quote is text
+                        continue
+                    begins_cell = position == 1 or line[position - 2] == self.delimiter
+                    return opened_line, opened_cell, begins_cell
+                elif char == '"' and state == "start":
+                    opened_line, opened_cell, state = index, cell, "quoted"
+                elif char == self.delimiter:
+                    cell, state = cell + 1, "start"
+                else:
+                    state = "in cell"
+        return opened_line, opened_cell, state == "quoted"
+
+    def _joins_rows(self, start: int, values: list[str]) -> bool:
+        """A record over several lines that a stray quote has made of several rows.
+
+        A cell's own line breaks leave the record in line with the header, and the lines inside such a
+        cell are prose or blank, not rows. So a record is taken for joined rows when every line inside
+        it reads as a whole row of this table; or, when its cells do not line up with the header, when
+        the line after the first does (it has no inner lines). A table of one or two columns is too
+        easily mistaken, and is left as the csv module reads it.
+        """
+        width = len(self.header)
+        if width < 3:
+            return False
+        lined_up = len(values) >= width and not any(value.strip() for value in values[width:])
+        inner = self.lines[start + 1 : self.next_line - 1]
+        suspects = inner if inner or lined_up else [self.lines[self.next_line - 1]]
+        return bool(suspects) and all(self._is_whole_row(line) for line in suspects)
+
+    def _is_whole_row(self, line: str) -> bool:
+        try:
+            return len(next(csv.reader([line], delimiter=self.delimiter, strict=True))) == len(self.header)
+        except (csv.Error, StopIteration):
+            return False
+
+
 def read_csv(path: Path, delimiter: str | None = None) -> Table:
     text, encoding = _decode(_read_bytes(path), path.name)
     if not text.strip():
@@ -202,12 +335,10 @@ def read_csv(path: Path, delimiter: str | None = None) -> Table:
     if not delimiter:
         delimiter = "\t" if path.suffix.lower() == ".tsv" else _guess_delimiter(text.split("\n", 1)[0])
     csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))  # huge cells are read, then cut and reported
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    try:
-        records = [(number, values) for number, values in enumerate(reader, start=1)]
-    except csv.Error as exc:
-        raise KBError(f"{path.name} is not readable CSV near line {reader.line_num} ({exc})") from None
-    table = _rows_from_records(records, path.name, fixed_width=True)
+    csv_records = _CsvRecords(text, delimiter, path.name).read()
+    table = _rows_from_records(csv_records.records, path.name, fixed_width=True)
+    table.refused += csv_records.refused
+    table.problems.extend(csv_records.problems)
     table.encoding = encoding
     table.problems[:0] = _encoding_note(path.name, encoding)
     return table
