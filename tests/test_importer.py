@@ -288,6 +288,23 @@ def test_reimport_keeps_curator_edits_outside_the_mapped_columns(
     assert entry.sections["Recommendations"] == "Reuse the index."
 
 
+def test_a_withheld_column_keeps_stored_values_with_any_mapping(
+    tmp_path: Path, store: EntryStore, mapping: Mapping
+) -> None:
+    path = write_csv(tmp_path / "register.csv", [register_row("1", "A"), register_row("2", "B")])
+    import_table(store, path, mapping)
+    rows = [register_row("1", "A", Keywords="") + ["Tags"], register_row("2", "B", Keywords="") + [""]]
+    write_csv(path, rows, header=[*HEADER, "Withheld"])
+
+    report = import_table(store, path, mapping)
+
+    assert (report.unchanged, report.updated) == (["reg-1"], ["reg-2"])
+    assert store.get("reg-1").tags == ["pilot", "data"]
+    assert store.get("reg-2").tags == []
+    (warning,) = report.warnings
+    assert warning.row is None and "tags (1 row)" in warning.message and "left as stored" in warning.message
+
+
 def test_dry_run_writes_nothing(tmp_path: Path, store: EntryStore, mapping: Mapping) -> None:
     path = write_csv(tmp_path / "register.csv", [register_row("1", "A"), register_row("2", "", Result="Maybe")])
     report = import_table(store, path, mapping, dry_run=True)
