@@ -65,6 +65,7 @@ __all__ = [
 Row = dict[str, Cell]  # normalised column name -> cleaned cell
 
 MAX_CELL = MAX_SECTION  # longer cells are cut here and reported: no section could hold more
+WRITE_ATTEMPTS = 3  # a row is settled again when another writer changes its entry between read and write
 DATE_FIELDS = ("started", "ended", "created", "updated")
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _DATETIME_RE = re.compile(r"^(\d{4}-\d{2}-\d{2})[ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$")
@@ -607,23 +608,43 @@ class _Importer:
         entry = self.validate(built)
         if entry is None or not self.claim(built):
             return
+        for _ in range(WRITE_ATTEMPTS):
+            if self.settle(built, entry):
+                return
+        self.problem(
+            built.number,
+            f"could not be written: its entry file changed {WRITE_ATTEMPTS} times while this import wrote it; "
+            "import again to retry this row",
+        )
+
+    def settle(self, built: BuiltRow, entry: Entry) -> bool:
+        """Create, update or leave alone this row's entry as it is on disk now, and record which.
+
+        False when another writer (another import running at the same time, an edit in the app) got
+        there between the read and the write: the row is then settled again against what it left, so
+        a row that writer already wrote is unchanged rather than refused.
+        """
         old, version, allowed = self.existing(built)
         if not allowed:
-            return
+            return True
         if old is not None and built.needs_text and self.mapping.placeholder_tag not in old.tags:
             self.report.unchanged.append(entry.id)  # a curator has added the text; the register has not
-            return
+            return True
         if old is not None:
             entry = self.merge(entry, old, built)
         written = self.read_back(entry, built)
         if written is None:
-            return
+            return True
         if old is not None and written == old:  # compared as entries, so formatting alone is no change
             self.report.unchanged.append(entry.id)
-            return
-        if not self.write(built, entry, old, version):
-            return
+            return True
+        try:
+            if not self.write(built, entry, old, version):
+                return True
+        except Conflict:
+            return False
         (self.report.created if old is None else self.report.updated).append(entry.id)
+        return True
 
     def read_back(self, entry: Entry, built: BuiltRow) -> Entry | None:
         """The entry exactly as its file would read, or None (reported) when that file would be refused."""
@@ -644,6 +665,7 @@ class _Importer:
             return None
 
     def write(self, built: BuiltRow, entry: Entry, old: Entry | None, version: str | None) -> bool:
+        """Write the entry; False (reported) when it cannot be. Conflict, a lost race, is the caller's to settle."""
         if self.report.dry_run:
             return True
         try:
@@ -655,8 +677,8 @@ class _Importer:
             for p in exc.problems:
                 self.problem(built.number, p.message, p.field)
             return False
-        except (Conflict, OSError) as exc:
-            self.problem(built.number, f"could not be written ({exc}); import again to retry this row")
+        except OSError as exc:
+            self.problem(built.number, f"could not be written ({exc.strerror or exc}); import again to retry this row")
             return False
         return True
 
