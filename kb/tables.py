@@ -358,24 +358,27 @@ class _CsvRecords:
         """A record over several lines that a stray quote has made of several rows.
 
         A cell's own line breaks leave the record in line with the header, and the lines inside such a
-        cell are prose or blank, not rows. So a record is taken for joined rows when every line inside
-        it reads as a whole row of this table; or, when its cells do not line up with the header, when
-        the line after the first does (it has no inner lines). A table of one or two columns is too
-        easily mistaken, and is left as the csv module reads it.
+        cell are prose or blank, not rows. So a record is taken for joined rows when every line after
+        its first reads as a row of this table on its own, and either its cells do not line up with the
+        header or there are lines between its first and last. (Two lines that line up are ambiguous:
+        'A,"Line one.' then 'Line two, and more.",x' is as likely a cell with a line break.) A table of
+        one or two columns is too easily mistaken, and is left as the csv module reads it.
         """
         width = len(self.header)
         if width < 3:
             return False
         lined_up = len(values) >= width and not any(value.strip() for value in values[width:])
-        inner = self.record[1:-1]
-        suspects = inner if inner or lined_up else self.record[-1:]
-        return bool(suspects) and all(self._is_whole_row(line) for line in suspects)
+        if lined_up and len(self.record) < 3:
+            return False
+        return all(self._is_row(line) for line in self.record[1:])
 
-    def _is_whole_row(self, line: str) -> bool:
+    def _is_row(self, line: str) -> bool:
+        """The line on its own is one record with a cell for every column, not all of them empty."""
         try:
-            return len(next(csv.reader([line], delimiter=self.delimiter, strict=True))) == len(self.header)
+            cells = next(csv.reader([line], delimiter=self.delimiter, strict=True))
         except (csv.Error, StopIteration):
             return False
+        return len(cells) == len(self.header) and any(cell.strip() for cell in cells)
 
 
 def read_csv(path: Path, delimiter: str | None = None) -> Table:

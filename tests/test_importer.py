@@ -683,12 +683,13 @@ def test_cells_over_several_lines_in_a_narrow_table_stay_whole(tmp_path: Path) -
     path.write_text(
         "title,summary,kind,outcome,organisation\n"
         '"Open data portal","It launched.\nThen, slowly, it grew, and grew.\nSee notes, below.",project,succeeded,GDS\n'
-        'Street lights,"One line, two commas,\nand a second line",project,partial,Leeds\n',
+        'Street lights,"One line, two commas,\nand a second line",project,partial,Leeds\n'
+        'Bus lanes,"A table pasted in:\n,,,,\nthat was all",project,failed,York\n',
         encoding="utf-8",
     )
     target = EntryStore(tmp_path / "target")
     report = import_table(target, path, load_mapping(None))
-    assert report.errors == [] and sorted(report.created) == ["open-data-portal", "street-lights"]
+    assert report.errors == [] and sorted(report.created) == ["bus-lanes", "open-data-portal", "street-lights"]
     assert target.get("open-data-portal").summary == "It launched.\nThen, slowly, it grew, and grew.\nSee notes, below."
 
 
