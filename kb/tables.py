@@ -39,7 +39,7 @@ SUPPORTED = ".csv, .tsv, .xlsx, .jsonl"
 # is an 8.4 MB JSONL file and a 2.4 MB workbook that unpacks to 8.7 MB: these leave room for twenty
 # times that and more, while a file or a zip bomb meant to exhaust memory is refused by name.
 MAX_IMPORT_BYTES = 200_000_000  # a file on disk
-MAX_WORKBOOK_BYTES = 1_000_000_000  # the parts of an .xlsx (a zip) once unpacked; openpyxl holds some whole
+MAX_WORKBOOK_BYTES = 1_000_000_000  # an .xlsx (a zip) unpacked; openpyxl keeps its shared strings in memory
 MAX_ROWS = 1_048_576  # rows read, the header included: the most a sheet can have in Excel itself
 
 
