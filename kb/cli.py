@@ -367,6 +367,9 @@ def check(ctx: Context, as_json: bool) -> None:
 def import_(ctx: Context, file: Path, mapping: Path | None, dry_run: bool, no_index: bool) -> None:
     """Import a spreadsheet register (CSV, Excel .xlsx or JSONL) through a column mapping.
 
+    Prints each problem by row, then a summary line. Exits with status 1 when any row is refused
+    (dry run or not), and 0 when every row was created, updated or unchanged, warnings or not.
+
     \b
     Example:
       python -m kb import llis.xlsx --mapping mappings/nasa-llis.yaml --dry-run
@@ -375,10 +378,18 @@ def import_(ctx: Context, file: Path, mapping: Path | None, dry_run: bool, no_in
     from kb.importer import import_table, load_mapping
 
     report = import_table(ctx.kb.store, file, load_mapping(mapping), vocabulary=ctx.kb.vocabulary, dry_run=dry_run)
-    echo_problems(report.problems)
-    click.echo(("dry run: " if dry_run else "") + report.summary())
+    not_indexed = ""
     if not dry_run and not no_index and (report.created or report.updated):
-        click.get_current_context().invoke(sync, rebuild=False, as_json=False)
+        try:  # indexed before the report is printed, so that the summary ends the output
+            click.get_current_context().invoke(sync, rebuild=False, as_json=False)
+        except click.ClickException as exc:
+            not_indexed = f"the entries are written but not indexed ({exc.format_message()}); run `python -m kb sync`"
+    echo_problems(report.problems)
+    if not_indexed:
+        click.echo(f"error: {not_indexed}", err=True)
+    click.echo(("dry run: " if dry_run else "") + report.summary())
+    if report.errors or not_indexed:
+        sys.exit(1)
 
 
 @cli.command()

@@ -8,18 +8,21 @@ lighthouse sub-fields as `lighthouse.stage` ... columns, one `section: <name>` c
 JSONL has one JSON object per entry, lists as lists and sections as an object.
 
 The caller decides which entries a reader may see; this module writes exactly what it is given.
+An export for a reader passes `withheld`, the fields left out of each entry for that reader; the
+file then says so (a last `withheld` column, or a `withheld` key), so that importing it back never
+takes a blank or a shortened list for the stored value.
 """
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
 import pandas as pd
 
-from kb.entries import SECTIONS, Entry, atomic_write
+from kb.entries import REQUIRED, SECTIONS, Entry, atomic_write
 from kb.errors import KBError
 
 FORMATS = ("csv", "jsonl")
@@ -43,6 +46,11 @@ FIELD_COLUMNS = tuple(
     if name != "sections"
     for column in (LIGHTHOUSE_COLUMNS if name == "lighthouse" else (name,))
 )
+# A redacted export names, per entry, the fields a reader was not given in full (a blank team, a
+# `related` list without the ids the reader cannot see). Required fields are never withheld.
+WITHHELD_COLUMN = "withheld"
+WITHHOLDABLE = tuple(column for column in FIELD_COLUMNS if column not in REQUIRED)
+Withheld = Mapping[str, Sequence[str]]  # entry id -> the fields withheld from it
 # A spreadsheet runs a cell that starts with one of these as a formula; a leading "'" makes it text.
 FORMULA_START = ("=", "+", "-", "@")
 
@@ -102,26 +110,51 @@ def csv_row(entry: Entry, columns: list[str]) -> list[str]:
     return row
 
 
-def _csv_text(entries: list[Entry]) -> str:
+def _csv_text(entries: list[Entry], withheld: Withheld | None) -> str:
     columns = csv_columns(entries)
-    table = pd.DataFrame([csv_row(entry, columns) for entry in entries], columns=columns, dtype=str)
+    rows = [csv_row(entry, columns) for entry in entries]
+    if withheld is not None:
+        columns.append(WITHHELD_COLUMN)
+        for entry, row in zip(entries, rows, strict=True):
+            row.append(join_items(withheld.get(entry.id, ())))
+    table = pd.DataFrame(rows, columns=columns, dtype=str)
     return table.to_csv(index=False, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
 
 
-def _jsonl_text(entries: list[Entry]) -> str:
+def _jsonl_text(entries: list[Entry], withheld: Withheld | None) -> str:
     if not entries:
         return ""
-    table = pd.DataFrame([entry.to_dict() for entry in entries])
+    records = [entry.to_dict() for entry in entries]
+    if withheld is not None:
+        for record in records:
+            record[WITHHELD_COLUMN] = list(withheld.get(record["id"], ()))
+    table = pd.DataFrame(records)
     return table.to_json(orient="records", lines=True, force_ascii=False) + "\n"
 
 
-def export_entries(entries: Iterable[Entry], fmt: str, out: Path | TextIO) -> int:
-    """Write the entries as CSV or JSONL to a file path (atomically) or an open text stream; returns rows written."""
+def _check_withheld(withheld: Withheld) -> None:
+    for entry_id, names in withheld.items():
+        for name in names:
+            if name not in WITHHOLDABLE:
+                raise KBError(
+                    f"cannot mark '{name}' as withheld from {entry_id}; only these fields can be: "
+                    f"{', '.join(WITHHOLDABLE)}"
+                )
+
+
+def export_entries(entries: Iterable[Entry], fmt: str, out: Path | TextIO, *, withheld: Withheld | None = None) -> int:
+    """Write the entries as CSV or JSONL to a file path (atomically) or an open text stream; returns rows written.
+
+    `withheld` is None for a full export. For a reader's view it maps entry ids to the fields left
+    out of that entry (blanked, or a list with ids removed); see the module docstring.
+    """
     fmt = fmt.lower().lstrip(".")
     if fmt not in FORMATS:
         raise KBError(f"cannot export as '{fmt}'; choose one of: {', '.join(FORMATS)}")
+    if withheld is not None:
+        _check_withheld(withheld)
     items = list(entries)
-    text = _csv_text(items) if fmt == "csv" else _jsonl_text(items)
+    text = _csv_text(items, withheld) if fmt == "csv" else _jsonl_text(items, withheld)
     if isinstance(out, (str, Path)):
         # A byte-order mark lets Excel open the UTF-8 CSV with its accents intact; the importer skips it.
         prefix = "\ufeff" if fmt == "csv" else ""

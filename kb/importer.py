@@ -26,13 +26,14 @@ from kb.entries import (
     MAX_TITLE,
     Entry,
     EntryStore,
+    Lighthouse,
     entry_from_dict,
     parse_entry,
     render_entry,
     slugify,
 )
 from kb.errors import Conflict, EntryError, Problem
-from kb.exporter import LIGHTHOUSE_COLUMNS, LIST_FIELDS, LIST_SEPARATOR, unguard_formula
+from kb.exporter import LIGHTHOUSE_COLUMNS, LIST_FIELDS, LIST_SEPARATOR, WITHHOLDABLE, unguard_formula
 from kb.mapping import (
     BUILT_IN_DEFAULTS,
     MUST_HAVE,
@@ -64,11 +65,13 @@ __all__ = [
 Row = dict[str, Cell]  # normalised column name -> cleaned cell
 
 MAX_CELL = MAX_SECTION  # longer cells are cut here and reported: no section could hold more
+WRITE_ATTEMPTS = 3  # a row is settled again when another writer changes its entry between read and write
 DATE_FIELDS = ("started", "ended", "created", "updated")
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _DATETIME_RE = re.compile(r"^(\d{4}-\d{2}-\d{2})[ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$")
 _SECTION_HEADING_RE = re.compile(r"^##(?=[ \t])", re.M)
 _SENTENCE_END_RE = re.compile(r"(?<=[.!?])\s+")
+_WITHHELD_SPLIT_RE = re.compile(r"[;,\s]+")
 
 
 # --------------------------------------------------------------------------- rows into entries
@@ -234,6 +237,12 @@ def _cut_words(text: str, limit: int) -> str:
     return cut.rstrip(" ,;:-") + "…"
 
 
+def _withheld_names(cell: Cell) -> list[str]:
+    """Field names in a `withheld` cell: a JSON list, or names separated by ';' (as exported), ',' or spaces."""
+    items = cell if isinstance(cell, list) else [cell]
+    return list(dict.fromkeys(name.casefold() for item in items for name in _WITHHELD_SPLIT_RE.split(item) if name))
+
+
 @dataclass
 class BuiltRow:
     """One row turned into entry fields, before it meets the entry files."""
@@ -245,6 +254,7 @@ class BuiltRow:
     keyed: bool
     defaulted: set[str] = field(default_factory=set)
     needs_text: bool = False
+    withheld: frozenset[str] = frozenset()  # fields a reader's export left out: not provided by this row
 
 
 class _RowBuilder:
@@ -253,6 +263,7 @@ class _RowBuilder:
     def __init__(self, mapping: Mapping, source: str):
         self.mapping = mapping
         self.source = source
+        self.withheld_rows: dict[str, int] = {}  # field -> how many rows had it withheld
 
     def problem(self, number: int, message: str, field_name: str | None = None, severity: str = "error") -> Problem:
         return Problem(self.source, message, field=field_name, row=number, severity=severity)
@@ -269,8 +280,11 @@ class _RowBuilder:
                 data[name] = value
         sections = {name: text for name, rules in mapping.sections.items() if (text := section_text(rules, row))}
         problems: list[Problem] = []
+        withheld = self.withheld(number, row, problems)
+        for name in withheld:
+            data.pop(name, None)
         needs_text = self.placeholders(number, row, problems)
-        defaulted = self.apply_defaults(data, needs_text)
+        defaulted = self.apply_defaults(data, needs_text, withheld)
         problems.extend(self.missing(number, data))
         if any(p.severity == "error" for p in problems):
             return None, problems
@@ -282,8 +296,40 @@ class _RowBuilder:
             # Where the entry came from; for ids made from titles, also how a re-import recognises its own.
             data["source"] = f"Imported from {self.source}"
             defaulted.add("source")
-        built = BuiltRow(number, entry_id, data, sections, keyed, defaulted, needs_text)
+        built = BuiltRow(number, entry_id, data, sections, keyed, defaulted, needs_text, withheld)
         return built, problems
+
+    def withheld(self, number: int, row: Row, problems: list[Problem]) -> frozenset[str]:
+        """The fields this row's `withheld` cell names: a reader's export left them out or cut them short."""
+        column = self.mapping.withheld_column
+        if not column:
+            return frozenset()
+        names = _withheld_names(_cell(row, column))
+        unknown = [name for name in names if name not in WITHHOLDABLE]
+        if unknown:
+            quoted = ", ".join(f"'{name}'" for name in unknown)
+            message = f"names {quoted}, which no export withholds (only optional fields such as team); ignored"
+            problems.append(self.problem(number, message, column, "warning"))
+        known = frozenset(name for name in names if name in WITHHOLDABLE)
+        for name in known:
+            self.withheld_rows[name] = self.withheld_rows.get(name, 0) + 1
+        return known
+
+    def withheld_note(self) -> list[Problem]:
+        """One warning for the whole file: which fields rows withheld, and that those were left as stored."""
+        if not self.withheld_rows:
+            return []
+        counts = ", ".join(
+            f"{name} ({count:,} row{'s' if count > 1 else ''})" for name, count in self.withheld_rows.items()
+        )
+        return [
+            Problem(
+                self.source,
+                f"is an export for a reader, with fields withheld: {counts}; those fields were left as stored "
+                "(and empty on new entries), not blanked",
+                severity="warning",
+            )
+        ]
 
     def placeholders(self, number: int, row: Row, problems: list[Problem]) -> bool:
         """Cells that only point elsewhere ('See attached PDF.'): reported; a row with nothing else is held back."""
@@ -323,11 +369,12 @@ class _RowBuilder:
         )
         return True
 
-    def apply_defaults(self, data: dict[str, Any], needs_text: bool) -> set[str]:
-        """Fill empty fields from the mapping's defaults, then the built-in safe ones; say which were filled."""
+    def apply_defaults(self, data: dict[str, Any], needs_text: bool, withheld: frozenset[str]) -> set[str]:
+        """Fill empty fields from the mapping's defaults, then the built-in safe ones; say which were filled.
+        A withheld field is left empty: its value is unknown, not missing."""
         defaulted = set()
         for name, value in {**BUILT_IN_DEFAULTS, **self.mapping.defaults}.items():
-            if not data.get(name) and value:
+            if not data.get(name) and value and name not in withheld:
                 data[name] = split_items(value, ",") if name in LIST_FIELDS else value
                 defaulted.add(name)
         if needs_text:
@@ -533,34 +580,71 @@ class _Importer:
         for name in Entry.__dataclass_fields__:
             if name == "sections":
                 continue
-            keep_old = name not in self.owned_fields or name in built.defaulted
+            keep_old = name not in self.owned_fields or name in built.defaulted or name in built.withheld
             values[name] = getattr(old if keep_old else new, name)
         values["id"] = new.id
+        values["lighthouse"] = self.merge_lighthouse(new.lighthouse, old.lighthouse, built)
         sections = {k: v for k, v in old.sections.items() if k not in self.owned_sections}
         sections.update(new.sections)
         return Entry(**values, sections=sections)
+
+    def merge_lighthouse(self, new: Lighthouse | None, old: Lighthouse | None, built: BuiltRow) -> Lighthouse | None:
+        """Part by part, as `merge` does for fields: the row's value for each lighthouse column it provides,
+        the stored one for the rest. A row that provides the stage and leaves it empty removes it."""
+        provided = {
+            column.split(".", 1)[1]
+            for column in LIGHTHOUSE_COLUMNS
+            if column in self.owned_fields and column not in built.defaulted and column not in built.withheld
+        }
+        if old is None or (new is None and "stage" in provided):
+            return new
+        if new is None:
+            return old
+        return Lighthouse(
+            **{part: getattr(new if part in provided else old, part) for part in Lighthouse.__dataclass_fields__}
+        )
 
     def place(self, built: BuiltRow) -> None:
         entry = self.validate(built)
         if entry is None or not self.claim(built):
             return
+        for _ in range(WRITE_ATTEMPTS):
+            if self.settle(built, entry):
+                return
+        self.problem(
+            built.number,
+            f"could not be written: its entry file changed {WRITE_ATTEMPTS} times while this import wrote it; "
+            "import again to retry this row",
+        )
+
+    def settle(self, built: BuiltRow, entry: Entry) -> bool:
+        """Create, update or leave alone this row's entry as it is on disk now, and record which.
+
+        False when another writer (another import running at the same time, an edit in the app) got
+        there between the read and the write: the row is then settled again against what it left, so
+        a row that writer already wrote is unchanged rather than refused.
+        """
         old, version, allowed = self.existing(built)
         if not allowed:
-            return
+            return True
         if old is not None and built.needs_text and self.mapping.placeholder_tag not in old.tags:
             self.report.unchanged.append(entry.id)  # a curator has added the text; the register has not
-            return
+            return True
         if old is not None:
             entry = self.merge(entry, old, built)
         written = self.read_back(entry, built)
         if written is None:
-            return
+            return True
         if old is not None and written == old:  # compared as entries, so formatting alone is no change
             self.report.unchanged.append(entry.id)
-            return
-        if not self.write(built, entry, old, version):
-            return
+            return True
+        try:
+            if not self.write(built, entry, old, version):
+                return True
+        except Conflict:
+            return False
         (self.report.created if old is None else self.report.updated).append(entry.id)
+        return True
 
     def read_back(self, entry: Entry, built: BuiltRow) -> Entry | None:
         """The entry exactly as its file would read, or None (reported) when that file would be refused."""
@@ -581,6 +665,7 @@ class _Importer:
             return None
 
     def write(self, built: BuiltRow, entry: Entry, old: Entry | None, version: str | None) -> bool:
+        """Write the entry; False (reported) when it cannot be. Conflict, a lost race, is the caller's to settle."""
         if self.report.dry_run:
             return True
         try:
@@ -592,8 +677,8 @@ class _Importer:
             for p in exc.problems:
                 self.problem(built.number, p.message, p.field)
             return False
-        except (Conflict, OSError) as exc:
-            self.problem(built.number, f"could not be written ({exc}); import again to retry this row")
+        except OSError as exc:
+            self.problem(built.number, f"could not be written ({exc.strerror or exc}); import again to retry this row")
             return False
         return True
 
@@ -630,5 +715,6 @@ def import_table(
         report.problems.extend(problems + build_problems)
         if built is not None:
             importer.place(built)
+    report.problems.extend(builder.withheld_note())
     report.problems.sort(key=lambda p: (p.row or 0, p.severity != "error"))
     return report

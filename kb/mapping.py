@@ -28,7 +28,7 @@ from kb.entries import (
     slugify,
 )
 from kb.errors import KBError
-from kb.exporter import FIELD_COLUMNS, LIST_FIELDS, LIST_SEPARATOR, SECTION_PREFIX
+from kb.exporter import FIELD_COLUMNS, LIST_FIELDS, LIST_SEPARATOR, SECTION_PREFIX, WITHHELD_COLUMN
 
 MAX_PREFIX = MAX_ID - 80  # slugify keeps 80 characters of the key; the id must stay within MAX_ID
 FIELDS = FIELD_COLUMNS[1:]  # everything but id, which the mapping's `id:` block decides
@@ -89,6 +89,7 @@ class Mapping:
     delimiter: str | None = None
     section_prefixes: tuple[str, ...] = ()
     strict: bool = True  # every named column must exist; the built-in format tolerates missing optional ones
+    withheld_column: str | None = None  # set by bind: the file's column naming the fields a reader's export left out
 
     def named_columns(self) -> dict[str, str]:
         """Every column the mapping names, with what it is used for."""
@@ -123,6 +124,7 @@ class Mapping:
         if missing:
             wanted = ", ".join(f"'{c}' (for {use})" for c, use in missing.items())
             raise KBError(f"{source} has no column {wanted}; its columns are: {', '.join(header) or '(none)'}")
+        bound = replace(bound, withheld_column=self._withheld_column(header))
         if not self.section_prefixes:
             return bound
         sections = dict(bound.sections)
@@ -132,6 +134,11 @@ class Mapping:
                     name = _canonical_section(" ".join(column.strip()[len(prefix.strip()) :].split()))
                     sections.setdefault(name, []).append(Rule((column,)))
         return replace(bound, sections=sections)
+
+    def _withheld_column(self, header: list[str]) -> str | None:
+        """The `withheld` column of a reader's export, unless this mapping reads that column as data."""
+        named = {column_key(c) for c in self.named_columns()}
+        return next((h for h in header if column_key(h) == WITHHELD_COLUMN and WITHHELD_COLUMN not in named), None)
 
     def _without(self, missing: dict[str, str]) -> Mapping:
         gone = {column_key(c) for c in missing}

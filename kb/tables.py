@@ -5,7 +5,8 @@ spreadsheet numbers it (the header is row 1).
     for number, cells in table.rows: ...
 
 A row that cannot be read is reported by its number in `table.problems` and the rest are still read;
-only a whole-file failure (missing, unreadable or empty file, unsupported format) raises KBError.
+only a whole-file failure (missing, unreadable or empty file, unsupported format, a file past the caps
+below) raises KBError.
 
 The readers are the standard csv and json modules and openpyxl, not pandas' readers: those stop
 at the first malformed line, renumber rows around blank lines, and drop the text of formula cells,
@@ -19,6 +20,7 @@ import datetime as dt
 import io
 import json
 import warnings
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,13 @@ TEXT_SUFFIXES = (".csv", ".tsv", ".txt")
 EXCEL_SUFFIXES = (".xlsx", ".xlsm")
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 SUPPORTED = ".csv, .tsv, .xlsx, .jsonl"
+
+# What one import reads at most, checked before anything is read into memory. NASA's whole register
+# is an 8.4 MB JSONL file and a 2.4 MB workbook that unpacks to 8.7 MB: these leave room for twenty
+# times that and more, while a file or a zip bomb meant to exhaust memory is refused by name.
+MAX_IMPORT_BYTES = 200_000_000  # a file on disk
+MAX_WORKBOOK_BYTES = 1_000_000_000  # an .xlsx (a zip) unpacked; openpyxl keeps its shared strings in memory
+MAX_ROWS = 1_048_576  # rows read, the header included: the most a sheet can have in Excel itself
 
 
 @dataclass
@@ -188,11 +197,188 @@ def _file_error(path: Path, exc: OSError) -> KBError:
     return KBError(f"{path.name} cannot be read ({exc.strerror or exc}); check its permissions")
 
 
-def _read_bytes(path: Path) -> bytes:
+def _too_large(path: Path, size: str) -> KBError:
+    return KBError(
+        f"{path.name} is {size}; an import file may be at most {MAX_IMPORT_BYTES:,} bytes "
+        f"({MAX_IMPORT_BYTES // 1_000_000} MB): split it into smaller files and import each"
+    )
+
+
+def _check_file_size(path: Path) -> None:
     try:
-        return path.read_bytes()
+        size = path.stat().st_size
     except OSError as exc:
         raise _file_error(path, exc) from None
+    if size > MAX_IMPORT_BYTES:
+        raise _too_large(path, f"{size:,} bytes")
+
+
+def _check_row_count(number: int, source: str) -> None:
+    if number > MAX_ROWS:
+        raise KBError(
+            f"{source} has more than {MAX_ROWS:,} rows, the most one import reads; "
+            "split it into smaller files and import each"
+        )
+
+
+def _read_bytes(path: Path) -> bytes:
+    """The whole file, refused by its size on disk before it is read, and never read past the cap
+    (a device or a file still growing can hold more than its size says)."""
+    _check_file_size(path)
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_IMPORT_BYTES + 1)
+    except OSError as exc:
+        raise _file_error(path, exc) from None
+    if len(raw) > MAX_IMPORT_BYTES:
+        raise _too_large(path, f"over {MAX_IMPORT_BYTES:,} bytes")
+    return raw
+
+
+class _CsvRecords:
+    """A CSV file's records with the csv module in strict mode, handed one physical line at a time.
+
+    A quote that is never closed would otherwise make the rest of the file one cell, and a stray
+    quote closed by another rows later would make those rows one record. Either way only the row
+    the quote starts in is refused, and its later lines are read again as rows, so every row after
+    it is still read. Records are numbered as a spreadsheet numbers rows (the header is row 1);
+    lines are numbered as a text editor numbers them. Only the current record's lines are kept.
+    """
+
+    def __init__(self, text: str, delimiter: str, source: str):
+        self.stream = io.StringIO(text, newline="")  # splits lines where the csv module splits them
+        self.delimiter = delimiter
+        self.source = source
+        self.again: list[str] = []  # lines of a refused record to read again, the next one last
+        self.record: list[str] = []  # the lines of the record being read
+        self.first_line = 1  # the line number of record[0]
+        self.header: list[str] = []
+        self.records: list[tuple[int, list[str]]] = []
+        self.problems: list[Problem] = []
+        self.refused = 0
+
+    def __iter__(self) -> _CsvRecords:
+        return self
+
+    def __next__(self) -> str:
+        line = self.again.pop() if self.again else self.stream.readline()
+        if not line:
+            raise StopIteration
+        self.record.append(line)
+        return line
+
+    def _reader(self) -> Any:
+        return csv.reader(self, delimiter=self.delimiter, strict=True)
+
+    def read(self) -> _CsvRecords:
+        reader = self._reader()
+        while True:
+            self.first_line += len(self.record)
+            self.record = []
+            number = len(self.records) + self.refused + 1
+            try:
+                values = next(reader)
+            except StopIteration:
+                return self
+            except csv.Error:
+                _check_row_count(number, self.source)
+                self._refuse_bad_quote(number)
+                reader = self._reader()  # a fresh reader: nothing of the failed record is carried over
+                continue
+            _check_row_count(number, self.source)
+            if self.header and len(self.record) > 1 and self._joins_rows(values):
+                self._refuse_joined_rows(number)
+                continue
+            if not self.header:
+                self.header = _header(values, self.source, [], trim=False)
+            self.records.append((number, values))
+
+    def _refuse_joined_rows(self, number: int) -> None:
+        _, cell, _ = self._quoted_cell(self.record[:1])
+        message = (
+            f"opens a quote at line {self.first_line} that closes only at line "
+            f"{self.first_line + len(self.record) - 1}, across lines that read as rows of their own; "
+            "those are read as rows. Close the quote in its own cell or remove it"
+        )
+        self._refuse(number, message, cell, read_again_from=1)
+
+    def _refuse_bad_quote(self, number: int) -> None:
+        """The record's lines up to the bad quote are this row; the lines after it are read again."""
+        offset, cell, never_closed = self._quoted_cell(self.record)
+        if never_closed:
+            message = (
+                f"opens a quote at line {self.first_line + offset} that is never closed; "
+                "close it or remove the quote character"
+            )
+            self._refuse(number, message, cell, read_again_from=offset + 1)
+            return
+        message = (
+            f"has a cell on line {self.first_line + offset} that starts with a quote and goes on after the "
+            'closing one; put the whole cell in quotes and write each quote inside it twice (""), or remove the quotes'
+        )
+        self._refuse(number, message, cell, read_again_from=len(self.record))
+
+    def _refuse(self, number: int, message: str, cell: int, *, read_again_from: int) -> None:
+        if not self.header:
+            raise KBError(f"{self.source}: the header row {message}")
+        column = self.header[cell] if cell < len(self.header) else f"column {cell + 1}"
+        self.problems.append(Problem(self.source, message, field=column, row=number))
+        self.refused += 1
+        self.again.extend(reversed(self.record[read_again_from:]))
+        del self.record[read_again_from:]
+
+    def _quoted_cell(self, lines: list[str]) -> tuple[int, int, bool]:
+        """Where the last quoted cell in these lines of one record opened (which line, which cell),
+        read as the csv module reads, and whether its quote was never closed.
+
+        A quote closed with more text after it is the cell's own fault ('"Phase 2" review') unless that
+        quote begins a later cell: then it is the opening quote of that cell, and the earlier one was
+        never closed.
+        """
+        opened_line, opened_cell, cell, state = 0, 0, 0, "start"
+        for offset, line in enumerate(lines):
+            for position, char in enumerate(line):
+                if state == "quoted":
+                    state = "quote in quoted" if char == '"' else state
+                elif state == "quote in quoted" and char not in (self.delimiter, "\r", "\n"):
+                    if char == '"':
+                        state = "quoted"  # a doubled quote is text
+                        continue
+                    begins_cell = position == 1 or line[position - 2] == self.delimiter
+                    return opened_line, opened_cell, begins_cell
+                elif char == '"' and state == "start":
+                    opened_line, opened_cell, state = offset, cell, "quoted"
+                elif char == self.delimiter:
+                    cell, state = cell + 1, "start"
+                else:
+                    state = "in cell"
+        return opened_line, opened_cell, state == "quoted"
+
+    def _joins_rows(self, values: list[str]) -> bool:
+        """A record over several lines that a stray quote has made of several rows.
+
+        A cell's own line breaks leave the record in line with the header, and the lines inside such a
+        cell are prose or blank, not rows. So a record is taken for joined rows when every line after
+        its first reads as a row of this table on its own, and either its cells do not line up with the
+        header or there are lines between its first and last. (Two lines that line up are ambiguous:
+        'A,"Line one.' then 'Line two, and more.",x' is as likely a cell with a line break.) A table of
+        one or two columns is too easily mistaken, and is left as the csv module reads it.
+        """
+        width = len(self.header)
+        if width < 3:
+            return False
+        lined_up = len(values) >= width and not any(value.strip() for value in values[width:])
+        if lined_up and len(self.record) < 3:
+            return False
+        return all(self._is_row(line) for line in self.record[1:])
+
+    def _is_row(self, line: str) -> bool:
+        """The line on its own is one record with a cell for every column, not all of them empty."""
+        try:
+            cells = next(csv.reader([line], delimiter=self.delimiter, strict=True))
+        except (csv.Error, StopIteration):
+            return False
+        return len(cells) == len(self.header) and any(cell.strip() for cell in cells)
 
 
 def read_csv(path: Path, delimiter: str | None = None) -> Table:
@@ -202,12 +388,10 @@ def read_csv(path: Path, delimiter: str | None = None) -> Table:
     if not delimiter:
         delimiter = "\t" if path.suffix.lower() == ".tsv" else _guess_delimiter(text.split("\n", 1)[0])
     csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))  # huge cells are read, then cut and reported
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    try:
-        records = [(number, values) for number, values in enumerate(reader, start=1)]
-    except csv.Error as exc:
-        raise KBError(f"{path.name} is not readable CSV near line {reader.line_num} ({exc})") from None
-    table = _rows_from_records(records, path.name, fixed_width=True)
+    csv_records = _CsvRecords(text, delimiter, path.name).read()
+    table = _rows_from_records(csv_records.records, path.name, fixed_width=True)
+    table.refused += csv_records.refused
+    table.problems.extend(csv_records.problems)
     table.encoding = encoding
     table.problems[:0] = _encoding_note(path.name, encoding)
     return table
@@ -221,6 +405,8 @@ def read_xlsx(path: Path, sheet: str | int | None = None) -> Table:
             pass
     except OSError as exc:
         raise _file_error(path, exc) from None
+    _check_file_size(path)
+    _check_unpacked_size(path)
     try:
         with warnings.catch_warnings():  # openpyxl warns about Excel features it skips; none hold row data
             warnings.simplefilter("ignore")
@@ -235,6 +421,7 @@ def read_xlsx(path: Path, sheet: str | int | None = None) -> Table:
         worksheet.reset_dimensions()  # some writers record a wrong sheet size; read every row there is
         records, formulas = [], []
         for number, cells in enumerate(worksheet.iter_rows(min_row=1), start=1):
+            _check_row_count(number, path.name)
             records.append((number, [c.value for c in cells]))
             formulas.extend((number, i) for i, c in enumerate(cells) if c.data_type == "f")
     except KBError:
@@ -247,6 +434,22 @@ def read_xlsx(path: Path, sheet: str | int | None = None) -> Table:
     table.encoding = "xlsx"
     table.problems.extend(_formula_notes(formulas, table.header, path.name))
     return table
+
+
+def _check_unpacked_size(path: Path) -> None:
+    """Refuse a workbook whose parts would unpack past the cap (a zip bomb), from the sizes its zip
+    directory declares: the zipfile module never unpacks a part past its declared size."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return  # not a zip at all: openpyxl's own message says what is wrong with it
+    if unpacked > MAX_WORKBOOK_BYTES:
+        raise KBError(
+            f"{path.name} would unpack to {unpacked:,} bytes; a workbook may unpack to at most "
+            f"{MAX_WORKBOOK_BYTES:,} bytes ({MAX_WORKBOOK_BYTES // 1_000_000:,} MB). If it is a real register, "
+            "save it as CSV or split it; otherwise it is not a workbook to import"
+        )
 
 
 def _pick_sheet(workbook: Any, sheet: str | int | None, source: str) -> Any:
@@ -289,7 +492,9 @@ def read_jsonl(path: Path) -> Table:
     problems = _encoding_note(path.name, encoding)
     refused, empty = 0, []
     # Split at line feeds only: str.splitlines would also break at characters JSON keeps inside strings.
-    for number, line in enumerate(text.split("\n"), start=1):
+    # Read lazily, so that the row cap stops a flood of lines before they are all in memory.
+    for number, line in enumerate(io.StringIO(text, newline="\n"), start=1):
+        _check_row_count(number, path.name)
         if not line.strip():
             empty.append(number)
             continue

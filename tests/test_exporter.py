@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import openpyxl
@@ -254,3 +255,137 @@ def test_a_hand_made_table_may_leave_out_optional_columns(tmp_path: Path) -> Non
     path.write_text("title,kind\nX,project\n", encoding="utf-8")
     with pytest.raises(KBError, match="has no column 'summary' .* its columns are: title, kind"):
         import_table(target, path, load_mapping(None))
+
+
+# --------------------------------------------------------------------------- a reader's view
+
+
+def redacted_view(entries: dict[str, Entry]) -> tuple[list[Entry], dict[str, list[str]]]:
+    """What `export --as` gives a reader: no team, contact or author on the anonymous entry, and no ids of
+    entries the reader cannot see; with the fields withheld from each entry."""
+    anonymous = entries["benefits-housing-pilot"]
+    assert anonymous.anonymous and anonymous.team and anonymous.lighthouse and anonymous.lighthouse.reused_by
+    hidden_links = replace(
+        anonymous,
+        team="",
+        contact="",
+        author="",
+        related=[],
+        lighthouse=replace(anonymous.lighthouse, reused_by=[]),
+    )
+    plain = entries["school-meals-uptake"]
+    partly_hidden = replace(plain, related=["benefits-housing-pilot"])
+    withheld = {
+        hidden_links.id: ["team", "contact", "author", "related", "lighthouse.reused_by"],
+        plain.id: ["related"],
+    }
+    return [hidden_links, partly_hidden], withheld
+
+
+@pytest.fixture
+def linked_store(store: EntryStore) -> EntryStore:
+    """The sample entries, the plain one related to a visible entry and to one the reader cannot see."""
+    plain = store.get("school-meals-uptake")
+    plain.related = ["benefits-housing-pilot", "internal-only-review"]
+    store.write(plain)
+    return store
+
+
+def test_a_redacted_export_says_what_it_withheld(linked_store: EntryStore) -> None:
+    view, withheld = redacted_view(linked_store.load().entries)
+    withheld["school-meals-uptake"] = []
+    out = io.StringIO()
+    export_entries(view, "csv", out, withheld=withheld)
+    rows = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert list(rows[0])[-1] == "withheld"
+    assert [row["withheld"] for row in rows] == ["team; contact; author; related; lighthouse.reused_by", ""]
+
+    out = io.StringIO()
+    export_entries(view, "jsonl", out, withheld={"benefits-housing-pilot": ["team"]})
+    records = [json.loads(line) for line in out.getvalue().rstrip("\n").split("\n")]
+    assert [record["withheld"] for record in records] == [["team"], []]
+
+    full = io.StringIO()
+    export_entries(view, "jsonl", full)
+    assert "withheld" not in json.loads(full.getvalue().split("\n")[0])
+
+
+def test_only_known_optional_fields_can_be_withheld(linked_store: EntryStore) -> None:
+    view, _ = redacted_view(linked_store.load().entries)
+    for name in ("colour", "title"):
+        with pytest.raises(KBError, match=f"cannot mark '{name}' as withheld"):
+            export_entries(view, "csv", io.StringIO(), withheld={"school-meals-uptake": [name]})
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_reimporting_a_redacted_export_changes_nothing_stored(
+    tmp_path: Path, linked_store: EntryStore, fmt: str
+) -> None:
+    before = {path.name: path.read_bytes() for path in linked_store.files()}
+    view, withheld = redacted_view(linked_store.load().entries)
+    path = tmp_path / f"for-a-reader.{fmt}"
+    export_entries(view, fmt, path, withheld=withheld)
+
+    report = import_table(linked_store, path, load_mapping(None))
+
+    assert report.errors == []
+    assert sorted(report.unchanged) == sorted(Path(name).stem for name in before)
+    assert report.updated == report.created == []
+    assert {path.name: path.read_bytes() for path in linked_store.files()} == before
+    (warning,) = report.warnings
+    assert "withheld" in warning.message and "left as stored" in warning.message
+    assert "team" in warning.message and "lighthouse.reused_by" in warning.message
+
+
+def test_an_edited_redacted_export_updates_only_what_it_holds(tmp_path: Path, linked_store: EntryStore) -> None:
+    view, withheld = redacted_view(linked_store.load().entries)
+    view[0].summary = "A corrected summary."
+    view[0].related = ["school-meals-uptake"]  # withheld: what a reader typed here cannot replace the stored list
+    path = tmp_path / "for-a-reader.csv"
+    export_entries(view, "csv", path, withheld=withheld)
+
+    report = import_table(linked_store, path, load_mapping(None))
+
+    assert report.updated == ["benefits-housing-pilot"]
+    entry = linked_store.get("benefits-housing-pilot")
+    assert entry.summary == "A corrected summary."
+    assert (entry.team, entry.contact, entry.author) == (
+        "Vulnerability Data Unit",
+        "vdu@example.gov",
+        "Priya Natarajan",
+    )
+    assert entry.related == ["cross-government-dsa-template"]
+    assert entry.lighthouse is not None and entry.lighthouse.reused_by == ["court-and-probation-bridge"]
+    assert entry.lighthouse.stage == "replicated"
+
+
+def test_a_redacted_export_into_an_empty_folder_leaves_withheld_fields_empty(
+    tmp_path: Path, linked_store: EntryStore
+) -> None:
+    view, withheld = redacted_view(linked_store.load().entries)
+    path = tmp_path / "for-a-reader.jsonl"
+    export_entries(view, "jsonl", path, withheld=withheld)
+    target = EntryStore(tmp_path / "target")
+    report = import_table(target, path, load_mapping(None))
+    assert sorted(report.created) == ["benefits-housing-pilot", "school-meals-uptake"]
+    entry = target.get("benefits-housing-pilot")
+    assert (entry.team, entry.contact, entry.author, entry.related) == ("", "", "", [])
+    assert target.get("school-meals-uptake").related == []  # only part of the list was there to see
+
+
+def test_an_unknown_name_in_the_withheld_column_is_a_warning(tmp_path: Path, linked_store: EntryStore) -> None:
+    out = io.StringIO()
+    view, withheld = redacted_view(linked_store.load().entries)
+    export_entries(view, "csv", out, withheld=withheld)
+    text = out.getvalue().replace("team; contact; author; related; lighthouse.reused_by", "team; colour; title")
+    path = tmp_path / "edited.csv"
+    path.write_text(text, encoding="utf-8")
+
+    report = import_table(linked_store, path, load_mapping(None))
+
+    assert report.errors == []
+    unknown = [p for p in report.warnings if p.row == 2]
+    assert [(p.field, p.message) for p in unknown] == [
+        ("withheld", "names 'colour', 'title', which no export withholds (only optional fields such as team); ignored")
+    ]
+    assert linked_store.get("benefits-housing-pilot").team == "Vulnerability Data Unit"

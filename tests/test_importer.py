@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import time
@@ -287,6 +288,23 @@ def test_reimport_keeps_curator_edits_outside_the_mapped_columns(
     assert entry.sections["Recommendations"] == "Reuse the index."
 
 
+def test_a_withheld_column_keeps_stored_values_with_any_mapping(
+    tmp_path: Path, store: EntryStore, mapping: Mapping
+) -> None:
+    path = write_csv(tmp_path / "register.csv", [register_row("1", "A"), register_row("2", "B")])
+    import_table(store, path, mapping)
+    rows = [register_row("1", "A", Keywords="") + ["Tags"], register_row("2", "B", Keywords="") + [""]]
+    write_csv(path, rows, header=[*HEADER, "Withheld"])
+
+    report = import_table(store, path, mapping)
+
+    assert (report.unchanged, report.updated) == (["reg-1"], ["reg-2"])
+    assert store.get("reg-1").tags == ["pilot", "data"]
+    assert store.get("reg-2").tags == []
+    (warning,) = report.warnings
+    assert warning.row is None and "tags (1 row)" in warning.message and "left as stored" in warning.message
+
+
 def test_dry_run_writes_nothing(tmp_path: Path, store: EntryStore, mapping: Mapping) -> None:
     path = write_csv(tmp_path / "register.csv", [register_row("1", "A"), register_row("2", "", Result="Maybe")])
     report = import_table(store, path, mapping, dry_run=True)
@@ -466,6 +484,7 @@ def test_sensitivity_values_map_to_visibility(tmp_path: Path, store: EntryStore,
         ("register.csv", b"", "is empty"),
         ("register.jsonl", b"\n\n", "is empty"),
         ("register.csv", b"\x81\x8d\x8f\x90\x9d", "neither UTF-8 nor Windows"),
+        ("register.csv", b'Ref,"Project name\n1,A\n', "header row opens a quote at line 1 that is never closed"),
     ],
 )
 def test_unreadable_files_raise_one_clear_line(
@@ -560,6 +579,118 @@ def test_csv_row_with_too_many_cells_is_refused(tmp_path: Path, store: EntryStor
     report = import_table(store, path, mapping)
     assert report.created == ["reg-2"] and report.rows == 2
     assert "beyond the last named column" in problems_by_row(report)[2][0]
+
+
+def csv_text(rows: list[list[str]], raw: dict[tuple[int, str], str]) -> str:
+    """HEADER and the rows as CSV; raw[(row index, column)] goes into that cell exactly as typed, unquoted."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(HEADER)
+    for index, row in enumerate(rows):
+        marked = [
+            f"\x01{index}:{column}\x01" if (index, column) in raw else cell
+            for column, cell in zip(HEADER, row, strict=True)
+        ]
+        writer.writerow(marked)
+    text = buffer.getvalue()
+    for (index, column), cell in raw.items():
+        text = text.replace(f"\x01{index}:{column}\x01", cell)
+    return text
+
+
+@pytest.mark.parametrize("later_quote", [False, True], ids=["quote-runs-to-the-end", "quote-meets-a-later-quote"])
+def test_an_unclosed_quote_refuses_its_own_row_and_every_later_row_is_read(
+    tmp_path: Path, store: EntryStore, mapping: Mapping, later_quote: bool
+) -> None:
+    rows = [
+        register_row("1", "A", Lessons="Start small.\n\nThen grow."),  # row 2, lines 2-4
+        register_row("2", "B"),  # row 3, line 5
+        register_row("3", "C"),  # row 4, line 6: its summary opens a quote that is never closed
+        register_row("4", "D"),  # row 5, line 7
+        register_row("5", "E", Lessons='Say "yes", then act.' if later_quote else "Act."),  # row 6, line 8
+        register_row("6", "F"),  # row 7, line 9
+    ]
+    path = tmp_path / "register.csv"
+    path.write_text(csv_text(rows, {(2, "Summary"): '"Never closed, it seems.'}), encoding="utf-8")
+
+    report = import_table(store, path, mapping)
+
+    assert report.rows == 6
+    assert sorted(report.created) == ["reg-1", "reg-2", "reg-4", "reg-5", "reg-6"]
+    assert [str(p) for p in report.errors] == [
+        "register.csv, row 4, field 'Summary': opens a quote at line 6 that is never closed; "
+        "close it or remove the quote character"
+    ]
+    assert store.get("reg-1").sections["Lessons"] == "Start small.\n\nThen grow."
+    assert store.get("reg-5").sections["Lessons"] == ('Say "yes", then act.' if later_quote else "Act.")
+    assert store.get("reg-4").summary == "What D was about."
+
+
+@pytest.mark.parametrize(
+    ("closing_row", "closing_column"),
+    [(7, "Project name"), (4, "Lessons")],
+    ids=["rows-later-in-the-same-column", "next-row-in-another-column"],
+)
+def test_a_stray_quote_that_closes_rows_later_joins_no_rows(
+    tmp_path: Path, store: EntryStore, mapping: Mapping, closing_row: int, closing_column: str
+) -> None:
+    """Row 5 opens a quote; a quote at the end of a cell further down would close it as valid CSV."""
+    rows = [register_row(str(n), f"Project {n}", Keywords="pilot") for n in range(1, 10)]  # rows 2-10
+    raw = {(3, "Project name"): '"Quoted project', (closing_row, closing_column): 'Ends with a quote"'}
+    path = tmp_path / "register.csv"
+    path.write_text(csv_text(rows, raw), encoding="utf-8")
+
+    report = import_table(store, path, mapping)
+
+    assert report.rows == 9
+    assert report.refused_rows == [5]
+    (error,) = report.errors
+    assert error.field == "Project name"
+    assert error.message.startswith(f"opens a quote at line 5 that closes only at line {closing_row + 2}")
+    assert sorted(report.created) == sorted(f"reg-{n}" for n in range(1, 10) if n != 4)
+    assert store.get("reg-5").title == "Project 5"
+
+
+def test_a_bad_quote_after_a_cell_over_several_lines_costs_one_row(
+    tmp_path: Path, store: EntryStore, mapping: Mapping
+) -> None:
+    rows = [register_row("1", "A", What_happened="Line one.\nLine two."), register_row("2", "B")]
+    path = tmp_path / "register.csv"
+    path.write_text(csv_text(rows, {(0, "Notes"): '"Not closed'}), encoding="utf-8")
+    report = import_table(store, path, mapping)
+    assert report.rows == 2 and report.created == ["reg-2"]
+    assert [str(p) for p in report.errors] == [
+        "register.csv, row 2, field 'Notes': opens a quote at line 3 that is never closed; "
+        "close it or remove the quote character"
+    ]
+
+
+def test_a_quote_in_the_middle_of_a_quoted_cell_refuses_that_row(
+    tmp_path: Path, store: EntryStore, mapping: Mapping
+) -> None:
+    rows = [register_row("1", "A"), register_row("2", "B"), register_row("3", "C")]
+    path = tmp_path / "register.csv"
+    path.write_text(csv_text(rows, {(1, "Project name"): '"Phase 2" review'}), encoding="utf-8")
+    report = import_table(store, path, mapping)
+    assert report.rows == 3 and sorted(report.created) == ["reg-1", "reg-3"]
+    (error,) = report.errors
+    assert error.row == 3 and "line 3" in error.message and "quote" in error.message
+
+
+def test_cells_over_several_lines_in_a_narrow_table_stay_whole(tmp_path: Path) -> None:
+    """Lines inside a quoted cell that happen to hold commas are still one cell."""
+    path = tmp_path / "minimal.csv"
+    path.write_text(
+        "title,summary,kind,outcome,organisation\n"
+        '"Open data portal","It launched.\nThen, slowly, it grew, and grew.\nSee notes, below.",project,succeeded,GDS\n'
+        'Street lights,"One line, two commas,\nand a second line",project,partial,Leeds\n'
+        'Bus lanes,"A table pasted in:\n,,,,\nthat was all",project,failed,York\n',
+        encoding="utf-8",
+    )
+    target = EntryStore(tmp_path / "target")
+    report = import_table(target, path, load_mapping(None))
+    assert report.errors == [] and sorted(report.created) == ["bus-lanes", "open-data-portal", "street-lights"]
+    assert target.get("open-data-portal").summary == "It launched.\nThen, slowly, it grew, and grew.\nSee notes, below."
 
 
 def test_xlsx_with_dates_numbers_and_a_formula(tmp_path: Path, store: EntryStore, mapping: Mapping) -> None:
