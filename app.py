@@ -12,7 +12,6 @@ from pathlib import Path
 import streamlit as st
 
 from app_pages import resources, ui
-from app_pages.ui import plain
 from kb import KBError
 
 # A local icon: a ":material/...:" page icon makes the browser fetch the favicon from Google.
@@ -37,7 +36,8 @@ page = st.navigation({"Find": find, "Contribute": contribute})
 try:
     resources.loaded()
 except KBError as exc:
-    st.error(f"The knowledge base could not be opened: {plain(str(exc))}", icon=":material/error:")
+    log.error("the knowledge base could not be opened: %s", exc)
+    st.error(f"The knowledge base could not be opened: {ui.message_text(str(exc))}", icon=":material/error:")
     st.stop()
 except Exception:
     log.exception("the knowledge base could not be opened")
@@ -51,7 +51,7 @@ ui.sidebar(visitor)
 try:
     page.run()
 except KBError as exc:
-    st.error(plain(str(exc)[:1].upper() + str(exc)[1:]), icon=":material/error:")  # may quote a URL's id
+    st.error(ui.message_text(str(exc)), icon=":material/error:")  # may quote a URL's id
 except Exception:
     log.exception("page %s failed", page.title)
     st.error(

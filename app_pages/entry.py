@@ -12,6 +12,7 @@ import streamlit as st
 from app_pages import resources, ui
 from app_pages.ui import plain, safe_markdown
 from kb import Entry, Filters, KBError, NotFound, SimilarHit, browse
+from kb.access import can_edit
 
 LINK = re.compile(r"^https?://[^\s<>]+$", re.I)  # anything else is shown as text, not linked
 
@@ -151,13 +152,7 @@ if not entry_id:
 try:
     entry = kb.get(entry_id, viewer=user)  # NotFound too for an entry this user may not see
 except NotFound:
-    st.title("Entry not found")
-    st.warning(
-        f"There is no entry with id “{plain(entry_id[:120])}”. It may have been renamed or removed.",
-        icon=":material/search_off:",
-    )
-    st.page_link(ui.SEARCH_PAGE, label="Search the collection", icon=":material/search:")
-    st.stop()
+    ui.entry_not_found(entry_id)
 
 ui.flash()
 st.title(plain(entry.title))
@@ -183,7 +178,9 @@ if entry.review_comment:
 
 main, side = st.columns([2, 1], gap="large")
 with side:
-    if st.button("Edit this entry", icon=":material/edit:", width="stretch"):
+    if can_edit(user, kb.stored(entry.id, user)) and st.button(
+        "Edit this entry", icon=":material/edit:", width="stretch"
+    ):
         st.switch_page(ui.SUBMIT_PAGE, query_params={"edit": entry.id})
     facts(entry)
     lighthouse_panel(entry)

@@ -13,29 +13,43 @@ kb = resources.knowledge_base()
 user = resources.current_user()
 
 
-def act(action: str, entry_id: str, version: str) -> None:
+def act(action: str, item: QueueItem) -> None:
     """Button callback: approve or send back, keeping any message for the card or the page."""
+    entry_id, key = item.entry.id, card_key(item)
     errors: dict[str, str] = st.session_state.setdefault("review_errors", {})
-    errors.pop(entry_id, None)
+    errors.pop(key, None)
     try:
         if action == "approve":
-            entry = review.approve(kb, entry_id, user, version)
-            st.session_state["flash"] = f"Published: {plain(entry.title)}"
+            entry = review.approve(kb, entry_id, user, item.version, revision=item.revision)
+            done = "The edit is approved and published" if item.revision else "Published"
+            st.session_state["flash"] = f"{done}: {plain(entry.title)}"
         else:
-            entry = review.send_back(
-                kb, entry_id, user, st.session_state.get(f"review_comment_{entry_id}", ""), version
-            )
-            st.session_state["flash"] = f"Sent back to the author as a draft: {plain(entry.title)}"
-    except SavedNotIndexed as exc:  # done, but search shows the earlier version until the next sync
-        st.session_state["flash_warning"] = plain(str(exc)[:1].upper() + str(exc)[1:])
+            comment = st.session_state.get(f"review_comment_{key}", "")
+            entry = review.send_back(kb, entry_id, user, comment, item.version, revision=item.revision)
+            whom = "to the person who proposed the edit" if item.revision else "to the author as a draft"
+            st.session_state["flash"] = f"Sent back {whom}: {plain(entry.title)}"
+    except SavedNotIndexed:  # done, but search shows the earlier version until the index catches up
+        st.session_state["flash_warning"] = (
+            "Done. Search will show the new version a little later, once the index has caught up."
+        )
     except KBError as exc:
-        errors[entry_id] = plain(str(exc)[:1].upper() + str(exc)[1:])
+        errors[key] = ui.message_text(str(exc))
+
+
+def card_key(item: QueueItem) -> str:
+    """One key per card: an entry and an edit of it can wait side by side."""
+    return f"{item.entry.id}{'-edit' if item.revision else ''}"
 
 
 def card(item: QueueItem) -> None:
-    entry = item.entry
+    entry, key = item.entry, card_key(item)
     with st.container(border=True):
         ui.entry_header(entry, show_status=False)
+        if item.revision:
+            st.caption(
+                f"An edit of a published entry, proposed by {plain(entry.revised_by or 'someone')}. "
+                "Readers see the published version until you approve it."
+            )
         who = "anonymous" if entry.anonymous else plain(entry.author or "unknown author")
         st.caption(f"Submitted {plain(item.submitted or 'on an unknown date')} · by {who}")
         st.markdown(safe_markdown(entry.summary))
@@ -43,13 +57,16 @@ def card(item: QueueItem) -> None:
             for name, text in entry.sections.items():
                 st.markdown(f"**{plain(name)}**")
                 st.markdown(safe_markdown(text))
-        error = st.session_state.get("review_errors", {}).get(entry.id)
+        error = st.session_state.get("review_errors", {}).get(key)
         if error:
             st.error(error, icon=":material/error:")
-        with st.form(f"review_{entry.id}", border=False):
+        if not item.may_review:
+            st.info("This is your own work, so another reviewer must review it.", icon=":material/group:")
+            return
+        with st.form(f"review_{key}", border=False):
             st.text_area(
                 "Comment for the author (needed to send it back)",
-                key=f"review_comment_{entry.id}",
+                key=f"review_comment_{key}",
                 height=80,
                 placeholder="What should change before it is published?",
             )
@@ -59,14 +76,14 @@ def card(item: QueueItem) -> None:
                 type="primary",
                 icon=":material/check:",
                 on_click=act,
-                args=("approve", entry.id, item.version),
+                args=("approve", item),
                 width="stretch",
             )
             right.form_submit_button(
                 "Send back",
                 icon=":material/undo:",
                 on_click=act,
-                args=("send_back", entry.id, item.version),
+                args=("send_back", item),
                 width="stretch",
             )
 

@@ -10,7 +10,7 @@ import streamlit as st
 
 from app_pages import resources, ui
 from app_pages.ui import plain, safe_markdown
-from kb import Conflict, Entry, KBError, SavedNotIndexed, browse
+from kb import Conflict, KBError, NotFound, SavedNotIndexed, browse
 from kb.drafting import (
     FIELD_HELP,
     FORM_ERROR,
@@ -21,6 +21,7 @@ from kb.drafting import (
     looks_similar,
     save_draft,
 )
+from kb.editing import EditTarget, open_edit
 from kb.entries import (
     EVIDENCE_GRADES,
     KINDS,
@@ -36,7 +37,15 @@ from kb.entries import (
 kb = resources.knowledge_base()
 user = resources.current_user()
 edit_id = st.query_params.get("edit") or None
-SAVED = {"draft": "Saved as a draft", "in-review": "Sent for review", "published": "Saved; still published"}
+SAVED = {
+    "draft": "Saved as a draft. Only you and reviewers can see it until you send it for review.",
+    "in-review": "Sent for review. A reviewer will read it and publish it, or send it back with a comment.",
+    "published": "Saved. The entry stays published with your changes.",
+}
+PROPOSED = {
+    "draft": "Your edit is saved as a draft. Readers still see the published version.",
+    "in-review": "Your edit is sent for review. Readers see the published version until a reviewer approves it.",
+}
 
 if "draft_goto" in st.session_state:  # a save in the last click succeeded: show the entry
     st.switch_page(ui.ENTRY_PAGE, query_params={"id": st.session_state.pop("draft_goto")})
@@ -81,10 +90,9 @@ def save(status: str) -> None:
         st.session_state["draft_problems"] = exc.messages
         return
     except SavedNotIndexed as exc:  # the file is written: open the entry, as after any save
-        st.session_state["flash_warning"] = plain(
-            f"{SAVED[status]}: the entry is saved in entries/{exc.entry_id}.md but not indexed yet "
-            f"({exc.reason}), so search shows this version only after the next sync. There is no need to "
-            "save it again."
+        st.session_state["flash_warning"] = (
+            f"{SAVED[status]} Search will find this version a little later, once the index has caught up. "
+            "There is no need to save it again."
         )
         open_saved(exc.entry_id)
         return
@@ -95,7 +103,7 @@ def save(status: str) -> None:
     except KBError as exc:
         st.session_state["draft_problems"] = {FORM_ERROR: [str(exc).capitalize()]}
         return
-    st.session_state["flash"] = f"{SAVED[status]}: the entry is saved in entries/{entry.id}.md and indexed."
+    st.session_state["flash"] = PROPOSED[status] if entry.revised_by else SAVED[status]
     open_saved(entry.id)
 
 
@@ -110,22 +118,15 @@ def reload() -> None:
     st.session_state.pop("draft_conflict", None)
 
 
-def editable(entry_id: str) -> Entry:
-    """The entry to edit, if this user may see it whole: hidden fields must never be blanked by a save."""
-    entry = kb.get(entry_id, viewer=user)
-    if entry.anonymous and not user.is_reviewer and entry.author != user.name:
-        raise KBError("only its author or a reviewer can edit an entry shared anonymously")
-    return kb.get(entry_id)
-
-
-def open_form() -> Entry | None:
-    """The entry being edited (None for a new one), loading the form when it is first opened."""
-    target = edit_id or "new"
-    existing = editable(edit_id) if edit_id else None
-    if st.session_state.get("draft_loaded") != target or key("title") not in st.session_state:
-        draft = Draft.from_entry(existing) if existing else Draft.new(user)
-        load(draft, target, kb.store.version(edit_id) if edit_id else None)
-    return existing
+def open_form() -> EditTarget | None:
+    """What is being edited (None for a new entry), loading the form when it is first opened. The
+    library decides whether this user may edit it, and what they may see of it."""
+    target = open_edit(kb, edit_id, user) if edit_id else None
+    loaded = edit_id or "new"
+    if st.session_state.get("draft_loaded") != loaded or key("title") not in st.session_state:
+        draft = Draft.from_entry(target.entry) if target else Draft.new(user)
+        load(draft, loaded, target.version if target else None)
+    return target
 
 
 def similar_panel() -> None:
@@ -287,7 +288,7 @@ def link_fields(choices: dict[str, str]) -> None:
     field("source", st.text_input, "Source")
 
 
-def buttons(existing: Entry | None) -> None:
+def buttons(target: EditTarget | None) -> None:
     ui.field_messages(problems, FORM_ERROR)
     if problems and set(problems) != {FORM_ERROR}:
         st.error("Some fields need attention: see the messages next to them.", icon=":material/error:")
@@ -298,7 +299,7 @@ def buttons(existing: Entry | None) -> None:
     columns[1].form_submit_button(
         "Save as draft", icon=":material/save:", on_click=save, args=("draft",), width="stretch"
     )
-    if existing and existing.status == "published" and user.is_reviewer:
+    if target and target.entry.status == "published" and not target.waits_for_review:
         columns[2].form_submit_button(
             "Save, keep published", icon=":material/public:", on_click=save, args=("published",), width="stretch"
         )
@@ -314,7 +315,11 @@ if not (user.is_contributor or user.is_reviewer):  # a visitor who has not signe
     )
     st.stop()
 
-existing = open_form()
+try:
+    target = open_form()
+except NotFound:  # missing or hidden: the same page either way
+    ui.entry_not_found(str(edit_id))
+existing = target.entry if target else None
 problems: dict[str, list[str]] = st.session_state.get("draft_problems") or {}
 
 st.title(f"Edit: {plain(existing.title)}" if existing else "Submit an entry")
@@ -322,6 +327,12 @@ st.caption(
     "Ten minutes is enough. Failed and stopped work helps the next team as much as success does: "
     "say what really happened. Nothing is saved until every field is valid."
 )
+if target and target.waits_for_review:
+    st.info(
+        "This entry is published, so your changes go to a reviewer first. Readers see the published "
+        "version until a reviewer approves your edit.",
+        icon=":material/rate_review:",
+    )
 if existing and existing.review_comment:
     with st.container(border=True):
         st.markdown(f":material/rate_review: **Reviewer's comment** ({plain(existing.reviewer or 'reviewer')})")
@@ -348,4 +359,4 @@ with form_column:
         story_fields()
         lighthouse_fields(choices)
         link_fields(choices)
-        buttons(existing)
+        buttons(target)

@@ -62,6 +62,22 @@ def plain(text: str) -> str:
     return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
 
 
+# A file-system path inside a message: absolute, not part of a URL ("http://host/x").
+_PATH = re.compile(r"(?<![\w:/.])(?:[A-Za-z]:)?[\\/](?:[\w.\-]+[\\/])*[\w.\-]+[\\/]?")
+
+
+def without_paths(message: str) -> str:
+    """A library message fit for the app's users: the server's folders and file paths are never shown
+    (the operator finds them in the log and at the command line)."""
+    return _PATH.sub("(a folder on the server)", message)
+
+
+def message_text(message: str) -> str:
+    """A library message as the app shows it: no paths, a capital first letter, escaped for Markdown."""
+    text = without_paths(message)
+    return plain(text[:1].upper() + text[1:])
+
+
 def outcome_badge(outcome: str) -> str:
     if not outcome:
         return ""
@@ -104,6 +120,17 @@ def entry_heading(entry_id: str, title: str) -> None:
     """A title that wraps, for narrow cards where a link label would be cut short, and a link to open it."""
     st.markdown(f"**{plain(title)}**")
     st.page_link(ENTRY_PAGE, label="Open the entry", query_params={"id": entry_id}, icon=":material/arrow_forward:")
+
+
+def entry_not_found(entry_id: str) -> None:
+    """The page for an entry id that leads nowhere this user may go: missing and hidden look the same."""
+    st.title("Entry not found")
+    st.warning(
+        f"There is no entry with id “{plain(entry_id[:120])}”. It may have been renamed or removed.",
+        icon=":material/search_off:",
+    )
+    st.page_link(SEARCH_PAGE, label="Search the collection", icon=":material/search:")
+    st.stop()
 
 
 def snippet(text: str, query: str) -> None:
@@ -186,15 +213,17 @@ def sidebar(visitor: Visitor) -> None:
         except KBError:
             return
         st.caption(f"{len(rows(loaded.kb, user)):,} entries you can see")  # never a count of hidden ones
+        if not user.is_reviewer:
+            return  # file names and the index's health are for the people who look after the collection
         for problem in loaded.report.problems:
             if problem.source == "index":  # e.g. a damaged index rebuilt at start: say so, once per start
-                st.info(plain(problem.message[:1].upper() + problem.message[1:]), icon=":material/build:")
+                st.info(message_text(problem.message), icon=":material/build:")
         errors = [p for p in loaded.report.problems if p.severity == "error"]
         if errors:
             with st.expander(f":material/warning: {len(errors)} entry files could not be read"):
-                st.text("\n".join(str(p) for p in errors[:20]))
+                st.text("\n".join(without_paths(str(p)) for p in errors[:20]))
                 st.caption("Fix them, then sync again. `python -m kb check` lists every problem.")
-        if user.is_reviewer and st.button(
+        if st.button(
             "Sync entry files", icon=":material/sync:", help="Index entry files added or changed outside the app."
         ):
             sync(loaded.kb)

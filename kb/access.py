@@ -101,7 +101,11 @@ def can_see(viewer: User | None, meta: Mapping[str, Any]) -> bool:
     if not allowed:
         return False
     status = meta.get("status") or "draft"
-    return status in READABLE_STATUSES or (viewer.is_reviewer and status in UNPUBLISHED_STATUSES) or is_author(viewer, meta)
+    return (
+        status in READABLE_STATUSES
+        or (viewer.is_reviewer and status in UNPUBLISHED_STATUSES)
+        or is_author(viewer, meta)
+    )
 
 
 def is_author(viewer: User | None, meta: Mapping[str, Any] | Entry) -> bool:

@@ -146,11 +146,13 @@ def as_option(func):
 
 
 def viewer_for(as_viewer: str | None):
+    """The reader `--as` names (None: the operator). A blank name is refused, never taken as someone
+    signed in with no organisation."""
     from kb.access import ANONYMOUS, member_of
 
     if as_viewer is None:
         return None
-    return ANONYMOUS if as_viewer.strip().lower() == "anonymous" else member_of(as_viewer.strip())
+    return ANONYMOUS if as_viewer.strip().lower() == "anonymous" else member_of(as_viewer)
 
 
 def filter_options(func):
@@ -306,11 +308,14 @@ def show(ctx: Context, entry_id: str, as_viewer: str | None, as_json: bool) -> N
     """
     from kb.entries import render_entry
 
-    entry = ctx.kb.get(entry_id, viewer=viewer_for(as_viewer))
+    viewer = viewer_for(as_viewer)
+    shown = ctx.kb.show(entry_id, viewer=viewer)
     if as_json:
-        echo_json(entry.to_dict())
+        echo_json(shown.entry.to_dict() | ({"withheld": list(shown.withheld)} if viewer is not None else {}))
     else:
-        click.echo(render_entry(entry))
+        if shown.withheld:
+            click.echo(f"(withheld from this reader: {', '.join(shown.withheld)})", err=True)
+        click.echo(render_entry(shown.entry))
 
 
 # ----------------------------------------------------------------------------- writing
@@ -405,20 +410,21 @@ def export(ctx: Context, fmt: str, out: Path | None, as_viewer: str | None) -> N
     Example:
       python -m kb export --format jsonl --out lessons.jsonl
     """
-    from kb.access import can_see, entry_meta, redact
     from kb.exporter import export_entries
 
     viewer = viewer_for(as_viewer)
-    result = ctx.kb.load()
+    shown, problems = ctx.kb.readable(viewer)
     if viewer is None:
-        echo_problems([p for p in result.problems if p.severity == "error"])
-    visible = [redact(e, viewer) for e in result.entries.values() if can_see(viewer, entry_meta(e))]
-    entries = sorted(visible, key=lambda e: e.id)
+        echo_problems([p for p in problems if p.severity == "error"])
+    entries = [s.entry for s in shown]
+    # A reader's export says what it withheld, so importing it back never blanks a stored value.
+    withheld = {s.entry.id: s.withheld for s in shown} if viewer is not None else None
     if out is None:
-        export_entries(entries, fmt, sys.stdout)
+        export_entries(entries, fmt, sys.stdout, withheld=withheld)
     else:
-        count = export_entries(entries, fmt, out)
-        click.echo(f"exported {count} entries to {out}", err=True)
+        count = export_entries(entries, fmt, out, withheld=withheld)
+        view = " (as that reader sees them: withheld fields are named in the withheld column)" if withheld else ""
+        click.echo(f"exported {count} entries to {out}{view}", err=True)
 
 
 # ----------------------------------------------------------------------------- overview
@@ -532,6 +538,12 @@ def evaluate(
     from kb.search import DEFAULT_FUSION
 
     dataset = load_beir(corpus, queries, qrels)
+    if dataset.empty:
+        shown = ", ".join(dataset.empty[:5]) + (" …" if len(dataset.empty) > 5 else "")
+        click.echo(
+            f"warning: {corpus.name}: {len(dataset.empty)} document(s) with neither title nor text left out: {shown}",
+            err=True,
+        )
     bar = None
 
     def progress(done: int, total: int) -> None:  # a bar only when something needs embedding

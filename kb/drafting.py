@@ -17,8 +17,10 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from kb import browse
+from kb.access import UNPUBLISHED_STATUSES
+from kb.editing import open_edit, save_edit
 from kb.entries import SECTIONS, Entry, entry_from_dict, slugify
-from kb.errors import EntryError, KBError, Problem, SavedNotIndexed
+from kb.errors import Conflict, EntryError, KBError, Problem
 from kb.search import Filters, Hit
 
 if TYPE_CHECKING:
@@ -282,24 +284,28 @@ def save_draft(
     edit_id: str | None = None,
     expected_version: str | None = None,
 ) -> Entry:
-    """Validate, write and index the draft: a new entry, or an edit of `edit_id` that refuses to
-    overwrite a change made since `expected_version` was read (raises Conflict)."""
+    """Validate, write and index the draft: a new entry, or an edit of `edit_id` under the access rules
+    (kb.editing) that refuses to overwrite a change made since `expected_version` was read (Conflict).
+
+    An edit that must wait for review comes back with `revised_by` set: it is kept as a revision, and
+    readers still see the published entry.
+    """
     if not (user.is_contributor or user.is_reviewer):
         raise KBError("you need the contributor role to save an entry; sign in first if you have not")
-    existing = kb.get(edit_id) if edit_id else None
-    allowed = ("draft", "in-review") + (
-        ("published",) if user.is_reviewer and existing and existing.status == "published" else ()
-    )
-    if status not in allowed:
-        raise KBError(f"you cannot save this entry as '{status}'; use one of: {', '.join(allowed)}")
-    entry = build_entry(draft, user, status=status, existing=existing)
     try:
-        saved = kb.save(entry, new=existing is None, expected_version=expected_version if existing else None)
-    except SavedNotIndexed:
-        browse.invalidate(kb)  # the file is written all the same
-        raise
-    browse.invalidate(kb)
-    return saved
+        if edit_id:
+            target = open_edit(kb, edit_id, user)
+            if expected_version is not None and target.version != expected_version:
+                raise Conflict(
+                    f"'{edit_id}' was changed by someone else since you opened it; reload it and apply your edits again"
+                )
+            entry = build_entry(draft, user, status=status, existing=target.entry)
+            return save_edit(kb, target, entry, user, status=status).entry
+        if status not in UNPUBLISHED_STATUSES:
+            raise KBError(f"a new entry is saved as a draft or sent for review, not '{status}'")
+        return kb.save(build_entry(draft, user, status=status), new=True)
+    finally:  # a save whose indexing failed is written all the same: counts and lists must show it
+        browse.invalidate(kb)
 
 
 def key_terms(text: str, min_length: int = 5) -> str:

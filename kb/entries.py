@@ -368,7 +368,11 @@ def parse_entry(text: str, source: str = "<entry>", *, require_id: bool = True) 
     except DuplicateKey as exc:
         line = exc.problem_mark.line + 2  # the front matter starts on the file's second line
         raise EntryError(
-            [Problem(source, f"front matter gives '{exc.key}' twice (line {line}); keep one of them", field=str(exc.key))]
+            [
+                Problem(
+                    source, f"front matter gives '{exc.key}' twice (line {line}); keep one of them", field=str(exc.key)
+                )
+            ]
         ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)

@@ -32,6 +32,7 @@ class Dataset:
     corpus: dict[str, tuple[str, str]]  # doc id -> (title, text)
     queries: dict[str, str]
     qrels: Qrels
+    empty: tuple[str, ...] = ()  # documents with neither title nor text: nothing to index, left out
 
 
 def _read_jsonl(path: Path) -> Iterable[dict]:
@@ -49,7 +50,15 @@ def _read_jsonl(path: Path) -> Iterable[dict]:
 
 def load_beir(corpus: Path, queries: Path, qrels: Path) -> Dataset:
     """Read a BEIR corpus (_id, title, text), queries (_id, text) and qrels (query-id, corpus-id, score)."""
-    docs = {str(d["_id"]): (str(d.get("title") or ""), str(d.get("text") or "")) for d in _read_jsonl(corpus)}
+    docs, empty = {}, []
+    for n, doc in enumerate(_read_jsonl(corpus), start=1):
+        if not isinstance(doc, dict) or "_id" not in doc:
+            raise KBError(f"{corpus.name}, document {n}: has no _id; every document needs one")
+        title, text = str(doc.get("title") or "").strip(), str(doc.get("text") or "").strip()
+        if title or text:
+            docs[str(doc["_id"])] = (title, text)
+        else:
+            empty.append(str(doc["_id"]))
     judged: Qrels = {}
     try:
         with qrels.open(encoding="utf-8") as handle:
@@ -68,7 +77,7 @@ def load_beir(corpus: Path, queries: Path, qrels: Path) -> Dataset:
         raise KBError(f"cannot read {qrels}: {exc.strerror}") from None
     texts = {str(q["_id"]): str(q["text"]) for q in _read_jsonl(queries)}
     # Evaluate only the queries that have judgements (BEIR convention).
-    return Dataset(docs, {q: t for q, t in texts.items() if q in judged}, judged)
+    return Dataset(docs, {q: t for q, t in texts.items() if q in judged}, judged, tuple(empty))
 
 
 # ----------------------------------------------------------------------------- metrics

@@ -6,7 +6,7 @@ People who sign in get their `User` from kb/signin.py. The local user comes from
 |-----------------------|--------------------------|---------------------------------------|
 | KB_USER_NAME          | Local user               | shown in the sidebar, saved as author |
 | KB_USER_ORGANISATION  | (empty)                  | the default organisation of new entries |
-| KB_USER_ROLES         | contributor,reviewer     | comma-separated roles                 |
+| KB_USER_ROLES         | contributor,curator      | comma-separated roles                 |
 """
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ KNOWN_ROLES = (CONTRIBUTOR, REVIEWER, CURATOR, ADMIN)
 IMPLIED_ROLES = {CURATOR: (REVIEWER,), ADMIN: (CONTRIBUTOR, REVIEWER, CURATOR)}
 DEFAULT_NAME = "Local user"
 DEFAULT_ROLES = (CONTRIBUTOR, REVIEWER)
+# The local user of a copy without sign-in runs it on their own machine: they curate it (edit any entry,
+# review), though, like anyone, they never approve their own entries.
+LOCAL_ROLES = (CONTRIBUTOR, CURATOR)
 
 
 @dataclass(frozen=True)
@@ -47,10 +50,10 @@ class User:
         return self.has_role(CONTRIBUTOR)
 
 
-def parse_roles(text: str | None) -> tuple[str, ...]:
-    """Roles from "contributor, Reviewer": trimmed, lowercased, deduplicated; unset means the defaults."""
+def parse_roles(text: str | None, default: tuple[str, ...] = DEFAULT_ROLES) -> tuple[str, ...]:
+    """Roles from "contributor, Reviewer": trimmed, lowercased, deduplicated; unset means `default`."""
     if text is None or not text.strip():
-        return DEFAULT_ROLES
+        return default
     roles: list[str] = []
     for part in text.split(","):
         role = part.strip().lower()
@@ -65,6 +68,6 @@ def local_user(environ: Mapping[str, str] | None = None) -> User:
     return User(
         name=(env.get("KB_USER_NAME") or "").strip() or DEFAULT_NAME,
         organisation=(env.get("KB_USER_ORGANISATION") or "").strip(),
-        roles=parse_roles(env.get("KB_USER_ROLES")),
+        roles=parse_roles(env.get("KB_USER_ROLES"), LOCAL_ROLES),
         local=True,
     )

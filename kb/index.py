@@ -62,13 +62,17 @@ class IndexMissing(KBError):
 
     def __init__(self, path: Path):
         self.path = path
-        super().__init__(f"there is no index in {path.parent}; run `python -m kb sync` to build it from the entry files")
+        super().__init__(
+            f"there is no index in {path.parent}; run `python -m kb sync` to build it from the entry files"
+        )
 
 
 def _chroma_failure(exc: BaseException) -> bool:
     """What Chroma raises for a store it cannot read: its own errors, and the Rust core's panics, which
     pyo3 derives from BaseException (so a bare `except Exception` lets them through). Interrupts and
     exits are never swallowed."""
+    if isinstance(exc, chromadb.errors.InvalidArgumentError):
+        return False  # Chroma refused what it was given: a mistake of the caller's, not damage
     return isinstance(exc, Exception) or type(exc).__name__ == "PanicException"
 
 
@@ -314,6 +318,8 @@ class VectorIndex:
         p_ids, p_vecs, p_docs, p_meta = [], [], [], []
         e_vecs, e_meta = [], []
         for entry_id, digest, metadata, passages, vectors in records:
+            if not passages:
+                raise KBError(f"entry '{entry_id}' has no text to index; give it at least a title")
             clean = _clean(metadata)
             filterable = {k: v for k, v in clean.items() if k not in ENTRY_ONLY_FIELDS}
             for (pid, section, text), vec in zip(passages, vectors, strict=True):

@@ -278,19 +278,20 @@ class KnowledgeBase:
 
         A missing entry and one the viewer may not see raise the same NotFound, with the same words.
         """
-        entry = self._readable(entry_id, viewer)
+        entry = self.stored(entry_id, viewer)
         links = [*entry.related, *(entry.lighthouse.reused_by if entry.lighthouse else ())]
-        return present(entry, viewer, self._sees(viewer, links))
+        return present(entry, viewer, self.visible_to(viewer, links))
 
-    def _readable(self, entry_id: str, viewer: User | None) -> Entry:
-        """The whole stored entry, if this viewer may see it; NotFound.entry otherwise."""
+    def stored(self, entry_id: str, viewer: User | None = None) -> Entry:
+        """The whole stored entry, nothing withheld, if this viewer may see it (NotFound.entry otherwise):
+        for rules that need every field (editing, history). Readers are shown `show` or `get`."""
         entry = self.store.get(entry_id)
         if not can_see(viewer, entry_meta(entry)):
             raise NotFound.entry(entry_id)  # the same answer as for a missing entry
         self._normalise(entry, entry_id)
         return entry
 
-    def _sees(self, viewer: User | None, entry_ids: list[str]) -> Callable[[str], bool]:
+    def visible_to(self, viewer: User | None, entry_ids: list[str]) -> Callable[[str], bool]:
         """Which of these entries the viewer may see, read from their files (the source of truth)."""
         if viewer is None:
             return lambda _: True
@@ -314,7 +315,7 @@ class KnowledgeBase:
     def history(self, entry_id: str, *, viewer: User | None = None) -> list[PastVersion]:
         """Earlier versions of an entry, newest first, as this viewer may read them: a version is shown
         only to a viewer who could see that version, its anonymous fields and hidden links withheld."""
-        current = self._readable(entry_id, viewer)
+        current = self.stored(entry_id, viewer)
         versions = []
         for version in self.store.history(entry_id):
             try:
@@ -330,7 +331,7 @@ class KnowledgeBase:
                 versions.append(PastVersion(version.replaced, seen, version.text))
                 continue
             links = [*seen.related, *(seen.lighthouse.reused_by if seen.lighthouse else ())]
-            shown = present(seen, viewer, self._sees(viewer, links)).entry
+            shown = present(seen, viewer, self.visible_to(viewer, links)).entry
             versions.append(PastVersion(version.replaced, shown, render_entry(shown)))
         return versions
 
@@ -988,7 +989,7 @@ class KnowledgeBase:
         self._ensure_lexical()  # keeps the mirror and the allowed-entry sets current
         passages, vectors = self._own_passages(entry_id) if own is not None else ([], np.zeros((0, 0)))
         if not passages:
-            self._readable(entry_id, viewer)  # missing or hidden: the same NotFound as `get`
+            self.stored(entry_id, viewer)  # missing or hidden: the same NotFound as `get`
             raise KBError(f"'{entry_id}' is not indexed yet; run `python -m kb sync`")
         # "Evidence and links" says where the evidence is, not what the work was: two entries that
         # both say "ask the contact above" are not similar projects.

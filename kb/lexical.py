@@ -932,7 +932,7 @@ def _directions_agree(stored: np.ndarray, expected: np.ndarray) -> np.ndarray:
 
 
 def _compare_passages(corpus: Corpus, stored: Iterable[tuple[str, np.ndarray]], batch: int = 4096) -> str:
-    """"" when `stored` holds exactly the corpus's passages with the same vectors, else what differs."""
+    """ "" when `stored` holds exactly the corpus's passages with the same vectors, else what differs."""
     seen = np.zeros(len(corpus), dtype=bool)
     ids: list[str] = []
     vectors: list[np.ndarray] = []
@@ -965,7 +965,7 @@ def _compare_passages(corpus: Corpus, stored: Iterable[tuple[str, np.ndarray]], 
 
 
 def _compare_entries(corpus: Corpus, stored: Iterable[tuple[str, np.ndarray]]) -> str:
-    """"" when `stored` holds one vector per entry of the corpus, the mean of its passages' vectors."""
+    """ "" when `stored` holds one vector per entry of the corpus, the mean of its passages' vectors."""
     seen: set[str] = set()
     for entry_id, vector in stored:
         code = corpus.codes.get(entry_id)

@@ -29,6 +29,7 @@ from kb.entries import (
 )
 from kb.errors import KBError
 from kb.exporter import FIELD_COLUMNS, LIST_FIELDS, LIST_SEPARATOR, SECTION_PREFIX, WITHHELD_COLUMN
+from kb.yamlfile import load_yaml
 
 MAX_PREFIX = MAX_ID - 80  # slugify keeps 80 characters of the key; the id must stay within MAX_ID
 FIELDS = FIELD_COLUMNS[1:]  # everything but id, which the mapping's `id:` block decides
@@ -354,7 +355,7 @@ def load_mapping(path: Path | None) -> Mapping:
     except (OSError, UnicodeDecodeError) as exc:
         raise KBError(f"mapping {path} cannot be read ({exc.__class__.__name__}); save it as UTF-8 text") from None
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""

@@ -29,6 +29,7 @@ import yaml
 
 from kb.errors import KBError, Problem
 from kb.identity import CONTRIBUTOR, KNOWN_ROLES, User
+from kb.yamlfile import load_yaml
 
 DEFAULT_ACCESS_FILE = "access.yaml"
 SIGNED_IN_NAME = "Signed-in user"  # the rare provider that sends no name, e-mail or subject
@@ -121,7 +122,7 @@ def load_access(path: Path | None = None, environ: Mapping[str, str] | None = No
     except (OSError, UnicodeDecodeError) as exc:
         raise AccessFileError([Problem(source, f"the file cannot be read: {exc}")]) from None
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""

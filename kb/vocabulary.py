@@ -8,7 +8,9 @@ from pathlib import Path
 
 import yaml
 
+from kb.entries import SYMLINK_PROBLEM
 from kb.errors import Problem
+from kb.yamlfile import load_yaml
 
 VOCABULARY_FILE = "vocabulary.yaml"
 
@@ -45,12 +47,19 @@ class Vocabulary:
     def load(cls, entries_dir: Path | str) -> Vocabulary:
         """Read `vocabulary.yaml` beside the entries; a missing file is an empty vocabulary."""
         path = Path(entries_dir) / VOCABULARY_FILE
+        if path.is_symlink():
+            return cls(problems=[Problem(path.name, SYMLINK_PROBLEM)])
         if not path.is_file():
             return cls()
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            return cls(problems=[Problem(path.name, f"is not valid YAML ({exc.__class__.__name__}); fix it")])
+            data = load_yaml(path.read_text(encoding="utf-8")) or {}
+        except UnicodeDecodeError:
+            return cls(problems=[Problem(path.name, "is not UTF-8 text; save it as UTF-8")])
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark is not None else ""
+            reason = getattr(exc, "problem", None) or "invalid YAML"
+            return cls(problems=[Problem(path.name, f"is not valid YAML{where} ({reason}); fix it")])
         items = data.get("themes") if isinstance(data, dict) else None
         if not isinstance(items, list):
             return cls(problems=[Problem(path.name, "must hold 'themes:' followed by a list of themes")])

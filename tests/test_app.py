@@ -342,7 +342,8 @@ def test_a_submission_whose_indexing_fails_is_saved_once_and_says_so(entries_dir
     assert created == {"finding-young-carers-by-matching-school-and-health-records.md"}
     assert at.title[0].value.startswith("Finding young carers"), "the entry opens, as after any save"
     warning = texts(at, "warning").replace("\\", "")  # shown escaped
-    assert "not indexed yet (the index is busy)" in warning and "no need to save it again" in warning
+    assert "once the index has caught up" in warning and "no need to save it again" in warning
+    assert "busy" not in warning and "entries/" not in warning, "the cause is for the log, not the page"
 
 
 def test_invalid_submission_shows_field_messages_and_writes_nothing(entries_dir):

@@ -32,15 +32,15 @@ def valid_draft(**changes) -> Draft:
 # --------------------------------------------------------------------------- identity
 
 
-def test_local_user_defaults_to_contributor_and_reviewer():
+def test_local_user_defaults_to_contributor_and_curator():
     user = local_user({})
     assert (user.name, user.organisation, user.roles, user.local) == (
         DEFAULT_NAME,
         "",
-        ("contributor", "reviewer"),
+        ("contributor", "curator"),
         True,
     )
-    assert user.is_reviewer and user.is_contributor
+    assert user.is_reviewer and user.is_contributor and user.has_role("curator")
 
 
 def test_local_user_reads_environment():
@@ -228,23 +228,28 @@ def test_save_draft_new_entry_gets_a_fresh_id_when_the_title_is_taken(kb):
     assert kb.store.path_for(first.id).is_file() and kb.store.path_for(second.id).is_file()
 
 
+OWNING_CONTRIBUTOR = User("Olu Owner", "Environment and Rural Agency", ("contributor",))
+OWNING_REVIEWER = User("Rae Owner", "Environment and Rural Agency", ("contributor", "reviewer"))
+
+
 def test_edit_keeps_created_author_and_detects_a_concurrent_change(kb):
     entry_id = "flood-response-data-cell"
     original = kb.get(entry_id)
     version = kb.store.version(entry_id)
     draft = Draft.from_entry(original)
     draft.summary = "A shorter summary."
-    saved = save_draft(kb, draft, CONTRIBUTOR, status="draft", edit_id=entry_id, expected_version=version)
+    saved = save_draft(kb, draft, OWNING_REVIEWER, status="published", edit_id=entry_id, expected_version=version)
     assert (saved.created, saved.author, saved.summary) == (original.created, original.author, "A shorter summary.")
     with pytest.raises(Conflict, match="changed by someone else"):
-        save_draft(kb, draft, CONTRIBUTOR, status="draft", edit_id=entry_id, expected_version=version)
+        save_draft(kb, draft, OWNING_REVIEWER, status="published", edit_id=entry_id, expected_version=version)
 
 
 def test_only_reviewers_keep_an_edited_entry_published(kb):
     draft = Draft.from_entry(kb.get("flood-response-data-cell"))
-    with pytest.raises(KBError, match="cannot save"):
-        save_draft(kb, draft, CONTRIBUTOR, status="published", edit_id="flood-response-data-cell")
-    assert save_draft(kb, draft, REVIEWER, status="published", edit_id="flood-response-data-cell").status == "published"
+    with pytest.raises(KBError, match="reviewed before readers see it"):
+        save_draft(kb, draft, OWNING_CONTRIBUTOR, status="published", edit_id="flood-response-data-cell")
+    saved = save_draft(kb, draft, OWNING_REVIEWER, status="published", edit_id="flood-response-data-cell")
+    assert saved.status == "published"
 
 
 def test_looks_similar_finds_the_near_duplicate(kb):
