@@ -13,7 +13,7 @@ from kb.entries import (
     render_entry,
     slugify,
 )
-from kb.errors import Conflict, EntryError, NotFound
+from kb.errors import Conflict, EntryError, KBError, NotFound
 
 GOOD = """---
 id: open-data-pilot
@@ -192,3 +192,113 @@ def test_every_change_keeps_the_previous_version(tmp_path):
     assert [parse_entry(v.text)[0].summary for v in versions] == ["Second.", "First."]
     assert store.get("a-test-entry").summary == "Third."
     assert [p.name for p in store.files()] == ["a-test-entry.md"]  # history is not an entry
+
+
+# --------------------------------------------------------------------------- what is never read
+
+
+def write_good(folder, entry_id: str = "open-data-pilot"):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{entry_id}.md").write_text(GOOD.replace("id: open-data-pilot", f"id: {entry_id}"))
+
+
+def test_a_key_given_twice_is_refused_with_the_key_and_the_line():
+    twice = GOOD.replace("visibility: public\n", "visibility: organisation\nvisibility: public\n")
+    with pytest.raises(EntryError) as caught:
+        parse_entry(twice, "pilot.md")
+    problem = caught.value.problems[0]
+    assert (problem.source, problem.field) == ("pilot.md", "visibility")
+    assert "'visibility' twice (line 10)" in problem.message  # the file's own line of the second key
+    nested = GOOD.replace("  stage: proven\n", "  stage: proven\n  stage: pilot\n")
+    with pytest.raises(EntryError, match="'stage' twice"):
+        parse_entry(nested, "pilot.md")
+
+
+def test_every_yaml_file_refuses_a_key_given_twice(tmp_path):
+    from kb.mapping import load_mapping
+    from kb.signin import AccessFileError, load_access
+    from kb.vocabulary import Vocabulary
+
+    (tmp_path / "vocabulary.yaml").write_text("themes:\n  - id: a\n    label: A\n    label: B\n")
+    assert "'label' is given twice" in Vocabulary.load(tmp_path).problems[0].message
+    (tmp_path / "mapping.yaml").write_text("fields:\n  title: Title\n  title: Name\n")
+    with pytest.raises(KBError, match="'title' is given twice"):
+        load_mapping(tmp_path / "mapping.yaml")
+    (tmp_path / "access.yaml").write_text("organisations:\n  a.gov: A\n  a.gov: B\n")
+    with pytest.raises(AccessFileError, match="'a.gov' is given twice"):
+        load_access(tmp_path / "access.yaml")
+
+
+def test_symbolic_links_are_named_and_never_followed(tmp_path):
+    outside = tmp_path / "outside"
+    write_good(outside, "secret-outside")
+    entries = tmp_path / "entries"
+    write_good(entries)
+    (entries / "secret-outside.md").symlink_to(outside / "secret-outside.md")
+    (entries / "vocabulary.yaml").symlink_to(outside / "secret-outside.md")
+    store = EntryStore(entries)
+    files, problems = store.scan()
+    assert [p.name for p in files] == ["open-data-pilot.md"]
+    assert [(p.source, "symbolic link" in p.message) for p in problems] == [("secret-outside.md", True)]
+    assert "secret-outside" not in store.load().entries
+    with pytest.raises(NotFound, match="no entry with id 'secret-outside'"):
+        store.get("secret-outside")
+    with pytest.raises(EntryError, match="symbolic link"):
+        store.load_file(entries / "secret-outside.md")
+    from kb.vocabulary import Vocabulary
+
+    assert "symbolic link" in Vocabulary.load(entries).problems[0].message
+
+
+def test_a_missing_folder_or_a_plain_file_is_refused(tmp_path):
+    (tmp_path / "a-file").write_text("x")
+    for folder, words in ((tmp_path / "none", "does not exist"), (tmp_path / "a-file", "is a file")):
+        with pytest.raises(KBError, match=words):
+            EntryStore(folder).scan()
+
+
+@pytest.mark.parametrize("entry_id", ["", "   ", "\t"])
+def test_blank_ids_are_refused(tmp_path, entry_id):
+    with pytest.raises(NotFound, match="give an entry id"):
+        EntryStore(tmp_path).get(entry_id)
+
+
+def test_missing_entries_are_named_without_the_folder(tmp_path):
+    with pytest.raises(NotFound) as caught:
+        EntryStore(tmp_path / "entries").get("nothing-here")
+    assert str(caught.value) == "no entry with id 'nothing-here'" and str(tmp_path) not in str(caught.value)
+
+
+def test_leftover_temporary_files_are_never_versions_and_are_swept(tmp_path):
+    import os
+    import time
+
+    store = EntryStore(tmp_path)
+    store.write(entry(summary="First."), create=True)
+    store.write(entry(summary="Second."))
+    history = tmp_path / ".history" / "a-test-entry"
+    fresh, stale = history / ".tmp-abc123.tmp", history / ".tmp-old.tmp"
+    legacy = history / ".tmp-before.md"  # the name an older version's killed save left
+    for leftover in (fresh, stale, legacy):
+        leftover.write_text("---\nhalf a file")
+    old = time.time() - 2 * 3600
+    os.utime(stale, (old, old))
+    os.utime(legacy, (old, old))
+    versions = store.history("a-test-entry")
+    assert [parse_entry(v.text)[0].summary for v in versions] == ["First."]
+    assert fresh.exists(), "a live writer's file is left alone"
+    assert not stale.exists() and not legacy.exists(), "a killed writer's files are swept"
+
+
+def test_writes_leave_no_file_an_entry_glob_would_read(tmp_path, monkeypatch):
+    import kb.entries
+
+    def killed(*args):
+        raise KeyboardInterrupt  # the process dies between writing the temporary file and renaming it
+
+    store = EntryStore(tmp_path)
+    store.write(entry(summary="First."), create=True)
+    monkeypatch.setattr(kb.entries.os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        store.write(entry(summary="Second."))
+    assert sorted(p.name for p in tmp_path.rglob("*.md") if ".history" not in p.parts) == ["a-test-entry.md"]

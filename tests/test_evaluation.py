@@ -85,3 +85,28 @@ def test_eval_reports_bad_input_in_one_line(tmp_path):
         ],
     )
     assert result.exit_code == 1 and "expected a header" in result.output and "Traceback" not in result.output
+
+
+def test_a_document_with_neither_title_nor_text_is_left_out_and_said(tmp_path):
+    write_beir(tmp_path)
+    with (tmp_path / "corpus.jsonl").open("a", encoding="utf-8") as corpus:
+        corpus.write("\n" + json.dumps({"_id": "blank", "title": "", "text": ""}) + "\n")
+        corpus.write(json.dumps({"_id": "spaces", "title": "  ", "text": "\n"}) + "\n")
+    result = CliRunner().invoke(
+        cli,
+        [
+            "--index",
+            str(tmp_path / "index"),
+            "eval",
+            "--corpus",
+            str(tmp_path / "corpus.jsonl"),
+            "--queries",
+            str(tmp_path / "queries.jsonl"),
+            "--qrels",
+            str(tmp_path / "qrels.tsv"),
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0 and "Traceback" not in result.output, result.output
+    assert "2 document(s) with neither title nor text left out: blank, spaces" in result.stderr
+    assert json.loads(result.stdout)["bm25"]["queries"] == 2

@@ -24,7 +24,9 @@ def test_insights_on_an_empty_collection(fake_embedder, tmp_path):
     from kb import KnowledgeBase, Settings
 
     (tmp_path / "no-entries").mkdir()
-    empty = KnowledgeBase(Settings(entries_dir=tmp_path / "no-entries", index_dir=tmp_path / "i"), embedder=fake_embedder)
+    empty = KnowledgeBase(
+        Settings(entries_dir=tmp_path / "no-entries", index_dir=tmp_path / "i"), embedder=fake_embedder
+    )
     empty.sync()
     data = insights.insights(empty)
     assert data.entries == 0 and data.by_theme.empty and data.failed_share == 0

@@ -1,0 +1,219 @@
+"""The embedded store is checked before Chroma touches it, a missing one is missing (not empty), and sync
+repairs whatever the checks find. (tests/test_damage.py injects every kind of fault into every file.)"""
+
+from __future__ import annotations
+
+import shutil
+import struct
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from kb import KBError, KnowledgeBase, Settings
+from kb.cli import cli
+from kb.embedder import HashingEmbedder
+from kb.index import IndexDamaged, IndexMissing, VectorIndex, clear_client_cache, embedded_path
+from kb.index_health import StoreDamaged, check_store, stored_vectors, vector_segments
+
+COPIES = 3  # the sample entries three times over: past Chroma's 1,000-vector log, so HNSW files exist
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """A synced copy of the sample entries, large enough that Chroma has written its HNSW graph."""
+    from tests.conftest import SAMPLE_ENTRIES
+
+    root = tmp_path_factory.mktemp("health")
+    entries = root / "entries"
+    entries.mkdir()
+    shutil.copy(SAMPLE_ENTRIES / "vocabulary.yaml", entries)
+    for path in SAMPLE_ENTRIES.glob("*.md"):
+        if path.name.lower() == "readme.md":
+            continue
+        for n in range(COPIES):
+            new_id = f"{path.stem}-{n}"
+            (entries / f"{new_id}.md").write_text(path.read_text().replace(f"id: {path.stem}\n", f"id: {new_id}\n", 1))
+    settings = Settings(entries_dir=entries, index_dir=root / "index", chroma_url=None, model="hashing-bow")
+    KnowledgeBase(settings, embedder=HashingEmbedder()).sync()
+    clear_client_cache()
+    return settings
+
+
+@pytest.fixture
+def copy(built, tmp_path):
+    """A fresh copy of the built index folder, safe to damage."""
+    clear_client_cache()
+    shutil.copytree(built.index_dir, tmp_path / "index")
+    return Settings(entries_dir=built.entries_dir, index_dir=tmp_path / "index", chroma_url=None, model="hashing-bow")
+
+
+def open_kb(settings: Settings) -> KnowledgeBase:
+    clear_client_cache()
+    return KnowledgeBase(settings, embedder=HashingEmbedder())
+
+
+def graph_folder(settings: Settings):
+    """The HNSW folder of the passages collection (the one that holds a graph)."""
+    store = embedded_path(settings.index_dir)
+    segment = next(s for s in vector_segments(store) if s.collection.endswith("-passages"))
+    assert (segment.folder / "header.bin").exists(), "the fixture must be big enough for a graph"
+    return segment.folder
+
+
+def answers(kb: KnowledgeBase) -> tuple:
+    hits = kb.search("data sharing agreement took too long", limit=5)
+    similar = kb.similar("benefits-and-housing-data-sharing-pilot-0", limit=5)
+    return [(h.id, round(h.score, 4)) for h in hits], [(h.id, round(h.score, 4)) for h in similar]
+
+
+def test_a_whole_store_passes_and_reads_back_every_vector(built):
+    store = embedded_path(built.index_dir)
+    check_store(store)
+    check_store(store, deep=True)
+    base = open_kb(built)
+    _, passages = base.index.count()
+    assert len(dict(stored_vectors(store, f"{built.collection}-passages"))) == passages
+
+
+def flip(path, offset: int, size: int = 1) -> None:
+    data = bytearray(path.read_bytes())
+    for i in range(offset, offset + size):
+        data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_each_hnsw_file_is_checked(copy):
+    folder = graph_folder(copy)
+    store = embedded_path(copy.index_dir)
+    header = folder / "header.bin"
+    saved = header.read_bytes()
+    header.write_bytes(saved[:50])
+    with pytest.raises(StoreDamaged, match="header.bin"):
+        check_store(store)
+    # A header whose element count says more than the data file holds.
+    count_at = struct.calcsize("<iQQ")
+    header.write_bytes(saved[:count_at] + struct.pack("<Q", 10**6) + saved[count_at + 8 :])
+    with pytest.raises(StoreDamaged, match="header.bin is garbled|data_level0.bin"):
+        check_store(store)
+    header.write_bytes(saved)
+    # A level-0 link pointing past the last element: Chroma's graph walk would read out of bounds.
+    data = folder / "data_level0.bin"
+    whole = data.read_bytes()
+    raw = bytearray(whole)
+    raw[4:8] = struct.pack("<I", 10**7)
+    raw[0:2] = struct.pack("<H", max(1, struct.unpack("<H", bytes(raw[0:2]))[0]))
+    data.write_bytes(bytes(raw))
+    with pytest.raises(StoreDamaged, match="a link points nowhere"):
+        check_store(store)
+    data.write_bytes(whole)
+    (folder / "index_metadata.pickle").write_bytes(b"\x80\x04garbage")
+    with pytest.raises(StoreDamaged, match="index_metadata.pickle"):
+        check_store(store)
+    (folder / "link_lists.bin").unlink()
+    with pytest.raises(StoreDamaged, match="link_lists.bin is missing"):
+        check_store(store)
+
+
+def test_the_label_map_never_runs_code(copy):
+    import pickle
+
+    folder = graph_folder(copy)
+
+    class Sneaky:
+        def __reduce__(self):
+            return (print, ("ran",))
+
+    (folder / "index_metadata.pickle").write_bytes(pickle.dumps({"id_to_label": Sneaky()}))
+    with pytest.raises(StoreDamaged, match="index_metadata.pickle is garbled"):
+        check_store(embedded_path(copy.index_dir))
+
+
+def test_a_garbled_text_cell_chroma_reads_at_open_is_found_before_chroma(copy):
+    """A byte flipped inside a collection's name made Chroma's Rust core panic on every command."""
+    database = embedded_path(copy.index_dir) / "chroma.sqlite3"
+    data = database.read_bytes()
+    flip(database, data.rfind(f"{copy.collection}-passages".encode()) + 3)
+    with pytest.raises(StoreDamaged):
+        check_store(embedded_path(copy.index_dir))
+    with pytest.raises(IndexDamaged, match="python -m kb sync"):
+        open_kb(copy).search("data sharing")
+
+
+def test_a_changed_vector_is_found_and_sync_repairs_it(copy, built):
+    expected = answers(open_kb(built))
+    folder = graph_folder(copy)
+    raw = (folder / "header.bin").read_bytes()
+    _, _, _, count, size, label_at, data_at = struct.unpack_from("<iQQQQQQ", raw)
+    data = folder / "data_level0.bin"
+    block = bytearray(data.read_bytes())
+    for element in range(0, count, 7):  # finite but different numbers: nothing structural is wrong
+        start = element * size + data_at
+        vector = np.frombuffer(bytes(block[start : label_at + element * size]), dtype="<f4")
+        block[start : label_at + element * size] = (-vector).astype("<f4").tobytes()
+    data.write_bytes(bytes(block))
+    check_store(embedded_path(copy.index_dir))  # the files are well formed ...
+    with pytest.raises(IndexDamaged, match="disagree with the keyword index's copy"):
+        open_kb(copy).search("data sharing agreement took too long")  # ... but never quietly wrong
+    report = open_kb(copy).sync()
+    assert report.rebuilt and any("disagree" in p.message for p in report.problems)
+    assert answers(open_kb(copy)) == expected
+
+
+def test_a_deleted_database_is_missing_not_empty(copy, built):
+    expected = answers(open_kb(built))
+    (embedded_path(copy.index_dir) / "chroma.sqlite3").unlink()
+    with pytest.raises(IndexMissing, match="no index in .*python -m kb sync"):
+        open_kb(copy).search("data sharing")
+    runner = CliRunner()
+    args = ["--entries", str(copy.entries_dir), "--index", str(copy.index_dir), "--model", "hashing-bow"]
+    for command in (["search", "data sharing"], ["stats"], ["similar", "benefits-and-housing-data-sharing-pilot-0"]):
+        clear_client_cache()
+        result = runner.invoke(cli, [*args, *command])
+        assert result.exit_code == 1 and "there is no index" in result.output, command
+        assert "No entries found" not in result.output and "Traceback" not in result.output
+    assert not (embedded_path(copy.index_dir) / "chroma.sqlite3").exists(), "reading never makes an empty store"
+    report = open_kb(copy).sync()
+    assert any(p.message == "the index was missing: rebuilt from the entry files" for p in report.problems)
+    assert answers(open_kb(copy)) == expected
+
+
+def test_a_panic_inside_chroma_is_the_index_s_error(copy, monkeypatch):
+    """pyo3 panics derive from BaseException: they must not escape as a traceback."""
+
+    class PanicException(BaseException):  # what pyo3 names the Rust core's panics
+        pass
+
+    def panics(self, *args, **kwargs):
+        raise PanicException("called `Result::unwrap()` on an `Err` value")
+
+    base = open_kb(copy)
+    monkeypatch.setattr(VectorIndex, "_open", panics)
+    with pytest.raises(IndexDamaged, match="PanicException"):
+        base.index.count()
+    monkeypatch.setattr(VectorIndex, "_open", lambda self, *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):  # an interrupt is never taken for damage
+        base.index.count()
+
+
+def test_a_refused_argument_is_not_taken_for_damage(copy):
+    """Chroma refusing what it was given is a mistake of the caller's: never a reason to delete the index."""
+    import chromadb
+
+    base = open_kb(copy)
+    with pytest.raises(chromadb.errors.InvalidArgumentError):
+        base.index.query(np.zeros((1, 3), dtype=np.float32), 3)  # the wrong size for this index
+
+
+def test_a_server_failure_is_reported_not_repaired(copy):
+    clear_client_cache()
+    client = open_kb(copy).index.client
+    base = KnowledgeBase(copy, embedder=HashingEmbedder(), client=client)  # a store that is not ours
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("server error 500")
+
+    base.index._open = broken
+    with pytest.raises(KBError, match="the Chroma server failed") as caught:
+        base.index.count()
+    assert not isinstance(caught.value, IndexDamaged)
