@@ -169,3 +169,36 @@ def test_add_refuses_oversize_and_binary_files(run, tmp_path):
     binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
     result = run("add", str(binary), ok=False)
     assert result.exit_code == 1 and "Traceback" not in result.output
+
+
+def test_check_and_sync_name_each_symbolic_link_and_never_serve_it(run, tmp_path, entries_dir):
+    outside = tmp_path / "outside.md"
+    outside.write_text(
+        (entries_dir / "flood-response-data-cell.md").read_text().replace("id: flood-response-data-cell", "id: linked")
+    )
+    (entries_dir / "linked.md").symlink_to(outside)
+    checked = run("check", ok=False)
+    assert checked.exit_code == 1 and "linked.md" in checked.output and "symbolic link" in checked.output
+    synced = run("sync")
+    assert "linked.md" in synced.output and "symbolic link" in synced.output
+    assert "linked" not in {h["id"] for h in json.loads(run("search", "flood response data cell", "--json").output)}
+    assert run("show", "linked", ok=False).exit_code == 1
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_a_reader_s_export_imports_back_without_blanking_anything(run, tmp_path, entries_dir, fmt):
+    """An export made --as a reader withholds anonymous fields and hidden links, and says so: importing
+    it back must never overwrite the stored values with what was withheld."""
+    from kb.entries import EntryStore
+
+    before = {p.name: p.read_bytes() for p in entries_dir.glob("*.md")}
+    anonymous = [e for e in EntryStore(entries_dir).load().entries.values() if e.anonymous and e.team]
+    assert anonymous, "the samples hold an anonymous entry with a team"
+    out = tmp_path / f"view.{fmt}"
+    run("export", "--format", fmt, "--as", "anonymous", "--out", str(out))
+    text = out.read_text(encoding="utf-8-sig")
+    assert anonymous[0].team not in text and "withheld" in text
+    imported = run("import", str(out), "--no-index")  # every row unchanged, none refused
+    assert "Traceback" not in imported.output
+    after = {p.name: p.read_bytes() for p in entries_dir.glob("*.md")}
+    assert after == before, "nothing stored changed"
