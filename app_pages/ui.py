@@ -94,9 +94,14 @@ def facts_line(
 
 def entry_link(entry_id: str, title: str, *, icon: str | None = None, bold: bool = True, note: str = "") -> None:
     """A link to an entry, its title as the label (the full title on hover, where a narrow column cuts it)."""
-    label = f"**{plain(title)}**" if bold else plain(title)
+    text = plain(title)  # the tooltip is Markdown too: a raw title's image would be fetched on hover
+    label = f"**{text}**" if bold else text
     st.page_link(
-        ENTRY_PAGE, label=label + (f" · {note}" if note else ""), query_params={"id": entry_id}, icon=icon, help=title
+        ENTRY_PAGE,
+        label=label + (f" · {plain(note)}" if note else ""),
+        query_params={"id": entry_id},
+        icon=icon,
+        help=text,
     )
 
 
