@@ -45,20 +45,23 @@ STAGE_ICONS = {
 }
 
 
-_IMAGE = re.compile(r"!\[")
+# An image opener or a dollar sign not escaped yet: after an even run of backslashes (each pair is one
+# literal backslash), so a backslash typed before "![" cannot pair with the added one and leave the image.
+_UNESCAPED = re.compile(r"(?<!\\)((?:\\\\)*)(!\[|\$)")
 
 
 def safe_markdown(text: str) -> str:
     """User Markdown made safe to show: images become links (nothing is fetched from elsewhere) and
     dollar signs stay money rather than starting a formula."""
-    return _IMAGE.sub(r"\\![", text).replace("$", r"\$")
+    return _UNESCAPED.sub(lambda m: m.group(1) + "\\" + m.group(2), text)
 
 
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>$~:])")
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>$~:&])")  # & too: "&amp;" stays as typed
 
 
 def plain(text: str) -> str:
-    """A short user-written value (a title, an organisation) escaped so Markdown shows it exactly as typed."""
+    """A short user-written value (a title, an organisation) escaped so Markdown shows it exactly as typed,
+    on one line: for any Markdown surface, a label or a tooltip as much as st.markdown."""
     return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
 
 
