@@ -20,16 +20,16 @@ def act(action: str, entry_id: str, version: str) -> None:
     try:
         if action == "approve":
             entry = review.approve(kb, entry_id, user, version)
-            st.session_state["flash"] = f"Published: {plain(entry.title)}"
+            st.session_state["flash"] = f"Published: {entry.title}"
         else:
             entry = review.send_back(
                 kb, entry_id, user, st.session_state.get(f"review_comment_{entry_id}", ""), version
             )
-            st.session_state["flash"] = f"Sent back to the author as a draft: {plain(entry.title)}"
+            st.session_state["flash"] = f"Sent back to the author as a draft: {entry.title}"
     except SavedNotIndexed as exc:  # done, but search shows the earlier version until the next sync
-        st.session_state["flash_warning"] = plain(str(exc)[:1].upper() + str(exc)[1:])
+        st.session_state["flash_warning"] = str(exc)[:1].upper() + str(exc)[1:]
     except KBError as exc:
-        errors[entry_id] = plain(str(exc)[:1].upper() + str(exc)[1:])
+        errors[entry_id] = str(exc)[:1].upper() + str(exc)[1:]
 
 
 def card(item: QueueItem) -> None:
@@ -45,7 +45,7 @@ def card(item: QueueItem) -> None:
                 st.markdown(safe_markdown(text))
         error = st.session_state.get("review_errors", {}).get(entry.id)
         if error:
-            st.error(error, icon=":material/error:")
+            st.error(plain(error), icon=":material/error:")  # may quote the entry
         with st.form(f"review_{entry.id}", border=False):
             st.text_area(
                 "Comment for the author (needed to send it back)",

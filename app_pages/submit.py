@@ -81,7 +81,7 @@ def save(status: str) -> None:
         st.session_state["draft_problems"] = exc.messages
         return
     except SavedNotIndexed as exc:  # the file is written: open the entry, as after any save
-        st.session_state["flash_warning"] = plain(
+        st.session_state["flash_warning"] = (
             f"{SAVED[status]}: the entry is saved in entries/{exc.entry_id}.md but not indexed yet "
             f"({exc.reason}), so search shows this version only after the next sync. There is no need to "
             "save it again."

@@ -1,7 +1,17 @@
 """Small rendering helpers the pages share: Markdown escaping, links, badges, result cards and the sidebar.
 
-User-written text goes through st.markdown (never with unsafe HTML), escaped with `plain` or made
-safe with `safe_markdown`. The only HTML rendered is `highlight_html`'s escaped passage.
+How Streamlit shows a string decides how user-written text must be passed to it:
+
+- Markdown: st.markdown, st.caption, st.title and st.subheader, st.info/warning/error/success, st.toast,
+  expander, button, widget and page-link labels, `help=` tooltips, st.metric labels, and the options of
+  st.radio, st.segmented_control and st.pills. A Markdown image there is fetched from wherever it
+  points, so a short value goes through `plain` and a user's Markdown body through `safe_markdown`;
+  never with unsafe HTML.
+- Text: the options and chosen values of st.selectbox and st.multiselect (their `format_func`), st.text
+  and st.code. Pass them as they are: escaping would show its backslashes.
+- HTML: only `highlight_html`'s escaped passage, through `snippet`.
+- Vega charts: values go in as data. Vega's tooltip handler escapes `&` and `<` itself when it writes
+  the tooltip's HTML, so they are passed as they are (only a field named `image` would be fetched).
 """
 
 from __future__ import annotations
@@ -174,12 +184,12 @@ def field_messages(messages: dict[str, list[str]], name: str) -> None:
 def flash() -> None:
     """Show (once) the confirmation a previous action left for this page."""
     message = st.session_state.pop("flash", None)
-    if message:
-        st.success(message, icon=":material/check_circle:")
-        st.toast(message, icon=":material/check_circle:")
+    if message:  # may quote a title: escaped here, so callers leave plain text
+        st.success(plain(message), icon=":material/check_circle:")
+        st.toast(plain(message), icon=":material/check_circle:")
     warning = st.session_state.pop("flash_warning", None)
     if warning:  # the action happened, with a caveat the user should read
-        st.warning(warning, icon=":material/warning:")
+        st.warning(plain(warning), icon=":material/warning:")
 
 
 def sidebar(visitor: Visitor) -> None:
@@ -229,7 +239,7 @@ def who(visitor: Visitor) -> None:
         else:
             st.markdown(f":material/person: **{plain(user.name)}**")
             st.caption(plain(user.organisation) if user.organisation else "No organisation set")
-            st.caption("Roles: " + (", ".join(user.roles) if user.roles else "none"))
+            st.caption("Roles: " + (", ".join(plain(r) for r in user.roles) if user.roles else "none"))
         if visitor.mode == "signed-in":
             if st.button("Sign out", icon=":material/logout:", width="stretch"):
                 st.logout()
