@@ -97,7 +97,10 @@ def similar_projects(entry: Entry) -> None:
     try:
         hits = kb.similar(entry.id, limit=5, filters=Filters.of(status=browse.PUBLISHED), viewer=user)
     except KBError as exc:
-        st.info(f"Similar projects are not available yet: {exc}", icon=":material/hourglass_empty:")
+        st.info(
+            f"Similar projects are not available yet: {plain(ui.without_paths(str(exc)))}",
+            icon=":material/hourglass_empty:",
+        )
         return
     if not hits:
         st.caption("No similar projects yet.")

@@ -22,18 +22,18 @@ def act(action: str, item: QueueItem) -> None:
         if action == "approve":
             entry = review.approve(kb, entry_id, user, item.version, revision=item.revision)
             done = "The edit is approved and published" if item.revision else "Published"
-            st.session_state["flash"] = f"{done}: {plain(entry.title)}"
+            st.session_state["flash"] = f"{done}: {entry.title}"  # escaped where it is shown
         else:
             comment = st.session_state.get(f"review_comment_{key}", "")
             entry = review.send_back(kb, entry_id, user, comment, item.version, revision=item.revision)
             whom = "to the person who proposed the edit" if item.revision else "to the author as a draft"
-            st.session_state["flash"] = f"Sent back {whom}: {plain(entry.title)}"
+            st.session_state["flash"] = f"Sent back {whom}: {entry.title}"
     except SavedNotIndexed:  # done, but search shows the earlier version until the index catches up
         st.session_state["flash_warning"] = (
             "Done. Search will show the new version a little later, once the index has caught up."
         )
     except KBError as exc:
-        errors[key] = ui.message_text(str(exc))
+        errors[key] = ui.user_message(str(exc))
 
 
 def card_key(item: QueueItem) -> str:
@@ -59,7 +59,7 @@ def card(item: QueueItem) -> None:
                 st.markdown(safe_markdown(text))
         error = st.session_state.get("review_errors", {}).get(key)
         if error:
-            st.error(error, icon=":material/error:")
+            st.error(plain(error), icon=":material/error:")  # may quote the entry
         if not item.may_review:
             st.info("This is your own work, so another reviewer must review it.", icon=":material/group:")
             return

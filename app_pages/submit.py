@@ -97,11 +97,11 @@ def save(status: str) -> None:
         open_saved(exc.entry_id)
         return
     except Conflict as exc:
-        st.session_state["draft_problems"] = {FORM_ERROR: [str(exc).capitalize()]}
+        st.session_state["draft_problems"] = {FORM_ERROR: [ui.user_message(str(exc))]}
         st.session_state["draft_conflict"] = True
         return
     except KBError as exc:
-        st.session_state["draft_problems"] = {FORM_ERROR: [str(exc).capitalize()]}
+        st.session_state["draft_problems"] = {FORM_ERROR: [ui.user_message(str(exc))]}
         return
     st.session_state["flash"] = PROPOSED[status] if entry.revised_by else SAVED[status]
     open_saved(entry.id)

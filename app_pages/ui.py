@@ -1,7 +1,17 @@
 """Small rendering helpers the pages share: Markdown escaping, links, badges, result cards and the sidebar.
 
-User-written text goes through st.markdown (never with unsafe HTML), escaped with `plain` or made
-safe with `safe_markdown`. The only HTML rendered is `highlight_html`'s escaped passage.
+How Streamlit shows a string decides how user-written text must be passed to it:
+
+- Markdown: st.markdown, st.caption, st.title and st.subheader, st.info/warning/error/success, st.toast,
+  expander, button, widget and page-link labels, `help=` tooltips, st.metric labels, and the options of
+  st.radio, st.segmented_control and st.pills. A Markdown image there is fetched from wherever it
+  points, so a short value goes through `plain` and a user's Markdown body through `safe_markdown`;
+  never with unsafe HTML.
+- Text: the options and chosen values of st.selectbox and st.multiselect (their `format_func`), st.text
+  and st.code. Pass them as they are: escaping would show its backslashes.
+- HTML: only `highlight_html`'s escaped passage, through `snippet`.
+- Vega charts: values go in as data. Vega's tooltip handler escapes `&` and `<` itself when it writes
+  the tooltip's HTML, so they are passed as they are (only a field named `image` would be fetched).
 """
 
 from __future__ import annotations
@@ -45,20 +55,23 @@ STAGE_ICONS = {
 }
 
 
-_IMAGE = re.compile(r"!\[")
+# An image opener or a dollar sign not escaped yet: after an even run of backslashes (each pair is one
+# literal backslash), so a backslash typed before "![" cannot pair with the added one and leave the image.
+_UNESCAPED = re.compile(r"(?<!\\)((?:\\\\)*)(!\[|\$)")
 
 
 def safe_markdown(text: str) -> str:
     """User Markdown made safe to show: images become links (nothing is fetched from elsewhere) and
     dollar signs stay money rather than starting a formula."""
-    return _IMAGE.sub(r"\\![", text).replace("$", r"\$")
+    return _UNESCAPED.sub(lambda m: m.group(1) + "\\" + m.group(2), text)
 
 
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>$~:])")
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>$~:&])")  # & too: "&amp;" stays as typed
 
 
 def plain(text: str) -> str:
-    """A short user-written value (a title, an organisation) escaped so Markdown shows it exactly as typed."""
+    """A short user-written value (a title, an organisation) escaped so Markdown shows it exactly as typed,
+    on one line: for any Markdown surface, a label or a tooltip as much as st.markdown."""
     return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
 
 
@@ -72,10 +85,15 @@ def without_paths(message: str) -> str:
     return _PATH.sub("(a folder on the server)", message)
 
 
-def message_text(message: str) -> str:
-    """A library message as the app shows it: no paths, a capital first letter, escaped for Markdown."""
+def user_message(message: str) -> str:
+    """A library message as the app's users read it: no paths, a capital first letter (not yet escaped)."""
     text = without_paths(message)
-    return plain(text[:1].upper() + text[1:])
+    return text[:1].upper() + text[1:]
+
+
+def message_text(message: str) -> str:
+    """`user_message`, escaped for Markdown, to show at once."""
+    return plain(user_message(message))
 
 
 def outcome_badge(outcome: str) -> str:
@@ -110,9 +128,14 @@ def facts_line(
 
 def entry_link(entry_id: str, title: str, *, icon: str | None = None, bold: bool = True, note: str = "") -> None:
     """A link to an entry, its title as the label (the full title on hover, where a narrow column cuts it)."""
-    label = f"**{plain(title)}**" if bold else plain(title)
+    text = plain(title)  # the tooltip is Markdown too: a raw title's image would be fetched on hover
+    label = f"**{text}**" if bold else text
     st.page_link(
-        ENTRY_PAGE, label=label + (f" · {note}" if note else ""), query_params={"id": entry_id}, icon=icon, help=title
+        ENTRY_PAGE,
+        label=label + (f" · {plain(note)}" if note else ""),
+        query_params={"id": entry_id},
+        icon=icon,
+        help=text,
     )
 
 
@@ -193,12 +216,12 @@ def field_messages(messages: dict[str, list[str]], name: str) -> None:
 def flash() -> None:
     """Show (once) the confirmation a previous action left for this page."""
     message = st.session_state.pop("flash", None)
-    if message:
-        st.success(message, icon=":material/check_circle:")
-        st.toast(message, icon=":material/check_circle:")
+    if message:  # may quote a title: escaped here, so callers leave plain text
+        st.success(plain(message), icon=":material/check_circle:")
+        st.toast(plain(message), icon=":material/check_circle:")
     warning = st.session_state.pop("flash_warning", None)
     if warning:  # the action happened, with a caveat the user should read
-        st.warning(warning, icon=":material/warning:")
+        st.warning(plain(warning), icon=":material/warning:")
 
 
 def sidebar(visitor: Visitor) -> None:
@@ -250,7 +273,7 @@ def who(visitor: Visitor) -> None:
         else:
             st.markdown(f":material/person: **{plain(user.name)}**")
             st.caption(plain(user.organisation) if user.organisation else "No organisation set")
-            st.caption("Roles: " + (", ".join(user.roles) if user.roles else "none"))
+            st.caption("Roles: " + (", ".join(plain(r) for r in user.roles) if user.roles else "none"))
         if visitor.mode == "signed-in":
             if st.button("Sign out", icon=":material/logout:", width="stretch"):
                 st.logout()
