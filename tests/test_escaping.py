@@ -161,7 +161,7 @@ def hostile(entries_dir, monkeypatch) -> Path:
     """The sample entries plus a published hostile entry and one in review (the oldest in the queue)."""
     write_entry(entries_dir, hostile_fields(HOSTILE_ID))
     write_entry(entries_dir, hostile_fields(IN_REVIEW_ID, status="in-review", created="2001-01-01"))
-    monkeypatch.setenv("KB_USER_ROLES", f"contributor,reviewer,{image('role')}")
+    monkeypatch.setenv("KB_USER_ROLES", f"contributor,curator,{image('role')}")
     return entries_dir
 
 
