@@ -89,6 +89,10 @@ class DamagedFile(ValueError):
     """A file of the folder is not as it was written; the message starts with its name."""
 
 
+class KeywordIndexDamaged(KBError):
+    """The folder an update would copy from is damaged: only a rebuild from the vector index can help."""
+
+
 def _loaded(name: str, load: Callable):
     """`load()`, a parse of the file `name`, with what goes wrong named after the file."""
     try:
@@ -921,8 +925,8 @@ class LexicalIndex:
         """Drop the passages of `remove` entries, add the passages and entry records of `added`,
         re-index, save, and remember the vector index's mark they match.
 
-        Raises KBError if the folder turns out damaged: what is kept is copied from it into a new folder
-        with fresh checksums, so it is checked again first rather than trusted since it was opened.
+        Raises KeywordIndexDamaged if the folder turns out damaged: what is kept is copied from it into a
+        new folder with fresh checksums, so it is checked again first rather than trusted since it was opened.
         """
         had_passages = bool(self.hashes)
         self._load()
@@ -931,7 +935,9 @@ class LexicalIndex:
             if damage:
                 self._distrust(damage)
         if had_passages and self.damage:
-            raise KBError(f"the keyword index is damaged ({self.damage}); run `python -m kb sync` to rebuild it")
+            raise KeywordIndexDamaged(
+                f"the keyword index is damaged ({self.damage}); run `python -m kb sync` to rebuild it"
+            )
         replaced = set(remove) | added.entry_ids
         records_path = self.folder / "entries.jsonl"
         kept_records = _record_lines(records_path) if self.hashes and records_path.exists() else iter(())

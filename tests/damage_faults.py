@@ -7,6 +7,24 @@ from pathlib import Path
 
 DAMAGES = ["truncate", "garble", "delete"]
 GARBLED_BYTES = 8
+# Every file of a keyword index folder whose passages have vectors, by path inside the folder.
+KEYWORD_INDEX_FILES = [
+    "blocks.json",
+    "bm25/data.csc.index.npy",
+    "bm25/indices.csc.index.npy",
+    "bm25/indptr.csc.index.npy",
+    "bm25/params.index.json",
+    "bm25/vocab.index.json",
+    "entries.jsonl",
+    "manifest.json",
+    "numbers.npy",
+    "offsets.npy",
+    "texts.bin",
+    "token-starts.npy",
+    "tokens.npy",
+    "vectors.bin",
+    "vocab.tokenizer.json",
+]
 
 
 def damage_file(path: Path, how: str, seed: str) -> None:

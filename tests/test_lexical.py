@@ -7,10 +7,9 @@ import zlib
 import numpy as np
 import pytest
 
-from kb.errors import KBError
-from kb.lexical import FORMAT_VERSION, LexicalIndex
+from kb.lexical import FORMAT_VERSION, KeywordIndexDamaged, LexicalIndex
 from kb.table import EntryTable
-from tests.damage_faults import DAMAGES, damage_file
+from tests.damage_faults import DAMAGES, KEYWORD_INDEX_FILES, damage_file
 
 ROWS = [
     ("water#1", "water", "Water meters — Findings\nLeaks were found by comparing night flows."),
@@ -393,24 +392,6 @@ def test_vectors_that_do_not_match_their_passages_are_refused_before_anything_is
 
 # ----------------------------------------------------------------- damage
 
-# Every file of a folder whose passages have vectors; the first test below keeps this list honest.
-FOLDER_FILES = [
-    "blocks.json",
-    "bm25/data.csc.index.npy",
-    "bm25/indices.csc.index.npy",
-    "bm25/indptr.csc.index.npy",
-    "bm25/params.index.json",
-    "bm25/vocab.index.json",
-    "entries.jsonl",
-    "manifest.json",
-    "numbers.npy",
-    "offsets.npy",
-    "texts.bin",
-    "token-starts.npy",
-    "tokens.npy",
-    "vectors.bin",
-    "vocab.tokenizer.json",
-]
 # Read only when an update copies from the folder (or, the manifest, when it is opened).
 NOT_READ_BY_SEARCHES = {"manifest.json", "tokens.npy", "token-starts.npy", "vocab.tokenizer.json"}
 PARKS = ("parks#0", "parks", "Parks\nA tree survey by volunteers, street by street.")
@@ -440,9 +421,9 @@ def _add_parks(lexical, generation):
 
 def test_the_manifest_lists_every_other_file_with_its_size_and_checksum(full_index):
     folder = full_index.folder
-    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()) == FOLDER_FILES
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()) == KEYWORD_INDEX_FILES
     files = _manifest(folder)["files"]
-    assert sorted(files) == [name for name in FOLDER_FILES if name != "manifest.json"]
+    assert sorted(files) == [name for name in KEYWORD_INDEX_FILES if name != "manifest.json"]
     for name, recorded in files.items():
         data = (folder / name).read_bytes()
         assert recorded == {"size": len(data), "crc32": zlib.crc32(data)}, name
@@ -450,7 +431,7 @@ def test_the_manifest_lists_every_other_file_with_its_size_and_checksum(full_ind
 
 
 @pytest.mark.parametrize("how", DAMAGES)
-@pytest.mark.parametrize("name", FOLDER_FILES)
+@pytest.mark.parametrize("name", KEYWORD_INDEX_FILES)
 def test_a_damaged_file_makes_the_folder_count_as_absent_and_is_reported(full_index, name, how, caplog):
     damage_file(full_index.folder / name, how, seed=name)
     with caplog.at_level(logging.WARNING, logger="kb.lexical"):
@@ -483,7 +464,7 @@ def test_a_manifest_without_its_file_list_is_not_trusted(full_index):
 
 
 @pytest.mark.parametrize("how", ["truncate", "delete"])
-@pytest.mark.parametrize("name", [name for name in FOLDER_FILES if name not in NOT_READ_BY_SEARCHES])
+@pytest.mark.parametrize("name", [name for name in KEYWORD_INDEX_FILES if name not in NOT_READ_BY_SEARCHES])
 def test_a_file_damaged_after_the_folder_was_checked_is_noticed_by_the_read_not_raised(full_index, name, how):
     opened = LexicalIndex(full_index.folder)  # checked and whole; nothing else is read before first use
     damage_file(opened.folder / name, how, seed=name)
@@ -514,7 +495,7 @@ def test_a_file_cut_short_while_in_use_is_noticed_by_the_read_not_raised(full_in
 @pytest.mark.parametrize("name", ["texts.bin", "vectors.bin", "entries.jsonl", "tokens.npy", "manifest.json"])
 def test_an_update_does_not_copy_from_a_file_damaged_since_the_folder_was_opened(full_index, name):
     damage_file(full_index.folder / name, "garble", seed=name)
-    with pytest.raises(KBError, match=f"the keyword index is damaged \\({name}: .*python -m kb sync"):
+    with pytest.raises(KeywordIndexDamaged, match=f"the keyword index is damaged \\({name}: .*python -m kb sync"):
         _add_parks(full_index, "gen-2")
     assert full_index.damage.startswith(f"{name}: ") and not full_index.is_current(HASHES)
     assert LexicalIndex(full_index.folder).damage.startswith(f"{name}: "), "left for a rebuild, not replaced"
