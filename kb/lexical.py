@@ -711,7 +711,11 @@ def _report(folder: Path, folder_id: FolderId | None, damage: str) -> None:
     """Log a damaged folder once per process: a sync opens the folder up to three times."""
     if (str(folder), folder_id, damage) not in _reported:
         _reported.add((str(folder), folder_id, damage))
-        log.warning("the keyword index at %s is damaged (%s): it is not used until rebuilt", folder, damage)
+        log.warning(
+            "the keyword index at %s is damaged (%s): treated as absent until rebuilt from the vector index",
+            folder,
+            damage,
+        )
 
 
 def _damage(what: str, exc: BaseException) -> str:
