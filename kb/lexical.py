@@ -8,6 +8,11 @@ facet counts and access filters are read here in milliseconds instead of from Ch
 With the passages it keeps a copy of their vectors, so a search confined to a few entries is answered
 exactly here, reading just their rows, instead of by a filtered walk of Chroma's graph.
 
+Its manifest lists every file of the folder with its size and CRC-32, checked whenever the folder is
+opened: a folder with a damaged, missing or truncated file is treated as absent (and so rebuilt from
+the vector index), never half trusted. A file damaged after that check makes the read that finds it
+mark the folder untrusted instead of raising out of a search.
+
 Memory stays small at hundreds of thousands of passages: passage texts and vectors are read from their
 files as a search needs them, the BM25 matrix is memory-mapped (a search touches the columns of its
 words), passage ids are rebuilt from an entry id and a number, and the entry records live only as the
@@ -19,11 +24,13 @@ from __future__ import annotations
 import functools
 import itertools
 import json
+import logging
 import os
 import shutil
 import tempfile
 import threading
 import time
+import zlib
 from array import array
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -33,12 +40,19 @@ import bm25s
 import numpy as np
 import Stemmer
 
+from kb.errors import KBError
 from kb.table import EntryTable
 
+log = logging.getLogger(__name__)
 _STEMMER = Stemmer.Stemmer("english")
 STALE_SPOOL_SECONDS = 24 * 3600  # an unfinished spool or folder this old belongs to no running sync
 BUILD_CHUNK = 20_000  # passages scored at a time while the BM25 matrix is built
-FORMAT_VERSION = 4  # 4: the passages' vectors kept too (a folder of an older format is rebuilt once)
+# 5: the manifest lists every file's size and checksum; 4: the passages' vectors kept too.
+FORMAT_VERSION = 5  # a folder of an older format is rebuilt once
+MANIFEST = "manifest.json"
+CHECK_CHUNK = 4 << 20  # bytes read at a time while a file's checksum is taken
+# What reading a damaged file can raise (a UnicodeDecodeError or a JSON error is a ValueError).
+READ_ERRORS = (OSError, ValueError, KeyError, IndexError, TypeError, EOFError)
 
 
 def tokenize(texts: list[str]) -> list[list[str]]:
@@ -69,6 +83,33 @@ class Block:
     numbers: list[int]
     texts: list[bytes]
     vectors: bytes | None
+
+
+class DamagedFile(ValueError):
+    """A file of the folder is not as it was written; the message starts with its name."""
+
+
+class KeywordIndexDamaged(KBError):
+    """The folder an update would copy from is damaged: only a rebuild from the vector index can help."""
+
+
+def _loaded(name: str, load: Callable):
+    """`load()`, a parse of the file `name`, with what goes wrong named after the file."""
+    try:
+        return load()
+    except READ_ERRORS as exc:
+        raise DamagedFile(f"{name}: {_reason(exc)}") from exc
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc)[:160] or exc.__class__.__name__
+
+
+def _decoded(data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise DamagedFile("texts.bin: a passage is not UTF-8") from None
 
 
 def split_passage_id(passage_id: str) -> tuple[str, int]:
@@ -117,22 +158,27 @@ class Corpus:
 
     @classmethod
     def open(cls, folder: Path) -> Corpus:
-        blocks = json.loads((folder / "blocks.json").read_text(encoding="utf-8"))
-        numbers = np.load(folder / "numbers.npy")  # a few MB: slicing a memory map costs more per call
-        offsets = np.load(folder / "offsets.npy")
-        counts = np.asarray(blocks["counts"], dtype=np.int64)
-        if (
-            len(counts) != len(blocks["entries"])
-            or int(counts.sum()) != len(numbers)
-            or len(offsets) != len(numbers) + 1
-        ):
-            raise ValueError("the passage files disagree")
+        """The corpus in `folder`; DamagedFile, naming the file, where its files do not fit together."""
+        blocks = _loaded("blocks.json", lambda: json.loads((folder / "blocks.json").read_text(encoding="utf-8")))
+        # A few MB each: slicing a memory map would cost more per call.
+        numbers = _loaded("numbers.npy", lambda: np.load(folder / "numbers.npy"))
+        offsets = _loaded("offsets.npy", lambda: np.load(folder / "offsets.npy"))
+        counts = _loaded("blocks.json", lambda: np.asarray(blocks["counts"], dtype=np.int64))
+        if len(counts) != len(blocks["entries"]) or int(counts.sum()) != len(numbers):
+            raise DamagedFile("blocks.json: its passage counts disagree with numbers.npy")
+        if len(offsets) != len(numbers) + 1 or offsets[0] != 0 or np.any(np.diff(offsets) < 0):
+            raise DamagedFile("offsets.npy: not one ascending offset per passage")
         dimension = blocks.get("dimension")
-        vectors = (folder / "vectors.bin").open("rb") if dimension and len(numbers) else None
+        vectors = (
+            _loaded("vectors.bin", lambda: (folder / "vectors.bin").open("rb")) if dimension and len(numbers) else None
+        )
         if vectors is not None and os.fstat(vectors.fileno()).st_size != len(numbers) * dimension * 4:
             vectors.close()
-            raise ValueError("the vector file does not match the passages")
-        file = (folder / "texts.bin").open("rb")
+            raise DamagedFile("vectors.bin: not one vector per passage")
+        file = _loaded("texts.bin", lambda: (folder / "texts.bin").open("rb"))
+        if os.fstat(file.fileno()).st_size != int(offsets[-1]):
+            file.close()
+            raise DamagedFile("texts.bin: not the size offsets.npy gives")
         return cls(blocks["entries"], counts, numbers, offsets, file, vectors, dimension)
 
     def is_in(self, folder: Path) -> bool:
@@ -182,7 +228,7 @@ class Corpus:
         """Every passage's text in row order from row `start`, `chunk` at a time."""
         read = self._reader()
         for first in range(start, len(self), chunk):
-            yield [data.decode("utf-8") for data in read(first, min(first + chunk, len(self)))]
+            yield [_decoded(data) for data in read(first, min(first + chunk, len(self)))]
 
     def _reader(self) -> Callable[[int, int], list[bytes]]:
         """A function giving the texts of rows start..end-1 with one read of the file."""
@@ -190,7 +236,7 @@ class Corpus:
 
         def read(start: int, end: int) -> list[bytes]:
             first = int(offsets[start])
-            span = os.pread(file.fileno(), int(offsets[end]) - first, first) if file is not None else b""
+            span = _read_exactly(file, int(offsets[end]) - first, first)
             ends = (offsets[start : end + 1] - first).tolist()
             return [span[a:b] for a, b in itertools.pairwise(ends)]
 
@@ -201,10 +247,10 @@ class Corpus:
 
     def raw(self, row: int) -> bytes:
         start = int(self.offsets[row])
-        return os.pread(self._file.fileno(), int(self.offsets[row + 1]) - start, start)
+        return _read_exactly(self._file, int(self.offsets[row + 1]) - start, start)
 
     def text(self, row: int) -> str:
-        return self.raw(row).decode("utf-8")
+        return _decoded(self.raw(row))
 
     def entry_id(self, row: int) -> str:
         return self.entries[self.row_codes[row]]
@@ -236,17 +282,14 @@ class Corpus:
         if self._vectors is None:
             return None
         width = self.dimension * 4
-        return os.pread(self._vectors.fileno(), (end - start) * width, start * width)
+        return _read_exactly(self._vectors, (end - start) * width, start * width)
 
     def vectors_at(self, rows: np.ndarray) -> np.ndarray:
         """The vectors of these rows, in that order (one read per row: for checks, not for search)."""
         width = self.dimension * 4
         out = np.empty((len(rows), self.dimension), dtype=np.float32)
         for i, row in enumerate(np.asarray(rows).tolist()):
-            data = os.pread(self._vectors.fileno(), width, row * width)
-            if len(data) != width:
-                raise ValueError("the vector file is shorter than its passages")
-            out[i] = np.frombuffer(data, dtype=np.float32)
+            out[i] = np.frombuffer(_read_exactly(self._vectors, width, row * width), dtype=np.float32)
         return out
 
     def passages_of(self, entry_id: str) -> tuple[list[str], list[str], np.ndarray | None] | None:
@@ -256,7 +299,7 @@ class Corpus:
             return None
         start, end = int(self.starts[code]), int(self.starts[code + 1])
         ids = [f"{entry_id}#{n}" for n in self.numbers[start:end].tolist()]
-        texts = [data.decode("utf-8") for data in self._reader()(start, end)]
+        texts = [_decoded(data) for data in self._reader()(start, end)]
         span = self._vector_span(start, end)
         vectors = None if span is None else np.frombuffer(span, dtype=np.float32).reshape(end - start, self.dimension)
         return ids, texts, vectors
@@ -268,7 +311,7 @@ class Corpus:
 
         Reads just those blocks' vectors, one read per run of neighbouring blocks, into memory that is
         freed afterwards: no mapped pages stay behind in the process's resident memory. Raises
-        ValueError if the vector file is shorter than its passages.
+        DamagedFile (a ValueError) if the vector file is shorter than its passages.
         """
         if self._vectors is None:
             raise ValueError("this corpus has no vectors")
@@ -290,7 +333,7 @@ class Corpus:
         for a, b in zip(run_first.tolist(), run_last.tolist(), strict=True):
             size = (b - a) * width
             if os.preadv(self._vectors.fileno(), [buffer[position : position + size]], a * width) != size:
-                raise ValueError("the vector file is shorter than its passages")
+                raise DamagedFile("vectors.bin: shorter than its passages")
             position += size
         queries = np.asarray(queries, dtype=np.float32)
         queries = queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
@@ -302,6 +345,14 @@ class Corpus:
             order = best[np.lexsort((best, -scores[best]))]
             results.append((rows[order], scores[order].astype(np.float64)))
         return results
+
+
+def _read_exactly(file, size: int, offset: int) -> bytes:
+    """`size` bytes of an open file from `offset`; DamagedFile when the file is shorter."""
+    data = os.pread(file.fileno(), size, offset) if size else b""
+    if len(data) != size:
+        raise DamagedFile(f"{Path(file.name).name}: shorter than its passages")
+    return data
 
 
 class Additions:
@@ -538,47 +589,237 @@ def _record_lines(path: Path) -> Iterator[tuple[str, str]]:
                 yield json.loads(line)["id"], line
 
 
+FolderId = tuple[int, int]  # a directory's device and inode: which folder a path names at the moment
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What a folder's manifest.json records: the entry versions it was built from, the vector index's
+    mark it last matched, and every other file of the folder with its size and CRC-32 as written."""
+
+    hashes: dict[str, str]
+    generation: str | None
+    files: dict[str, dict[str, int]]  # path relative to the folder -> {"size": bytes, "crc32": checksum}
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"format": FORMAT_VERSION, "hashes": self.hashes, "generation": self.generation, "files": self.files}
+        )
+
+    @classmethod
+    def from_json(cls, meta: dict) -> Manifest:
+        """Raises ValueError, KeyError or TypeError for a manifest without a well-formed file list."""
+        hashes, files = meta["hashes"], meta["files"]
+        if not isinstance(hashes, dict) or not isinstance(files, dict):
+            raise TypeError("hashes and files must be objects")
+        for name, recorded in files.items():
+            parts = Path(name).parts
+            if not parts or Path(name).is_absolute() or ".." in parts:
+                raise ValueError(f"'{name}' is not a path inside the folder")
+            if not all(isinstance(recorded.get(k), int) for k in ("size", "crc32")):
+                raise ValueError(f"'{name}' has no size and checksum")
+        return cls(dict(hashes), meta.get("generation") or None, files)
+
+
+def _folder_id(folder: Path) -> FolderId | None:
+    try:
+        found = os.stat(folder)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
+
+
+def _crc32(file) -> int:
+    """The CRC-32 of an open file's bytes, read a chunk at a time (never a whole large file at once)."""
+    crc, buffer = 0, bytearray(CHECK_CHUNK)
+    view = memoryview(buffer)
+    while size := file.readinto(buffer):
+        crc = zlib.crc32(view[:size], crc)
+    return crc
+
+
+def _file_list(folder: Path) -> dict[str, dict[str, int]]:
+    """Every file of a folder but its manifest, by path relative to the folder: its size and CRC-32."""
+    files = {}
+    for path in sorted(folder.rglob("*")):
+        name = path.relative_to(folder).as_posix()
+        if name != MANIFEST and path.is_file():
+            with path.open("rb", buffering=0) as file:
+                files[name] = {"size": os.fstat(file.fileno()).st_size, "crc32": _crc32(file)}
+    return files
+
+
+def _open_checked(folder: Path) -> tuple[Manifest | None, str | None, FolderId | None]:
+    """The folder's manifest if every file it lists is there as it was written, else what is wrong;
+    and which folder was read. No manifest and no complaint: no folder, or one of another format.
+
+    Files are opened relative to the folder's own handle, so all of them come from one folder even if
+    another process swaps in a new one meanwhile; a fault seen while that happened is checked again on
+    the new folder rather than reported (the old one is deleted after the swap).
+    """
+    manifest, damage, read = None, None, None
+    for _ in range(3):
+        try:
+            directory = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        except FileNotFoundError:
+            return None, None, None
+        except OSError as exc:
+            return None, f"{folder.name}: {exc.strerror}", None
+        try:
+            found = os.fstat(directory)
+            read = (found.st_dev, found.st_ino)
+            manifest, damage = _check(directory)
+        finally:
+            os.close(directory)
+        if damage is None or _folder_id(folder) == read:
+            break
+    return manifest, damage, read
+
+
+def _check(directory: int) -> tuple[Manifest | None, str | None]:
+    """Read the manifest of the folder open as `directory` and check the files it lists: sizes first
+    (a stat each), then checksums."""
+    try:
+        with open(os.open(MANIFEST, os.O_RDONLY, dir_fd=directory), "rb") as file:
+            meta = json.loads(file.read())
+    except FileNotFoundError:
+        return None, f"{MANIFEST}: missing"
+    except READ_ERRORS:
+        return None, f"{MANIFEST}: not readable as JSON"
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT_VERSION:
+        return None, None  # written by another version: rebuilt, not damaged
+    try:
+        manifest = Manifest.from_json(meta)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None, f"{MANIFEST}: no valid file list"
+    for name, recorded in manifest.files.items():
+        try:
+            size = os.stat(name, dir_fd=directory).st_size
+        except FileNotFoundError:
+            return None, f"{name}: missing"
+        except OSError as exc:
+            return None, f"{name}: {exc.strerror}"
+        if size != recorded["size"]:
+            return None, f"{name}: {size:,} bytes, {recorded['size']:,} when written"
+    for name, recorded in manifest.files.items():
+        try:
+            with open(os.open(name, os.O_RDONLY, dir_fd=directory), "rb", buffering=0) as file:
+                crc = _crc32(file)
+        except OSError as exc:
+            return None, f"{name}: {exc.strerror}"
+        if crc != recorded["crc32"]:
+            return None, f"{name}: checksum mismatch"
+    return manifest, None
+
+
+_reported: set[tuple[str, FolderId | None, str]] = set()  # damage already logged by this process
+
+
+def _report(folder: Path, folder_id: FolderId | None, damage: str) -> None:
+    """Log a damaged folder once per process: a sync opens the folder up to three times."""
+    if (str(folder), folder_id, damage) not in _reported:
+        _reported.add((str(folder), folder_id, damage))
+        log.warning(
+            "the keyword index at %s is damaged (%s): treated as absent until rebuilt from the vector index",
+            folder,
+            damage,
+        )
+
+
+def _damage(what: str, exc: BaseException) -> str:
+    """What is wrong, for `damage` and the log: a DamagedFile names its file, else `what` was being read."""
+    return str(exc) if isinstance(exc, DamagedFile) else f"{what}: {_reason(exc)}"
+
+
+def _untrusted_if_damaged(what: str, absent: Callable[[], object]):
+    """For a read of the folder's files. The folder was checked when opened, but a file can be damaged
+    since: the read that finds it marks the folder untrusted (as if absent, so the knowledge base
+    rebuilds it) and gives what an absent index gives, `absent()`, instead of raising out of a search."""
+
+    def decorate(method):
+        @functools.wraps(method)
+        def wrapper(self, *args, **kwargs):
+            try:
+                return method(self, *args, **kwargs)
+            except READ_ERRORS as exc:
+                self._distrust(_damage(what, exc))
+                return absent()
+
+        return wrapper
+
+    return decorate
+
+
 class LexicalIndex:
     """BM25 over passages, persisted in `folder`, rebuilt whole whenever the passages change; with the
     passages it keeps their vectors, for exact search among a few entries (`nearest`), and the entry
-    records (`table`)."""
+    records (`table`).
+
+    `damage` says what was found wrong with the folder's files (None: nothing). A damaged folder counts
+    as absent: no hashes, no generation mark, no passages, until a rebuild writes a new one.
+    """
 
     def __init__(self, folder: Path | str):
         self.folder = Path(folder)
         self.hashes: dict[str, str] = {}
         self.generation: str | None = None  # the vector index's mark when this was last known to match it
+        self.damage: str | None = None
+        self._files: dict[str, dict[str, int]] = {}  # the manifest's file list, kept when `mark` rewrites it
+        self._folder_id: FolderId | None = None  # the folder these belong to, as checked or written
         self._corpus = Corpus.empty()
         self._table: EntryTable | None = None
         self._retriever: bm25s.BM25 | None = None
         self._loaded = False
         self._lock = threading.RLock()
         self._masks: dict[int, tuple[frozenset[str], np.ndarray]] = {}  # by allowed set, until re-indexed
-        try:  # only the small manifest now: an unchanged sync never reads the corpus
-            meta = json.loads((self.folder / "manifest.json").read_text(encoding="utf-8"))
-            if meta.get("format") == FORMAT_VERSION:
-                self.hashes = dict(meta["hashes"])
-                self.generation = meta.get("generation") or None
-        except (OSError, ValueError, KeyError, TypeError):
-            pass  # absent, damaged or an older format: `is_current` says it must be rebuilt
+        self._open_manifest()
 
     # ----------------------------------------------------------------- persistence
+
+    def _open_manifest(self) -> None:
+        """Read the manifest and check every file it lists against it: one pass of CRC-32 over the folder
+        (a few GB/s), no parsing, so an unchanged sync still never loads the corpus. Anything wrong and
+        the folder counts as absent: `is_current` and `mirrors` are false, and it is rebuilt."""
+        manifest, self.damage, self._folder_id = _open_checked(self.folder)
+        if manifest is None:
+            self.hashes, self.generation, self._files = {}, None, {}
+        else:
+            self.hashes, self.generation, self._files = manifest.hashes, manifest.generation, manifest.files
+        if self.damage:
+            _report(self.folder, self._folder_id, self.damage)
+
+    def _distrust(self, damage: str) -> None:
+        """A file of the folder turned out damaged after it was opened: from now on it counts as absent."""
+        self.hashes, self.generation, self.damage = {}, None, damage
+        self._corpus, self._retriever, self._table, self._masks = Corpus.empty(), None, None, {}
+        _report(self.folder, self._folder_id, damage)
 
     @_locked
     def _load(self) -> None:
         if self._loaded:
             return
         self._loaded = True
-        if not self.hashes:
-            return
-        try:
-            corpus = Corpus.open(self.folder)
-            # Memory-mapped: a query reads only the columns of its words.
-            retriever = bm25s.BM25.load(str(self.folder / "bm25"), mmap=True) if len(corpus) else None
-        except (OSError, ValueError, KeyError, TypeError):
-            self.hashes, self.generation = {}, None  # damaged: the next check rebuilds it from the vector index
-            return
-        self._corpus, self._retriever = corpus, retriever
-        self._table, self._masks = None, {}
+        for _ in range(3):
+            if _folder_id(self.folder) != self._folder_id:
+                self._open_manifest()  # another process swapped in a new folder since: check and read that
+            if not self.hashes:
+                return
+            try:
+                corpus = Corpus.open(self.folder)
+            except READ_ERRORS as exc:
+                self._distrust(_damage("the passage files", exc))
+                return
+            try:
+                # Memory-mapped: a query reads only the columns of its words.
+                retriever = bm25s.BM25.load(str(self.folder / "bm25"), mmap=True) if len(corpus) else None
+            except READ_ERRORS as exc:
+                self._distrust(_damage("bm25", exc))
+                return
+            if _folder_id(self.folder) == self._folder_id:  # every file above came from the checked folder
+                self._corpus, self._retriever = corpus, retriever
+                self._table, self._masks = None, {}
+                return
+        self.hashes, self.generation = {}, None  # swapped again and again: the next check reads it afresh
 
     def _write(
         self,
@@ -608,6 +849,7 @@ class LexicalIndex:
                 del retriever, tokenized, tokenizer
             with (tmp / "entries.jsonl").open("w", encoding="utf-8") as out:
                 out.writelines(record_lines)
+            self._files, self._folder_id, self.damage = _file_list(tmp), _folder_id(tmp), None
             self._write_manifest(tmp)
             old = self.folder.with_name(self.folder.name + ".old")
             shutil.rmtree(old, ignore_errors=True)
@@ -621,15 +863,28 @@ class LexicalIndex:
         self._load()
 
     def _write_manifest(self, folder: Path) -> None:
-        manifest = {"format": FORMAT_VERSION, "hashes": self.hashes, "generation": self.generation}
-        tmp = folder / "manifest.json.tmp"
-        tmp.write_text(json.dumps(manifest))
-        os.replace(tmp, folder / "manifest.json")
+        """Save the manifest in `folder`, atomically; not if `folder` is no longer the folder this object
+        checked or wrote (another process has swapped in its own, which this file list does not describe)."""
+        try:
+            directory = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        except FileNotFoundError:
+            return
+        try:
+            found = os.fstat(directory)
+            if (found.st_dev, found.st_ino) != self._folder_id:
+                return
+            tmp = f"{MANIFEST}.tmp"
+            with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644, dir_fd=directory), "w") as out:
+                out.write(Manifest(self.hashes, self.generation, self._files).to_json())
+            os.replace(tmp, MANIFEST, src_dir_fd=directory, dst_dir_fd=directory)
+        finally:
+            os.close(directory)
 
     @_locked
     def mark(self, generation: str | None) -> None:
-        """Record that this mirror matches the vector index at this generation mark (None: unknown)."""
-        if generation != self.generation and self.folder.is_dir():
+        """Record that this mirror matches the vector index at this generation mark (None: unknown).
+        The file list stays as written: the manifest is the one file it does not cover."""
+        if generation != self.generation and self._folder_id is not None and self.damage is None:
             self.generation = generation
             self._write_manifest(self.folder)
 
@@ -637,17 +892,13 @@ class LexicalIndex:
         """True when this folder was in step with the vector index at this mark: trust its records."""
         return bool(generation) and self.generation == generation
 
+    @_untrusted_if_damaged("entries.jsonl", lambda: EntryTable({}))
     @_locked
     def table(self) -> EntryTable:
         """The entry records as columns, read line by line on first use after each change."""
         self._load()
         if self._table is None:
-            path = self.folder / "entries.jsonl"
-            try:
-                self._table = EntryTable(_read_records(path) if self.hashes and path.exists() else {})
-            except (OSError, ValueError, KeyError, TypeError):
-                self.hashes, self.generation = {}, None  # damaged: never trusted as a mirror again
-                self._table = EntryTable({})
+            self._table = EntryTable(_read_records(self.folder / "entries.jsonl") if self.hashes else {})
         return self._table
 
     def is_current(self, hashes: dict[str, str]) -> bool:
@@ -660,6 +911,7 @@ class LexicalIndex:
         return len(self._corpus)
 
     def text_at(self, row: int) -> str:
+        """The text of row `row` (< passage_count); for tests and tools, which want a damaged text to raise."""
         return self._corpus.text(row)
 
     # ----------------------------------------------------------------- writes
@@ -683,8 +935,21 @@ class LexicalIndex:
     @_locked
     def update(self, remove: set[str], added: Additions, hashes: dict[str, str], generation: str | None = None) -> None:
         """Drop the passages of `remove` entries, add the passages and entry records of `added`,
-        re-index, save, and remember the vector index's mark they match."""
+        re-index, save, and remember the vector index's mark they match.
+
+        Raises KeywordIndexDamaged if the folder turns out damaged: what is kept is copied from it into a
+        new folder with fresh checksums, so it is checked again first rather than trusted since it was opened.
+        """
+        had_passages = bool(self.hashes)
         self._load()
+        if had_passages and self.damage is None and _folder_id(self.folder) == self._folder_id:
+            _, damage, _ = _open_checked(self.folder)
+            if damage:
+                self._distrust(damage)
+        if had_passages and self.damage:
+            raise KeywordIndexDamaged(
+                f"the keyword index is damaged ({self.damage}); run `python -m kb sync` to rebuild it"
+            )
         replaced = set(remove) | added.entry_ids
         records_path = self.folder / "entries.jsonl"
         kept_records = _record_lines(records_path) if self.hashes and records_path.exists() else iter(())
@@ -739,6 +1004,7 @@ class LexicalIndex:
             self._masks[id(allowed_entries)] = (allowed_entries, mask)
         return mask
 
+    @_untrusted_if_damaged("bm25", list)
     @_locked
     def search(self, query: str, k: int, weights: np.ndarray | None = None) -> list[KeywordMatch]:
         """Top k passages by BM25 among those whose weight (from `weights`) is 1."""
@@ -768,6 +1034,8 @@ class LexicalIndex:
         indptr = matrix["indptr"]
         rows = np.concatenate([matrix["indices"][indptr[c] : indptr[c + 1]] for c in columns]).astype(np.int64)
         scores = np.concatenate([matrix["data"][indptr[c] : indptr[c + 1]] for c in columns]).astype(np.float64)
+        if len(rows) and (rows.min() < 0 or rows.max() >= int(matrix["num_docs"])):
+            raise DamagedFile("bm25: names passages the index does not have")  # before bincount sizes by them
         if len(columns) > 1:
             summed = np.bincount(rows, weights=scores, minlength=int(matrix["num_docs"]))
             rows = np.flatnonzero(summed)
@@ -782,6 +1050,7 @@ class LexicalIndex:
         order = np.lexsort((rows, -scores))  # ties in passage order: the same results every time
         return rows[order], scores[order]
 
+    @_untrusted_if_damaged("keyword search", lambda: ([], False))
     @_locked
     def scaled_search(
         self,
@@ -810,6 +1079,7 @@ class LexicalIndex:
                     best[m.passage_id] = KeywordMatch(m.passage_id, m.entry_id, score)
         return list(best.values()), complete
 
+    @_untrusted_if_damaged("bm25", float)
     @_locked
     def max_score(self, query: str) -> float:
         """What a passage holding every query word once, at average length, would score (Lucene IDF sum).
@@ -871,9 +1141,11 @@ class LexicalIndex:
             self._load()
         return self._corpus.dimension is not None
 
+    @_untrusted_if_damaged("vectors.bin", lambda: None)
     def nearest(self, queries: np.ndarray, entry_ids: Iterable[str], k: int) -> list[list[VectorMatch]] | None:
         """The k passages most similar to each query among the passages of these entries, by exact
-        search over the kept vectors; None when this folder has no vectors of the queries' size.
+        search over the kept vectors; None when this folder has no vectors of the queries' size (or they
+        turn out damaged: the vector index answers instead).
 
         No lock, like `text_of`: the corpus never changes in place. What a narrow filter costs here is
         reading its passages' vectors (1.5 KB each at 384 dimensions) and one matrix product.
@@ -884,10 +1156,7 @@ class LexicalIndex:
         if corpus.dimension is None or np.shape(queries)[-1] != corpus.dimension:
             return None
         codes = np.fromiter((corpus.codes[e] for e in entry_ids if e in corpus.codes), dtype=np.int64)
-        try:
-            found = corpus.nearest(queries, codes, k)
-        except (OSError, ValueError):
-            return None  # a damaged copy: the vector index answers instead
+        found = corpus.nearest(queries, codes, k)
         return [
             [
                 VectorMatch(corpus.passage_id(row), corpus.entry_id(row), similarity)
@@ -896,6 +1165,7 @@ class LexicalIndex:
             for rows, similarities in found
         ]
 
+    @_untrusted_if_damaged("the passage files", lambda: None)
     def entry_passages(self, entry_id: str) -> tuple[list[str], list[str], np.ndarray] | None:
         """One entry's passage ids, texts and vectors, in passage order; None when not all are here."""
         if not self._loaded:
@@ -914,6 +1184,7 @@ class LexicalIndex:
             return None
         return functools.partial(_compare_passages, corpus), functools.partial(_compare_entries, corpus)
 
+    @_untrusted_if_damaged("texts.bin", lambda: None)
     def text_of(self, passage_id: str) -> str | None:
         """A passage's text, or None if this index does not hold it. No lock: the corpus never changes
         in place, so a vector search filling in its matches never waits for a keyword search."""

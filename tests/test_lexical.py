@@ -1,12 +1,15 @@
 """The keyword index's folder: passages as entry blocks with memory-mapped texts, and the entry mirror."""
 
 import json
+import logging
+import zlib
 
 import numpy as np
 import pytest
 
-from kb.lexical import FORMAT_VERSION, LexicalIndex
+from kb.lexical import FORMAT_VERSION, KeywordIndexDamaged, LexicalIndex
 from kb.table import EntryTable
+from tests.damage_faults import DAMAGES, KEYWORD_INDEX_FILES, damage_file
 
 ROWS = [
     ("water#1", "water", "Water meters — Findings\nLeaks were found by comparing night flows."),
@@ -88,13 +91,7 @@ def test_an_older_format_is_rebuilt_not_trusted(index):
     (index.folder / "manifest.json").write_text(json.dumps(manifest))
     older = LexicalIndex(index.folder)
     assert not older.is_current(HASHES) and not older.mirrors("gen-1")
-
-
-def test_damaged_passage_files_are_noticed_not_raised(index):
-    (index.folder / "offsets.npy").write_bytes(b"not an array")
-    damaged = LexicalIndex(index.folder)
-    assert damaged.search("sensors", 5) == []
-    assert not damaged.is_current(HASHES), "the next sync rebuilds it"
+    assert older.damage is None, "an upgrade is not damage"
 
 
 def test_an_empty_index_answers_nothing(tmp_path):
@@ -361,19 +358,6 @@ def test_without_a_vector_for_every_passage_none_are_kept(tmp_path):
     assert lexical.text_of("roads#1") == ROWS[3][2], "the keyword index itself is whole"
 
 
-def test_a_truncated_vector_file_is_rebuilt_not_trusted(tmp_path):
-    lexical = LexicalIndex(tmp_path / "lexical")
-    with lexical.additions() as added:
-        added.add_passages(ROWS, _vectors(ROWS))
-        added.add_records(META)
-        lexical.rebuild(added, HASHES, "gen-1")
-    path = lexical.folder / "vectors.bin"
-    path.write_bytes(path.read_bytes()[:-10])
-    again = LexicalIndex(lexical.folder)
-    assert again.nearest(_vectors(ROWS[:1]), {"water"}, 3) is None
-    assert not again.is_current(HASHES) and not again.mirrors("gen-1"), "the next check rebuilds it"
-
-
 def test_entries_without_passages_are_searched_as_nothing(tmp_path):
     from kb.lexical import Block, Corpus
 
@@ -404,3 +388,137 @@ def test_vectors_that_do_not_match_their_passages_are_refused_before_anything_is
         added.add_records(META)
         lexical.rebuild(added, HASHES, "gen-1")
     assert lexical.has_vectors and _contents(lexical) == {pid: text for pid, _, text in ROWS}
+
+
+# ----------------------------------------------------------------- damage
+
+# Read only when an update copies from the folder (or, the manifest, when it is opened).
+NOT_READ_BY_SEARCHES = {"manifest.json", "tokens.npy", "token-starts.npy", "vocab.tokenizer.json"}
+PARKS = ("parks#0", "parks", "Parks\nA tree survey by volunteers, street by street.")
+
+
+@pytest.fixture
+def full_index(tmp_path):
+    """A folder holding every kind of file: passages with vectors, BM25, token ids, entry records."""
+    lexical = LexicalIndex(tmp_path / "lexical")
+    with lexical.additions() as added:
+        added.add_passages(ROWS, _vectors(ROWS))
+        added.add_records(META)
+        lexical.rebuild(added, HASHES, "gen-1")
+    return lexical
+
+
+def _manifest(folder):
+    return json.loads((folder / "manifest.json").read_text())
+
+
+def _add_parks(lexical, generation):
+    with lexical.additions() as added:
+        added.add_passages([PARKS], _vectors([PARKS]))
+        added.add_records({"parks": {"title": "Parks"}})
+        lexical.update(set(), added, {**HASHES, "parks": "h4"}, generation)
+
+
+def test_the_manifest_lists_every_other_file_with_its_size_and_checksum(full_index):
+    folder = full_index.folder
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()) == KEYWORD_INDEX_FILES
+    files = _manifest(folder)["files"]
+    assert sorted(files) == [name for name in KEYWORD_INDEX_FILES if name != "manifest.json"]
+    for name, recorded in files.items():
+        data = (folder / name).read_bytes()
+        assert recorded == {"size": len(data), "crc32": zlib.crc32(data)}, name
+    assert full_index.damage is None and LexicalIndex(folder).damage is None
+
+
+@pytest.mark.parametrize("how", DAMAGES)
+@pytest.mark.parametrize("name", KEYWORD_INDEX_FILES)
+def test_a_damaged_file_makes_the_folder_count_as_absent_and_is_reported(full_index, name, how, caplog):
+    damage_file(full_index.folder / name, how, seed=name)
+    with caplog.at_level(logging.WARNING, logger="kb.lexical"):
+        opened = LexicalIndex(full_index.folder)
+    assert not opened.is_current(HASHES) and not opened.mirrors("gen-1"), "so the knowledge base rebuilds it"
+    assert opened.damage is not None and opened.damage.startswith(f"{name}: "), opened.damage
+    assert opened.damage in caplog.text
+    assert opened.search("sensors", 5) == [] and opened.text_of("roads#1") is None and len(opened.table()) == 0
+    assert opened.nearest(_vectors(ROWS[:1]), {"water"}, 3) is None
+
+
+def test_marking_a_generation_keeps_the_file_list_so_the_folder_is_still_checked(full_index):
+    folder = full_index.folder
+    files = _manifest(folder)["files"]
+    full_index.mark("gen-2")
+    assert _manifest(folder)["files"] == files and _manifest(folder)["generation"] == "gen-2"
+    again = LexicalIndex(folder)
+    assert again.damage is None and again.mirrors("gen-2") and again.is_current(HASHES)
+    assert [m.entry_id for m in again.search("data sharing agreement", 1)] == ["roads"]
+    damage_file(folder / "texts.bin", "garble", seed="texts.bin")
+    assert LexicalIndex(folder).damage == "texts.bin: checksum mismatch"
+
+
+def test_a_manifest_without_its_file_list_is_not_trusted(full_index):
+    manifest = _manifest(full_index.folder)
+    del manifest["files"]
+    (full_index.folder / "manifest.json").write_text(json.dumps(manifest))
+    opened = LexicalIndex(full_index.folder)
+    assert opened.damage == "manifest.json: no valid file list" and not opened.is_current(HASHES)
+
+
+@pytest.mark.parametrize("how", ["truncate", "delete"])
+@pytest.mark.parametrize("name", [name for name in KEYWORD_INDEX_FILES if name not in NOT_READ_BY_SEARCHES])
+def test_a_file_damaged_after_the_folder_was_checked_is_noticed_by_the_read_not_raised(full_index, name, how):
+    opened = LexicalIndex(full_index.folder)  # checked and whole; nothing else is read before first use
+    damage_file(opened.folder / name, how, seed=name)
+    assert len(opened.table()) == 0  # the first read: it loads the passage and BM25 files too
+    assert opened.damage and not opened.is_current(HASHES) and not opened.mirrors("gen-1")
+    assert opened.scaled_search([("sensors", 1.0)], 5)[0] == [] and opened.text_of("roads#1") is None
+    assert opened.nearest(_vectors(ROWS[:1]), {"water"}, 3) is None and opened.entry_passages("water") is None
+
+
+@pytest.mark.parametrize(
+    ("name", "read"),
+    [
+        ("texts.bin", lambda index: index.text_of("water#1")),
+        ("texts.bin", lambda index: index.scaled_search([("sensors", 1.0)], 5, phrases=["sensors"])[0] or None),
+        ("texts.bin", lambda index: index.entry_passages("roads")),
+        ("vectors.bin", lambda index: index.nearest(_vectors(ROWS[:1]), set(HASHES), 3)),
+        ("vectors.bin", lambda index: index.entry_passages("roads")),
+    ],
+)
+def test_a_file_cut_short_while_in_use_is_noticed_by_the_read_not_raised(full_index, name, read):
+    assert full_index.has_vectors and full_index.table()  # loaded: its texts and vectors are open files
+    (full_index.folder / name).write_bytes(b"")
+    assert read(full_index) is None
+    assert full_index.damage == f"{name}: shorter than its passages" and not full_index.is_current(HASHES)
+    assert full_index.search("sensors", 5) == [] and full_index.text_of("roads#1") is None, "as if absent"
+
+
+@pytest.mark.parametrize("name", ["texts.bin", "vectors.bin", "entries.jsonl", "tokens.npy", "manifest.json"])
+def test_an_update_does_not_copy_from_a_file_damaged_since_the_folder_was_opened(full_index, name):
+    damage_file(full_index.folder / name, "garble", seed=name)
+    with pytest.raises(KeywordIndexDamaged, match=f"the keyword index is damaged \\({name}: .*python -m kb sync"):
+        _add_parks(full_index, "gen-2")
+    assert full_index.damage.startswith(f"{name}: ") and not full_index.is_current(HASHES)
+    assert LexicalIndex(full_index.folder).damage.startswith(f"{name}: "), "left for a rebuild, not replaced"
+
+
+def test_a_folder_swapped_in_while_it_is_checked_is_read_not_reported_as_damaged(full_index, monkeypatch):
+    from kb import lexical as module
+
+    whole_check = module._check
+
+    def swap_during_the_first_check(directory):
+        monkeypatch.setattr(module, "_check", whole_check)
+        _add_parks(LexicalIndex(full_index.folder), "gen-2")  # another process: the folder being read goes
+        return whole_check(directory)
+
+    monkeypatch.setattr(module, "_check", swap_during_the_first_check)
+    opened = LexicalIndex(full_index.folder)
+    assert opened.damage is None and opened.mirrors("gen-2") and opened.text_of("parks#0") == PARKS[2]
+
+
+def test_a_folder_swapped_in_after_it_was_checked_is_checked_and_read_at_first_use(full_index):
+    opened = LexicalIndex(full_index.folder)
+    _add_parks(full_index, "gen-2")  # before `opened` has read anything but the manifest
+    assert opened.text_of("parks#0") == PARKS[2]
+    assert opened.hashes == {**HASHES, "parks": "h4"} and opened.mirrors("gen-2"), "its manifest came with it"
+    assert opened.damage is None

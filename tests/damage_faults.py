@@ -1,0 +1,46 @@
+"""The damages a file of an index can suffer, the same in every test that injects them."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+DAMAGES = ["truncate", "garble", "delete"]
+GARBLED_BYTES = 8
+# Every file of a keyword index folder whose passages have vectors, by path inside the folder.
+KEYWORD_INDEX_FILES = [
+    "blocks.json",
+    "bm25/data.csc.index.npy",
+    "bm25/indices.csc.index.npy",
+    "bm25/indptr.csc.index.npy",
+    "bm25/params.index.json",
+    "bm25/vocab.index.json",
+    "entries.jsonl",
+    "manifest.json",
+    "numbers.npy",
+    "offsets.npy",
+    "texts.bin",
+    "token-starts.npy",
+    "tokens.npy",
+    "vectors.bin",
+    "vocab.tokenizer.json",
+]
+
+
+def damage_file(path: Path, how: str, seed: str) -> None:
+    """Truncate the file to half its size, XOR 0xFF at 8 distinct positions chosen by `seed`, or delete
+    it. An empty file cannot be truncated or garbled: ValueError, rather than a damage that changes nothing."""
+    if how == "delete":
+        path.unlink()
+        return
+    data = bytearray(path.read_bytes())
+    if not data:
+        raise ValueError(f"{path.name} is empty: there is nothing to {how}")
+    if how == "truncate":
+        path.write_bytes(data[: len(data) // 2])
+    elif how == "garble":
+        for position in random.Random(seed).sample(range(len(data)), min(GARBLED_BYTES, len(data))):
+            data[position] ^= 0xFF
+        path.write_bytes(data)
+    else:
+        raise ValueError(f"unknown damage '{how}'; use one of: {', '.join(DAMAGES)}")
