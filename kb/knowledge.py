@@ -50,7 +50,7 @@ from kb.index import (
     make_client,
     remove_embedded,
 )
-from kb.lexical import Additions, LexicalIndex, tokenize
+from kb.lexical import Additions, KeywordIndexDamaged, LexicalIndex, tokenize
 from kb.passages import split_entry
 from kb.search import (
     DEFAULT_FUSION,
@@ -432,7 +432,11 @@ class KnowledgeBase:
         if expected is None:  # no copy of the vectors to compare with
             return
         for collection, check in zip(self.index.collection_names, expected, strict=True):
-            problem = check(embedded_vectors(self.settings.index_dir, collection))
+            try:
+                problem = check(embedded_vectors(self.settings.index_dir, collection))
+            except (OSError, ValueError):  # the copy itself turned out damaged: it is rebuilt, not trusted
+                log.warning("the keyword index's copy of the vectors cannot be read back", exc_info=True)
+                return
             if problem:
                 raise IndexDamaged(f"the index's {collection} disagree with the keyword index's copy ({problem})")
         self._verified_generation = generation
@@ -544,7 +548,8 @@ class KnowledgeBase:
                 removed = set(report.removed)
                 ledger = {k: v for k, v in ledger.items() if k not in removed} | {t.id: t.digest for t in todo}
                 generation = self._written_mark()
-            self._sync_lexical(ledger, {t.id for t in todo} | set(report.removed), added, generation)
+            repaired = self._sync_lexical(ledger, {t.id for t in todo} | set(report.removed), added, generation)
+        report.problems += [repaired] if repaired else []
         report.seconds = time.perf_counter() - started
         return report
 
@@ -609,30 +614,42 @@ class KnowledgeBase:
         touched: set[str],
         added: Additions | None,
         generation: str | None,
-    ) -> None:
+    ) -> Problem | None:
         """Apply this sync's changes to the keyword index and entry mirror, or rebuild them from the
-        vector index if stale; then record the generation mark they match (None: not known)."""
+        vector index if stale; then record the generation mark they match (None: not known). Returns
+        what was repaired, if the keyword index was found damaged."""
         self._lexical_checked, self._lexical_checked_at = True, time.monotonic()
         self._seen_generation = self.index.generation()
         if self.lexical.is_current(ledger):
             self.lexical.mark(generation)
-            return
+            return None
         on_disk = LexicalIndex(self.lexical.folder)  # another process on this machine may have updated it
         if not touched and on_disk.is_current(ledger):
             self.lexical = on_disk
             self.lexical.mark(generation)
-            return
+            return None
         before = {k: v for k, v in self.lexical.hashes.items() if k not in touched}
         expected = {k: v for k, v in ledger.items() if k not in touched}
         if added is not None and before == expected and added.entry_ids | set(before) == set(ledger):
-            self.lexical.update(touched, added, ledger, generation)
-            return
+            try:
+                self.lexical.update(touched, added, ledger, generation)
+                return None
+            except KeywordIndexDamaged:
+                pass  # found damaged while copying from it: rebuilt whole from the vector index below
+        damage = self.lexical.damage or on_disk.damage
+        if damage:
+            log.warning("the keyword index was damaged (%s): rebuilding it from the vector index", damage)
         with self.lexical.additions() as everything:  # streamed from the vector index a page at a time
             for page, vectors in self.index.passage_pages(vectors=True):
                 everything.add_passages(((p.passage_id, p.entry_id, p.text) for p in page), vectors)
             for page in self.index.entry_pages():
                 everything.add_records((e.entry_id, e.metadata) for e in page)
             self.lexical.rebuild(everything, ledger, generation)
+        if damage:
+            return Problem(
+                "index", f"the keyword index was damaged ({damage}): rebuilt from the vector index", severity="warning"
+            )
+        return None
 
     def _ensure_lexical(self) -> None:
         """Keep the keyword index in step with the vector index when another process changed it.
@@ -642,11 +659,12 @@ class KnowledgeBase:
         ledgers and rebuild the keyword index if they differ".
         """
         now = time.monotonic()
-        if self._lexical_checked and now - self._lexical_checked_at < LEXICAL_CHECK_SECONDS:
+        fresh = self._lexical_checked and self.lexical.damage is None  # damage found by a read: act at once
+        if fresh and now - self._lexical_checked_at < LEXICAL_CHECK_SECONDS:
             return
         self._lexical_checked_at = now
         generation = self.index.generation()
-        if self._lexical_checked and generation == self._seen_generation:
+        if fresh and generation == self._seen_generation:
             return
         ledger, generation = self._indexed()
         self._sync_lexical(ledger, set(), None, generation)

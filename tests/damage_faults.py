@@ -28,12 +28,16 @@ KEYWORD_INDEX_FILES = [
 
 
 def damage_file(path: Path, how: str, seed: str) -> None:
-    """Truncate the file to half its size, XOR 0xFF at 8 distinct positions chosen by `seed`, or delete
-    it. An empty file cannot be truncated or garbled: ValueError, rather than a damage that changes nothing."""
+    """Truncate the file to half its size, XOR 0xFF at 8 distinct positions chosen by `seed` (an empty file
+    gets 64 bytes of junk instead), or delete it. An empty file cannot be truncated: ValueError, rather than
+    a damage that changes nothing."""
     if how == "delete":
         path.unlink()
         return
     data = bytearray(path.read_bytes())
+    if not data and how == "garble":  # junk where nothing should be
+        path.write_bytes(random.Random(seed).randbytes(64))
+        return
     if not data:
         raise ValueError(f"{path.name} is empty: there is nothing to {how}")
     if how == "truncate":
