@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import streamlit as st
 
 from kb import KBError, KnowledgeBase
-from kb.browse import invalidate, rows
+from kb.browse import rows
 from kb.entries import Entry
 from kb.search import Hit, highlight_html
 
@@ -291,5 +291,4 @@ def sync(kb: KnowledgeBase) -> None:
     bar = st.progress(0.0, text="Syncing entry files…")
     report = kb.sync(progress=lambda done, total: bar.progress(done / max(total, 1), text=f"{done} of {total}"))
     bar.empty()
-    invalidate(kb)
     st.toast(f"Synced: {report.summary()}", icon=":material/sync:")

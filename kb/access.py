@@ -164,12 +164,13 @@ def present(entry: Entry, viewer: User | None, may_see: Callable[[str], bool]) -
 
 def restore_withheld(edited: Entry, stored: Entry, viewer: User | None, may_see: Callable[[str], bool]) -> Entry:
     """An edit made on the viewer's view of `stored`, with what was withheld from them put back: their
-    edit can neither blank an anonymous entry's team nor drop a link they could not see."""
+    edit can neither blank nor reveal an anonymous entry's team, nor drop a link they could not see."""
     if viewer is None:
         return edited
     restored = edited
     if stored.anonymous and not sees_anonymous_fields(viewer, stored):
-        restored = replace(restored, **{name: getattr(stored, name) for name in ANONYMOUS_FIELDS})
+        # Nor may they lift the anonymity: that would show everyone the names hidden from them.
+        restored = replace(restored, anonymous=True, **{name: getattr(stored, name) for name in ANONYMOUS_FIELDS})
     hidden_related = [i for i in stored.related if not may_see(i) and i not in restored.related]
     if hidden_related:
         restored = replace(restored, related=[*restored.related, *hidden_related])

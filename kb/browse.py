@@ -6,8 +6,8 @@ What the search page needs, as plain functions over a KnowledgeBase (no streamli
     results = find(kb, request, user)      # hits, facet counts, newest entries
 
 Facet counts, the showcase, the review queue and the charts (kb.showcase, kb.review, kb.insights) read one
-snapshot of the index's entry metadata, kept for a few seconds per knowledge base and dropped by
-`invalidate(kb)` after every write the app makes.
+snapshot of the index's entry metadata per knowledge base, taken again whenever the knowledge base's local
+mirror of the index changes (its own writes, or another process's once seen).
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ MAX_QUERY_CHARS = 20_000  # room for a whole pasted project plan
 PUBLISHED = ("published",)
 FAILED = ("failed", "stopped")
 FACETS = ("organisation", "theme", "outcome", "kind", "year", "lighthouse", "status")
-SNAPSHOT_SECONDS = 30.0  # changes made outside this process (CLI, another replica) show up within this
 
 
 # --------------------------------------------------------------------------- snapshot
@@ -46,7 +45,7 @@ SNAPSHOT_SECONDS = 30.0  # changes made outside this process (CLI, another repli
 @dataclass
 class _Snapshot:
     rows: list[Any]
-    taken: float
+    mirror_version: int
 
 
 _snapshots: weakref.WeakKeyDictionary[Any, _Snapshot] = weakref.WeakKeyDictionary()
@@ -54,22 +53,19 @@ _lock = threading.Lock()
 
 
 def rows(kb: KnowledgeBase, viewer: User | None = None) -> list[Any]:
-    """Every indexed entry this viewer may see (id and facet metadata), from a snapshot at most
-    SNAPSHOT_SECONDS old. A viewer of None is the operator, who sees everything."""
+    """Every indexed entry this viewer may see (id and facet metadata), from a snapshot that lasts as long
+    as the knowledge base's mirror is unchanged: its own writes and the changes it sees other processes
+    make drop it. A viewer of None is the operator, who sees everything."""
+    kb.refresh()
     with _lock:
         snap = _snapshots.get(kb)
-        if snap is None or time.monotonic() - snap.taken > SNAPSHOT_SECONDS:
-            snap = _Snapshot(kb.indexed_entries(), time.monotonic())
+        if snap is None or snap.mirror_version != kb.mirror_version:
+            version = kb.mirror_version
+            snap = _Snapshot(kb.indexed_entries(), version)
             _snapshots[kb] = snap
     if viewer is None:
         return snap.rows
     return [r for r in snap.rows if can_see(viewer, r.metadata)]
-
-
-def invalidate(kb: KnowledgeBase) -> None:
-    """Forget the snapshot, after a save, an approval or a sync."""
-    with _lock:
-        _snapshots.pop(kb, None)
 
 
 def matches(meta: Mapping[str, Any], filters: Filters) -> bool:

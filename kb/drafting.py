@@ -292,20 +292,17 @@ def save_draft(
     """
     if not (user.is_contributor or user.is_reviewer):
         raise KBError("you need the contributor role to save an entry; sign in first if you have not")
-    try:
-        if edit_id:
-            target = open_edit(kb, edit_id, user)
-            if expected_version is not None and target.version != expected_version:
-                raise Conflict(
-                    f"'{edit_id}' was changed by someone else since you opened it; reload it and apply your edits again"
-                )
-            entry = build_entry(draft, user, status=status, existing=target.entry)
-            return save_edit(kb, target, entry, user, status=status).entry
-        if status not in UNPUBLISHED_STATUSES:
-            raise KBError(f"a new entry is saved as a draft or sent for review, not '{status}'")
-        return kb.save(build_entry(draft, user, status=status), new=True)
-    finally:  # a save whose indexing failed is written all the same: counts and lists must show it
-        browse.invalidate(kb)
+    if edit_id:
+        target = open_edit(kb, edit_id, user)
+        if expected_version is not None and target.version != expected_version:
+            raise Conflict(
+                f"'{edit_id}' was changed by someone else since you opened it; reload it and apply your edits again"
+            )
+        entry = build_entry(draft, user, status=status, existing=target.entry)
+        return save_edit(kb, target, entry, user, status=status).entry
+    if status not in UNPUBLISHED_STATUSES:
+        raise KBError(f"a new entry is saved as a draft or sent for review, not '{status}'")
+    return kb.save(build_entry(draft, user, status=status), new=True)
 
 
 def key_terms(text: str, min_length: int = 5) -> str:

@@ -105,7 +105,8 @@ def _propose(
         if kb.store.revision(stored.id) is not None:
             raise Conflict("someone else has just proposed an edit of this entry; reload it")
     revision = replace(edited, status=status, revised_by=user.name if user else "", reviewer="", review_comment="")
-    kb.store.write_revision(revision, expected_version=target.revision_version)
+    base = target.version if target.revision_version is None else kb.store.revision_base(stored.id)
+    kb.store.write_revision(revision, base=base, expected_version=target.revision_version)
     return revision
 
 

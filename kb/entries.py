@@ -522,6 +522,7 @@ class Version:
     text: str
 
 
+_BASE_NOTE = "# an edit of version "  # a YAML comment in a revision's front matter: what it was made from
 _VERSION_NAME = re.compile(r"^(\d{8}T\d{12}Z)-[0-9a-f]{12}" + re.escape(ENTRY_SUFFIX) + "$")
 
 
@@ -705,6 +706,15 @@ class EntryStore:
         entry, _, digest = self.load_file(path)
         return entry, digest
 
+    def revision_base(self, entry_id: str) -> str | None:
+        """The version of the published entry its pending revision was made from (None: not recorded)."""
+        try:
+            text = _read_regular(self.revision_path(entry_id)).decode("utf-8", errors="replace")
+        except OSError:
+            return None
+        match = re.search(rf"^{re.escape(_BASE_NOTE)}([0-9a-f]{{64}})$", text, re.M)
+        return match.group(1) if match else None
+
     def revisions(self) -> list[str]:
         """Ids of entries with an edit waiting for review."""
         folder = self.root / REVISIONS_DIR
@@ -712,11 +722,15 @@ class EntryStore:
             return []
         return sorted(p.stem for p in folder.glob(f"*{ENTRY_SUFFIX}") if is_valid_id(p.stem) and not p.is_symlink())
 
-    def write_revision(self, entry: Entry, *, expected_version: str | None = None) -> str:
+    def write_revision(self, entry: Entry, *, base: str | None, expected_version: str | None = None) -> str:
         """Keep an edit of a published entry for review, beside the published file, which stays as it is.
-        `expected_version` is the revision's own hash when an existing revision is being edited again."""
-        text = render_entry(entry)
-        parse_entry(text, f"{entry.id}{ENTRY_SUFFIX}")
+
+        `base` is the version of the published file the edit was made from (kept in the revision, so an
+        approval can tell whether the entry changed since); `expected_version` is the revision's own hash
+        when an existing revision is being edited again."""
+        rendered = render_entry(entry)
+        parse_entry(rendered, f"{entry.id}{ENTRY_SUFFIX}")
+        text = rendered.replace("---\n", f"---\n{_BASE_NOTE}{base}\n", 1) if base else rendered
         path = self.revision_path(entry.id)
         with self._lock():
             self._check_version(path, expected_version)

@@ -187,6 +187,9 @@ class KnowledgeBase:
         self.lexical = LexicalIndex(Path(self.settings.index_dir) / "lexical" / self.settings.collection)
         self._vocabulary: Vocabulary | None = None
         self._lexical_checked = False
+        # Counts every change to what the local mirror holds (this process's writes, and other
+        # processes' changes once seen): whatever is derived from the mirror is fresh while it holds.
+        self.mirror_version = 0
         self._lexical_checked_at = 0.0
         self._seen_generation: str | None = None
         self._verified_generation: str | None = None  # the store's vectors were compared at this mark
@@ -290,6 +293,18 @@ class KnowledgeBase:
             raise NotFound.entry(entry_id)  # the same answer as for a missing entry
         self._normalise(entry, entry_id)
         return entry
+
+    def _visible_record(self, entry_id: str, viewer: User | None) -> dict[str, Any] | None:
+        """The index's record of an entry this viewer may see (None: not indexed yet), or the same
+        NotFound as `get`. The file decides who may see it (the index may be a moment behind an edit);
+        only a collection held in the index alone (`sync_entries`) is judged by its record."""
+        path = self.store.path_for(entry_id)  # a blank or malformed id is refused before anything is looked up
+        own = self.index.metadata_of([entry_id]).get(entry_id)
+        if path.exists() or path.is_symlink() or own is None:
+            self.stored(entry_id, viewer)
+        elif not can_see(viewer, own):
+            raise NotFound.entry(entry_id)
+        return own
 
     def visible_to(self, viewer: User | None, entry_ids: list[str]) -> Callable[[str], bool]:
         """Which of these entries the viewer may see, read from their files (the source of truth)."""
@@ -517,7 +532,7 @@ class KnowledgeBase:
         if not self.lexical.mirrors(generation):
             on_disk = LexicalIndex(self.lexical.folder)  # another process on this machine may have updated it
             if on_disk.mirrors(generation):
-                self.lexical = on_disk
+                self.lexical, self.mirror_version = on_disk, self.mirror_version + 1
         if self.lexical.mirrors(generation):
             return dict(self.lexical.hashes), generation
         return {e.entry_id: e.content_hash for page in self.index.entry_pages() for e in page}, generation
@@ -624,6 +639,7 @@ class KnowledgeBase:
             self.lexical.mark(generation)
             return None
         on_disk = LexicalIndex(self.lexical.folder)  # another process on this machine may have updated it
+        self.mirror_version += 1  # whatever happens below, the mirror changes
         if not touched and on_disk.is_current(ledger):
             self.lexical = on_disk
             self.lexical.mark(generation)
@@ -650,6 +666,11 @@ class KnowledgeBase:
                 "index", f"the keyword index was damaged ({damage}): rebuilt from the vector index", severity="warning"
             )
         return None
+
+    def refresh(self) -> None:
+        """Take in changes another process made to the index (checked at most every few seconds), so that
+        `mirror_version` says whether anything derived from the mirror is still fresh."""
+        self._ensure_lexical()
 
     def _ensure_lexical(self) -> None:
         """Keep the keyword index in step with the vector index when another process changed it.
@@ -1000,14 +1021,10 @@ class KnowledgeBase:
         self, entry_id: str, *, limit: int = 5, filters: Filters | None = None, viewer: User | None = None
     ) -> list[SimilarHit]:
         """The entries nearest to this one by their passages (never itself), with the linking passages."""
-        self.store.path_for(entry_id)  # a blank or malformed id is refused before anything is looked up
-        own = self.index.metadata_of([entry_id]).get(entry_id)
-        if own is not None and not can_see(viewer, own):
-            raise NotFound.entry(entry_id)
+        own = self._visible_record(entry_id, viewer)
         self._ensure_lexical()  # keeps the mirror and the allowed-entry sets current
         passages, vectors = self._own_passages(entry_id) if own is not None else ([], np.zeros((0, 0)))
         if not passages:
-            self.stored(entry_id, viewer)  # missing or hidden: the same NotFound as `get`
             raise KBError(f"'{entry_id}' is not indexed yet; run `python -m kb sync`")
         # "Evidence and links" says where the evidence is, not what the work was: two entries that
         # both say "ask the contact above" are not similar projects.

@@ -6,7 +6,7 @@ reviewer approves or sends back.
 
 Who may review is decided in kb.access (`can_review`): a reviewer who may see the entry, never for
 their own entry or their own edit; the check is made here, in the library, whatever surface calls it.
-Every write drops the browse snapshot, so facet counts and the queue show the change at once.
+Every write goes through the knowledge base, whose mirror change refreshes counts and the queue at once.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from kb.access import can_review, can_see, entry_meta, present
-from kb.browse import invalidate, load_entries, rows
+from kb.browse import load_entries, rows
 from kb.entries import Entry
 from kb.errors import Conflict, KBError, SavedNotIndexed
 
@@ -119,11 +119,18 @@ def approve(
         entry, status="published", reviewer=reviewer.name, review_comment="", revised_by="", updated=_today()
     )
     if not revision:
-        return _save(kb, decided, expected_version)
+        return kb.save(decided, expected_version=expected_version)
     if expected_version is not None and expected_version != revision_version:
         raise Conflict("this edit was changed since you opened it; reload the queue and review it again")
+    published = kb.store.version(entry_id)
+    base = kb.store.revision_base(entry_id)
+    if base is not None and base != published:  # approving would quietly undo that change
+        raise Conflict(
+            "the published entry has changed since this edit was proposed; send the edit back so that it can "
+            "be made again on the current version"
+        )
     try:
-        saved = _save(kb, decided, None)
+        saved = kb.save(decided, expected_version=published)
     except SavedNotIndexed:  # written all the same: the revision is done
         kb.store.drop_revision(entry_id, expected_version=revision_version)
         raise
@@ -148,16 +155,8 @@ def send_back(
     entry, revision_version = _reviewable(kb, entry_id, reviewer, revision)
     decided = replace(entry, status="draft", reviewer=reviewer.name, review_comment=comment, updated=_today())
     if not revision:
-        return _save(kb, decided, expected_version)
+        return kb.save(decided, expected_version=expected_version)
     if expected_version is not None and expected_version != revision_version:
         raise Conflict("this edit was changed since you opened it; reload the queue and review it again")
-    kb.store.write_revision(decided, expected_version=revision_version)
-    invalidate(kb)
+    kb.store.write_revision(decided, base=kb.store.revision_base(entry_id), expected_version=revision_version)
     return decided
-
-
-def _save(kb: KnowledgeBase, entry: Entry, expected_version: str | None) -> Entry:
-    try:
-        return kb.save(entry, expected_version=expected_version)
-    finally:  # a save whose indexing failed is written all the same: the queue must not show it
-        invalidate(kb)

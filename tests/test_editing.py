@@ -483,3 +483,18 @@ def test_saving_a_form_opened_before_someone_else_saved_is_a_conflict(collection
     with pytest.raises(Conflict):
         save_draft(kb, draft, COLLEAGUE, status="in-review", edit_id=ENTRY, expected_version=opened.version)
     assert disk(entries_dir) == before
+
+
+def test_an_edit_made_before_the_published_entry_changed_is_not_approved_over_it(collection, pending, entries_dir):
+    """Approving would quietly undo a change made to the published entry since the edit was proposed
+    (an import, a reviewer's direct edit): the reviewer is told, and the edit goes back for redoing."""
+    kb = collection
+    path = entries_dir / f"{ENTRY}.md"
+    assert OLD_WORDS in path.read_text()
+    path.write_text(path.read_text().replace(OLD_WORDS, "numbat tallies"))
+    changed = path.read_bytes()
+    with pytest.raises(Conflict, match="has changed since this edit was proposed"):
+        review.approve(kb, ENTRY, REVIEWER, pending.version, revision=True)
+    assert path.read_bytes() == changed and kb.store.revision(ENTRY) is not None
+    review.send_back(kb, ENTRY, REVIEWER, "Please apply this to the current version.", pending.version, revision=True)
+    assert path.read_bytes() == changed, "sending it back leaves the published entry as it is"
