@@ -46,9 +46,9 @@ except Exception:
         icon=":material/error:",
     )
     st.stop()
-ui.sidebar(visitor)
 
 try:
+    ui.sidebar(visitor)
     page.run()
 except KBError as exc:
     st.error(ui.message_text(str(exc)), icon=":material/error:")  # may quote a URL's id

@@ -12,7 +12,7 @@ import streamlit as st
 from app_pages import resources, ui
 from app_pages.ui import plain, safe_markdown
 from kb import Entry, Filters, KBError, NotFound, SimilarHit, browse
-from kb.access import can_edit
+from kb.editing import may_edit
 
 LINK = re.compile(r"^https?://[^\s<>]+$", re.I)  # anything else is shown as text, not linked
 
@@ -181,9 +181,7 @@ if entry.review_comment:
 
 main, side = st.columns([2, 1], gap="large")
 with side:
-    if can_edit(user, kb.stored(entry.id, user)) and st.button(
-        "Edit this entry", icon=":material/edit:", width="stretch"
-    ):
+    if may_edit(kb, entry.id, user) and st.button("Edit this entry", icon=":material/edit:", width="stretch"):
         st.switch_page(ui.SUBMIT_PAGE, query_params={"edit": entry.id})
     facts(entry)
     lighthouse_panel(entry)

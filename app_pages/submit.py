@@ -11,6 +11,7 @@ import streamlit as st
 from app_pages import resources, ui
 from app_pages.ui import plain, safe_markdown
 from kb import Conflict, KBError, NotFound, SavedNotIndexed, browse
+from kb.access import edit_statuses
 from kb.drafting import (
     FIELD_HELP,
     FORM_ERROR,
@@ -21,7 +22,7 @@ from kb.drafting import (
     looks_similar,
     save_draft,
 )
-from kb.editing import EditTarget, open_edit
+from kb.editing import EditTarget, open_edit, withdraw
 from kb.entries import (
     EVIDENCE_GRADES,
     KINDS,
@@ -288,21 +289,34 @@ def link_fields(choices: dict[str, str]) -> None:
     field("source", st.text_input, "Source")
 
 
+BUTTONS = {  # status saved -> (label, icon); the library says which this person may use
+    "in-review": ("Send for review", ":material/send:"),
+    "draft": ("Save as draft", ":material/save:"),
+    "published": ("Save, keep published", ":material/public:"),
+    "archived": ("Save, keep archived", ":material/archive:"),
+}
+
+
 def buttons(target: EditTarget | None) -> None:
     ui.field_messages(problems, FORM_ERROR)
     if problems and set(problems) != {FORM_ERROR}:
         st.error("Some fields need attention: see the messages next to them.", icon=":material/error:")
-    columns = st.columns(3)
-    columns[0].form_submit_button(
-        "Send for review", type="primary", icon=":material/send:", on_click=save, args=("in-review",), width="stretch"
-    )
-    columns[1].form_submit_button(
-        "Save as draft", icon=":material/save:", on_click=save, args=("draft",), width="stretch"
-    )
-    if target and target.entry.status == "published" and not target.waits_for_review:
-        columns[2].form_submit_button(
-            "Save, keep published", icon=":material/public:", on_click=save, args=("published",), width="stretch"
-        )
+    statuses = [s for s in BUTTONS if s in (target.statuses if target else edit_statuses(user, None))]
+    for column, status in zip(st.columns(len(statuses)), statuses, strict=True):
+        label, icon = BUTTONS[status]
+        kind = "primary" if status == "in-review" else "secondary"
+        column.form_submit_button(label, type=kind, icon=icon, on_click=save, args=(status,), width="stretch")
+
+
+def withdraw_edit() -> None:
+    """Button callback: discard this person's pending edit; the published entry stays as it is."""
+    try:
+        withdraw(kb, str(edit_id), user)
+    except KBError as exc:
+        st.session_state["draft_problems"] = {FORM_ERROR: [ui.user_message(str(exc))]}
+        return
+    st.session_state["flash"] = "Your edit is withdrawn. The published entry is as it was."
+    open_saved(str(edit_id))
 
 
 if not (user.is_contributor or user.is_reviewer):  # a visitor who has not signed in, or a reader
@@ -333,6 +347,14 @@ if target and target.waits_for_review:
         "version until a reviewer approves your edit.",
         icon=":material/rate_review:",
     )
+if target and target.revision_version:
+    if target.rebased:
+        st.warning(
+            "The published entry has changed since you proposed this edit. Open it in another tab and check "
+            "your changes against it before you send them again.",
+            icon=":material/difference:",
+        )
+    st.button("Withdraw my edit", on_click=withdraw_edit, icon=":material/delete:")
 if existing and existing.review_comment:
     with st.container(border=True):
         st.markdown(f":material/rate_review: **Reviewer's comment** ({plain(existing.reviewer or 'reviewer')})")

@@ -25,6 +25,8 @@ import streamlit as st
 from kb import KBError, KnowledgeBase
 from kb.browse import rows
 from kb.entries import Entry
+from kb.errors import without_paths
+from kb.identity import ADMIN
 from kb.search import Hit, highlight_html
 
 if TYPE_CHECKING:
@@ -73,16 +75,6 @@ def plain(text: str) -> str:
     """A short user-written value (a title, an organisation) escaped so Markdown shows it exactly as typed,
     on one line: for any Markdown surface, a label or a tooltip as much as st.markdown."""
     return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
-
-
-# A file-system path inside a message: absolute, not part of a URL ("http://host/x").
-_PATH = re.compile(r"(?<![\w:/.])(?:[A-Za-z]:)?[\\/](?:[\w.\-]+[\\/])*[\w.\-]+[\\/]?")
-
-
-def without_paths(message: str) -> str:
-    """A library message fit for the app's users: the server's folders and file paths are never shown
-    (the operator finds them in the log and at the command line)."""
-    return _PATH.sub("(a folder on the server)", message)
 
 
 def user_message(message: str) -> str:
@@ -236,8 +228,8 @@ def sidebar(visitor: Visitor) -> None:
         except KBError:
             return
         st.caption(f"{len(rows(loaded.kb, user)):,} entries you can see")  # never a count of hidden ones
-        if not user.is_reviewer:
-            return  # file names and the index's health are for the people who look after the collection
+        if not looks_after_the_index(visitor):
+            return  # file names, the index's health and sync are for whoever runs Lighthouse
         for problem in loaded.report.problems:
             if problem.source == "index":  # e.g. a damaged index rebuilt at start: say so, once per start
                 st.info(message_text(problem.message), icon=":material/build:")
@@ -250,6 +242,12 @@ def sidebar(visitor: Visitor) -> None:
             "Sync entry files", icon=":material/sync:", help="Index entry files added or changed outside the app."
         ):
             sync(loaded.kb)
+
+
+def looks_after_the_index(visitor: Visitor) -> bool:
+    """The person who runs this copy: an admin, or a reviewer in local mode (their own machine). Only they
+    see entry file problems, which name files and quote fields of entries others may not see."""
+    return visitor.user.has_role(ADMIN) or (visitor.mode == "local" and visitor.user.is_reviewer)
 
 
 def who(visitor: Visitor) -> None:

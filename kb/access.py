@@ -27,13 +27,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from kb.entries import Entry
+from kb.entries import STATUSES, Entry
 from kb.errors import KBError
 from kb.identity import CURATOR, User
 
 READABLE_STATUSES = ("published", "archived")
 UNPUBLISHED_STATUSES = ("draft", "in-review")
-ANONYMOUS_FIELDS = ("team", "contact", "author")  # what `anonymous: true` hides from readers
+# What `anonymous: true` hides from readers: who did the work, wrote it up, or last changed it.
+ANONYMOUS_FIELDS = ("team", "contact", "author", "revised_by")
 LINK_FIELDS = ("related", "lighthouse.reused_by")  # ids of other entries, cut to what the viewer may see
 
 ANONYMOUS = User(name="", organisation="", roles=(), local=False)
@@ -132,7 +133,7 @@ def redact(entry: Entry, viewer: User | None) -> Entry:
     """An anonymous entry as a reader sees it: no team, contact or author (reviewers and the author see all)."""
     if not entry.anonymous or sees_anonymous_fields(viewer, entry):
         return entry
-    return replace(entry, team="", contact="", author="")
+    return replace(entry, **dict.fromkeys(ANONYMOUS_FIELDS, ""))
 
 
 @dataclass(frozen=True)
@@ -148,18 +149,15 @@ def present(entry: Entry, viewer: User | None, may_see: Callable[[str], bool]) -
     (`may_see(entry_id)` is False) left out. The caller has checked that the viewer may see the entry."""
     if viewer is None:
         return Shown(entry)
-    shown, withheld = redact(entry, viewer), []
-    withheld += [name for name in ANONYMOUS_FIELDS if getattr(shown, name) != getattr(entry, name)]
-    related = [i for i in entry.related if may_see(i)]
-    if related != entry.related:
-        shown, withheld = replace(shown, related=related), [*withheld, "related"]
-    lighthouse = entry.lighthouse
-    if lighthouse is not None:
-        reused = [i for i in lighthouse.reused_by if may_see(i)]
-        if reused != lighthouse.reused_by:
-            shown = replace(shown, lighthouse=replace(lighthouse, reused_by=reused))
-            withheld.append("lighthouse.reused_by")
-    return Shown(shown, tuple(withheld))
+    shown = redact(entry, viewer)
+    # Named whether or not anything was there to withhold: "withheld" must not tell a reader that an
+    # anonymous entry had a team, or that a link to a hidden entry was cut.
+    withheld = list(ANONYMOUS_FIELDS) if shown is not entry else []
+    shown = replace(shown, related=[i for i in entry.related if may_see(i)])
+    if entry.lighthouse is not None:
+        reused = [i for i in entry.lighthouse.reused_by if may_see(i)]
+        shown = replace(shown, lighthouse=replace(entry.lighthouse, reused_by=reused))
+    return Shown(shown, (*withheld, *LINK_FIELDS))
 
 
 def restore_withheld(edited: Entry, stored: Entry, viewer: User | None, may_see: Callable[[str], bool]) -> Entry:
@@ -174,13 +172,15 @@ def restore_withheld(edited: Entry, stored: Entry, viewer: User | None, may_see:
     hidden_related = [i for i in stored.related if not may_see(i) and i not in restored.related]
     if hidden_related:
         restored = replace(restored, related=[*restored.related, *hidden_related])
-    if stored.lighthouse is not None and restored.lighthouse is not None:
-        hidden_reuse = [
-            i for i in stored.lighthouse.reused_by if not may_see(i) and i not in restored.lighthouse.reused_by
-        ]
-        if hidden_reuse:
-            lighthouse = replace(restored.lighthouse, reused_by=[*restored.lighthouse.reused_by, *hidden_reuse])
-            restored = replace(restored, lighthouse=lighthouse)
+    hidden_reuse = [i for i in (stored.lighthouse.reused_by if stored.lighthouse else ()) if not may_see(i)]
+    if hidden_reuse and restored.lighthouse is None:
+        raise KBError(
+            "this lighthouse project is reused by entries you cannot see, so it stays a lighthouse; "
+            "ask a curator to change that"
+        )
+    if hidden_reuse:
+        kept = [*restored.lighthouse.reused_by, *(i for i in hidden_reuse if i not in restored.lighthouse.reused_by)]
+        restored = replace(restored, lighthouse=replace(restored.lighthouse, reused_by=kept))
     return restored
 
 
@@ -201,19 +201,31 @@ def can_edit(viewer: User | None, entry: Entry) -> bool:
 
 
 def edit_waits_for_review(viewer: User | None, stored: Entry) -> bool:
-    """An edit of a readable (published or archived) entry by someone who is not a reviewer must not
-    change what readers see until a reviewer approves it: it is kept as a pending revision."""
-    return viewer is not None and stored.status in READABLE_STATUSES and not viewer.is_reviewer
+    """An edit of a readable (published or archived) entry by someone who could not approve it (not a
+    reviewer, or its own author) must not change what readers see until a reviewer approves it: it is
+    kept as a pending revision."""
+    return viewer is not None and stored.status in READABLE_STATUSES and not can_review(viewer, stored)
 
 
-def can_review(viewer: User | None, entry: Entry, proposer: str = "") -> bool:
-    """A reviewer who may see the entry, and is neither its author nor the person proposing the change."""
-    if viewer is None or not signed_in(viewer) or not viewer.is_reviewer:
+def edit_statuses(viewer: User | None, stored: Entry | None, *, waits_for_review: bool = False) -> tuple[str, ...]:
+    """The statuses an editor may save with: a new entry or an edit waiting for review is a draft or sent
+    for review; whoever edits a readable entry directly may also keep it as it is (published or archived)."""
+    if viewer is None:
+        return STATUSES
+    if stored is None or waits_for_review or stored.status not in READABLE_STATUSES:
+        return UNPUBLISHED_STATUSES
+    return (*UNPUBLISHED_STATUSES, stored.status)
+
+
+def can_review(viewer: User | None, entry: Entry, revision: Entry | None = None) -> bool:
+    """A reviewer who may see the entry and did not write it, nor the change under review (a revision's
+    proposer, or whoever last changed the entry while it waited: `revised_by`). The operator may."""
+    if viewer is None:
+        return True
+    if not signed_in(viewer) or not viewer.is_reviewer or not can_see(viewer, entry_meta(entry)):
         return False
-    if not can_see(viewer, entry_meta(entry)):
-        return False
-    own = is_author(viewer, entry) or (bool(proposer) and proposer == viewer.name)
-    return not own
+    changed_by = (revision or entry).revised_by
+    return not is_author(viewer, entry) and not (bool(changed_by) and changed_by == viewer.name)
 
 
 # --------------------------------------------------------------------------- history
@@ -228,5 +240,5 @@ def version_for(viewer: User | None, version: Entry, current: Entry) -> Entry | 
     if not can_see(viewer, entry_meta(version)) or not can_see(viewer, entry_meta(current)):
         return None
     if current.anonymous and not sees_anonymous_fields(viewer, current):
-        version = replace(version, anonymous=True, team="", contact="", author="")
+        version = replace(version, anonymous=True, **dict.fromkeys(ANONYMOUS_FIELDS, ""))
     return version

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import sys
 import textwrap
 from pathlib import Path
@@ -43,8 +44,8 @@ def handle_errors(func):
     def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
-        except KBError as exc:
-            raise click.ClickException(str(exc)) from None
+        except KBError as exc:  # the operator is told where, too
+            raise click.ClickException(f"{exc} ({exc.where})" if exc.where else str(exc)) from None
         except KeyboardInterrupt:
             raise click.ClickException("interrupted; run the command again to finish") from None
         except OSError as exc:
@@ -313,8 +314,6 @@ def show(ctx: Context, entry_id: str, as_viewer: str | None, as_json: bool) -> N
     if as_json:
         echo_json(shown.entry.to_dict() | ({"withheld": list(shown.withheld)} if viewer is not None else {}))
     else:
-        if shown.withheld:
-            click.echo(f"(withheld from this reader: {', '.join(shown.withheld)})", err=True)
         click.echo(render_entry(shown.entry))
 
 
@@ -389,6 +388,9 @@ def import_(ctx: Context, file: Path, mapping: Path | None, dry_run: bool, no_in
             click.get_current_context().invoke(sync, rebuild=False, as_json=False)
         except click.ClickException as exc:
             not_indexed = f"the entries are written but not indexed ({exc.format_message()}); run `python -m kb sync`"
+        except Exception as exc:  # the rows are written: the report must still be printed
+            logging.getLogger("lighthouse.cli").warning("indexing after an import failed", exc_info=True)
+            not_indexed = f"the entries are written but not indexed ({exc.__class__.__name__}); run `python -m kb sync`"
     echo_problems(report.problems)
     if not_indexed:
         click.echo(f"error: {not_indexed}", err=True)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from kb import browse
-from kb.access import UNPUBLISHED_STATUSES
+from kb.access import edit_statuses
 from kb.editing import open_edit, save_edit
 from kb.entries import SECTIONS, Entry, entry_from_dict, slugify
 from kb.errors import Conflict, EntryError, KBError, Problem
@@ -251,7 +251,7 @@ def build_entry(
         "lighthouse": lighthouse,
         "created": (existing.created if existing else "") or today,
         "updated": today,
-        "author": (existing.author if existing else "") or user.name,
+        "author": existing.author if existing else user.name,  # an edit never hands the entry to its editor
         "reviewer": existing.reviewer if existing else "",
         "review_comment": existing.review_comment if existing else "",
         "source": draft.source.strip(),
@@ -300,7 +300,7 @@ def save_draft(
             )
         entry = build_entry(draft, user, status=status, existing=target.entry)
         return save_edit(kb, target, entry, user, status=status).entry
-    if status not in UNPUBLISHED_STATUSES:
+    if status not in edit_statuses(user, None):
         raise KBError(f"a new entry is saved as a draft or sent for review, not '{status}'")
     return kb.save(build_entry(draft, user, status=status), new=True)
 

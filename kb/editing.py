@@ -20,12 +20,15 @@ from kb.access import (
     READABLE_STATUSES,
     UNPUBLISHED_STATUSES,
     can_edit,
+    edit_statuses,
     edit_waits_for_review,
+    is_author,
     present,
     restore_withheld,
 )
 from kb.entries import Entry
 from kb.errors import Conflict, KBError
+from kb.identity import CURATOR
 
 if TYPE_CHECKING:
     from kb.identity import User
@@ -34,30 +37,47 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class EditTarget:
-    """What an editor starts from: the entry as they may see it, the version of the file it came from,
-    and whether their edit will wait for review as a revision (`revision_version` is set when they are
-    editing their own revision again)."""
+    """What an editor starts from: the entry as they may see it, the version of the published file it came
+    from, whether their edit will wait for review as a revision (`revision_version` is set when they are
+    editing their own revision again), and the statuses they may save it with."""
 
     entry: Entry
     version: str | None
     waits_for_review: bool
     revision_version: str | None = None
+    statuses: tuple[str, ...] = UNPUBLISHED_STATUSES
+    rebased: bool = False  # their revision was made from an earlier version of the published entry
 
 
 def open_edit(kb: KnowledgeBase, entry_id: str, user: User | None) -> EditTarget:
     """The entry this user may edit, as they may see it. NotFound for a missing or hidden entry (the same
-    words); KBError when they may see it but not edit it, or another person's edit is waiting for review."""
+    words); KBError when they may see it but not edit it, or another person's edit is pending."""
     stored = _editable(kb, entry_id, user)
+    version = kb.store.version(entry_id)
     pending = kb.store.revision(entry_id)
     if pending is not None:
         revision, revision_version = pending
         if user is not None and revision.revised_by != user.name:
             raise KBError(
-                "another edit of this entry is waiting for review; it can be edited again once a reviewer "
-                "has approved it or sent it back"
+                "someone else's edit of this entry is pending; once a reviewer has approved it, or its author "
+                "has withdrawn it, the entry can be edited again"
             )
-        return EditTarget(_as_seen(kb, revision, user), kb.store.version(entry_id), True, revision_version)
-    return EditTarget(_as_seen(kb, stored, user), kb.store.version(entry_id), edit_waits_for_review(user, stored))
+        # Saved again, it counts as made from the entry as it is now: say so if that changed meanwhile.
+        rebased = kb.store.revision_base(entry_id) not in (None, version)
+        statuses = edit_statuses(user, stored, waits_for_review=True)
+        return EditTarget(_as_seen(kb, revision, user), version, True, revision_version, statuses, rebased)
+    waits = edit_waits_for_review(user, stored)
+    statuses = edit_statuses(user, stored, waits_for_review=waits)
+    return EditTarget(_as_seen(kb, stored, user), version, waits, statuses=statuses)
+
+
+def may_edit(kb: KnowledgeBase, entry_id: str, user: User | None) -> bool:
+    """Whether `open_edit` would open this entry for this user (the entry page's Edit button)."""
+    try:
+        open_edit(kb, entry_id, user)
+    except KBError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -78,36 +98,54 @@ def save_edit(kb: KnowledgeBase, target: EditTarget, edited: Entry, user: User |
         if pending is None or pending[1] != target.revision_version:
             raise Conflict("your edit waiting for review was changed or handled since you opened it; reload it")
         base = pending[0]
+    if status not in target.statuses:
+        if target.waits_for_review:
+            raise KBError(
+                f"your edit of a {stored.status} entry is reviewed before readers see it; "
+                "save it as a draft or send it for review"
+            )
+        raise KBError(f"you cannot save this entry as '{status}'; use one of: {', '.join(target.statuses)}")
     links = [*base.related, *(base.lighthouse.reused_by if base.lighthouse else ())]
     edited = restore_withheld(edited, base, user, kb.visible_to(user, links))
     if target.waits_for_review or edit_waits_for_review(user, stored):
         return EditResult(_propose(kb, target, stored, edited, user, status), pending_review=True)
-    allowed = UNPUBLISHED_STATUSES + (stored.status,) if stored.status in READABLE_STATUSES else UNPUBLISHED_STATUSES
-    if user is None:
-        allowed = (*UNPUBLISHED_STATUSES, *READABLE_STATUSES)
-    if status not in allowed:
-        raise KBError(f"you cannot save this entry as '{status}'; use one of: {', '.join(allowed)}")
-    return EditResult(kb.save(replace(edited, status=status), expected_version=target.version), pending_review=False)
+    if kb.store.version(stored.id) != target.version:
+        raise Conflict(f"'{stored.id}' was changed by someone else since you opened it; reload it")
+    # Whoever changes an entry waiting for review, other than its author, may not then approve it.
+    if status in READABLE_STATUSES:
+        changed_by = ""
+    elif user is None or is_author(user, stored):
+        changed_by = stored.revised_by
+    else:
+        changed_by = user.name
+    decided = replace(edited, status=status, revised_by=changed_by)
+    return EditResult(kb.save(decided, expected_version=target.version), pending_review=False)
 
 
 def _propose(
     kb: KnowledgeBase, target: EditTarget, stored: Entry, edited: Entry, user: User | None, status: str
 ) -> Entry:
-    """Keep the edit as a revision of the published entry, for a reviewer to approve."""
-    if status not in UNPUBLISHED_STATUSES:
-        raise KBError(
-            f"your edit of a {stored.status} entry is reviewed before readers see it; "
-            "save it as a draft or send it for review"
-        )
-    if target.revision_version is None:
-        if kb.store.version(stored.id) != target.version:
-            raise Conflict(f"'{stored.id}' was changed by someone else since you opened it; reload it")
-        if kb.store.revision(stored.id) is not None:
-            raise Conflict("someone else has just proposed an edit of this entry; reload it")
+    """Keep the edit as a revision of the published entry, for a reviewer to approve; it records the
+    version of the published entry it was made from (the one the editor opened)."""
+    if kb.store.version(stored.id) != target.version:
+        raise Conflict(f"'{stored.id}' was changed by someone else since you opened it; reload it")
     revision = replace(edited, status=status, revised_by=user.name if user else "", reviewer="", review_comment="")
-    base = target.version if target.revision_version is None else kb.store.revision_base(stored.id)
-    kb.store.write_revision(revision, base=base, expected_version=target.revision_version)
+    kb.store.write_revision(revision, base=target.version, expected_version=target.revision_version)
     return revision
+
+
+def withdraw(kb: KnowledgeBase, entry_id: str, user: User | None) -> None:
+    """Discard a pending edit: its proposer may, and so may curators (an abandoned edit must not lock an
+    entry for ever). The published entry is left as it is."""
+    stored = kb.stored(entry_id, user)  # missing and hidden answer alike
+    pending = kb.store.revision(entry_id)
+    if pending is None:
+        raise KBError("there is no pending edit of this entry")
+    revision, version = pending
+    own = user is None or (bool(revision.revised_by) and revision.revised_by == user.name)
+    if not (own or (can_edit(user, stored) and user.has_role(CURATOR))):
+        raise KBError("only the person who proposed this edit, or a curator, can withdraw it")
+    kb.store.drop_revision(entry_id, expected_version=version)
 
 
 def _editable(kb: KnowledgeBase, entry_id: str, user: User | None) -> Entry:

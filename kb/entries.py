@@ -548,9 +548,11 @@ class EntryStore:
         """Refuse a missing folder or a plain file: checking or syncing it would check nothing, and a
         sync would empty the index."""
         if not self.root.exists():
-            raise KBError(f"the entries folder {self.root} does not exist; create it or set KB_ENTRIES_DIR")
+            raise KBError("the entries folder does not exist; create it or set KB_ENTRIES_DIR", where=self.root)
         if not self.root.is_dir():
-            raise KBError(f"{self.root} is a file, not a folder of entries; point KB_ENTRIES_DIR at the folder")
+            raise KBError(
+                "the entries folder is a file, not a folder; point KB_ENTRIES_DIR at the folder", where=self.root
+            )
 
     def scan(self) -> tuple[list[Path], list[Problem]]:
         """The entry files, and a problem for each symbolic link that was skipped."""
@@ -670,15 +672,41 @@ class EntryStore:
         except FileNotFoundError:
             return
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
-        target = self.root / HISTORY_DIR / path.stem / f"{stamp}-{content_hash(previous)[:12]}{ENTRY_SUFFIX}"
-        atomic_write(target, previous.decode("utf-8", errors="replace"))
+        folder = self._own_folder(HISTORY_DIR, path.stem)
+        atomic_write(
+            folder / f"{stamp}-{content_hash(previous)[:12]}{ENTRY_SUFFIX}", previous.decode("utf-8", "replace")
+        )
+
+    def _own_folder(self, *parts: str) -> Path:
+        """A folder inside the entries folder, made if need be; refused if any part of it is a symbolic link,
+        which could send an entry's text (a copy of an organisation-only version, say) anywhere."""
+        folder = self.root
+        for part in parts:
+            folder = folder / part
+            if folder.is_symlink():
+                raise KBError(
+                    f"{folder.relative_to(self.root)} in the entries folder is a symbolic link; replace it with a folder",
+                    where=folder,
+                )
+            folder.mkdir(exist_ok=True)
+        return folder
+
+    def _is_own_folder(self, *parts: str) -> bool:
+        """True when this folder inside the entries folder exists and no part of it is a symbolic link."""
+        folder = self.root
+        for part in parts:
+            folder = folder / part
+            if folder.is_symlink() or not folder.is_dir():
+                return False
+        return True
 
     def history(self, entry_id: str) -> list[Version]:
         """Earlier versions of an entry, newest first. Only files named as `_keep_previous` names them
         are versions: a temporary file a killed save left behind is swept once stale, never read."""
-        folder = self.root / HISTORY_DIR / self.path_for(entry_id).stem
-        if folder.is_symlink() or not folder.is_dir():
+        stem = self.path_for(entry_id).stem
+        if not self._is_own_folder(HISTORY_DIR, stem):
             return []
+        folder = self.root / HISTORY_DIR / stem
         sweep_temporary(folder)
         versions = []
         for path in sorted(folder.iterdir(), reverse=True):
@@ -701,7 +729,7 @@ class EntryStore:
     def revision(self, entry_id: str) -> tuple[Entry, str] | None:
         """The edit of this entry waiting for review and its version hash, or None."""
         path = self.revision_path(entry_id)
-        if path.is_symlink() or not path.is_file():
+        if not self._is_own_folder(REVISIONS_DIR) or path.is_symlink() or not path.is_file():
             return None
         entry, _, digest = self.load_file(path)
         return entry, digest
@@ -717,9 +745,9 @@ class EntryStore:
 
     def revisions(self) -> list[str]:
         """Ids of entries with an edit waiting for review."""
-        folder = self.root / REVISIONS_DIR
-        if folder.is_symlink() or not folder.is_dir():
+        if not self._is_own_folder(REVISIONS_DIR):
             return []
+        folder = self.root / REVISIONS_DIR
         return sorted(p.stem for p in folder.glob(f"*{ENTRY_SUFFIX}") if is_valid_id(p.stem) and not p.is_symlink())
 
     def write_revision(self, entry: Entry, *, base: str | None, expected_version: str | None = None) -> str:
@@ -731,26 +759,34 @@ class EntryStore:
         rendered = render_entry(entry)
         parse_entry(rendered, f"{entry.id}{ENTRY_SUFFIX}")
         text = rendered.replace("---\n", f"---\n{_BASE_NOTE}{base}\n", 1) if base else rendered
-        path = self.revision_path(entry.id)
+        path = self._own_folder(REVISIONS_DIR) / f"{self.path_for(entry.id).stem}{ENTRY_SUFFIX}"
         with self._lock():
-            self._check_version(path, expected_version)
+            if expected_version is None:  # a new revision: never over one someone else has just proposed
+                if path.exists() or path.is_symlink():
+                    raise Conflict("someone else has just proposed an edit of this entry; reload it")
+            else:
+                self._check_version(path, expected_version)
             atomic_write(path, text)
         return content_hash(text)
 
     def drop_revision(self, entry_id: str, *, expected_version: str | None = None) -> None:
         path = self.revision_path(entry_id)
+        if not self._is_own_folder(REVISIONS_DIR):
+            return
         with self._lock():
             self._check_version(path, expected_version)
             path.unlink(missing_ok=True)
 
     def sweep(self) -> None:
-        """Remove stale temporary files from the folder, its history and its revisions."""
+        """Remove stale temporary files from the folder, its history and its revisions (never through a
+        symbolic link)."""
         sweep_temporary(self.root)
-        sweep_temporary(self.root / REVISIONS_DIR)
-        history = self.root / HISTORY_DIR
-        for folder in history.iterdir() if history.is_dir() and not history.is_symlink() else ():
-            if folder.is_dir() and not folder.is_symlink():
-                sweep_temporary(folder)
+        if self._is_own_folder(REVISIONS_DIR):
+            sweep_temporary(self.root / REVISIONS_DIR)
+        if self._is_own_folder(HISTORY_DIR):
+            for folder in (self.root / HISTORY_DIR).iterdir():
+                if folder.is_dir() and not folder.is_symlink():
+                    sweep_temporary(folder)
 
     def _lock(self):
         """An advisory lock on the folder, held across a read-compare-write."""

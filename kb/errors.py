@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from pathlib import Path
+
+# An absolute file-system path inside a message (not part of a URL such as "http://host/x").
+_PATH = re.compile(r"(?<![\w:/.])(?:[A-Za-z]:)?[\\/](?:[\w.\-]+[\\/])*[\w.\-]+[\\/]?")
+
+
+def without_paths(message: str) -> str:
+    """A message with any absolute path in it replaced: for text that comes from a library the project
+    does not control (Chroma's exceptions), before it reaches a message of ours."""
+    return _PATH.sub("(a folder on the server)", message)
 
 
 class KBError(Exception):
-    """A domain error with a message fit to show a user as it is."""
+    """A domain error with a message fit to show a user as it is: it never names a file or folder of the
+    server. `where` names it for the operator: the command line adds it, the app never shows it."""
+
+    def __init__(self, message: str = "", *, where: str | Path = ""):
+        super().__init__(message)
+        self.where = str(where)
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,8 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 import chromadb  # noqa: E402
 from chromadb.config import Settings as ChromaSettings  # noqa: E402
 
-from kb.errors import KBError  # noqa: E402
-from kb.index_health import DATABASE, StoreDamaged, check_store, stored_vectors  # noqa: E402
+from kb.errors import KBError, without_paths  # noqa: E402
+from kb.index_health import DATABASE, OPEN, StoreDamaged, check_store, stored_vectors  # noqa: E402
 
 Where = dict[str, Any]
 log = logging.getLogger(__name__)
@@ -52,18 +52,18 @@ class IndexMismatch(KBError):
 class IndexDamaged(KBError):
     """The index cannot be read back whole (half-written, truncated, garbled): a sync rebuilds it."""
 
-    def __init__(self, message: str):
+    def __init__(self, message: str, *, where: str | Path = ""):
         self.reason = message
-        super().__init__(f"{message}; run `python -m kb sync` to rebuild it from the entry files")
+        super().__init__(f"{message}; run `python -m kb sync` to rebuild it from the entry files", where=where)
 
 
 class IndexMissing(KBError):
     """There is no index where the settings say: nothing has been synced there, or its database is gone."""
 
     def __init__(self, path: Path):
-        self.path = path
         super().__init__(
-            f"there is no index in {path.parent}; run `python -m kb sync` to build it from the entry files"
+            "there is no index yet (or its database is gone); run `python -m kb sync` to build it from the entry files",
+            where=path.parent,
         )
 
 
@@ -77,7 +77,9 @@ def _chroma_failure(exc: BaseException) -> bool:
 
 
 def _describe(exc: BaseException) -> str:
-    return f"{exc.__class__.__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}"
+    """Chroma's exception in one line, without the paths it may name."""
+    first = str(exc).splitlines()[0][:160] if str(exc) else ""
+    return f"{exc.__class__.__name__}: {without_paths(first)}"
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,7 @@ class IndexedEntry:
     metadata: dict[str, Any]
 
 
-def make_client(index_dir: Path | str, chroma_url: str | None = None, *, create: bool = False):
+def make_client(index_dir: Path | str, chroma_url: str | None = None, *, create: bool = False, level: str = OPEN):
     """Embedded Chroma under `index_dir`, or a Chroma server when a URL is given. Telemetry off.
 
     The embedded store is checked (kb.index_health) before Chroma opens it, so a damaged file is
@@ -122,17 +124,17 @@ def make_client(index_dir: Path | str, chroma_url: str | None = None, *, create:
         path.mkdir(parents=True, exist_ok=True)
     else:
         try:
-            check_store(path)
+            check_store(path, level=level)
         except StoreDamaged as exc:
-            raise IndexDamaged(f"the index at {path} is damaged ({exc})") from None
+            raise IndexDamaged(f"the index is damaged ({exc})", where=path) from None
     try:
-        client = chromadb.PersistentClient(path=str(path), settings=settings)
+        client = chromadb.PersistentClient(path=str(path.resolve()), settings=settings)
         client.list_collections()  # a damaged database fails here rather than in the middle of a search
     except BaseException as exc:  # chromadb raises several types for a broken file; all mean the same here
         if not _chroma_failure(exc):
             raise
         clear_client_cache()
-        raise IndexDamaged(f"the index at {path} cannot be opened ({_describe(exc)})") from None
+        raise IndexDamaged(f"the index cannot be opened ({_describe(exc)})", where=path) from None
     return client
 
 
@@ -154,15 +156,15 @@ def remove_embedded(index_dir: Path | str) -> None:
     shutil.rmtree(embedded_path(index_dir), ignore_errors=True)
 
 
-def check_embedded(index_dir: Path | str, *, deep: bool = False) -> None:
-    """IndexDamaged unless the embedded store reads back whole (see kb.index_health); nothing to check
-    where there is no store."""
+def check_embedded(index_dir: Path | str, *, level: str = OPEN) -> None:
+    """IndexDamaged unless the embedded store reads back whole at this level of thoroughness (see
+    kb.index_health); nothing to check where there is no store."""
     path = embedded_path(index_dir)
     if (path / DATABASE).is_file():
         try:
-            check_store(path, deep=deep)
+            check_store(path, level=level)
         except StoreDamaged as exc:
-            raise IndexDamaged(f"the index at {path} is damaged ({exc})") from None
+            raise IndexDamaged(f"the index is damaged ({exc})", where=path) from None
 
 
 def embedded_vectors(index_dir: Path | str, collection: str) -> Iterator[tuple[str, np.ndarray]]:

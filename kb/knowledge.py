@@ -50,6 +50,7 @@ from kb.index import (
     make_client,
     remove_embedded,
 )
+from kb.index_health import DEEP, OPEN, SYNC
 from kb.lexical import Additions, KeywordIndexDamaged, LexicalIndex, tokenize
 from kb.passages import split_entry
 from kb.search import (
@@ -184,7 +185,7 @@ class KnowledgeBase:
         self._embedder = embedder
         self._client = client
         self._index: VectorIndex | None = None
-        self.lexical = LexicalIndex(Path(self.settings.index_dir) / "lexical" / self.settings.collection)
+        self._lexical: LexicalIndex | None = None
         self._vocabulary: Vocabulary | None = None
         self._lexical_checked = False
         # Counts every change to what the local mirror holds (this process's writes, and other
@@ -212,8 +213,10 @@ class KnowledgeBase:
             self._index = self._connect(create=True)
         return self._index
 
-    def _connect(self, *, create: bool) -> VectorIndex:
-        client = self._client or make_client(self.settings.index_dir, self.settings.chroma_url, create=create)
+    def _connect(self, *, create: bool, level: str = OPEN) -> VectorIndex:
+        client = self._client or make_client(
+            self.settings.index_dir, self.settings.chroma_url, create=create, level=level
+        )
         # The embedder's name, not the setting's: an int8 model records its own name. Building the
         # embedder loads nothing; the model loads on the first text it embeds.
         return VectorIndex(client, self.settings.collection, self.embedder.name, remote=not self._owns_store)
@@ -223,6 +226,18 @@ class KnowledgeBase:
         """True for the embedded store under the index folder: ours to check, delete and rebuild (a
         server's store, or one handed in, is not)."""
         return not self.settings.chroma_url and self._client is None
+
+    @property
+    def lexical(self) -> LexicalIndex:
+        """The local keyword index and mirror, opened (and its files checked) on first use, so that
+        `show`, `check` and `export`, which need no index, do not pay for it."""
+        if self._lexical is None:
+            self._lexical = LexicalIndex(Path(self.settings.index_dir) / "lexical" / self.settings.collection)
+        return self._lexical
+
+    @lexical.setter
+    def lexical(self, value: LexicalIndex) -> None:
+        self._lexical = value
 
     @property
     def embedder(self) -> Embedder:
@@ -287,8 +302,17 @@ class KnowledgeBase:
 
     def stored(self, entry_id: str, viewer: User | None = None) -> Entry:
         """The whole stored entry, nothing withheld, if this viewer may see it (NotFound.entry otherwise):
-        for rules that need every field (editing, history). Readers are shown `show` or `get`."""
-        entry = self.store.get(entry_id)
+        for rules that need every field (editing, history). Readers are shown `show` or `get`.
+
+        A file that cannot be read is the operator's to fix: a reader gets the NotFound of a missing
+        entry, since the problem would quote fields of an entry they may not be allowed to see."""
+        try:
+            entry = self.store.get(entry_id)
+        except EntryError:
+            if viewer is None:
+                raise
+            log.warning("entry %s cannot be read; a reader was told it does not exist", entry_id, exc_info=True)
+            raise NotFound.entry(entry_id) from None
         if not can_see(viewer, entry_meta(entry)):
             raise NotFound.entry(entry_id)  # the same answer as for a missing entry
         self._normalise(entry, entry_id)
@@ -403,9 +427,9 @@ class KnowledgeBase:
             repairs = self._repair_store()
             try:
                 report = self._sync_files(rebuild or bool(repairs), progress)
-            except IndexDamaged as exc:  # found only while syncing: start again from the files, once
-                if not self._owns_store:
-                    raise
+            except IndexDamaged as exc:  # Chroma failed mid-sync: damage, or a full disk, a lock, a bug?
+                if not self._owns_store or not self._store_fails_checks():
+                    raise KBError(f"the sync stopped ({exc.reason}); run it again", where=exc.where) from None
                 repairs.append(self._discard_store(exc.reason))
                 report = self._sync_files(True, progress)
             report.problems = repairs + report.problems
@@ -423,14 +447,28 @@ class KnowledgeBase:
                 return [self._discard_store("the index was missing")]
             return []
         try:
-            check_embedded(index_dir, deep=True)
-            self._writable_index().check()
+            if self._index is None:  # opened with the sync's own, more thorough check
+                self._index = self._connect(create=True, level=SYNC)
+            else:
+                check_embedded(index_dir, level=SYNC)
+            self.index.check()
             generation = self.index.generation()
             if self.lexical.mirrors(generation):
                 self._verify_vectors(generation)
         except IndexDamaged as exc:
             return [self._discard_store(exc.reason)]
         return []
+
+    def _store_fails_checks(self) -> bool:
+        """True when the embedded store fails the deep checks: only then is it deleted and rebuilt, never
+        because a write failed for another reason (the disk full, the database locked)."""
+        self._index = None
+        try:
+            check_embedded(self.settings.index_dir, level=DEEP)
+            self._writable_index().check()
+        except IndexDamaged:
+            return True
+        return False
 
     def _discard_store(self, reason: str) -> Problem:
         remove_embedded(self.settings.index_dir)
@@ -1008,14 +1046,26 @@ class KnowledgeBase:
     def _hits(self, ranked: list[tuple[str, str, float]], texts: dict[str, str], viewer: User | None) -> list[Hit]:
         if not ranked:
             return []
-        meta = self.index.metadata_of([e for e, _, _ in ranked])
+        ids = [e for e, _, _ in ranked]
+        meta = self._records_of(ids)
+        live = self.index.metadata_of(ids) if viewer is not None else {}
         hits = []
         for entry_id, passage_id, score in ranked:
-            if not can_see(viewer, meta.get(entry_id, {})):
-                continue  # changed by another process in the last seconds: the live record decides
+            record = meta.get(entry_id, {})
+            # Changed by another process in the last seconds: the live record decides too.
+            if not can_see(viewer, record) or not can_see(viewer, live.get(entry_id, record)):
+                continue
             text = texts.get(passage_id) or self.lexical.text_of(passage_id) or ""
-            hits.append(_hit(Hit, entry_id, score, text, meta.get(entry_id, {})))
+            hits.append(_hit(Hit, entry_id, score, text, record))
         return hits
+
+    def _records_of(self, entry_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Entry records by id: from the local mirror (checked against its checksums) while it is current,
+        from the index for any it does not hold."""
+        table = self._mirror()
+        found = {e: table.record(table.position[e]) for e in entry_ids if e in table.position} if table else {}
+        missing = [e for e in entry_ids if e not in found]
+        return found | (self.index.metadata_of(missing) if missing else {})
 
     def similar(
         self, entry_id: str, *, limit: int = 5, filters: Filters | None = None, viewer: User | None = None
@@ -1048,7 +1098,7 @@ class KnowledgeBase:
                 if match.entry_id not in best or match.similarity > best[match.entry_id][0]:
                     best[match.entry_id] = (match.similarity, source, match)
         ranked = sorted(best.items(), key=lambda kv: (-kv[1][0], kv[0]))[:limit]
-        meta = self.index.metadata_of([e for e, _ in ranked] + [entry_id])
+        meta = self._records_of([e for e, _ in ranked] + [entry_id])
         own_themes = set(meta.get(entry_id, {}).get("themes") or ())
         hits = []
         for other_id, (score, source, match) in ranked:

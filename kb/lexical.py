@@ -285,12 +285,36 @@ class Corpus:
         return _read_exactly(self._vectors, (end - start) * width, start * width)
 
     def vectors_at(self, rows: np.ndarray) -> np.ndarray:
-        """The vectors of these rows, in that order (one read per row: for checks, not for search)."""
+        """The vectors of these rows, in that order: one read per run of neighbouring rows."""
+        rows = np.asarray(rows, dtype=np.int64)
         width = self.dimension * 4
-        out = np.empty((len(rows), self.dimension), dtype=np.float32)
-        for i, row in enumerate(np.asarray(rows).tolist()):
-            out[i] = np.frombuffer(_read_exactly(self._vectors, width, row * width), dtype=np.float32)
-        return out
+        order = np.unique(rows)
+        breaks = np.flatnonzero(np.diff(order) != 1) + 1
+        found = np.empty((len(order), self.dimension), dtype=np.float32)
+        for run in np.split(np.arange(len(order)), breaks) if len(order) else ():
+            first, count = int(order[run[0]]), len(run)
+            data = _read_exactly(self._vectors, count * width, first * width)
+            found[run[0] : run[0] + count] = np.frombuffer(data, dtype=np.float32).reshape(count, self.dimension)
+        return found[np.searchsorted(order, rows)]
+
+    def rows_of(self, passage_ids: list[str]) -> np.ndarray:
+        """`row_of` for many passage ids at once (-1 where one is not here)."""
+        codes, numbers = [], []
+        for passage_id in passage_ids:
+            entry_id, _, number = passage_id.rpartition("#")
+            codes.append(self.codes.get(entry_id, -1))
+            numbers.append(int(number) if number.isdigit() else -1)
+        code, wanted = np.asarray(codes, dtype=np.int64), np.asarray(numbers, dtype=np.int64)
+        known = (code >= 0) & (wanted >= 0)
+        rows = np.where(known, self.starts[np.maximum(code, 0)] + np.maximum(wanted, 0), -1)
+        inside = known & (rows < self.starts[np.maximum(code, 0) + 1])
+        rows = np.where(inside, rows, -1)
+        usual = inside.copy()
+        usual[inside] = self.numbers[rows[inside]] == wanted[inside]  # numbered from 0 in order, as usual
+        for i in np.flatnonzero(known & ~usual):  # anything else: look it up one by one
+            found = self.row_of(passage_ids[i])
+            rows[i] = -1 if found is None else found
+        return rows
 
     def passages_of(self, entry_id: str) -> tuple[list[str], list[str], np.ndarray | None] | None:
         """One entry's passage ids, texts and vectors (None without vectors), or None if it is not here."""
@@ -1209,13 +1233,11 @@ def _compare_passages(corpus: Corpus, stored: Iterable[tuple[str, np.ndarray]], 
     vectors: list[np.ndarray] = []
 
     def compare() -> str:
-        rows = [corpus.row_of(i) for i in ids]
-        unknown = next((i for i, r in zip(ids, rows, strict=True) if r is None), None)
-        if unknown is not None:
-            return f"passage '{unknown}' is not in the copy"
+        rows_array = corpus.rows_of(ids)
+        if (rows_array < 0).any():
+            return f"passage '{ids[int(np.flatnonzero(rows_array < 0)[0])]}' is not in the copy"
         if any(len(v) != corpus.dimension for v in vectors):
             return "a stored vector has the wrong size"
-        rows_array = np.asarray(rows, dtype=np.int64)
         if seen[rows_array].any() or len(np.unique(rows_array)) != len(rows_array):
             return "a passage is stored twice"
         seen[rows_array] = True
@@ -1235,20 +1257,44 @@ def _compare_passages(corpus: Corpus, stored: Iterable[tuple[str, np.ndarray]], 
     return f"{missing} passages are missing" if missing else ""
 
 
-def _compare_entries(corpus: Corpus, stored: Iterable[tuple[str, np.ndarray]]) -> str:
+def _compare_entries(corpus: Corpus, stored: Iterable[tuple[str, np.ndarray]], batch: int = 2048) -> str:
     """ "" when `stored` holds one vector per entry of the corpus, the mean of its passages' vectors."""
-    seen: set[str] = set()
+    seen = np.zeros(len(corpus.entries), dtype=bool)
+    ids: list[str] = []
+    vectors: list[np.ndarray] = []
+
+    def compare() -> str:
+        codes = [corpus.codes.get(i) for i in ids]
+        unknown = next((i for i, c in zip(ids, codes, strict=True) if c is None), None)
+        if unknown is not None:
+            return f"entry '{unknown}' is not in the copy"
+        if any(len(v) != corpus.dimension for v in vectors):
+            return "a stored entry vector has the wrong size"
+        codes_array = np.asarray(codes, dtype=np.int64)
+        if seen[codes_array].any() or len(np.unique(codes_array)) != len(codes_array):
+            return "an entry is stored twice"
+        seen[codes_array] = True
+        starts, ends = corpus.starts[codes_array], corpus.starts[codes_array + 1]
+        has = ends > starts  # an entry without passages has no vector of its own to compare
+        if not has.any():
+            return ""
+        rows = np.concatenate([np.arange(a, b) for a, b in zip(starts[has], ends[has], strict=True)])
+        sums = np.add.reduceat(corpus.vectors_at(rows), np.cumsum(np.r_[0, (ends - starts)[has][:-1]]), axis=0)
+        agree = _directions_agree(np.vstack(vectors)[has], sums)
+        return (
+            "" if agree.all() else f"entry '{np.asarray(ids)[has][int(np.flatnonzero(~agree)[0])]}' has another vector"
+        )
+
     for entry_id, vector in stored:
-        code = corpus.codes.get(entry_id)
-        if code is None or entry_id in seen:
-            return f"entry '{entry_id}' is not in the copy, or is stored twice"
-        seen.add(entry_id)
-        start, end = int(corpus.starts[code]), int(corpus.starts[code + 1])
-        if end > start:
-            centroid = corpus.vectors_at(np.arange(start, end)).mean(axis=0, keepdims=True)
-            if len(vector) != corpus.dimension or not _directions_agree(vector[None, :], centroid).all():
-                return f"entry '{entry_id}' has another vector"
-    missing = len(corpus.entries) - len(seen)
+        ids.append(entry_id)
+        vectors.append(vector)
+        if len(ids) == batch:
+            if problem := compare():
+                return problem
+            ids, vectors = [], []
+    if ids and (problem := compare()):
+        return problem
+    missing = int((~seen).sum())
     return f"{missing} entries are missing" if missing else ""
 
 

@@ -50,7 +50,7 @@ def review_queue(kb: KnowledgeBase, viewer: User | None = None) -> list[QueueIte
         version = kb.store.version(entry.id)
         if entry.status == "in-review" and version is not None:
             whole = kb.stored(entry.id)
-            items.append(QueueItem(entry, version, _submitted(entry), may_review=_may_review(viewer, whole)))
+            items.append(QueueItem(entry, version, _submitted(entry), may_review=can_review(viewer, whole)))
     for entry_id in kb.store.revisions():
         item = _revision_item(kb, entry_id, viewer)
         if item is not None:
@@ -70,16 +70,12 @@ def _revision_item(kb: KnowledgeBase, entry_id: str, viewer: User | None) -> Que
     links = [*revision.related, *(revision.lighthouse.reused_by if revision.lighthouse else ())]
     shown = present(revision, viewer, kb.visible_to(viewer, links)).entry
     return QueueItem(
-        shown, version, _submitted(revision), revision=True, may_review=_may_review(viewer, published, revision)
+        shown, version, _submitted(revision), revision=True, may_review=can_review(viewer, published, revision)
     )
 
 
 def _submitted(entry: Entry) -> str:
     return max(entry.updated, entry.created)
-
-
-def _may_review(viewer: User | None, entry: Entry, revision: Entry | None = None) -> bool:
-    return viewer is None or can_review(viewer, entry, proposer=revision.revised_by if revision else "")
 
 
 def _today() -> str:
@@ -97,7 +93,7 @@ def _reviewable(kb: KnowledgeBase, entry_id: str, reviewer: User, revision: bool
         if pending is None or pending[0].status != "in-review":
             raise KBError(f"the edit of '{entry.title}' is no longer waiting for review; someone may have handled it")
         proposed, version = pending
-        if not can_review(reviewer, entry, proposer=proposed.revised_by):
+        if not can_review(reviewer, entry, proposed):
             raise KBError("you proposed this edit or wrote the entry: another reviewer must review it")
         return proposed, version
     if entry.status != "in-review":
@@ -105,7 +101,7 @@ def _reviewable(kb: KnowledgeBase, entry_id: str, reviewer: User, revision: bool
             f"'{entry.title}' is no longer in review (it is now {entry.status}); someone else may have handled it"
         )
     if not can_review(reviewer, entry):
-        raise KBError("you wrote this entry: another reviewer must review it")
+        raise KBError("you wrote or last changed this entry: another reviewer must review it")
     return entry, None
 
 
@@ -115,9 +111,9 @@ def approve(
     """Publish an entry in review, or apply an approved revision to its published entry. Refuses if
     the file reviewed changed since the reviewer read it."""
     entry, revision_version = _reviewable(kb, entry_id, reviewer, revision)
-    decided = replace(
-        entry, status="published", reviewer=reviewer.name, review_comment="", revised_by="", updated=_today()
-    )
+    # A new entry is published; an approved revision keeps its entry's status (an archived one stays archived).
+    status = kb.stored(entry_id).status if revision else "published"
+    decided = replace(entry, status=status, reviewer=reviewer.name, review_comment="", revised_by="", updated=_today())
     if not revision:
         return kb.save(decided, expected_version=expected_version)
     if expected_version is not None and expected_version != revision_version:

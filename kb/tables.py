@@ -289,6 +289,8 @@ class _CsvRecords:
             if self.header and len(self.record) > 1 and self._joins_rows(values):
                 self._refuse_joined_rows(number)
                 continue
+            if self.header and self._may_join_two_rows():
+                self._warn_of_a_possible_join(number)
             if not self.header:
                 self.header = _header(values, self.source, [], trim=False)
             self.records.append((number, values))
@@ -371,6 +373,21 @@ class _CsvRecords:
         if lined_up and len(self.record) < 3:
             return False
         return all(self._is_row(line) for line in self.record[1:])
+
+    def _may_join_two_rows(self) -> bool:
+        """A record of two lines whose second line reads as a row on its own: a cell with a line break,
+        or a stray quote that swallowed the next row. Which one, only the person who wrote it can say."""
+        return len(self.header) >= 3 and len(self.record) == 2 and self._is_row(self.record[1])
+
+    def _warn_of_a_possible_join(self, number: int) -> None:
+        _, cell, _ = self._quoted_cell(self.record[:1])
+        column = self.header[cell] if cell < len(self.header) else f"column {cell + 1}"
+        message = (
+            f"has a quoted cell from line {self.first_line} to line {self.first_line + 1}, and line "
+            f"{self.first_line + 1} reads as a row of its own; if it is one, a quote is missing on line "
+            f"{self.first_line}: close it and import again"
+        )
+        self.problems.append(Problem(self.source, message, field=column, row=number, severity="warning"))
 
     def _is_row(self, line: str) -> bool:
         """The line on its own is one record with a cell for every column, not all of them empty."""
@@ -499,9 +516,13 @@ def read_jsonl(path: Path) -> Table:
             empty.append(number)
             continue
         try:
-            data = json.loads(line)
+            data = json.loads(line, object_pairs_hook=_refuse_repeated_keys)
         except json.JSONDecodeError as exc:
             problems.append(Problem(path.name, f"is not valid JSON ({exc.msg} at character {exc.pos + 1})", row=number))
+            refused += 1
+            continue
+        except RepeatedKey as exc:  # the last value would win silently, as with a repeated YAML key
+            problems.append(Problem(path.name, f"gives '{exc.key}' twice; keep one of them", field=exc.key, row=number))
             refused += 1
             continue
         if not isinstance(data, dict):
@@ -521,6 +542,21 @@ def read_jsonl(path: Path) -> Table:
     last = records[-1][0] if records else 0
     _note_empty(sorted(n for n in empty if n < last), path.name, problems)
     return table
+
+
+class RepeatedKey(ValueError):
+    def __init__(self, key: str):
+        super().__init__(key)
+        self.key = key
+
+
+def _refuse_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in data:
+            raise RepeatedKey(key)
+        data[key] = value
+    return data
 
 
 def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Cell]:

@@ -30,9 +30,11 @@ class StrictLoader(_Base):  # type: ignore[misc, valid-type]
     """The safe loader (C-accelerated where available) that refuses duplicate keys."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        self.flatten_mapping(node)  # merge keys (`<<:`) first, as the base class does
+        # The mapping's own keys only: a key merged in with `<<: *base` may be overridden, as YAML allows.
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
             key = self.construct_object(key_node, deep=True)
             try:
                 if key in seen:

@@ -14,7 +14,7 @@ from kb import KBError, KnowledgeBase, Settings
 from kb.cli import cli
 from kb.embedder import HashingEmbedder
 from kb.index import IndexDamaged, IndexMissing, VectorIndex, clear_client_cache, embedded_path
-from kb.index_health import StoreDamaged, check_store, stored_vectors, vector_segments
+from kb.index_health import DEEP, SYNC, StoreDamaged, check_store, stored_vectors, vector_segments
 
 COPIES = 3  # the sample entries three times over: past Chroma's 1,000-vector log, so HNSW files exist
 
@@ -70,7 +70,8 @@ def answers(kb: KnowledgeBase) -> tuple:
 def test_a_whole_store_passes_and_reads_back_every_vector(built):
     store = embedded_path(built.index_dir)
     check_store(store)
-    check_store(store, deep=True)
+    check_store(store, level=DEEP)
+    check_store(store, level=SYNC)
     base = open_kb(built)
     _, passages = base.index.count()
     assert len(dict(stored_vectors(store, f"{built.collection}-passages"))) == passages
@@ -163,7 +164,7 @@ def test_a_changed_vector_is_found_and_sync_repairs_it(copy, built):
 def test_a_deleted_database_is_missing_not_empty(copy, built):
     expected = answers(open_kb(built))
     (embedded_path(copy.index_dir) / "chroma.sqlite3").unlink()
-    with pytest.raises(IndexMissing, match="no index in .*python -m kb sync"):
+    with pytest.raises(IndexMissing, match="no index yet .*python -m kb sync"):
         open_kb(copy).search("data sharing")
     runner = CliRunner()
     args = ["--entries", str(copy.entries_dir), "--index", str(copy.index_dir), "--model", "hashing-bow"]
