@@ -302,3 +302,11 @@ def test_writes_leave_no_file_an_entry_glob_would_read(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         store.write(entry(summary="Second."))
     assert sorted(p.name for p in tmp_path.rglob("*.md") if ".history" not in p.parts) == ["a-test-entry.md"]
+
+
+def test_a_merged_key_may_be_overridden_but_a_mapping_s_own_key_not_twice():
+    from kb.yamlfile import DuplicateKey, load_yaml
+
+    assert load_yaml("base: &b {a: 1, b: 2}\nother:\n  <<: *b\n  b: 3\n")["other"] == {"a": 1, "b": 3}
+    with pytest.raises(DuplicateKey, match="'c' is given twice"):
+        load_yaml("x:\n  <<: {a: 1}\n  c: 1\n  c: 2\n")

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from kb.entries import Entry, EntryStore
+from kb.errors import Conflict
 from kb.importer import ImportReport, import_table, load_mapping
 
 HEADER = ["id", "title", "summary", "kind", "outcome", "organisation"]
@@ -62,10 +63,30 @@ def test_a_row_whose_entry_another_import_just_created_differently_updates_it(
     assert store.get("lesson-0").summary == "What it taught us."
 
 
-def test_two_imports_of_one_file_at_once_write_each_row_once_and_refuse_none(tmp_path: Path, store: EntryStore) -> None:
+def test_two_imports_of_one_file_at_once_write_each_row_once_and_refuse_none(
+    tmp_path: Path, store: EntryStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
     rows = 60
     path = write_register(tmp_path / "register.csv", rows)
     start = threading.Barrier(2)
+    # Both imports reach each new entry's create together, so that every row is a real race.
+    each_create = threading.Barrier(2, timeout=10)
+    lost: list[str] = []
+    original = EntryStore.write
+
+    def write(self: EntryStore, entry: Entry, *, expected_version: str | None = None, create: bool = False) -> str:
+        if create:
+            try:
+                each_create.wait()
+            except threading.BrokenBarrierError:
+                pass  # the other import has finished its creates
+        try:
+            return original(self, entry, expected_version=expected_version, create=create)
+        except Conflict:
+            lost.append(entry.id)
+            raise
+
+    monkeypatch.setattr(EntryStore, "write", write)
     reports: list[ImportReport] = []
     failures: list[BaseException] = []
 
@@ -94,6 +115,7 @@ def test_two_imports_of_one_file_at_once_write_each_row_once_and_refuse_none(tmp
         assert report.rows == rows
     assert len(store.files()) == rows
     assert not (store.root / ".history").exists()  # no entry was written twice
+    assert len(lost) >= rows // 2, "the imports raced for the rows, and the losers settled them"
 
 
 def test_a_row_whose_entry_keeps_changing_is_refused_with_a_retry_hint(

@@ -810,3 +810,30 @@ def test_nasa_register_imports_whole(tmp_path: Path) -> None:
     again = import_table(store, NASA_XLSX, mapping)
     assert (again.created, again.updated, len(again.unchanged)) == ([], [], 2100)
     assert mtimes(store) == before
+
+
+def test_a_stray_quote_closed_on_the_next_line_is_never_silent(
+    tmp_path: Path, store: EntryStore, mapping: Mapping
+) -> None:
+    """Read as CSV, it is one cell with a line break; it may also be a swallowed row. Only the person who
+    wrote it can tell, so the report names both lines."""
+    rows = [register_row(str(n), f"Project {n}", Keywords="pilot") for n in range(1, 5)]  # rows 2-5
+    raw = {(1, "Project name"): '"Quoted project', (2, "Project name"): 'Ends with a quote"'}
+    path = tmp_path / "register.csv"
+    path.write_text(csv_text(rows, raw), encoding="utf-8")
+    report = import_table(store, path, mapping)
+    warned = [p for p in report.warnings if p.row == 3 and "reads as a row of its own" in p.message]
+    assert warned and "line 3" in warned[0].message and "line 4" in warned[0].message, report.problems
+
+
+def test_a_jsonl_key_given_twice_refuses_its_row(tmp_path: Path, store: EntryStore) -> None:
+    """The last value would win silently: `visibility` twice could publish an organisation-only row."""
+    base = {"id": "a", "title": "A", "summary": "S.", "kind": "project", "outcome": "failed", "organisation": "O"}
+    line = json.dumps(base)[:-1] + ', "visibility": "organisation", "visibility": "public"}'
+    good = json.dumps({**base, "id": "b", "title": "B"})
+    path = tmp_path / "register.jsonl"
+    path.write_text(f"{line}\n{good}\n", encoding="utf-8")
+    report = import_table(store, path, load_mapping(None))
+    assert report.created == ["b"]
+    (error,) = report.errors
+    assert (error.row, error.field) == (1, "visibility") and "twice" in error.message

@@ -218,3 +218,46 @@ def test_a_server_failure_is_reported_not_repaired(copy):
     with pytest.raises(KBError, match="the Chroma server failed") as caught:
         base.index.count()
     assert not isinstance(caught.value, IndexDamaged)
+
+
+def test_a_folder_whose_path_has_uri_characters_is_not_taken_for_damage(built, tmp_path):
+    """The database is opened by URI: '#', '?' and '%' in the path must not read as damage (which would
+    make every sync rebuild the index) or create a stray file beside it."""
+    odd = tmp_path / "we#ird?f%20older" / "index"
+    shutil.copytree(built.index_dir, odd)
+    settings = Settings(entries_dir=built.entries_dir, index_dir=odd, chroma_url=None, model="hashing-bow")
+    check_store(embedded_path(odd), level=DEEP)
+    report = open_kb(settings).sync()
+    assert not report.problems and not report.rebuilt and not report.changed
+    assert open_kb(settings).stats()["entries"] > 0
+    assert sorted(p.name for p in (tmp_path).iterdir()) == ["we#ird?f%20older"]
+
+
+def test_a_write_that_fails_for_another_reason_never_deletes_a_healthy_index(copy, monkeypatch):
+    """A full disk or a locked database during a sync is not damage: the index stays as it was."""
+    import errno
+
+    path = copy.entries_dir / "benefits-and-housing-data-sharing-pilot-0.md"
+    original = path.read_text()
+    path.write_text(original.replace("summary:", "summary: Changed.", 1))
+    before = open_kb(copy).index.count()
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(VectorIndex, "put_entries", _guarded_for_test(disk_full))
+    with pytest.raises(KBError, match="the sync stopped") as caught:
+        open_kb(copy).sync()
+    assert not isinstance(caught.value, IndexDamaged)
+    monkeypatch.undo()
+    path.write_text(original)
+    again = open_kb(copy)
+    assert again.index.count() == before, "nothing was deleted"
+    assert not again.sync().rebuilt
+
+
+def _guarded_for_test(failure):
+    """A VectorIndex method that fails inside Chroma, as the real ones are wrapped."""
+    from kb.index import _guarded
+
+    return _guarded(failure)

@@ -309,7 +309,7 @@ def test_hostile_entry_text_is_shown_not_run(app, page, recorder, tmp_path):
     assert pwned(page) is None, "window.__pwned was set on the submit page"
 
     watch.assert_nothing_escaped(app, recorder)
-    assert time.monotonic() - started < 60, "the browser part took over a minute"
+    print(f"browser part: {time.monotonic() - started:.0f}s")  # a figure to watch, not a timed test
     print(f"clicked {len(hrefs)} `click` link(s), hrefs {hrefs}; {len(watch.requests)} requests, all to the app")
 
 
@@ -485,6 +485,5 @@ def test_hostile_labels_and_tooltips_fetch_nothing(app, page, recorder, tmp_path
 
     page.wait_for_timeout(500)  # room for any image to start loading
     watch.assert_nothing_escaped(app, recorder)
-    seconds = time.monotonic() - started
-    assert seconds < 100, f"the browser part took {seconds:.0f}s"
+    seconds = time.monotonic() - started  # a figure to watch, not a timed test
     print(f"{len(tips)} chart tooltips; {len(watch.requests)} requests, all to the app; {seconds:.0f}s")
