@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import threading
 from pathlib import Path
@@ -76,10 +77,8 @@ def test_two_imports_of_one_file_at_once_write_each_row_once_and_refuse_none(
 
     def write(self: EntryStore, entry: Entry, *, expected_version: str | None = None, create: bool = False) -> str:
         if create:
-            try:
+            with contextlib.suppress(threading.BrokenBarrierError):  # the other import has finished its creates
                 each_create.wait()
-            except threading.BrokenBarrierError:
-                pass  # the other import has finished its creates
         try:
             return original(self, entry, expected_version=expected_version, create=create)
         except Conflict:
