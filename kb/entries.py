@@ -366,14 +366,9 @@ def parse_entry(text: str, source: str = "<entry>", *, require_id: bool = True) 
     try:
         data = load_yaml(match.group(1))
     except DuplicateKey as exc:
-        line = exc.problem_mark.line + 2  # the front matter starts on the file's second line
-        raise EntryError(
-            [
-                Problem(
-                    source, f"front matter gives '{exc.key}' twice (line {line}); keep one of them", field=str(exc.key)
-                )
-            ]
-        ) from None
+        first, second = exc.first_line + 2, exc.problem_mark.line + 2  # the front matter starts on line 2
+        message = f"front matter gives '{exc.key}' twice (lines {first} and {second}); keep one of them"
+        raise EntryError([Problem(source, message, field=str(exc.key))]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 2}" if mark else ""

@@ -20,7 +20,7 @@ class DuplicateKey(ConstructorError):
     """A mapping gives the same key twice."""
 
     def __init__(self, key: Any, first_line: int, mark: yaml.Mark):
-        self.key = key
+        self.key, self.first_line = key, first_line  # lines counted from 0, as marks count them
         super().__init__(
             None, None, f"the key '{key}' is given twice (first on line {first_line + 1}); keep one of them", mark
         )

@@ -208,7 +208,7 @@ def test_a_key_given_twice_is_refused_with_the_key_and_the_line():
         parse_entry(twice, "pilot.md")
     problem = caught.value.problems[0]
     assert (problem.source, problem.field) == ("pilot.md", "visibility")
-    assert "'visibility' twice (line 10)" in problem.message  # the file's own line of the second key
+    assert "'visibility' twice (lines 9 and 10)" in problem.message  # the file's own lines
     nested = GOOD.replace("  stage: proven\n", "  stage: proven\n  stage: pilot\n")
     with pytest.raises(EntryError, match="'stage' twice"):
         parse_entry(nested, "pilot.md")
