@@ -27,11 +27,11 @@ sync: $(STAMP)
 	$(BIN)/python -m kb sync
 
 lint: $(STAMP)
-	$(BIN)/ruff check kb tests app.py app_pages
-	$(BIN)/ruff format --check kb tests app.py app_pages
+	$(BIN)/ruff check kb bench tests app.py app_pages
+	$(BIN)/ruff format --check kb bench tests app.py app_pages
 
 bench: $(STAMP)  ## performance figures on NASA's 2,101 lessons (needs ../shared/data)
-	$(BIN)/python -m kb bench
+	$(BIN)/python -m bench register
 
 clean:
 	rm -rf .lighthouse-index

@@ -9,13 +9,14 @@ How Streamlit shows a string decides how user-written text must be passed to it:
   never with unsafe HTML.
 - Text: the options and chosen values of st.selectbox and st.multiselect (their `format_func`), st.text
   and st.code. Pass them as they are: escaping would show its backslashes.
-- HTML: only `highlight_html`'s escaped passage, through `snippet`.
+- HTML: only `highlight_html`'s escaped passage (the library marks the words), through `snippet`.
 - Vega charts: values go in as data. Vega's tooltip handler escapes `&` and `<` itself when it writes
   the tooltip's HTML, so they are passed as they are (only a field named `image` would be fetched).
 """
 
 from __future__ import annotations
 
+import html
 import logging
 import re
 from typing import TYPE_CHECKING
@@ -27,7 +28,7 @@ from kb.browse import rows
 from kb.entries import Entry
 from kb.errors import without_paths
 from kb.identity import ADMIN
-from kb.search import Hit, highlight_html
+from kb.search import Hit, highlight
 
 if TYPE_CHECKING:
     from app_pages.resources import Visitor
@@ -153,6 +154,12 @@ def snippet(text: str, query: str) -> None:
     body = highlight_html(text, query)
     if body.strip():
         st.html(body)
+
+
+def highlight_html(text: str, query: str, max_chars: int = 400) -> str:
+    """The passage as safe HTML: every piece escaped, the query's words in <mark>."""
+    pieces = highlight(text, query, max_chars)
+    return "".join(f"<mark>{html.escape(p)}</mark>" if marked else html.escape(p) for p, marked in pieces)
 
 
 def hit_header(hit: Hit, *, show_status: bool = True) -> None:

@@ -8,7 +8,6 @@ entries the filter allows, never cut first and filtered after.
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -227,22 +226,22 @@ def query_terms(query: str) -> list[str]:
     return sorted(words, key=len, reverse=True)
 
 
-def highlight_html(text: str, query: str, max_chars: int = 400) -> str:
-    """The passage as safe HTML: everything escaped, the query's words (and their stems) in <mark>."""
+def highlight(text: str, query: str, max_chars: int = 400) -> list[tuple[str, bool]]:
+    """The passage around the query's first word, as (text, marked) pieces: the query's words (and their
+    stems) marked. Pieces are plain text; whoever renders them escapes them."""
     terms = query_terms(query)
     snippet = _window(text, terms, max_chars)
     if not terms:
-        return html.escape(snippet)
+        return [(snippet, False)] if snippet else []
     # A term matches a word that starts with it or with its first five letters (agreements ~ agreement).
     stems = sorted({t[:5] if len(t) > 5 else t for t in terms}, key=len, reverse=True)
     pattern = re.compile(r"\b(" + "|".join(re.escape(s) for s in stems) + r")\w*", re.I)
-    out, last = [], 0
+    pieces, last = [], 0
     for match in pattern.finditer(snippet):
-        out.append(html.escape(snippet[last : match.start()]))
-        out.append(f"<mark>{html.escape(match.group(0))}</mark>")
+        pieces += [(snippet[last : match.start()], False), (match.group(0), True)]
         last = match.end()
-    out.append(html.escape(snippet[last:]))
-    return "".join(out)
+    pieces.append((snippet[last:], False))
+    return [(piece, marked) for piece, marked in pieces if piece]
 
 
 def _window(text: str, terms: list[str], max_chars: int) -> str:

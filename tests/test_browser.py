@@ -24,7 +24,7 @@ from urllib.parse import quote_plus
 import pytest
 from conftest import ROOT, SAMPLE_ENTRIES, require
 
-from kb.scale import CHROMIUM, CHROMIUM_ARGS  # one list of the Chromium flags this closed network needs
+from bench.browser import CHROMIUM, CHROMIUM_ARGS  # one list of the Chromium flags this closed network needs
 
 START_SECONDS = 60
 NEW_TITLE = "Finding young carers by matching school and health records"

@@ -125,12 +125,14 @@ def test_export_then_import_round_trip(run, tmp_path, entries_dir):
 
 
 def test_every_command_is_documented_in_the_readme_with_help():
+    from bench.cli import bench
     from tests.conftest import ROOT
 
     readme = (ROOT / "README.md").read_text()
-    for name, command in cli.commands.items():
-        assert f"python -m kb {name}" in readme, f"README does not show `python -m kb {name}`"
-        assert command.help and "Example" in command.help, f"{name} has no help with an example"
+    for program, group in (("kb", cli), ("bench", bench)):
+        for name, command in group.commands.items():
+            assert f"python -m {program} {name}" in readme, f"README does not show `python -m {program} {name}`"
+            assert command.help and "Example" in command.help, f"{program} {name} has no help with an example"
 
 
 @pytest.mark.parametrize("entry_id", ["../../etc/passwd", "..", ".hidden", "a/b", "/etc/passwd", "x\x00y", "CON"])

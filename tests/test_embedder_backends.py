@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 import kb.embedder as embedder_module
+from bench.embedders import format_report, run_embedder_bench, subset, verdict
+from bench.evaluation import Dataset
 from kb.config import Settings
 from kb.embedder import (
     DEFAULT_MODEL_SHA256,
@@ -18,9 +20,7 @@ from kb.embedder import (
     embedder_name,
     make_embedder,
 )
-from kb.embedder_bench import format_report, run_embedder_bench, subset, verdict
 from kb.errors import KBError
-from kb.evaluation import Dataset
 
 TEXTS = [
     "The parachute failed to deploy because a connector was mis-mated during assembly.",

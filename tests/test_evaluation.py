@@ -8,8 +8,8 @@ import math
 import pytest
 from click.testing import CliRunner
 
-from kb.cli import cli
-from kb.evaluation import mrr_at, ndcg_at, recall_at
+from bench.cli import bench as cli
+from bench.evaluation import mrr_at, ndcg_at, recall_at
 
 
 def test_ndcg_recall_mrr_by_hand():

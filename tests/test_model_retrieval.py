@@ -75,7 +75,7 @@ def synonym_queries(kb) -> dict[str, tuple[str, set[str]]]:
 
 
 def test_synonym_expansion_is_measured_to_help(real_kb, capsys):
-    from kb.evaluation import ndcg_at
+    from bench.evaluation import ndcg_at
 
     queries = synonym_queries(real_kb)
     figures = {}

@@ -6,9 +6,7 @@ import numpy as np
 import pytest
 from conftest import ROOT, SAMPLE_ENTRIES, SHARED_DATA, require
 
-from kb.entries import EntryStore, parse_entry, render_entry
-from kb.passages import split_entry
-from kb.scale import (
+from bench.scale import (
     ORGANISATIONS,
     DerivedEmbedder,
     LessonVectors,
@@ -18,6 +16,8 @@ from kb.scale import (
     recipes,
     run_scale_bench,
 )
+from kb.entries import EntryStore, parse_entry, render_entry
+from kb.passages import split_entry
 from kb.vocabulary import Vocabulary
 
 NASA_XLSX = SHARED_DATA / "nasa_llis" / "llis.xlsx"

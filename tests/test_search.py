@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from kb.search import Filters, Fusion, best_per_entry, fuse, highlight_html, parse_query, rrf
+from app_pages.ui import highlight_html
+from kb.search import Filters, Fusion, best_per_entry, fuse, parse_query, rrf
 
 
 def test_filters_become_one_chroma_where_clause():

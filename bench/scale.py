@@ -1,6 +1,6 @@
 """The scale benchmark: 1k, 10k and 100k entries recombined from NASA's lessons, figures side by side.
 
-    python -m kb bench --sizes 1000,10000,100000 [--server] [--json]
+    python -m bench register --sizes 1000,10000,100000 [--server] [--json]
 
 How the collections are made (deterministic, so two runs measure the same thing):
 - Entry k takes its title and most of its summary from lesson a, the end of its summary from lesson c,
@@ -37,7 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from kb.bench import DEFAULT_QUERIES, _folder_size, _percentiles, import_register
+from bench.browser import CHROMIUM, CHROMIUM_ARGS
+from bench.register import DEFAULT_QUERIES, _folder_size, _percentiles, import_register
 from kb.config import Settings
 from kb.embedder import Embedder
 from kb.entries import Entry
@@ -483,19 +484,6 @@ def _exact_comparison(kb, model: Embedder, queries: tuple[str, ...], k: int = 10
     }
 
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
 def browser_figures(args: dict[str, Any]) -> dict[str, Any]:
     """The app on this size's index, in headless Chromium: from pressing Search to the results on screen."""
     try:
@@ -620,7 +608,7 @@ class ChromaServer:
 def _child(step: str, args: dict[str, Any]) -> dict[str, Any]:
     """Run one step in a fresh Python process, so its peak memory is its own."""
     done = subprocess.run(
-        [sys.executable, "-m", "kb.scale", step, json.dumps(args)],
+        [sys.executable, "-m", "bench.scale", step, json.dumps(args)],
         stdout=subprocess.PIPE,
         text=True,
         env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},

@@ -2,7 +2,7 @@
 
 For each backend (torch, onnx, onnx-int8) of the same model: passages per second on the same passages
 with the same batch size, and nDCG@10 on a BEIR dataset through the product's own index and search
-(`kb.evaluation`), each as a ratio or a difference to torch. The rule for a new default: at least
+(`bench.evaluation`), each as a ratio or a difference to torch. The rule for a new default: at least
 MIN_SPEEDUP times torch's throughput and less than MAX_NDCG_LOSS lower nDCG@10 (dense mode, where the
 embedder is all there is).
 
@@ -19,9 +19,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from bench.evaluation import Dataset, doc_entry, evaluate, open_corpus_index
 from kb.config import BACKENDS, DEFAULT_MODEL
 from kb.embedder import SentenceTransformerEmbedder
-from kb.evaluation import Dataset, doc_entry, evaluate, open_corpus_index
 from kb.passages import split_entry
 
 MIN_SPEEDUP = 1.5
