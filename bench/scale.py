@@ -411,9 +411,10 @@ def search_figures(args: dict[str, Any]) -> dict[str, Any]:
     compare the index with exact search over the same vectors."""
     from kb.access import visible_where
     from kb.embedder import make_embedder
+    from kb.filters import Filters
     from kb.identity import User
     from kb.knowledge import KnowledgeBase
-    from kb.search import MODES, Filters
+    from kb.search import MODES
 
     work, size, backend = Path(args["work"]), int(args["size"]), args["backend"]
     paths = SizePaths(work / f"size-{size}")

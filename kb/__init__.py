@@ -3,8 +3,9 @@
 from kb.config import Settings
 from kb.entries import Entry, Lighthouse
 from kb.errors import Conflict, EntryError, KBError, NotFound, Problem, SavedNotIndexed
+from kb.filters import Filters
 from kb.knowledge import KnowledgeBase, SyncReport
-from kb.search import Filters, Hit, SimilarHit
+from kb.search import Hit, SimilarHit
 
 __all__ = [
     "Conflict",

@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING, Any
 from kb.access import can_see
 from kb.entries import KINDS, OUTCOMES, STATUSES, Entry
 from kb.errors import KBError
+from kb.filters import FACETS, Facet, Filters, holds
 from kb.plan import PlanResult, plan_search
-from kb.search import Filters, Hit
+from kb.search import Hit
 
 if TYPE_CHECKING:
     from kb.identity import User
@@ -36,7 +37,6 @@ PLAN_MODE = "plan"  # the query is a project plan: each part is searched, failur
 MAX_QUERY_CHARS = 20_000  # room for a whole pasted project plan
 PUBLISHED = ("published",)
 FAILED = ("failed", "stopped")
-FACETS = ("organisation", "theme", "outcome", "kind", "year", "lighthouse", "status")
 
 
 # --------------------------------------------------------------------------- snapshot
@@ -66,22 +66,6 @@ def rows(kb: KnowledgeBase, viewer: User | None = None) -> list[Any]:
     if viewer is None:
         return snap.rows
     return [r for r in snap.rows if can_see(viewer, r.metadata)]
-
-
-def matches(meta: Mapping[str, Any], filters: Filters) -> bool:
-    """Whether an entry's metadata passes the filters: the same rules as `Filters.where` in Chroma."""
-    for name in ("organisation", "kind", "outcome", "status", "evidence"):
-        allowed = getattr(filters, name)
-        if allowed and meta.get(name) not in allowed:
-            return False
-    if filters.theme and not set(filters.theme) & set(meta.get("themes") or ()):
-        return False
-    if filters.lighthouse is not None and bool(meta.get("lighthouse")) != bool(filters.lighthouse):
-        return False
-    year = meta.get("year")
-    if filters.year_from is not None and (year is None or year < filters.year_from):
-        return False
-    return not (filters.year_to is not None and (year is None or year > filters.year_to))
 
 
 # --------------------------------------------------------------------------- search requests
@@ -201,7 +185,8 @@ def find(
     request = request.for_user(user)
     filters = request.filters()
     results = SearchResults(request, facets=facet_counts(kb, filters, viewer=user))
-    results.in_scope = sum(1 for r in rows(kb, user) if matches(r.metadata, filters))
+    where = filters.where()
+    results.in_scope = sum(1 for r in rows(kb, user) if holds(where, r.metadata))
     if request.query and request.mode == PLAN_MODE:
         results.plan = plan_search(kb, request.query, limit=limit, filters=filters, viewer=user)
         results.hits = [m.hit for g in results.plan.groups for m in g.matches]
@@ -223,21 +208,13 @@ def find(
 # --------------------------------------------------------------------------- facets
 
 
-def _facet_values(meta: Mapping[str, Any], facet: str) -> list[Any]:
-    if facet == "theme":
-        return list(meta.get("themes") or ())
-    if facet == "lighthouse":
-        return [bool(meta.get("lighthouse"))]
-    value = meta.get(facet)
+def _facet_values(meta: Mapping[str, Any], facet: Facet) -> list[Any]:
+    value = meta.get(facet.field)
+    if facet.kind == "flag":
+        return [bool(value)]
+    if isinstance(value, list):
+        return list(value)
     return [] if value in (None, "") else [value]
-
-
-def _without(filters: Filters, facet: str) -> Filters:
-    if facet == "year":
-        return replace(filters, year_from=None, year_to=None)
-    if facet == "lighthouse":
-        return replace(filters, lighthouse=None)
-    return replace(filters, **{facet: ()})
 
 
 def facet_counts(
@@ -252,15 +229,15 @@ def facet_counts(
     data = rows(kb, viewer)
     out: dict[str, list[tuple[Any, int]]] = {}
     for facet in FACETS:
-        relaxed = _without(filters, facet)
+        relaxed = filters.without(facet.name).where()
         counts: Counter[Any] = Counter()
         for row in data:
-            if matches(row.metadata, relaxed):
+            if holds(relaxed, row.metadata):
                 counts.update(_facet_values(row.metadata, facet))
-        if facet == "year":
-            out[facet] = sorted(counts.items(), key=lambda kv: -kv[0])
+        if facet.kind == "range":
+            out[facet.name] = sorted(counts.items(), key=lambda kv: -kv[0])
         else:
-            out[facet] = sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))
+            out[facet.name] = sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))
     return out
 
 
@@ -283,7 +260,8 @@ def newest(
 ) -> list[Entry]:
     """The most recently written or updated entries within the filters (published ones by default)."""
     filters = filters or Filters.of(status=PUBLISHED)
-    chosen = [r for r in rows(kb, viewer) if matches(r.metadata, filters)]
+    where = filters.where()
+    chosen = [r for r in rows(kb, viewer) if holds(where, r.metadata)]
     ranked = sorted(chosen, key=lambda r: (str(r.metadata.get("written", "")), r.entry_id), reverse=True)
     return load_entries(kb, [r.entry_id for r in ranked[:limit]], viewer)
 

@@ -18,7 +18,8 @@ import click
 from kb.config import Settings
 from kb.entries import KINDS, OUTCOMES, STATUSES
 from kb.errors import KBError, Problem
-from kb.search import MODES, Filters
+from kb.filters import Filters
+from kb.search import MODES
 
 
 class Context:

@@ -21,7 +21,8 @@ from kb.access import edit_statuses
 from kb.editing import open_edit, save_edit
 from kb.entries import SECTIONS, Entry, entry_from_dict, slugify
 from kb.errors import Conflict, EntryError, KBError, Problem
-from kb.search import Filters, Hit
+from kb.filters import Filters
+from kb.search import Hit
 
 if TYPE_CHECKING:
     from kb.identity import User

@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 
 from kb.access import visible_where
-from kb.browse import FAILED, PUBLISHED, matches, rows
+from kb.browse import FAILED, PUBLISHED, rows
 from kb.entries import OUTCOMES
-from kb.search import Filters
+from kb.filters import Filters, holds
 
 if TYPE_CHECKING:
     from kb.identity import User
@@ -43,7 +43,8 @@ class Insights:
 def insights(kb: KnowledgeBase, filters: Filters | None = None, *, viewer: User | None = None) -> Insights:
     """Entries by organisation, theme, outcome and year, and where experiments keep failing."""
     filters = filters or Filters.of(status=PUBLISHED)
-    metas = [r.metadata for r in rows(kb, viewer) if matches(r.metadata, filters)]
+    where = filters.where()
+    metas = [r.metadata for r in rows(kb, viewer) if holds(where, r.metadata)]
     label = kb.vocabulary.label
     orgs = Counter(str(m.get("organisation", "")) for m in metas)
     outcomes = Counter(str(m.get("outcome", "")) for m in metas)

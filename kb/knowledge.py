@@ -36,6 +36,7 @@ from kb.entries import (
     render_entry,
 )
 from kb.errors import Conflict, EntryError, KBError, NotFound, Problem, SavedNotIndexed
+from kb.filters import Filters, Scope
 from kb.identity import User
 from kb.index import (
     DATABASE,
@@ -56,7 +57,6 @@ from kb.passages import split_entry
 from kb.search import (
     DEFAULT_FUSION,
     MODES,
-    Filters,
     Fusion,
     Hit,
     SimilarHit,
@@ -1165,9 +1165,8 @@ class KnowledgeBase:
 
 
 def _where(filters: Filters | None, viewer: User | None, extra: list[dict[str, Any]] | None = None):
-    """The facet filters, what the viewer may see, and any extra clauses, as one Chroma clause."""
-    visible = visible_where(viewer)
-    return (filters or Filters()).where([*(extra or []), *([visible] if visible else [])])
+    """The facet filters, what the viewer may see, and any extra clauses, as one clause."""
+    return Scope(filters or Filters(), viewer).where(extra or [])
 
 
 def _accepted(

@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from kb.search import Filters, Hit
+from kb.filters import Filters
+from kb.search import Hit
 
 MIN_PART_WORDS = 4
 MAX_PART_WORDS = 80

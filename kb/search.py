@@ -9,7 +9,6 @@ entries the filter allows, never cut first and filtered after.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -17,58 +16,6 @@ from bm25s.stopwords import STOPWORDS_EN_PLUS
 
 MODES = ("hybrid", "dense", "bm25")
 RRF_K = 60
-
-
-@dataclass(frozen=True)
-class Filters:
-    """Facet filters. Each list means "any of these"; None or empty means "no filter"."""
-
-    organisation: tuple[str, ...] = ()
-    theme: tuple[str, ...] = ()
-    kind: tuple[str, ...] = ()
-    outcome: tuple[str, ...] = ()
-    status: tuple[str, ...] = ()
-    evidence: tuple[str, ...] = ()
-    lighthouse: bool | None = None
-    year_from: int | None = None
-    year_to: int | None = None
-
-    @classmethod
-    def of(cls, **values: Any) -> Filters:
-        """Build from loose values: a string or a list for each facet, None for "any"."""
-        clean: dict[str, Any] = {}
-        for name, value in values.items():
-            if value is None or value == "" or value == ():
-                continue
-            if name in ("lighthouse", "year_from", "year_to"):
-                clean[name] = value
-            else:
-                clean[name] = (value,) if isinstance(value, str) else tuple(v for v in value if v)
-        return cls(**clean)
-
-    def where(self, extra: Iterable[dict[str, Any]] = ()) -> dict[str, Any] | None:
-        """The Chroma `where` clause for these filters (plus any extra clauses)."""
-        clauses: list[dict[str, Any]] = list(extra)
-        for name in ("organisation", "kind", "outcome", "status", "evidence"):
-            values = getattr(self, name)
-            if values:
-                clauses.append({name: values[0]} if len(values) == 1 else {name: {"$in": list(values)}})
-        if self.theme:
-            options = [{"themes": {"$contains": t}} for t in self.theme]
-            clauses.append(options[0] if len(options) == 1 else {"$or": options})
-        if self.lighthouse is not None:
-            clauses.append({"lighthouse": bool(self.lighthouse)})
-        if self.year_from is not None:
-            clauses.append({"year": {"$gte": int(self.year_from)}})
-        if self.year_to is not None:
-            clauses.append({"year": {"$lte": int(self.year_to)}})
-        if not clauses:
-            return None
-        return clauses[0] if len(clauses) == 1 else {"$and": clauses}
-
-    @property
-    def active(self) -> bool:
-        return self.where() is not None
 
 
 @dataclass(frozen=True)

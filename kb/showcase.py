@@ -12,10 +12,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from kb.browse import PUBLISHED, load_entries, matches, rows
+from kb.browse import PUBLISHED, load_entries, rows
 from kb.browse import titles as browse_titles
 from kb.entries import LIGHTHOUSE_STAGES, Entry
-from kb.search import Filters
+from kb.filters import Filters, holds
 
 if TYPE_CHECKING:
     from kb.identity import User
@@ -43,11 +43,11 @@ def lighthouses(
     kb: KnowledgeBase, *, themes: Sequence[str] = (), stages: Sequence[str] = (), viewer: User | None = None
 ) -> list[LighthouseCard]:
     """Published lighthouse entries in the themes and stages asked for, most reused first."""
-    filters = Filters.of(status=PUBLISHED, lighthouse=True, theme=tuple(themes))
+    where = Filters.of(status=PUBLISHED, lighthouse=True, theme=tuple(themes)).where()
     ids = [
         r.entry_id
         for r in rows(kb, viewer)
-        if matches(r.metadata, filters) and (not stages or r.metadata.get("lighthouse_stage") in stages)
+        if holds(where, r.metadata) and (not stages or r.metadata.get("lighthouse_stage") in stages)
     ]
     entries = [e for e in load_entries(kb, ids, viewer) if e.lighthouse is not None]
     reused_ids = [i for e in entries for i in e.lighthouse.reused_by]

@@ -17,9 +17,7 @@ from typing import Any
 import numpy as np
 
 from kb.errors import KBError
-
-LIST_FIELDS = frozenset({"themes", "partners"})
-NUMERIC_FIELDS = frozenset({"year", "passages"})
+from kb.filters import LIST_FIELDS, NUMERIC_FIELDS
 
 
 class UnsupportedClause(KBError):

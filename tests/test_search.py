@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from app_pages.ui import highlight_html
-from kb.search import Filters, Fusion, best_per_entry, fuse, parse_query, rrf
+from kb.filters import Filters
+from kb.search import Fusion, best_per_entry, fuse, parse_query, rrf
 
 
 def test_filters_become_one_chroma_where_clause():

@@ -1,0 +1,185 @@
+"""One filter model: facet filters and who may see what, written once as a `where` clause in Chroma's
+own language, and run three ways with the same meaning:
+
+- by Chroma, inside a vector query;
+- on one entry's metadata, `holds(clause, metadata)`;
+- on the entry table's columns, `EntryTable.select(clause)`, a mask over every entry at once.
+
+    scope = Scope(Filters.of(outcome=("failed", "stopped")), viewer)
+    scope.where()              # {"$and": [...]} for Chroma
+    scope.holds(metadata)      # True or False for one entry
+    table.select(scope.where())
+
+The clause shapes used are `$and`, `$or`, a field's value, `$eq`, `$ne`, `$in`, `$nin`, `$gt`, `$gte`,
+`$lt`, `$lte` and `$contains` (a list field holding a value); a field an entry lacks matches nothing,
+as in Chroma. Property tests check that the three agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kb.identity import User
+
+Clause = dict[str, Any]
+LIST_FIELDS = frozenset({"themes", "partners"})  # metadata fields that hold a list
+NUMERIC_FIELDS = frozenset({"year", "passages"})
+
+
+@dataclass(frozen=True)
+class Facet:
+    """A way to narrow a search: the filter's name (also its URL parameter), the metadata field it
+    reads, and whether it picks any of several values, a range (year) or yes/no (lighthouse)."""
+
+    name: str
+    field: str
+    label: str
+    kind: str = "choice"  # "choice", "range" or "flag"
+
+
+FACETS = (
+    Facet("organisation", "organisation", "Organisation"),
+    Facet("kind", "kind", "Kind"),
+    Facet("outcome", "outcome", "Outcome"),
+    Facet("status", "status", "Status"),
+    Facet("evidence", "evidence", "Evidence"),
+    Facet("theme", "themes", "Theme"),
+    Facet("year", "year", "Year started", "range"),
+    Facet("lighthouse", "lighthouse", "Lighthouse", "flag"),
+)
+CHOICE_FACETS = tuple(f for f in FACETS if f.kind == "choice")
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Facet filters. Each tuple means "any of these"; empty or None means "no filter"."""
+
+    organisation: tuple[str, ...] = ()
+    theme: tuple[str, ...] = ()
+    kind: tuple[str, ...] = ()
+    outcome: tuple[str, ...] = ()
+    status: tuple[str, ...] = ()
+    evidence: tuple[str, ...] = ()
+    lighthouse: bool | None = None
+    year_from: int | None = None
+    year_to: int | None = None
+
+    @classmethod
+    def of(cls, **values: Any) -> Filters:
+        """Build from loose values: a string or a list for each facet, None for "any"."""
+        clean: dict[str, Any] = {}
+        for name, value in values.items():
+            if value is None or value == "" or value == ():
+                continue
+            if name in ("lighthouse", "year_from", "year_to"):
+                clean[name] = value
+            else:
+                clean[name] = (value,) if isinstance(value, str) else tuple(v for v in value if v)
+        return cls(**clean)
+
+    def where(self, extra: Iterable[Clause] = ()) -> Clause | None:
+        """The `where` clause for these filters (plus any extra clauses): every filter must hold."""
+        clauses: list[Clause] = list(extra)
+        for facet in CHOICE_FACETS:
+            values = getattr(self, facet.name)
+            if not values:
+                continue
+            if facet.field in LIST_FIELDS:
+                options = [{facet.field: {"$contains": v}} for v in values]
+                clauses.append(options[0] if len(options) == 1 else {"$or": options})
+            else:
+                clauses.append({facet.field: values[0]} if len(values) == 1 else {facet.field: {"$in": list(values)}})
+        if self.lighthouse is not None:
+            clauses.append({"lighthouse": bool(self.lighthouse)})
+        if self.year_from is not None:
+            clauses.append({"year": {"$gte": int(self.year_from)}})
+        if self.year_to is not None:
+            clauses.append({"year": {"$lte": int(self.year_to)}})
+        return combine(*clauses)
+
+    def without(self, facet: str) -> Filters:
+        """These filters with one facet cleared: what a facet's counts are taken under."""
+        if facet == "year":
+            return replace(self, year_from=None, year_to=None)
+        if facet == "lighthouse":
+            return replace(self, lighthouse=None)
+        return replace(self, **{facet: ()})
+
+    @property
+    def active(self) -> bool:
+        return self.where() is not None
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Facet filters and the viewer's access rule together: what one person may find with them."""
+
+    filters: Filters = Filters()
+    viewer: User | None = None  # None: the operator, who may see everything
+
+    def where(self, extra: Iterable[Clause] = ()) -> Clause | None:
+        from kb.access import visible_where  # access builds on this module's clause language
+
+        visible = visible_where(self.viewer)
+        return self.filters.where([*extra, *([visible] if visible else [])])
+
+    def holds(self, metadata: Mapping[str, Any]) -> bool:
+        return holds(self.where(), metadata)
+
+
+def combine(*clauses: Clause | None) -> Clause | None:
+    """Every one of these clauses (None ones left out): None when there are none."""
+    present = [c for c in clauses if c]
+    if not present:
+        return None
+    return present[0] if len(present) == 1 else {"$and": present}
+
+
+def holds(clause: Mapping[str, Any] | None, metadata: Mapping[str, Any]) -> bool:
+    """Whether one entry's metadata satisfies the clause, exactly as Chroma and the entry table decide."""
+    if not clause:
+        return True
+    if len(clause) != 1:  # several keys are an implicit "and"
+        return all(holds({key: value}, metadata) for key, value in clause.items())
+    ((key, value),) = clause.items()
+    if key == "$and":
+        return all(holds(c, metadata) for c in value)
+    if key == "$or":
+        return any(holds(c, metadata) for c in value)
+    if key.startswith("$"):
+        raise ValueError(f"operator {key} at the top of a clause")
+    if isinstance(value, Mapping):
+        return all(_field_holds(key, op, operand, metadata) for op, operand in value.items())
+    return _field_holds(key, "$eq", value, metadata)
+
+
+def _field_holds(name: str, op: str, operand: Any, metadata: Mapping[str, Any]) -> bool:
+    value = metadata.get(name)
+    if name in LIST_FIELDS:
+        if op != "$contains":
+            raise ValueError(f"{op} on the list field {name}")
+        return operand in (value or ())
+    if value is None:
+        return False  # a field the entry lacks matches nothing
+    if op == "$eq":
+        return same(value, operand)
+    if op == "$ne":
+        return not same(value, operand)
+    if op == "$in":
+        return any(same(value, v) for v in operand)
+    if op == "$nin":
+        return not any(same(value, v) for v in operand)
+    if op in ("$gt", "$gte", "$lt", "$lte") and name in NUMERIC_FIELDS:
+        number, bound = float(value), float(operand)
+        return {"$gt": number > bound, "$gte": number >= bound, "$lt": number < bound, "$lte": number <= bound}[op]
+    raise ValueError(f"operator {op} on the field {name}")
+
+
+def same(value: Any, operand: Any) -> bool:
+    """Equality as Chroma's typed metadata has it: True is not 1."""
+    if isinstance(value, bool) or isinstance(operand, bool):
+        return isinstance(value, bool) and isinstance(operand, bool) and value is operand
+    return value == operand

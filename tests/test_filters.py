@@ -1,0 +1,94 @@
+"""One filter model, three ways to run it: Chroma, one entry's metadata (`holds`) and the entry table's
+columns (`EntryTable.select`) must pick exactly the same entries for any filters and any viewer."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from kb import KnowledgeBase, Settings
+from kb.access import ANONYMOUS
+from kb.embedder import HashingEmbedder
+from kb.entries import KINDS, OUTCOMES, STATUSES, Lighthouse
+from kb.filters import FACETS, Filters, Scope, holds
+from kb.identity import User
+from kb.table import EntryTable
+from tests.test_access import ORGS, PEOPLE, random_collection
+
+THEMES = ["data-quality", "data-sharing-agreements", "legacy-infrastructure"]
+
+
+@pytest.fixture(scope="module")
+def collection(tmp_path_factory):
+    """A random collection in Chroma, and its records as the local mirror holds them."""
+    folder = tmp_path_factory.mktemp("filters")
+    settings = Settings(entries_dir=folder / "entries", index_dir=folder / "index", chroma_url=None, model="x")
+    base = KnowledgeBase(settings, embedder=HashingEmbedder())
+    entries = random_collection(seed=11, size=80)
+    for n, entry in enumerate(entries):  # themes, years and evidence too, so every facet has something to cut
+        entry.themes = [THEMES[n % 3]] + ([THEMES[(n + 1) % 3]] if n % 4 == 0 else [])
+        entry.started = f"{2015 + n % 9}-01" if n % 7 else ""
+        entry.evidence = ("anecdote", "observed", "measured", "")[n % 4]
+        entry.lighthouse = Lighthouse(stage="pilot", impact="It worked.") if n % 5 == 0 else None
+    base.sync_entries(entries)
+    records = {e.entry_id: e.metadata for e in base.index.entries()}
+    return base, records
+
+
+filters = st.builds(
+    Filters.of,
+    organisation=st.lists(st.sampled_from(ORGS), max_size=2),
+    theme=st.lists(st.sampled_from(THEMES), max_size=2),
+    kind=st.lists(st.sampled_from(KINDS), max_size=1),
+    outcome=st.lists(st.sampled_from(OUTCOMES), max_size=2),
+    status=st.lists(st.sampled_from(STATUSES), max_size=2),
+    evidence=st.lists(st.sampled_from(["anecdote", "observed", "measured"]), max_size=2),
+    lighthouse=st.sampled_from([None, True, False]),
+    year_from=st.sampled_from([None, 2016, 2020]),
+    year_to=st.sampled_from([None, 2018, 2023]),
+)
+viewers = st.one_of(
+    st.none(),
+    st.just(ANONYMOUS),
+    st.builds(
+        User,
+        name=st.sampled_from([*PEOPLE, "Zed"]),
+        organisation=st.sampled_from([*ORGS, ""]),
+        roles=st.sampled_from([(), ("contributor",), ("reviewer",)]),
+        local=st.just(False),
+    ),
+)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(chosen=filters, viewer=viewers)
+def test_chroma_the_entry_table_and_holds_pick_the_same_entries(collection, chosen, viewer):
+    base, records = collection
+    where = Scope(chosen, viewer).where()
+    by_holds = {entry_id for entry_id, meta in records.items() if holds(where, meta)}
+    assert EntryTable(records).ids_where(where) == by_holds
+    assert base.index.entry_ids(where) == by_holds
+
+
+def test_every_facet_cuts_something_in_the_collection(collection):
+    """Otherwise the property test above would prove nothing for that facet."""
+    _, records = collection
+    for facet in FACETS:
+        if facet.kind == "range":
+            chosen = Filters.of(year_from=2020)
+        elif facet.kind == "flag":
+            chosen = Filters.of(lighthouse=True)
+        else:
+            value = next(v for meta in records.values() if (v := meta.get(facet.field)))
+            chosen = Filters.of(**{facet.name: value[0] if isinstance(value, list) else value})
+        picked = sum(holds(chosen.where(), meta) for meta in records.values())
+        assert 0 < picked < len(records), facet.name
+
+
+def test_true_is_not_one_and_a_missing_field_matches_nothing():
+    assert holds({"lighthouse": True}, {"lighthouse": True})
+    assert not holds({"lighthouse": True}, {"lighthouse": 1})
+    assert not holds({"year": {"$gte": 2020}}, {})
+    assert not holds({"organisation": {"$ne": "A"}}, {})
+    assert holds({"partners": {"$contains": "A"}}, {"partners": ["A", "B"]})
