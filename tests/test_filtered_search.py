@@ -11,7 +11,7 @@ import pytest
 
 from kb import Filters, KnowledgeBase
 from kb.access import ANONYMOUS, member_of
-from kb.knowledge import DEEPER_FETCH, OVERFETCH, _where
+from kb.retriever import DEEPER_FETCH, OVERFETCH, _where
 
 QUERIES = [
     "data sharing agreement took too long",
@@ -54,7 +54,7 @@ def test_nearest_passages_match_chromas_filtered_query(kb, fake_embedder, filter
     vectors = fake_embedder.embed(QUERIES)
     for k in (5, 20):
         expected = kb.index.query(vectors, k, where)
-        _assert_same_ranking(kb._nearest(vectors, k, where, entries_where=where), expected, k)
+        _assert_same_ranking(kb.retriever._nearest(vectors, k, where, entries_where=where), expected, k)
 
 
 def _recording(kb, monkeypatch):
@@ -75,7 +75,7 @@ def test_a_narrow_filter_is_searched_exactly_over_the_local_copy_of_its_vectors(
     vectors = fake_embedder.embed(QUERIES)
     expected = kb.index.query(vectors, 10, where)
     calls = _recording(kb, monkeypatch)
-    got = kb._nearest(vectors, 10, where, entries_where=where)
+    got = kb.retriever._nearest(vectors, 10, where, entries_where=where)
     assert calls == [], "Chroma is not asked"
     _assert_same_ranking(got, expected, 10)
     filled = {m.passage_id: (m.entry_id, m.section, m.text) for r in got for m in r}
@@ -90,14 +90,18 @@ def test_a_narrow_filter_whose_passage_test_turns_down_most_neighbours_is_still_
     entries_where = _where(Filters.of(theme="data-quality"), ANONYMOUS)  # more passages than the first fetch
     where = {"$and": [entries_where, {"section": {"$in": ["Evidence and links"]}}]}  # about one passage an entry
     kb.search("warm up", viewer=ANONYMOUS)
-    chosen = kb._narrow_choice(entries_where).passages
+    chosen = kb.mirror.narrow_choice(entries_where).passages
     assert chosen > 20 * OVERFETCH
     vectors = fake_embedder.embed(QUERIES)
     expected = kb.index.query(vectors, 20, where)
     calls, fetched = _recording(kb, monkeypatch), []
-    exact_among = kb._exact_among
-    monkeypatch.setattr(kb, "_exact_among", lambda v, fetch, *a: fetched.append(fetch) or exact_among(v, fetch, *a))
-    got = kb._nearest(vectors, 20, where, entries_where=entries_where, keep=lambda m: m.section == "Evidence and links")
+    exact_among = kb.retriever._exact_among
+    monkeypatch.setattr(
+        kb.retriever, "_exact_among", lambda v, fetch, *a: fetched.append(fetch) or exact_among(v, fetch, *a)
+    )
+    got = kb.retriever._nearest(
+        vectors, 20, where, entries_where=entries_where, keep=lambda m: m.section == "Evidence and links"
+    )
     assert calls == [], "neither Chroma's filter nor its graph"
     assert fetched == [20 * OVERFETCH, chosen], "the nearest first, then every chosen passage"
     _assert_same_ranking(got, expected, 20)
@@ -111,7 +115,7 @@ def test_without_a_local_copy_of_the_vectors_chroma_searches_among_the_narrow_fi
     monkeypatch.setattr(kb.lexical._corpus, "dimension", None)  # as in a folder kept without vectors
     calls = _recording(kb, monkeypatch)
     vectors = fake_embedder.embed(QUERIES[:1])
-    got = kb._nearest(vectors, 10, where, entries_where=where)
+    got = kb.retriever._nearest(vectors, 10, where, entries_where=where)
     ((k, clause, ids),) = calls
     assert k == 10 and clause is None, "no Chroma where clause"
     allowed = kb.index.entry_ids(where)
@@ -121,10 +125,10 @@ def test_without_a_local_copy_of_the_vectors_chroma_searches_among_the_narrow_fi
 
 def test_a_broad_filter_asks_for_more_neighbours_without_the_clause(kb, fake_embedder, monkeypatch):
     where = _where(None, ANONYMOUS)
-    monkeypatch.setattr("kb.knowledge.NARROW_PASSAGES", 10)  # too many passages for the exact path
+    monkeypatch.setattr("kb.mirror.NARROW_PASSAGES", 10)  # too many passages for the exact path
     kb.search("warm up", viewer=ANONYMOUS)
     calls = _recording(kb, monkeypatch)
-    kb._nearest(fake_embedder.embed(QUERIES[:1]), 10, where, entries_where=where)
+    kb.retriever._nearest(fake_embedder.embed(QUERIES[:1]), 10, where, entries_where=where)
     assert calls == [(10 * OVERFETCH, None, None)]
 
 
@@ -132,12 +136,12 @@ def test_when_too_few_neighbours_are_allowed_a_deeper_walk_answers_before_chroma
     kb, fake_embedder, monkeypatch
 ):
     where = _where(Filters.of(theme="data-quality", kind="experiment"), member_of("Home Affairs Department"))
-    monkeypatch.setattr("kb.knowledge.NARROW_PASSAGES", 10)  # force the broad path on a narrow filter
+    monkeypatch.setattr("kb.mirror.NARROW_PASSAGES", 10)  # force the broad path on a narrow filter
     kb.search("warm up", viewer=ANONYMOUS)
     vectors = fake_embedder.embed(QUERIES)
     expected = kb.index.query(vectors, 20, where)
     calls = _recording(kb, monkeypatch)
-    got = kb._nearest(vectors, 20, where, entries_where=where)
+    got = kb.retriever._nearest(vectors, 20, where, entries_where=where)
     assert calls == [(20 * OVERFETCH, None, None), (20 * OVERFETCH * DEEPER_FETCH, None, None)], "never the clause"
     _assert_same_ranking(got, expected, 20)
 
@@ -145,22 +149,24 @@ def test_when_too_few_neighbours_are_allowed_a_deeper_walk_answers_before_chroma
 def test_a_filter_allowing_most_passages_takes_the_broad_path_even_when_they_are_few(kb, fake_embedder, monkeypatch):
     where = _where(None, ANONYMOUS)
     kb.search("warm up", viewer=ANONYMOUS)  # the entry mirror is current after a search
-    table = kb._mirror()
+    table = kb.mirror.table()
     allowed = table.column("passages")[table.select(where)].sum()
     assert allowed <= 50_000 and allowed > 0.5 * table.column("passages").sum()
     calls = _recording(kb, monkeypatch)
-    kb._nearest(fake_embedder.embed(QUERIES[:1]), 10, where, entries_where=where)
+    kb.retriever._nearest(fake_embedder.embed(QUERIES[:1]), 10, where, entries_where=where)
     assert calls == [(10 * OVERFETCH, None, None)]
 
 
 def test_without_a_current_mirror_chroma_answers_the_clause(kb, fake_embedder, monkeypatch):
     where = _where(Filters.of(outcome="failed"), ANONYMOUS)
-    monkeypatch.setattr("kb.knowledge.NARROW_PASSAGES", 10)
+    monkeypatch.setattr("kb.mirror.NARROW_PASSAGES", 10)
     monkeypatch.setattr(kb.lexical, "generation", None)  # as if another process changed the index
-    monkeypatch.setattr(kb, "_ensure_lexical", lambda: None)
-    kb._allowed.clear()
+    monkeypatch.setattr(kb.mirror, "refresh", lambda: None)
+    kb.mirror.version += 1  # a new snapshot: no clause kept from before
     vectors = fake_embedder.embed(QUERIES)
-    assert _ids(kb._nearest(vectors, 20, where, entries_where=where)) == _ids(kb.index.query(vectors, 20, where))
+    assert _ids(kb.retriever._nearest(vectors, 20, where, entries_where=where)) == _ids(
+        kb.index.query(vectors, 20, where)
+    )
 
 
 def test_similar_projects_match_the_filtered_query_too(kb):
@@ -267,7 +273,7 @@ def test_a_change_by_another_process_reaches_the_mirror(kb, settings, fake_embed
     entry = other.get(hit.id)
     entry.visibility, entry.organisation, entry.partners = "organisation", "Somewhere Else", []
     other.save(entry)
-    monkeypatch.setattr("kb.knowledge.LEXICAL_CHECK_SECONDS", 0.0)
+    monkeypatch.setattr("kb.mirror.CHECK_SECONDS", 0.0)
     for mode in ("bm25", "dense", "hybrid"):
         assert hit.id not in {h.id for h in kb.search("data sharing agreement", mode=mode, limit=50, viewer=outsider)}
     assert kb.stats(viewer=outsider)["entries"] == other.stats(viewer=outsider)["entries"]
@@ -277,8 +283,8 @@ def test_light_queries_fill_text_and_section_as_chroma_stores_them(kb, fake_embe
     kb.search("warm up", viewer=ANONYMOUS)
     vectors = fake_embedder.embed(QUERIES)
     full = kb.index.query(vectors, 40)
-    light = [kept for kept, _ in kb._query(vectors, 40, 40)]
-    assert kb._mirror() is not None
+    light = [kept for kept, _ in kb.retriever._query(vectors, 40, 40)]
+    assert kb.mirror.table() is not None
     assert [[(m.passage_id, m.entry_id, m.section, m.text) for m in r] for r in light] == [
         [(m.passage_id, m.entry_id, m.section, m.text) for m in r] for r in full
     ]
@@ -293,7 +299,7 @@ def test_an_entrys_own_passages_come_from_the_local_copy_as_chroma_stores_them(k
     calls = []
     monkeypatch.setattr(kb.index, "passages", lambda *a, **k: calls.append(a) or ([], np.zeros((0, 0))))
     for entry_id in some:
-        passages, vectors = kb._own_passages(entry_id)
+        passages, vectors = kb.retriever._own_passages(entry_id)
         want_passages, want_vectors = expected[entry_id]
         assert [(p.passage_id, p.entry_id, p.section, p.text) for p in passages] == [
             (p.passage_id, p.entry_id, p.section, p.text) for p in want_passages

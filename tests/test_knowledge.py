@@ -188,9 +188,9 @@ def test_stats_count_facets(kb):
 
 
 def test_a_long_running_process_sees_changes_made_by_another(kb, settings, fake_embedder, entries_dir, monkeypatch):
-    import kb.knowledge as knowledge
+    import kb.mirror as mirror
 
-    monkeypatch.setattr(knowledge, "LEXICAL_CHECK_SECONDS", 0.0)
+    monkeypatch.setattr(mirror, "CHECK_SECONDS", 0.0)
     app = KnowledgeBase(settings, embedder=fake_embedder)  # e.g. the web app, already serving
     assert app.search("okapi gritting", mode="bm25") == []
     (entries_dir / "okapi.md").write_text(

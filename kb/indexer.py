@@ -1,0 +1,330 @@
+"""Writing the index: bring it in step with the entry files (sync), index entries just saved, and repair
+a store that is missing or damaged. One writer at a time on this machine (a file lock).
+
+    indexer.sync()                    # embed new and changed entries, drop deleted ones, repair damage
+    indexer.index_entries(["an-id"])  # after a save
+    indexer.sync_entries(entries)     # a collection held in memory (evaluation corpora, benchmarks)
+
+Sync compares content hashes, so only new and changed entries are parsed and embedded; a different
+model means a rebuild, never mixed vectors. Every write moves the index's generation mark and is applied
+to the local mirror in the same step (kb.mirror).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kb.entries import Entry, content_hash, file_lock, render_entry
+from kb.errors import EntryError, KBError, Problem
+from kb.index import DATABASE, IndexDamaged, check_embedded, embedded_path, has_embedded, remove_embedded
+from kb.index_health import DEEP, SYNC
+from kb.lexical import Additions
+from kb.mirror import Mirror
+from kb.parts import Parts
+from kb.passages import split_entry
+
+Progress = Callable[[int, int], None]
+log = logging.getLogger(__name__)
+SYNC_CHUNK = 256  # entries embedded and written together: bounded memory, few large Chroma writes
+# Part of every ledger hash: raising it (when the stored fields or passages change shape) makes the
+# next sync re-index every entry, so an upgraded index never mixes old and new metadata.
+INDEX_FORMAT = "4"
+
+
+@dataclass
+class SyncReport:
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    passages: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    rebuilt: bool = False
+    seconds: float = 0.0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.updated or self.removed)
+
+    def summary(self) -> str:
+        text = (
+            f"{len(self.added)} added, {len(self.updated)} updated, {len(self.removed)} removed, "
+            f"{self.unchanged} unchanged ({self.passages} passages embedded) in {self.seconds:.1f}s"
+        )
+        return ("index rebuilt: " if self.rebuilt else "") + text
+
+
+@dataclass(frozen=True)
+class Pending:
+    """An entry a sync will embed: the parsed entry, or the file to parse again when its chunk comes."""
+
+    id: str
+    digest: str
+    entry: Entry | None = None
+    path: Path | None = None
+
+
+def ledger_hash(text: str) -> str:
+    """The hash that says "this entry is indexed as it is now": its file text and the index format."""
+    return content_hash(f"lighthouse-index-{INDEX_FORMAT}\n{text}")
+
+
+def facet_metadata(entry: Entry) -> dict[str, Any]:
+    """The fields search filters and displays, stored with every passage and entry vector."""
+    return {
+        "title": entry.title,
+        "organisation": entry.organisation,
+        "kind": entry.kind,
+        "outcome": entry.outcome,
+        "status": entry.status,
+        "visibility": entry.visibility,
+        "evidence": entry.evidence,
+        "year": entry.year,
+        "themes": entry.themes,
+        "partners": entry.partners,
+        "lighthouse": entry.is_lighthouse,
+        "lighthouse_stage": entry.lighthouse.stage if entry.lighthouse else "",
+        "anonymous": entry.anonymous,
+        "author": entry.author,  # drafts are visible to their author
+        "written": max(entry.updated, entry.created),  # for "newest entries" without opening files
+    }
+
+
+class Indexer:
+    """Writes the vector index and keeps the mirror in step; see the module docstring."""
+
+    def __init__(self, parts: Parts, mirror: Mirror):
+        self.parts = parts
+        self.mirror = mirror
+
+    def _writing(self):
+        """One index writer at a time on this machine: concurrent `add`s and syncs queue, never interleave."""
+        return file_lock(Path(self.parts.settings.index_dir) / ".write.lock")
+
+    # ----------------------------------------------------------------- sync
+
+    def sync(self, *, rebuild: bool = False, progress: Progress | None = None) -> SyncReport:
+        """Bring the index in step with the entry files: only new and changed entries are embedded.
+
+        A missing or damaged embedded index is detected, deleted and rebuilt from the files, and the
+        report says so.
+        """
+        with self._writing():
+            repairs = self._repair_store()
+            try:
+                report = self._sync_files(rebuild or bool(repairs), progress)
+            except IndexDamaged as exc:  # Chroma failed mid-sync: damage, or a full disk, a lock, a bug?
+                if not self.parts.owns_store or not self._store_fails_checks():
+                    raise KBError(f"the sync stopped ({exc.reason}); run it again", where=exc.where) from None
+                repairs.append(self._discard_store(exc.reason))
+                report = self._sync_files(True, progress)
+            report.problems = repairs + report.problems
+            return report
+
+    def sync_entries(
+        self, entries: list[Entry], *, rebuild: bool = False, progress: Progress | None = None
+    ) -> SyncReport:
+        """Index a collection held in memory instead of files (evaluation corpora, benchmarks).
+
+        Uses exactly the passage, embedding and indexing code of `sync`; entries not given are removed.
+        """
+        with self._writing():
+            started = time.perf_counter()
+            report, ledger, generation = self._start_sync(rebuild)
+            todo = []
+            for entry in entries:
+                digest = ledger_hash(render_entry(entry))
+                if ledger.get(entry.id) != digest:
+                    todo.append(Pending(entry.id, digest, entry=entry))
+            on_disk = {e.id for e in entries}
+            return self._finish_sync(report, ledger, generation, todo, on_disk, progress, started)
+
+    def index_entries(self, entry_ids: list[str]) -> None:
+        """Index just these entries (after a save), keeping the mirror in step."""
+        with self._writing():
+            index = self.parts.writable_index()
+            todo = []
+            for entry_id in entry_ids:
+                path = self.parts.store.path_for(entry_id)
+                entry, _, _ = self.parts.store.load_file(path)
+                self.parts.normalise(entry, path.name)
+                todo.append(Pending(entry.id, ledger_hash(self.parts.store.read_text(path)), entry=entry))
+            ledger, _ = self.mirror.ledger()
+            verified = self.mirror.verified
+            with self.mirror.lexical.additions() as added:
+                self._embed_and_store(todo, None, SyncReport(), added)
+                ledger |= {t.id: t.digest for t in todo}
+                mark = self._written_mark(index)
+                self.mirror.apply(ledger, set(entry_ids), added, mark)
+            self.mirror.wrote(verified and mark is not None)  # no other writer slipped in between
+
+    # ----------------------------------------------------------------- repair
+
+    def _repair_store(self) -> list[Problem]:
+        """Before a sync: an embedded store that is missing, fails its checks, or holds vectors other than
+        the mirror's copy is deleted, so the sync rebuilds it from the entry files."""
+        parts = self.parts
+        if not parts.owns_store:
+            parts.writable_index().check()  # a server's failure is reported, never "repaired" by deleting
+            return []
+        index_dir = parts.settings.index_dir
+        if not (embedded_path(index_dir) / DATABASE).is_file():
+            if has_embedded(index_dir) or self.mirror.lexical.hashes:  # there was an index here, and it is gone
+                return [self._discard_store("the index was missing")]
+            return []
+        try:
+            if parts._index is None:  # opened with the sync's own, more thorough check
+                parts.writable_index(level=SYNC)
+            else:
+                check_embedded(index_dir, level=SYNC)
+            parts.index.check()
+            generation = parts.index.generation()
+            if self.mirror.lexical.mirrors(generation):
+                self.mirror.verify_vectors(generation)
+        except IndexDamaged as exc:
+            return [self._discard_store(exc.reason)]
+        return []
+
+    def _store_fails_checks(self) -> bool:
+        """True when the embedded store fails the deep checks: only then is it deleted and rebuilt, never
+        because a write failed for another reason (the disk full, the database locked)."""
+        self.parts.forget_index()
+        try:
+            check_embedded(self.parts.settings.index_dir, level=DEEP)
+            self.parts.writable_index().check()
+        except IndexDamaged:
+            return True
+        return False
+
+    def _discard_store(self, reason: str) -> Problem:
+        remove_embedded(self.parts.settings.index_dir)
+        self.parts.forget_index()
+        self.mirror.forget_verification()
+        return Problem("index", f"{reason}: rebuilt from the entry files", severity="warning")
+
+    # ----------------------------------------------------------------- the steps of a sync
+
+    def _sync_files(self, rebuild: bool, progress: Progress | None) -> SyncReport:
+        started = time.perf_counter()
+        store = self.parts.store
+        files, skipped = store.scan()  # refuses a missing folder: syncing it would empty the index
+        store.sweep()
+        report, ledger, generation = self._start_sync(rebuild)
+        report.problems += skipped
+        todo: list[Pending] = []
+        on_disk: set[str] = set()
+        for path in files:
+            try:
+                text = store.read_text(path)
+                digest = ledger_hash(text)
+                if ledger.get(path.stem) == digest:  # unchanged: no parse, no embedding
+                    on_disk.add(path.stem)
+                    continue
+                entry, _, _ = store.load_file(path)
+            except EntryError as exc:
+                report.problems += exc.problems
+                continue
+            except OSError as exc:
+                report.problems.append(Problem(path.name, f"cannot be read ({exc.strerror})"))
+                continue
+            report.problems += self.parts.normalise(entry, path.name)
+            on_disk.add(entry.id)
+            todo.append(Pending(entry.id, digest, path=path))  # parsed again when its turn comes: flat memory
+        return self._finish_sync(report, ledger, generation, todo, on_disk, progress, started)
+
+    def _start_sync(self, rebuild: bool) -> tuple[SyncReport, dict[str, str], str | None]:
+        report = SyncReport(rebuilt=rebuild)
+        index = self.parts.writable_index()
+        built_with = index.built_with()
+        if built_with is not None and built_with != index.model:
+            report.rebuilt = rebuild = True  # never mix vectors from two models
+            report.problems.append(
+                Problem(
+                    "index",
+                    f"built with '{built_with}', now '{index.model}': rebuilding from the entry files",
+                    severity="warning",
+                )
+            )
+        if rebuild:
+            index.reset()
+            self.mirror.forget_verification()
+        report.problems += self.parts.vocabulary.problems
+        return report, *self.mirror.ledger()
+
+    def _finish_sync(
+        self,
+        report: SyncReport,
+        ledger: dict[str, str],
+        generation: str | None,
+        todo: list[Pending],
+        on_disk: set[str],
+        progress: Progress | None,
+        started: float,
+    ) -> SyncReport:
+        index = self.parts.index
+        for item in todo:
+            (report.updated if item.id in ledger else report.added).append(item.id)
+        report.unchanged = len(on_disk) - len(todo)
+        report.removed = sorted(set(ledger) - on_disk)
+        verified = self.mirror.verified or report.rebuilt  # a store written afresh holds only our vectors
+        index.delete_entries(report.removed)
+        with self.mirror.lexical.additions() as added:
+            self._embed_and_store(todo, progress, report, added)
+            if report.changed:  # what the index now holds: the old ledger, less the removed, plus the written
+                removed = set(report.removed)
+                ledger = {k: v for k, v in ledger.items() if k not in removed} | {t.id: t.digest for t in todo}
+                generation = self._written_mark(index)
+            touched = {t.id for t in todo} | set(report.removed)
+            repaired = self.mirror.apply(ledger, touched, added, generation)
+        if report.changed:
+            self.mirror.wrote(verified and generation is not None)  # no other writer slipped in between
+        report.problems += [repaired] if repaired else []
+        report.seconds = time.perf_counter() - started
+        return report
+
+    @staticmethod
+    def _written_mark(index) -> str | None:
+        """The index's mark after this process's writes; None when another writer has written since."""
+        now = index.generation()
+        return now if now and now == index.written_generation else None
+
+    def _embed_and_store(
+        self, todo: list[Pending], progress: Progress | None, report: SyncReport, added: Additions
+    ) -> None:
+        """Embed and write these entries in chunks, handing their passages and records to `added`."""
+        if not todo:
+            return
+        embedder, index = self.parts.embedder, self.parts.index
+        total, done = len(todo), 0
+        for start in range(0, total, SYNC_CHUNK):
+            chunk = [(self._materialise(item), item.digest) for item in todo[start : start + SYNC_CHUNK]]
+            split = [split_entry(entry, embedder.count_tokens, embedder.max_tokens) for entry, _ in chunk]
+            vectors = embedder.embed([p.text for passages in split for p in passages])
+            records, offset = [], 0
+            for (entry, digest), passages in zip(chunk, split, strict=True):
+                part = vectors[offset : offset + len(passages)]
+                offset += len(passages)
+                records.append(
+                    (entry.id, digest, facet_metadata(entry), [(p.id, p.section, p.text) for p in passages], part)
+                )
+                added.add_passages(((p.id, entry.id, p.text) for p in passages), part)
+            added.add_records(index.put_entries(records))
+            report.passages += len(vectors)
+            done += len(chunk)
+            if progress:
+                progress(done, total)
+
+    def _materialise(self, item: Pending) -> Entry:
+        if item.entry is not None:
+            return item.entry
+        try:
+            entry, _, _ = self.parts.store.load_file(item.path)
+        except EntryError as exc:
+            raise KBError(f"{item.path.name} changed while the index was being synced ({exc}); sync again") from None
+        self.parts.normalise(entry, item.path.name)
+        return entry

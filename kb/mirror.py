@@ -1,0 +1,296 @@
+"""The local mirror of the vector index: the keyword index folder (passage texts, their vectors, BM25
+and the entry records), kept in step with Chroma, and the snapshot everything derived from it hangs off.
+
+The freshness protocol, in one place:
+- Chroma's entries collection carries a generation mark, changed by every write (kb.index).
+- The mirror's folder records the mark it matches (`LexicalIndex.mirrors`). While the marks agree, the
+  ledger, access and facet clauses, records and texts are read here, in milliseconds, instead of from
+  Chroma, which takes seconds at 100,000 entries.
+- `refresh` reads Chroma's mark (at most every CHECK_SECONDS) and brings the mirror up to date when
+  another process changed the index: another replica, or `python -m kb sync` beside the app.
+- Every change to what the mirror holds makes a new `Snapshot`; the browse rows and the clause
+  caches live on it and are dropped with it, so nobody has to remember to invalidate them.
+- Once per process and generation, the vectors Chroma holds are compared with the mirror's copy.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kb.errors import Problem
+from kb.index import IndexDamaged, IndexedEntry, embedded_vectors
+from kb.lexical import Additions, KeywordIndexDamaged, LexicalIndex
+from kb.parts import Parts
+from kb.table import EntryTable, UnsupportedClause
+
+log = logging.getLogger(__name__)
+CHECK_SECONDS = 5.0  # how stale another process's changes may look
+NARROW_PASSAGES = 50_000  # up to this many allowed passages, search exactly among them ...
+NARROW_FRACTION = 0.5  # ... unless they are most of the index: then the wider unfiltered query is faster
+CACHED_CLAUSES = 64  # per snapshot: (reader, filters) clauses whose entries are kept
+
+
+@dataclass
+class NarrowChoice:
+    """The entries a filter picks, and how many passages each has, when they are few enough to search
+    exactly; the passage ids are spelled out only when Chroma is asked for them."""
+
+    entry_ids: list[str]
+    counts: list[int]
+
+    @property
+    def passages(self) -> int:
+        return sum(self.counts)
+
+    @functools.cached_property
+    def passage_ids(self) -> list[str]:
+        return [f"{e}#{i}" for e, n in zip(self.entry_ids, self.counts, strict=True) for i in range(n)]
+
+
+@dataclass
+class Snapshot:
+    """What is derived from one state of the mirror: dropped as a whole when the mirror changes."""
+
+    version: int
+    rows: list[IndexedEntry] | None = None  # every indexed entry, for browsing and counts
+    allowed: dict[str, frozenset[str]] = field(default_factory=dict)  # entries a clause allows
+    narrow: dict[str, NarrowChoice | None] = field(default_factory=dict)  # a clause's few entries
+
+
+class Mirror:
+    """The keyword index folder, in step with the vector index; see the module docstring."""
+
+    def __init__(self, parts: Parts):
+        self.parts = parts
+        self._lexical: LexicalIndex | None = None
+        self.version = 0  # counts every change to what the mirror holds
+        self._checked_at: float | None = None  # when Chroma's mark was last read (None: never)
+        self._seen_generation: str | None = None
+        self._verified_generation: str | None = None  # the store's vectors were compared at this mark
+        self._snapshot = Snapshot(version=0)
+        self._lock = threading.RLock()  # the app's sessions share one mirror across threads
+
+    @property
+    def lexical(self) -> LexicalIndex:
+        """The folder, opened (and its files checked) on first use, so that `show`, `check` and
+        `export`, which need no index, do not pay for it."""
+        if self._lexical is None:
+            self._lexical = LexicalIndex(self.folder)
+        return self._lexical
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.parts.settings.index_dir) / "lexical" / self.parts.settings.collection
+
+    def _replace(self, lexical: LexicalIndex) -> None:
+        self._lexical = lexical
+        self._changed()
+
+    def _changed(self) -> None:
+        self.version += 1
+
+    # ----------------------------------------------------------------- in step with the index
+
+    def ledger(self) -> tuple[dict[str, str], str | None]:
+        """The vector index's ledger (content hash by entry) and the generation mark it belongs to.
+
+        Read from the mirror while its mark is the index's (milliseconds), else from the index itself
+        (seconds at 100,000 entries). The mark is read first: a change that lands in between makes the
+        mark look stale next time, which costs a re-read, never a wrong answer.
+        """
+        index = self.parts.index
+        generation = index.generation()
+        if not self.lexical.mirrors(generation):
+            on_disk = LexicalIndex(self.folder)  # another process on this machine may have updated it
+            if on_disk.mirrors(generation):
+                self._replace(on_disk)
+        if self.lexical.mirrors(generation):
+            return dict(self.lexical.hashes), generation
+        return {e.entry_id: e.content_hash for page in index.entry_pages() for e in page}, generation
+
+    def apply(
+        self, ledger: dict[str, str], touched: set[str], added: Additions | None, generation: str | None
+    ) -> Problem | None:
+        """Apply a write's changes to the mirror, or rebuild it from the vector index if stale; then record
+        the generation mark it matches (None: not known). Returns what was repaired, if the folder was
+        found damaged."""
+        with self._lock:
+            index = self.parts.index
+            self._checked_at, self._seen_generation = time.monotonic(), index.generation()
+            if self.lexical.is_current(ledger):
+                self.lexical.mark(generation)
+                return None
+            self._changed()  # whatever happens below, the mirror changes
+            on_disk = LexicalIndex(self.folder)  # another process on this machine may have updated it
+            if not touched and on_disk.is_current(ledger):
+                self._lexical = on_disk
+                on_disk.mark(generation)
+                return None
+            before = {k: v for k, v in self.lexical.hashes.items() if k not in touched}
+            expected = {k: v for k, v in ledger.items() if k not in touched}
+            if added is not None and before == expected and added.entry_ids | set(before) == set(ledger):
+                try:
+                    self.lexical.update(touched, added, ledger, generation)
+                    return None
+                except KeywordIndexDamaged:
+                    pass  # found damaged while copying from it: rebuilt whole from the vector index below
+            damage = self.lexical.damage or on_disk.damage
+            if damage:
+                log.warning("the keyword index was damaged (%s): rebuilding it from the vector index", damage)
+            with self.lexical.additions() as everything:  # streamed from the vector index a page at a time
+                for page, vectors in index.passage_pages(vectors=True):
+                    everything.add_passages(((p.passage_id, p.entry_id, p.text) for p in page), vectors)
+                for page in index.entry_pages():
+                    everything.add_records((e.entry_id, e.metadata) for e in page)
+                self.lexical.rebuild(everything, ledger, generation)
+            if damage:
+                message = f"the keyword index was damaged ({damage}): rebuilt from the vector index"
+                return Problem("index", message, severity="warning")
+            return None
+
+    def refresh(self) -> None:
+        """Take in changes another process made to the index: Chroma's generation mark is read at most
+        every CHECK_SECONDS, and a new mark means "compare the ledgers and rebuild if they differ"."""
+        with self._lock:
+            now = time.monotonic()
+            fresh = self._checked_at is not None and self.lexical.damage is None  # damage found by a read: now
+            if fresh and now - self._checked_at < CHECK_SECONDS:
+                return
+            self._checked_at = now
+            generation = self.parts.index.generation()
+            if fresh and generation == self._seen_generation:
+                return
+            ledger, generation = self.ledger()
+            self.apply(ledger, set(), None, generation)
+            if self.lexical.mirrors(generation):
+                self.verify_vectors(generation)
+
+    def verify_vectors(self, generation: str | None) -> None:
+        """IndexDamaged unless the embedded store holds exactly the mirror's copy of the vectors (same
+        passages, same directions) and the entry vectors made from them. Once per process and generation:
+        a flipped byte in a stored vector would otherwise give wrong answers quietly."""
+        if not self.parts.owns_store or generation is None or generation == self._verified_generation:
+            return
+        expected = self.lexical.vector_check()
+        if expected is None:  # no copy of the vectors to compare with
+            return
+        for collection, check in zip(self.parts.index.collection_names, expected, strict=True):
+            try:
+                problem = check(embedded_vectors(self.parts.settings.index_dir, collection))
+            except (OSError, ValueError):  # the copy itself turned out damaged: it is rebuilt, not trusted
+                log.warning("the keyword index's copy of the vectors cannot be read back", exc_info=True)
+                return
+            if problem:
+                raise IndexDamaged(f"the index's {collection} disagree with the keyword index's copy ({problem})")
+        self._verified_generation = generation
+
+    def wrote(self, verified_before: bool) -> None:
+        """After this process wrote the index: its new mark is as trustworthy as the state it changed."""
+        if verified_before:
+            self._verified_generation = self._seen_generation
+
+    @property
+    def verified(self) -> bool:
+        return self._verified_generation is not None and self._verified_generation == self._seen_generation
+
+    def forget_verification(self) -> None:
+        self._verified_generation = None
+
+    # ----------------------------------------------------------------- reading
+
+    def table(self) -> EntryTable | None:
+        """The entry table, while the mirror matches the index (after `refresh`)."""
+        return self.lexical.table() if self.lexical.mirrors(self._seen_generation) else None
+
+    def snapshot(self) -> Snapshot:
+        """What is derived from the mirror as it is now; a new one after every change."""
+        with self._lock:
+            if self._snapshot.version != self.version:
+                self._snapshot = Snapshot(self.version)
+            return self._snapshot
+
+    def rows(self) -> list[IndexedEntry]:
+        """Every indexed entry (id and facet metadata), from the snapshot."""
+        self.refresh()
+        snapshot = self.snapshot()
+        if snapshot.rows is None:
+            snapshot.rows = self.indexed_entries()
+        return snapshot.rows
+
+    def records_of(self, entry_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Entry records by id: from the mirror (checked against its checksums) while it is current, from
+        the index for any it does not hold."""
+        table = self.table()
+        found = {e: table.record(table.position[e]) for e in entry_ids if e in table.position} if table else {}
+        missing = [e for e in entry_ids if e not in found]
+        return found | (self.parts.index.metadata_of(missing) if missing else {})
+
+    def indexed_entries(self, where: dict[str, Any] | None = None) -> list[IndexedEntry]:
+        """The index's entry records (optionally those a clause picks): from the mirror when current."""
+        self.refresh()
+        table = self.table()
+        if table is not None:
+            try:
+                chosen = table.ids[table.select(where)].tolist()
+            except UnsupportedClause:
+                chosen = None
+            if chosen is not None:
+                hashes = self.lexical.hashes
+                return [IndexedEntry(e, hashes.get(e, ""), table.record(table.position[e])) for e in chosen]
+        return self.parts.index.entries(where)
+
+    def allowed_entries(self, where: dict[str, Any]) -> frozenset[str]:
+        """The entries a clause allows, for the keyword index's mask and the vector side: run on the entry
+        table while it mirrors the index, else by Chroma; kept on the snapshot, so the next searches of
+        the same reader and filters reuse it (and the keyword index its mask)."""
+        return self._cached("allowed", where, lambda: self._allowed_now(where))
+
+    def _allowed_now(self, where: dict[str, Any]) -> frozenset[str]:
+        table = self.table()
+        try:
+            if table is not None:
+                return table.ids_where(where)
+        except UnsupportedClause:
+            pass
+        return frozenset(self.parts.index.entry_ids(where))
+
+    def narrow_choice(self, entries_where: dict[str, Any]) -> NarrowChoice | None:
+        """The entries a clause picks, when their passages are few enough to search exactly (None: too
+        many, or no table to tell). Kept on the snapshot: at 100,000 entries a clause takes tens of ms."""
+        return self._cached("narrow", entries_where, lambda: self._narrow_now(entries_where))
+
+    def _narrow_now(self, entries_where: dict[str, Any]) -> NarrowChoice | None:
+        table = self.table()
+        if table is None:
+            return None
+        try:
+            chosen = table.select(entries_where)
+        except UnsupportedClause:
+            return None
+        every = table.column("passages")
+        counts = every[chosen]
+        allowed = float(np.nansum(counts))
+        # Chroma resolves each listed id before it searches: for a filter that allows most passages,
+        # a wider query without it is cheaper (10,000 entries: 80 ms against 42 ms).
+        if allowed > NARROW_PASSAGES or allowed > NARROW_FRACTION * float(np.nansum(every)):
+            return None
+        return NarrowChoice(table.ids[chosen].tolist(), np.nan_to_num(counts).astype(int).tolist())
+
+    def _cached(self, kind: str, clause: dict[str, Any], compute: Callable[[], Any]) -> Any:
+        cache = getattr(self.snapshot(), kind)
+        key = json.dumps(clause, sort_keys=True)
+        if key not in cache:
+            if len(cache) >= CACHED_CLAUSES:
+                cache.pop(next(iter(cache)), None)
+            cache[key] = compute()
+        return cache[key]

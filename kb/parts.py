@@ -1,0 +1,78 @@
+"""The pieces a knowledge base is made of, each built on first use and shared by the facade
+(kb.knowledge), the indexer, the retriever and the local mirror.
+
+Building a piece costs only what it is used for: `check` and `show` read files and never open Chroma
+or the model; an unchanged sync opens Chroma but never loads the model.
+"""
+
+from __future__ import annotations
+
+from kb.config import Settings
+from kb.embedder import Embedder, make_embedder
+from kb.entries import Entry, EntryStore
+from kb.errors import Problem
+from kb.index import VectorIndex, make_client
+from kb.index_health import OPEN
+from kb.vocabulary import Vocabulary
+
+
+class Parts:
+    """Settings, the entry files, the vocabulary, the embedder and the vector index."""
+
+    def __init__(self, settings: Settings, *, embedder: Embedder | None = None, client=None):
+        self.settings = settings
+        self.store = EntryStore(settings.entries_dir)
+        self._embedder = embedder
+        self._client = client
+        self._index: VectorIndex | None = None
+        self._vocabulary: Vocabulary | None = None
+
+    @property
+    def index(self) -> VectorIndex:
+        """The vector index, connected on first use. Reading never makes a store: where there is none,
+        IndexMissing says a sync builds it."""
+        if self._index is None:
+            self._index = self.connect(create=False)
+        return self._index
+
+    def writable_index(self, level: str = OPEN) -> VectorIndex:
+        """The vector index for a writer (sync, save): an embedded store is made if there is none yet;
+        `level` is how thoroughly the store is checked if it is opened now."""
+        if self._index is None:
+            self._index = self.connect(create=True, level=level)
+        return self._index
+
+    def connect(self, *, create: bool, level: str = OPEN) -> VectorIndex:
+        client = self._client or make_client(
+            self.settings.index_dir, self.settings.chroma_url, create=create, level=level
+        )
+        # The embedder's name, not the setting's: an int8 model records its own name. Building the
+        # embedder loads nothing; the model loads on the first text it embeds.
+        return VectorIndex(client, self.settings.collection, self.embedder.name, remote=not self.owns_store)
+
+    def forget_index(self) -> None:
+        """Drop the connection (after the store was deleted): the next use connects afresh."""
+        self._index = None
+
+    @property
+    def owns_store(self) -> bool:
+        """True for the embedded store under the index folder: ours to check, delete and rebuild (a
+        server's store, or one handed in, is not)."""
+        return not self.settings.chroma_url and self._client is None
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = make_embedder(self.settings.model, self.settings.model_backend)
+        return self._embedder
+
+    @property
+    def vocabulary(self) -> Vocabulary:
+        if self._vocabulary is None:
+            self._vocabulary = Vocabulary.load(self.settings.entries_dir)
+        return self._vocabulary
+
+    def normalise(self, entry: Entry, source: str) -> list[Problem]:
+        """Resolve the entry's themes against the vocabulary (ids, labels, synonyms); report unknown ones."""
+        entry.themes, problems = self.vocabulary.normalise(entry.themes, source)
+        return problems

@@ -1,0 +1,431 @@
+"""Reading the index: search (keyword, meaning, both fused), within filters and the viewer's access
+rule, and similar projects.
+
+    retriever.search("data sharing agreement took too long", filters=..., viewer=...)
+    retriever.search_many(parts_of_a_plan, ...)     # one embedding batch, one filter lookup
+    retriever.similar(entry_id, record, limit=5)
+
+Access rules never filter after the cut: the top k are taken over what the viewer may see. A narrow
+filter is searched exactly over the mirror's copy of the vectors; a broad one asks Chroma for more
+neighbours without the clause and keeps the allowed ones (see `_nearest`).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from kb.access import can_see
+from kb.errors import KBError
+from kb.filters import Filters, Scope
+from kb.identity import User
+from kb.index import PassageMatch
+from kb.lexical import tokenize
+from kb.mirror import Mirror
+from kb.parts import Parts
+from kb.search import (
+    DEFAULT_FUSION,
+    MODES,
+    Fusion,
+    Hit,
+    SimilarHit,
+    best_per_entry,
+    contains_all,
+    fuse,
+    parse_query,
+)
+
+CANDIDATES = 100  # passages each retriever returns before fusion
+OVERFETCH = 3  # nearest passages asked for without a filter, per passage needed with it
+DEEPER_FETCH = 10  # ... and how many times that again when too few of them were allowed
+_SIDE_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lighthouse-dense")
+NOT_LINKING_SECTIONS = ("Evidence and links",)  # never the reason two entries are called similar
+SYNONYM_WEIGHT = 0.7  # a passage naming a synonym of the query's theme: a good match, not a literal one
+
+
+class Retriever:
+    """Search and similar projects over the vector index and the local mirror."""
+
+    def __init__(self, parts: Parts, mirror: Mirror):
+        self.parts = parts
+        self.mirror = mirror
+
+    def search(
+        self,
+        query: str,
+        *,
+        limit: int = 10,
+        filters: Filters | None = None,
+        mode: str = "hybrid",
+        fusion: Fusion = DEFAULT_FUSION,
+        expand: bool = True,
+        viewer: User | None = None,
+    ) -> list[Hit]:
+        """Entries best matching the query, each with its best passage, within the filters.
+
+        With expand, a query naming a theme or a synonym also matches the theme's other names
+        (keyword side only: the vector side already knows that "MoU" and "agreement" are close).
+        """
+        return self.search_many(
+            [query], limit=limit, filters=filters, mode=mode, fusion=fusion, expand=expand, viewer=viewer
+        )[0]
+
+    def search_many(
+        self,
+        queries: list[str],
+        *,
+        limit: int = 10,
+        filters: Filters | None = None,
+        mode: str = "hybrid",
+        fusion: Fusion = DEFAULT_FUSION,
+        expand: bool = True,
+        viewer: User | None = None,
+    ) -> list[list[Hit]]:
+        """`search` for several queries at once (the parts of a plan): one embedding batch, one
+        filter lookup and one vector query for all of them."""
+        if mode not in MODES:
+            raise KBError(f"unknown search mode '{mode}'; use one of: {', '.join(MODES)}")
+        parsed = [parse_query(q) for q in queries]
+        live = [i for i, p in enumerate(parsed) if p.text]
+        results: list[list[Hit]] = [[] for _ in queries]
+        if not live:
+            return results
+        where = _where(filters, viewer)
+        candidates = max(CANDIDATES, limit * 3)
+        self.mirror.refresh()  # before either side starts: it may swap in a newer keyword index
+
+        def dense_side() -> dict[int, list[PassageMatch]]:
+            vectors = self.parts.embedder.embed([parsed[i].text for i in live])
+            nearest = self._nearest(vectors, candidates, where, entries_where=where)
+            return dict(zip(live, nearest, strict=True))
+
+        # In hybrid mode the two sides run at once: the model and Chroma release the GIL, so on two
+        # cores a search costs the slower side rather than both (at 400,000 passages, each is tens of ms).
+        dense_matches: dict[int, list[PassageMatch]] = {}
+        pending = _SIDE_POOL.submit(dense_side) if mode == "hybrid" else None
+        if mode == "dense":
+            dense_matches = dense_side()
+        keyword_results: dict[int, tuple[list, bool]] = {}
+        if mode in ("bm25", "hybrid"):
+            allowed = self.mirror.allowed_entries(where) if where is not None else None
+            for i in live:
+                query = parsed[i]
+                synonyms = self.parts.vocabulary.expand(query.text) if expand else []
+                # A synonym counts as a whole name matched on its own scale, weighted below the query's
+                # own words, so "DSA" finds "MoU" without every passage saying "data" tying with "DSA".
+                weighted = [(query.text, 1.0)] + [(name, SYNONYM_WEIGHT) for name in synonyms]
+                keyword_results[i] = self.mirror.lexical.scaled_search(
+                    weighted, candidates, allowed, list(query.phrases)
+                )
+        if pending is not None:
+            dense_matches = pending.result()
+        for i in live:
+            query = parsed[i]
+            entry_of: dict[str, str] = {}
+            texts: dict[str, str] = {}
+            dense: dict[str, float] = {}
+            keyword: dict[str, float] = {}
+            keyword_complete = True
+            if mode in ("bm25", "hybrid"):
+                matches, keyword_complete = keyword_results[i]
+                keyword = {m.passage_id: m.score for m in matches}
+                entry_of.update((m.passage_id, m.entry_id) for m in matches)
+            if mode in ("dense", "hybrid"):
+                matches = dense_matches[i]
+                if query.phrases:
+                    matches = [m for m in matches if contains_all(m.text, query.phrases)]
+                dense = {m.passage_id: m.similarity for m in matches}
+                entry_of.update((m.passage_id, m.entry_id) for m in matches)
+                texts.update((m.passage_id, m.text) for m in matches)
+            used = fusion
+            if mode == "hybrid":
+                used = fusion.for_query(len(tokenize([query.text])[0]))
+                scores = fuse(dense, keyword, used, keyword_complete)
+            else:
+                scores = dense or keyword
+            results[i] = self._hits(best_per_entry(scores, entry_of, used)[:limit], texts, viewer)
+        return results
+
+    def _nearest(
+        self,
+        vectors: np.ndarray,
+        k: int,
+        where: dict[str, Any] | None,
+        *,
+        entries_where: dict[str, Any] | None = None,
+        keep: Callable[[PassageMatch], bool] | None = None,
+    ) -> list[list[PassageMatch]]:
+        """The k nearest passages to each vector among those `where` allows, as Chroma's filtered query
+        gives them, but fast on a large collection.
+
+        Chroma evaluates a `where` clause over the metadata of every passage before it searches: at
+        400,000 passages that takes seconds. So the clause is split in two that together say what
+        `where` says: `entries_where` picks entries (all of them when None), run on the entry table in
+        memory, and `keep` picks passages. Then:
+        - a narrow choice (few passages allowed): exact search among just those passages, over the
+          keyword index's copy of their vectors, or by Chroma among their ids where there is no copy;
+        - a broad one: OVERFETCH times k neighbours without the clause, keeping the allowed ones. When
+          at least k survive they are exactly the k nearest allowed passages: any allowed passage
+          further out ranks below all of them. When fewer survive, DEEPER_FETCH times as many.
+        Where neither answers, Chroma's filtered query does. Nothing outside the clause is returned.
+        """
+        if where is None:
+            return [kept for kept, _ in self._query(vectors, k, k)]
+        allowed = self.mirror.allowed_entries(entries_where) if entries_where is not None else None
+        wanted = k if keep is None else k * OVERFETCH
+        narrow = self.mirror.narrow_choice(entries_where) if entries_where is not None else None
+        if narrow is not None:
+            found = self._exact_among(vectors, wanted, k, narrow.entry_ids, allowed, keep)
+            if found is None:
+                found = self._query(vectors, wanted, k, ids=narrow.passage_ids, allowed=allowed, keep=keep)
+            exhausted = narrow.passages
+        else:
+            wanted = k * OVERFETCH
+            found = self._query(vectors, wanted, k, allowed=allowed, keep=keep)
+            exhausted = None
+        results: list[list[PassageMatch] | None] = []
+        for kept, returned in found:
+            complete = returned < wanted or (exhausted is not None and returned >= exhausted)
+            results.append(kept if len(kept) >= k or complete else None)
+        missing = [i for i, r in enumerate(results) if r is None]
+        if missing and narrow is not None:
+            # `keep` turned down most of the nearest: rank every passage of the chosen entries instead.
+            retry = self._exact_among(vectors[missing], narrow.passages, k, narrow.entry_ids, allowed, keep)
+            for i, (kept, _) in zip(missing, retry or [], strict=False):
+                results[i] = kept
+            missing = [i for i, r in enumerate(results) if r is None]
+        if missing and narrow is None:
+            # Too few allowed among the nearest (a passage deep in a cluster the clause excludes): a
+            # deeper walk without the clause costs tens of milliseconds, Chroma's filtered query a second.
+            deeper = wanted * DEEPER_FETCH
+            retry = self._query(vectors[missing], deeper, k, allowed=allowed, keep=keep)
+            for i, (kept, returned) in zip(missing, retry, strict=True):
+                results[i] = kept if len(kept) >= k or returned < deeper else None
+            missing = [i for i, r in enumerate(results) if r is None]
+        if missing:
+            for i, matches in zip(missing, self.parts.index.query(vectors[missing], k, where), strict=True):
+                results[i] = matches
+        return results  # type: ignore[return-value]
+
+    def _query(
+        self,
+        vectors: np.ndarray,
+        fetch: int,
+        take: int,
+        *,
+        ids: list[str] | None = None,
+        allowed: frozenset[str] | None = None,
+        keep: Callable[[PassageMatch], bool] | None = None,
+    ) -> list[tuple[list[PassageMatch], int]]:
+        """Chroma's `fetch` nearest passages to each vector (among `ids`) without a clause: the first
+        `take` of them whose entry is `allowed` and that `keep` accepts, and how many Chroma returned.
+
+        While the local mirror is current, Chroma returns ids and distances only, and just the passages
+        kept are filled in with their text and section from the mirror: filling 300 neighbours cost
+        more than finding them.
+        """
+        table = self.mirror.table()
+        if table is not None:
+            light = self.parts.index.query(vectors, fetch, None, ids, light=True)
+            filled = [self._fill(matches, table, take, allowed, keep) for matches in light]
+            if all(f is not None for f in filled):
+                return [(f, len(matches)) for f, matches in zip(filled, light, strict=True)]  # type: ignore[misc]
+        return [
+            (_accepted(matches, take, allowed, keep), len(matches))
+            for matches in self.parts.index.query(vectors, fetch, None, ids)
+        ]
+
+    def _exact_among(
+        self,
+        vectors: np.ndarray,
+        fetch: int,
+        take: int,
+        entry_ids: list[str],
+        allowed: frozenset[str] | None,
+        keep: Callable[[PassageMatch], bool] | None,
+    ) -> list[tuple[list[PassageMatch], int]] | None:
+        """`_query` among these entries' passages, answered by exact search over the keyword index's
+        copy of the vectors while it mirrors the index; None where it cannot answer.
+
+        Chroma answers a long id list with a filtered walk of its graph, which at 400,000 passages
+        costs tens of milliseconds more than reading 12,000 vectors and one matrix product.
+        """
+        table = self.mirror.table()
+        local = self.mirror.lexical.nearest(vectors, entry_ids, fetch) if table is not None else None
+        if local is None:
+            return None
+        found = []
+        for matches in local:
+            light = [PassageMatch(m.passage_id, m.entry_id, "", "", m.similarity) for m in matches]
+            filled = self._fill(light, table, take, allowed, keep)
+            if filled is None:
+                return None
+            found.append((filled, len(matches)))
+        return found
+
+    def _fill(
+        self,
+        matches: list[PassageMatch],
+        table,
+        take: int,
+        allowed: frozenset[str] | None,
+        keep: Callable[[PassageMatch], bool] | None,
+    ) -> list[PassageMatch] | None:
+        """The first `take` accepted matches, text and section filled from the mirror (None: not mirrored)."""
+        titles, kept = table.column("title"), []
+        for m in matches:
+            if len(kept) == take:
+                break
+            if allowed is not None and m.entry_id not in allowed:
+                continue
+            text = self.mirror.lexical.text_of(m.passage_id)
+            position = table.position.get(m.entry_id)
+            if text is None or position is None:
+                return None
+            filled = PassageMatch(
+                m.passage_id, m.entry_id, _section_of(text, {"title": titles[position]}), text, m.similarity
+            )
+            if keep is None or keep(filled):
+                kept.append(filled)
+        return kept
+
+    def _hits(self, ranked: list[tuple[str, str, float]], texts: dict[str, str], viewer: User | None) -> list[Hit]:
+        if not ranked:
+            return []
+        ids = [e for e, _, _ in ranked]
+        meta = self.mirror.records_of(ids)
+        live = self.parts.index.metadata_of(ids) if viewer is not None else {}
+        hits = []
+        for entry_id, passage_id, score in ranked:
+            record = meta.get(entry_id, {})
+            # Changed by another process in the last seconds: the live record decides too.
+            if not can_see(viewer, record) or not can_see(viewer, live.get(entry_id, record)):
+                continue
+            text = texts.get(passage_id) or self.mirror.lexical.text_of(passage_id) or ""
+            hits.append(_hit(Hit, entry_id, score, text, record))
+        return hits
+
+    def similar(
+        self,
+        entry_id: str,
+        own: dict[str, Any] | None,
+        *,
+        limit: int = 5,
+        filters: Filters | None = None,
+        viewer: User | None = None,
+    ) -> list[SimilarHit]:
+        """The entries nearest to this one by their passages (never itself), with the linking passages.
+        `own` is the entry's index record (None: not indexed yet); the caller has checked that the viewer
+        may see the entry."""
+        self.mirror.refresh()  # keeps the mirror and the allowed-entry sets current
+        passages, vectors = self._own_passages(entry_id) if own is not None else ([], np.zeros((0, 0)))
+        if not passages:
+            raise KBError(f"'{entry_id}' is not indexed yet; run `python -m kb sync`")
+        # "Evidence and links" says where the evidence is, not what the work was: two entries that
+        # both say "ask the contact above" are not similar projects.
+        keep = [i for i, p in enumerate(passages) if p.section not in NOT_LINKING_SECTIONS] or list(
+            range(len(passages))
+        )
+        passages, vectors = [passages[i] for i in keep], vectors[keep]
+        where = _where(
+            filters, viewer, [{"entry_id": {"$ne": entry_id}}, {"section": {"$nin": list(NOT_LINKING_SECTIONS)}}]
+        )
+        results = self._nearest(
+            vectors,
+            max(50, limit * 10),
+            where,
+            entries_where=_where(filters, viewer),
+            keep=lambda m: m.entry_id != entry_id and m.section not in NOT_LINKING_SECTIONS,
+        )
+        best: dict[str, tuple[float, Any, Any]] = {}
+        for source, matches in zip(passages, results, strict=True):
+            for match in matches:
+                if match.entry_id not in best or match.similarity > best[match.entry_id][0]:
+                    best[match.entry_id] = (match.similarity, source, match)
+        ranked = sorted(best.items(), key=lambda kv: (-kv[1][0], kv[0]))[:limit]
+        meta = self.mirror.records_of([e for e, _ in ranked] + [entry_id])
+        own_themes = set(meta.get(entry_id, {}).get("themes") or ())
+        hits = []
+        for other_id, (score, source, match) in ranked:
+            m = meta.get(other_id, {})
+            hits.append(
+                _hit(
+                    SimilarHit,
+                    other_id,
+                    score,
+                    match.text,
+                    m,
+                    source_passage=_body(source.text),
+                    source_section=source.section,
+                    shared_themes=tuple(t for t in (m.get("themes") or ()) if t in own_themes),
+                )
+            )
+        return hits
+
+    def _own_passages(self, entry_id: str) -> tuple[list[PassageMatch], np.ndarray]:
+        """An entry's passages and vectors: from the local copy while it mirrors the index, else from
+        the index, by id when the mirror knows how many there are. (At 100,000 entries each read by id
+        from embedded Chroma left about 3 MB more resident in the process.)"""
+        table = self.mirror.table()
+        if table is None or entry_id not in table.position:
+            return self.parts.index.passages(entry_id)
+        local = self.mirror.lexical.entry_passages(entry_id)
+        if local is None:
+            count = int(np.nan_to_num(table.column("passages")[table.position[entry_id]]))
+            return self.parts.index.passages(ids=[f"{entry_id}#{i}" for i in range(count)])
+        ids, texts, vectors = local
+        title = {"title": table.column("title")[table.position[entry_id]]}
+        return [
+            PassageMatch(p, entry_id, _section_of(t, title), t, 1.0) for p, t in zip(ids, texts, strict=True)
+        ], vectors
+
+
+def _where(filters: Filters | None, viewer: User | None, extra: list[dict[str, Any]] | None = None):
+    """The facet filters, what the viewer may see, and any extra clauses, as one clause."""
+    return Scope(filters or Filters(), viewer).where(extra or [])
+
+
+def _accepted(
+    matches: list[PassageMatch],
+    take: int,
+    allowed: frozenset[str] | None,
+    keep: Callable[[PassageMatch], bool] | None,
+) -> list[PassageMatch]:
+    accepted = (m for m in matches if (allowed is None or m.entry_id in allowed) and (keep is None or keep(m)))
+    return list(itertools.islice(accepted, take))
+
+
+def _body(passage_text: str) -> str:
+    """What a reader sees of a passage: its text without the "title — section" line."""
+    return passage_text.split("\n", 1)[1] if "\n" in passage_text else passage_text
+
+
+def _hit(cls, entry_id: str, score: float, text: str, meta: dict[str, Any], **extra: Any):
+    return cls(
+        id=entry_id,
+        title=str(meta.get("title", entry_id)),
+        score=round(float(score), 6),
+        passage=_body(text),
+        section=_section_of(text, meta),
+        organisation=str(meta.get("organisation", "")),
+        kind=str(meta.get("kind", "")),
+        outcome=str(meta.get("outcome", "")),
+        year=meta.get("year"),
+        themes=tuple(meta.get("themes") or ()),
+        lighthouse_stage=str(meta.get("lighthouse_stage", "")),
+        status=str(meta.get("status", "")),
+        evidence=str(meta.get("evidence", "")),
+        **extra,
+    )
+
+
+def _section_of(text: str, meta: dict[str, Any]) -> str:
+    first = text.split("\n", 1)[0]
+    title = str(meta.get("title", ""))
+    if first.startswith(f"{title} — "):
+        return first[len(title) + 3 :]
+    return "Summary"
