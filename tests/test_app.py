@@ -11,8 +11,11 @@ from urllib.parse import parse_qs
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from app_pages.ui import plain, safe_markdown
+from app_pages.resources import Visitor
+from app_pages.ui import looks_after_the_index, plain, safe_markdown
+from kb.access import ANONYMOUS
 from kb.entries import EntryStore
+from kb.identity import User
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 PAGES = ["search", "entry", "submit", "showcase", "review", "insights"]
@@ -92,6 +95,86 @@ def test_a_broken_setting_is_a_friendly_message(entries_dir, monkeypatch):
     at = open_app()
     assert not at.exception
     assert "could not be opened" in texts(at, "error")
+
+
+# --------------------------------------------------------------------------- who looks after the index
+
+# Entry file problems name files and quote fields of entries the viewer may not see; syncing is the job of
+# whoever runs this copy: an admin, or a reviewer in local mode (the copy runs on their own machine).
+SIGNED_IN_ACCESS = """\
+domains:
+  had.example.gov: Home Affairs Department
+roles:
+  default: [contributor]
+  users:
+    ada@had.example.gov: [admin]
+    rui@had.example.gov: [reviewer]
+    cleo@had.example.gov: [curator]
+"""
+
+
+def index_tools(at: AppTest) -> tuple[bool, bool]:
+    """Whether the sidebar lists the entry files that could not be read, and offers to sync the entry files."""
+    assert_clean(at)
+    problems = any("could not be read" in e.label for e in at.sidebar.expander)
+    return problems, "Sync entry files" in [b.label for b in at.sidebar.button]
+
+
+def write_unreadable_entry(entries_dir: Path) -> None:
+    (entries_dir / "an-unreadable-entry.md").write_text("---\nid: an-unreadable-entry\ntitle: [unclosed\n---\n")
+
+
+def test_a_local_reviewer_sees_entry_file_problems_and_may_sync(entries_dir, monkeypatch):
+    write_unreadable_entry(entries_dir)
+    at = open_app()
+    for roles, looks_after in (
+        ("contributor,reviewer", True),
+        ("curator", True),
+        ("admin", True),
+        ("contributor", False),
+        (",", False),  # no roles at all (a blank value would mean the defaults)
+    ):
+        monkeypatch.setenv("KB_USER_ROLES", roles)
+        at.run()
+        assert index_tools(at) == (looks_after, looks_after), roles
+
+
+def test_of_signed_in_people_only_an_admin_sees_entry_file_problems_or_may_sync(entries_dir, monkeypatch, tmp_path):
+    write_unreadable_entry(entries_dir)
+    access = tmp_path / "access.yaml"
+    access.write_text(SIGNED_IN_ACCESS)
+    monkeypatch.setenv("KB_ACCESS_FILE", str(access))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    for email, looks_after in (
+        ("ada@had.example.gov", True),
+        ("rui@had.example.gov", False),  # a reviewer, but the copy is not theirs to run
+        ("cleo@had.example.gov", False),
+        ("cy@had.example.gov", False),
+    ):
+        at.user = {"is_logged_in": True, "sub": email, "name": email, "email": email}
+        at.run()
+        assert index_tools(at) == (looks_after, looks_after), email
+    at.user = {"is_logged_in": False}
+    at.run()
+    assert index_tools(at) == (False, False), "a visitor who has not signed in"
+
+
+@pytest.mark.parametrize(
+    "user, mode, looks_after",
+    [
+        pytest.param(User("Ada", roles=("admin",), local=False), "signed-in", True, id="signed-in admin"),
+        pytest.param(User("Rui", roles=("reviewer",), local=False), "signed-in", False, id="signed-in reviewer"),
+        pytest.param(User("Cleo", roles=("curator",), local=False), "signed-in", False, id="signed-in curator"),
+        pytest.param(User("Cy", roles=("contributor",), local=False), "signed-in", False, id="signed-in contributor"),
+        pytest.param(User("Local user", roles=("contributor", "curator")), "local", True, id="local curator"),
+        pytest.param(User("Local user", roles=("reviewer",)), "local", True, id="local reviewer"),
+        pytest.param(User("Local user", roles=("contributor",)), "local", False, id="local contributor"),
+        pytest.param(User("Local user", roles=()), "local", False, id="local reader"),
+        pytest.param(ANONYMOUS, "signed-out", False, id="visitor not signed in"),
+    ],
+)
+def test_who_looks_after_the_index(user, mode, looks_after):
+    assert looks_after_the_index(Visitor(user, mode)) == looks_after
 
 
 # --------------------------------------------------------------------------- search

@@ -1,5 +1,5 @@
-"""Editing and reviewing under the access rules: who may edit, where a non-reviewer's edit of a published
-entry waits, who may approve or send it back, and stale versions, through the library and the app."""
+"""Editing and reviewing under the access rules: who may edit, where an edit of a published entry waits,
+who may approve or send it back, stale versions and withdrawn edits, through the library and the app."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import pytest
 import yaml
 from streamlit.testing.v1 import AppTest
 
-from kb import Conflict, KBError, NotFound, review
+from kb import Conflict, KBError, NotFound, editing, review
 from kb.access import ANONYMOUS
 from kb.drafting import Draft, save_draft
-from kb.editing import open_edit, save_edit
+from kb.editing import open_edit, save_edit, withdraw
 from kb.identity import User
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -32,6 +32,8 @@ OUTSIDER = User("Otto Outsider", OTHER_ORG, ("contributor",), local=False)
 READER = User("Rhea Reader", OWNER_ORG, (), local=False)
 OWNER_REVIEWER = User("Rita Reviewer", OWNER_ORG, ("contributor", "reviewer"), local=False)
 REVIEWER = User("Ravi Reviewer", OTHER_ORG, ("reviewer",), local=False)
+AUTHOR_AS_REVIEWER = User(AUTHOR.name, OTHER_ORG, ("contributor", "reviewer"), local=False)
+OWNER_CURATOR = User("Olu Curator", OWNER_ORG, ("curator",), local=False)  # sees Alpha Office's own entries
 
 ENTRY = "alpha-ledger-pilot"  # published, public, Alpha Office, written by AUTHOR
 HIDDEN = "alpha-only-ledger-audit"  # published, Alpha Office only
@@ -276,6 +278,73 @@ def test_an_editor_who_may_not_see_an_anonymous_entrys_names_cannot_reveal_them(
     assert (again.team, again.contact, again.author) == ("", "", "")
 
 
+def test_an_authors_edit_of_their_published_entry_waits_for_review_even_when_they_review(collection, entries_dir):
+    # Kept published, their own words would reach readers with nobody else having read them.
+    kb, before = collection, published_bytes(entries_dir)
+    target = open_edit(kb, ENTRY, AUTHOR_AS_REVIEWER)
+    assert target.waits_for_review and set(target.statuses) == {"draft", "in-review"}
+    with pytest.raises(KBError):
+        save_edit(kb, target, replace(target.entry, summary=NEW_SUMMARY), AUTHOR_AS_REVIEWER, status="published")
+    assert published_bytes(entries_dir) == before and kb.store.revision(ENTRY) is None
+    result = save_edit(kb, target, replace(target.entry, summary=NEW_SUMMARY), AUTHOR_AS_REVIEWER, status="in-review")
+    assert result.pending_review and published_bytes(entries_dir) == before
+    item = queue_item(kb, AUTHOR_AS_REVIEWER, ENTRY, revision=True)
+    assert not item.may_review
+    assert_refused_and_unchanged(review_actions(kb, ENTRY, AUTHOR_AS_REVIEWER, item.version, True), entries_dir)
+    review.approve(kb, ENTRY, REVIEWER, item.version, revision=True)
+    stored = kb.stored(ENTRY)
+    assert (stored.summary, stored.status, stored.reviewer) == (NEW_SUMMARY, "published", REVIEWER.name)
+
+
+def clear_lighthouse(route: str, kb, user: User, entry_id: str, status: str) -> None:
+    """Save `user`'s edit of an entry that makes it no longer a lighthouse project."""
+    if route == "editing":
+        target = open_edit(kb, entry_id, user)
+        save_edit(kb, target, replace(target.entry, lighthouse=None), user, status=status)
+        return
+    draft = Draft.from_entry(open_edit(kb, entry_id, user).entry)  # the form as this user is shown it
+    draft.lighthouse_stage, draft.lighthouse_impact, draft.lighthouse_benefits = "", "", ""
+    draft.lighthouse_reused_by = []
+    save_draft(kb, draft, user, status=status, edit_id=entry_id)
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_an_editor_may_not_clear_a_lighthouse_reused_by_entries_hidden_from_them(collection, entries_dir, route):
+    # Clearing the stage drops the whole reuse list, the links this editor was never shown included.
+    kb = collection
+    beta = write_entry(
+        entries_dir,
+        "beta-ledger-lighthouse",
+        organisation=OTHER_ORG,
+        author="Bo Beta",
+        lighthouse={"stage": "proven", "impact": "Ledgers agree.", "reused_by": [HIDDEN, ENTRY]},
+    )
+    kb.sync()
+    before = disk(entries_dir)
+    for status in ("draft", "in-review"):
+        with pytest.raises(KBError, match="reused by entries you cannot see"):
+            clear_lighthouse(route, kb, OUTSIDER, beta, status)  # Beta Agency's own entry: OUTSIDER may edit it
+        assert disk(entries_dir) == before, status
+    clear_lighthouse(route, kb, OWNER_CURATOR, beta, "published")  # a curator who sees every reuser may
+    assert kb.stored(beta).lighthouse is None
+
+
+@pytest.mark.parametrize(
+    "editor, status",
+    [(COLLEAGUE, "in-review"), (OWNER_REVIEWER, "published")],
+    ids=["edit waiting for review", "edit written at once"],
+)
+def test_an_edit_never_makes_its_editor_the_author_of_an_entry_without_one(collection, entries_dir, editor, status):
+    kb = collection
+    entry_id = write_entry(entries_dir, "alpha-ledger-imported")  # no author, as an import may leave it
+    kb.sync()
+    edit("drafting", kb, editor, entry_id, NEW_SUMMARY, status=status)
+    pending = kb.store.revision(entry_id)
+    assert (pending is not None) == (editor is COLLEAGUE)
+    written = pending[0] if pending else kb.stored(entry_id)
+    assert (written.summary, written.author) == (NEW_SUMMARY, "")
+
+
 # --------------------------------------------------------------------------- 9. who may review
 
 
@@ -323,7 +392,8 @@ def test_the_author_may_not_review_their_entry_or_an_edit_of_it(collection, pend
 
 
 def test_the_proposer_may_not_review_their_own_edit(collection, pending, entries_dir):
-    # A reviewer's own edit is written at once, never proposed: here the proposer became a reviewer since.
+    # A reviewer's edit of someone else's entry is written at once, never proposed: here the proposer became
+    # a reviewer since.
     proposer_now_reviewer = User(COLLEAGUE.name, OWNER_ORG, ("contributor", "reviewer"), local=False)
     assert_refused_and_unchanged(
         review_actions(collection, ENTRY, proposer_now_reviewer, pending.version, True), entries_dir
@@ -380,6 +450,39 @@ def test_sending_an_edit_back_returns_it_to_its_proposer(collection, pending, en
     assert (target.entry.summary, target.entry.review_comment) == (NEW_SUMMARY, "Say which councils took part.")
 
 
+def test_approving_an_edit_of_an_archived_entry_keeps_it_archived(collection, entries_dir):
+    kb = collection
+    archived = write_entry(entries_dir, "alpha-ledger-archived", status="archived", author=AUTHOR.name)
+    kb.sync()
+    target = open_edit(kb, archived, COLLEAGUE)
+    assert target.waits_for_review  # readers still read an archived entry
+    save_edit(kb, target, replace(target.entry, summary=NEW_SUMMARY), COLLEAGUE, status="in-review")
+    item = queue_item(kb, REVIEWER, archived, revision=True)
+    review.approve(kb, archived, REVIEWER, item.version, revision=True)
+    stored = kb.stored(archived)
+    assert (stored.summary, stored.status) == (NEW_SUMMARY, "archived")
+
+
+@pytest.mark.parametrize("status", ["in-review", "draft"])
+def test_a_reviewer_who_changes_an_entry_waiting_for_review_may_not_approve_it(collection, entries_dir, status):
+    # Otherwise a reviewer could rewrite someone's entry and publish the rewrite with nobody else reading it.
+    kb = collection
+    waiting = write_entry(entries_dir, "alpha-ledger-waiting", status=status, author="Dana Drafter")
+    kb.sync()
+    target = open_edit(kb, waiting, OWNER_REVIEWER)
+    assert not target.waits_for_review  # not published: the change is made in the entry itself
+    save_edit(kb, target, replace(target.entry, summary=NEW_SUMMARY), OWNER_REVIEWER, status="in-review")
+    changed = kb.stored(waiting)
+    assert (changed.summary, changed.status, changed.revised_by) == (NEW_SUMMARY, "in-review", OWNER_REVIEWER.name)
+    assert not queue_item(kb, OWNER_REVIEWER, waiting, revision=False).may_review
+    version = kb.store.version(waiting)
+    assert_refused_and_unchanged(review_actions(kb, waiting, OWNER_REVIEWER, version, False), entries_dir)
+    assert queue_item(kb, REVIEWER, waiting, revision=False).may_review
+    review.approve(kb, waiting, REVIEWER, version)
+    approved = kb.stored(waiting)
+    assert (approved.status, approved.reviewer, approved.revised_by) == ("published", REVIEWER.name, "")
+
+
 @pytest.fixture
 def ritas_entry(collection, entries_dir):
     """A new entry by OWNER_REVIEWER, sent for review."""
@@ -419,9 +522,9 @@ def test_review_page_offers_no_approval_of_a_reviewers_own_work(collection, rita
 
 
 def test_the_queue_shows_an_entry_sent_for_review_as_soon_as_it_is_synced(collection, entries_dir):
-    # The queue is read from a snapshot of the index that `browse` keeps for up to 30 seconds, for changes
-    # made by other processes. A sync in this very process must not leave it stale: the snapshot's owner
-    # keeps it fresh, no caller should have to remember to drop it.
+    # The queue is read from a snapshot of the index that `browse` keeps until the knowledge base's mirror
+    # changes. A sync in this very process changes the mirror, so the snapshot's owner drops it: no caller
+    # should have to remember to.
     assert queue_item(collection, REVIEWER, "rita-ledger-pilot", revision=False) is None
     write_entry(entries_dir, "rita-ledger-pilot", status="in-review", author=OWNER_REVIEWER.name)
     collection.sync()
@@ -500,3 +603,103 @@ def test_an_edit_made_before_the_published_entry_changed_is_not_approved_over_it
     assert path.read_bytes() == changed and kb.store.revision(ENTRY) is not None
     review.send_back(kb, ENTRY, REVIEWER, "Please apply this to the current version.", pending.version, revision=True)
     assert path.read_bytes() == changed, "sending it back leaves the published entry as it is"
+
+
+def test_a_stale_edit_sent_back_and_saved_again_can_be_approved(collection, pending, entries_dir):
+    kb = collection
+    assert not open_edit(kb, ENTRY, COLLEAGUE).rebased  # made from the published entry as it is
+    change_entry_meanwhile(kb)
+    changed = published_bytes(entries_dir)
+    with pytest.raises(Conflict):
+        review.approve(kb, ENTRY, REVIEWER, pending.version, revision=True)
+    assert published_bytes(entries_dir) == changed
+    review.send_back(kb, ENTRY, REVIEWER, "Check it against the current version.", pending.version, revision=True)
+    target = open_edit(kb, ENTRY, COLLEAGUE)
+    assert target.rebased  # the proposer is told the entry changed under their edit
+    checked = "Reconciled in four councils, checked against the current version."
+    save_edit(kb, target, replace(target.entry, summary=checked), COLLEAGUE, status="in-review")
+    assert not open_edit(kb, ENTRY, COLLEAGUE).rebased  # saved again, it is made from the current version
+    item = queue_item(kb, REVIEWER, ENTRY, revision=True)
+    review.approve(kb, ENTRY, REVIEWER, item.version, revision=True)
+    assert kb.stored(ENTRY).summary == checked and kb.store.revision(ENTRY) is None
+
+
+def test_a_proposal_racing_another_is_a_conflict_never_an_overwrite(collection, entries_dir):
+    kb = collection
+    second = open_edit(kb, ENTRY, SECOND_COLLEAGUE)  # both open the entry before either saves
+    propose(kb, COLLEAGUE, NEW_SUMMARY, status="in-review")
+    before = disk(entries_dir)
+    racing = replace(second.entry, summary="A racing edit.")
+    with pytest.raises(Conflict):
+        save_edit(kb, second, racing, SECOND_COLLEAGUE, status="in-review")
+    # The write itself refuses too, for a save whose checks ran just before the first revision was written.
+    with pytest.raises(Conflict):
+        kb.store.write_revision(
+            replace(racing, status="in-review", revised_by=SECOND_COLLEAGUE.name), base=second.version
+        )
+    assert disk(entries_dir) == before
+
+
+# --------------------------------------------------------------------------- 11. withdrawing a pending edit
+
+
+@pytest.mark.parametrize("withdrawer", [COLLEAGUE, CURATOR, ADMIN], ids=["proposer", "curator", "admin"])
+def test_the_proposer_or_a_curator_may_withdraw_a_pending_edit(collection, pending, entries_dir, withdrawer):
+    kb, before = collection, published_bytes(entries_dir)
+    withdraw(kb, ENTRY, withdrawer)
+    assert kb.store.revision(ENTRY) is None and not kb.store.revision_path(ENTRY).exists()
+    assert published_bytes(entries_dir) == before
+    assert queue_item(kb, REVIEWER, ENTRY, revision=True) is None
+    with pytest.raises(KBError, match="no pending edit"):
+        withdraw(kb, ENTRY, withdrawer)
+    propose(kb, SECOND_COLLEAGUE, "A second colleague's edit.", status="in-review")  # the entry is free again
+    assert kb.store.revision(ENTRY)[0].revised_by == SECOND_COLLEAGUE.name
+
+
+def test_nobody_else_may_withdraw_a_pending_edit(collection, pending, entries_dir):
+    kb = collection
+    others = [SECOND_COLLEAGUE, AUTHOR, OWNER_REVIEWER, REVIEWER, OUTSIDER, READER, ANONYMOUS]
+    assert_refused_and_unchanged({u.name or "visitor": lambda u=u: withdraw(kb, ENTRY, u) for u in others}, entries_dir)
+    # Nor may anyone who cannot see the entry: they are answered as if it did not exist.
+    target = open_edit(kb, HIDDEN, COLLEAGUE)
+    save_edit(kb, target, replace(target.entry, summary=NEW_SUMMARY), COLLEAGUE, status="in-review")
+    missing = not_found_words(lambda i: withdraw(kb, i, OUTSIDER), MISSING)
+    assert not_found_words(lambda i: withdraw(kb, i, OUTSIDER), HIDDEN) == missing
+    assert kb.store.revision(HIDDEN) is not None
+
+
+def button_labels(at: AppTest) -> list[str]:
+    assert not at.exception, [e.value for e in at.exception]
+    return [b.label for b in at.button]
+
+
+def test_the_form_offers_the_proposer_a_button_to_withdraw_their_edit(collection, entries_dir, monkeypatch):
+    kb, before = collection, published_bytes(entries_dir)
+    as_local_user(monkeypatch, COLLEAGUE.name, OWNER_ORG, "contributor")
+    at = open_app("submit", edit=ENTRY)
+    assert "Withdraw my edit" not in button_labels(at)  # nothing of theirs is pending yet
+    propose(kb, COLLEAGUE, NEW_SUMMARY, status="draft")
+    at.run()
+    assert "Withdraw my edit" in button_labels(at)
+    next(b for b in at.button if b.label == "Withdraw my edit").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert kb.store.revision(ENTRY) is None and published_bytes(entries_dir) == before
+    assert at.title[0].value == "Alpha ledger pilot"  # back on the entry, as readers see it
+    assert any("withdrawn" in s.value for s in at.success)
+
+
+def test_entry_page_offers_no_edit_while_someone_elses_edit_is_pending(collection, monkeypatch):
+    propose(collection, COLLEAGUE, NEW_SUMMARY, status="draft")
+    assert editing.may_edit(collection, ENTRY, COLLEAGUE)
+    assert not editing.may_edit(collection, ENTRY, SECOND_COLLEAGUE)
+    as_local_user(monkeypatch, SECOND_COLLEAGUE.name, OWNER_ORG, "contributor")
+    at = open_app("entry", id=ENTRY)
+    for user, roles, offered in (
+        (SECOND_COLLEAGUE, "contributor", False),  # would only be told that someone else's edit is pending
+        (CURATOR, "curator", False),
+        (COLLEAGUE, "contributor", True),  # the proposer goes back to their own edit
+    ):
+        as_local_user(monkeypatch, user.name, user.organisation, roles)
+        at.run()
+        assert at.title[0].value == "Alpha ledger pilot", user.name
+        assert ("Edit this entry" in button_labels(at)) == offered, user.name

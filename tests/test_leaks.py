@@ -1,5 +1,6 @@
-"""Nothing a viewer may not see reaches them: earlier versions, links to hidden entries, the words of a
-refusal, blank ids and blank `--as` names, through the library, the command line and the app."""
+"""Nothing a viewer may not see reaches them: earlier versions, links to hidden entries, what `withheld`
+names, the words of a refusal (of a hidden or an unreadable entry), blank ids and blank `--as` names, and no
+entry's text goes through a symbolic link, through the library, the command line and the app."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import csv
 import io
 import json
 import random
+import re
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -18,14 +20,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from streamlit.testing.v1 import AppTest
 
-from kb import Entry, KnowledgeBase, NotFound, Settings
+from kb import Entry, EntryError, KBError, KnowledgeBase, NotFound, Settings
 from kb.access import ANONYMOUS, member_of
 from kb.cli import cli
 from kb.drafting import Draft, save_draft
-from kb.editing import open_edit
+from kb.editing import open_edit, save_edit
 from kb.embedder import HashingEmbedder
-from kb.entries import EntryStore, Lighthouse, parse_entry
+from kb.entries import HISTORY_DIR, REVISIONS_DIR, EntryStore, Lighthouse, parse_entry, render_entry, slugify
 from kb.identity import User
+from kb.review import review_queue
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TIMEOUT = 60
@@ -338,6 +341,58 @@ def test_an_edit_written_at_once_keeps_links_its_editor_could_not_see(kb, entrie
     assert kb.stored(entry_id).related == [HIDDEN_RELATED]
 
 
+UNLINKED = "ledger-pilot-without-links"  # links nothing, not a lighthouse
+NAMELESS = "anonymous-ledger-pilot-without-names"  # anonymous, with no team, contact, author or revised_by
+NAMED = "anonymous-ledger-pilot-with-names"
+LINK_FIELDS = {"related", "lighthouse.reused_by"}
+NAME_FIELDS = {"team", "contact", "author", "revised_by"}
+# For any reader: the same names whatever the entry holds, so that the list tells them nothing.
+WITHHELD_FROM_READERS = {UNLINKED: LINK_FIELDS, NAMELESS: LINK_FIELDS | NAME_FIELDS, NAMED: LINK_FIELDS | NAME_FIELDS}
+
+
+@pytest.fixture
+def withholding_cases(kb, entries_dir):
+    write_entry(entries_dir, UNLINKED)
+    write_entry(entries_dir, NAMELESS, anonymous=True)
+    write_entry(entries_dir, NAMED, anonymous=True, team=TEAM, contact=CONTACT, author=AUTHOR, revised_by="Ed Itor")
+    kb.sync()
+
+
+def test_withheld_names_the_same_fields_whether_or_not_anything_was_there(kb, withholding_cases):
+    for reader in READERS:
+        for entry_id, expected in WITHHELD_FROM_READERS.items():
+            assert set(kb.show(entry_id, viewer=reader).withheld) == expected, (reader, entry_id)
+        named = kb.show(NAMED, viewer=reader).entry
+        assert (named.team, named.contact, named.author, named.revised_by) == ("", "", "", ""), reader
+    for entry_id in WITHHELD_FROM_READERS:
+        # A reviewer may see who wrote an anonymous entry: only the links are named for them.
+        assert set(kb.show(entry_id, viewer=REVIEWER).withheld) == LINK_FIELDS, entry_id
+        assert kb.show(entry_id).withheld == (), "the operator is shown everything"
+
+
+def exported_withheld(fmt: str, *as_viewer: str) -> dict[str, set[str] | None]:
+    """The withheld fields of each entry in an export (None where the export has no such column)."""
+    result = cli_run("export", "--format", fmt, *as_viewer)
+    assert result.exit_code == 0, result.output
+    if fmt == "csv":
+        rows = list(csv.DictReader(io.StringIO(result.stdout)))
+        return {r["id"]: None if "withheld" not in r else set(filter(None, r["withheld"].split("; "))) for r in rows}
+    records = map(json.loads, filter(None, result.stdout.splitlines()))
+    return {r["id"]: None if "withheld" not in r else set(r["withheld"]) for r in records}
+
+
+def test_cli_names_the_same_withheld_fields_whether_or_not_anything_was_there(kb, withholding_cases):
+    for entry_id, expected in WITHHELD_FROM_READERS.items():
+        result = cli_run("show", entry_id, "--as", OTHER_ORG, "--json")
+        assert result.exit_code == 0, result.output
+        assert set(json.loads(result.stdout)["withheld"]) == expected, entry_id
+        assert "withheld" not in json.loads(cli_run("show", entry_id, "--json").stdout), "the operator's own view"
+    for fmt in ("csv", "jsonl"):
+        as_visitor = exported_withheld(fmt, "--as", "anonymous")
+        assert {i: as_visitor[i] for i in WITHHELD_FROM_READERS} == WITHHELD_FROM_READERS, fmt
+        assert set(exported_withheld(fmt).values()) == {None}, "the operator's export withholds nothing"
+
+
 # --------------------------------------------------------------------------- 3. hidden answers like missing
 
 NOT_INDEXED = "alpha-only-ledger-audit-not-indexed"
@@ -407,6 +462,68 @@ def test_app_shows_the_same_page_for_a_hidden_and_a_missing_entry(linked, monkey
         assert "Entry not found" in [t.value for t in at.title], entry_id
         assert not any(str(tmp_path) in element for element in pages[entry_id])
     assert pages[HIDDEN_RELATED] == pages[MISSING]
+
+
+# Ways an entry file cannot be read: the line that breaks its front matter, and what the operator is told.
+# Each names the secret merger, which a reader must not learn from a refusal.
+UNREADABLE = {
+    "invalid YAML": ("contact: [merger@alpha.example.gov", "not valid YAML"),
+    "a value not allowed": ("evidence: merger-board-minutes", "'merger-board-minutes' is not allowed"),
+    "a key given twice": ("team: Merger Taskforce", "gives 'team' twice"),
+}
+
+
+@pytest.fixture
+def unreadable_entries(kb, entries_dir) -> dict[str, str]:
+    """An entry broken in each of those ways after it was indexed (so `similar` holds its passages), by id,
+    with what the operator is told about it."""
+    broken = {}
+    for kind, (line, detail) in UNREADABLE.items():
+        entry_id = write_entry(entries_dir, slugify(f"ledger pilot with {kind}"), team="Merger Taskforce")
+        broken[entry_id] = (line, detail)
+    kb.sync()
+    for entry_id, (line, _) in broken.items():
+        path = entries_dir / f"{entry_id}.md"
+        front, end, rest = path.read_text(encoding="utf-8").partition("\n---\n")
+        path.write_text(f"{front}\n{line}{end}{rest}", encoding="utf-8")
+    return {entry_id: detail for entry_id, (_, detail) in broken.items()}
+
+
+@pytest.mark.parametrize("surface", LIBRARY_SURFACES)
+def test_an_unreadable_entry_is_refused_in_the_words_of_a_missing_one(kb, unreadable_entries, surface):
+    call = LIBRARY_SURFACES[surface]
+    missing = not_found_words(lambda entry_id: call(kb, entry_id), MISSING)
+    for broken in unreadable_entries:
+        assert not_found_words(lambda entry_id: call(kb, entry_id), broken) == missing, broken
+
+
+def test_the_operator_is_told_what_is_wrong_with_an_unreadable_entry(kb, unreadable_entries):
+    calls = [kb.get, kb.show, kb.similar, kb.history, lambda entry_id: open_edit(kb, entry_id, None)]
+    for broken, detail in unreadable_entries.items():
+        for call in calls:
+            with pytest.raises(EntryError, match=re.escape(detail)):
+                call(broken)
+
+
+@pytest.mark.parametrize("command", ["show", "similar"])
+def test_cli_refuses_an_unreadable_entry_to_a_reader_and_tells_the_operator(kb, unreadable_entries, command):
+    missing = cli_refusal(command, MISSING, "--as", OTHER_ORG).replace(MISSING, "<id>")
+    for broken, detail in unreadable_entries.items():
+        assert cli_refusal(command, broken, "--as", OTHER_ORG).replace(broken, "<id>") == missing, broken
+        assert detail in cli_refusal(command, broken), broken
+
+
+@pytest.mark.parametrize("page, parameter", [("entry", "id"), ("submit", "edit")])
+def test_app_shows_an_unreadable_entry_as_a_missing_one(unreadable_entries, monkeypatch, page, parameter):
+    # Not a reviewer: in local mode a reviewer runs this copy, and the sidebar lists its file problems for them.
+    as_local_user(monkeypatch, "Bea Editor", OTHER_ORG, "contributor")
+    pages = {}
+    for entry_id in (*unreadable_entries, MISSING):
+        at = open_app(page, **{parameter: entry_id})
+        pages[entry_id] = [element.replace(entry_id, "<id>") for element in page_elements(at)]
+        assert "Entry not found" in [t.value for t in at.title], entry_id
+    for broken in unreadable_entries:
+        assert pages[broken] == pages[MISSING], broken
 
 
 # --------------------------------------------------------------------------- 4. blank ids
@@ -668,3 +785,68 @@ def test_no_leak_in_a_synced_collection_for_any_viewer(synced_collection, viewer
     if indexed:
         hits = kb.similar(indexed[pick % len(indexed)], limit=len(SYNCED_IDS), viewer=viewer)
         assert {h.id for h in hits} <= visible
+
+
+# --------------------------------------------------------------------------- 7. symbolic links in the folder
+
+LINKED = "alpha-only-ledger-linked"
+# Where earlier versions and pending edits are kept, each made a link to a folder outside the entries folder.
+HISTORY_LINKS = [f"{HISTORY_DIR}/{LINKED}", HISTORY_DIR]
+
+
+def link_outside(entries_dir: Path, tmp_path: Path, link: str) -> Path:
+    """Make `link` inside the entries folder a symbolic link to a new, empty folder outside it."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (entries_dir / link).parent.mkdir(parents=True, exist_ok=True)
+    (entries_dir / link).symlink_to(outside, target_is_directory=True)
+    return outside
+
+
+def save_an_edit(kb: KnowledgeBase, link: str) -> None:
+    """The save that writes under `link`: an edit waiting for review is kept under .revisions, and every
+    other save keeps the version it replaces under .history/<id>."""
+    if link == REVISIONS_DIR:
+        target = open_edit(kb, LINKED, COLLEAGUE)
+        save_edit(kb, target, replace(target.entry, summary="Changed."), COLLEAGUE, status="in-review")
+    else:
+        edit_as_operator(kb, LINKED, summary="Changed.")
+
+
+@pytest.mark.parametrize("link", [*HISTORY_LINKS, REVISIONS_DIR])
+def test_no_copy_of_an_entry_is_written_through_a_symbolic_link(kb, entries_dir, tmp_path, link):
+    write_entry(entries_dir, LINKED, visibility="organisation", summary="Alpha Office's own words.")
+    kb.sync()
+    outside = link_outside(entries_dir, tmp_path, link)
+    before = (entries_dir / f"{LINKED}.md").read_bytes()
+    with pytest.raises(KBError, match=f"^{re.escape(link)} in the entries folder is a symbolic link") as refused:
+        save_an_edit(kb, link)
+    assert str(tmp_path) not in str(refused.value)  # it names the link, not where the link leads
+    assert list(outside.iterdir()) == []
+    assert (entries_dir / f"{LINKED}.md").read_bytes() == before
+
+
+@pytest.mark.parametrize("link", HISTORY_LINKS)
+def test_history_shows_nothing_through_a_symbolic_link(kb, entries_dir, tmp_path, link):
+    write_entry(entries_dir, LINKED, visibility="organisation")
+    kb.sync()
+    outside = link_outside(entries_dir, tmp_path, link)
+    versions = outside / LINKED if link == HISTORY_DIR else outside
+    versions.mkdir(exist_ok=True)
+    planted = (entries_dir / f"{LINKED}.md").read_text().replace("What the", "Planted outside: what the")
+    (versions / "20240101T000000000000Z-0123456789ab.md").write_text(planted)  # named as a version is
+    assert kb.store.history(LINKED) == []
+    for viewer in (None, member_of(OWNER_ORG), OWNER_REVIEWER):
+        assert kb.history(LINKED, viewer=viewer) == [], viewer
+
+
+def test_a_pending_edit_is_never_read_through_a_symbolic_link(kb, entries_dir, tmp_path):
+    write_entry(entries_dir, LINKED, visibility="organisation")
+    kb.sync()
+    outside = link_outside(entries_dir, tmp_path, REVISIONS_DIR)
+    planted = replace(kb.stored(LINKED), summary="Planted outside.", status="in-review", revised_by=COLLEAGUE.name)
+    (outside / f"{LINKED}.md").write_text(render_entry(planted))  # what a pending edit file looks like
+    assert kb.store.revision(LINKED) is None and kb.store.revisions() == []
+    assert not [item for item in review_queue(kb, OWNER_REVIEWER) if item.revision]
+    target = open_edit(kb, LINKED, COLLEAGUE)  # its "proposer" opens the published entry, not the planted edit
+    assert target.revision_version is None and target.entry.summary != "Planted outside."
