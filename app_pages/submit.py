@@ -34,6 +34,7 @@ from kb.entries import (
     SECTIONS,
     VISIBILITIES,
 )
+from kb.identity import CURATOR
 
 kb = resources.knowledge_base()
 user = resources.current_user()
@@ -329,10 +330,30 @@ if not (user.is_contributor or user.is_reviewer):  # a visitor who has not signe
     )
     st.stop()
 
+
+def withdraw_pending() -> None:
+    """Button callback for a curator: discard someone's abandoned edit, so the entry can be edited."""
+    try:
+        withdraw(kb, str(edit_id), user)
+    except KBError as exc:
+        st.session_state["flash_warning"] = ui.user_message(str(exc))
+        return
+    st.session_state["flash"] = "The pending edit is withdrawn. The published entry is as it was."
+
+
 try:
     target = open_form()
 except NotFound:  # missing or hidden: the same page either way
     ui.entry_not_found(str(edit_id))
+except KBError as exc:  # may read it but not edit it, or someone else's edit is pending
+    st.title("Edit an entry")
+    ui.flash()
+    st.error(ui.message_text(str(exc)), icon=":material/lock:")
+    if user.has_role(CURATOR) and kb.store.revision(str(edit_id)) is not None:
+        st.caption("As a curator you can withdraw a pending edit that its author has abandoned.")
+        st.button("Withdraw the pending edit", on_click=withdraw_pending, icon=":material/delete:")
+    st.page_link(ui.ENTRY_PAGE, label="Back to the entry", query_params={"id": str(edit_id)}, icon=":material/article:")
+    st.stop()
 existing = target.entry if target else None
 problems: dict[str, list[str]] = st.session_state.get("draft_problems") or {}
 

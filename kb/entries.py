@@ -731,6 +731,8 @@ class EntryStore:
 
     def revision_base(self, entry_id: str) -> str | None:
         """The version of the published entry its pending revision was made from (None: not recorded)."""
+        if not self._is_own_folder(REVISIONS_DIR):
+            return None
         try:
             text = _read_regular(self.revision_path(entry_id)).decode("utf-8", errors="replace")
         except OSError:

@@ -703,3 +703,19 @@ def test_entry_page_offers_no_edit_while_someone_elses_edit_is_pending(collectio
         at.run()
         assert at.title[0].value == "Alpha ledger pilot", user.name
         assert ("Edit this entry" in button_labels(at)) == offered, user.name
+
+
+def test_a_curator_can_withdraw_an_abandoned_edit_from_the_form(collection, entries_dir, monkeypatch):
+    """An edit its author abandoned must not lock the entry for ever: a curator clears it in the app."""
+    kb, before = collection, published_bytes(entries_dir)
+    propose(kb, COLLEAGUE, NEW_SUMMARY, status="draft")
+    as_local_user(monkeypatch, SECOND_COLLEAGUE.name, OWNER_ORG, "contributor")
+    at = open_app("submit", edit=ENTRY)
+    assert "Withdraw the pending edit" not in button_labels(at), "only a curator may"
+    assert any("pending" in e.value for e in at.error)
+    as_local_user(monkeypatch, CURATOR.name, CURATOR.organisation, "curator")
+    at.run()
+    next(b for b in at.button if b.label == "Withdraw the pending edit").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert kb.store.revision(ENTRY) is None and published_bytes(entries_dir) == before
+    assert editing.may_edit(kb, ENTRY, SECOND_COLLEAGUE), "the entry can be edited again"
