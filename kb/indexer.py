@@ -23,10 +23,10 @@ from kb.entries import Entry, content_hash, file_lock, render_entry
 from kb.errors import EntryError, KBError, Problem
 from kb.index import DATABASE, IndexDamaged, check_embedded, embedded_path, has_embedded, remove_embedded
 from kb.index_health import DEEP, SYNC
-from kb.lexical import Additions
 from kb.mirror import Mirror
 from kb.parts import Parts
 from kb.passages import split_entry
+from kb.replica import Additions
 
 Progress = Callable[[int, int], None]
 log = logging.getLogger(__name__)
@@ -156,7 +156,7 @@ class Indexer:
                 todo.append(Pending(entry.id, ledger_hash(self.parts.store.read_text(path)), entry=entry))
             ledger, _ = self.mirror.ledger()
             verified = self.mirror.verified
-            with self.mirror.lexical.additions() as added:
+            with self.mirror.replica.additions() as added:
                 self._embed_and_store(todo, None, SyncReport(), added)
                 ledger |= {t.id: t.digest for t in todo}
                 mark = self._written_mark(index)
@@ -174,7 +174,7 @@ class Indexer:
             return []
         index_dir = parts.settings.index_dir
         if not (embedded_path(index_dir) / DATABASE).is_file():
-            if has_embedded(index_dir) or self.mirror.lexical.hashes:  # there was an index here, and it is gone
+            if has_embedded(index_dir) or self.mirror.replica.hashes:  # there was an index here, and it is gone
                 return [self._discard_store("the index was missing")]
             return []
         try:
@@ -184,7 +184,7 @@ class Indexer:
                 check_embedded(index_dir, level=SYNC)
             parts.index.check()
             generation = parts.index.generation()
-            if self.mirror.lexical.mirrors(generation):
+            if self.mirror.replica.mirrors(generation):
                 self.mirror.verify_vectors(generation)
         except IndexDamaged as exc:
             return [self._discard_store(exc.reason)]
@@ -273,7 +273,7 @@ class Indexer:
         report.removed = sorted(set(ledger) - on_disk)
         verified = self.mirror.verified or report.rebuilt  # a store written afresh holds only our vectors
         index.delete_entries(report.removed)
-        with self.mirror.lexical.additions() as added:
+        with self.mirror.replica.additions() as added:
             self._embed_and_store(todo, progress, report, added)
             if report.changed:  # what the index now holds: the old ledger, less the removed, plus the written
                 removed = set(report.removed)

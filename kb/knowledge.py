@@ -28,9 +28,9 @@ from kb.filters import Filters
 from kb.identity import User
 from kb.index import IndexedEntry, VectorIndex
 from kb.indexer import Indexer, Progress, SyncReport
-from kb.lexical import LexicalIndex
 from kb.mirror import Mirror
 from kb.parts import Parts
+from kb.replica import Replica
 from kb.retriever import Retriever
 from kb.search import DEFAULT_FUSION, Fusion, Hit, SimilarHit
 from kb.vocabulary import Vocabulary
@@ -81,8 +81,8 @@ class KnowledgeBase:
         return self.parts.vocabulary
 
     @property
-    def lexical(self) -> LexicalIndex:
-        return self.mirror.lexical
+    def replica(self) -> Replica:
+        return self.mirror.replica
 
     @property
     def mirror_version(self) -> int:

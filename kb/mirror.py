@@ -3,7 +3,7 @@ and the entry records), kept in step with Chroma, and the snapshot everything de
 
 The freshness protocol, in one place:
 - Chroma's entries collection carries a generation mark, changed by every write (kb.index).
-- The mirror's folder records the mark it matches (`LexicalIndex.mirrors`). While the marks agree, the
+- The mirror's folder records the mark it matches (`Replica.mirrors`). While the marks agree, the
   ledger, access and facet clauses, records and texts are read here, in milliseconds, instead of from
   Chroma, which takes seconds at 100,000 entries.
 - `refresh` reads Chroma's mark (at most every CHECK_SECONDS) and brings the mirror up to date when
@@ -29,9 +29,8 @@ import numpy as np
 
 from kb.errors import Problem
 from kb.index import IndexDamaged, IndexedEntry, embedded_vectors
-from kb.lexical import Additions, KeywordIndexDamaged, LexicalIndex
 from kb.parts import Parts
-from kb.table import EntryTable, UnsupportedClause
+from kb.replica import Additions, EntryTable, KeywordIndexDamaged, Replica, UnsupportedClause
 
 log = logging.getLogger(__name__)
 CHECK_SECONDS = 5.0  # how stale another process's changes may look
@@ -72,7 +71,7 @@ class Mirror:
 
     def __init__(self, parts: Parts):
         self.parts = parts
-        self._lexical: LexicalIndex | None = None
+        self._replica: Replica | None = None
         self.version = 0  # counts every change to what the mirror holds
         self._checked_at: float | None = None  # when Chroma's mark was last read (None: never)
         self._seen_generation: str | None = None
@@ -81,19 +80,19 @@ class Mirror:
         self._lock = threading.RLock()  # the app's sessions share one mirror across threads
 
     @property
-    def lexical(self) -> LexicalIndex:
+    def replica(self) -> Replica:
         """The folder, opened (and its files checked) on first use, so that `show`, `check` and
         `export`, which need no index, do not pay for it."""
-        if self._lexical is None:
-            self._lexical = LexicalIndex(self.folder)
-        return self._lexical
+        if self._replica is None:
+            self._replica = Replica(self.folder)
+        return self._replica
 
     @property
     def folder(self) -> Path:
         return Path(self.parts.settings.index_dir) / "lexical" / self.parts.settings.collection
 
-    def _replace(self, lexical: LexicalIndex) -> None:
-        self._lexical = lexical
+    def _replace(self, replica: Replica) -> None:
+        self._replica = replica
         self._changed()
 
     def _changed(self) -> None:
@@ -110,12 +109,12 @@ class Mirror:
         """
         index = self.parts.index
         generation = index.generation()
-        if not self.lexical.mirrors(generation):
-            on_disk = LexicalIndex(self.folder)  # another process on this machine may have updated it
+        if not self.replica.mirrors(generation):
+            on_disk = Replica(self.folder)  # another process on this machine may have updated it
             if on_disk.mirrors(generation):
                 self._replace(on_disk)
-        if self.lexical.mirrors(generation):
-            return dict(self.lexical.hashes), generation
+        if self.replica.mirrors(generation):
+            return dict(self.replica.hashes), generation
         return {e.entry_id: e.content_hash for page in index.entry_pages() for e in page}, generation
 
     def apply(
@@ -127,32 +126,32 @@ class Mirror:
         with self._lock:
             index = self.parts.index
             self._checked_at, self._seen_generation = time.monotonic(), index.generation()
-            if self.lexical.is_current(ledger):
-                self.lexical.mark(generation)
+            if self.replica.is_current(ledger):
+                self.replica.mark(generation)
                 return None
             self._changed()  # whatever happens below, the mirror changes
-            on_disk = LexicalIndex(self.folder)  # another process on this machine may have updated it
+            on_disk = Replica(self.folder)  # another process on this machine may have updated it
             if not touched and on_disk.is_current(ledger):
-                self._lexical = on_disk
+                self._replica = on_disk
                 on_disk.mark(generation)
                 return None
-            before = {k: v for k, v in self.lexical.hashes.items() if k not in touched}
+            before = {k: v for k, v in self.replica.hashes.items() if k not in touched}
             expected = {k: v for k, v in ledger.items() if k not in touched}
             if added is not None and before == expected and added.entry_ids | set(before) == set(ledger):
                 try:
-                    self.lexical.update(touched, added, ledger, generation)
+                    self.replica.update(touched, added, ledger, generation)
                     return None
                 except KeywordIndexDamaged:
                     pass  # found damaged while copying from it: rebuilt whole from the vector index below
-            damage = self.lexical.damage or on_disk.damage
+            damage = self.replica.damage or on_disk.damage
             if damage:
                 log.warning("the keyword index was damaged (%s): rebuilding it from the vector index", damage)
-            with self.lexical.additions() as everything:  # streamed from the vector index a page at a time
+            with self.replica.additions() as everything:  # streamed from the vector index a page at a time
                 for page, vectors in index.passage_pages(vectors=True):
                     everything.add_passages(((p.passage_id, p.entry_id, p.text) for p in page), vectors)
                 for page in index.entry_pages():
                     everything.add_records((e.entry_id, e.metadata) for e in page)
-                self.lexical.rebuild(everything, ledger, generation)
+                self.replica.rebuild(everything, ledger, generation)
             if damage:
                 message = f"the keyword index was damaged ({damage}): rebuilt from the vector index"
                 return Problem("index", message, severity="warning")
@@ -163,7 +162,7 @@ class Mirror:
         every CHECK_SECONDS, and a new mark means "compare the ledgers and rebuild if they differ"."""
         with self._lock:
             now = time.monotonic()
-            fresh = self._checked_at is not None and self.lexical.damage is None  # damage found by a read: now
+            fresh = self._checked_at is not None and self.replica.damage is None  # damage found by a read: now
             if fresh and now - self._checked_at < CHECK_SECONDS:
                 return
             self._checked_at = now
@@ -172,7 +171,7 @@ class Mirror:
                 return
             ledger, generation = self.ledger()
             self.apply(ledger, set(), None, generation)
-            if self.lexical.mirrors(generation):
+            if self.replica.mirrors(generation):
                 self.verify_vectors(generation)
 
     def verify_vectors(self, generation: str | None) -> None:
@@ -181,7 +180,7 @@ class Mirror:
         a flipped byte in a stored vector would otherwise give wrong answers quietly."""
         if not self.parts.owns_store or generation is None or generation == self._verified_generation:
             return
-        expected = self.lexical.vector_check()
+        expected = self.replica.vector_check()
         if expected is None:  # no copy of the vectors to compare with
             return
         for collection, check in zip(self.parts.index.collection_names, expected, strict=True):
@@ -210,7 +209,7 @@ class Mirror:
 
     def table(self) -> EntryTable | None:
         """The entry table, while the mirror matches the index (after `refresh`)."""
-        return self.lexical.table() if self.lexical.mirrors(self._seen_generation) else None
+        return self.replica.table() if self.replica.mirrors(self._seen_generation) else None
 
     def snapshot(self) -> Snapshot:
         """What is derived from the mirror as it is now; a new one after every change."""
@@ -245,7 +244,7 @@ class Mirror:
             except UnsupportedClause:
                 chosen = None
             if chosen is not None:
-                hashes = self.lexical.hashes
+                hashes = self.replica.hashes
                 return [IndexedEntry(e, hashes.get(e, ""), table.record(table.position[e])) for e in chosen]
         return self.parts.index.entries(where)
 

@@ -24,9 +24,9 @@ from kb.errors import KBError
 from kb.filters import Filters, Scope
 from kb.identity import User
 from kb.index import PassageMatch
-from kb.lexical import tokenize
 from kb.mirror import Mirror
 from kb.parts import Parts
+from kb.replica import tokenize
 from kb.search import (
     DEFAULT_FUSION,
     MODES,
@@ -118,7 +118,7 @@ class Retriever:
                 # A synonym counts as a whole name matched on its own scale, weighted below the query's
                 # own words, so "DSA" finds "MoU" without every passage saying "data" tying with "DSA".
                 weighted = [(query.text, 1.0)] + [(name, SYNONYM_WEIGHT) for name in synonyms]
-                keyword_results[i] = self.mirror.lexical.scaled_search(
+                keyword_results[i] = self.mirror.replica.scaled_search(
                     weighted, candidates, allowed, list(query.phrases)
                 )
         if pending is not None:
@@ -255,7 +255,7 @@ class Retriever:
         costs tens of milliseconds more than reading 12,000 vectors and one matrix product.
         """
         table = self.mirror.table()
-        local = self.mirror.lexical.nearest(vectors, entry_ids, fetch) if table is not None else None
+        local = self.mirror.replica.nearest(vectors, entry_ids, fetch) if table is not None else None
         if local is None:
             return None
         found = []
@@ -282,7 +282,7 @@ class Retriever:
                 break
             if allowed is not None and m.entry_id not in allowed:
                 continue
-            text = self.mirror.lexical.text_of(m.passage_id)
+            text = self.mirror.replica.text_of(m.passage_id)
             position = table.position.get(m.entry_id)
             if text is None or position is None:
                 return None
@@ -305,7 +305,7 @@ class Retriever:
             # Changed by another process in the last seconds: the live record decides too.
             if not can_see(viewer, record) or not can_see(viewer, live.get(entry_id, record)):
                 continue
-            text = texts.get(passage_id) or self.mirror.lexical.text_of(passage_id) or ""
+            text = texts.get(passage_id) or self.mirror.replica.text_of(passage_id) or ""
             hits.append(_hit(Hit, entry_id, score, text, record))
         return hits
 
@@ -373,7 +373,7 @@ class Retriever:
         table = self.mirror.table()
         if table is None or entry_id not in table.position:
             return self.parts.index.passages(entry_id)
-        local = self.mirror.lexical.entry_passages(entry_id)
+        local = self.mirror.replica.entry_passages(entry_id)
         if local is None:
             count = int(np.nan_to_num(table.column("passages")[table.position[entry_id]]))
             return self.parts.index.passages(ids=[f"{entry_id}#{i}" for i in range(count)])

@@ -71,7 +71,7 @@ def _recording(kb, monkeypatch):
 def test_a_narrow_filter_is_searched_exactly_over_the_local_copy_of_its_vectors(kb, fake_embedder, monkeypatch):
     where = _where(Filters.of(theme="data-quality", outcome="failed"), ANONYMOUS)
     kb.search("warm up", viewer=ANONYMOUS)  # the entry mirror is current after a search
-    assert kb.lexical.has_vectors
+    assert kb.replica.has_vectors
     vectors = fake_embedder.embed(QUERIES)
     expected = kb.index.query(vectors, 10, where)
     calls = _recording(kb, monkeypatch)
@@ -112,7 +112,7 @@ def test_without_a_local_copy_of_the_vectors_chroma_searches_among_the_narrow_fi
 ):
     where = _where(Filters.of(theme="data-quality", outcome="failed"), ANONYMOUS)
     kb.search("warm up", viewer=ANONYMOUS)
-    monkeypatch.setattr(kb.lexical._corpus, "dimension", None)  # as in a folder kept without vectors
+    monkeypatch.setattr(kb.replica._corpus, "dimension", None)  # as in a folder kept without vectors
     calls = _recording(kb, monkeypatch)
     vectors = fake_embedder.embed(QUERIES[:1])
     got = kb.retriever._nearest(vectors, 10, where, entries_where=where)
@@ -160,7 +160,7 @@ def test_a_filter_allowing_most_passages_takes_the_broad_path_even_when_they_are
 def test_without_a_current_mirror_chroma_answers_the_clause(kb, fake_embedder, monkeypatch):
     where = _where(Filters.of(outcome="failed"), ANONYMOUS)
     monkeypatch.setattr("kb.mirror.NARROW_PASSAGES", 10)
-    monkeypatch.setattr(kb.lexical, "generation", None)  # as if another process changed the index
+    monkeypatch.setattr(kb.replica, "generation", None)  # as if another process changed the index
     monkeypatch.setattr(kb.mirror, "refresh", lambda: None)
     kb.mirror.version += 1  # a new snapshot: no clause kept from before
     vectors = fake_embedder.embed(QUERIES)
@@ -228,7 +228,7 @@ def test_quoted_phrases_match_whole_words_only(settings, fake_embedder, entries_
 
 
 def test_phrase_mask_reads_only_passages_holding_every_word(kb):
-    lexical = kb.lexical
+    lexical = kb.replica
     rows = lexical._holding_every_word("data sharing agreement")
     assert 0 < len(rows) < lexical.passage_count
     mask = lexical.phrase_mask(["data sharing agreement"])
@@ -244,7 +244,7 @@ def test_the_entry_table_answers_every_clause_as_chroma_does(kb):
     from kb.identity import User
 
     kb.search("warm up", viewer=ANONYMOUS)
-    table = kb.lexical.table()
+    table = kb.replica.table()
     viewers = [
         None,
         ANONYMOUS,

@@ -143,13 +143,13 @@ def test_a_save_whose_indexing_fails_is_still_one_saved_entry_that_the_next_sync
 
 
 def test_keyword_index_is_rebuilt_when_missing(kb, settings, fake_embedder):
-    shutil.rmtree(kb.lexical.folder)
+    shutil.rmtree(kb.replica.folder)
     fresh = KnowledgeBase(settings, embedder=fake_embedder)
     assert fresh.search("mainframe pension", mode="bm25")[0].id == "mainframe-blocked-pension-data-share"
     # with the passages' vectors, read back from the vector index as they are stored there
     passages, stored = kb.index.passages("mainframe-blocked-pension-data-share")
-    assert fresh.lexical.has_vectors
-    ((best, *_),) = fresh.lexical.nearest(stored[1:2], ["mainframe-blocked-pension-data-share"], 3)
+    assert fresh.replica.has_vectors
+    ((best, *_),) = fresh.replica.nearest(stored[1:2], ["mainframe-blocked-pension-data-share"], 3)
     assert best.passage_id == passages[1].passage_id and best.similarity == pytest.approx(1.0)
 
 
@@ -157,7 +157,7 @@ def test_a_sync_keeps_a_copy_of_each_passages_vector_beside_the_keyword_index(kb
     some = sorted(kb.index.entry_ids())[:5]
     for entry_id in some:
         passages, stored = kb.index.passages(entry_id)
-        found = kb.lexical.nearest(stored, [entry_id], len(passages))
+        found = kb.replica.nearest(stored, [entry_id], len(passages))
         assert [r[0].passage_id for r in found] == [p.passage_id for p in passages]
         assert np.allclose([r[0].similarity for r in found], 1.0, atol=1e-6)
 

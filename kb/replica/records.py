@@ -1,17 +1,16 @@
-"""The entry table: every indexed entry's facet fields in columns, and Chroma `where` clauses run on it.
+"""The replica's entry records: every indexed entry's facet fields in columns (`EntryTable`), on which the
+filter model's clauses run as masks (kb.filters), and the entries.jsonl file they are read from.
 
 Chroma answers a `where` clause by reading its metadata rows: at 100,000 entries listing the entries a
 reader may see takes seconds. The same clause over columns in memory takes milliseconds. The table is
-kept beside the keyword index and, like it, is used only while it matches the index's generation mark.
-
-Only the clause shapes Lighthouse writes are supported: `$and`, `$or`, a field's value, `$eq`, `$ne`,
-`$in`, `$nin`, `$gt`, `$gte`, `$lt`, `$lte` and `$contains` (a list field holding a value); a field an
-entry lacks matches nothing, as in Chroma.
+used only while the replica matches the index's generation mark.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -144,3 +143,41 @@ def _equal(column: np.ndarray, value: Any) -> np.ndarray:
     if isinstance(value, bool):  # True must not equal 1, as in Chroma's typed metadata
         return np.fromiter((v is value for v in column), dtype=bool, count=len(column))
     return np.asarray(column == value, dtype=bool)
+
+
+def record_line(entry_id: str, metadata: dict) -> str:
+    """One entry record as a line of an entries.jsonl file, as `read_records` reads it back."""
+    return json.dumps({"id": entry_id, "metadata": metadata}, ensure_ascii=False) + "\n"
+
+
+def read_records(path: Path) -> Iterator[tuple[str, dict]]:
+    with path.open(encoding="utf-8") as lines:
+        for line in lines:
+            row = json.loads(line)
+            yield row["id"], row["metadata"]
+
+
+_RECORD_ID_AT = len('{"id": ')  # where `record_line` puts the id's JSON string
+
+
+_DECODER = json.JSONDecoder()
+
+
+def record_lines(path: Path) -> Iterator[tuple[str, str]]:
+    """(entry id, line) for each line of an entries.jsonl file, decoding only the id: copying 100,000
+    kept records on a save costs a second when each is parsed and written again."""
+    with path.open(encoding="utf-8") as lines:
+        for line in lines:
+            if line.startswith('{"id": '):
+                yield _DECODER.raw_decode(line, _RECORD_ID_AT)[0], line
+            else:  # not as `record_line` writes it: read it whole
+                yield json.loads(line)["id"], line
+
+
+def chain_records(kept: Iterable[tuple[str, str]], skip: set[str], added: Iterable[tuple[str, str]]) -> Iterator[str]:
+    """The lines of the kept entry records except those in `skip`, then the added ones."""
+    for entry_id, line in kept:
+        if entry_id not in skip:
+            yield line
+    for _, line in added:
+        yield line

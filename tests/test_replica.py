@@ -7,8 +7,7 @@ import zlib
 import numpy as np
 import pytest
 
-from kb.lexical import FORMAT_VERSION, KeywordIndexDamaged, LexicalIndex
-from kb.table import EntryTable
+from kb.replica import FORMAT_VERSION, EntryTable, KeywordIndexDamaged, Replica
 from tests.damage_faults import DAMAGES, KEYWORD_INDEX_FILES, damage_file
 
 ROWS = [
@@ -35,7 +34,7 @@ def rebuild(lexical, rows, hashes, meta, generation):
 
 @pytest.fixture
 def index(tmp_path):
-    lexical = LexicalIndex(tmp_path / "lexical")
+    lexical = Replica(tmp_path / "lexical")
     rebuild(lexical, ROWS, HASHES, META, "gen-1")
     return lexical
 
@@ -45,7 +44,7 @@ def _contents(lexical):
 
 
 def test_every_passage_reads_back_by_id_after_reopening(index):
-    again = LexicalIndex(index.folder)
+    again = Replica(index.folder)
     assert again.is_current(HASHES) and again.mirrors("gen-1")
     assert _contents(again) == {pid: text for pid, _, text in ROWS}
     assert again.passage_count == len(ROWS)
@@ -65,7 +64,7 @@ def test_an_update_replaces_removes_and_adds_without_losing_the_rest(index):
         added.add_passages([("parks#0", "parks", "Parks\nTree survey.")])
         added.add_records({"parks": {"title": "Parks"}})
         index.update({"schools"}, added, {"water": "h1b", "roads": "h2", "parks": "h4"}, "gen-2")
-    for lexical in (index, LexicalIndex(index.folder)):
+    for lexical in (index, Replica(index.folder)):
         assert lexical.text_of("water#0") == "Water meters\nRewritten summary."
         assert lexical.text_of("water#1") is None, "the entry's old passages went with it"
         assert lexical.text_of("schools#0") is None
@@ -89,13 +88,13 @@ def test_an_older_format_is_rebuilt_not_trusted(index):
     manifest = json.loads((index.folder / "manifest.json").read_text())
     manifest["format"] = FORMAT_VERSION - 1
     (index.folder / "manifest.json").write_text(json.dumps(manifest))
-    older = LexicalIndex(index.folder)
+    older = Replica(index.folder)
     assert not older.is_current(HASHES) and not older.mirrors("gen-1")
     assert older.damage is None, "an upgrade is not damage"
 
 
 def test_an_empty_index_answers_nothing(tmp_path):
-    empty = LexicalIndex(tmp_path / "empty")
+    empty = Replica(tmp_path / "empty")
     rebuild(empty, [], {}, {}, "gen-0")
     assert empty.search("anything", 5) == [] and empty.text_of("a#0") is None
     assert len(empty.table()) == 0
@@ -110,7 +109,7 @@ def test_the_entry_table_gives_records_back_as_written():
 
 
 def test_keyword_scores_and_order_agree_with_bm25s_own_retrieval(index):
-    from kb.lexical import tokenize
+    from kb.replica import tokenize
 
     retriever = index._retriever
     for query in ("sensors data sharing", "water water meters", "road", "agreement council pilot"):
@@ -128,11 +127,12 @@ def test_the_index_built_a_chunk_at_a_time_scores_as_bm25s_on_the_whole_corpus(t
 
     import bm25s
 
-    from kb import lexical as module
+    from kb.replica import bm25 as module
+    from kb.replica import folder as folder_module
 
-    monkeypatch.setattr(module, "_tokenized", functools.partial(module._tokenized, chunk=2))
+    monkeypatch.setattr(folder_module, "token_ids", functools.partial(module.token_ids, chunk=2))
     monkeypatch.setattr(module, "BUILD_CHUNK", 2)
-    index = LexicalIndex(tmp_path / "chunked")
+    index = Replica(tmp_path / "chunked")
     rebuild(index, ROWS, HASHES, META, "gen-1")
     rows = sorted(ROWS, key=lambda r: (r[1], r[0]))  # the index's row order: by entry, then number
     whole = bm25s.BM25()
@@ -146,7 +146,7 @@ def test_the_index_built_a_chunk_at_a_time_scores_as_bm25s_on_the_whole_corpus(t
 
 
 def test_additions_group_rows_given_in_any_order_and_keep_the_latest_text(tmp_path):
-    lexical = LexicalIndex(tmp_path / "lexical")
+    lexical = Replica(tmp_path / "lexical")
     with lexical.additions() as added:
         spool = added.folder
         added.add_passages([ROWS[3], ROWS[0]])  # entries interleaved across calls, as pages of an index come
@@ -172,7 +172,7 @@ def test_spools_and_folders_left_by_a_killed_sync_are_swept_but_a_running_one_is
     import os
     import time
 
-    lexical = LexicalIndex(tmp_path / "lexical")
+    lexical = Replica(tmp_path / "lexical")
     with lexical.additions() as running:
         abandoned = lexical.additions()
         abandoned.add_passages([ROWS[0]])
@@ -194,8 +194,9 @@ def test_the_compact_build_makes_the_very_matrix_bm25s_makes(monkeypatch):
 
     import bm25s
 
-    from kb import lexical as module
-    from kb.lexical import CompactBM25, Corpus
+    from kb.replica import Corpus
+    from kb.replica import bm25 as module
+    from kb.replica.bm25 import CompactBM25
 
     rng = np.random.default_rng(7)
     words = ["data", "sharing", "pilot", "council", "agreement", "sensor", "meter", "water", "road", "the", "of"]
@@ -205,7 +206,7 @@ def test_the_compact_build_makes_the_very_matrix_bm25s_makes(monkeypatch):
         corpus, "texts", lambda chunk, start=0: (texts[i : i + chunk] for i in range(start, len(texts), chunk))
     )
     monkeypatch.setattr(module, "BUILD_CHUNK", 64)
-    tokenized, _ = module._tokenized(corpus, chunk=50)
+    tokenized, _ = module.token_ids(corpus, chunk=50)
     compact, reference = CompactBM25(), bm25s.BM25()
     compact.index(tokenized, show_progress=False)
     ids = [tokenized.ids.flat[a:b].tolist() for a, b in itertools.pairwise(tokenized.ids.starts)]
@@ -235,7 +236,7 @@ def test_an_update_tokenizes_only_the_passages_it_adds_and_scores_as_a_fresh_bui
         index.update({"roads"}, added, {"water": "h1b", "schools": "h3"}, "gen-2")
     assert tokenized == [added_rows[0][2]], "kept passages reuse their saved token ids"
     final = [added_rows[0], ROWS[4]]
-    fresh = LexicalIndex(tmp_path / "fresh")
+    fresh = Replica(tmp_path / "fresh")
     rebuild(fresh, final, {"water": "h1b", "schools": "h3"}, META, "gen-2")
     for query in ("night flows leaks", "hydrant", "pilot suppliers menus", "sensors"):
         got = [(m.passage_id, m.score) for m in index.search(query, 5)]
@@ -248,7 +249,7 @@ def test_an_update_tokenizes_only_the_passages_it_adds_and_scores_as_a_fresh_bui
 def test_an_index_object_whose_folder_another_process_replaced_reads_its_own_files(index, monkeypatch):
     import bm25s
 
-    elsewhere = LexicalIndex(index.folder)  # another process on this machine
+    elsewhere = Replica(index.folder)  # another process on this machine
     with elsewhere.additions() as added:
         added.add_passages([("parks#0", "parks", "Parks\nA tree survey by volunteers, street by street.")])
         added.add_records({"parks": {"title": "Parks"}})
@@ -294,13 +295,13 @@ def _nearest(index, queries, entries, k):
 
 def test_passage_vectors_are_kept_with_the_passages_and_searched_exactly_among_chosen_entries(tmp_path):
     vectors = _vectors(ROWS)
-    lexical = LexicalIndex(tmp_path / "lexical")
+    lexical = Replica(tmp_path / "lexical")
     with lexical.additions() as added:
         added.add_passages(ROWS[3:], vectors[3:])  # any order, any number of calls
         added.add_passages(ROWS[:3], vectors[:3])
         added.add_records(META)
         lexical.rebuild(added, HASHES, "gen-1")
-    again = LexicalIndex(lexical.folder)
+    again = Replica(lexical.folder)
     assert again.has_vectors
     queries = _vectors(ROWS[:3], seed=11)
     for entries in ({"water"}, {"water", "schools"}, {"roads", "schools"}, {"roads", "water"}, set(HASHES)):
@@ -314,7 +315,7 @@ def test_passage_vectors_are_kept_with_the_passages_and_searched_exactly_among_c
 
 def test_an_update_keeps_the_vectors_of_kept_passages_and_takes_new_ones(tmp_path):
     vectors = _vectors(ROWS)
-    lexical = LexicalIndex(tmp_path / "lexical")
+    lexical = Replica(tmp_path / "lexical")
     with lexical.additions() as added:
         added.add_passages(ROWS, vectors)
         added.add_records(META)
@@ -328,7 +329,7 @@ def test_an_update_keeps_the_vectors_of_kept_passages_and_takes_new_ones(tmp_pat
     rows = [changed, ROWS[2], ROWS[3]]
     expected_vectors = np.vstack([new_vector, vectors[2:4]])
     queries = _vectors(ROWS, seed=13)
-    got = _nearest(LexicalIndex(lexical.folder), queries, {"water", "roads"}, 5)
+    got = _nearest(Replica(lexical.folder), queries, {"water", "roads"}, 5)
     want = _brute_force(queries, rows, expected_vectors, {"water", "roads"}, 5)
     assert [[p for p, _ in r] for r in got] == [[p for p, _ in r] for r in want]
     assert [s for r in got for _, s in r] == pytest.approx([s for r in want for _, s in r], abs=1e-6)
@@ -336,7 +337,7 @@ def test_an_update_keeps_the_vectors_of_kept_passages_and_takes_new_ones(tmp_pat
 
 def test_a_passage_given_again_keeps_its_latest_vector(tmp_path):
     vectors = _vectors(ROWS)
-    lexical = LexicalIndex(tmp_path / "lexical")
+    lexical = Replica(tmp_path / "lexical")
     with lexical.additions() as added:
         added.add_passages(ROWS, vectors)
         added.add_passages([ROWS[0]], -vectors[:1])  # the same passage again, pointing the other way
@@ -347,7 +348,7 @@ def test_a_passage_given_again_keeps_its_latest_vector(tmp_path):
 
 
 def test_without_a_vector_for_every_passage_none_are_kept(tmp_path):
-    lexical = LexicalIndex(tmp_path / "lexical")
+    lexical = Replica(tmp_path / "lexical")
     with lexical.additions() as added:
         added.add_passages(ROWS[:2], _vectors(ROWS[:2]))
         added.add_passages(ROWS[2:])  # these came without vectors
@@ -359,7 +360,7 @@ def test_without_a_vector_for_every_passage_none_are_kept(tmp_path):
 
 
 def test_entries_without_passages_are_searched_as_nothing(tmp_path):
-    from kb.lexical import Block, Corpus
+    from kb.replica import Block, Corpus
 
     vectors = _vectors(ROWS[:2])
     blocks = [
@@ -377,7 +378,7 @@ def test_entries_without_passages_are_searched_as_nothing(tmp_path):
 
 
 def test_vectors_that_do_not_match_their_passages_are_refused_before_anything_is_spooled(tmp_path):
-    lexical = LexicalIndex(tmp_path / "lexical")
+    lexical = Replica(tmp_path / "lexical")
     with lexical.additions() as added:
         added.add_passages(ROWS[:2], _vectors(ROWS[:2]))
         with pytest.raises(ValueError, match="3 passages"):
@@ -400,7 +401,7 @@ PARKS = ("parks#0", "parks", "Parks\nA tree survey by volunteers, street by stre
 @pytest.fixture
 def full_index(tmp_path):
     """A folder holding every kind of file: passages with vectors, BM25, token ids, entry records."""
-    lexical = LexicalIndex(tmp_path / "lexical")
+    lexical = Replica(tmp_path / "lexical")
     with lexical.additions() as added:
         added.add_passages(ROWS, _vectors(ROWS))
         added.add_records(META)
@@ -427,15 +428,15 @@ def test_the_manifest_lists_every_other_file_with_its_size_and_checksum(full_ind
     for name, recorded in files.items():
         data = (folder / name).read_bytes()
         assert recorded == {"size": len(data), "crc32": zlib.crc32(data)}, name
-    assert full_index.damage is None and LexicalIndex(folder).damage is None
+    assert full_index.damage is None and Replica(folder).damage is None
 
 
 @pytest.mark.parametrize("how", DAMAGES)
 @pytest.mark.parametrize("name", KEYWORD_INDEX_FILES)
 def test_a_damaged_file_makes_the_folder_count_as_absent_and_is_reported(full_index, name, how, caplog):
     damage_file(full_index.folder / name, how, seed=name)
-    with caplog.at_level(logging.WARNING, logger="kb.lexical"):
-        opened = LexicalIndex(full_index.folder)
+    with caplog.at_level(logging.WARNING, logger="kb.replica"):
+        opened = Replica(full_index.folder)
     assert not opened.is_current(HASHES) and not opened.mirrors("gen-1"), "so the knowledge base rebuilds it"
     assert opened.damage is not None and opened.damage.startswith(f"{name}: "), opened.damage
     assert opened.damage in caplog.text
@@ -448,25 +449,25 @@ def test_marking_a_generation_keeps_the_file_list_so_the_folder_is_still_checked
     files = _manifest(folder)["files"]
     full_index.mark("gen-2")
     assert _manifest(folder)["files"] == files and _manifest(folder)["generation"] == "gen-2"
-    again = LexicalIndex(folder)
+    again = Replica(folder)
     assert again.damage is None and again.mirrors("gen-2") and again.is_current(HASHES)
     assert [m.entry_id for m in again.search("data sharing agreement", 1)] == ["roads"]
     damage_file(folder / "texts.bin", "garble", seed="texts.bin")
-    assert LexicalIndex(folder).damage == "texts.bin: checksum mismatch"
+    assert Replica(folder).damage == "texts.bin: checksum mismatch"
 
 
 def test_a_manifest_without_its_file_list_is_not_trusted(full_index):
     manifest = _manifest(full_index.folder)
     del manifest["files"]
     (full_index.folder / "manifest.json").write_text(json.dumps(manifest))
-    opened = LexicalIndex(full_index.folder)
+    opened = Replica(full_index.folder)
     assert opened.damage == "manifest.json: no valid file list" and not opened.is_current(HASHES)
 
 
 @pytest.mark.parametrize("how", ["truncate", "delete"])
 @pytest.mark.parametrize("name", [name for name in KEYWORD_INDEX_FILES if name not in NOT_READ_BY_SEARCHES])
 def test_a_file_damaged_after_the_folder_was_checked_is_noticed_by_the_read_not_raised(full_index, name, how):
-    opened = LexicalIndex(full_index.folder)  # checked and whole; nothing else is read before first use
+    opened = Replica(full_index.folder)  # checked and whole; nothing else is read before first use
     damage_file(opened.folder / name, how, seed=name)
     assert len(opened.table()) == 0  # the first read: it loads the passage and BM25 files too
     assert opened.damage and not opened.is_current(HASHES) and not opened.mirrors("gen-1")
@@ -498,26 +499,26 @@ def test_an_update_does_not_copy_from_a_file_damaged_since_the_folder_was_opened
     with pytest.raises(KeywordIndexDamaged, match=f"the keyword index is damaged \\({name}: .*python -m kb sync"):
         _add_parks(full_index, "gen-2")
     assert full_index.damage.startswith(f"{name}: ") and not full_index.is_current(HASHES)
-    assert LexicalIndex(full_index.folder).damage.startswith(f"{name}: "), "left for a rebuild, not replaced"
+    assert Replica(full_index.folder).damage.startswith(f"{name}: "), "left for a rebuild, not replaced"
 
 
 def test_a_folder_swapped_in_while_it_is_checked_is_read_not_reported_as_damaged(full_index, monkeypatch):
-    from kb import lexical as module
+    from kb.replica import files as module
 
     whole_check = module._check
 
     def swap_during_the_first_check(directory):
         monkeypatch.setattr(module, "_check", whole_check)
-        _add_parks(LexicalIndex(full_index.folder), "gen-2")  # another process: the folder being read goes
+        _add_parks(Replica(full_index.folder), "gen-2")  # another process: the folder being read goes
         return whole_check(directory)
 
     monkeypatch.setattr(module, "_check", swap_during_the_first_check)
-    opened = LexicalIndex(full_index.folder)
+    opened = Replica(full_index.folder)
     assert opened.damage is None and opened.mirrors("gen-2") and opened.text_of("parks#0") == PARKS[2]
 
 
 def test_a_folder_swapped_in_after_it_was_checked_is_checked_and_read_at_first_use(full_index):
-    opened = LexicalIndex(full_index.folder)
+    opened = Replica(full_index.folder)
     _add_parks(full_index, "gen-2")  # before `opened` has read anything but the manifest
     assert opened.text_of("parks#0") == PARKS[2]
     assert opened.hashes == {**HASHES, "parks": "h4"} and opened.mirrors("gen-2"), "its manifest came with it"

@@ -1,0 +1,387 @@
+"""The replica's passages: their texts and vectors, one block of rows per entry, read from their files as a
+search needs them; exact search among a few entries' vectors; and checks of a vector index against them."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+from array import array
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from kb.replica.files import DamagedFile, loaded
+
+
+@dataclass(frozen=True)
+class VectorMatch:
+    passage_id: str
+    entry_id: str
+    similarity: float  # cosine, as Chroma's `1 - distance` gives it
+
+
+@dataclass(frozen=True)
+class Block:
+    """One entry's passages as a corpus folder stores them: their numbers, UTF-8 texts, and float32
+    vectors as one run of bytes (None when they are not known)."""
+
+    entry_id: str
+    numbers: list[int]
+    texts: list[bytes]
+    vectors: bytes | None
+
+
+def decoded(data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise DamagedFile("texts.bin: a passage is not UTF-8") from None
+
+
+def split_passage_id(passage_id: str) -> tuple[str, int]:
+    """("entry-id", 3) from "entry-id#3": how the index names an entry's passages."""
+    entry_id, _, number = passage_id.rpartition("#")
+    return entry_id, int(number)
+
+
+class Corpus:
+    """The passages of a keyword index folder, in row order, grouped in one block per entry.
+
+    Texts are read from one file on demand, with plain reads that leave no mapped pages behind in the
+    process's resident memory (a long-running app would otherwise come to hold every text it ever
+    showed); a passage's id is its entry's id and its number, so 400,000 passages cost a few megabytes
+    of arrays rather than a gigabyte of Python strings. The passages' vectors, when every row came with
+    one, are in a file of float32 rows read the same way.
+    Immutable: an update writes a new folder and opens a new Corpus, so readers need no lock.
+    """
+
+    def __init__(
+        self,
+        entries: list[str],
+        counts: np.ndarray,
+        numbers: np.ndarray,
+        offsets: np.ndarray,
+        file=None,
+        vectors=None,
+        dimension: int | None = None,
+    ):
+        self.entries = entries  # entry ids, one block of rows each
+        self.codes = {entry_id: code for code, entry_id in enumerate(entries)}
+        self.starts = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)])
+        self.row_codes = np.repeat(np.arange(len(entries), dtype=np.int32), counts)  # each row's block
+        self.numbers = numbers  # each row's passage number within its entry
+        self.offsets = offsets  # byte offsets of each row's text, and the end
+        # The texts' file, kept open: every text is read through it, and it stays this corpus's file
+        # even after another process swaps a new folder in. Never closed by hand: searches hold no lock
+        # and may still be reading an old corpus; the files close when the last reference goes.
+        self._file = file
+        self._vectors = vectors  # the vectors' file, open like the texts', or None
+        self.dimension = dimension if vectors is not None else None
+
+    @classmethod
+    def empty(cls) -> Corpus:
+        return cls([], np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(1, np.int64))
+
+    @classmethod
+    def open(cls, folder: Path) -> Corpus:
+        """The corpus in `folder`; DamagedFile, naming the file, where its files do not fit together."""
+        blocks = loaded("blocks.json", lambda: json.loads((folder / "blocks.json").read_text(encoding="utf-8")))
+        # A few MB each: slicing a memory map would cost more per call.
+        numbers = loaded("numbers.npy", lambda: np.load(folder / "numbers.npy"))
+        offsets = loaded("offsets.npy", lambda: np.load(folder / "offsets.npy"))
+        counts = loaded("blocks.json", lambda: np.asarray(blocks["counts"], dtype=np.int64))
+        if len(counts) != len(blocks["entries"]) or int(counts.sum()) != len(numbers):
+            raise DamagedFile("blocks.json: its passage counts disagree with numbers.npy")
+        if len(offsets) != len(numbers) + 1 or offsets[0] != 0 or np.any(np.diff(offsets) < 0):
+            raise DamagedFile("offsets.npy: not one ascending offset per passage")
+        dimension = blocks.get("dimension")
+        vectors = (
+            loaded("vectors.bin", lambda: (folder / "vectors.bin").open("rb")) if dimension and len(numbers) else None
+        )
+        if vectors is not None and os.fstat(vectors.fileno()).st_size != len(numbers) * dimension * 4:
+            vectors.close()
+            raise DamagedFile("vectors.bin: not one vector per passage")
+        file = loaded("texts.bin", lambda: (folder / "texts.bin").open("rb"))
+        if os.fstat(file.fileno()).st_size != int(offsets[-1]):
+            file.close()
+            raise DamagedFile("texts.bin: not the size offsets.npy gives")
+        return cls(blocks["entries"], counts, numbers, offsets, file, vectors, dimension)
+
+    def is_in(self, folder: Path) -> bool:
+        """True when `folder` still holds this corpus's files (no other process has swapped in another)."""
+        if self._file is None:
+            return False
+        try:
+            return os.fstat(self._file.fileno()).st_ino == (folder / "texts.bin").stat().st_ino
+        except OSError:
+            return False
+
+    @staticmethod
+    def write(folder: Path, blocks: Iterable[Block]) -> int:
+        """Write blocks as a corpus folder, one at a time; return the number of passages. The vectors
+        are kept only if every passage has one, all of one size."""
+        entries, counts, numbers, offsets = [], [], array("i"), array("q", [0])
+        width: int | None = None  # bytes per vector, while every passage so far has had one of that size
+        complete = True
+        with (folder / "texts.bin").open("wb") as out, (folder / "vectors.bin").open("wb") as vectors_out:
+            for block in blocks:
+                size = len(block.numbers)
+                entries.append(block.entry_id)
+                counts.append(size)
+                numbers.extend(block.numbers)
+                offsets.extend(
+                    itertools.islice(itertools.accumulate(map(len, block.texts), initial=offsets[-1]), 1, None)
+                )
+                out.write(b"".join(block.texts))
+                if complete and size:
+                    vectors = block.vectors
+                    if vectors is None or len(vectors) % size or width not in (None, len(vectors) // size):
+                        complete = False
+                    else:
+                        width = len(vectors) // size
+                        vectors_out.write(vectors)
+        dimension = width // 4 if complete and width else None
+        if dimension is None:
+            (folder / "vectors.bin").unlink()
+        (folder / "blocks.json").write_text(
+            json.dumps({"entries": entries, "counts": counts, "dimension": dimension}), encoding="utf-8"
+        )
+        np.save(folder / "numbers.npy", np.asarray(numbers, dtype=np.int32))
+        np.save(folder / "offsets.npy", np.asarray(offsets, dtype=np.int64))
+        return len(numbers)
+
+    def texts(self, chunk: int, start: int = 0) -> Iterator[list[str]]:
+        """Every passage's text in row order from row `start`, `chunk` at a time."""
+        read = self._reader()
+        for first in range(start, len(self), chunk):
+            yield [decoded(data) for data in read(first, min(first + chunk, len(self)))]
+
+    def _reader(self) -> Callable[[int, int], list[bytes]]:
+        """A function giving the texts of rows start..end-1 with one read of the file."""
+        file, offsets = self._file, self.offsets
+
+        def read(start: int, end: int) -> list[bytes]:
+            first = int(offsets[start])
+            span = read_exactly(file, int(offsets[end]) - first, first)
+            ends = (offsets[start : end + 1] - first).tolist()
+            return [span[a:b] for a, b in itertools.pairwise(ends)]
+
+        return read
+
+    def __len__(self) -> int:
+        return len(self.numbers)
+
+    def raw(self, row: int) -> bytes:
+        start = int(self.offsets[row])
+        return read_exactly(self._file, int(self.offsets[row + 1]) - start, start)
+
+    def text(self, row: int) -> str:
+        return decoded(self.raw(row))
+
+    def entry_id(self, row: int) -> str:
+        return self.entries[self.row_codes[row]]
+
+    def passage_id(self, row: int) -> str:
+        return f"{self.entries[self.row_codes[row]]}#{self.numbers[row]}"
+
+    def row_of(self, passage_id: str) -> int | None:
+        entry_id, _, number = passage_id.rpartition("#")
+        code = self.codes.get(entry_id)
+        if code is None or not number.isdigit():
+            return None
+        start, end, wanted = int(self.starts[code]), int(self.starts[code + 1]), int(number)
+        if start + wanted < end and self.numbers[start + wanted] == wanted:
+            return start + wanted  # the usual case: an entry's passages are numbered from 0 in order
+        found = np.flatnonzero(self.numbers[start:end] == wanted)
+        return start + int(found[0]) if len(found) else None
+
+    def blocks(self, skip: set[str]) -> Iterator[Block]:
+        """This corpus's blocks as `write` takes them, without the entries in `skip`."""
+        read = self._reader()
+        for code, entry_id in enumerate(self.entries):
+            if entry_id not in skip:
+                start, end = int(self.starts[code]), int(self.starts[code + 1])
+                yield Block(entry_id, self.numbers[start:end].tolist(), read(start, end), self._vector_span(start, end))
+
+    def _vector_span(self, start: int, end: int) -> bytes | None:
+        """The vectors of rows start..end-1 as one run of bytes (None without vectors)."""
+        if self._vectors is None:
+            return None
+        width = self.dimension * 4
+        return read_exactly(self._vectors, (end - start) * width, start * width)
+
+    def vectors_at(self, rows: np.ndarray) -> np.ndarray:
+        """The vectors of these rows, in that order: one read per run of neighbouring rows."""
+        rows = np.asarray(rows, dtype=np.int64)
+        width = self.dimension * 4
+        order = np.unique(rows)
+        breaks = np.flatnonzero(np.diff(order) != 1) + 1
+        found = np.empty((len(order), self.dimension), dtype=np.float32)
+        for run in np.split(np.arange(len(order)), breaks) if len(order) else ():
+            first, count = int(order[run[0]]), len(run)
+            data = read_exactly(self._vectors, count * width, first * width)
+            found[run[0] : run[0] + count] = np.frombuffer(data, dtype=np.float32).reshape(count, self.dimension)
+        return found[np.searchsorted(order, rows)]
+
+    def rows_of(self, passage_ids: list[str]) -> np.ndarray:
+        """`row_of` for many passage ids at once (-1 where one is not here)."""
+        codes, numbers = [], []
+        for passage_id in passage_ids:
+            entry_id, _, number = passage_id.rpartition("#")
+            codes.append(self.codes.get(entry_id, -1))
+            numbers.append(int(number) if number.isdigit() else -1)
+        code, wanted = np.asarray(codes, dtype=np.int64), np.asarray(numbers, dtype=np.int64)
+        known = (code >= 0) & (wanted >= 0)
+        rows = np.where(known, self.starts[np.maximum(code, 0)] + np.maximum(wanted, 0), -1)
+        inside = known & (rows < self.starts[np.maximum(code, 0) + 1])
+        rows = np.where(inside, rows, -1)
+        usual = inside.copy()
+        usual[inside] = self.numbers[rows[inside]] == wanted[inside]  # numbered from 0 in order, as usual
+        for i in np.flatnonzero(known & ~usual):  # anything else: look it up one by one
+            found = self.row_of(passage_ids[i])
+            rows[i] = -1 if found is None else found
+        return rows
+
+    def passages_of(self, entry_id: str) -> tuple[list[str], list[str], np.ndarray | None] | None:
+        """One entry's passage ids, texts and vectors (None without vectors), or None if it is not here."""
+        code = self.codes.get(entry_id)
+        if code is None:
+            return None
+        start, end = int(self.starts[code]), int(self.starts[code + 1])
+        ids = [f"{entry_id}#{n}" for n in self.numbers[start:end].tolist()]
+        texts = [decoded(data) for data in self._reader()(start, end)]
+        span = self._vector_span(start, end)
+        vectors = None if span is None else np.frombuffer(span, dtype=np.float32).reshape(end - start, self.dimension)
+        return ids, texts, vectors
+
+    def nearest(self, queries: np.ndarray, codes: np.ndarray, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Exact cosine search among the passages of these entry blocks: for each query, the rows of
+        its k most similar passages, most similar first (equal similarities in row order; which of
+        several tied at the k-th place is kept is arbitrary), and their similarities.
+
+        Reads just those blocks' vectors, one read per run of neighbouring blocks, into memory that is
+        freed afterwards: no mapped pages stay behind in the process's resident memory. Raises
+        DamagedFile (a ValueError) if the vector file is shorter than its passages.
+        """
+        if self._vectors is None:
+            raise ValueError("this corpus has no vectors")
+        codes = np.unique(np.asarray(codes, dtype=np.int64))
+        if not len(codes) or k < 1:
+            return [(np.zeros(0, np.int64), np.zeros(0)) for _ in range(len(queries))]
+        first, last = self.starts[codes], self.starts[codes + 1]
+        breaks = np.flatnonzero(first[1:] != last[:-1]) + 1  # where a run of neighbouring blocks ends
+        run_first, run_last = first[np.r_[0, breaks]], last[np.r_[breaks - 1, len(codes) - 1]]
+        lengths = run_last - run_first
+        rows = np.arange(int(lengths.sum()), dtype=np.int64) + np.repeat(
+            run_first - (np.cumsum(lengths) - lengths), lengths
+        )
+        if not len(rows):  # entries without passages
+            return [(rows, np.zeros(0)) for _ in range(len(queries))]
+        width = self.dimension * 4
+        matrix = np.empty((len(rows), self.dimension), dtype=np.float32)
+        buffer, position = memoryview(matrix).cast("B"), 0
+        for a, b in zip(run_first.tolist(), run_last.tolist(), strict=True):
+            size = (b - a) * width
+            if os.preadv(self._vectors.fileno(), [buffer[position : position + size]], a * width) != size:
+                raise DamagedFile("vectors.bin: shorter than its passages")
+            position += size
+        queries = np.asarray(queries, dtype=np.float32)
+        queries = queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
+        norms = np.maximum(np.sqrt(np.einsum("ij,ij->i", matrix, matrix)), 1e-12)
+        similarities = (queries @ matrix.T) / norms
+        results = []
+        for scores in similarities:
+            best = np.argpartition(-scores, k - 1)[:k] if len(scores) > k else np.arange(len(scores))
+            order = best[np.lexsort((best, -scores[best]))]
+            results.append((rows[order], scores[order].astype(np.float64)))
+        return results
+
+
+def read_exactly(file, size: int, offset: int) -> bytes:
+    """`size` bytes of an open file from `offset`; DamagedFile when the file is shorter."""
+    data = os.pread(file.fileno(), size, offset) if size else b""
+    if len(data) != size:
+        raise DamagedFile(f"{Path(file.name).name}: shorter than its passages")
+    return data
+
+
+def _directions_agree(stored: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    """Per row: do these vectors point the same way? (Chroma keeps cosine vectors normalised.)"""
+    stored = stored / np.maximum(np.linalg.norm(stored, axis=1, keepdims=True), 1e-12)
+    expected = expected / np.maximum(np.linalg.norm(expected, axis=1, keepdims=True), 1e-12)
+    return np.einsum("ij,ij->i", stored, expected) >= 1.0 - 1e-4
+
+
+def compare_passages(corpus: Corpus, stored: Iterable[tuple[str, np.ndarray]], batch: int = 4096) -> str:
+    """ "" when `stored` holds exactly the corpus's passages with the same vectors, else what differs."""
+    seen = np.zeros(len(corpus), dtype=bool)
+    ids: list[str] = []
+    vectors: list[np.ndarray] = []
+
+    def compare() -> str:
+        rows_array = corpus.rows_of(ids)
+        if (rows_array < 0).any():
+            return f"passage '{ids[int(np.flatnonzero(rows_array < 0)[0])]}' is not in the copy"
+        if any(len(v) != corpus.dimension for v in vectors):
+            return "a stored vector has the wrong size"
+        if seen[rows_array].any() or len(np.unique(rows_array)) != len(rows_array):
+            return "a passage is stored twice"
+        seen[rows_array] = True
+        agree = _directions_agree(np.vstack(vectors), corpus.vectors_at(rows_array))
+        return "" if agree.all() else f"passage '{ids[int(np.flatnonzero(~agree)[0])]}' has another vector"
+
+    for passage_id, vector in stored:
+        ids.append(passage_id)
+        vectors.append(vector)
+        if len(ids) == batch:
+            if problem := compare():
+                return problem
+            ids, vectors = [], []
+    if ids and (problem := compare()):
+        return problem
+    missing = int((~seen).sum())
+    return f"{missing} passages are missing" if missing else ""
+
+
+def compare_entries(corpus: Corpus, stored: Iterable[tuple[str, np.ndarray]], batch: int = 2048) -> str:
+    """ "" when `stored` holds one vector per entry of the corpus, the mean of its passages' vectors."""
+    seen = np.zeros(len(corpus.entries), dtype=bool)
+    ids: list[str] = []
+    vectors: list[np.ndarray] = []
+
+    def compare() -> str:
+        codes = [corpus.codes.get(i) for i in ids]
+        unknown = next((i for i, c in zip(ids, codes, strict=True) if c is None), None)
+        if unknown is not None:
+            return f"entry '{unknown}' is not in the copy"
+        if any(len(v) != corpus.dimension for v in vectors):
+            return "a stored entry vector has the wrong size"
+        codes_array = np.asarray(codes, dtype=np.int64)
+        if seen[codes_array].any() or len(np.unique(codes_array)) != len(codes_array):
+            return "an entry is stored twice"
+        seen[codes_array] = True
+        starts, ends = corpus.starts[codes_array], corpus.starts[codes_array + 1]
+        has = ends > starts  # an entry without passages has no vector of its own to compare
+        if not has.any():
+            return ""
+        rows = np.concatenate([np.arange(a, b) for a, b in zip(starts[has], ends[has], strict=True)])
+        sums = np.add.reduceat(corpus.vectors_at(rows), np.cumsum(np.r_[0, (ends - starts)[has][:-1]]), axis=0)
+        agree = _directions_agree(np.vstack(vectors)[has], sums)
+        return (
+            "" if agree.all() else f"entry '{np.asarray(ids)[has][int(np.flatnonzero(~agree)[0])]}' has another vector"
+        )
+
+    for entry_id, vector in stored:
+        ids.append(entry_id)
+        vectors.append(vector)
+        if len(ids) == batch:
+            if problem := compare():
+                return problem
+            ids, vectors = [], []
+    if ids and (problem := compare()):
+        return problem
+    missing = int((~seen).sum())
+    return f"{missing} entries are missing" if missing else ""

@@ -1,0 +1,225 @@
+"""The replica folder's files checked against what was written: a manifest lists every file with its size
+and CRC-32, checked whenever the folder is opened; a folder with a damaged, missing or truncated file
+counts as absent (and is rebuilt from the vector index), never half trusted. A file damaged after that
+check makes the read that finds it mark the folder untrusted instead of raising out of a search."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from kb.errors import KBError
+
+log = logging.getLogger("kb.replica")
+
+
+# 5: the manifest lists every file's size and checksum; 4: the passages' vectors kept too.
+FORMAT_VERSION = 5  # a folder of an older format is rebuilt once
+
+
+MANIFEST = "manifest.json"
+
+
+CHECK_CHUNK = 4 << 20  # bytes read at a time while a file's checksum is taken
+
+
+# What reading a damaged file can raise (a UnicodeDecodeError or a JSON error is a ValueError).
+READ_ERRORS = (OSError, ValueError, KeyError, IndexError, TypeError, EOFError)
+
+
+class DamagedFile(ValueError):
+    """A file of the folder is not as it was written; the message starts with its name."""
+
+
+class KeywordIndexDamaged(KBError):
+    """The folder an update would copy from is damaged: only a rebuild from the vector index can help."""
+
+
+def loaded(name: str, load: Callable):
+    """`load()`, a parse of the file `name`, with what goes wrong named after the file."""
+    try:
+        return load()
+    except READ_ERRORS as exc:
+        raise DamagedFile(f"{name}: {reason(exc)}") from exc
+
+
+def reason(exc: BaseException) -> str:
+    return str(exc)[:160] or exc.__class__.__name__
+
+
+FolderId = tuple[int, int]  # a directory's device and inode: which folder a path names at the moment
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What a folder's manifest.json records: the entry versions it was built from, the vector index's
+    mark it last matched, and every other file of the folder with its size and CRC-32 as written."""
+
+    hashes: dict[str, str]
+    generation: str | None
+    files: dict[str, dict[str, int]]  # path relative to the folder -> {"size": bytes, "crc32": checksum}
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"format": FORMAT_VERSION, "hashes": self.hashes, "generation": self.generation, "files": self.files}
+        )
+
+    @classmethod
+    def from_json(cls, meta: dict) -> Manifest:
+        """Raises ValueError, KeyError or TypeError for a manifest without a well-formed file list."""
+        hashes, files = meta["hashes"], meta["files"]
+        if not isinstance(hashes, dict) or not isinstance(files, dict):
+            raise TypeError("hashes and files must be objects")
+        for name, recorded in files.items():
+            parts = Path(name).parts
+            if not parts or Path(name).is_absolute() or ".." in parts:
+                raise ValueError(f"'{name}' is not a path inside the folder")
+            if not all(isinstance(recorded.get(k), int) for k in ("size", "crc32")):
+                raise ValueError(f"'{name}' has no size and checksum")
+        return cls(dict(hashes), meta.get("generation") or None, files)
+
+
+def folder_id(folder: Path) -> FolderId | None:
+    try:
+        found = os.stat(folder)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
+
+
+def _crc32(file) -> int:
+    """The CRC-32 of an open file's bytes, read a chunk at a time (never a whole large file at once)."""
+    crc, buffer = 0, bytearray(CHECK_CHUNK)
+    view = memoryview(buffer)
+    while size := file.readinto(buffer):
+        crc = zlib.crc32(view[:size], crc)
+    return crc
+
+
+def file_list(folder: Path) -> dict[str, dict[str, int]]:
+    """Every file of a folder but its manifest, by path relative to the folder: its size and CRC-32."""
+    files = {}
+    for path in sorted(folder.rglob("*")):
+        name = path.relative_to(folder).as_posix()
+        if name != MANIFEST and path.is_file():
+            with path.open("rb", buffering=0) as file:
+                files[name] = {"size": os.fstat(file.fileno()).st_size, "crc32": _crc32(file)}
+    return files
+
+
+def open_checked(folder: Path) -> tuple[Manifest | None, str | None, FolderId | None]:
+    """The folder's manifest if every file it lists is there as it was written, else what is wrong;
+    and which folder was read. No manifest and no complaint: no folder, or one of another format.
+
+    Files are opened relative to the folder's own handle, so all of them come from one folder even if
+    another process swaps in a new one meanwhile; a fault seen while that happened is checked again on
+    the new folder rather than reported (the old one is deleted after the swap).
+    """
+    manifest, damage, read = None, None, None
+    for _ in range(3):
+        try:
+            directory = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        except FileNotFoundError:
+            return None, None, None
+        except OSError as exc:
+            return None, f"{folder.name}: {exc.strerror}", None
+        try:
+            found = os.fstat(directory)
+            read = (found.st_dev, found.st_ino)
+            manifest, damage = _check(directory)
+        finally:
+            os.close(directory)
+        if damage is None or folder_id(folder) == read:
+            break
+    return manifest, damage, read
+
+
+def _check(directory: int) -> tuple[Manifest | None, str | None]:
+    """Read the manifest of the folder open as `directory` and check the files it lists: sizes first
+    (a stat each), then checksums."""
+    try:
+        with open(os.open(MANIFEST, os.O_RDONLY, dir_fd=directory), "rb") as file:
+            meta = json.loads(file.read())
+    except FileNotFoundError:
+        return None, f"{MANIFEST}: missing"
+    except READ_ERRORS:
+        return None, f"{MANIFEST}: not readable as JSON"
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT_VERSION:
+        return None, None  # written by another version: rebuilt, not damaged
+    try:
+        manifest = Manifest.from_json(meta)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None, f"{MANIFEST}: no valid file list"
+    for name, recorded in manifest.files.items():
+        try:
+            size = os.stat(name, dir_fd=directory).st_size
+        except FileNotFoundError:
+            return None, f"{name}: missing"
+        except OSError as exc:
+            return None, f"{name}: {exc.strerror}"
+        if size != recorded["size"]:
+            return None, f"{name}: {size:,} bytes, {recorded['size']:,} when written"
+    for name, recorded in manifest.files.items():
+        try:
+            with open(os.open(name, os.O_RDONLY, dir_fd=directory), "rb", buffering=0) as file:
+                crc = _crc32(file)
+        except OSError as exc:
+            return None, f"{name}: {exc.strerror}"
+        if crc != recorded["crc32"]:
+            return None, f"{name}: checksum mismatch"
+    return manifest, None
+
+
+_reported: set[tuple[str, FolderId | None, str]] = set()  # damage already logged by this process
+
+
+def report_damage(folder: Path, folder_id: FolderId | None, damage: str) -> None:
+    """Log a damaged folder once per process: a sync opens the folder up to three times."""
+    if (str(folder), folder_id, damage) not in _reported:
+        _reported.add((str(folder), folder_id, damage))
+        log.warning(
+            "the keyword index at %s is damaged (%s): treated as absent until rebuilt from the vector index",
+            folder,
+            damage,
+        )
+
+
+def damage_of(what: str, exc: BaseException) -> str:
+    """What is wrong, for `damage` and the log: a DamagedFile names its file, else `what` was being read."""
+    return str(exc) if isinstance(exc, DamagedFile) else f"{what}: {reason(exc)}"
+
+
+def untrusted_if_damaged(what: str, absent: Callable[[], object]):
+    """For a read of the folder's files. The folder was checked when opened, but a file can be damaged
+    since: the read that finds it marks the folder untrusted (as if absent, so the knowledge base
+    rebuilds it) and gives what an absent index gives, `absent()`, instead of raising out of a search."""
+
+    def decorate(method):
+        @functools.wraps(method)
+        def wrapper(self, *args, **kwargs):
+            try:
+                return method(self, *args, **kwargs)
+            except READ_ERRORS as exc:
+                self._distrust(damage_of(what, exc))
+                return absent()
+
+        return wrapper
+
+    return decorate
+
+
+def locked(method):
+    """One search or update at a time: the app's sessions share one index object across threads."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return wrapper
