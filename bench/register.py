@@ -62,8 +62,8 @@ def _peak_rss_mb() -> float:
 
 
 def import_register(register: Path, mapping: Path, entries_dir: Path) -> int:
-    from kb.entries import EntryStore
     from kb.importer import import_table, load_mapping
+    from kb.store import EntryStore
 
     report = import_table(EntryStore(entries_dir), register, load_mapping(mapping))
     return len(report.created) + len(report.updated) + len(report.unchanged)

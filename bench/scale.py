@@ -290,7 +290,7 @@ def _settings(paths: SizePaths, backend: str, model: str, chroma_url: str | None
 
 
 def _lessons_and_vectors(register: Path, mapping: Path, work: Path, model: Embedder, log):
-    from kb.entries import EntryStore
+    from kb.store import EntryStore
     from kb.vocabulary import Vocabulary
 
     lesson_dir = work / "nasa-entries"
@@ -339,8 +339,8 @@ def prepare_collection(args: dict[str, Any]) -> dict[str, Any]:
 
 def _bare_encode_rate(model: Embedder, settings: Settings) -> float:
     """Passages per second of the model alone, on the passages the sync will embed."""
-    from kb.entries import EntryStore
     from kb.passages import split_entry
+    from kb.store import EntryStore
 
     store, texts = EntryStore(settings.entries_dir), []
     for path in store.files():

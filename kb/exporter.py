@@ -22,8 +22,9 @@ from typing import TextIO
 
 import pandas as pd
 
-from kb.entries import REQUIRED, SECTIONS, Entry, atomic_write
+from kb.entries import REQUIRED, SECTIONS, Entry
 from kb.errors import KBError
+from kb.store import atomic_write
 
 FORMATS = ("csv", "jsonl")
 LIST_SEPARATOR = ";"

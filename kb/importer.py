@@ -25,7 +25,6 @@ from kb.entries import (
     MAX_SUMMARY,
     MAX_TITLE,
     Entry,
-    EntryStore,
     Lighthouse,
     entry_from_dict,
     parse_entry,
@@ -44,6 +43,7 @@ from kb.mapping import (
     load_mapping,
     placeholder_key,
 )
+from kb.store import EntryStore
 from kb.tables import Cell, read_table
 from kb.vocabulary import Vocabulary
 

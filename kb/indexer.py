@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kb.entries import Entry, content_hash, file_lock, render_entry
+from kb.entries import Entry, content_hash, render_entry
 from kb.errors import EntryError, KBError, Problem
 from kb.index import DATABASE, IndexDamaged, check_embedded, embedded_path, has_embedded, remove_embedded
 from kb.index_health import DEEP, SYNC
@@ -27,6 +27,7 @@ from kb.mirror import Mirror
 from kb.parts import Parts
 from kb.passages import split_entry
 from kb.replica import Additions
+from kb.store import file_lock
 
 Progress = Callable[[int, int], None]
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from typing import Any
 from kb.access import Shown, can_see, entry_meta, present, version_for, visible_where
 from kb.config import Settings
 from kb.embedder import Embedder
-from kb.entries import ENTRY_SUFFIX, MAX_FILE_BYTES, Entry, EntryStore, LoadResult, parse_entry, render_entry
+from kb.entries import ENTRY_SUFFIX, MAX_FILE_BYTES, Entry, parse_entry, render_entry
 from kb.errors import Conflict, EntryError, KBError, NotFound, Problem, SavedNotIndexed
 from kb.filters import Filters
 from kb.identity import User
@@ -33,6 +33,7 @@ from kb.parts import Parts
 from kb.replica import Replica
 from kb.retriever import Retriever
 from kb.search import DEFAULT_FUSION, Fusion, Hit, SimilarHit
+from kb.store import EntryStore, LoadResult
 from kb.vocabulary import Vocabulary
 
 __all__ = ["KnowledgeBase", "PastVersion", "SyncReport"]

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from kb.config import Settings
 from kb.embedder import Embedder, make_embedder
-from kb.entries import Entry, EntryStore
+from kb.entries import Entry
 from kb.errors import Problem
 from kb.index import VectorIndex, make_client
 from kb.index_health import OPEN
+from kb.store import EntryStore
 from kb.vocabulary import Vocabulary
 
 

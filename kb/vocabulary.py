@@ -8,8 +8,8 @@ from pathlib import Path
 
 import yaml
 
-from kb.entries import SYMLINK_PROBLEM
 from kb.errors import Problem
+from kb.store import SYMLINK_PROBLEM
 from kb.yamlfile import load_yaml
 
 VOCABULARY_FILE = "vocabulary.yaml"

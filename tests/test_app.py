@@ -14,8 +14,8 @@ from streamlit.testing.v1 import AppTest
 from app_pages.resources import Visitor
 from app_pages.ui import looks_after_the_index, plain, safe_markdown
 from kb.access import ANONYMOUS
-from kb.entries import EntryStore
 from kb.identity import User
+from kb.store import EntryStore
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 PAGES = ["search", "entry", "submit", "showcase", "review", "insights"]

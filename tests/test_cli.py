@@ -116,7 +116,7 @@ def test_export_then_import_round_trip(run, tmp_path, entries_dir):
     (target / "vocabulary.yaml").write_text((entries_dir / "vocabulary.yaml").read_text())
     result = run("--entries", str(target), "--index", str(tmp_path / "copy-index"), "import", str(out))
     assert "Traceback" not in result.output
-    from kb.entries import EntryStore
+    from kb.store import EntryStore
 
     original, copied = EntryStore(entries_dir).load().entries, EntryStore(target).load().entries
     assert copied == original
@@ -191,7 +191,7 @@ def test_check_and_sync_name_each_symbolic_link_and_never_serve_it(run, tmp_path
 def test_a_reader_s_export_imports_back_without_blanking_anything(run, tmp_path, entries_dir, fmt):
     """An export made --as a reader withholds anonymous fields and hidden links, and says so: importing
     it back must never overwrite the stored values with what was withheld."""
-    from kb.entries import EntryStore
+    from kb.store import EntryStore
 
     before = {p.name: p.read_bytes() for p in entries_dir.glob("*.md")}
     anonymous = [e for e in EntryStore(entries_dir).load().entries.values() if e.anonymous and e.team]

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from kb import Conflict, KnowledgeBase, Settings
-from kb.entries import EntryStore
+from kb.store import EntryStore
 from tests.conftest import ROOT
 
 WRITERS = 20

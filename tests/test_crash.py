@@ -12,7 +12,7 @@ import time
 
 from kb import KnowledgeBase, Settings
 from kb.embedder import HashingEmbedder
-from kb.entries import EntryStore
+from kb.store import EntryStore
 from tests.conftest import ROOT
 
 ENTRIES = 1500

@@ -4,16 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from kb.entries import (
-    MAX_TITLE,
-    Entry,
-    EntryStore,
-    Lighthouse,
-    parse_entry,
-    render_entry,
-    slugify,
-)
+from kb.entries import MAX_TITLE, Entry, Lighthouse, parse_entry, render_entry, slugify
 from kb.errors import Conflict, EntryError, KBError, NotFound
+from kb.store import EntryStore
 
 GOOD = """---
 id: open-data-pilot
@@ -291,14 +284,14 @@ def test_leftover_temporary_files_are_never_versions_and_are_swept(tmp_path):
 
 
 def test_writes_leave_no_file_an_entry_glob_would_read(tmp_path, monkeypatch):
-    import kb.entries
+    import kb.store
 
     def killed(*args):
         raise KeyboardInterrupt  # the process dies between writing the temporary file and renaming it
 
     store = EntryStore(tmp_path)
     store.write(entry(summary="First."), create=True)
-    monkeypatch.setattr(kb.entries.os, "replace", killed)
+    monkeypatch.setattr(kb.store.os, "replace", killed)
     with pytest.raises(KeyboardInterrupt):
         store.write(entry(summary="Second."))
     assert sorted(p.name for p in tmp_path.rglob("*.md") if ".history" not in p.parts) == ["a-test-entry.md"]

@@ -11,10 +11,11 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from kb.entries import SECTIONS, Entry, EntryStore, Lighthouse
+from kb.entries import SECTIONS, Entry, Lighthouse
 from kb.errors import KBError
 from kb.exporter import FIELD_COLUMNS, csv_columns, export_entries, guard_formula, join_items, unguard_formula
 from kb.importer import import_table, load_mapping, split_items
+from kb.store import EntryStore
 
 
 def sample_entries() -> list[Entry]:

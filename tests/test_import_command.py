@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from kb.cli import cli
-from kb.entries import EntryStore
+from kb.store import EntryStore
 
 HEADER = "id,title,summary,kind,outcome,organisation\n"
 GOOD = "open-data,Open data portal,It launched.,project,succeeded,GDS\n"

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from kb.entries import Entry, EntryStore
+from kb.entries import Entry
 from kb.errors import Conflict
 from kb.importer import ImportReport, import_table, load_mapping
+from kb.store import EntryStore
 
 HEADER = ["id", "title", "summary", "kind", "outcome", "organisation"]
 

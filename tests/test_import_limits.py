@@ -12,9 +12,9 @@ import openpyxl
 import pytest
 
 from kb import tables
-from kb.entries import EntryStore
 from kb.errors import KBError
 from kb.importer import import_table, load_mapping
+from kb.store import EntryStore
 
 HEADER = ["title", "summary", "kind", "outcome", "organisation"]
 

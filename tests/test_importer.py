@@ -12,7 +12,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from kb.entries import MAX_SECTION, MAX_SUMMARY, MAX_TITLE, Entry, EntryStore
+from kb.entries import MAX_SECTION, MAX_SUMMARY, MAX_TITLE, Entry
 from kb.errors import KBError
 from kb.importer import (
     ImportReport,
@@ -22,6 +22,7 @@ from kb.importer import (
     shorten_summary,
     split_items,
 )
+from kb.store import EntryStore
 from kb.vocabulary import Theme, Vocabulary
 
 # --------------------------------------------------------------------------- fixtures

@@ -26,9 +26,10 @@ from kb.cli import cli
 from kb.drafting import Draft, save_draft
 from kb.editing import open_edit, save_edit
 from kb.embedder import HashingEmbedder
-from kb.entries import HISTORY_DIR, REVISIONS_DIR, EntryStore, Lighthouse, parse_entry, render_entry, slugify
+from kb.entries import Lighthouse, parse_entry, render_entry, slugify
 from kb.identity import User
 from kb.review import review_queue
+from kb.store import HISTORY_DIR, REVISIONS_DIR, EntryStore
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TIMEOUT = 60

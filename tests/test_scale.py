@@ -16,8 +16,9 @@ from bench.scale import (
     recipes,
     run_scale_bench,
 )
-from kb.entries import EntryStore, parse_entry, render_entry
+from kb.entries import parse_entry, render_entry
 from kb.passages import split_entry
+from kb.store import EntryStore
 from kb.vocabulary import Vocabulary
 
 NASA_XLSX = SHARED_DATA / "nasa_llis" / "llis.xlsx"
