@@ -75,3 +75,25 @@ class SavedNotIndexed(KBError):
             f"saved as {entry_id}.md, but not indexed yet ({reason}); there is no need to save it again: "
             "search shows this version after the next `python -m kb sync`"
         )
+
+
+class IndexMismatch(KBError):
+    """The index was built by another model (or another vector size): it must be rebuilt."""
+
+
+class IndexDamaged(KBError):
+    """The index cannot be read back whole (half-written, truncated, garbled): a sync rebuilds it."""
+
+    def __init__(self, message: str, *, where: str | Path = ""):
+        self.reason = message
+        super().__init__(f"{message}; run `python -m kb sync` to rebuild it from the entry files", where=where)
+
+
+class IndexMissing(KBError):
+    """There is no index where the settings say: nothing has been synced there, or its database is gone."""
+
+    def __init__(self, path: Path):
+        super().__init__(
+            "there is no index yet (or its database is gone); run `python -m kb sync` to build it from the entry files",
+            where=path.parent,
+        )

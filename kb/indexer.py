@@ -19,15 +19,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kb.chroma_checks import DEEP, SYNC, check_embedded, embedded_path, has_embedded
 from kb.entries import Entry, content_hash, render_entry
-from kb.errors import EntryError, KBError, Problem
-from kb.index import DATABASE, IndexDamaged, check_embedded, embedded_path, has_embedded, remove_embedded
-from kb.index_health import DEEP, SYNC
+from kb.errors import EntryError, IndexDamaged, KBError, Problem
 from kb.mirror import Mirror
 from kb.parts import Parts
 from kb.passages import split_entry
 from kb.replica import Additions
 from kb.store import file_lock
+from kb.vector_index import DATABASE, remove_embedded
 
 Progress = Callable[[int, int], None]
 log = logging.getLogger(__name__)

@@ -26,7 +26,6 @@ from kb.entries import ENTRY_SUFFIX, MAX_FILE_BYTES, Entry, parse_entry, render_
 from kb.errors import Conflict, EntryError, KBError, NotFound, Problem, SavedNotIndexed
 from kb.filters import Filters
 from kb.identity import User
-from kb.index import IndexedEntry, VectorIndex
 from kb.indexer import Indexer, Progress, SyncReport
 from kb.mirror import Mirror
 from kb.parts import Parts
@@ -34,6 +33,7 @@ from kb.replica import Replica
 from kb.retriever import Retriever
 from kb.search import DEFAULT_FUSION, Fusion, Hit, SimilarHit
 from kb.store import EntryStore, LoadResult
+from kb.vector_index import IndexedEntry, VectorIndex
 from kb.vocabulary import Vocabulary
 
 __all__ = ["KnowledgeBase", "PastVersion", "SyncReport"]

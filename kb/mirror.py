@@ -2,7 +2,7 @@
 and the entry records), kept in step with Chroma, and the snapshot everything derived from it hangs off.
 
 The freshness protocol, in one place:
-- Chroma's entries collection carries a generation mark, changed by every write (kb.index).
+- Chroma's entries collection carries a generation mark, changed by every write (kb.vector_index).
 - The mirror's folder records the mark it matches (`Replica.mirrors`). While the marks agree, the
   ledger, access and facet clauses, records and texts are read here, in milliseconds, instead of from
   Chroma, which takes seconds at 100,000 entries.
@@ -27,10 +27,11 @@ from typing import Any
 
 import numpy as np
 
-from kb.errors import Problem
-from kb.index import IndexDamaged, IndexedEntry, embedded_vectors
+from kb.chroma_checks import embedded_vectors
+from kb.errors import IndexDamaged, Problem
 from kb.parts import Parts
 from kb.replica import Additions, EntryTable, KeywordIndexDamaged, Replica, UnsupportedClause
+from kb.vector_index import IndexedEntry
 
 log = logging.getLogger(__name__)
 CHECK_SECONDS = 5.0  # how stale another process's changes may look

@@ -7,13 +7,13 @@ or the model; an unchanged sync opens Chroma but never loads the model.
 
 from __future__ import annotations
 
+from kb.chroma_checks import OPEN
 from kb.config import Settings
 from kb.embedder import Embedder, make_embedder
 from kb.entries import Entry
 from kb.errors import Problem
-from kb.index import VectorIndex, make_client
-from kb.index_health import OPEN
 from kb.store import EntryStore
+from kb.vector_index import VectorIndex, make_client
 from kb.vocabulary import Vocabulary
 
 

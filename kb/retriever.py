@@ -23,7 +23,6 @@ from kb.access import can_see
 from kb.errors import KBError
 from kb.filters import Filters, Scope
 from kb.identity import User
-from kb.index import PassageMatch
 from kb.mirror import Mirror
 from kb.parts import Parts
 from kb.replica import tokenize
@@ -38,6 +37,7 @@ from kb.search import (
     fuse,
     parse_query,
 )
+from kb.vector_index import PassageMatch
 
 CANDIDATES = 100  # passages each retriever returns before fusion
 OVERFETCH = 3  # nearest passages asked for without a filter, per passage needed with it

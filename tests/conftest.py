@@ -15,7 +15,7 @@ import pytest
 
 from kb import KnowledgeBase, Settings
 from kb.embedder import HashingEmbedder
-from kb.index import clear_client_cache
+from kb.vector_index import clear_client_cache
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_ENTRIES = ROOT / "entries"

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from kb.index import clear_client_cache
+from kb.vector_index import clear_client_cache
 from tests import damage_driver
 from tests.conftest import ROOT, SAMPLE_ENTRIES
 from tests.damage_faults import DAMAGES, KEYWORD_INDEX_FILES, damage_file

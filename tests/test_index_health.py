@@ -11,10 +11,11 @@ import pytest
 from click.testing import CliRunner
 
 from kb import KBError, KnowledgeBase, Settings
+from kb.chroma_checks import DEEP, SYNC, StoreDamaged, check_store, embedded_path, stored_vectors, vector_segments
 from kb.cli import cli
 from kb.embedder import HashingEmbedder
-from kb.index import IndexDamaged, IndexMissing, VectorIndex, clear_client_cache, embedded_path
-from kb.index_health import DEEP, SYNC, StoreDamaged, check_store, stored_vectors, vector_segments
+from kb.errors import IndexDamaged, IndexMissing
+from kb.vector_index import VectorIndex, clear_client_cache
 
 COPIES = 3  # the sample entries three times over: past Chroma's 1,000-vector log, so HNSW files exist
 
@@ -258,6 +259,6 @@ def test_a_write_that_fails_for_another_reason_never_deletes_a_healthy_index(cop
 
 def _guarded_for_test(failure):
     """A VectorIndex method that fails inside Chroma, as the real ones are wrapped."""
-    from kb.index import _guarded
+    from kb.vector_index import _guarded
 
     return _guarded(failure)

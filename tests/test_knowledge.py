@@ -9,7 +9,7 @@ import pytest
 
 from kb import Entry, Filters, KBError, KnowledgeBase, NotFound, Settings
 from kb.embedder import HashingEmbedder
-from kb.index import IndexMissing
+from kb.errors import IndexMissing
 
 
 def count_embeds(kb: KnowledgeBase) -> list[int]:
@@ -205,7 +205,7 @@ def test_a_long_running_process_sees_changes_made_by_another(kb, settings, fake_
 
 
 def test_a_damaged_index_is_detected_and_rebuilt_by_sync(kb, settings, fake_embedder):
-    from kb.index import clear_client_cache
+    from kb.vector_index import clear_client_cache
 
     clear_client_cache()
     (settings.index_dir / "chroma" / "chroma.sqlite3").write_bytes(b"this is not a database")
@@ -222,7 +222,7 @@ def test_a_damaged_index_is_detected_and_rebuilt_by_sync(kb, settings, fake_embe
 def test_a_missing_index_folder_is_rebuilt_by_sync(kb, settings, fake_embedder):
     import shutil
 
-    from kb.index import clear_client_cache
+    from kb.vector_index import clear_client_cache
 
     clear_client_cache()
     shutil.rmtree(settings.index_dir)
@@ -231,7 +231,7 @@ def test_a_missing_index_folder_is_rebuilt_by_sync(kb, settings, fake_embedder):
 
 
 def test_an_index_made_with_the_old_search_breadth_is_raised_to_the_current_one(kb, settings):
-    from kb.index import EF_SEARCH, clear_client_cache
+    from kb.vector_index import EF_SEARCH, clear_client_cache
 
     passages = kb.index._open()[0]
     assert passages.configuration["hnsw"]["ef_search"] == EF_SEARCH

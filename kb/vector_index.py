@@ -29,8 +29,8 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 import chromadb  # noqa: E402
 from chromadb.config import Settings as ChromaSettings  # noqa: E402
 
-from kb.errors import KBError, without_paths  # noqa: E402
-from kb.index_health import DATABASE, OPEN, StoreDamaged, check_store, stored_vectors  # noqa: E402
+from kb.chroma_checks import DATABASE, OPEN, StoreDamaged, check_store, embedded_path  # noqa: E402
+from kb.errors import IndexDamaged, IndexMismatch, IndexMissing, KBError, without_paths  # noqa: E402
 
 Where = dict[str, Any]
 log = logging.getLogger(__name__)
@@ -43,28 +43,6 @@ ENTRY_ONLY_FIELDS = frozenset({"title", "lighthouse_stage", "anonymous", "writte
 # unfiltered query and about a quarter more on a filtered walk, which narrow filters avoid where the
 # keyword index keeps a copy of the vectors (docs/performance.md).
 EF_SEARCH = 400
-
-
-class IndexMismatch(KBError):
-    """The index was built by another model (or another vector size): it must be rebuilt."""
-
-
-class IndexDamaged(KBError):
-    """The index cannot be read back whole (half-written, truncated, garbled): a sync rebuilds it."""
-
-    def __init__(self, message: str, *, where: str | Path = ""):
-        self.reason = message
-        super().__init__(f"{message}; run `python -m kb sync` to rebuild it from the entry files", where=where)
-
-
-class IndexMissing(KBError):
-    """There is no index where the settings say: nothing has been synced there, or its database is gone."""
-
-    def __init__(self, path: Path):
-        super().__init__(
-            "there is no index yet (or its database is gone); run `python -m kb sync` to build it from the entry files",
-            where=path.parent,
-        )
 
 
 def _chroma_failure(exc: BaseException) -> bool:
@@ -101,7 +79,7 @@ class IndexedEntry:
 def make_client(index_dir: Path | str, chroma_url: str | None = None, *, create: bool = False, level: str = OPEN):
     """Embedded Chroma under `index_dir`, or a Chroma server when a URL is given. Telemetry off.
 
-    The embedded store is checked (kb.index_health) before Chroma opens it, so a damaged file is
+    The embedded store is checked (kb.chroma_checks) before Chroma opens it, so a damaged file is
     reported as IndexDamaged instead of crashing the process. Without `create`, a folder with no store
     raises IndexMissing: only a sync builds one, so a deleted database never passes for an empty index.
     """
@@ -138,41 +116,12 @@ def make_client(index_dir: Path | str, chroma_url: str | None = None, *, create:
     return client
 
 
-def embedded_path(index_dir: Path | str) -> Path:
-    return Path(index_dir) / "chroma"
-
-
-def has_embedded(index_dir: Path | str) -> bool:
-    """True when an embedded store was ever made here (even if its database is gone now)."""
-    path = embedded_path(index_dir)
-    return path.is_dir() and any(path.iterdir())
-
-
 def remove_embedded(index_dir: Path | str) -> None:
     """Delete the embedded index (it is derived data: the entry files rebuild it)."""
     import shutil
 
     clear_client_cache()
     shutil.rmtree(embedded_path(index_dir), ignore_errors=True)
-
-
-def check_embedded(index_dir: Path | str, *, level: str = OPEN) -> None:
-    """IndexDamaged unless the embedded store reads back whole at this level of thoroughness (see
-    kb.index_health); nothing to check where there is no store."""
-    path = embedded_path(index_dir)
-    if (path / DATABASE).is_file():
-        try:
-            check_store(path, level=level)
-        except StoreDamaged as exc:
-            raise IndexDamaged(f"the index is damaged ({exc})", where=path) from None
-
-
-def embedded_vectors(index_dir: Path | str, collection: str) -> Iterator[tuple[str, np.ndarray]]:
-    """What the embedded store holds for one collection, read from its files: (record id, vector)."""
-    try:
-        yield from stored_vectors(embedded_path(index_dir), collection)
-    except (StoreDamaged, OSError, ValueError) as exc:
-        raise IndexDamaged(f"the index's vectors cannot be read back ({exc})") from None
 
 
 def clear_client_cache() -> None:

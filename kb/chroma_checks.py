@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from kb.errors import IndexDamaged
+
 DATABASE = "chroma.sqlite3"
 HNSW_FILES = ("header.bin", "data_level0.bin", "length.bin", "link_lists.bin")
 LABEL_MAP = "index_metadata.pickle"
@@ -365,3 +367,35 @@ def stored_vectors(folder: Path, collection: str) -> Iterator[tuple[str, np.ndar
     for record, vector in latest.items():
         if vector is not None:
             yield record, vector
+
+
+# --------------------------------------------------------------------------- the embedded store of an index folder
+
+
+def embedded_path(index_dir: Path | str) -> Path:
+    return Path(index_dir) / "chroma"
+
+
+def has_embedded(index_dir: Path | str) -> bool:
+    """True when an embedded store was ever made here (even if its database is gone now)."""
+    path = embedded_path(index_dir)
+    return path.is_dir() and any(path.iterdir())
+
+
+def check_embedded(index_dir: Path | str, *, level: str = OPEN) -> None:
+    """IndexDamaged unless the embedded store reads back whole at this level of thoroughness (see
+    kb.chroma_checks); nothing to check where there is no store."""
+    path = embedded_path(index_dir)
+    if (path / DATABASE).is_file():
+        try:
+            check_store(path, level=level)
+        except StoreDamaged as exc:
+            raise IndexDamaged(f"the index is damaged ({exc})", where=path) from None
+
+
+def embedded_vectors(index_dir: Path | str, collection: str) -> Iterator[tuple[str, np.ndarray]]:
+    """What the embedded store holds for one collection, read from its files: (record id, vector)."""
+    try:
+        yield from stored_vectors(embedded_path(index_dir), collection)
+    except (StoreDamaged, OSError, ValueError) as exc:
+        raise IndexDamaged(f"the index's vectors cannot be read back ({exc})") from None
