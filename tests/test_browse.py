@@ -133,9 +133,7 @@ def test_facet_counts_agree_with_the_index(kb):
     filters = Filters.of(status="published", outcome=("failed",))
     counts = browse.facet_counts(kb, filters)
     for theme, n in counts["theme"]:
-        assert n == len(
-            kb.index.entry_ids(Filters.of(status="published", outcome=("failed",), theme=theme).where())
-        )
+        assert n == len(kb.index.entry_ids(Filters.of(status="published", outcome=("failed",), theme=theme).where()))
     for outcome, n in counts["outcome"]:  # its own facet is counted without its own filter
         assert n == len(kb.index.entry_ids(Filters.of(status="published", outcome=outcome).where()))
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from kb import tables
 from kb.errors import KBError
 from kb.importer import import_table, load_mapping
+from kb.registers import cells
 from kb.store import EntryStore
 
 HEADER = ["title", "summary", "kind", "outcome", "organisation"]
@@ -45,22 +45,22 @@ def import_file(tmp_path: Path, path: Path):
 
 def test_the_caps_leave_room_for_real_registers() -> None:
     """NASA's whole register: 8.4 MB of JSONL, or a 2.4 MB workbook that unpacks to 8.7 MB; 2,102 rows."""
-    assert tables.MAX_IMPORT_BYTES >= 20 * 8_444_407
-    assert tables.MAX_IMPORT_BYTES >= 80 * 2_449_640
-    assert tables.MAX_WORKBOOK_BYTES >= 100 * 8_658_224
-    assert 100 * 2_102 <= 1_048_576 <= tables.MAX_ROWS  # every row a sheet in Excel itself can hold
+    assert cells.MAX_IMPORT_BYTES >= 20 * 8_444_407
+    assert cells.MAX_IMPORT_BYTES >= 80 * 2_449_640
+    assert cells.MAX_WORKBOOK_BYTES >= 100 * 8_658_224
+    assert 100 * 2_102 <= 1_048_576 <= cells.MAX_ROWS  # every row a sheet in Excel itself can hold
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".xlsx"])
 def test_a_file_over_the_size_cap_is_refused_before_it_is_read(tmp_path: Path, suffix: str) -> None:
     path = tmp_path / f"register{suffix}"
     with path.open("wb") as handle:
-        handle.truncate(tables.MAX_IMPORT_BYTES + 1)  # sparse: takes no disk space and no time
+        handle.truncate(cells.MAX_IMPORT_BYTES + 1)  # sparse: takes no disk space and no time
     with pytest.raises(KBError) as caught:
         import_file(tmp_path, path)
     message = str(caught.value)
-    assert message.startswith(f"register{suffix} is {tables.MAX_IMPORT_BYTES + 1:,} bytes;")
-    assert f"at most {tables.MAX_IMPORT_BYTES:,} bytes" in message and "split it" in message
+    assert message.startswith(f"register{suffix} is {cells.MAX_IMPORT_BYTES + 1:,} bytes;")
+    assert f"at most {cells.MAX_IMPORT_BYTES:,} bytes" in message and "split it" in message
     assert "\n" not in message
 
 
@@ -68,7 +68,7 @@ def test_a_file_that_reports_no_size_is_read_no_further_than_the_cap(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A device (or a file still being written) can hold more than its size on disk says."""
-    monkeypatch.setattr(tables, "MAX_IMPORT_BYTES", 1_000)
+    monkeypatch.setattr(cells, "MAX_IMPORT_BYTES", 1_000)
     path = tmp_path / "register.csv"
     path.symlink_to("/dev/zero")
     with pytest.raises(KBError, match=r"^register.csv is over 1,000 bytes; an import file may be at most 1,000"):
@@ -95,13 +95,13 @@ def test_a_workbook_that_unpacks_past_the_cap_is_refused_before_it_is_opened(tmp
         import_file(tmp_path, path)
     message = str(caught.value)
     assert message.startswith(f"register.xlsx would unpack to {0xFFFF_FFFE + 8:,} bytes;")
-    assert f"at most {tables.MAX_WORKBOOK_BYTES:,}" in message and "\n" not in message
+    assert f"at most {cells.MAX_WORKBOOK_BYTES:,}" in message and "\n" not in message
 
 
 def test_a_workbook_is_measured_by_what_its_parts_really_unpack_to(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(tables, "MAX_WORKBOOK_BYTES", 1_000_000)
+    monkeypatch.setattr(cells, "MAX_WORKBOOK_BYTES", 1_000_000)
     path = bomb(tmp_path / "register.xlsx", unpacked=2_000_000)
     with pytest.raises(KBError, match="would unpack to 2,000,008 bytes; a workbook may unpack to at most 1,000,000"):
         import_file(tmp_path, path)
@@ -111,7 +111,7 @@ def test_a_workbook_is_measured_by_what_its_parts_really_unpack_to(
 def test_rows_past_the_cap_are_refused_with_a_clear_message(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suffix: str
 ) -> None:
-    monkeypatch.setattr(tables, "MAX_ROWS", 6)
+    monkeypatch.setattr(cells, "MAX_ROWS", 6)
     fits = write_register(tmp_path / f"fits{suffix}", 5 if suffix != ".jsonl" else 6)  # JSONL has no header row
     assert len(import_file(tmp_path, fits).created) == (5 if suffix != ".jsonl" else 6)
     path = write_register(tmp_path / f"register{suffix}", 20)
@@ -125,7 +125,7 @@ def test_rows_past_the_cap_are_refused_with_a_clear_message(
 def test_a_csv_with_a_bad_quote_still_counts_towards_the_row_cap(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(tables, "MAX_ROWS", 4)
+    monkeypatch.setattr(cells, "MAX_ROWS", 4)
     path = tmp_path / "register.csv"
     text = io.StringIO()
     text.write(",".join(HEADER) + "\n")
