@@ -20,8 +20,8 @@ run: $(STAMP)  ## start the app on the embedded index, with the sample entries i
 test: $(STAMP)  ## the whole test suite, real-model, server and browser tests included
 	$(BIN)/python -m pytest
 
-test-fast: $(STAMP)  ## everything but the real model, the browser, the shared data and fault injection
-	$(BIN)/python -m pytest -m "not model and not browser and not data and not slow"
+test-fast: $(STAMP)  ## the library and the app with a fake embedder: no model, browser, server or shared data
+	$(BIN)/python -m pytest tests/unit tests/app -m "not model and not data"
 
 sync: $(STAMP)
 	$(BIN)/python -m kb sync

@@ -26,8 +26,9 @@ from markdown_it import MarkdownIt
 from streamlit.testing.v1 import AppTest
 
 from app_pages.ui import plain, safe_markdown
+from tests.conftest import ROOT
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
+APP = str(ROOT / "app.py")
 TIMEOUT = 60
 MARKDOWN = MarkdownIt("commonmark", {"html": False})  # Streamlit renders user text without raw HTML
 

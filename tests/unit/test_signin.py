@@ -24,8 +24,9 @@ from kb.signin import (
     parse_access,
     user_from_claims,
 )
+from tests.conftest import ROOT
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
+APP = str(ROOT / "app.py")
 HAD = "Home Affairs Department"
 ACCESS = parse_access(
     {

@@ -28,9 +28,9 @@ from pathlib import Path
 import pytest
 
 from kb.vector_index import clear_client_cache
-from tests import damage_driver
 from tests.conftest import ROOT, SAMPLE_ENTRIES
-from tests.damage_faults import DAMAGES, KEYWORD_INDEX_FILES, damage_file
+from tests.faults import DAMAGES, KEYWORD_INDEX_FILES, damage_file
+from tests.integration import damage_driver
 
 pytestmark = pytest.mark.slow  # minutes, not seconds: in `make test` and CI, not in `make test-fast`
 
@@ -112,7 +112,7 @@ def python_module(args: list[str], env: dict[str, str]) -> subprocess.CompletedP
 
 
 def drive(env: dict[str, str]) -> subprocess.CompletedProcess:
-    return python_module(["tests.damage_driver", json.dumps(COMMANDS)], env)
+    return python_module(["tests.integration.damage_driver", json.dumps(COMMANDS)], env)
 
 
 def rounded(value):

@@ -14,7 +14,7 @@ from kb.entries import KINDS, OUTCOMES, STATUSES, Lighthouse
 from kb.filters import FACETS, Filters, Scope, holds
 from kb.identity import User
 from kb.replica import EntryTable
-from tests.test_access import ORGS, PEOPLE, random_collection
+from tests.unit.test_access import ORGS, PEOPLE, random_collection
 
 THEMES = ["data-quality", "data-sharing-agreements", "legacy-infrastructure"]
 

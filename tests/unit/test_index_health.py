@@ -1,5 +1,5 @@
 """The embedded store is checked before Chroma touches it, a missing one is missing (not empty), and sync
-repairs whatever the checks find. (tests/test_damage.py injects every kind of fault into every file.)"""
+repairs whatever the checks find. (tests/integration/test_damage.py injects every kind of fault into every file.)"""
 
 from __future__ import annotations
 

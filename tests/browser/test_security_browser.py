@@ -18,7 +18,7 @@ charts that show hostile values, and a bar of every other chart (Vega's tooltips
 that no dialog fired, that `window.__pwned` was never set, and that nothing was requested from the
 recording server or from any host but the app's own.
 
-Uses the server, browser and settle helpers of tests/test_browser.py. Skips when /usr/bin/chromium
+Uses the server, browser and settle helpers of tests/browser/harness.py. Skips when /usr/bin/chromium
 or Playwright is absent; fails instead when CI=true.
 """
 
@@ -37,10 +37,7 @@ from urllib.parse import quote, quote_plus, urlsplit
 import pytest
 import yaml
 
-try:  # `python -m pytest` from the repository root puts the root on sys.path
-    from tests.test_browser import page, screenshot, server, settle  # noqa: F401 (page, server: fixtures)
-except ImportError:  # plain `pytest`: only tests/ is on sys.path
-    from test_browser import page, screenshot, server, settle  # noqa: F401
+from tests.browser.harness import screenshot, settle
 
 pytestmark = pytest.mark.browser
 

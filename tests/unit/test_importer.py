@@ -24,6 +24,7 @@ from kb.importer import (
 )
 from kb.store import EntryStore
 from kb.vocabulary import Theme, Vocabulary
+from tests.conftest import ROOT
 
 # --------------------------------------------------------------------------- fixtures
 
@@ -191,7 +192,7 @@ def test_bad_mapping_is_one_clear_line(tmp_path: Path, text: str, expected: str)
 
 
 def test_the_example_in_the_docs_is_a_valid_mapping(tmp_path: Path) -> None:
-    docs = (Path(__file__).resolve().parents[1] / "docs" / "importing.md").read_text(encoding="utf-8")
+    docs = (ROOT / "docs" / "importing.md").read_text(encoding="utf-8")
     example = docs.split("```yaml\n", 1)[1].split("```", 1)[0]
     path = tmp_path / "example.yaml"
     path.write_text(example, encoding="utf-8")
@@ -751,9 +752,9 @@ def test_entry_files_that_are_broken_are_not_overwritten(tmp_path: Path, store: 
 
 # --------------------------------------------------------------------------- NASA's real register
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED_DATA = ROOT.parent / "shared" / "data"
 NASA_XLSX = SHARED_DATA / "nasa_llis" / "llis.xlsx"
-NASA_MAPPING = Path(__file__).resolve().parents[1] / "mappings" / "nasa-llis.yaml"
+NASA_MAPPING = ROOT / "mappings" / "nasa-llis.yaml"
 
 
 def require_shared_data() -> None:

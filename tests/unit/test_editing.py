@@ -16,8 +16,9 @@ from kb.access import ANONYMOUS
 from kb.drafting import Draft, save_draft
 from kb.editing import open_edit, save_edit, withdraw
 from kb.identity import User
+from tests.conftest import ROOT
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
+APP = str(ROOT / "app.py")
 TIMEOUT = 60
 
 OWNER_ORG = "Alpha Office"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from kb.replica import FORMAT_VERSION, EntryTable, KeywordIndexDamaged, Replica
-from tests.damage_faults import DAMAGES, KEYWORD_INDEX_FILES, damage_file
+from tests.faults import DAMAGES, KEYWORD_INDEX_FILES, damage_file
 
 ROWS = [
     ("water#1", "water", "Water meters — Findings\nLeaks were found by comparing night flows."),

@@ -16,8 +16,9 @@ from app_pages.ui import looks_after_the_index, plain, safe_markdown
 from kb.access import ANONYMOUS
 from kb.identity import User
 from kb.store import EntryStore
+from tests.conftest import ROOT
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
+APP = str(ROOT / "app.py")
 PAGES = ["search", "entry", "submit", "showcase", "review", "insights"]
 TIMEOUT = 60
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import ROOT, SAMPLE_ENTRIES, SHARED_DATA, require
 
 from bench.scale import (
     ORGANISATIONS,
@@ -20,6 +19,7 @@ from kb.entries import parse_entry, render_entry
 from kb.passages import split_entry
 from kb.store import EntryStore
 from kb.vocabulary import Vocabulary
+from tests.conftest import ROOT, SAMPLE_ENTRIES, SHARED_DATA, require
 
 NASA_XLSX = SHARED_DATA / "nasa_llis" / "llis.xlsx"
 NASA_MAPPING = ROOT / "mappings" / "nasa-llis.yaml"

@@ -30,8 +30,9 @@ from kb.entries import Lighthouse, parse_entry, render_entry, slugify
 from kb.identity import User
 from kb.review import review_queue
 from kb.store import HISTORY_DIR, REVISIONS_DIR, EntryStore
+from tests.conftest import ROOT
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
+APP = str(ROOT / "app.py")
 TIMEOUT = 60
 
 OWNER_ORG = "Alpha Office"

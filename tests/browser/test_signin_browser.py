@@ -7,7 +7,7 @@ public and one organisation-only entry about the same thing. Chromium then check
 public entry is found and the restricted one does not open; after signing in as Ada, both are found and the
 restricted one opens; after signing out, it is gone again.
 
-Uses the browser helpers of tests/test_browser.py. Skips when /usr/bin/chromium, Playwright or
+Uses the browser helpers of tests/browser/harness.py. Skips when /usr/bin/chromium, Playwright or
 oidc-provider-mock is absent; fails instead when CI=true.
 """
 
@@ -26,28 +26,10 @@ from collections.abc import Iterator
 
 import pytest
 import yaml
-from conftest import ROOT, SAMPLE_ENTRIES, require
 
-try:  # `python -m pytest` from the repository root puts the root on sys.path
-    from tests.test_browser import (
-        CHROMIUM,
-        CHROMIUM_ARGS,
-        START_SECONDS,
-        free_port,
-        settle,
-        streamlit_command,
-        wait_until_healthy,
-    )
-except ImportError:  # plain `pytest`: only tests/ is on sys.path
-    from test_browser import (
-        CHROMIUM,
-        CHROMIUM_ARGS,
-        START_SECONDS,
-        free_port,
-        settle,
-        streamlit_command,
-        wait_until_healthy,
-    )
+from bench.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.browser.harness import START_SECONDS, free_port, settle, streamlit_command, wait_until_healthy
+from tests.conftest import ROOT, SAMPLE_ENTRIES, require
 
 pytestmark = pytest.mark.browser
 

@@ -1,0 +1,90 @@
+"""What the browser tests share: starting the app on a free 127.0.0.1 port and driving its pages."""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from tests.conftest import ROOT
+
+START_SECONDS = 60
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def streamlit_command(port: int, *extra: str) -> list[str]:
+    """`streamlit run app.py` on 127.0.0.1:port, headless, with no file watcher or usage statistics."""
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(ROOT / "app.py"),
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+        "--server.fileWatcherType",
+        "none",
+        *extra,
+    ]
+
+
+def wait_until_healthy(url: str, process: subprocess.Popen, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"streamlit exited with status {process.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"streamlit did not answer at {url} within {seconds:.0f}s")
+
+
+def settle(page) -> None:
+    """Wait until the app has finished running the script for the last interaction."""
+    page.wait_for_selector("[data-testid='stApp']")
+    page.wait_for_timeout(400)
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')")
+    page.wait_for_timeout(300)
+
+
+def screenshot(page, path: Path) -> None:
+    """The whole page: the viewport is stretched to the main area's height, which scrolls on its own."""
+    settle(page)
+    height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
+    page.set_viewport_size({"width": 1400, "height": max(1000, min(int(height), 2400))})
+    page.wait_for_timeout(800)
+    page.screenshot(path=str(path))
+    page.set_viewport_size({"width": 1400, "height": 1000})
+
+
+def choose(page, label: str, option: str) -> None:
+    """Pick an option in a selectbox, found by its label."""
+    page.locator("[data-testid='stSelectbox']").filter(has_text=label).first.click()
+    page.get_by_role("option", name=option).first.click()
+
+
+def pick(page, label: str, option: str) -> None:
+    """Add an option to a multiselect filter, found by its label; options read "Name (count)"."""
+    page.locator("[data-testid='stMultiSelect']").filter(has_text=label).first.click()
+    page.get_by_role("option", name=re.compile(rf"^{option} \(\d+\)")).first.click()
+    page.keyboard.press("Escape")
+    settle(page)
