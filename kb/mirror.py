@@ -30,6 +30,7 @@ import numpy as np
 from kb.chroma_checks import embedded_vectors
 from kb.errors import IndexDamaged, Problem
 from kb.parts import Parts
+from kb.passages import PassageId
 from kb.replica import Additions, EntryTable, KeywordIndexDamaged, Replica, UnsupportedClause
 from kb.vector_index import IndexedEntry
 
@@ -54,7 +55,7 @@ class NarrowChoice:
 
     @functools.cached_property
     def passage_ids(self) -> list[str]:
-        return [f"{e}#{i}" for e, n in zip(self.entry_ids, self.counts, strict=True) for i in range(n)]
+        return [PassageId.of(e, i) for e, n in zip(self.entry_ids, self.counts, strict=True) for i in range(n)]
 
 
 @dataclass

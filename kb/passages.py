@@ -17,6 +17,37 @@ SPECIAL_TOKENS = 2
 OVERLAP_FRACTION = 0.2
 
 
+@dataclass(frozen=True, order=True)
+class PassageId:
+    """A passage's name in every index: its entry's id and its number in the entry, spelled "entry-id#3".
+    The one place that spelling is made and read."""
+
+    entry_id: str
+    number: int
+
+    def __str__(self) -> str:
+        return f"{self.entry_id}{SEPARATOR}{self.number}"
+
+    @classmethod
+    def parse(cls, text: str) -> PassageId | None:
+        """The id a string spells, or None if it spells none (no separator, or no number after it)."""
+        entry_id, separator, number = text.rpartition(SEPARATOR)
+        return cls(entry_id, int(number)) if separator and entry_id and number.isdigit() else None
+
+    @staticmethod
+    def of(entry_id: str, number: int) -> str:
+        """The id as the indexes store it."""
+        return f"{entry_id}{SEPARATOR}{number}"
+
+    @staticmethod
+    def entry_of(text: str) -> str:
+        """The entry a passage id belongs to."""
+        return text.rpartition(SEPARATOR)[0]
+
+
+SEPARATOR = "#"
+
+
 @dataclass(frozen=True)
 class Passage:
     entry_id: str
@@ -27,7 +58,7 @@ class Passage:
 
     @property
     def id(self) -> str:
-        return f"{self.entry_id}#{self.index}"
+        return PassageId.of(self.entry_id, self.index)
 
 
 def _windows(words: list[str], lengths: list[int], budget: int) -> list[tuple[int, int]]:

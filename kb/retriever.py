@@ -25,6 +25,7 @@ from kb.filters import Filters, Scope
 from kb.identity import User
 from kb.mirror import Mirror
 from kb.parts import Parts
+from kb.passages import PassageId
 from kb.replica import tokenize
 from kb.search import (
     DEFAULT_FUSION,
@@ -376,7 +377,7 @@ class Retriever:
         local = self.mirror.replica.entry_passages(entry_id)
         if local is None:
             count = int(np.nan_to_num(table.column("passages")[table.position[entry_id]]))
-            return self.parts.index.passages(ids=[f"{entry_id}#{i}" for i in range(count)])
+            return self.parts.index.passages(ids=[PassageId.of(entry_id, i) for i in range(count)])
         ids, texts, vectors = local
         title = {"title": table.column("title")[table.position[entry_id]]}
         return [

@@ -31,6 +31,7 @@ from chromadb.config import Settings as ChromaSettings  # noqa: E402
 
 from kb.chroma_checks import DATABASE, OPEN, StoreDamaged, check_store, embedded_path  # noqa: E402
 from kb.errors import IndexDamaged, IndexMismatch, IndexMissing, KBError, without_paths  # noqa: E402
+from kb.passages import PassageId
 
 Where = dict[str, Any]
 log = logging.getLogger(__name__)
@@ -464,7 +465,7 @@ class VectorIndex:
         if light:
             return [
                 [
-                    PassageMatch(pid, pid.rpartition("#")[0], "", "", 1.0 - float(dist))
+                    PassageMatch(pid, PassageId.entry_of(pid), "", "", 1.0 - float(dist))
                     for pid, dist in zip(found, dists, strict=True)
                 ]
                 for found, dists in zip(got["ids"], got["distances"], strict=True)
@@ -511,8 +512,8 @@ class VectorIndex:
 
 
 def _passage_order(passage_id: str) -> tuple[str, int]:
-    entry_id, _, index = passage_id.rpartition("#")
-    return entry_id, int(index) if index.isdigit() else 0
+    parsed = PassageId.parse(passage_id)
+    return (parsed.entry_id, parsed.number) if parsed else (passage_id, 0)
 
 
 def _clean(metadata: dict[str, Any]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kb.passages import PassageId
 from kb.replica.files import DamagedFile, loaded
 
 
@@ -42,9 +43,11 @@ def decoded(data: bytes) -> str:
 
 
 def split_passage_id(passage_id: str) -> tuple[str, int]:
-    """("entry-id", 3) from "entry-id#3": how the index names an entry's passages."""
-    entry_id, _, number = passage_id.rpartition("#")
-    return entry_id, int(number)
+    """("entry-id", 3) from "entry-id#3"."""
+    parsed = PassageId.parse(passage_id)
+    if parsed is None:
+        raise ValueError(f"'{passage_id}' is not a passage id")
+    return parsed.entry_id, parsed.number
 
 
 class Corpus:
@@ -185,14 +188,14 @@ class Corpus:
         return self.entries[self.row_codes[row]]
 
     def passage_id(self, row: int) -> str:
-        return f"{self.entries[self.row_codes[row]]}#{self.numbers[row]}"
+        return PassageId.of(self.entries[self.row_codes[row]], int(self.numbers[row]))
 
     def row_of(self, passage_id: str) -> int | None:
-        entry_id, _, number = passage_id.rpartition("#")
-        code = self.codes.get(entry_id)
-        if code is None or not number.isdigit():
+        parsed = PassageId.parse(passage_id)
+        code = self.codes.get(parsed.entry_id) if parsed else None
+        if code is None:
             return None
-        start, end, wanted = int(self.starts[code]), int(self.starts[code + 1]), int(number)
+        start, end, wanted = int(self.starts[code]), int(self.starts[code + 1]), parsed.number
         if start + wanted < end and self.numbers[start + wanted] == wanted:
             return start + wanted  # the usual case: an entry's passages are numbered from 0 in order
         found = np.flatnonzero(self.numbers[start:end] == wanted)
@@ -230,9 +233,9 @@ class Corpus:
         """`row_of` for many passage ids at once (-1 where one is not here)."""
         codes, numbers = [], []
         for passage_id in passage_ids:
-            entry_id, _, number = passage_id.rpartition("#")
-            codes.append(self.codes.get(entry_id, -1))
-            numbers.append(int(number) if number.isdigit() else -1)
+            parsed = PassageId.parse(passage_id)
+            codes.append(self.codes.get(parsed.entry_id, -1) if parsed else -1)
+            numbers.append(parsed.number if parsed else -1)
         code, wanted = np.asarray(codes, dtype=np.int64), np.asarray(numbers, dtype=np.int64)
         known = (code >= 0) & (wanted >= 0)
         rows = np.where(known, self.starts[np.maximum(code, 0)] + np.maximum(wanted, 0), -1)
@@ -251,7 +254,7 @@ class Corpus:
         if code is None:
             return None
         start, end = int(self.starts[code]), int(self.starts[code + 1])
-        ids = [f"{entry_id}#{n}" for n in self.numbers[start:end].tolist()]
+        ids = [PassageId.of(entry_id, n) for n in self.numbers[start:end].tolist()]
         texts = [decoded(data) for data in self._reader()(start, end)]
         span = self._vector_span(start, end)
         vectors = None if span is None else np.frombuffer(span, dtype=np.float32).reshape(end - start, self.dimension)

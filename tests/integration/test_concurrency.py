@@ -67,3 +67,56 @@ def test_second_of_two_concurrent_edits_is_refused(kb):
     with pytest.raises(Conflict, match="changed by someone else"):
         kb.save(second, expected_version=version)
     assert kb.get(entry_id).summary == "First editor's summary."
+
+
+def test_many_threads_search_one_knowledge_base_while_it_changes(kb, monkeypatch):
+    """The app's sessions share one knowledge base across threads: searches, counts and similar projects
+    from many threads at once stay correct while the same object saves entries and another process's
+    change is taken in."""
+    import threading
+
+    from kb import browse
+    from kb import mirror as mirror_module
+    from kb.access import ANONYMOUS, can_see
+
+    queries = ["data sharing agreement", "legacy mainframe", "dashboard in a crisis", "record matching", "DSA"]
+    monkeypatch.setattr(mirror_module, "CHECK_SECONDS", 0.0)  # every search looks for other processes' changes
+    stop, failures, rounds = threading.Event(), [], [0]
+    records = {e.entry_id: e.metadata for e in kb.indexed_entries()}
+
+    def reader(n: int) -> None:
+        try:
+            while not stop.is_set():
+                query = queries[(n + rounds[0]) % len(queries)]
+                hits = kb.search(query, limit=10, mode=("hybrid", "dense", "bm25")[n % 3], viewer=ANONYMOUS)
+                assert len({h.id for h in hits}) == len(hits), "each entry once"
+                assert all(can_see(ANONYMOUS, records.get(h.id, {"status": "published"})) for h in hits)
+                assert len(browse.rows(kb, ANONYMOUS)) >= 30
+                if hits:
+                    kb.similar(hits[0].id, limit=3, viewer=ANONYMOUS)
+                rounds[0] += 1
+        except Exception as exc:  # reported in the main thread, not lost in this one
+            failures.append(exc)
+
+    threads = [threading.Thread(target=reader, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    try:
+        for n in range(4):  # the index changes under the readers: saves from this object
+            entry = kb.get("flood-response-data-cell")
+            entry.summary = f"A flood data cell, summary number {n}, rewritten while others search."
+            kb.save(entry)
+        other = KnowledgeBase(kb.settings, embedder=kb.embedder)  # and from another object, as another process
+        entry = other.get("open-data-portal-relaunch-low-usage")
+        entry.title = "An open data portal relaunch, renamed elsewhere"
+        other.save(entry)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=120)
+    assert not failures, failures
+    assert rounds[0] > 10, "the readers ran while the index changed"
+    hits = kb.search("flood data cell summary number 3 rewritten", limit=3, mode="bm25")
+    assert hits and hits[0].id == "flood-response-data-cell"
+    titles = {r.entry_id: r.metadata["title"] for r in browse.rows(kb)}
+    assert titles["open-data-portal-relaunch-low-usage"] == "An open data portal relaunch, renamed elsewhere"

@@ -83,3 +83,13 @@ def test_real_tokenizer_windows_fit_the_model(real_embedder):
     tokenizer = real_embedder.model.tokenizer
     for p in passages:
         assert len(tokenizer(p.text)["input_ids"]) <= real_embedder.max_tokens
+
+
+def test_a_passage_id_is_spelled_and_read_in_one_place():
+    from kb.passages import PassageId
+
+    assert PassageId.of("benefits-pilot", 3) == "benefits-pilot#3" == str(PassageId("benefits-pilot", 3))
+    assert PassageId.parse("benefits-pilot#3") == PassageId("benefits-pilot", 3)
+    assert PassageId.entry_of("benefits-pilot#3") == "benefits-pilot"
+    for not_an_id in ("benefits-pilot", "#3", "benefits-pilot#", "benefits-pilot#three", ""):
+        assert PassageId.parse(not_an_id) is None, not_an_id
