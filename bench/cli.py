@@ -247,6 +247,58 @@ def register_command(
     click.echo(json.dumps(figures, indent=2) if as_json else format_single(figures))
 
 
+@bench.command(name="overhead")
+@click.option(
+    "--register",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default="../shared/data/nasa_llis/llis.xlsx",
+    show_default=True,
+    help="The register whose lessons are searched.",
+)
+@click.option(
+    "--mapping",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default="mappings/nasa-llis.yaml",
+    show_default=True,
+    help="Its column mapping.",
+)
+@click.option(
+    "--work-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=".lighthouse-bench/overhead",
+    show_default=True,
+    help="Where the entries and index are kept between runs (the first run syncs for minutes).",
+)
+@click.option("--repeats", type=click.IntRange(1), default=5, show_default=True, help="Times each query is timed.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
+@click.pass_obj
+@handle_errors
+def overhead_command(
+    ctx: BenchContext, register: Path, mapping: Path, work_dir: Path, repeats: int, as_json: bool
+) -> None:
+    """What a hybrid search costs beyond embedding the query, against a plain NumPy and bm25s
+    baseline, a plain Chroma query and LanceDB, at three filters, as ratios in one table.
+
+    \b
+    Example:
+      python -m bench overhead                       # NASA's 2,100 lessons from ../shared/data
+      python -m bench overhead --json
+    """
+    from bench.overhead import format_report as format_overhead
+    from bench.overhead import run_overhead_bench
+    from kb.embedder import make_embedder
+
+    figures = run_overhead_bench(
+        register,
+        mapping,
+        work_dir=work_dir,
+        model=make_embedder(ctx.settings.model, ctx.settings.model_backend),
+        repeats=repeats,
+        log=lambda message: click.echo(message, err=True),
+    )
+    click.echo(json.dumps(figures, indent=2) if as_json else format_overhead(figures))
+
+
 @bench.command(name="embedders")
 @click.option(
     "--data",
