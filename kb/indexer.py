@@ -281,7 +281,7 @@ class Indexer:
                 ledger = {k: v for k, v in ledger.items() if k not in removed} | {t.id: t.digest for t in todo}
                 generation = self._written_mark(index)
             touched = {t.id for t in todo} | set(report.removed)
-            repaired = self.mirror.apply(ledger, touched, added, generation)
+            repaired = self.mirror.apply(ledger, touched, added, generation, merge=True)
         if report.changed:
             self.mirror.wrote(verified and generation is not None)  # no other writer slipped in between
         report.problems += [repaired] if repaired else []

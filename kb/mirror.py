@@ -120,16 +120,26 @@ class Mirror:
         return {e.entry_id: e.content_hash for page in index.entry_pages() for e in page}, generation
 
     def apply(
-        self, ledger: dict[str, str], touched: set[str], added: Additions | None, generation: str | None
+        self,
+        ledger: dict[str, str],
+        touched: set[str],
+        added: Additions | None,
+        generation: str | None,
+        *,
+        merge: bool = False,
     ) -> Problem | None:
         """Apply a write's changes to the mirror, or rebuild it from the vector index if stale; then record
-        the generation mark it matches (None: not known). Returns what was repaired, if the folder was
-        found damaged."""
+        the generation mark it matches (None: not known). A save writes a small delta segment; with
+        `merge` (a sync) the segments become one. Returns what was repaired, if the folder was found
+        damaged."""
         with self._lock:
             index = self.parts.index
             self._checked_at, self._seen_generation = time.monotonic(), index.generation()
             if self.replica.is_current(ledger):
                 self.replica.mark(generation)
+                if merge and len(self.replica.segments) > 1:
+                    self.replica.compact()
+                    self._changed()
                 return None
             self._changed()  # whatever happens below, the mirror changes
             on_disk = Replica(self.folder)  # another process on this machine may have updated it
@@ -141,7 +151,7 @@ class Mirror:
             expected = {k: v for k, v in ledger.items() if k not in touched}
             if added is not None and before == expected and added.entry_ids | set(before) == set(ledger):
                 try:
-                    self.replica.update(touched, added, ledger, generation)
+                    self.replica.update(touched, added, ledger, generation, merge=merge)
                     return None
                 except KeywordIndexDamaged:
                     pass  # found damaged while copying from it: rebuilt whole from the vector index below

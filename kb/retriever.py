@@ -20,13 +20,13 @@ from typing import Any
 import numpy as np
 
 from kb.access import can_see
+from kb.analysis import contains_phrases, tokenize
 from kb.errors import KBError
 from kb.filters import Filters, Scope
 from kb.identity import User
 from kb.mirror import Mirror
 from kb.parts import Parts
 from kb.passages import PassageId
-from kb.replica import tokenize
 from kb.search import (
     DEFAULT_FUSION,
     MODES,
@@ -34,7 +34,6 @@ from kb.search import (
     Hit,
     SimilarHit,
     best_per_entry,
-    contains_all,
     fuse,
     parse_query,
 )
@@ -138,7 +137,7 @@ class Retriever:
             if mode in ("dense", "hybrid"):
                 matches = dense_matches[i]
                 if query.phrases:
-                    matches = [m for m in matches if contains_all(m.text, query.phrases)]
+                    matches = [m for m in matches if contains_phrases(m.text, query.phrases)]
                 dense = {m.passage_id: m.similarity for m in matches}
                 entry_of.update((m.passage_id, m.entry_id) for m in matches)
                 texts.update((m.passage_id, m.text) for m in matches)

@@ -55,25 +55,12 @@ class SimilarHit(Hit):
 @dataclass(frozen=True)
 class ParsedQuery:
     text: str  # the query with quotes removed, for ranking
-    phrases: tuple[str, ...] = field(default=())  # quoted phrases that a passage must contain, as whole words
+    phrases: tuple[str, ...] = field(default=())  # quoted phrases a passage must hold (kb.analysis's rule)
 
 
 def parse_query(query: str) -> ParsedQuery:
     phrases = tuple(p.strip() for p in re.findall(r'"([^"]+)"', query) if p.strip())
     return ParsedQuery(" ".join(query.replace('"', " ").split()), phrases)
-
-
-def phrase_pattern(phrase: str) -> re.Pattern[str]:
-    """A quoted phrase as a pattern: its words in order, whole words, any case and spacing.
-
-    Whole words, as in any search engine: "pyro" in quotes does not match "pyrotechnic". That also
-    means every word of the phrase is a word of the passage, so the keyword index can narrow the scan.
-    """
-    return re.compile(r"(?<!\w)" + r"\s+".join(map(re.escape, phrase.split())) + r"(?!\w)", re.IGNORECASE)
-
-
-def contains_all(text: str, phrases: tuple[str, ...] | list[str]) -> bool:
-    return all(phrase_pattern(p).search(text) for p in phrases if p.split())
 
 
 @dataclass(frozen=True)

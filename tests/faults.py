@@ -7,24 +7,27 @@ from pathlib import Path
 
 DAMAGES = ["truncate", "garble", "delete"]
 GARBLED_BYTES = 8
-# Every file of a keyword index folder whose passages have vectors, by path inside the folder.
-KEYWORD_INDEX_FILES = [
+# Every file of a keyword index folder whose passages have vectors, by path inside the folder: one base
+# segment (as a sync leaves it) and the manifest.
+SEGMENT_FILES = [
     "blocks.json",
-    "bm25/data.csc.index.npy",
-    "bm25/indices.csc.index.npy",
-    "bm25/indptr.csc.index.npy",
-    "bm25/params.index.json",
-    "bm25/vocab.index.json",
     "entries.jsonl",
-    "manifest.json",
+    "lengths.npy",
     "numbers.npy",
     "offsets.npy",
+    "positions-starts.npy",
+    "positions.npy",
+    "postings-rows.npy",
+    "postings-starts.npy",
+    "postings-tf.npy",
     "texts.bin",
     "token-starts.npy",
     "tokens.npy",
     "vectors.bin",
-    "vocab.tokenizer.json",
+    "word-terms.npy",
+    "words.json",
 ]
+KEYWORD_INDEX_FILES = [*(f"base/{name}" for name in SEGMENT_FILES), "manifest.json"]
 
 
 def damage_file(path: Path, how: str, seed: str) -> None:

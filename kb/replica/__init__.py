@@ -1,11 +1,12 @@
-"""The local replica of the vector index (kb.replica.folder.Replica) and its parts: the passages' texts and
-vectors (corpus), BM25 (bm25), the entry records (records), the spool a sync fills (spool) and the checks
-of its files (files)."""
+"""The local replica of the vector index (kb.replica.folder.Replica) and its parts: segments (segment), each
+with its passages' texts and vectors (corpus), keyword files (keywords) and entry records (records); the
+live rows across segments (rows), the spool a sync fills (spool) and the checks of its files (files)."""
 
-from kb.replica.bm25 import KeywordMatch, tokenize
+from kb.analysis import tokenize
 from kb.replica.corpus import Block, Corpus, VectorMatch, split_passage_id
 from kb.replica.files import FORMAT_VERSION, KeywordIndexDamaged
 from kb.replica.folder import Replica
+from kb.replica.keywords import KeywordMatch
 from kb.replica.records import EntryTable, UnsupportedClause
 from kb.replica.spool import Additions
 

@@ -10,6 +10,7 @@ from array import array
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -33,6 +34,7 @@ class Block:
     numbers: list[int]
     texts: list[bytes]
     vectors: bytes | None
+    origin: tuple[Any, int, int] | None = None  # (a segment's words, first row, end row) it is copied from
 
 
 def decoded(data: bytes) -> str:
@@ -201,13 +203,30 @@ class Corpus:
         found = np.flatnonzero(self.numbers[start:end] == wanted)
         return start + int(found[0]) if len(found) else None
 
-    def blocks(self, skip: set[str]) -> Iterator[Block]:
-        """This corpus's blocks as `write` takes them, without the entries in `skip`."""
+    def blocks(
+        self, skip: set[str] | frozenset[str], words: Any = None, only: frozenset[str] | None = None
+    ) -> Iterator[Block]:
+        """This corpus's blocks as `write` takes them, without the entries in `skip` (and only those in
+        `only`, when given); each names `words` (its segment's keyword files) as its origin, so their word
+        ids are copied rather than read again."""
         read = self._reader()
-        for code, entry_id in enumerate(self.entries):
+        chosen = (
+            enumerate(self.entries) if only is None else sorted((self.codes[e], e) for e in only if e in self.codes)
+        )
+        for code, entry_id in chosen:
             if entry_id not in skip:
                 start, end = int(self.starts[code]), int(self.starts[code + 1])
-                yield Block(entry_id, self.numbers[start:end].tolist(), read(start, end), self._vector_span(start, end))
+                origin = (words, start, end) if words is not None else None
+                numbers = self.numbers[start:end].tolist()
+                yield Block(entry_id, numbers, read(start, end), self._vector_span(start, end), origin)
+
+    def matrix(self) -> np.ndarray:
+        """Every passage's vector, normalised, as one array in memory (for exact search over all of them)."""
+        data = read_exactly(self._vectors, len(self) * self.dimension * 4, 0) if len(self) else b""
+        matrix = np.frombuffer(data, dtype=np.float32).reshape(len(self), self.dimension).copy()
+        matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+        matrix.flags.writeable = False
+        return matrix
 
     def _vector_span(self, start: int, end: int) -> bytes | None:
         """The vectors of rows start..end-1 as one run of bytes (None without vectors)."""
@@ -231,6 +250,8 @@ class Corpus:
 
     def rows_of(self, passage_ids: list[str]) -> np.ndarray:
         """`row_of` for many passage ids at once (-1 where one is not here)."""
+        if not self.entries:
+            return np.full(len(passage_ids), -1, dtype=np.int64)
         codes, numbers = [], []
         for passage_id in passage_ids:
             parsed = PassageId.parse(passage_id)
@@ -309,82 +330,3 @@ def read_exactly(file, size: int, offset: int) -> bytes:
     if len(data) != size:
         raise DamagedFile(f"{Path(file.name).name}: shorter than its passages")
     return data
-
-
-def _directions_agree(stored: np.ndarray, expected: np.ndarray) -> np.ndarray:
-    """Per row: do these vectors point the same way? (Chroma keeps cosine vectors normalised.)"""
-    stored = stored / np.maximum(np.linalg.norm(stored, axis=1, keepdims=True), 1e-12)
-    expected = expected / np.maximum(np.linalg.norm(expected, axis=1, keepdims=True), 1e-12)
-    return np.einsum("ij,ij->i", stored, expected) >= 1.0 - 1e-4
-
-
-def compare_passages(corpus: Corpus, stored: Iterable[tuple[str, np.ndarray]], batch: int = 4096) -> str:
-    """ "" when `stored` holds exactly the corpus's passages with the same vectors, else what differs."""
-    seen = np.zeros(len(corpus), dtype=bool)
-    ids: list[str] = []
-    vectors: list[np.ndarray] = []
-
-    def compare() -> str:
-        rows_array = corpus.rows_of(ids)
-        if (rows_array < 0).any():
-            return f"passage '{ids[int(np.flatnonzero(rows_array < 0)[0])]}' is not in the copy"
-        if any(len(v) != corpus.dimension for v in vectors):
-            return "a stored vector has the wrong size"
-        if seen[rows_array].any() or len(np.unique(rows_array)) != len(rows_array):
-            return "a passage is stored twice"
-        seen[rows_array] = True
-        agree = _directions_agree(np.vstack(vectors), corpus.vectors_at(rows_array))
-        return "" if agree.all() else f"passage '{ids[int(np.flatnonzero(~agree)[0])]}' has another vector"
-
-    for passage_id, vector in stored:
-        ids.append(passage_id)
-        vectors.append(vector)
-        if len(ids) == batch:
-            if problem := compare():
-                return problem
-            ids, vectors = [], []
-    if ids and (problem := compare()):
-        return problem
-    missing = int((~seen).sum())
-    return f"{missing} passages are missing" if missing else ""
-
-
-def compare_entries(corpus: Corpus, stored: Iterable[tuple[str, np.ndarray]], batch: int = 2048) -> str:
-    """ "" when `stored` holds one vector per entry of the corpus, the mean of its passages' vectors."""
-    seen = np.zeros(len(corpus.entries), dtype=bool)
-    ids: list[str] = []
-    vectors: list[np.ndarray] = []
-
-    def compare() -> str:
-        codes = [corpus.codes.get(i) for i in ids]
-        unknown = next((i for i, c in zip(ids, codes, strict=True) if c is None), None)
-        if unknown is not None:
-            return f"entry '{unknown}' is not in the copy"
-        if any(len(v) != corpus.dimension for v in vectors):
-            return "a stored entry vector has the wrong size"
-        codes_array = np.asarray(codes, dtype=np.int64)
-        if seen[codes_array].any() or len(np.unique(codes_array)) != len(codes_array):
-            return "an entry is stored twice"
-        seen[codes_array] = True
-        starts, ends = corpus.starts[codes_array], corpus.starts[codes_array + 1]
-        has = ends > starts  # an entry without passages has no vector of its own to compare
-        if not has.any():
-            return ""
-        rows = np.concatenate([np.arange(a, b) for a, b in zip(starts[has], ends[has], strict=True)])
-        sums = np.add.reduceat(corpus.vectors_at(rows), np.cumsum(np.r_[0, (ends - starts)[has][:-1]]), axis=0)
-        agree = _directions_agree(np.vstack(vectors)[has], sums)
-        return (
-            "" if agree.all() else f"entry '{np.asarray(ids)[has][int(np.flatnonzero(~agree)[0])]}' has another vector"
-        )
-
-    for entry_id, vector in stored:
-        ids.append(entry_id)
-        vectors.append(vector)
-        if len(ids) == batch:
-            if problem := compare():
-                return problem
-            ids, vectors = [], []
-    if ids and (problem := compare()):
-        return problem
-    missing = int((~seen).sum())
-    return f"{missing} entries are missing" if missing else ""

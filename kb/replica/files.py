@@ -19,14 +19,16 @@ from kb.errors import KBError
 log = logging.getLogger("kb.replica")
 
 
-# 5: the manifest lists every file's size and checksum; 4: the passages' vectors kept too.
-FORMAT_VERSION = 5  # a folder of an older format is rebuilt once
+# 6: segments (a base and a delta with its dead entries); 5: the manifest lists every file's size and
+# checksum; 4: the passages' vectors kept too.
+FORMAT_VERSION = 6  # a folder of an older format is rebuilt once
 
 
 MANIFEST = "manifest.json"
 
 
 CHECK_CHUNK = 4 << 20  # bytes read at a time while a file's checksum is taken
+REMEMBERED_CHECKSUM = 1 << 20  # files from this size up keep their checksum in memory (see `_checksum`)
 
 
 # What reading a damaged file can raise (a UnicodeDecodeError or a JSON error is a ValueError).
@@ -59,30 +61,44 @@ FolderId = tuple[int, int]  # a directory's device and inode: which folder a pat
 @dataclass(frozen=True)
 class Manifest:
     """What a folder's manifest.json records: the entry versions it was built from, the vector index's
-    mark it last matched, and every other file of the folder with its size and CRC-32 as written."""
+    mark it last matched, its segments (oldest first) and the entries whose rows in the older ones are
+    dead, and every other file of the folder with its size and CRC-32 as written."""
 
     hashes: dict[str, str]
     generation: str | None
     files: dict[str, dict[str, int]]  # path relative to the folder -> {"size": bytes, "crc32": checksum}
+    segments: list[str]
+    dead: list[str]
 
     def to_json(self) -> str:
         return json.dumps(
-            {"format": FORMAT_VERSION, "hashes": self.hashes, "generation": self.generation, "files": self.files}
+            {
+                "format": FORMAT_VERSION,
+                "hashes": self.hashes,
+                "generation": self.generation,
+                "segments": self.segments,
+                "dead": self.dead,
+                "files": self.files,
+            }
         )
 
     @classmethod
     def from_json(cls, meta: dict) -> Manifest:
         """Raises ValueError, KeyError or TypeError for a manifest without a well-formed file list."""
-        hashes, files = meta["hashes"], meta["files"]
+        hashes, files, segments, dead = meta["hashes"], meta["files"], meta["segments"], meta["dead"]
         if not isinstance(hashes, dict) or not isinstance(files, dict):
             raise TypeError("hashes and files must be objects")
+        if not isinstance(dead, list) or not all(isinstance(e, str) for e in dead):
+            raise TypeError("dead must be a list of entry ids")
+        if not isinstance(segments, list) or not all(isinstance(n, str) and n.isidentifier() for n in segments):
+            raise ValueError("segments must be a list of folder names")
         for name, recorded in files.items():
             parts = Path(name).parts
             if not parts or Path(name).is_absolute() or ".." in parts:
                 raise ValueError(f"'{name}' is not a path inside the folder")
             if not all(isinstance(recorded.get(k), int) for k in ("size", "crc32")):
                 raise ValueError(f"'{name}' has no size and checksum")
-        return cls(dict(hashes), meta.get("generation") or None, files)
+        return cls(dict(hashes), meta.get("generation") or None, files, segments, dead)
 
 
 def folder_id(folder: Path) -> FolderId | None:
@@ -102,6 +118,24 @@ def _crc32(file) -> int:
     return crc
 
 
+_checksums: dict[tuple[int, int, int, int], int] = {}  # a large file's CRC-32 by (device, inode, size, mtime)
+
+
+def _checksum(file) -> int:
+    """The CRC-32 of an open file. A large one keeps it in memory while the file is unchanged: a save
+    links the base segment's files into the new folder rather than copying them, so checking that
+    folder would otherwise read the whole collection again for one entry."""
+    found = os.fstat(file.fileno())
+    if found.st_size < REMEMBERED_CHECKSUM:
+        return _crc32(file)
+    key = (found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns)
+    if key not in _checksums:
+        if len(_checksums) >= 256:
+            _checksums.pop(next(iter(_checksums)))
+        _checksums[key] = _crc32(file)
+    return _checksums[key]
+
+
 def file_list(folder: Path) -> dict[str, dict[str, int]]:
     """Every file of a folder but its manifest, by path relative to the folder: its size and CRC-32."""
     files = {}
@@ -109,7 +143,7 @@ def file_list(folder: Path) -> dict[str, dict[str, int]]:
         name = path.relative_to(folder).as_posix()
         if name != MANIFEST and path.is_file():
             with path.open("rb", buffering=0) as file:
-                files[name] = {"size": os.fstat(file.fileno()).st_size, "crc32": _crc32(file)}
+                files[name] = {"size": os.fstat(file.fileno()).st_size, "crc32": _checksum(file)}
     return files
 
 
@@ -168,7 +202,7 @@ def _check(directory: int) -> tuple[Manifest | None, str | None]:
     for name, recorded in manifest.files.items():
         try:
             with open(os.open(name, os.O_RDONLY, dir_fd=directory), "rb", buffering=0) as file:
-                crc = _crc32(file)
+                crc = _checksum(file)
         except OSError as exc:
             return None, f"{name}: {exc.strerror}"
         if crc != recorded["crc32"]:

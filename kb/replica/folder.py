@@ -1,15 +1,21 @@
-"""The local replica beside the vector index: one folder holding the passages' texts and vectors, the BM25
-index over them and the entry records, with the vector index's generation mark it matches.
+"""The local replica beside the vector index: one folder holding the passages' texts and vectors, the
+keyword index over them and the entry records, with the vector index's generation mark it matches.
 
 It records which entry versions it was built from, so a missing or stale replica is noticed and rebuilt
 from the vector index's passages. While its mark is the index's, the ledger, facet counts and access
 filters are read here in milliseconds instead of from Chroma in seconds, and a search confined to a few
 entries is answered exactly over the copy of their vectors.
 
+The folder holds a base segment and, after saves, a small delta segment (kb.replica.segment), as
+Lucene does: a save writes only the delta (what it changes, plus the delta's other entries) and lists
+the base's entries it replaces as dead; the base's files are linked into the new folder, not copied.
+A delta grown past MERGE_PASSAGES, and every sync, merges them into one base, copying word ids, never
+reading a text again.
+
 Memory stays small at hundreds of thousands of passages: passage texts and vectors are read from their
-files as a search needs them, the BM25 matrix is memory-mapped (a search touches the columns of its
-words), passage ids are rebuilt from an entry id and a number, and the entry records live only as the
-table's columns.
+files as a search needs them, the keyword files are memory-mapped (a search touches its words' parts),
+passage ids are rebuilt from an entry id and a number, and the entry records live only as the table's
+columns.
 """
 
 from __future__ import annotations
@@ -21,18 +27,16 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-import bm25s
 import numpy as np
 
-from kb.replica.bm25 import CompactBM25, KeywordMatch, token_ids, tokenize
-from kb.replica.corpus import Block, Corpus, VectorMatch, compare_entries, compare_passages
+from kb.analysis import phrase_words, tokenize
+from kb.replica.corpus import VectorMatch
 from kb.replica.files import (
     MANIFEST,
     READ_ERRORS,
-    DamagedFile,
     FolderId,
     KeywordIndexDamaged,
     Manifest,
@@ -44,14 +48,20 @@ from kb.replica.files import (
     report_damage,
     untrusted_if_damaged,
 )
-from kb.replica.records import EntryTable, chain_records, read_records, record_lines
+from kb.replica.keywords import KeywordMatch
+from kb.replica.records import EntryTable
+from kb.replica.rows import Rows, compare_entries, compare_passages
+from kb.replica.segment import Segment, segment_key
 from kb.replica.spool import STALE_SPOOL_SECONDS, Additions
+
+BASE, DELTA = "base", "delta"
+MERGE_PASSAGES = 5_000  # a delta past this many passages is merged into the base by the save that grows it
+EXACT_BYTES = 128 << 20  # vectors up to this size are held in memory and every search over them is exact
 
 
 class Replica:
-    """BM25 over passages, persisted in `folder`, rebuilt whole whenever the passages change; with the
-    passages it keeps their vectors, for exact search among a few entries (`nearest`), and the entry
-    records (`table`).
+    """The passages, their keyword index and vectors and the entry records, persisted in `folder` as
+    segments; see the module docstring.
 
     `damage` says what was found wrong with the folder's files (None: nothing). A damaged folder counts
     as absent: no hashes, no generation mark, no passages, until a rebuild writes a new one.
@@ -63,33 +73,42 @@ class Replica:
         self.generation: str | None = None  # the vector index's mark when this was last known to match it
         self.damage: str | None = None
         self._files: dict[str, dict[str, int]] = {}  # the manifest's file list, kept when `mark` rewrites it
+        self._segment_names: list[str] = []
+        self._dead: frozenset[str] = frozenset()
         self._folder_id: FolderId | None = None  # the folder these belong to, as checked or written
-        self._corpus = Corpus.empty()
+        self._rows = Rows([])
         self._table: EntryTable | None = None
-        self._retriever: bm25s.BM25 | None = None
         self._loaded = False
         self._lock = threading.RLock()
-        self._masks: dict[int, tuple[frozenset[str], np.ndarray]] = {}  # by allowed set, until re-indexed
+        self._masks: dict[int, tuple[frozenset[str], np.ndarray]] = {}  # by allowed set, until changed
         self._open_manifest()
 
     # ----------------------------------------------------------------- persistence
 
     def _open_manifest(self) -> None:
-        """Read the manifest and check every file it lists against it: one pass of CRC-32 over the folder
-        (a few GB/s), no parsing, so an unchanged sync still never loads the corpus. Anything wrong and
-        the folder counts as absent: `is_current` and `mirrors` are false, and it is rebuilt."""
+        """Read the manifest and check every file it lists against it (one pass of CRC-32, no parsing; a
+        large file this process has checked or written before is not read again while it is unchanged).
+        Anything wrong and the folder counts as absent: `is_current` and `mirrors` are false, and it is
+        rebuilt."""
         manifest, self.damage, self._folder_id = open_checked(self.folder)
         if manifest is None:
-            self.hashes, self.generation, self._files = {}, None, {}
+            self.hashes, self.generation, self._files, self._segment_names, self._dead = {}, None, {}, [], frozenset()
         else:
             self.hashes, self.generation, self._files = manifest.hashes, manifest.generation, manifest.files
+            self._segment_names, self._dead = list(manifest.segments), frozenset(manifest.dead)
         if self.damage:
             report_damage(self.folder, self._folder_id, self.damage)
+
+    def _current(self) -> Rows:
+        """The rows as opened: without a lock once loaded, since segments never change in place."""
+        if not self._loaded:
+            self._load()
+        return self._rows
 
     def _distrust(self, damage: str) -> None:
         """A file of the folder turned out damaged after it was opened: from now on it counts as absent."""
         self.hashes, self.generation, self.damage = {}, None, damage
-        self._corpus, self._retriever, self._table, self._masks = Corpus.empty(), None, None, {}
+        self._rows, self._table, self._masks = Rows([]), None, {}
         report_damage(self.folder, self._folder_id, damage)
 
     @locked
@@ -97,56 +116,33 @@ class Replica:
         if self._loaded:
             return
         self._loaded = True
+        kept = {s.key: s for s in self._rows.segments if s.key is not None}  # unchanged files: reuse them
         for _ in range(3):
             if folder_id(self.folder) != self._folder_id:
                 self._open_manifest()  # another process swapped in a new folder since: check and read that
             if not self.hashes:
+                self._rows, self._table, self._masks = Rows([]), None, {}
                 return
             try:
-                corpus = Corpus.open(self.folder)
+                segments = []
+                for name in self._segment_names:
+                    found = kept.get(segment_key(self.folder / name))
+                    segments.append(found if found is not None else Segment.open(self.folder / name))
             except READ_ERRORS as exc:
-                self._distrust(damage_of("the passage files", exc))
-                return
-            try:
-                # Memory-mapped: a query reads only the columns of its words.
-                retriever = bm25s.BM25.load(str(self.folder / "bm25"), mmap=True) if len(corpus) else None
-            except READ_ERRORS as exc:
-                self._distrust(damage_of("bm25", exc))
+                self._distrust(damage_of("the segment files", exc))
                 return
             if folder_id(self.folder) == self._folder_id:  # every file above came from the checked folder
-                self._corpus, self._retriever = corpus, retriever
-                self._table, self._masks = None, {}
+                self._rows, self._table, self._masks = Rows(segments, self._dead), None, {}
                 return
         self.hashes, self.generation = {}, None  # swapped again and again: the next check reads it afresh
 
-    def _write(
-        self,
-        blocks: Iterable[Block],
-        record_lines: Iterable[str],
-        kept: np.ndarray | None = None,
-    ) -> None:
-        """Write a complete new folder from these passages and entry records, index it, then swap it in,
-        so a crash never leaves half an index; then read it back as the current corpus.
-
-        `kept`: the current folder's rows that the blocks begin with, whose token ids can be reused.
-        """
+    def _swap_in(self, build: Callable[[Path], list[str]], dead: Iterable[str]) -> None:
+        """Build a complete new folder (`build` writes or links its segments and names them, oldest
+        first), check-sum it, then swap it in, so a crash never leaves half an index; then open it."""
         self.folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=self.folder.parent, prefix=".lexical-"))
-        reusable = kept is not None and self._corpus.is_in(self.folder) and (self.folder / "tokens.npy").exists()
         try:
-            if Corpus.write(tmp, blocks):
-                tokenized, tokenizer = token_ids(
-                    Corpus.open(tmp), previous=self.folder if reusable else None, kept=kept
-                )
-                np.save(tmp / "tokens.npy", tokenized.ids.flat)
-                np.save(tmp / "token-starts.npy", tokenized.ids.starts)
-                tokenizer.save_vocab(str(tmp))
-                retriever = CompactBM25()
-                retriever.index(tokenized, show_progress=False)
-                retriever.save(str(tmp / "bm25"))
-                del retriever, tokenized, tokenizer
-            with (tmp / "entries.jsonl").open("w", encoding="utf-8") as out:
-                out.writelines(record_lines)
+            self._segment_names, self._dead = build(tmp), frozenset(dead)
             self._files, self._folder_id, self.damage = file_list(tmp), folder_id(tmp), None
             self._write_manifest(tmp)
             old = self.folder.with_name(self.folder.name + ".old")
@@ -171,9 +167,10 @@ class Replica:
             found = os.fstat(directory)
             if (found.st_dev, found.st_ino) != self._folder_id:
                 return
+            manifest = Manifest(self.hashes, self.generation, self._files, self._segment_names, sorted(self._dead))
             tmp = f"{MANIFEST}.tmp"
             with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644, dir_fd=directory), "w") as out:
-                out.write(Manifest(self.hashes, self.generation, self._files).to_json())
+                out.write(manifest.to_json())
             os.replace(tmp, MANIFEST, src_dir_fd=directory, dst_dir_fd=directory)
         finally:
             os.close(directory)
@@ -193,10 +190,16 @@ class Replica:
     @untrusted_if_damaged("entries.jsonl", lambda: EntryTable({}))
     @locked
     def table(self) -> EntryTable:
-        """The entry records as columns, read line by line on first use after each change."""
+        """The live entry records as columns: each segment's read on first use, then joined."""
         self._load()
         if self._table is None:
-            self._table = EntryTable(read_records(self.folder / "entries.jsonl") if self.hashes else {})
+            segments, last = self._rows.segments, len(self._rows.segments) - 1
+            parts = []
+            for i, segment in enumerate(segments):
+                table = segment.table
+                alive = None if i == last or not self._dead else ~np.isin(table.ids, list(self._dead))
+                parts.append((table, alive))
+            self._table = EntryTable.joined(parts) if parts else EntryTable({})
         return self._table
 
     def is_current(self, hashes: dict[str, str]) -> bool:
@@ -205,12 +208,19 @@ class Replica:
 
     @property
     def passage_count(self) -> int:
+        """How many live passages the folder holds."""
         self._load()
-        return len(self._corpus)
+        return self._rows.live_count
 
-    def text_at(self, row: int) -> str:
-        """The text of row `row` (< passage_count); for tests and tools, which want a damaged text to raise."""
-        return self._corpus.text(row)
+    @property
+    def segments(self) -> list[str]:
+        """The folder's segments, oldest first (one after a sync; a second after saves)."""
+        return list(self._segment_names)
+
+    def passages(self) -> Iterator[tuple[str, str]]:
+        """(passage id, text) of every live passage, in row order."""
+        self._load()
+        return self._rows.texts()
 
     # ----------------------------------------------------------------- writes
 
@@ -231,9 +241,19 @@ class Replica:
         return Additions(Path(tempfile.mkdtemp(dir=self.folder.parent, prefix=".additions-")))
 
     @locked
-    def update(self, remove: set[str], added: Additions, hashes: dict[str, str], generation: str | None = None) -> None:
-        """Drop the passages of `remove` entries, add the passages and entry records of `added`,
-        re-index, save, and remember the vector index's mark they match.
+    def update(
+        self,
+        remove: set[str],
+        added: Additions,
+        hashes: dict[str, str],
+        generation: str | None = None,
+        *,
+        merge: bool = False,
+    ) -> None:
+        """Drop the passages and records of `remove` entries, add the passages and entry records of
+        `added`, and remember the vector index's mark they match. Writes a new delta segment (what
+        changes, plus the old delta's other entries), or with `merge`, or once the delta is large, one
+        new base.
 
         Raises KeywordIndexDamaged if the folder turns out damaged: what is kept is copied from it into a
         new folder with fresh checksums, so it is checked again first rather than trusted since it was opened.
@@ -248,32 +268,80 @@ class Replica:
             raise KeywordIndexDamaged(
                 f"the keyword index is damaged ({self.damage}); run `python -m kb sync` to rebuild it"
             )
-        replaced = set(remove) | added.entry_ids
-        records_path = self.folder / "entries.jsonl"
-        kept_records = record_lines(records_path) if self.hashes and records_path.exists() else iter(())
-        old = self._corpus
+        new_passages = set(remove) | added.entry_ids  # entries whose passages are replaced or dropped
+        new_records = set(remove) | added.record_ids  # entries whose records are
+        segments, dead = self._rows.segments, self._dead
         self.hashes, self.generation = dict(hashes), generation
-        replaced_codes = [old.codes[e] for e in replaced if e in old.codes]
-        kept_rows = np.flatnonzero(~np.isin(old.row_codes, np.asarray(replaced_codes, dtype=np.int32)))
-        self._write(
-            itertools.chain(old.blocks(replaced), added.blocks()),
-            chain_records(kept_records, set(remove) | added.record_ids, added.record_lines()),
-            kept_rows,
+        base = segments[0] if segments else None
+        delta = segments[1] if len(segments) > 1 else None
+        delta_size = (len(delta.corpus) if delta else 0) + added.passage_count
+        # The base's files are linked by path: only while the folder is still the one this object opened.
+        ours = base is not None and folder_id(self.folder) == self._folder_id
+        if not ours or merge or delta_size > MERGE_PASSAGES or segment_key(self.folder / BASE) != base.key:
+            self._swap_in(lambda tmp: self._merged(tmp, new_passages, new_records, added), ())
+            return
+        base_entries = set(base.table.position) | set(base.corpus.codes)
+        in_base = ((new_passages | new_records) - set(remove) - dead) & base_entries
+        moving_passages, moving_records = in_base - new_passages, in_base - new_records
+
+        def build(tmp: Path) -> list[str]:
+            _link(base.folder, tmp / BASE)
+            blocks = itertools.chain(
+                delta.blocks(skip=new_passages) if delta else (),
+                base.blocks(only=moving_passages),
+                added.blocks(),
+            )
+            lines = itertools.chain(
+                delta.record_lines(skip=new_records) if delta else (),
+                base.record_lines(only=moving_records),
+                (line for _, line in added.record_lines()),
+            )
+            Segment.write(tmp / DELTA, blocks, lines)
+            return [BASE, DELTA]
+
+        self._swap_in(build, (dead | new_passages | new_records) & base_entries)
+
+    def _merged(self, tmp: Path, new_passages: set[str], new_records: set[str], added: Additions) -> list[str]:
+        """Write every live entry, less the replaced, plus `added`, as one base segment in `tmp`."""
+        segments, dead, last = self._rows.segments, self._dead, len(self._rows.segments) - 1
+        blocks = itertools.chain(
+            *(s.blocks(skip=new_passages if i == last else new_passages | dead) for i, s in enumerate(segments)),
+            added.blocks(),
         )
+        lines = itertools.chain(
+            *(s.record_lines(skip=new_records if i == last else new_records | dead) for i, s in enumerate(segments)),
+            (line for _, line in added.record_lines()),
+        )
+        Segment.write(tmp / BASE, blocks, lines)
+        return [BASE]
+
+    @locked
+    def compact(self) -> None:
+        """Merge the segments into one base (a sync does it): nothing changes but the files."""
+        self._load()
+        if len(self._rows.segments) > 1 and self.damage is None:
+            with self.additions() as nothing:
+                self.update(set(), nothing, self.hashes, self.generation, merge=True)
 
     @locked
     def rebuild(self, added: Additions, hashes: dict[str, str], generation: str | None = None) -> None:
         """Start again from these passages and entry records, e.g. the vector index's."""
         self._loaded = True
-        self._corpus, self._retriever, self._table = Corpus.empty(), None, None
+        self._rows, self._table = Rows([]), None
         self.hashes, self.generation = dict(hashes), generation
-        self._write(added.blocks(), (line for _, line in added.record_lines()))
+
+        def build(tmp: Path) -> list[str]:
+            Segment.write(tmp / BASE, added.blocks(), (line for _, line in added.record_lines()))
+            return [BASE]
+
+        self._swap_in(build, ())
 
     # ----------------------------------------------------------------- reads
 
     @locked
     def weights(self, allowed_entries: set[str] | None = None, phrases: list[str] | None = None) -> np.ndarray | None:
-        """A 0/1 weight per passage: its entry is allowed and it contains every phrase. None: all pass.
+        """A 0/1 weight per row: a live passage whose entry is allowed and that holds every phrase.
+        None: every live passage passes.
 
         Computed once per search and shared by every keyword query of that search (query words, synonyms).
         """
@@ -287,14 +355,12 @@ class Replica:
         return weights
 
     def _mask(self, allowed_entries: set[str] | frozenset[str]) -> np.ndarray:
-        """1 for passages of allowed entries. A frozen set (the knowledge base keeps one per reader and
-        filters until the index changes) keeps its mask too: at 100k entries it costs tens of milliseconds."""
+        """1 for live passages of allowed entries. A frozen set (the knowledge base keeps one per reader
+        and filters until the index changes) keeps its mask too: at 100k entries it costs tens of ms."""
         cached = self._masks.get(id(allowed_entries))
         if cached is not None and cached[0] is allowed_entries:
             return cached[1]
-        corpus = self._corpus
-        codes = [corpus.codes[e] for e in allowed_entries if e in corpus.codes]
-        mask = np.isin(corpus.row_codes, np.asarray(codes, dtype=np.int32)).astype(np.float32)
+        mask = self._rows.mask(allowed_entries)
         mask.flags.writeable = False  # shared by every search that reuses it
         if isinstance(allowed_entries, frozenset):
             if len(self._masks) >= 64:
@@ -302,42 +368,28 @@ class Replica:
             self._masks[id(allowed_entries)] = (allowed_entries, mask)
         return mask
 
-    @untrusted_if_damaged("bm25", list)
+    @untrusted_if_damaged("the keyword files", list)
     @locked
     def search(self, query: str, k: int, weights: np.ndarray | None = None) -> list[KeywordMatch]:
-        """Top k passages by BM25 among those whose weight (from `weights`) is 1."""
+        """Top k live passages by BM25 among those whose weight (from `weights`) is 1."""
         self._load()
-        corpus = self._corpus
-        if self._retriever is None or not len(corpus) or (weights is not None and not weights.any()):
-            return []
-        tokens = tokenize([query])[0] if query.strip() else []
-        rows, scores = self._top(tokens, min(k, len(corpus)), weights)
+        rows, scores = self._top(tokenize([query])[0], k, weights)
+        return self._matches(rows, scores)
+
+    def _matches(self, rows: np.ndarray, scores: np.ndarray) -> list[KeywordMatch]:
+        found = self._rows
         return [
-            KeywordMatch(corpus.passage_id(i), corpus.entry_id(i), float(s))
+            KeywordMatch(found.passage_id(i), found.entry_id(i), float(s))
             for i, s in zip(rows.tolist(), scores.tolist(), strict=True)
         ]
 
-    def _top(self, tokens: list[str], k: int, weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """The k passages with the highest BM25 score for these query tokens (a repeated token counts
-        again), best first, scoring above 0 and weighted 1: rows and scores.
-
-        Sums the tokens' columns of bm25s's precomputed score matrix as bm25s does, but with one
-        `bincount` and a selection among the passages that matched, not a sort of every passage:
-        three times faster at 400,000 passages, which counts when a synonym-rich query runs ten.
-        """
-        vocab, matrix = self._retriever.vocab_dict, self._retriever.scores
-        columns = [vocab[t] for t in tokens if t in vocab]
-        if not columns or k < 1:
+    def _top(self, terms: list[str], k: int, weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """The k rows with the highest BM25 score for these query terms (a repeated term counts again),
+        best first, scoring above 0 and weighted 1: rows and scores. A selection among the passages that
+        matched, never a sort of every passage."""
+        if not terms or k < 1 or (weights is not None and not weights.any()):
             return np.zeros(0, dtype=np.int64), np.zeros(0)
-        indptr = matrix["indptr"]
-        rows = np.concatenate([matrix["indices"][indptr[c] : indptr[c + 1]] for c in columns]).astype(np.int64)
-        scores = np.concatenate([matrix["data"][indptr[c] : indptr[c + 1]] for c in columns]).astype(np.float64)
-        if len(rows) and (rows.min() < 0 or rows.max() >= int(matrix["num_docs"])):
-            raise DamagedFile("bm25: names passages the index does not have")  # before bincount sizes by them
-        if len(columns) > 1:
-            summed = np.bincount(rows, weights=scores, minlength=int(matrix["num_docs"]))
-            rows = np.flatnonzero(summed)
-            scores = summed[rows]
+        rows, scores, _ = self._rows.keywords.scores(terms)
         keep = scores > 0
         if weights is not None:
             keep &= weights[rows] > 0
@@ -366,10 +418,11 @@ class Replica:
         best: dict[str, KeywordMatch] = {}
         complete = True
         for text, weight in queries:
-            scale = self.max_score(text)
+            terms = tokenize([text])[0]
+            scale = self._rows.keywords.max_score(terms)
             if not scale:
                 continue
-            matches = self.search(text, k, weights)
+            matches = self._matches(*self._top(terms, k, weights))
             complete &= len(matches) < k
             for m in matches:
                 score = weight * min(1.0, m.score / scale)
@@ -377,7 +430,7 @@ class Replica:
                     best[m.passage_id] = KeywordMatch(m.passage_id, m.entry_id, score)
         return list(best.values()), complete
 
-    @untrusted_if_damaged("bm25", float)
+    @untrusted_if_damaged("the keyword files", float)
     @locked
     def max_score(self, query: str) -> float:
         """What a passage holding every query word once, at average length, would score (Lucene IDF sum).
@@ -386,108 +439,92 @@ class Replica:
         per-query min-max would erase: a passage that matched one stray word must not look perfect.
         """
         self._load()
-        tokens = tokenize([query])[0] if query.strip() else []
-        if self._retriever is None or not tokens:
-            return 0.0
-        vocab = self._retriever.vocab_dict
-        indptr = self._retriever.scores["indptr"]
-        n = float(self._retriever.scores["num_docs"])
-        total = 0.0
-        for token in set(tokens):
-            t = vocab.get(token)
-            df = float(indptr[t + 1] - indptr[t]) if t is not None else 0.0
-            total += float(np.log(1.0 + (n - df + 0.5) / (df + 0.5)))
-        return total
+        return self._rows.keywords.max_score(tokenize([query])[0])
 
+    @untrusted_if_damaged("the keyword files", lambda: np.zeros(0, dtype=np.float32))
     def phrase_mask(self, phrases: list[str]) -> np.ndarray:
-        """1 for passages containing every phrase (whole words, any case and spacing), else 0.
+        """1 for live passages holding every phrase (its words next to each other, in order), else 0.
 
-        Only passages holding every word of the phrases are read: the intersection of the words'
-        posting lists, so a rare phrase costs little even over hundreds of thousands of passages.
+        Answered from the words' positions: the cost follows the rarest word of each phrase, and no
+        passage text is read.
         """
-        from kb.search import contains_all
-
-        corpus = self._corpus
-        mask = np.zeros(len(corpus), dtype=np.float32)
-        for row in self._holding_every_word(" ".join(phrases)):
-            if contains_all(corpus.text(row), phrases):
-                mask[row] = 1.0
+        rows = self._current()
+        mask = np.ones(len(rows), dtype=np.float32) if rows.alive is None else rows.alive.astype(np.float32)
+        for phrase in phrases:
+            wanted = phrase_words(phrase)
+            if wanted:
+                holding = np.zeros(len(rows), dtype=np.float32)
+                holding[rows.keywords.phrase_rows(wanted)] = 1.0
+                mask *= holding
         return mask
 
-    def _holding_every_word(self, text: str) -> np.ndarray | range:
-        """Passages whose keyword tokens include every token of `text` (all passages if it has none)."""
-        tokens = set(tokenize([text])[0]) if text.strip() else set()
-        if self._retriever is None or not tokens:
-            return range(len(self._corpus))
-        vocab, scores = self._retriever.vocab_dict, self._retriever.scores
-        postings = []
-        for token in tokens:
-            column = vocab.get(token)
-            if column is None:
-                return np.zeros(0, dtype=np.int64)
-            postings.append(np.asarray(scores["indices"][scores["indptr"][column] : scores["indptr"][column + 1]]))
-        postings.sort(key=len)
-        rows = postings[0]
-        for other in postings[1:]:
-            rows = np.intersect1d(rows, other, assume_unique=True)
-        return rows
+    def holding(self, phrases: list[str]) -> list[str]:
+        """The live passages holding every phrase, by id, in row order."""
+        rows = self._current()
+        return [rows.passage_id(int(r)) for r in np.flatnonzero(self.phrase_mask(phrases))]
 
     @property
     def has_vectors(self) -> bool:
         """True when this folder keeps its passages' vectors (every row came with one)."""
-        if not self._loaded:
-            self._load()
-        return self._corpus.dimension is not None
+        return self._current().dimension is not None
+
+    def holds_vectors_in_memory(self) -> bool:
+        """True when every vector fits in EXACT_BYTES: searches over them are then exact and in memory."""
+        return self._current().fits_in_memory(EXACT_BYTES)
 
     @untrusted_if_damaged("vectors.bin", lambda: None)
-    def nearest(self, queries: np.ndarray, entry_ids: Iterable[str], k: int) -> list[list[VectorMatch]] | None:
-        """The k passages most similar to each query among the passages of these entries, by exact
-        search over the kept vectors; None when this folder has no vectors of the queries' size (or they
-        turn out damaged: the vector index answers instead).
+    def nearest(
+        self, queries: np.ndarray, entry_ids: Iterable[str] | None, k: int, weights: np.ndarray | None = None
+    ) -> list[list[VectorMatch]] | None:
+        """The k passages most similar to each query, by exact search over the kept vectors: among the
+        passages of `entry_ids`, reading just their vectors; or, with `entry_ids` None, among every live
+        passage weighted 1 (all with `weights` None), over the vectors held in memory. None when this
+        folder has no vectors of the queries' size (or they turn out damaged: the vector index answers).
 
-        No lock, like `text_of`: the corpus never changes in place. What a narrow filter costs here is
-        reading its passages' vectors (1.5 KB each at 384 dimensions) and one matrix product.
+        No lock, like `text_of`: segments never change in place.
         """
-        if not self._loaded:
-            self._load()
-        corpus = self._corpus
-        if corpus.dimension is None or np.shape(queries)[-1] != corpus.dimension:
+        rows = self._current()
+        if rows.dimension is None or np.shape(queries)[-1] != rows.dimension:
             return None
-        codes = np.fromiter((corpus.codes[e] for e in entry_ids if e in corpus.codes), dtype=np.int64)
-        found = corpus.nearest(queries, codes, k)
+        found = rows.exact(queries, weights, k) if entry_ids is None else rows.nearest(queries, entry_ids, k)
         return [
             [
-                VectorMatch(corpus.passage_id(row), corpus.entry_id(row), similarity)
-                for row, similarity in zip(rows.tolist(), similarities.tolist(), strict=True)
+                VectorMatch(rows.passage_id(row), rows.entry_id(row), similarity)
+                for row, similarity in zip(found_rows.tolist(), similarities.tolist(), strict=True)
             ]
-            for rows, similarities in found
+            for found_rows, similarities in found
         ]
 
     @untrusted_if_damaged("the passage files", lambda: None)
     def entry_passages(self, entry_id: str) -> tuple[list[str], list[str], np.ndarray] | None:
         """One entry's passage ids, texts and vectors, in passage order; None when not all are here."""
-        if not self._loaded:
-            self._load()
-        block = self._corpus.passages_of(entry_id)
+        block = self._current().passages_of(entry_id)
         return None if block is None or block[2] is None else block  # type: ignore[return-value]
 
     def vector_check(self) -> tuple[Callable[[Iterable[tuple[str, np.ndarray]]], str], ...] | None:
         """Two checks of what a vector index holds against this folder's copy of the vectors, one for the
         passages and one for the entries (each takes (id, vector) pairs and returns "" or what differs);
         None when this folder keeps no vectors."""
-        if not self._loaded:
-            self._load()
-        corpus = self._corpus
-        if corpus.dimension is None:
+        rows = self._current()
+        if rows.dimension is None:
             return None
-        return functools.partial(compare_passages, corpus), functools.partial(compare_entries, corpus)
+        return functools.partial(compare_passages, rows), functools.partial(compare_entries, rows)
 
     @untrusted_if_damaged("texts.bin", lambda: None)
     def text_of(self, passage_id: str) -> str | None:
-        """A passage's text, or None if this index does not hold it. No lock: the corpus never changes
-        in place, so a vector search filling in its matches never waits for a keyword search."""
-        if not self._loaded:
-            self._load()
-        corpus = self._corpus
-        row = corpus.row_of(passage_id)
-        return None if row is None else corpus.text(row)
+        """A passage's text, or None if this index does not hold it. No lock: segments never change in
+        place, so a vector search filling in its matches never waits for a keyword search."""
+        rows = self._current()
+        row = rows.row_of(passage_id)
+        return None if row is None else rows.text(row)
+
+
+def _link(source: Path, target: Path) -> None:
+    """`target` as a folder of hard links to `source`'s files: a segment never changes, so its files
+    can belong to several folders at once; copied where the disk cannot link."""
+    target.mkdir()
+    for path in source.iterdir():
+        try:
+            os.link(path, target / path.name)
+        except OSError:
+            shutil.copy2(path, target / path.name)

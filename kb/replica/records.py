@@ -9,8 +9,8 @@ used only while the replica matches the index's generation mark.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Iterator, Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -44,25 +44,53 @@ class EntryTable:
             for column in values.values():
                 if len(column) == n:  # a field this row lacks
                     column.append(None)
+        columns = {}
+        for name, items in values.items():
+            columns[name] = np.empty(len(items), dtype=object)
+            columns[name][:] = items
+        self._fill(ids, columns)
+
+    def _fill(self, ids: list[str], values: dict[str, np.ndarray]) -> None:
+        """Set the table from its ids and each field's values (object arrays, None where missing)."""
         self.ids = np.empty(len(ids), dtype=object)
         self.ids[:] = ids
         self._values: dict[str, np.ndarray] = {}
         self._columns: dict[str, np.ndarray] = {}
         self._lists: dict[str, list[tuple[Any, ...]]] = {}
         self._contains: dict[tuple[str, Any], np.ndarray] = {}
-        for name, items in sorted(values.items()):
-            column = np.empty(len(items), dtype=object)
-            column[:] = items
+        for name, column in sorted(values.items()):
             self._values[name] = column
             if name in LIST_FIELDS:
-                self._lists[name] = [tuple(v or ()) for v in items]
+                self._lists[name] = [tuple(v or ()) for v in column.tolist()]
             elif name in NUMERIC_FIELDS:
+                items = column.tolist()
                 self._columns[name] = np.array([float(v) if isinstance(v, (int, float)) else np.nan for v in items])
             else:
                 self._columns[name] = column
         self.position = {entry_id: i for i, entry_id in enumerate(ids)}
         self._missing = np.full(len(ids), None, dtype=object)
         self._missing.flags.writeable = False
+
+    @classmethod
+    def joined(cls, parts: list[tuple[EntryTable, np.ndarray | None]]) -> EntryTable:
+        """Several tables' rows as one table, each part's rows picked by its mask (None: all), column by
+        column: no record is read again."""
+        if len(parts) == 1 and parts[0][1] is None:
+            return parts[0][0]
+        picks = [np.arange(len(t)) if keep is None else np.flatnonzero(keep) for t, keep in parts]
+        names = sorted(set().union(*(t._values for t, _ in parts)))
+        values = {
+            name: np.concatenate(
+                [
+                    t._values[name][p] if name in t._values else np.full(len(p), None, dtype=object)
+                    for (t, _), p in zip(parts, picks, strict=True)
+                ]
+            )
+            for name in names
+        }
+        table = cls({})
+        table._fill(np.concatenate([t.ids[p] for (t, _), p in zip(parts, picks, strict=True)]).tolist(), values)
+        return table
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -150,11 +178,23 @@ def record_line(entry_id: str, metadata: dict) -> str:
     return json.dumps({"id": entry_id, "metadata": metadata}, ensure_ascii=False) + "\n"
 
 
-def read_records(path: Path) -> Iterator[tuple[str, dict]]:
-    with path.open(encoding="utf-8") as lines:
+def read_records(lines: Iterable[str]) -> Iterator[tuple[str, dict]]:
+    for line in lines:
+        row = json.loads(line)
+        yield row["id"], row["metadata"]
+
+
+def lines_of(file, chunk: int = 1 << 20) -> Iterator[str]:
+    """The lines of an open file, read at offsets (not through the file's position, which other readers
+    share): so a segment reads its own records even after another process replaced its folder."""
+    offset, rest = 0, b""
+    while data := os.pread(file.fileno(), chunk, offset):
+        offset += len(data)
+        *lines, rest = (rest + data).split(b"\n")
         for line in lines:
-            row = json.loads(line)
-            yield row["id"], row["metadata"]
+            yield line.decode("utf-8") + "\n"
+    if rest:
+        yield rest.decode("utf-8")
 
 
 _RECORD_ID_AT = len('{"id": ')  # where `record_line` puts the id's JSON string
@@ -163,15 +203,14 @@ _RECORD_ID_AT = len('{"id": ')  # where `record_line` puts the id's JSON string
 _DECODER = json.JSONDecoder()
 
 
-def record_lines(path: Path) -> Iterator[tuple[str, str]]:
+def record_lines(lines: Iterable[str]) -> Iterator[tuple[str, str]]:
     """(entry id, line) for each line of an entries.jsonl file, decoding only the id: copying 100,000
-    kept records on a save costs a second when each is parsed and written again."""
-    with path.open(encoding="utf-8") as lines:
-        for line in lines:
-            if line.startswith('{"id": '):
-                yield _DECODER.raw_decode(line, _RECORD_ID_AT)[0], line
-            else:  # not as `record_line` writes it: read it whole
-                yield json.loads(line)["id"], line
+    kept records costs a second when each is parsed and written again."""
+    for line in lines:
+        if line.startswith('{"id": '):
+            yield _DECODER.raw_decode(line, _RECORD_ID_AT)[0], line
+        else:  # not as `record_line` writes it: read it whole
+            yield json.loads(line)["id"], line
 
 
 def chain_records(kept: Iterable[tuple[str, str]], skip: set[str], added: Iterable[tuple[str, str]]) -> Iterator[str]:

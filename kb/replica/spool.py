@@ -84,6 +84,11 @@ class Additions:
         return set(self._codes)
 
     @property
+    def passage_count(self) -> int:
+        """How many passage rows were given (one given again counts again)."""
+        return len(self._numbers)
+
+    @property
     def record_ids(self) -> set[str]:
         return set(self._latest_line)
 
@@ -114,6 +119,7 @@ class Additions:
     def record_lines(self) -> Iterator[tuple[str, str]]:
         """(entry id, line) of the latest record of each entry, lines as entries.jsonl holds them."""
         self._records.flush()
-        for number, (entry_id, line) in enumerate(record_lines(self.folder / "records.jsonl")):
-            if self._latest_line[entry_id] == number:
-                yield entry_id, line
+        with (self.folder / "records.jsonl").open(encoding="utf-8") as lines:
+            for number, (entry_id, line) in enumerate(record_lines(lines)):
+                if self._latest_line[entry_id] == number:
+                    yield entry_id, line

@@ -112,7 +112,7 @@ def test_without_a_local_copy_of_the_vectors_chroma_searches_among_the_narrow_fi
 ):
     where = _where(Filters.of(theme="data-quality", outcome="failed"), ANONYMOUS)
     kb.search("warm up", viewer=ANONYMOUS)
-    monkeypatch.setattr(kb.replica._corpus, "dimension", None)  # as in a folder kept without vectors
+    monkeypatch.setattr(kb.replica._current(), "dimension", None)  # as in a folder kept without vectors
     calls = _recording(kb, monkeypatch)
     vectors = fake_embedder.embed(QUERIES[:1])
     got = kb.retriever._nearest(vectors, 10, where, entries_where=where)
@@ -227,17 +227,22 @@ def test_quoted_phrases_match_whole_words_only(settings, fake_embedder, entries_
     assert base.search('"zyxxy nonexistent"', mode="bm25") == []
 
 
-def test_phrase_mask_reads_only_passages_holding_every_word(kb):
-    lexical = kb.replica
-    rows = lexical._holding_every_word("data sharing agreement")
-    assert 0 < len(rows) < lexical.passage_count
-    mask = lexical.phrase_mask(["data sharing agreement"])
-    from kb.search import contains_all
+def test_a_quoted_phrase_is_answered_from_word_positions_without_reading_a_text(kb, monkeypatch):
+    from kb.analysis import contains_phrases
+    from kb.replica.corpus import Corpus
 
-    texts = [lexical.text_at(i) for i in range(lexical.passage_count)]
-    expected = [i for i, t in enumerate(texts) if contains_all(t, ["data sharing agreement"])]
-    assert [i for i in range(len(mask)) if mask[i]] == expected
-    assert set(expected) <= set(rows.tolist())
+    lexical = kb.replica
+    texts = dict(lexical.passages())
+    phrases = ["data sharing agreement"]
+    expected = sorted(p for p, t in texts.items() if contains_phrases(t, phrases))
+    assert 0 < len(expected) < lexical.passage_count
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("a phrase must not read passage texts")
+
+    monkeypatch.setattr(Corpus, "_reader", no_reading)
+    monkeypatch.setattr(Corpus, "raw", no_reading)
+    assert sorted(lexical.holding(phrases)) == expected
 
 
 def test_the_entry_table_answers_every_clause_as_chroma_does(kb):

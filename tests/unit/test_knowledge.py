@@ -117,6 +117,21 @@ def test_save_new_entry_is_searchable_at_once_and_gets_a_free_id(kb):
     assert kb.store.get(saved.id).summary == entry.summary
 
 
+def test_a_save_writes_only_a_small_delta_and_a_sync_merges_it(kb):
+    replica = kb.replica
+    entry = kb.store.get("flood-response-data-cell")
+    entry.summary = "Sandbags carried barcodes, scanned at each depot."
+    kb.save(entry)
+    assert replica.segments == ["base", "delta"]
+    delta_records = (replica.folder / "delta" / "entries.jsonl").read_text().splitlines()
+    assert [line.split('"')[3] for line in delta_records] == ["flood-response-data-cell"], "one entry rewritten"
+    assert kb.search('"scanned at each depot"', limit=1)[0].id == "flood-response-data-cell"
+    report = kb.sync()
+    assert not report.changed and kb.replica.segments == ["base"], "a sync merges the segments"
+    assert kb.search('"scanned at each depot"', limit=1)[0].id == "flood-response-data-cell"
+    assert len(kb.replica.table()) == len(kb.store.files())
+
+
 def test_a_save_whose_indexing_fails_is_still_one_saved_entry_that_the_next_sync_indexes(kb, monkeypatch):
     from kb import SavedNotIndexed
 

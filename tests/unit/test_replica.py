@@ -7,6 +7,7 @@ import zlib
 import numpy as np
 import pytest
 
+from kb.analysis import contains_phrases
 from kb.replica import FORMAT_VERSION, EntryTable, KeywordIndexDamaged, Replica
 from tests.faults import DAMAGES, KEYWORD_INDEX_FILES, damage_file
 
@@ -78,10 +79,20 @@ def test_an_update_replaces_removes_and_adds_without_losing_the_rest(index):
         assert lexical.search("pilot suppliers menus", 5) == []
 
 
-def test_phrase_masks_read_texts_from_the_mapped_file(index):
-    mask = index.phrase_mask(["data-sharing agreement"])
-    rows = [i for i in range(index.passage_count) if mask[i]]
-    assert [index.text_at(i) for i in rows] == [ROWS[3][2]]
+def test_a_phrase_is_found_from_word_positions_whole_words_in_order(index):
+    texts = dict(index.passages())
+    for phrases, expected in [
+        (["data-sharing agreement"], [ROWS[3][2]]),
+        (["data sharing, agreement"], [ROWS[3][2]]),  # punctuation and spacing between words never matter
+        (["agreement data sharing"], []),  # the words, but not in this order
+        (["meter"], []),  # whole words: "meters" is another word
+        (["road sensors", "nine months"], [ROWS[3][2]]),
+        (["café owners"], [ROWS[1][2]]),
+        (["日本 suppliers"], [ROWS[4][2]]),
+    ]:
+        held = index.holding(phrases)
+        assert [texts[p] for p in held] == expected, phrases
+        assert sorted(held) == sorted(p for p, t in texts.items() if contains_phrases(t, phrases)), phrases
 
 
 def test_an_older_format_is_rebuilt_not_trusted(index):
@@ -108,41 +119,44 @@ def test_the_entry_table_gives_records_back_as_written():
     assert np.array_equal(table.select({"themes": {"$contains": "sensors"}}), [True, True, False])
 
 
-def test_keyword_scores_and_order_agree_with_bm25s_own_retrieval(index):
-    from kb.replica import tokenize
+def _bm25s_over(texts):
+    """bm25s's own index over these texts, with the English stemmer and stop words."""
+    import bm25s
+    import Stemmer
 
-    retriever = index._retriever
+    reference = bm25s.BM25()
+    stemmer = Stemmer.Stemmer("english")
+    reference.index(bm25s.tokenize(texts, stopwords="en", stemmer=stemmer, show_progress=False), show_progress=False)
+    return reference, lambda query: bm25s.tokenize([query], stopwords="en", stemmer=stemmer, show_progress=False)
+
+
+def test_keyword_scores_and_order_agree_with_bm25s_own_retrieval(index):
+    ids, texts = zip(*index.passages(), strict=True)
+    reference, tokenized = _bm25s_over(list(texts))
     for query in ("sensors data sharing", "water water meters", "road", "agreement council pilot"):
-        tokens = tokenize([query])
-        for weights in (None, np.array([1, 1, 0, 1, 1], dtype=np.float32)):
-            docs, scores = retriever.retrieve(tokens, k=5, show_progress=False, weight_mask=weights, n_threads=1)
-            expected = {int(d): float(s) for d, s in zip(docs[0], scores[0], strict=True) if s > 0}
-            rows, got = index._top(tokens[0], 5, weights)
-            assert dict(zip(rows.tolist(), got.tolist(), strict=True)) == pytest.approx(expected)
-            assert list(got) == sorted(got, reverse=True)
+        for allowed in (None, {"water", "roads"}):
+            weights = None if allowed is None else np.array([i.split("#")[0] in allowed for i in ids], np.float32)
+            docs, scores = reference.retrieve(tokenized(query), k=5, show_progress=False, weight_mask=weights)
+            expected = {ids[int(d)]: float(s) for d, s in zip(docs[0], scores[0], strict=True) if s > 0}
+            got = index.search(query, 5, index.weights(allowed))
+            assert {m.passage_id: m.score for m in got} == pytest.approx(expected), (query, allowed)
+            assert [m.score for m in got] == sorted((m.score for m in got), reverse=True)
 
 
 def test_the_index_built_a_chunk_at_a_time_scores_as_bm25s_on_the_whole_corpus(tmp_path, monkeypatch):
-    import functools
+    from kb.replica import keywords
 
-    import bm25s
-
-    from kb.replica import bm25 as module
-    from kb.replica import folder as folder_module
-
-    monkeypatch.setattr(folder_module, "token_ids", functools.partial(module.token_ids, chunk=2))
-    monkeypatch.setattr(module, "BUILD_CHUNK", 2)
+    monkeypatch.setattr(keywords, "BUILD_CHUNK", 2)
     index = Replica(tmp_path / "chunked")
     rebuild(index, ROWS, HASHES, META, "gen-1")
-    rows = sorted(ROWS, key=lambda r: (r[1], r[0]))  # the index's row order: by entry, then number
-    whole = bm25s.BM25()
-    whole.index(bm25s.tokenize([t for _, _, t in rows], stopwords="en", stemmer=module._STEMMER, show_progress=False))
+    rows = sorted(ROWS)
+    reference, tokenized = _bm25s_over([t for _, _, t in rows])
     for query in ("sensors data sharing", "meters night flows", "pilot suppliers", "agreement"):
-        tokens = module.tokenize([query])
-        docs, scores = whole.retrieve(tokens, k=5, show_progress=False, n_threads=1)
+        docs, scores = reference.retrieve(tokenized(query), k=5, show_progress=False, n_threads=1)
         expected = {rows[int(d)][0]: float(s) for d, s in zip(docs[0], scores[0], strict=True) if s > 0}
         assert expected, query
         assert {m.passage_id: m.score for m in index.search(query, 5)} == pytest.approx(expected)
+    assert sorted(index.passages()) == sorted((pid, t) for pid, _, t in rows)
 
 
 def test_additions_group_rows_given_in_any_order_and_keep_the_latest_text(tmp_path):
@@ -189,85 +203,60 @@ def test_spools_and_folders_left_by_a_killed_sync_are_swept_but_a_running_one_is
             assert not abandoned.folder.exists() and not half_written.exists()
 
 
-def test_the_compact_build_makes_the_very_matrix_bm25s_makes(monkeypatch):
-    import itertools
+def _counting_tokenized_texts(monkeypatch):
+    from kb.replica.keywords import WordsWriter
 
-    import bm25s
-
-    from kb.replica import Corpus
-    from kb.replica import bm25 as module
-    from kb.replica.bm25 import CompactBM25
-
-    rng = np.random.default_rng(7)
-    words = ["data", "sharing", "pilot", "council", "agreement", "sensor", "meter", "water", "road", "the", "of"]
-    texts = [" ".join(rng.choice(words, size=rng.integers(0, 30))) for _ in range(300)]
-    corpus = Corpus.empty()
-    monkeypatch.setattr(
-        corpus, "texts", lambda chunk, start=0: (texts[i : i + chunk] for i in range(start, len(texts), chunk))
-    )
-    monkeypatch.setattr(module, "BUILD_CHUNK", 64)
-    tokenized, _ = module.token_ids(corpus, chunk=50)
-    compact, reference = CompactBM25(), bm25s.BM25()
-    compact.index(tokenized, show_progress=False)
-    ids = [tokenized.ids.flat[a:b].tolist() for a, b in itertools.pairwise(tokenized.ids.starts)]
-    reference.index(bm25s.tokenization.Tokenized(ids=ids, vocab=dict(tokenized.vocab)), show_progress=False)
-    assert compact.vocab_dict == reference.vocab_dict
-    for key in ("indptr", "indices"):
-        np.testing.assert_array_equal(compact.scores[key], reference.scores[key])
-    np.testing.assert_allclose(compact.scores["data"], reference.scores["data"], rtol=1e-6)
-    assert compact.scores["num_docs"] == reference.scores["num_docs"] == len(texts)
+    read = []
+    original = WordsWriter.add_text
+    monkeypatch.setattr(WordsWriter, "add_text", lambda self, text: read.append(text) or original(self, text))
+    return read
 
 
-def test_an_update_tokenizes_only_the_passages_it_adds_and_scores_as_a_fresh_build(index, tmp_path, monkeypatch):
-    import bm25s
-
-    tokenized = []
-    original = bm25s.tokenization.Tokenizer.tokenize
-
-    def counting(self, texts, *args, **kwargs):
-        tokenized.extend(texts)
-        return original(self, texts, *args, **kwargs)
-
-    monkeypatch.setattr(bm25s.tokenization.Tokenizer, "tokenize", counting)
+def test_a_save_writes_a_delta_segment_reading_only_the_texts_it_adds_and_scores_as_a_fresh_build(
+    index, tmp_path, monkeypatch
+):
+    read = _counting_tokenized_texts(monkeypatch)
     added_rows = [("water#0", "water", "Water meters\nNight flows showed leaks; a new word: hydrant.")]
     with index.additions() as added:
         added.add_passages(added_rows)
         added.add_records({"water": META["water"]})
         index.update({"roads"}, added, {"water": "h1b", "schools": "h3"}, "gen-2")
-    assert tokenized == [added_rows[0][2]], "kept passages reuse their saved token ids"
+    assert read == [added_rows[0][2]], "kept passages keep their word ids; no other text is read"
+    assert index.segments == ["base", "delta"]
     final = [added_rows[0], ROWS[4]]
     fresh = Replica(tmp_path / "fresh")
     rebuild(fresh, final, {"water": "h1b", "schools": "h3"}, META, "gen-2")
-    for query in ("night flows leaks", "hydrant", "pilot suppliers menus", "sensors"):
-        got = [(m.passage_id, m.score) for m in index.search(query, 5)]
-        want = [(m.passage_id, m.score) for m in fresh.search(query, 5)]
-        assert [p for p, _ in got] == [p for p, _ in want], query
-        assert [s for _, s in got] == pytest.approx([s for _, s in want]), query
-    assert index.search("data sharing agreement", 5) == [], "the removed entry's words score nothing"
+    for lexical in (index, Replica(index.folder)):
+        for query in ("night flows leaks", "hydrant", "pilot suppliers menus", "sensors", "water meters"):
+            got = [(m.passage_id, m.score) for m in lexical.search(query, 5)]
+            want = [(m.passage_id, m.score) for m in fresh.search(query, 5)]
+            assert sorted(p for p, _ in got) == sorted(p for p, _ in want), query
+            assert dict(got) == pytest.approx(dict(want)), query
+        assert lexical.search("data sharing agreement", 5) == [], "the removed entry's words score nothing"
+        assert lexical.passage_count == 2 and sorted(lexical.table().ids) == ["schools", "water"]
+    read.clear()
+    index.compact()
+    assert index.segments == ["base"] and read == [], "a merge copies word ids, reads no text"
+    assert {m.passage_id: m.score for m in index.search("night flows", 5)} == pytest.approx(
+        {m.passage_id: m.score for m in fresh.search("night flows", 5)}
+    )
 
 
 def test_an_index_object_whose_folder_another_process_replaced_reads_its_own_files(index, monkeypatch):
-    import bm25s
-
     elsewhere = Replica(index.folder)  # another process on this machine
     with elsewhere.additions() as added:
         added.add_passages([("parks#0", "parks", "Parks\nA tree survey by volunteers, street by street.")])
         added.add_records({"parks": {"title": "Parks"}})
-        elsewhere.update(set(), added, {**HASHES, "parks": "h4"}, "gen-2")
-    tokenized = []
-    original = bm25s.tokenization.Tokenizer.tokenize
-    monkeypatch.setattr(
-        bm25s.tokenization.Tokenizer,
-        "tokenize",
-        lambda self, texts, *a, **k: tokenized.extend(texts) or original(self, texts, *a, **k),
-    )
+        elsewhere.update(set(), added, {**HASHES, "parks": "h4"}, "gen-2", merge=True)
+    read = _counting_tokenized_texts(monkeypatch)
     with index.additions() as added:
         added.add_passages([("water#0", "water", "Water meters\nRewritten summary.")])
         added.add_records({"water": META["water"]})
         index.update({"schools"}, added, {"water": "h1b", "roads": "h2"}, "gen-3")
     assert index.text_of("roads#1") == ROWS[3][2], "texts come from the files this object opened"
-    assert index.text_of("water#0") == "Water meters\nRewritten summary."
-    assert len(tokenized) == index.passage_count == 3, "the other folder's token ids are not reused"
+    assert index.text_of("water#0") == "Water meters\nRewritten summary." and index.text_of("parks#0") is None
+    assert read == ["Water meters\nRewritten summary."], "its own segments' word ids are copied"
+    assert index.passage_count == 3 and sorted(index.table().ids) == ["roads", "water"]
     assert [m.passage_id for m in index.search("data sharing agreement", 3)][0] == "roads#1"
 
 
@@ -354,7 +343,7 @@ def test_without_a_vector_for_every_passage_none_are_kept(tmp_path):
         added.add_passages(ROWS[2:])  # these came without vectors
         added.add_records(META)
         lexical.rebuild(added, HASHES, "gen-1")
-    assert not lexical.has_vectors and not (lexical.folder / "vectors.bin").exists()
+    assert not lexical.has_vectors and not (lexical.folder / "base" / "vectors.bin").exists()
     assert lexical.nearest(_vectors(ROWS[:1]), {"water"}, 3) is None
     assert lexical.text_of("roads#1") == ROWS[3][2], "the keyword index itself is whole"
 
@@ -394,7 +383,7 @@ def test_vectors_that_do_not_match_their_passages_are_refused_before_anything_is
 # ----------------------------------------------------------------- damage
 
 # Read only when an update copies from the folder (or, the manifest, when it is opened).
-NOT_READ_BY_SEARCHES = {"manifest.json", "tokens.npy", "token-starts.npy", "vocab.tokenizer.json"}
+NOT_READ_BY_SEARCHES = {"manifest.json"}
 PARKS = ("parks#0", "parks", "Parks\nA tree survey by volunteers, street by street.")
 
 
@@ -452,8 +441,8 @@ def test_marking_a_generation_keeps_the_file_list_so_the_folder_is_still_checked
     again = Replica(folder)
     assert again.damage is None and again.mirrors("gen-2") and again.is_current(HASHES)
     assert [m.entry_id for m in again.search("data sharing agreement", 1)] == ["roads"]
-    damage_file(folder / "texts.bin", "garble", seed="texts.bin")
-    assert Replica(folder).damage == "texts.bin: checksum mismatch"
+    damage_file(folder / "base" / "texts.bin", "garble", seed="texts.bin")
+    assert Replica(folder).damage == "base/texts.bin: checksum mismatch"
 
 
 def test_a_manifest_without_its_file_list_is_not_trusted(full_index):
@@ -479,7 +468,6 @@ def test_a_file_damaged_after_the_folder_was_checked_is_noticed_by_the_read_not_
     ("name", "read"),
     [
         ("texts.bin", lambda index: index.text_of("water#1")),
-        ("texts.bin", lambda index: index.scaled_search([("sensors", 1.0)], 5, phrases=["sensors"])[0] or None),
         ("texts.bin", lambda index: index.entry_passages("roads")),
         ("vectors.bin", lambda index: index.nearest(_vectors(ROWS[:1]), set(HASHES), 3)),
         ("vectors.bin", lambda index: index.entry_passages("roads")),
@@ -487,13 +475,15 @@ def test_a_file_damaged_after_the_folder_was_checked_is_noticed_by_the_read_not_
 )
 def test_a_file_cut_short_while_in_use_is_noticed_by_the_read_not_raised(full_index, name, read):
     assert full_index.has_vectors and full_index.table()  # loaded: its texts and vectors are open files
-    (full_index.folder / name).write_bytes(b"")
+    (full_index.folder / "base" / name).write_bytes(b"")
     assert read(full_index) is None
     assert full_index.damage == f"{name}: shorter than its passages" and not full_index.is_current(HASHES)
     assert full_index.search("sensors", 5) == [] and full_index.text_of("roads#1") is None, "as if absent"
 
 
-@pytest.mark.parametrize("name", ["texts.bin", "vectors.bin", "entries.jsonl", "tokens.npy", "manifest.json"])
+@pytest.mark.parametrize(
+    "name", ["base/texts.bin", "base/vectors.bin", "base/entries.jsonl", "base/tokens.npy", "manifest.json"]
+)
 def test_an_update_does_not_copy_from_a_file_damaged_since_the_folder_was_opened(full_index, name):
     damage_file(full_index.folder / name, "garble", seed=name)
     with pytest.raises(KeywordIndexDamaged, match=f"the keyword index is damaged \\({name}: .*python -m kb sync"):

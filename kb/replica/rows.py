@@ -1,0 +1,271 @@
+"""Every passage of the replica's segments as one collection: rows numbered across the segments in order.
+
+An entry lives in the newest segment that holds it. Its rows in older segments are dead: never found,
+scored, counted or copied. The view is immutable, like its segments; a change makes a new one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+import numpy as np
+
+from kb.passages import PassageId
+from kb.replica.corpus import Block, decoded
+from kb.replica.keywords import KeywordIndex
+from kb.replica.segment import Segment
+
+
+class Rows:
+    """The passages of these segments (oldest first) without those of the `dead` entries in all but the
+    newest segment."""
+
+    def __init__(self, segments: list[Segment], dead: frozenset[str] = frozenset()):
+        self.segments = segments
+        self.dead = dead
+        self.firsts = np.cumsum([0] + [len(s.corpus) for s in segments]).astype(np.int64)
+        alive = None
+        if dead and len(segments) > 1:
+            alive = np.ones(int(self.firsts[-1]), dtype=bool)
+            for i, segment in enumerate(segments[:-1]):
+                corpus = segment.corpus
+                codes = [corpus.codes[e] for e in dead if e in corpus.codes]
+                alive[self.firsts[i] : self.firsts[i + 1]] = ~np.isin(corpus.row_codes, np.asarray(codes, np.int32))
+        self.alive = alive  # per row; None: every row is live
+        self.keywords = KeywordIndex([s.words for s in segments], alive)
+        dimensions = {s.corpus.dimension for s in segments if len(s.corpus)}
+        self.dimension = dimensions.pop() if len(dimensions) == 1 else None
+
+    def __len__(self) -> int:
+        return int(self.firsts[-1])
+
+    @property
+    def live_count(self) -> int:
+        return len(self) if self.alive is None else int(self.alive.sum())
+
+    # ----------------------------------------------------------------- one row, one entry
+
+    def _segment_of(self, row: int) -> tuple[Segment, int]:
+        i = int(np.searchsorted(self.firsts, row, side="right")) - 1
+        return self.segments[i], row - int(self.firsts[i])
+
+    def text(self, row: int) -> str:
+        segment, local = self._segment_of(row)
+        return segment.corpus.text(local)
+
+    def entry_id(self, row: int) -> str:
+        segment, local = self._segment_of(row)
+        return segment.corpus.entry_id(local)
+
+    def passage_id(self, row: int) -> str:
+        segment, local = self._segment_of(row)
+        return segment.corpus.passage_id(local)
+
+    def home(self, entry_id: str) -> int | None:
+        """The index of the segment an entry lives in (None: it is in none, or was removed)."""
+        last = len(self.segments) - 1
+        for i in range(last, -1, -1):
+            if entry_id in self.segments[i].corpus.codes:
+                return i if i == last or entry_id not in self.dead else None
+        return None
+
+    def span(self, entry_id: str) -> tuple[int, int] | None:
+        """The rows of an entry's passages (they are neighbours), or None if it is not here."""
+        i = self.home(entry_id)
+        if i is None:
+            return None
+        corpus, first = self.segments[i].corpus, int(self.firsts[i])
+        code = corpus.codes[entry_id]
+        return first + int(corpus.starts[code]), first + int(corpus.starts[code + 1])
+
+    def row_of(self, passage_id: str) -> int | None:
+        parsed = PassageId.parse(passage_id)
+        i = self.home(parsed.entry_id) if parsed else None
+        if i is None:
+            return None
+        local = self.segments[i].corpus.row_of(passage_id)
+        return None if local is None else int(self.firsts[i]) + local
+
+    def rows_of(self, passage_ids: list[str]) -> np.ndarray:
+        """`row_of` for many passages at once (-1 where one is not here)."""
+        found = np.full(len(passage_ids), -1, dtype=np.int64)
+        for i in range(len(self.segments) - 1, -1, -1):
+            pending = np.flatnonzero(found < 0)
+            if not len(pending):
+                break
+            local = self.segments[i].corpus.rows_of([passage_ids[j] for j in pending.tolist()])
+            rows = np.where(local >= 0, local + self.firsts[i], -1)
+            if self.alive is not None and i < len(self.segments) - 1:
+                rows = np.where((rows >= 0) & self.alive[np.maximum(rows, 0)], rows, -1)
+            found[pending] = rows
+        return found
+
+    def passages_of(self, entry_id: str) -> tuple[list[str], list[str], np.ndarray | None] | None:
+        """One entry's passage ids, texts and vectors (None without vectors), or None if it is not here."""
+        i = self.home(entry_id)
+        return None if i is None else self.segments[i].corpus.passages_of(entry_id)
+
+    def entries(self) -> list[str]:
+        """Every live entry with passages, oldest segment first."""
+        last = len(self.segments) - 1
+        return [e for i, s in enumerate(self.segments) for e in s.corpus.entries if i == last or e not in self.dead]
+
+    # ----------------------------------------------------------------- many rows
+
+    def mask(self, allowed_entries: Iterable[str]) -> np.ndarray:
+        """1.0 for the live passages of these entries, else 0.0."""
+        allowed = set(allowed_entries)
+        parts = []
+        for segment in self.segments:
+            codes = segment.corpus.codes
+            chosen = (
+                [c for e, c in codes.items() if e in allowed]
+                if len(allowed) > len(codes)
+                else [codes[e] for e in allowed if e in codes]
+            )
+            parts.append(np.isin(segment.corpus.row_codes, np.asarray(chosen, dtype=np.int32)))
+        mask = np.concatenate(parts) if parts else np.zeros(0, dtype=bool)
+        if self.alive is not None:
+            mask &= self.alive
+        return mask.astype(np.float32)
+
+    def vectors_at(self, rows: np.ndarray) -> np.ndarray:
+        rows = np.asarray(rows, dtype=np.int64)
+        found = np.empty((len(rows), self.dimension or 0), dtype=np.float32)
+        part = np.searchsorted(self.firsts, rows, side="right") - 1
+        for i in np.unique(part).tolist():
+            chosen = part == i
+            found[chosen] = self.segments[i].corpus.vectors_at(rows[chosen] - self.firsts[i])
+        return found
+
+    def nearest(self, queries: np.ndarray, entry_ids: Iterable[str], k: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Exact search among these entries' live passages: for each query the rows of the k most
+        similar, most similar first, and their similarities."""
+        by_segment: dict[int, list[int]] = {}
+        for entry_id in entry_ids:
+            i = self.home(entry_id)
+            if i is not None:
+                by_segment.setdefault(i, []).append(self.segments[i].corpus.codes[entry_id])
+        found = [
+            [
+                (rows + self.firsts[i], sims)
+                for rows, sims in self.segments[i].corpus.nearest(queries, np.asarray(codes), k)
+            ]
+            for i, codes in sorted(by_segment.items())
+        ]
+        return [_best([f[q] for f in found], k) for q in range(len(queries))]
+
+    def fits_in_memory(self, limit_bytes: int) -> bool:
+        return self.dimension is not None and sum(s.vector_bytes for s in self.segments) <= limit_bytes
+
+    def exact(self, queries: np.ndarray, weights: np.ndarray | None, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Exact search over every live passage whose weight is 1 (all live ones without weights), with the
+        vectors held in memory: for each query the rows of the k most similar and their similarities."""
+        queries = np.asarray(queries, dtype=np.float32)
+        queries = queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
+        similarities = np.concatenate([queries @ s.matrix.T for s in self.segments if len(s.corpus)], axis=1)
+        allowed = self.alive if weights is None else (weights > 0) if self.alive is None else (weights > 0) & self.alive
+        if allowed is not None:
+            similarities[:, ~allowed] = -np.inf
+        results = []
+        for scores in similarities:
+            candidates = len(scores) if allowed is None else int(allowed.sum())
+            take = min(k, candidates)
+            if take < 1:
+                results.append((np.zeros(0, np.int64), np.zeros(0)))
+                continue
+            best = np.argpartition(-scores, take - 1)[:take] if len(scores) > take else np.arange(len(scores))
+            order = best[np.lexsort((best, -scores[best]))]
+            results.append((order.astype(np.int64), scores[order].astype(np.float64)))
+        return results
+
+    def blocks(self, skip: set[str] | frozenset[str]) -> Iterator[Block]:
+        """Every live entry's passages as blocks, oldest segment first, without the entries in `skip`;
+        each block names its origin, so its word ids are copied rather than read again."""
+        last = len(self.segments) - 1
+        for i, segment in enumerate(self.segments):
+            yield from segment.blocks(skip if i == last else set(skip) | self.dead)
+
+    def texts(self) -> Iterator[tuple[str, str]]:
+        """(passage id, text) of every live passage, in row order."""
+        for row in range(len(self)):
+            if self.alive is None or self.alive[row]:
+                segment, local = self._segment_of(row)
+                yield segment.corpus.passage_id(local), decoded(segment.corpus.raw(local))
+
+
+def _best(found: list[tuple[np.ndarray, np.ndarray]], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k most similar of several segments' results, most similar first, ties in row order."""
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        return np.zeros(0, np.int64), np.zeros(0)
+    rows = np.concatenate([r for r, _ in found])
+    sims = np.concatenate([s for _, s in found])
+    order = np.lexsort((rows, -sims))[:k]
+    return rows[order], sims[order]
+
+
+def _directions_agree(stored: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    """Per row: do these vectors point the same way? (Chroma keeps cosine vectors normalised.)"""
+    stored = stored / np.maximum(np.linalg.norm(stored, axis=1, keepdims=True), 1e-12)
+    expected = expected / np.maximum(np.linalg.norm(expected, axis=1, keepdims=True), 1e-12)
+    return np.einsum("ij,ij->i", stored, expected) >= 1.0 - 1e-4
+
+
+def _batched(stored: Iterable[tuple[str, np.ndarray]], size: int) -> Iterator[tuple[list[str], list[np.ndarray]]]:
+    ids: list[str] = []
+    vectors: list[np.ndarray] = []
+    for item_id, vector in stored:
+        ids.append(item_id)
+        vectors.append(vector)
+        if len(ids) == size:
+            yield ids, vectors
+            ids, vectors = [], []
+    if ids:
+        yield ids, vectors
+
+
+def compare_passages(rows: Rows, stored: Iterable[tuple[str, np.ndarray]], batch: int = 4096) -> str:
+    """ "" when `stored` holds exactly the live passages with the same vectors, else what differs."""
+    seen = np.zeros(len(rows), dtype=bool)
+    for ids, vectors in _batched(stored, batch):
+        found = rows.rows_of(ids)
+        if (found < 0).any():
+            return f"passage '{ids[int(np.flatnonzero(found < 0)[0])]}' is not in the copy"
+        if any(len(v) != rows.dimension for v in vectors):
+            return "a stored vector has the wrong size"
+        if seen[found].any() or len(np.unique(found)) != len(found):
+            return "a passage is stored twice"
+        seen[found] = True
+        agree = _directions_agree(np.vstack(vectors), rows.vectors_at(found))
+        if not agree.all():
+            return f"passage '{ids[int(np.flatnonzero(~agree)[0])]}' has another vector"
+    missing = rows.live_count - int(seen.sum())
+    return f"{missing} passages are missing" if missing else ""
+
+
+def compare_entries(rows: Rows, stored: Iterable[tuple[str, np.ndarray]], batch: int = 2048) -> str:
+    """ "" when `stored` holds one vector per live entry with passages, the mean of its passages' vectors."""
+    seen: set[str] = set()
+    for ids, vectors in _batched(stored, batch):
+        spans = [rows.span(e) for e in ids]
+        unknown = next((e for e, span in zip(ids, spans, strict=True) if span is None), None)
+        if unknown is not None:
+            return f"entry '{unknown}' is not in the copy"
+        if any(len(v) != rows.dimension for v in vectors):
+            return "a stored entry vector has the wrong size"
+        if seen.intersection(ids) or len(set(ids)) != len(ids):
+            return "an entry is stored twice"
+        seen.update(ids)
+        has = [i for i, (a, b) in enumerate(spans) if b > a]  # an entry without passages has no vector of its own
+        if not has:
+            continue
+        lengths = [spans[i][1] - spans[i][0] for i in has]
+        chosen = np.concatenate([np.arange(*spans[i]) for i in has])
+        sums = np.add.reduceat(rows.vectors_at(chosen), np.cumsum([0, *lengths[:-1]]), axis=0)
+        agree = _directions_agree(np.vstack([vectors[i] for i in has]), sums)
+        if not agree.all():
+            return f"entry '{ids[has[int(np.flatnonzero(~agree)[0])]]}' has another vector"
+    missing = len(set(rows.entries()) - seen)
+    return f"{missing} entries are missing" if missing else ""
