@@ -6,8 +6,10 @@ The freshness protocol, in one place:
 - The mirror's folder records the mark it matches (`Replica.mirrors`). While the marks agree, the
   ledger, access and facet clauses, records and texts are read here, in milliseconds, instead of from
   Chroma, which takes seconds at 100,000 entries.
-- `refresh` reads Chroma's mark (at most every CHECK_SECONDS) and brings the mirror up to date when
-  another process changed the index: another replica, or `python -m kb sync` beside the app.
+- `refresh` reads Chroma's mark before every read (one small request, under a millisecond) and brings
+  the mirror up to date when another process changed the index: another replica, or `python -m kb
+  sync` beside the app. So a search never answers from a state older than the moment it began, and
+  no record is read again from Chroma to make sure.
 - Every change to what the mirror holds makes a new `Snapshot`; the browse rows and the clause
   caches live on it and are dropped with it, so nobody has to remember to invalidate them.
 - Once per process and generation, the vectors Chroma holds are compared with the mirror's copy.
@@ -19,7 +21,6 @@ import functools
 import json
 import logging
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +36,6 @@ from kb.replica import Additions, EntryTable, KeywordIndexDamaged, Replica, Unsu
 from kb.vector_index import IndexedEntry
 
 log = logging.getLogger(__name__)
-CHECK_SECONDS = 5.0  # how stale another process's changes may look
 NARROW_PASSAGES = 50_000  # up to this many allowed passages, search exactly among them ...
 NARROW_FRACTION = 0.5  # ... unless they are most of the index: then the wider unfiltered query is faster
 CACHED_CLAUSES = 64  # per snapshot: (reader, filters) clauses whose entries are kept
@@ -75,7 +75,7 @@ class Mirror:
         self.parts = parts
         self._replica: Replica | None = None
         self.version = 0  # counts every change to what the mirror holds
-        self._checked_at: float | None = None  # when Chroma's mark was last read (None: never)
+        self._checked = False  # Chroma's mark has been read and the mirror brought in step with it
         self._seen_generation: str | None = None
         self._verified_generation: str | None = None  # the store's vectors were compared at this mark
         self._snapshot = Snapshot(version=0)
@@ -134,7 +134,7 @@ class Mirror:
         damaged."""
         with self._lock:
             index = self.parts.index
-            self._checked_at, self._seen_generation = time.monotonic(), index.generation()
+            self._checked, self._seen_generation = True, index.generation()
             if self.replica.is_current(ledger):
                 self.replica.mark(generation)
                 if merge and len(self.replica.segments) > 1:
@@ -170,17 +170,13 @@ class Mirror:
             return None
 
     def refresh(self) -> None:
-        """Take in changes another process made to the index: Chroma's generation mark is read at most
-        every CHECK_SECONDS, and a new mark means "compare the ledgers and rebuild if they differ"."""
+        """Take in changes another process made to the index: Chroma's generation mark is read, and a new
+        mark means "compare the ledgers and rebuild if they differ"."""
+        generation = self.parts.index.generation()
+        if self._checked and self.replica.damage is None and generation == self._seen_generation:
+            return  # the usual case, without waiting for the lock
         with self._lock:
-            now = time.monotonic()
-            fresh = self._checked_at is not None and self.replica.damage is None  # damage found by a read: now
-            if fresh and now - self._checked_at < CHECK_SECONDS:
-                return
-            self._checked_at = now
-            generation = self.parts.index.generation()
-            if fresh and generation == self._seen_generation:
-                return
+            self._checked = True
             ledger, generation = self.ledger()
             self.apply(ledger, set(), None, generation)
             if self.replica.mirrors(generation):

@@ -173,6 +173,10 @@ class Retriever:
           further out ranks below all of them. When fewer survive, DEEPER_FETCH times as many.
         Where neither answers, Chroma's filtered query does. Nothing outside the clause is returned.
         """
+        if where is None or entries_where is not None:
+            in_memory = self._exact_in_memory(vectors, k, entries_where, keep)
+            if in_memory is not None:
+                return in_memory
         if where is None:
             return [kept for kept, _ in self._query(vectors, k, k)]
         allowed = self.mirror.allowed_entries(entries_where) if entries_where is not None else None
@@ -239,6 +243,37 @@ class Retriever:
             for matches in self.parts.index.query(vectors, fetch, None, ids)
         ]
 
+    def _exact_in_memory(
+        self,
+        vectors: np.ndarray,
+        k: int,
+        entries_where: dict[str, Any] | None,
+        keep: Callable[[PassageMatch], bool] | None,
+    ) -> list[list[PassageMatch]] | None:
+        """The k nearest passages to each vector among the allowed entries' and that `keep` accepts, by
+        exact search over every vector held in memory, while the mirror is current and its vectors fit
+        (None otherwise). Exact, so no neighbour is missed, and for a collection of this size faster
+        than asking Chroma: a matrix product over tens of thousands of rows takes a millisecond."""
+        table, replica = self.mirror.table(), self.mirror.replica
+        if table is None or not replica.holds_vectors_in_memory():
+            return None
+        allowed = self.mirror.allowed_entries(entries_where) if entries_where is not None else None
+        weights = replica.weights(allowed) if allowed is not None else None
+        fetch = k if keep is None else k * OVERFETCH
+        found = replica.nearest(vectors, None, fetch, weights)
+        results: list[list[PassageMatch]] = []
+        for i, matches in enumerate(found or []):
+            size = fetch
+            kept = self._fill(_light(matches), table, k, None, keep)
+            while kept is not None and len(kept) < k and len(matches) == size:
+                size *= DEEPER_FETCH  # `keep` turned down most of the nearest: look further
+                (matches,) = replica.nearest(vectors[i : i + 1], None, size, weights) or [[]]
+                kept = self._fill(_light(matches), table, k, None, keep)
+            if kept is None:
+                return None
+            results.append(kept)
+        return results if found is not None else None
+
     def _exact_among(
         self,
         vectors: np.ndarray,
@@ -260,8 +295,7 @@ class Retriever:
             return None
         found = []
         for matches in local:
-            light = [PassageMatch(m.passage_id, m.entry_id, "", "", m.similarity) for m in matches]
-            filled = self._fill(light, table, take, allowed, keep)
+            filled = self._fill(_light(matches), table, take, allowed, keep)
             if filled is None:
                 return None
             found.append((filled, len(matches)))
@@ -297,13 +331,11 @@ class Retriever:
         if not ranked:
             return []
         ids = [e for e, _, _ in ranked]
-        meta = self.mirror.records_of(ids)
-        live = self.parts.index.metadata_of(ids) if viewer is not None else {}
+        meta = self.mirror.records_of(ids)  # as of the mark `refresh` read when the search began
         hits = []
         for entry_id, passage_id, score in ranked:
             record = meta.get(entry_id, {})
-            # Changed by another process in the last seconds: the live record decides too.
-            if not can_see(viewer, record) or not can_see(viewer, live.get(entry_id, record)):
+            if not can_see(viewer, record):
                 continue
             text = texts.get(passage_id) or self.mirror.replica.text_of(passage_id) or ""
             hits.append(_hit(Hit, entry_id, score, text, record))
@@ -387,6 +419,11 @@ class Retriever:
 def _where(filters: Filters | None, viewer: User | None, extra: list[dict[str, Any]] | None = None):
     """The facet filters, what the viewer may see, and any extra clauses, as one clause."""
     return Scope(filters or Filters(), viewer).where(extra or [])
+
+
+def _light(matches) -> list[PassageMatch]:
+    """Vector matches as passage matches whose text and section are still to be filled in."""
+    return [PassageMatch(m.passage_id, m.entry_id, "", "", m.similarity) for m in matches]
 
 
 def _accepted(

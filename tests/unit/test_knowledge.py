@@ -203,9 +203,7 @@ def test_stats_count_facets(kb):
 
 
 def test_a_long_running_process_sees_changes_made_by_another(kb, settings, fake_embedder, entries_dir, monkeypatch):
-    import kb.mirror as mirror
 
-    monkeypatch.setattr(mirror, "CHECK_SECONDS", 0.0)
     app = KnowledgeBase(settings, embedder=fake_embedder)  # e.g. the web app, already serving
     assert app.search("okapi gritting", mode="bm25") == []
     (entries_dir / "okapi.md").write_text(
