@@ -13,6 +13,7 @@ import streamlit as st
 from app_pages import resources, ui
 from kb import browse
 from kb.browse import SearchRequest
+from kb.filters import CHOICE_FACETS, Filters
 
 MODES = {"hybrid": "Hybrid", "keyword": "Keyword", "meaning": "Meaning", "plan": "Project plan"}
 MODE_HELP = (
@@ -27,7 +28,6 @@ EXAMPLES = (
     "dashboard in a crisis",
     "legacy system blocked the project",
 )
-MULTI_FACETS = {"organisation": "Organisation", "theme": "Theme", "outcome": "Outcome", "kind": "Kind"}
 LIGHTHOUSE = {"any": None, "yes": True, "no": False}
 
 kb = resources.knowledge_base()
@@ -43,11 +43,12 @@ def show(request: SearchRequest) -> None:
     """Put a request into the widgets: on first load, a shared link or the back button."""
     st.session_state["search_q"] = request.query
     st.session_state["search_mode"] = request.mode
-    for name in (*MULTI_FACETS, "status"):
-        st.session_state[f"facet_{name}"] = list(getattr(request, name))
-    st.session_state["facet_lighthouse"] = {None: "any", True: "yes", False: "no"}[request.lighthouse]
-    st.session_state["facet_year_from"] = request.year_from
-    st.session_state["facet_year_to"] = request.year_to
+    facets = request.facets
+    for facet in CHOICE_FACETS:
+        st.session_state[f"facet_{facet.name}"] = list(getattr(facets, facet.name))
+    st.session_state["facet_lighthouse"] = {None: "any", True: "yes", False: "no"}[facets.lighthouse]
+    st.session_state["facet_year_from"] = facets.year_from
+    st.session_state["facet_year_to"] = facets.year_to
     st.session_state["search_shown"] = request
 
 
@@ -59,17 +60,16 @@ def push(request: SearchRequest) -> None:
 
 def from_widgets(**changes: Any) -> SearchRequest:
     state = st.session_state
-    request = SearchRequest(
-        query=str(state.get("search_q") or "").strip()[: browse.MAX_QUERY_CHARS],
-        mode=state.get("search_mode") or "hybrid",
-        organisation=tuple(state.get("facet_organisation") or ()),
-        theme=tuple(state.get("facet_theme") or ()),
-        outcome=tuple(state.get("facet_outcome") or ()),
-        kind=tuple(state.get("facet_kind") or ()),
-        status=tuple(state.get("facet_status") or ()),
+    facets = Filters.of(
+        **{facet.name: state.get(f"facet_{facet.name}") for facet in CHOICE_FACETS},
         year_from=state.get("facet_year_from"),
         year_to=state.get("facet_year_to"),
         lighthouse=LIGHTHOUSE[state.get("facet_lighthouse") or "any"],
+    )
+    request = SearchRequest(
+        query=str(state.get("search_q") or "").strip()[: browse.MAX_QUERY_CHARS],
+        mode=state.get("search_mode") or "hybrid",
+        facets=facets,
     )
     return replace(request, **changes)
 
@@ -97,18 +97,19 @@ def counted(counts: list[tuple[Any, int]], label=str):
 
 def facet_panel(request: SearchRequest, facets: dict[str, list[tuple[Any, int]]]) -> None:
     st.markdown("**Filter**")
-    labels = {"theme": vocabulary.label, "outcome": str.capitalize, "kind": str.capitalize}
-    names = list(MULTI_FACETS.items()) + ([("status", "Status")] if user.is_reviewer else [])
-    for name, title in names:
-        counts = facets.get(name, [])
-        options = list(dict.fromkeys([v for v, _ in counts] + list(getattr(request, name))))
+    labels = {"theme": vocabulary.label, "organisation": str}
+    for facet in CHOICE_FACETS:
+        if facet.name == "status" and not user.is_reviewer:
+            continue  # only reviewers look beyond published entries
+        counts = facets.get(facet.name, [])
+        options = list(dict.fromkeys([v for v, _ in counts] + list(getattr(request.facets, facet.name))))
         st.multiselect(
-            title,
+            facet.label,
             options,
-            key=f"facet_{name}",
+            key=f"facet_{facet.name}",
             on_change=on_change,
-            placeholder="Published only" if name == "status" else "Any",
-            format_func=counted(counts, labels.get(name, str)),
+            placeholder="Published only" if facet.name == "status" else "Any",
+            format_func=counted(counts, labels.get(facet.name, str.capitalize)),
         )
     year_panel(request, facets.get("year", []))
     lh = dict(facets.get("lighthouse", []))
@@ -119,7 +120,8 @@ def facet_panel(request: SearchRequest, facets: dict[str, list[tuple[Any, int]]]
 
 
 def year_panel(request: SearchRequest, counts: list[tuple[Any, int]]) -> None:
-    years = sorted({y for y, _ in counts} | {y for y in (request.year_from, request.year_to) if y is not None})
+    chosen = (request.facets.year_from, request.facets.year_to)
+    years = sorted({y for y, _ in counts} | {y for y in chosen if y is not None})
     label = counted(counts)
     start, end = st.columns(2)
     start.selectbox(

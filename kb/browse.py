@@ -5,23 +5,21 @@ What the search page needs, as plain functions over a KnowledgeBase (no streamli
     request = SearchRequest.from_params({"q": "DSA", "outcome": ["failed", "stopped"]})
     results = find(kb, request, user)      # hits, facet counts, newest entries
 
-Facet counts, the showcase, the review queue and the charts (kb.showcase, kb.review, kb.insights) read one
-snapshot of the index's entry metadata per knowledge base, taken again whenever the knowledge base's local
-mirror of the index changes (its own writes, or another process's once seen).
+Facet counts, the showcase, the review queue and the charts (kb.showcase, kb.review, kb.insights) read the
+index's entry metadata from the mirror's snapshot, taken again whenever the index changes (its own writes,
+or another process's, seen at the next read).
 """
 
 from __future__ import annotations
 
-import threading
 import time
-import weakref
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from kb.access import can_see
-from kb.entries import KINDS, OUTCOMES, STATUSES, Entry
+from kb.entries import Entry
 from kb.errors import KBError
 from kb.filters import FACETS, Facet, Filters, holds
 from kb.plan import PlanResult, plan_search
@@ -39,83 +37,38 @@ PUBLISHED = ("published",)
 FAILED = ("failed", "stopped")
 
 
-# --------------------------------------------------------------------------- snapshot
-
-
-@dataclass
-class _Snapshot:
-    rows: list[Any]
-    mirror_version: int
-
-
-_snapshots: weakref.WeakKeyDictionary[Any, _Snapshot] = weakref.WeakKeyDictionary()
-_lock = threading.Lock()
+# --------------------------------------------------------------------------- rows
 
 
 def rows(kb: KnowledgeBase, viewer: User | None = None) -> list[Any]:
-    """Every indexed entry this viewer may see (id and facet metadata), from a snapshot that lasts as long
-    as the knowledge base's mirror is unchanged: its own writes and the changes it sees other processes
-    make drop it. A viewer of None is the operator, who sees everything."""
-    kb.refresh()
-    with _lock:
-        snap = _snapshots.get(kb)
-        if snap is None or snap.mirror_version != kb.mirror_version:
-            version = kb.mirror_version
-            snap = _Snapshot(kb.indexed_entries(), version)
-            _snapshots[kb] = snap
-    if viewer is None:
-        return snap.rows
-    return [r for r in snap.rows if can_see(viewer, r.metadata)]
+    """Every indexed entry this viewer may see (id and facet metadata), from the mirror's snapshot (kept
+    until the index changes, here or in another process). A viewer of None is the operator, who sees
+    everything."""
+    every = kb.indexed_rows()
+    return every if viewer is None else [r for r in every if can_see(viewer, r.metadata)]
 
 
 # --------------------------------------------------------------------------- search requests
 
 
-def _values(params: Mapping[str, Any], key: str) -> list[str]:
-    value = params.get(key)
-    if value is None:
-        return []
-    items = [value] if isinstance(value, str) else list(value)
-    return [str(v).strip() for v in items if str(v).strip()]
-
-
-def _year(params: Mapping[str, Any], key: str) -> int | None:
-    values = _values(params, key)
-    return int(values[-1]) if values and values[-1].isdigit() and len(values[-1]) == 4 else None
-
-
 @dataclass(frozen=True)
 class SearchRequest:
-    """What the search page shows: the query, the mode and the facet filters. Lives in the URL."""
+    """What the search page shows: the query, the mode and the facets chosen (no status chosen means
+    published entries only). Lives in the URL."""
 
     query: str = ""
     mode: str = "hybrid"
-    organisation: tuple[str, ...] = ()
-    theme: tuple[str, ...] = ()
-    outcome: tuple[str, ...] = ()
-    kind: tuple[str, ...] = ()
-    status: tuple[str, ...] = ()  # empty: published only
-    year_from: int | None = None
-    year_to: int | None = None
-    lighthouse: bool | None = None
+    facets: Filters = Filters()
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> SearchRequest:
         """From URL query parameters; unknown values are dropped rather than failing the page."""
-        query = " ".join(_values(params, "q"))[:MAX_QUERY_CHARS]
-        mode = (_values(params, "mode") or ["hybrid"])[-1].lower()
-        flag = (_values(params, "lighthouse") or [""])[-1].lower()
+        query = " ".join(str(v) for v in _listed(params.get("q")))[:MAX_QUERY_CHARS]
+        mode = ([str(m).strip().lower() for m in _listed(params.get("mode"))] or ["hybrid"])[-1]
         return cls(
             query=query.strip(),
             mode=mode if mode in SEARCH_MODES else "hybrid",
-            organisation=tuple(dict.fromkeys(_values(params, "organisation"))),
-            theme=tuple(dict.fromkeys(_values(params, "theme"))),
-            outcome=tuple(v for v in dict.fromkeys(_values(params, "outcome")) if v in OUTCOMES),
-            kind=tuple(v for v in dict.fromkeys(_values(params, "kind")) if v in KINDS),
-            status=tuple(v for v in dict.fromkeys(_values(params, "status")) if v in STATUSES),
-            year_from=_year(params, "from"),
-            year_to=_year(params, "to"),
-            lighthouse={"yes": True, "no": False}.get(flag),
+            facets=Filters.from_params(params),
         )
 
     def to_params(self) -> dict[str, str | list[str]]:
@@ -125,33 +78,15 @@ class SearchRequest:
             params["q"] = self.query
         if self.mode != "hybrid":
             params["mode"] = self.mode
-        for name in ("organisation", "theme", "outcome", "kind", "status"):
-            values = getattr(self, name)
-            if values:
-                params[name] = list(values)
-        if self.year_from is not None:
-            params["from"] = str(self.year_from)
-        if self.year_to is not None:
-            params["to"] = str(self.year_to)
-        if self.lighthouse is not None:
-            params["lighthouse"] = "yes" if self.lighthouse else "no"
-        return params
+        return params | self.facets.to_params()
 
     def filters(self) -> Filters:
-        return Filters.of(
-            organisation=self.organisation,
-            theme=self.theme,
-            outcome=self.outcome,
-            kind=self.kind,
-            status=self.status or PUBLISHED,
-            lighthouse=self.lighthouse,
-            year_from=self.year_from,
-            year_to=self.year_to,
-        )
+        """The filters a search runs with: the facets chosen, published entries unless a status is."""
+        return self.facets if self.facets.status else replace(self.facets, status=PUBLISHED)
 
     @property
     def has_filters(self) -> bool:
-        return self.clear_filters() != self
+        return self.facets.active
 
     def clear_filters(self) -> SearchRequest:
         return SearchRequest(query=self.query, mode=self.mode)
@@ -160,7 +95,11 @@ class SearchRequest:
         """Only reviewers may look beyond published entries (drafts, entries in review)."""
         if user is not None and user.is_reviewer:
             return self
-        return replace(self, status=())
+        return replace(self, facets=self.facets.without("status"))
+
+
+def _listed(value: Any) -> list[Any]:
+    return [] if value is None else [value] if isinstance(value, str) else list(value)
 
 
 @dataclass

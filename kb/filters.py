@@ -21,6 +21,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from kb.entries import EVIDENCE_GRADES, KINDS, OUTCOMES, STATUSES
+
 if TYPE_CHECKING:
     from kb.identity import User
 
@@ -32,24 +34,27 @@ NUMERIC_FIELDS = frozenset({"year", "passages"})
 @dataclass(frozen=True)
 class Facet:
     """A way to narrow a search: the filter's name (also its URL parameter), the metadata field it
-    reads, and whether it picks any of several values, a range (year) or yes/no (lighthouse)."""
+    reads, and whether it picks any of several values, a range (year) or yes/no (lighthouse); a
+    choice among a closed list names it (`values`), so an unknown value in a link is dropped."""
 
     name: str
     field: str
     label: str
     kind: str = "choice"  # "choice", "range" or "flag"
+    values: tuple[str, ...] | None = None  # None: any value (organisations, themes)
 
 
 FACETS = (
     Facet("organisation", "organisation", "Organisation"),
-    Facet("kind", "kind", "Kind"),
-    Facet("outcome", "outcome", "Outcome"),
-    Facet("status", "status", "Status"),
-    Facet("evidence", "evidence", "Evidence"),
     Facet("theme", "themes", "Theme"),
+    Facet("outcome", "outcome", "Outcome", values=OUTCOMES),
+    Facet("kind", "kind", "Kind", values=KINDS),
+    Facet("evidence", "evidence", "Evidence", values=EVIDENCE_GRADES),
+    Facet("status", "status", "Status", values=STATUSES),
     Facet("year", "year", "Year started", "range"),
     Facet("lighthouse", "lighthouse", "Lighthouse", "flag"),
 )
+YEAR_PARAMS = ("from", "to")  # the URL parameters of the year range
 CHOICE_FACETS = tuple(f for f in FACETS if f.kind == "choice")
 
 
@@ -79,6 +84,32 @@ class Filters:
             else:
                 clean[name] = (value,) if isinstance(value, str) else tuple(v for v in value if v)
         return cls(**clean)
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> Filters:
+        """From URL query parameters (a string or a list each); unknown values are dropped, not refused,
+        so an old or hand-edited link still opens."""
+        chosen: dict[str, Any] = {}
+        for facet in CHOICE_FACETS:
+            values = dict.fromkeys(_param_values(params, facet.name))
+            chosen[facet.name] = tuple(v for v in values if facet.values is None or v in facet.values)
+        for name, key in zip(("year_from", "year_to"), YEAR_PARAMS, strict=True):
+            year = (_param_values(params, key) or [""])[-1]
+            chosen[name] = int(year) if year.isdigit() and len(year) == 4 else None
+        flag = (_param_values(params, "lighthouse") or [""])[-1].lower()
+        chosen["lighthouse"] = {"yes": True, "no": False}.get(flag)
+        return cls.of(**chosen)
+
+    def to_params(self) -> dict[str, str | list[str]]:
+        """URL query parameters, leaving out every facet not chosen, so links stay short."""
+        params: dict[str, str | list[str]] = {f.name: list(getattr(self, f.name)) for f in CHOICE_FACETS}
+        params = {name: values for name, values in params.items() if values}
+        for value, key in zip((self.year_from, self.year_to), YEAR_PARAMS, strict=True):
+            if value is not None:
+                params[key] = str(value)
+        if self.lighthouse is not None:
+            params["lighthouse"] = "yes" if self.lighthouse else "no"
+        return params
 
     def where(self, extra: Iterable[Clause] = ()) -> Clause | None:
         """The `where` clause for these filters (plus any extra clauses): every filter must hold."""
@@ -128,6 +159,14 @@ class Scope:
 
     def holds(self, metadata: Mapping[str, Any]) -> bool:
         return holds(self.where(), metadata)
+
+
+def _param_values(params: Mapping[str, Any], key: str) -> list[str]:
+    value = params.get(key)
+    if value is None:
+        return []
+    items = [value] if isinstance(value, str) else list(value)
+    return [str(v).strip() for v in items if str(v).strip()]
 
 
 def combine(*clauses: Clause | None) -> Clause | None:

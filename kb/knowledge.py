@@ -24,7 +24,7 @@ from kb.config import Settings
 from kb.embedder import Embedder
 from kb.entries import ENTRY_SUFFIX, MAX_FILE_BYTES, Entry, parse_entry, render_entry
 from kb.errors import Conflict, EntryError, KBError, NotFound, Problem, SavedNotIndexed
-from kb.filters import Filters
+from kb.filters import FACETS, Filters
 from kb.identity import User
 from kb.indexer import Indexer, Progress, SyncReport
 from kb.mirror import Mirror
@@ -84,11 +84,6 @@ class KnowledgeBase:
     @property
     def replica(self) -> Replica:
         return self.mirror.replica
-
-    @property
-    def mirror_version(self) -> int:
-        """Counts changes to the local mirror: whatever is derived from it is fresh while this holds."""
-        return self.mirror.version
 
     # ----------------------------------------------------------------- entries
 
@@ -273,6 +268,11 @@ class KnowledgeBase:
         """The index's entry records (optionally those a clause picks): from the mirror when current."""
         return self.mirror.indexed_entries(where)
 
+    def indexed_rows(self) -> list[IndexedEntry]:
+        """Every indexed entry's record, kept on the mirror's snapshot until the index changes: for
+        browsing, counts and charts, which read them all on every page."""
+        return self.mirror.rows()
+
     # ----------------------------------------------------------------- search
 
     def search(
@@ -315,9 +315,9 @@ class KnowledgeBase:
     def stats(self, *, viewer: User | None = None) -> dict[str, Any]:
         """Counts by facet over the indexed entries this viewer may see, and the index's size."""
         indexed = self.indexed_entries(visible_where(viewer))
-        counts: dict[str, dict[str, int]] = {
-            k: {} for k in ("organisation", "kind", "outcome", "status", "themes", "year", "lighthouse_stage")
-        }
+        # Every facet's field (the lighthouse flag is the total below), and a lighthouse's stage.
+        fields = [f.field for f in FACETS if f.kind != "flag"] + ["lighthouse_stage"]
+        counts: dict[str, dict[str, int]] = {field: {} for field in fields}
         for e in indexed:
             for key, bucket in counts.items():
                 value = e.metadata.get(key)

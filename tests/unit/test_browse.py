@@ -8,7 +8,7 @@ from kb import Conflict, Filters, KBError, browse, review
 from kb.browse import SearchRequest
 from kb.drafting import FORM_ERROR, Draft, DraftInvalid, build_entry, looks_similar, save_draft
 from kb.entries import parse_entry
-from kb.filters import holds
+from kb.filters import FACETS, holds
 from kb.identity import DEFAULT_NAME, User, local_user, parse_roles
 
 REVIEWER = User("Rita Reviewer", "Cabinet Digital Office", ("contributor", "reviewer"))
@@ -67,16 +67,21 @@ def test_search_request_round_trips_through_url_parameters():
     request = SearchRequest(
         query="DSA delays",
         mode="keyword",
-        organisation=("Cabinet Digital Office",),
-        theme=("data-sharing-agreements", "data-governance"),
-        outcome=("failed", "stopped"),
-        kind=("experiment",),
-        status=("in-review",),
-        year_from=2019,
-        year_to=2023,
-        lighthouse=False,
+        facets=Filters.of(
+            organisation="Cabinet Digital Office",
+            theme=("data-sharing-agreements", "data-governance"),
+            outcome=("failed", "stopped"),
+            kind="experiment",
+            evidence="measured",
+            status="in-review",
+            year_from=2019,
+            year_to=2023,
+            lighthouse=False,
+        ),
     )
     assert SearchRequest.from_params(request.to_params()) == request
+    every = {f.name for f in FACETS if f.kind == "choice"}
+    assert every <= set(request.to_params()), "every facet the filter model knows travels in the URL"
 
 
 def test_search_request_drops_unknown_values():
@@ -89,29 +94,33 @@ def test_search_request_drops_unknown_values():
             "from": "19x9",
             "lighthouse": "maybe",
             "status": "gone",
+            "evidence": "rumour",
         }
     )
-    assert request == SearchRequest(query="x", outcome=("failed",))
+    assert request == SearchRequest(query="x", facets=Filters.of(outcome="failed"))
 
 
 def test_default_request_has_short_url_and_published_filter():
     assert SearchRequest().to_params() == {}
     assert SearchRequest().filters().status == ("published",)
     assert not SearchRequest(query="x").has_filters
-    assert SearchRequest(query="x", kind=("project",)).has_filters
+    assert SearchRequest(query="x", facets=Filters.of(kind="project")).has_filters
 
 
 def test_only_reviewers_look_beyond_published():
-    request = SearchRequest(status=("draft",))
-    assert request.for_user(CONTRIBUTOR).status == ()
-    assert request.for_user(REVIEWER).status == ("draft",)
+    request = SearchRequest(facets=Filters.of(status="draft"))
+    assert request.for_user(CONTRIBUTOR).facets.status == ()
+    assert request.for_user(CONTRIBUTOR).filters().status == ("published",)
+    assert request.for_user(REVIEWER).filters().status == ("draft",)
 
 
 # --------------------------------------------------------------------------- find and facets
 
 
 def test_find_returns_hits_within_filters(kb):
-    results = browse.find(kb, SearchRequest(query="data sharing agreement", outcome=("failed", "stopped")), REVIEWER)
+    results = browse.find(
+        kb, SearchRequest(query="data sharing agreement", facets=Filters.of(outcome=("failed", "stopped"))), REVIEWER
+    )
     assert results.hits
     assert {h.outcome for h in results.hits} <= {"failed", "stopped"}
     assert "benefits-and-housing-data-sharing-pilot" in [h.id for h in results.hits]
@@ -124,7 +133,7 @@ def test_find_without_query_lists_newest(kb):
 
 
 def test_find_reports_hits_outside_the_filters_on_zero_results(kb):
-    request = SearchRequest(query="data sharing agreement", organisation=("Nobody at all",))
+    request = SearchRequest(query="data sharing agreement", facets=Filters.of(organisation="Nobody at all"))
     results = browse.find(kb, request, REVIEWER)
     assert results.hits == [] and results.unfiltered
 
