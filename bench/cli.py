@@ -178,7 +178,18 @@ def evaluate(
     show_default=True,
     help="With --sizes: time search results appearing in the app in headless Chromium.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON (with --sizes, one object per size).")
+@click.option(
+    "--overhead/--no-overhead",
+    default=True,
+    show_default=True,
+    help="With --sizes: also measure a search's overhead on the register itself (`python -m bench overhead`).",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the figures as JSON (with --sizes: {machine, sizes: one object per size, overhead}).",
+)
 @click.option("--markdown", is_flag=True, help="With --sizes: print the figures as a Markdown table.")
 @click.pass_obj
 @handle_errors
@@ -191,6 +202,7 @@ def register_command(
     server: bool,
     real_up_to: int,
     browser: bool,
+    overhead: bool,
     as_json: bool,
     markdown: bool,
 ) -> None:
@@ -225,12 +237,15 @@ def register_command(
             log=lambda message: click.echo(message, err=True),
         )
         machine = describe_machine()
+        overhead_figures = _overhead(ctx, register, mapping, work_dir) if overhead else None
         if as_json:
-            click.echo(json.dumps([{"machine": machine, **r} for r in results], indent=2))
-        elif markdown:
-            click.echo(format_markdown(results, machine))
-        else:
-            click.echo(format_report(results, machine))
+            click.echo(json.dumps({"machine": machine, "sizes": results, "overhead": overhead_figures}, indent=2))
+            return
+        click.echo(format_markdown(results, machine) if markdown else format_report(results, machine))
+        if overhead_figures is not None:
+            from bench.overhead import format_report as format_overhead
+
+            click.echo("\nOverhead of a hybrid search on the register itself:\n" + format_overhead(overhead_figures))
         return
 
     from bench.register import format_report as format_single
@@ -245,6 +260,19 @@ def register_command(
         log=lambda message: click.echo(message, err=True),
     )
     click.echo(json.dumps(figures, indent=2) if as_json else format_single(figures))
+
+
+def _overhead(ctx: BenchContext, register: Path, mapping: Path, work_dir: Path | None) -> dict:
+    from bench.overhead import run_overhead_bench
+    from kb.embedder import make_embedder
+
+    return run_overhead_bench(
+        register,
+        mapping,
+        work_dir=(work_dir / "overhead") if work_dir else Path(".lighthouse-bench/overhead"),
+        model=make_embedder(ctx.settings.model, ctx.settings.model_backend),
+        log=lambda message: click.echo(message, err=True),
+    )
 
 
 @bench.command(name="overhead")

@@ -111,8 +111,10 @@ def test_a_small_run_measures_every_figure_for_both_backends(tmp_path):
         assert figures["recall_at_10"] >= 0.9, "HNSW at this size is all but exact"
         assert figures["peak_rss_search_mb"] > 0 and figures["index_mb"] > 0
         assert figures["resync_unchanged_s"] > 0
+        assert figures["phrase"]["p95_ms"] > 0 and figures["save"]["p95_ms"] > 0
     assert results[1]["peak_rss_server_mb"] > 0
     table = format_markdown(results, "test machine")
     assert "| 120 embedded | 120 server |" in table and "recall@10" in table
+    assert "saving one entry" in table and "quoted phrase" in table
     report = format_report(results, "test machine")
     assert "120 entries" in report and "server Chroma" in report and "recall@10" in report
