@@ -26,7 +26,6 @@ import os
 import shutil
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
@@ -51,8 +50,8 @@ from kb.replica.files import (
 from kb.replica.keywords import KeywordMatch
 from kb.replica.records import EntryTable
 from kb.replica.rows import Rows, compare_entries, compare_passages
-from kb.replica.segment import Segment, segment_key
-from kb.replica.spool import STALE_SPOOL_SECONDS, Additions
+from kb.replica.segment import Segment, link, segment_key
+from kb.replica.spool import Additions
 
 BASE, DELTA = "base", "delta"
 MERGE_PASSAGES = 5_000  # a delta past this many passages is merged into the base by the save that grows it
@@ -225,20 +224,8 @@ class Replica:
     # ----------------------------------------------------------------- writes
 
     def additions(self) -> Additions:
-        """A new spool for passages and records to add (a context manager that deletes it after use).
-
-        It lives beside the index folder, on the same disk. Spools and half-written folders that a
-        killed process left there are swept once nothing has touched them for a day.
-        """
-        self.folder.parent.mkdir(parents=True, exist_ok=True)
-        stale = time.time() - STALE_SPOOL_SECONDS
-        for old in [*self.folder.parent.glob(".additions-*"), *self.folder.parent.glob(".lexical-*")]:
-            try:
-                if max(f.stat().st_mtime for f in [old, *old.rglob("*")]) < stale:
-                    shutil.rmtree(old, ignore_errors=True)
-            except OSError:
-                pass  # another process is just removing it
-        return Additions(Path(tempfile.mkdtemp(dir=self.folder.parent, prefix=".additions-")))
+        """A new spool for passages and records to add, beside the folder (see `Additions.beside`)."""
+        return Additions.beside(self.folder)
 
     @locked
     def update(
@@ -285,7 +272,7 @@ class Replica:
         moving_passages, moving_records = in_base - new_passages, in_base - new_records
 
         def build(tmp: Path) -> list[str]:
-            _link(base.folder, tmp / BASE)
+            link(base.folder, tmp / BASE)
             blocks = itertools.chain(
                 delta.blocks(skip=new_passages) if delta else (),
                 base.blocks(only=moving_passages),
@@ -517,14 +504,3 @@ class Replica:
         rows = self._current()
         row = rows.row_of(passage_id)
         return None if row is None else rows.text(row)
-
-
-def _link(source: Path, target: Path) -> None:
-    """`target` as a folder of hard links to `source`'s files: a segment never changes, so its files
-    can belong to several folders at once; copied where the disk cannot link."""
-    target.mkdir()
-    for path in source.iterdir():
-        try:
-            os.link(path, target / path.name)
-        except OSError:
-            shutil.copy2(path, target / path.name)

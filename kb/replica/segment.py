@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterable, Iterator
 from functools import cached_property
 from pathlib import Path
@@ -93,3 +94,14 @@ def segment_key(folder: Path) -> SegmentKey | None:
     except OSError:
         return None
     return found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns
+
+
+def link(source: Path, target: Path) -> None:
+    """`target` as a folder of hard links to `source`'s files: a segment never changes, so its files
+    can belong to several folders at once; copied where the disk cannot link."""
+    target.mkdir()
+    for path in source.iterdir():
+        try:
+            os.link(path, target / path.name)
+        except OSError:
+            shutil.copy2(path, target / path.name)

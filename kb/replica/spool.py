@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
+import time
 from array import array
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -38,6 +40,21 @@ class Additions:
         self._entry_of, self._numbers, self._offsets = array("i"), array("i"), array("q", [0])  # per row
         self._latest_line: dict[str, int] = {}  # entry id -> the line of its latest record
         self._lines = 0
+
+    @classmethod
+    def beside(cls, folder: Path) -> Additions:
+        """A new spool in `folder`'s parent, on the same disk (a context manager that deletes it after
+        use). Spools and half-written folders a killed process left there are swept once nothing has
+        touched them for a day."""
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        stale = time.time() - STALE_SPOOL_SECONDS
+        for old in [*folder.parent.glob(".additions-*"), *folder.parent.glob(".lexical-*")]:
+            try:
+                if max(f.stat().st_mtime for f in [old, *old.rglob("*")]) < stale:
+                    shutil.rmtree(old, ignore_errors=True)
+            except OSError:
+                pass  # another process is just removing it
+        return cls(Path(tempfile.mkdtemp(dir=folder.parent, prefix=".additions-")))
 
     def __enter__(self) -> Additions:
         return self
