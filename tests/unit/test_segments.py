@@ -76,6 +76,8 @@ def _assert_same(replica, fresh, state):
     for entry_id in state:
         assert table.record(table.position[entry_id]) == expected.record(expected.position[entry_id])
         assert table.record(table.position[entry_id]) == state[entry_id][1]
+    for clause in ({"year": {"$gte": 2018}}, {"themes": {"$contains": "data"}}, {"title": {"$in": ["E1", "E7"]}}):
+        assert sorted(table.ids[table.select(clause)]) == sorted(expected.ids[expected.select(clause)]), clause
     for query in ("data sharing", "water leaks months", "the", "council pilot agreement sensor"):
         got = {m.passage_id: m.score for m in replica.search(query, 50)}
         assert got == pytest.approx({m.passage_id: m.score for m in fresh.search(query, 50)}), query
