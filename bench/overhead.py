@@ -15,6 +15,7 @@ figure is printed with its ratio to the floor and to the plain baseline of the s
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -232,6 +233,7 @@ def _column(variant: str) -> str:
 
 
 def _lance(work: Path, baseline: PlainBaseline, texts: list[str], variants: list[Variant], log):
+    os.environ.setdefault("LANCEDB_LOG", "error")  # a deprecation warning per query otherwise
     try:
         import lancedb  # noqa: F401
     except ImportError:

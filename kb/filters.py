@@ -46,11 +46,11 @@ class Facet:
 
 FACETS = (
     Facet("organisation", "organisation", "Organisation"),
-    Facet("theme", "themes", "Theme"),
-    Facet("outcome", "outcome", "Outcome", values=OUTCOMES),
     Facet("kind", "kind", "Kind", values=KINDS),
-    Facet("evidence", "evidence", "Evidence", values=EVIDENCE_GRADES),
+    Facet("outcome", "outcome", "Outcome", values=OUTCOMES),
     Facet("status", "status", "Status", values=STATUSES),
+    Facet("evidence", "evidence", "Evidence", values=EVIDENCE_GRADES),
+    Facet("theme", "themes", "Theme"),
     Facet("year", "year", "Year started", "range"),
     Facet("lighthouse", "lighthouse", "Lighthouse", "flag"),
 )

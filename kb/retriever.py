@@ -96,11 +96,17 @@ class Retriever:
             return results
         where = _where(filters, viewer)
         candidates = max(CANDIDATES, limit * 3)
-        self.mirror.refresh()  # before either side starts: it may swap in a newer keyword index
+        # The query is embedded while the mirror is brought up to date; both sides start after that,
+        # since it may swap in a newer replica.
+        embedding = (
+            _SIDE_POOL.submit(self.parts.embedder.embed, [parsed[i].text for i in live]) if mode != "bm25" else None
+        )
+        self.mirror.refresh()
 
         def dense_side() -> dict[int, list[PassageMatch]]:
-            vectors = self.parts.embedder.embed([parsed[i].text for i in live])
-            nearest = self._nearest(vectors, candidates, where, entries_where=where)
+            # Texts are needed only to check quoted phrases; the hits read their own few afterwards.
+            texts = any(parsed[i].phrases for i in live)
+            nearest = self._nearest(embedding.result(), candidates, where, entries_where=where, texts=texts)
             return dict(zip(live, nearest, strict=True))
 
         # In hybrid mode the two sides run at once: the model and Chroma release the GIL, so on two
@@ -158,9 +164,11 @@ class Retriever:
         *,
         entries_where: dict[str, Any] | None = None,
         keep: Callable[[PassageMatch], bool] | None = None,
+        texts: bool = True,
     ) -> list[list[PassageMatch]]:
         """The k nearest passages to each vector among those `where` allows, as Chroma's filtered query
-        gives them, but fast on a large collection.
+        gives them, but fast on a large collection. With `texts` False the matches may come without
+        their text and section (only when nothing here needs them: `keep` is None).
 
         Chroma evaluates a `where` clause over the metadata of every passage before it searches: at
         400,000 passages that takes seconds. So the clause is split in two that together say what
@@ -174,7 +182,7 @@ class Retriever:
         Where neither answers, Chroma's filtered query does. Nothing outside the clause is returned.
         """
         if where is None or entries_where is not None:
-            in_memory = self._exact_in_memory(vectors, k, entries_where, keep)
+            in_memory = self._exact_in_memory(vectors, k, entries_where, keep, texts or keep is not None)
             if in_memory is not None:
                 return in_memory
         if where is None:
@@ -249,6 +257,7 @@ class Retriever:
         k: int,
         entries_where: dict[str, Any] | None,
         keep: Callable[[PassageMatch], bool] | None,
+        texts: bool,
     ) -> list[list[PassageMatch]] | None:
         """The k nearest passages to each vector among the allowed entries' and that `keep` accepts, by
         exact search over every vector held in memory, while the mirror is current and its vectors fit
@@ -261,6 +270,8 @@ class Retriever:
         weights = replica.weights(allowed) if allowed is not None else None
         fetch = k if keep is None else k * OVERFETCH
         found = replica.nearest(vectors, None, fetch, weights)
+        if found is not None and not texts:
+            return [_light(matches) for matches in found]
         results: list[list[PassageMatch]] = []
         for i, matches in enumerate(found or []):
             size = fetch

@@ -300,12 +300,12 @@ class VectorIndex:
 
     @_guarded
     def generation(self) -> str | None:
-        """The mark of the last change, read afresh from Chroma (cheap: one small request)."""
-        if self._names[1] not in self._existing():
+        """The mark of the last change, read afresh from Chroma (one small request: every search asks)."""
+        try:
+            entries_col = self.client.get_collection(self._names[1], embedding_function=None)
+        except chromadb.errors.NotFoundError:
             return None
-        return str(
-            (self.client.get_collection(self._names[1], embedding_function=None).metadata or {}).get("generation", "")
-        )
+        return str((entries_col.metadata or {}).get("generation", ""))
 
     @_guarded
     def delete_entries(self, entry_ids: Iterable[str]) -> None:

@@ -364,11 +364,8 @@ class Replica:
         return self._matches(rows, scores)
 
     def _matches(self, rows: np.ndarray, scores: np.ndarray) -> list[KeywordMatch]:
-        found = self._rows
-        return [
-            KeywordMatch(found.passage_id(i), found.entry_id(i), float(s))
-            for i, s in zip(rows.tolist(), scores.tolist(), strict=True)
-        ]
+        passage_ids, entry_ids = self._rows.ids_of(rows)
+        return [KeywordMatch(*found) for found in zip(passage_ids, entry_ids, scores.tolist(), strict=True)]
 
     def _top(self, terms: list[str], k: int, weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """The k rows with the highest BM25 score for these query terms (a repeated term counts again),
@@ -474,13 +471,11 @@ class Replica:
         if rows.dimension is None or np.shape(queries)[-1] != rows.dimension:
             return None
         found = rows.exact(queries, weights, k) if entry_ids is None else rows.nearest(queries, entry_ids, k)
-        return [
-            [
-                VectorMatch(rows.passage_id(row), rows.entry_id(row), similarity)
-                for row, similarity in zip(found_rows.tolist(), similarities.tolist(), strict=True)
-            ]
-            for found_rows, similarities in found
-        ]
+        matches = []
+        for found_rows, similarities in found:
+            passage_ids, owners = rows.ids_of(found_rows)
+            matches.append([VectorMatch(*m) for m in zip(passage_ids, owners, similarities.tolist(), strict=True)])
+        return matches
 
     @untrusted_if_damaged("the passage files", lambda: None)
     def entry_passages(self, entry_id: str) -> tuple[list[str], list[str], np.ndarray] | None:

@@ -61,6 +61,20 @@ class Rows:
         segment, local = self._segment_of(row)
         return segment.corpus.passage_id(local)
 
+    def ids_of(self, rows: np.ndarray) -> tuple[list[str], list[str]]:
+        """The passage ids and entry ids of these rows, in their order (one lookup per segment)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        part = np.searchsorted(self.firsts, rows, side="right") - 1
+        passage_ids, entry_ids = [""] * len(rows), [""] * len(rows)
+        for i in np.unique(part).tolist():
+            chosen = np.flatnonzero(part == i)
+            corpus, local = self.segments[i].corpus, rows[chosen] - self.firsts[i]
+            codes, numbers = corpus.row_codes[local].tolist(), corpus.numbers[local].tolist()
+            for j, code, number in zip(chosen.tolist(), codes, numbers, strict=True):
+                entry_ids[j] = corpus.entries[code]
+                passage_ids[j] = PassageId.of(entry_ids[j], number)
+        return passage_ids, entry_ids
+
     def home(self, entry_id: str) -> int | None:
         """The index of the segment an entry lives in (None: it is in none, or was removed)."""
         last = len(self.segments) - 1
