@@ -432,7 +432,7 @@ def test_hostile_labels_and_tooltips_fetch_nothing(app, page, recorder, tmp_path
     tips = hover_entry_links(page, shots / "search")
     assert any(t.startswith(f"{BEACON_TITLE} ![title](") for t in tips), f"titles shown as text: {tips}"
     lists = open_every_list(page, shots / "search")
-    assert len(lists) == 7, "5 facet multiselects and the 2 year select boxes"
+    assert len(lists) == 8, "6 facet multiselects (evidence among them) and the 2 year select boxes"
     assert any(f"{BEACON_ORGANISATION} ![organisation](" in t for t in lists), lists
     assert any(t.startswith(f"{BEACON_THEME} ![theme](") for t in chips(page)), "the chosen theme, as text"
 
