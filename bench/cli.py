@@ -139,21 +139,29 @@ def evaluate(
         )
 
 
-@bench.command(name="register")
-@click.option(
-    "--register",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default="../shared/data/nasa_llis/llis.xlsx",
-    show_default=True,
-    help="A spreadsheet register to import and measure.",
-)
-@click.option(
+def register_option(help_text: str):
+    """The register a command reads (NASA's lessons from ../shared/data by default)."""
+    return click.option(
+        "--register",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        default="../shared/data/nasa_llis/llis.xlsx",
+        show_default=True,
+        help=help_text,
+    )
+
+
+MAPPING_OPTION = click.option(
     "--mapping",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default="mappings/nasa-llis.yaml",
     show_default=True,
     help="Its column mapping.",
 )
+
+
+@bench.command(name="register")
+@register_option("A spreadsheet register to import and measure.")
+@MAPPING_OPTION
 @click.option(
     "--work-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -276,20 +284,8 @@ def _overhead(ctx: BenchContext, register: Path, mapping: Path, work_dir: Path |
 
 
 @bench.command(name="overhead")
-@click.option(
-    "--register",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default="../shared/data/nasa_llis/llis.xlsx",
-    show_default=True,
-    help="The register whose lessons are searched.",
-)
-@click.option(
-    "--mapping",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default="mappings/nasa-llis.yaml",
-    show_default=True,
-    help="Its column mapping.",
-)
+@register_option("The register whose lessons are searched.")
+@MAPPING_OPTION
 @click.option(
     "--work-dir",
     type=click.Path(file_okay=False, path_type=Path),
