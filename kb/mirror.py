@@ -173,8 +173,14 @@ class Mirror:
         """Take in changes another process made to the index: Chroma's generation mark is read, and a new
         mark means "compare the ledgers and rebuild if they differ"."""
         generation = self.parts.index.generation()
-        if self._checked and self.replica.damage is None and generation == self._seen_generation:
-            return  # the usual case, without waiting for the lock
+        replica = self.replica
+        if (
+            self._checked
+            and replica.damage is None
+            and generation == self._seen_generation
+            and replica.mirrors(generation)
+        ):
+            return  # the usual case, without waiting for the lock: the replica is at Chroma's mark
         with self._lock:
             self._checked = True
             ledger, generation = self.ledger()

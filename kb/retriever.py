@@ -267,9 +267,8 @@ class Retriever:
         if table is None or not replica.holds_vectors_in_memory():
             return None
         allowed = self.mirror.allowed_entries(entries_where) if entries_where is not None else None
-        weights = replica.weights(allowed) if allowed is not None else None
         fetch = k if keep is None else k * OVERFETCH
-        found = replica.nearest(vectors, None, fetch, weights)
+        found = replica.nearest(vectors, None, fetch, allowed_entries=allowed)
         if found is not None and not texts:
             return [_light(matches) for matches in found]
         results: list[list[PassageMatch]] = []
@@ -278,7 +277,7 @@ class Retriever:
             kept = self._fill(_light(matches), table, k, None, keep)
             while kept is not None and len(kept) < k and len(matches) == size:
                 size *= DEEPER_FETCH  # `keep` turned down most of the nearest: look further
-                (matches,) = replica.nearest(vectors[i : i + 1], None, size, weights) or [[]]
+                (matches,) = replica.nearest(vectors[i : i + 1], None, size, allowed_entries=allowed) or [[]]
                 kept = self._fill(_light(matches), table, k, None, keep)
             if kept is None:
                 return None

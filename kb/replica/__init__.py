@@ -2,7 +2,6 @@
 with its passages' texts and vectors (corpus), keyword files (keywords) and entry records (records); the
 live rows across segments (rows), the spool a sync fills (spool) and the checks of its files (files)."""
 
-from kb.analysis import tokenize
 from kb.replica.corpus import Block, Corpus, VectorMatch, split_passage_id
 from kb.replica.files import FORMAT_VERSION, KeywordIndexDamaged
 from kb.replica.folder import Replica
@@ -22,5 +21,4 @@ __all__ = [
     "UnsupportedClause",
     "VectorMatch",
     "split_passage_id",
-    "tokenize",
 ]

@@ -87,10 +87,6 @@ class Corpus:
         self.dimension = dimension if vectors is not None else None
 
     @classmethod
-    def empty(cls) -> Corpus:
-        return cls([], np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(1, np.int64))
-
-    @classmethod
     def open(cls, folder: Path) -> Corpus:
         """The corpus in `folder`; DamagedFile, naming the file, where its files do not fit together."""
         blocks = loaded("blocks.json", lambda: json.loads((folder / "blocks.json").read_text(encoding="utf-8")))
@@ -114,15 +110,6 @@ class Corpus:
             file.close()
             raise DamagedFile("texts.bin: not the size offsets.npy gives")
         return cls(blocks["entries"], counts, numbers, offsets, file, vectors, dimension)
-
-    def is_in(self, folder: Path) -> bool:
-        """True when `folder` still holds this corpus's files (no other process has swapped in another)."""
-        if self._file is None:
-            return False
-        try:
-            return os.fstat(self._file.fileno()).st_ino == (folder / "texts.bin").stat().st_ino
-        except OSError:
-            return False
 
     @staticmethod
     def write(folder: Path, blocks: Iterable[Block]) -> int:
@@ -158,12 +145,6 @@ class Corpus:
         np.save(folder / "offsets.npy", np.asarray(offsets, dtype=np.int64))
         return len(numbers)
 
-    def texts(self, chunk: int, start: int = 0) -> Iterator[list[str]]:
-        """Every passage's text in row order from row `start`, `chunk` at a time."""
-        read = self._reader()
-        for first in range(start, len(self), chunk):
-            yield [decoded(data) for data in read(first, min(first + chunk, len(self)))]
-
     def _reader(self) -> Callable[[int, int], list[bytes]]:
         """A function giving the texts of rows start..end-1 with one read of the file."""
         file, offsets = self._file, self.offsets
@@ -185,9 +166,6 @@ class Corpus:
 
     def text(self, row: int) -> str:
         return decoded(self.raw(row))
-
-    def entry_id(self, row: int) -> str:
-        return self.entries[self.row_codes[row]]
 
     def passage_id(self, row: int) -> str:
         return PassageId.of(self.entries[self.row_codes[row]], int(self.numbers[row]))

@@ -5,10 +5,12 @@ check makes the read that finds it mark the folder untrusted instead of raising 
 
 from __future__ import annotations
 
+import collections
 import functools
 import json
 import logging
 import os
+import threading
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -118,22 +120,32 @@ def _crc32(file) -> int:
     return crc
 
 
-_checksums: dict[tuple[int, int, int, int], int] = {}  # a large file's CRC-32 by (device, inode, size, mtime)
+# A large file's CRC-32 by (device, inode, size, mtime), most recently used last.
+_checksums: collections.OrderedDict[tuple[int, int, int, int], int] = collections.OrderedDict()
+_checksums_lock = threading.Lock()
 
 
-def _checksum(file) -> int:
-    """The CRC-32 of an open file. A large one keeps it in memory while the file is unchanged: a save
-    links the base segment's files into the new folder rather than copying them, so checking that
-    folder would otherwise read the whole collection again for one entry."""
+def _checksum(file, remembered: bool = True) -> int:
+    """The CRC-32 of an open file. A large one keeps it in this process's memory while the file is
+    unchanged: a save links the base segment's files into the new folder rather than copying them, so
+    checking that folder would otherwise read the whole collection again for one entry. What such a
+    file suffers without its size or time changing is found by the read that meets it, by the next
+    process that opens the folder, or (`remembered` False) before a merge copies every byte of it."""
     found = os.fstat(file.fileno())
     if found.st_size < REMEMBERED_CHECKSUM:
         return _crc32(file)
     key = (found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns)
-    if key not in _checksums:
-        if len(_checksums) >= 256:
-            _checksums.pop(next(iter(_checksums)))
-        _checksums[key] = _crc32(file)
-    return _checksums[key]
+    with _checksums_lock:
+        crc = _checksums.get(key) if remembered else None
+        if crc is not None:
+            _checksums.move_to_end(key)
+            return crc
+    crc = _crc32(file)
+    with _checksums_lock:
+        _checksums[key] = crc
+        while len(_checksums) > 256:
+            _checksums.popitem(last=False)
+    return crc
 
 
 def file_list(folder: Path) -> dict[str, dict[str, int]]:
@@ -147,7 +159,7 @@ def file_list(folder: Path) -> dict[str, dict[str, int]]:
     return files
 
 
-def open_checked(folder: Path) -> tuple[Manifest | None, str | None, FolderId | None]:
+def open_checked(folder: Path, remembered: bool = True) -> tuple[Manifest | None, str | None, FolderId | None]:
     """The folder's manifest if every file it lists is there as it was written, else what is wrong;
     and which folder was read. No manifest and no complaint: no folder, or one of another format.
 
@@ -166,7 +178,7 @@ def open_checked(folder: Path) -> tuple[Manifest | None, str | None, FolderId | 
         try:
             found = os.fstat(directory)
             read = (found.st_dev, found.st_ino)
-            manifest, damage = _check(directory)
+            manifest, damage = _check(directory, remembered)
         finally:
             os.close(directory)
         if damage is None or folder_id(folder) == read:
@@ -174,7 +186,7 @@ def open_checked(folder: Path) -> tuple[Manifest | None, str | None, FolderId | 
     return manifest, damage, read
 
 
-def _check(directory: int) -> tuple[Manifest | None, str | None]:
+def _check(directory: int, remembered: bool = True) -> tuple[Manifest | None, str | None]:
     """Read the manifest of the folder open as `directory` and check the files it lists: sizes first
     (a stat each), then checksums."""
     try:
@@ -202,7 +214,7 @@ def _check(directory: int) -> tuple[Manifest | None, str | None]:
     for name, recorded in manifest.files.items():
         try:
             with open(os.open(name, os.O_RDONLY, dir_fd=directory), "rb", buffering=0) as file:
-                crc = _checksum(file)
+                crc = _checksum(file, remembered)
         except OSError as exc:
             return None, f"{name}: {exc.strerror}"
         if crc != recorded["crc32"]:

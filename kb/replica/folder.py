@@ -58,6 +58,10 @@ MERGE_PASSAGES = 5_000  # a delta past this many passages is merged into the bas
 EXACT_BYTES = 128 << 20  # vectors up to this size are held in memory and every search over them is exact
 
 
+class _BaseMoved(Exception):
+    """The base segment's path names other files than the segment this object opened."""
+
+
 class Replica:
     """The passages, their keyword index and vectors and the entry records, persisted in `folder` as
     segments; see the module docstring.
@@ -79,7 +83,9 @@ class Replica:
         self._table: EntryTable | None = None
         self._loaded = False
         self._lock = threading.RLock()
-        self._masks: dict[int, tuple[frozenset[str], np.ndarray]] = {}  # by allowed set, until changed
+        # By allowed set: the set, the rows it was computed over, the mask.
+        self._masks: dict[int, tuple[frozenset[str], Rows, np.ndarray]] = {}
+        self._masks_lock = threading.Lock()
         self._open_manifest()
 
     # ----------------------------------------------------------------- persistence
@@ -242,13 +248,23 @@ class Replica:
         changes, plus the old delta's other entries), or with `merge`, or once the delta is large, one
         new base.
 
-        Raises KeywordIndexDamaged if the folder turns out damaged: what is kept is copied from it into a
-        new folder with fresh checksums, so it is checked again first rather than trusted since it was opened.
+        Raises KeywordIndexDamaged if the folder turns out damaged: what is kept goes into a new folder
+        with fresh checksums, so it is checked again first (every byte before a merge; a large file this
+        process checked before and has not changed since is not read again for a delta, whose base is
+        only linked).
         """
         had_passages = bool(self.hashes)
         self._load()
+        segments = self._rows.segments
+        base = segments[0] if segments else None
+        delta = segments[1] if len(segments) > 1 else None
+        delta_size = (len(delta.corpus) if delta else 0) + added.passage_count
+        # The base's files are linked by path: only while the folder is still the one this object opened.
+        ours = base is not None and folder_id(self.folder) == self._folder_id
+        merging = not ours or merge or delta_size > MERGE_PASSAGES or segment_key(self.folder / BASE) != base.key
         if had_passages and self.damage is None and folder_id(self.folder) == self._folder_id:
-            _, damage, _ = open_checked(self.folder)
+            # A merge copies every byte: then no checksum is taken on trust from an earlier check.
+            _, damage, _ = open_checked(self.folder, remembered=not merging)
             if damage:
                 self._distrust(damage)
         if had_passages and self.damage:
@@ -257,22 +273,40 @@ class Replica:
             )
         new_passages = set(remove) | added.entry_ids  # entries whose passages are replaced or dropped
         new_records = set(remove) | added.record_ids  # entries whose records are
-        segments, dead = self._rows.segments, self._dead
-        self.hashes, self.generation = dict(hashes), generation
-        base = segments[0] if segments else None
-        delta = segments[1] if len(segments) > 1 else None
-        delta_size = (len(delta.corpus) if delta else 0) + added.passage_count
-        # The base's files are linked by path: only while the folder is still the one this object opened.
-        ours = base is not None and folder_id(self.folder) == self._folder_id
-        if not ours or merge or delta_size > MERGE_PASSAGES or segment_key(self.folder / BASE) != base.key:
-            self._swap_in(lambda tmp: self._merged(tmp, new_passages, new_records, added), ())
-            return
+        before = self.hashes, self.generation
+        self.hashes, self.generation = dict(hashes), generation  # what the new manifest records
+        try:
+            if merging:
+                self._swap_in(lambda tmp: self._merged(tmp, new_passages, new_records, added), ())
+            else:
+                try:
+                    self._save_delta(base, delta, remove, new_passages, new_records, added)
+                except _BaseMoved:  # another process swapped the folder meanwhile: write everything afresh
+                    self._swap_in(lambda tmp: self._merged(tmp, new_passages, new_records, added), ())
+        except BaseException:
+            self.hashes, self.generation = before  # the folder on disk is still the one before
+            raise
+
+    def _save_delta(
+        self,
+        base: Segment,
+        delta: Segment | None,
+        remove: set[str],
+        new_passages: set[str],
+        new_records: set[str],
+        added: Additions,
+    ) -> None:
+        """Link the base into a new folder and write a delta: the old delta's entries less the replaced,
+        base entries whose record alone (or passages alone) changed, and `added`."""
+        dead = self._dead
         base_entries = set(base.table.position) | set(base.corpus.codes)
         in_base = ((new_passages | new_records) - set(remove) - dead) & base_entries
         moving_passages, moving_records = in_base - new_passages, in_base - new_records
 
         def build(tmp: Path) -> list[str]:
             link(base.folder, tmp / BASE)
+            if segment_key(tmp / BASE) != base.key:  # the path led to another process's base
+                raise _BaseMoved
             blocks = itertools.chain(
                 delta.blocks(skip=new_passages) if delta else (),
                 base.blocks(only=moving_passages),
@@ -332,27 +366,31 @@ class Replica:
 
         Computed once per search and shared by every keyword query of that search (query words, synonyms).
         """
-        self._load()
-        weights = None
-        if allowed_entries is not None:
-            weights = self._mask(allowed_entries)
+        return self._weights(self._current(), allowed_entries, phrases)
+
+    def _weights(self, rows: Rows, allowed_entries: set[str] | None, phrases: list[str] | None) -> np.ndarray | None:
+        weights = None if allowed_entries is None else self._mask(rows, allowed_entries)
         if phrases:
-            has_all = self.phrase_mask(phrases)
+            has_all = self._phrase_mask(rows, phrases)
             weights = has_all if weights is None else weights * has_all
         return weights
 
-    def _mask(self, allowed_entries: set[str] | frozenset[str]) -> np.ndarray:
-        """1 for live passages of allowed entries. A frozen set (the knowledge base keeps one per reader
-        and filters until the index changes) keeps its mask too: at 100k entries it costs tens of ms."""
-        cached = self._masks.get(id(allowed_entries))
-        if cached is not None and cached[0] is allowed_entries:
-            return cached[1]
-        mask = self._rows.mask(allowed_entries)
+    def _mask(self, rows: Rows, allowed_entries: set[str] | frozenset[str]) -> np.ndarray:
+        """1 for the live passages of allowed entries among these rows. A frozen set (the knowledge base
+        keeps one per reader and filters until the index changes) keeps its mask while the rows are the
+        same: at 100k entries it costs tens of ms. Always built from the rows the caller reads, so a save
+        landing meanwhile cannot pair a mask with other rows."""
+        with self._masks_lock:
+            cached = self._masks.get(id(allowed_entries))
+        if cached is not None and cached[0] is allowed_entries and cached[1] is rows:
+            return cached[2]
+        mask = rows.mask(allowed_entries)
         mask.flags.writeable = False  # shared by every search that reuses it
         if isinstance(allowed_entries, frozenset):
-            if len(self._masks) >= 64:
-                self._masks.pop(next(iter(self._masks)))
-            self._masks[id(allowed_entries)] = (allowed_entries, mask)
+            with self._masks_lock:
+                while len(self._masks) >= 64:
+                    self._masks.pop(next(iter(self._masks)))
+                self._masks[id(allowed_entries)] = (allowed_entries, rows, mask)
         return mask
 
     @untrusted_if_damaged("the keyword files", list)
@@ -427,12 +465,13 @@ class Replica:
 
     @untrusted_if_damaged("the keyword files", lambda: np.zeros(0, dtype=np.float32))
     def phrase_mask(self, phrases: list[str]) -> np.ndarray:
-        """1 for live passages holding every phrase (its words next to each other, in order), else 0.
+        """1 for live passages holding every phrase (its words next to each other, in order), else 0."""
+        return self._phrase_mask(self._current(), phrases)
 
-        Answered from the words' positions: the cost follows the rarest word of each phrase, and no
-        passage text is read.
-        """
-        rows = self._current()
+    @staticmethod
+    def _phrase_mask(rows: Rows, phrases: list[str]) -> np.ndarray:
+        """Answered from the words' positions: the cost follows the rarest word of each phrase, and no
+        passage text is read."""
         mask = np.ones(len(rows), dtype=np.float32) if rows.alive is None else rows.alive.astype(np.float32)
         for phrase in phrases:
             wanted = phrase_words(phrase)
@@ -442,10 +481,11 @@ class Replica:
                 mask *= holding
         return mask
 
+    @untrusted_if_damaged("the keyword files", list)
     def holding(self, phrases: list[str]) -> list[str]:
         """The live passages holding every phrase, by id, in row order."""
         rows = self._current()
-        return [rows.passage_id(int(r)) for r in np.flatnonzero(self.phrase_mask(phrases))]
+        return rows.ids_of(np.flatnonzero(self._phrase_mask(rows, phrases)))[0]
 
     @property
     def has_vectors(self) -> bool:
@@ -458,19 +498,28 @@ class Replica:
 
     @untrusted_if_damaged("vectors.bin", lambda: None)
     def nearest(
-        self, queries: np.ndarray, entry_ids: Iterable[str] | None, k: int, weights: np.ndarray | None = None
+        self,
+        queries: np.ndarray,
+        entry_ids: Iterable[str] | None,
+        k: int,
+        *,
+        allowed_entries: set[str] | frozenset[str] | None = None,
     ) -> list[list[VectorMatch]] | None:
         """The k passages most similar to each query, by exact search over the kept vectors: among the
         passages of `entry_ids`, reading just their vectors; or, with `entry_ids` None, among every live
-        passage weighted 1 (all with `weights` None), over the vectors held in memory. None when this
+        passage (of `allowed_entries`, when given) over the vectors held in memory. None when this
         folder has no vectors of the queries' size (or they turn out damaged: the vector index answers).
 
-        No lock, like `text_of`: segments never change in place.
+        No lock, like `text_of`: segments never change in place, and the rows are read once.
         """
         rows = self._current()
         if rows.dimension is None or np.shape(queries)[-1] != rows.dimension:
             return None
-        found = rows.exact(queries, weights, k) if entry_ids is None else rows.nearest(queries, entry_ids, k)
+        if entry_ids is None:
+            weights = None if allowed_entries is None else self._mask(rows, allowed_entries)
+            found = rows.exact(queries, weights, k)
+        else:
+            found = rows.nearest(queries, entry_ids, k)
         matches = []
         for found_rows, similarities in found:
             passage_ids, owners = rows.ids_of(found_rows)

@@ -40,7 +40,6 @@ ARRAYS = (
     "positions-starts",  # int64: where each word's positions start, and the end
     "positions",  # int64: where in `tokens` each word occurs, ascending
 )
-KEYWORD_FILES = (WORDS_FILE, *(f"{name}.npy" for name in ARRAYS))
 MAPPED = {"tokens", "postings-rows", "postings-tf", "positions"}  # large: a query reads only its words' parts
 
 
@@ -149,14 +148,18 @@ class WordsWriter:
         self._starts.append(len(self._tokens))
 
     def copy(self, source: SegmentWords, start: int, end: int) -> None:
-        """Rows start..end-1 of another segment, their words renumbered into this one's."""
+        """Rows start..end-1 of another segment, their words renumbered into this one's: only the words
+        they use join this segment's vocabulary, so words of removed entries go at the next merge."""
         known = self._maps.get(id(source))
         if known is None or known[0] is not source:
-            renumber = np.fromiter((self._id(w) for w in source.words), dtype=np.int32, count=len(source.words))
-            known = self._maps[id(source)] = (source, renumber)
+            known = self._maps[id(source)] = (source, np.full(len(source.words), -1, dtype=np.int32))
+        renumber = known[1]
         lo, hi = int(source.token_starts[start]), int(source.token_starts[end])
+        ids = np.asarray(source.tokens[lo:hi])
+        for word in np.unique(ids[renumber[ids] < 0]).tolist():
+            renumber[word] = self._id(source.words[word])
         shift = len(self._tokens) - lo
-        self._tokens.frombytes(known[1][np.asarray(source.tokens[lo:hi])].astype(np.int32).tobytes())
+        self._tokens.frombytes(renumber[ids].astype(np.int32).tobytes())
         self._starts.extend((np.asarray(source.token_starts[start + 1 : end + 1], dtype=np.int64) + shift).tolist())
 
     def write(self, folder: Path) -> None:

@@ -226,12 +226,3 @@ def record_lines(lines: Iterable[str]) -> Iterator[tuple[str, str]]:
             yield _DECODER.raw_decode(line, _RECORD_ID_AT)[0], line
         else:  # not as `record_line` writes it: read it whole
             yield json.loads(line)["id"], line
-
-
-def chain_records(kept: Iterable[tuple[str, str]], skip: set[str], added: Iterable[tuple[str, str]]) -> Iterator[str]:
-    """The lines of the kept entry records except those in `skip`, then the added ones."""
-    for entry_id, line in kept:
-        if entry_id not in skip:
-            yield line
-    for _, line in added:
-        yield line

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 
 from kb.passages import PassageId
-from kb.replica.corpus import Block, decoded
+from kb.replica.corpus import decoded
 from kb.replica.keywords import KeywordIndex
 from kb.replica.segment import Segment
 
@@ -52,10 +52,6 @@ class Rows:
     def text(self, row: int) -> str:
         segment, local = self._segment_of(row)
         return segment.corpus.text(local)
-
-    def entry_id(self, row: int) -> str:
-        segment, local = self._segment_of(row)
-        return segment.corpus.entry_id(local)
 
     def passage_id(self, row: int) -> str:
         segment, local = self._segment_of(row)
@@ -192,13 +188,6 @@ class Rows:
             order = best[np.lexsort((best, -scores[best]))]
             results.append((order.astype(np.int64), scores[order].astype(np.float64)))
         return results
-
-    def blocks(self, skip: set[str] | frozenset[str]) -> Iterator[Block]:
-        """Every live entry's passages as blocks, oldest segment first, without the entries in `skip`;
-        each block names its origin, so its word ids are copied rather than read again."""
-        last = len(self.segments) - 1
-        for i, segment in enumerate(self.segments):
-            yield from segment.blocks(skip if i == last else set(skip) | self.dead)
 
     def texts(self) -> Iterator[tuple[str, str]]:
         """(passage id, text) of every live passage, in row order."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kb import KnowledgeBase, Settings
-from kb.replica import tokenize
+from kb.analysis import tokenize
 from tests.conftest import SAMPLE_ENTRIES
 
 pytestmark = pytest.mark.model

@@ -192,8 +192,8 @@ def test_spools_and_folders_left_by_a_killed_sync_are_swept_but_a_running_one_is
         abandoned.add_passages([ROWS[0]])
         abandoned._spool.close()
         half_written = tmp_path / ".lexical-k1ll3d"
-        (half_written / "bm25").mkdir(parents=True)
-        (half_written / "bm25" / "data.csc.index.npy").write_bytes(b"partial")
+        (half_written / "base").mkdir(parents=True)
+        (half_written / "base" / "postings-rows.npy").write_bytes(b"partial")
         long_ago = time.time() - 2 * 24 * 3600
         for folder in (abandoned.folder, half_written):
             for path in [folder, *folder.rglob("*")]:
@@ -497,10 +497,10 @@ def test_a_folder_swapped_in_while_it_is_checked_is_read_not_reported_as_damaged
 
     whole_check = module._check
 
-    def swap_during_the_first_check(directory):
+    def swap_during_the_first_check(directory, *args):
         monkeypatch.setattr(module, "_check", whole_check)
         _add_parks(Replica(full_index.folder), "gen-2")  # another process: the folder being read goes
-        return whole_check(directory)
+        return whole_check(directory, *args)
 
     monkeypatch.setattr(module, "_check", swap_during_the_first_check)
     opened = Replica(full_index.folder)

@@ -144,3 +144,61 @@ def test_a_save_writes_only_the_delta_and_links_the_base(tmp_path):
     assert delta_rows == 1, "the delta holds the saved entry alone"
     _write(replica, state, set(), merge=True)
     assert replica.segments == ["base"] and (replica.folder / "base" / "texts.bin").stat().st_ino != inode
+
+
+def test_a_merge_keeps_only_the_words_its_passages_use(tmp_path):
+    rng = random.Random(2)
+    state = {f"e{n}": _entry(rng, f"e{n}") for n in range(6)}
+    state["odd"] = ([("odd#0", "odd", "Odd — part 0\nZyzzyva quokka.")], {"title": "Odd", "year": 2020, "themes": []})
+    replica = Replica(tmp_path / "replica")
+    _write(replica, state, set(), rebuild=True)
+    assert "zyzzyva" in (replica.folder / "base" / "words.json").read_text()
+    del state["odd"]
+    _write(replica, state, {"odd"})
+    _write(replica, state, set(), merge=True)
+    assert replica.segments == ["base"]
+    assert "zyzzyva" not in (replica.folder / "base" / "words.json").read_text(), "a removed entry's words go"
+    assert replica.search("zyzzyva quokka", 5) == [] and replica.holding(["zyzzyva quokka"]) == []
+
+
+def test_a_save_never_links_a_base_another_process_swapped_in_meanwhile(tmp_path, monkeypatch):
+    from kb.replica import segment as segment_module
+
+    rng = random.Random(3)
+    state = {f"e{n}": _entry(rng, f"e{n}") for n in range(10)}
+    ours = Replica(tmp_path / "replica")
+    _write(ours, state, set(), rebuild=True)
+    state["new"] = _entry(rng, "new")
+    _write(ours, state, {"new"})  # a delta holding an entry the base never had
+    assert ours.segments == ["base", "delta"]
+    real_link = segment_module.link
+
+    def another_process_merges_first(source, target):
+        monkeypatch.setattr(folder_module, "link", real_link)
+        _write(Replica(ours.folder), state, set(), merge=True)  # a new base, with that entry in it
+        real_link(source, target)
+
+    monkeypatch.setattr(folder_module, "link", another_process_merges_first)
+    state["e2"] = _entry(rng, "e2")
+    _write(ours, state, {"e2"})
+    fresh = Replica(tmp_path / "fresh")
+    _write(fresh, state, set(), rebuild=True)
+    _assert_same(ours, fresh, state)
+    _assert_same(Replica(ours.folder), fresh, state)
+
+
+def test_a_filter_mask_is_always_built_over_the_rows_the_search_reads(tmp_path):
+    rng = random.Random(4)
+    state = {f"e{n}": _entry(rng, f"e{n}") for n in range(8)}
+    replica = Replica(tmp_path / "replica")
+    _write(replica, state, set(), rebuild=True)
+    allowed = frozenset(["e1", "e3", "e5"])
+    query = _vectors([("q", "q", "data")])
+    before = replica.nearest(query, None, 50, allowed_entries=allowed)
+    assert {m.entry_id for m in before[0]} == allowed
+    state["e3"] = _entry(rng, "e3")
+    state["e9"] = _entry(rng, "e9")
+    _write(replica, state, {"e3", "e9"})  # rows move and grow under the same allowed set
+    (after,) = replica.nearest(query, None, 50, allowed_entries=allowed)
+    assert {m.entry_id for m in after} == allowed
+    assert {m.passage_id for m in after} == {p for e in allowed for p, _, _ in state[e][0]}
