@@ -135,7 +135,9 @@ class Mirror:
         with self._lock:
             index = self.parts.index
             self._checked, self._seen_generation = True, index.generation()
-            if self.replica.is_current(ledger):
+            # Same content hashes are not the same passages when the store was rebuilt under another
+            # model (other vectors, other passage lengths): what a write touched is always applied.
+            if not touched and self.replica.is_current(ledger):
                 self.replica.mark(generation)
                 if merge and len(self.replica.segments) > 1:
                     self.replica.compact()

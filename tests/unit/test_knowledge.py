@@ -61,6 +61,19 @@ def test_rebuild_and_model_change_never_mix_vectors(kb, settings):
     assert other.index.count()[0] == len(report.added)
 
 
+def test_a_model_change_rebuilds_the_keyword_index_too(kb, settings):
+    """The same entries under another model (other vectors, other passage lengths): the keyword index's
+    copy follows, so a new process finds it in step rather than reporting the index damaged."""
+    other = KnowledgeBase(settings, embedder=HashingEmbedder(dimension=64, name="another-model", max_tokens=40))
+    report = other.sync()
+    assert report.rebuilt
+    assert other.replica.passage_count == report.passages
+    again = KnowledgeBase(settings, embedder=HashingEmbedder(dimension=64, name="another-model", max_tokens=40))
+    assert again.search("data sharing agreement", limit=3), "no IndexDamaged: the copy matches the store"
+    own = again.replica.entry_passages("flood-response-data-cell")
+    assert own is not None and own[2].shape[1] == 64
+
+
 def test_filters_apply_inside_the_query_not_after_the_top_k(kb):
     # The best matches for this query are not lighthouses, so a post-filter on the top 3 would return none.
     assert not any(h.lighthouse_stage for h in kb.search("mainframe pension award council", limit=3))
