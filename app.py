@@ -13,6 +13,7 @@ import streamlit as st
 
 from app_pages import resources, ui
 from kb import KBError
+from kb.access import reviews
 
 # A local icon: a ":material/...:" page icon makes the browser fetch the favicon from Google.
 st.set_page_config(
@@ -29,7 +30,7 @@ find = [
     st.Page(ui.ENTRY_PAGE, title="Entry", icon=":material/article:", url_path="entry", visibility="hidden"),
 ]
 contribute = [st.Page(ui.SUBMIT_PAGE, title="Submit an entry", icon=":material/edit_note:", url_path="submit")]
-if user.is_reviewer:
+if reviews(user):
     contribute.append(st.Page(ui.REVIEW_PAGE, title="Review queue", icon=":material/fact_check:", url_path="review"))
 page = st.navigation({"Find": find, "Contribute": contribute})
 

@@ -7,6 +7,7 @@ import streamlit as st
 from app_pages import resources, ui
 from app_pages.ui import plain, safe_markdown
 from kb import KBError, SavedNotIndexed, review
+from kb.access import reviews
 from kb.review import QueueItem
 
 kb = resources.knowledge_base()
@@ -89,7 +90,7 @@ def card(item: QueueItem) -> None:
 
 
 st.title("Review queue")
-if not user.is_reviewer:
+if not reviews(user):
     st.warning(
         "The review queue is for reviewers. Ask whoever runs Lighthouse to add 'reviewer' to your roles "
         "(KB_USER_ROLES).",

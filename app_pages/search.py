@@ -12,6 +12,7 @@ import streamlit as st
 
 from app_pages import resources, ui
 from kb import browse
+from kb.access import reviews
 from kb.browse import SearchRequest
 from kb.filters import CHOICE_FACETS, Filters
 
@@ -99,7 +100,7 @@ def facet_panel(request: SearchRequest, facets: dict[str, list[tuple[Any, int]]]
     st.markdown("**Filter**")
     labels = {"theme": vocabulary.label, "organisation": str}
     for facet in CHOICE_FACETS:
-        if facet.name == "status" and not user.is_reviewer:
+        if facet.name == "status" and not reviews(user):
             continue  # only reviewers look beyond published entries
         counts = facets.get(facet.name, [])
         options = list(dict.fromkeys([v for v, _ in counts] + list(getattr(request.facets, facet.name))))

@@ -11,7 +11,7 @@ import streamlit as st
 from app_pages import resources, ui
 from app_pages.ui import plain, safe_markdown
 from kb import Conflict, KBError, NotFound, SavedNotIndexed, browse
-from kb.access import edit_statuses
+from kb.access import can_contribute, edit_statuses
 from kb.drafting import (
     FIELD_HELP,
     FORM_ERROR,
@@ -320,7 +320,7 @@ def withdraw_edit() -> None:
     open_saved(str(edit_id))
 
 
-if not (user.is_contributor or user.is_reviewer):  # a visitor who has not signed in, or a reader
+if not can_contribute(user):  # a visitor who has not signed in, or a reader
     st.title("Submit an entry")
     st.info(
         "Sign in to submit an entry or to add your evidence to one; the button is in the sidebar."

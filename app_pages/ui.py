@@ -23,11 +23,10 @@ from typing import TYPE_CHECKING
 
 import streamlit as st
 
-from kb import KBError, KnowledgeBase
+from kb import KBError, KnowledgeBase, access
 from kb.browse import rows
 from kb.entries import Entry
 from kb.errors import without_paths
-from kb.identity import ADMIN
 from kb.search import Hit, highlight
 
 if TYPE_CHECKING:
@@ -252,9 +251,8 @@ def sidebar(visitor: Visitor) -> None:
 
 
 def looks_after_the_index(visitor: Visitor) -> bool:
-    """The person who runs this copy: an admin, or a reviewer in local mode (their own machine). Only they
-    see entry file problems, which name files and quote fields of entries others may not see."""
-    return visitor.user.has_role(ADMIN) or (visitor.mode == "local" and visitor.user.is_reviewer)
+    """Whether this visitor sees entry file problems (the rule is kb.access's)."""
+    return access.looks_after_the_index(visitor.user, local=visitor.mode == "local")
 
 
 def who(visitor: Visitor) -> None:

@@ -30,7 +30,7 @@ from typing import Any
 from kb.entries import STATUSES, Entry
 from kb.errors import KBError
 from kb.filters import holds
-from kb.identity import CURATOR, User
+from kb.identity import ADMIN, CURATOR, User
 
 READABLE_STATUSES = ("published", "archived")
 UNPUBLISHED_STATUSES = ("draft", "in-review")
@@ -51,6 +51,22 @@ def member_of(organisation: str) -> User:
 
 def signed_in(viewer: User) -> bool:
     return bool(viewer.name.strip())
+
+
+def can_contribute(viewer: User | None) -> bool:
+    """May submit entries and edits: a contributor, or a reviewer."""
+    return viewer is not None and (viewer.is_contributor or viewer.is_reviewer)
+
+
+def reviews(viewer: User | None) -> bool:
+    """Has the review queue and looks beyond published entries (drafts, entries in review)."""
+    return viewer is not None and viewer.is_reviewer
+
+
+def looks_after_the_index(viewer: User, *, local: bool) -> bool:
+    """The person who runs this copy: an admin, or a reviewer on their own machine (local mode). Only
+    they see entry file problems, which name files and quote fields of entries others may not see."""
+    return viewer.has_role(ADMIN) or (local and viewer.is_reviewer)
 
 
 def _any(clauses: list[dict[str, Any]]) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from kb.access import can_see
+from kb.access import can_see, reviews
 from kb.entries import Entry
 from kb.errors import KBError
 from kb.filters import FACETS, Facet, Filters, holds
@@ -93,7 +93,7 @@ class SearchRequest:
 
     def for_user(self, user: User | None) -> SearchRequest:
         """Only reviewers may look beyond published entries (drafts, entries in review)."""
-        if user is not None and user.is_reviewer:
+        if reviews(user):
             return self
         return replace(self, facets=self.facets.without("status"))
 

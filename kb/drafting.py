@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from kb import browse
-from kb.access import edit_statuses
+from kb.access import can_contribute, edit_statuses
 from kb.editing import open_edit, save_edit
 from kb.entries import SECTIONS, Entry, entry_from_dict, slugify
 from kb.errors import Conflict, EntryError, KBError, Problem
@@ -291,7 +291,7 @@ def save_draft(
     An edit that must wait for review comes back with `revised_by` set: it is kept as a revision, and
     readers still see the published entry.
     """
-    if not (user.is_contributor or user.is_reviewer):
+    if not can_contribute(user):
         raise KBError("you need the contributor role to save an entry; sign in first if you have not")
     if edit_id:
         target = open_edit(kb, edit_id, user)

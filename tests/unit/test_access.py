@@ -206,3 +206,20 @@ def test_no_leak_for_any_viewer_query_or_filter(random_kb, viewer, query, mode, 
         if entry.anonymous and not viewer.is_reviewer and viewer.name != entry.author:
             shown = redact(entry, viewer)
             assert shown.team == shown.contact == shown.author == ""
+
+
+def test_the_roles_a_page_checks_are_the_librarys_rules():
+    from kb.access import can_contribute, looks_after_the_index, reviews
+    from kb.browse import SearchRequest
+    from kb.identity import User
+
+    reader = User("Reader", "Office", (), local=False)
+    contributor = User("Con", "Office", ("contributor",), local=False)
+    reviewer = User("Rev", "Office", ("reviewer",), local=False)
+    admin = User("Ada", "Office", ("admin",), local=False)
+    assert [can_contribute(u) for u in (None, reader, contributor, reviewer)] == [False, False, True, True]
+    assert [reviews(u) for u in (None, reader, contributor, reviewer)] == [False, False, False, True]
+    drafts = SearchRequest.from_params({"status": "draft"})
+    assert [bool(drafts.for_user(u).facets.status) for u in (None, contributor, reviewer)] == [False, False, True]
+    assert looks_after_the_index(admin, local=False) and looks_after_the_index(reviewer, local=True)
+    assert not looks_after_the_index(reviewer, local=False) and not looks_after_the_index(contributor, local=True)
