@@ -26,7 +26,6 @@ from kb.mirror import Mirror
 from kb.parts import Parts
 from kb.passages import split_entry
 from kb.replica import Additions
-from kb.store import file_lock
 from kb.vector_index import DATABASE, remove_embedded
 
 Progress = Callable[[int, int], None]
@@ -103,10 +102,6 @@ class Indexer:
         self.parts = parts
         self.mirror = mirror
 
-    def _writing(self):
-        """One index writer at a time on this machine: concurrent `add`s and syncs queue, never interleave."""
-        return file_lock(Path(self.parts.settings.index_dir) / ".write.lock")
-
     # ----------------------------------------------------------------- sync
 
     def sync(self, *, rebuild: bool = False, progress: Progress | None = None) -> SyncReport:
@@ -115,7 +110,7 @@ class Indexer:
         A missing or damaged embedded index is detected, deleted and rebuilt from the files, and the
         report says so.
         """
-        with self._writing():
+        with self.parts.writing():
             repairs = self._repair_store()
             try:
                 report = self._sync_files(rebuild or bool(repairs), progress)
@@ -134,7 +129,7 @@ class Indexer:
 
         Uses exactly the passage, embedding and indexing code of `sync`; entries not given are removed.
         """
-        with self._writing():
+        with self.parts.writing():
             started = time.perf_counter()
             report, ledger, generation = self._start_sync(rebuild)
             todo = []
@@ -147,7 +142,7 @@ class Indexer:
 
     def index_entries(self, entry_ids: list[str]) -> None:
         """Index just these entries (after a save), keeping the mirror in step."""
-        with self._writing():
+        with self.parts.writing():
             index = self.parts.writable_index()
             todo = []
             for entry_id in entry_ids:

@@ -78,6 +78,7 @@ class Mirror:
         self._checked = False  # Chroma's mark has been read and the mirror brought in step with it
         self._seen_generation: str | None = None
         self._verified_generation: str | None = None  # the store's vectors were compared at this mark
+        self._compare_later = False  # a write was under way when they were to be compared
         self._snapshot = Snapshot(version=0)
         self._lock = threading.RLock()  # the app's sessions share one mirror across threads
 
@@ -178,6 +179,7 @@ class Mirror:
         replica = self.replica
         if (
             self._checked
+            and not self._compare_later
             and replica.damage is None
             and generation == self._seen_generation
             and replica.mirrors(generation)
@@ -187,13 +189,19 @@ class Mirror:
             self._checked = True
             ledger, generation = self.ledger()
             self.apply(ledger, set(), None, generation)
-            if self.replica.mirrors(generation):
-                self.verify_vectors(generation)
+            # Compared only while nobody writes, and only at the mark the copy was taken at: a writer
+            # changes the store's vectors before it changes the mark, and a copy taken in between is
+            # mixed, not damaged (the new mark rebuilds it). Skipped now, it is compared on a later read.
+            with self.parts.writing_if_free() as nobody_writes:
+                self._compare_later = not nobody_writes
+                if nobody_writes and self.replica.mirrors(generation) and self.parts.index.generation() == generation:
+                    self.verify_vectors(generation)
 
     def verify_vectors(self, generation: str | None) -> None:
         """IndexDamaged unless the embedded store holds exactly the mirror's copy of the vectors (same
         passages, same directions) and the entry vectors made from them. Once per process and generation:
-        a flipped byte in a stored vector would otherwise give wrong answers quietly."""
+        a flipped byte in a stored vector would otherwise give wrong answers quietly. Call while holding
+        the writer's lock (`Parts.writing`): a write under way is not damage."""
         if not self.parts.owns_store or generation is None or generation == self._verified_generation:
             return
         expected = self.replica.vector_check()

@@ -7,12 +7,14 @@ or the model; an unchanged sync opens Chroma but never loads the model.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from kb.chroma_checks import OPEN
 from kb.config import Settings
 from kb.embedder import Embedder, make_embedder
 from kb.entries import Entry
 from kb.errors import Problem
-from kb.store import EntryStore
+from kb.store import EntryStore, file_lock, file_lock_if_free
 from kb.vector_index import VectorIndex, make_client
 from kb.vocabulary import Vocabulary
 
@@ -50,6 +52,18 @@ class Parts:
         # The embedder's name, not the setting's: an int8 model records its own name. Building the
         # embedder loads nothing; the model loads on the first text it embeds.
         return VectorIndex(client, self.settings.collection, self.embedder.name, remote=not self.owns_store)
+
+    @property
+    def _write_lock(self) -> Path:
+        return Path(self.settings.index_dir) / ".write.lock"
+
+    def writing(self):
+        """One index writer at a time on this machine: concurrent saves and syncs queue, never interleave."""
+        return file_lock(self._write_lock)
+
+    def writing_if_free(self):
+        """The writer's lock if no write is under way now (yields True), else at once False."""
+        return file_lock_if_free(self._write_lock)
 
     def forget_index(self) -> None:
         """Drop the connection (after the store was deleted): the next use connects afresh."""

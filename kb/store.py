@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from kb.entries import (
     ENTRY_SUFFIX,
@@ -45,6 +45,22 @@ def file_lock(path: Path) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(path):
         yield
+
+
+@contextmanager
+def file_lock_if_free(path: Path) -> Iterator[bool]:
+    """The lock of `file_lock` if nobody holds it now (True), else nothing (False), without waiting."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(path, timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        lock.release()
 
 
 def atomic_write(path: Path, text: str, *, replace: bool = True) -> None:

@@ -118,3 +118,61 @@ def test_many_threads_search_one_knowledge_base_while_it_changes(kb, monkeypatch
     assert hits and hits[0].id == "flood-response-data-cell"
     titles = {r.entry_id: r.metadata["title"] for r in browse.rows(kb)}
     assert titles["open-data-portal-relaunch-low-usage"] == "An open data portal relaunch, renamed elsewhere"
+
+
+
+def test_a_write_under_way_is_not_damage_and_one_left_half_done_is(kb, monkeypatch):
+    """A writer changes the store's vectors before its mark. A reader that compares the store with its copy
+    in between must answer, not call the index damaged; it compares once the writer is done. A writer
+    that stopped between the two left the store other than every copy: that is damage, found then."""
+    import threading
+
+    from kb.errors import IndexDamaged
+    from kb.vector_index import VectorIndex
+
+    kb.search("flood data")
+    marking = VectorIndex._bump_generation
+    at_mark, carry_on, dies = threading.Event(), threading.Event(), [False]
+
+    def mark_later(self):
+        at_mark.set()
+        carry_on.wait(60)
+        if dies[0]:
+            raise RuntimeError("the writer stopped before its mark")
+        marking(self)
+
+    monkeypatch.setattr(VectorIndex, "_bump_generation", mark_later)
+
+    def rewrite(summary: str) -> threading.Thread:
+        entry = kb.get("flood-response-data-cell")
+        entry.summary = summary
+        at_mark.clear()
+        carry_on.clear()
+        writer = threading.Thread(target=lambda: _ignore(RuntimeError, kb.save, entry))
+        writer.start()
+        assert at_mark.wait(60)
+        return writer
+
+    writer = rewrite("A flood data cell, rewritten while another reads.")
+    reader = KnowledgeBase(kb.settings, embedder=kb.embedder)  # unverified: compares on its first read
+    assert reader.search("flood data", limit=5), "answered, not refused as damaged"
+    assert not reader.mirror.verified
+    carry_on.set()
+    writer.join(60)
+    assert reader.search("flood data", limit=5) and reader.mirror.verified, "compared once the writer was done"
+
+    dies[0] = True
+    writer = rewrite("A flood data cell, rewritten by a writer that stops half way.")
+    reader = KnowledgeBase(kb.settings, embedder=kb.embedder)
+    assert reader.search("flood data", limit=5)
+    carry_on.set()
+    writer.join(60)
+    with pytest.raises(IndexDamaged, match="has another vector"):
+        reader.search("flood data")
+
+
+def _ignore(kind: type[Exception], call, *args) -> None:
+    try:
+        call(*args)
+    except kind:
+        pass
