@@ -15,6 +15,7 @@ from kb import browse
 from kb.access import reviews
 from kb.browse import SearchRequest
 from kb.filters import CHOICE_FACETS, Filters
+from kb.plan import plan_summary
 
 MODES = {"hybrid": "Hybrid", "keyword": "Keyword", "meaning": "Meaning", "plan": "Project plan"}
 MODE_HELP = (
@@ -41,8 +42,10 @@ def url_request() -> SearchRequest:
 
 
 def show(request: SearchRequest) -> None:
-    """Put a request into the widgets: on first load, a shared link or the back button."""
+    """Put the URL's request into the widgets: on first load, a shared link, Back, or a return from
+    another page (which drops this page's widget state)."""
     st.session_state["search_q"] = request.query
+    st.session_state["search_plan"] = request.query
     st.session_state["search_mode"] = request.mode
     facets = request.facets
     for facet in CHOICE_FACETS:
@@ -50,17 +53,24 @@ def show(request: SearchRequest) -> None:
     st.session_state["facet_lighthouse"] = {None: "any", True: "yes", False: "no"}[facets.lighthouse]
     st.session_state["facet_year_from"] = facets.year_from
     st.session_state["facet_year_to"] = facets.year_to
-    st.session_state["search_shown"] = request
 
 
 def push(request: SearchRequest) -> None:
-    """Make a request the page's state: into the URL (a new history entry) and remembered as shown."""
+    """Make a request the page's state: into the URL, a new history entry."""
     st.query_params.from_dict(request.to_params())
-    st.session_state["search_shown"] = request
 
 
-def from_widgets(**changes: Any) -> SearchRequest:
+def box(mode: str) -> str:
+    """The key of the box the query is typed in: one line, or the plan's area."""
+    return "search_plan" if mode == browse.PLAN_MODE else "search_q"
+
+
+def from_widgets(*, typed_in: str | None = None, **changes: Any) -> SearchRequest:
+    """The request the widgets say, the query read from the box of `typed_in` mode (default: the mode
+    chosen now)."""
     state = st.session_state
+    mode = state.get("search_mode") or "hybrid"
+    typed = state.get(box(typed_in or mode))
     facets = Filters.of(
         **{facet.name: state.get(f"facet_{facet.name}") for facet in CHOICE_FACETS},
         year_from=state.get("facet_year_from"),
@@ -68,8 +78,8 @@ def from_widgets(**changes: Any) -> SearchRequest:
         lighthouse=LIGHTHOUSE[state.get("facet_lighthouse") or "any"],
     )
     request = SearchRequest(
-        query=str(state.get("search_q") or "").strip()[: browse.MAX_QUERY_CHARS],
-        mode=state.get("search_mode") or "hybrid",
+        query=str(typed or "").strip()[: browse.MAX_QUERY_CHARS],
+        mode=mode,
         facets=facets,
     )
     return replace(request, **changes)
@@ -77,6 +87,13 @@ def from_widgets(**changes: Any) -> SearchRequest:
 
 def on_change() -> None:
     push(from_widgets())
+
+
+def on_mode_change() -> None:
+    """A new mode takes the query along from the box that was on screen."""
+    request = from_widgets(typed_in=url_request().mode)
+    push(request)
+    show(request)
 
 
 def run_example(query: str) -> None:
@@ -139,23 +156,37 @@ def year_panel(request: SearchRequest, counts: list[tuple[Any, int]]) -> None:
     )
 
 
-def search_box() -> None:
+def search_box(mode: str) -> None:
+    """A one-line box where Enter searches; in plan mode, a labelled area to paste the plan into."""
     with st.form("search_form", border=False):
-        st.text_area(
-            "Search",
-            key="search_q",
-            height=100,
-            label_visibility="collapsed",
-            placeholder="Ask a question, e.g. why do data sharing agreements take so long? "
-            "Or paste your whole project plan to find lessons for it.",
-        )
-        st.form_submit_button("Search", type="primary", icon=":material/search:", on_click=on_change)
+        if mode == browse.PLAN_MODE:
+            st.text_area(
+                "Your project plan: one part per paragraph, list item or line",
+                key="search_plan",
+                height=180,
+                placeholder="Paste your plan. Each part is searched on its own, and what failed or "
+                "stopped elsewhere comes first.",
+            )
+            st.form_submit_button(
+                "Find lessons for this plan", type="primary", icon=":material/search:", on_click=on_change
+            )
+        else:
+            box, button = st.columns([5, 1], vertical_alignment="bottom", gap="small")
+            box.text_input(
+                "Search",
+                key="search_q",
+                label_visibility="collapsed",
+                placeholder="Ask a question, e.g. why do data sharing agreements take so long?",
+            )
+            button.form_submit_button(
+                "Search", type="primary", icon=":material/search:", on_click=on_change, use_container_width=True
+            )
     st.segmented_control(
         "Search mode",
         list(MODES),
         format_func=MODES.get,
         key="search_mode",
-        on_change=on_change,
+        on_change=on_mode_change,
         help=MODE_HELP,
         required=True,
     )
@@ -166,7 +197,7 @@ def empty_state(results: browse.SearchResults) -> None:
     st.markdown(
         "- A question: *why did our data sharing agreement take a year?*\n"
         "- An acronym or a system: *DSA*, *RAP*, *mainframe*\n"
-        "- A whole project plan, pasted in: you get the lessons that bear on it\n"
+        "- A whole project plan: choose **Project plan** and paste it in\n"
         "- The filters alone, e.g. every **failed** or **stopped** experiment in a theme"
     )
     with st.container(horizontal=True):
@@ -207,14 +238,14 @@ def no_results(results: browse.SearchResults) -> None:
 
 def plan_results(results: browse.SearchResults) -> None:
     plan = results.plan
-    st.caption(
-        f"Your plan, read as {len(plan.parts)} parts, matches {plan.count} prior entries · {results.seconds:.2f}s"
-    )
-    for group in plan.groups:
-        st.subheader(group.label)
-        for match in group.matches:
-            ui.hit_card(match.hit, match.part_text)
-            st.caption(f"Speaks to this part of your plan: “{ui.plain(match.part_text[:200])}”")
+    st.caption(f"{plan_summary(len(plan.parts), plan.count)} · {results.seconds:.2f}s")
+    for part in plan.parts:
+        st.subheader(f"Part {part.number} of {len(plan.parts)}", anchor=False)
+        st.markdown(f"> {ui.plain(part.text)}")
+        if not part.matches:
+            st.caption("No prior lessons found for this part.")
+        for match in part.matches:
+            ui.hit_card(match.hit, part.text, note=f"speaks to part {part.number} of your plan")
 
 
 def results_list(results: browse.SearchResults) -> None:
@@ -232,8 +263,9 @@ def results_list(results: browse.SearchResults) -> None:
         ui.hit_card(hit, results.request.query)
 
 
+# The URL is the only source of truth: whenever the widgets say something else, they are set from it.
 request = url_request().for_user(user)
-if st.session_state.get("search_shown") != request:
+if from_widgets().for_user(user) != request:
     show(request)
 results = browse.find(kb, request, user)
 
@@ -242,7 +274,7 @@ st.caption(
     "Lessons learned and lighthouse projects from data teams across government. "
     "Find who tried something similar, what happened, and whom to ask."
 )
-search_box()
+search_box(request.mode)
 filters_column, results_column = st.columns([1.3, 3], gap="large")
 with filters_column:
     facet_panel(request, results.facets)

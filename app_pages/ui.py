@@ -191,10 +191,10 @@ def entry_header(entry: Entry, *, show_status: bool = True) -> None:
     )
 
 
-def hit_card(hit: Hit, query: str) -> None:
+def hit_card(hit: Hit, query: str, note: str = "") -> None:
     with st.container(border=True):
         hit_header(hit)
-        st.caption(f"Matched in: {plain(hit.section)}")
+        st.caption(f"Matched in: {plain(hit.section)}" + (f" · {plain(note)}" if note else ""))
         snippet(hit.passage, query)
 
 

@@ -112,7 +112,7 @@ class SearchResults:
     in_scope: int = 0  # entries the filters allow
     unfiltered: int | None = None  # on zero results: hits for the same query without the facet filters
     newest: list[Entry] = field(default_factory=list)  # without a query: the newest entries in scope
-    plan: PlanResult | None = None  # in plan mode: prior lessons grouped by outcome, per part of the plan
+    plan: PlanResult | None = None  # in plan mode: each part of the plan with its own lessons
     seconds: float = 0.0
 
 
@@ -127,8 +127,8 @@ def find(
     where = filters.where()
     results.in_scope = sum(1 for r in rows(kb, user) if holds(where, r.metadata))
     if request.query and request.mode == PLAN_MODE:
-        results.plan = plan_search(kb, request.query, limit=limit, filters=filters, viewer=user)
-        results.hits = [m.hit for g in results.plan.groups for m in g.matches]
+        results.plan = plan_search(kb, request.query, filters=filters, viewer=user)
+        results.hits = results.plan.hits
     elif request.query:
         mode = SEARCH_MODES[request.mode]
         results.hits = kb.search(request.query, limit=limit, filters=filters, mode=mode, viewer=user)

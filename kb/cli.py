@@ -199,7 +199,11 @@ def print_hits(hits, query: str) -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="A project plan (text or Markdown): find prior lessons for each part of it.",
 )
-@click.option("--limit", default=10, show_default=True, type=click.IntRange(1, 1000))
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 1000),
+    help="How many entries: 10 for a query; with --plan, lessons for each part of the plan (3).",
+)
 @click.option(
     "--mode",
     type=click.Choice(MODES),
@@ -216,7 +220,7 @@ def search(
     ctx: Context,
     query: str | None,
     plan_file: Path | None,
-    limit: int,
+    limit: int | None,
     mode: str,
     as_viewer: str | None,
     as_json: bool,
@@ -235,7 +239,9 @@ def search(
     if plan_file is not None:
         print_plan(ctx, plan_file, limit, mode, as_json, Filters.of(**facets), viewer_for(as_viewer))
         return
-    hits = ctx.kb.search(query, limit=limit, mode=mode, filters=Filters.of(**facets), viewer=viewer_for(as_viewer))
+    hits = ctx.kb.search(
+        query, limit=limit or 10, mode=mode, filters=Filters.of(**facets), viewer=viewer_for(as_viewer)
+    )
     if as_json:
         echo_json([h.to_dict() for h in hits])
     else:
@@ -244,26 +250,27 @@ def search(
 
 @handle_errors
 def print_plan(
-    ctx: Context, plan_file: Path, limit: int, mode: str, as_json: bool, filters: Filters, viewer=None
+    ctx: Context, plan_file: Path, per_part: int | None, mode: str, as_json: bool, filters: Filters, viewer=None
 ) -> None:
-    from kb.plan import plan_search
+    from kb.plan import PER_PART, plan_search, plan_summary
 
     try:
         text = plan_file.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise KBError(f"{plan_file} is not UTF-8 text; save the plan as plain text or Markdown") from None
-    result = plan_search(ctx.kb, text, limit=limit, mode=mode, filters=filters, viewer=viewer)
+    result = plan_search(ctx.kb, text, per_part=per_part or PER_PART, mode=mode, filters=filters, viewer=viewer)
     if as_json:
         echo_json(result.to_dict())
         return
-    click.echo(f"Your plan, in {len(result.parts)} parts, matches {result.count} prior entries.")
-    for group in result.groups:
-        click.secho(f"\n{group.label}", bold=True, underline=True)
-        for match in group.matches:
+    click.echo(plan_summary(len(result.parts), result.count))
+    for part in result.parts:
+        click.secho(f"\nPart {part.number}: {part.text}", bold=True, underline=True)
+        if not part.matches:
+            click.echo("  No prior lessons found for this part.")
+        for match in part.matches:
             hit = match.hit
             click.secho(f"- {hit.title}", bold=True)
             click.echo(f"  {hit.id} · {hit.outcome} · {hit.organisation}")
-            echo_passage("your plan:", match.part_text, 150, "  ")
             echo_passage(f"their [{hit.section}]:", hit.passage, 220, "  ")
 
 

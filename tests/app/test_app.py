@@ -182,7 +182,7 @@ def test_who_looks_after_the_index(user, mode, looks_after):
 
 
 def search(at: AppTest, query: str) -> AppTest:
-    at.text_area(key="search_q").input(query)
+    at.text_input(key="search_q").input(query)
     return button(at, "Search").click().run()
 
 
@@ -211,12 +211,26 @@ We will build a weekly dashboard in Power BI for the family support team."""
 def test_a_pasted_plan_finds_lessons_failures_first(entries_dir):
     at = open_app(q=PLAN, mode="plan")
     assert_clean(at)
-    headings = [h.value for h in at.subheader]
-    assert headings and headings[0].startswith("Failed or stopped")
-    assert "Speaks to this part of your plan" in texts(at, "caption")
+    assert [h.value for h in at.subheader] == ["Part 1 of 3", "Part 2 of 3", "Part 3 of 3"]
+    assert "Your plan, read as 3 parts" in texts(at, "caption")
+    assert "speaks to part 3 of your plan" in texts(at, "caption")
     assert "mainframe-blocked-pension-data-share" in linked_ids(
         at
     ) or "benefits-and-housing-data-sharing-pilot" in linked_ids(at)
+
+
+def test_a_plan_has_its_own_labelled_area_and_switching_mode_carries_the_text(entries_dir):
+    at = open_app(q="DSA")
+    at.segmented_control(key="search_mode").set_value("plan").run()
+    assert_clean(at)
+    assert not [w for w in at.text_input if w.key == "search_q"], "one place to type at a time"
+    plan = at.text_area(key="search_plan")
+    assert plan.label.startswith("Your project plan") and plan.value == "DSA"
+    plan.input(PLAN)
+    button(at, "Find lessons for this plan").click().run()
+    assert at.query_params["mode"] == "plan" and at.query_params["q"] == PLAN.strip()
+    at.segmented_control(key="search_mode").set_value("hybrid").run()
+    assert at.text_input(key="search_q").value == PLAN.strip() and at.query_params["q"] == PLAN.strip()
 
 
 def test_filters_narrow_the_results(entries_dir):
@@ -255,7 +269,7 @@ def test_facets_show_counts_of_what_the_user_may_see(entries_dir, monkeypatch):
 def test_query_parameters_round_trip(entries_dir):
     at = open_app(q="DSA", mode="keyword", outcome=["failed", "stopped"], lighthouse="no")
     assert_clean(at)
-    assert at.text_area(key="search_q").value == "DSA"
+    assert at.text_input(key="search_q").value == "DSA"
     assert at.segmented_control(key="search_mode").value == "keyword"
     assert at.multiselect(key="facet_outcome").value == ["failed", "stopped"]
     assert at.radio(key="facet_lighthouse").value == "no"
@@ -272,7 +286,7 @@ def test_a_shared_link_replaces_what_the_widgets_showed(entries_dir):
     at.query_params.clear()
     at.query_params.update({"q": "mainframe"})
     at.run()  # as the back button or a pasted link would
-    assert at.text_area(key="search_q").value == "mainframe"
+    assert at.text_input(key="search_q").value == "mainframe"
     assert "mainframe-blocked-pension-data-share" in linked_ids(at)
 
 

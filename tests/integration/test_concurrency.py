@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -120,7 +121,6 @@ def test_many_threads_search_one_knowledge_base_while_it_changes(kb, monkeypatch
     assert titles["open-data-portal-relaunch-low-usage"] == "An open data portal relaunch, renamed elsewhere"
 
 
-
 def test_a_write_under_way_is_not_damage_and_one_left_half_done_is(kb, monkeypatch):
     """A writer changes the store's vectors before its mark. A reader that compares the store with its copy
     in between must answer, not call the index damaged; it compares once the writer is done. A writer
@@ -172,7 +172,5 @@ def test_a_write_under_way_is_not_damage_and_one_left_half_done_is(kb, monkeypat
 
 
 def _ignore(kind: type[Exception], call, *args) -> None:
-    try:
+    with contextlib.suppress(kind):
         call(*args)
-    except kind:
-        pass

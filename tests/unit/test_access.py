@@ -64,7 +64,7 @@ def test_restricted_entry_is_hidden_on_every_library_surface(secret_kb):
     for other in ("data-quality-grading-for-shared-datasets", "address-data-quality-scorecard-abandoned"):
         assert SECRET not in {h.id for h in secret_kb.similar(other, limit=50, viewer=OUTSIDER)}
     plan = plan_search(secret_kb, f"We will try {SECRET_WORDS} again.\n\nThen publish it.", viewer=OUTSIDER)
-    assert SECRET not in {m.hit.id for g in plan.groups for m in g.matches}
+    assert SECRET not in {h.id for h in plan.hits}
     everyone, outsider = secret_kb.stats(), secret_kb.stats(viewer=OUTSIDER)
     assert outsider["entries"] < everyone["entries"]
     assert (

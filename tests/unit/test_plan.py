@@ -1,4 +1,4 @@
-"""Plan to prior lessons: splitting a pasted plan, searching each part, grouping failures first."""
+"""Plan to prior lessons: splitting a pasted plan, searching each part, each part keeping its lessons."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 from click.testing import CliRunner
 
 from kb.cli import cli
-from kb.plan import MAX_PART_WORDS, plan_search, split_plan
+from kb.plan import MAX_PART_WORDS, plan_search, plan_summary, split_plan
 
 PLAN = """# Attendance data pilot
 
@@ -37,19 +37,57 @@ def test_long_paragraphs_are_cut_at_sentence_ends():
     assert split_plan("too short") == ["too short"]  # a one-line query is still searched
 
 
-def test_plan_results_are_grouped_failures_first_with_the_matching_part(kb):
-    result = plan_search(kb, PLAN, per_part=5, limit=12)
-    assert [g.key for g in result.groups][0] == "failed"
-    order = {"failed": 0, "partial": 1, "worked": 2}
-    assert [order[g.key] for g in result.groups] == sorted(order[g.key] for g in result.groups)
-    for group in result.groups:
-        for match in group.matches:
-            assert match.part_text == result.parts[match.part]
-            assert match.hit.passage
-            if group.key == "failed":
-                assert match.hit.outcome in ("failed", "stopped")
-    ids = [m.hit.id for g in result.groups for m in g.matches]
-    assert len(ids) == len(set(ids)) <= 12  # each entry once
+def test_a_plan_written_one_step_per_line_is_split_by_line_but_wrapped_prose_is_not():
+    steps = (
+        "Timeline:\nShare housing records with the benefits team\nMatch records across two councils\nBuild a dashboard"
+    )
+    assert split_plan(steps) == [
+        "Share housing records with the benefits team",
+        "Match records across two councils",
+        "Build a dashboard",
+    ]
+    wrapped = "We will agree a data sharing agreement with the\ncouncil before any data moves, and publish it.\n"
+    assert split_plan(wrapped) == [
+        "We will agree a data sharing agreement with the council before any data moves, and publish it."
+    ]
+
+
+def test_every_part_keeps_its_own_lessons_failures_first(kb):
+    result = plan_search(kb, PLAN, per_part=3)
+    assert [p.text for p in result.parts] == split_plan(PLAN)
+    assert [p.number for p in result.parts] == [1, 2, 3]
+    for part in result.parts:
+        assert 1 <= len(part.matches) <= 3, part.text
+        assert max(m.relevance for m in part.matches) <= 1.0
+        failed = [m.hit.outcome in ("failed", "stopped") for m in part.matches]
+        assert failed == sorted(failed, reverse=True), "failures and stopped work come first within a part"
+        assert all(m.hit.passage for m in part.matches)
+    ids = [h.id for h in result.hits]
+    assert len(ids) == len(set(ids)), "each entry once"
+
+
+def test_a_part_whose_scores_are_low_still_keeps_its_best_lessons(kb):
+    """Scores of different parts are not compared: a short, specific part with low raw scores keeps the
+    lessons that are best for it, which taking the top by raw score across the plan dropped."""
+    specific = "Record matching across councils."
+    broad = "\n\n".join(
+        f"We will agree a data sharing agreement with the council and share data, step {n}." for n in range(6)
+    )
+    alone = [h.id for h in kb.search(specific, limit=3)]
+    result = plan_search(kb, broad + "\n\n" + specific, per_part=3)
+    last = result.parts[-1]
+    assert last.text == specific and last.matches, "the specific part is not crowded out"
+    kept = {m.hit.id for m in last.matches}
+    taken_elsewhere = {h.id for p in result.parts[:-1] for h in (m.hit for m in p.matches)}
+    assert set(alone) <= kept | taken_elsewhere, "its best lessons are kept, here or under another part"
+    assert kept & set(alone)
+
+
+def test_how_the_plan_was_read_is_said_in_words():
+    assert plan_summary(1, 1) == (
+        "Your plan was read as one part, with 1 prior lesson. Put each step on its own line to get lessons for every step."
+    )
+    assert plan_summary(3, 7).startswith("Your plan, read as 3 parts, has 7 prior lessons")
 
 
 def test_cli_plan_search(kb, tmp_path):
@@ -58,6 +96,9 @@ def test_cli_plan_search(kb, tmp_path):
     result = CliRunner().invoke(cli, ["search", "--plan", str(plan), "--json"], catch_exceptions=False)
     assert result.exit_code == 0
     data = json.loads(result.output)
-    assert len(data["parts"]) == 3 and data["groups"][0]["matches"][0]["part_text"]
+    assert [p["number"] for p in data["parts"]] == [1, 2, 3]
+    assert all(p["text"] and p["matches"] and 0 < p["matches"][0]["relevance"] <= 1 for p in data["parts"])
+    text = CliRunner().invoke(cli, ["search", "--plan", str(plan), "--limit", "1"], catch_exceptions=False).output
+    assert "read as 3 parts" in text and text.count("\n- ") == 3, "one lesson for each part"
     both = CliRunner().invoke(cli, ["search", "x", "--plan", str(plan)])
     assert both.exit_code == 2 and "either a QUERY or --plan" in both.output
