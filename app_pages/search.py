@@ -212,11 +212,47 @@ def empty_state(results: browse.SearchResults) -> None:
 
 
 def filtered_listing(results: browse.SearchResults) -> None:
-    st.caption(f"{results.in_scope} entries match these filters; newest first.")
+    st.caption(f"{entries(results.total)} match these filters, newest first{page_of(results)}.")
     if not results.newest:
         no_results(results)
     for entry in results.newest:
         ui.entry_card(entry)
+    pager(results)
+
+
+def entries(n: int) -> str:
+    return f"{n} entr{'ies' if n != 1 else 'y'}"
+
+
+def page_of(results: browse.SearchResults) -> str:
+    return f" · page {results.page} of {results.pages}" if results.pages > 1 else ""
+
+
+def go_to_page(page: int) -> None:
+    request = replace(url_request(), page=page)
+    push(request)
+
+
+def pager(results: browse.SearchResults) -> None:
+    """Previous and next, with where you are; the page lives in the URL like everything else."""
+    if results.pages <= 1:
+        return
+    with st.container(horizontal=True, vertical_alignment="center"):
+        st.button(
+            "Previous page",
+            icon=":material/chevron_left:",
+            disabled=results.page <= 1,
+            on_click=go_to_page,
+            args=(results.page - 1,),
+        )
+        st.markdown(f"Page {results.page} of {results.pages}")
+        st.button(
+            "Next page",
+            icon=":material/chevron_right:",
+            disabled=results.page >= results.pages,
+            on_click=go_to_page,
+            args=(results.page + 1,),
+        )
 
 
 def no_results(results: browse.SearchResults) -> None:
@@ -255,12 +291,14 @@ def results_list(results: browse.SearchResults) -> None:
     if not results.hits:
         no_results(results)
         return
-    count = len(results.hits)
+    count = results.total
     st.caption(
-        f"{count} best match{'es' if count != 1 else ''} among {results.in_scope} entries · {results.seconds:.2f}s"
+        f"{count} best match{'es' if count != 1 else ''} among {entries(results.in_scope)}{page_of(results)}"
+        f" · {results.seconds:.2f}s"
     )
     for hit in results.hits:
         ui.hit_card(hit, results.request.query)
+    pager(results)
 
 
 # The URL is the only source of truth: whenever the widgets say something else, they are set from it.

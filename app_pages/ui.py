@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import streamlit as st
 
 from kb import KBError, KnowledgeBase, access
-from kb.browse import rows
+from kb.browse import count_in_scope
 from kb.entries import Entry
 from kb.errors import without_paths
 from kb.search import Hit, highlight
@@ -233,7 +233,7 @@ def sidebar(visitor: Visitor) -> None:
             loaded = resources.loaded()
         except KBError:
             return
-        st.caption(f"{len(rows(loaded.kb, user)):,} entries you can see")  # never a count of hidden ones
+        st.caption(f"{count_in_scope(loaded.kb, None, user):,} entries you can see")  # the search page's count
         if not looks_after_the_index(visitor):
             return  # file names, the index's health and sync are for whoever runs Lighthouse
         for problem in loaded.report.problems:

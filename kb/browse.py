@@ -35,6 +35,9 @@ PLAN_MODE = "plan"  # the query is a project plan: each part is searched, failur
 MAX_QUERY_CHARS = 20_000  # room for a whole pasted project plan
 PUBLISHED = ("published",)
 FAILED = ("failed", "stopped")
+PAGE_SIZE = 10  # results on one page of the search page
+MAX_RESULTS = 60  # best matches a query lists, over several pages
+NEWEST = 5  # newest entries on the empty search page
 
 
 # --------------------------------------------------------------------------- rows
@@ -59,6 +62,7 @@ class SearchRequest:
     query: str = ""
     mode: str = "hybrid"
     facets: Filters = Filters()
+    page: int = 1  # from 1; any other change starts again at the first
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> SearchRequest:
@@ -69,6 +73,7 @@ class SearchRequest:
             query=query.strip(),
             mode=mode if mode in SEARCH_MODES else "hybrid",
             facets=Filters.from_params(params),
+            page=_page_number(params.get("page")),
         )
 
     def to_params(self) -> dict[str, str | list[str]]:
@@ -78,7 +83,10 @@ class SearchRequest:
             params["q"] = self.query
         if self.mode != "hybrid":
             params["mode"] = self.mode
-        return params | self.facets.to_params()
+        params |= self.facets.to_params()
+        if self.page > 1:
+            params["page"] = str(self.page)
+        return params
 
     def filters(self) -> Filters:
         """The filters a search runs with: the facets chosen, published entries unless a status is."""
@@ -98,50 +106,77 @@ class SearchRequest:
         return replace(self, facets=self.facets.without("status"))
 
 
+def _page_number(value: Any) -> int:
+    """A page number from the URL: a whole number from 1 (anything else is the first page)."""
+    text = str((_listed(value) or ["1"])[-1]).strip()
+    return max(1, min(int(text), 10_000)) if text.isdigit() else 1
+
+
 def _listed(value: Any) -> list[Any]:
     return [] if value is None else [value] if isinstance(value, str) else list(value)
 
 
 @dataclass
 class SearchResults:
-    """Everything the search page renders for one request."""
+    """Everything the search page renders for one request: one page of what matched, and how many did."""
 
     request: SearchRequest
-    hits: list[Hit] = field(default_factory=list)
+    hits: list[Hit] = field(default_factory=list)  # this page's hits (in plan mode: every part's lessons)
     facets: dict[str, list[tuple[Any, int]]] = field(default_factory=dict)
     in_scope: int = 0  # entries the filters allow
+    total: int = 0  # what the query or the filters matched, over every page
+    page: int = 1  # the page shown, within 1..pages
     unfiltered: int | None = None  # on zero results: hits for the same query without the facet filters
-    newest: list[Entry] = field(default_factory=list)  # without a query: the newest entries in scope
+    newest: list[Entry] = field(default_factory=list)  # without a query: this page of entries, newest first
     plan: PlanResult | None = None  # in plan mode: each part of the plan with its own lessons
     seconds: float = 0.0
 
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // PAGE_SIZE))
 
-def find(
-    kb: KnowledgeBase, request: SearchRequest, user: User | None = None, *, limit: int = 20, newest_limit: int = 5
-) -> SearchResults:
-    """Run one search page request: hits for the query (or the newest entries), and facet counts."""
+
+def find(kb: KnowledgeBase, request: SearchRequest, user: User | None = None) -> SearchResults:
+    """Run one search page request: one page of hits for the query (or of the entries the filters allow,
+    newest first; without either, the newest few), the counts behind them, and the facet counts."""
     started = time.perf_counter()
     request = request.for_user(user)
     filters = request.filters()
     results = SearchResults(request, facets=facet_counts(kb, filters, viewer=user))
-    where = filters.where()
-    results.in_scope = sum(1 for r in rows(kb, user) if holds(where, r.metadata))
+    results.in_scope = count_in_scope(kb, filters, user)
     if request.query and request.mode == PLAN_MODE:
         results.plan = plan_search(kb, request.query, filters=filters, viewer=user)
         results.hits = results.plan.hits
+        results.total = len(results.hits)
     elif request.query:
         mode = SEARCH_MODES[request.mode]
-        results.hits = kb.search(request.query, limit=limit, filters=filters, mode=mode, viewer=user)
-        if not results.hits and request.has_filters:
+        every = kb.search(request.query, limit=MAX_RESULTS, filters=filters, mode=mode, viewer=user)
+        results.total, results.page = len(every), _within(request.page, len(every))
+        results.hits = every[(results.page - 1) * PAGE_SIZE : results.page * PAGE_SIZE]
+        if not every and request.has_filters:
             wider = request.clear_filters().for_user(user)
             results.unfiltered = len(
-                kb.search(request.query, limit=limit, filters=wider.filters(), mode=mode, viewer=user)
+                kb.search(request.query, limit=MAX_RESULTS, filters=wider.filters(), mode=mode, viewer=user)
             )
+    elif request.has_filters:
+        results.total, results.page = results.in_scope, _within(request.page, results.in_scope)
+        results.newest = newest(kb, limit=PAGE_SIZE, skip=(results.page - 1) * PAGE_SIZE, filters=filters, viewer=user)
     else:
-        limit = limit if request.has_filters else newest_limit
-        results.newest = newest(kb, limit=limit, filters=filters, viewer=user)
+        results.newest = newest(kb, limit=NEWEST, filters=filters, viewer=user)
     results.seconds = time.perf_counter() - started
     return results
+
+
+def _within(page: int, total: int) -> int:
+    """The page asked for, or the last one when it is past the end (a link kept after entries went)."""
+    return min(page, max(1, -(-total // PAGE_SIZE)))
+
+
+def count_in_scope(kb: KnowledgeBase, filters: Filters | None = None, viewer: User | None = None) -> int:
+    """How many entries the viewer may see within the filters (published ones unless a status is
+    chosen): the one count every page shows, the sidebar's "entries you can see" included."""
+    where = (filters or Filters.of(status=PUBLISHED)).where()
+    return sum(1 for r in rows(kb, viewer) if holds(where, r.metadata))
 
 
 # --------------------------------------------------------------------------- facets
@@ -195,14 +230,20 @@ def load_entries(kb: KnowledgeBase, ids: Iterable[str], viewer: User | None = No
 
 
 def newest(
-    kb: KnowledgeBase, *, limit: int = 5, filters: Filters | None = None, viewer: User | None = None
+    kb: KnowledgeBase,
+    *,
+    limit: int = NEWEST,
+    skip: int = 0,
+    filters: Filters | None = None,
+    viewer: User | None = None,
 ) -> list[Entry]:
-    """The most recently written or updated entries within the filters (published ones by default)."""
+    """The most recently written or updated entries within the filters (published ones by default),
+    after the first `skip` of them."""
     filters = filters or Filters.of(status=PUBLISHED)
     where = filters.where()
     chosen = [r for r in rows(kb, viewer) if holds(where, r.metadata)]
     ranked = sorted(chosen, key=lambda r: (str(r.metadata.get("written", "")), r.entry_id), reverse=True)
-    return load_entries(kb, [r.entry_id for r in ranked[:limit]], viewer)
+    return load_entries(kb, [r.entry_id for r in ranked[skip : skip + limit]], viewer)
 
 
 # --------------------------------------------------------------------------- lookups

@@ -290,6 +290,29 @@ def test_a_shared_link_replaces_what_the_widgets_showed(entries_dir):
     assert "mainframe-blocked-pension-data-share" in linked_ids(at)
 
 
+def test_everything_the_filters_allow_is_listed_page_by_page(entries_dir):
+    at = open_app(kind="project")
+    assert_clean(at)
+    caption = next(c for c in texts(at, "caption").split("\n") if "match these filters" in c)
+    total, pages = int(caption.split()[0]), -(-int(caption.split()[0]) // 10)
+    assert pages > 1 and f"page 1 of {pages}" in caption, caption
+    listed = linked_ids(at)
+    for page in range(2, pages + 1):
+        button(at, "Next page").click().run()
+        assert at.query_params["page"] == str(page) and at.query_params["kind"] == "project"
+        listed += linked_ids(at)
+    assert len(listed) == len(set(listed)) == total, "all of them, each once"
+    assert [b for b in at.button if b.label == "Next page"][0].disabled
+    at.multiselect(key="facet_outcome").select("succeeded").run()  # a new filter starts at the first page
+    assert "page" not in at.query_params and at.query_params["kind"] == "project"
+
+
+def test_the_sidebar_and_the_search_page_count_the_same_entries(entries_dir):
+    at = search(open_app(), "data")
+    shown = next(c for c in texts(at.sidebar, "caption").split("\n") if "entries you can see" in c)
+    assert f"among {shown.split()[0]} entries" in texts(at, "caption")
+
+
 def test_empty_state_suggests_searches_and_lists_the_newest(entries_dir):
     at = open_app()
     subheaders = [s.value for s in at.subheader]

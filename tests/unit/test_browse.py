@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from kb import Conflict, Filters, KBError, browse, review
+from kb.access import ANONYMOUS, can_see, entry_meta
 from kb.browse import SearchRequest
 from kb.drafting import FORM_ERROR, Draft, DraftInvalid, build_entry, looks_similar, save_draft
 from kb.entries import parse_entry
@@ -127,9 +130,60 @@ def test_find_returns_hits_within_filters(kb):
 
 
 def test_find_without_query_lists_newest(kb):
-    results = browse.find(kb, SearchRequest(), REVIEWER, newest_limit=3)
-    assert len(results.newest) == 3 and not results.hits
+    results = browse.find(kb, SearchRequest(), REVIEWER)
+    assert len(results.newest) == browse.NEWEST and not results.hits
     assert all(e.status == "published" for e in results.newest)
+
+
+def test_what_the_filters_allow_is_listed_whole_across_pages(kb):
+    """ "22 entries match" lists all 22: every page, in turn, newest first, each entry once."""
+    request = SearchRequest(facets=Filters.of(kind="project"))
+    first = browse.find(kb, request, REVIEWER)
+    assert first.total == first.in_scope > browse.PAGE_SIZE, "enough entries for two pages"
+    seen = []
+    for page in range(1, first.pages + 1):
+        results = browse.find(kb, replace(request, page=page), REVIEWER)
+        assert results.page == page and results.total == first.total
+        seen += [e.id for e in results.newest]
+    assert len(seen) == len(set(seen)) == first.in_scope
+    assert all(e.kind == "project" for e in browse.load_entries(kb, seen))
+    past_the_end = browse.find(kb, replace(request, page=99), REVIEWER)
+    assert past_the_end.page == first.pages and past_the_end.newest, "a stale link shows the last page"
+
+
+def test_a_query_s_matches_are_listed_whole_across_pages(kb):
+    request = SearchRequest(query="data", mode="keyword")
+    first = browse.find(kb, request, REVIEWER)
+    assert first.total > browse.PAGE_SIZE and len(first.hits) == browse.PAGE_SIZE
+    pages = [browse.find(kb, replace(request, page=n), REVIEWER).hits for n in range(1, first.pages + 1)]
+    ids = [h.id for hits in pages for h in hits]
+    assert len(ids) == len(set(ids)) == first.total
+    assert ids == [
+        h.id
+        for h in kb.search("data", mode="bm25", limit=browse.MAX_RESULTS, viewer=REVIEWER, filters=request.filters())
+    ]
+
+
+def test_the_page_is_in_the_url_and_starts_at_one():
+    request = SearchRequest.from_params({"q": "DSA", "page": "3"})
+    assert request.page == 3 and request.to_params() == {"q": "DSA", "page": "3"}
+    for bad in ("0", "-2", "two", "", "1e9"):
+        assert SearchRequest.from_params({"page": bad}).page == 1, bad
+    assert "page" not in SearchRequest(query="DSA").to_params()
+
+
+@pytest.mark.parametrize(
+    "viewer", [None, ANONYMOUS, CONTRIBUTOR, REVIEWER], ids=["operator", "anonymous", "contributor", "reviewer"]
+)
+def test_every_page_counts_the_same_entries_for_the_same_person(kb, viewer):
+    """The sidebar, the search page and Insights say one number: published entries this person may see."""
+    from kb.insights import insights
+
+    entries = kb.store.load().entries.values()
+    expected = sum(1 for e in entries if e.status == "published" and (viewer is None or can_see(viewer, entry_meta(e))))
+    assert browse.count_in_scope(kb, None, viewer) == expected
+    assert browse.find(kb, SearchRequest(), viewer).in_scope == expected
+    assert insights(kb, viewer=viewer).entries == expected
 
 
 def test_find_reports_hits_outside_the_filters_on_zero_results(kb):
