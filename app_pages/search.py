@@ -81,6 +81,7 @@ def from_widgets(*, typed_in: str | None = None, **changes: Any) -> SearchReques
         query=str(typed or "").strip()[: browse.MAX_QUERY_CHARS],
         mode=mode,
         facets=facets,
+        exact=url_request().exact,  # a choice made beside the results, kept while the rest changes
     )
     return replace(request, **changes)
 
@@ -220,6 +221,49 @@ def filtered_listing(results: browse.SearchResults) -> None:
     pager(results)
 
 
+def did_you_mean(results: browse.SearchResults) -> None:
+    """A correction of misspelt words, one click away."""
+    if results.suggestion:
+        with st.container(horizontal=True, vertical_alignment="center"):
+            st.markdown("Did you mean")
+            st.button(
+                results.suggestion,
+                on_click=run_example,
+                args=(results.suggestion,),
+                type="tertiary",
+                icon=":material/spellcheck:",
+            )
+
+
+def set_exact(exact: bool) -> None:
+    request = replace(url_request(), exact=exact, page=1)
+    push(request)
+
+
+def other_names(results: browse.SearchResults) -> None:
+    """Which other names of the query's themes were searched too, and a way to search the words alone."""
+    names = ", ".join(ui.plain(n) for n in results.other_names)
+    if not names:
+        return
+    with st.container(horizontal=True, vertical_alignment="center"):
+        if results.request.exact:
+            st.caption(f"Exact words only; not searched: {names}")
+            st.button("Search these too", on_click=set_exact, args=(False,), type="tertiary")
+        else:
+            st.caption(f"Also searched: {names}")
+            st.button("Exact words only", on_click=set_exact, args=(True,), type="tertiary")
+
+
+def match_count(results: browse.SearchResults) -> str:
+    """How many matched, honestly: close matches apart from the loosely related where that is judged."""
+    among = f"among {entries(results.in_scope)}"
+    if results.close is None:
+        return f"{results.total} best match{'es' if results.total != 1 else ''} {among}"
+    loose = results.total - results.close
+    close = f"{results.close} close match{'es' if results.close != 1 else ''} {among}"
+    return close + (f", then {loose} loosely related" if loose else "")
+
+
 def entries(n: int) -> str:
     return f"{n} entr{'ies' if n != 1 else 'y'}"
 
@@ -257,6 +301,8 @@ def pager(results: browse.SearchResults) -> None:
 
 def no_results(results: browse.SearchResults) -> None:
     request = results.request
+    did_you_mean(results)
+    other_names(results)
     what = f"“{request.query[:80]}”" if request.query else "these filters"
     within = " with these filters" if request.query and request.has_filters else ""
     st.info(f"No entries matched {ui.plain(what)}{within}.", icon=":material/search_off:")
@@ -291,13 +337,22 @@ def results_list(results: browse.SearchResults) -> None:
     if not results.hits:
         no_results(results)
         return
-    count = results.total
-    st.caption(
-        f"{count} best match{'es' if count != 1 else ''} among {entries(results.in_scope)}{page_of(results)}"
-        f" · {results.seconds:.2f}s"
-    )
+    query = results.request.query
+    did_you_mean(results)
+    if results.close == 0:
+        st.info(
+            f"No close matches for “{ui.plain(query[:80])}”. Nothing in the collection is really about "
+            "this yet; the entries below are the nearest by meaning.",
+            icon=":material/search_off:",
+        )
+    st.caption(f"{match_count(results)}{page_of(results)} · {results.seconds:.2f}s")
+    other_names(results)
+    loose_shown = False
     for hit in results.hits:
-        ui.hit_card(hit, results.request.query)
+        if hit.close is False and not loose_shown:
+            st.subheader("Loosely related", anchor=False, divider="gray")
+            loose_shown = True
+        ui.hit_card(hit, query)
     pager(results)
 
 

@@ -323,6 +323,53 @@ def overhead_command(
     click.echo(json.dumps(figures, indent=2) if as_json else format_overhead(figures))
 
 
+@bench.command(name="relevance")
+@click.option(
+    "--data",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default="../shared/data/scifact",
+    show_default=True,
+    help="A BEIR folder: corpus.jsonl, queries.jsonl, qrels/train.tsv.",
+)
+@click.option(
+    "--entries",
+    "entries_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default="entries",
+    show_default=True,
+    help="The sample entries the questions are asked of.",
+)
+@click.option(
+    "--work-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=".lighthouse-bench/relevance",
+    show_default=True,
+    help="Where the corpus index is cached between runs (the first run embeds it for minutes).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
+@click.pass_obj
+@handle_errors
+def relevance_command(ctx: BenchContext, data: Path, entries_dir: Path, work_dir: Path, as_json: bool) -> None:
+    """Where a close match begins: at each candidate similarity threshold, how many relevant documents
+    of SciFact's training claims and questions about the samples are called close, and how many
+    nonsense queries are.
+
+    \b
+    Example:
+      python -m bench relevance
+    """
+    from bench.evaluation import load_beir, open_corpus_index
+    from bench.relevance import format_report, run_relevance_bench, samples_index
+    from kb.embedder import make_embedder
+
+    model = make_embedder(ctx.settings.model, ctx.settings.model_backend)
+    train = load_beir(data / "corpus.jsonl", data / "queries.jsonl", data / "qrels" / "train.tsv")
+    click.echo("indexing the corpus (minutes the first time) and the samples ...", err=True)
+    scifact = open_corpus_index(train, work_dir / "scifact", model)
+    figures = run_relevance_bench(scifact, train, samples_index(entries_dir, work_dir, model))
+    click.echo(json.dumps(figures, indent=2) if as_json else format_report(figures))
+
+
 @bench.command(name="embedders")
 @click.option(
     "--data",

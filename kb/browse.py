@@ -23,7 +23,7 @@ from kb.entries import Entry
 from kb.errors import KBError
 from kb.filters import FACETS, Facet, Filters, holds
 from kb.plan import PlanResult, plan_search
-from kb.search import Hit
+from kb.search import Hit, parse_query
 
 if TYPE_CHECKING:
     from kb.identity import User
@@ -63,6 +63,7 @@ class SearchRequest:
     mode: str = "hybrid"
     facets: Filters = Filters()
     page: int = 1  # from 1; any other change starts again at the first
+    exact: bool = False  # the query's own words only: no other names of the themes it names
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> SearchRequest:
@@ -74,6 +75,7 @@ class SearchRequest:
             mode=mode if mode in SEARCH_MODES else "hybrid",
             facets=Filters.from_params(params),
             page=_page_number(params.get("page")),
+            exact=str((_listed(params.get("exact")) or [""])[-1]).strip().lower() in ("1", "true", "yes"),
         )
 
     def to_params(self) -> dict[str, str | list[str]]:
@@ -84,6 +86,8 @@ class SearchRequest:
         if self.mode != "hybrid":
             params["mode"] = self.mode
         params |= self.facets.to_params()
+        if self.exact:
+            params["exact"] = "1"
         if self.page > 1:
             params["page"] = str(self.page)
         return params
@@ -97,7 +101,7 @@ class SearchRequest:
         return self.facets.active
 
     def clear_filters(self) -> SearchRequest:
-        return SearchRequest(query=self.query, mode=self.mode)
+        return SearchRequest(query=self.query, mode=self.mode, exact=self.exact)
 
     def for_user(self, user: User | None) -> SearchRequest:
         """Only reviewers may look beyond published entries (drafts, entries in review)."""
@@ -125,6 +129,9 @@ class SearchResults:
     facets: dict[str, list[tuple[Any, int]]] = field(default_factory=dict)
     in_scope: int = 0  # entries the filters allow
     total: int = 0  # what the query or the filters matched, over every page
+    close: int | None = None  # of a query's hits, how many are close matches (kb.relevance); None: not judged
+    suggestion: str | None = None  # the query with misspelt words corrected, where that finds more
+    other_names: list[str] = field(default_factory=list)  # of the themes the query names: searched unless exact
     page: int = 1  # the page shown, within 1..pages
     unfiltered: int | None = None  # on zero results: hits for the same query without the facet filters
     newest: list[Entry] = field(default_factory=list)  # without a query: this page of entries, newest first
@@ -150,13 +157,22 @@ def find(kb: KnowledgeBase, request: SearchRequest, user: User | None = None) ->
         results.total = len(results.hits)
     elif request.query:
         mode = SEARCH_MODES[request.mode]
-        every = kb.search(request.query, limit=MAX_RESULTS, filters=filters, mode=mode, viewer=user)
+        expand = not request.exact
+        every = kb.search(request.query, limit=MAX_RESULTS, filters=filters, mode=mode, expand=expand, viewer=user)
+        if mode != "dense":  # the keyword side looks for the other names of the themes the query names
+            results.other_names = kb.vocabulary.expand(parse_query(request.query).text)
+        if every and all(h.close is not None for h in every):  # close matches first, then the loosely related
+            every = [h for h in every if h.close] + [h for h in every if not h.close]
+            results.close = sum(1 for h in every if h.close)
+        results.suggestion = _better_spelling(kb, request.query, results.close, filters, user)
         results.total, results.page = len(every), _within(request.page, len(every))
         results.hits = every[(results.page - 1) * PAGE_SIZE : results.page * PAGE_SIZE]
         if not every and request.has_filters:
             wider = request.clear_filters().for_user(user)
             results.unfiltered = len(
-                kb.search(request.query, limit=MAX_RESULTS, filters=wider.filters(), mode=mode, viewer=user)
+                kb.search(
+                    request.query, limit=MAX_RESULTS, filters=wider.filters(), mode=mode, expand=expand, viewer=user
+                )
             )
     elif request.has_filters:
         results.total, results.page = results.in_scope, _within(request.page, results.in_scope)
@@ -165,6 +181,25 @@ def find(kb: KnowledgeBase, request: SearchRequest, user: User | None = None) ->
         results.newest = newest(kb, limit=NEWEST, filters=filters, viewer=user)
     results.seconds = time.perf_counter() - started
     return results
+
+
+def _better_spelling(
+    kb: KnowledgeBase, query: str, close: int | None, filters: Filters, user: User | None
+) -> str | None:
+    """The query with its misspelt words corrected, offered only where it finds more than the query did:
+    more close matches (where closeness is judged), else more entries holding its words. A word the
+    collection does not use is not always a typo ("quantum basket weaving")."""
+    suggestion = kb.did_you_mean(query)
+    if suggestion is None:
+        return None
+    if close is not None:
+        corrected = kb.search(suggestion, limit=MAX_RESULTS, filters=filters, mode="dense", viewer=user)
+        return suggestion if sum(1 for h in corrected if h.close) > close else None
+    before, after = (
+        len(kb.search(text, limit=MAX_RESULTS, filters=filters, mode="bm25", viewer=user))
+        for text in (query, suggestion)
+    )
+    return suggestion if after > before else None
 
 
 def _within(page: int, total: int) -> int:

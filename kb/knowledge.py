@@ -292,6 +292,11 @@ class KnowledgeBase:
             query, limit=limit, filters=filters, mode=mode, fusion=fusion, expand=expand, viewer=viewer
         )
 
+    def did_you_mean(self, query: str) -> str | None:
+        """The query with its misspelt words replaced by the collection's own words and the vocabulary's
+        (kb.spelling); None when every word is known."""
+        return self.retriever.did_you_mean(query)
+
     def search_many(self, queries: list[str], **options: Any) -> list[list[Hit]]:
         """`search` for several queries at once (the parts of a plan)."""
         return self.retriever.search_many(queries, **options)

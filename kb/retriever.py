@@ -13,6 +13,7 @@ neighbours without the clause and keeps the allowed ones (see `_nearest`).
 from __future__ import annotations
 
 import itertools
+from collections import ChainMap
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -20,14 +21,16 @@ from typing import Any
 import numpy as np
 
 from kb.access import can_see
-from kb.analysis import contains_phrases, tokenize
+from kb.analysis import contains_phrases, tokenize, words
 from kb.errors import KBError
 from kb.filters import Filters, Scope
 from kb.identity import User
 from kb.mirror import Mirror
 from kb.parts import Parts
 from kb.passages import PassageId
+from kb.relevance import close_similarity
 from kb.search import (
+    BOILERPLATE_SECTIONS,
     DEFAULT_FUSION,
     MODES,
     Fusion,
@@ -35,15 +38,16 @@ from kb.search import (
     SimilarHit,
     best_per_entry,
     fuse,
+    in_boilerplate,
     parse_query,
 )
+from kb.spelling import MIN_COUNT, suggest
 from kb.vector_index import PassageMatch
 
 CANDIDATES = 100  # passages each retriever returns before fusion
 OVERFETCH = 3  # nearest passages asked for without a filter, per passage needed with it
 DEEPER_FETCH = 10  # ... and how many times that again when too few of them were allowed
 _SIDE_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lighthouse-dense")
-NOT_LINKING_SECTIONS = ("Evidence and links",)  # never the reason two entries are called similar
 SYNONYM_WEIGHT = 0.7  # a passage naming a synonym of the query's theme: a good match, not a literal one
 
 
@@ -121,11 +125,14 @@ class Retriever:
             for i in live:
                 query = parsed[i]
                 synonyms = self.parts.vocabulary.expand(query.text) if expand else []
-                # A synonym counts as a whole name matched on its own scale, weighted below the query's
-                # own words, so "DSA" finds "MoU" without every passage saying "data" tying with "DSA".
+                # A synonym counts as a name matched on its own scale, weighted below the query's own
+                # words, so "DSA" finds "MoU" without every passage saying "data" tying with "DSA". Keyword
+                # mode lists exact matches only: a name there matches whole ("mainframe" finds "legacy
+                # systems", never "systems" alone); hybrid keeps the partial credit, which ranks better
+                # (README, "Search quality").
                 weighted = [(query.text, 1.0)] + [(name, SYNONYM_WEIGHT) for name in synonyms]
                 keyword_results[i] = self.mirror.replica.scaled_search(
-                    weighted, candidates, allowed, list(query.phrases)
+                    weighted, candidates, allowed, list(query.phrases), whole=tuple(synonyms) if mode == "bm25" else ()
                 )
         if pending is not None:
             dense_matches = pending.result()
@@ -152,9 +159,40 @@ class Retriever:
                 used = fusion.for_query(len(tokenize([query.text])[0]))
                 scores = fuse(dense, keyword, used, keyword_complete)
             else:
-                scores = dense or keyword
-            results[i] = self._hits(best_per_entry(scores, entry_of, used)[:limit], texts, viewer)
+                scores = dict(dense or keyword)
+            self._weigh_boilerplate(scores, texts, used.boilerplate_weight)
+            closeness = self._closeness(dense, entry_of) if mode != "bm25" else {}
+            results[i] = self._hits(best_per_entry(scores, entry_of, used)[:limit], texts, viewer, closeness)
         return results
+
+    def _weigh_boilerplate(self, scores: dict[str, float], texts: dict[str, str], weight: float) -> None:
+        """Scale the scores of boilerplate passages (kb.search.BOILERPLATE_SECTIONS) by `weight`, in place."""
+        if weight == 1.0:
+            return
+        for passage_id, score in scores.items():
+            text = texts.get(passage_id) or self.mirror.replica.text_of(passage_id) or ""
+            if in_boilerplate(text):
+                scores[passage_id] = score * weight
+
+    def did_you_mean(self, query: str) -> str | None:
+        self.mirror.refresh()
+        # The common language's words count too, even where no entry uses them yet.
+        vocabulary = {
+            word: MIN_COUNT for theme in self.parts.vocabulary.themes for name in theme.names for word in words(name)
+        }
+        return suggest(query, ChainMap(self.mirror.replica.word_counts(), vocabulary))
+
+    def _closeness(self, dense: dict[str, float], entry_of: dict[str, str]) -> dict[str, bool]:
+        """Whether each entry the meaning side found is a close match (kb.relevance); an entry it did not
+        find is further away than all of these, so it is not close either."""
+        threshold = close_similarity(self.parts.embedder.name)
+        if threshold is None:
+            return {}
+        best: dict[str, float] = {}
+        for passage_id, similarity in dense.items():
+            entry_id = entry_of[passage_id]
+            best[entry_id] = max(similarity, best.get(entry_id, -1.0))
+        return {entry_id: similarity >= threshold for entry_id, similarity in best.items()}
 
     def _nearest(
         self,
@@ -337,7 +375,15 @@ class Retriever:
                 kept.append(filled)
         return kept
 
-    def _hits(self, ranked: list[tuple[str, str, float]], texts: dict[str, str], viewer: User | None) -> list[Hit]:
+    def _hits(
+        self,
+        ranked: list[tuple[str, str, float]],
+        texts: dict[str, str],
+        viewer: User | None,
+        closeness: dict[str, bool] | None = None,
+    ) -> list[Hit]:
+        """Hits for the ranked entries the viewer may see; with `closeness` (a search by meaning), each
+        says whether it is a close match."""
         if not ranked:
             return []
         ids = [e for e, _, _ in ranked]
@@ -348,7 +394,8 @@ class Retriever:
             if not can_see(viewer, record):
                 continue
             text = texts.get(passage_id) or self.mirror.replica.text_of(passage_id) or ""
-            hits.append(_hit(Hit, entry_id, score, text, record))
+            close = closeness.get(entry_id, False) if closeness else None
+            hits.append(_hit(Hit, entry_id, score, text, record, close=close))
         return hits
 
     def similar(
@@ -369,19 +416,19 @@ class Retriever:
             raise KBError(f"'{entry_id}' is not indexed yet; run `python -m kb sync`")
         # "Evidence and links" says where the evidence is, not what the work was: two entries that
         # both say "ask the contact above" are not similar projects.
-        keep = [i for i, p in enumerate(passages) if p.section not in NOT_LINKING_SECTIONS] or list(
+        keep = [i for i, p in enumerate(passages) if p.section not in BOILERPLATE_SECTIONS] or list(
             range(len(passages))
         )
         passages, vectors = [passages[i] for i in keep], vectors[keep]
         where = _where(
-            filters, viewer, [{"entry_id": {"$ne": entry_id}}, {"section": {"$nin": list(NOT_LINKING_SECTIONS)}}]
+            filters, viewer, [{"entry_id": {"$ne": entry_id}}, {"section": {"$nin": list(BOILERPLATE_SECTIONS)}}]
         )
         results = self._nearest(
             vectors,
             max(50, limit * 10),
             where,
             entries_where=_where(filters, viewer),
-            keep=lambda m: m.entry_id != entry_id and m.section not in NOT_LINKING_SECTIONS,
+            keep=lambda m: m.entry_id != entry_id and m.section not in BOILERPLATE_SECTIONS,
         )
         best: dict[str, tuple[float, Any, Any]] = {}
         for source, matches in zip(passages, results, strict=True):

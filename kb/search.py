@@ -35,6 +35,7 @@ class Hit:
     lighthouse_stage: str = ""
     status: str = ""
     evidence: str = ""
+    close: bool | None = None  # its best passage is close to the query by meaning (kb.relevance); None: not judged
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "themes": list(self.themes)}
@@ -78,6 +79,7 @@ class Fusion:
     method: str = "convex"
     alpha: float = 0.4
     summary_weight: float = 1.0  # multiplies the title-and-summary passage's score
+    boilerplate_weight: float = 0.5  # multiplies the score of a passage in a BOILERPLATE_SECTIONS section
     second_passage_weight: float = 0.0  # adds this share of an entry's second-best passage
     short_alpha: float = 0.2
     short_words: int = 2
@@ -90,6 +92,15 @@ class Fusion:
 
 
 DEFAULT_FUSION = Fusion()
+# Sections that say where the evidence is, not what the work was ("the DSA and the DPIA are available
+# from the contact above"): they rank below the passages about the work, and never link similar projects.
+BOILERPLATE_SECTIONS = ("Evidence and links",)
+
+
+def in_boilerplate(passage_text: str) -> bool:
+    """Whether a passage (as indexed: its first line "title — section") is in a boilerplate section."""
+    first = passage_text.split("\n", 1)[0]
+    return any(first.endswith(f" — {section}") for section in BOILERPLATE_SECTIONS)
 
 
 def fuse(

@@ -26,12 +26,12 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
 
-from kb.analysis import phrase_words, tokenize
+from kb.analysis import phrase_words, tokenize, words
 from kb.replica.corpus import VectorMatch
 from kb.replica.files import (
     MANIFEST,
@@ -430,13 +430,17 @@ class Replica:
         k: int,
         allowed_entries: set[str] | None = None,
         phrases: list[str] | None = None,
+        whole: tuple[str, ...] = (),
     ) -> tuple[list[KeywordMatch], bool]:
         """Several weighted queries, each scored 0..1 by its own `max_score`; a passage keeps its best.
+        A query named in `whole` (a theme's other name, "legacy systems") matches only passages that
+        hold all its words next to each other, never one of them alone ("systems").
 
         Returns the matches and whether they are complete (no query was cut at k, so a passage
         missing here matched none of the words). All in one step, so an update cannot slip between.
         """
-        weights = self.weights(allowed_entries, phrases)
+        rows = self._current()
+        shared = self._weights(rows, allowed_entries, phrases)
         best: dict[str, KeywordMatch] = {}
         complete = True
         for text, weight in queries:
@@ -444,6 +448,10 @@ class Replica:
             scale = self._rows.keywords.max_score(terms)
             if not scale:
                 continue
+            weights = shared
+            if text in whole and len(words(text)) > 1:  # "legacy IT": "it" is not scored, but must be there
+                holding = self._phrase_mask(rows, [text])
+                weights = holding if shared is None else shared * holding
             matches = self._matches(*self._top(terms, k, weights))
             complete &= len(matches) < k
             for m in matches:
@@ -451,6 +459,13 @@ class Replica:
                 if m.passage_id not in best or score > best[m.passage_id].score:
                     best[m.passage_id] = KeywordMatch(m.passage_id, m.entry_id, score)
         return list(best.values()), complete
+
+    @untrusted_if_damaged("the keyword files", dict)
+    @locked
+    def word_counts(self) -> Mapping[str, int]:
+        """How often each word occurs in the passages (for spelling suggestions)."""
+        self._load()
+        return self._rows.keywords.word_counts
 
     @untrusted_if_damaged("the keyword files", float)
     @locked

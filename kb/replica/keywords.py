@@ -308,6 +308,15 @@ class KeywordIndex:
     def rows(self) -> int:
         return int(self.firsts[-1])
 
+    @cached_property
+    def word_counts(self) -> Counter[str]:
+        """How often each word occurs (dead rows included: a hint for spelling, never a score)."""
+        counts: Counter[str] = Counter()
+        for segment in self.segments:
+            occurrences = np.diff(np.asarray(segment.positions_starts)).tolist()
+            counts.update(dict(zip(segment.words, occurrences, strict=True)))
+        return counts
+
     def phrase_rows(self, phrase: list[str]) -> np.ndarray:
         """The live rows holding these words next to each other, in this order, ascending."""
         rows = np.concatenate(

@@ -5,6 +5,7 @@ Pages are opened through the router (app.py), as a browser would, so navigation 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from urllib.parse import parse_qs
 
@@ -311,6 +312,41 @@ def test_the_sidebar_and_the_search_page_count_the_same_entries(entries_dir):
     at = search(open_app(), "data")
     shown = next(c for c in texts(at.sidebar, "caption").split("\n") if "entries you can see" in c)
     assert f"among {shown.split()[0]} entries" in texts(at, "caption")
+
+
+def test_nothing_close_is_said_before_the_loosely_related(entries_dir, monkeypatch):
+    from kb.relevance import CLOSE_SIMILARITY
+
+    monkeypatch.setitem(CLOSE_SIMILARITY, "hashing-bow", 0.3)
+    at = open_app(q="purple monkey dishwasher")
+    assert_clean(at)
+    assert "No close matches for “purple monkey dishwasher”" in texts(at, "info")
+    assert "Loosely related" in [h.value for h in at.subheader] and linked_ids(at)
+    assert "0 close matches" in texts(at, "caption")
+    at = open_app(q="data sharing agreement took too long")
+    assert "No close matches" not in texts(at, "info")
+    assert re.search(r"\d+ close match(es)? among \d+ entries, then \d+ loosely related", texts(at, "caption"))
+
+
+def test_a_misspelt_search_offers_the_collection_s_spelling(entries_dir):
+    at = open_app(q="sharring agrement", mode="keyword")
+    button(at, "sharing agreement").click().run()
+    assert at.query_params["q"] == "sharing agreement" and linked_ids(at)
+    assert at.text_input(key="search_q").value == "sharing agreement"
+
+
+def test_keyword_mode_says_which_other_names_it_searched_and_offers_exact_words(entries_dir):
+    at = open_app(q="DSA", mode="keyword")
+    assert "Also searched: data sharing agreement" in texts(at, "caption").replace("\\", "")
+    expanded = linked_ids(at)
+    button(at, "Exact words only").click().run()
+    assert at.query_params["exact"] == "1" and at.query_params["q"] == "DSA"
+    assert set(linked_ids(at)) < set(expanded)
+    assert "Exact words only; not searched: data sharing agreement" in texts(at, "caption").replace("\\", "")
+    at.multiselect(key="facet_outcome").select("failed").run()  # the choice stays while filters change
+    assert at.query_params["exact"] == "1"
+    button(at, "Search these too").click().run()
+    assert "exact" not in at.query_params
 
 
 def test_empty_state_suggests_searches_and_lists_the_newest(entries_dir):

@@ -97,3 +97,36 @@ def test_synonym_expansion_is_measured_to_help(real_kb, capsys):
         )
     assert figures[("bm25", True)] > figures[("bm25", False)] + 0.05
     assert figures[("hybrid", True)] > figures[("hybrid", False)]
+
+
+@pytest.mark.parametrize("query", ["quantum basket weaving for llamas", "asdfghjkl", "purple monkey dishwasher"])
+@pytest.mark.parametrize("mode", ["dense", "hybrid"])
+def test_nonsense_has_no_close_match(real_kb, query, mode):
+    hits = real_kb.search(query, limit=20, mode=mode)
+    assert hits and not any(h.close for h in hits), [(h.id, h.score) for h in hits[:3]]
+
+
+@pytest.mark.parametrize(
+    "query, entry_id",
+    [
+        ("data sharing agreement took too long", "cross-government-data-sharing-agreement-template"),
+        ("mainframe", "mainframe-blocked-pension-data-share"),
+        ("DPIA", "data-protection-impact-assessment-fast-track"),
+    ],
+)
+def test_a_real_question_is_a_close_match_and_its_entry_comes_first(real_kb, query, entry_id):
+    from kb import browse
+    from kb.browse import SearchRequest
+
+    results = browse.find(real_kb, SearchRequest(query=query))
+    assert results.close and results.hits[0].close
+    assert entry_id in [h.id for h in results.hits[:3]]
+    if query == "DPIA":  # the entry about DPIAs, before those whose evidence section names one
+        assert results.hits[0].id == entry_id
+
+
+def test_a_misspelt_question_is_offered_its_spelling(real_kb):
+    from kb import browse
+    from kb.browse import SearchRequest
+
+    assert browse.find(real_kb, SearchRequest(query="sharring agrement")).suggestion == "sharing agreement"

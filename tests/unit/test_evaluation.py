@@ -110,3 +110,23 @@ def test_a_document_with_neither_title_nor_text_is_left_out_and_said(tmp_path):
     assert result.exit_code == 0 and "Traceback" not in result.output, result.output
     assert "2 document(s) with neither title nor text left out: blank, spaces" in result.stderr
     assert json.loads(result.stdout)["bm25"]["queries"] == 2
+
+
+def test_the_relevance_command_measures_every_threshold(tmp_path):
+    from bench.relevance import THRESHOLDS
+    from tests.conftest import SAMPLE_ENTRIES
+
+    write_beir(tmp_path)
+    (tmp_path / "qrels").mkdir()
+    (tmp_path / "qrels.tsv").rename(tmp_path / "qrels" / "train.tsv")
+    args = ["relevance", "--data", str(tmp_path), "--entries", str(SAMPLE_ENTRIES), "--work-dir", str(tmp_path / "w")]
+    result = CliRunner().invoke(cli, [*args, "--json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["claims"] == 2 and data["relevant_in_top10"] == 2  # judged claims; each finds its document
+    assert [row["threshold"] for row in data["rows"]] == list(THRESHOLDS)
+    for column in [c for c in data["rows"][0] if c != "threshold"]:
+        shares = [row[column] for row in data["rows"]]
+        assert all(0 <= s <= 1 for s in shares) and shares == sorted(shares, reverse=True), column
+    text = CliRunner().invoke(cli, args, catch_exceptions=False).output
+    assert "threshold" in text and "nonsense" in text
