@@ -17,14 +17,15 @@ from kb.access import reviews
 
 # A local icon: a ":material/...:" page icon makes the browser fetch the favicon from Google.
 st.set_page_config(
-    page_title="Lighthouse", page_icon=str(Path(__file__).parent / "app_pages" / "favicon.png"), layout="wide"
+    page_title=ui.APP_NAME, page_icon=str(Path(__file__).parent / "app_pages" / "favicon.png"), layout="wide"
 )
 log = logging.getLogger("lighthouse.app")
 
 visitor = resources.visitor()
 user = visitor.user
+search = st.Page(ui.SEARCH_PAGE, title="Search", icon=":material/search:", default=True)
 find = [
-    st.Page(ui.SEARCH_PAGE, title="Search", icon=":material/search:", default=True),
+    search,
     st.Page(ui.SHOWCASE_PAGE, title="Lighthouse showcase", icon=":material/lightbulb:", url_path="showcase"),
     st.Page(ui.INSIGHTS_PAGE, title="Insights", icon=":material/insights:", url_path="insights"),
     st.Page(ui.ENTRY_PAGE, title="Entry", icon=":material/article:", url_path="entry", visibility="hidden"),
@@ -49,6 +50,8 @@ except Exception:
     st.stop()
 
 try:
+    ui.styles()
+    ui.router_tab_title(page.title, search=page is search)  # a page may say more (an entry's title)
     ui.sidebar(visitor)
     page.run()
 except KBError as exc:

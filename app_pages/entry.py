@@ -30,17 +30,19 @@ def dates(entry: Entry) -> str:
 def facts(entry: Entry) -> None:
     label = kb.vocabulary.label
     rows = [
+        ("Outcome", ui.label(entry.outcome)),
+        ("Kind", ui.label(entry.kind)),
         ("Organisation", plain(entry.organisation)),
         ("Team", "*Hidden: shared anonymously*" if entry.anonymous else plain(entry.team)),
         ("Partners", ", ".join(plain(p) for p in entry.partners)),
         ("Dates", plain(dates(entry))),
         ("Phase", plain(entry.phase)),
         ("Themes", ", ".join(plain(label(t)) for t in entry.themes)),
-        ("Evidence", entry.evidence.capitalize()),
+        ("Evidence", ui.label(entry.evidence)),
         ("Data sources", ", ".join(plain(d) for d in entry.data_sources)),
         ("Tags", ", ".join(plain(t) for t in entry.tags)),
-        ("Status", entry.status),
-        ("Visibility", entry.visibility),
+        ("Status", ui.label(entry.status)),
+        ("Visibility", ui.label(entry.visibility)),
         ("Written up", plain(" · updated ".join(dict.fromkeys(d for d in (entry.created, entry.updated) if d)))),
         ("Author", "" if entry.anonymous else plain(entry.author)),
         ("Reviewer", plain(entry.reviewer)),
@@ -55,7 +57,7 @@ def lighthouse_panel(entry: Entry) -> None:
     if lh is None:
         return
     with st.container(border=True):
-        st.markdown(f"**:material/lightbulb: Lighthouse project** · {ui.STAGE_ICONS.get(lh.stage, '')} {lh.stage}")
+        st.markdown(f"**:material/lightbulb: Lighthouse project** {ui.tag('stage', lh.stage)}")
         if lh.impact:
             st.markdown(safe_markdown(lh.impact))
         if lh.benefits:
@@ -68,18 +70,21 @@ def lighthouse_panel(entry: Entry) -> None:
                 ui.entry_link(other_id, title, icon=":material/content_copy:")
 
 
-def contact_panel(entry: Entry) -> None:
+def whom_to_ask(entry: Entry) -> None:
+    """The contact and team, near the top: whom to talk to, before the whole story."""
     with st.container(border=True):
-        st.markdown("**Contact**")
         if entry.anonymous:
-            st.caption(
-                "This entry was shared anonymously: the team and contact are hidden, so that what "
-                "went wrong can be shared without blame."
+            st.markdown(
+                "**:material/contact_mail: Whom to ask:** nobody is named. This entry was shared anonymously: "
+                "the team and contact are hidden, so that what went wrong can be shared without blame."
             )
-        elif entry.contact:
-            st.markdown(plain(entry.contact))
+            return
+        who = ", ".join(plain(v) for v in (entry.team, entry.organisation) if v)
+        if entry.contact:
+            text = plain(entry.contact) + (f" ({who})" if who else "")
         else:
-            st.caption("No contact given.")
+            text = f"no contact is given; ask {who}." if who else "no contact is given."
+        st.markdown(f"**:material/contact_mail: Whom to ask:** {text}")
 
 
 def similar_card(hit: SimilarHit) -> None:
@@ -122,11 +127,11 @@ def related(entry: Entry) -> None:
     st.subheader("Related entries")
     found = browse.titles(kb, entry.related, user)
     for other_id, title, outcome in found:
-        ui.entry_link(other_id, title, icon=":material/link:", note=outcome)
+        note = f"Outcome: {ui.label(outcome)}" if outcome else ""
+        ui.entry_link(other_id, title, icon=":material/link:", note=note)
 
 
 def body(entry: Entry) -> None:
-    st.markdown(f"**{safe_markdown(entry.summary)}**" if entry.summary else "")
     for name, text in entry.sections.items():
         st.subheader(plain(name))
         st.markdown(safe_markdown(text))
@@ -157,21 +162,13 @@ try:
 except NotFound:
     ui.entry_not_found(entry_id)
 
+ui.tab_title(entry.title)
 ui.flash()
 st.title(plain(entry.title))
-st.markdown(
-    ui.facts_line(
-        outcome=entry.outcome,
-        kind=entry.kind,
-        organisation=entry.organisation,
-        year=entry.year,
-        stage=entry.lighthouse.stage if entry.lighthouse else "",
-        status=entry.status,
-    )
-)
+st.markdown(ui.entry_facts(entry))  # the key facts first: outcome, stage, evidence, kind, organisation, year
 if entry.status != "published":
     st.info(
-        f"This entry is **{entry.status}**: it is not published, so searchers do not see it yet.",
+        f"This entry is **{ui.label(entry.status).lower()}**: it is not published, so searchers do not see it yet.",
         icon=":material/visibility_off:",
     )
 if entry.review_comment:
@@ -179,13 +176,19 @@ if entry.review_comment:
         st.markdown(f":material/rate_review: **Reviewer's comment** ({plain(entry.reviewer or 'reviewer')})")
         st.markdown(safe_markdown(entry.review_comment))
 
-main, side = st.columns([2, 1], gap="large")
-with side:
+if entry.summary:
+    st.markdown(f"**{safe_markdown(entry.summary)}**")
+contact, edit = st.columns([4, 1], vertical_alignment="center")  # on a phone the button follows the contact
+with contact:
+    whom_to_ask(entry)
+with edit:
     if may_edit(kb, entry.id, user) and st.button("Edit this entry", icon=":material/edit:", width="stretch"):
         st.switch_page(ui.SUBMIT_PAGE, query_params={"edit": entry.id})
+
+main, side = st.columns([2, 1], gap="large")
+with side:
     facts(entry)
     lighthouse_panel(entry)
-    contact_panel(entry)
 with main:
     body(entry)
     similar_projects(entry)

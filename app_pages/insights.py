@@ -11,9 +11,14 @@ from kb import insights
 
 kb = resources.knowledge_base()
 user = resources.current_user()
-OUTCOMES = list(ui.OUTCOME_CHART_COLOURS)
+OUTCOMES = [ui.label(o) for o in ui.OUTCOME_CHART_COLOURS]  # worded as on every page: "Failed"
 MIN_THEME_ENTRIES = 3
 OUTCOME_SCALE = alt.Scale(domain=OUTCOMES, range=list(ui.OUTCOME_CHART_COLOURS.values()))
+
+
+def worded(data: pd.DataFrame) -> pd.DataFrame:
+    """The outcome column in the words every page uses."""
+    return data.assign(outcome=data["outcome"].map(ui.label)) if "outcome" in data else data
 
 
 def bars(data: pd.DataFrame, category: str, title: str, *, top: int = 15) -> alt.Chart:
@@ -37,7 +42,7 @@ def by_outcome(data: pd.DataFrame) -> alt.Chart:
             x=alt.X("outcome:N", sort=OUTCOMES, title=None, axis=alt.Axis(labelAngle=0)),
             y=alt.Y("entries:Q", title="Entries", axis=alt.Axis(tickMinStep=1)),
             color=alt.Color("outcome:N", scale=OUTCOME_SCALE, legend=None),
-            tooltip=["outcome:N", "entries:Q"],
+            tooltip=[alt.Tooltip("outcome:N", title="Outcome"), alt.Tooltip("entries:Q", title="Entries")],
         )
     )
 
@@ -51,7 +56,11 @@ def by_year(data: pd.DataFrame) -> alt.Chart:
             y=alt.Y("sum(entries):Q", title="Entries", axis=alt.Axis(tickMinStep=1)),
             color=alt.Color("outcome:N", scale=OUTCOME_SCALE, legend=alt.Legend(orient="bottom", title=None)),
             order=alt.Order("outcome:N"),
-            tooltip=["year:O", "outcome:N", "entries:Q"],
+            tooltip=[
+                alt.Tooltip("year:O", title="Year started"),
+                alt.Tooltip("outcome:N", title="Outcome"),
+                alt.Tooltip("entries:Q", title="Entries"),
+            ],
         )
     )
 
@@ -118,8 +127,8 @@ if data.entries == 0:
 left, right = st.columns(2, gap="large")
 left.altair_chart(bars(data.by_organisation, "organisation", "Entries by organisation"), width="stretch")
 right.altair_chart(bars(data.by_theme, "label", "Entries by theme"), width="stretch")
-left.altair_chart(by_outcome(data.by_outcome), width="stretch")
-right.altair_chart(by_year(data.by_year), width="stretch")
+left.altair_chart(by_outcome(worded(data.by_outcome)), width="stretch")
+right.altair_chart(by_year(worded(data.by_year)), width="stretch")
 
 st.subheader("Where do we keep failing?")
 st.caption(
@@ -135,4 +144,4 @@ st.caption(
     "Each point is an entry, placed by what it is about: close points tell similar stories. "
     "Hover for the title; click a point to open the entry."
 )
-collection_map(insights.collection_map(kb, viewer=user))
+collection_map(worded(insights.collection_map(kb, viewer=user)))

@@ -92,8 +92,7 @@ def card(item: QueueItem) -> None:
 st.title("Review queue")
 if not reviews(user):
     st.warning(
-        "The review queue is for reviewers. Ask whoever runs Lighthouse to add 'reviewer' to your roles "
-        "(KB_USER_ROLES).",
+        "The review queue is for reviewers. Ask whoever runs Lighthouse to make you a reviewer.",
         icon=":material/lock:",
     )
     st.stop()

@@ -19,10 +19,7 @@ def card(item: LighthouseCard, *, compact: bool = False) -> None:
     entry, lh = item.entry, item.entry.lighthouse
     with st.container(border=True):
         ui.entry_heading(entry.id, entry.title)
-        st.markdown(
-            f":orange-badge[{ui.STAGE_ICONS.get(item.stage, '')} {item.stage.capitalize()}] "
-            f"{ui.outcome_badge(entry.outcome)}"
-        )
+        st.markdown(ui.facts_line(stage=item.stage, outcome=entry.outcome, evidence=entry.evidence))
         if lh.impact:
             st.markdown(safe_markdown(lh.impact))
         if lh.benefits and not compact:
@@ -36,7 +33,7 @@ def card(item: LighthouseCard, *, compact: bool = False) -> None:
         )
         if not compact:
             for other_id, title in item.reused_by:
-                ui.entry_link(other_id, title, icon=":material/subdirectory_arrow_right:", bold=False)
+                ui.entry_link(other_id, title, icon=":material/subdirectory_arrow_right:")
 
 
 def gallery(cards: list[LighthouseCard]) -> None:
@@ -51,7 +48,7 @@ def board(cards: list[LighthouseCard]) -> None:
     columns = st.columns(len(LIGHTHOUSE_STAGES))
     for column, stage in zip(columns, LIGHTHOUSE_STAGES, strict=True):
         with column:
-            st.markdown(f"**{ui.STAGE_ICONS[stage]} {stage.capitalize()}** ({len(lanes[stage])})")
+            st.markdown(f"**{ui.STAGE_ICONS[stage]} {ui.label(stage)}** ({len(lanes[stage])})")
             for item in lanes[stage]:
                 card(item, compact=True)
 
@@ -76,7 +73,7 @@ chosen_stages = stage_col.multiselect(
     list(LIGHTHOUSE_STAGES),
     key="stage",
     bind="query-params",
-    format_func=str.capitalize,
+    format_func=ui.label,
     placeholder="Any stage",
 )
 view = view_col.segmented_control(

@@ -19,14 +19,17 @@ from __future__ import annotations
 import html
 import logging
 import re
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import streamlit as st
 
 from kb import KBError, KnowledgeBase, access
-from kb.browse import count_in_scope
+from kb.browse import PLAN_MODE, SearchRequest, count_in_scope
 from kb.entries import Entry
 from kb.errors import without_paths
+from kb.identity import ADMIN, CONTRIBUTOR, CURATOR, REVIEWER, User
 from kb.search import Hit, highlight
 
 if TYPE_CHECKING:
@@ -41,7 +44,9 @@ SHOWCASE_PAGE = "app_pages/showcase.py"
 REVIEW_PAGE = "app_pages/review.py"
 INSIGHTS_PAGE = "app_pages/insights.py"
 
-OUTCOME_COLOURS = {"succeeded": "green", "partial": "orange", "failed": "red", "stopped": "violet", "ongoing": "blue"}
+STYLES = Path(__file__).parent / "lighthouse.css"
+APP_NAME = "Lighthouse"
+
 OUTCOME_CHART_COLOURS = {
     "succeeded": "#2e7d32",
     "partial": "#ef8f00",
@@ -54,6 +59,30 @@ STAGE_ICONS = {
     "proven": ":material/verified:",
     "replicated": ":material/content_copy:",
     "retired": ":material/archive:",
+}
+
+
+@dataclass(frozen=True)
+class TagStyle:
+    """How one of an entry's closed fields is shown as a tag: what the field is called, its icon, and a
+    colour (for each value, or one for all)."""
+
+    name: str
+    icon: str
+    colours: dict[str, str] | str
+
+
+# The one place the four tags are defined: search cards, the entry page, the showcase, the review queue
+# and the similar lists all show them through `tag`.
+TAGS = {
+    "outcome": TagStyle(
+        "Outcome",
+        "",
+        {"succeeded": "green", "partial": "orange", "failed": "red", "stopped": "violet", "ongoing": "blue"},
+    ),
+    "stage": TagStyle("Lighthouse", ":material/lightbulb:", "orange"),
+    "evidence": TagStyle("Evidence", ":material/fact_check:", "gray"),
+    "status": TagStyle("Status", ":material/flag:", "gray"),
 }
 
 
@@ -88,16 +117,25 @@ def message_text(message: str) -> str:
     return plain(user_message(message))
 
 
-def outcome_badge(outcome: str) -> str:
-    if not outcome:
-        return ""
-    return f":{OUTCOME_COLOURS.get(outcome, 'gray')}-badge[{outcome.capitalize()}]"
+def label(value: str) -> str:
+    """A value of an entry's closed fields (outcome, kind, stage, evidence, status, visibility) as people
+    read it, in sentence case: "failed" is "Failed", "in-review" is "In review". The one wording and
+    casing of a value on every page: tags, facts, filters, board lanes and charts."""
+    text = " ".join(str(value).replace("-", " ").split())
+    return text[:1].upper() + text[1:]
 
 
-def stage_badge(stage: str) -> str:
-    if not stage:
+def tag(field: str, value: str) -> str:
+    """The tag (a Markdown badge) for an entry's outcome, lighthouse stage, evidence or status, worded
+    "Outcome: Failed", "Lighthouse: Pilot", "Evidence: Measured", "Status: In review" (the value as
+    `label` words it everywhere); "" for no value. Values come from the entry's closed lists, and are
+    escaped all the same."""
+    if not value:
         return ""
-    return f":orange-badge[:material/lightbulb: Lighthouse · {stage}]"
+    style = TAGS[field]
+    colour = style.colours if isinstance(style.colours, str) else style.colours.get(value, "gray")
+    icon = f"{style.icon} " if style.icon else ""
+    return f":{colour}-badge[{icon}{style.name}: {plain(label(value))}]"
 
 
 def facts_line(
@@ -107,38 +145,48 @@ def facts_line(
     organisation: str = "",
     year: int | None = None,
     stage: str = "",
+    evidence: str = "",
     status: str = "",
 ) -> str:
-    """One Markdown line: outcome badge, kind, organisation, year, lighthouse stage, unpublished status."""
-    parts = [outcome_badge(outcome)]
-    if status and status != "published":
-        parts.append(f":gray-badge[{status}]")
-    parts.append(stage_badge(stage))
-    words = [w for w in (kind, plain(organisation) if organisation else "", str(year) if year else "") if w]
-    return " ".join(p for p in parts if p) + ("  " + " · ".join(words) if words else "")
+    """An entry's key facts in Markdown: a line of tags (outcome, lighthouse stage, evidence, and a status
+    other than published), then a line with its kind, organisation and the year it started."""
+    tags = [
+        tag("outcome", outcome),
+        tag("stage", stage),
+        tag("evidence", evidence),
+        tag("status", status if status != "published" else ""),
+    ]
+    words = [
+        label(kind) if kind else "",
+        plain(organisation) if organisation else "",
+        f"Started {year}" if year else "",
+    ]
+    words = [w for w in words if w]
+    return "\\\n".join(line for line in (" ".join(t for t in tags if t), " · ".join(words)) if line)
 
 
-def entry_link(entry_id: str, title: str, *, icon: str | None = None, bold: bool = True, note: str = "") -> None:
-    """A link to an entry, its title as the label (the full title on hover, where a narrow column cuts it)."""
+def entry_heading(entry_id: str, title: str) -> None:
+    """A card's title: the largest text on the card, a link to the entry that wraps rather than being cut
+    (lighthouse.css styles a bold entry link as a title), the title again as its tooltip."""
     text = plain(title)  # the tooltip is Markdown too: a raw title's image would be fetched on hover
-    label = f"**{text}**" if bold else text
+    st.page_link(ENTRY_PAGE, label=f"**{text}**", query_params={"id": entry_id}, help=text)
+
+
+def entry_link(entry_id: str, title: str, *, icon: str | None = None, note: str = "") -> None:
+    """A link to an entry in a list (related entries, reuses): its title, and a note after it."""
+    text = plain(title)
     st.page_link(
         ENTRY_PAGE,
-        label=label + (f" · {plain(note)}" if note else ""),
+        label=text + (f" · {plain(note)}" if note else ""),
         query_params={"id": entry_id},
         icon=icon,
         help=text,
     )
 
 
-def entry_heading(entry_id: str, title: str) -> None:
-    """A title that wraps, for narrow cards where a link label would be cut short, and a link to open it."""
-    st.markdown(f"**{plain(title)}**")
-    st.page_link(ENTRY_PAGE, label="Open the entry", query_params={"id": entry_id}, icon=":material/arrow_forward:")
-
-
 def entry_not_found(entry_id: str) -> None:
     """The page for an entry id that leads nowhere this user may go: missing and hidden look the same."""
+    tab_title("Entry not found")
     st.title("Entry not found")
     st.warning(
         f"There is no entry with id “{plain(entry_id[:120])}”. It may have been renamed or removed.",
@@ -162,8 +210,8 @@ def highlight_html(text: str, query: str, max_chars: int = 400) -> str:
 
 
 def hit_header(hit: Hit, *, show_status: bool = True) -> None:
-    """A card's first lines for a search or similar hit: the link, then the facts line."""
-    entry_link(hit.id, hit.title)
+    """A card's first lines for a search or similar hit: the title, then the key facts."""
+    entry_heading(hit.id, hit.title)
     st.markdown(
         facts_line(
             outcome=hit.outcome,
@@ -171,24 +219,29 @@ def hit_header(hit: Hit, *, show_status: bool = True) -> None:
             organisation=hit.organisation,
             year=hit.year,
             stage=hit.lighthouse_stage,
+            evidence=hit.evidence,
             status=hit.status if show_status else "",
         )
     )
 
 
-def entry_header(entry: Entry, *, show_status: bool = True) -> None:
-    """A card's first lines for a whole entry: the link, then the facts line."""
-    entry_link(entry.id, entry.title)
-    st.markdown(
-        facts_line(
-            outcome=entry.outcome,
-            kind=entry.kind,
-            organisation=entry.organisation,
-            year=entry.year,
-            stage=entry.lighthouse.stage if entry.lighthouse else "",
-            status=entry.status if show_status else "",
-        )
+def entry_facts(entry: Entry, *, show_status: bool = True) -> str:
+    """`facts_line` for a whole entry."""
+    return facts_line(
+        outcome=entry.outcome,
+        kind=entry.kind,
+        organisation=entry.organisation,
+        year=entry.year,
+        stage=entry.lighthouse.stage if entry.lighthouse else "",
+        evidence=entry.evidence,
+        status=entry.status if show_status else "",
     )
+
+
+def entry_header(entry: Entry, *, show_status: bool = True) -> None:
+    """A card's first lines for a whole entry: the title, then the key facts."""
+    entry_heading(entry.id, entry.title)
+    st.markdown(entry_facts(entry, show_status=show_status))
 
 
 def hit_card(hit: Hit, query: str, note: str = "") -> None:
@@ -222,8 +275,43 @@ def flash() -> None:
         st.warning(plain(warning), icon=":material/warning:")
 
 
+def styles() -> None:
+    """The app's own CSS (lighthouse.css): entry titles as links that wrap, a focus ring on every link."""
+    st.html(STYLES)  # only a <style>: Streamlit puts it where it takes no space
+
+
+def tab_title(*what: str) -> None:
+    """The browser tab's title: what this page shows, then the app's name ("Search: DSA – Lighthouse").
+    Each part is cut at a word to at most 100 characters; it is text, so nothing is escaped."""
+    parts = [_shortened(" ".join(str(w).split()), 100) for w in what if str(w).strip()]
+    st.set_page_config(page_title=" – ".join([*parts, APP_NAME]))
+
+
+def _shortened(text: str, most: int) -> str:
+    if len(text) <= most:
+        return text
+    cut = text[: most + 1].rsplit(" ", 1)[0] if " " in text[:most] else text[:most]
+    return cut.rstrip(" ,.;:–-") + "…"
+
+
+def router_tab_title(page_title: str, *, search: bool) -> None:
+    """The tab's title the router gives a page before it runs: its name, and for a search what was
+    searched for (kb.browse reads the address). A page that knows more, such as an entry's title, sets
+    it again."""
+    if search:
+        request = SearchRequest.from_params({key: st.query_params.get_all(key) for key in st.query_params})
+        if request.mode == PLAN_MODE and request.query:
+            tab_title("Lessons for your plan")
+            return
+        if request.query:
+            tab_title(f"Search: {request.query}")
+            return
+    tab_title(page_title)
+
+
 def sidebar(visitor: Visitor) -> None:
-    """Who you are (with sign-in and sign-out), the collection's size, and a sync button for reviewers."""
+    """Who you are (with sign-in and sign-out), the collection's size, and, for whoever looks after this
+    copy, its entry file problems and a sync button."""
     from app_pages import resources
 
     user = visitor.user
@@ -255,8 +343,32 @@ def looks_after_the_index(visitor: Visitor) -> bool:
     return access.looks_after_the_index(visitor.user, local=visitor.mode == "local")
 
 
+ROLE_NAMES = {CONTRIBUTOR: "Contributor", REVIEWER: "Reviewer", CURATOR: "Curator", ADMIN: "Administrator"}
+
+
+def what_you_can_do(user: User) -> str:
+    """The person's roles in plain words, what they may do from kb.access's rules: "Contributor and
+    curator: you can search and read entries, share write-ups, edit any entry and review other people's
+    write-ups." Roles Lighthouse does not know are left out."""
+    roles = [ROLE_NAMES[r] for r in user.roles if r in ROLE_NAMES]
+    can = ["search and read entries"]
+    if access.can_contribute(user):
+        can.append("share write-ups")
+    if access.edits_any(user):
+        can.append("edit any entry")
+    if access.reviews(user):
+        can.append("review other people's write-ups")
+    named = _and([roles[0], *(r.lower() for r in roles[1:])]) + ": you" if roles else "You"
+    return f"{named} can {_and(can)}."
+
+
+def _and(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
 def who(visitor: Visitor) -> None:
-    """The person's name, organisation and roles; a sign-in or sign-out button where sign-in is set up."""
+    """The person's name, organisation and what they may do; a sign-in or sign-out button where sign-in is
+    set up. How the local user is configured is for whoever looks after this copy."""
     user = visitor.user
     with st.container(border=True):
         if visitor.mode == "signed-out":
@@ -275,13 +387,16 @@ def who(visitor: Visitor) -> None:
             )
         else:
             st.markdown(f":material/person: **{plain(user.name)}**")
-            st.caption(plain(user.organisation) if user.organisation else "No organisation set")
-            st.caption("Roles: " + (", ".join(plain(r) for r in user.roles) if user.roles else "none"))
+            st.caption(plain(user.organisation) if user.organisation else "No organisation given")
+            st.caption(what_you_can_do(user))
         if visitor.mode == "signed-in":
             if st.button("Sign out", icon=":material/logout:", width="stretch"):
                 st.logout()
             return
-        st.caption("Local user, set by KB_USER_NAME, KB_USER_ORGANISATION and KB_USER_ROLES.")
+        if not looks_after_the_index(visitor):
+            return  # how this copy is set up is for whoever runs it
+        roles = ", ".join(plain(r) for r in user.roles) or "none"
+        st.caption(f"Local user, set by KB_USER_NAME, KB_USER_ORGANISATION and KB_USER_ROLES (roles: {roles}).")
     st.info(
         f"**Local mode**: no sign-in is set up, so everyone who can reach this app acts as {plain(user.name)}. "
         "docs/signin.md says how to set up sign-in.",

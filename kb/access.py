@@ -63,6 +63,11 @@ def reviews(viewer: User | None) -> bool:
     return viewer is not None and viewer.is_reviewer
 
 
+def edits_any(viewer: User | None) -> bool:
+    """May edit any entry they may see, not only their own and their organisation's: curators and admins."""
+    return viewer is not None and viewer.has_role(CURATOR)
+
+
 def looks_after_the_index(viewer: User, *, local: bool) -> bool:
     """The person who runs this copy: an admin, or a reviewer on their own machine (local mode). Only
     they see entry file problems, which name files and quote fields of entries others may not see."""
@@ -191,7 +196,7 @@ def can_edit(viewer: User | None, entry: Entry) -> bool:
         return True
     if not signed_in(viewer) or not can_see(viewer, entry_meta(entry)):
         return False
-    if viewer.has_role(CURATOR):
+    if edits_any(viewer):
         return True
     own_organisation = bool(viewer.organisation) and viewer.organisation == entry.organisation
     return viewer.is_contributor and (is_author(viewer, entry) or own_organisation)

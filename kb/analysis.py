@@ -6,6 +6,9 @@
   positions (kb.replica.keywords), never by reading texts.
 - `term(word)`: what BM25 counts for a word: its English stem, or None for a stop word or a single
   character, which are not scored. `tokenize` gives a text's terms, the same for passages and queries.
+- `meaningful(word)`: whether a reader would call the word part of what was asked. Fewer words are
+  meaningful than are scored: "what", "could", "should" and the other function words are scored (so
+  scores stay bm25s's) but never marked in a passage; `marked_terms` gives the stems worth marking.
 
 The terms are bm25s's ("\\w\\w+" words, its English stop words, PyStemmer's English stemmer), so
 scores agree with bm25s's own on the same texts.
@@ -17,10 +20,23 @@ import functools
 import re
 
 import Stemmer
-from bm25s.stopwords import STOPWORDS_EN
+from bm25s.stopwords import STOPWORDS_EN, STOPWORDS_EN_PLUS
 
 WORD = re.compile(r"\w+")
 STOP_WORDS = frozenset(STOPWORDS_EN)
+# Words that say how something is asked, not what about: NLTK's English stop words (which hold bm25s's)
+# and the modal verbs and pronouns that list leaves out ("what could we do for ...").
+FUNCTION_WORDS = frozenset(STOPWORDS_EN_PLUS) | {
+    "also",
+    "cannot",
+    "could",
+    "may",
+    "might",
+    "must",
+    "shall",
+    "us",
+    "would",
+}
 _STEMMER = Stemmer.Stemmer("english")
 
 
@@ -35,6 +51,17 @@ def term(word: str) -> str | None:
     if len(word) < 2 or word in STOP_WORDS:
         return None
     return _STEMMER.stemWord(word)
+
+
+def meaningful(word: str) -> bool:
+    """Whether a lowercased word is part of what a query is about: scored, and not a function word."""
+    return word not in FUNCTION_WORDS and term(word) is not None
+
+
+def marked_terms(query: str) -> frozenset[str]:
+    """The stems of the query's meaningful words: a passage's word is marked when its stem is one of them
+    (so "agreements" is marked for "agreement", and "could" never is)."""
+    return frozenset(term(w) for w in words(query) if meaningful(w))  # type: ignore[misc]
 
 
 def tokenize(texts: list[str]) -> list[list[str]]:

@@ -124,15 +124,20 @@ class Entry:
 # --------------------------------------------------------------------------- ids
 
 
-def slugify(text: str, max_length: int = 80) -> str:
+def slugify(text: str, max_length: int = 80, *, whole_words: bool = True) -> str:
     """A safe file-name slug: lowercase ASCII letters, digits and single hyphens, nothing else.
 
-    No path separators, no dots (so no `..` and no hidden files) and never empty.
+    No path separators, no dots (so no `..` and no hidden files) and never empty. A long text is cut
+    after its last whole word that fits, so an entry's address never ends mid-word (a single word
+    longer than that is cut). `whole_words=False` cuts at `max_length` exactly, as ids were made
+    before: the importer keeps the ids earlier imports gave.
     """
     ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
-    slug = slug[:max_length].rstrip("-")
-    return slug or "entry"
+    if len(slug) > max_length:
+        cut = slug[: max_length + 1]
+        slug = cut[: cut.rfind("-")] if whole_words and "-" in cut else slug[:max_length]
+    return slug.rstrip("-") or "entry"
 
 
 def is_valid_id(entry_id: str) -> bool:

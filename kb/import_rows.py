@@ -396,9 +396,10 @@ class RowBuilder:
         """From the key column when it has a value (stable across re-imports), else from the title."""
         prefix = self.mapping.id_prefix
         key = as_text(cell(row, self.mapping.key_column)) if self.mapping.key_column else ""
+        # Cut where ids were always cut, so importing the same file again finds the entries it made.
         if key:
-            return prefix + slugify(key), True
-        return prefix + slugify(data["title"]), False
+            return prefix + slugify(key, whole_words=False), True
+        return prefix + slugify(data["title"], whole_words=False), False
 
     @staticmethod
     def lighthouse(data: dict[str, Any]) -> dict[str, Any] | None:

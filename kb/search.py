@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from bm25s.stopwords import STOPWORDS_EN_PLUS
+from kb.analysis import WORD, marked_terms, meaningful, term
 
 MODES = ("hybrid", "dense", "bm25")
 RRF_K = 60
@@ -161,41 +161,34 @@ def best_per_entry(
 
 # ----------------------------------------------------------------------------- snippets
 
-_WORD = re.compile(r"\w{2,}", re.U)
-_STOPWORDS = frozenset(STOPWORDS_EN_PLUS)
-
-
-def query_terms(query: str) -> list[str]:
-    """The query's words worth marking in a snippet: no stop words ("the", "too", "and")."""
-    words = {w.lower() for w in _WORD.findall(query)} - _STOPWORDS
-    return sorted(words, key=len, reverse=True)
-
 
 def highlight(text: str, query: str, max_chars: int = 400) -> list[tuple[str, bool]]:
-    """The passage around the query's first word, as (text, marked) pieces: the query's words (and their
-    stems) marked. Pieces are plain text; whoever renders them escapes them."""
-    terms = query_terms(query)
-    snippet = _window(text, terms, max_chars)
-    if not terms:
-        return [(snippet, False)] if snippet else []
-    # A term matches a word that starts with it or with its first five letters (agreements ~ agreement).
-    stems = sorted({t[:5] if len(t) > 5 else t for t in terms}, key=len, reverse=True)
-    pattern = re.compile(r"\b(" + "|".join(re.escape(s) for s in stems) + r")\w*", re.I)
+    """The passage around the query's first meaningful word, as (text, marked) pieces. A word is marked
+    when it stands for one of the query's meaningful words (kb.analysis: same stem, so "agreements" for
+    "agreement"); "what", "could" or "the" never are. Pieces are plain text; whoever renders them
+    escapes them."""
+    stems = marked_terms(query)
+    text = " ".join(text.split())
+    first = next((m.start() for m in WORD.finditer(text) if _marked(m.group(0), stems)), 0)
+    snippet = _window(text, first, max_chars)
     pieces, last = [], 0
-    for match in pattern.finditer(snippet):
-        pieces += [(snippet[last : match.start()], False), (match.group(0), True)]
-        last = match.end()
+    for match in WORD.finditer(snippet) if stems else ():
+        if _marked(match.group(0), stems):
+            pieces += [(snippet[last : match.start()], False), (match.group(0), True)]
+            last = match.end()
     pieces.append((snippet[last:], False))
     return [(piece, marked) for piece, marked in pieces if piece]
 
 
-def _window(text: str, terms: list[str], max_chars: int) -> str:
-    """A slice of the text around the first query term, on word boundaries, with ellipses."""
-    text = " ".join(text.split())
+def _marked(word: str, stems: frozenset[str]) -> bool:
+    lower = word.lower()
+    return meaningful(lower) and term(lower) in stems
+
+
+def _window(text: str, first: int, max_chars: int) -> str:
+    """A slice of the text around the character offset `first`, on word boundaries, with ellipses."""
     if len(text) <= max_chars:
         return text
-    lower = text.lower()
-    first = min((i for i in (lower.find(t) for t in terms) if i >= 0), default=0)
     start = max(0, first - max_chars // 4)
     start = text.rfind(" ", 0, start) + 1 if start else 0
     end = min(len(text), start + max_chars)

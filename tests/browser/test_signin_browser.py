@@ -205,7 +205,7 @@ def test_sign_in_shows_the_organisation_entries_and_sign_out_hides_them(app, pro
     page.wait_for_url(f"{app}/**")
     page.get_by_text(ADA["name"]).first.wait_for()
     settle(page)
-    assert ORGANISATION in sidebar(page) and "contributor" in sidebar(page)
+    assert ORGANISATION in sidebar(page) and "Contributor: you can" in sidebar(page)
 
     # Signed in: the organisation's entry is found and opens.
     found = search(page, app)

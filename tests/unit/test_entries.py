@@ -118,6 +118,18 @@ def test_slugs_are_safe_file_names(title):
     assert slug == slug.lower() and all(c.isalnum() or c == "-" for c in slug)
 
 
+def test_a_long_slug_ends_on_a_whole_word():
+    title = "Matching hospital discharge and social care records to study delayed discharge across regions"
+    assert slugify(title) == "matching-hospital-discharge-and-social-care-records-to-study-delayed-discharge"
+    assert slugify("x" * 79 + " yy") == "x" * 79 and slugify("x" * 100) == "x" * 80  # one long word is cut
+    assert slugify("a" * 80 + " b") == "a" * 80
+    # ids that imports made stay as they were, so importing the same register again finds its entries
+    assert (
+        slugify(title, whole_words=False)
+        == "matching-hospital-discharge-and-social-care-records-to-study-delayed-discharge-a"
+    )
+
+
 def test_store_loads_good_files_and_reports_bad_ones(tmp_path):
     store = EntryStore(tmp_path)
     (tmp_path / "open-data-pilot.md").write_text(GOOD)

@@ -67,6 +67,18 @@ def test_snippet_highlights_terms_and_escapes_everything_else():
     assert "<b>" not in html
 
 
+def test_snippet_marks_only_the_query_s_meaningful_words():
+    html = highlight_html(
+        "What could the team do for data sharing? Agreements could wait; the database was fine.",
+        "what could the team do for data sharing agreement",
+    )
+    for word in ("team", "data", "sharing", "Agreements"):  # "Agreements" for "agreement": the same stem
+        assert f"<mark>{word}</mark>" in html
+    for word in ("What", "could", "the", "do", "for", "database"):
+        assert f"<mark>{word}</mark>" not in html
+    assert "<mark>" not in highlight_html("What could the team do?", "what could we do")
+
+
 def test_snippet_is_cut_around_the_first_match():
     text = "filler " * 200 + "the mainframe could not deliver " + "filler " * 200
     html = highlight_html(text, "mainframe", max_chars=120)

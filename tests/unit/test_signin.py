@@ -231,7 +231,7 @@ def test_signed_in_people_see_who_they_are_and_a_sign_out_button(entries_dir, mo
     at = run_app({"is_logged_in": True, "sub": "1", "name": "Ada Lovelace", "email": "ada@had.example.gov"})
     assert not at.exception
     text = sidebar_text(at)
-    assert "Ada Lovelace" in text and HAD in text and "Roles: contributor" in text
+    assert "Ada Lovelace" in text and HAD in text and "Contributor: you can" in text
     assert "Sign out" in labels(at) and "Sign in" not in labels(at)
 
 
