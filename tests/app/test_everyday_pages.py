@@ -99,6 +99,9 @@ def test_styles_give_entry_titles_a_focus_ring_and_let_them_wrap(entries_dir):
 def test_search_cards_tag_outcome_stage_evidence_and_status_one_way(entries_dir):
     at = open_app(q="data sharing", status=["published", "in-review"])
     found = assert_tags_are_worded_one_way(at)
+    while [b for b in at.button if b.label == "Next page" and not b.disabled]:  # every page of results
+        next(b for b in at.button if b.label == "Next page").click().run()
+        found += assert_tags_are_worded_one_way(at)
     assert {f for f, _ in found} == {"Outcome", "Lighthouse", "Evidence", "Status"}, found
     assert ("Status", "In review") in found
     assert ("Status", "Published") not in found, "published is the norm: only other statuses are tagged"
