@@ -119,7 +119,7 @@ class Draft:
         return cls(
             title=entry.title,
             summary=entry.summary,
-            kind=entry.kind,
+            kind=entry.kind or cls.kind,  # a draft saved without one shows the form's default
             outcome=entry.outcome,
             organisation=entry.organisation,
             team=entry.team,
