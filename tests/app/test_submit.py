@@ -245,3 +245,15 @@ def test_the_evidence_link_opens_the_entry_page(entries_dir):
     [b for b in at.button if b.label == "Add your evidence to this entry"][0].click().run()
     link = re.search(r"\]\((entry\?[^)]+)\)", texts(at, "markdown")).group(1)
     assert parse_qs(link.split("?", 1)[1])["id"][0] in linked_ids(at)
+
+
+def test_the_entry_page_links_only_what_the_form_would_accept(entries_dir):
+    """One rule for what a web address is: a link the form rejects is text on the entry page too."""
+    rejected = [*BAD_LINKS, "https://www.gov.uk@evil.example/login"]  # the last one looks like GOV.UK's
+    path = entries_dir / "flood-response-data-cell.md"
+    links = "links:\n" + "".join(f"- '{link}'\n" for link in ["https://www.gov.uk/flood", *rejected])
+    path.write_text(path.read_text().replace("\n---\n", f"\n{links}---\n", 1))
+    at = open_app("entry", id="flood-response-data-cell")
+    assert_clean(at)
+    listed = next(m.value for m in at.markdown if "gov.uk/flood" in m.value)
+    assert listed.splitlines() == ["- <https://www.gov.uk/flood>", *(f"- {plain(link)}" for link in rejected)]
