@@ -80,6 +80,16 @@ def plain(text: str) -> str:
     return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
 
 
+def unlinked(text: str) -> str:
+    """Text that must never become a link (an address that is not a web address), as Markdown: a code span
+    on one line. Escaping is not enough: Streamlit's Markdown turns `http://...` and `www....` in plain text
+    into links after the escapes are read, but never inside code."""
+    text = " ".join(str(text).split())
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
 def user_message(message: str) -> str:
     """A library message as the app's users read it: no paths, a capital first letter (not yet escaped)."""
     text = without_paths(message)
@@ -265,9 +275,9 @@ def error_summary(items: list[tuple[str, str]], *, key: str, invalid: list[str],
         return
     lines = [f"- [{plain(message)}](#{anchor})" for anchor, message in items]
     marked = ", ".join(f".st-key-{k}" for k in invalid)
-    style = FORM_STYLE + (
-        f"{marked} {{ border-left: 4px solid {ERROR_COLOUR}; padding-left: 0.75rem; }}" if marked else ""
-    )
+    style = FORM_STYLE + f".st-key-{key} {{ scroll-margin-top: 4.5rem; }}"  # clear of the app's header
+    if marked:
+        style += f"{marked} {{ border-left: 4px solid {ERROR_COLOUR}; padding-left: 0.75rem; }}"
     with st.container(key=key):
         st.error("\n".join(lines), title="There is a problem", icon=":material/error:")
         page = f"<style>{style}</style>"

@@ -4,12 +4,14 @@ before it discards unsaved work, and what is said after a save names no file."""
 
 from __future__ import annotations
 
+import html
 import re
 from urllib.parse import parse_qs
 
 import pytest
+from markdown_it import MarkdownIt
 
-from app_pages.ui import plain
+from app_pages.ui import plain, unlinked
 from kb.drafting import YOUR_WORK
 from kb.store import EntryStore
 from tests.app.test_app import assert_clean, button, linked_ids, open_app, page, texts
@@ -248,7 +250,8 @@ def test_the_evidence_link_opens_the_entry_page(entries_dir):
 
 
 def test_the_entry_page_links_only_what_the_form_would_accept(entries_dir):
-    """One rule for what a web address is: a link the form rejects is text on the entry page too."""
+    """One rule for what a web address is: a link the form rejects is text on the entry page too, in a code
+    span (Streamlit's Markdown would turn an escaped `http://...` into a link)."""
     rejected = [*BAD_LINKS, "https://www.gov.uk@evil.example/login"]  # the last one looks like GOV.UK's
     path = entries_dir / "flood-response-data-cell.md"
     links = "links:\n" + "".join(f"- '{link}'\n" for link in ["https://www.gov.uk/flood", *rejected])
@@ -256,4 +259,12 @@ def test_the_entry_page_links_only_what_the_form_would_accept(entries_dir):
     at = open_app("entry", id="flood-response-data-cell")
     assert_clean(at)
     listed = next(m.value for m in at.markdown if "gov.uk/flood" in m.value)
-    assert listed.splitlines() == ["- <https://www.gov.uk/flood>", *(f"- {plain(link)}" for link in rejected)]
+    assert listed.splitlines() == ["- <https://www.gov.uk/flood>", *(f"- `{link}`" for link in rejected)]
+
+
+@pytest.mark.parametrize(
+    "text", ["http://evil.example/my report.pdf", "www.evil.example", "a `tick` and ``two``", "`edge`", "x <b> & y"]
+)
+def test_unlinked_text_is_a_code_span_that_shows_it_as_typed(text):
+    rendered = MarkdownIt("commonmark").render(unlinked(text))
+    assert rendered == f"<p><code>{html.escape(text, quote=False)}</code></p>\n"
