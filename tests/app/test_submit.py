@@ -268,3 +268,14 @@ def test_the_entry_page_links_only_what_the_form_would_accept(entries_dir):
 def test_unlinked_text_is_a_code_span_that_shows_it_as_typed(text):
     rendered = MarkdownIt("commonmark").render(unlinked(text))
     assert rendered == f"<p><code>{html.escape(text, quote=False)}</code></p>\n"
+
+
+def test_saving_an_archived_entry_keeps_it_archived_and_says_so(entries_dir):
+    path = entries_dir / "flood-response-data-cell.md"
+    path.write_text(path.read_text().replace("status: published", "status: archived", 1))
+    at = open_app("submit", edit="flood-response-data-cell")  # the local user is a curator
+    at.text_area(key="draft_summary").input("A summary rewritten in the form.")
+    button(at, "Save, keep archived").click().run()
+    assert_clean(at)
+    assert EntryStore(entries_dir).get("flood-response-data-cell").status == "archived"
+    assert "Saved. The entry stays archived with your changes." in messages(at)
