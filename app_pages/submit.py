@@ -182,7 +182,7 @@ def confirm_discard(holding: str, opening: str) -> None:
     st.title("Discard your draft?")
     what = f"“{plain(title)}”" if title.strip() else "a draft you have not saved"
     if opening == holding:
-        instead = "clear the form"
+        instead = "clear the form" if holding == NEW else "start again from the entry as it is saved"
     elif opening == NEW:
         instead = "start a new entry"
     else:
@@ -538,7 +538,7 @@ with form_column:
         buttons(target)
     if unsaved():
         st.button(
-            "Clear the form",
+            "Clear the form" if edit_id is None else "Undo my changes",
             type="tertiary",
             icon=":material/restart_alt:",
             on_click=st.session_state.__setitem__,

@@ -279,3 +279,17 @@ def test_saving_an_archived_entry_keeps_it_archived_and_says_so(entries_dir):
     assert_clean(at)
     assert EntryStore(entries_dir).get("flood-response-data-cell").status == "archived"
     assert "Saved. The entry stays archived with your changes." in messages(at)
+
+
+def test_undo_my_changes_goes_back_to_the_saved_entry_after_asking(entries_dir):
+    saved = EntryStore(entries_dir).get("flood-response-data-cell")
+    at = open_app("submit", edit=saved.id)
+    assert not [b for b in at.button if b.label == "Undo my changes"]
+    at.text_area(key="draft_summary").input("A summary rewritten in the form.").run()
+    button(at, "Undo my changes").click().run()
+    assert at.title[0].value == "Discard your draft?"
+    assert "start again from the entry as it is saved" in texts(at, "warning")
+    button(at, "Discard my draft").click().run()
+    assert_clean(at)
+    assert at.text_area(key="draft_summary").value == saved.summary
+    assert at.query_params["edit"] == saved.id
