@@ -293,3 +293,20 @@ def test_undo_my_changes_goes_back_to_the_saved_entry_after_asking(entries_dir):
     assert_clean(at)
     assert at.text_area(key="draft_summary").value == saved.summary
     assert at.query_params["edit"] == saved.id
+
+
+def test_a_typed_title_is_shown_escaped_when_asking_and_in_your_work(entries_dir):
+    from tests.app.test_escaping import assert_no_image, image
+
+    hostile = f"Quokka draft {image('typed-title')}"
+    at = open_app("submit")
+    at.text_input(key="draft_title").input(hostile)
+    button(at, "Save as draft").click().run()
+    at.switch_page(page("submit")).run()
+    assert any(e.label == f"{YOUR_WORK} (1)" for e in at.expander)
+    assert_no_image(at)
+    at.text_input(key="draft_title").input(hostile).run()
+    at.query_params.update({"edit": "flood-response-data-cell"})
+    at.run()
+    assert at.title[0].value == "Discard your draft?" and plain(hostile) in texts(at, "warning")
+    assert_no_image(at)
