@@ -5,16 +5,13 @@ User text is Markdown rendered without HTML; images become links (nothing is fet
 
 from __future__ import annotations
 
-import re
-
 import streamlit as st
 
 from app_pages import resources, ui
 from app_pages.ui import plain, safe_markdown
 from kb import Entry, Filters, KBError, NotFound, SimilarHit, browse
 from kb.editing import may_edit
-
-LINK = re.compile(r"^https?://[^\s<>]+$", re.I)  # anything else is shown as text, not linked
+from kb.entries import is_web_address  # anything else is shown as text, not linked
 
 kb = resources.knowledge_base()
 user = resources.current_user()
@@ -137,7 +134,7 @@ def body(entry: Entry) -> None:
         st.markdown(safe_markdown(text))
     if entry.links:
         st.subheader("Links")
-        st.markdown("\n".join(f"- <{link}>" if LINK.match(link) else f"- {plain(link)}" for link in entry.links))
+        st.markdown("\n".join(f"- <{link}>" if is_web_address(link) else f"- {ui.unlinked(link)}" for link in entry.links))
 
 
 def history(entry: Entry) -> None:

@@ -1,10 +1,16 @@
 """Submit an entry, or edit one (?edit=<id>): every field, guidance in each, messages next to the fields.
 
+A draft needs only a title; sending it for review checks everything (the rules are kb.drafting's). After a
+save that found problems, an error summary at the top of the form links to each field's message. The form
+keeps what was typed when you go to another page and come back, and asks before it discards it.
+
 While drafting, "Looks similar to..." shows the closest published entries, so a duplicate can become
-"add your evidence to this entry instead". Nothing is written until the entry is valid.
+"add your evidence to this entry instead".
 """
 
 from __future__ import annotations
+
+from urllib.parse import quote
 
 import streamlit as st
 
@@ -16,13 +22,16 @@ from kb.drafting import (
     FIELD_HELP,
     FORM_ERROR,
     SECTION_PROMPTS,
+    YOUR_WORK,
     Draft,
     DraftInvalid,
+    confirmation,
     key_terms,
     looks_similar,
+    own_work,
     save_draft,
 )
-from kb.editing import EditTarget, open_edit, withdraw
+from kb.editing import EditTarget, may_edit, open_edit, withdraw
 from kb.entries import (
     EVIDENCE_GRADES,
     KINDS,
@@ -39,15 +48,19 @@ from kb.identity import CURATOR
 kb = resources.knowledge_base()
 user = resources.current_user()
 edit_id = st.query_params.get("edit") or None
-SAVED = {
-    "draft": "Saved as a draft. Only you and reviewers can see it until you send it for review.",
-    "in-review": "Sent for review. A reviewer will read it and publish it, or send it back with a comment.",
-    "published": "Saved. The entry stays published with your changes.",
-}
-PROPOSED = {
-    "draft": "Your edit is saved as a draft. Readers still see the published version.",
-    "in-review": "Your edit is sent for review. Readers see the published version until a reviewer approves it.",
-}
+NEW = "new"  # what the form holds when it is not an edit
+SUMMARY_KEY = "draft_error_summary"
+EVIDENCE = "submit_evidence_for"  # the similar entry whose "Add your evidence" was chosen
+DISCARDING = "submit_discarding"  # "Clear the form" was chosen: ask first
+# The form's fields in the order the page shows them (on a phone too), for the error summary.
+ORDER = [
+    *("title", "summary", "kind", "organisation", "team", "contact", "anonymous", "partners", "outcome"),
+    *("themes", "started", "ended", "phase", "evidence", "visibility", "tags", "data_sources"),
+    *(f"section:{name}" for name in SECTIONS),
+    *("lighthouse_stage", "lighthouse_impact", "lighthouse_benefits", "lighthouse_reused_by"),
+    *("related", "links", "source", FORM_ERROR),
+]
+STATUS_WORDS = {"draft": "draft", "in-review": "in review"}
 
 if "draft_goto" in st.session_state:  # a save in the last click succeeded: show the entry
     st.switch_page(ui.ENTRY_PAGE, query_params={"id": st.session_state.pop("draft_goto")})
@@ -61,6 +74,16 @@ def section_key(name: str) -> str:
     return f"draft_section_{SECTIONS.index(name)}"
 
 
+def widget_key(name: str) -> str:
+    """The widget of a form field (a name in the library's messages: a field, or `section:<name>`)."""
+    return section_key(name.removeprefix("section:")) if name.startswith("section:") else key(name)
+
+
+def anchor(name: str) -> str:
+    """Where a field's messages are shown, for the error summary to link to."""
+    return "problem-" + (name if name == FORM_ERROR else widget_key(name)).replace("_", "-")
+
+
 def load(draft: Draft, target: str, version: str | None) -> None:
     """Fill the form from a draft, once per entry opened."""
     for name in Draft.field_names():
@@ -68,6 +91,15 @@ def load(draft: Draft, target: str, version: str | None) -> None:
     for name in SECTIONS:
         st.session_state[section_key(name)] = draft.sections.get(name, "")
     st.session_state.update(draft_loaded=target, draft_version=version, draft_problems={})
+    st.session_state["draft_original"] = current_draft()  # as loaded: anything else is unsaved work
+    for name in (EVIDENCE, DISCARDING, "draft_conflict"):
+        st.session_state.pop(name, None)
+
+
+def unsaved() -> bool:
+    """Whether the form holds typed work that is not saved (what was typed inside the form is sent, and so
+    known here, at its next save)."""
+    return key("title") in st.session_state and current_draft() != st.session_state.get("draft_original")
 
 
 def current_draft() -> Draft:
@@ -89,24 +121,35 @@ def save(status: str) -> None:
             expected_version=st.session_state.get("draft_version"),
         )
     except DraftInvalid as exc:
-        st.session_state["draft_problems"] = exc.messages
+        failed(exc.messages)
         return
     except SavedNotIndexed as exc:  # the file is written: open the entry, as after any save
+        try:
+            said = confirmation(kb, kb.store.get(exc.entry_id), user)
+        except KBError:
+            said = "Saved."
         st.session_state["flash_warning"] = (
-            f"{SAVED[status]} Search will find this version a little later, once the index has caught up. "
+            f"{said} Search will find this version a little later, once the index has caught up. "
             "There is no need to save it again."
         )
         open_saved(exc.entry_id)
         return
     except Conflict as exc:
-        st.session_state["draft_problems"] = {FORM_ERROR: [ui.user_message(str(exc))]}
+        failed({FORM_ERROR: [ui.user_message(str(exc))]})
         st.session_state["draft_conflict"] = True
         return
     except KBError as exc:
-        st.session_state["draft_problems"] = {FORM_ERROR: [ui.user_message(str(exc))]}
+        failed({FORM_ERROR: [ui.user_message(str(exc))]})
         return
-    st.session_state["flash"] = PROPOSED[status] if entry.revised_by else SAVED[status]
+    st.session_state["flash"] = confirmation(kb, entry, user)
     open_saved(entry.id)
+
+
+def failed(messages: dict[str, list[str]]) -> None:
+    """A save that found problems: the next run shows them, and moves focus to their summary."""
+    st.session_state["draft_problems"] = messages
+    st.session_state["draft_attempt"] = st.session_state.get("draft_attempt", 0) + 1
+    st.session_state["draft_focus"] = True
 
 
 def open_saved(entry_id: str) -> None:
@@ -120,15 +163,70 @@ def reload() -> None:
     st.session_state.pop("draft_conflict", None)
 
 
+def discard() -> None:
+    """Button callback, once the person has confirmed: the next run fills the form afresh."""
+    st.session_state.pop("draft_loaded", None)
+
+
+def keep(target: str) -> None:
+    """Button callback: go back to the draft the form holds (the address says which)."""
+    st.query_params.clear()
+    if target != NEW:
+        st.query_params["edit"] = target
+    st.session_state.pop(DISCARDING, None)
+
+
+def confirm_discard(holding: str, opening: str) -> None:
+    """Ask before the form's unsaved work is replaced: by another entry, a new form, or a cleared one."""
+    title = st.session_state.get(key("title")) or ""
+    st.title("Discard your draft?")
+    what = f"“{plain(title)}”" if title.strip() else "a draft you have not saved"
+    if opening == holding:
+        instead = "clear the form" if holding == NEW else "start again from the entry as it is saved"
+    elif opening == NEW:
+        instead = "start a new entry"
+    else:
+        instead = "open this entry for editing"
+    st.warning(
+        f"The form holds {what}, with changes you have not saved. To {instead}, they would be discarded.",
+        icon=":material/warning:",
+    )
+    left, right = st.columns(2)
+    left.button(
+        "Keep my draft", type="primary", icon=":material/undo:", on_click=keep, args=(holding,), width="stretch"
+    )
+    right.button("Discard my draft", icon=":material/delete:", on_click=discard, width="stretch")
+    st.stop()
+
+
 def open_form() -> EditTarget | None:
     """What is being edited (None for a new entry), loading the form when it is first opened. The
-    library decides whether this user may edit it, and what they may see of it."""
+    library decides whether this user may edit it, and what they may see of it. The form keeps what was
+    typed while the person is on other pages; it asks before discarding unsaved work."""
     target = open_edit(kb, edit_id, user) if edit_id else None
-    loaded = edit_id or "new"
-    if st.session_state.get("draft_loaded") != loaded or key("title") not in st.session_state:
+    opening = edit_id or NEW
+    holding = st.session_state.get("draft_loaded")
+    if holding and st.session_state.get(DISCARDING) and unsaved():
+        confirm_discard(holding, holding)
+    if holding != opening or key("title") not in st.session_state:
+        if holding and unsaved():
+            confirm_discard(holding, opening)
         draft = Draft.from_entry(target.entry) if target else Draft.new(user)
-        load(draft, loaded, target.version if target else None)
+        load(draft, opening, target.version if target else None)
+    st.session_state.pop(DISCARDING, None)
     return target
+
+
+def your_work() -> None:
+    """Where a person finds their drafts, submissions and pending edits again."""
+    work = own_work(kb, user)
+    if not work:
+        return
+    with st.expander(f"{YOUR_WORK} ({len(work)})", icon=":material/folder_open:"):
+        for item in work:
+            note = ("your edit, " if item.edit else "") + STATUS_WORDS.get(item.status, item.status)
+            note += ", sent back with a comment" if item.sent_back else ""
+            ui.entry_link(item.entry_id, item.title, icon=":material/draft:", bold=False, note=note)
 
 
 def similar_panel() -> None:
@@ -146,13 +244,30 @@ def similar_panel() -> None:
             ui.entry_heading(hit.id, hit.title)
             st.markdown(ui.facts_line(outcome=hit.outcome, organisation=hit.organisation, year=hit.year))
             ui.snippet(hit.passage, key_terms(f"{title} {summary}"))
-            st.page_link(
-                ui.SUBMIT_PAGE,
-                label="Add your evidence to this entry",
+            st.button(
+                "Add your evidence to this entry",
+                key=f"evidence_{hit.id}",
                 icon=":material/add_notes:",
-                query_params={"edit": hit.id},
-                help="Add your evidence to this entry instead of starting a duplicate",
+                on_click=st.session_state.__setitem__,
+                args=(EVIDENCE, hit.id),
+                help="Tell the people behind this entry what you found, instead of starting a duplicate",
             )
+            if st.session_state.get(EVIDENCE) == hit.id:
+                add_evidence(hit.id)
+
+
+def add_evidence(entry_id: str) -> None:
+    """What to do, until evidence notes can be added to an entry: the draft here is kept as it is."""
+    st.info(
+        "Adding your evidence to an entry from here is not possible yet. Open that entry and describe your "
+        "experience to its contact (or, if it was shared anonymously, to a reviewer). Your draft is kept "
+        "here: nothing you typed is lost.",
+        icon=":material/info:",
+    )
+    st.markdown(f":material/open_in_new: [Open that entry in a new tab](entry?id={quote(entry_id)})")
+    if may_edit(kb, entry_id, user):
+        st.caption("You may also edit that entry yourself; you will be asked before your draft is discarded.")
+        st.page_link(ui.SUBMIT_PAGE, label="Edit that entry", query_params={"edit": entry_id}, icon=":material/edit:")
 
 
 def with_chosen(name: str, options: list[str]) -> list[str]:
@@ -161,9 +276,24 @@ def with_chosen(name: str, options: list[str]) -> list[str]:
 
 
 def field(name: str, widget, label: str, **kwargs) -> None:
-    """One form field with its guidance and, after a failed save, its messages right under it."""
-    widget(label, key=key(name), help=FIELD_HELP.get(name), **kwargs)
-    ui.field_messages(problems, name)
+    """One form field with its guidance and, after a failed save, its messages right under it. Its value
+    is kept while the person is on another page."""
+    widget(label, key=key(name), help=FIELD_HELP.get(name), persist_state="session", **kwargs)
+    messages(name)
+
+
+def messages(name: str) -> None:
+    ui.field_messages(problems, name, anchor=anchor(name), widget_key="" if name == FORM_ERROR else widget_key(name))
+
+
+def error_summary() -> None:
+    """After a save that found problems: each of them, in the form's order, linking to its field."""
+    rank = {name: i for i, name in enumerate(ORDER)}
+    names = sorted(problems, key=lambda name: rank.get(name, len(ORDER)))
+    items = [(anchor(name), message) for name in names for message in problems[name]]
+    invalid = [widget_key(name) for name in names if name != FORM_ERROR]
+    attempt = st.session_state.get("draft_attempt", 0) if st.session_state.pop("draft_focus", False) else None
+    ui.error_summary(items, key=SUMMARY_KEY, invalid=invalid, attempt=attempt)
 
 
 def about_fields(organisations: list[str]) -> None:
@@ -242,8 +372,10 @@ def story_fields() -> None:
     st.caption("Write as much or as little as you know. Lessons is the section readers look for first.")
     for name in SECTIONS:
         prompt = SECTION_PROMPTS[name]
-        st.text_area(f"{name} · {prompt}", key=section_key(name), height=110, max_chars=MAX_SECTION)
-        ui.field_messages(problems, f"section:{name}")
+        st.text_area(
+            f"{name} · {prompt}", key=section_key(name), height=110, max_chars=MAX_SECTION, persist_state="session"
+        )
+        messages(f"section:{name}")
 
 
 def lighthouse_fields(choices: dict[str, str]) -> None:
@@ -299,9 +431,7 @@ BUTTONS = {  # status saved -> (label, icon); the library says which this person
 
 
 def buttons(target: EditTarget | None) -> None:
-    ui.field_messages(problems, FORM_ERROR)
-    if problems and set(problems) != {FORM_ERROR}:
-        st.error("Some fields need attention: see the messages next to them.", icon=":material/error:")
+    messages(FORM_ERROR)
     statuses = [s for s in BUTTONS if s in (target.statuses if target else edit_statuses(user, None))]
     for column, status in zip(st.columns(len(statuses)), statuses, strict=True):
         label, icon = BUTTONS[status]
@@ -360,8 +490,10 @@ problems: dict[str, list[str]] = st.session_state.get("draft_problems") or {}
 st.title(f"Edit: {plain(existing.title)}" if existing else "Submit an entry")
 st.caption(
     "Ten minutes is enough. Failed and stopped work helps the next team as much as success does: "
-    "say what really happened. Nothing is saved until every field is valid."
+    "say what really happened. A draft needs only a title: save it whenever you stop, and send it for review "
+    "when it is ready (everything is checked then)."
 )
+your_work()
 if target and target.waits_for_review:
     st.info(
         "This entry is published, so your changes go to a reviewer first. Readers see the published "
@@ -387,6 +519,7 @@ form_column, side_column = st.columns([3, 2], gap="large")
 with side_column:
     similar_panel()
 with form_column:
+    error_summary()
     field("title", st.text_input, "Title", max_chars=MAX_TITLE, placeholder="What did you do, in one plain sentence?")
     field(
         "summary",
@@ -403,3 +536,12 @@ with form_column:
         lighthouse_fields(choices)
         link_fields(choices)
         buttons(target)
+    if unsaved():
+        st.button(
+            "Clear the form" if edit_id is None else "Undo my changes",
+            type="tertiary",
+            icon=":material/restart_alt:",
+            on_click=st.session_state.__setitem__,
+            args=(DISCARDING, True),
+            help="Start again: you will be asked before your unsaved changes are discarded",
+        )

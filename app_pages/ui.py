@@ -9,7 +9,9 @@ How Streamlit shows a string decides how user-written text must be passed to it:
   never with unsafe HTML.
 - Text: the options and chosen values of st.selectbox and st.multiselect (their `format_func`), st.text
   and st.code. Pass them as they are: escaping would show its backslashes.
-- HTML: only `highlight_html`'s escaped passage (the library marks the words), through `snippet`.
+- HTML: only `highlight_html`'s escaped passage (the library marks the words), through `snippet`, and a
+  form's messages at their fields, escaped by `field_messages` (so a rejected link typed by the user is
+  text, never a link). The one script is `error_summary`'s, which holds no user text.
 - Vega charts: values go in as data. Vega's tooltip handler escapes `&` and `<` itself when it writes
   the tooltip's HTML, so they are passed as they are (only a field named `image` would be fetched).
 """
@@ -17,6 +19,7 @@ How Streamlit shows a string decides how user-written text must be passed to it:
 from __future__ import annotations
 
 import html
+import json
 import logging
 import re
 from dataclasses import dataclass
@@ -104,6 +107,16 @@ def plain(text: str) -> str:
     """A short user-written value (a title, an organisation) escaped so Markdown shows it exactly as typed,
     on one line: for any Markdown surface, a label or a tooltip as much as st.markdown."""
     return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
+
+
+def unlinked(text: str) -> str:
+    """Text that must never become a link (an address that is not a web address), as Markdown: a code span
+    on one line. Escaping is not enough: Streamlit's Markdown turns `http://...` and `www....` in plain text
+    into links after the escapes are read, but never inside code."""
+    text = " ".join(str(text).split())
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def user_message(message: str) -> str:
@@ -258,10 +271,84 @@ def entry_card(entry: Entry) -> None:
         st.markdown(plain(entry.summary))
 
 
-def field_messages(messages: dict[str, list[str]], name: str) -> None:
-    """Validation messages for one form field, shown right under it."""
-    for message in messages.get(name, []):  # messages may quote what was typed: shown as text
-        st.error(plain(message), icon=":material/error:")
+ERROR_COLOUR = "#d4351c"  # GOV.UK's error red
+FORM_STYLE = f"""
+.lh-field-error {{ border-left: 4px solid {ERROR_COLOUR}; padding-left: 0.75rem; }}
+.lh-field-error p {{ color: {ERROR_COLOUR}; font-weight: 600; margin: 0 0 0.25rem 0; }}
+.lh-hidden {{ position: absolute !important; width: 1px; height: 1px; margin: 0; padding: 0; overflow: hidden;
+  clip: rect(0 0 0 0); clip-path: inset(50%); border: 0; white-space: nowrap; }}
+.lh-error-summary:focus, .lh-error-summary:focus-visible {{ outline: 3px solid #ffdd00; outline-offset: 2px; }}
+"""
+# Moves focus to the error summary, links each of its items to the field it names (focus on the field's
+# input, as GOV.UK's does), and marks those inputs invalid for screen readers. No user text goes in it.
+FOCUS_SCRIPT = """
+(() => {
+  const summaryClass = %s;
+  const field = (id) => {
+    const message = document.getElementById(id);
+    const box = message && message.dataset.field ? document.querySelector("." + message.dataset.field) : null;
+    return [message, box, box && box.querySelector("input:not([type=hidden]), textarea, [role=combobox]")];
+  };
+  if (!window.__lighthouseSummaryLinks) {
+    window.__lighthouseSummaryLinks = true;
+    document.addEventListener("click", (event) => {
+      const link = event.target.closest && event.target.closest(".lh-error-summary a[href^='#']");
+      if (!link) return;
+      const [message, box, input] = field(link.getAttribute("href").slice(1));
+      if (!message) return;
+      event.preventDefault();
+      (box || message).scrollIntoView({ block: "center" });
+      if (input) input.focus({ preventScroll: true });
+    }, true);
+  }
+  let tries = 0;
+  const focus = () => {
+    const summary = document.querySelector("." + summaryClass);
+    if (!summary) { if (tries++ < 60) setTimeout(focus, 50); return; }
+    summary.classList.add("lh-error-summary");
+    summary.setAttribute("tabindex", "-1");
+    summary.scrollIntoView({ block: "start" });
+    summary.focus({ preventScroll: true });
+    document.querySelectorAll(".lh-field-error[data-field]").forEach((message) => {
+      const input = field(message.id)[2];
+      if (input) { input.setAttribute("aria-invalid", "true"); input.setAttribute("aria-describedby", message.id); }
+    });
+  };
+  focus();
+})();
+"""
+
+
+def error_summary(items: list[tuple[str, str]], *, key: str, invalid: list[str], attempt: int | None) -> None:
+    """GOV.UK's error summary, at the top of a form: "There is a problem", then each message as a link to
+    where it is shown at its field (`items` are (anchor id, message) pairs, messages as typed: escaped here).
+    The widgets keyed `invalid` are marked; `attempt` (a number new at each failed save, None otherwise)
+    moves focus to the summary, as after a save that found problems."""
+    if not items:
+        return
+    lines = [f"- [{plain(message)}](#{anchor})" for anchor, message in items]
+    marked = ", ".join(f".st-key-{k}" for k in invalid)
+    style = FORM_STYLE + f".st-key-{key} {{ scroll-margin-top: 4.5rem; }}"  # clear of the app's header
+    if marked:
+        style += f"{marked} {{ border-left: 4px solid {ERROR_COLOUR}; padding-left: 0.75rem; }}"
+    with st.container(key=key):
+        st.error("\n".join(lines), title="There is a problem", icon=":material/error:")
+        page = f"<style>{style}</style>"
+        if attempt is not None:  # a new number each time, so the script runs again after each failed save
+            script = FOCUS_SCRIPT % json.dumps(f"st-key-{key}")
+            page += f"<script data-attempt='{int(attempt)}'>{script}</script>"
+        st.html(page, unsafe_allow_javascript=attempt is not None)
+
+
+def field_messages(messages: dict[str, list[str]], name: str, *, anchor: str, widget_key: str = "") -> None:
+    """Validation messages for one form field, right under it, where the error summary links to (`anchor`).
+    They may quote what was typed (a rejected link), so they are escaped HTML: never Markdown, never a link."""
+    shown = messages.get(name) or []
+    if not shown:
+        return
+    body = "".join(f'<p><span class="lh-hidden">Error: </span>{html.escape(m)}</p>' for m in shown)
+    field = f' data-field="st-key-{html.escape(widget_key)}"' if widget_key else ""
+    st.html(f'<div id="{html.escape(anchor)}" class="lh-field-error"{field}>{body}</div>')
 
 
 def flash() -> None:

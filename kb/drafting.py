@@ -1,11 +1,15 @@
 """Drafting an entry through a form: prompts, field guidance, validation per field, and saving.
 
     draft = Draft.new(user)                       # or Draft.from_entry(kb.get(entry_id)) to edit
-    draft.title, draft.summary = "...", "..."
+    draft.title = "..."
+    entry = save_draft(kb, draft, user, status="draft")       # a draft needs only a title
     entry = save_draft(kb, draft, user, status="in-review")   # raises DraftInvalid, Conflict
+    print(confirmation(kb, entry, user))                      # what happens next, in plain words
 
-Nothing is written until the whole entry is valid; `DraftInvalid.messages` says what is wrong with
-each field, in words meant for the person filling in the form.
+A draft is saved half-done: it needs only a title, and what was typed is kept as it is (a value the entry
+cannot hold at all, such as a date that is not a date, is refused rather than dropped). Sending it for
+review, or saving a published entry, checks everything. `DraftInvalid.messages` says what is wrong with
+each field, in words meant for the person filling in the form; no message names a file.
 """
 
 from __future__ import annotations
@@ -17,9 +21,9 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from kb import browse
-from kb.access import can_contribute, edit_statuses
+from kb.access import READABLE_STATUSES, UNPUBLISHED_STATUSES, can_contribute, edit_statuses, signed_in
 from kb.editing import open_edit, save_edit
-from kb.entries import SECTIONS, Entry, entry_from_dict, slugify
+from kb.entries import SECTIONS, Entry, entry_from_dict, is_web_address, slugify
 from kb.errors import Conflict, EntryError, KBError, Problem
 from kb.filters import Filters
 from kb.search import Hit
@@ -71,7 +75,8 @@ FIELD_HELP = {
 
 NO_STAGE = ""
 FORM_ERROR = "form"  # where a message that belongs to no single field goes
-_URL = re.compile(r"^https?://\S+$", re.I)
+DRAFT = "draft"
+YOUR_WORK = "Your drafts and submissions"  # where the submit page lists a person's unfinished work
 
 
 @dataclass
@@ -114,7 +119,7 @@ class Draft:
         return cls(
             title=entry.title,
             summary=entry.summary,
-            kind=entry.kind,
+            kind=entry.kind or cls.kind,  # a draft saved without one shows the form's default
             outcome=entry.outcome,
             organisation=entry.organisation,
             team=entry.team,
@@ -162,8 +167,13 @@ def _lines(text: str) -> list[str]:
     return _clean_list(line.strip().lstrip("-*•").strip() for line in text.splitlines())
 
 
-def _form_checks(draft: Draft) -> dict[str, list[str]]:
-    """What the form asks for beyond a valid file, worded for the person filling it in."""
+def _quoted(text: str, limit: int = 80) -> str:
+    return f"“{text if len(text) <= limit else text[: limit - 1] + '…'}”"
+
+
+def _form_checks(draft: Draft, status: str) -> dict[str, list[str]]:
+    """What the form asks for beyond a valid file, worded for the person filling it in. A draft needs only
+    its title, and nothing typed may be lost in saving it; everything else is checked once it is sent."""
     messages: dict[str, list[str]] = {}
 
     def add(name: str, message: str) -> None:
@@ -171,6 +181,11 @@ def _form_checks(draft: Draft) -> dict[str, list[str]]:
 
     if not draft.title.strip():
         add("title", "Give the entry a title: a plain sentence that says what you did.")
+    has_details = draft.lighthouse_impact.strip() or draft.lighthouse_benefits.strip() or draft.lighthouse_reused_by
+    if not draft.lighthouse_stage and has_details:  # without a stage, what was typed there would be lost
+        add("lighthouse_stage", "Choose a stage, or clear the lighthouse impact, benefits and reuse.")
+    if status == DRAFT:
+        return messages
     if not draft.summary.strip():
         add("summary", "Write a summary of one to three sentences.")
     if not draft.kind:
@@ -184,14 +199,10 @@ def _form_checks(draft: Draft) -> dict[str, list[str]]:
             "section:Lessons",
             "Write at least one section. Start here: what would you tell a team starting this tomorrow?",
         )
-    bad = [u for u in _lines(draft.links) if not _URL.match(u)]
-    if bad:
-        add("links", f"Not a web address: {', '.join(bad[:3])}. Start each with https://")
-    has_details = draft.lighthouse_impact.strip() or draft.lighthouse_benefits.strip() or draft.lighthouse_reused_by
+    for link in [u for u in _lines(draft.links) if not is_web_address(u)]:
+        add("links", f"{_quoted(link)} is not a web address. Give each link in full, starting with https://")
     if draft.lighthouse_stage and not draft.lighthouse_impact.strip():
         add("lighthouse_impact", "Say what value this lighthouse delivered.")
-    if not draft.lighthouse_stage and has_details:
-        add("lighthouse_stage", "Choose a stage, or clear the lighthouse impact, benefits and reuse.")
     return messages
 
 
@@ -205,8 +216,8 @@ def field_key(problem: Problem) -> str:
     if name in ("impact", "benefits", "reused_by"):
         return f"lighthouse_{name}"
     section = re.fullmatch(r"section '(.+)'", name)
-    if section:
-        return f"section:{section.group(1)}"
+    if section:  # a section the form does not show (kept from an imported file) has no field of its own
+        return f"section:{section.group(1)}" if section.group(1) in SECTIONS else FORM_ERROR
     return name if name in Draft.field_names() else FORM_ERROR
 
 
@@ -218,8 +229,9 @@ def _message(problem: Problem) -> str:
 def build_entry(
     draft: Draft, user: User, *, status: str, existing: Entry | None = None, today: str | None = None
 ) -> Entry:
-    """The entry this draft describes, or DraftInvalid with a message for every field that is wrong."""
-    messages = _form_checks(draft)
+    """The entry this draft describes, or DraftInvalid with a message for every field that is wrong. A
+    draft (`status="draft"`) needs only its title; any other status needs the whole entry."""
+    messages = _form_checks(draft, status)
     today = today or dt.date.today().isoformat()
     lighthouse = None
     if draft.lighthouse_stage:
@@ -265,15 +277,23 @@ def build_entry(
     try:
         entry, _ = entry_from_dict(data, "your entry", sections)
     except EntryError as exc:
-        entry, worded = None, set(messages)
-        for problem in exc.problems:  # the form's own wording wins where both found a problem
-            key = field_key(problem)
-            if problem.severity == "error" and key not in worded:
-                messages.setdefault(key, []).append(_message(problem))
-        messages = {k: list(dict.fromkeys(v)) for k, v in messages.items()}
+        entry = None
+        messages = _worded(exc.problems, messages)
     if messages or entry is None:
         raise DraftInvalid(messages or {FORM_ERROR: ["The entry is not valid yet."]})
     return entry
+
+
+def _worded(problems: Iterable[Problem], messages: dict[str, list[str]]) -> dict[str, list[str]]:
+    """The form's messages with the library's errors added under their fields (never naming a file); the
+    form's own wording wins where both found a problem with a field."""
+    worded = set(messages)
+    messages = {k: list(v) for k, v in messages.items()}
+    for problem in problems:
+        key = field_key(problem)
+        if problem.severity == "error" and key not in worded:
+            messages.setdefault(key, []).append(_message(problem))
+    return {k: list(dict.fromkeys(v)) for k, v in messages.items()}
 
 
 def save_draft(
@@ -293,17 +313,100 @@ def save_draft(
     """
     if not can_contribute(user):
         raise KBError("you need the contributor role to save an entry; sign in first if you have not")
-    if edit_id:
-        target = open_edit(kb, edit_id, user)
-        if expected_version is not None and target.version != expected_version:
-            raise Conflict(
-                f"'{edit_id}' was changed by someone else since you opened it; reload it and apply your edits again"
+    try:
+        if edit_id:
+            target = open_edit(kb, edit_id, user)
+            if expected_version is not None and target.version != expected_version:
+                raise Conflict(
+                    f"'{edit_id}' was changed by someone else since you opened it; reload it and apply your edits again"
+                )
+            entry = build_entry(draft, user, status=status, existing=target.entry)
+            return save_edit(kb, target, entry, user, status=status).entry
+        if status not in edit_statuses(user, None):
+            raise KBError(f"a new entry is saved as a draft or sent for review, not '{status}'")
+        return kb.save(build_entry(draft, user, status=status), new=True)
+    except EntryError as exc:  # found when the file is written: said per field, without the file's name
+        raise DraftInvalid(_worded(exc.problems, {}) or {FORM_ERROR: ["The entry is not valid yet."]}) from None
+
+
+def _reviewer(entry: Entry, user: User) -> str:
+    """Who will look at an entry sent for review, in words: nobody reviews their own work."""
+    who = "another reviewer" if user.is_reviewer else "a reviewer"
+    if entry.visibility == "organisation" and entry.organisation:  # only its organisation's reviewers see it
+        partners = " or a partner organisation" if entry.partners else ""
+        return f"{who} from {entry.organisation}{partners}"
+    return who if user.is_reviewer else "a Lighthouse reviewer"
+
+
+def confirmation(kb: KnowledgeBase, entry: Entry, user: User) -> str:
+    """What the person who just saved `entry` (as `save_draft` returned it) reads next: what happened and
+    what happens next, in plain words. It names no file or folder."""
+    stored = kb.store.get(entry.id) if kb.store.version(entry.id) is not None else entry
+    where = f"you will find it under “{YOUR_WORK}” on the Submit page"
+    if stored.status in READABLE_STATUSES and entry.status in UNPUBLISHED_STATUSES:  # kept as a revision
+        if entry.status == DRAFT:
+            return (
+                "Your edit is saved as a draft. Readers still see the published version. Send it for review when "
+                f"it is ready: {where}."
             )
-        entry = build_entry(draft, user, status=status, existing=target.entry)
-        return save_edit(kb, target, entry, user, status=status).entry
-    if status not in edit_statuses(user, None):
-        raise KBError(f"a new entry is saved as a draft or sent for review, not '{status}'")
-    return kb.save(build_entry(draft, user, status=status), new=True)
+        return (
+            f"Your edit is sent for review: {_reviewer(stored, user)} will look at it, then approve it or send it "
+            f"back to you with a comment. Readers see the published version until then; {where}."
+        )
+    if entry.status == DRAFT:
+        return (
+            "Saved as a draft. Only you and reviewers can see it. Come back to it whenever you like and send it "
+            f"for review when it is ready: {where}."
+        )
+    if entry.status == "in-review":
+        return (
+            f"Sent for review: {_reviewer(entry, user)} will look at it, then publish it or send it back to you "
+            f"with a comment. Until then only you and reviewers can see it; {where}."
+        )
+    return f"Saved. The entry stays {entry.status} with your changes."
+
+
+@dataclass(frozen=True)
+class OwnWork:
+    """One of a person's unfinished pieces of work: a draft, an entry in review, or an edit of a published
+    entry waiting as a revision (`edit`); `sent_back` when a reviewer returned it with a comment."""
+
+    entry_id: str
+    title: str
+    status: str
+    updated: str
+    edit: bool = False
+    sent_back: bool = False
+
+
+def own_work(kb: KnowledgeBase, user: User | None) -> list[OwnWork]:
+    """This person's drafts, entries in review and pending edits, most recently changed first: where they
+    find their work again after saving it."""
+    if user is None or not signed_in(user):
+        return []
+    ids = [
+        r.entry_id
+        for r in browse.rows(kb, user)
+        if r.metadata.get("author") == user.name and r.metadata.get("status") in UNPUBLISHED_STATUSES
+    ]
+    work = [
+        OwnWork(e.id, e.title, e.status, max(e.updated, e.created), sent_back=bool(e.review_comment))
+        for e in browse.load_entries(kb, ids, user)
+        if e.status in UNPUBLISHED_STATUSES and e.author == user.name
+    ]
+    for entry_id in kb.store.revisions():
+        try:
+            kb.stored(entry_id, user)  # the entry must still be there for them
+            pending = kb.store.revision(entry_id)
+        except KBError:
+            continue
+        if pending is not None and pending[0].revised_by == user.name:
+            revision = pending[0]
+            updated = max(revision.updated, revision.created)
+            work.append(
+                OwnWork(entry_id, revision.title, revision.status, updated, True, bool(revision.review_comment))
+            )
+    return sorted(work, key=lambda w: (w.updated, w.entry_id), reverse=True)
 
 
 def key_terms(text: str, min_length: int = 5) -> str:

@@ -12,6 +12,7 @@ import re
 import unicodedata
 from dataclasses import asdict, dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -34,7 +35,10 @@ SECTIONS = (
     "Recommendations",
     "Evidence and links",
 )
+# What an entry must have once it is sent for review (and when published or archived). A draft is work in
+# progress, saved half-done: it needs only its title (and its id, status and visibility, which the form sets).
 REQUIRED = ("id", "title", "summary", "kind", "outcome", "organisation", "status", "visibility")
+REQUIRED_IN_DRAFT = ("id", "title", "status", "visibility")
 
 # Documented limits (README, "Entry format"). Generous enough for NASA's longest lesson (44k chars).
 MAX_ID = 120
@@ -50,6 +54,10 @@ _ID_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
 _DATE_RE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
 _FRONT_MATTER_RE = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)(.*)\Z", re.S)
 _SECTION_RE = re.compile(r"^##[ \t]+(.+?)[ \t]*#*[ \t]*$", re.M)
+# A web address: http(s), then none of the characters RFC 3986 leaves out of addresses (spaces, quotes, <>
+# and the like), which would end a link early or hide something in it.
+_WEB_ADDRESS = re.compile(r"https?://[^\s<>\"`\\^{|}\x00-\x1f\x7f]+", re.I)
+_HOST = re.compile(r"[^\W_][\w-]*(?:\.[^\W_][\w-]*)*\.?|[0-9a-f.]*:[0-9a-f:.]*", re.I)  # a name, or an IPv6 address
 
 
 @dataclass
@@ -119,6 +127,25 @@ class Entry:
         if self.lighthouse is None:
             data["lighthouse"] = None
         return data
+
+
+def required_fields(status: str) -> tuple[str, ...]:
+    """The fields an entry with this status must have: a draft needs only its title."""
+    return REQUIRED_IN_DRAFT if str(status).strip().lower() == "draft" else REQUIRED
+
+
+def is_web_address(text: str) -> bool:
+    """Whether a link may be followed: an http(s) address with a host and no user name in front of it (as
+    in `https://gov.uk@elsewhere.example`), and nothing in it that would end or hide a link. Anything else
+    is shown as text, never as a link."""
+    if not isinstance(text, str) or not _WEB_ADDRESS.fullmatch(text):
+        return False
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 (raises ValueError unless the port is a number from 0 to 65535)
+    except ValueError:
+        return False
+    return "@" not in parts.netloc and bool(_HOST.fullmatch(parts.hostname or ""))
 
 
 # --------------------------------------------------------------------------- ids
@@ -273,7 +300,9 @@ def entry_from_dict(
     With require_id=False a missing id is left empty, for a new entry whose id is made from its title.
     """
     f = _Fields(data, source)
-    for name in REQUIRED if require_id else [r for r in REQUIRED if r != "id"]:
+    draft = str(data.get("status") or "").strip().lower() == "draft"
+    required = required_fields("draft" if draft else "")
+    for name in required if require_id else [r for r in required if r != "id"]:
         value = data.get(name)
         if value is None or (isinstance(value, str) and not value.strip()):
             f.problem(name, "is required but missing; add it to the front matter")
@@ -342,8 +371,9 @@ def entry_from_dict(
         links=f.items("links"),
         sections=sections or {},
     )
-    if entry.started and entry.ended and entry.ended < entry.started:
-        f.problem("ended", f"{entry.ended} is before started ({entry.started}); check both dates")
+    if entry.started and entry.ended and entry.ended < entry.started:  # a draft may be saved before it is fixed
+        severity = "warning" if draft else "error"
+        f.problem("ended", f"{entry.ended} is before started ({entry.started}); check both dates", severity)
     if any(p.severity == "error" for p in f.problems):
         raise EntryError(f.problems)
     return entry, f.problems

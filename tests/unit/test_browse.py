@@ -234,16 +234,16 @@ def test_newest_orders_by_updated_date(kb):
 # --------------------------------------------------------------------------- drafting
 
 
-def test_empty_draft_reports_every_missing_field():
+def test_empty_draft_sent_for_review_reports_every_missing_field():
     with pytest.raises(DraftInvalid) as caught:
-        build_entry(Draft(kind=""), REVIEWER, status="draft")
+        build_entry(Draft(kind=""), REVIEWER, status="in-review")
     assert set(caught.value.messages) >= {"title", "summary", "kind", "outcome", "organisation", "section:Lessons"}
 
 
 def test_draft_reports_library_problems_next_to_their_fields():
     draft = valid_draft(started="2021/4", title="x" * 300, links="ftp://nope", lighthouse_impact="Saved money")
     with pytest.raises(DraftInvalid) as caught:
-        build_entry(draft, REVIEWER, status="draft")
+        build_entry(draft, REVIEWER, status="in-review")
     messages = caught.value.messages
     assert "not a date" in messages["started"][0]
     assert "shorten it" in messages["title"][0]
@@ -284,7 +284,9 @@ def test_save_draft_writes_indexes_and_is_found(kb):
 def test_save_draft_never_writes_an_invalid_entry(kb):
     before = sorted(p.name for p in kb.store.files())
     with pytest.raises(DraftInvalid):
-        save_draft(kb, valid_draft(summary=""), CONTRIBUTOR, status="draft")
+        save_draft(kb, valid_draft(summary=""), CONTRIBUTOR, status="in-review")
+    with pytest.raises(DraftInvalid):
+        save_draft(kb, valid_draft(title=" "), CONTRIBUTOR, status="draft")
     assert sorted(p.name for p in kb.store.files()) == before
 
 
