@@ -134,7 +134,9 @@ def body(entry: Entry) -> None:
         st.markdown(safe_markdown(text))
     if entry.links:
         st.subheader("Links")
-        st.markdown("\n".join(f"- <{link}>" if is_web_address(link) else f"- {ui.unlinked(link)}" for link in entry.links))
+        st.markdown(
+            "\n".join(f"- <{link}>" if is_web_address(link) else f"- {ui.unlinked(link)}" for link in entry.links)
+        )
 
 
 def history(entry: Entry) -> None:

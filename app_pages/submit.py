@@ -226,7 +226,7 @@ def your_work() -> None:
         for item in work:
             note = ("your edit, " if item.edit else "") + STATUS_WORDS.get(item.status, item.status)
             note += ", sent back with a comment" if item.sent_back else ""
-            ui.entry_link(item.entry_id, item.title, icon=":material/draft:", bold=False, note=note)
+            ui.entry_link(item.entry_id, item.title, icon=":material/draft:", note=note)
 
 
 def similar_panel() -> None:

@@ -47,7 +47,9 @@ def test_errors_are_summarised_focused_linked_and_never_make_a_link(page, server
     summary = page.locator(SUMMARY_BOX)
     page.wait_for_function(f"() => document.querySelector({SUMMARY_BOX!r})?.contains(document.activeElement)")
     top = summary.evaluate("box => box.getBoundingClientRect().top")
-    header = page.evaluate("() => document.querySelector('[data-testid=stHeader]')?.getBoundingClientRect().bottom || 0")
+    header = page.evaluate(
+        "() => document.querySelector('[data-testid=stHeader]')?.getBoundingClientRect().bottom || 0"
+    )
     assert header - 1 <= top < 844 / 2, f"the summary is on screen, below the header ({top}, {header})"
 
     # Each item links to its field's message; nothing on the page links to a rejected address.
