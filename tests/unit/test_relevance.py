@@ -69,7 +69,13 @@ def judged(kb, monkeypatch):
 
 
 def test_a_hit_is_close_when_its_best_passage_is_similar_enough(judged):
-    dense = judged.search("data sharing agreement took too long", mode="dense", limit=20)
+    from dataclasses import replace
+
+    from kb.search import DEFAULT_FUSION
+
+    # closeness is the raw similarity, before boilerplate passages are scored down
+    plain = replace(DEFAULT_FUSION, boilerplate_weight=1.0)
+    dense = judged.search("data sharing agreement took too long", mode="dense", limit=20, fusion=plain)
     assert [h.close for h in dense] == [h.score >= 0.3 for h in dense]
     assert any(h.close for h in dense) and not all(h.close for h in dense)
     hybrid = judged.search("data sharing agreement took too long", mode="hybrid", limit=20)
@@ -166,3 +172,13 @@ def test_a_boilerplate_passage_scores_its_weight_times_what_it_would(kb, mode):
             assert halved[hit.id].score == pytest.approx(hit.score * DEFAULT_FUSION.boilerplate_weight, abs=1e-6)
             checked += 1
     assert checked, "some entry is still found by its evidence passage"
+
+
+@pytest.mark.parametrize("mode", ["bm25", "dense", "hybrid"])
+@pytest.mark.parametrize("query", ["DPIA", "data sharing agreement contact", "evidence report dashboard", "DSA"])
+def test_the_first_hits_are_the_same_however_many_are_asked_for(kb, mode, query):
+    """Boilerplate is weighed only as far as the hits asked for need: the first ten are still exact.
+    (Up to 33 hits the same 100 candidates are fused; more candidates move fused scores.)"""
+    few = [(h.id, round(h.score, 6)) for h in kb.search(query, mode=mode, limit=10)]
+    many = [(h.id, round(h.score, 6)) for h in kb.search(query, mode=mode, limit=33)[:10]]
+    assert few == many
