@@ -368,9 +368,14 @@ st.caption(
     "Find who tried something similar, what happened, and whom to ask."
 )
 search_box(request.mode)
-filters_column, results_column = st.columns([1.3, 3], gap="large")
-with filters_column:
-    facet_panel(request, results.facets)
+if ui.on_a_phone():  # results near the top: the filters wait behind one control
+    with st.expander(f"Filters ({request.facets.chosen})", icon=":material/filter_list:"):
+        facet_panel(request, results.facets)
+    results_column = st.container()
+else:
+    filters_column, results_column = st.columns([1.3, 3], gap="large")
+    with filters_column:
+        facet_panel(request, results.facets)
 with results_column:
     if request.query:
         results_list(results)

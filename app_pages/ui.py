@@ -367,6 +367,12 @@ def styles() -> None:
     st.html(STYLES)  # only a <style>: Streamlit puts it where it takes no space
 
 
+def on_a_phone() -> bool:
+    """Whether the browser says it is a phone ("Mobi" in its user agent, as every phone browser does): the
+    page is laid out for a narrow screen from the start, not squeezed."""
+    return "Mobi" in (st.context.headers.get("User-Agent") or "")
+
+
 def tab_title(*what: str) -> None:
     """The browser tab's title: what this page shows, then the app's name ("Search: DSA – Lighthouse").
     Each part is cut at a word to at most 100 characters; it is text, so nothing is escaped."""

@@ -143,6 +143,12 @@ class Filters:
     def active(self) -> bool:
         return self.where() is not None
 
+    @property
+    def chosen(self) -> int:
+        """How many choices are made: each value of a facet, each year bound, the lighthouse flag."""
+        values = sum(len(getattr(self, f.name)) for f in CHOICE_FACETS)
+        return values + sum(v is not None for v in (self.year_from, self.year_to, self.lighthouse))
+
 
 @dataclass(frozen=True)
 class Scope:

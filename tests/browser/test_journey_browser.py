@@ -73,3 +73,29 @@ def test_a_plan_is_pasted_into_its_own_labelled_area(page, server):
     settle(page)
     page.get_by_text(re.compile(r"Your plan, read as 3 parts")).wait_for()
     assert search_box(page).count() == 0, "one place to type at a time"
+
+
+PHONE = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/17.0 Mobile/15E148 Safari/604.1"
+)
+
+
+def test_on_a_phone_results_start_near_the_top_and_the_filters_wait_behind_one_control(page, server):
+    phone = page.context.browser.new_context(user_agent=PHONE, viewport={"width": 390, "height": 844})
+    tab = phone.new_page()
+    tab.set_default_timeout(30_000)
+    tab.goto(f"{server}/?q=data+sharing+agreement")
+    tab.get_by_text(re.compile(r"best match|close match")).first.wait_for()
+    settle(tab)
+    first_title = tab.locator("[data-testid='stMain'] a[href*='entry?id=']:visible").first
+    assert first_title.bounding_box()["y"] < 844, "the first result is on the first screen"
+    assert not tab.get_by_text("Organisation", exact=True).is_visible(), "the filters are folded away"
+    tab.get_by_text("Filters (0)").click()
+    tab.get_by_text("Organisation", exact=True).wait_for()
+    settle(tab)
+    pick(tab, "Outcome", "Failed")
+    tab.wait_for_url(re.compile(r"outcome=failed"))
+    settle(tab)
+    tab.get_by_text("Filters (1)").wait_for()
+    phone.close()
