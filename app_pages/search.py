@@ -116,19 +116,24 @@ def counted(counts: list[tuple[Any, int]], label=str):
 
 def facet_panel(request: SearchRequest, facets: dict[str, list[tuple[Any, int]]]) -> None:
     st.markdown("**Filter**")
-    labels = {"theme": vocabulary.label, "organisation": str}
+    # Closed lists read as every page words them; open ones (organisations, themes, tags, teams) as written.
+    labels = {"theme": vocabulary.label}
     for facet in CHOICE_FACETS:
         if facet.name == "status" and not reviews(user):
             continue  # only reviewers look beyond published entries
         counts = facets.get(facet.name, [])
-        options = list(dict.fromkeys([v for v, _ in counts] + list(getattr(request.facets, facet.name))))
+        chosen = list(getattr(request.facets, facet.name))
+        if not counts and not chosen:
+            continue  # a facet the collection does not use (no tags, no teams) is not offered
+        options = list(dict.fromkeys([v for v, _ in counts] + chosen))
+        closed = facet.values is not None
         st.multiselect(
             facet.label,
             options,
             key=f"facet_{facet.name}",
             on_change=on_change,
             placeholder="Published only" if facet.name == "status" else "Any",
-            format_func=counted(counts, labels.get(facet.name, str.capitalize)),
+            format_func=counted(counts, labels.get(facet.name, ui.label if closed else str)),
         )
     year_panel(request, facets.get("year", []))
     lh = dict(facets.get("lighthouse", []))

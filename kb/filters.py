@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from kb.identity import User
 
 Clause = dict[str, Any]
-LIST_FIELDS = frozenset({"themes", "partners"})  # metadata fields that hold a list
+LIST_FIELDS = frozenset({"themes", "partners", "tags"})  # metadata fields that hold a list
 NUMERIC_FIELDS = frozenset({"year", "passages"})
 
 
@@ -51,6 +51,8 @@ FACETS = (
     Facet("status", "status", "Status", values=STATUSES),
     Facet("evidence", "evidence", "Evidence", values=EVIDENCE_GRADES),
     Facet("theme", "themes", "Theme"),
+    Facet("tag", "tags", "Tag"),  # a register's own keywords (NASA's topics), offered where entries have any
+    Facet("team", "team", "Team"),  # never an anonymous entry's (kb.indexer leaves it out)
     Facet("year", "year", "Year started", "range"),
     Facet("lighthouse", "lighthouse", "Lighthouse", "flag"),
 )
@@ -64,6 +66,8 @@ class Filters:
 
     organisation: tuple[str, ...] = ()
     theme: tuple[str, ...] = ()
+    tag: tuple[str, ...] = ()
+    team: tuple[str, ...] = ()
     kind: tuple[str, ...] = ()
     outcome: tuple[str, ...] = ()
     status: tuple[str, ...] = ()

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 SYNC_CHUNK = 256  # entries embedded and written together: bounded memory, few large Chroma writes
 # Part of every ledger hash: raising it (when the stored fields or passages change shape) makes the
 # next sync re-index every entry, so an upgraded index never mixes old and new metadata.
-INDEX_FORMAT = "4"
+INDEX_FORMAT = "5"
 
 
 @dataclass
@@ -86,6 +86,8 @@ def facet_metadata(entry: Entry) -> dict[str, Any]:
         "evidence": entry.evidence,
         "year": entry.year,
         "themes": entry.themes,
+        "tags": entry.tags,
+        "team": "" if entry.anonymous else entry.team,  # an anonymous entry names no team, not even in counts
         "partners": entry.partners,
         "lighthouse": entry.is_lighthouse,
         "lighthouse_stage": entry.lighthouse.stage if entry.lighthouse else "",

@@ -246,6 +246,21 @@ def test_filters_narrow_the_results(entries_dir):
     assert any(store.get(i).outcome != "failed" for i in everything)
 
 
+def test_tags_and_teams_are_facets_where_the_collection_uses_them(entries_dir):
+    at = open_app()
+    entries = EntryStore(entries_dir).load().entries.values()
+    tag = next(t for e in entries if e.status == "published" for t in e.tags)
+    at.multiselect(key="facet_tag").select(tag).run()
+    assert_clean(at)
+    assert at.query_params["tag"] == tag
+    listed = linked_ids(at)
+    assert listed and all(tag in EntryStore(entries_dir).get(i).tags for i in listed)
+    teams = at.multiselect(key="facet_team").options
+    anonymous_teams = {e.team for e in entries if e.anonymous and e.team}
+    named_teams = {e.team for e in entries if not e.anonymous and e.team}
+    assert teams and not any(t.rsplit(" (", 1)[0] in anonymous_teams - named_teams for t in teams)
+
+
 def test_facets_show_counts_of_what_the_user_may_see(entries_dir, monkeypatch):
     from kb.access import can_see, entry_meta
     from kb.identity import local_user

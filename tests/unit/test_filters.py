@@ -17,6 +17,8 @@ from kb.replica import EntryTable
 from tests.unit.test_access import ORGS, PEOPLE, random_collection
 
 THEMES = ["data-quality", "data-sharing-agreements", "legacy-infrastructure"]
+TAGS = ["Mission Operations", "Software", "Safety"]
+TEAMS = ["Goddard", "Marshall", "Ames"]
 
 
 @pytest.fixture(scope="module")
@@ -26,11 +28,13 @@ def collection(tmp_path_factory):
     settings = Settings(entries_dir=folder / "entries", index_dir=folder / "index", chroma_url=None, model="x")
     base = KnowledgeBase(settings, embedder=HashingEmbedder())
     entries = random_collection(seed=11, size=80)
-    for n, entry in enumerate(entries):  # themes, years and evidence too, so every facet has something to cut
+    for n, entry in enumerate(entries):  # themes, tags, teams, years and evidence too: every facet cuts something
         entry.themes = [THEMES[n % 3]] + ([THEMES[(n + 1) % 3]] if n % 4 == 0 else [])
         entry.started = f"{2015 + n % 9}-01" if n % 7 else ""
         entry.evidence = ("anecdote", "observed", "measured", "")[n % 4]
         entry.lighthouse = Lighthouse(stage="pilot", impact="It worked.") if n % 5 == 0 else None
+        entry.tags = [TAGS[n % 3]] + ([TAGS[(n + 2) % 3]] if n % 3 == 0 else []) if n % 6 else []
+        entry.team = TEAMS[n % 3] if n % 5 else ""
     base.sync_entries(entries)
     records = {e.entry_id: e.metadata for e in base.index.entries()}
     return base, records
@@ -40,6 +44,8 @@ filters = st.builds(
     Filters.of,
     organisation=st.lists(st.sampled_from(ORGS), max_size=2),
     theme=st.lists(st.sampled_from(THEMES), max_size=2),
+    tag=st.lists(st.sampled_from(TAGS), max_size=2),
+    team=st.lists(st.sampled_from(TEAMS), max_size=2),
     kind=st.lists(st.sampled_from(KINDS), max_size=1),
     outcome=st.lists(st.sampled_from(OUTCOMES), max_size=2),
     status=st.lists(st.sampled_from(STATUSES), max_size=2),
@@ -92,3 +98,10 @@ def test_true_is_not_one_and_a_missing_field_matches_nothing():
     assert not holds({"year": {"$gte": 2020}}, {})
     assert not holds({"organisation": {"$ne": "A"}}, {})
     assert holds({"partners": {"$contains": "A"}}, {"partners": ["A", "B"]})
+
+
+def test_an_anonymous_entry_adds_no_team_to_the_filters(collection):
+    _, records = collection
+    anonymous = [meta for meta in records.values() if meta.get("anonymous")]
+    assert anonymous and all("team" not in meta for meta in anonymous)
+    assert any("team" in meta for meta in records.values()), "other entries name theirs"
