@@ -23,13 +23,6 @@ MODE_HELP = (
     "acronyms. Meaning finds passages that say the same thing in other words. Project plan splits a "
     "pasted plan into its parts and finds prior lessons for each, failures first."
 )
-EXAMPLES = (
-    "data sharing agreement took too long",
-    "DSA",
-    "machine learning pilot stopped",
-    "dashboard in a crisis",
-    "legacy system blocked the project",
-)
 LIGHTHOUSE = {"any": None, "yes": True, "no": False}
 
 kb = resources.knowledge_base()
@@ -201,14 +194,15 @@ def search_box(mode: str) -> None:
 def empty_state(results: browse.SearchResults) -> None:
     st.subheader("What to try")
     st.markdown(
-        "- A question: *why did our data sharing agreement take a year?*\n"
-        "- An acronym or a system: *DSA*, *RAP*, *mainframe*\n"
+        "- A question in your own words: *why did our pilot stop?*\n"
+        "- A word, an acronym or a system from your field\n"
         "- A whole project plan: choose **Project plan** and paste it in\n"
         "- The filters alone, e.g. every **failed** or **stopped** experiment in a theme"
     )
-    with st.container(horizontal=True):
-        for example in EXAMPLES:
-            st.button(example, on_click=run_example, args=(example,), icon=":material/search:")
+    if results.suggestions:  # the collection's own most used themes and tags
+        with st.container(horizontal=True):
+            for example in results.suggestions:
+                st.button(ui.plain(example), on_click=run_example, args=(example,), icon=":material/search:")
     st.subheader("Newest entries")
     if not results.newest:
         st.info("Nothing has been published yet. Be the first to share what you learned.", icon=":material/lightbulb:")

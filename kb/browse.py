@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +38,7 @@ FAILED = ("failed", "stopped")
 PAGE_SIZE = 10  # results on one page of the search page
 MAX_RESULTS = 60  # best matches a query lists, over several pages
 NEWEST = 5  # newest entries on the empty search page
+SUGGESTIONS = 5  # searches to try on the empty search page
 
 
 # --------------------------------------------------------------------------- rows
@@ -135,6 +136,7 @@ class SearchResults:
     page: int = 1  # the page shown, within 1..pages
     unfiltered: int | None = None  # on zero results: hits for the same query without the facet filters
     newest: list[Entry] = field(default_factory=list)  # without a query: this page of entries, newest first
+    suggestions: list[str] = field(default_factory=list)  # on the empty page: searches to try, from the collection
     plan: PlanResult | None = None  # in plan mode: each part of the plan with its own lessons
     seconds: float = 0.0
 
@@ -179,8 +181,24 @@ def find(kb: KnowledgeBase, request: SearchRequest, user: User | None = None) ->
         results.newest = newest(kb, limit=PAGE_SIZE, skip=(results.page - 1) * PAGE_SIZE, filters=filters, viewer=user)
     else:
         results.newest = newest(kb, limit=NEWEST, filters=filters, viewer=user)
+        results.suggestions = suggested_searches(results.facets, kb.vocabulary.label)
     results.seconds = time.perf_counter() - started
     return results
+
+
+def suggested_searches(
+    facets: dict[str, list[tuple[Any, int]]], label: Callable[[str], str], limit: int = SUGGESTIONS
+) -> list[str]:
+    """What to try, taken from the collection itself: its most used themes (by their labels), then its
+    most used tags, each once whatever its case; none where it has neither."""
+    themes = [label(theme) for theme, _ in facets.get("theme", [])[:3]]
+    tags = [str(tag) for tag, _ in facets.get("tag", [])]
+    chosen: dict[str, str] = {}
+    for name in [*themes, *tags]:
+        chosen.setdefault(name.casefold(), name)
+        if len(chosen) == limit:
+            break
+    return list(chosen.values())
 
 
 def _better_spelling(

@@ -327,3 +327,27 @@ def test_looks_similar_finds_the_near_duplicate(kb):
     assert hits[0].id == template.id
     assert template.id not in [h.id for h in looks_similar(kb, template.title, template.summary, exclude=template.id)]
     assert looks_similar(kb, "", "DSA") == []
+
+
+def test_what_to_try_comes_from_the_collection():
+    facets = {
+        "theme": [("data-sharing-agreements", 9), ("legacy-infrastructure", 4)],
+        "tag": [("Data sharing agreements", 3), ("Mission Operations", 2), ("Software", 2), ("Safety", 1)],
+    }
+    label = {"data-sharing-agreements": "Data sharing agreements", "legacy-infrastructure": "Legacy systems"}.get
+    assert browse.suggested_searches(facets, label) == [
+        "Data sharing agreements",  # a tag spelled like a theme is one suggestion
+        "Legacy systems",
+        "Mission Operations",
+        "Software",
+        "Safety",
+    ]
+    register = {"theme": [], "tag": [("Mission Operations", 40), ("Software", 12)]}  # NASA's: topics, no themes
+    assert browse.suggested_searches(register, str) == ["Mission Operations", "Software"]
+    assert browse.suggested_searches({}, str) == []
+
+
+def test_the_empty_page_suggests_the_collection_s_own_searches(kb):
+    results = browse.find(kb, SearchRequest(), REVIEWER)
+    assert results.suggestions and "DSA" not in results.suggestions
+    assert all(browse.find(kb, SearchRequest(query=s), REVIEWER).hits for s in results.suggestions)
