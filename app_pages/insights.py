@@ -124,20 +124,36 @@ if data.entries == 0:
     st.info("Nothing has been published yet, so there is nothing to chart.", icon=":material/insights:")
     st.stop()
 
+
+def chart(where, figure: alt.Chart, data: pd.DataFrame, empty: str) -> None:
+    """A chart, or a sentence where there is nothing to chart (never an empty frame with a stray axis)."""
+    if len(data):
+        where.altair_chart(figure, width="stretch")
+    else:
+        where.info(empty, icon=":material/bar_chart:")
+
+
+group = data.grouped_by  # "theme", or "tag" for a collection without themes
 left, right = st.columns(2, gap="large")
-left.altair_chart(bars(data.by_organisation, "organisation", "Entries by organisation"), width="stretch")
-right.altair_chart(bars(data.by_theme, "label", "Entries by theme"), width="stretch")
-left.altair_chart(by_outcome(worded(data.by_outcome)), width="stretch")
-right.altair_chart(by_year(worded(data.by_year)), width="stretch")
+chart(
+    left,
+    bars(data.by_organisation, "organisation", "Entries by organisation"),
+    data.by_organisation,
+    "No entry names its organisation.",
+)
+chart(right, bars(data.by_theme, "label", f"Entries by {group}"), data.by_theme, "No entry has a theme or a tag yet.")
+chart(left, by_outcome(worded(data.by_outcome)), data.by_outcome, "No entry records its outcome.")
+chart(right, by_year(worded(data.by_year)), data.by_year, "No entry says when its work started.")
 
 st.subheader("Where do we keep failing?")
 st.caption(
-    "The share of entries in each theme whose work failed or was stopped, for themes with at least "
+    f"The share of entries in each {group} whose work failed or was stopped, for {group}s with at least "
     f"{MIN_THEME_ENTRIES} entries. A high share is a warning to the next team: read those entries first."
 )
 themes = data.failures_by_theme
 enough = themes[themes["entries"] >= MIN_THEME_ENTRIES]  # one failure in a theme of one is not a pattern
-st.altair_chart(failing(enough if len(enough) else themes), width="stretch")
+shown = enough if len(enough) else themes
+chart(st, failing(shown), shown, f"No entry has a {group} yet, so there is no pattern to show.")
 
 st.subheader("Map of the collection")
 st.caption(

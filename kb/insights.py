@@ -38,21 +38,25 @@ class Insights:
     by_outcome: pd.DataFrame
     by_year: pd.DataFrame
     failures_by_theme: pd.DataFrame
+    grouped_by: str = "theme"  # "tag" for a collection without themes (an imported register's topics)
 
 
 def insights(kb: KnowledgeBase, filters: Filters | None = None, *, viewer: User | None = None) -> Insights:
-    """Entries by organisation, theme, outcome and year, and where experiments keep failing."""
+    """Entries by organisation, theme (or tag, where no entry has a theme), outcome and year, and where
+    experiments keep failing."""
     filters = filters or Filters.of(status=PUBLISHED)
     where = filters.where()
     metas = [r.metadata for r in rows(kb, viewer) if holds(where, r.metadata)]
-    label = kb.vocabulary.label
+    # Themes are the common language; a collection with none (an imported register) is charted by its tags.
+    grouped_by = "theme" if any(m.get("themes") for m in metas) else "tag"
+    field, label = ("themes", kb.vocabulary.label) if grouped_by == "theme" else ("tags", str)
     orgs = Counter(str(m.get("organisation", "")) for m in metas)
     outcomes = Counter(str(m.get("outcome", "")) for m in metas)
     years = Counter((int(m["year"]), str(m.get("outcome", ""))) for m in metas if m.get("year") is not None)
     themes: Counter[str] = Counter()
     failed: Counter[str] = Counter()
     for m in metas:
-        for theme in m.get("themes") or ():
+        for theme in m.get(field) or ():
             themes[theme] += 1
             failed[theme] += m.get("outcome") in FAILED
     theme_rows = [(t, label(t), n, failed[t], failed[t] / n) for t, n in themes.items()]
@@ -72,6 +76,7 @@ def insights(kb: KnowledgeBase, filters: Filters | None = None, *, viewer: User 
             sorted(theme_rows, key=lambda r: (-r[4], -r[2], r[1])),
             ["theme", "label", "entries", "failed_or_stopped", "share"],
         ),
+        grouped_by=grouped_by,
     )
 
 

@@ -49,3 +49,38 @@ def test_collection_map_has_a_point_per_published_entry(kb):
     assert len(points) == len(kb.index.entry_ids({"status": "published"}))
     assert set(points.columns) >= {"id", "title", "theme", "x", "y"}
     assert points["x"].std() > 0
+
+
+def test_a_collection_without_themes_is_charted_by_its_tags(fake_embedder, tmp_path):
+    """An imported register (NASA's) has topics as tags and no themes: its chart is by tag, not empty."""
+    from kb import KnowledgeBase, Settings
+    from kb.entries import Entry
+
+    register = KnowledgeBase(Settings(entries_dir=tmp_path / "e", index_dir=tmp_path / "i"), embedder=fake_embedder)
+    lessons = [
+        Entry(
+            id=f"lesson-{n}",
+            title=f"Lesson {n} on the thermal system",
+            summary="What the team learned.",
+            kind="project",
+            outcome=("failed", "succeeded")[n % 2],
+            organisation="NASA",
+            status="published",
+            tags=["Mission Operations", "Software"][: 1 + n % 2],
+        )
+        for n in range(6)
+    ]
+    register.sync_entries(lessons)
+    data = insights.insights(register)
+    assert data.grouped_by == "tag"
+    assert dict(zip(data.by_theme["label"], data.by_theme["entries"], strict=True)) == {
+        "Mission Operations": 6,
+        "Software": 3,
+    }
+    failing = dict(zip(data.failures_by_theme["label"], data.failures_by_theme["failed_or_stopped"], strict=True))
+    assert failing == {"Mission Operations": 3, "Software": 0}
+
+
+def test_a_collection_with_themes_is_charted_by_them(kb):
+    data = insights.insights(kb)
+    assert data.grouped_by == "theme" and set(data.by_theme["theme"]) <= {t.id for t in kb.vocabulary.themes}
