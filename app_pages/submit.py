@@ -39,6 +39,7 @@ from kb.entries import (
     MAX_SECTION,
     MAX_SUMMARY,
     MAX_TITLE,
+    NOT_RECORDED,
     OUTCOMES,
     SECTIONS,
     VISIBILITIES,
@@ -318,8 +319,9 @@ def about_fields(organisations: list[str]) -> None:
             "outcome",
             st.selectbox,
             "Outcome",
-            options=list(OUTCOMES),
-            format_func=str.capitalize,
+            # "not recorded" is an imported register's, kept on an entry that has it, never offered
+            options=[o for o in OUTCOMES if o != NOT_RECORDED or st.session_state.get(key("outcome")) == o],
+            format_func=ui.label,
             index=None,
             placeholder="How did it turn out?",
         )

@@ -56,6 +56,7 @@ OUTCOME_CHART_COLOURS = {
     "failed": "#c62828",
     "stopped": "#7b1fa2",
     "ongoing": "#1565c0",
+    "not-recorded": "#757575",
 }
 STAGE_ICONS = {
     "pilot": ":material/science:",
@@ -81,7 +82,14 @@ TAGS = {
     "outcome": TagStyle(
         "Outcome",
         "",
-        {"succeeded": "green", "partial": "orange", "failed": "red", "stopped": "violet", "ongoing": "blue"},
+        {
+            "succeeded": "green",
+            "partial": "orange",
+            "failed": "red",
+            "stopped": "violet",
+            "ongoing": "blue",
+            "not-recorded": "gray",
+        },
     ),
     "stage": TagStyle("Lighthouse", ":material/lightbulb:", "orange"),
     "evidence": TagStyle("Evidence", ":material/fact_check:", "gray"),

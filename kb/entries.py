@@ -20,7 +20,10 @@ from kb.errors import EntryError, Problem
 from kb.yamlfile import DuplicateKey, load_yaml
 
 KINDS = ("project", "experiment")
-OUTCOMES = ("succeeded", "partial", "failed", "stopped", "ongoing")
+# "not-recorded": for a register that does not record how the work turned out (NASA's), rather than a
+# guess; imports set it, the form never offers it.
+OUTCOMES = ("succeeded", "partial", "failed", "stopped", "ongoing", "not-recorded")
+NOT_RECORDED = "not-recorded"
 VISIBILITIES = ("public", "internal", "organisation")
 STATUSES = ("draft", "in-review", "published", "archived")
 EVIDENCE_GRADES = ("anecdote", "observed", "measured", "evaluated")

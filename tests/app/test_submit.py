@@ -310,3 +310,17 @@ def test_a_typed_title_is_shown_escaped_when_asking_and_in_your_work(entries_dir
     at.run()
     assert at.title[0].value == "Discard your draft?" and plain(hostile) in texts(at, "warning")
     assert_no_image(at)
+
+
+def test_the_form_never_offers_not_recorded_but_an_imported_entry_keeps_it(entries_dir):
+    at = open_app("submit")
+    outcomes = next(s for s in at.selectbox if s.label == "Outcome")
+    assert "Not recorded" not in [outcomes.format_func(o) for o in outcomes.options]
+    assert "Failed" in [outcomes.format_func(o) for o in outcomes.options]
+    store = EntryStore(entries_dir)
+    entry = store.get("flood-response-data-cell")
+    entry.outcome = "not-recorded"  # as an import of a register without outcomes writes it
+    store.write(entry)
+    at = open_app("submit", edit="flood-response-data-cell")
+    outcomes = next(s for s in at.selectbox if s.label == "Outcome")
+    assert outcomes.value == "not-recorded" and outcomes.format_func(outcomes.value) == "Not recorded"

@@ -787,7 +787,12 @@ def test_nasa_register_imports_whole(tmp_path: Path) -> None:
     lesson = entries["nasa-llis-30004"]
     assert lesson.title == "Relationship of Government and Contractor Risk Management Processes"
     assert lesson.summary.startswith("The purpose of this lesson is to highlight the Radiation Budget Instrument")
-    assert (lesson.kind, lesson.outcome, lesson.organisation, lesson.team) == ("project", "partial", "NASA", "LaRC")
+    assert (lesson.kind, lesson.outcome, lesson.organisation, lesson.team) == (
+        "project",
+        "not-recorded",
+        "NASA",
+        "LaRC",
+    )
     assert (lesson.status, lesson.visibility) == ("published", "public")
     assert (lesson.started, lesson.created, lesson.phase) == ("2018-04-05", "2021-07-23", "Implementation")
     assert lesson.tags[:4] == [
