@@ -357,9 +357,10 @@ def results_list(results: browse.SearchResults) -> None:
 
 # The URL is the only source of truth: whenever the widgets say something else, they are set from it.
 request = url_request().for_user(user)
-if from_widgets().for_user(user) != request:
-    show(request)
-results = browse.find(kb, request, user)
+if "search_mode" not in st.session_state or from_widgets().for_user(user) != request:
+    show(request)  # a first visit sets the widgets too: the default mode is shown chosen
+with st.spinner("Searching…" if request.query else "Loading…"):  # a busy state while a search runs
+    results = browse.find(kb, request, user)
 
 st.title("Lighthouse")
 st.caption(

@@ -34,10 +34,12 @@ def test_back_from_an_entry_restores_the_search_and_a_filter_keeps_the_query(pag
     page.get_by_text("Newest entries").wait_for()
     settle(page)
 
+    assert selected_mode(page) == "Hybrid", "the default mode is shown chosen"
     search_box(page).fill(QUERY)
     search_box(page).press("Enter")  # a one-line box: Enter searches
     page.wait_for_url(re.compile(r"q=data\+sharing\+agreement"))
     settle(page)
+    assert selected_mode(page) == "Hybrid"
     mode(page, "Keyword").click()
     page.wait_for_url(re.compile(r"mode=keyword"))
     settle(page)
@@ -81,7 +83,7 @@ PHONE = (
 )
 
 
-def test_on_a_phone_results_start_near_the_top_and_the_filters_wait_behind_one_control(page, server):
+def test_on_a_phone_results_start_near_the_top_and_the_filters_wait_behind_one_control(page, server, shots):
     phone = page.context.browser.new_context(user_agent=PHONE, viewport={"width": 390, "height": 844})
     tab = phone.new_page()
     tab.set_default_timeout(30_000)
@@ -91,6 +93,7 @@ def test_on_a_phone_results_start_near_the_top_and_the_filters_wait_behind_one_c
     first_title = tab.locator("[data-testid='stMain'] a[href*='entry?id=']:visible").first
     assert first_title.bounding_box()["y"] < 844, "the first result is on the first screen"
     assert not tab.get_by_text("Organisation", exact=True).is_visible(), "the filters are folded away"
+    tab.screenshot(path=str(shots / "search-phone.png"))
     tab.get_by_text("Filters (0)").click()
     tab.get_by_text("Organisation", exact=True).wait_for()
     settle(tab)
@@ -98,4 +101,8 @@ def test_on_a_phone_results_start_near_the_top_and_the_filters_wait_behind_one_c
     tab.wait_for_url(re.compile(r"outcome=failed"))
     settle(tab)
     tab.get_by_text("Filters (1)").wait_for()
+    tab.locator("[data-testid='stMain'] a[href*='entry?id=']:visible").first.click()
+    tab.get_by_text("Whom to ask").first.wait_for()
+    settle(tab)
+    tab.screenshot(path=str(shots / "entry-phone.png"))
     phone.close()
