@@ -150,6 +150,13 @@ def register_option(help_text: str):
     )
 
 
+SCIFACT_OPTION = click.option(
+    "--data",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default="../shared/data/scifact",
+    show_default=True,
+    help="A BEIR folder: corpus.jsonl, queries.jsonl, qrels/train.tsv.",
+)
 MAPPING_OPTION = click.option(
     "--mapping",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -324,13 +331,7 @@ def overhead_command(
 
 
 @bench.command(name="relevance")
-@click.option(
-    "--data",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    default="../shared/data/scifact",
-    show_default=True,
-    help="A BEIR folder: corpus.jsonl, queries.jsonl, qrels/train.tsv.",
-)
+@SCIFACT_OPTION
 @click.option(
     "--entries",
     "entries_dir",
@@ -371,13 +372,7 @@ def relevance_command(ctx: BenchContext, data: Path, entries_dir: Path, work_dir
 
 
 @bench.command(name="embedders")
-@click.option(
-    "--data",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    default="../shared/data/scifact",
-    show_default=True,
-    help="A BEIR folder: corpus.jsonl, queries.jsonl, qrels/train.tsv.",
-)
+@SCIFACT_OPTION
 @click.option(
     "--backend", "backends", multiple=True, type=click.Choice(BACKENDS), help="Repeat to pick [default: all]."
 )
