@@ -226,7 +226,7 @@ def did_you_mean(results: browse.SearchResults) -> None:
         with st.container(horizontal=True, vertical_alignment="center"):
             st.markdown("Did you mean")
             st.button(
-                results.suggestion,
+                ui.plain(results.suggestion),  # built from what was typed: shown as text, never Markdown
                 on_click=run_example,
                 args=(results.suggestion,),
                 type="tertiary",
@@ -357,7 +357,7 @@ def results_list(results: browse.SearchResults) -> None:
 
 # The URL is the only source of truth: whenever the widgets say something else, they are set from it.
 request = url_request().for_user(user)
-if "search_mode" not in st.session_state or from_widgets().for_user(user) != request:
+if "search_mode" not in st.session_state or from_widgets(page=request.page).for_user(user) != request:
     show(request)  # a first visit sets the widgets too: the default mode is shown chosen
 with st.spinner("Searching…" if request.query else "Loading…"):  # a busy state while a search runs
     results = browse.find(kb, request, user)

@@ -19,10 +19,12 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from kb.access import can_see, reviews
+from kb.analysis import words
 from kb.entries import Entry
 from kb.errors import KBError
 from kb.filters import FACETS, Facet, Filters, holds
 from kb.plan import PlanResult, plan_search
+from kb.relevance import close_similarity
 from kb.search import Hit, parse_query
 
 if TYPE_CHECKING:
@@ -166,7 +168,7 @@ def find(kb: KnowledgeBase, request: SearchRequest, user: User | None = None) ->
         if every and all(h.close is not None for h in every):  # close matches first, then the loosely related
             every = [h for h in every if h.close] + [h for h in every if not h.close]
             results.close = sum(1 for h in every if h.close)
-        results.suggestion = _better_spelling(kb, request.query, results.close, filters, user)
+        results.suggestion = _better_spelling(kb, request.query, filters, user)
         results.total, results.page = len(every), _within(request.page, len(every))
         results.hits = every[(results.page - 1) * PAGE_SIZE : results.page * PAGE_SIZE]
         if not every and request.has_filters:
@@ -201,20 +203,23 @@ def suggested_searches(
     return list(chosen.values())
 
 
-def _better_spelling(
-    kb: KnowledgeBase, query: str, close: int | None, filters: Filters, user: User | None
-) -> str | None:
-    """The query with its misspelt words corrected, offered only where it finds more than the query did:
-    more close matches (where closeness is judged), else more entries holding its words. A word the
-    collection does not use is not always a typo ("quantum basket weaving")."""
+def _better_spelling(kb: KnowledgeBase, query: str, filters: Filters, user: User | None) -> str | None:
+    """The query with its misspelt words corrected, offered only where it finds more than the query did.
+    A word the collection does not use is not always a typo ("quantum basket weaving" is not "base
+    leaving"), so: where the model judges closeness, the correction must find more close matches; where
+    it does not, some passage this viewer may see must hold every corrected word. Either way the
+    corrected words come from every passage indexed, so one is offered only where this viewer finds it."""
     suggestion = kb.did_you_mean(query)
     if suggestion is None:
         return None
-    if close is not None:
-        corrected = kb.search(suggestion, limit=MAX_RESULTS, filters=filters, mode="dense", viewer=user)
-        return suggestion if sum(1 for h in corrected if h.close) > close else None
+    offered = sorted(set(words(suggestion)) - set(words(query)))
+    together = " ".join(f'"{word}"' for word in offered)  # quoted: a passage must hold each of them
+    if not kb.search(together, limit=1, filters=filters, mode="bm25", expand=False, viewer=user):
+        return None
+    if close_similarity(kb.embedder.name) is None:
+        return suggestion
     before, after = (
-        len(kb.search(text, limit=MAX_RESULTS, filters=filters, mode="bm25", viewer=user))
+        sum(1 for h in kb.search(text, limit=MAX_RESULTS, filters=filters, mode="dense", viewer=user) if h.close)
         for text in (query, suggestion)
     )
     return suggestion if after > before else None

@@ -182,3 +182,38 @@ def test_the_first_hits_are_the_same_however_many_are_asked_for(kb, mode, query)
     few = [(h.id, round(h.score, 6)) for h in kb.search(query, mode=mode, limit=10)]
     many = [(h.id, round(h.score, 6)) for h in kb.search(query, mode=mode, limit=33)[:10]]
     assert few == many
+
+
+def test_a_spelling_never_offers_a_word_only_hidden_entries_hold(kb):
+    """ "Did you mean" reads every passage indexed: a word from an entry the viewer may not see is never
+    offered to them, whatever else the correction finds."""
+    from kb.access import ANONYMOUS
+    from kb.entries import Entry
+    from kb.identity import User
+
+    kb.save(
+        Entry(
+            id="secret-zephyrgram-pilot",
+            title="The zephyrgram pilot",
+            summary="A zephyrgram data sharing pilot that only its own organisation may read.",
+            kind="experiment",
+            outcome="failed",
+            organisation="Secret Office",
+            status="published",
+            visibility="organisation",
+        )
+    )
+    member = User("Sam Secret", "Secret Office", ("contributor",))
+    query = "data sharring zephyrgrem"
+    assert browse.find(kb, SearchRequest(query=query, mode="keyword"), member).suggestion == "data sharing zephyrgram"
+    for outsider in (ANONYMOUS, User("Olly Outsider", "Other Office", ("contributor",))):
+        offered = browse.find(kb, SearchRequest(query=query, mode="keyword"), outsider).suggestion
+        assert offered is None or "zephyrgram" not in offered
+
+
+def test_without_a_judgement_by_meaning_a_spelling_must_find_its_words_together(kb):
+    assert close_similarity(kb.embedder.name) is None
+    typo = browse.find(kb, SearchRequest(query="data sharring agrement", mode="keyword"))
+    assert typo.suggestion == "data sharing agreement"
+    real_words = browse.find(kb, SearchRequest(query="quantum basket weaving for llamas", mode="keyword"))
+    assert real_words.suggestion is None
