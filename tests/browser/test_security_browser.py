@@ -432,8 +432,10 @@ def test_hostile_labels_and_tooltips_fetch_nothing(app, page, recorder, tmp_path
     tips = hover_entry_links(page, shots / "search")
     assert any(t.startswith(f"{BEACON_TITLE} ![title](") for t in tips), f"titles shown as text: {tips}"
     lists = open_every_list(page, shots / "search")
-    assert len(lists) == 8, "6 facet multiselects (evidence among them) and the 2 year select boxes"
+    assert len(lists) == 10, "8 facet multiselects (evidence, tag and team among them) and the 2 year select boxes"
     assert any(f"{BEACON_ORGANISATION} ![organisation](" in t for t in lists), lists
+    for hostile in ("quokka ![tag](", "Quokka team ![team]("):  # the tag and team facets show them as text
+        assert any(hostile in t for t in lists), (hostile, lists)
     assert any(t.startswith(f"{BEACON_THEME} ![theme](") for t in chips(page)), "the chosen theme, as text"
 
     # Text from the URL echoed back: a query with no results, an unknown entry id.

@@ -77,6 +77,8 @@ def test_search_request_round_trips_through_url_parameters():
             kind="experiment",
             evidence="measured",
             status="in-review",
+            tag=("Mission Operations", "Software"),
+            team="Goddard",
             year_from=2019,
             year_to=2023,
             lighthouse=False,
