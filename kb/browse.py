@@ -144,7 +144,7 @@ class SearchResults:
 
     @property
     def pages(self) -> int:
-        return max(1, -(-self.total // PAGE_SIZE))
+        return page_count(self.total)
 
 
 def find(kb: KnowledgeBase, request: SearchRequest, user: User | None = None) -> SearchResults:
@@ -227,7 +227,12 @@ def _better_spelling(kb: KnowledgeBase, query: str, filters: Filters, user: User
 
 def _within(page: int, total: int) -> int:
     """The page asked for, or the last one when it is past the end (a link kept after entries went)."""
-    return min(page, max(1, -(-total // PAGE_SIZE)))
+    return min(page, page_count(total))
+
+
+def page_count(total: int) -> int:
+    """Pages of PAGE_SIZE that `total` results fill (one, even when there are none)."""
+    return max(1, -(-total // PAGE_SIZE))
 
 
 def count_in_scope(kb: KnowledgeBase, filters: Filters | None = None, viewer: User | None = None) -> int:

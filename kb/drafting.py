@@ -21,7 +21,14 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from kb import browse
-from kb.access import READABLE_STATUSES, UNPUBLISHED_STATUSES, can_contribute, edit_statuses, signed_in
+from kb.access import (
+    READABLE_STATUSES,
+    UNPUBLISHED_STATUSES,
+    can_contribute,
+    edit_statuses,
+    is_author,
+    signed_in,
+)
 from kb.editing import open_edit, save_edit
 from kb.entries import SECTIONS, Entry, entry_from_dict, is_web_address, slugify
 from kb.errors import Conflict, EntryError, KBError, Problem
@@ -387,12 +394,12 @@ def own_work(kb: KnowledgeBase, user: User | None) -> list[OwnWork]:
     ids = [
         r.entry_id
         for r in browse.rows(kb, user)
-        if r.metadata.get("author") == user.name and r.metadata.get("status") in UNPUBLISHED_STATUSES
+        if is_author(user, r.metadata) and r.metadata.get("status") in UNPUBLISHED_STATUSES
     ]
     work = [
         OwnWork(e.id, e.title, e.status, max(e.updated, e.created), sent_back=bool(e.review_comment))
         for e in browse.load_entries(kb, ids, user)
-        if e.status in UNPUBLISHED_STATUSES and e.author == user.name
+        if e.status in UNPUBLISHED_STATUSES and is_author(user, e)
     ]
     for entry_id in kb.store.revisions():
         try:
