@@ -487,6 +487,39 @@ except KBError as exc:  # may read it but not edit it, or someone else's edit is
     st.page_link(ui.ENTRY_PAGE, label="Back to the entry", query_params={"id": str(edit_id)}, icon=":material/article:")
     st.stop()
 existing = target.entry if target else None
+
+
+def title_and_summary() -> None:
+    field("title", st.text_input, "Title", max_chars=MAX_TITLE, placeholder="What did you do, in one plain sentence?")
+    field(
+        "summary",
+        st.text_area,
+        "Summary",
+        height=90,
+        max_chars=MAX_SUMMARY,
+        placeholder="One to three sentences: what you tried and what happened.",
+    )
+
+
+def rest_of_form() -> None:
+    choices = browse.entry_choices(kb, user)
+    with st.form("draft_form", border=False, enter_to_submit=False):
+        about_fields(browse.known_organisations(kb, user))
+        story_fields()
+        lighthouse_fields(choices)
+        link_fields(choices)
+        buttons(target)
+    if unsaved():
+        st.button(
+            "Clear the form" if edit_id is None else "Undo my changes",
+            type="tertiary",
+            icon=":material/restart_alt:",
+            on_click=st.session_state.__setitem__,
+            args=(DISCARDING, True),
+            help="Start again: you will be asked before your unsaved changes are discarded",
+        )
+
+
 problems: dict[str, list[str]] = st.session_state.get("draft_problems") or {}
 
 st.title(f"Edit: {plain(existing.title)}" if existing else "Submit an entry")
@@ -517,33 +550,16 @@ if existing and existing.review_comment:
 if st.session_state.get("draft_conflict"):
     st.button("Load the latest version (your changes here are lost)", on_click=reload, icon=":material/refresh:")
 
-form_column, side_column = st.columns([3, 2], gap="large")
-with side_column:
-    similar_panel()
-with form_column:
+if ui.on_a_phone():  # stacked columns would put the duplicate check below the whole form
     error_summary()
-    field("title", st.text_input, "Title", max_chars=MAX_TITLE, placeholder="What did you do, in one plain sentence?")
-    field(
-        "summary",
-        st.text_area,
-        "Summary",
-        height=90,
-        max_chars=MAX_SUMMARY,
-        placeholder="One to three sentences: what you tried and what happened.",
-    )
-    choices = browse.entry_choices(kb, user)
-    with st.form("draft_form", border=False, enter_to_submit=False):
-        about_fields(browse.known_organisations(kb, user))
-        story_fields()
-        lighthouse_fields(choices)
-        link_fields(choices)
-        buttons(target)
-    if unsaved():
-        st.button(
-            "Clear the form" if edit_id is None else "Undo my changes",
-            type="tertiary",
-            icon=":material/restart_alt:",
-            on_click=st.session_state.__setitem__,
-            args=(DISCARDING, True),
-            help="Start again: you will be asked before your unsaved changes are discarded",
-        )
+    title_and_summary()
+    similar_panel()
+    rest_of_form()
+else:
+    form_column, side_column = st.columns([3, 2], gap="large")
+    with side_column:
+        similar_panel()
+    with form_column:
+        error_summary()
+        title_and_summary()
+        rest_of_form()

@@ -13,6 +13,11 @@ from pathlib import Path
 from tests.conftest import ROOT
 
 START_SECONDS = 60
+# A phone's user agent: the app lays pages out for a phone by it ("Mobi"), not by the window's width.
+PHONE = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/17.0 Mobile/15E148 Safari/604.1"
+)
 
 
 def free_port() -> int:

@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from tests.browser.harness import pick, settle
+from tests.browser.harness import PHONE, pick, settle
 
 QUERY = "data sharing agreement took too long"
 
@@ -75,12 +75,6 @@ def test_a_plan_is_pasted_into_its_own_labelled_area(page, server):
     settle(page)
     page.get_by_text(re.compile(r"Your plan, read as 3 parts")).wait_for()
     assert search_box(page).count() == 0, "one place to type at a time"
-
-
-PHONE = (
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-    "Version/17.0 Mobile/15E148 Safari/604.1"
-)
 
 
 def test_on_a_phone_results_start_near_the_top_and_the_filters_wait_behind_one_control(page, server, shots):

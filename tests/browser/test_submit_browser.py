@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from tests.browser.harness import settle
+from tests.browser.harness import PHONE, settle
 
 pytestmark = pytest.mark.browser
 
@@ -109,3 +109,27 @@ def test_add_your_evidence_keeps_everything_typed(page, server):
     opener = page.get_by_role("link", name="Open that entry in a new tab")
     assert opener.get_attribute("target") == "_blank"
     assert re.fullmatch(r"entry\?id=[a-z0-9-]+", opener.get_attribute("href"))
+
+
+def test_on_a_phone_the_duplicate_check_sits_under_the_title(page, server):
+    context = page.context.browser.new_context(user_agent=PHONE, viewport={"width": 390, "height": 844})
+    tab = context.new_page()
+    tab.set_default_timeout(30_000)
+    tab.goto(f"{server}/submit")
+    settle(tab)
+    title_box(tab).fill("Data sharing agreement between councils took a year")
+    title_box(tab).press("Tab")
+    summary = tab.get_by_placeholder("One to three sentences")
+    summary.fill("The agreement with the councils took a year to sign.")
+    summary.press("Tab")
+    settle(tab)
+    similar = tab.get_by_text("Looks similar to…")
+    first_hit = tab.get_by_role("button", name="Add your evidence to this entry").first
+    first_hit.wait_for()
+    organisation = tab.get_by_text("Organisation", exact=True).first
+    below_summary = summary.bounding_box()["y"] < similar.bounding_box()["y"]
+    assert below_summary and similar.bounding_box()["y"] < organisation.bounding_box()["y"], (
+        "the closest entries show right under the title and summary, before the rest of the form"
+    )
+    assert first_hit.bounding_box()["y"] < organisation.bounding_box()["y"]
+    context.close()
