@@ -45,6 +45,7 @@ def test_sync_embeds_only_what_changed_and_removes_deleted(kb, entries_dir):
 
 
 def test_invalid_file_is_reported_and_the_rest_indexed(settings, fake_embedder, entries_dir):
+    shutil.rmtree(settings.index_dir)  # a first sync: nothing is indexed yet
     (entries_dir / "broken.md").write_text("---\nid: broken\ntitle: [\n---\n")
     report = KnowledgeBase(settings, embedder=fake_embedder).sync()
     assert any(p.source == "broken.md" for p in report.problems)
