@@ -18,10 +18,10 @@ run: $(STAMP)  ## start the app on the embedded index, with the sample entries i
 	$(BIN)/streamlit run app.py
 
 test: $(STAMP)  ## the whole test suite, real-model, server and browser tests included
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 test-fast: $(STAMP)  ## the library and the app with a fake embedder: no model, browser, server or shared data
-	$(BIN)/python -m pytest tests/unit tests/app -m "not model and not data"
+	$(BIN)/python -m pytest -n auto tests/unit tests/app -m "not model and not data"
 
 sync: $(STAMP)
 	$(BIN)/python -m kb sync
