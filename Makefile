@@ -26,9 +26,10 @@ test-fast: $(STAMP)  ## the library and the app with a fake embedder: no model, 
 sync: $(STAMP)
 	$(BIN)/python -m kb sync
 
-lint: $(STAMP)
+lint: $(STAMP)  ## ruff (lint and format) on all the code, mypy on the library
 	$(BIN)/ruff check kb bench tests app.py app_pages
 	$(BIN)/ruff format --check kb bench tests app.py app_pages
+	$(BIN)/mypy
 
 bench: $(STAMP)  ## performance figures on NASA's 2,101 lessons (needs ../shared/data)
 	$(BIN)/python -m bench register

@@ -36,6 +36,7 @@ READABLE_STATUSES = ("published", "archived")
 UNPUBLISHED_STATUSES = ("draft", "in-review")
 # What `anonymous: true` hides from readers: who did the work, wrote it up, or last changed it.
 ANONYMOUS_FIELDS = ("team", "contact", "author", "revised_by")
+_WITHHELD: dict[str, Any] = dict.fromkeys(ANONYMOUS_FIELDS, "")  # what a reader sees of them
 LINK_FIELDS = ("related", "lighthouse.reused_by")  # ids of other entries, cut to what the viewer may see
 
 ANONYMOUS = User(name="", organisation="", roles=(), local=False)
@@ -85,7 +86,7 @@ def visible_where(viewer: User | None) -> dict[str, Any] | None:
     """The Chroma clause selecting what this viewer may see; None for the operator."""
     if viewer is None:
         return None
-    visibility = [{"visibility": "public"}]
+    visibility: list[dict[str, Any]] = [{"visibility": "public"}]
     if signed_in(viewer):
         visibility.append({"visibility": "internal"})
     if viewer.organisation:
@@ -98,7 +99,7 @@ def visible_where(viewer: User | None) -> dict[str, Any] | None:
                 ]
             }
         )
-    status = [{"status": {"$in": list(READABLE_STATUSES)}}]
+    status: list[dict[str, Any]] = [{"status": {"$in": list(READABLE_STATUSES)}}]
     if viewer.is_reviewer:
         status.append({"status": {"$in": list(UNPUBLISHED_STATUSES)}})
     elif signed_in(viewer):
@@ -135,7 +136,7 @@ def redact(entry: Entry, viewer: User | None) -> Entry:
     """An anonymous entry as a reader sees it: no team, contact or author (reviewers and the author see all)."""
     if not entry.anonymous or sees_anonymous_fields(viewer, entry):
         return entry
-    return replace(entry, **dict.fromkeys(ANONYMOUS_FIELDS, ""))
+    return replace(entry, **_WITHHELD)
 
 
 @dataclass(frozen=True)
@@ -180,8 +181,9 @@ def restore_withheld(edited: Entry, stored: Entry, viewer: User | None, may_see:
             "this lighthouse project is reused by entries you cannot see, so it stays a lighthouse; "
             "ask a curator to change that"
         )
-    if hidden_reuse:
-        kept = [*restored.lighthouse.reused_by, *(i for i in hidden_reuse if i not in restored.lighthouse.reused_by)]
+    if hidden_reuse and restored.lighthouse is not None:
+        shown = restored.lighthouse.reused_by
+        kept = [*shown, *(i for i in hidden_reuse if i not in shown)]
         restored = replace(restored, lighthouse=replace(restored.lighthouse, reused_by=kept))
     return restored
 
@@ -242,5 +244,5 @@ def version_for(viewer: User | None, version: Entry, current: Entry) -> Entry | 
     if not can_see(viewer, entry_meta(version)) or not can_see(viewer, entry_meta(current)):
         return None
     if current.anonymous and not sees_anonymous_fields(viewer, current):
-        version = replace(version, anonymous=True, **dict.fromkeys(ANONYMOUS_FIELDS, ""))
+        version = replace(version, anonymous=True, **_WITHHELD)
     return version

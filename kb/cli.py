@@ -245,7 +245,7 @@ def search(
     if as_json:
         echo_json([h.to_dict() for h in hits])
     else:
-        print_hits(hits, query)
+        print_hits(hits, query or "")
 
 
 @handle_errors

@@ -143,7 +143,7 @@ def withdraw(kb: KnowledgeBase, entry_id: str, user: User | None) -> None:
         raise KBError("there is no pending edit of this entry")
     revision, version = pending
     own = user is None or (bool(revision.revised_by) and revision.revised_by == user.name)
-    if not (own or (can_edit(user, stored) and user.has_role(CURATOR))):
+    if not (own or (user is not None and can_edit(user, stored) and user.has_role(CURATOR))):
         raise KBError("only the person who proposed this edit, or a curator, can withdraw it")
     kb.store.drop_revision(entry_id, expected_version=version)
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
+from filelock import FileLock
 
 from kb.config import BACKENDS, DEFAULT_BACKEND, DEFAULT_MODEL
 from kb.errors import KBError
@@ -35,7 +36,11 @@ class Embedder(Protocol):
     """Anything that turns texts into an (n, dimension) float32 array of unit vectors."""
 
     name: str
-    max_tokens: int
+
+    @property
+    def max_tokens(self) -> int:
+        """The longest passage, in tokens, the model reads whole."""
+        ...
 
     def embed(self, texts: list[str]) -> np.ndarray: ...
 
@@ -265,13 +270,7 @@ def _features(model, texts: list[str]) -> dict:
 def _folder_lock(folder: Path):
     """One exporter at a time, across threads and processes (several app workers may start together)."""
     folder.mkdir(parents=True, exist_ok=True)
-    with _export_lock, (folder / ".lock").open("w") as handle:
-        try:
-            import fcntl
-
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        except ImportError:  # no fcntl (Windows): the thread lock still holds within a process
-            pass
+    with _export_lock, FileLock(folder / ".lock"):
         yield
 
 

@@ -141,7 +141,8 @@ class Filters:
             return replace(self, year_from=None, year_to=None)
         if facet == "lighthouse":
             return replace(self, lighthouse=None)
-        return replace(self, **{facet: ()})
+        cleared: dict[str, Any] = {facet: ()}
+        return replace(self, **cleared)
 
     @property
     def active(self) -> bool:

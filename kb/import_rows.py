@@ -41,7 +41,11 @@ _WITHHELD_SPLIT_RE = re.compile(r"[;,\s]+")
 
 def _clean_cell(value: Cell, empty_values: frozenset[str], spreadsheet: bool) -> Cell:
     if isinstance(value, list):
-        return [c for c in (_clean_cell(v, empty_values, spreadsheet) for v in value) if c]
+        return [text for v in value if (text := _clean_text(v, empty_values, spreadsheet))]
+    return _clean_text(value, empty_values, spreadsheet)
+
+
+def _clean_text(value: str, empty_values: frozenset[str], spreadsheet: bool) -> str:
     text = _CONTROL_RE.sub("", value).strip()
     if spreadsheet:
         text = unguard_formula(text)

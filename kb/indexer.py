@@ -320,6 +320,7 @@ class Indexer:
     def _materialise(self, item: Pending) -> Entry:
         if item.entry is not None:
             return item.entry
+        assert item.path is not None  # an item holds its entry or the path to read it from
         try:
             entry, _, _ = self.parts.store.load_file(item.path)
         except EntryError as exc:

@@ -110,6 +110,7 @@ class Retriever:
         def dense_side() -> dict[int, list[PassageMatch]]:
             # Texts are needed only to check quoted phrases; the hits read their own few afterwards.
             texts = any(parsed[i].phrases for i in live)
+            assert embedding is not None  # this side runs only when meaning is searched
             nearest = self._nearest(embedding.result(), candidates, where, entries_where=where, texts=texts)
             return dict(zip(live, nearest, strict=True))
 
@@ -370,7 +371,8 @@ class Retriever:
         keep: Callable[[PassageMatch], bool] | None,
     ) -> list[PassageMatch] | None:
         """The first `take` accepted matches, text and section filled from the mirror (None: not mirrored)."""
-        titles, kept = table.column("title"), []
+        titles = table.column("title")
+        kept: list[PassageMatch] = []
         for m in matches:
             if len(kept) == take:
                 break

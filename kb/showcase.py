@@ -49,16 +49,16 @@ def lighthouses(
         for r in rows(kb, viewer)
         if holds(where, r.metadata) and (not stages or r.metadata.get("lighthouse_stage") in stages)
     ]
-    entries = [e for e in load_entries(kb, ids, viewer) if e.lighthouse is not None]
-    reused_ids = [i for e in entries for i in e.lighthouse.reused_by]
+    entries = [(e, e.lighthouse) for e in load_entries(kb, ids, viewer) if e.lighthouse is not None]
+    reused_ids = [i for _, lighthouse in entries for i in lighthouse.reused_by]
     titles = {i: t for i, t, _ in browse_titles(kb, reused_ids, viewer)}
     cards = [
         LighthouseCard(
             entry=e,
             organisations=tuple(dict.fromkeys([e.organisation, *e.partners])),
-            reused_by=tuple((i, titles[i]) for i in e.lighthouse.reused_by if i in titles),
+            reused_by=tuple((i, titles[i]) for i in lighthouse.reused_by if i in titles),
         )
-        for e in entries
+        for e, lighthouse in entries
     ]
     return sorted(cards, key=lambda c: (-c.reuse_count, LIGHTHOUSE_STAGES.index(c.stage), c.entry.title.lower()))
 

@@ -183,7 +183,7 @@ class VectorIndex:
         self.name = name
         self.model = model
         self.remote = remote  # a Chroma server's store, not ours to check or delete
-        self._collections = None
+        self._collections: tuple[Any, ...] | None = None  # (passages, entries) once opened
         self.written_generation: str | None = None  # the mark this process set last
 
     # ----------------------------------------------------------------- collections
@@ -257,13 +257,14 @@ class VectorIndex:
     @_guarded
     def put_entries(
         self, records: list[tuple[str, str, dict[str, Any], list[tuple[str, str, str]], np.ndarray]]
-    ) -> None:
-        """Replace the passages of these entries and record their hashes, in that order.
+    ) -> dict[str, dict[str, Any]]:
+        """Replace the passages of these entries and record their hashes, in that order; returns each
+        entry's stored facet metadata.
 
         Each record is (entry_id, content_hash, facet metadata, [(passage_id, section, text)], vectors).
         """
         if not records:
-            return
+            return {}
         passages_col, entries_col = self._open(dimension=int(records[0][4].shape[1]))
         ids = [r[0] for r in records]
         passages_col.delete(where={"entry_id": {"$in": ids}})
@@ -294,6 +295,7 @@ class VectorIndex:
 
     def _bump_generation(self) -> None:
         """Mark the index as changed, so other processes (app replicas) know to refresh what they derive."""
+        assert self._collections is not None  # called after a write, which opened them
         entries_col = self._collections[1]
         self.written_generation = uuid.uuid4().hex
         entries_col.modify(metadata={**(entries_col.metadata or {}), "generation": self.written_generation})

@@ -104,7 +104,7 @@ def header_names(values: list[Any], source: str, problems: list[Problem], *, tri
 
 def row_cells(header: list[str], values: list[Any]) -> tuple[dict[str, Cell], int]:
     """The row's cells by column name, and how many non-empty cells lie beyond the header."""
-    cells = {name: cell_text(values[i]) if i < len(values) else "" for i, name in enumerate(header)}
+    cells: dict[str, Cell] = {name: cell_text(values[i]) if i < len(values) else "" for i, name in enumerate(header)}
     extra = sum(1 for v in values[len(header) :] if cell_text(v).strip())
     return cells, extra
 

@@ -43,7 +43,8 @@ def read_xlsx(path: Path, sheet: str | int | None = None) -> Table:
     try:
         worksheet = _pick_sheet(workbook, sheet, path.name)
         worksheet.reset_dimensions()  # some writers record a wrong sheet size; read every row there is
-        records, formulas = [], []
+        records: list[tuple[int, list[Any]]] = []
+        formulas: list[tuple[int, int]] = []  # (row, column) of each formula cell
         for number, cells in enumerate(worksheet.iter_rows(min_row=1), start=1):
             check_row_count(number, path.name)
             records.append((number, [c.value for c in cells]))

@@ -173,7 +173,7 @@ class Corpus:
     def row_of(self, passage_id: str) -> int | None:
         parsed = PassageId.parse(passage_id)
         code = self.codes.get(parsed.entry_id) if parsed else None
-        if code is None:
+        if parsed is None or code is None:
             return None
         start, end, wanted = int(self.starts[code]), int(self.starts[code + 1]), parsed.number
         if start + wanted < end and self.numbers[start + wanted] == wanted:
@@ -198,10 +198,17 @@ class Corpus:
                 numbers = self.numbers[start:end].tolist()
                 yield Block(entry_id, numbers, read(start, end), self._vector_span(start, end), origin)
 
+    @property
+    def _dim(self) -> int:
+        """The vectors' dimension, asked only of a corpus that holds vectors."""
+        if self.dimension is None:
+            raise ValueError("this corpus has no vectors")
+        return self.dimension
+
     def matrix(self) -> np.ndarray:
         """Every passage's vector, normalised, as one array in memory (for exact search over all of them)."""
-        data = read_exactly(self._vectors, len(self) * self.dimension * 4, 0) if len(self) else b""
-        matrix = np.frombuffer(data, dtype=np.float32).reshape(len(self), self.dimension).copy()
+        data = read_exactly(self._vectors, len(self) * self._dim * 4, 0) if len(self) else b""
+        matrix = np.frombuffer(data, dtype=np.float32).reshape(len(self), self._dim).copy()
         matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
         matrix.flags.writeable = False
         return matrix
@@ -210,20 +217,20 @@ class Corpus:
         """The vectors of rows start..end-1 as one run of bytes (None without vectors)."""
         if self._vectors is None:
             return None
-        width = self.dimension * 4
+        width = self._dim * 4
         return read_exactly(self._vectors, (end - start) * width, start * width)
 
     def vectors_at(self, rows: np.ndarray) -> np.ndarray:
         """The vectors of these rows, in that order: one read per run of neighbouring rows."""
         rows = np.asarray(rows, dtype=np.int64)
-        width = self.dimension * 4
+        width = self._dim * 4
         order = np.unique(rows)
         breaks = np.flatnonzero(np.diff(order) != 1) + 1
-        found = np.empty((len(order), self.dimension), dtype=np.float32)
+        found = np.empty((len(order), self._dim), dtype=np.float32)
         for run in np.split(np.arange(len(order)), breaks) if len(order) else ():
             first, count = int(order[run[0]]), len(run)
             data = read_exactly(self._vectors, count * width, first * width)
-            found[run[0] : run[0] + count] = np.frombuffer(data, dtype=np.float32).reshape(count, self.dimension)
+            found[run[0] : run[0] + count] = np.frombuffer(data, dtype=np.float32).reshape(count, self._dim)
         return found[np.searchsorted(order, rows)]
 
     def rows_of(self, passage_ids: list[str]) -> np.ndarray:
@@ -256,7 +263,7 @@ class Corpus:
         ids = [PassageId.of(entry_id, n) for n in self.numbers[start:end].tolist()]
         texts = [decoded(data) for data in self._reader()(start, end)]
         span = self._vector_span(start, end)
-        vectors = None if span is None else np.frombuffer(span, dtype=np.float32).reshape(end - start, self.dimension)
+        vectors = None if span is None else np.frombuffer(span, dtype=np.float32).reshape(end - start, self._dim)
         return ids, texts, vectors
 
     def nearest(self, queries: np.ndarray, codes: np.ndarray, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -282,9 +289,9 @@ class Corpus:
         )
         if not len(rows):  # entries without passages
             return [(rows, np.zeros(0)) for _ in range(len(queries))]
-        width = self.dimension * 4
-        matrix = np.empty((len(rows), self.dimension), dtype=np.float32)
-        buffer, position = memoryview(matrix).cast("B"), 0
+        width = self._dim * 4
+        matrix = np.empty((len(rows), self._dim), dtype=np.float32)
+        buffer, position = matrix.data.cast("B"), 0
         for a, b in zip(run_first.tolist(), run_last.tolist(), strict=True):
             size = (b - a) * width
             if os.preadv(self._vectors.fileno(), [buffer[position : position + size]], a * width) != size:

@@ -131,7 +131,8 @@ class Replica:
             try:
                 segments = []
                 for name in self._segment_names:
-                    found = kept.get(segment_key(self.folder / name))
+                    key = segment_key(self.folder / name)
+                    found = kept.get(key) if key else None
                     segments.append(found if found is not None else Segment.open(self.folder / name))
             except READ_ERRORS as exc:
                 self._distrust(damage_of("the segment files", exc))
@@ -261,7 +262,13 @@ class Replica:
         delta_size = (len(delta.corpus) if delta else 0) + added.passage_count
         # The base's files are linked by path: only while the folder is still the one this object opened.
         ours = base is not None and folder_id(self.folder) == self._folder_id
-        merging = not ours or merge or delta_size > MERGE_PASSAGES or segment_key(self.folder / BASE) != base.key
+        merging = (
+            base is None
+            or not ours
+            or merge
+            or delta_size > MERGE_PASSAGES
+            or segment_key(self.folder / BASE) != base.key
+        )
         if had_passages and self.damage is None and folder_id(self.folder) == self._folder_id:
             # A merge copies every byte: then no checksum is taken on trust from an earlier check.
             _, damage, _ = open_checked(self.folder, remembered=not merging)
@@ -279,6 +286,7 @@ class Replica:
             if merging:
                 self._swap_in(lambda tmp: self._merged(tmp, new_passages, new_records, added), ())
             else:
+                assert base is not None  # without a base, a save merges
                 try:
                     self._save_delta(base, delta, remove, new_passages, new_records, added)
                 except _BaseMoved:  # another process swapped the folder meanwhile: write everything afresh

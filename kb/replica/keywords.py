@@ -110,8 +110,8 @@ class SegmentWords:
 
         Starts from the rarest word's positions and checks its neighbours at the offsets the phrase
         gives: the cost follows the rarest word, not the passages."""
-        ids = [self.word_ids.get(w) for w in phrase]
-        if not phrase or any(i is None for i in ids):
+        ids = [self.word_ids.get(w, -1) for w in phrase]
+        if not phrase or min(ids) < 0:  # a word no passage here holds
             return np.zeros(0, np.int64)
         counts = [int(self.positions_starts[i + 1] - self.positions_starts[i]) for i in ids]
         anchor = int(np.argmin(counts))

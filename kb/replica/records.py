@@ -151,7 +151,7 @@ class EntryTable:
         if name not in self._columns:
             return np.zeros(len(self), dtype=bool)  # no entry has the field
         column = self._columns[name]
-        present = ~np.isnan(column) if name in NUMERIC_FIELDS else np.not_equal(column, None)
+        present = ~np.isnan(column) if name in NUMERIC_FIELDS else np.not_equal(column, np.array(None))
         if op == "$eq":
             return present & _equal(column, operand)
         if op == "$ne":

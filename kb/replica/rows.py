@@ -252,10 +252,11 @@ def compare_entries(rows: Rows, stored: Iterable[tuple[str, np.ndarray]], batch:
     """ "" when `stored` holds one vector per live entry with passages, the mean of its passages' vectors."""
     seen: set[str] = set()
     for ids, vectors in _batched(stored, batch):
-        spans = [rows.span(e) for e in ids]
-        unknown = next((e for e, span in zip(ids, spans, strict=True) if span is None), None)
+        found = [rows.span(e) for e in ids]
+        unknown = next((e for e, span in zip(ids, found, strict=True) if span is None), None)
         if unknown is not None:
             return f"entry '{unknown}' is not in the copy"
+        spans = [span for span in found if span is not None]  # every one of them, now
         if any(len(v) != rows.dimension for v in vectors):
             return "a stored entry vector has the wrong size"
         if seen.intersection(ids) or len(set(ids)) != len(ids):

@@ -120,7 +120,7 @@ class Additions:
         rows = np.lexsort((np.arange(len(codes)), numbers, codes))  # by entry, number, then arrival
         same_as_next = (codes[rows][:-1] == codes[rows][1:]) & (numbers[rows][:-1] == numbers[rows][1:])
         rows = rows[np.append(~same_as_next, True)]  # a passage given again: its last text
-        entries, offsets, slots, width = list(self._codes), self._offsets, self._vector_slot, self._vector_width
+        entries, offsets, slots, width = list(self._codes), self._offsets, self._vector_slot, self._vector_width or 0
         with (self.folder / "texts.spool").open("rb") as file, (self.folder / "vectors.spool").open("rb") as vectors:
             for group in np.split(rows, np.flatnonzero(np.diff(codes[rows])) + 1):
                 texts = [os.pread(file.fileno(), offsets[r + 1] - offsets[r], offsets[r]) for r in group.tolist()]
