@@ -14,6 +14,7 @@ from app_pages import resources, ui
 from kb import browse
 from kb.access import reviews
 from kb.browse import SearchRequest
+from kb.entries import slugify
 from kb.filters import CHOICE_FACETS, Filters
 from kb.plan import plan_summary
 
@@ -218,6 +219,21 @@ def filtered_listing(results: browse.SearchResults) -> None:
     for entry in results.newest:
         ui.entry_card(entry)
     pager(results)
+    downloads(results)
+
+
+def downloads(results: browse.SearchResults) -> None:
+    """Every result, over all pages, as a file: built when asked for, under this reader's rules."""
+    if not results.total:
+        return
+    request = results.request
+    named = "plan" if request.mode == browse.PLAN_MODE else slugify(request.query, 40) if request.query else "entries"
+    stem = f"lighthouse-{named}"
+
+    def make(fmt: str) -> bytes:
+        return browse.download(kb, browse.every_match(kb, request, user), fmt, user)
+
+    ui.download_buttons(stem, make, key="download-results")
 
 
 def did_you_mean(results: browse.SearchResults) -> None:
@@ -327,6 +343,7 @@ def plan_results(results: browse.SearchResults) -> None:
             st.caption("No prior lessons found for this part.")
         for match in part.matches:
             ui.hit_card(match.hit, part.text, note=f"speaks to part {part.number} of your plan")
+    downloads(results)
 
 
 def results_list(results: browse.SearchResults) -> None:
@@ -353,6 +370,7 @@ def results_list(results: browse.SearchResults) -> None:
             loose_shown = True
         ui.hit_card(hit, query)
     pager(results)
+    downloads(results)
 
 
 # The URL is the only source of truth: whenever the widgets say something else, they are set from it.

@@ -93,3 +93,8 @@ elif view == "board":
     board(cards)
 else:
     gallery(cards)
+if cards:
+    shown = [c.entry.id for c in cards]
+    ui.download_buttons(
+        "lighthouse-showcase", lambda fmt: browse.download(kb, shown, fmt, user), key="download-showcase"
+    )

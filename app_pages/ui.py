@@ -18,10 +18,12 @@ How Streamlit shows a string decides how user-written text must be passed to it:
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,6 +34,7 @@ from kb import KBError, KnowledgeBase, access
 from kb.browse import PLAN_MODE, SearchRequest, count_in_scope
 from kb.entries import Entry
 from kb.errors import without_paths
+from kb.exporter import MEDIA_TYPES
 from kb.identity import ADMIN, CONTRIBUTOR, CURATOR, REVIEWER, User
 from kb.search import Hit, highlight
 
@@ -325,6 +328,26 @@ FOCUS_SCRIPT = """
   focus();
 })();
 """
+
+
+DOWNLOADS = {"csv": ("CSV", "text/csv"), "xlsx": ("Excel", MEDIA_TYPES["xlsx"])}
+
+
+def download_buttons(stem: str, make: Callable[[str], bytes], *, key: str) -> None:
+    """Download as CSV and as Excel; `make(format)` builds the file only when a button is pressed
+    (on a server thread, so it must not touch the page), and pressing one does not rerun the page."""
+    with st.container(horizontal=True, gap="small"):
+        for fmt, (name, media_type) in DOWNLOADS.items():
+            st.download_button(
+                f"Download as {name}",
+                data=functools.partial(make, fmt),
+                file_name=f"{stem}.{fmt}",
+                mime=media_type,
+                on_click="ignore",
+                icon=":material/download:",
+                type="tertiary",
+                key=f"{key}-{fmt}",
+            )
 
 
 def error_summary(items: list[tuple[str, str]], *, key: str, invalid: list[str], attempt: int | None) -> None:

@@ -162,11 +162,10 @@ def find(kb: KnowledgeBase, request: SearchRequest, user: User | None = None) ->
     elif request.query:
         mode = SEARCH_MODES[request.mode]
         expand = not request.exact
-        every = kb.search(request.query, limit=MAX_RESULTS, filters=filters, mode=mode, expand=expand, viewer=user)
+        every = _ranked(kb, request, filters, user)
         if mode != "dense":  # the keyword side looks for the other names of the themes the query names
             results.other_names = kb.vocabulary.expand(parse_query(request.query).text)
-        if every and all(h.close is not None for h in every):  # close matches first, then the loosely related
-            every = [h for h in every if h.close] + [h for h in every if not h.close]
+        if every and all(h.close is not None for h in every):
             results.close = sum(1 for h in every if h.close)
         results.suggestion = _better_spelling(kb, request.query, filters, user)
         results.total, results.page = len(every), _within(request.page, len(every))
@@ -186,6 +185,45 @@ def find(kb: KnowledgeBase, request: SearchRequest, user: User | None = None) ->
         results.suggestions = suggested_searches(results.facets, kb.vocabulary.label)
     results.seconds = time.perf_counter() - started
     return results
+
+
+def every_match(kb: KnowledgeBase, request: SearchRequest, user: User | None = None) -> list[str]:
+    """The ids of every entry the request lists, over all its pages and in the order shown (without a
+    query or filters: every published entry in scope, newest first): what a download of it holds."""
+    request = request.for_user(user)
+    filters = request.filters()
+    if not request.query:
+        return newest_ids(kb, filters=filters, viewer=user)
+    if request.mode == PLAN_MODE:
+        hits = plan_search(kb, request.query, filters=filters, viewer=user).hits
+    else:
+        hits = _ranked(kb, request, filters, user)
+    return list(dict.fromkeys(h.id for h in hits))
+
+
+def download(kb: KnowledgeBase, entry_ids: Iterable[str], fmt: str, viewer: User | None = None) -> bytes:
+    """These entries as a CSV or Excel file (`kb.exporter`), in this order and as the viewer may see
+    them: hidden ones left out, withheld fields blank and named in the `withheld` column, cells that a
+    spreadsheet would run as formulas neutralised."""
+    from kb.exporter import export_bytes  # pandas and openpyxl: only when a file is asked for
+
+    shown, _ = kb.readable(viewer, entry_ids)
+    return export_bytes([s.entry for s in shown], fmt, withheld={s.entry.id: s.withheld for s in shown})
+
+
+def _ranked(kb: KnowledgeBase, request: SearchRequest, filters: Filters, user: User | None) -> list[Hit]:
+    """A query's hits, up to MAX_RESULTS: close matches first, then the loosely related."""
+    every = kb.search(
+        request.query,
+        limit=MAX_RESULTS,
+        filters=filters,
+        mode=SEARCH_MODES[request.mode],
+        expand=not request.exact,
+        viewer=user,
+    )
+    if every and all(h.close is not None for h in every):
+        every = [h for h in every if h.close] + [h for h in every if not h.close]
+    return every
 
 
 def suggested_searches(
@@ -302,11 +340,15 @@ def newest(
 ) -> list[Entry]:
     """The most recently written or updated entries within the filters (published ones by default),
     after the first `skip` of them."""
-    filters = filters or Filters.of(status=PUBLISHED)
-    where = filters.where()
+    return load_entries(kb, newest_ids(kb, filters=filters, viewer=viewer)[skip : skip + limit], viewer)
+
+
+def newest_ids(kb: KnowledgeBase, *, filters: Filters | None = None, viewer: User | None = None) -> list[str]:
+    """Every entry the viewer may see within the filters (published ones by default), newest first."""
+    where = (filters or Filters.of(status=PUBLISHED)).where()
     chosen = [r for r in rows(kb, viewer) if holds(where, r.metadata)]
     ranked = sorted(chosen, key=lambda r: (str(r.metadata.get("written", "")), r.entry_id), reverse=True)
-    return load_entries(kb, [r.entry_id for r in ranked[skip : skip + limit]], viewer)
+    return [r.entry_id for r in ranked]
 
 
 # --------------------------------------------------------------------------- lookups

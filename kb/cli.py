@@ -408,17 +408,18 @@ def import_(ctx: Context, file: Path, mapping: Path | None, dry_run: bool, no_in
 
 
 @cli.command()
-@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["csv", "xlsx", "jsonl"]), default="csv", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Output file (default: stdout).")
 @as_option
 @pass_ctx
 @handle_errors
 def export(ctx: Context, fmt: str, out: Path | None, as_viewer: str | None) -> None:
-    """Export every valid entry to CSV or JSONL (imports back to the same entries).
+    """Export every valid entry to CSV, Excel or JSONL (imports back to the same entries).
 
     \b
     Example:
       python -m kb export --format jsonl --out lessons.jsonl
+      python -m kb export --format xlsx --out lessons.xlsx --as "Home Affairs Department"
     """
     from kb.exporter import export_entries
 

@@ -1,9 +1,10 @@
-"""Export entries to CSV or JSONL: the Lighthouse table format, which `load_mapping(None)` imports back.
+"""Export entries to CSV, Excel or JSONL: the Lighthouse table format, which `load_mapping(None)` imports back.
 
     with open("register.csv", "w", newline="", encoding="utf-8") as out:
         export_entries(entries, "csv", out)
+    data = export_bytes(entries, "xlsx")  # a file to hand a browser
 
-CSV has one row per entry: list fields joined with "; " (a ";" inside an item is written ";;"),
+CSV and Excel have one row per entry: list fields joined with "; " (a ";" inside an item is written ";;"),
 lighthouse sub-fields as `lighthouse.stage` ... columns, one `section: <name>` column per section.
 JSONL has one JSON object per entry, lists as lists and sections as an object.
 
@@ -16,6 +17,7 @@ takes a blank or a shortened list for the stored value.
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
@@ -26,7 +28,12 @@ from kb.entries import REQUIRED, SECTIONS, Entry
 from kb.errors import KBError
 from kb.store import atomic_write
 
-FORMATS = ("csv", "jsonl")
+FORMATS = ("csv", "xlsx", "jsonl")
+MEDIA_TYPES = {
+    "csv": "text/csv",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "jsonl": "application/jsonl",
+}
 LIST_SEPARATOR = ";"
 SECTION_PREFIX = "section: "
 LIGHTHOUSE_COLUMNS = ("lighthouse.stage", "lighthouse.impact", "lighthouse.benefits", "lighthouse.reused_by")
@@ -111,15 +118,25 @@ def csv_row(entry: Entry, columns: list[str]) -> list[str]:
     return row
 
 
-def _csv_text(entries: list[Entry], withheld: Withheld | None) -> str:
+def _table(entries: list[Entry], withheld: Withheld | None) -> pd.DataFrame:
+    """The rows CSV and Excel share: every cell text, formulas guarded."""
     columns = csv_columns(entries)
     rows = [csv_row(entry, columns) for entry in entries]
     if withheld is not None:
         columns.append(WITHHELD_COLUMN)
         for entry, row in zip(entries, rows, strict=True):
             row.append(join_items(withheld.get(entry.id, ())))
-    table = pd.DataFrame(rows, columns=columns, dtype=str)
-    return table.to_csv(index=False, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
+    return pd.DataFrame(rows, columns=columns, dtype=str)
+
+
+def _csv_text(entries: list[Entry], withheld: Withheld | None) -> str:
+    return _table(entries, withheld).to_csv(index=False, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
+
+
+def _xlsx_bytes(entries: list[Entry], withheld: Withheld | None) -> bytes:
+    buffer = io.BytesIO()
+    _table(entries, withheld).to_excel(buffer, index=False, sheet_name="Lighthouse", engine="openpyxl")
+    return buffer.getvalue()
 
 
 def _jsonl_text(entries: list[Entry], withheld: Withheld | None) -> str:
@@ -143,27 +160,47 @@ def _check_withheld(withheld: Withheld) -> None:
                 )
 
 
+def _format(fmt: str) -> str:
+    fmt = fmt.lower().lstrip(".")
+    if fmt not in FORMATS:
+        raise KBError(f"cannot export as '{fmt}'; choose one of: {', '.join(FORMATS)}")
+    return fmt
+
+
+def export_bytes(entries: Iterable[Entry], fmt: str, *, withheld: Withheld | None = None) -> bytes:
+    """The entries as the bytes of a CSV, Excel or JSONL file (for a download); `withheld` as below."""
+    fmt = _format(fmt)
+    if withheld is not None:
+        _check_withheld(withheld)
+    items = list(entries)
+    if fmt == "xlsx":
+        return _xlsx_bytes(items, withheld)
+    if fmt == "csv":
+        # A byte-order mark lets Excel open the UTF-8 CSV with its accents intact; the importer skips it.
+        return ("\ufeff" + _csv_text(items, withheld)).encode("utf-8")
+    return _jsonl_text(items, withheld).encode("utf-8")
+
+
 def export_entries(entries: Iterable[Entry], fmt: str, out: Path | TextIO, *, withheld: Withheld | None = None) -> int:
-    """Write the entries as CSV or JSONL to a file path (atomically) or an open text stream; returns rows written.
+    """Write the entries as CSV, Excel or JSONL to a file path (atomically), or as CSV or JSONL to an
+    open text stream; returns rows written.
 
     `withheld` is None for a full export. For a reader's view it maps entry ids to the fields left
     out of that entry (blanked, or a list with ids removed); see the module docstring.
     """
-    fmt = fmt.lower().lstrip(".")
-    if fmt not in FORMATS:
-        raise KBError(f"cannot export as '{fmt}'; choose one of: {', '.join(FORMATS)}")
-    if withheld is not None:
-        _check_withheld(withheld)
+    fmt = _format(fmt)
     items = list(entries)
-    text = _csv_text(items, withheld) if fmt == "csv" else _jsonl_text(items, withheld)
-    if isinstance(out, (str, Path)):
-        # A byte-order mark lets Excel open the UTF-8 CSV with its accents intact; the importer skips it.
-        prefix = "\ufeff" if fmt == "csv" else ""
-        try:
-            atomic_write(Path(out), prefix + text)
-        except OSError as exc:
-            reason = exc.strerror or exc
-            raise KBError(f"cannot write {out} ({reason}); check the folder exists and is writable") from None
-    else:
-        out.write(text)
+    if not isinstance(out, (str, Path)):
+        if fmt == "xlsx":
+            raise KBError("an Excel workbook cannot be written to the terminal; give a file with --out")
+        if withheld is not None:
+            _check_withheld(withheld)
+        out.write(_csv_text(items, withheld) if fmt == "csv" else _jsonl_text(items, withheld))
+        return len(items)
+    data = export_bytes(items, fmt, withheld=withheld)
+    try:
+        atomic_write(Path(out), data)
+    except OSError as exc:
+        reason = exc.strerror or exc
+        raise KBError(f"cannot write {out} ({reason}); check the folder exists and is writable") from None
     return len(items)

@@ -14,7 +14,7 @@ this module applies them to the entry files, which are the source of truth.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -173,12 +173,16 @@ class KnowledgeBase:
                 continue  # missing, malformed or unreadable: not shown
         return visible.__contains__
 
-    def readable(self, viewer: User | None = None) -> tuple[list[Shown], list[Problem]]:
+    def readable(
+        self, viewer: User | None = None, entry_ids: Iterable[str] | None = None
+    ) -> tuple[list[Shown], list[Problem]]:
         """Every valid entry this viewer may see, as they may see it (by id), and the folder's problems:
-        what an export under the viewer's rules holds."""
+        what an export under the viewer's rules holds. With `entry_ids`, only those, in their order (one
+        that is missing or hidden is left out alike)."""
         result = self.load()
         visible = {i for i, e in result.entries.items() if can_see(viewer, entry_meta(e))}
-        shown = [present(result.entries[i], viewer, visible.__contains__) for i in sorted(visible)]
+        chosen = sorted(visible) if entry_ids is None else [i for i in dict.fromkeys(entry_ids) if i in visible]
+        shown = [present(result.entries[i], viewer, visible.__contains__) for i in chosen]
         return shown, result.problems
 
     def history(self, entry_id: str, *, viewer: User | None = None) -> list[PastVersion]:

@@ -63,8 +63,9 @@ def file_lock_if_free(path: Path) -> Iterator[bool]:
         lock.release()
 
 
-def atomic_write(path: Path, text: str, *, replace: bool = True) -> None:
+def atomic_write(path: Path, text: str | bytes, *, replace: bool = True) -> None:
     """Write via a temporary file in the same folder and a rename: a crash leaves old or new, never half.
+    Text is written as UTF-8, its line endings as given.
 
     With replace=False the file appears complete or not at all, and never replaces an existing one
     (a hard link fails if the name is taken), so two writers racing for one new id cannot both win.
@@ -72,8 +73,8 @@ def atomic_write(path: Path, text: str, *, replace: bool = True) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(text.encode("utf-8") if isinstance(text, str) else text)
             handle.flush()
             os.fsync(handle.fileno())
         if replace:

@@ -148,8 +148,10 @@ def test_export_of_nothing_writes_the_header_only() -> None:
 
 
 def test_unknown_format_and_unwritable_path(tmp_path: Path) -> None:
-    with pytest.raises(KBError, match="cannot export as 'xml'; choose one of: csv, jsonl"):
+    with pytest.raises(KBError, match="cannot export as 'xml'; choose one of: csv, xlsx, jsonl"):
         export_entries([], "xml", io.StringIO())
+    with pytest.raises(KBError, match="an Excel workbook cannot be written to the terminal; give a file with --out"):
+        export_entries([], "xlsx", io.StringIO())
     blocker = tmp_path / "a-file"
     blocker.write_text("x", encoding="utf-8")
     with pytest.raises(KBError, match="cannot write"):
@@ -175,7 +177,7 @@ def test_jsonl_has_one_object_per_entry_with_lists_as_lists(store: EntryStore) -
 # --------------------------------------------------------------------------- round trip
 
 
-@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+@pytest.mark.parametrize("fmt", ["csv", "xlsx", "jsonl"])
 def test_export_imports_back_to_the_same_entries(tmp_path: Path, store: EntryStore, fmt: str) -> None:
     original = store.load().entries
     path = tmp_path / f"register.{fmt}"
