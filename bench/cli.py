@@ -330,6 +330,39 @@ def overhead_command(
     click.echo(json.dumps(figures, indent=2) if as_json else format_overhead(figures))
 
 
+@bench.command(name="cli")
+@register_option("The register whose lessons the commands read.")
+@MAPPING_OPTION
+@click.option(
+    "--work-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=".lighthouse-bench/overhead",
+    show_default=True,
+    help="Where the entries and index are kept between runs (shared with `overhead`).",
+)
+@click.option("--repeats", type=click.IntRange(1), default=5, show_default=True, help="Times each command runs.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
+@click.pass_obj
+@handle_errors
+def cli_command(ctx: BenchContext, register: Path, mapping: Path, work_dir: Path, repeats: int, as_json: bool) -> None:
+    """Whole `python -m kb` processes, start to exit (show, check, stats, search, similar), beside an
+    empty Python process, with the median's ratio to it and the targets.
+
+    \b
+    Example:
+      python -m bench cli                            # NASA's 2,100 lessons from ../shared/data
+      python -m bench cli --repeats 10 --json
+    """
+    from bench.overhead import prepare
+    from bench.processes import first_entry, format_report, run_process_bench
+    from kb.embedder import make_embedder
+
+    log = lambda message: click.echo(message, err=True)  # noqa: E731
+    settings = prepare(register, mapping, work_dir, make_embedder(ctx.settings.model, ctx.settings.model_backend), log)
+    figures = run_process_bench(settings, first_entry(settings.entries_dir), repeats=repeats, log=log)
+    click.echo(json.dumps(figures, indent=2) if as_json else format_report(figures))
+
+
 @bench.command(name="relevance")
 @SCIFACT_OPTION
 @click.option(

@@ -15,6 +15,7 @@ import functools
 import inspect
 import logging
 import os
+import sys
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -24,13 +25,8 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
-
-import chromadb  # noqa: E402
-from chromadb.config import Settings as ChromaSettings  # noqa: E402
-
-from kb.chroma_checks import DATABASE, OPEN, StoreDamaged, check_store, embedded_path  # noqa: E402
-from kb.errors import IndexDamaged, IndexMismatch, IndexMissing, KBError, without_paths  # noqa: E402
+from kb.chroma_checks import DATABASE, OPEN, StoreDamaged, check_store, embedded_path
+from kb.errors import IndexDamaged, IndexMismatch, IndexMissing, KBError, without_paths
 from kb.passages import PassageId
 
 Where = dict[str, Any]
@@ -46,11 +42,24 @@ ENTRY_ONLY_FIELDS = frozenset({"title", "lighthouse_stage", "anonymous", "writte
 EF_SEARCH = 400
 
 
+@functools.cache
+def _chromadb():
+    """chromadb, imported when an index is first opened: a command that never opens one (`show`,
+    `check`) starts without it, about half a second sooner."""
+    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+    import chromadb
+    import chromadb.api.client
+    import chromadb.config
+    import chromadb.errors
+
+    return chromadb
+
+
 def _chroma_failure(exc: BaseException) -> bool:
     """What Chroma raises for a store it cannot read: its own errors, and the Rust core's panics, which
     pyo3 derives from BaseException (so a bare `except Exception` lets them through). Interrupts and
     exits are never swallowed."""
-    if isinstance(exc, chromadb.errors.InvalidArgumentError):
+    if isinstance(exc, _chromadb().errors.InvalidArgumentError):
         return False  # Chroma refused what it was given: a mistake of the caller's, not damage
     return isinstance(exc, Exception) or type(exc).__name__ == "PanicException"
 
@@ -84,14 +93,14 @@ def make_client(index_dir: Path | str, chroma_url: str | None = None, *, create:
     reported as IndexDamaged instead of crashing the process. Without `create`, a folder with no store
     raises IndexMissing: only a sync builds one, so a deleted database never passes for an empty index.
     """
-    settings = ChromaSettings(anonymized_telemetry=False, allow_reset=True)
+    settings = _chromadb().config.Settings(anonymized_telemetry=False, allow_reset=True)
     if chroma_url:
         url = urlparse(chroma_url if "://" in chroma_url else f"http://{chroma_url}")
         if not url.hostname:
             raise KBError(f"KB_CHROMA_URL '{chroma_url}' is not a URL; use e.g. http://127.0.0.1:8000")
         ssl = url.scheme == "https"
         try:
-            return chromadb.HttpClient(
+            return _chromadb().HttpClient(
                 host=url.hostname, port=url.port or (443 if ssl else 8000), ssl=ssl, settings=settings
             )
         except Exception as exc:
@@ -107,7 +116,7 @@ def make_client(index_dir: Path | str, chroma_url: str | None = None, *, create:
         except StoreDamaged as exc:
             raise IndexDamaged(f"the index is damaged ({exc})", where=path) from None
     try:
-        client = chromadb.PersistentClient(path=str(path.resolve()), settings=settings)
+        client = _chromadb().PersistentClient(path=str(path.resolve()), settings=settings)
         client.list_collections()  # a damaged database fails here rather than in the middle of a search
     except BaseException as exc:  # chromadb raises several types for a broken file; all mean the same here
         if not _chroma_failure(exc):
@@ -127,7 +136,8 @@ def remove_embedded(index_dir: Path | str) -> None:
 
 def clear_client_cache() -> None:
     """Chroma caches clients per path for the whole process; tests reset it between runs."""
-    chromadb.api.client.SharedSystemClient.clear_system_cache()
+    if "chromadb" in sys.modules:  # nothing is cached before an index was opened
+        _chromadb().api.client.SharedSystemClient.clear_system_cache()
 
 
 def _batches(n: int, size: int) -> Iterator[slice]:
@@ -305,7 +315,7 @@ class VectorIndex:
         """The mark of the last change, read afresh from Chroma (one small request: every search asks)."""
         try:
             entries_col = self.client.get_collection(self._names[1], embedding_function=None)
-        except chromadb.errors.NotFoundError:
+        except _chromadb().errors.NotFoundError:
             return None
         return str((entries_col.metadata or {}).get("generation", ""))
 

@@ -204,3 +204,35 @@ def test_a_reader_s_export_imports_back_without_blanking_anything(run, tmp_path,
     assert "Traceback" not in imported.output
     after = {p.name: p.read_bytes() for p in entries_dir.glob("*.md")}
     assert after == before, "nothing stored changed"
+
+
+@pytest.mark.parametrize(
+    ("command", "not_loaded"),
+    [
+        (["show", "benefits-and-housing-data-sharing-pilot"], ("torch", "sentence_transformers", "chromadb")),
+        (["check"], ("torch", "sentence_transformers", "chromadb")),
+        (["themes"], ("torch", "sentence_transformers", "chromadb")),
+        (["stats"], ("torch", "sentence_transformers")),
+        (["export", "--format", "jsonl"], ("torch", "sentence_transformers")),
+    ],
+    ids=lambda value: value[0] if isinstance(value, list) else "",
+)
+def test_a_command_that_embeds_nothing_starts_without_the_model(settings, command, not_loaded):
+    """A whole process, as a user runs it: the model and torch cost seconds to import; the vector store
+    about half a second, and `show`, `check` and `themes` never open it."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    probe = (
+        "import runpy, sys\n"
+        f"sys.argv = ['kb', '--entries', {str(settings.entries_dir)!r}, '--index', {str(settings.index_dir)!r}, "
+        f"'--model', 'all-MiniLM-L6-v2', *{command!r}]\n"
+        "try:\n    runpy.run_module('kb', run_name='__main__')\nexcept SystemExit as exit:\n"
+        "    assert not exit.code, exit.code\n"
+        f"print(sorted(name for name in {not_loaded!r} if name in sys.modules), file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-500:]
+    assert done.stderr.strip().splitlines()[-1] == "[]", done.stderr[-500:]
