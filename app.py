@@ -24,16 +24,18 @@ log = logging.getLogger("lighthouse.app")
 visitor = resources.visitor()
 user = visitor.user
 search = st.Page(ui.SEARCH_PAGE, title="Search", icon=":material/search:", default=True)
-find = [
+# One flat list: Streamlit draws a section's header inside the navigation's list, which breaks the list
+# for a screen reader (axe-core's "list" and "listitem" rules).
+pages = [
     search,
     st.Page(ui.SHOWCASE_PAGE, title="Lighthouse showcase", icon=":material/lightbulb:", url_path="showcase"),
     st.Page(ui.INSIGHTS_PAGE, title="Insights", icon=":material/insights:", url_path="insights"),
     st.Page(ui.ENTRY_PAGE, title="Entry", icon=":material/article:", url_path="entry", visibility="hidden"),
+    st.Page(ui.SUBMIT_PAGE, title="Submit an entry", icon=":material/edit_note:", url_path="submit"),
 ]
-contribute = [st.Page(ui.SUBMIT_PAGE, title="Submit an entry", icon=":material/edit_note:", url_path="submit")]
 if reviews(user):
-    contribute.append(st.Page(ui.REVIEW_PAGE, title="Review queue", icon=":material/fact_check:", url_path="review"))
-page = st.navigation({"Find": find, "Contribute": contribute})
+    pages.append(st.Page(ui.REVIEW_PAGE, title="Review queue", icon=":material/fact_check:", url_path="review"))
+page = st.navigation(pages)
 
 try:
     resources.loaded()

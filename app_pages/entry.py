@@ -95,7 +95,7 @@ def similar_card(hit: SimilarHit) -> None:
 
 
 def similar_projects(entry: Entry) -> None:
-    st.subheader("Similar projects")
+    st.header("Similar projects", anchor=False)
     try:
         hits = kb.similar(entry.id, limit=5, filters=Filters.of(status=browse.PUBLISHED), viewer=user)
     except KBError as exc:
@@ -121,7 +121,7 @@ def similar_projects(entry: Entry) -> None:
 def related(entry: Entry) -> None:
     if not entry.related:
         return
-    st.subheader("Related entries")
+    st.header("Related entries", anchor=False)
     found = browse.titles(kb, entry.related, user)
     for other_id, title, outcome in found:
         note = f"Outcome: {ui.label(outcome)}" if outcome else ""
@@ -130,10 +130,10 @@ def related(entry: Entry) -> None:
 
 def body(entry: Entry) -> None:
     for name, text in entry.sections.items():
-        st.subheader(plain(name))
+        st.header(plain(name), anchor=False)
         st.markdown(safe_markdown(text))
     if entry.links:
-        st.subheader("Links")
+        st.header("Links", anchor=False)
         st.markdown(
             "\n".join(f"- <{link}>" if is_web_address(link) else f"- {ui.unlinked(link)}" for link in entry.links)
         )

@@ -145,7 +145,7 @@ chart(right, bars(data.by_theme, "label", f"Entries by {group}"), data.by_theme,
 chart(left, by_outcome(worded(data.by_outcome)), data.by_outcome, "No entry records its outcome.")
 chart(right, by_year(worded(data.by_year)), data.by_year, "No entry says when its work started.")
 
-st.subheader("Where do we keep failing?")
+st.header("Where do we keep failing?", anchor=False)
 st.caption(
     f"The share of entries in each {group} whose work failed or was stopped, for {group}s with at least "
     f"{MIN_THEME_ENTRIES} entries. A high share is a warning to the next team: read those entries first."
@@ -155,7 +155,7 @@ enough = themes[themes["entries"] >= MIN_THEME_ENTRIES]  # one failure in a them
 shown = enough if len(enough) else themes
 chart(st, failing(shown), shown, f"No entry has a {group} yet, so there is no pattern to show.")
 
-st.subheader("Map of the collection")
+st.header("Map of the collection", anchor=False)
 st.caption(
     "Each point is an entry, placed by what it is about: close points tell similar stories. "
     "Hover for the title; click a point to open the entry."

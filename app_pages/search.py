@@ -193,7 +193,7 @@ def search_box(mode: str) -> None:
 
 
 def empty_state(results: browse.SearchResults) -> None:
-    st.subheader("What to try")
+    st.header("What to try", anchor=False)
     st.markdown(
         "- A question in your own words: *why did our pilot stop?*\n"
         "- A word, an acronym or a system from your field\n"
@@ -204,7 +204,7 @@ def empty_state(results: browse.SearchResults) -> None:
         with st.container(horizontal=True):
             for example in results.suggestions:
                 st.button(ui.plain(example), on_click=run_example, args=(example,), icon=":material/search:")
-    st.subheader("Newest entries")
+    st.header("Newest entries", anchor=False)
     if not results.newest:
         st.info("Nothing has been published yet. Be the first to share what you learned.", icon=":material/lightbulb:")
         st.page_link(ui.SUBMIT_PAGE, label="Submit an entry", icon=":material/edit_note:")
@@ -337,7 +337,7 @@ def plan_results(results: browse.SearchResults) -> None:
     plan = results.plan
     st.caption(f"{plan_summary(len(plan.parts), plan.count)} · {results.seconds:.2f}s")
     for part in plan.parts:
-        st.subheader(f"Part {part.number} of {len(plan.parts)}", anchor=False)
+        st.header(f"Part {part.number} of {len(plan.parts)}", anchor=False)
         st.markdown(f"> {ui.plain(part.text)}")
         if not part.matches:
             st.caption("No prior lessons found for this part.")
@@ -366,7 +366,7 @@ def results_list(results: browse.SearchResults) -> None:
     loose_shown = False
     for hit in results.hits:
         if hit.close is False and not loose_shown:
-            st.subheader("Loosely related", anchor=False, divider="gray")
+            st.header("Loosely related", anchor=False, divider="gray")
             loose_shown = True
         ui.hit_card(hit, query)
     pager(results)

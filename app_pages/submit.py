@@ -298,7 +298,7 @@ def error_summary() -> None:
 
 
 def about_fields(organisations: list[str]) -> None:
-    st.markdown("#### About the work")
+    st.header("About the work", anchor=False)
     left, right = st.columns(2)
     with left:
         field("kind", st.radio, "Kind", options=list(KINDS), format_func=str.capitalize, horizontal=True)
@@ -370,7 +370,7 @@ def about_fields(organisations: list[str]) -> None:
 
 
 def story_fields() -> None:
-    st.markdown("#### The story")
+    st.header("The story", anchor=False)
     st.caption("Write as much or as little as you know. Lessons is the section readers look for first.")
     for name in SECTIONS:
         prompt = SECTION_PROMPTS[name]
@@ -410,7 +410,7 @@ def lighthouse_fields(choices: dict[str, str]) -> None:
 
 
 def link_fields(choices: dict[str, str]) -> None:
-    st.markdown("#### Links")
+    st.header("Links", anchor=False)
     options = with_chosen("related", [i for i in choices if i != edit_id])
     field(
         "related",

@@ -212,7 +212,7 @@ We will build a weekly dashboard in Power BI for the family support team."""
 def test_a_pasted_plan_finds_lessons_failures_first(entries_dir):
     at = open_app(q=PLAN, mode="plan")
     assert_clean(at)
-    assert [h.value for h in at.subheader] == ["Part 1 of 3", "Part 2 of 3", "Part 3 of 3"]
+    assert [h.value for h in at.header] == ["Part 1 of 3", "Part 2 of 3", "Part 3 of 3"]
     assert "Your plan, read as 3 parts" in texts(at, "caption")
     assert "speaks to part 3 of your plan" in texts(at, "caption")
     assert "mainframe-blocked-pension-data-share" in linked_ids(
@@ -336,7 +336,7 @@ def test_nothing_close_is_said_before_the_loosely_related(entries_dir, monkeypat
     at = open_app(q="purple monkey dishwasher")
     assert_clean(at)
     assert "No close matches for “purple monkey dishwasher”" in texts(at, "info")
-    assert "Loosely related" in [h.value for h in at.subheader] and linked_ids(at)
+    assert "Loosely related" in [h.value for h in at.header] and linked_ids(at)
     assert "0 close matches" in texts(at, "caption")
     at = open_app(q="data sharing agreement took too long")
     assert "No close matches" not in texts(at, "info")
@@ -366,8 +366,8 @@ def test_keyword_mode_says_which_other_names_it_searched_and_offers_exact_words(
 
 def test_empty_state_suggests_searches_and_lists_the_newest(entries_dir):
     at = open_app()
-    subheaders = [s.value for s in at.subheader]
-    assert "What to try" in subheaders and "Newest entries" in subheaders
+    headers = [s.value for s in at.header]
+    assert "What to try" in headers and "Newest entries" in headers
     assert len(linked_ids(at)) == 5
     from kb import browse
     from kb.vocabulary import Vocabulary
@@ -404,8 +404,8 @@ def test_entry_shows_facts_similar_projects_and_related(entries_dir):
     at = open_app("entry", id="benefits-and-housing-data-sharing-pilot")
     assert_clean(at)
     assert at.title[0].value.startswith("Benefits and housing data")
-    subheaders = [s.value for s in at.subheader]
-    assert {"Context", "Lessons", "Similar projects", "Related entries"} <= set(subheaders)
+    headers = [s.value for s in at.header]
+    assert {"Context", "Lessons", "Similar projects", "Related entries"} <= set(headers)
     ids = linked_ids(at)
     assert "cross-government-data-sharing-agreement-template" in ids
     assert len([i for i in ids if i != "benefits-and-housing-data-sharing-pilot"]) >= 5
@@ -637,7 +637,7 @@ def test_insights_show_charts_and_the_map(entries_dir):
     # 41 published entries, one of them for the Home Affairs Department only: this user sees 40
     assert metrics["Entries"] == "40" and metrics["Lighthouse projects"] == "9"
     assert len(at.get("vega_lite_chart")) == 6
-    assert "Where do we keep failing?" in [s.value for s in at.subheader]
+    assert "Where do we keep failing?" in [s.value for s in at.header]
 
 
 # --------------------------------------------------------------------------- display helpers

@@ -213,7 +213,7 @@ def test_the_entry_page_puts_key_facts_and_whom_to_ask_before_the_story(entries_
     assert_clean(at)
     order = in_order(at)
     values = [str(getattr(e, "value", "")) for e in order]
-    story = next(i for i, e in enumerate(order) if e.type == "subheader" and e.value == next(iter(entry.sections)))
+    story = next(i for i, e in enumerate(order) if e.type == "header" and e.value == next(iter(entry.sections)))
     facts = next(i for i, v in enumerate(values) if v.startswith(":") and "-badge[Outcome: " in v)
     ask = next(i for i, v in enumerate(values) if "Whom to ask" in v)
     assert facts < ask < story, (facts, ask, story)

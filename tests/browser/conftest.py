@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -18,29 +19,34 @@ from tests.browser.harness import START_SECONDS, free_port, streamlit_command, w
 from tests.conftest import ROOT, SAMPLE_ENTRIES, require
 
 
-@pytest.fixture
-def server(tmp_path) -> Iterator[str]:
-    """The app on a free 127.0.0.1 port, on a copy of the sample entries.
+@contextmanager
+def running_app(folder: Path, *extra: str, index: Path | None = None, **settings: str) -> Iterator[str]:
+    """The app on a free 127.0.0.1 port, on a copy of the sample entries in `folder`; yields its URL.
 
-    The fake embedder keeps the test quick; refreshing the docs' screenshots uses the real model, so
-    the pictures show real results.
+    `index` is a ready index of the sample entries to start from (the first page then has nothing to
+    sync); `extra` are more `streamlit run` options; `settings` are more environment variables. The fake
+    embedder keeps the test quick; refreshing the docs' screenshots uses the real model, so the pictures
+    show real results.
     """
     require(CHROMIUM.is_file(), f"{CHROMIUM} is absent; install it with `apt-get install chromium`")
-    entries = tmp_path / "entries"
+    entries = folder / "entries"
     shutil.copytree(SAMPLE_ENTRIES, entries, dirs_exist_ok=True)
+    if index is not None:
+        shutil.copytree(index, folder / "index")
     port = free_port()
     env = {
         **os.environ,
         "KB_MODEL": "all-MiniLM-L6-v2" if os.environ.get("KB_SCREENSHOTS_DIR") else "hashing-bow",
         "KB_ENTRIES_DIR": str(entries),
-        "KB_INDEX_DIR": str(tmp_path / "index"),
+        "KB_INDEX_DIR": str(folder / "index"),
         "KB_USER_NAME": "Priya Natarajan",
         "KB_USER_ORGANISATION": "Department for Work and Welfare",
         "KB_USER_ROLES": "contributor,reviewer",
+        **settings,
     }
     env.pop("KB_CHROMA_URL", None)
-    command = streamlit_command(port)
-    log = (tmp_path / "streamlit.log").open("w")
+    command = streamlit_command(port, *extra)
+    log = (folder / "streamlit.log").open("w")
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -57,7 +63,16 @@ def server(tmp_path) -> Iterator[str]:
 
 
 @pytest.fixture
-def page(server):
+def server(tmp_path) -> Iterator[str]:
+    """The app on a copy of the sample entries, for one test."""
+    with running_app(tmp_path) as url:
+        yield url
+
+
+@contextmanager
+def chromium() -> Iterator:
+    """Debian's Chromium through Playwright, with the flags this network needs."""
+    require(CHROMIUM.is_file(), f"{CHROMIUM} is absent; install it with `apt-get install chromium`")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -65,11 +80,17 @@ def page(server):
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            tab = browser.new_page(viewport={"width": 1400, "height": 1000})
-            tab.set_default_timeout(30_000)
-            yield tab
+            yield browser
         finally:
             browser.close()
+
+
+@pytest.fixture
+def page(server):
+    with chromium() as browser:
+        tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+        tab.set_default_timeout(30_000)
+        yield tab
 
 
 @pytest.fixture

@@ -1,0 +1,169 @@
+"""Accessibility: axe-core checks every page of the app, in the states people see it, at 1400 px and at
+390 px (a phone's user agent, as the app lays pages out for a phone by it).
+
+No critical, serious or moderate violation may be found, except the rules in FRAMEWORK: violations in
+Streamlit's own markup that the app cannot change, listed by rule in docs/app.md ("Accessibility").
+
+One app server (and one more, with sign-in configured, for the signed-out pages) and one Chromium serve the
+whole module. axe-core comes from the npm registry: `npm ci --prefix tests/browser/axe`. Skips when it,
+/usr/bin/chromium or Playwright is absent; fails instead when CI=true.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from tests.browser.conftest import chromium, running_app
+from tests.browser.harness import PHONE, settle
+from tests.conftest import ROOT, require
+
+pytestmark = pytest.mark.browser
+
+AXE = ROOT / "tests" / "browser" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
+IMPACTS = ("critical", "serious", "moderate")
+# Rules whose violations come from Streamlit's own markup and that the app cannot change. Mirrored in
+# docs/app.md, "Accessibility": a test keeps the two the same.
+FRAMEWORK: tuple[str, ...] = ()
+WIDTHS = {  # the browser context for each width
+    "1400 px": {"viewport": {"width": 1400, "height": 1000}},
+    "390 px": {"viewport": {"width": 390, "height": 844}, "user_agent": PHONE},
+}
+ENTRY_ID = "benefits-and-housing-data-sharing-pilot"
+
+
+@dataclass(frozen=True)
+class State:
+    path: str  # the URL's path and query
+    ready: str  # text on the page once it is drawn
+    act: Callable | None = None  # what a person does before the check
+    signed_out: bool = False  # on the app with sign-in configured, before signing in
+
+
+def open_the_filters(tab) -> None:
+    """On a phone the filters wait behind one control; open it (elsewhere they are always shown)."""
+    control = tab.get_by_text(re.compile(r"^Filters \(\d+\)$"))
+    if control.count():
+        control.first.click()
+        tab.get_by_text("Organisation").first.wait_for()
+
+
+def send_empty_form(tab) -> None:
+    tab.get_by_role("button", name="Send for review").click()
+    tab.get_by_text("There is a problem").first.wait_for()
+
+
+STATES = {
+    "search": State("/", "Newest entries"),
+    "search results": State("/?q=data+sharing", "Matched in:"),
+    "search results, a filter chosen and shown": State(
+        "/?q=data+sharing&outcome=failed", "Matched in:", act=open_the_filters
+    ),
+    "search, other names of a theme": State("/?q=mainframe&mode=keyword", "Exact words only"),
+    "search, project plan": State(
+        "/?q=Share+housing+records+with+councils%0A%0ABuild+a+dashboard+of+arrears&mode=plan", "Part 1 of"
+    ),
+    "search, filters only": State("/?outcome=failed", "match these filters"),
+    "entry": State(f"/entry?id={ENTRY_ID}", "Similar projects"),
+    "entry not found": State("/entry?id=no-such-entry", "Entry not found"),
+    "showcase": State("/showcase", "Lighthouse showcase"),
+    "insights": State("/insights", "Map of the collection"),
+    "submit": State("/submit", "About the work"),
+    "submit, with errors": State("/submit", "About the work", act=send_empty_form),
+    "edit an entry": State(f"/submit?edit={ENTRY_ID}", "About the work"),
+    "review queue": State("/review", "Review queue"),
+    "search, signed out": State("/", "Not signed in", signed_out=True),
+    "submit, signed out": State("/submit", "Sign in to submit", signed_out=True),
+}
+
+
+@pytest.fixture(scope="module")
+def axe_script() -> str:
+    require(AXE.is_file(), f"axe-core is not installed; run `npm ci --prefix {AXE.parents[2].relative_to(ROOT)}`")
+    return AXE.read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def browser(axe_script) -> Iterator:
+    with chromium() as browser:
+        yield browser
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory, sample_index) -> Iterator[str]:
+    """The app in local mode, as a contributor and reviewer."""
+    with running_app(tmp_path_factory.mktemp("app"), index=sample_index) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def signed_out_app(tmp_path_factory, sample_index) -> Iterator[str]:
+    """The app with sign-in configured, seen by a visitor who has not signed in. Nothing here signs in, so
+    the provider it names is never asked."""
+    folder = tmp_path_factory.mktemp("signed-out")
+    secrets_file = folder / "secrets.toml"
+    secrets_file.write_text(
+        "[auth]\n"
+        'redirect_uri = "http://127.0.0.1:9/oauth2callback"\n'
+        f'cookie_secret = "{secrets.token_hex(32)}"\n'
+        'client_id = "lighthouse"\n'
+        'client_secret = "not-a-secret"\n'
+        'server_metadata_url = "http://127.0.0.1:9/.well-known/openid-configuration"\n',
+        encoding="utf-8",
+    )
+    with running_app(folder, "--secrets.files", str(secrets_file), index=sample_index) as url:
+        yield url
+
+
+def violations(browser, axe_script: str, url: str, state: State, width: str) -> list[dict]:
+    """axe-core's critical, serious and moderate violations on the page at `url`, drawn at `width`."""
+    context = browser.new_context(**WIDTHS[width])
+    try:
+        tab = context.new_page()
+        tab.set_default_timeout(30_000)
+        tab.goto(url + state.path)
+        tab.get_by_text(state.ready).first.wait_for()
+        settle(tab)
+        if state.act:
+            state.act(tab)
+            settle(tab)
+        tab.add_script_tag(content=axe_script)
+        found = tab.evaluate(
+            """async impacts => {
+                const results = await axe.run(document, {resultTypes: ['violations']});
+                return results.violations.filter(v => impacts.includes(v.impact)).map(v => ({
+                    id: v.id, impact: v.impact, help: v.help,
+                    targets: v.nodes.map(n => `${n.target.join(' ')} ${n.html.slice(0, 120)}`)}));
+            }""",
+            list(IMPACTS),
+        )
+    finally:
+        context.close()
+    return found
+
+
+@pytest.mark.parametrize("name", STATES)
+def test_no_serious_or_moderate_violation(request, browser, axe_script, name):
+    state = STATES[name]
+    url = request.getfixturevalue("signed_out_app" if state.signed_out else "app")
+    problems = []
+    for width in WIDTHS:
+        for found in violations(browser, axe_script, url, state, width):
+            if found["id"] in FRAMEWORK:
+                continue
+            targets = "\n    ".join(found["targets"][:8]) + ("\n    ..." if len(found["targets"]) > 8 else "")
+            problems.append(
+                f"{found['id']} ({found['impact']}: {found['help']}) on {name} ({state.path}) at {width}:\n    {targets}"
+            )
+    assert not problems, "axe-core found:\n" + "\n".join(problems)
+
+
+def test_the_framework_rules_are_the_ones_docs_app_md_lists():
+    text = (ROOT / "docs" / "app.md").read_text(encoding="utf-8")
+    section = text.split("## Accessibility", 1)[1].split("\n## ", 1)[0]
+    listed = re.findall(r"^- `([a-z0-9-]+)`", section, flags=re.MULTILINE)
+    assert sorted(listed) == sorted(FRAMEWORK), "docs/app.md's list of Streamlit's violations is out of date"
