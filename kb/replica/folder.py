@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kb.analysis import phrase_words, tokenize, words
+from kb.analysis import tokenize, words
 from kb.replica.corpus import VectorMatch
 from kb.replica.files import (
     MANIFEST,
@@ -379,7 +379,7 @@ class Replica:
     def _weights(self, rows: Rows, allowed_entries: set[str] | None, phrases: list[str] | None) -> np.ndarray | None:
         weights = None if allowed_entries is None else self._mask(rows, allowed_entries)
         if phrases:
-            has_all = self._phrase_mask(rows, phrases)
+            has_all = rows.phrase_mask(phrases)
             weights = has_all if weights is None else weights * has_all
         return weights
 
@@ -405,30 +405,8 @@ class Replica:
     @locked
     def search(self, query: str, k: int, weights: np.ndarray | None = None) -> list[KeywordMatch]:
         """Top k live passages by BM25 among those whose weight (from `weights`) is 1."""
-        self._load()
-        rows, scores = self._top(tokenize([query])[0], k, weights)
-        return self._matches(rows, scores)
-
-    def _matches(self, rows: np.ndarray, scores: np.ndarray) -> list[KeywordMatch]:
-        passage_ids, entry_ids = self._rows.ids_of(rows)
-        return [KeywordMatch(*found) for found in zip(passage_ids, entry_ids, scores.tolist(), strict=True)]
-
-    def _top(self, terms: list[str], k: int, weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """The k rows with the highest BM25 score for these query terms (a repeated term counts again),
-        best first, scoring above 0 and weighted 1: rows and scores. A selection among the passages that
-        matched, never a sort of every passage."""
-        if not terms or k < 1 or (weights is not None and not weights.any()):
-            return np.zeros(0, dtype=np.int64), np.zeros(0)
-        rows, scores, _ = self._rows.keywords.scores(terms)
-        keep = scores > 0
-        if weights is not None:
-            keep &= weights[rows] > 0
-        rows, scores = rows[keep], scores[keep]
-        if len(rows) > k:
-            best = np.argpartition(-scores, k - 1)[:k]
-            rows, scores = rows[best], scores[best]
-        order = np.lexsort((rows, -scores))  # ties in passage order: the same results every time
-        return rows[order], scores[order]
+        rows = self._current()
+        return rows.keyword_matches(*rows.best(tokenize([query])[0], k, weights))
 
     @untrusted_if_damaged("keyword search", lambda: ([], False))
     @locked
@@ -453,14 +431,14 @@ class Replica:
         complete = True
         for text, weight in queries:
             terms = tokenize([text])[0]
-            scale = self._rows.keywords.max_score(terms)
+            scale = rows.keywords.max_score(terms)
             if not scale:
                 continue
             weights = shared
             if text in whole and len(words(text)) > 1:  # "legacy IT": "it" is not scored, but must be there
-                holding = self._phrase_mask(rows, [text])
+                holding = rows.phrase_mask([text])
                 weights = holding if shared is None else shared * holding
-            matches = self._matches(*self._top(terms, k, weights))
+            matches = rows.keyword_matches(*rows.best(terms, k, weights))
             complete &= len(matches) < k
             for m in matches:
                 score = weight * min(1.0, m.score / scale)
@@ -489,26 +467,13 @@ class Replica:
     @untrusted_if_damaged("the keyword files", lambda: np.zeros(0, dtype=np.float32))
     def phrase_mask(self, phrases: list[str]) -> np.ndarray:
         """1 for live passages holding every phrase (its words next to each other, in order), else 0."""
-        return self._phrase_mask(self._current(), phrases)
-
-    @staticmethod
-    def _phrase_mask(rows: Rows, phrases: list[str]) -> np.ndarray:
-        """Answered from the words' positions: the cost follows the rarest word of each phrase, and no
-        passage text is read."""
-        mask = np.ones(len(rows), dtype=np.float32) if rows.alive is None else rows.alive.astype(np.float32)
-        for phrase in phrases:
-            wanted = phrase_words(phrase)
-            if wanted:
-                holding = np.zeros(len(rows), dtype=np.float32)
-                holding[rows.keywords.phrase_rows(wanted)] = 1.0
-                mask *= holding
-        return mask
+        return self._current().phrase_mask(phrases)
 
     @untrusted_if_damaged("the keyword files", list)
     def holding(self, phrases: list[str]) -> list[str]:
         """The live passages holding every phrase, by id, in row order."""
         rows = self._current()
-        return rows.ids_of(np.flatnonzero(self._phrase_mask(rows, phrases)))[0]
+        return rows.ids_of(np.flatnonzero(rows.phrase_mask(phrases)))[0]
 
     @property
     def has_vectors(self) -> bool:

@@ -10,9 +10,10 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
+from kb.analysis import phrase_words
 from kb.passages import PassageId
 from kb.replica.corpus import decoded
-from kb.replica.keywords import KeywordIndex
+from kb.replica.keywords import KeywordIndex, KeywordMatch
 from kb.replica.segment import Segment
 
 
@@ -188,6 +189,42 @@ class Rows:
             order = best[np.lexsort((best, -scores[best]))]
             results.append((order.astype(np.int64), scores[order].astype(np.float64)))
         return results
+
+    # ----------------------------------------------------------------- keyword answers
+
+    def best(self, terms: list[str], k: int, weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """The k rows with the highest BM25 score for these query terms (a repeated term counts again),
+        best first, scoring above 0 and weighted 1: rows and scores. A selection among the passages that
+        matched, never a sort of every passage."""
+        if not terms or k < 1 or (weights is not None and not weights.any()):
+            return np.zeros(0, dtype=np.int64), np.zeros(0)
+        rows, scores, _ = self.keywords.scores(terms)
+        keep = scores > 0
+        if weights is not None:
+            keep &= weights[rows] > 0
+        rows, scores = rows[keep], scores[keep]
+        if len(rows) > k:
+            best = np.argpartition(-scores, k - 1)[:k]
+            rows, scores = rows[best], scores[best]
+        order = np.lexsort((rows, -scores))  # ties in passage order: the same results every time
+        return rows[order], scores[order]
+
+    def keyword_matches(self, rows: np.ndarray, scores: np.ndarray) -> list[KeywordMatch]:
+        passage_ids, entry_ids = self.ids_of(rows)
+        return [KeywordMatch(*found) for found in zip(passage_ids, entry_ids, scores.tolist(), strict=True)]
+
+    def phrase_mask(self, phrases: list[str]) -> np.ndarray:
+        """1 for live rows holding every phrase (its words next to each other, in order), else 0. Answered
+        from the words' positions: the cost follows the rarest word of each phrase, and no passage text
+        is read."""
+        mask = np.ones(len(self), dtype=np.float32) if self.alive is None else self.alive.astype(np.float32)
+        for phrase in phrases:
+            wanted = phrase_words(phrase)
+            if wanted:
+                holding = np.zeros(len(self), dtype=np.float32)
+                holding[self.keywords.phrase_rows(wanted)] = 1.0
+                mask *= holding
+        return mask
 
     def texts(self) -> Iterator[tuple[str, str]]:
         """(passage id, text) of every live passage, in row order."""
