@@ -71,14 +71,15 @@ def settle(page) -> None:
     page.wait_for_timeout(300)
 
 
-def screenshot(page, path: Path) -> None:
+def screenshot(page, path: Path, width: int = 1400) -> None:
     """The whole page: the viewport is stretched to the main area's height, which scrolls on its own."""
     settle(page)
+    before = page.viewport_size
     height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
-    page.set_viewport_size({"width": 1400, "height": max(1000, min(int(height), 2400))})
+    page.set_viewport_size({"width": width, "height": max(844, min(int(height), 3200))})
     page.wait_for_timeout(800)
     page.screenshot(path=str(path))
-    page.set_viewport_size({"width": 1400, "height": 1000})
+    page.set_viewport_size(before or {"width": width, "height": 1000})
 
 
 def choose(page, label: str, option: str) -> None:

@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from tests.browser.harness import settle
+from tests.browser.harness import PHONE, screenshot, settle
 
 pytestmark = pytest.mark.browser
 
@@ -121,3 +121,24 @@ def test_on_a_phone_titles_wrap_and_whom_to_ask_comes_before_the_story(page, ser
     facts = page.get_by_text("Outcome: Stopped").first.bounding_box()
     assert facts["y"] < ask["y"] < story["y"], (facts, ask, story)
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 390, "nothing wider than the phone"
+
+
+@pytest.mark.parametrize("path", ["showcase", "insights", "submit", "review"])
+def test_on_a_phone_no_page_is_wider_than_the_screen(page, server, shots, path):
+    """Charts, cards and forms fit 390 px: nothing scrolls sideways, the page or any part of it."""
+    phone = page.context.browser.new_context(user_agent=PHONE, viewport={"width": 390, "height": 844})
+    tab = phone.new_page()
+    tab.set_default_timeout(30_000)
+    tab.goto(f"{server}/{path}")
+    tab.locator("[data-testid='stMain'] h1").first.wait_for()
+    settle(tab)
+    wider = tab.evaluate(
+        """() => [...document.querySelectorAll('[data-testid="stMain"] *')]
+            .filter(e => e.offsetParent && e.getBoundingClientRect().right > window.innerWidth + 1)
+            .map(e => e.tagName + '.' + (e.getAttribute('data-testid') || e.className || ''))
+            .slice(0, 5)"""
+    )
+    assert not wider, f"wider than the phone on /{path}: {wider}"
+    assert tab.evaluate("() => document.documentElement.scrollWidth") <= 390
+    screenshot(tab, shots / f"{path}-phone.png", width=390)
+    phone.close()
