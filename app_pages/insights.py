@@ -106,10 +106,14 @@ def with_searches(themes: pd.DataFrame, group: str) -> pd.DataFrame:
 
 
 def failing_links(shown: pd.DataFrame) -> None:
-    """The bars' links again, as text: for the keyboard and screen readers, which cannot click a bar."""
+    """The bars' links again, as text: for the keyboard and screen readers, which cannot click a bar. A
+    bar of no failures has nothing to read."""
+    failed = shown[shown["failed_or_stopped"] > 0]
+    if failed.empty:
+        return
     st.caption("Read the failed or stopped entries behind a bar:")
     with st.container(horizontal=True, gap="small"):
-        for row in shown.itertuples():
+        for row in failed.itertuples():
             st.page_link(
                 ui.SEARCH_PAGE,
                 label=f"{ui.plain(row.label)} ({row.failed_or_stopped} of {row.entries})",
@@ -227,8 +231,7 @@ themes = data.failures_by_theme
 enough = themes[themes["entries"] >= MIN_THEME_ENTRIES]  # one failure in a theme of one is not a pattern
 shown = with_searches(enough if len(enough) else themes, group)
 chart(st, failing(shown), shown, f"No entry has a {group} yet, so there is no pattern to show.")
-if len(shown):
-    failing_links(shown)
+failing_links(shown)
 
 st.subheader("Map of the collection")
 view = st.segmented_control(
