@@ -16,7 +16,7 @@ MIN_THEME_ENTRIES = 3
 OUTCOME_SCALE = alt.Scale(domain=OUTCOMES, range=list(ui.OUTCOME_CHART_COLOURS.values()))
 FAILING_SHOWN = 15  # bars in "where do we keep failing"
 MAP_KEY = "collection_map"
-VIEWS = ["Map", "List"]  # the bound URL parameter shows them: ?view=List
+VIEWS = ["Map", "List"]  # as the address names them: ?view=List
 LIST_LIMIT = 500  # entries in the list view
 PALETTE = [  # Tableau 20, the map's colours for its most common themes
     "#4e79a7", "#a0cbe8", "#f28e2b", "#ffbe7d", "#59a14f", "#8cd17d", "#b6992d", "#f1ce63", "#499894", "#86bcb6",
@@ -160,6 +160,22 @@ def map_legend(points: pd.DataFrame, colours: dict[str, str]) -> None:
     ui.legend("First theme", [(colour, f"{theme} ({counts[theme]})") for theme, colour in colours.items()])
 
 
+def view_in_address() -> str:
+    """The view the address asks for (?view=List), the map where it names none or one we do not have."""
+    view = st.query_params.get("view")
+    return view if view in VIEWS else VIEWS[0]
+
+
+def show_view() -> None:
+    """Put the view chosen into the address, a new step in the browser's history; the map is the default
+    and leaves it out. (Not Streamlit's bound parameters: they leave a stray step in the history when a
+    link to another page is followed, so Back would lose the view.)"""
+    if st.session_state["view"] == VIEWS[0]:
+        st.query_params.pop("view", None)
+    else:
+        st.query_params["view"] = st.session_state["view"]
+
+
 def picked_entry() -> str | None:
     """The entry whose point was just clicked on the map, read from the map's state before anything else
     is drawn: opening it should not wait for the page's charts."""
@@ -234,9 +250,8 @@ chart(st, failing(shown), shown, f"No entry has a {group} yet, so there is no pa
 failing_links(shown)
 
 st.subheader("Map of the collection")
-view = st.segmented_control(
-    "Show the collection as", VIEWS, key="view", default="Map", required=True, bind="query-params"
-)
+st.session_state["view"] = view_in_address()  # the address is the only source of truth
+view = st.segmented_control("Show the collection as", VIEWS, key="view", required=True, on_change=show_view)
 points = worded(insights.collection_map(kb, viewer=user))
 colours = theme_colours(points)
 if view == "List":

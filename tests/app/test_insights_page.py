@@ -81,11 +81,16 @@ def open_fresh(**query: str) -> AppTest:
     return at.run()
 
 
-def test_the_view_is_read_from_the_address(entries_dir):
-    """?view=List opens the list; Streamlit writes the choice into the address in the browser, which
-    tests/browser/test_insights_browser.py checks, with Back."""
+def test_the_view_lives_in_the_address(entries_dir):
+    """The view chosen goes into the address (?view=List), and the address opens it again: a shared link,
+    or Back from an entry (tests/browser/test_insights_browser.py follows Back in the browser)."""
     at = open_app("insights")
     assert at.segmented_control(key="view").value == "Map" and "view" not in at.query_params
+    at.segmented_control(key="view").set_value("List").run()
+    assert at.query_params["view"] == "List" and len(linked_ids(at)) == 40
+    at.segmented_control(key="view").set_value("Map").run()
+    assert "view" not in at.query_params, "the map is the default: the address stays short"
+    assert not linked_ids(at)
     shared = open_fresh(view="List")
     assert_clean(shared)
     assert shared.segmented_control(key="view").value == "List" and shared.query_params["view"] == "List"
