@@ -221,6 +221,7 @@ PAGES = {
     "showcase filtered": ("showcase", {"theme": THEME}),
     "review queue": ("review", {}),
     "insights": ("insights", {}),
+    "insights list": ("insights", {"view": "List"}),
 }
 
 
@@ -228,7 +229,7 @@ PAGES = {
 def test_no_page_renders_an_image_from_user_text(hostile, where):
     name, query = PAGES[where]
     at = open_app(name, **query)
-    if name != "insights":  # there the hostile values are in the charts' data
+    if where != "insights":  # there the hostile values are in the charts' data (and the legend's HTML)
         assert any("Quokka" in text for _, text in markdown_surfaces(at)), "the hostile entry is on the page"
     assert_no_image(at)
 
