@@ -23,18 +23,18 @@ log = logging.getLogger("lighthouse.app")
 
 visitor = resources.visitor()
 user = visitor.user
-search = st.Page(ui.SEARCH_PAGE, title="Search", icon=":material/search:", default=True)
+search = ui.page(ui.SEARCH_PAGE, "Search", ":material/search:", default=True)
 # One flat list: Streamlit draws a section's header inside the navigation's list, which breaks the list
 # for a screen reader (axe-core's "list" and "listitem" rules).
 pages = [
     search,
-    st.Page(ui.SHOWCASE_PAGE, title="Lighthouse showcase", icon=":material/lightbulb:", url_path="showcase"),
-    st.Page(ui.INSIGHTS_PAGE, title="Insights", icon=":material/insights:", url_path="insights"),
-    st.Page(ui.ENTRY_PAGE, title="Entry", icon=":material/article:", url_path="entry", visibility="hidden"),
-    st.Page(ui.SUBMIT_PAGE, title="Submit an entry", icon=":material/edit_note:", url_path="submit"),
+    ui.page(ui.SHOWCASE_PAGE, "Lighthouse showcase", ":material/lightbulb:"),
+    ui.page(ui.INSIGHTS_PAGE, "Insights", ":material/insights:"),
+    ui.page(ui.ENTRY_PAGE, "Entry", ":material/article:", visibility="hidden"),
+    ui.page(ui.SUBMIT_PAGE, "Submit an entry", ":material/edit_note:"),
 ]
 if reviews(user):
-    pages.append(st.Page(ui.REVIEW_PAGE, title="Review queue", icon=":material/fact_check:", url_path="review"))
+    pages.append(ui.page(ui.REVIEW_PAGE, "Review queue", ":material/fact_check:"))
 page = st.navigation(pages)
 
 try:

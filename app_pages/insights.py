@@ -14,6 +14,15 @@ user = resources.current_user()
 OUTCOMES = [ui.label(o) for o in ui.OUTCOME_CHART_COLOURS]  # worded as on every page: "Failed"
 MIN_THEME_ENTRIES = 3
 OUTCOME_SCALE = alt.Scale(domain=OUTCOMES, range=list(ui.OUTCOME_CHART_COLOURS.values()))
+FAILING_SHOWN = 15  # bars in "where do we keep failing"
+MAP_KEY = "collection_map"
+VIEWS = ["Map", "List"]  # as the address names them: ?view=List
+LIST_LIMIT = 500  # entries in the list view
+PALETTE = [  # Tableau 20, the map's colours for its most common themes
+    "#4e79a7", "#a0cbe8", "#f28e2b", "#ffbe7d", "#59a14f", "#8cd17d", "#b6992d", "#f1ce63", "#499894", "#86bcb6",
+    "#e15759", "#ff9d9a", "#79706e", "#d37295", "#fabfd2", "#b07aa1", "#d4a6c8", "#9d7660", "#d7b5a6",
+]  # fmt: skip
+OTHER_COLOUR = "#bab0ac"  # the palette's last grey: every theme beyond it
 
 
 def worded(data: pd.DataFrame) -> pd.DataFrame:
@@ -54,7 +63,12 @@ def by_year(data: pd.DataFrame) -> alt.Chart:
         .encode(
             x=alt.X("year:O", title=None, axis=alt.Axis(labelAngle=0)),
             y=alt.Y("sum(entries):Q", title="Entries", axis=alt.Axis(tickMinStep=1)),
-            color=alt.Color("outcome:N", scale=OUTCOME_SCALE, legend=alt.Legend(orient="bottom", title=None)),
+            # Three to a row, so every outcome's name is whole on a phone too ("Not recorded" last).
+            color=alt.Color(
+                "outcome:N",
+                scale=OUTCOME_SCALE,
+                legend=alt.Legend(orient="bottom", title=None, columns=3, labelLimit=0),
+            ),
             order=alt.Order("outcome:N"),
             tooltip=[
                 alt.Tooltip("year:O", title="Year started"),
@@ -66,12 +80,14 @@ def by_year(data: pd.DataFrame) -> alt.Chart:
 
 
 def failing(data: pd.DataFrame) -> alt.Chart:
+    """Failed or stopped share by theme; each bar links (`href`) to the search listing those entries."""
     return (
-        alt.Chart(data.head(15))
-        .mark_bar(color="#c62828")
+        alt.Chart(data.drop(columns="search"))
+        .mark_bar(color="#c62828", cursor="pointer")
         .encode(
             x=alt.X("share:Q", title="Failed or stopped", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])),
             y=alt.Y("label:N", sort=None, title=None, axis=alt.Axis(labelLimit=260)),
+            href=alt.Href("href:N"),
             tooltip=[
                 alt.Tooltip("label:N", title="Theme"),
                 alt.Tooltip("share:Q", format=".0%", title="Share"),
@@ -82,19 +98,49 @@ def failing(data: pd.DataFrame) -> alt.Chart:
     )
 
 
-def collection_map(points: pd.DataFrame) -> None:
+def with_searches(themes: pd.DataFrame, group: str) -> pd.DataFrame:
+    """The failing themes (the top 15) with the search that lists each one's failed or stopped entries."""
+    shown = themes.head(FAILING_SHOWN)
+    searches = [insights.failures_search(theme, group) for theme in shown["theme"]]
+    return shown.assign(search=searches, href=[ui.search_href(s) for s in searches])
+
+
+def failing_links(shown: pd.DataFrame) -> None:
+    """The bars' links again, as text: for the keyboard and screen readers, which cannot click a bar. A
+    bar of no failures has nothing to read."""
+    failed = shown[shown["failed_or_stopped"] > 0]
+    if failed.empty:
+        return
+    st.caption("Read the failed or stopped entries behind a bar:")
+    with st.container(horizontal=True, gap="small"):
+        for row in failed.itertuples():
+            st.page_link(
+                ui.SEARCH_PAGE,
+                label=f"{ui.plain(row.label)} ({row.failed_or_stopped} of {row.entries})",
+                query_params=row.search.to_params(),
+                icon=":material/search:",
+            )
+
+
+def theme_colours(points: pd.DataFrame) -> dict[str, str]:
+    """A colour for each first theme, the most common first; beyond the palette, themes share one grey."""
+    counts = points["theme"].value_counts()
+    ordered = sorted(counts.index, key=lambda t: (-counts[t], t))
+    colours = dict(zip(ordered, PALETTE, strict=False))
+    return {t: colours.get(t, OTHER_COLOUR) for t in ordered}
+
+
+def collection_map(points: pd.DataFrame, colours: dict[str, str]) -> None:
     pick = alt.selection_point(name="pick", fields=["id"], on="click")
     chart = (
         alt.Chart(points)
-        .mark_circle(size=220, opacity=0.85, stroke="white", strokeWidth=1)
+        .mark_circle(size=220, opacity=0.85, stroke="white", strokeWidth=1, cursor="pointer")
         .encode(
             x=alt.X("x:Q", axis=None),
             y=alt.Y("y:Q", axis=None),
+            # The legend is a list beside the chart (`map_legend`), where no label is cut short.
             color=alt.Color(
-                "theme:N",
-                title="First theme",
-                scale=alt.Scale(scheme="tableau20"),
-                legend=alt.Legend(orient="right", labelLimit=220),
+                "theme:N", scale=alt.Scale(domain=list(colours), range=list(colours.values())), legend=None
             ),
             tooltip=[
                 alt.Tooltip("title:N", title="Title"),
@@ -104,13 +150,60 @@ def collection_map(points: pd.DataFrame) -> None:
             ],
         )
         .add_params(pick)
-        .properties(height=440)
+        .properties(height=360 if ui.on_a_phone() else 440)
     )
-    event = st.altair_chart(chart, on_select="rerun", key="collection_map", width="stretch")
-    picked = (event.selection.get("pick") or []) if event else []
-    if picked and picked[0].get("id"):
-        st.switch_page(ui.ENTRY_PAGE, query_params={"id": picked[0]["id"]})
+    st.altair_chart(chart, on_select="rerun", key=MAP_KEY, width="stretch")
 
+
+def map_legend(points: pd.DataFrame, colours: dict[str, str]) -> None:
+    counts = points["theme"].value_counts()
+    ui.legend("First theme", [(colour, f"{theme} ({counts[theme]})") for theme, colour in colours.items()])
+
+
+def view_in_address() -> str:
+    """The view the address asks for (?view=List), the map where it names none or one we do not have."""
+    view = st.query_params.get("view")
+    return view if view in VIEWS else VIEWS[0]
+
+
+def show_view() -> None:
+    """Put the view chosen into the address, a new step in the browser's history; the map is the default
+    and leaves it out. (Not Streamlit's bound parameters: they leave a stray step in the history when a
+    link to another page is followed, so Back would lose the view.)"""
+    if st.session_state["view"] == VIEWS[0]:
+        st.query_params.pop("view", None)
+    else:
+        st.query_params["view"] = st.session_state["view"]
+
+
+def picked_entry() -> str | None:
+    """The entry whose point was just clicked on the map, read from the map's state before anything else
+    is drawn: opening it should not wait for the page's charts."""
+    state = st.session_state.get(MAP_KEY) or {}
+    picked = (state.get("selection") or {}).get("pick") or []
+    return str(picked[0]["id"]) if picked and picked[0].get("id") else None
+
+
+def entry_list(points: pd.DataFrame, colours: dict[str, str]) -> None:
+    """The map's entries as links, under their first theme in the legend's order: the keyboard's way in."""
+    shown = points.head(LIST_LIMIT)
+    if len(points) > LIST_LIMIT:
+        st.caption(f"The first {LIST_LIMIT} of {len(points)} entries, by theme. Search to narrow them down.")
+    for theme in colours:
+        group = shown[shown["theme"] == theme].sort_values("title")
+        if group.empty:
+            continue
+        st.markdown(f"**{ui.plain(theme)}** ({len(group)})")
+        for row in group.itertuples():
+            with st.container(gap=None):  # the title, and under it what happened and where
+                ui.entry_link(row.id, row.title)
+                facts = [f"Outcome: {row.outcome}" if row.outcome else "", ui.plain(row.organisation)]
+                st.caption(" · ".join(f for f in facts if f))
+
+
+entry_id = picked_entry()
+if entry_id:
+    st.switch_page(ui.ENTRY_PAGE, query_params={"id": entry_id})
 
 st.title("Insights")
 st.caption("What the published collection holds, and where projects keep running into trouble.")
@@ -152,12 +245,30 @@ st.caption(
 )
 themes = data.failures_by_theme
 enough = themes[themes["entries"] >= MIN_THEME_ENTRIES]  # one failure in a theme of one is not a pattern
-shown = enough if len(enough) else themes
+shown = with_searches(enough if len(enough) else themes, group)
 chart(st, failing(shown), shown, f"No entry has a {group} yet, so there is no pattern to show.")
+failing_links(shown)
 
 st.header("Map of the collection", anchor=False)
-st.caption(
-    "Each point is an entry, placed by what it is about: close points tell similar stories. "
-    "Hover for the title; click a point to open the entry."
-)
-collection_map(worded(insights.collection_map(kb, viewer=user)))
+st.session_state["view"] = view_in_address()  # the address is the only source of truth
+view = st.segmented_control("Show the collection as", VIEWS, key="view", required=True, on_change=show_view)
+points = worded(insights.collection_map(kb, viewer=user))
+colours = theme_colours(points)
+if view == "List":
+    st.caption("The entries on the map, under their first theme. Each title opens the entry.")
+    entry_list(points, colours)
+else:
+    st.caption(
+        "Each point is an entry, placed by what it is about: close points tell similar stories. "
+        "Hover for the title; click a point to open the entry. With a keyboard or a screen reader, "
+        "choose **List** above: it holds the same entries as links."
+    )
+    if ui.on_a_phone():  # stacked: the map across the screen, then its legend
+        collection_map(points, colours)
+        map_legend(points, colours)
+    else:
+        plot, key = st.columns([3, 1], gap="medium")
+        with plot:
+            collection_map(points, colours)
+        with key:
+            map_legend(points, colours)

@@ -9,11 +9,12 @@ How Streamlit shows a string decides how user-written text must be passed to it:
   never with unsafe HTML.
 - Text: the options and chosen values of st.selectbox and st.multiselect (their `format_func`), st.text
   and st.code. Pass them as they are: escaping would show its backslashes.
-- HTML: only `highlight_html`'s escaped passage (the library marks the words), through `snippet`, and a
+- HTML: only `highlight_html`'s escaped passage (the library marks the words), through `snippet`, a
   form's messages at their fields, escaped by `field_messages` (so a rejected link typed by the user is
-  text, never a link). The one script is `error_summary`'s, which holds no user text.
+  text, never a link), and a chart's legend, escaped by `legend`. The one script is `error_summary`'s, which holds no user text.
 - Vega charts: values go in as data. Vega's tooltip handler escapes `&` and `<` itself when it writes
-  the tooltip's HTML, so they are passed as they are (only a field named `image` would be fetched).
+  the tooltip's HTML, so they are passed as they are (only a field named `image` would be fetched). A
+  chart's `href` channel only ever holds a link the app built with `page_href` to one of its own pages.
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ import html
 import json
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlencode
 
 import streamlit as st
 
@@ -49,6 +51,16 @@ SUBMIT_PAGE = "app_pages/submit.py"
 SHOWCASE_PAGE = "app_pages/showcase.py"
 REVIEW_PAGE = "app_pages/review.py"
 INSIGHTS_PAGE = "app_pages/insights.py"
+# Where each page lives in the address, after the app's own: app.py gives the pages these paths, and every
+# link the app writes out itself (a chart's bars) is built from them by `page_href`.
+PAGE_PATHS = {
+    SEARCH_PAGE: "",  # the home page
+    ENTRY_PAGE: "entry",
+    SUBMIT_PAGE: "submit",
+    SHOWCASE_PAGE: "showcase",
+    REVIEW_PAGE: "review",
+    INSIGHTS_PAGE: "insights",
+}
 
 STYLES = Path(__file__).parent / "lighthouse.css"
 APP_NAME = "Lighthouse"
@@ -187,6 +199,30 @@ def facts_line(
     ]
     words = [w for w in words if w]
     return "\\\n".join(line for line in (" ".join(t for t in tags if t), " · ".join(words)) if line)
+
+
+def page(script: str, title: str, icon: str, **options) -> st.Page:
+    """One of the app's pages for st.navigation, at its path in PAGE_PATHS."""
+    return st.Page(script, title=title, icon=icon, url_path=PAGE_PATHS[script] or None, **options)
+
+
+def page_href(page: str, params: Mapping[str, str | list[str]] | None = None) -> str:
+    """A link to one of the app's pages with these query parameters, for a link written out as text (a
+    chart's `href`) rather than with st.page_link. It is relative: every page sits at the app's root, so
+    it works wherever the app is served, under any base path."""
+    path = PAGE_PATHS[page] or "./"
+    query = urlencode(params or {}, doseq=True)
+    return f"{path}?{query}" if query else path
+
+
+def search_href(request: SearchRequest) -> str:
+    """A link to the search page showing this request (its query, mode and filters)."""
+    return page_href(SEARCH_PAGE, request.to_params())
+
+
+def entry_href(entry_id: str) -> str:
+    """A link to an entry's page."""
+    return page_href(ENTRY_PAGE, {"id": entry_id})
 
 
 def entry_heading(entry_id: str, title: str) -> None:
@@ -380,6 +416,18 @@ def field_messages(messages: dict[str, list[str]], name: str, *, anchor: str, wi
     body = "".join(f'<p><span class="lh-hidden">Error: </span>{html.escape(m)}</p>' for m in shown)
     field = f' data-field="st-key-{html.escape(widget_key)}"' if widget_key else ""
     st.html(f'<div id="{html.escape(anchor)}" class="lh-field-error"{field}>{body}</div>')
+
+
+def legend(title: str, items: list[tuple[str, str]]) -> None:
+    """A chart's legend as a list on the page rather than drawn inside the chart: every label whole (it
+    wraps, never cut short), read out by screen readers, and under the chart on a phone. `items` are
+    (colour, label) pairs: the colours are the app's own, the labels user text, escaped here."""
+    rows = "".join(
+        f'<li><span class="lh-swatch" aria-hidden="true" style="background-color: {html.escape(colour)}"></span>'
+        f"<span>{html.escape(text)}</span></li>"
+        for colour, text in items
+    )
+    st.html(f'<div class="lh-legend"><p>{html.escape(title)}</p><ul>{rows}</ul></div>')
 
 
 def flash() -> None:

@@ -2,6 +2,7 @@
 
     data = insights(kb)          # tables ready to chart
     points = collection_map(kb)  # one point per entry, its vector projected to 2-D
+    failures_search("data-quality", data.grouped_by)  # the search behind a "where we keep failing" bar
 
 Counts read the browse snapshot of the index's entry metadata; the map reads the vectors (no streamlit here).
 """
@@ -16,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from kb.access import visible_where
-from kb.browse import FAILED, PUBLISHED, rows
+from kb.browse import FAILED, PUBLISHED, SearchRequest, rows
 from kb.entries import OUTCOMES
 from kb.filters import Filters, holds
 
@@ -78,6 +79,14 @@ def insights(kb: KnowledgeBase, filters: Filters | None = None, *, viewer: User 
         ),
         grouped_by=grouped_by,
     )
+
+
+def failures_search(theme: str, grouped_by: str = "theme") -> SearchRequest:
+    """The search that lists the entries behind one bar of "where do we keep failing": those with this
+    theme (or tag, for a collection charted by its tags) whose work failed or was stopped."""
+    if grouped_by not in ("theme", "tag"):
+        raise ValueError(f"failures are grouped by theme or tag, not {grouped_by!r}")
+    return SearchRequest(facets=Filters.of(outcome=FAILED, **{grouped_by: theme}))
 
 
 def _table(data: list[tuple], columns: list[str]) -> pd.DataFrame:

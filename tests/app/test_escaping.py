@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from pathlib import Path
+from urllib.parse import parse_qs
 
 import pytest
 import yaml
@@ -25,7 +27,10 @@ from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 from streamlit.testing.v1 import AppTest
 
-from app_pages.ui import plain, safe_markdown
+from app_pages.ui import plain, safe_markdown, search_href
+from kb.browse import SearchRequest
+from kb.insights import failures_search
+from kb.vocabulary import Vocabulary
 from tests.conftest import ROOT
 
 APP = str(ROOT / "app.py")
@@ -216,6 +221,7 @@ PAGES = {
     "showcase filtered": ("showcase", {"theme": THEME}),
     "review queue": ("review", {}),
     "insights": ("insights", {}),
+    "insights list": ("insights", {"view": "List"}),
 }
 
 
@@ -223,7 +229,7 @@ PAGES = {
 def test_no_page_renders_an_image_from_user_text(hostile, where):
     name, query = PAGES[where]
     at = open_app(name, **query)
-    if name != "insights":  # there the hostile values are in the charts' data
+    if where != "insights":  # there the hostile values are in the charts' data (and the legend's HTML)
         assert any("Quokka" in text for _, text in markdown_surfaces(at)), "the hostile entry is on the page"
     assert_no_image(at)
 
@@ -285,12 +291,33 @@ def test_a_review_error_quoting_the_title_is_escaped(hostile, monkeypatch):
 
 def test_charts_name_no_tooltip_field_that_would_be_fetched(hostile):
     """Vega's tooltip handler escapes values itself, but fetches a field named `image`; an `href`
-    channel would make marks links. Titles go into the charts as data, unescaped."""
+    channel makes marks links. Titles go into the charts as data, unescaped. The one chart whose marks
+    are links is "where do we keep failing", and each of its links is one the app built to its own
+    search page: relative, every character of the theme percent-encoded, reading back as that theme's
+    failed or stopped entries."""
+    import pyarrow as pa
+
     at = open_app("insights")
-    specs = [json.loads(chart.proto.spec) for chart in at.get("vega_lite_chart")]
+    charts = at.get("vega_lite_chart")
+    specs = [json.loads(chart.proto.spec) for chart in charts]
     assert len(specs) == 6
-    for spec in specs:
+    linked = []
+    for chart, spec in zip(charts, specs, strict=True):
         encoding = spec.get("encoding", {})
-        assert "href" not in encoding
         names = [t.get("title") or t.get("field") for t in encoding.get("tooltip", [])]
         assert names and "image" not in names, names
+        if "href" in encoding:
+            assert encoding["href"] == {"field": "href", "type": "nominal"}
+            (dataset,) = chart.proto.datasets
+            linked.append(pa.ipc.open_stream(dataset.data.data).read_all().to_pydict())
+    assert len(linked) == 1, "only the failing bars are links"
+    (bars,) = linked
+    label = Vocabulary.load(hostile).label  # a theme not in the vocabulary is its own label
+    assert len(bars["href"]) >= 10
+    hostile_bar = search_href(failures_search(THEME))  # one entry is too few for a bar: built here
+    for theme, href in [*zip(bars["label"], bars["href"], strict=True), (THEME, hostile_bar)]:
+        assert re.fullmatch(r"\./\?[A-Za-z0-9_.~%+=&-]+", href), href
+        request = SearchRequest.from_params(parse_qs(href[len("./?") :]))
+        assert request.facets.outcome == ("failed", "stopped") and request.facets.theme, href
+        assert not request.query and request.facets.to_params().keys() == {"outcome", "theme"}
+        assert label(request.facets.theme[0]) == theme, (theme, href)

@@ -14,7 +14,8 @@ The first test opens the entry page, a search that shows the hostile passage and
 every entry link that shows a title (their tooltips) on the search, entry and showcase pages, opens every
 select box and multiselect on the search, submit (editing the third entry) and showcase pages, has a
 query and an entry id from the address quoted back, and hovers the bars and points of the Insights
-charts that show hostile values, and a bar of every other chart (Vega's tooltips). Both then check
+charts that show hostile values, and a bar of every other chart (Vega's tooltips), and reads the map's
+legend (HTML beside the chart). Both then check
 that no dialog fired, that `window.__pwned` was never set, and that nothing was requested from the
 recording server or from any host but the app's own.
 
@@ -481,6 +482,8 @@ def test_hostile_labels_and_tooltips_fetch_nothing(app, page, recorder, tmp_path
     assert len(tips) >= 6, "a tooltip from each of the six charts"
     for text in (f"{BEACON_TITLE} ![title](", f"{BEACON_ORGANISATION} ![organisation](", f"{BEACON_THEME} ![theme]("):
         assert any(text in t for t in tips), f"{text!r} is in a chart tooltip, as text"
+    legend = page.locator(".lh-legend li").all_inner_texts()  # the map's legend, drawn as HTML beside it
+    assert any(t.startswith(f"{BEACON_THEME} ![theme](") for t in legend), f"the theme as text: {legend}"
 
     page.wait_for_timeout(500)  # room for any image to start loading
     watch.assert_nothing_escaped(app, recorder)

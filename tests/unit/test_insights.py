@@ -79,8 +79,36 @@ def test_a_collection_without_themes_is_charted_by_its_tags(fake_embedder, tmp_p
     }
     failing = dict(zip(data.failures_by_theme["label"], data.failures_by_theme["failed_or_stopped"], strict=True))
     assert failing == {"Mission Operations": 3, "Software": 0}
+    from kb import browse
+
+    for tag, failed in failing.items():  # each bar's search, filtered on the tag, finds what it counts
+        assert browse.find(register, insights.failures_search(tag, data.grouped_by)).total == failed
 
 
 def test_a_collection_with_themes_is_charted_by_them(kb):
     data = insights.insights(kb)
     assert data.grouped_by == "theme" and set(data.by_theme["theme"]) <= {t.id for t in kb.vocabulary.themes}
+
+
+def test_a_failing_bar_s_search_lists_exactly_its_failed_or_stopped_entries(kb):
+    """The search behind each bar of "where do we keep failing" finds the entries the bar counts: the
+    search page is the oracle."""
+    from kb import browse
+
+    data = insights.insights(kb)
+    assert len(data.failures_by_theme) >= 5
+    for row in data.failures_by_theme.itertuples():
+        request = insights.failures_search(row.theme, data.grouped_by)
+        assert request.facets.theme == (row.theme,) and set(request.facets.outcome) == {"failed", "stopped"}
+        assert not request.query and browse.SearchRequest.from_params(request.to_params()) == request
+        found = browse.find(kb, request)
+        assert found.total == row.failed_or_stopped, row.label
+        assert all(e.outcome in ("failed", "stopped") and row.theme in e.themes for e in found.newest)
+
+
+def test_a_failing_tag_s_search_filters_on_the_tag():
+    request = insights.failures_search("Mission Operations", "tag")
+    assert request.facets.tag == ("Mission Operations",) and not request.facets.theme
+    assert request.to_params() == {"outcome": ["failed", "stopped"], "tag": ["Mission Operations"]}
+    with pytest.raises(ValueError):
+        insights.failures_search("x", "organisation")
