@@ -142,3 +142,17 @@ def test_on_a_phone_no_page_is_wider_than_the_screen(page, server, shots, path):
     assert tab.evaluate("() => document.documentElement.scrollWidth") <= 390
     screenshot(tab, shots / f"{path}-phone.png", width=390)
     phone.close()
+
+
+def test_the_charts_words_are_as_legible_as_the_page_s(page, server):
+    """Axis labels, axis titles and legends inside the Insights charts (SVG text, which axe-core cannot
+    judge) have at least WCAG's 4.5:1 contrast on white."""
+    page.goto(f"{server}/insights")
+    page.locator("[data-testid='stVegaLiteChart'] svg text").first.wait_for()
+    settle(page)
+    fills = page.locator("[data-testid='stVegaLiteChart'] svg text").evaluate_all(
+        "texts => texts.filter(t => t.textContent.trim()).map(t => getComputedStyle(t).fill)"
+    )
+    assert len(fills) > 20
+    faint = {fill for fill in fills if contrast(fill, "rgb(255, 255, 255)") < 4.5}
+    assert not faint, faint
