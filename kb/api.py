@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kb import browse, review
-from kb.access import ANONYMOUS, READABLE_STATUSES, UNPUBLISHED_STATUSES, signed_in
+from kb.access import ANONYMOUS, READABLE_STATUSES, UNPUBLISHED_STATUSES, present, signed_in
 from kb.drafting import Draft, DraftInvalid, save_draft
 from kb.entries import EVIDENCE_GRADES, KINDS, OUTCOMES, STATUSES, Entry
 from kb.errors import Conflict, Forbidden, KBError, NotFound, without_paths
@@ -721,12 +721,17 @@ def create_app(
     # ------------------------------------------------------------------ writing
 
     def saved(entry: Entry, viewer: User) -> SavedOut:
-        stored_status = kb.stored(entry.id).status
-        pending = entry.status in UNPUBLISHED_STATUSES and stored_status in READABLE_STATUSES
-        shown = kb.show(entry.id, viewer=viewer) if not pending else None
-        out = EntryOut.of(shown.entry, shown.withheld) if shown else EntryOut.of(entry)
+        """What a save returns: the entry as saved (a pending edit: the revision), as this caller may see it
+        (what was withheld from them was put back before writing, and must not come back to them now)."""
+        pending = entry.status in UNPUBLISHED_STATUSES and kb.stored(entry.id).status in READABLE_STATUSES
+        links = [*entry.related, *(entry.lighthouse.reused_by if entry.lighthouse else ())]
+        shown = present(entry, viewer, kb.visible_to(viewer, links))
         return SavedOut(
-            id=entry.id, status=entry.status, version=kb.store.version(entry.id), pending_review=pending, entry=out
+            id=entry.id,
+            status=entry.status,
+            version=kb.store.version(entry.id),
+            pending_review=pending,
+            entry=EntryOut.of(shown.entry, shown.withheld),
         )
 
     @app.post(

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from kb import browse
 from kb.access import ANONYMOUS
-from kb.api import TokenBucket, create_app
+from kb.api import EditIn, TokenBucket, create_app
 from kb.cli import cli
 from kb.filters import Filters
 from kb.identity import User
@@ -24,6 +24,7 @@ IN_REVIEW = "teacher-supply-model-shared-with-schools"  # public, in review
 ANONYMOUS_ENTRY = "health-and-social-care-record-matching-trial"  # public and anonymous, with a team
 PUBLIC = "benefits-and-housing-data-sharing-pilot"
 MISSING = "no-such-entry-anywhere"
+EDIT_FIELDS = set(EditIn.model_fields)
 
 
 @pytest.fixture
@@ -387,3 +388,21 @@ def test_openapi_documents_every_endpoint_with_problems(client):
     not_found = schema["paths"]["/entries/{entry_id}"]["get"]["responses"]["404"]["content"]
     assert list(not_found) == ["application/problem+json"]
     assert client.get("/docs").status_code == 200
+
+
+def test_the_answer_to_an_edit_waiting_for_review_withholds_what_its_editor_may_not_see(client, tokens, kb):
+    stored = kb.stored(ANONYMOUS_ENTRY)
+    editor = bearer(tokens, "Dee Editor", stored.organisation, "contributor")  # edits it, may not see its names
+    read = client.get(f"/entries/{ANONYMOUS_ENTRY}", headers=editor).json()
+    assert read["team"] == ""
+    body = {k: v for k, v in read.items() if k not in ("id", "status", "withheld", "version", "lighthouse")}
+    body = {k: v for k, v in body.items() if k in EDIT_FIELDS}
+    sent = client.put(
+        f"/entries/{ANONYMOUS_ENTRY}",
+        json=body | {"summary": "Shorter.", "status": "in-review", "version": read["version"]},
+        headers=editor,
+    )
+    assert sent.status_code == 200, sent.text
+    assert sent.json()["pending_review"] is True
+    assert stored.team not in sent.text and stored.contact not in sent.text and stored.author not in sent.text
+    assert kb.store.revision(ANONYMOUS_ENTRY)[0].team == stored.team  # kept, not blanked
