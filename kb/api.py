@@ -348,6 +348,18 @@ class ReviewIn(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"decision": "approve", "version": "3f2a..."}]})
 
 
+class QueueItemOut(BaseModel):
+    """An entry (or an edit of a published entry) waiting for review, with the version to review."""
+
+    id: str
+    title: str
+    version: str
+    submitted: str
+    revision: bool = Field(description="An edit of a published entry: send `revision: true` with the decision.")
+    proposer: str
+    may_review: bool = Field(description="False for the caller's own work: another reviewer reviews it.")
+
+
 class ReviewOut(BaseModel):
     id: str
     status: str
@@ -753,6 +765,22 @@ def create_app(
             kb, body.draft(), viewer, status=body.status, edit_id=entry_id, expected_version=body.version
         )
         return saved(entry, viewer)
+
+    @app.get("/review", response_model=list[QueueItemOut], responses=_responses(), tags=["writing"])
+    def queue(viewer: Viewer) -> list[QueueItemOut]:
+        """New entries and edits waiting for review that the caller may see, oldest first."""
+        return [
+            QueueItemOut(
+                id=item.entry.id,
+                title=item.entry.title,
+                version=item.version,
+                submitted=item.submitted,
+                revision=item.revision,
+                proposer=item.proposer,
+                may_review=item.may_review,
+            )
+            for item in review.review_queue(kb, viewer)
+        ]
 
     @app.post(
         "/entries/{entry_id}/review",

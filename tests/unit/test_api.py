@@ -302,6 +302,20 @@ def test_review_rights(client, tokens, kb):
     assert approved.json()["status"] == "published" and kb.stored(IN_REVIEW).reviewer == "Rita Reviewer"
 
 
+def test_the_review_queue_is_the_librarys_for_the_caller(client, tokens, kb):
+    from kb.review import review_queue
+
+    reviewer = User("Rita Reviewer", "Beta Agency", ("contributor", "reviewer"), local=False)
+    headers = bearer(tokens, reviewer.name, reviewer.organisation, "contributor,reviewer")
+    queue = client.get("/review", headers=headers).json()
+    expected = review_queue(kb, reviewer)
+    assert [(i["id"], i["version"], i["revision"]) for i in queue] == [
+        (i.entry.id, i.version, i.revision) for i in expected
+    ]
+    assert IN_REVIEW in [i["id"] for i in queue]
+    assert client.get("/review").json() == []  # a visitor sees nothing in review
+
+
 def test_a_reviewer_never_approves_their_own_entry(client, tokens):
     author = bearer(tokens, "Rita Reviewer", "Northfield City Council", "contributor,reviewer")
     saved = client.post("/entries", json=NEW_ENTRY | {"status": "in-review"}, headers=author).json()
@@ -380,6 +394,7 @@ def test_openapi_documents_every_endpoint_with_problems(client):
         ("/entries/{entry_id}/similar", "get"),
         ("/entries/{entry_id}/history", "get"),
         ("/entries/{entry_id}/review", "post"),
+        ("/review", "get"),
         ("/facets", "get"),
         ("/stats", "get"),
         ("/vocabulary", "get"),
