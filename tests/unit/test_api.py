@@ -265,6 +265,15 @@ def test_submit_then_an_edit_from_a_stale_version_is_a_conflict(client, tokens, 
     assert kb.stored(entry_id).summary == NEW_ENTRY["summary"]
 
 
+def test_an_edit_by_someone_who_may_only_read_the_entry_is_forbidden(client, tokens, kb):
+    outsider = bearer(tokens, "Olu Other", "Beta Agency", "contributor")
+    read = client.get(f"/entries/{PUBLIC}", headers=outsider).json()
+    body = {k: v for k, v in read.items() if k in EDIT_FIELDS} | {"status": "in-review", "version": read["version"]}
+    refused = client.put(f"/entries/{PUBLIC}", json=body | {"summary": "Mine now."}, headers=outsider)
+    assert "can edit it" in assert_problem(refused, 403)["detail"]
+    assert kb.store.revision(PUBLIC) is None and kb.stored(PUBLIC).summary == read["summary"]
+
+
 def test_a_visitor_may_not_write_and_is_asked_for_a_token(client, kb):
     before = len(kb.store.files())
     refused = client.post("/entries", json=NEW_ENTRY)

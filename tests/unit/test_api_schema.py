@@ -1,6 +1,6 @@
-"""schemathesis fuzzes the HTTP API's own OpenAPI schema, in process: whatever it sends, as a visitor or
-as a token holder, no answer is a server error and every answer is what the schema says it may be
-(status, media type, headers, body)."""
+"""schemathesis fuzzes the HTTP API's own OpenAPI schema, in process: whatever it sends, valid or not, as
+a visitor or as a token holder, no answer is a server error and every answer is what the schema says it
+may be (status, media type, headers, body)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
+from schemathesis.generation.modes import GenerationMode
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_headers_conformance,
@@ -52,15 +53,16 @@ def operations(app):
     return [result.ok() for result in schema.get_all_operations()]
 
 
+@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=["valid", "invalid"])
 @pytest.mark.parametrize("signed_in", [False, True], ids=["visitor", "token holder"])
-def test_no_server_error_and_no_answer_outside_the_schema(served, signed_in):
+def test_no_server_error_and_no_answer_outside_the_schema(served, signed_in, mode):
     app, token = served
     headers = {"Authorization": f"Bearer {token}"} if signed_in else {}
     found = operations(app)
     assert len(found) >= 12
     for operation in found:
 
-        @given(case=operation.as_strategy())
+        @given(case=operation.as_strategy(generation_mode=mode))
         @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
         def fuzz(case):
             case.call_and_validate(headers=headers, checks=CHECKS)
