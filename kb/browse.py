@@ -201,14 +201,24 @@ def every_match(kb: KnowledgeBase, request: SearchRequest, user: User | None = N
     return list(dict.fromkeys(h.id for h in hits))
 
 
-def download(kb: KnowledgeBase, entry_ids: Iterable[str], fmt: str, viewer: User | None = None) -> bytes:
-    """These entries as a CSV or Excel file (`kb.exporter`), in this order and as the viewer may see
-    them: hidden ones left out, withheld fields blank and named in the `withheld` column, cells that a
+def download(kb: KnowledgeBase, entry_ids: Iterable[str] | None, fmt: str, viewer: User | None = None) -> bytes:
+    """These entries (None: every entry the viewer may see) as a CSV, Excel or JSONL file (`kb.exporter`),
+    in this order and as the viewer may see them: hidden ones left out, withheld fields blank and named in the `withheld` column, cells that a
     spreadsheet would run as formulas neutralised."""
     from kb.exporter import export_bytes  # pandas and openpyxl: only when a file is asked for
 
     shown, _ = kb.readable(viewer, entry_ids)
     return export_bytes([s.entry for s in shown], fmt, withheld={s.entry.id: s.withheld for s in shown})
+
+
+def ranked(kb: KnowledgeBase, request: SearchRequest, user: User | None = None) -> list[Hit]:
+    """A query's hits over every page, in the order the search page lists them (in plan mode: every
+    part's lessons), under the request's rules for this user: what the API pages through."""
+    request = request.for_user(user)
+    filters = request.filters()
+    if request.mode == PLAN_MODE:
+        return plan_search(kb, request.query, filters=filters, viewer=user).hits
+    return _ranked(kb, request, filters, user)
 
 
 def _ranked(kb: KnowledgeBase, request: SearchRequest, filters: Filters, user: User | None) -> list[Hit]:

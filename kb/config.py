@@ -30,6 +30,7 @@ class Settings:
     | KB_MODEL_CACHE    | ~/.cache/lighthouse  | where ONNX exports are kept (read by the     |
     |                   |   /models            | embedder; XDG_CACHE_HOME is honoured)        |
     | KB_COLLECTION     | lighthouse           | Chroma collection name prefix                |
+    | KB_TOKENS_FILE    | <index>/tokens.json  | the HTTP API's personal tokens, hashed       |
     """
 
     entries_dir: Path = field(default_factory=lambda: _env_path("KB_ENTRIES_DIR", "entries"))
@@ -38,6 +39,16 @@ class Settings:
     model: str = field(default_factory=lambda: os.environ.get("KB_MODEL") or DEFAULT_MODEL)
     model_backend: str = field(default_factory=lambda: os.environ.get("KB_MODEL_BACKEND") or DEFAULT_BACKEND)
     collection: str = field(default_factory=lambda: os.environ.get("KB_COLLECTION") or "lighthouse")
+    tokens_file: Path | None = field(
+        default_factory=lambda: (
+            Path(os.environ["KB_TOKENS_FILE"]).expanduser() if os.environ.get("KB_TOKENS_FILE") else None
+        )
+    )
+
+    @property
+    def tokens_path(self) -> Path:
+        """Where the HTTP API's personal tokens are kept (hashed): KB_TOKENS_FILE, or beside the index."""
+        return self.tokens_file or self.index_dir / "tokens.json"
 
     def override(self, **changes: object) -> Settings:
         """A copy with every change that is not None applied (CLI flags beat the environment)."""

@@ -31,7 +31,7 @@ from kb.access import (
 )
 from kb.editing import open_edit, save_edit
 from kb.entries import SECTIONS, Entry, entry_from_dict, is_web_address, slugify
-from kb.errors import Conflict, EntryError, KBError, Problem
+from kb.errors import Conflict, EntryError, Forbidden, KBError, Problem
 from kb.filters import Filters
 from kb.search import Hit
 
@@ -319,7 +319,7 @@ def save_draft(
     readers still see the published entry.
     """
     if not can_contribute(user):
-        raise KBError("you need the contributor role to save an entry; sign in first if you have not")
+        raise Forbidden("you need the contributor role to save an entry; sign in first if you have not")
     try:
         if edit_id:
             target = open_edit(kb, edit_id, user)

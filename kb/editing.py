@@ -27,7 +27,7 @@ from kb.access import (
     restore_withheld,
 )
 from kb.entries import Entry
-from kb.errors import Conflict, KBError
+from kb.errors import Conflict, Forbidden, KBError
 from kb.identity import CURATOR
 
 if TYPE_CHECKING:
@@ -144,14 +144,14 @@ def withdraw(kb: KnowledgeBase, entry_id: str, user: User | None) -> None:
     revision, version = pending
     own = user is None or (bool(revision.revised_by) and revision.revised_by == user.name)
     if not (own or (user is not None and can_edit(user, stored) and user.has_role(CURATOR))):
-        raise KBError("only the person who proposed this edit, or a curator, can withdraw it")
+        raise Forbidden("only the person who proposed this edit, or a curator, can withdraw it")
     kb.store.drop_revision(entry_id, expected_version=version)
 
 
 def _editable(kb: KnowledgeBase, entry_id: str, user: User | None) -> Entry:
     stored = kb.stored(entry_id, user)  # missing and hidden answer alike
     if not can_edit(user, stored):
-        raise KBError(
+        raise Forbidden(
             "only the entry's author, members of the organisation that wrote it, and curators can edit it; "
             "you can still read it"
         )

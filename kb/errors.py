@@ -65,6 +65,12 @@ class Conflict(KBError):
     """A write that would silently overwrite someone else's change."""
 
 
+class Forbidden(KBError):
+    """The viewer may see the entry (or there is nothing to see) but may not do this to it: edit it,
+    review it, or save entries at all. Raised only once seeing has been settled, so it never tells a
+    viewer that an entry hidden from them exists."""
+
+
 class SavedNotIndexed(KBError):
     """The entry's file was written but indexing it failed. The entry is saved (its file is the record)
     and becomes searchable at the next sync; saving it again would write a second copy of a new entry."""

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from kb.access import can_review, can_see, entry_meta, present
 from kb.browse import load_entries, rows
 from kb.entries import Entry
-from kb.errors import Conflict, KBError, SavedNotIndexed
+from kb.errors import Conflict, Forbidden, KBError, SavedNotIndexed
 
 if TYPE_CHECKING:
     from kb.identity import User
@@ -86,7 +86,7 @@ def _reviewable(kb: KnowledgeBase, entry_id: str, reviewer: User, revision: bool
     """The entry (or its revision) to review, and the revision's version; refuses anyone `can_review`
     does not allow, and an entry that is no longer waiting."""
     if not reviewer.is_reviewer:
-        raise KBError("only reviewers can approve or send back entries")
+        raise Forbidden("only reviewers can approve or send back entries")
     entry = kb.stored(entry_id, reviewer)  # missing and hidden answer alike
     if revision:
         pending = kb.store.revision(entry_id)
@@ -94,14 +94,14 @@ def _reviewable(kb: KnowledgeBase, entry_id: str, reviewer: User, revision: bool
             raise KBError(f"the edit of '{entry.title}' is no longer waiting for review; someone may have handled it")
         proposed, version = pending
         if not can_review(reviewer, entry, proposed):
-            raise KBError("you proposed this edit or wrote the entry: another reviewer must review it")
+            raise Forbidden("you proposed this edit or wrote the entry: another reviewer must review it")
         return proposed, version
     if entry.status != "in-review":
         raise KBError(
             f"'{entry.title}' is no longer in review (it is now {entry.status}); someone else may have handled it"
         )
     if not can_review(reviewer, entry):
-        raise KBError("you wrote or last changed this entry: another reviewer must review it")
+        raise Forbidden("you wrote or last changed this entry: another reviewer must review it")
     return entry, None
 
 

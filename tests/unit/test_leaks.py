@@ -1,6 +1,6 @@
 """Nothing a viewer may not see reaches them: earlier versions, links to hidden entries, what `withheld`
 names, the words of a refusal (of a hidden or an unreadable entry), blank ids and blank `--as` names, and no
-entry's text goes through a symbolic link, through the library, the command line and the app."""
+entry's text goes through a symbolic link, through the library, the command line, the app and the HTTP API."""
 
 from __future__ import annotations
 
@@ -46,6 +46,7 @@ COLLEAGUE = User("Cat Colleague", OWNER_ORG, ("contributor",), local=False)  # e
 READERS = [ANONYMOUS, member_of(OWNER_ORG), member_of(OTHER_ORG), COLLEAGUE]
 
 MISSING = "no-such-ledger-entry"
+STATUSES_ALL = ("draft", "in-review", "published", "archived")
 
 
 def write_entry(folder: Path, entry_id: str, *, lessons: str = "", **fields) -> str:
@@ -852,3 +853,63 @@ def test_a_pending_edit_is_never_read_through_a_symbolic_link(kb, entries_dir, t
     assert not [item for item in review_queue(kb, OWNER_REVIEWER) if item.revision]
     target = open_edit(kb, LINKED, COLLEAGUE)  # its "proposer" opens the published entry, not the planted edit
     assert target.revision_version is None and target.entry.summary != "Planted outside."
+
+
+# --------------------------------------------------------------------------- 8. through the HTTP API
+
+
+def api_client(kb, viewer: User, folder: Path):
+    """The API over this knowledge base, and the headers that make a request this viewer's (a visitor
+    sends none; anyone else, a personal token made for them)."""
+    from fastapi.testclient import TestClient
+
+    from kb.api import create_app
+    from kb.tokens import TokenStore
+
+    tokens = TokenStore(folder / "tokens.json")
+    headers = {}
+    if viewer.name:
+        token, _ = tokens.create(viewer.name, organisation=viewer.organisation, roles=viewer.roles)
+        headers = {"Authorization": f"Bearer {token}"}
+    client = TestClient(create_app(kb, tokens, rate_per_minute=10**6, burst=10**6), raise_server_exceptions=False)
+    return client, headers
+
+
+def api_refusal(client, headers, path: str, entry_id: str) -> tuple[int, str]:
+    response = client.get(path.format(entry_id), headers=headers)
+    return response.status_code, response.text.replace(entry_id, "<id>")
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(viewer=viewers.filter(lambda v: v is not None))
+def test_no_leak_through_the_api_for_any_viewer(synced_collection, viewer):
+    kb = synced_collection
+    stored = {i: kb.stored(i) for i in SYNCED_IDS}
+    visible = {i for i, entry in stored.items() if may_see(viewer, entry)}
+    with tempfile.TemporaryDirectory() as folder:
+        client, headers = api_client(kb, viewer, Path(folder))
+        for path in ("/entries/{}", "/entries/{}/history", "/entries/{}/similar"):
+            missing = api_refusal(client, headers, path, MISSING)
+            assert missing[0] == 404
+            for hidden in set(SYNCED_IDS) - visible:
+                assert api_refusal(client, headers, path, hidden) == missing, (path, hidden)
+        for entry_id in sorted(visible):
+            shown = client.get(f"/entries/{entry_id}", headers=headers).json()
+            expected = kb.show(entry_id, viewer=viewer)
+            assert {k: v for k, v in shown.items() if k not in ("withheld", "version")} == expected.entry.to_dict()
+            assert shown["withheld"] == list(expected.withheld)
+            assert_shown_as_the_rules_say(expected, stored[entry_id], viewer, visible)
+            history = client.get(f"/entries/{entry_id}/history", headers=headers).json()
+            assert [v["text"] for v in history] == [v.text for v in kb.history(entry_id, viewer=viewer)]
+        indexed = sorted(visible - set(LATE_IDS))
+        for entry_id in indexed[:2]:
+            similar = client.get(f"/entries/{entry_id}/similar", headers=headers, params={"limit": 20}).json()
+            assert {hit["id"] for hit in similar} <= visible
+        exported = client.get("/export", params={"format": "jsonl"}, headers=headers).content.decode()
+        assert [json.loads(line)["id"] for line in exported.split("\n") if line] == sorted(visible)
+        found = client.get(
+            "/search",
+            params={"q": "ledgers pilots councils", "status": list(STATUSES_ALL), "limit": 60},
+            headers=headers,
+        )
+        assert {hit["id"] for hit in found.json()["hits"]} <= visible
