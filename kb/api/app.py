@@ -1,0 +1,359 @@
+"""The endpoints: each reads its input, calls one library function with the caller as the viewer, and
+returns what comes back."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Annotated, Any, Literal
+
+from fastapi import Body, Depends, FastAPI, Path, Query
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from kb import browse, review
+from kb.access import READABLE_STATUSES, UNPUBLISHED_STATUSES, present
+from kb.api.gate import (
+    PROBLEM_TYPE,
+    Gate,
+    TokenBucket,
+    Viewer,
+    http_error,
+    invalid_request,
+    library_error,
+    unexpected_error,
+)
+from kb.api.models import (
+    EditIn,
+    EntryOut,
+    FacetValue,
+    HitOut,
+    NewEntryIn,
+    PastVersionOut,
+    PlanIn,
+    PlanMatchOut,
+    PlanOut,
+    PlanPartOut,
+    Problem,
+    QueueItemOut,
+    ReviewIn,
+    ReviewOut,
+    SavedOut,
+    SearchOut,
+    SimilarOut,
+    StatsOut,
+    ThemeOut,
+)
+from kb.drafting import save_draft
+from kb.entries import EVIDENCE_GRADES, KINDS, OUTCOMES, STATUSES, Entry
+from kb.errors import KBError
+from kb.filters import Filters
+from kb.identity import User
+from kb.knowledge import KnowledgeBase
+from kb.plan import plan_search
+from kb.tokens import TokenStore
+
+log = logging.getLogger("lighthouse.api")
+
+MAX_BODY_BYTES = 1_000_000
+RATE_PER_MINUTE = 120  # each token's (or visitor address's) steady rate
+BURST = 60  # requests a quiet client may make at once
+EXPORT_TYPES = {
+    "csv": "text/csv; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "jsonl": "application/jsonl; charset=utf-8",
+}
+ENTRY_ID = Path(
+    description="The entry's id (its file name without .md).", examples=["benefits-and-housing-data-sharing-pilot"]
+)
+
+
+# =============================================================================== the app
+
+
+def _responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    always = (401, 422, 429, 500)
+    return {code: {"model": Problem, "description": HTTPStatus(code).phrase} for code in sorted({*codes, *always})}
+
+
+def _filters(
+    organisation: Annotated[list[str], Query(description="Only this organisation (repeatable).")] = [],  # noqa: B006
+    theme: Annotated[list[str], Query(description="Only this theme id (repeatable).")] = [],  # noqa: B006
+    tag: Annotated[list[str], Query()] = [],  # noqa: B006
+    team: Annotated[list[str], Query()] = [],  # noqa: B006
+    kind: Annotated[list[Literal[*KINDS]], Query()] = [],  # type: ignore[valid-type]  # noqa: B006
+    outcome: Annotated[list[Literal[*OUTCOMES]], Query()] = [],  # type: ignore[valid-type]  # noqa: B006
+    status: Annotated[
+        list[Literal[*STATUSES]],  # type: ignore[valid-type]
+        Query(description="Published entries unless a status is chosen; only reviewers may choose one."),
+    ] = [],  # noqa: B006
+    evidence: Annotated[list[Literal[*EVIDENCE_GRADES]], Query()] = [],  # type: ignore[valid-type]  # noqa: B006
+    lighthouse: Annotated[bool | None, Query(description="Only lighthouse projects (true) or only others.")] = None,
+    year_from: Annotated[int | None, Query(ge=1000, le=9999, description="Started in or after this year.")] = None,
+    year_to: Annotated[int | None, Query(ge=1000, le=9999, description="Started in or before this year.")] = None,
+) -> Filters:
+    return Filters.of(
+        organisation=organisation,
+        theme=theme,
+        tag=tag,
+        team=team,
+        kind=kind,
+        outcome=outcome,
+        status=status,
+        evidence=evidence,
+        lighthouse=lighthouse,
+        year_from=year_from,
+        year_to=year_to,
+    )
+
+
+Facets = Annotated[Filters, Depends(_filters)]
+Mode = Annotated[
+    Literal["hybrid", "keyword", "meaning"],
+    Query(description="Keywords and meaning fused (hybrid), keywords only (BM25) or meaning only (dense)."),
+]
+
+
+def create_app(
+    kb: KnowledgeBase,
+    tokens: TokenStore,
+    *,
+    max_body: int = MAX_BODY_BYTES,
+    rate_per_minute: float = RATE_PER_MINUTE,
+    burst: int = BURST,
+) -> FastAPI:
+    """The API over this knowledge base, its callers named by these tokens."""
+    app = FastAPI(
+        title="Lighthouse",
+        version=__import__("kb").__version__,
+        summary="Search lessons learned and lighthouse projects, and contribute to them, under the same access rules "
+        "as the app.",
+        description="Send `Authorization: Bearer <token>` (a personal token from `python -m kb token create`) to act "
+        "as that person; without it you are an anonymous visitor and see what the public sees. Errors are RFC 9457 "
+        "problem details.",
+    )
+    app.add_middleware(Gate, tokens=tokens, limiter=TokenBucket(rate_per_minute, burst), max_body=max_body)
+    app.add_exception_handler(KBError, library_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(Exception, unexpected_error)
+
+    # ------------------------------------------------------------------ reading
+
+    @app.get("/search", response_model=SearchOut, responses=_responses(400), tags=["finding"])
+    def search(
+        viewer: Viewer,
+        facets: Facets,
+        q: Annotated[str, Query(min_length=1, max_length=browse.MAX_QUERY_CHARS, description="What to look for.")],
+        mode: Mode = "hybrid",
+        exact: Annotated[bool, Query(description="Only the query's own words: no other names of its themes.")] = False,
+        limit: Annotated[int, Query(ge=1, le=browse.MAX_RESULTS)] = browse.PAGE_SIZE,
+        page: Annotated[int, Query(ge=1, le=browse.MAX_RESULTS)] = 1,
+    ) -> SearchOut:
+        """Entries matching a query, best first, each with the passage that matched; quote a phrase to
+        require it. Filters as the search page has them."""
+        request = browse.SearchRequest(query=q, mode=mode, facets=facets, exact=exact)
+        every = browse.ranked(kb, request, viewer)
+        hits = every[(page - 1) * limit : page * limit]
+        return SearchOut(
+            query=q, mode=mode, page=page, limit=limit, total=len(every), hits=[HitOut.of(h) for h in hits]
+        )
+
+    @app.post("/plan", response_model=PlanOut, responses=_responses(400, 413), tags=["finding"])
+    def plan(viewer: Viewer, facets: Facets, body: PlanIn) -> PlanOut:
+        """A project plan, split into parts: the best prior lessons for each part, failures first."""
+        filters = browse.SearchRequest(facets=facets).for_user(viewer).filters()
+        mode = browse.SEARCH_MODES[body.mode]
+        result = plan_search(kb, body.plan, per_part=body.per_part, mode=mode, filters=filters, viewer=viewer)
+        return PlanOut(
+            parts=[
+                PlanPartOut(
+                    number=part.number,
+                    text=part.text,
+                    matches=[
+                        PlanMatchOut(**HitOut.of(m.hit).model_dump(), relevance=round(m.relevance, 4))
+                        for m in part.matches
+                    ],
+                )
+                for part in result.parts
+            ]
+        )
+
+    @app.get("/entries/{entry_id}", response_model=EntryOut, responses=_responses(400, 404), tags=["entries"])
+    def show(viewer: Viewer, entry_id: Annotated[str, ENTRY_ID]) -> EntryOut:
+        """One entry as the caller may see it, with its version (send it back with an edit). A hidden
+        entry answers exactly as a missing one."""
+        shown = kb.show(entry_id, viewer=viewer)
+        return EntryOut.of(shown.entry, shown.withheld, kb.store.version(entry_id))
+
+    @app.get(
+        "/entries/{entry_id}/similar", response_model=list[SimilarOut], responses=_responses(400, 404), tags=["entries"]
+    )
+    def similar(
+        viewer: Viewer, entry_id: Annotated[str, ENTRY_ID], limit: Annotated[int, Query(ge=1, le=100)] = 5
+    ) -> list[SimilarOut]:
+        """The entries most like this one, with the passages that link them."""
+        return [SimilarOut.of(hit) for hit in kb.similar(entry_id, limit=limit, viewer=viewer)]
+
+    @app.get(
+        "/entries/{entry_id}/history",
+        response_model=list[PastVersionOut],
+        responses=_responses(400, 404),
+        tags=["entries"],
+    )
+    def history(viewer: Viewer, entry_id: Annotated[str, ENTRY_ID]) -> list[PastVersionOut]:
+        """Earlier versions of the entry, newest first: only those the caller could have seen."""
+        return [
+            PastVersionOut(replaced=v.replaced, entry=EntryOut.of(v.entry) if v.entry else None, text=v.text)
+            for v in kb.history(entry_id, viewer=viewer)
+        ]
+
+    @app.get("/facets", response_model=dict[str, list[FacetValue]], responses=_responses(400), tags=["overview"])
+    def facets(viewer: Viewer, chosen: Facets) -> dict[str, list[FacetValue]]:
+        """How many entries the caller may see for each value of each facet, with the other filters
+        applied (published entries unless a status is chosen)."""
+        filters = browse.SearchRequest(facets=chosen).for_user(viewer).filters()
+        counts = browse.facet_counts(kb, filters, viewer=viewer)
+        return {name: [FacetValue(value=v, count=n) for v, n in values] for name, values in counts.items()}
+
+    @app.get("/stats", response_model=StatsOut, responses=_responses(400), tags=["overview"])
+    def stats(viewer: Viewer) -> StatsOut:
+        """Counts of the indexed entries the caller may see, by facet."""
+        return StatsOut(**kb.stats(viewer=viewer))
+
+    @app.get("/vocabulary", response_model=list[ThemeOut], responses=_responses(), tags=["overview"])
+    def vocabulary(viewer: Viewer) -> list[ThemeOut]:
+        """The shared vocabulary of themes, with their synonyms."""
+        return [
+            ThemeOut(id=t.id, label=t.label, definition=t.definition, synonyms=list(t.synonyms))
+            for t in kb.vocabulary.themes
+        ]
+
+    @app.get(
+        "/export",
+        response_class=Response,
+        responses={
+            200: {
+                "description": "The file, as the caller may see the entries.",
+                "content": {
+                    media: {"schema": {"type": "string", "format": "binary"}} for media in EXPORT_TYPES.values()
+                },
+            },
+            **_responses(400),
+        },
+        tags=["overview"],
+    )
+    def export(
+        viewer: Viewer,
+        chosen: Facets,
+        format: Annotated[Literal["csv", "xlsx", "jsonl"], Query(description="The file's format.")] = "csv",
+        q: Annotated[
+            str | None,
+            Query(
+                min_length=1,
+                max_length=browse.MAX_QUERY_CHARS,
+                description="Only what this search finds, in its order.",
+            ),
+        ] = None,
+        mode: Mode = "hybrid",
+    ) -> Response:
+        """Every entry the caller may see as CSV, Excel or JSONL (or, with `q` or filters, what that search
+        lists): hidden entries left out, withheld fields blank and named in the `withheld` column. The
+        file imports back with `python -m kb import`."""
+        request = browse.SearchRequest(query=q or "", mode=mode, facets=chosen)
+        ids = browse.every_match(kb, request, viewer) if q or chosen.active else None
+        data = browse.download(kb, ids, format, viewer)
+        disposition = f'attachment; filename="lighthouse.{format}"'
+        return Response(data, media_type=EXPORT_TYPES[format], headers={"Content-Disposition": disposition})
+
+    # ------------------------------------------------------------------ writing
+
+    def saved(entry: Entry, viewer: User) -> SavedOut:
+        """What a save returns: the entry as saved (a pending edit: the revision), as this caller may see it
+        (what was withheld from them was put back before writing, and must not come back to them now)."""
+        pending = entry.status in UNPUBLISHED_STATUSES and kb.stored(entry.id).status in READABLE_STATUSES
+        links = [*entry.related, *(entry.lighthouse.reused_by if entry.lighthouse else ())]
+        shown = present(entry, viewer, kb.visible_to(viewer, links))
+        return SavedOut(
+            id=entry.id,
+            status=entry.status,
+            version=kb.store.version(entry.id),
+            pending_review=pending,
+            entry=EntryOut.of(shown.entry, shown.withheld),
+        )
+
+    @app.post(
+        "/entries", status_code=201, response_model=SavedOut, responses=_responses(400, 403, 409, 413), tags=["writing"]
+    )
+    def submit(viewer: Viewer, body: Annotated[NewEntryIn, Body()]) -> SavedOut:
+        """Save a new entry as a draft, or send it for review (contributors; a draft needs only a title)."""
+        entry = save_draft(kb, body.draft(), viewer, status=body.status)
+        return saved(entry, viewer)
+
+    @app.put(
+        "/entries/{entry_id}", response_model=SavedOut, responses=_responses(400, 403, 404, 409, 413), tags=["writing"]
+    )
+    def edit(viewer: Viewer, entry_id: Annotated[str, ENTRY_ID], body: Annotated[EditIn, Body()]) -> SavedOut:
+        """Replace an entry with an edited one, made from `version` (409 if it changed since). An edit of
+        a published entry by someone who may not publish it waits for review; readers see the published
+        one meanwhile. Fields withheld from you are kept as they are."""
+        entry = save_draft(
+            kb, body.draft(), viewer, status=body.status, edit_id=entry_id, expected_version=body.version
+        )
+        return saved(entry, viewer)
+
+    @app.get("/review", response_model=list[QueueItemOut], responses=_responses(), tags=["writing"])
+    def queue(viewer: Viewer) -> list[QueueItemOut]:
+        """New entries and edits waiting for review that the caller may see, oldest first."""
+        return [
+            QueueItemOut(
+                id=item.entry.id,
+                title=item.entry.title,
+                version=item.version,
+                submitted=item.submitted,
+                revision=item.revision,
+                proposer=item.proposer,
+                may_review=item.may_review,
+            )
+            for item in review.review_queue(kb, viewer)
+        ]
+
+    @app.post(
+        "/entries/{entry_id}/review",
+        response_model=ReviewOut,
+        responses=_responses(400, 403, 404, 409, 413),
+        tags=["writing"],
+    )
+    def decide(viewer: Viewer, entry_id: Annotated[str, ENTRY_ID], body: Annotated[ReviewIn, Body()]) -> ReviewOut:
+        """Approve an entry in review (it is published), or send it back to its author with a comment
+        (reviewers only; never their own entry or edit)."""
+        if body.decision == "approve":
+            entry = review.approve(kb, entry_id, viewer, body.version, revision=body.revision)
+        else:
+            entry = review.send_back(kb, entry_id, viewer, body.comment, body.version, revision=body.revision)
+        return ReviewOut(id=entry.id, status=entry.status, version=kb.store.version(entry.id))
+
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """The schema, with every error response as application/problem+json (what it is sent as)."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title, version=app.version, summary=app.summary, description=app.description, routes=app.routes
+    )
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            for code, response in operation.get("responses", {}).items():
+                content = response.get("content", {})
+                if code.isdigit() and int(code) >= 400 and "application/json" in content:
+                    content[PROBLEM_TYPE] = content.pop("application/json")
+                    content[PROBLEM_TYPE]["schema"] = {"$ref": "#/components/schemas/Problem"}
+    schema["components"]["schemas"].pop("HTTPValidationError", None)
+    schema["components"]["schemas"].pop("ValidationError", None)
+    app.openapi_schema = schema
+    return schema

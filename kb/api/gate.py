@@ -1,0 +1,193 @@
+"""Errors as RFC 9457 problem details, and the gate every request passes first: who the caller is
+(a personal token, or the anonymous visitor), the request rate per caller and the body size cap."""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from http import HTTPStatus
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from kb.access import ANONYMOUS, signed_in
+from kb.drafting import DraftInvalid
+from kb.errors import Conflict, Forbidden, KBError, NotFound, without_paths
+from kb.identity import User
+from kb.tokens import TokenStore
+
+log = logging.getLogger("lighthouse.api")
+PROBLEM_TYPE = "application/problem+json"
+
+
+# =============================================================================== errors
+
+
+def problem(status: int, detail: str, *, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
+    body = {"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status, "detail": detail}
+    body |= {k: v for k, v in extra.items() if v is not None}
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_TYPE, headers=headers)
+
+
+_BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="lighthouse"'}
+_STATUS_OF = ((NotFound, 404), (Conflict, 409), (Forbidden, 403))
+
+
+def library_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, KBError)
+    detail = without_paths(str(exc)) or "the request was refused"
+    status = next((code for kind, code in _STATUS_OF if isinstance(exc, kind)), 400)
+    if status == 403 and not signed_in(_viewer_of(request)):  # a visitor is asked to sign in first
+        return problem(
+            401, f"{detail}; send a personal token as 'Authorization: Bearer <token>'", headers=_BEARER_CHALLENGE
+        )
+    errors = exc.messages if isinstance(exc, DraftInvalid) else None
+    return problem(status, detail, errors=errors)
+
+
+def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+    return problem(exc.status_code, detail, headers=getattr(exc, "headers", None))
+
+
+def invalid_request(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors: dict[str, list[str]] = {}
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error.get("loc", ()) if part != "body") or "request"
+        errors.setdefault(where, []).append(str(error.get("msg", "is not valid")))
+    summary = "; ".join(f"{where}: {', '.join(messages)}" for where, messages in errors.items())
+    return problem(422, summary or "the request is not valid", errors=errors)
+
+
+def unexpected_error(request: Request, exc: Exception) -> Response:
+    log.exception("unexpected error answering %s %s", request.method, request.url.path)
+    return problem(500, "something went wrong on the server; it has been logged. Try again later.")
+
+
+# =============================================================================== limits and identity
+
+
+class _TooLarge(StarletteHTTPException):
+    def __init__(self, limit: int):
+        super().__init__(413, f"the request body is larger than {limit:,} bytes")
+
+
+class TokenBucket:
+    """Each key's allowance: `burst` requests at once, refilled at `per_minute` a minute."""
+
+    def __init__(self, per_minute: float, burst: int):
+        self.rate, self.burst = per_minute / 60.0, burst
+        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, when)
+        self._lock = threading.Lock()
+
+    def take(self, key: str, now: float | None = None) -> float:
+        """0 when the request may go ahead (and is counted), else the seconds to wait."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            tokens, when = self._buckets.get(key, (float(self.burst), now))
+            tokens = min(float(self.burst), tokens + (now - when) * self.rate)
+            if tokens >= 1:
+                self._buckets[key] = (tokens - 1, now)
+                self._forget_idle(now)
+                return 0.0
+            self._buckets[key] = (tokens, now)
+            return (1 - tokens) / self.rate if self.rate > 0 else 60.0
+
+    def _forget_idle(self, now: float) -> None:
+        if len(self._buckets) > 10_000:  # a full bucket is the same as none
+            full = [k for k, (t, w) in self._buckets.items() if t + (now - w) * self.rate >= self.burst]
+            for key in full:
+                del self._buckets[key]
+
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+class Gate:
+    """Before any endpoint: who the caller is (a bad token is refused), their request rate, and the
+    size of what they send. Written as plain ASGI so a refused request never has its body read."""
+
+    def __init__(self, app: Any, tokens: TokenStore, limiter: TokenBucket, max_body: int):
+        self.app, self.tokens, self.limiter, self.max_body = app, tokens, limiter, max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        user, refusal = self._caller(headers.get("authorization"))
+        client = scope.get("client")
+        key = f"token:{user.name}" if signed_in(user) else f"client:{client[0] if client else 'unknown'}"
+        wait = self.limiter.take(key)
+        if wait:
+            retry = str(max(1, math.ceil(wait)))
+            detail = f"too many requests; wait {retry} s and try again"
+            await problem(429, detail, headers={"Retry-After": retry})(scope, receive, send)
+            return
+        if refusal:
+            await problem(401, refusal, headers=_BEARER_CHALLENGE)(scope, receive, send)
+            return
+        length = headers.get("content-length", "")
+        if length.isdigit() and int(length) > self.max_body:
+            await problem(413, f"the request body is larger than {self.max_body:,} bytes")(scope, receive, send)
+            return
+        scope.setdefault("state", {})["user"] = user
+        await self.app(scope, self._capped(receive), send)
+
+    def _caller(self, authorization: str | None) -> tuple[User, str]:
+        """The person a bearer token names, or the anonymous visitor without one; a refusal otherwise."""
+        if authorization is None:
+            return ANONYMOUS, ""
+        scheme, _, token = authorization.strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return ANONYMOUS, "send a personal token as 'Authorization: Bearer <token>', or no Authorization header"
+        try:
+            user = self.tokens.user_for(token.strip())
+        except KBError:
+            log.exception("the API tokens file cannot be read")
+            user = None
+        if user is None:
+            return ANONYMOUS, "this token is not valid (wrong, or revoked); ask an admin for a new one"
+        return user, ""
+
+    def _capped(self, receive: Receive) -> Receive:
+        """`receive` that refuses a body (one sent in chunks, without a length) past the cap."""
+        seen = 0
+
+        async def capped() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_body:
+                    raise _TooLarge(self.max_body)
+            return message
+
+        return capped
+
+
+_bearer = HTTPBearer(auto_error=False, description="A personal token from `python -m kb token create`.")
+
+
+def _viewer_of(request: Request) -> User:
+    return getattr(request.state, "user", ANONYMOUS)
+
+
+def caller(request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> User:
+    """The person making the request (checked by Gate), or the anonymous visitor."""
+    return _viewer_of(request)
+
+
+Viewer = Annotated[User, Depends(caller)]

@@ -1,0 +1,322 @@
+"""What the API reads and answers, as pydantic models: the OpenAPI schema and its examples."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from kb import browse
+from kb.access import UNPUBLISHED_STATUSES
+from kb.drafting import Draft
+from kb.entries import EVIDENCE_GRADES, OUTCOMES, STATUSES, Entry
+from kb.plan import PER_PART
+from kb.search import Hit, SimilarHit
+
+# =============================================================================== models
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem: what went wrong, in words fit to show a user."""
+
+    type: str = Field("about:blank", description="About:blank: the status says what kind of problem it is.")
+    title: str = Field(description="The HTTP status, in words.")
+    status: int
+    detail: str = Field(description="What went wrong and what to do about it.")
+    errors: dict[str, list[str]] | None = Field(
+        None, description="For an entry that cannot be saved yet: what is wrong with each field."
+    )
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"type": "about:blank", "title": "Not Found", "status": 404, "detail": "no entry with id 'x'"}]
+        }
+    )
+
+
+class HitOut(BaseModel):
+    """An entry a search found, with the passage that matched best."""
+
+    id: str
+    title: str
+    score: float
+    passage: str
+    section: str
+    organisation: str = ""
+    kind: str = ""
+    outcome: str = ""
+    year: int | None = None
+    themes: list[str] = []
+    lighthouse_stage: str = ""
+    status: str = ""
+    evidence: str = ""
+    close: bool | None = Field(None, description="Its passage is close to the query by meaning; null: not judged.")
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "benefits-and-housing-data-sharing-pilot",
+                    "title": "Benefits and housing data sharing pilot",
+                    "score": 0.0323,
+                    "passage": "Start the data sharing agreement in the first week ...",
+                    "section": "Lessons",
+                    "organisation": "Northfield City Council",
+                    "kind": "project",
+                    "outcome": "partial",
+                    "year": 2022,
+                    "themes": ["data-sharing-agreements"],
+                    "lighthouse_stage": "",
+                    "status": "published",
+                    "evidence": "observed",
+                    "close": None,
+                }
+            ]
+        }
+    )
+
+    @classmethod
+    def of(cls, hit: Hit) -> HitOut:
+        return cls(
+            **{name: getattr(hit, name) for name in HitOut.model_fields if name != "themes"}, themes=list(hit.themes)
+        )
+
+
+class SimilarOut(HitOut):
+    """An entry like the one asked about, with the pair of passages that links them."""
+
+    source_passage: str = ""
+    source_section: str = ""
+    shared_themes: list[str] = []
+
+    @classmethod
+    def of(cls, hit: Hit) -> SimilarOut:
+        assert isinstance(hit, SimilarHit)
+        base = HitOut.of(hit).model_dump()
+        return cls(
+            **base,
+            source_passage=hit.source_passage,
+            source_section=hit.source_section,
+            shared_themes=list(hit.shared_themes),
+        )
+
+
+class SearchOut(BaseModel):
+    """One page of what a query found, and how many it found over every page."""
+
+    query: str
+    mode: str
+    page: int
+    limit: int
+    total: int = Field(description=f"Hits over every page (at most {browse.MAX_RESULTS}).")
+    hits: list[HitOut]
+
+
+class PlanIn(BaseModel):
+    """A project plan (text or Markdown): each part of it is searched for prior lessons."""
+
+    plan: str = Field(min_length=1, max_length=browse.MAX_QUERY_CHARS)
+    per_part: int = Field(PER_PART, ge=1, le=20, description="Lessons kept for each part.")
+    mode: Literal["hybrid", "keyword", "meaning"] = "hybrid"
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "plan": "We will agree a data sharing agreement with the council.\n\n"
+                    "We will build a dashboard for caseworkers.",
+                    "per_part": 3,
+                }
+            ]
+        }
+    )
+
+
+class PlanMatchOut(HitOut):
+    relevance: float = Field(description="The score over the best score found for the same part.")
+
+
+class PlanPartOut(BaseModel):
+    number: int
+    text: str
+    matches: list[PlanMatchOut]
+
+
+class PlanOut(BaseModel):
+    parts: list[PlanPartOut]
+
+
+class LighthouseOut(BaseModel):
+    stage: str
+    impact: str = ""
+    benefits: list[str] = []
+    reused_by: list[str] = []
+
+
+class EntryOut(BaseModel):
+    """An entry as the caller may see it; `withheld` names the fields left out for them."""
+
+    id: str
+    title: str
+    summary: str
+    kind: str
+    outcome: str
+    organisation: str
+    status: str
+    visibility: str
+    team: str = ""
+    contact: str = ""
+    anonymous: bool = False
+    partners: list[str] = []
+    themes: list[str] = []
+    tags: list[str] = []
+    data_sources: list[str] = []
+    started: str = ""
+    ended: str = ""
+    phase: str = ""
+    evidence: str = ""
+    lighthouse: LighthouseOut | None = None
+    created: str = ""
+    updated: str = ""
+    author: str = ""
+    reviewer: str = ""
+    review_comment: str = ""
+    revised_by: str = ""
+    source: str = ""
+    related: list[str] = []
+    links: list[str] = []
+    sections: dict[str, str] = {}
+    withheld: list[str] = Field([], description="Fields withheld from the caller (blank, or links cut).")
+    version: str | None = Field(None, description="The version to send back with an edit (PUT).")
+
+    @classmethod
+    def of(cls, entry: Entry, withheld: tuple[str, ...] = (), version: str | None = None) -> EntryOut:
+        return cls(**entry.to_dict(), withheld=list(withheld), version=version)
+
+
+class PastVersionOut(BaseModel):
+    replaced: str = Field(description="When this version was replaced.")
+    entry: EntryOut | None
+    text: str = Field(description="The version as Markdown, as the caller may read it.")
+
+
+class FacetValue(BaseModel):
+    value: bool | int | str
+    count: int
+
+
+class StatsOut(BaseModel):
+    entries: int
+    passages: int
+    files: int | None = None
+    model: str
+    lighthouses: int
+    by: dict[str, dict[str, int]]
+
+
+class ThemeOut(BaseModel):
+    id: str
+    label: str
+    definition: str = ""
+    synonyms: list[str] = []
+
+
+class EntryIn(BaseModel):
+    """An entry as a form fills it in. A draft needs only a title; anything sent for review needs the
+    whole entry. Sections are named as in the form ("Context", "Lessons", ...)."""
+
+    title: str = Field("", max_length=500)
+    summary: str = ""
+    kind: Literal["", "project", "experiment"] = "project"
+    outcome: Literal["", *OUTCOMES] = ""  # type: ignore[valid-type]
+    organisation: str = ""
+    team: str = ""
+    contact: str = ""
+    anonymous: bool = False
+    partners: list[str] = []
+    themes: list[str] = []
+    tags: list[str] = []
+    data_sources: list[str] = []
+    started: str = ""
+    ended: str = ""
+    phase: str = ""
+    evidence: Literal["", *EVIDENCE_GRADES] = ""  # type: ignore[valid-type]
+    visibility: Literal["public", "internal", "organisation"] = "public"
+    lighthouse_stage: str = ""
+    lighthouse_impact: str = ""
+    lighthouse_benefits: list[str] = []
+    lighthouse_reused_by: list[str] = []
+    related: list[str] = []
+    links: list[str] = []
+    source: str = ""
+    sections: dict[str, str] = {}
+
+    def draft(self) -> Draft:
+        values = self.model_dump(exclude={"status", "version"})
+        values["lighthouse_benefits"] = "\n".join(self.lighthouse_benefits)
+        values["links"] = "\n".join(self.links)
+        return Draft(**values)
+
+
+_NEW_ENTRY_EXAMPLE: dict[str, Any] = {
+    "title": "Parking permits go digital",
+    "summary": "We moved resident parking permits online; renewals took a day instead of three weeks.",
+    "kind": "project",
+    "outcome": "succeeded",
+    "organisation": "Northfield City Council",
+    "sections": {"Lessons": "Start with renewals: they are most of the work and the easiest to automate."},
+    "status": "in-review",
+}
+
+
+class NewEntryIn(EntryIn):
+    status: Literal[*UNPUBLISHED_STATUSES] = Field("draft", description="Save as a draft, or send for review.")  # type: ignore[valid-type]
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_NEW_ENTRY_EXAMPLE]})
+
+
+class EditIn(EntryIn):
+    status: Literal[*STATUSES] = Field(  # type: ignore[valid-type]
+        description="draft or in-review; whoever may publish the entry directly may keep it published or archived."
+    )
+    version: str = Field(min_length=1, max_length=200, description="The `version` of the entry you read and edited.")
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_NEW_ENTRY_EXAMPLE | {"version": "3f2a..."}]})
+
+
+class SavedOut(BaseModel):
+    """What was saved: the entry's id, its status and version now, and whether an edit waits for review
+    (readers still see the published entry meanwhile)."""
+
+    id: str
+    status: str
+    version: str | None
+    pending_review: bool
+    entry: EntryOut
+
+
+class ReviewIn(BaseModel):
+    decision: Literal["approve", "send-back"]
+    comment: str = Field("", max_length=10_000, description="Required to send back: what the author should change.")
+    version: str | None = Field(None, max_length=200, description="The version reviewed; refused if it changed since.")
+    revision: bool = Field(False, description="Review the pending edit of a published entry rather than the entry.")
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"decision": "approve", "version": "3f2a..."}]})
+
+
+class QueueItemOut(BaseModel):
+    """An entry (or an edit of a published entry) waiting for review, with the version to review."""
+
+    id: str
+    title: str
+    version: str
+    submitted: str
+    revision: bool = Field(description="An edit of a published entry: send `revision: true` with the decision.")
+    proposer: str
+    may_review: bool = Field(description="False for the caller's own work: another reviewer reviews it.")
+
+
+class ReviewOut(BaseModel):
+    id: str
+    status: str
+    version: str | None
