@@ -9,9 +9,12 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Body, Depends, FastAPI, Path, Query
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import Response
+from fastapi.responses import HTMLResponse, Response
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from swagger_ui_bundle import swagger_ui_path
 
 from kb import browse, review
 from kb.access import READABLE_STATUSES, UNPUBLISHED_STATUSES, present
@@ -58,6 +61,7 @@ from kb.tokens import TokenStore
 log = logging.getLogger("lighthouse.api")
 
 MAX_BODY_BYTES = 1_000_000
+DOCS_ASSETS = "/docs-assets"  # Swagger UI's files, for the /docs page
 RATE_PER_MINUTE = 120  # each token's (or visitor address's) steady rate
 BURST = 60  # requests a quiet client may make at once
 EXPORT_TYPES = {
@@ -133,7 +137,10 @@ def create_app(
         description="Send `Authorization: Bearer <token>` (a personal token from `python -m kb token create`) to act "
         "as that person; without it you are an anonymous visitor and see what the public sees. Errors are RFC 9457 "
         "problem details.",
+        docs_url=None,  # served below from local files: the default page loads its scripts from a CDN
+        redoc_url=None,
     )
+    serve_docs(app)
     app.add_middleware(Gate, tokens=tokens, limiter=TokenBucket(rate_per_minute, burst), max_body=max_body)
     app.add_exception_handler(KBError, library_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
@@ -337,6 +344,22 @@ def create_app(
 
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def serve_docs(app: FastAPI) -> None:
+    """The interactive OpenAPI page at /docs, with Swagger UI's scripts and styles from the installed
+    swagger-ui-bundle: no network is needed, as everywhere else at run time."""
+    app.mount(DOCS_ASSETS, StaticFiles(directory=swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title="Lighthouse API",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
+        )
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -411,7 +412,12 @@ def test_openapi_documents_every_endpoint_with_problems(client):
     } <= paths
     not_found = schema["paths"]["/entries/{entry_id}"]["get"]["responses"]["404"]["content"]
     assert list(not_found) == ["application/problem+json"]
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200
+    scripts = re.findall(r'(?:src|href)="([^"]+)"', docs.text)
+    assert scripts and all(s.startswith("/docs-assets/") or s == "/openapi.json" for s in scripts), scripts
+    for asset in scripts:  # everything the page loads is served here: nothing comes from a CDN
+        assert client.get(asset).status_code == 200, asset
 
 
 def test_the_answer_to_an_edit_waiting_for_review_withholds_what_its_editor_may_not_see(client, tokens, kb):
