@@ -48,13 +48,19 @@ def by_outcome(data: pd.DataFrame) -> alt.Chart:
 
 
 def by_year(data: pd.DataFrame) -> alt.Chart:
+    # The legend names only the outcomes drawn, in rows of three, so no name is cut at the edge; one
+    # outcome alone ("Not recorded", for a register that keeps none) needs no legend.
+    shown = [o for o in OUTCOMES if o in set(data["outcome"])]
+    colours = {ui.label(o): colour for o, colour in ui.OUTCOME_CHART_COLOURS.items()}
+    scale = alt.Scale(domain=shown, range=[colours[o] for o in shown])
+    legend = alt.Legend(orient="bottom", title=None, columns=3, labelLimit=0) if len(shown) > 1 else None
     return (
         alt.Chart(data, title="Entries by year started")
         .mark_bar()
         .encode(
             x=alt.X("year:O", title=None, axis=alt.Axis(labelAngle=0)),
             y=alt.Y("sum(entries):Q", title="Entries", axis=alt.Axis(tickMinStep=1)),
-            color=alt.Color("outcome:N", scale=OUTCOME_SCALE, legend=alt.Legend(orient="bottom", title=None)),
+            color=alt.Color("outcome:N", scale=scale, legend=legend),
             order=alt.Order("outcome:N"),
             tooltip=[
                 alt.Tooltip("year:O", title="Year started"),
@@ -119,7 +125,13 @@ metrics = st.columns(4)
 metrics[0].metric("Entries", data.entries)
 metrics[1].metric("Organisations", data.organisations)
 metrics[2].metric("Lighthouse projects", data.lighthouses)
-metrics[3].metric("Failed or stopped", f"{data.failed_share:.0%}")
+metrics[3].metric(  # of the entries that record an outcome: "not recorded" is never counted as a failure
+    "Failed or stopped",
+    f"{data.failed_share:.0%}" if data.recorded else "Not recorded",
+    help=None
+    if data.recorded == data.entries
+    else f"Of the {data.recorded} entries that record how their work turned out.",
+)
 if data.entries == 0:
     st.info("Nothing has been published yet, so there is nothing to chart.", icon=":material/insights:")
     st.stop()
@@ -142,7 +154,14 @@ chart(
     "No entry names its organisation.",
 )
 chart(right, bars(data.by_theme, "label", f"Entries by {group}"), data.by_theme, "No entry has a theme or a tag yet.")
-chart(left, by_outcome(worded(data.by_outcome)), data.by_outcome, "No entry records its outcome.")
+if data.recorded:
+    chart(left, by_outcome(worded(data.by_outcome)), data.by_outcome, "No entry records its outcome.")
+else:  # one bar as tall as the collection says nothing: a sentence says it
+    left.info(
+        f"None of these {data.entries} entries records how its work turned out, so there are no outcomes to "
+        "chart. Their register does not say; a curator who knows can set an entry's outcome.",
+        icon=":material/bar_chart:",
+    )
 chart(right, by_year(worded(data.by_year)), data.by_year, "No entry says when its work started.")
 
 st.subheader("Where do we keep failing?")
@@ -153,7 +172,14 @@ st.caption(
 themes = data.failures_by_theme
 enough = themes[themes["entries"] >= MIN_THEME_ENTRIES]  # one failure in a theme of one is not a pattern
 shown = enough if len(enough) else themes
-chart(st, failing(shown), shown, f"No entry has a {group} yet, so there is no pattern to show.")
+chart(
+    st,
+    failing(shown),
+    shown,
+    f"No entry has a {group} yet, so there is no pattern to show."
+    if data.recorded
+    else "No entry records how its work turned out, so there is no pattern of failures to show.",
+)
 
 st.subheader("Map of the collection")
 st.caption(

@@ -175,7 +175,7 @@ def search_box(mode: str) -> None:
                 "Search",
                 key="search_q",
                 label_visibility="collapsed",
-                placeholder="Ask a question, e.g. why do data sharing agreements take so long?",
+                placeholder="Ask a question in your own words, or type a word or an acronym",
             )
             button.form_submit_button(
                 "Search", type="primary", icon=":material/search:", on_click=on_change, use_container_width=True
@@ -363,10 +363,7 @@ with st.spinner("Searching…" if request.query else "Loading…"):  # a busy st
     results = browse.find(kb, request, user)
 
 st.title("Lighthouse")
-st.caption(
-    "Lessons learned and lighthouse projects from data teams across government. "
-    "Find who tried something similar, what happened, and whom to ask."
-)
+st.caption("Lessons learned and lighthouse projects: find who tried something similar, what happened, and whom to ask.")
 search_box(request.mode)
 if ui.on_a_phone():  # results near the top: the filters wait behind one control
     with st.expander(f"Filters ({request.facets.chosen})", icon=":material/filter_list:"):
