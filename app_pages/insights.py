@@ -48,19 +48,17 @@ def by_outcome(data: pd.DataFrame) -> alt.Chart:
 
 
 def by_year(data: pd.DataFrame) -> alt.Chart:
-    # The legend names only the outcomes drawn, in rows of three, so no name is cut at the edge; one
-    # outcome alone ("Not recorded", for a register that keeps none) needs no legend.
+    # The legend names only the outcomes drawn (their colours stay every chart's), in rows of three, so no
+    # name is cut at the edge; one outcome alone ("Not recorded", for a register that keeps none) needs none.
     shown = [o for o in OUTCOMES if o in set(data["outcome"])]
-    colours = {ui.label(o): colour for o, colour in ui.OUTCOME_CHART_COLOURS.items()}
-    scale = alt.Scale(domain=shown, range=[colours[o] for o in shown])
-    legend = alt.Legend(orient="bottom", title=None, columns=3, labelLimit=0) if len(shown) > 1 else None
+    legend = alt.Legend(orient="bottom", title=None, columns=3, labelLimit=0, values=shown) if len(shown) > 1 else None
     return (
         alt.Chart(data, title="Entries by year started")
         .mark_bar()
         .encode(
             x=alt.X("year:O", title=None, axis=alt.Axis(labelAngle=0)),
             y=alt.Y("sum(entries):Q", title="Entries", axis=alt.Axis(tickMinStep=1)),
-            color=alt.Color("outcome:N", scale=scale, legend=legend),
+            color=alt.Color("outcome:N", scale=OUTCOME_SCALE, legend=legend),
             order=alt.Order("outcome:N"),
             tooltip=[
                 alt.Tooltip("year:O", title="Year started"),
