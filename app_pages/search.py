@@ -365,14 +365,13 @@ with st.spinner("Searching…" if request.query else "Loading…"):  # a busy st
 st.title("Lighthouse")
 st.caption("Lessons learned and lighthouse projects: find who tried something similar, what happened, and whom to ask.")
 search_box(request.mode)
-if ui.on_a_phone():  # results near the top: the filters wait behind one control
-    with st.expander(f"Filters ({request.facets.chosen})", icon=":material/filter_list:"):
-        facet_panel(request, results.facets)
-    results_column = st.container()
+phone = ui.on_a_phone()
+if phone:  # results near the top: the filters wait behind one control
+    filters_column, results_column = st.container(), st.container()
 else:
     filters_column, results_column = st.columns([1.3, 3], gap="large")
-    with filters_column:
-        facet_panel(request, results.facets)
+# The results are drawn first, and the filter panel (dozens of widgets on a large collection) after
+# them into its place: what the person asked for reaches the screen before the controls around it.
 with results_column:
     if request.query:
         results_list(results)
@@ -380,3 +379,9 @@ with results_column:
         filtered_listing(results)
     else:
         empty_state(results)
+with filters_column:
+    if phone:
+        with st.expander(f"Filters ({request.facets.chosen})", icon=":material/filter_list:"):
+            facet_panel(request, results.facets)
+    else:
+        facet_panel(request, results.facets)
