@@ -126,9 +126,9 @@ metrics[2].metric("Lighthouse projects", data.lighthouses)
 metrics[3].metric(  # of the entries that record an outcome: "not recorded" is never counted as a failure
     "Failed or stopped",
     f"{data.failed_share:.0%}" if data.recorded else "Not recorded",
-    help=None
-    if data.recorded == data.entries
-    else f"Of the {data.recorded} entries that record how their work turned out.",
+    help=f"Of the {data.recorded} entries that record how their work turned out."
+    if 0 < data.recorded < data.entries
+    else None,
 )
 if data.entries == 0:
     st.info("Nothing has been published yet, so there is nothing to chart.", icon=":material/insights:")

@@ -175,7 +175,7 @@ def search_box(mode: str) -> None:
                 "Search",
                 key="search_q",
                 label_visibility="collapsed",
-                placeholder="Ask a question in your own words, or type a word or an acronym",
+                placeholder="Ask a question, or type a word or an acronym",
             )
             button.form_submit_button(
                 "Search", type="primary", icon=":material/search:", on_click=on_change, use_container_width=True
