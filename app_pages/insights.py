@@ -57,18 +57,17 @@ def by_outcome(data: pd.DataFrame) -> alt.Chart:
 
 
 def by_year(data: pd.DataFrame) -> alt.Chart:
+    # The legend names only the outcomes drawn (their colours stay every chart's), in rows of three, so no
+    # name is cut at the edge; one outcome alone ("Not recorded", for a register that keeps none) needs none.
+    shown = [o for o in OUTCOMES if o in set(data["outcome"])]
+    legend = alt.Legend(orient="bottom", title=None, columns=3, labelLimit=0, values=shown) if len(shown) > 1 else None
     return (
         alt.Chart(data, title="Entries by year started")
         .mark_bar()
         .encode(
             x=alt.X("year:O", title=None, axis=alt.Axis(labelAngle=0)),
             y=alt.Y("sum(entries):Q", title="Entries", axis=alt.Axis(tickMinStep=1)),
-            # Three to a row, so every outcome's name is whole on a phone too ("Not recorded" last).
-            color=alt.Color(
-                "outcome:N",
-                scale=OUTCOME_SCALE,
-                legend=alt.Legend(orient="bottom", title=None, columns=3, labelLimit=0),
-            ),
+            color=alt.Color("outcome:N", scale=OUTCOME_SCALE, legend=legend),
             order=alt.Order("outcome:N"),
             tooltip=[
                 alt.Tooltip("year:O", title="Year started"),
@@ -156,8 +155,9 @@ def collection_map(points: pd.DataFrame, colours: dict[str, str]) -> None:
 
 
 def map_legend(points: pd.DataFrame, colours: dict[str, str]) -> None:
+    """The colours' key: an entry's first theme, or, in a collection without themes, its most used tag."""
     counts = points["theme"].value_counts()
-    ui.legend("First theme", [(colour, f"{theme} ({counts[theme]})") for theme, colour in colours.items()])
+    ui.legend(COLOURED_BY[group], [(colour, f"{theme} ({counts[theme]})") for theme, colour in colours.items()])
 
 
 def view_in_address() -> str:
@@ -212,7 +212,13 @@ metrics = st.columns(4)
 metrics[0].metric("Entries", data.entries)
 metrics[1].metric("Organisations", data.organisations)
 metrics[2].metric("Lighthouse projects", data.lighthouses)
-metrics[3].metric("Failed or stopped", f"{data.failed_share:.0%}")
+metrics[3].metric(  # of the entries that record an outcome: "not recorded" is never counted as a failure
+    "Failed or stopped",
+    f"{data.failed_share:.0%}" if data.recorded else "Not recorded",
+    help=f"Of the {data.recorded} entries that record how their work turned out."
+    if 0 < data.recorded < data.entries
+    else None,
+)
 if data.entries == 0:
     st.info("Nothing has been published yet, so there is nothing to chart.", icon=":material/insights:")
     st.stop()
@@ -237,6 +243,7 @@ def chart(where, figure: alt.Chart, data: pd.DataFrame, empty: str) -> None:
 
 
 group = data.grouped_by  # "theme", or "tag" for a collection without themes
+COLOURED_BY = {"theme": "First theme", "tag": "Most used tag"}  # what a map point's colour says
 left, right = st.columns(2, gap="large")
 chart(
     left,
@@ -245,7 +252,14 @@ chart(
     "No entry names its organisation.",
 )
 chart(right, bars(data.by_theme, "label", f"Entries by {group}"), data.by_theme, "No entry has a theme or a tag yet.")
-chart(left, by_outcome(worded(data.by_outcome)), data.by_outcome, "No entry records its outcome.")
+if data.recorded:
+    chart(left, by_outcome(worded(data.by_outcome)), data.by_outcome, "No entry records its outcome.")
+else:  # one bar as tall as the collection says nothing: a sentence says it
+    left.info(
+        f"None of these {data.entries} entries records how its work turned out, so there are no outcomes to "
+        "chart. Their register does not say; a curator who knows can set an entry's outcome.",
+        icon=":material/bar_chart:",
+    )
 chart(right, by_year(worded(data.by_year)), data.by_year, "No entry says when its work started.")
 
 st.header("Where do we keep failing?", anchor=False)
@@ -256,7 +270,14 @@ st.caption(
 themes = data.failures_by_theme
 enough = themes[themes["entries"] >= MIN_THEME_ENTRIES]  # one failure in a theme of one is not a pattern
 shown = with_searches(enough if len(enough) else themes, group)
-chart(st, failing(shown), shown, f"No entry has a {group} yet, so there is no pattern to show.")
+chart(
+    st,
+    failing(shown),
+    shown,
+    f"No entry has a {group} yet, so there is no pattern to show."
+    if data.recorded
+    else "No entry records how its work turned out, so there is no pattern of failures to show.",
+)
 failing_links(shown)
 
 st.header("Map of the collection", anchor=False)
@@ -265,7 +286,7 @@ view = st.segmented_control("Show the collection as", VIEWS, key="view", require
 points = worded(insights.collection_map(kb, viewer=user))
 colours = theme_colours(points)
 if view == "List":
-    st.caption("The entries on the map, under their first theme. Each title opens the entry.")
+    st.caption(f"The entries on the map, under their {COLOURED_BY[group].lower()}. Each title opens the entry.")
     entry_list(points, colours)
 else:
     st.caption(

@@ -176,7 +176,7 @@ def search_box(mode: str) -> None:
                 "Search",
                 key="search_q",
                 label_visibility="collapsed",
-                placeholder="Ask a question, e.g. why do data sharing agreements take so long?",
+                placeholder="Ask a question, or type a word or an acronym",
             )
             button.form_submit_button(
                 "Search", type="primary", icon=":material/search:", on_click=on_change, use_container_width=True
@@ -381,19 +381,15 @@ with st.spinner("Searching…" if request.query else "Loading…"):  # a busy st
     results = browse.find(kb, request, user)
 
 st.title("Lighthouse")
-st.caption(
-    "Lessons learned and lighthouse projects from data teams across government. "
-    "Find who tried something similar, what happened, and whom to ask."
-)
+st.caption("Lessons learned and lighthouse projects: find who tried something similar, what happened, and whom to ask.")
 search_box(request.mode)
-if ui.on_a_phone():  # results near the top: the filters wait behind one control
-    with st.expander(f"Filters ({request.facets.chosen})", icon=":material/filter_list:"):
-        facet_panel(request, results.facets)
-    results_column = st.container()
+phone = ui.on_a_phone()
+if phone:  # results near the top: the filters wait behind one control
+    filters_column, results_column = st.container(), st.container()
 else:
     filters_column, results_column = st.columns([1.3, 3], gap="large")
-    with filters_column:
-        facet_panel(request, results.facets)
+# The results are drawn first, and the filter panel (dozens of widgets on a large collection) after
+# them into its place: what the person asked for reaches the screen before the controls around it.
 with results_column:
     if request.query:
         results_list(results)
@@ -401,3 +397,9 @@ with results_column:
         filtered_listing(results)
     else:
         empty_state(results)
+with filters_column:
+    if phone:
+        with st.expander(f"Filters ({request.facets.chosen})", icon=":material/filter_list:"):
+            facet_panel(request, results.facets)
+    else:
+        facet_panel(request, results.facets)

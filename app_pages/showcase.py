@@ -55,18 +55,25 @@ def board(cards: list[LighthouseCard]) -> None:
 
 st.title("Lighthouse showcase")
 st.caption(
-    "Projects that proved what sharing data across teams can deliver: their impact, the benefits they "
-    "measured, who took part and who reused them."
+    "Projects that proved their value: the impact they had, the benefits they measured, who took part and "
+    "who reused them."
 )
 themes = browse.facet_counts(kb, Filters.of(status=browse.PUBLISHED, lighthouse=True), viewer=user)["theme"]
-theme_col, stage_col, view_col = st.columns([3, 3, 2])
-chosen_themes = theme_col.multiselect(
-    "Theme",
-    [t for t, _ in themes],
-    key="theme",
-    bind="query-params",
-    format_func=kb.vocabulary.label,
-    placeholder="Any theme",
+# A theme filter with nothing to choose from (a collection without themes, such as an imported register)
+# is not offered, unless a link chose one.
+offer_themes = bool(themes) or bool(st.query_params.get_all("theme"))
+theme_col, stage_col, view_col = st.columns([3, 3, 2]) if offer_themes else (None, *st.columns([3, 2]))
+chosen_themes = (
+    theme_col.multiselect(
+        "Theme",
+        [t for t, _ in themes],
+        key="theme",
+        bind="query-params",
+        format_func=kb.vocabulary.label,
+        placeholder="Any theme",
+    )
+    if theme_col
+    else []
 )
 chosen_stages = stage_col.multiselect(
     "Stage",

@@ -5,6 +5,7 @@ commands measure it (search quality, speed at scale, embedding backends) on data
     python -m bench register                     # NASA's 2,101 lessons: sync, search and memory figures
     python -m bench register --sizes 1000,10000,100000 --server   # the scale benchmark
     python -m bench embedders                    # PyTorch, ONNX and ONNX int8 side by side
+    python -m bench search-page                  # Search pressed to results on screen, in Chromium
 """
 
 from __future__ import annotations
@@ -328,6 +329,45 @@ def overhead_command(
         log=lambda message: click.echo(message, err=True),
     )
     click.echo(json.dumps(figures, indent=2) if as_json else format_overhead(figures))
+
+
+@bench.command(name="search-page")
+@register_option("The register whose lessons are searched.")
+@MAPPING_OPTION
+@click.option(
+    "--work-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=".lighthouse-bench/search-page",
+    show_default=True,
+    help="Where the entries and index are kept between runs (the first run syncs for minutes).",
+)
+@click.option("--queries", type=click.IntRange(1), default=20, show_default=True, help="Searches timed.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
+@click.pass_obj
+@handle_errors
+def search_page_command(
+    ctx: BenchContext, register: Path, mapping: Path, work_dir: Path, queries: int, as_json: bool
+) -> None:
+    """Press Search, see results: p50 and p95 in the app in headless Chromium on a real register, and
+    where the time goes (the server's script run, kb.browse.find in it, the browser's main thread).
+
+    \b
+    Example:
+      python -m bench search-page                    # NASA's 2,100 lessons from ../shared/data
+      python -m bench search-page --queries 40 --json
+    """
+    from bench.search_page import format_report, run_search_page_bench
+
+    figures = run_search_page_bench(
+        register,
+        mapping,
+        work_dir=work_dir,
+        model=ctx.settings.model,
+        backend=ctx.settings.model_backend,
+        queries=queries,
+        log=lambda message: click.echo(message, err=True),
+    )
+    click.echo(json.dumps(figures, indent=2) if as_json else format_report(figures))
 
 
 @bench.command(name="cli")

@@ -12,13 +12,14 @@ or another process's, seen at the next read).
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from kb.access import can_see, reviews
+from kb.access import can_see, reviews, visible_where
 from kb.analysis import words
 from kb.entries import Entry
 from kb.errors import KBError
@@ -49,9 +50,20 @@ SUGGESTIONS = 5  # searches to try on the empty search page
 def rows(kb: KnowledgeBase, viewer: User | None = None) -> list[Any]:
     """Every indexed entry this viewer may see (id and facet metadata), from the mirror's snapshot (kept
     until the index changes, here or in another process). A viewer of None is the operator, who sees
-    everything."""
-    every = kb.indexed_rows()
-    return every if viewer is None else [r for r in every if can_see(viewer, r.metadata)]
+    everything. The list is shared by every page: read-only."""
+    if viewer is None:
+        return kb.indexed_rows()
+    return kb.view("rows", _reader(viewer), lambda: [r for r in kb.indexed_rows() if can_see(viewer, r.metadata)])
+
+
+def _reader(viewer: User | None) -> str:
+    """A reader as the snapshot's caches tell readers apart: by what they may see, so two people with the
+    same access share their counts."""
+    return json.dumps(visible_where(viewer), sort_keys=True)
+
+
+def _view_key(filters: Filters, viewer: User | None) -> str:
+    return f"{_reader(viewer)}|{filters!r}"
 
 
 # --------------------------------------------------------------------------- search requests
@@ -286,8 +298,11 @@ def page_count(total: int) -> int:
 def count_in_scope(kb: KnowledgeBase, filters: Filters | None = None, viewer: User | None = None) -> int:
     """How many entries the viewer may see within the filters (published ones unless a status is
     chosen): the one count every page shows, the sidebar's "entries you can see" included."""
-    where = (filters or Filters.of(status=PUBLISHED)).where()
-    return sum(1 for r in rows(kb, viewer) if holds(where, r.metadata))
+    filters = filters or Filters.of(status=PUBLISHED)
+    where = filters.where()
+    return kb.view(
+        "in_scope", _view_key(filters, viewer), lambda: sum(1 for r in rows(kb, viewer) if holds(where, r.metadata))
+    )
 
 
 # --------------------------------------------------------------------------- facets
@@ -308,9 +323,16 @@ def facet_counts(
     """(value, entries) for every facet, most entries first (years newest first).
 
     Each facet is counted with every other filter applied but not its own, so choosing one theme
-    still shows how many entries each other theme would add.
+    still shows how many entries each other theme would add. Counted once per reader and filters on the
+    mirror's snapshot, so the next page with the same ones (a search, paging, Back) reuses them until
+    the index changes.
     """
     filters = filters or Filters.of(status=PUBLISHED)
+    counted = kb.view("facets", _view_key(filters, viewer), lambda: _facet_counts(kb, filters, viewer))
+    return {name: list(counts) for name, counts in counted.items()}  # the caller's own lists
+
+
+def _facet_counts(kb: KnowledgeBase, filters: Filters, viewer: User | None) -> dict[str, list[tuple[Any, int]]]:
     data = rows(kb, viewer)
     out: dict[str, list[tuple[Any, int]]] = {}
     for facet in FACETS:
@@ -354,11 +376,17 @@ def newest(
 
 
 def newest_ids(kb: KnowledgeBase, *, filters: Filters | None = None, viewer: User | None = None) -> list[str]:
-    """Every entry the viewer may see within the filters (published ones by default), newest first."""
-    where = (filters or Filters.of(status=PUBLISHED)).where()
-    chosen = [r for r in rows(kb, viewer) if holds(where, r.metadata)]
-    ranked = sorted(chosen, key=lambda r: (str(r.metadata.get("written", "")), r.entry_id), reverse=True)
-    return [r.entry_id for r in ranked]
+    """Every entry the viewer may see within the filters (published ones by default), newest first: kept
+    on the index's snapshot per reader and filters (do not change the list)."""
+    filters = filters or Filters.of(status=PUBLISHED)
+    where = filters.where()
+
+    def ranked() -> list[str]:
+        chosen = [r for r in rows(kb, viewer) if holds(where, r.metadata)]
+        chosen.sort(key=lambda r: (str(r.metadata.get("written", "")), r.entry_id), reverse=True)
+        return [r.entry_id for r in chosen]
+
+    return kb.view("newest", _view_key(filters, viewer), ranked)
 
 
 # --------------------------------------------------------------------------- lookups

@@ -10,6 +10,7 @@ Counts read the browse snapshot of the index's entry metadata; the map reads the
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -18,7 +19,7 @@ import pandas as pd
 
 from kb.access import visible_where
 from kb.browse import FAILED, PUBLISHED, SearchRequest, rows
-from kb.entries import OUTCOMES
+from kb.entries import NOT_RECORDED, OUTCOMES
 from kb.filters import Filters, holds
 
 if TYPE_CHECKING:
@@ -33,18 +34,20 @@ class Insights:
     entries: int
     lighthouses: int
     organisations: int
-    failed_share: float  # of all entries in scope, failed or stopped
+    failed_share: float  # of the entries in scope that record an outcome, failed or stopped
     by_organisation: pd.DataFrame
     by_theme: pd.DataFrame
     by_outcome: pd.DataFrame
     by_year: pd.DataFrame
     failures_by_theme: pd.DataFrame
     grouped_by: str = "theme"  # "tag" for a collection without themes (an imported register's topics)
+    recorded: int = 0  # entries that record how their work turned out (an imported register may not)
 
 
 def insights(kb: KnowledgeBase, filters: Filters | None = None, *, viewer: User | None = None) -> Insights:
     """Entries by organisation, theme (or tag, where no entry has a theme), outcome and year, and where
-    experiments keep failing."""
+    experiments keep failing. An entry whose outcome is not recorded is counted as such, never as a
+    failure nor a success: shares of failures are of the entries that record an outcome."""
     filters = filters or Filters.of(status=PUBLISHED)
     where = filters.where()
     metas = [r.metadata for r in rows(kb, viewer) if holds(where, r.metadata)]
@@ -56,16 +59,20 @@ def insights(kb: KnowledgeBase, filters: Filters | None = None, *, viewer: User 
     years = Counter((int(m["year"]), str(m.get("outcome", ""))) for m in metas if m.get("year") is not None)
     themes: Counter[str] = Counter()
     failed: Counter[str] = Counter()
+    judged: Counter[str] = Counter()  # entries of a theme that record their outcome
     for m in metas:
         for theme in m.get(field) or ():
             themes[theme] += 1
-            failed[theme] += m.get("outcome") in FAILED
-    theme_rows = [(t, label(t), n, failed[t], failed[t] / n) for t, n in themes.items()]
+            if m.get("outcome") != NOT_RECORDED:
+                judged[theme] += 1
+                failed[theme] += m.get("outcome") in FAILED
+    theme_rows = [(t, label(t), n, failed[t], failed[t] / n) for t, n in judged.items()]
+    recorded = len(metas) - outcomes[NOT_RECORDED]
     return Insights(
         entries=len(metas),
         lighthouses=sum(1 for m in metas if m.get("lighthouse")),
         organisations=len(orgs),
-        failed_share=(sum(outcomes[o] for o in FAILED) / len(metas)) if metas else 0.0,
+        failed_share=(sum(outcomes[o] for o in FAILED) / recorded) if recorded else 0.0,
         by_organisation=_table(orgs.most_common(), ["organisation", "entries"]),
         by_theme=_table(
             sorted(((t, label(t), n) for t, n in themes.items()), key=lambda r: (-r[2], r[1])),
@@ -78,6 +85,7 @@ def insights(kb: KnowledgeBase, filters: Filters | None = None, *, viewer: User 
             ["theme", "label", "entries", "failed_or_stopped", "share"],
         ),
         grouped_by=grouped_by,
+        recorded=recorded,
     )
 
 
@@ -111,17 +119,19 @@ def project_2d(vectors: np.ndarray) -> np.ndarray:
 
 
 def collection_map(kb: KnowledgeBase, filters: Filters | None = None, *, viewer: User | None = None) -> pd.DataFrame:
-    """One point per entry the viewer may see: entry vectors projected to 2-D, with title, theme and outcome."""
+    """One point per entry the viewer may see: entry vectors projected to 2-D, with title, theme and outcome.
+    In a collection without themes (an imported register), the "theme" column holds the entry's most used
+    tag among the collection's MAP_TAGS most used ones ("Other tags" or "No tag" otherwise)."""
     filters = filters or Filters.of(status=PUBLISHED)
     visible = visible_where(viewer)
     indexed, vectors = kb.index.entries(filters.where([visible] if visible else []), include_vectors=True)
     coords = project_2d(vectors)
-    label = kb.vocabulary.label
+    group = _map_group(kb, [e.metadata for e in indexed])
     data = [
         {
             "id": e.entry_id,
             "title": str(e.metadata.get("title", e.entry_id)),
-            "theme": label(e.metadata["themes"][0]) if e.metadata.get("themes") else "No theme",
+            "theme": group(e.metadata),
             "organisation": str(e.metadata.get("organisation", "")),
             "outcome": str(e.metadata.get("outcome", "")),
             "x": float(coords[i, 0]),
@@ -130,3 +140,23 @@ def collection_map(kb: KnowledgeBase, filters: Filters | None = None, *, viewer:
         for i, e in enumerate(indexed)
     ]
     return pd.DataFrame(data, columns=["id", "title", "theme", "organisation", "outcome", "x", "y"])
+
+
+MAP_TAGS = 9  # a themeless collection's map is coloured by its most used tags; the rest share one colour
+
+
+def _map_group(kb: KnowledgeBase, metas: list[dict]) -> Callable[[dict], str]:
+    """What colours an entry's point: its first theme; in a collection without themes, its most used tag."""
+    if any(m.get("themes") for m in metas) or not any(m.get("tags") for m in metas):
+        label = kb.vocabulary.label
+        return lambda m: label(m["themes"][0]) if m.get("themes") else "No theme"
+    used = Counter(tag for m in metas for tag in dict.fromkeys(m.get("tags") or ()))
+    rank = {tag: n for n, (tag, _) in enumerate(sorted(used.items(), key=lambda kv: (-kv[1], kv[0]))[:MAP_TAGS])}
+
+    def most_used_tag(meta: dict) -> str:
+        tags = [t for t in meta.get("tags") or () if t in rank]
+        if tags:
+            return str(min(tags, key=rank.__getitem__))
+        return "Other tags" if meta.get("tags") else "No tag"
+
+    return most_used_tag

@@ -277,6 +277,11 @@ class KnowledgeBase:
         browsing, counts and charts, which read them all on every page."""
         return self.mirror.rows()
 
+    def view(self, kind: str, key: str, compute: Callable[[], Any]) -> Any:
+        """A value derived from the indexed rows (facet counts, a count), kept on the mirror's snapshot
+        until the index changes (kb.mirror): read-only to its callers."""
+        return self.mirror.view(kind, key, compute)
+
     # ----------------------------------------------------------------- search
 
     def search(

@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 NARROW_PASSAGES = 50_000  # up to this many allowed passages, search exactly among them ...
 NARROW_FRACTION = 0.5  # ... unless they are most of the index: then the wider unfiltered query is faster
 CACHED_CLAUSES = 64  # per snapshot: (reader, filters) clauses whose entries are kept
+CACHED_VIEWS = 256  # per snapshot: what browsing derives for one reader and filters (facet counts, ...)
 
 
 @dataclass
@@ -66,6 +67,7 @@ class Snapshot:
     rows: list[IndexedEntry] | None = None  # every indexed entry, for browsing and counts
     allowed: dict[str, frozenset[str]] = field(default_factory=dict)  # entries a clause allows
     narrow: dict[str, NarrowChoice | None] = field(default_factory=dict)  # a clause's few entries
+    views: dict[tuple[str, str], Any] = field(default_factory=dict)  # what browsing derived from the rows
 
 
 class Mirror:
@@ -249,6 +251,20 @@ class Mirror:
         if snapshot.rows is None:
             snapshot.rows = self.indexed_entries()
         return snapshot.rows
+
+    def view(self, kind: str, key: str, compute: Callable[[], Any]) -> Any:
+        """What browsing derives from the rows for one key (a reader and filters: facet counts, the
+        in-scope count), computed once per snapshot and dropped with it. After `refresh`, like `rows`,
+        so a change by another process is never answered from an older snapshot. The value is shared:
+        treat it as read-only."""
+        self.refresh()
+        cache = self.snapshot().views
+        if (kind, key) not in cache:
+            value = compute()
+            if len(cache) >= CACHED_VIEWS:
+                cache.pop(next(iter(cache)), None)
+            cache[(kind, key)] = value
+        return cache[(kind, key)]
 
     def records_of(self, entry_ids: list[str]) -> dict[str, dict[str, Any]]:
         """Entry records by id: from the mirror (checked against its checksums) while it is current, from

@@ -226,6 +226,46 @@ def test_the_snapshot_lasts_until_the_knowledge_base_changes_the_index(kb):
     assert titles[entry.id] == "A renamed open data portal relaunch"
 
 
+def test_facet_counts_and_the_in_scope_count_are_kept_until_the_index_changes(kb, monkeypatch):
+    """Counted once per reader and filters on the snapshot (a search, paging and Back reuse them), and
+    dropped with it: a save shows at once, with no clock and nothing to invalidate."""
+    filters = Filters.of(status="published")
+    first = browse.facet_counts(kb, filters, viewer=CONTRIBUTOR)
+    in_scope = browse.count_in_scope(kb, filters, CONTRIBUTOR)
+    counted = []
+    real = browse._facet_counts
+    monkeypatch.setattr(browse, "_facet_counts", lambda *a: counted.append(a) or real(*a))
+    monkeypatch.setattr(browse, "holds", lambda *a: pytest.fail("counted again while the index stood"))
+    assert browse.facet_counts(kb, filters, viewer=CONTRIBUTOR) == first and not counted
+    assert browse.count_in_scope(kb, filters, CONTRIBUTOR) == in_scope
+    first["theme"].clear()  # a caller's changes stay its own
+    assert browse.facet_counts(kb, filters, viewer=CONTRIBUTOR)["theme"]
+    monkeypatch.undo()
+
+    entry = kb.get("open-data-portal-relaunch-low-usage")
+    entry.tags = [*entry.tags, "okapi-tag"]
+    kb.save(entry)
+    assert ("okapi-tag", 1) in browse.facet_counts(kb, filters, viewer=CONTRIBUTOR)["tag"]
+    entry.status = "archived"
+    kb.save(entry)
+    assert browse.count_in_scope(kb, filters, CONTRIBUTOR) == in_scope - 1
+
+
+def test_counts_kept_by_a_running_app_follow_a_sync_by_another_process(kb, settings, fake_embedder, entries_dir):
+    from kb import KnowledgeBase
+
+    app = KnowledgeBase(settings, embedder=fake_embedder)  # e.g. the web app, already serving
+    before = browse.count_in_scope(app)
+    assert "Okapi Trust" not in dict(browse.facet_counts(app)["organisation"])
+    (entries_dir / "okapi.md").write_text(
+        "---\nid: okapi\ntitle: Okapi gritting rota\nsummary: Okapi gritting for parishes.\nkind: project\n"
+        "outcome: succeeded\norganisation: Okapi Trust\nstatus: published\nvisibility: public\n---\n"
+    )
+    kb.sync()  # e.g. `python -m kb sync` beside the app
+    assert browse.count_in_scope(app) == before + 1
+    assert ("Okapi Trust", 1) in browse.facet_counts(app)["organisation"]
+
+
 def test_newest_orders_by_updated_date(kb):
     entry = kb.get("open-data-portal-relaunch-low-usage")
     entry.updated = "2099-01-01"

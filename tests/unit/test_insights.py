@@ -112,3 +112,61 @@ def test_a_failing_tag_s_search_filters_on_the_tag():
     assert request.to_params() == {"outcome": ["failed", "stopped"], "tag": ["Mission Operations"]}
     with pytest.raises(ValueError):
         insights.failures_search("x", "organisation")
+
+
+def test_an_unrecorded_outcome_is_never_counted_as_a_failure(fake_embedder, tmp_path):
+    """A register that does not say how the work turned out: shares of failures are of the entries that
+    say, and a tag whose entries never say has no share at all (rather than 0%)."""
+    from kb import KnowledgeBase, Settings
+    from kb.entries import Entry
+
+    register = KnowledgeBase(Settings(entries_dir=tmp_path / "e", index_dir=tmp_path / "i"), embedder=fake_embedder)
+    outcomes = ["failed", "succeeded", "not-recorded", "not-recorded", "not-recorded", "not-recorded"]
+    register.sync_entries(
+        [
+            Entry(
+                id=f"lesson-{n}",
+                title=f"Lesson {n} on the thermal system",
+                summary="What the team learned.",
+                kind="project",
+                outcome=outcome,
+                organisation="NASA",
+                status="published",
+                tags=["Thermal"] if n < 4 else ["Software"],
+            )
+            for n, outcome in enumerate(outcomes)
+        ]
+    )
+    data = insights.insights(register)
+    assert (data.entries, data.recorded) == (6, 2)
+    assert data.failed_share == pytest.approx(0.5)
+    rows = data.failures_by_theme.set_index("label")
+    assert list(rows.index) == ["Thermal"], "Software's entries record no outcome"
+    assert (rows.loc["Thermal", "entries"], rows.loc["Thermal", "failed_or_stopped"]) == (2, 1)
+
+
+def test_the_map_of_a_collection_without_themes_is_coloured_by_its_most_used_tags(fake_embedder, tmp_path):
+    from kb import KnowledgeBase, Settings
+    from kb.entries import Entry
+
+    register = KnowledgeBase(Settings(entries_dir=tmp_path / "e", index_dir=tmp_path / "i"), embedder=fake_embedder)
+    tags = [[f"Topic {n}", "Everywhere"] for n in range(insights.MAP_TAGS + 2)] + [[]]
+    register.sync_entries(
+        [
+            Entry(
+                id=f"lesson-{n}",
+                title=f"Lesson {n}",
+                summary="What the team learned.",
+                kind="project",
+                outcome="not-recorded",
+                organisation="NASA",
+                status="published",
+                tags=these,
+            )
+            for n, these in enumerate(tags)
+        ]
+    )
+    points = insights.collection_map(register).set_index("id")["theme"]
+    assert "No theme" not in set(points)
+    assert points["lesson-0"] == "Everywhere" and points[f"lesson-{len(tags) - 1}"] == "No tag"
+    assert len(set(points)) <= insights.MAP_TAGS + 2
