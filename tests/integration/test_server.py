@@ -4,70 +4,25 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from kb.cli import cli
-from tests.conftest import require
+from tests.servers import chroma_running, free_port
 
 pytestmark = pytest.mark.server
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def chroma_server(tmp_path):
-    chroma = Path(sys.executable).parent / "chroma"
-    require(chroma.exists() or shutil.which("chroma") is not None, "the `chroma` command is not installed")
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            str(chroma if chroma.exists() else "chroma"),
-            "run",
-            "--path",
-            str(tmp_path / "server-data"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(150):  # up to 30 s for the server to answer its heartbeat
-            try:
-                with urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=1):
-                    break
-            except OSError:
-                if process.poll() is not None:
-                    pytest.fail("chroma run exited before it started serving")
-                time.sleep(0.2)
-        else:
-            pytest.fail("chroma run did not answer within 30 s")
+    with chroma_running(tmp_path / "server-data") as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def test_sync_search_and_similar_through_a_chroma_server(chroma_server, entries_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("KB_CHROMA_URL", chroma_server)
+    shutil.rmtree(tmp_path / "index")  # the fixture's copy of the embedded sample index: this machine starts empty
     runner = CliRunner()
 
     def run(*args):
