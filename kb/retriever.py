@@ -40,6 +40,7 @@ from kb.search import (
     fuse,
     in_boilerplate,
     parse_query,
+    weigh_summaries,
 )
 from kb.spelling import MIN_COUNT, suggest
 from kb.vector_index import PassageMatch
@@ -156,11 +157,12 @@ class Retriever:
                 entry_of.update((m.passage_id, m.entry_id) for m in matches)
                 texts.update((m.passage_id, m.text) for m in matches)
             used = fusion
+            meaning = weigh_summaries(dense, fusion)
             if mode == "hybrid":
                 used = fusion.for_query(len(tokenize([query.text])[0]))
-                scores = fuse(dense, keyword, used, keyword_complete)
+                scores = fuse(meaning, keyword, used, keyword_complete)
             else:
-                scores = dict(dense or keyword)
+                scores = meaning if mode == "dense" else dict(keyword)
             self._weigh_boilerplate(scores, texts, entry_of, used.boilerplate_weight, limit)
             closeness = self._closeness(dense, entry_of) if mode != "bm25" else {}
             results[i] = self._hits(best_per_entry(scores, entry_of, used)[:limit], texts, viewer, closeness)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from app_pages.ui import highlight_html
 from kb.filters import Filters
-from kb.search import Fusion, best_per_entry, fuse, parse_query, rrf
+from kb.search import DEFAULT_FUSION, Fusion, best_per_entry, fuse, parse_query, rrf, weigh_summaries
 
 
 def test_filters_become_one_chroma_where_clause():
@@ -60,6 +62,20 @@ def test_best_passage_per_entry():
     assert ranked == [("a", "a#3", 0.9), ("b", "b#1", 0.5)]
 
 
+def test_an_entry_whose_passages_match_beats_one_whose_title_alone_matches_a_little_better():
+    """By meaning, a title and one sentence sit close to every query on their topic: scaled down, the
+    title-and-summary passage must be clearly closer than another entry's body to outrank it."""
+    dense = {"title#0": 0.60, "title#1": 0.21, "body#0": 0.52, "body#1": 0.58, "body#2": 0.57}
+    entry_of = {pid: pid.split("#")[0] for pid in dense}
+    plain = replace(DEFAULT_FUSION, summary_similarity_weight=1.0)
+    assert [e for e, _, _ in best_per_entry(weigh_summaries(dense, plain), entry_of)] == ["title", "body"]
+    ranked = best_per_entry(weigh_summaries(dense), entry_of)
+    assert ranked == [("body", "body#1", 0.58), ("title", "title#0", pytest.approx(0.60 * 0.9))]
+    assert DEFAULT_FUSION.summary_similarity_weight == 0.9
+    assert weigh_summaries({"a#10": 0.5, "a#0": 0.5}) == {"a#10": 0.5, "a#0": pytest.approx(0.45)}  # "#10" is not "#0"
+    assert dense["title#0"] == 0.60  # a new dict: closeness is judged on the raw similarity
+
+
 def test_snippet_highlights_terms_and_escapes_everything_else():
     html = highlight_html("<script>alert(1)</script> The DSA & agreements took <b>ages</b>", "dsa agreement")
     assert "<script>" not in html and "&lt;script&gt;" in html and "&amp;" in html
@@ -101,6 +117,21 @@ def test_acronyms_and_one_word_queries_find_every_entry_that_contains_them(kb):
         assert set(literal) == containing, word  # containing entries first, every one of them
         expanded = [h.id for h in kb.search(word, limit=20)]
         assert containing <= set(expanded) and expanded[0] in containing, word  # synonyms add, never hide
+
+
+@pytest.mark.parametrize("mode", ["dense", "bm25"])
+def test_the_title_and_summary_passage_is_scaled_by_meaning_only(kb, mode):
+    plain = replace(DEFAULT_FUSION, summary_similarity_weight=1.0)
+    query = "data sharing agreement took too long"
+    scaled = {h.id: h for h in kb.search(query, mode=mode, limit=60)}
+    checked = 0
+    for hit in kb.search(query, mode=mode, limit=60, fusion=plain):
+        if hit.section == "Summary" and hit.id in scaled and scaled[hit.id].section == "Summary":
+            weight = DEFAULT_FUSION.summary_similarity_weight if mode == "dense" else 1.0
+            assert scaled[hit.id].score == pytest.approx(hit.score * weight, abs=1e-6)
+            assert scaled[hit.id].close == hit.close  # closeness reads the raw similarity
+            checked += 1
+    assert checked, "some entry is found by its title and summary"
 
 
 def test_synonym_expansion_finds_entries_that_use_another_name(kb, entries_dir):
