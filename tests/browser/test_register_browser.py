@@ -218,10 +218,11 @@ def test_insights_charts_tags_and_never_counts_an_unrecorded_outcome_as_a_failur
     assert not [c for c in charts if "Failed or stopped" in c], "no chart of failures that are all zero"
     by_year = next(c for c in charts if "Entries by year started" in c)
     assert "Succeeded" not in by_year and "Partial" not in by_year, "the legend names only what is drawn"
-    the_map = charts[-1]
-    assert "No theme" not in the_map, "a collection without themes is coloured by its tags"
+    the_key = page.locator(".lh-legend").last.inner_text()  # the map's key: a list beside the map
+    assert "No theme" not in the_key, "a collection without themes is coloured by its tags"
+    assert "Most used tag" in the_key and "First theme" not in the_key, the_key
     top_tag = Counter(t for e in lessons.values() for t in e.tags).most_common(1)[0][0]
-    assert top_tag in the_map
+    assert top_tag in the_key
 
 
 def test_the_showcase_offers_no_empty_theme_filter(page, nasa):
