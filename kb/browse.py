@@ -202,22 +202,16 @@ def find(kb: KnowledgeBase, request: SearchRequest, user: User | None = None) ->
 def every_match(kb: KnowledgeBase, request: SearchRequest, user: User | None = None) -> list[str]:
     """The ids of every entry the request lists, over all its pages and in the order shown (without a
     query or filters: every published entry in scope, newest first): what a download of it holds."""
-    request = request.for_user(user)
-    filters = request.filters()
     if not request.query:
-        return newest_ids(kb, filters=filters, viewer=user)
-    if request.mode == PLAN_MODE:
-        hits = plan_search(kb, request.query, filters=filters, viewer=user).hits
-    else:
-        hits = _ranked(kb, request, filters, user)
-    return list(dict.fromkeys(h.id for h in hits))
+        return list(newest_ids(kb, filters=request.for_user(user).filters(), viewer=user))  # a copy: kept
+    return list(dict.fromkeys(h.id for h in ranked(kb, request, user)))
 
 
 def download(kb: KnowledgeBase, entry_ids: Iterable[str] | None, fmt: str, viewer: User | None = None) -> bytes:
     """These entries (None: every entry the viewer may see) as a CSV, Excel or JSONL file (`kb.exporter`),
     in this order and as the viewer may see them: hidden ones left out, withheld fields blank and named in the `withheld` column, cells that a
     spreadsheet would run as formulas neutralised."""
-    from kb.exporter import export_bytes  # pandas and openpyxl: only when a file is asked for
+    from kb.exporter import export_bytes
 
     shown, _ = kb.readable(viewer, entry_ids)
     return export_bytes([s.entry for s in shown], fmt, withheld={s.entry.id: s.withheld for s in shown})

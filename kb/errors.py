@@ -67,8 +67,9 @@ class Conflict(KBError):
 
 class Forbidden(KBError):
     """The viewer may see the entry (or there is nothing to see) but may not do this to it: edit it,
-    review it, or save entries at all. Raised only once seeing has been settled, so it never tells a
-    viewer that an entry hidden from them exists."""
+    review it, or save entries at all. Either seeing has been settled first, or the refusal is the same
+    whether the entry exists or not (no contributor role, not a reviewer), so it never tells a viewer
+    that an entry hidden from them exists."""
 
 
 class SavedNotIndexed(KBError):

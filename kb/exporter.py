@@ -134,8 +134,13 @@ def _csv_text(entries: list[Entry], withheld: Withheld | None) -> str:
 
 
 def _xlsx_bytes(entries: list[Entry], withheld: Withheld | None) -> bytes:
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    # A workbook cannot hold most control characters (a form or a hand-edited file may carry one):
+    # they are left out rather than failing the whole file.
+    table = _table(entries, withheld).map(lambda text: ILLEGAL_CHARACTERS_RE.sub("", text))
     buffer = io.BytesIO()
-    _table(entries, withheld).to_excel(buffer, index=False, sheet_name="Lighthouse", engine="openpyxl")
+    table.to_excel(buffer, index=False, sheet_name="Lighthouse", engine="openpyxl")
     return buffer.getvalue()
 
 

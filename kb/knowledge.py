@@ -274,7 +274,7 @@ class KnowledgeBase:
 
     def indexed_rows(self) -> list[IndexedEntry]:
         """Every indexed entry's record, kept on the mirror's snapshot until the index changes: for
-        browsing, counts and charts, which read them all on every page."""
+        browsing, counts and charts, which read them all (once per index generation)."""
         return self.mirror.rows()
 
     def view(self, kind: str, key: str, compute: Callable[[], Any]) -> Any:

@@ -258,13 +258,7 @@ class Mirror:
         so a change by another process is never answered from an older snapshot. The value is shared:
         treat it as read-only."""
         self.refresh()
-        cache = self.snapshot().views
-        if (kind, key) not in cache:
-            value = compute()
-            if len(cache) >= CACHED_VIEWS:
-                cache.pop(next(iter(cache)), None)
-            cache[(kind, key)] = value
-        return cache[(kind, key)]
+        return _kept(self.snapshot().views, (kind, key), compute, CACHED_VIEWS)
 
     def records_of(self, entry_ids: list[str]) -> dict[str, dict[str, Any]]:
         """Entry records by id: from the mirror (checked against its checksums) while it is current, from
@@ -326,10 +320,21 @@ class Mirror:
         return NarrowChoice(table.ids[chosen].tolist(), np.nan_to_num(counts).astype(int).tolist())
 
     def _cached(self, kind: str, clause: dict[str, Any], compute: Callable[[], Any]) -> Any:
-        cache = getattr(self.snapshot(), kind)
-        key = json.dumps(clause, sort_keys=True)
-        if key not in cache:
-            if len(cache) >= CACHED_CLAUSES:
-                cache.pop(next(iter(cache)), None)
-            cache[key] = compute()
-        return cache[key]
+        return _kept(getattr(self.snapshot(), kind), json.dumps(clause, sort_keys=True), compute, CACHED_CLAUSES)
+
+
+_KEPT_LOCK = threading.Lock()  # the caches are shared by the app's threads: evicting must not race an insert
+
+
+def _kept(cache: dict, key: Any, compute: Callable[[], Any], most: int) -> Any:
+    """cache[key], computed on first use (outside the lock: two threads may both compute it, and either
+    answer is right); the oldest entry makes room once `most` are kept."""
+    with _KEPT_LOCK:
+        if key in cache:
+            return cache[key]
+    value = compute()
+    with _KEPT_LOCK:
+        while len(cache) >= most:
+            cache.pop(next(iter(cache)))
+        cache[key] = value
+    return value

@@ -53,7 +53,7 @@ class TokenStore:
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        self._seen: tuple[int, int] | None = None  # (mtime_ns, size) of the file last read
+        self._seen: tuple[int, int, int] | None = None  # (inode, mtime_ns, size) of the file last read
         self._records: list[TokenRecord] = []
 
     # ----------------------------------------------------------------- reading
@@ -65,7 +65,7 @@ class TokenStore:
         except FileNotFoundError:
             self._seen, self._records = None, []
             return []
-        mark = (stat.st_mtime_ns, stat.st_size)
+        mark = (stat.st_ino, stat.st_mtime_ns, stat.st_size)  # every write is a rename: a new inode
         if mark != self._seen:
             self._records, self._seen = self._read(), mark
         return list(self._records)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -45,6 +46,8 @@ def running_app(folder: Path, *extra: str, index: Path | None = None, **settings
         **settings,
     }
     env.pop("KB_CHROMA_URL", None)
+    if index is None and env["KB_MODEL"] != "hashing-bow":  # the real model's first sync outlasts a page's wait
+        subprocess.run([sys.executable, "-m", "kb", "sync"], cwd=ROOT, env=env, check=True, capture_output=True)
     command = streamlit_command(port, *extra)
     log = (folder / "streamlit.log").open("w")
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -104,3 +104,15 @@ def test_the_showcase_download_is_the_cards_shown(kb):
     assert cards
     ids = [c.entry.id for c in cards]
     assert [r["id"] for r in xlsx_rows(browse.download(kb, ids, "xlsx", ANONYMOUS))] == ids
+
+
+def test_a_control_character_in_an_entry_does_not_break_the_workbook(kb, entries_dir):
+    """A workbook cannot hold most control characters; a form or a hand-edited file may carry one."""
+    path = entries_dir / "health-and-social-care-record-matching-trial.md"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("## Context\n\n", "## Context\n\nBell\x07 and escape\x1b here. "), encoding="utf-8")
+    kb.sync()
+    entry_id = "health-and-social-care-record-matching-trial"
+    assert "\x07" in kb.store.get(entry_id).sections["Context"]
+    (row,) = xlsx_rows(browse.download(kb, [entry_id], "xlsx", ANONYMOUS))
+    assert "Bell and escape here." in row["section: Context"]
