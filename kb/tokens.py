@@ -55,6 +55,7 @@ class TokenStore:
         self.path = Path(path)
         self._seen: tuple[int, int, int] | None = None  # (inode, mtime_ns, size) of the file last read
         self._records: list[TokenRecord] = []
+        self._version_key: bytes | None = None
 
     # ----------------------------------------------------------------- reading
 
@@ -134,6 +135,18 @@ class TokenStore:
                 raise KBError(f"no token named '{name}'; `python -m kb token list` shows them")
             self._write([r for r in records if r.name != name])
         return gone[0]
+
+    def version_key(self) -> bytes:
+        """A secret kept beside the tokens file (made on first use, readable by its owner only), so that
+        replicas sharing the file share it: the API hands out entry versions keyed with it, and a
+        version then tells a reader nothing they could test guesses against."""
+        if self._version_key is None:
+            path = self.path.with_name(self.path.name + ".key")
+            with file_lock(self._lock_path):
+                if not path.exists():
+                    atomic_write(path, secrets.token_hex(32) + "\n")  # a new temporary file: mode 0600
+                self._version_key = bytes.fromhex(path.read_text(encoding="utf-8").strip())
+        return self._version_key
 
     @property
     def _lock_path(self) -> Path:

@@ -3,6 +3,7 @@ returns what comes back."""
 
 from __future__ import annotations
 
+import hmac
 import logging
 from http import HTTPStatus
 from typing import Annotated, Any, Literal
@@ -141,6 +142,20 @@ def create_app(
         redoc_url=None,
     )
     serve_docs(app)
+
+    def outward(version: str | None) -> str | None:
+        """A file's version as the API hands it out: keyed, so that it is no hash of the whole file, which
+        a reader could test guesses at withheld names against."""
+        return None if version is None else hmac.new(tokens.version_key(), version.encode(), "sha256").hexdigest()
+
+    def inward(given: str | None, *versions: str | None) -> str | None:
+        """The file version a client's `version` names, among those it may mean; one that names none of
+        them is passed on as it is, and the library answers as for any stale version (after its checks
+        of who may see and do what)."""
+        if given is None:
+            return None
+        return next((v for v in versions if v and hmac.compare_digest(outward(v) or "", given)), given)
+
     app.add_middleware(Gate, tokens=tokens, limiter=TokenBucket(rate_per_minute, burst), max_body=max_body)
     app.add_exception_handler(KBError, library_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
@@ -193,7 +208,7 @@ def create_app(
         """One entry as the caller may see it, with its version (send it back with an edit). A hidden
         entry answers exactly as a missing one."""
         shown = kb.show(entry_id, viewer=viewer)
-        return EntryOut.of(shown.entry, shown.withheld, kb.store.version(entry_id))
+        return EntryOut.of(shown.entry, shown.withheld, outward(kb.store.version(entry_id)))
 
     @app.get(
         "/entries/{entry_id}/similar", response_model=list[SimilarOut], responses=_responses(400, 404), tags=["entries"]
@@ -286,7 +301,7 @@ def create_app(
         return SavedOut(
             id=entry.id,
             status=entry.status,
-            version=kb.store.version(entry.id),
+            version=outward(kb.store.version(entry.id)),
             pending_review=pending,
             entry=EntryOut.of(shown.entry, shown.withheld),
         )
@@ -307,7 +322,12 @@ def create_app(
         a published entry by someone who may not publish it waits for review; readers see the published
         one meanwhile. Fields withheld from you are kept as they are."""
         entry = save_draft(
-            kb, body.draft(), viewer, status=body.status, edit_id=entry_id, expected_version=body.version
+            kb,
+            body.draft(),
+            viewer,
+            status=body.status,
+            edit_id=entry_id,
+            expected_version=inward(body.version, kb.store.version(entry_id)),
         )
         return saved(entry, viewer)
 
@@ -318,7 +338,7 @@ def create_app(
             QueueItemOut(
                 id=item.entry.id,
                 title=item.entry.title,
-                version=item.version,
+                version=outward(item.version) or "",
                 submitted=item.submitted,
                 revision=item.revision,
                 proposer=item.proposer,
@@ -336,11 +356,13 @@ def create_app(
     def decide(viewer: Viewer, entry_id: Annotated[str, ENTRY_ID], body: Annotated[ReviewIn, Body()]) -> ReviewOut:
         """Approve an entry in review (it is published), or send it back to its author with a comment
         (reviewers only; never their own entry or edit)."""
+        pending = kb.store.revision(entry_id)
+        version = inward(body.version, kb.store.version(entry_id), pending[1] if pending else None)
         if body.decision == "approve":
-            entry = review.approve(kb, entry_id, viewer, body.version, revision=body.revision)
+            entry = review.approve(kb, entry_id, viewer, version, revision=body.revision)
         else:
-            entry = review.send_back(kb, entry_id, viewer, body.comment, body.version, revision=body.revision)
-        return ReviewOut(id=entry.id, status=entry.status, version=kb.store.version(entry.id))
+            entry = review.send_back(kb, entry_id, viewer, body.comment, version, revision=body.revision)
+        return ReviewOut(id=entry.id, status=entry.status, version=outward(kb.store.version(entry.id)))
 
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
