@@ -78,8 +78,8 @@ def by_year(data: pd.DataFrame) -> alt.Chart:
     )
 
 
-def failing(data: pd.DataFrame) -> alt.Chart:
-    """Failed or stopped share by theme; each bar links (`href`) to the search listing those entries."""
+def failing(data: pd.DataFrame, group: str) -> alt.Chart:
+    """Failed or stopped share by theme (or tag); each bar links (`href`) to the search listing those entries."""
     return (
         alt.Chart(data.drop(columns="search"))
         .mark_bar(color="#c62828", cursor="pointer")
@@ -88,7 +88,7 @@ def failing(data: pd.DataFrame) -> alt.Chart:
             y=alt.Y("label:N", sort=None, title=None, axis=alt.Axis(labelLimit=260)),
             href=alt.Href("href:N"),
             tooltip=[
-                alt.Tooltip("label:N", title="Theme"),
+                alt.Tooltip("label:N", title=group.capitalize()),
                 alt.Tooltip("share:Q", format=".0%", title="Share"),
                 alt.Tooltip("failed_or_stopped:Q", title="Failed or stopped"),
                 alt.Tooltip("entries:Q", title="Entries"),
@@ -272,7 +272,7 @@ enough = themes[themes["entries"] >= MIN_THEME_ENTRIES]  # one failure in a them
 shown = with_searches(enough if len(enough) else themes, group)
 chart(
     st,
-    failing(shown),
+    failing(shown, group),
     shown,
     f"No entry has a {group} yet, so there is no pattern to show."
     if data.recorded

@@ -367,7 +367,7 @@ FOCUS_SCRIPT = """
 """
 
 
-DOWNLOADS = {"csv": ("CSV", "text/csv"), "xlsx": ("Excel", MEDIA_TYPES["xlsx"])}
+DOWNLOADS = {"csv": ("CSV", MEDIA_TYPES["csv"]), "xlsx": ("Excel", MEDIA_TYPES["xlsx"])}
 
 
 def download_buttons(stem: str, make: Callable[[str], bytes], *, key: str) -> None:

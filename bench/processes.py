@@ -53,7 +53,7 @@ def timed(command: list[str]) -> float:
     done = subprocess.run(command, capture_output=True, text=True)
     seconds = time.perf_counter() - started
     if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(command[3:])} failed: {done.stderr.strip()[-300:]}")
+        raise RuntimeError(f"{' '.join(command)} failed: {done.stderr.strip()[-300:]}")
     return seconds
 
 

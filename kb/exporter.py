@@ -30,9 +30,9 @@ from kb.store import atomic_write
 
 FORMATS = ("csv", "xlsx", "jsonl")
 MEDIA_TYPES = {
-    "csv": "text/csv",
+    "csv": "text/csv; charset=utf-8",
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    "jsonl": "application/jsonl",
+    "jsonl": "application/jsonl; charset=utf-8",
 }
 LIST_SEPARATOR = ";"
 SECTION_PREFIX = "section: "

@@ -53,6 +53,7 @@ from kb.api.models import (
 from kb.drafting import save_draft
 from kb.entries import EVIDENCE_GRADES, KINDS, OUTCOMES, STATUSES, Entry
 from kb.errors import KBError
+from kb.exporter import MEDIA_TYPES
 from kb.filters import Filters
 from kb.identity import User
 from kb.knowledge import KnowledgeBase
@@ -65,11 +66,6 @@ MAX_BODY_BYTES = 1_000_000
 DOCS_ASSETS = "/docs-assets"  # Swagger UI's files, for the /docs page
 RATE_PER_MINUTE = 120  # each token's (or visitor address's) steady rate
 BURST = 60  # requests a quiet client may make at once
-EXPORT_TYPES = {
-    "csv": "text/csv; charset=utf-8",
-    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    "jsonl": "application/jsonl; charset=utf-8",
-}
 ENTRY_ID = Path(
     description="The entry's id (its file name without .md).", examples=["benefits-and-housing-data-sharing-pilot"]
 )
@@ -260,7 +256,7 @@ def create_app(
             200: {
                 "description": "The file, as the caller may see the entries.",
                 "content": {
-                    media: {"schema": {"type": "string", "format": "binary"}} for media in EXPORT_TYPES.values()
+                    media: {"schema": {"type": "string", "format": "binary"}} for media in MEDIA_TYPES.values()
                 },
             },
             **_responses(400),
@@ -288,7 +284,7 @@ def create_app(
         ids = browse.every_match(kb, request, viewer) if q or chosen.active else None
         data = browse.download(kb, ids, format, viewer)
         disposition = f'attachment; filename="lighthouse.{format}"'
-        return Response(data, media_type=EXPORT_TYPES[format], headers={"Content-Disposition": disposition})
+        return Response(data, media_type=MEDIA_TYPES[format], headers={"Content-Disposition": disposition})
 
     # ------------------------------------------------------------------ writing
 
