@@ -150,7 +150,8 @@ def create_app(
         of who may see and do what)."""
         if given is None:
             return None
-        return next((v for v in versions if v and hmac.compare_digest(outward(v) or "", given)), given)
+        wanted = given.encode("utf-8")  # as bytes: compare_digest refuses a str with non-ASCII characters
+        return next((v for v in versions if v and hmac.compare_digest((outward(v) or "").encode(), wanted)), given)
 
     app.add_middleware(Gate, tokens=tokens, limiter=TokenBucket(rate_per_minute, burst), max_body=max_body)
     app.add_exception_handler(KBError, library_error)

@@ -444,5 +444,9 @@ def test_a_version_is_no_hash_of_the_file_a_reader_could_test_guesses_against(cl
     stored = kb.store.version(ANONYMOUS_ENTRY)
     assert read["withheld"] and read["version"] and read["version"] != stored
     assert stored not in client.get(f"/entries/{ANONYMOUS_ENTRY}").text
+    edit = {k: read[k] for k in ("title", "summary", "kind", "outcome", "organisation")} | {"status": "draft"}
+    curator = bearer(tokens, "Cy Curator", "Cabinet Digital Office", "contributor,curator")
+    odd = client.put(f"/entries/{ANONYMOUS_ENTRY}", json=edit | {"version": "é" * 64}, headers=curator)
+    assert_problem(odd, 409)  # any version string is a stale one, never a server error
     key_file = tokens.path.with_name(tokens.path.name + ".key")
     assert key_file.stat().st_mode & 0o077 == 0, "the key is for its owner only"
