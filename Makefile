@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-fast sync lint bench eval clean
+.PHONY: run test test-fast sync package lint bench eval clean
 
 # Reinstall only when a requirements file changes.
 $(STAMP): requirements.txt requirements-dev.txt
@@ -25,6 +25,14 @@ test-fast: $(STAMP)  ## the library and the app with a fake embedder: no model, 
 
 sync: $(STAMP)
 	$(BIN)/python -m kb sync
+
+package: $(STAMP)  ## build the wheel, install it into a new virtual environment and run `lighthouse` there
+	rm -rf dist .venv-package
+	$(BIN)/python -m pip wheel --no-deps --quiet -w dist .
+	$(PYTHON) -m venv .venv-package
+	.venv-package/bin/pip install --quiet --constraint requirements.txt dist/lighthouse_kb-*.whl
+	.venv-package/bin/lighthouse --help
+	.venv-package/bin/lighthouse --entries entries check
 
 lint: $(STAMP)  ## ruff (lint and format) on all the code, mypy on the library
 	$(BIN)/ruff check kb bench tests app.py app_pages

@@ -1,3 +1,3 @@
 from kb.cli import main
 
-main()
+main("python -m kb")

@@ -490,7 +490,31 @@ def themes(ctx: Context, as_json: bool) -> None:
             click.echo(f"    synonyms: {', '.join(theme.synonyms)}")
 
 
-# ----------------------------------------------------------------------------- the HTTP API
+# ----------------------------------------------------------------------------- the web app and the HTTP API
+
+APP_SCRIPT = Path(__file__).resolve().parent.parent / "app.py"  # the web app, beside kb/ in a checkout
+
+
+@cli.command(name="app", context_settings={"ignore_unknown_options": True})
+@click.argument("streamlit_options", nargs=-1, type=click.UNPROCESSED)
+def app_command(streamlit_options: tuple[str, ...]) -> None:
+    """Start the web app on http://127.0.0.1:8501 (Streamlit); other options go to `streamlit run`.
+
+    \b
+    Example:
+      lighthouse app
+      lighthouse app --server.port 8600
+    """
+    import subprocess
+
+    if not APP_SCRIPT.is_file():
+        raise click.ClickException(
+            "the web app (app.py and app_pages/) comes with the source, which this installation does not hold; "
+            "install from a checkout with `pip install -e .` and run `lighthouse app` there"
+        )
+    # From the checkout, so that its .streamlit/config.toml (local address, theme) applies.
+    command = [sys.executable, "-m", "streamlit", "run", str(APP_SCRIPT), *streamlit_options]
+    sys.exit(subprocess.run(command, cwd=APP_SCRIPT.parent).returncode)
 
 
 @cli.command()
@@ -602,5 +626,6 @@ def token_revoke(ctx: Context, name: str) -> None:
     click.echo(f"revoked the token of {record.name}")
 
 
-def main() -> None:
-    cli(prog_name="python -m kb")
+def main(prog_name: str = "lighthouse") -> None:
+    """The `lighthouse` command (`python -m kb` runs the same commands)."""
+    cli(prog_name=prog_name)

@@ -165,7 +165,7 @@ class SentenceTransformerEmbedder:
                 raise
             except ImportError as exc:
                 raise KBError(
-                    f"the {self.backend} backend needs the package '{exc.name}'; run: pip install -r requirements.txt"
+                    f"the {self.backend} backend needs the package '{exc.name}'; run: pip install 'lighthouse-kb[onnx]'"
                 ) from None
             except Exception as exc:
                 raise KBError(

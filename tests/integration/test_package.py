@@ -1,0 +1,41 @@
+"""The `lighthouse` command: every `python -m kb` command under it, and `lighthouse app` starting the web app.
+
+(`make package` checks the built wheel in a new virtual environment; CI runs it.)
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from kb.cli import cli
+from tests.browser.harness import START_SECONDS, free_port, wait_until_healthy
+from tests.conftest import ROOT
+
+
+def lighthouse(*args: str, **options) -> subprocess.CompletedProcess:
+    """The console script as pip installs it: `kb.cli:main` with the default program name."""
+    code = "import sys; from kb.cli import main; sys.argv[0] = 'lighthouse'; main()"
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True, text=True, **options)
+
+
+def test_lighthouse_names_itself_and_offers_every_command():
+    done = lighthouse("--help", timeout=60)
+    assert done.returncode == 0 and done.stdout.startswith("Usage: lighthouse "), done.stdout[:200]
+    assert set(cli.commands) <= {line.split()[0] for line in done.stdout.split("Commands:")[1].splitlines() if line}
+    assert {"app", "serve", "search", "check"} <= set(cli.commands)
+
+
+def test_lighthouse_app_starts_the_web_app(tmp_path: Path):
+    port = free_port()
+    # From another folder, as an installed command is run (the checkout on the path stands for the install).
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "KB_MODEL": "hashing-bow", "KB_INDEX_DIR": str(tmp_path / "index")}
+    command = [sys.executable, "-m", "kb", "app", "--server.port", str(port), "--server.headless", "true"]
+    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until_healthy(f"http://127.0.0.1:{port}", process, START_SECONDS)
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
