@@ -70,9 +70,11 @@ def best_similarities(kb, queries: tuple[str, ...] | list[str], limit: int = 10)
 def samples_index(entries_dir: Path, work: Path, model: Embedder):
     """The sample entries, synced with the model into a work folder of their own."""
     from kb.knowledge import KnowledgeBase
+    from kb.vector_index import clear_client_cache
 
     index = work / "samples-index"
     shutil.rmtree(index, ignore_errors=True)
+    clear_client_cache()  # Chroma keeps a client per path for the whole process: not one over deleted files
     kb = KnowledgeBase(
         Settings(entries_dir=entries_dir, index_dir=index, chroma_url=None, model=model.name), embedder=model
     )
