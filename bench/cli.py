@@ -151,6 +151,22 @@ def register_option(help_text: str):
     )
 
 
+def work_dir_option(
+    default: str,
+    help_text: str = "Where the entries and index are kept between runs (the first run syncs for minutes).",
+):
+    """`--work-dir`: a folder a measuring command keeps between runs, so that only its first run syncs."""
+    return click.option(
+        "--work-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=default,
+        show_default=True,
+        help=help_text,
+    )
+
+
+JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
+
 SCIFACT_OPTION = click.option(
     "--data",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
@@ -294,15 +310,9 @@ def _overhead(ctx: BenchContext, register: Path, mapping: Path, work_dir: Path |
 @bench.command(name="overhead")
 @register_option("The register whose lessons are searched.")
 @MAPPING_OPTION
-@click.option(
-    "--work-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=".lighthouse-bench/overhead",
-    show_default=True,
-    help="Where the entries and index are kept between runs (the first run syncs for minutes).",
-)
+@work_dir_option(".lighthouse-bench/overhead")
 @click.option("--repeats", type=click.IntRange(1), default=5, show_default=True, help="Times each query is timed.")
-@click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
+@JSON_OPTION
 @click.pass_obj
 @handle_errors
 def overhead_command(
@@ -334,15 +344,9 @@ def overhead_command(
 @bench.command(name="search-page")
 @register_option("The register whose lessons are searched.")
 @MAPPING_OPTION
-@click.option(
-    "--work-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=".lighthouse-bench/search-page",
-    show_default=True,
-    help="Where the entries and index are kept between runs (the first run syncs for minutes).",
-)
+@work_dir_option(".lighthouse-bench/search-page")
 @click.option("--queries", type=click.IntRange(1), default=20, show_default=True, help="Searches timed.")
-@click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
+@JSON_OPTION
 @click.pass_obj
 @handle_errors
 def search_page_command(
@@ -373,15 +377,11 @@ def search_page_command(
 @bench.command(name="cli")
 @register_option("The register whose lessons the commands read.")
 @MAPPING_OPTION
-@click.option(
-    "--work-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=".lighthouse-bench/overhead",
-    show_default=True,
-    help="Where the entries and index are kept between runs (shared with `overhead`).",
+@work_dir_option(
+    ".lighthouse-bench/overhead", "Where the entries and index are kept between runs (shared with `overhead`)."
 )
 @click.option("--repeats", type=click.IntRange(1), default=5, show_default=True, help="Times each command runs.")
-@click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
+@JSON_OPTION
 @click.pass_obj
 @handle_errors
 def cli_command(ctx: BenchContext, register: Path, mapping: Path, work_dir: Path, repeats: int, as_json: bool) -> None:
@@ -413,14 +413,11 @@ def cli_command(ctx: BenchContext, register: Path, mapping: Path, work_dir: Path
     show_default=True,
     help="The sample entries the questions are asked of.",
 )
-@click.option(
-    "--work-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=".lighthouse-bench/relevance",
-    show_default=True,
-    help="Where the corpus index is cached between runs (the first run embeds it for minutes).",
+@work_dir_option(
+    ".lighthouse-bench/relevance",
+    "Where the corpus index is cached between runs (the first run embeds it for minutes).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
+@JSON_OPTION
 @click.pass_obj
 @handle_errors
 def relevance_command(ctx: BenchContext, data: Path, entries_dir: Path, work_dir: Path, as_json: bool) -> None:
@@ -459,7 +456,7 @@ def relevance_command(ctx: BenchContext, data: Path, entries_dir: Path, work_dir
     type=click.Path(file_okay=False, path_type=Path),
     help="Where each backend's corpus index is cached [default: INDEX/embedder-bench].",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
+@JSON_OPTION
 @click.pass_obj
 @handle_errors
 def embedders_command(

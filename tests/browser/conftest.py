@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from bench.browser import CHROMIUM, CHROMIUM_ARGS  # one list of the Chromium flags this closed network needs
-from tests.browser.harness import START_SECONDS, free_port, streamlit_command, wait_until_healthy
+from tests.browser.harness import START_SECONDS, free_port, stop, streamlit_command, wait_until_healthy
 from tests.conftest import ROOT, SAMPLE_ENTRIES, require
 
 
@@ -56,12 +56,7 @@ def running_app(folder: Path, *extra: str, index: Path | None = None, **settings
         wait_until_healthy(url, process, START_SECONDS)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop(process)
         log.close()
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -11,6 +10,7 @@ import urllib.request
 from pathlib import Path
 
 from tests.conftest import ROOT
+from tests.servers import free_port, stop  # noqa: F401  (the browser tests take them from here)
 
 START_SECONDS = 60
 # A phone's user agent: the app lays pages out for a phone by it ("Mobi"), not by the window's width.
@@ -18,12 +18,6 @@ PHONE = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
     "Version/17.0 Mobile/15E148 Safari/604.1"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def streamlit_command(port: int, *extra: str) -> list[str]:

@@ -20,11 +20,20 @@ from pathlib import Path
 
 import pytest
 
-from bench.browser import CHROMIUM, CHROMIUM_ARGS
+from bench.browser import CHROMIUM
 from kb.entries import NOT_RECORDED
 from kb.importer import import_table, load_mapping
 from kb.store import EntryStore
-from tests.browser.harness import START_SECONDS, free_port, pick, settle, streamlit_command, wait_until_healthy
+from tests.browser.conftest import chromium
+from tests.browser.harness import (
+    START_SECONDS,
+    free_port,
+    pick,
+    settle,
+    stop,
+    streamlit_command,
+    wait_until_healthy,
+)
 from tests.conftest import ROOT, SHARED_DATA, require
 
 pytestmark = [pytest.mark.browser, pytest.mark.data]
@@ -91,27 +100,14 @@ def nasa(imported) -> Iterator[str]:
         wait_until_healthy(url, process, START_SECONDS)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop(process)
         log.close()
 
 
 @pytest.fixture(scope="module")
 def browser(nasa):
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        require(False, "Playwright for Python is not installed")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture

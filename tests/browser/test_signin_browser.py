@@ -28,7 +28,7 @@ import pytest
 import yaml
 
 from bench.browser import CHROMIUM, CHROMIUM_ARGS
-from tests.browser.harness import START_SECONDS, free_port, settle, streamlit_command, wait_until_healthy
+from tests.browser.harness import START_SECONDS, free_port, settle, stop, streamlit_command, wait_until_healthy
 from tests.conftest import ROOT, SAMPLE_ENTRIES, require
 
 pytestmark = pytest.mark.browser
@@ -77,15 +77,6 @@ def wait_for(url: str, process: subprocess.Popen, seconds: float) -> None:
             pass
         time.sleep(0.3)
     raise RuntimeError(f"nothing answered at {url} within {seconds:.0f}s")
-
-
-def stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=10)
 
 
 @pytest.fixture
