@@ -1,0 +1,147 @@
+"""The command line's web commands: `app` (the Streamlit app), `serve` (the HTTP API) and `token` (the
+API's personal tokens). They register on `kb.cli.cli`, which imports this module last; like every
+other command, each reads its input, calls the library and prints."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from kb.cli import Context, cli, echo_json, handle_errors, pass_ctx
+
+# ----------------------------------------------------------------------------- the web app and the HTTP API
+
+APP_SCRIPT = Path(__file__).resolve().parent.parent / "app.py"  # the web app, beside kb/ in a checkout
+
+
+@cli.command(name="app", context_settings={"ignore_unknown_options": True})
+@click.argument("streamlit_options", nargs=-1, type=click.UNPROCESSED)
+def app_command(streamlit_options: tuple[str, ...]) -> None:
+    """Start the web app on http://127.0.0.1:8501 (Streamlit); other options go to `streamlit run`.
+
+    \b
+    Example:
+      lighthouse app
+      lighthouse app --server.port 8600
+    """
+    import subprocess
+
+    if not APP_SCRIPT.is_file():
+        raise click.ClickException(
+            "the web app (app.py and app_pages/) comes with the source, which this installation does not hold; "
+            "install from a checkout with `pip install -e .` and run `lighthouse app` there"
+        )
+    # From the checkout, so that its .streamlit/config.toml (local address, theme) applies.
+    command = [sys.executable, "-m", "streamlit", "run", str(APP_SCRIPT), *streamlit_options]
+    sys.exit(subprocess.run(command, cwd=APP_SCRIPT.parent).returncode)
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every one).")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
+@pass_ctx
+@handle_errors
+def serve(ctx: Context, host: str, port: int) -> None:
+    """Serve the HTTP API (OpenAPI at /docs); callers send a personal token, or are anonymous visitors.
+
+    \b
+    Example:
+      python -m kb serve --port 8080
+      curl -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:8080/search?q=data+sharing"
+    """
+    import uvicorn  # imported here: the other commands start without the web stack
+
+    from kb.api import create_app
+    from kb.tokens import TokenStore
+
+    app = create_app(ctx.kb, TokenStore(ctx.settings.tokens_path))
+    uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+@cli.group()
+def token() -> None:
+    """Create, list and revoke the personal tokens that callers of the HTTP API send.
+
+    \b
+    Example:
+      python -m kb token create --name "Rita Reviewer" --organisation "Beta Agency" --roles contributor,reviewer
+      python -m kb token list
+      python -m kb token revoke "Rita Reviewer"
+    """
+
+
+def token_store(ctx: Context):
+    from kb.tokens import TokenStore
+
+    return TokenStore(ctx.settings.tokens_path)
+
+
+@token.command(name="create")
+@click.option("--name", required=True, help="The person's name: saved as the author of what they write.")
+@click.option("--organisation", default="", help="The organisation they belong to.")
+@click.option(
+    "--roles", default="contributor", show_default=True, help="Comma-separated: contributor, reviewer, curator, admin."
+)
+@pass_ctx
+@handle_errors
+def token_create(ctx: Context, name: str, organisation: str, roles: str) -> None:
+    """Make a token for one person and print it once (only its hash is kept).
+
+    \b
+    Example:
+      python -m kb token create --name "Rita Reviewer" --organisation "Beta Agency" --roles contributor,reviewer
+    """
+    secret, record = token_store(ctx).create(name, organisation=organisation, roles=roles)
+    click.echo(secret)
+    roles_text = ", ".join(record.roles) or "no roles"
+    click.echo(
+        f"token for {record.name} ({record.organisation or 'no organisation'}; {roles_text}): "
+        "shown once, keep it secret",
+        err=True,
+    )
+
+
+@token.command(name="list")
+@click.option("--json", "as_json", is_flag=True, help="Print the tokens' owners as JSON.")
+@pass_ctx
+@handle_errors
+def token_list(ctx: Context, as_json: bool) -> None:
+    """List who has a token, with their organisation and roles (never the tokens).
+
+    \b
+    Example:
+      python -m kb token list
+    """
+    records = token_store(ctx).records()
+    if as_json:
+        echo_json(
+            [
+                {"name": r.name, "organisation": r.organisation, "roles": list(r.roles), "created": r.created}
+                for r in records
+            ]
+        )
+        return
+    if not records:
+        click.echo("No tokens yet: `python -m kb token create --name NAME` makes one.")
+    for r in records:
+        click.echo(
+            f"{r.name} · {r.organisation or '(no organisation)'} · {', '.join(r.roles) or '(no roles)'} · "
+            f"created {r.created}"
+        )
+
+
+@token.command(name="revoke")
+@click.argument("name")
+@pass_ctx
+@handle_errors
+def token_revoke(ctx: Context, name: str) -> None:
+    """Revoke a person's token: it is refused from its next use.
+
+    \b
+    Example:
+      python -m kb token revoke "Rita Reviewer"
+    """
+    record = token_store(ctx).revoke(name)
+    click.echo(f"revoked the token of {record.name}")
