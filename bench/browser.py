@@ -1,7 +1,10 @@
-"""Debian's Chromium as the browser benchmark and the browser tests run it on this closed network."""
+"""Debian's Chromium as the browser benchmarks and the browser tests run it on this closed network, and
+the app or server process they start beside it."""
 
 from __future__ import annotations
 
+import socket
+import subprocess
 from pathlib import Path
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -16,3 +19,20 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def stop(process: subprocess.Popen) -> None:
+    """Ask the process to end, and make it if it will not."""
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=20)

@@ -26,7 +26,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.browser import CHROMIUM, CHROMIUM_ARGS
+from bench.browser import CHROMIUM, CHROMIUM_ARGS, free_port, stop
 from bench.register import DEFAULT_QUERIES, _folder_size, _percentiles, import_register
 from kb.config import Settings
 from kb.embedder import Embedder
@@ -515,7 +514,7 @@ def browser_figures(args: dict[str, Any]) -> dict[str, Any]:
     work, size = Path(args["work"]), int(args["size"])
     paths = SizePaths(work / f"size-{size}")
     settings = _settings(paths, "embedded", args["model"], None)
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "KB_ENTRIES_DIR": str(settings.entries_dir),
@@ -553,11 +552,7 @@ def browser_figures(args: dict[str, Any]) -> dict[str, Any]:
                 times.append(time.perf_counter() - started)
             browser.close()
     finally:
-        app.terminate()
-        try:
-            app.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            app.kill()
+        stop(app)
     seconds = np.asarray(times)
     return {
         "browser_render_s": {
@@ -576,17 +571,11 @@ def _stderr_log(message: str) -> None:
 # ------------------------------------------------------------------------------------ the run
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class ChromaServer:
     """`chroma run` on 127.0.0.1 with its own data folder, for one size."""
 
     def __init__(self, path: Path):
-        self.path, self.port, self.process = path, _free_port(), None
+        self.path, self.port, self.process = path, free_port(), None
 
     def __enter__(self) -> ChromaServer:
         import urllib.request

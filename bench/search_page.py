@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -26,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.browser import CHROMIUM, CHROMIUM_ARGS
+from bench.browser import CHROMIUM, CHROMIUM_ARGS, free_port, stop
 from bench.register import DEFAULT_QUERIES, import_register
 from kb.config import Settings
 from kb.errors import KBError
@@ -84,7 +83,7 @@ def run_search_page_bench(
     settings = prepare(register, mapping, work_dir, model, backend, log)
     timings = work_dir / "app-timings.jsonl"
     timings.unlink(missing_ok=True)
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "KB_ENTRIES_DIR": str(settings.entries_dir),
@@ -132,18 +131,8 @@ def run_search_page_bench(
                     )
             browser.close()
     finally:
-        app.terminate()
-        try:
-            app.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            app.kill()
+        stop(app)
     return _figures(searches, _read(timings), settings, model, load_before, _load())
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _wait_until_healthy(url: str, app: subprocess.Popen, seconds: float) -> None:

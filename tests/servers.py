@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -17,15 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from bench.browser import free_port, stop  # noqa: F401  (the tests take them from here)
 from tests.conftest import ROOT, require
 
 STARTUP_SECONDS = 60  # a loaded machine may take this long to import the stack and answer
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def chroma_command() -> str:
@@ -48,16 +42,6 @@ def wait_until_serving(process: subprocess.Popen, url: str, what: str, log: Path
                 pytest.fail(f"{what} exited before it started serving\n{tail}")
             time.sleep(0.2)
     pytest.fail(f"{what} did not answer within {STARTUP_SECONDS} s")
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
 
 
 @contextmanager
