@@ -48,9 +48,9 @@ def test_search_results_download_every_page_as_csv_and_excel(page, server):
 
 def test_the_showcase_downloads_the_projects_shown(page, server):
     page.goto(f"{server}/showcase")
-    titles = page.locator("[data-testid='stMain'] a[href*='entry?id='] strong")
-    titles.first.wait_for()
-    shown = titles.all_inner_texts()
+    # the buttons are drawn after the gallery, so once they show every card is on the page
+    page.get_by_role("button", name="Download as CSV").wait_for()
+    shown = page.locator("[data-testid='stMain'] a[href*='entry?id='] strong").all_inner_texts()
     name, data = downloaded(page, "Download as CSV")
     assert name == "lighthouse-showcase.csv"
     rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
