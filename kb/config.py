@@ -31,6 +31,8 @@ class Settings:
     |                   |   /models            | embedder; XDG_CACHE_HOME is honoured)        |
     | KB_COLLECTION     | lighthouse           | Chroma collection name prefix                |
     | KB_TOKENS_FILE    | <index>/tokens.json  | the HTTP API's personal tokens, hashed       |
+    | KB_DATABASE_URL   | sqlite:///<index>/   | follows, saved searches, digests and search  |
+    |                   |   lighthouse.sqlite3 | counts; postgresql+psycopg://... for a server |
     """
 
     entries_dir: Path = field(default_factory=lambda: _env_path("KB_ENTRIES_DIR", "entries"))
@@ -44,6 +46,13 @@ class Settings:
             Path(os.environ["KB_TOKENS_FILE"]).expanduser() if os.environ.get("KB_TOKENS_FILE") else None
         )
     )
+
+    database: str | None = field(default_factory=lambda: os.environ.get("KB_DATABASE_URL") or None)
+
+    @property
+    def database_url(self) -> str:
+        """Where per-person state lives: KB_DATABASE_URL, or a SQLite file beside the index."""
+        return self.database or f"sqlite:///{(self.index_dir / 'lighthouse.sqlite3').resolve()}"
 
     @property
     def tokens_path(self) -> Path:

@@ -37,6 +37,15 @@ class User:
     organisation: str = ""
     roles: tuple[str, ...] = DEFAULT_ROLES
     local: bool = True  # configured on this machine rather than signed in
+    email: str = ""  # verified, lowercased; where a digest goes
+
+    @property
+    def account(self) -> str:
+        """The key of this person's follows and saved searches: their e-mail address, or for the local
+        user of a copy without sign-in, their name. Empty for a visitor, who keeps nothing."""
+        if self.email:
+            return self.email
+        return f"local:{self.name}" if self.local else ""
 
     def has_role(self, role: str) -> bool:
         return any(role == held or role in IMPLIED_ROLES.get(held, ()) for held in self.roles)
@@ -70,4 +79,5 @@ def local_user(environ: Mapping[str, str] | None = None) -> User:
         organisation=(env.get("KB_USER_ORGANISATION") or "").strip(),
         roles=parse_roles(env.get("KB_USER_ROLES"), LOCAL_ROLES),
         local=True,
+        email=(env.get("KB_USER_EMAIL") or "").strip().lower(),
     )

@@ -81,7 +81,9 @@ def user_from_claims(claims: Mapping[str, Any], access: Access) -> User:
     names = (_text(claims.get("name")), _text(claims.get("preferred_username")), email, _text(claims.get("sub")))
     name = next((n for n in names if n), SIGNED_IN_NAME)
     organisation = _claimed_organisation(claims, access.organisation_claim) or access.organisation_for_email(email)
-    return User(name=name, organisation=organisation, roles=access.roles_for(organisation, email), local=False)
+    return User(
+        name=name, organisation=organisation, roles=access.roles_for(organisation, email), local=False, email=email
+    )
 
 
 def _text(value: Any) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from kb import KnowledgeBase, Settings
+from kb.database.connection import forget_databases
 from kb.embedder import HashingEmbedder
 from kb.vector_index import clear_client_cache
 
@@ -38,11 +39,13 @@ def isolated_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("KB_INDEX_DIR", str(tmp_path / "index"))
     monkeypatch.setenv("KB_MODEL", "hashing-bow")
     monkeypatch.delenv("KB_CHROMA_URL", raising=False)
+    monkeypatch.delenv("KB_DATABASE_URL", raising=False)
     monkeypatch.setenv("ANONYMIZED_TELEMETRY", "False")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     clear_client_cache()
     yield
     clear_client_cache()
+    forget_databases()
     try:
         import streamlit as st
 
@@ -50,6 +53,24 @@ def isolated_environment(tmp_path, monkeypatch):
         st.cache_data.clear()
     except Exception:
         pass
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One PostgreSQL server per test process, on 127.0.0.1; skips (fails in CI) without PostgreSQL."""
+    from tests.servers import PostgresServer
+
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path) -> str:
+    """An empty database of each kind Lighthouse runs on: a SQLite file, and a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'index' / 'lighthouse.sqlite3'}"
+    return request.getfixturevalue("postgres").new_database()
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -102,3 +103,57 @@ class ApiReplica:
     def stop(self) -> None:
         if self.process is not None:
             stop(self.process)
+
+
+def postgres_binaries() -> Path:
+    """The folder of Debian's PostgreSQL server programs; skips (fails in CI) when none is installed."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    require(bool(found), "PostgreSQL is not installed (Debian's package postgresql)")
+    return found[-1].parent
+
+
+class PostgresServer:
+    """A throwaway PostgreSQL cluster in `folder`, listening on 127.0.0.1 only, that hands out empty
+    databases. PostgreSQL refuses to run as root, so as root it runs as the `postgres` account."""
+
+    def __init__(self):
+        self.bin = postgres_binaries()
+        # Not under pytest's own temporary folder: that is private to root, and the server runs as postgres.
+        self.folder, self.port = Path(tempfile.mkdtemp(prefix="lighthouse-postgres-")), free_port()
+        self.data = self.folder / "data"
+        self._count = 0
+
+    def _run(self, *command: str) -> None:
+        as_owner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        done = subprocess.run([*as_owner, *command], capture_output=True, text=True, timeout=STARTUP_SECONDS)
+        if done.returncode:
+            pytest.fail(f"{' '.join(command)} failed:\n{done.stdout}\n{done.stderr}")
+
+    def start(self) -> PostgresServer:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            shutil.chown(self.folder, "postgres", "postgres")
+        self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+        options = (
+            f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.folder} -c fsync=off"
+        )
+        self._run(
+            str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.folder / "log"), "-w", "start"
+        )
+        return self
+
+    def new_database(self) -> str:
+        """The URL of a new, empty database on this server."""
+        import psycopg
+
+        self._count += 1
+        name = f"lighthouse_{self._count}"
+        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True) as c:
+            c.execute(f"CREATE DATABASE {name}")
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{name}"
+
+    def stop(self) -> None:
+        try:
+            self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
+        finally:
+            shutil.rmtree(self.folder, ignore_errors=True)

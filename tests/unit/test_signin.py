@@ -45,7 +45,10 @@ ACCESS = parse_access(
 
 def test_a_verified_address_gives_the_organisation_of_its_domain_and_the_roles_add_up():
     user = user_from_claims({"sub": "1", "name": "Ada Lovelace", "email": "ada@had.example.gov"}, ACCESS)
-    assert user == User("Ada Lovelace", HAD, ("contributor", "reviewer", "admin"), local=False)
+    assert user == User(
+        "Ada Lovelace", HAD, ("contributor", "reviewer", "admin"), local=False, email="ada@had.example.gov"
+    )
+    assert user.account == "ada@had.example.gov"  # where their follows are kept and their digest goes
     assert user.is_reviewer and user.is_contributor and user.has_role("curator")
 
 
@@ -68,6 +71,7 @@ def test_an_unverified_address_gives_no_organisation_and_no_personal_roles():
         user = user_from_claims({"sub": "5", "email": "ada@had.example.gov", "email_verified": verified}, ACCESS)
         assert (user.organisation, user.roles) == ("", ("contributor",))
         assert user.name == "5"  # the address is not shown as the name either
+        assert user.email == "" and user.account == ""  # nor is a digest ever sent to it
 
 
 def test_the_organisation_claim_wins_over_the_domain():
@@ -104,7 +108,7 @@ def test_a_signed_in_person_sees_internal_entries_and_only_their_organisations()
 
 def test_defaults_make_every_signed_in_person_a_contributor_without_an_organisation():
     user = user_from_claims({"sub": "8", "email": "ada@had.example.gov", "name": "Ada"}, Access())
-    assert user == User("Ada", "", ("contributor",), local=False)
+    assert user == User("Ada", "", ("contributor",), local=False, email="ada@had.example.gov")
     readers = parse_access({"roles": {"default": []}})
     assert user_from_claims({"sub": "9"}, readers).roles == ()
 

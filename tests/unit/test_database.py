@@ -1,0 +1,95 @@
+"""The database of per-person state: created by its migrations on SQLite and on PostgreSQL, safe for
+processes that start together, and refusing an address it cannot use with one clear line."""
+
+from __future__ import annotations
+
+import datetime as dt
+import multiprocessing
+
+import pytest
+from sqlalchemy import inspect, select
+from sqlalchemy.exc import IntegrityError
+
+from kb import Settings
+from kb.database import Database, open_database
+from kb.database.tables import Base, Follow, Person, SavedSearch
+from kb.errors import KBError
+
+
+def test_the_migrations_make_every_table_of_the_model(database_url):
+    database = Database(database_url)
+    database.migrate()
+    database.migrate()  # a second start finds it current and changes nothing
+    tables = set(inspect(database.engine).get_table_names())
+    assert set(Base.metadata.tables) <= tables and "alembic_version" in tables
+    for name, table in Base.metadata.tables.items():
+        columns = {c["name"] for c in inspect(database.engine).get_columns(name)}
+        assert columns == {c.name for c in table.columns}, name
+    database.close()
+
+
+def test_a_person_s_follows_and_searches_go_with_them_and_a_follow_is_kept_once(database_url):
+    database = Database(database_url)
+    database.migrate()
+    with database.session() as session:
+        ada = Person(account="ada@example.gov", email="ada@example.gov", organisation="Home Affairs")
+        ada.follows.append(Follow(kind="theme", value="Data sharing"))
+        ada.saved_searches.append(SavedSearch(name="pilots", query="data sharing pilot", filters={"theme": ["x"]}))
+        session.add(ada)
+    with database.session() as session:
+        stored = session.scalars(select(Person)).one()
+        assert stored.saved_searches[0].filters == {"theme": ["x"]}
+        assert stored.digest_since.tzinfo is not None or database.is_sqlite  # SQLite keeps no zone
+    with pytest.raises(IntegrityError), database.session() as session:
+        person = session.scalars(select(Person)).one()
+        session.add(Follow(person_id=person.id, kind="theme", value="Data sharing"))
+    with database.session() as session:
+        session.delete(session.scalars(select(Person)).one())
+    with database.session() as session:
+        assert session.scalars(select(Follow)).all() == [] and session.scalars(select(SavedSearch)).all() == []
+    database.close()
+
+
+def _open(url: str) -> int:
+    database = Database(url)
+    database.migrate()
+    with database.session() as session:
+        session.add(Person(account=f"p{multiprocessing.current_process().pid}", created_at=dt.datetime.now(dt.UTC)))
+    database.close()
+    return 0
+
+
+def test_processes_starting_together_migrate_once(database_url):
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        assert pool.map(_open, [database_url] * 4) == [0] * 4
+    database = Database(database_url)
+    with database.session() as session:
+        assert len(session.scalars(select(Person)).all()) == 4
+    database.close()
+
+
+def test_by_default_it_is_a_sqlite_file_beside_the_index(tmp_path):
+    settings = Settings(entries_dir=tmp_path / "entries", index_dir=tmp_path / "index")
+    database = open_database(settings)
+    assert database.is_sqlite and (tmp_path / "index" / "lighthouse.sqlite3").is_file()
+    assert open_database(settings) is database  # migrated once per process
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("not a url", "not a database address"),
+        ("mysql://db.example/lighthouse", "runs on SQLite or PostgreSQL"),
+    ],
+)
+def test_an_address_it_cannot_use_is_one_clear_line(url, message):
+    with pytest.raises(KBError, match=message):
+        Database(url)
+
+
+def test_a_server_that_does_not_answer_is_one_clear_line():
+    from tests.servers import free_port
+
+    database = Database(f"postgresql://nobody@127.0.0.1:{free_port()}/lighthouse")
+    with pytest.raises(KBError, match=r"cannot open the database postgresql\+psycopg://nobody@127.0.0.1"):
+        database.migrate()
