@@ -46,6 +46,9 @@ def app_command(streamlit_options: tuple[str, ...]) -> None:
 def serve(ctx: Context, host: str, port: int) -> None:
     """Serve the HTTP API (OpenAPI at /docs); callers send a personal token, or are anonymous visitors.
 
+    Where the app signs people in (the [auth] section of .streamlit/secrets.toml, or KB_OIDC_METADATA_URL
+    and KB_OIDC_AUDIENCE), callers may also send a token from that provider.
+
     \b
     Example:
       python -m kb serve --port 8080
@@ -54,9 +57,15 @@ def serve(ctx: Context, host: str, port: int) -> None:
     import uvicorn  # imported here: the other commands start without the web stack
 
     from kb.api import create_app
+    from kb.oidc import BearerVerifier, ProviderSettings
+    from kb.signin import load_access
     from kb.tokens import TokenStore
 
-    app = create_app(ctx.kb, TokenStore(ctx.settings.tokens_path))
+    provider = ProviderSettings.from_environment()
+    verifier = BearerVerifier(provider, load_access()) if provider else None
+    if provider:
+        click.echo(f"Tokens from the sign-in provider at {provider.metadata_url} are accepted.", err=True)
+    app = create_app(ctx.kb, TokenStore(ctx.settings.tokens_path), provider=verifier)
     uvicorn.run(app, host=host, port=port, log_level="info")
 
 
