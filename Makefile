@@ -36,8 +36,8 @@ package: $(STAMP)  ## build the wheel, install it into a new virtual environment
 	.venv-package/bin/python tests/check_packaged_app.py entries
 
 lint: $(STAMP)  ## ruff (lint and format) on all the code, mypy on the library
-	$(BIN)/ruff check kb bench tests app.py app_pages
-	$(BIN)/ruff format --check kb bench tests app.py app_pages
+	$(BIN)/ruff check kb bench tests app.py app_pages setup.py
+	$(BIN)/ruff format --check kb bench tests app.py app_pages setup.py
 	$(BIN)/mypy
 
 bench: $(STAMP)  ## performance figures on NASA's 2,101 lessons (needs ../shared/data)
