@@ -331,6 +331,27 @@ def _check_label_map(folder: Path, labels: np.ndarray) -> None:
 # --------------------------------------------------------------------------- what the store holds
 
 
+def stored_metadata(folder: Path, collection: str) -> dict[str, str] | None:
+    """A collection's own metadata (its text values: the model, the generation mark), None when there is
+    no such collection. Read from the database file, so a process that only reads the local mirror
+    never imports chromadb. Raises StoreDamaged when the file cannot be read."""
+    query = (
+        "SELECT m.key, m.str_value FROM collections c LEFT JOIN collection_metadata m ON m.collection_id = c.id "
+        "WHERE c.name = ?"
+    )
+    db = _connect(folder / DATABASE)
+    try:
+        rows = db.execute(query, (collection,)).fetchall()
+    except sqlite3.Error as exc:
+        raise StoreDamaged(f"{DATABASE} cannot be read ({exc})") from None
+    finally:
+        db.close()
+    if not rows:
+        return None
+    return {key.decode(): value.decode() for key, value in rows if key is not None and value is not None}
+
+
+
 def stored_vectors(folder: Path, collection: str) -> Iterator[tuple[str, np.ndarray]]:
     """(record id, vector) for every record the collection holds now, as its queries see it: the HNSW
     elements, then the log entries written since the graph was last saved (the later one wins). Vectors

@@ -342,7 +342,7 @@ class KnowledgeBase:
             "entries": len(indexed),
             "passages": sum(int(e.metadata.get("passages") or 0) for e in indexed),
             "files": self._file_count() if viewer is None else None,
-            "model": self.index.model,
+            "model": self.parts.index_model(),
             "lighthouses": sum(1 for e in indexed if e.metadata.get("lighthouse")),
             "by": {k: dict(sorted(v.items(), key=lambda kv: (-kv[1], kv[0]))) for k, v in counts.items()},
         }

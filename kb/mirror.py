@@ -112,15 +112,14 @@ class Mirror:
         (seconds at 100,000 entries). The mark is read first: a change that lands in between makes the
         mark look stale next time, which costs a re-read, never a wrong answer.
         """
-        index = self.parts.index
-        generation = index.generation()
+        generation = self.parts.generation()
         if not self.replica.mirrors(generation):
             on_disk = Replica(self.folder)  # another process on this machine may have updated it
             if on_disk.mirrors(generation):
                 self._replace(on_disk)
         if self.replica.mirrors(generation):
             return dict(self.replica.hashes), generation
-        return {e.entry_id: e.content_hash for page in index.entry_pages() for e in page}, generation
+        return {e.entry_id: e.content_hash for page in self.parts.index.entry_pages() for e in page}, generation
 
     def apply(
         self,
@@ -136,8 +135,7 @@ class Mirror:
         `merge` (a sync) the segments become one. Returns what was repaired, if the folder was found
         damaged."""
         with self._lock:
-            index = self.parts.index
-            self._checked, self._seen_generation = True, index.generation()
+            self._checked, self._seen_generation = True, self.parts.generation()
             # Same content hashes are not the same passages when the store was rebuilt under another
             # model (other vectors, other passage lengths): what a write touched is always applied.
             if not touched and self.replica.is_current(ledger):
@@ -163,6 +161,7 @@ class Mirror:
             damage = self.replica.damage or on_disk.damage
             if damage:
                 log.warning("the keyword index was damaged (%s): rebuilding it from the vector index", damage)
+            index = self.parts.index
             with self.replica.additions() as everything:  # streamed from the vector index a page at a time
                 for page, vectors in index.passage_pages(vectors=True):
                     everything.add_passages(((p.passage_id, p.entry_id, p.text) for p in page), vectors)
@@ -177,7 +176,7 @@ class Mirror:
     def refresh(self) -> None:
         """Take in changes another process made to the index: Chroma's generation mark is read, and a new
         mark means "compare the ledgers and rebuild if they differ"."""
-        generation = self.parts.index.generation()
+        generation = self.parts.generation()
         replica = self.replica
         if (
             self._checked
@@ -196,7 +195,7 @@ class Mirror:
             # mixed, not damaged (the new mark rebuilds it). Skipped now, it is compared on a later read.
             with self.parts.writing_if_free() as nobody_writes:
                 self._compare_later = not nobody_writes
-                if nobody_writes and self.replica.mirrors(generation) and self.parts.index.generation() == generation:
+                if nobody_writes and self.replica.mirrors(generation) and self.parts.generation() == generation:
                     self.verify_vectors(generation)
 
     def verify_vectors(self, generation: str | None) -> None:
@@ -209,7 +208,7 @@ class Mirror:
         expected = self.replica.vector_check()
         if expected is None:  # no copy of the vectors to compare with
             return
-        for collection, check in zip(self.parts.index.collection_names, expected, strict=True):
+        for collection, check in zip(self.parts.collection_names, expected, strict=True):
             try:
                 problem = check(embedded_vectors(self.parts.settings.index_dir, collection))
             except (OSError, ValueError):  # the copy itself turned out damaged: it is rebuilt, not trusted

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kb.chroma_checks import OPEN
+from kb.chroma_checks import OPEN, StoreDamaged, embedded_path, stored_metadata
 from kb.config import Settings
 from kb.embedder import Embedder, make_embedder
 from kb.entries import Entry
@@ -68,6 +68,39 @@ class Parts:
     def forget_index(self) -> None:
         """Drop the connection (after the store was deleted): the next use connects afresh."""
         self._index = None
+
+    @property
+    def collection_names(self) -> tuple[str, str]:
+        """(passages, entries): the two collections' names."""
+        return f"{self.settings.collection}-passages", f"{self.settings.collection}-entries"
+
+    def generation(self) -> str | None:
+        """The index's generation mark (None: no index yet). For an embedded store not yet opened by this
+        process, read from its database file: a process that answers from the local mirror (`stats`, the
+        counts of a page) then never imports chromadb. Whether the index fits the model is checked where
+        the model is used: opening the collections to embed or query."""
+        stored = self._stored_metadata()
+        if stored is not None and "generation" in stored:
+            return stored["generation"]
+        return self.index.generation()
+
+    def index_model(self) -> str:
+        """The model the index was built with (its vectors are that model's), read as `generation` is."""
+        stored = self._stored_metadata()
+        if stored and stored.get("model"):
+            return stored["model"]
+        return self.index.built_with() or self.embedder.name
+
+    def _stored_metadata(self) -> dict[str, str] | None:
+        """The entries collection's metadata from the embedded store's file, before this process opens the
+        store; None when that is not possible (a server, already open, missing or unreadable: Chroma's own
+        opening reports what is wrong)."""
+        if self._index is not None or not self.owns_store:
+            return None
+        try:
+            return stored_metadata(embedded_path(self.settings.index_dir), self.collection_names[1])
+        except StoreDamaged:
+            return None
 
     @property
     def owns_store(self) -> bool:

@@ -215,7 +215,7 @@ WEB = ("fastapi", "uvicorn", "starlette")  # the HTTP API's stack: only `serve` 
         (["show", "benefits-and-housing-data-sharing-pilot"], ("torch", "sentence_transformers", "chromadb", *WEB)),
         (["check"], ("torch", "sentence_transformers", "chromadb", *WEB)),
         (["themes"], ("torch", "sentence_transformers", "chromadb", *WEB)),
-        (["stats"], ("torch", "sentence_transformers", *WEB)),
+        (["stats"], ("torch", "sentence_transformers", "chromadb", *WEB)),
         (["export", "--format", "jsonl"], ("torch", "sentence_transformers", *WEB)),
         (["token", "list"], ("torch", "sentence_transformers", "chromadb", *WEB)),
     ],
