@@ -71,7 +71,9 @@ def test_a_bad_note_file_is_named_with_its_field_and_the_good_ones_still_load(kb
     assert [n.id for n in notes] == ["20260105-aaaaaa"]
     by_file = {p.source.rsplit("/", 1)[-1]: p for p in problems}
     assert by_file["20260105-bbbbbb.md"].field == "year" and "four digits" in by_file["20260105-bbbbbb.md"].message
-    assert by_file["20260105-cccccc.md"].field == "colour" and "not a note field" in by_file["20260105-cccccc.md"].message
+    assert (
+        by_file["20260105-cccccc.md"].field == "colour" and "not a note field" in by_file["20260105-cccccc.md"].message
+    )
     assert by_file["not-a-note.md"].field == "id"
     assert all(p.source.startswith(f"{NOTES_DIR}/{FLOOD}/") for p in problems)
     checked = {str(p) for p in kb.check()}  # `python -m kb check` reports them too
@@ -252,7 +254,8 @@ def test_the_command_line_adds_and_lists_notes(kb):
     runner = CliRunner()
     args = ["--entries", str(kb.settings.entries_dir), "--index", str(kb.settings.index_dir)]
     done = runner.invoke(
-        cli, [*args, "note", "add", FLOOD, "--organisation", "Northfield City Council", "--year", "2021", "--text", "Same."]
+        cli,
+        [*args, "note", "add", FLOOD, "--organisation", "Northfield City Council", "--year", "2021", "--text", "Same."],
     )
     assert done.exit_code == 0, done.output
     listed = runner.invoke(cli, [*args, "note", "list", FLOOD])
