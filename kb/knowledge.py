@@ -308,6 +308,13 @@ class KnowledgeBase:
         entry = self.stored(entry_id, viewer)
         return recurrence(entry.organisation, entry.year, self.notes(entry_id, viewer=viewer))
 
+    def may_add_note(self, entry_id: str, viewer: User | None) -> bool:
+        """Whether this viewer may add a note to this entry (False, too, for one they may not see)."""
+        try:
+            return can_add_note(viewer, self.stored(entry_id, viewer))
+        except KBError:
+            return False
+
     def add_note(
         self,
         entry_id: str,
