@@ -94,3 +94,15 @@ def test_add_your_evidence_from_the_submit_form_adds_a_note_and_keeps_the_draft(
     assert at.text_input(key="draft_title").value == TITLE  # the draft is kept
     assert at.text_area(key="draft_summary").value == SUMMARY
     assert at.title[0].value == "Submit an entry"
+
+
+def test_insights_ranks_the_lessons_we_keep_relearning(entries_dir):
+    at = open_app("insights")
+    assert "Lessons we keep re-learning" in headers(at)
+    assert "nobody has added evidence" in texts(at, "info")
+    add(entries_dir, text="Same.", year=2021)
+    add(entries_dir, text="Again.", year=2022, org="Northfield City Council")
+    at = open_app("insights")
+    assert_clean(at)
+    links = [p.proto.label for p in at.get("page_link") if p.proto.query_string == f"id={FLOOD}"]
+    assert any("2 evidence notes, 0 near" in label for label in links)
