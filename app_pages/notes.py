@@ -42,15 +42,17 @@ def notes_section(kb: KnowledgeBase, entry_id: str, user: User) -> None:
             if note.link:
                 st.markdown(f"<{note.link}>" if is_web_address(note.link) else unlinked(note.link))
     if kb.may_add_note(entry_id, user):
+        key = f"note_{entry_id}"
         with st.expander("We hit this too: add your evidence", icon=":material/add_notes:"):
-            if note_form(kb, entry_id, user, key=f"note_{entry_id}", full=True):
-                st.success("Your evidence was added. Thank you.", icon=":material/check_circle:")
+            note_form(kb, entry_id, user, key=key, full=True)
+        if outcome(key):  # under the notes, where the new one now is (the form is folded away again)
+            st.success("Your evidence was added. Thank you.", icon=":material/check_circle:")
 
 
-def note_form(kb: KnowledgeBase, entry_id: str, user: User, *, key: str, full: bool) -> bool:
+def note_form(kb: KnowledgeBase, entry_id: str, user: User, *, key: str, full: bool) -> None:
     """What happened and the year (your organisation is the one you signed in with); with `full`, the
-    optional link and anonymity too. True in the run right after a note was added (the note is added
-    before the page is drawn, so the page shows it at once)."""
+    optional link and anonymity too. The note is added before the page is drawn, so the page shows it at
+    once; `outcome(key)` shows what became of it, wherever the caller wants it seen."""
     with st.form(key, border=False, enter_to_submit=False):
         st.text_area(
             "What happened to you",
@@ -72,10 +74,15 @@ def note_form(kb: KnowledgeBase, entry_id: str, user: User, *, key: str, full: b
         st.form_submit_button(
             "Add my evidence", icon=":material/add_notes:", on_click=_add, args=(kb, entry_id, user, key)
         )
-    outcome = st.session_state.pop(f"{key}_outcome", None)
-    if outcome is None:
+
+
+def outcome(key: str) -> bool:
+    """Show what became of the note just sent from form `key` (its problems, each naming its field); True
+    when it was added."""
+    result = st.session_state.pop(f"{key}_outcome", None)
+    if result is None:
         return False
-    kind, messages = outcome
+    kind, messages = result
     for message in messages:
         (st.warning if kind == "saved" else st.error)(message, icon=":material/error:")
     return kind in ("added", "saved")

@@ -269,7 +269,10 @@ def add_evidence(entry_id: str) -> None:
     )
     added = st.session_state.get(EVIDENCE_ADDED) == entry_id
     may_add = kb.may_add_note(entry_id, user)
-    if may_add and not added and notes.note_form(kb, entry_id, user, key=f"evidence_note_{entry_id}", full=False):
+    form = f"evidence_note_{entry_id}"
+    if may_add and not added:
+        notes.note_form(kb, entry_id, user, key=form, full=False)
+    if notes.outcome(form):
         st.session_state[EVIDENCE_ADDED] = added = entry_id
     if added:
         st.success("Your evidence was added to this entry. Thank you.", icon=":material/check_circle:")
