@@ -267,13 +267,13 @@ def add_evidence(entry_id: str) -> None:
         "is kept here: nothing you typed is lost.",
         icon=":material/info:",
     )
+    form = f"evidence_note_{entry_id}"
+    if notes.outcome(form):  # a note was just sent: its problems, or that it was added
+        st.session_state[EVIDENCE_ADDED] = entry_id
     added = st.session_state.get(EVIDENCE_ADDED) == entry_id
     may_add = kb.may_add_note(entry_id, user)
-    form = f"evidence_note_{entry_id}"
     if may_add and not added:
         notes.note_form(kb, entry_id, user, key=form, full=False)
-    if notes.outcome(form):
-        st.session_state[EVIDENCE_ADDED] = added = entry_id
     if added:
         st.success("Your evidence was added to this entry. Thank you.", icon=":material/check_circle:")
     elif not may_add:

@@ -74,4 +74,8 @@ def test_add_your_evidence_from_the_submit_form_keeps_the_draft(page, server, sh
     settle(page)
     assert page.get_by_role("textbox", name="Title", exact=True).input_value() == TITLE
     assert page.get_by_role("textbox", name="Summary", exact=True).input_value() == SUMMARY
+    assert page.get_by_role("button", name="Add my evidence").count() == 0, "the note is added: the form goes"
     screenshot(page, shots / "submit-evidence.png")
+    page.set_viewport_size({"width": 390, "height": 844})
+    settle(page)
+    screenshot(page, shots / "submit-evidence-phone.png", width=390)
