@@ -78,4 +78,6 @@ def test_add_your_evidence_from_the_submit_form_keeps_the_draft(page, server, sh
     screenshot(page, shots / "submit-evidence.png")
     page.set_viewport_size({"width": 390, "height": 844})
     settle(page)
-    screenshot(page, shots / "submit-evidence-phone.png", width=390)
+    page.get_by_text("Your evidence was added to this entry").scroll_into_view_if_needed()  # below the form here
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(shots / "submit-evidence-phone.png"))
