@@ -243,7 +243,7 @@ def chart(where, figure: alt.Chart, data: pd.DataFrame, empty: str) -> None:
         where.info(empty, icon=":material/bar_chart:")
 
 
-RELEARN_PARTS = {"notes": "Evidence notes", "near_duplicates": "Near-duplicates from other organisations"}
+RELEARN_PARTS = {"notes": "Evidence notes", "near_duplicates": "Near-duplicates"}
 
 
 def relearning(data: pd.DataFrame) -> alt.Chart:
@@ -251,15 +251,20 @@ def relearning(data: pd.DataFrame) -> alt.Chart:
     long = data.melt(id_vars=["id", "title"], value_vars=list(RELEARN_PARTS), var_name="part", value_name="count")
     long = long.assign(part=long["part"].map(RELEARN_PARTS))
     return (
-        alt.Chart(long, title="Lessons we keep re-learning")
+        alt.Chart(long)  # the heading above names it
         .mark_bar()
         .encode(
             x=alt.X("sum(count):Q", title="Times met again", axis=alt.Axis(tickMinStep=1)),
-            y=alt.Y("title:N", sort=list(data["title"]), title=None, axis=alt.Axis(labelLimit=260)),
+            y=alt.Y(
+                "title:N",
+                sort=list(data["title"]),
+                title=None,
+                axis=alt.Axis(labelLimit=150 if ui.on_a_phone() else 320),
+            ),
             color=alt.Color(
                 "part:N",
                 scale=alt.Scale(domain=list(RELEARN_PARTS.values()), range=["#1d70b8", "#f47738"]),
-                legend=alt.Legend(orient="bottom", title=None, columns=1, labelLimit=0),
+                legend=None,  # said in words under the chart, where no name is cut on a phone
             ),
             tooltip=[alt.Tooltip("title:N", title="Entry"), alt.Tooltip("part:N", title="What"), "count:Q"],
         )
@@ -274,6 +279,8 @@ def lessons_relearned() -> None:
     )
     table = insights.relearned(kb, viewer=user)
     chart(st, relearning(table), table, "No lesson has been met again yet: nobody has added evidence to an entry.")
+    if len(table):
+        st.markdown(":blue[■] Evidence notes &nbsp; :orange[■] Near-duplicates from other organisations")
     for row in table.itertuples():
         notes = f"{row.notes} evidence {'note' if row.notes == 1 else 'notes'}"
         near = f"{row.near_duplicates} {'near-duplicate' if row.near_duplicates == 1 else 'near-duplicates'}"
