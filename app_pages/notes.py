@@ -41,12 +41,33 @@ def notes_section(kb: KnowledgeBase, entry_id: str, user: User) -> None:
             st.markdown(safe_markdown(note.text))
             if note.link:
                 st.markdown(f"<{note.link}>" if is_web_address(note.link) else unlinked(note.link))
+            if kb.may_change_note(entry_id, note.id, user):
+                st.button(
+                    "Withdraw this note",
+                    key=f"withdraw_{entry_id}_{note.id}",
+                    type="tertiary",
+                    icon=":material/delete:",
+                    on_click=_withdraw,
+                    args=(kb, entry_id, note.id, user),
+                    help="It is no longer shown nor searched; its text is kept in the note's history",
+                )
     if kb.may_add_note(entry_id, user):
         key = f"note_{entry_id}"
         with st.expander("We hit this too: add your evidence", icon=":material/add_notes:"):
             note_form(kb, entry_id, user, key=key, full=True)
         if outcome(key):  # under the notes, where the new one now is (the form is folded away again)
             st.success("Your evidence was added. Thank you.", icon=":material/check_circle:")
+
+
+def _withdraw(kb: KnowledgeBase, entry_id: str, note_id: str, user: User) -> None:
+    try:
+        kb.withdraw_note(entry_id, note_id, viewer=user)
+    except SavedNotIndexed as exc:
+        st.session_state["flash_warning"] = str(exc)
+    except KBError as exc:
+        st.session_state["flash_warning"] = without_paths(str(exc))
+    else:
+        st.session_state["flash"] = "Your note was withdrawn."
 
 
 def note_form(kb: KnowledgeBase, entry_id: str, user: User, *, key: str, full: bool) -> None:

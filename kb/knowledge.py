@@ -315,6 +315,14 @@ class KnowledgeBase:
         except KBError:
             return False
 
+    def may_change_note(self, entry_id: str, note_id: str, viewer: User | None) -> bool:
+        """Whether this viewer may edit or withdraw this note (False for one they may not see)."""
+        try:
+            self._note(self.stored(entry_id, viewer), note_id, viewer)
+        except KBError:
+            return False
+        return True
+
     def add_note(
         self,
         entry_id: str,

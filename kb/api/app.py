@@ -363,6 +363,23 @@ def create_app(
         )
         return NoteOut.of(note)
 
+    @app.delete(
+        "/entries/{entry_id}/notes/{note_id}",
+        status_code=204,
+        response_class=Response,
+        responses=_responses(400, 403, 404),
+        tags=["writing"],
+    )
+    def withdraw_note(
+        viewer: Viewer,
+        entry_id: Annotated[str, ENTRY_ID],
+        note_id: Annotated[str, Path(description="The note's id.", examples=["20261203-4fa91c"])],
+    ) -> Response:
+        """Withdraw a note (its author, curators and admins): it is no longer shown nor searched; its last
+        version stays in its history."""
+        kb.withdraw_note(entry_id, note_id, viewer=viewer)
+        return Response(status_code=204)
+
     @app.get("/review", response_model=list[QueueItemOut], responses=_responses(), tags=["writing"])
     def queue(viewer: Viewer) -> list[QueueItemOut]:
         """New entries and edits waiting for review that the caller may see, oldest first."""

@@ -106,3 +106,18 @@ def test_insights_ranks_the_lessons_we_keep_relearning(entries_dir):
     assert_clean(at)
     links = [p.proto.label for p in at.get("page_link") if p.proto.query_string == f"id={FLOOD}"]
     assert any("2 evidence notes, 0 near" in label for label in links)
+
+
+def test_a_note_is_withdrawn_from_the_entry_page_by_whoever_may(entries_dir, local_organisation, monkeypatch):
+    add(entries_dir, text="Someone else's note.", year=2020)
+    monkeypatch.setenv("KB_USER_ROLES", "contributor")  # not a curator: only their own notes
+    at = open_app("entry", id=FLOOD)
+    assert not [b for b in at.button if b.label == "Withdraw this note"]
+    at.text_area(key=f"note_{FLOOD}_text").input("My own note.")
+    button(at, "Add my evidence").click().run()
+    [withdraw] = [b for b in at.button if b.label == "Withdraw this note"]
+    withdraw.click().run()
+    assert_clean(at)
+    assert "Your note was withdrawn" in texts(at, "success")
+    assert "My own note." not in texts(at, "markdown") and "Someone else's note." in texts(at, "markdown")
+    assert [n.text for n in NoteStore(entries_dir).notes(FLOOD)[0]] == ["Someone else's note."]

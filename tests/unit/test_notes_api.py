@@ -56,3 +56,14 @@ def test_a_visitor_is_asked_for_a_token_and_a_bad_year_is_a_clear_problem(client
     assert "year" in assert_problem(late, 400)["detail"]
     schema = client.get("/openapi.json").json()["paths"]
     assert {"get", "post"} <= set(schema["/entries/{entry_id}/notes"])
+
+
+def test_only_its_author_or_a_curator_withdraws_a_note(client, tokens, kb):
+    ana = bearer(tokens, "Ana Okafor", "Northfield City Council")
+    ben = bearer(tokens, "Ben Price", "Beta Agency")
+    note = client.post(f"/entries/{PUBLIC}/notes", json={"text": "Ours too.", "year": 2021}, headers=ana).json()
+    assert_problem(client.delete(f"/entries/{PUBLIC}/notes/{note['id']}", headers=ben), 403)
+    assert_problem(client.delete(f"/entries/{PUBLIC}/notes/20200101-abcdef", headers=ana), 404)
+    assert client.delete(f"/entries/{PUBLIC}/notes/{note['id']}", headers=ana).status_code == 204
+    assert client.get(f"/entries/{PUBLIC}/notes").json()["notes"] == []
+    assert [v.note.text for v in kb.note_history(PUBLIC, note["id"])] == ["Ours too."]
