@@ -1,4 +1,6 @@
-"""Entry (?id=...): the whole entry, its facts, lighthouse panel, contact, similar projects and related entries.
+"""Entry (?id=...): the whole entry, its facts, lighthouse panel, contact, evidence from others (notes, with
+the recurrence "seen in 3 organisations since 2019" and the form to add one), similar projects and related
+entries.
 
 User text is Markdown rendered without HTML; images become links (nothing is fetched from elsewhere).
 """
@@ -7,7 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app_pages import resources, ui
+from app_pages import notes, resources, ui
 from app_pages.ui import plain, safe_markdown
 from kb import Entry, Filters, KBError, NotFound, SimilarHit, browse
 from kb.editing import may_edit
@@ -165,6 +167,7 @@ ui.tab_title(entry.title)
 ui.flash()
 st.title(plain(entry.title))
 st.markdown(ui.entry_facts(entry))  # the key facts first: outcome, stage, evidence, kind, organisation, year
+notes.recurrence_line(kb, entry.id, user)
 if entry.status != "published":
     st.info(
         f"This entry is **{ui.label(entry.status).lower()}**: it is not published, so searchers do not see it yet.",
@@ -190,6 +193,7 @@ with side:
     lighthouse_panel(entry)
 with main:
     body(entry)
+    notes.notes_section(kb, entry.id, user)
     similar_projects(entry)
     related(entry)
     history(entry)

@@ -1,4 +1,5 @@
-"""Insights: entries by organisation, theme, outcome and year; where we keep failing; a map of the collection."""
+"""Insights: entries by organisation, theme, outcome and year; where we keep failing; lessons we keep
+re-learning (evidence notes and near-duplicates); a map of the collection."""
 
 from __future__ import annotations
 
@@ -242,6 +243,50 @@ def chart(where, figure: alt.Chart, data: pd.DataFrame, empty: str) -> None:
         where.info(empty, icon=":material/bar_chart:")
 
 
+RELEARN_PARTS = {"notes": "Evidence notes", "near_duplicates": "Near-duplicates"}
+
+
+def relearning(data: pd.DataFrame) -> alt.Chart:
+    """Each entry's bar: its evidence notes, then its near-duplicates from other organisations."""
+    long = data.melt(id_vars=["id", "title"], value_vars=list(RELEARN_PARTS), var_name="part", value_name="count")
+    long = long.assign(part=long["part"].map(RELEARN_PARTS))
+    return (
+        alt.Chart(long)  # the heading above names it
+        .mark_bar()
+        .encode(
+            x=alt.X("sum(count):Q", title="Times met again", axis=alt.Axis(tickMinStep=1)),
+            y=alt.Y(
+                "title:N",
+                sort=list(data["title"]),
+                title=None,
+                axis=alt.Axis(labelLimit=150 if ui.on_a_phone() else 320),
+            ),
+            color=alt.Color(
+                "part:N",
+                scale=alt.Scale(domain=list(RELEARN_PARTS.values()), range=["#1d70b8", "#f47738"]),
+                legend=None,  # said in words under the chart, where no name is cut on a phone
+            ),
+            tooltip=[alt.Tooltip("title:N", title="Entry"), alt.Tooltip("part:N", title="What"), "count:Q"],
+        )
+    )
+
+
+def lessons_relearned() -> None:
+    st.header("Lessons we keep re-learning", anchor=False)
+    st.caption(
+        'Entries other teams met again: their evidence notes ("we hit this too") plus close near-duplicate '
+        "entries written up by other organisations. Read these before you start."
+    )
+    table = insights.relearned(kb, viewer=user)
+    chart(st, relearning(table), table, "No lesson has been met again yet: nobody has added evidence to an entry.")
+    if len(table):
+        st.markdown(":blue[■] Evidence notes &nbsp; :orange[■] Near-duplicates from other organisations")
+    for row in table.itertuples():
+        notes = f"{row.notes} evidence {'note' if row.notes == 1 else 'notes'}"
+        near = f"{row.near_duplicates} {'near-duplicate' if row.near_duplicates == 1 else 'near-duplicates'}"
+        ui.entry_link(row.id, row.title, icon=":material/repeat:", note=f"{notes}, {near}")
+
+
 group = data.grouped_by  # "theme", or "tag" for a collection without themes
 COLOURED_BY = {"theme": "First theme", "tag": "Most used tag"}  # what a map point's colour says
 left, right = st.columns(2, gap="large")
@@ -279,6 +324,7 @@ chart(
     else "No entry records how its work turned out, so there is no pattern of failures to show.",
 )
 failing_links(shown)
+lessons_relearned()
 
 st.header("Map of the collection", anchor=False)
 st.session_state["view"] = view_in_address()  # the address is the only source of truth

@@ -5,7 +5,8 @@ save that found problems, an error summary at the top of the form links to each 
 keeps what was typed when you go to another page and come back, and asks before it discards it.
 
 While drafting, "Looks similar to..." shows the closest published entries, so a duplicate can become
-"add your evidence to this entry instead".
+"add your evidence to this entry instead": an evidence note (what happened, the year), added in about a
+minute while the draft is kept.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from urllib.parse import quote
 
 import streamlit as st
 
-from app_pages import resources, ui
+from app_pages import notes, resources, ui
 from app_pages.ui import plain, safe_markdown
 from kb import Conflict, KBError, NotFound, SavedNotIndexed, browse
 from kb.access import can_contribute, edit_statuses
@@ -52,6 +53,7 @@ edit_id = st.query_params.get("edit") or None
 NEW = "new"  # what the form holds when it is not an edit
 SUMMARY_KEY = "draft_error_summary"
 EVIDENCE = "submit_evidence_for"  # the similar entry whose "Add your evidence" was chosen
+EVIDENCE_ADDED = "submit_evidence_added"  # the entry a note was just added to from here
 DISCARDING = "submit_discarding"  # "Clear the form" was chosen: ask first
 # The form's fields in the order the page shows them (on a phone too), for the error summary.
 ORDER = [
@@ -93,7 +95,7 @@ def load(draft: Draft, target: str, version: str | None) -> None:
         st.session_state[section_key(name)] = draft.sections.get(name, "")
     st.session_state.update(draft_loaded=target, draft_version=version, draft_problems={})
     st.session_state["draft_original"] = current_draft()  # as loaded: anything else is unsaved work
-    for name in (EVIDENCE, DISCARDING, "draft_conflict"):
+    for name in (EVIDENCE, EVIDENCE_ADDED, DISCARDING, "draft_conflict"):
         st.session_state.pop(name, None)
 
 
@@ -258,13 +260,24 @@ def similar_panel() -> None:
 
 
 def add_evidence(entry_id: str) -> None:
-    """What to do, until evidence notes can be added to an entry: the draft here is kept as it is."""
+    """Add your evidence to this entry as a note: what happened and the year (your organisation is the
+    one you signed in with), about a minute. The draft here is kept as it is, whatever happens."""
     st.info(
-        "Adding your evidence to an entry from here is not possible yet. Open that entry and describe your "
-        "experience to its contact (or, if it was shared anonymously, to a reviewer). Your draft is kept "
-        "here: nothing you typed is lost.",
+        "Met the same lesson? Add your evidence to this entry: say what happened and the year. Your draft "
+        "is kept here: nothing you typed is lost.",
         icon=":material/info:",
     )
+    form = f"evidence_note_{entry_id}"
+    if notes.outcome(form):  # a note was just sent: its problems, or that it was added
+        st.session_state[EVIDENCE_ADDED] = entry_id
+    added = st.session_state.get(EVIDENCE_ADDED) == entry_id
+    may_add = kb.may_add_note(entry_id, user)
+    if may_add and not added:
+        notes.note_form(kb, entry_id, user, key=form, full=False)
+    if added:
+        st.success("Your evidence was added to this entry. Thank you.", icon=":material/check_circle:")
+    elif not may_add:
+        st.caption("Sign in as a contributor to add your evidence here.")
     st.markdown(f":material/open_in_new: [Open that entry in a new tab](entry?id={quote(entry_id)})")
     if may_edit(kb, entry_id, user):
         st.caption("You may also edit that entry yourself; you will be asked before your draft is discarded.")

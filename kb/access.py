@@ -246,3 +246,61 @@ def version_for(viewer: User | None, version: Entry, current: Entry) -> Entry | 
     if current.anonymous and not sees_anonymous_fields(viewer, current):
         version = replace(version, anonymous=True, **_WITHHELD)
     return version
+
+
+# --------------------------------------------------------------------------- evidence notes
+#
+# - adding a note: a signed-in contributor (or reviewer) who may see the entry, whatever organisation owns
+#   it. A note on an entry the viewer may not see does not exist for them (the entry's NotFound).
+# - an anonymous note shows its organisation and author only to reviewers and its own author; readers
+#   see neither, and its organisation is not counted in the entry's recurrence for them (kb.notes).
+# - changing or withdrawing a note: its author, curators and admins, among those who may see the entry.
+# - a note's history: as for entries, only to those who may see the entry; a withdrawn note's versions
+#   only to its author and reviewers; anonymous fields withheld from readers if any version was anonymous.
+
+NOTE_ANONYMOUS_FIELDS = ("organisation", "author")
+
+
+def can_add_note(viewer: User | None, entry: Entry) -> bool:
+    """A signed-in contributor who may see the entry, whoever owns it; the operator."""
+    if viewer is None:
+        return True
+    return signed_in(viewer) and can_contribute(viewer) and can_see(viewer, entry_meta(entry))
+
+
+def wrote_note(viewer: User | None, note: Any) -> bool:
+    return viewer is not None and signed_in(viewer) and bool(note.author) and note.author == viewer.name
+
+
+def sees_note_fields(viewer: User | None, note: Any) -> bool:
+    """Sees an anonymous note's organisation and author: the operator, reviewers and its author."""
+    return viewer is None or viewer.is_reviewer or wrote_note(viewer, note)
+
+
+def note_for(viewer: User | None, note: Any) -> Any:
+    """A note as this viewer sees it (the caller has checked that they may see its entry)."""
+    if not note.anonymous or sees_note_fields(viewer, note):
+        return note
+    return replace(note, **dict.fromkeys(NOTE_ANONYMOUS_FIELDS, ""))
+
+
+def can_change_note(viewer: User | None, note: Any, entry: Entry) -> bool:
+    """Its author, curators and admins, who may see the entry; the operator."""
+    if viewer is None:
+        return True
+    if not signed_in(viewer) or not can_see(viewer, entry_meta(entry)):
+        return False
+    return wrote_note(viewer, note) or edits_any(viewer)
+
+
+def note_version_for(viewer: User | None, version: Any, current: Any | None, *, anonymous_ever: bool) -> Any | None:
+    """An earlier version of a note as this viewer may read it, or None (the caller has checked that they
+    may see the entry). `current` is None for a withdrawn note; `anonymous_ever`: any version was anonymous."""
+    if viewer is None:
+        return version
+    owner = current if current is not None else version
+    if current is None and not sees_note_fields(viewer, owner):
+        return None
+    if (anonymous_ever or version.anonymous) and not sees_note_fields(viewer, owner):
+        return replace(version, anonymous=True, **dict.fromkeys(NOTE_ANONYMOUS_FIELDS, ""))
+    return version

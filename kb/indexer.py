@@ -23,6 +23,7 @@ from kb.chroma_checks import DEEP, SYNC, check_embedded, embedded_path, has_embe
 from kb.entries import Entry, content_hash, render_entry
 from kb.errors import EntryError, IndexDamaged, KBError, Problem
 from kb.mirror import Mirror
+from kb.notes import NOTE_SECTION, passage_text
 from kb.parts import Parts
 from kb.passages import split_entry
 from kb.replica import Additions
@@ -67,11 +68,13 @@ class Pending:
     digest: str
     entry: Entry | None = None
     path: Path | None = None
+    notes: tuple[str, ...] | None = None  # its evidence notes' passage texts; None: read them when embedding
 
 
-def ledger_hash(text: str) -> str:
-    """The hash that says "this entry is indexed as it is now": its file text and the index format."""
-    return content_hash(f"lighthouse-index-{INDEX_FORMAT}\n{text}")
+def ledger_hash(text: str, notes: str = "") -> str:
+    """The hash that says "this entry is indexed as it is now": its file text, its evidence notes (their
+    `NoteStore.signature`, empty without notes: such an entry's hash is as before) and the index format."""
+    return content_hash(f"lighthouse-index-{INDEX_FORMAT}\n{text}" + (f"\n{NOTE_SECTION}\n{notes}" if notes else ""))
 
 
 def facet_metadata(entry: Entry) -> dict[str, Any]:
@@ -138,7 +141,7 @@ class Indexer:
             for entry in entries:
                 digest = ledger_hash(render_entry(entry))
                 if ledger.get(entry.id) != digest:
-                    todo.append(Pending(entry.id, digest, entry=entry))
+                    todo.append(Pending(entry.id, digest, entry=entry, notes=()))
             on_disk = {e.id for e in entries}
             return self._finish_sync(report, ledger, generation, todo, on_disk, progress, started)
 
@@ -151,7 +154,8 @@ class Indexer:
                 path = self.parts.store.path_for(entry_id)
                 entry, _, _ = self.parts.store.load_file(path)
                 self.parts.normalise(entry, path.name)
-                todo.append(Pending(entry.id, ledger_hash(self.parts.store.read_text(path)), entry=entry))
+                digest = ledger_hash(self.parts.store.read_text(path), self.parts.notes.signature(entry.id))
+                todo.append(Pending(entry.id, digest, entry=entry))
             ledger, _ = self.mirror.ledger()
             verified = self.mirror.verified
             with self.mirror.replica.additions() as added:
@@ -219,7 +223,7 @@ class Indexer:
         for path in files:
             try:
                 text = store.read_text(path)
-                digest = ledger_hash(text)
+                digest = ledger_hash(text, self.parts.notes.signature(path.stem))
                 if ledger.get(path.stem) == digest:  # unchanged: no parse, no embedding
                     on_disk.add(path.stem)
                     continue
@@ -300,8 +304,17 @@ class Indexer:
         embedder, index = self.parts.embedder, self.parts.index
         total, done = len(todo), 0
         for start in range(0, total, SYNC_CHUNK):
-            chunk = [(self._materialise(item), item.digest) for item in todo[start : start + SYNC_CHUNK]]
-            split = [split_entry(entry, embedder.count_tokens, embedder.max_tokens) for entry, _ in chunk]
+            items = todo[start : start + SYNC_CHUNK]
+            chunk = [(self._materialise(item), item.digest) for item in items]
+            split = [
+                split_entry(
+                    entry,
+                    embedder.count_tokens,
+                    embedder.max_tokens,
+                    [(NOTE_SECTION, text) for text in self._notes_of(item, entry.id)],
+                )
+                for item, (entry, _) in zip(items, chunk, strict=True)
+            ]
             vectors = embedder.embed([p.text for passages in split for p in passages])
             records, offset = [], 0
             for (entry, digest), passages in zip(chunk, split, strict=True):
@@ -316,6 +329,12 @@ class Indexer:
             done += len(chunk)
             if progress:
                 progress(done, total)
+
+    def _notes_of(self, item: Pending, entry_id: str) -> tuple[str, ...]:
+        """The passage texts of an entry's evidence notes (a bad note file is left out; `check` names it)."""
+        if item.notes is not None:
+            return item.notes
+        return tuple(passage_text(note) for note in self.parts.notes.notes(entry_id)[0])
 
     def _materialise(self, item: Pending) -> Entry:
         if item.entry is not None:

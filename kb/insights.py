@@ -18,8 +18,9 @@ import numpy as np
 import pandas as pd
 
 from kb.access import visible_where
-from kb.browse import FAILED, PUBLISHED, SearchRequest, rows
+from kb.browse import FAILED, PUBLISHED, SearchRequest, _reader, rows
 from kb.entries import NOT_RECORDED, OUTCOMES
+from kb.errors import KBError
 from kb.filters import Filters, holds
 
 if TYPE_CHECKING:
@@ -160,3 +161,43 @@ def _map_group(kb: KnowledgeBase, metas: list[dict]) -> Callable[[dict], str]:
         return "Other tags" if meta.get("tags") else "No tag"
 
     return most_used_tag
+
+
+# --------------------------------------------------------------------------- lessons we keep re-learning
+
+RELEARN_SCANNED = 300  # entries looked at for near-duplicates; past that, only entries with evidence notes
+
+
+def relearned(kb: KnowledgeBase, *, viewer: User | None = None, limit: int = 10) -> pd.DataFrame:
+    """ "Lessons we keep re-learning": published entries the viewer may see, ranked by their evidence notes
+    plus their near-duplicates from other organisations (entries whose similar-projects match is close by
+    kb.relevance's threshold). Notes are counted, never named, so an anonymous note tells nobody whose it
+    is. Computed once per index generation and reader (a note re-indexes its entry, so it moves it)."""
+    from kb.relevance import close_similarity
+
+    metas = {r.entry_id: r.metadata for r in rows(kb, viewer) if r.metadata.get("status") in PUBLISHED}
+    threshold = close_similarity(kb.embedder.name)
+    key = f"{_reader(viewer)}|{limit}|{threshold}"
+
+    def compute() -> pd.DataFrame:
+        counted = {e: len(n) for e, n in kb.note_store.all()[0].items() if e in metas}
+        scanned = list(metas) if len(metas) <= RELEARN_SCANNED else list(counted)
+        near: Counter[str] = Counter()
+        if threshold is not None:
+            for entry_id in scanned:
+                own = str(metas[entry_id].get("organisation", ""))
+                try:
+                    hits = kb.similar(entry_id, limit=10, filters=Filters.of(status=PUBLISHED), viewer=viewer)
+                except KBError:
+                    continue
+                near[entry_id] = sum(1 for h in hits if h.score >= threshold and h.organisation != own)
+        data = [
+            (e, str(metas[e].get("title", e)), str(metas[e].get("organisation", "")), counted.get(e, 0), near[e])
+            for e in metas
+            if counted.get(e, 0) + near[e] > 0
+        ]
+        data = [(*row, row[3] + row[4]) for row in data]
+        data.sort(key=lambda r: (-r[5], -r[3], r[1]))
+        return _table(data[:limit], ["id", "title", "organisation", "notes", "near_duplicates", "score"])
+
+    return kb.view("relearned", key, compute)

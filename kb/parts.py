@@ -14,17 +14,19 @@ from kb.config import Settings
 from kb.embedder import Embedder, make_embedder
 from kb.entries import Entry
 from kb.errors import Problem
+from kb.notes import NoteStore
 from kb.store import EntryStore, file_lock, file_lock_if_free
 from kb.vector_index import VectorIndex, make_client
 from kb.vocabulary import Vocabulary
 
 
 class Parts:
-    """Settings, the entry files, the vocabulary, the embedder and the vector index."""
+    """Settings, the entry files and their notes, the vocabulary, the embedder and the vector index."""
 
     def __init__(self, settings: Settings, *, embedder: Embedder | None = None, client=None):
         self.settings = settings
         self.store = EntryStore(settings.entries_dir)
+        self.notes = NoteStore(settings.entries_dir)  # evidence notes, beside the entries
         self._embedder = embedder
         self._client = client
         self._index: VectorIndex | None = None

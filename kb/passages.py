@@ -1,13 +1,14 @@
 """Passages: the pieces of an entry that are embedded and searched.
 
 Passage 0 is the title and summary; then each section, prefixed with the entry title and the
-section name so it stands on its own. A long summary, like a long section, is cut into windows. A section longer than the model's window is cut into
+section name so it stands on its own; then any parts kept beside the entry (its evidence notes), each
+under its section's name. A long summary, like a long section, is cut into windows. A section longer than the model's window is cut into
 overlapping windows, so every word of a long entry is searchable and nothing past the window is lost.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from kb.entries import Entry
@@ -82,8 +83,15 @@ def _windows(words: list[str], lengths: list[int], budget: int) -> list[tuple[in
     return spans
 
 
-def split_entry(entry: Entry, count_tokens: Callable[[list[str]], list[int]], max_tokens: int = 256) -> list[Passage]:
-    """Every passage of an entry, in reading order: the summary's windows first, then each section's."""
+def split_entry(
+    entry: Entry,
+    count_tokens: Callable[[list[str]], list[int]],
+    max_tokens: int = 256,
+    extra: Sequence[tuple[str, str]] = (),
+) -> list[Passage]:
+    """Every passage of an entry, in reading order: the summary's windows first, then each section's, then
+    each of `extra` (section, text): parts kept beside the entry's file, such as its evidence notes, each
+    its own passage(s) under its section's name."""
     passages: list[Passage] = []
     cache: dict[str, int] = {}
 
@@ -96,6 +104,7 @@ def split_entry(entry: Entry, count_tokens: Callable[[list[str]], list[int]], ma
     # The summary is headed by the title alone; a section by the title and its name.
     parts = [("Summary", entry.title, entry.summary or entry.title)]
     parts += [(name, f"{entry.title} — {name}", body) for name, body in entry.sections.items()]
+    parts += [(name, f"{entry.title} — {name}", body) for name, body in extra]
     for section, prefix, body in parts:
         words = body.split()
         if not words:

@@ -35,6 +35,9 @@ from kb.api.models import (
     FacetValue,
     HitOut,
     NewEntryIn,
+    NoteIn,
+    NoteOut,
+    NotesOut,
     PastVersionOut,
     PlanIn,
     PlanMatchOut,
@@ -42,6 +45,7 @@ from kb.api.models import (
     PlanPartOut,
     Problem,
     QueueItemOut,
+    RecurrenceOut,
     ReviewIn,
     ReviewOut,
     SavedOut,
@@ -332,6 +336,54 @@ def create_app(
             expected_version=inward(body.version, kb.store.version(entry_id)),
         )
         return saved(entry, viewer)
+
+    @app.get("/entries/{entry_id}/notes", response_model=NotesOut, responses=_responses(400, 404), tags=["entries"])
+    def notes(viewer: Viewer, entry_id: Annotated[str, ENTRY_ID]) -> NotesOut:
+        """An entry's evidence notes, oldest first, and its recurrence, as the caller may see them (the
+        same 404 as for a missing entry when they may not see it)."""
+        shown = kb.notes(entry_id, viewer=viewer)
+        return NotesOut(
+            recurrence=RecurrenceOut.of(kb.recurrence(entry_id, viewer=viewer)),
+            notes=[NoteOut.of(n) for n in shown],
+        )
+
+    @app.post(
+        "/entries/{entry_id}/notes",
+        status_code=201,
+        response_model=NoteOut,
+        responses=_responses(400, 403, 404, 413),
+        tags=["writing"],
+    )
+    def add_note(viewer: Viewer, entry_id: Annotated[str, ENTRY_ID], body: Annotated[NoteIn, Body()]) -> NoteOut:
+        """Add your evidence note to an entry you may see, whoever owns it (contributors). The entry's own
+        text and status never change."""
+        note = kb.add_note(
+            entry_id,
+            text=body.text,
+            year=body.year,
+            organisation=body.organisation,
+            link=body.link,
+            anonymous=body.anonymous,
+            viewer=viewer,
+        )
+        return NoteOut.of(note)
+
+    @app.delete(
+        "/entries/{entry_id}/notes/{note_id}",
+        status_code=204,
+        response_class=Response,
+        responses=_responses(400, 403, 404),
+        tags=["writing"],
+    )
+    def withdraw_note(
+        viewer: Viewer,
+        entry_id: Annotated[str, ENTRY_ID],
+        note_id: Annotated[str, Path(description="The note's id.", examples=["20261203-4fa91c"])],
+    ) -> Response:
+        """Withdraw a note (its author, curators and admins): it is no longer shown nor searched; its last
+        version stays in its history."""
+        kb.withdraw_note(entry_id, note_id, viewer=viewer)
+        return Response(status_code=204)
 
     @app.get("/review", response_model=list[QueueItemOut], responses=_responses(), tags=["writing"])
     def queue(viewer: Viewer) -> list[QueueItemOut]:

@@ -10,6 +10,7 @@ from kb import browse
 from kb.access import UNPUBLISHED_STATUSES
 from kb.drafting import Draft
 from kb.entries import EVIDENCE_GRADES, OUTCOMES, STATUSES, Entry
+from kb.notes import EARLIEST_YEAR, MAX_NOTE_TEXT, Note, Recurrence
 from kb.plan import PER_PART
 from kb.search import Hit, SimilarHit
 
@@ -320,3 +321,55 @@ class ReviewOut(BaseModel):
     id: str
     status: str
     version: str | None
+
+
+class NoteIn(BaseModel):
+    """An evidence note ("we hit this too") on an entry the caller may see, whoever owns it."""
+
+    text: str = Field(min_length=1, max_length=MAX_NOTE_TEXT, description="What happened to you.")
+    year: int = Field(ge=EARLIEST_YEAR, le=9999, description="The year it happened (not after this year).")
+    organisation: str | None = Field(
+        None, max_length=200, description="Your organisation; by default, the one your token names."
+    )
+    link: str = Field("", max_length=2000, description="An optional http(s) link to more.")
+    anonymous: bool = Field(False, description="Hide your organisation and name from readers.")
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"text": "Our flood cell had the same late data from councils.", "year": 2021}]}
+    )
+
+
+class NoteOut(BaseModel):
+    """A note as the caller may see it: an anonymous note's organisation and author are blank for readers."""
+
+    id: str
+    entry_id: str
+    text: str
+    organisation: str
+    year: int
+    link: str = ""
+    anonymous: bool = False
+    author: str = ""
+    created: str
+    updated: str
+
+    @classmethod
+    def of(cls, note: Note) -> NoteOut:
+        return cls(**note.to_dict())
+
+
+class RecurrenceOut(BaseModel):
+    """How often the entry's lesson was met, as the caller may know it ("seen in 3 organisations since 2019")."""
+
+    organisations: int
+    since: int | None
+    text: str
+
+    @classmethod
+    def of(cls, seen: Recurrence) -> RecurrenceOut:
+        return cls(organisations=seen.organisations, since=seen.since, text=str(seen))
+
+
+class NotesOut(BaseModel):
+    recurrence: RecurrenceOut
+    notes: list[NoteOut] = Field(description="Oldest first.")

@@ -1,0 +1,140 @@
+"""Evidence notes on the page: an entry's notes under their own heading, its recurrence, and the
+one-minute form that adds a note (on the entry page and in the submit form's duplicate check).
+
+UI only: what a note is, who may add one and what a reader sees of it are the library's (kb.notes,
+kb.access through KnowledgeBase)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app_pages.ui import plain, safe_markdown, unlinked, without_paths
+from kb import KBError, KnowledgeBase
+from kb.entries import is_web_address
+from kb.errors import EntryError, SavedNotIndexed
+from kb.identity import User
+from kb.notes import NOTE_SECTION, latest_year
+
+HEADING = NOTE_SECTION  # "Evidence from others"
+
+
+def recurrence_line(kb: KnowledgeBase, entry_id: str, user: User) -> None:
+    """ "Seen in 3 organisations since 2019", once anyone has added a note."""
+    seen = kb.recurrence(entry_id, viewer=user)
+    if seen.notes:
+        count = f"{seen.notes} evidence {'note' if seen.notes == 1 else 'notes'}"
+        st.markdown(f":material/repeat: **{plain(str(seen).capitalize())}** · [{count}](#evidence-from-others)")
+
+
+def notes_section(kb: KnowledgeBase, entry_id: str, user: User) -> None:
+    """The entry's notes, oldest first, and the form to add one."""
+    st.header(HEADING, anchor="evidence-from-others")
+    notes = kb.notes(entry_id, viewer=user)
+    if not notes:
+        st.caption("Nobody has added evidence yet. If your team met the same lesson, say so: it takes a minute.")
+    for note in notes:
+        with st.container(border=True):
+            who = plain(note.organisation) if note.organisation else "*An organisation that asked not to be named*"
+            if note.anonymous and note.organisation:
+                who += " (shared anonymously)"
+            st.markdown(f"**{who}**, {note.year}")
+            st.markdown(safe_markdown(note.text))
+            if note.link:
+                st.markdown(f"<{note.link}>" if is_web_address(note.link) else unlinked(note.link))
+            if kb.may_change_note(entry_id, note.id, user):
+                st.button(
+                    "Withdraw this note",
+                    key=f"withdraw_{entry_id}_{note.id}",
+                    type="tertiary",
+                    icon=":material/delete:",
+                    on_click=_withdraw,
+                    args=(kb, entry_id, note.id, user),
+                    help="It is no longer shown nor searched; its text is kept in the note's history",
+                )
+    if kb.may_add_note(entry_id, user):
+        key = f"note_{entry_id}"
+        with st.expander("We hit this too: add your evidence", icon=":material/add_notes:"):
+            note_form(kb, entry_id, user, key=key, full=True)
+        if outcome(key):  # under the notes, where the new one now is (the form is folded away again)
+            st.success("Your evidence was added. Thank you.", icon=":material/check_circle:")
+
+
+def _withdraw(kb: KnowledgeBase, entry_id: str, note_id: str, user: User) -> None:
+    try:
+        kb.withdraw_note(entry_id, note_id, viewer=user)
+    except SavedNotIndexed as exc:
+        st.session_state["flash_warning"] = str(exc)
+    except KBError as exc:
+        st.session_state["flash_warning"] = without_paths(str(exc))
+    else:
+        st.session_state["flash"] = "Your note was withdrawn."
+
+
+def note_form(kb: KnowledgeBase, entry_id: str, user: User, *, key: str, full: bool) -> None:
+    """What happened and the year (your organisation is the one you signed in with); with `full`, the
+    optional link and anonymity too. The note is added before the page is drawn, so the page shows it at
+    once; `outcome(key)` shows what became of it, wherever the caller wants it seen."""
+    with st.form(key, border=False, enter_to_submit=False):
+        st.text_area(
+            "What happened to you",
+            key=f"{key}_text",
+            max_chars=2_000,
+            height=100,
+            placeholder="In a sentence or two: what you tried, and what went the same way.",
+        )
+        st.number_input("Year", key=f"{key}_year", min_value=1950, max_value=latest_year(), value=latest_year(), step=1)
+        if user.organisation:
+            st.caption(f"Added for {plain(user.organisation)}, as {plain(user.name)}.")
+        else:
+            st.text_input("Your organisation", key=f"{key}_organisation", max_chars=200)
+        if full:
+            st.text_input("A link to more (optional)", key=f"{key}_link", placeholder="https://")
+            st.checkbox(
+                "Share anonymously", key=f"{key}_anonymous", help="Readers will not see your organisation or name"
+            )
+        st.form_submit_button(
+            "Add my evidence", icon=":material/add_notes:", on_click=_add, args=(kb, entry_id, user, key)
+        )
+
+
+def outcome(key: str) -> bool:
+    """Show what became of the note just sent from form `key` (its problems, each naming its field); True
+    when it was added."""
+    result = st.session_state.pop(f"{key}_outcome", None)
+    if result is None:
+        return False
+    kind, messages = result
+    for message in messages:
+        (st.warning if kind == "saved" else st.error)(message, icon=":material/error:")
+    return kind in ("added", "saved")
+
+
+def _add(kb: KnowledgeBase, entry_id: str, user: User, key: str) -> None:
+    """The form's callback: add the note from what was typed; keep the outcome for the page to show."""
+    state = st.session_state
+    try:
+        kb.add_note(
+            entry_id,
+            text=state.get(f"{key}_text") or "",
+            year=int(state.get(f"{key}_year") or 0),
+            organisation=user.organisation or state.get(f"{key}_organisation") or "",
+            link=state.get(f"{key}_link") or "",
+            anonymous=bool(state.get(f"{key}_anonymous")),
+            viewer=user,
+        )
+    except EntryError as exc:
+        state[f"{key}_outcome"] = (
+            "refused",
+            [f"{plain((p.field or 'note').capitalize())}: {plain(p.message)}" for p in exc.problems],
+        )
+        return
+    except SavedNotIndexed as exc:
+        state[f"{key}_outcome"] = ("saved", [plain(str(exc))])
+    except KBError as exc:
+        state[f"{key}_outcome"] = ("refused", [plain(without_paths(str(exc)))])
+        return
+    else:
+        state[f"{key}_outcome"] = ("added", [])
+    for name in ("text", "link"):
+        state[f"{key}_{name}"] = ""
+    state[f"{key}_anonymous"] = False
