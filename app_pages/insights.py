@@ -6,7 +6,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from app_pages import resources, ui
+from app_pages import looked_for, resources, ui
 from kb import insights
 
 kb = resources.knowledge_base()
@@ -207,6 +207,8 @@ if entry_id:
 
 st.title("Insights")
 st.caption("What the published collection holds, and where projects keep running into trouble.")
+if looked_for.curators_tab(kb, user):  # curators only: what people look for, drawn in its own tab
+    st.stop()
 data = insights.insights(kb, viewer=user)
 metrics = st.columns(4)
 metrics[0].metric("Entries", data.entries)
