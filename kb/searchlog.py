@@ -9,8 +9,9 @@ opaque visit key that is held in memory for half an hour and never written.
 Kept for `KB_SEARCH_LOG_DAYS` days (180 by default): older days are deleted at the first write of each
 day, or by `python -m kb searches --prune`. 0 records nothing and deletes what was kept.
 
-A failure to record (the database is down) never breaks a search: it is logged once, and recording is
-tried again a minute later.
+Counts are written on the log's own thread, so a search never waits for the database; a failure to
+record (the database is down) never breaks a search: it is logged once, and recording is tried again a
+minute later.
 
     log = search_log(kb.settings)
     log.record_search("Data sharing agreement ", "hybrid", hits)
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import queue
 import re
 import threading
 import time
@@ -52,6 +54,7 @@ MAX_QUERY_CHARS = 200  # longer queries are cut at a word: a pasted paragraph is
 REPEAT_SECONDS = 30 * 60  # the same search in the same visit within this time counts once
 REMEMBERED_VISITS = 10_000  # recent (visit, search) pairs held in memory, the oldest forgotten first
 RETRY_SECONDS = 60  # after a failure to record, how long before the database is tried again
+MAX_WAITING = 10_000  # counts waiting to be written; beyond it (a database that hangs) they are dropped
 DEFAULT_REPORT_DAYS = 30
 _EMAIL = re.compile(r"[^\s@]+@[^\s@]+\.[^\s@]+")
 _LONG_NUMBER = re.compile(r"\d(?:[\s./-]?\d){5,}")  # six digits or more: phone, account, case numbers
@@ -123,6 +126,8 @@ class SearchLog:
         self._recent: OrderedDict[tuple[str, ...], float] = OrderedDict()
         self._pruned_on: dt.date | None = None
         self._failed_at: float | None = None  # when recording last failed; None: it works
+        self._queue: queue.Queue = queue.Queue(maxsize=MAX_WAITING)
+        self._worker: threading.Thread | None = None
 
     @property
     def days(self) -> int:
@@ -156,7 +161,8 @@ class SearchLog:
             self._failed(exc)
             return False
         if days == 0 and self._pruned_on != dt.date.today():
-            self._guarded(self.prune)
+            self._pruned_on = dt.date.today()
+            self._later(self.prune)
         return days > 0
 
     def _repeated(self, visit: str | None, *key: str) -> bool:
@@ -173,9 +179,8 @@ class SearchLog:
         return seen is not None and now - seen < REPEAT_SECONDS
 
     def _write(self, table, values: dict, unique: tuple[str, ...], added: tuple[str, ...], latest: tuple[str, ...]):
-        """Add today's counts to the table's row for them (an upsert on SQLite and PostgreSQL alike)."""
-        if self._failed_at is not None and time.monotonic() - self._failed_at < RETRY_SECONDS:
-            return False
+        """Add today's counts to the table's row for them (an upsert on SQLite and PostgreSQL alike), on
+        the log's own thread."""
         today = dt.date.today()
 
         def write() -> None:
@@ -189,7 +194,39 @@ class SearchLog:
             if self._pruned_on != today:
                 self.prune(today)
 
-        return self._guarded(write)
+        return self._later(write)
+
+    def _later(self, action) -> bool:
+        """Hand a write to the log's own thread, so a search never waits for the database (a server that
+        does not answer can take minutes to say so). False when it was dropped: the database failed less
+        than RETRY_SECONDS ago, or too many writes are waiting."""
+        if self._failed_at is not None and time.monotonic() - self._failed_at < RETRY_SECONDS:
+            return False
+        with self._lock:
+            if self._worker is None or not self._worker.is_alive():
+                self._worker = threading.Thread(target=self._work, name="lighthouse-search-log", daemon=True)
+                self._worker.start()
+        try:
+            self._queue.put_nowait(action)
+        except queue.Full:
+            return False
+        return True
+
+    def _work(self) -> None:
+        while True:
+            action = self._queue.get()
+            if isinstance(action, threading.Event):
+                action.set()
+            else:
+                self._guarded(action)
+
+    def flush(self, timeout: float = 30.0) -> None:
+        """Wait until every count handed in so far is written (or has failed): before a read."""
+        if self._worker is None or not self._worker.is_alive():
+            return
+        done = threading.Event()
+        self._queue.put(done)
+        done.wait(timeout)
 
     def _guarded(self, action) -> bool:
         try:
@@ -264,6 +301,7 @@ class SearchLog:
         return [EntryUse(e, int(o), int(r)) for e, o, r in self._read(statement)]
 
     def _read(self, statement) -> list:
+        self.flush()  # this process's own counts first
         try:
             with open_database(self.settings).session() as session:
                 return list(session.execute(statement).all())

@@ -5,7 +5,10 @@ view of it."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
+import threading
+import time
 from dataclasses import replace
 
 import pytest
@@ -13,6 +16,7 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from sqlalchemy import inspect, select
 
+import kb.searchlog as searchlog
 from kb import KnowledgeBase, browse
 from kb.access import ANONYMOUS
 from kb.api import create_app
@@ -43,6 +47,7 @@ def logged(settings, fake_embedder, database_url) -> KnowledgeBase:
 
 
 def rows(kb: KnowledgeBase, table=SearchCount) -> list:
+    search_log(kb.settings).flush()  # counts are written on the log's own thread
     with open_database(kb.settings).session() as session:
         return list(session.scalars(select(table)).all())
 
@@ -178,6 +183,7 @@ def test_zero_days_records_nothing_and_deletes_what_was_kept(logged):
     off = KnowledgeBase(replace(logged.settings, search_log="0"), embedder=logged.embedder)
     assert browse.find(off, SearchRequest(query="mainframe"), ADA).total
     assert search_log(off.settings).record_entry(PUBLIC) is False
+    search_log(off.settings).flush()
     assert rows(logged) == [] and rows(logged, EntryActivity) == []
 
 
@@ -200,6 +206,7 @@ def test_a_database_that_is_down_never_breaks_a_search_and_is_logged_once(kb, ca
         for query in ("data sharing", "mainframe", "census"):
             assert browse.find(down, SearchRequest(query=query), ADA).total
         assert browse.download(down, [PUBLIC], "csv", ADA)
+        search_log(down.settings).flush()
     warnings = [r for r in caplog.records if r.name == "kb.searchlog"]
     assert len(warnings) == 1 and "not being counted" in warnings[0].getMessage()
 
@@ -222,9 +229,25 @@ def test_the_searches_command_lists_the_top_and_the_unmatched(logged, monkeypatc
     env = env_of(logged.settings)
     index = ["--index", str(logged.settings.index_dir)]
     top = run.invoke(cli, [*index, "searches", "--json"], env=env, catch_exceptions=False)
-    assert [(s["query"], s["searches"]) for s in __import__("json").loads(top.output)] == [
+    assert [(s["query"], s["searches"]) for s in json.loads(top.output)] == [
         ("data sharing agreement", 2),
         ("zzqx flurble wibbleton", 1),
     ]
     missing = run.invoke(cli, [*index, "searches", "--no-match", "--days", "7"], env=env, catch_exceptions=False)
     assert "zzqx flurble wibbleton" in missing.output and "data sharing agreement" not in missing.output
+
+
+def test_a_search_never_waits_for_a_database_that_hangs(kb, monkeypatch):
+    released = threading.Event()
+
+    def hanging(settings):
+        released.wait(10)
+        raise KBError("cannot open the database: timed out")
+
+    monkeypatch.setattr(searchlog, "open_database", hanging)
+    started = time.perf_counter()
+    assert browse.find(kb, SearchRequest(query="data sharing"), ADA).total
+    assert browse.find(kb, SearchRequest(query="mainframe"), ADA).total
+    assert time.perf_counter() - started < 5, "a search waited for the search log"
+    released.set()
+    search_log(kb.settings).flush()
