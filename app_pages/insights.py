@@ -1,4 +1,6 @@
-"""Insights: entries by organisation, theme, outcome and year; where we keep failing; a map of the collection."""
+"""Insights: entries by organisation, theme, outcome and year; where we keep failing; a map of the collection.
+
+Curators also get a tab of what people look for (app_pages/looked_for.py)."""
 
 from __future__ import annotations
 

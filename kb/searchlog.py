@@ -54,6 +54,7 @@ MAX_QUERY_CHARS = 200  # longer queries are cut at a word: a pasted paragraph is
 REPEAT_SECONDS = 30 * 60  # the same search in the same visit within this time counts once
 REMEMBERED_VISITS = 10_000  # recent (visit, search) pairs held in memory, the oldest forgotten first
 RETRY_SECONDS = 60  # after a failure to record, how long before the database is tried again
+IDLE_SECONDS = 10  # the log's thread ends after this long with nothing to write (a new one starts when needed)
 MAX_WAITING = 10_000  # counts waiting to be written; beyond it (a database that hangs) they are dropped
 DEFAULT_REPORT_DAYS = 30
 _EMAIL = re.compile(r"[^\s@]+@[^\s@]+\.[^\s@]+")
@@ -203,18 +204,26 @@ class SearchLog:
         if self._failed_at is not None and time.monotonic() - self._failed_at < RETRY_SECONDS:
             return False
         with self._lock:
-            if self._worker is None or not self._worker.is_alive():
+            try:
+                self._queue.put_nowait(action)
+            except queue.Full:
+                return False
+            if self._worker is None:
                 self._worker = threading.Thread(target=self._work, name="lighthouse-search-log", daemon=True)
                 self._worker.start()
-        try:
-            self._queue.put_nowait(action)
-        except queue.Full:
-            return False
         return True
 
     def _work(self) -> None:
+        """The log's thread: writes what is handed in, and ends when nothing came for IDLE_SECONDS."""
         while True:
-            action = self._queue.get()
+            try:
+                action = self._queue.get(timeout=IDLE_SECONDS)
+            except queue.Empty:
+                with self._lock:  # nothing is handed in meanwhile: `_later` puts under this lock
+                    if self._queue.empty():
+                        self._worker = None
+                        return
+                continue
             if isinstance(action, threading.Event):
                 action.set()
             else:
@@ -222,10 +231,11 @@ class SearchLog:
 
     def flush(self, timeout: float = 30.0) -> None:
         """Wait until every count handed in so far is written (or has failed): before a read."""
-        if self._worker is None or not self._worker.is_alive():
-            return
         done = threading.Event()
-        self._queue.put(done)
+        with self._lock:
+            if self._worker is None:
+                return
+            self._queue.put(done)
         done.wait(timeout)
 
     def _guarded(self, action) -> bool:
