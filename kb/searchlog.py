@@ -15,7 +15,7 @@ minute later.
 
     log = search_log(kb.settings)
     log.record_search("Data sharing agreement ", "hybrid", hits)
-    log.top_searches(days=30)      # [SearchSummary("data sharing agreement", searches=1, ...)]
+    log.searches(days=30)          # [SearchSummary("data sharing agreement", searches=1, ...)]
 """
 
 from __future__ import annotations
