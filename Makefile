@@ -26,17 +26,18 @@ test-fast: $(STAMP)  ## the library and the app with a fake embedder: no model, 
 sync: $(STAMP)
 	$(BIN)/python -m kb sync
 
-package: $(STAMP)  ## build the wheel, install it into a new virtual environment and run `lighthouse` there
+package: $(STAMP)  ## build the wheel, install it into a new virtual environment and run `lighthouse` and its web app there
 	rm -rf dist .venv-package
 	$(BIN)/python -m pip wheel --no-deps --quiet -w dist .
 	$(PYTHON) -m venv .venv-package
 	.venv-package/bin/pip install --quiet --constraint requirements.txt dist/lighthouse_kb-*.whl
 	.venv-package/bin/lighthouse --help
 	.venv-package/bin/lighthouse --entries entries check
+	.venv-package/bin/python tests/check_packaged_app.py entries
 
 lint: $(STAMP)  ## ruff (lint and format) on all the code, mypy on the library
-	$(BIN)/ruff check kb bench tests app.py app_pages
-	$(BIN)/ruff format --check kb bench tests app.py app_pages
+	$(BIN)/ruff check kb bench tests app.py app_pages setup.py
+	$(BIN)/ruff format --check kb bench tests app.py app_pages setup.py
 	$(BIN)/mypy
 
 bench: $(STAMP)  ## performance figures on NASA's 2,101 lessons (needs ../shared/data)

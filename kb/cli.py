@@ -174,6 +174,29 @@ def filter_options(func):
     return func
 
 
+def api_options(func):
+    """`--api URL` and `--token`: ask a running Lighthouse API instead of opening the index here."""
+    func = click.option(
+        "--token", envvar="KB_API_TOKEN", help="With --api: a personal token, to search as its person (KB_API_TOKEN)."
+    )(func)
+    return click.option(
+        "--api",
+        "api_url",
+        envvar="KB_API_URL",
+        metavar="URL",
+        help="Ask the Lighthouse API at URL (KB_API_URL): answers in a fraction of a second, as the model and the "
+        "index are loaded there already.",
+    )(func)
+
+
+def remote(api_url: str, token: str | None, as_viewer: str | None):
+    from kb.remote import RemoteKnowledgeBase
+
+    if as_viewer is not None:
+        raise click.UsageError("--as reads a local index; through --api the token says who is asking")
+    return RemoteKnowledgeBase(api_url, token)
+
+
 def echo_passage(label: str, text: str, limit: int, indent: str) -> None:
     """A labelled passage, shortened to `limit` characters and wrapped to the terminal's width."""
     body = textwrap.shorten(" ".join(text.split()), limit, placeholder=" …")
@@ -213,6 +236,7 @@ def print_hits(hits, query: str) -> None:
 )
 @filter_options
 @as_option
+@api_options
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of hits.")
 @pass_ctx
 @handle_errors
@@ -223,6 +247,8 @@ def search(
     limit: int | None,
     mode: str,
     as_viewer: str | None,
+    api_url: str | None,
+    token: str | None,
     as_json: bool,
     **facets,
 ) -> None:
@@ -233,15 +259,24 @@ def search(
       python -m kb search "legacy system blocked the data share" --limit 5
       python -m kb search DSA --outcome failed --outcome stopped --json
       python -m kb search --plan our-project-plan.md
+      python -m kb search "data sharing" --api http://127.0.0.1:8080
     """
     if (query is None) == (plan_file is None):
         raise click.UsageError("give either a QUERY or --plan FILE")
     if plan_file is not None:
+        if api_url:
+            raise click.UsageError("--plan searches the local index; leave out --api (or KB_API_URL)")
         print_plan(ctx, plan_file, limit, mode, as_json, Filters.of(**facets), viewer_for(as_viewer))
         return
-    hits = ctx.kb.search(
-        query, limit=limit or 10, mode=mode, filters=Filters.of(**facets), viewer=viewer_for(as_viewer)
-    )
+    assert query is not None
+    if api_url:
+        hits = remote(api_url, token, as_viewer).search(
+            query, limit=limit or 10, mode=mode, filters=Filters.of(**facets)
+        )
+    else:
+        hits = ctx.kb.search(
+            query, limit=limit or 10, mode=mode, filters=Filters.of(**facets), viewer=viewer_for(as_viewer)
+        )
     if as_json:
         echo_json([h.to_dict() for h in hits])
     else:
@@ -278,17 +313,30 @@ def print_plan(
 @click.argument("entry_id")
 @click.option("--limit", default=5, show_default=True, type=click.IntRange(1, 100))
 @as_option
+@api_options
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of similar entries.")
 @pass_ctx
 @handle_errors
-def similar(ctx: Context, entry_id: str, limit: int, as_viewer: str | None, as_json: bool) -> None:
+def similar(
+    ctx: Context,
+    entry_id: str,
+    limit: int,
+    as_viewer: str | None,
+    api_url: str | None,
+    token: str | None,
+    as_json: bool,
+) -> None:
     """Entries most like this one, with the passages that link them.
 
     \b
     Example:
       python -m kb similar benefits-and-housing-data-sharing-pilot --limit 3
+      python -m kb similar benefits-and-housing-data-sharing-pilot --api http://127.0.0.1:8080
     """
-    hits = ctx.kb.similar(entry_id, limit=limit, viewer=viewer_for(as_viewer))
+    if api_url:
+        hits = remote(api_url, token, as_viewer).similar(entry_id, limit=limit)
+    else:
+        hits = ctx.kb.similar(entry_id, limit=limit, viewer=viewer_for(as_viewer))
     if as_json:
         echo_json([h.to_dict() for h in hits])
         return

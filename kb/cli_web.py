@@ -13,13 +13,31 @@ from kb.cli import Context, cli, echo_json, handle_errors, pass_ctx
 
 # ----------------------------------------------------------------------------- the web app and the HTTP API
 
-APP_SCRIPT = Path(__file__).resolve().parent.parent / "app.py"  # the web app, beside kb/ in a checkout
+CHECKOUT_APP = Path(__file__).resolve().parent.parent / "app.py"  # the web app, beside kb/ in a checkout
+PACKAGED_APP = Path(__file__).resolve().parent / "webapp" / "app.py"  # the copy a wheel carries (setup.py)
+
+
+def streamlit_flags(config: Path) -> list[str]:
+    """The app's own Streamlit settings (its .streamlit/config.toml) as `streamlit run` flags, for a run
+    whose working folder is the user's own, where Streamlit would not find that file."""
+    import tomllib
+
+    settings = tomllib.loads(config.read_text(encoding="utf-8"))
+    flags: list[str] = []
+    for section, values in settings.items():
+        for name, value in values.items():
+            shown = str(value).lower() if isinstance(value, bool) else str(value)
+            flags += [f"--{section}.{name}", shown]
+    return flags
 
 
 @cli.command(name="app", context_settings={"ignore_unknown_options": True})
 @click.argument("streamlit_options", nargs=-1, type=click.UNPROCESSED)
 def app_command(streamlit_options: tuple[str, ...]) -> None:
     """Start the web app on http://127.0.0.1:8501 (Streamlit); other options go to `streamlit run`.
+
+    From a checkout it runs there, with the checkout's entries; installed from a wheel it runs in the
+    current folder (./entries, ./.lighthouse-index, or KB_ENTRIES_DIR and KB_INDEX_DIR).
 
     \b
     Example:
@@ -28,14 +46,15 @@ def app_command(streamlit_options: tuple[str, ...]) -> None:
     """
     import subprocess
 
-    if not APP_SCRIPT.is_file():
-        raise click.ClickException(
-            "the web app (app.py and app_pages/) comes with the source, which this installation does not hold; "
-            "install from a checkout with `pip install -e .` and run `lighthouse app` there"
-        )
-    # From the checkout, so that its .streamlit/config.toml (local address, theme) applies.
-    command = [sys.executable, "-m", "streamlit", "run", str(APP_SCRIPT), *streamlit_options]
-    sys.exit(subprocess.run(command, cwd=APP_SCRIPT.parent).returncode)
+    if CHECKOUT_APP.is_file():
+        # From the checkout, so that its .streamlit/config.toml (local address, theme) applies.
+        command = [sys.executable, "-m", "streamlit", "run", str(CHECKOUT_APP), *streamlit_options]
+        sys.exit(subprocess.run(command, cwd=CHECKOUT_APP.parent).returncode)
+    if not PACKAGED_APP.is_file():
+        raise click.ClickException("this installation holds no web app; reinstall Lighthouse from its wheel")
+    flags = streamlit_flags(PACKAGED_APP.parent / ".streamlit" / "config.toml")
+    command = [sys.executable, "-m", "streamlit", "run", str(PACKAGED_APP), *flags, *streamlit_options]
+    sys.exit(subprocess.run(command).returncode)
 
 
 @cli.command()
@@ -46,6 +65,9 @@ def app_command(streamlit_options: tuple[str, ...]) -> None:
 def serve(ctx: Context, host: str, port: int) -> None:
     """Serve the HTTP API (OpenAPI at /docs); callers send a personal token, or are anonymous visitors.
 
+    Where the app signs people in (the [auth] section of .streamlit/secrets.toml, or KB_OIDC_METADATA_URL
+    and KB_OIDC_AUDIENCE), callers may also send a token from that provider.
+
     \b
     Example:
       python -m kb serve --port 8080
@@ -54,9 +76,15 @@ def serve(ctx: Context, host: str, port: int) -> None:
     import uvicorn  # imported here: the other commands start without the web stack
 
     from kb.api import create_app
+    from kb.oidc import BearerVerifier, ProviderSettings
+    from kb.signin import load_access
     from kb.tokens import TokenStore
 
-    app = create_app(ctx.kb, TokenStore(ctx.settings.tokens_path))
+    provider = ProviderSettings.from_environment()
+    verifier = BearerVerifier(provider, load_access()) if provider else None
+    if provider:
+        click.echo(f"Tokens from the sign-in provider at {provider.metadata_url} are accepted.", err=True)
+    app = create_app(ctx.kb, TokenStore(ctx.settings.tokens_path), provider=verifier)
     uvicorn.run(app, host=host, port=port, log_level="info")
 
 

@@ -51,14 +51,14 @@ class EditTarget:
 
 def open_edit(kb: KnowledgeBase, entry_id: str, user: User | None) -> EditTarget:
     """The entry this user may edit, as they may see it. NotFound for a missing or hidden entry (the same
-    words); KBError when they may see it but not edit it, or another person's edit is pending."""
+    words); Forbidden when they may see it but not edit it; Conflict while another person's edit is pending."""
     stored = _editable(kb, entry_id, user)
     version = kb.store.version(entry_id)
     pending = kb.store.revision(entry_id)
     if pending is not None:
         revision, revision_version = pending
         if user is not None and revision.revised_by != user.name:
-            raise KBError(
+            raise Conflict(
                 "someone else's edit of this entry is pending; once a reviewer has approved it, or its author "
                 "has withdrawn it, the entry can be edited again"
             )

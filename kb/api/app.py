@@ -57,6 +57,7 @@ from kb.exporter import MEDIA_TYPES
 from kb.filters import Filters
 from kb.identity import User
 from kb.knowledge import KnowledgeBase
+from kb.oidc import BearerVerifier
 from kb.plan import plan_search
 from kb.searchlog import search_log
 from kb.tokens import TokenStore
@@ -125,8 +126,10 @@ def create_app(
     max_body: int = MAX_BODY_BYTES,
     rate_per_minute: float = RATE_PER_MINUTE,
     burst: int = BURST,
+    provider: BearerVerifier | None = None,
 ) -> FastAPI:
-    """The API over this knowledge base, its callers named by these tokens."""
+    """The API over this knowledge base, its callers named by these tokens or, with a provider, by the
+    tokens it issues."""
     app = FastAPI(
         title="Lighthouse",
         version=__import__("kb").__version__,
@@ -154,7 +157,9 @@ def create_app(
         wanted = given.encode("utf-8")  # as bytes: compare_digest refuses a str with non-ASCII characters
         return next((v for v in versions if v and hmac.compare_digest((outward(v) or "").encode(), wanted)), given)
 
-    app.add_middleware(Gate, tokens=tokens, limiter=TokenBucket(rate_per_minute, burst), max_body=max_body)
+    app.add_middleware(
+        Gate, tokens=tokens, limiter=TokenBucket(rate_per_minute, burst), max_body=max_body, provider=provider
+    )
     app.add_exception_handler(KBError, library_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, invalid_request)

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from http import HTTPStatus
 from typing import Annotated, Any
 
+import anyio.to_thread
 from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -21,6 +22,7 @@ from kb.access import ANONYMOUS, signed_in
 from kb.drafting import DraftInvalid
 from kb.errors import Conflict, Forbidden, KBError, NotFound, without_paths
 from kb.identity import User
+from kb.oidc import BearerVerifier, ProviderUnreachable
 from kb.tokens import TokenStore
 
 log = logging.getLogger("lighthouse.api")
@@ -119,15 +121,18 @@ class Gate:
     """Before any endpoint: who the caller is (a bad token is refused), their request rate, and the
     size of what they send. Written as plain ASGI so a refused request never has its body read."""
 
-    def __init__(self, app: Any, tokens: TokenStore, limiter: TokenBucket, max_body: int):
+    def __init__(
+        self, app: Any, tokens: TokenStore, limiter: TokenBucket, max_body: int, provider: BearerVerifier | None = None
+    ):
         self.app, self.tokens, self.limiter, self.max_body = app, tokens, limiter, max_body
+        self.provider = provider
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        user, refusal = self._caller(headers.get("authorization"))
+        user, status, refusal = await self._caller(headers.get("authorization"))
         client = scope.get("client")
         key = f"token:{user.name}" if signed_in(user) else f"client:{client[0] if client else 'unknown'}"
         wait = self.limiter.take(key)
@@ -137,7 +142,8 @@ class Gate:
             await problem(429, detail, headers={"Retry-After": retry})(scope, receive, send)
             return
         if refusal:
-            await problem(401, refusal, headers=_BEARER_CHALLENGE)(scope, receive, send)
+            challenge = _BEARER_CHALLENGE if status == 401 else None
+            await problem(status, refusal, headers=challenge)(scope, receive, send)
             return
         length = headers.get("content-length", "")
         if length.isdigit() and int(length) > self.max_body:
@@ -146,21 +152,37 @@ class Gate:
         scope.setdefault("state", {})["user"] = user
         await self.app(scope, self._capped(receive), send)
 
-    def _caller(self, authorization: str | None) -> tuple[User, str]:
-        """The person a bearer token names, or the anonymous visitor without one; a refusal otherwise."""
+    async def _caller(self, authorization: str | None) -> tuple[User, int, str]:
+        """The person a bearer token names (a personal token, or one from the sign-in provider), or the
+        anonymous visitor without one; otherwise a refusal and its status."""
         if authorization is None:
-            return ANONYMOUS, ""
+            return ANONYMOUS, 200, ""
         scheme, _, token = authorization.strip().partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            return ANONYMOUS, "send a personal token as 'Authorization: Bearer <token>', or no Authorization header"
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            return (
+                ANONYMOUS,
+                401,
+                f"send {self._token_kinds} as 'Authorization: Bearer <token>', or no Authorization header",
+            )
         try:
-            user = self.tokens.user_for(token.strip())
+            user = self.tokens.user_for(token)
         except KBError:
             log.exception("the API tokens file cannot be read")
             user = None
+        if user is None and self.provider is not None:
+            try:  # the provider is asked over the network: not on the event loop
+                user = await anyio.to_thread.run_sync(self.provider.user_for, token)
+            except ProviderUnreachable as exc:
+                log.warning("a bearer token could not be checked: %s", exc)
+                return ANONYMOUS, 503, f"{exc}; try again shortly, or use a personal token"
         if user is None:
-            return ANONYMOUS, "this token is not valid (wrong, or revoked); ask an admin for a new one"
-        return user, ""
+            return ANONYMOUS, 401, "this token is not valid (wrong, expired or revoked); ask an admin for a new one"
+        return user, 200, ""
+
+    @property
+    def _token_kinds(self) -> str:
+        return "a personal token or your sign-in provider's token" if self.provider else "a personal token"
 
     def _capped(self, receive: Receive) -> Receive:
         """`receive` that refuses a body (one sent in chunks, without a length) past the cap."""
@@ -178,7 +200,11 @@ class Gate:
         return capped
 
 
-_bearer = HTTPBearer(auto_error=False, description="A personal token from `python -m kb token create`.")
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="A personal token from `python -m kb token create`, or, where the server is configured for it, a "
+    "token from the organisation's sign-in provider (an ID token, or an access token).",
+)
 
 
 def _viewer_of(request: Request) -> User:

@@ -39,3 +39,41 @@ def test_lighthouse_app_starts_the_web_app(tmp_path: Path):
     finally:
         process.terminate()
         process.wait(timeout=15)
+
+
+def test_the_app_s_own_settings_travel_as_flags_where_its_config_file_is_not_read():
+    from kb.cli_web import streamlit_flags
+
+    flags = streamlit_flags(ROOT / ".streamlit" / "config.toml")
+    pairs = dict(zip(flags[::2], flags[1::2], strict=True))
+    assert pairs["--server.address"] == "127.0.0.1", "local mode listens on this machine only, installed or not"
+    assert pairs["--runner.postScriptGC"] == "false" and pairs["--browser.gatherUsageStats"] == "false"
+    assert pairs["--theme.primaryColor"] == "#1d70b8"
+
+
+def test_the_wheel_carries_the_web_app(tmp_path: Path):
+    """The build copies app.py, app_pages/ and the Streamlit settings into kb/webapp/ (setup.py)."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    import zipfile
+
+    (wheel,) = tmp_path.glob("lighthouse_kb-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {"kb/webapp/app.py", "kb/webapp/.streamlit/config.toml", "kb/webapp/app_pages/search.py"} <= names
+    assert "kb/database/migrations/versions/0001_initial.py" in names and "kb/database/migrations/env.py" in names

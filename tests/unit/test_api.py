@@ -342,6 +342,11 @@ def test_an_edit_of_a_published_entry_by_a_contributor_waits_for_review(client, 
     assert saved.json()["pending_review"] is True
     assert client.get(f"/entries/{PUBLIC}").json()["summary"] == read["summary"]
 
+    # While it waits, a second editor of the same organisation is told the entry is taken: a conflict.
+    other = bearer(tokens, "Eve Editor", kb.stored(PUBLIC).organisation, "contributor")
+    second = client.put(f"/entries/{PUBLIC}", json=body | {"summary": "Another summary."}, headers=other)
+    assert "someone else's edit of this entry is pending" in assert_problem(second, 409)["detail"]
+
 
 # --------------------------------------------------------------------------- problems and limits
 
