@@ -69,6 +69,9 @@ def test_a_search_with_no_match_becomes_a_wanted_write_up(tmp_path, shots):
         tab.get_by_text("Write-ups people are looking for").wait_for()
         settle(tab)
         screenshot(tab, shots / "submit-wanted.png")
+        phone.goto(f"{server}/submit")
+        phone.get_by_text("Write-ups people are looking for").wait_for()
+        screenshot(phone, shots / "submit-wanted-phone.png", width=390)
         tab.get_by_role("button", name=WANTED_TITLE).click()
         settle(tab)
         assert tab.get_by_role("textbox", name="Title", exact=True).input_value() == WANTED_TITLE
