@@ -111,3 +111,16 @@ def test_a_broken_wanted_file_is_a_message_for_curators_and_nothing_on_the_submi
     at = curators_tab(open_app("insights"))
     assert_clean(at)
     assert any("is not valid YAML at line" in e.value for e in at.error), [e.value for e in at.error]
+
+
+def test_a_hostile_search_is_shown_as_text_on_the_tab_and_the_submit_page(entries_dir):
+    hostile = "see ![pixel](http://evil.example/x.png) and [click](javascript:alert(1)) now"
+    search_log(Settings()).record_search(hostile, "keyword", [])
+    at = curators_tab(open_app("insights"))
+    assert_clean(at)
+    shown = [m.value for m in at.markdown if "pixel" in m.value]
+    assert shown == [f"**{ui.plain(hostile)}** · 1 search, 0 results"]
+    button(at, "Ask for a write-up").click().run()
+    at = open_app("submit")
+    (listed,) = [e for e in at.expander if e.label == "Write-ups people are looking for"]
+    assert [b.label for b in listed.button] == [ui.plain(hostile[:1].upper() + hostile[1:])]
