@@ -124,3 +124,19 @@ def test_a_hostile_search_is_shown_as_text_on_the_tab_and_the_submit_page(entrie
     at = open_app("submit")
     (listed,) = [e for e in at.expander if e.label == "Write-ups people are looking for"]
     assert [b.label for b in listed.button] == [ui.plain(hostile[:1].upper() + hostile[1:])]
+
+
+def test_the_app_counts_a_search_and_an_entry_once_per_visit(entries_dir):
+    at = open_app("search", q="Data sharing agreement")
+    at.run()  # the page drawn again: a click elsewhere, a rerun
+    at.query_params["page"] = "2"
+    at.run()
+    at.switch_page(ui.ENTRY_PAGE)
+    at.query_params.update(id=PUBLIC)
+    at.run()
+    at.run()
+    log = search_log(Settings())
+    assert [(s.query, s.searches) for s in log.searches()] == [("data sharing agreement", 1)]
+    assert [(u.entry_id, u.opened, u.reused) for u in log.entries_used()] == [(PUBLIC, 1, 0)]
+    open_app("search", q="Data sharing agreement")  # another visit
+    assert [(s.query, s.searches) for s in log.searches()] == [("data sharing agreement", 2)]
