@@ -14,6 +14,7 @@ from app_pages.ui import plain, safe_markdown
 from kb import Entry, Filters, KBError, NotFound, SimilarHit, browse
 from kb.editing import may_edit
 from kb.entries import is_web_address  # anything else is shown as text, not linked
+from kb.searchlog import search_log
 
 kb = resources.knowledge_base()
 user = resources.current_user()
@@ -162,6 +163,7 @@ try:
     entry = kb.get(entry_id, viewer=user)  # NotFound too for an entry this user may not see
 except NotFound:
     ui.entry_not_found(entry_id)
+search_log(kb.settings).record_entry(entry.id, visit=resources.visit())  # anonymous: opened
 
 ui.tab_title(entry.title)
 ui.flash()

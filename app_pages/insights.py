@@ -1,5 +1,7 @@
 """Insights: entries by organisation, theme, outcome and year; where we keep failing; lessons we keep
-re-learning (evidence notes and near-duplicates); a map of the collection."""
+re-learning (evidence notes and near-duplicates); a map of the collection.
+
+Curators also get a tab of what people look for (app_pages/looked_for.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from app_pages import resources, ui
+from app_pages import looked_for, resources, ui
 from kb import insights
 
 kb = resources.knowledge_base()
@@ -208,6 +210,8 @@ if entry_id:
 
 st.title("Insights")
 st.caption("What the published collection holds, and where projects keep running into trouble.")
+if looked_for.curators_tab(kb, user):  # curators only: what people look for, drawn in its own tab
+    st.stop()
 data = insights.insights(kb, viewer=user)
 metrics = st.columns(4)
 metrics[0].metric("Entries", data.entries)

@@ -3,6 +3,7 @@ is using this browser session."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Literal
 
@@ -58,3 +59,9 @@ def visitor() -> Visitor:
 def current_user() -> User:
     """The person using the app (see `visitor`)."""
     return visitor().user
+
+
+def visit() -> str:
+    """An opaque key of this browser session, so that the search log counts a search (or an entry opened)
+    that the session repeats only once: held in memory for a while, never written, and no one's identity."""
+    return st.session_state.setdefault("_visit", uuid.uuid4().hex)

@@ -230,8 +230,10 @@ def downloads(results: browse.SearchResults) -> None:
     named = "plan" if request.mode == browse.PLAN_MODE else slugify(request.query, 40) if request.query else "entries"
     stem = f"lighthouse-{named}"
 
+    visit = resources.visit()
+
     def make(fmt: str) -> bytes:
-        return browse.download(kb, browse.every_match(kb, request, user), fmt, user)
+        return browse.download(kb, browse.every_match(kb, request, user), fmt, user, visit=visit)
 
     ui.download_buttons(stem, make, key="download-results")
 
@@ -378,7 +380,7 @@ request = url_request().for_user(user)
 if "search_mode" not in st.session_state or from_widgets(page=request.page).for_user(user) != request:
     show(request)  # a first visit sets the widgets too: the default mode is shown chosen
 with st.spinner("Searching…" if request.query else "Loading…"):  # a busy state while a search runs
-    results = browse.find(kb, request, user)
+    results = browse.find(kb, request, user, visit=resources.visit())  # counted once per visit
 
 st.title("Lighthouse")
 st.caption("Lessons learned and lighthouse projects: find who tried something similar, what happened, and whom to ask.")

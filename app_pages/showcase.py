@@ -102,6 +102,7 @@ else:
     gallery(cards)
 if cards:
     shown = [c.entry.id for c in cards]
+    visit = resources.visit()  # a download counts its lighthouses as reused, once per visit
     ui.download_buttons(
-        "lighthouse-showcase", lambda fmt: browse.download(kb, shown, fmt, user), key="download-showcase"
+        "lighthouse-showcase", lambda fmt: browse.download(kb, shown, fmt, user, visit=visit), key="download-showcase"
     )

@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import streamlit as st
 
-from app_pages import notes, resources, ui
+from app_pages import looked_for, notes, resources, ui
 from app_pages.ui import plain, safe_markdown
 from kb import Conflict, KBError, NotFound, SavedNotIndexed, browse
 from kb.access import can_contribute, edit_statuses
@@ -55,6 +55,7 @@ SUMMARY_KEY = "draft_error_summary"
 EVIDENCE = "submit_evidence_for"  # the similar entry whose "Add your evidence" was chosen
 EVIDENCE_ADDED = "submit_evidence_added"  # the entry a note was just added to from here
 DISCARDING = "submit_discarding"  # "Clear the form" was chosen: ask first
+WANTED_BUSY = "submit_wanted_busy"  # a wanted write-up was chosen while the form held another title
 # The form's fields in the order the page shows them (on a phone too), for the error summary.
 ORDER = [
     *("title", "summary", "kind", "organisation", "team", "contact", "anonymous", "partners", "outcome"),
@@ -230,6 +231,28 @@ def your_work() -> None:
             note = ("your edit, " if item.edit else "") + STATUS_WORDS.get(item.status, item.status)
             note += ", sent back with a comment" if item.sent_back else ""
             ui.entry_link(item.entry_id, item.title, icon=":material/draft:", note=note)
+
+
+def start_wanted(title: str) -> None:
+    """Button callback: start a draft with the title of a write-up people are looking for (a form that
+    holds another title keeps it, and says so)."""
+    current = (st.session_state.get(key("title")) or "").strip()
+    if current and current != title:
+        st.session_state[WANTED_BUSY] = title
+        return
+    st.session_state[key("title")] = title
+    st.session_state.pop(WANTED_BUSY, None)
+
+
+def wanted_write_ups() -> None:
+    """What people searched for and found nothing close to, as curators listed it: a title to start from."""
+    looked_for.wanted_list(kb, start_wanted, expanded=not (st.session_state.get(key("title")) or "").strip())
+    busy = st.session_state.pop(WANTED_BUSY, None)
+    if busy:
+        st.info(
+            f"The form holds another draft. Save or clear it first to start “{plain(busy)}”.",
+            icon=":material/info:",
+        )
 
 
 def similar_panel() -> None:
@@ -542,6 +565,8 @@ st.caption(
     "when it is ready (everything is checked then)."
 )
 your_work()
+if existing is None:
+    wanted_write_ups()
 if target and target.waits_for_review:
     st.info(
         "This entry is published, so your changes go to a reviewer first. Readers see the published "

@@ -15,6 +15,8 @@ query is taken over what the viewer may see) and a Python predicate (for lists b
   and admins. An edit of a published entry by someone who is not a reviewer waits for review as a
   revision; the published version stays as it is meanwhile.
 - reviewing: reviewers who may see the entry, never for their own entry or their own revision.
+- what people look for (the search log, kb.searchlog) and the wanted requests made from it: curators
+  and admins only, on the Insights page's curators' tab and at the command line.
 - history: an earlier version is shown only to a viewer who could see that version, with its
   anonymous fields withheld from readers.
 
@@ -67,6 +69,12 @@ def reviews(viewer: User | None) -> bool:
 def edits_any(viewer: User | None) -> bool:
     """May edit any entry they may see, not only their own and their organisation's: curators and admins."""
     return viewer is not None and viewer.has_role(CURATOR)
+
+
+def sees_what_people_look_for(viewer: User | None) -> bool:
+    """May see the anonymous search and entry counts (the Insights page's curators' tab) and turn a search
+    that found nothing close into a wanted request, or close one: curators and admins; None is the operator."""
+    return viewer is None or viewer.has_role(CURATOR)
 
 
 def looks_after_the_index(viewer: User, *, local: bool) -> bool:

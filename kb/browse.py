@@ -27,6 +27,7 @@ from kb.filters import FACETS, Facet, Filters, holds
 from kb.plan import PlanResult, plan_search
 from kb.relevance import close_similarity
 from kb.search import Hit, parse_query
+from kb.searchlog import search_log
 
 if TYPE_CHECKING:
     from kb.identity import User
@@ -159,9 +160,13 @@ class SearchResults:
         return page_count(self.total)
 
 
-def find(kb: KnowledgeBase, request: SearchRequest, user: User | None = None) -> SearchResults:
+def find(
+    kb: KnowledgeBase, request: SearchRequest, user: User | None = None, *, visit: str | None = None
+) -> SearchResults:
     """Run one search page request: one page of hits for the query (or of the entries the filters allow,
-    newest first; without either, the newest few), the counts behind them, and the facet counts."""
+    newest first; without either, the newest few), the counts behind them, and the facet counts. A query's
+    first page is counted in the search log (`visit`: an opaque key of the browser session, so that its
+    reruns count once)."""
     started = time.perf_counter()
     request = request.for_user(user)
     filters = request.filters()
@@ -174,7 +179,7 @@ def find(kb: KnowledgeBase, request: SearchRequest, user: User | None = None) ->
     elif request.query:
         mode = SEARCH_MODES[request.mode]
         expand = not request.exact
-        every = _ranked(kb, request, filters, user)
+        every = _ranked(kb, request, filters, user, record=True, visit=visit)
         if mode != "dense":  # the keyword side looks for the other names of the themes the query names
             results.other_names = kb.vocabulary.expand(parse_query(request.query).text)
         if every and all(h.close is not None for h in every):
@@ -201,34 +206,58 @@ def find(kb: KnowledgeBase, request: SearchRequest, user: User | None = None) ->
 
 def every_match(kb: KnowledgeBase, request: SearchRequest, user: User | None = None) -> list[str]:
     """The ids of every entry the request lists, over all its pages and in the order shown (without a
-    query or filters: every published entry in scope, newest first): what a download of it holds."""
+    query or filters: every published entry in scope, newest first): what a download of it holds. Not a
+    new search: the search log does not count it."""
     if not request.query:
         return list(newest_ids(kb, filters=request.for_user(user).filters(), viewer=user))  # a copy: kept
-    return list(dict.fromkeys(h.id for h in ranked(kb, request, user)))
+    return list(dict.fromkeys(h.id for h in ranked(kb, request, user, record=False)))
 
 
-def download(kb: KnowledgeBase, entry_ids: Iterable[str] | None, fmt: str, viewer: User | None = None) -> bytes:
+def download(
+    kb: KnowledgeBase,
+    entry_ids: Iterable[str] | None,
+    fmt: str,
+    viewer: User | None = None,
+    *,
+    visit: str | None = None,
+) -> bytes:
     """These entries (None: every entry the viewer may see) as a CSV, Excel or JSONL file (`kb.exporter`),
     in this order and as the viewer may see them: hidden ones left out, withheld fields blank and named in the `withheld` column, cells that a
-    spreadsheet would run as formulas neutralised."""
+    spreadsheet would run as formulas neutralised. The entries of a search's or a filter's list (not the
+    whole collection) are counted as reused in the search log."""
     from kb.exporter import export_bytes
 
     shown, _ = kb.readable(viewer, entry_ids)
+    if entry_ids is not None:
+        activity = search_log(kb.settings)
+        for s in shown:
+            activity.record_entry(s.entry.id, reused=True, visit=visit)
     return export_bytes([s.entry for s in shown], fmt, withheld={s.entry.id: s.withheld for s in shown})
 
 
-def ranked(kb: KnowledgeBase, request: SearchRequest, user: User | None = None) -> list[Hit]:
+def ranked(kb: KnowledgeBase, request: SearchRequest, user: User | None = None, *, record: bool = True) -> list[Hit]:
     """A query's hits over every page, in the order the search page lists them (in plan mode: every
-    part's lessons), under the request's rules for this user: what the API pages through."""
+    part's lessons), under the request's rules for this user: what the API pages through. The first page
+    of a search (not a plan) is counted in the search log unless record is False."""
     request = request.for_user(user)
     filters = request.filters()
     if request.mode == PLAN_MODE:
         return plan_search(kb, request.query, filters=filters, viewer=user).hits
-    return _ranked(kb, request, filters, user)
+    return _ranked(kb, request, filters, user, record=record)
 
 
-def _ranked(kb: KnowledgeBase, request: SearchRequest, filters: Filters, user: User | None) -> list[Hit]:
-    """A query's hits, up to MAX_RESULTS: close matches first, then the loosely related."""
+def _ranked(
+    kb: KnowledgeBase,
+    request: SearchRequest,
+    filters: Filters,
+    user: User | None,
+    *,
+    record: bool = False,
+    visit: str | None = None,
+) -> list[Hit]:
+    """A query's hits, up to MAX_RESULTS: close matches first, then the loosely related. With record, a
+    first page is counted in the search log: this is the one place a person's search is counted (the
+    app's own searches, such as similar entries or the duplicate check, do not come here)."""
     every = kb.search(
         request.query,
         limit=MAX_RESULTS,
@@ -239,6 +268,8 @@ def _ranked(kb: KnowledgeBase, request: SearchRequest, filters: Filters, user: U
     )
     if every and all(h.close is not None for h in every):
         every = [h for h in every if h.close] + [h for h in every if not h.close]
+    if record and request.page == 1:
+        search_log(kb.settings).record_search(request.query, request.mode, every, visit=visit)
     return every
 
 

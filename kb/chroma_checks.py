@@ -351,7 +351,6 @@ def stored_metadata(folder: Path, collection: str) -> dict[str, str] | None:
     return {key.decode(): value.decode() for key, value in rows if key is not None and value is not None}
 
 
-
 def stored_vectors(folder: Path, collection: str) -> Iterator[tuple[str, np.ndarray]]:
     """(record id, vector) for every record the collection holds now, as its queries see it: the HNSW
     elements, then the log entries written since the graph was last saved (the later one wins). Vectors

@@ -7,9 +7,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from kb.errors import KBError
+
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 BACKENDS = ("torch", "onnx", "onnx-int8")
 DEFAULT_BACKEND = "torch"  # ONNX measured slower than PyTorch here, so not the default: docs/embedders.md
+
+
+DEFAULT_SEARCH_LOG_DAYS = 180
+MAX_SEARCH_LOG_DAYS = 36_500
 
 
 def _env_path(name: str, default: str) -> Path:
@@ -33,6 +39,8 @@ class Settings:
     | KB_TOKENS_FILE    | <index>/tokens.json  | the HTTP API's personal tokens, hashed       |
     | KB_DATABASE_URL   | sqlite:///<index>/   | follows, saved searches, digests and search  |
     |                   |   lighthouse.sqlite3 | counts; postgresql+psycopg://... for a server |
+    | KB_SEARCH_LOG_DAYS| 180                  | days anonymous search and entry counts are   |
+    |                   |                      | kept; 0 records none and deletes them        |
     """
 
     entries_dir: Path = field(default_factory=lambda: _env_path("KB_ENTRIES_DIR", "entries"))
@@ -48,11 +56,26 @@ class Settings:
     )
 
     database: str | None = field(default_factory=lambda: os.environ.get("KB_DATABASE_URL") or None)
+    search_log: str | None = field(default_factory=lambda: os.environ.get("KB_SEARCH_LOG_DAYS") or None)
 
     @property
     def database_url(self) -> str:
         """Where per-person state lives: KB_DATABASE_URL, or a SQLite file beside the index."""
         return self.database or f"sqlite:///{(self.index_dir / 'lighthouse.sqlite3').resolve()}"
+
+    @property
+    def search_log_days(self) -> int:
+        """How many days anonymous search and entry counts are kept (kb.searchlog): KB_SEARCH_LOG_DAYS, 180
+        by default; 0 records nothing and deletes what was kept."""
+        text = (self.search_log or "").strip()
+        if not text:
+            return DEFAULT_SEARCH_LOG_DAYS
+        if not text.isdigit() or int(text) > MAX_SEARCH_LOG_DAYS:
+            raise KBError(
+                f"KB_SEARCH_LOG_DAYS must be a whole number of days from 0 to {MAX_SEARCH_LOG_DAYS} "
+                f"(0 turns the search log off), not {text!r}"
+            )
+        return int(text)
 
     @property
     def tokens_path(self) -> Path:

@@ -135,8 +135,10 @@ class KnowledgeBase:
 
     def check(self) -> list[Problem]:
         """Every problem in the entry files and the vocabulary, errors and warnings alike."""
+        from kb.wanted import load_wanted
+
         result = self.load()  # refuses a missing folder or a plain file: there would be nothing to check
-        problems = list(result.problems)
+        problems = list(result.problems) + load_wanted(self.settings.entries_dir).problems
         known = set(result.entries)
         for entry in result.entries.values():
             for name, ids in (

@@ -63,6 +63,7 @@ from kb.identity import User
 from kb.knowledge import KnowledgeBase
 from kb.oidc import BearerVerifier
 from kb.plan import plan_search
+from kb.searchlog import search_log
 from kb.tokens import TokenStore
 
 log = logging.getLogger("lighthouse.api")
@@ -182,8 +183,8 @@ def create_app(
     ) -> SearchOut:
         """Entries matching a query, best first, each with the passage that matched; quote a phrase to
         require it. Filters as the search page has them."""
-        request = browse.SearchRequest(query=q, mode=mode, facets=facets, exact=exact)
-        every = browse.ranked(kb, request, viewer)
+        request = browse.SearchRequest(query=q, mode=mode, facets=facets, exact=exact, page=page)
+        every = browse.ranked(kb, request, viewer)  # counted in the search log on its first page
         hits = every[(page - 1) * limit : page * limit]
         return SearchOut(
             query=q, mode=mode, page=page, limit=limit, total=len(every), hits=[HitOut.of(h) for h in hits]
@@ -214,6 +215,7 @@ def create_app(
         """One entry as the caller may see it, with its version (send it back with an edit). A hidden
         entry answers exactly as a missing one."""
         shown = kb.show(entry_id, viewer=viewer)
+        search_log(kb.settings).record_entry(entry_id)  # anonymous: how often each entry is read
         return EntryOut.of(shown.entry, shown.withheld, outward(kb.store.version(entry_id)))
 
     @app.get(
