@@ -490,7 +490,7 @@ def themes(ctx: Context, as_json: bool) -> None:
             click.echo(f"    synonyms: {', '.join(theme.synonyms)}")
 
 
-from kb import cli_web  # noqa: E402, F401  (registers app, serve and token on `cli`)
+from kb import cli_web  # noqa: E402, F401  (registers app, serve, token and digest on `cli`)
 
 
 def main(prog_name: str = "lighthouse") -> None:
