@@ -382,8 +382,9 @@ class _Change:
 
 def _versions(kb: KnowledgeBase, entry_id: str) -> list[tuple[dt.datetime, Entry]]:
     """Every version of an entry that parses, oldest first, each with the time it was written: a version
-    was written when the one before it was replaced (kb.store's history), the current one when its file
-    was; the oldest, before the history began, on the day it says it was created."""
+    was written when the one before it was replaced (kb.store's history). The first version's time is
+    its file's, but no later than the end of the day it says it was written: a file copied in (a
+    checkout, a restored backup) is not new because its copy is."""
     path = kb.store.path_for(entry_id)
     history = kb.store.history(entry_id)  # newest first
     current_written = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
@@ -398,19 +399,24 @@ def _versions(kb: KnowledgeBase, entry_id: str) -> list[tuple[dt.datetime, Entry
         except EntryError:
             continue
         if when is LONG_AGO:
-            when = min(_created(old), dt.datetime.fromisoformat(texts[0][0]))
+            when = min(_written_day_end(old), dt.datetime.fromisoformat(texts[0][0]))
         versions.append((when, old))
+    current = kb.stored(entry_id)
     if history:
         current_written = max(current_written, dt.datetime.fromisoformat(history[0].replaced))
-    versions.append((current_written, kb.stored(entry_id)))
+    else:
+        current_written = min(current_written, _written_day_end(current))
+    versions.append((current_written, current))
     return versions
 
 
-def _created(entry: Entry) -> dt.datetime:
+def _written_day_end(entry: Entry) -> dt.datetime:
+    """The end of the day an entry says it was last written (UTC); far in the future when it does not say."""
+    day = max(entry.updated, entry.created)[:10]
     try:
-        return dt.datetime.fromisoformat(entry.created[:10]).replace(tzinfo=dt.UTC)
+        return dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC) + dt.timedelta(days=1, hours=14)  # any zone
     except ValueError:
-        return LONG_AGO
+        return dt.datetime.max.replace(tzinfo=dt.UTC)
 
 
 def _stage(entry: Entry | None) -> str | None:
