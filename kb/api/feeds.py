@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Query
 from fastapi import Path as PathParam
 from fastapi.responses import Response
 from feedgen.feed import FeedGenerator
@@ -32,6 +32,7 @@ FEED_DAYS = 90  # how far back a feed looks
 MAX_ITEMS = 50
 NOT_FOUND = "no feed at this address (a wrong or revoked secret, or something no longer followed)"
 SECRET = PathParam(description="The feed secret shown on the app's Following page.", max_length=200)
+Days = Annotated[int, Query(ge=1, le=365, description="How many days back the feed looks.")]
 
 
 def _atom_responses() -> dict[int | str, dict[str, Any]]:
@@ -46,9 +47,9 @@ def _atom_responses() -> dict[int | str, dict[str, Any]]:
 def feeds_router(kb: KnowledgeBase, database: Callable[[], Database], mail: MailSettings) -> APIRouter:
     router = APIRouter(prefix="/feeds", tags=["feeds"])
 
-    def window() -> tuple[dt.datetime, dt.datetime]:
+    def window(days: int) -> tuple[dt.datetime, dt.datetime]:
         now = dt.datetime.now(dt.UTC)
-        return now - dt.timedelta(days=FEED_DAYS), now + dt.timedelta(seconds=1)
+        return now - dt.timedelta(days=days), now + dt.timedelta(seconds=1)
 
     def owned(secret: str):
         from kb.signin import load_access
@@ -65,9 +66,9 @@ def feeds_router(kb: KnowledgeBase, database: Callable[[], Database], mail: Mail
         return found
 
     @router.get("/new", response_class=Response, responses=_atom_responses())
-    def new_public_entries() -> Response:
-        """New public entries of the last 90 days, newest first: open to everyone."""
-        since, until = window()
+    def new_public_entries(days: Days = FEED_DAYS) -> Response:
+        """New public entries (of the last 90 days unless `days` says), newest first: open to everyone."""
+        since, until = window(days)
         items = []
         for change in entry_changes(kb, ANONYMOUS, since, until):
             if change.kind != "entry":
@@ -81,31 +82,35 @@ def feeds_router(kb: KnowledgeBase, database: Callable[[], Database], mail: Mail
         return _atom("New public entries in Lighthouse", "new", items, mail, self_url=f"{mail.api_url}/feeds/new")
 
     @router.get("/{secret}/all", response_class=Response, responses=_atom_responses())
-    def everything_followed(secret: Annotated[str, SECRET]) -> Response:
+    def everything_followed(secret: Annotated[str, SECRET], days: Days = FEED_DAYS) -> Response:
         """What is new in everything the secret's owner follows and every search they saved."""
         user, profile = owned(secret)
-        items = updates(kb, user, profile, *window())
+        items = updates(kb, user, profile, *window(days))
         return _atom("Lighthouse: what you follow", f"{profile.person_id}/all", items, mail)
 
     @router.get("/{secret}/follows/{follow_id}", response_class=Response, responses=_atom_responses())
-    def one_follow(secret: Annotated[str, SECRET], follow_id: Annotated[int, PathParam(ge=1)]) -> Response:
+    def one_follow(
+        secret: Annotated[str, SECRET], follow_id: Annotated[int, PathParam(ge=1)], days: Days = FEED_DAYS
+    ) -> Response:
         """What is new in one theme, organisation or lighthouse the secret's owner follows."""
         user, profile = owned(secret)
         chosen = next((f for f in profile.follows if f.id == follow_id), None)
         if chosen is None:
             raise HTTPException(404, NOT_FOUND)
-        items = updates(kb, user, profile, *window(), only=[chosen.key])
+        items = updates(kb, user, profile, *window(days), only=[chosen.key])
         title = f"Lighthouse: {chosen.kind} {followable(kb, chosen.kind, chosen.value, user)}"
         return _atom(title, f"{profile.person_id}/follow/{follow_id}", items, mail)
 
     @router.get("/{secret}/searches/{search_id}", response_class=Response, responses=_atom_responses())
-    def one_search(secret: Annotated[str, SECRET], search_id: Annotated[int, PathParam(ge=1)]) -> Response:
+    def one_search(
+        secret: Annotated[str, SECRET], search_id: Annotated[int, PathParam(ge=1)], days: Days = FEED_DAYS
+    ) -> Response:
         """What is new that one of the secret's owner's saved searches finds."""
         user, profile = owned(secret)
         chosen = next((s for s in profile.searches if s.id == search_id), None)
         if chosen is None:
             raise HTTPException(404, NOT_FOUND)
-        items = updates(kb, user, profile, *window(), only=[chosen.key])
+        items = updates(kb, user, profile, *window(days), only=[chosen.key])
         return _atom(f"Lighthouse: {chosen.name}", f"{profile.person_id}/search/{search_id}", items, mail)
 
     return router
