@@ -58,3 +58,12 @@ def visitor() -> Visitor:
 def current_user() -> User:
     """The person using the app (see `visitor`)."""
     return visitor().user
+
+
+def following():
+    """Follows, saved searches, digests and feed secrets (kb.following), in the settings' database: opened
+    and brought up to date once per process (kb.database). Raises KBError when it cannot be opened."""
+    from kb.database import open_database
+    from kb.following import Following
+
+    return Following(open_database(knowledge_base().settings))
