@@ -56,11 +56,12 @@ def follow_button(
     if mine is False:
         mine = profile(user)
     followed = mine is not None and mine.follows_(kind, value) is not None
-    what = "this lighthouse" if kind == "lighthouse" else f"{kind} {shown}"
+    what = "this lighthouse" if kind == "lighthouse" else f"{kind} {shown}"  # for messages: flash escapes them
+    label = "this lighthouse" if kind == "lighthouse" else f"{kind} {ui.plain(shown)}"  # a label is Markdown
     if followed:
-        if st.button(f"Following {what}", key=key, icon=":material/notifications_active:", help="Click to unfollow"):
+        if st.button(f"Following {label}", key=key, icon=":material/notifications_active:", help="Click to unfollow"):
             _act(lambda: resources.following().unfollow(user, kind, value), f"You no longer follow {what}.")
-    elif st.button(f"Follow {what}", key=key, icon=":material/notifications:"):
+    elif st.button(f"Follow {label}", key=key, icon=":material/notifications:"):
         _act(lambda: resources.following().follow(user, kind, value), f"You follow {what}: see the Following page.")
 
 

@@ -8,11 +8,23 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from kb import KnowledgeBase, Settings
+from kb.browse import SearchRequest
 from kb.database import open_database
 from kb.embedder import HashingEmbedder
+from kb.filters import Filters
 from kb.following import Following
 from kb.identity import User
 from tests.app.test_app import APP, TIMEOUT, assert_clean, button, open_app, page, texts
+from tests.app.test_escaping import (
+    HOSTILE_ID,
+    ORGANISATION,
+    assert_no_image,
+    hostile,  # noqa: F401  (a fixture)
+    image,
+    markdown_surfaces,
+)
+from tests.app.test_escaping import THEME as HOSTILE_THEME
+from tests.app.test_escaping import open_app as open_checked
 from tests.following import later, write_entry
 
 THEME = "data-sharing-agreements"
@@ -131,3 +143,24 @@ def test_a_signed_in_person_follows_under_their_own_address(entries_dir, tmp_pat
     ada = User("Ada Analyst", "Home Affairs Department", local=False, email="ada@had.example.gov")
     profile = Following(open_database(Settings())).profile(ada)
     assert profile.organisation == "Home Affairs Department" and profile.follows[0].value == LIGHTHOUSE
+
+
+@pytest.mark.usefixtures("hostile")
+def test_nothing_followed_renders_an_image_from_user_text(monkeypatch):
+    monkeypatch.setenv("KB_USER_EMAIL", LOCAL.email)
+    following = Following(open_database(Settings()))
+    me = User("Local user", email=LOCAL.email)
+    for kind, value in (("theme", HOSTILE_THEME), ("organisation", ORGANISATION), ("lighthouse", HOSTILE_ID)):
+        following.follow(me, kind, value)
+    following.save_search(me, SearchRequest(query=f"Quokka {image('saved')}", facets=Filters.of(theme=[HOSTILE_THEME])))
+    for name, query in (
+        ("following", {}),
+        ("entry", {"id": HOSTILE_ID}),
+        ("search", {"q": "quokka", "theme": HOSTILE_THEME, "organisation": ORGANISATION}),
+    ):
+        at = open_checked(name, **query)
+        assert any("Quokka" in text for _, text in markdown_surfaces(at)), name
+        assert_no_image(at)
+        if name == "following":  # the feed addresses name each follow and search
+            button(at, "Make my feed addresses").click().run()
+            assert_no_image(at)
