@@ -76,8 +76,7 @@ def search_controls(user: User, request: SearchRequest, label) -> None:
     mine = profile(user)
     plain_request = SearchRequest(query=request.query, mode=request.mode, facets=request.facets, exact=request.exact)
     saved = mine is not None and any(s.request == plain_request for s in mine.searches)
-    columns = st.columns(3) if not ui.on_a_phone() else [st.container() for _ in range(3)]
-    with columns[0]:
+    with st.container(horizontal=True, gap="small"):  # side by side, wrapping where the column is narrow
         if saved:
             st.page_link(ui.FOLLOWING_PAGE, label="Saved: see Following", icon=":material/bookmark_added:")
         elif st.button("Save this search", key="save-search", icon=":material/bookmark_add:"):
@@ -85,10 +84,9 @@ def search_controls(user: User, request: SearchRequest, label) -> None:
                 lambda: resources.following().save_search(user, plain_request),
                 "Search saved: what is new in it comes in your digest and on the Following page.",
             )
-    chosen = [("theme", t, label(t)) for t in request.facets.theme]
-    chosen += [("organisation", o, o) for o in request.facets.organisation]
-    for column, (kind, value, shown) in zip(columns[1:], chosen[:2], strict=False):
-        with column:
+        chosen = [("theme", t, label(t)) for t in request.facets.theme]
+        chosen += [("organisation", o, o) for o in request.facets.organisation]
+        for kind, value, shown in chosen[:2]:
             follow_button(user, kind, value, shown, key=f"follow-{kind}-{value}", mine=mine)
 
 

@@ -129,28 +129,25 @@ def feeds(profile: Profile) -> None:
     if secret and profile.has_feed_secret:
         st.warning("Copy your feed addresses now: they are shown once.", icon=":material/key:")
         st.markdown("**Everything you follow**")
-        st.code(f"{mail.api_url}/feeds/{secret}/all", language=None)
+        st.code(f"{mail.api_url}/feeds/{secret}/all", language=None, wrap_lines=True)
         for f in profile.follows:
             st.markdown(f"**{f.kind.capitalize()}: {plain(followable(kb, f.kind, f.value, user))}**")
-            st.code(f"{mail.api_url}/feeds/{secret}/follows/{f.id}", language=None)
+            st.code(f"{mail.api_url}/feeds/{secret}/follows/{f.id}", language=None, wrap_lines=True)
         for s in profile.searches:
             st.markdown(f"**Saved search: {plain(s.name)}**")
-            st.code(f"{mail.api_url}/feeds/{secret}/searches/{s.id}", language=None)
+            st.code(f"{mail.api_url}/feeds/{secret}/searches/{s.id}", language=None, wrap_lines=True)
     elif profile.has_feed_secret:
         st.caption("Your feed addresses work. To see them again, make new ones: the old ones then stop working.")
-    make, stop = st.columns(2) if not ui.on_a_phone() else (st.container(), st.container())
-    with make:
-        label = "Make new feed addresses" if profile.has_feed_secret else "Make my feed addresses"
-        if st.button(label, icon=":material/rss_feed:", width="stretch"):
-            st.session_state["feed-secret"] = resources.following().new_feed_secret(user)
-            done("New feed addresses made; any old ones no longer work.")
-    with stop:
-        if profile.has_feed_secret and st.button("Stop my feeds", icon=":material/block:", width="stretch"):
-            resources.following().revoke_feed_secret(user)
-            st.session_state.pop("feed-secret", None)
-            done("Your feed addresses no longer work.")
+    label = "Make new feed addresses" if profile.has_feed_secret else "Make my feed addresses"
+    if st.button(label, icon=":material/rss_feed:", width="stretch"):
+        st.session_state["feed-secret"] = resources.following().new_feed_secret(user)
+        done("New feed addresses made; any old ones no longer work.")
+    if profile.has_feed_secret and st.button("Stop my feeds", icon=":material/block:", width="stretch"):
+        resources.following().revoke_feed_secret(user)
+        st.session_state.pop("feed-secret", None)
+        done("Your feed addresses no longer work.")
     st.markdown("**New public entries**, for everyone:")
-    st.code(f"{mail.api_url}/feeds/new", language=None)
+    st.code(f"{mail.api_url}/feeds/new", language=None, wrap_lines=True)
 
 
 ui.tab_title("Following")
