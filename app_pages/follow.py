@@ -55,7 +55,7 @@ def follow_button(
         return
     if mine is False:
         mine = profile(user)
-    followed = mine is not None and mine.follows_(kind, value) is not None
+    followed = mine is not None and mine.followed(kind, value) is not None
     what = "this lighthouse" if kind == "lighthouse" else f"{kind} {shown}"  # for messages: flash escapes them
     label = "this lighthouse" if kind == "lighthouse" else f"{kind} {ui.plain(shown)}"  # a label is Markdown
     if followed:

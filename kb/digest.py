@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from sqlalchemy import select, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from kb.config import MailSettings
 from kb.database.tables import Digest, Person
@@ -117,9 +118,13 @@ def send_digests(
         if not free:
             raise KBError("another digest run is under way; try again when it has finished")
         for person_id in following.people():
-            result = _digest_one(
-                kb, database, following, person_id, mail, now, dry_run, send, access, attempts, retry_delay
-            )
+            try:
+                result = _digest_one(
+                    kb, database, following, person_id, mail, now, dry_run, send, access, attempts, retry_delay
+                )
+            except (KBError, SQLAlchemyError, ValueError) as exc:  # one person's problem stops no one else's
+                log.exception("the digest of person %s could not be made", person_id)
+                result = DigestResult(f"person {person_id}", "failed", error=f"{exc.__class__.__name__}: {exc}"[:500])
             if result is not None:
                 results.append(result)
     return results

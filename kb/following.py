@@ -18,11 +18,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from kb.access import READABLE_STATUSES, version_for
 from kb.browse import SearchRequest, every_match, ranked
@@ -98,7 +100,7 @@ class Profile:
     follows: tuple[Followed, ...] = ()
     searches: tuple[Saved, ...] = ()
 
-    def follows_(self, kind: str, value: str) -> Followed | None:
+    def followed(self, kind: str, value: str) -> Followed | None:
         return next((f for f in self.follows if f.kind == kind and f.value == value), None)
 
 
@@ -131,6 +133,18 @@ class Following:
     def __init__(self, database: Database):
         self.database = database
 
+    @contextmanager
+    def _session(self) -> Iterator:
+        """A session whose database errors (a server gone away, a write that lost a race) are one KBError."""
+        try:
+            with self.database.session() as session:
+                yield session
+        except SQLAlchemyError as exc:
+            log.warning("the database of follows failed", exc_info=True)
+            raise KBError(
+                f"the database of follows cannot be used just now ({exc.__class__.__name__}); try again"
+            ) from None
+
     # ----------------------------------------------------------------- people
 
     def visit(self, user: User) -> Profile:
@@ -138,15 +152,13 @@ class Following:
         their record on their first visit; returns their state. A visitor keeps nothing: KBError."""
         account = _account(user)
         now = utc_now()
-        with self.database.session() as session:
+        with self._session() as session:
             person = _person(session, account)
             if person is None:
                 person = Person(account=account, digest_since=now, created_at=now, seen_at=now)
                 session.add(person)
             previous = as_utc(person.seen_at) if person.seen_at else now
-            person.email, person.name = user.email, user.name[:MAX_NAME]
-            person.organisation, person.roles = user.organisation[:MAX_NAME], ",".join(user.roles)[:MAX_NAME]
-            person.seen_at = now
+            _as_now(person, user, now)
             session.flush()
             return _profile(person, previous)
 
@@ -154,28 +166,20 @@ class Following:
         """This person's state, or None when they have never followed or saved anything."""
         if not user.account:
             return None
-        with self.database.session() as session:
+        with self._session() as session:
             person = _person(session, user.account)
             return None if person is None else _profile(person, as_utc(person.seen_at))
 
     def _changing(self, user: User, change: Callable[[object, Person], object]):
         account = _account(user)
-        with self.database.session() as session:
+        with self._session() as session:
             person = _person(session, account)
+            now = utc_now()
             if person is None:
-                now = utc_now()
-                person = Person(
-                    account=account,
-                    email=user.email,
-                    name=user.name[:MAX_NAME],
-                    organisation=user.organisation[:MAX_NAME],
-                    roles=",".join(user.roles)[:MAX_NAME],
-                    digest_since=now,
-                    created_at=now,
-                    seen_at=now,
-                )
+                person = Person(account=account, digest_since=now, created_at=now, seen_at=now)
                 session.add(person)
-                session.flush()
+            _as_now(person, user)
+            session.flush()
             return change(session, person)
 
     # ----------------------------------------------------------------- follows
@@ -209,7 +213,7 @@ class Following:
     def _remove(self, user: User, pick: Callable[[Person], list]) -> bool:
         if not user.account:
             return False
-        with self.database.session() as session:
+        with self._session() as session:
             person = _person(session, user.account)
             chosen = pick(person) if person is not None else []
             for item in chosen:
@@ -279,7 +283,7 @@ class Following:
         state; None for a secret that is wrong or revoked."""
         if not secret or len(secret) > MAX_SECRET_CHARS or not secret.startswith(FEED_SECRET_PREFIX):
             return None
-        with self.database.session() as session:
+        with self._session() as session:
             person = session.scalars(select(Person).where(Person.feed_secret_hash == secret_digest(secret))).first()
             if person is None:
                 return None
@@ -287,11 +291,11 @@ class Following:
 
     def people(self) -> list[int]:
         """Every person's id, in the order they came."""
-        with self.database.session() as session:
+        with self._session() as session:
             return list(session.scalars(select(Person.id).order_by(Person.id)))
 
     def person(self, person_id: int, access: Access | None = None) -> tuple[User, Profile] | None:
-        with self.database.session() as session:
+        with self._session() as session:
             person = session.get(Person, person_id)
             if person is None:
                 return None
@@ -302,6 +306,15 @@ def _account(user: User) -> str:
     if not user.account:
         raise KBError("sign in to follow themes, organisations and lighthouses, and to save searches")
     return user.account
+
+
+def _as_now(person: Person, user: User, now: dt.datetime | None = None) -> None:
+    """Who the person is as of now (what a digest sent in their absence goes by); with `now`, a visit
+    to the Following page at that time."""
+    person.email, person.name = user.email, user.name[:MAX_NAME]
+    person.organisation, person.roles = user.organisation[:MAX_NAME], ",".join(user.roles)[:MAX_NAME]
+    if now is not None:
+        person.seen_at = now
 
 
 def _person(session, account: str) -> Person | None:

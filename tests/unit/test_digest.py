@@ -169,3 +169,16 @@ def test_one_run_at_a_time(state, mail_server):
         assert first and not second
     with pytest.raises(KBError, match="another digest run"), _one_run(database):
         run(kb, database, mail_server, later(days=8))
+
+
+def test_one_person_s_broken_address_stops_no_one_else_s_digest(state, mail_server):
+    kb, database, following = state
+    from kb.identity import User
+
+    broken = User("Eve", "Home Affairs Department", local=False, email="eve@had.example.gov\r\nBcc: all@example.gov")
+    for person in (broken, ADA):
+        following.follow(person, "theme", THEME)
+    write_entry(kb, "A new agreement", themes=[THEME])
+    results = run(kb, database, mail_server, later(days=8))
+    assert [r.status for r in results] == ["failed", "sent"]
+    assert [m["To"] for m in mail_server.messages] == [ADA.email]
