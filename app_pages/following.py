@@ -34,13 +34,14 @@ def done(message: str) -> None:
 
 
 def whats_new(profile: Profile) -> None:
-    since = min(profile.previous_visit, profile.digest_since)
+    # Since the last visit, or the last digest if that came first (with digests off: the last visit).
+    since = profile.previous_visit if profile.frequency == "off" else min(profile.previous_visit, profile.digest_since)
     st.header("What is new for you", anchor=False)
     items = updates(kb, user, profile, since, dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1))
     if not items:
         st.caption(f"Nothing new in what you follow since {when(since)}.")
         return
-    st.caption(f"Since {when(since)}: your last visit or your last digest, whichever came first.")
+    st.caption(f"Since {when(since)}: your last visit, or your last digest if it came first.")
     for item in items[:MOST_NEW]:
         with st.container(border=True):
             ui.entry_link(item.entry_id, item.title, icon=":material/fiber_new:", note=KIND_WORDS[item.kind])

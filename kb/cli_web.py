@@ -4,6 +4,7 @@ other command, each reads its input, calls the library and prints."""
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -54,10 +55,13 @@ def serve(ctx: Context, host: str, port: int) -> None:
     import uvicorn  # imported here: the other commands start without the web stack
 
     from kb.api import create_app
+    from kb.api.feeds import HideFeedSecrets
     from kb.tokens import TokenStore
 
     app = create_app(ctx.kb, TokenStore(ctx.settings.tokens_path))
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    config = uvicorn.Config(app, host=host, port=port, log_level="info")  # sets up uvicorn's logging
+    logging.getLogger("uvicorn.access").addFilter(HideFeedSecrets())  # feed addresses carry a secret
+    uvicorn.Server(config).run()
 
 
 @cli.group()

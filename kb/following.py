@@ -384,7 +384,7 @@ KIND_WORDS = {"entry": "New entry", "note": "Evidence note", "stage": "Lighthous
 
 
 @dataclass(frozen=True)
-class _Change:
+class Change:
     """A change found in the entry files, before it is matched with what a person follows."""
 
     kind: str
@@ -436,10 +436,10 @@ def _stage(entry: Entry | None) -> str | None:
     return entry.lighthouse.stage if entry is not None and entry.lighthouse is not None else None
 
 
-def entry_changes(kb: KnowledgeBase, viewer: User | None, since: dt.datetime, until: dt.datetime) -> list[_Change]:
+def entry_changes(kb: KnowledgeBase, viewer: User | None, since: dt.datetime, until: dt.datetime) -> list[Change]:
     """New entries and lighthouse stage changes in [since, until) as this viewer may read them: a version
     counts only if they could read it (kb.access's rule for history) and it was published or archived."""
-    changes: list[_Change] = []
+    changes: list[Change] = []
     for path in kb.store.files():
         try:
             if dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC) < since:
@@ -458,18 +458,18 @@ def entry_changes(kb: KnowledgeBase, viewer: User | None, since: dt.datetime, un
             continue
         first_when, _ = readable[0]
         if first_when >= since:
-            changes.append(_Change("entry", entry_id, first_when))
+            changes.append(Change("entry", entry_id, first_when))
             continue
         before = [v for when, v in readable if when < since][-1]
         now_when, now = readable[-1]
         if _stage(now) is not None and _stage(now) != _stage(before):
             changed = next(when for when, v in readable if when >= since and _stage(v) == _stage(now))
             was = _stage(before) or "not a lighthouse"
-            changes.append(_Change("stage", entry_id, changed, f"{was} → {_stage(now)}"))
+            changes.append(Change("stage", entry_id, changed, f"{was} → {_stage(now)}"))
     return changes
 
 
-def note_changes(kb: KnowledgeBase, viewer: User | None, since: dt.datetime, until: dt.datetime) -> list[_Change]:
+def note_changes(kb: KnowledgeBase, viewer: User | None, since: dt.datetime, until: dt.datetime) -> list[Change]:
     """Evidence notes added in [since, until) that this viewer may read, one change each (kind "note",
     the note's entry, its words as the detail). Notes are not part of this version of the library yet:
     nothing to tell until they are."""
@@ -477,7 +477,7 @@ def note_changes(kb: KnowledgeBase, viewer: User | None, since: dt.datetime, unt
 
 
 # Every kind of new thing a person may hear about: each a function of (kb, viewer, since, until).
-COLLECTORS: tuple[Callable[..., list[_Change]], ...] = (entry_changes, note_changes)
+COLLECTORS: tuple[Callable[..., list[Change]], ...] = (entry_changes, note_changes)
 
 
 def updates(
@@ -529,7 +529,7 @@ def _search_ids(kb: KnowledgeBase, request: SearchRequest, viewer: User) -> set[
 def _matches(
     kb: KnowledgeBase,
     entry: Entry,
-    change: _Change,
+    change: Change,
     follows: list[Followed],
     searches: list[Saved],
     found: dict[str, set[str]],

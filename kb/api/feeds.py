@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -33,6 +34,20 @@ MAX_ITEMS = 50
 NOT_FOUND = "no feed at this address (a wrong or revoked secret, or something no longer followed)"
 SECRET = PathParam(description="The feed secret shown on the app's Following page.", max_length=200)
 Days = Annotated[int, Query(ge=1, le=365, description="How many days back the feed looks.")]
+
+
+class HideFeedSecrets(logging.Filter):
+    """Writes feed addresses in the access log without their secret (`/feeds/***/all`): the log is read
+    by more people than should read everyone's feeds."""
+
+    SECRET_IN_PATH = re.compile(r"(/feeds/)[^/?\s]+(/)")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                self.SECRET_IN_PATH.sub(r"\1***\2", a) if isinstance(a, str) else a for a in record.args
+            )
+        return True
 
 
 def _atom_responses() -> dict[int | str, dict[str, Any]]:

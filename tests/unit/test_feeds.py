@@ -119,3 +119,24 @@ def test_the_feeds_are_declared_as_atom_in_the_schema(served):
         answers = paths[path]["get"]["responses"]
         assert "application/atom+xml" in answers["200"]["content"]
         assert "application/problem+json" in answers["404"]["content"]
+
+
+def test_the_access_log_never_holds_a_feed_secret():
+    import logging
+
+    from kb.api.feeds import HideFeedSecrets
+
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        "",
+        0,
+        '%s - "%s %s HTTP/%s" %d',
+        ("1.2.3.4", "GET", "/feeds/lhf_abc/all?days=3", "1.1", 200),
+        None,
+    )
+    assert HideFeedSecrets().filter(record)
+    assert record.getMessage() == '1.2.3.4 - "GET /feeds/***/all?days=3 HTTP/1.1" 200'
+    public = logging.LogRecord("uvicorn.access", logging.INFO, "", 0, "%s", ("/feeds/new",), None)
+    HideFeedSecrets().filter(public)
+    assert public.getMessage() == "/feeds/new"
