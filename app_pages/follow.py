@@ -14,7 +14,7 @@ import streamlit as st
 from app_pages import resources, ui
 from kb.browse import SearchRequest
 from kb.errors import KBError
-from kb.following import Profile
+from kb.following import Profile, describe_request
 from kb.identity import User
 
 log = logging.getLogger("lighthouse.app")
@@ -81,7 +81,7 @@ def search_controls(user: User, request: SearchRequest, label) -> None:
             st.page_link(ui.FOLLOWING_PAGE, label="Saved: see Following", icon=":material/bookmark_added:")
         elif st.button("Save this search", key="save-search", icon=":material/bookmark_add:"):
             _act(
-                lambda: resources.following().save_search(user, plain_request),
+                lambda: resources.following().save_search(user, plain_request, describe_request(plain_request, label)),
                 "Search saved: what is new in it comes in your digest and on the Following page.",
             )
         chosen = [("theme", t, label(t)) for t in request.facets.theme]

@@ -157,3 +157,20 @@ def test_an_entry_file_copied_in_is_not_new_because_its_copy_is(kb_state):
     fresh = write_entry(kb, "Written today", themes=[THEME])
     found = updates(kb, ADA, following.visit(ADA), since, later(seconds=1))
     assert [u.entry_id for u in found] == [fresh.id]
+
+
+def test_another_kind_of_new_thing_is_one_more_collector(kb_state, monkeypatch):
+    """Evidence notes come in as one more collector: what it finds is matched and shown like the rest."""
+    from kb import following as module
+
+    kb, following = kb_state
+    following.follow(ADA, "organisation", "Department for Work and Welfare")
+    when = later()
+
+    def notes(kb, viewer, since, until):
+        return [module.Change("note", "benefits-and-housing-data-sharing-pilot", when, "We hit this too")]
+
+    monkeypatch.setattr(module, "COLLECTORS", (*module.COLLECTORS, notes))
+    (note,) = updates(kb, ADA, following.visit(ADA), later(seconds=-5), later(seconds=5))
+    assert (note.kind, note.detail, note.when) == ("note", "We hit this too", when)
+    assert note.reasons == ("you follow the organisation Department for Work and Welfare",)
