@@ -440,7 +440,11 @@ def entry_changes(kb: KnowledgeBase, viewer: User | None, since: dt.datetime, un
     """New entries and lighthouse stage changes in [since, until) as this viewer may read them: a version
     counts only if they could read it (kb.access's rule for history) and it was published or archived."""
     changes: list[Change] = []
-    for path in kb.store.files():
+    try:
+        paths = kb.store.files()
+    except KBError:
+        return []  # no entries folder: nothing is new
+    for path in paths:
         try:
             if dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC) < since:
                 continue  # not written since: nothing in it is new
@@ -461,7 +465,7 @@ def entry_changes(kb: KnowledgeBase, viewer: User | None, since: dt.datetime, un
             changes.append(Change("entry", entry_id, first_when))
             continue
         before = [v for when, v in readable if when < since][-1]
-        now_when, now = readable[-1]
+        now = readable[-1][1]
         if _stage(now) is not None and _stage(now) != _stage(before):
             changed = next(when for when, v in readable if when >= since and _stage(v) == _stage(now))
             was = _stage(before) or "not a lighthouse"
