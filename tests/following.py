@@ -13,8 +13,12 @@ from bench.browser import free_port
 from kb import KnowledgeBase
 from kb.config import MailSettings
 from kb.entries import Entry
+from kb.identity import User
 
 TEMPLATE_ID = "benefits-and-housing-data-sharing-pilot"  # public, published, Department for Work and Welfare
+THEME = "data-sharing-agreements"
+ADA = User("Ada Analyst", "Home Affairs Department", ("contributor",), local=False, email="ada@had.example.gov")
+BO = User("Bo Border", "Border and Trade Agency", ("contributor",), local=False, email="bo@bta.example.gov")
 
 
 class MailServer:

@@ -18,8 +18,7 @@ from kb.digest import send_digests
 from kb.errors import KBError
 from kb.following import Following
 from kb.signin import Access
-from tests.following import MailServer, body, later, write_entry
-from tests.unit.test_following import ADA, BO, THEME
+from tests.following import ADA, BO, THEME, MailServer, body, later, write_entry
 
 ACCESS = Access()  # everyone signed in is a contributor
 

@@ -15,8 +15,7 @@ from kb.browse import SearchRequest
 from kb.database import open_database
 from kb.following import Following
 from kb.tokens import TokenStore
-from tests.following import MailServer, write_entry
-from tests.unit.test_following import ADA, BO, THEME
+from tests.following import ADA, BO, THEME, MailServer, write_entry
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 

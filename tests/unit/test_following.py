@@ -17,13 +17,9 @@ from kb.database.tables import Person
 from kb.errors import KBError
 from kb.filters import Filters
 from kb.following import Following, updates
-from kb.identity import User
 from kb.tokens import digest
-from tests.following import later, write_entry
+from tests.following import ADA, BO, THEME, later, write_entry
 
-ADA = User("Ada Analyst", "Home Affairs Department", ("contributor",), local=False, email="ada@had.example.gov")
-BO = User("Bo Border", "Border and Trade Agency", ("contributor",), local=False, email="bo@bta.example.gov")
-THEME = "data-sharing-agreements"
 LIGHTHOUSE = "benefit-demand-modelling-from-application-data"  # a proven lighthouse in the samples
 
 
