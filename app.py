@@ -32,6 +32,7 @@ pages = [
     ui.page(ui.INSIGHTS_PAGE, "Insights", ":material/insights:"),
     ui.page(ui.ENTRY_PAGE, "Entry", ":material/article:", visibility="hidden"),
     ui.page(ui.SUBMIT_PAGE, "Submit an entry", ":material/edit_note:"),
+    ui.page(ui.FOLLOWING_PAGE, "Following", ":material/notifications:"),
 ]
 if reviews(user):
     pages.append(ui.page(ui.REVIEW_PAGE, "Review queue", ":material/fact_check:"))

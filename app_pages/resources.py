@@ -65,3 +65,12 @@ def visit() -> str:
     """An opaque key of this browser session, so that the search log counts a search (or an entry opened)
     that the session repeats only once: held in memory for a while, never written, and no one's identity."""
     return st.session_state.setdefault("_visit", uuid.uuid4().hex)
+
+
+def following():
+    """Follows, saved searches, digests and feed secrets (kb.following), in the settings' database: opened
+    and brought up to date once per process (kb.database). Raises KBError when it cannot be opened."""
+    from kb.database import open_database
+    from kb.following import Following
+
+    return Following(open_database(knowledge_base().settings))

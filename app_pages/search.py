@@ -10,7 +10,7 @@ from typing import Any
 
 import streamlit as st
 
-from app_pages import resources, ui
+from app_pages import follow, resources, ui
 from kb import browse
 from kb.access import reviews
 from kb.browse import SearchRequest
@@ -393,6 +393,7 @@ else:
 # The results are drawn first, and the filter panel (dozens of widgets on a large collection) after
 # them into its place: what the person asked for reaches the screen before the controls around it.
 with results_column:
+    follow.search_controls(user, request, vocabulary.label)  # save it; follow the theme or organisation chosen
     if request.query:
         results_list(results)
     elif request.has_filters:

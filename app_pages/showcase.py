@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app_pages import resources, ui
+from app_pages import follow, resources, ui
 from app_pages.ui import plain, safe_markdown
 from kb import Filters, browse, showcase
 from kb.entries import LIGHTHOUSE_STAGES
@@ -13,6 +13,7 @@ from kb.showcase import LighthouseCard
 kb = resources.knowledge_base()
 user = resources.current_user()
 VIEWS = {"gallery": "Gallery", "board": "Board"}  # plain labels: the bound URL parameter shows them
+mine = follow.profile(user)  # what this person follows: each card's follow button reads it
 
 
 def card(item: LighthouseCard, *, compact: bool = False) -> None:
@@ -34,6 +35,7 @@ def card(item: LighthouseCard, *, compact: bool = False) -> None:
         if not compact:
             for other_id, title in item.reused_by:
                 ui.entry_link(other_id, title, icon=":material/subdirectory_arrow_right:")
+            follow.follow_button(user, "lighthouse", entry.id, entry.title, key=f"follow-{entry.id}", mine=mine)
 
 
 def gallery(cards: list[LighthouseCard]) -> None:
@@ -54,6 +56,7 @@ def board(cards: list[LighthouseCard]) -> None:
 
 
 st.title("Lighthouse showcase")
+ui.flash()
 st.caption(
     "Projects that proved their value: the impact they had, the benefits they measured, who took part and "
     "who reused them."

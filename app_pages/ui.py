@@ -51,6 +51,7 @@ SUBMIT_PAGE = "app_pages/submit.py"
 SHOWCASE_PAGE = "app_pages/showcase.py"
 REVIEW_PAGE = "app_pages/review.py"
 INSIGHTS_PAGE = "app_pages/insights.py"
+FOLLOWING_PAGE = "app_pages/following.py"
 # Where each page lives in the address, after the app's own: app.py gives the pages these paths, and every
 # link the app writes out itself (a chart's bars) is built from them by `page_href`.
 PAGE_PATHS = {
@@ -60,6 +61,7 @@ PAGE_PATHS = {
     SHOWCASE_PAGE: "showcase",
     REVIEW_PAGE: "review",
     INSIGHTS_PAGE: "insights",
+    FOLLOWING_PAGE: "following",
 }
 
 STYLES = Path(__file__).parent / "lighthouse.css"

@@ -4,6 +4,7 @@ other command, each reads its input, calls the library and prints."""
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -76,6 +77,7 @@ def serve(ctx: Context, host: str, port: int) -> None:
     import uvicorn  # imported here: the other commands start without the web stack
 
     from kb.api import create_app
+    from kb.api.feeds import HideFeedSecrets
     from kb.oidc import BearerVerifier, ProviderSettings
     from kb.signin import load_access
     from kb.tokens import TokenStore
@@ -85,7 +87,9 @@ def serve(ctx: Context, host: str, port: int) -> None:
     if provider:
         click.echo(f"Tokens from the sign-in provider at {provider.metadata_url} are accepted.", err=True)
     app = create_app(ctx.kb, TokenStore(ctx.settings.tokens_path), provider=verifier)
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    config = uvicorn.Config(app, host=host, port=port, log_level="info")  # sets up uvicorn's logging
+    logging.getLogger("uvicorn.access").addFilter(HideFeedSecrets())  # feed addresses carry a secret
+    uvicorn.Server(config).run()
 
 
 @cli.group()
@@ -173,3 +177,76 @@ def token_revoke(ctx: Context, name: str) -> None:
     """
     record = token_store(ctx).revoke(name)
     click.echo(f"revoked the token of {record.name}")
+
+
+# ----------------------------------------------------------------------------- digests
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="Print what would be sent to whom; send and record nothing.")
+@click.option(
+    "--now",
+    "now_text",
+    metavar="TIME",
+    help="Run as if it were this time (ISO 8601, UTC unless it says), e.g. 2026-01-05T07:00.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print what was done as JSON.")
+@pass_ctx
+@handle_errors
+def digest(ctx: Context, dry_run: bool, now_text: str | None, as_json: bool) -> None:
+    """E-mail each person whose digest is due (daily or weekly) what is new in what they follow.
+
+    Mail goes through the SMTP server KB_SMTP_HOST names (docs in the README); a digest that fails is
+    tried again at the next run, and a digest that was sent is never sent again. Run it from cron.
+
+    \b
+    Example:
+      python -m kb digest --dry-run
+      python -m kb digest
+    """
+    import datetime as dt
+
+    from kb.config import MailSettings
+    from kb.database import open_database
+    from kb.digest import send_digests
+    from kb.errors import KBError
+
+    now = None
+    if now_text:
+        try:
+            now = dt.datetime.fromisoformat(now_text)
+        except ValueError:
+            raise KBError(f"--now: '{now_text}' is not a time; write it as 2026-01-05T07:00") from None
+        now = now if now.tzinfo else now.replace(tzinfo=dt.UTC)
+    results = send_digests(ctx.kb, open_database(ctx.settings), MailSettings(), now=now, dry_run=dry_run)
+    if as_json:
+        echo_json(
+            [
+                {
+                    "email": r.email,
+                    "status": r.status,
+                    "items": [{"kind": i.kind, "entry": i.entry_id, "title": i.title} for i in r.items],
+                    "attempts": r.attempts,
+                    "error": r.error,
+                    "message_id": r.message_id,
+                }
+                for r in results
+            ]
+        )
+    else:
+        for r in results:
+            line = f"{r.email}: {r.status}"
+            if r.items:
+                line += f" ({len(r.items)} new)"
+            if r.error:
+                line += f"; {r.error}"
+            click.echo(line)
+            if dry_run:
+                for item in r.items:
+                    click.echo(
+                        f"  {item.kind}: {item.title} ({item.entry_id}){' ' + item.detail if item.detail else ''}"
+                    )
+        if not results:
+            click.echo("Nobody follows anything yet, or nobody wants a digest.")
+    if any(r.status == "failed" for r in results):
+        sys.exit(1)

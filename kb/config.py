@@ -86,3 +86,47 @@ class Settings:
         """A copy with every change that is not None applied (CLI flags beat the environment)."""
         given: dict[str, Any] = {k: v for k, v in changes.items() if v is not None}
         return replace(self, **given)
+
+
+def _env_flag(name: str, default: bool) -> bool:
+    value = (os.environ.get(name) or "").strip().lower()
+    return default if not value else value in ("1", "true", "yes", "on")
+
+
+def _env_int(name: str, default: int) -> int:
+    value = (os.environ.get(name) or "").strip()
+    return int(value) if value.isdigit() else default
+
+
+@dataclass(frozen=True)
+class MailSettings:
+    """Where digests are sent from, and where the links in digests, feeds and the Following page point.
+
+    | variable          | default                | meaning                                        |
+    |-------------------|------------------------|------------------------------------------------|
+    | KB_SMTP_HOST      | (unset: no mail)       | the SMTP server digests are sent through       |
+    | KB_SMTP_PORT      | 587                    | its port (465: TLS from the start)             |
+    | KB_SMTP_USER      | (unset: no login)      | the account to log in as                       |
+    | KB_SMTP_PASSWORD  | (unset)                | its password                                   |
+    | KB_SMTP_STARTTLS  | true                   | upgrade the connection with STARTTLS first     |
+    | KB_MAIL_FROM      | lighthouse@localhost   | the digests' sender                            |
+    | KB_APP_URL        | http://127.0.0.1:8501  | the web app's address, for links to entries    |
+    | KB_API_URL        | http://127.0.0.1:8080  | the HTTP API's address, for feed addresses     |
+    """
+
+    smtp_host: str = field(default_factory=lambda: (os.environ.get("KB_SMTP_HOST") or "").strip())
+    smtp_port: int = field(default_factory=lambda: _env_int("KB_SMTP_PORT", 587))
+    smtp_user: str = field(default_factory=lambda: os.environ.get("KB_SMTP_USER") or "")
+    smtp_password: str = field(default_factory=lambda: os.environ.get("KB_SMTP_PASSWORD") or "", repr=False)
+    smtp_starttls: bool = field(default_factory=lambda: _env_flag("KB_SMTP_STARTTLS", True))
+    mail_from: str = field(default_factory=lambda: (os.environ.get("KB_MAIL_FROM") or "lighthouse@localhost").strip())
+    app_url: str = field(
+        default_factory=lambda: (os.environ.get("KB_APP_URL") or "http://127.0.0.1:8501").strip().rstrip("/")
+    )
+    api_url: str = field(
+        default_factory=lambda: (os.environ.get("KB_API_URL") or "http://127.0.0.1:8080").strip().rstrip("/")
+    )
+
+    def override(self, **changes: object) -> MailSettings:
+        given: dict[str, Any] = {k: v for k, v in changes.items() if v is not None}
+        return replace(self, **given)

@@ -19,6 +19,7 @@ from swagger_ui_bundle import swagger_ui_path
 
 from kb import browse, review
 from kb.access import READABLE_STATUSES, UNPUBLISHED_STATUSES, present
+from kb.api.feeds import feeds_router
 from kb.api.gate import (
     PROBLEM_TYPE,
     Gate,
@@ -54,6 +55,8 @@ from kb.api.models import (
     StatsOut,
     ThemeOut,
 )
+from kb.config import MailSettings
+from kb.database import Database, open_database
 from kb.drafting import save_draft
 from kb.entries import EVIDENCE_GRADES, KINDS, OUTCOMES, STATUSES, Entry
 from kb.errors import KBError
@@ -131,9 +134,12 @@ def create_app(
     rate_per_minute: float = RATE_PER_MINUTE,
     burst: int = BURST,
     provider: BearerVerifier | None = None,
+    database: Database | None = None,
+    mail: MailSettings | None = None,
 ) -> FastAPI:
     """The API over this knowledge base, its callers named by these tokens or, with a provider, by the
-    tokens it issues."""
+    tokens it issues; the feeds read people's follows from this database (by default the settings' own,
+    opened at the first feed asked for)."""
     app = FastAPI(
         title="Lighthouse",
         version=__import__("kb").__version__,
@@ -168,6 +174,11 @@ def create_app(
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(Exception, unexpected_error)
+
+    def the_database() -> Database:
+        return database or open_database(kb.settings)
+
+    app.include_router(feeds_router(kb, the_database, mail or MailSettings()))
 
     # ------------------------------------------------------------------ reading
 

@@ -76,8 +76,10 @@ STATES = {
     "submit, with errors": State("/submit", "About the work", act=send_empty_form),
     "edit an entry": State(f"/submit?edit={ENTRY_ID}", "About the work"),
     "review queue": State("/review", "Review queue"),
+    "following": State("/following", "What you follow"),
     "search, signed out": State("/", "Not signed in", signed_out=True),
     "submit, signed out": State("/submit", "Sign in to submit", signed_out=True),
+    "following, signed out": State("/following", "Sign in to start", signed_out=True),
 }
 
 

@@ -1,0 +1,183 @@
+"""Digests sent through a real SMTP server on 127.0.0.1 (aiosmtpd): what each person gets, never what they
+may not see, tried again after a failing server, and never sent twice (on SQLite and on PostgreSQL)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import select
+
+from kb import KnowledgeBase
+from kb.cli import cli
+from kb.database import open_database
+from kb.database.tables import Digest
+from kb.digest import send_digests
+from kb.errors import KBError
+from kb.following import Following
+from kb.signin import Access
+from tests.following import ADA, BO, THEME, MailServer, body, later, write_entry
+
+ACCESS = Access()  # everyone signed in is a contributor
+
+
+@pytest.fixture
+def mail_server():
+    server = MailServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def state(settings, fake_embedder, database_url):
+    kb = KnowledgeBase(replace(settings, database=database_url), embedder=fake_embedder)
+    kb.sync()
+    database = open_database(kb.settings)
+    return kb, database, Following(database)
+
+
+def run(kb, database, server, now, **options):
+    return send_digests(kb, database, server.settings(), now=now, access=ACCESS, retry_delay=0, **options)
+
+
+def test_each_person_gets_what_is_new_in_what_they_follow_and_nothing_they_may_not_see(state, mail_server):
+    kb, database, following = state
+    for person in (ADA, BO):
+        following.follow(person, "theme", THEME)
+    following.set_frequency(BO, "daily")
+    public = write_entry(kb, "Agreements <b>signed</b> & filed", themes=[THEME], anonymous=True, team="Hidden Team")
+    own = write_entry(
+        kb,
+        "Border agency's own agreement log",
+        themes=[THEME],
+        organisation="Border and Trade Agency",
+        partners=[],
+        visibility="organisation",
+    )
+    draft = write_entry(kb, "A half-written agreement", themes=[THEME], status="draft", author=ADA.name)
+
+    results = run(kb, database, mail_server, later(days=2))  # a daily digest is due, a weekly one is not
+    assert [(r.email, r.status) for r in results] == [(ADA.email, "not due"), (BO.email, "sent")]
+    results = run(kb, database, mail_server, later(days=8))
+    assert [(r.email, r.status) for r in results] == [(ADA.email, "sent"), (BO.email, "nothing new")]
+
+    to_bo, to_ada = mail_server.messages
+    assert to_ada["To"] == ADA.email and to_ada["From"] == "lighthouse@digest.example"
+    assert to_ada["Subject"].startswith("Lighthouse: 1 new thing for you since ")
+    text, html = body(to_ada, "plain"), body(to_ada, "html")
+    assert "Agreements <b>signed</b> & filed" in text
+    assert f"https://lighthouse.example/entry?id={public.id}" in text and "https://lighthouse.example/following" in text
+    assert "Agreements &lt;b&gt;signed&lt;/b&gt; &amp; filed" in html and "<b>signed" not in html
+    assert "you follow the theme Data sharing agreements" in text
+    for hidden in (own.title, own.id, draft.title, draft.id, "Hidden Team", "Priya Natarajan"):
+        assert hidden not in to_ada.as_string(), hidden
+    assert own.title in body(to_bo, "plain") and draft.title not in to_bo.as_string()  # his organisation's own
+    assert "Hidden Team" not in to_bo.as_string()
+
+
+def test_a_failed_digest_is_tried_again_and_a_sent_one_never_twice(state, mail_server):
+    kb, database, following = state
+    following.follow(ADA, "theme", THEME)
+    write_entry(kb, "A new agreement", themes=[THEME])
+
+    mail_server.refuse = 3  # three tries at once, all refused: left for the next run
+    failed = run(kb, database, mail_server, later(days=8))
+    assert [(r.status, r.attempts) for r in failed] == [("failed", 3)] and "451" in failed[0].error
+    with database.session() as session:
+        row = session.scalars(select(Digest)).one()
+        assert (row.status, row.attempts) == ("pending", 3) and "try again later" in row.last_error
+
+    mail_server.refuse = 1  # the next run: the same period, tried again at once after one refusal
+    sent = run(kb, database, mail_server, later(days=9))
+    assert [(r.status, r.attempts) for r in sent] == [("sent", 2)]
+    assert sent[0].period == failed[0].period and sent[0].message_id == failed[0].message_id
+    assert [m["Message-ID"] for m in mail_server.messages] == [failed[0].message_id]
+
+    again = run(kb, database, mail_server, later(days=9))  # nothing more is due: nothing goes twice
+    assert [r.status for r in again] == ["not due"] and len(mail_server.messages) == 1
+    with database.session() as session:
+        row = session.scalars(select(Digest)).one()
+        assert row.status == "sent" and row.sent_at is not None
+
+    # A week on, nothing new: no message, and the next period starts from there.
+    assert [r.status for r in run(kb, database, mail_server, later(days=16))] == ["nothing new"]
+    assert len(mail_server.messages) == 1
+
+
+def test_a_server_that_does_not_answer_leaves_the_digest_for_the_next_run(state, mail_server):
+    kb, database, following = state
+    following.follow(ADA, "theme", THEME)
+    write_entry(kb, "A new agreement", themes=[THEME])
+    gone = mail_server.settings(smtp_port=mail_server.port + 1 if mail_server.port < 65535 else 1)
+    results = send_digests(kb, database, gone, now=later(days=8), access=ACCESS, retry_delay=0, attempts=2)
+    assert results[0].status == "failed" and results[0].attempts == 2 and "Connection" in results[0].error
+    assert run(kb, database, mail_server, later(days=8))[0].status == "sent"
+
+
+def test_off_means_no_digest_and_a_dry_run_sends_and_records_nothing(state, mail_server):
+    kb, database, following = state
+    following.follow(ADA, "theme", THEME)
+    following.follow(BO, "theme", THEME)
+    following.set_frequency(BO, "off")
+    write_entry(kb, "A new agreement", themes=[THEME])
+    results = run(kb, database, mail_server, later(days=8), dry_run=True)
+    assert [(r.email, r.status, [i.title for i in r.items]) for r in results] == [
+        (ADA.email, "would send", ["A new agreement"])
+    ]
+    assert mail_server.messages == []
+    with database.session() as session:
+        assert session.scalars(select(Digest)).all() == []
+
+
+def test_the_digest_command(state, mail_server, monkeypatch, tmp_path):
+    kb, database, following = state
+    following.follow(ADA, "theme", THEME)
+    write_entry(kb, "A new agreement", themes=[THEME])
+    monkeypatch.setenv("KB_ENTRIES_DIR", str(kb.settings.entries_dir))
+    monkeypatch.setenv("KB_INDEX_DIR", str(kb.settings.index_dir))
+    monkeypatch.setenv("KB_DATABASE_URL", kb.settings.database_url)
+    monkeypatch.setenv("KB_ACCESS_FILE", str(tmp_path / "access.yaml"))
+    (tmp_path / "access.yaml").write_text("roles:\n  default: [contributor]\n")
+    when = later(days=8).isoformat()
+
+    dry = CliRunner().invoke(cli, ["digest", "--dry-run", "--now", when])
+    assert dry.exit_code == 0, dry.output
+    assert f"{ADA.email}: would send (1 new)" in dry.output and "entry: A new agreement" in dry.output
+
+    unset = CliRunner().invoke(cli, ["digest", "--now", when])
+    assert unset.exit_code == 1 and "set KB_SMTP_HOST" in unset.output and "Traceback" not in unset.output
+    bad = CliRunner().invoke(cli, ["digest", "--dry-run", "--now", "next tuesday"])
+    assert bad.exit_code == 1 and "is not a time" in bad.output
+
+    monkeypatch.setenv("KB_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("KB_SMTP_PORT", str(mail_server.port))
+    monkeypatch.setenv("KB_SMTP_STARTTLS", "false")
+    sent = CliRunner().invoke(cli, ["digest", "--now", when, "--json"])
+    assert sent.exit_code == 0, sent.output
+    assert [(r["email"], r["status"]) for r in json.loads(sent.output)] == [(ADA.email, "sent")]
+    assert len(mail_server.messages) == 1
+
+
+def test_one_run_at_a_time(state, mail_server):
+    kb, database, _ = state
+    from kb.digest import _one_run
+
+    with _one_run(database) as first, _one_run(database) as second:
+        assert first and not second
+    with pytest.raises(KBError, match="another digest run"), _one_run(database):
+        run(kb, database, mail_server, later(days=8))
+
+
+def test_one_person_s_broken_address_stops_no_one_else_s_digest(state, mail_server):
+    kb, database, following = state
+    from kb.identity import User
+
+    broken = User("Eve", "Home Affairs Department", local=False, email="eve@had.example.gov\r\nBcc: all@example.gov")
+    for person in (broken, ADA):
+        following.follow(person, "theme", THEME)
+    write_entry(kb, "A new agreement", themes=[THEME])
+    results = run(kb, database, mail_server, later(days=8))
+    assert [r.status for r in results] == ["failed", "sent"]
+    assert [m["To"] for m in mail_server.messages] == [ADA.email]
