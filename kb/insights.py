@@ -192,11 +192,10 @@ def relearned(kb: KnowledgeBase, *, viewer: User | None = None, limit: int = 10)
                     continue
                 near[entry_id] = sum(1 for h in hits if h.score >= threshold and h.organisation != own)
         data = [
-            (e, str(metas[e].get("title", e)), str(metas[e].get("organisation", "")), counted.get(e, 0), near[e])
+            (e, str(metas[e].get("title", e)), str(metas[e].get("organisation", "")), notes, near[e], notes + near[e])
             for e in metas
-            if counted.get(e, 0) + near[e] > 0
+            if (notes := counted.get(e, 0)) + near[e] > 0
         ]
-        data = [(*row, row[3] + row[4]) for row in data]
         data.sort(key=lambda r: (-r[5], -r[3], r[1]))
         return _table(data[:limit], ["id", "title", "organisation", "notes", "near_duplicates", "score"])
 

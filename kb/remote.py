@@ -76,5 +76,5 @@ def _params(filters: Filters) -> dict[str, Any]:
 
 def _hit(kind: type[Hit], item: dict[str, Any]) -> Any:
     names = {f.name for f in dataclasses.fields(kind)}
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in item.items() if k in names}
+    values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in item.items() if k in names}
     return kind(**values)

@@ -30,7 +30,7 @@ import unicodedata
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Integer, cast, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -266,7 +266,8 @@ class SearchLog:
         with database.session() as session:
             for table in (SearchCount, EntryActivity):
                 statement = delete(table) if first_kept is None else delete(table).where(table.day < first_kept)
-                removed += session.execute(statement).rowcount or 0
+                result: Any = session.execute(statement)  # a CursorResult: a DELETE says how many it removed
+                removed += result.rowcount or 0
         self._pruned_on = today
         return removed
 
