@@ -2,14 +2,14 @@
 one-minute form that adds a note (on the entry page and in the submit form's duplicate check).
 
 UI only: what a note is, who may add one and what a reader sees of it are the library's (kb.notes,
-kb.access through KnowledgeBase)."""
+kb.access, applied by kb.evidence)."""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from app_pages.ui import plain, safe_markdown, unlinked, without_paths
-from kb import KBError, KnowledgeBase
+from kb import KBError, KnowledgeBase, evidence
 from kb.entries import is_web_address
 from kb.errors import EntryError, SavedNotIndexed
 from kb.identity import User
@@ -20,7 +20,7 @@ HEADING = NOTE_SECTION  # "Evidence from others"
 
 def recurrence_line(kb: KnowledgeBase, entry_id: str, user: User) -> None:
     """ "Seen in 3 organisations since 2019", once anyone has added a note."""
-    seen = kb.recurrence(entry_id, viewer=user)
+    seen = evidence.recurrence(kb, entry_id, viewer=user)
     if seen.notes:
         count = f"{seen.notes} evidence {'note' if seen.notes == 1 else 'notes'}"
         st.markdown(f":material/repeat: **{plain(str(seen).capitalize())}** · [{count}](#evidence-from-others)")
@@ -29,7 +29,7 @@ def recurrence_line(kb: KnowledgeBase, entry_id: str, user: User) -> None:
 def notes_section(kb: KnowledgeBase, entry_id: str, user: User) -> None:
     """The entry's notes, oldest first, and the form to add one."""
     st.header(HEADING, anchor="evidence-from-others")
-    notes = kb.notes(entry_id, viewer=user)
+    notes = evidence.notes(kb, entry_id, viewer=user)
     if not notes:
         st.caption("Nobody has added evidence yet. If your team met the same lesson, say so: it takes a minute.")
     for note in notes:
@@ -41,7 +41,7 @@ def notes_section(kb: KnowledgeBase, entry_id: str, user: User) -> None:
             st.markdown(safe_markdown(note.text))
             if note.link:
                 st.markdown(f"<{note.link}>" if is_web_address(note.link) else unlinked(note.link))
-            if kb.may_change_note(entry_id, note.id, user):
+            if evidence.may_change_note(kb, entry_id, note.id, user):
                 st.button(
                     "Withdraw this note",
                     key=f"withdraw_{entry_id}_{note.id}",
@@ -51,7 +51,7 @@ def notes_section(kb: KnowledgeBase, entry_id: str, user: User) -> None:
                     args=(kb, entry_id, note.id, user),
                     help="It is no longer shown nor searched; its text is kept in the note's history",
                 )
-    if kb.may_add_note(entry_id, user):
+    if evidence.may_add_note(kb, entry_id, user):
         key = f"note_{entry_id}"
         with st.expander("We hit this too: add your evidence", icon=":material/add_notes:"):
             note_form(kb, entry_id, user, key=key, full=True)
@@ -61,7 +61,7 @@ def notes_section(kb: KnowledgeBase, entry_id: str, user: User) -> None:
 
 def _withdraw(kb: KnowledgeBase, entry_id: str, note_id: str, user: User) -> None:
     try:
-        kb.withdraw_note(entry_id, note_id, viewer=user)
+        evidence.withdraw_note(kb, entry_id, note_id, viewer=user)
     except SavedNotIndexed as exc:
         st.session_state["flash_warning"] = str(exc)
     except KBError as exc:
@@ -113,7 +113,8 @@ def _add(kb: KnowledgeBase, entry_id: str, user: User, key: str) -> None:
     """The form's callback: add the note from what was typed; keep the outcome for the page to show."""
     state = st.session_state
     try:
-        kb.add_note(
+        evidence.add_note(
+            kb,
             entry_id,
             text=state.get(f"{key}_text") or "",
             year=int(state.get(f"{key}_year") or 0),

@@ -17,7 +17,7 @@ import streamlit as st
 
 from app_pages import looked_for, notes, resources, ui
 from app_pages.ui import plain, safe_markdown
-from kb import Conflict, KBError, NotFound, SavedNotIndexed, browse
+from kb import Conflict, KBError, NotFound, SavedNotIndexed, browse, evidence
 from kb.access import can_contribute, edit_statuses
 from kb.drafting import (
     FIELD_HELP,
@@ -294,7 +294,7 @@ def add_evidence(entry_id: str) -> None:
     if notes.outcome(form):  # a note was just sent: its problems, or that it was added
         st.session_state[EVIDENCE_ADDED] = entry_id
     added = st.session_state.get(EVIDENCE_ADDED) == entry_id
-    may_add = kb.may_add_note(entry_id, user)
+    may_add = evidence.may_add_note(kb, entry_id, user)
     if may_add and not added:
         notes.note_form(kb, entry_id, user, key=form, full=False)
     if added:

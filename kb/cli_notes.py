@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import click
 
+from kb import evidence
 from kb.cli import Context, as_option, cli, echo_json, handle_errors, pass_ctx, viewer_for
 
 
@@ -44,8 +45,8 @@ def note_add(
     from kb.identity import CONTRIBUTOR, User
 
     viewer = User(author, organisation, (CONTRIBUTOR,), local=True) if author.strip() else None
-    added = ctx.kb.add_note(
-        entry_id, text=text, year=year, organisation=organisation, link=link, anonymous=anonymous, viewer=viewer
+    added = evidence.add_note(
+        ctx.kb, entry_id, text=text, year=year, organisation=organisation, link=link, anonymous=anonymous, viewer=viewer
     )
     if viewer is not None:  # written in the author's name: the operator still sees everything
         added = ctx.kb.note_store.get(entry_id, added.id)
@@ -66,8 +67,8 @@ def note_list(ctx: Context, entry_id: str, as_viewer: str | None, as_json: bool)
       python -m kb note list flood-response-data-cell --as anonymous --json
     """
     viewer = viewer_for(as_viewer)
-    notes = ctx.kb.notes(entry_id, viewer=viewer)
-    seen = ctx.kb.recurrence(entry_id, viewer=viewer)
+    notes = evidence.notes(ctx.kb, entry_id, viewer=viewer)
+    seen = evidence.recurrence(ctx.kb, entry_id, viewer=viewer)
     if as_json:
         echo_json(
             {
@@ -96,5 +97,5 @@ def note_withdraw(ctx: Context, entry_id: str, note_id: str) -> None:
     Example:
       python -m kb note withdraw flood-response-data-cell 20261203-4fa91c
     """
-    ctx.kb.withdraw_note(entry_id, note_id)
+    evidence.withdraw_note(ctx.kb, entry_id, note_id)
     click.echo(f"withdrew note {note_id} from {entry_id}")

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
+from kb import evidence
 from kb.access import READABLE_STATUSES, version_for
 from kb.browse import SearchRequest, every_match, ranked
 from kb.database.tables import DIGEST_FREQUENCIES, FOLLOW_KINDS, Follow, Person, SavedSearch, utc_now
@@ -476,9 +477,9 @@ def entry_changes(kb: KnowledgeBase, viewer: User | None, since: dt.datetime, un
 def note_changes(kb: KnowledgeBase, viewer: User | None, since: dt.datetime, until: dt.datetime) -> list[Change]:
     """Evidence notes added in [since, until) that this viewer may read, one change each (kind "note",
     the note's entry, who and what as the detail). The notes come as the viewer may see them
-    (`KnowledgeBase.notes_since` applies kb/access.py): an anonymous note names nobody."""
+    (`kb.evidence.notes_since` applies kb/access.py): an anonymous note names nobody."""
     changes = []
-    for note in kb.notes_since(since, viewer):
+    for note in evidence.notes_since(kb, since, viewer):
         if since <= note.when < until:
             who = f"{note.organisation}, {note.year}" if note.organisation else str(note.year)
             words = " ".join(note.text.split())

@@ -8,39 +8,28 @@
 
 A facade: the parts are built on first use (kb.parts), writing the index is kb.indexer's, reading it
 kb.retriever's, and keeping the local mirror in step kb.mirror's. The access rules are kb.access's;
-this module applies them to the entry files, which are the source of truth.
+this module applies them to the entry files, which are the source of truth. Flows that use it are
+modules of their own (kb.editing, kb.review, kb.evidence for evidence notes, ...).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kb.access import (
-    Shown,
-    can_add_note,
-    can_change_note,
-    can_see,
-    entry_meta,
-    note_for,
-    note_version_for,
-    present,
-    version_for,
-    visible_where,
-)
+from kb.access import Shown, can_see, entry_meta, present, version_for, visible_where
 from kb.config import Settings
 from kb.embedder import Embedder
 from kb.entries import ENTRY_SUFFIX, MAX_FILE_BYTES, Entry, parse_entry, render_entry
-from kb.errors import Conflict, EntryError, Forbidden, KBError, NotFound, Problem, SavedNotIndexed
+from kb.errors import Conflict, EntryError, KBError, NotFound, Problem, SavedNotIndexed
 from kb.filters import FACETS, Filters
 from kb.identity import User
 from kb.indexer import Indexer, Progress, SyncReport
 from kb.mirror import Mirror
-from kb.notes import NOTES_DIR, Note, NoteStore, Recurrence, make_note, now_utc, parse_note, recurrence, validate_fields
+from kb.notes import NOTES_DIR, NoteStore
 from kb.parts import Parts
 from kb.replica import Replica
 from kb.retriever import Retriever
@@ -49,7 +38,7 @@ from kb.store import EntryStore, LoadResult
 from kb.vector_index import IndexedEntry, VectorIndex
 from kb.vocabulary import Vocabulary
 
-__all__ = ["KnowledgeBase", "NoteNotIndexed", "PastNote", "PastVersion", "SyncReport"]
+__all__ = ["KnowledgeBase", "PastVersion", "SyncReport"]
 log = logging.getLogger(__name__)
 
 
@@ -61,27 +50,6 @@ class PastVersion:
     replaced: str
     entry: Entry | None
     text: str
-
-
-@dataclass(frozen=True)
-class PastNote:
-    """An earlier version of an evidence note as one viewer may read it: when it was replaced or withdrawn,
-    and the note (anonymous fields withheld from readers)."""
-
-    replaced: str
-    note: Note
-
-
-class NoteNotIndexed(SavedNotIndexed):
-    """The note's file was written but indexing its entry failed: the note is kept, search finds it after
-    the next sync."""
-
-    def __init__(self, entry_id: str, reason: str):
-        super().__init__(entry_id, reason)
-        self.args = (
-            f"your note is saved, but not searchable yet ({reason}); there is no need to add it again: "
-            "search finds it after the next `python -m kb sync`",
-        )
 
 
 class KnowledgeBase:
@@ -296,189 +264,6 @@ class KnowledgeBase:
         entry, _ = parse_entry(text, path.name, require_id=False)
         return self.save(entry, new=True)
 
-    # ----------------------------------------------------------------- evidence notes
-
-    def notes(self, entry_id: str, *, viewer: User | None = None) -> list[Note]:
-        """An entry's evidence notes, oldest first, as this viewer may see them; the entry's NotFound when
-        they may not see the entry (its notes do not exist for them either)."""
-        self.stored(entry_id, viewer)
-        return [note_for(viewer, n) for n in self.note_store.notes(entry_id)[0]]
-
-    def recurrence(self, entry_id: str, *, viewer: User | None = None) -> Recurrence:
-        """ "Seen in 4 organisations since 2019": the entry's organisation and its notes', as this viewer
-        may know them (an anonymous note's organisation is not counted for readers, kb.access)."""
-        entry = self.stored(entry_id, viewer)
-        return recurrence(entry.organisation, entry.year, self.notes(entry_id, viewer=viewer))
-
-    def may_add_note(self, entry_id: str, viewer: User | None) -> bool:
-        """Whether this viewer may add a note to this entry (False, too, for one they may not see)."""
-        try:
-            return can_add_note(viewer, self.stored(entry_id, viewer))
-        except KBError:
-            return False
-
-    def may_change_note(self, entry_id: str, note_id: str, viewer: User | None) -> bool:
-        """Whether this viewer may edit or withdraw this note (False for one they may not see)."""
-        try:
-            self._note(self.stored(entry_id, viewer), note_id, viewer)
-        except KBError:
-            return False
-        return True
-
-    def add_note(
-        self,
-        entry_id: str,
-        *,
-        text: str,
-        year: int | str,
-        organisation: str | None = None,
-        link: str = "",
-        anonymous: bool = False,
-        viewer: User | None = None,
-    ) -> Note:
-        """Add an evidence note to an entry the viewer may see (any organisation's): what happened, the
-        year, their organisation (the signed-in user's by default), an optional link, anonymous or not.
-        The entry's own file is never touched; its passages are indexed again with the note (about one
-        entry's save). NoteNotIndexed when the note was written but indexing failed."""
-        entry = self.stored(entry_id, viewer)
-        if not can_add_note(viewer, entry):
-            raise Forbidden("sign in as a contributor to add your evidence to an entry")
-        if organisation is None:
-            organisation = viewer.organisation if viewer is not None else ""
-        note = make_note(
-            entry_id,
-            text=text,
-            organisation=organisation,
-            year=year,
-            link=link,
-            anonymous=anonymous,
-            author=viewer.name if viewer is not None else "",
-        )
-        for _ in range(5):  # two notes written in the same day may draw the same id
-            try:
-                self.note_store.write(note, create=True)
-                break
-            except Conflict:
-                note = make_note(
-                    entry_id, text=note.text, organisation=note.organisation, year=note.year, link=note.link,
-                    anonymous=note.anonymous, author=note.author,
-                )  # fmt: skip
-        else:
-            raise Conflict("could not find a free id for the note; try again")
-        self._index_notes(entry_id)
-        return note_for(viewer, note)
-
-    def edit_note(
-        self,
-        entry_id: str,
-        note_id: str,
-        *,
-        text: str | None = None,
-        year: int | str | None = None,
-        link: str | None = None,
-        anonymous: bool | None = None,
-        viewer: User | None = None,
-    ) -> Note:
-        """Change a note (its author, curators and admins); the version it replaces is kept in its history."""
-        entry = self.stored(entry_id, viewer)
-        note = self._note(entry, note_id, viewer)
-        text, organisation, number, link, problems = validate_fields(
-            text=note.text if text is None else text,
-            organisation=note.organisation,
-            year=note.year if year is None else year,
-            link=note.link if link is None else link,
-        )
-        if problems:
-            raise EntryError(problems)
-        changed = Note(
-            entry_id,
-            note.id,
-            text,
-            organisation,
-            number,
-            link,
-            note.anonymous if anonymous is None else bool(anonymous),
-            note.author,
-            note.created,
-            now_utc().isoformat(timespec="seconds"),
-        )
-        self.note_store.write(changed)
-        self._index_notes(entry_id)
-        return note_for(viewer, changed)
-
-    def withdraw_note(self, entry_id: str, note_id: str, *, viewer: User | None = None) -> None:
-        """Withdraw a note (its author, curators and admins): it is no longer shown nor searched; its last
-        version is kept in its history."""
-        entry = self.stored(entry_id, viewer)
-        self._note(entry, note_id, viewer)
-        self.note_store.remove(entry_id, note_id)
-        self._index_notes(entry_id)
-
-    def note_history(self, entry_id: str, note_id: str, *, viewer: User | None = None) -> list[PastNote]:
-        """A note's earlier versions, newest first, as this viewer may read them (kb.access)."""
-        self.stored(entry_id, viewer)
-        try:
-            current = self.note_store.get(entry_id, note_id)
-        except NotFound:
-            current = None
-        except EntryError:
-            if viewer is not None:
-                raise NotFound(f"no note with id '{note_id}'") from None
-            raise
-        parsed = []
-        for version in self.note_store.history(entry_id, note_id):
-            try:
-                parsed.append((version.replaced, parse_note(version.text, note_id, entry_id=entry_id, note_id=note_id)))
-            except EntryError:
-                continue
-        if current is None and not parsed:
-            raise NotFound(f"no note with id '{note_id}'")
-        anonymous_ever = any(n.anonymous for _, n in parsed) or bool(current and current.anonymous)
-        shown = []
-        for replaced, old in parsed:
-            seen = note_version_for(viewer, old, current, anonymous_ever=anonymous_ever)
-            if seen is not None:
-                shown.append(PastNote(replaced, seen))
-        if current is None and not shown:
-            raise NotFound(f"no note with id '{note_id}'")  # a withdrawn note that is not theirs: none at all
-        return shown
-
-    def notes_since(self, when: dt.datetime, viewer: User | None = None) -> list[Note]:
-        """Every note added or changed since `when` (aware, or taken as UTC) on an entry this viewer may see,
-        as they may see it, oldest first: for digests and feeds."""
-        when = when if when.tzinfo else when.replace(tzinfo=dt.UTC)
-        found, _ = self.note_store.all()
-        shown = []
-        for entry_id, notes in found.items():
-            recent = [n for n in notes if _changed_at(n) >= when]
-            if not recent:
-                continue
-            try:
-                self.stored(entry_id, viewer)
-            except KBError:
-                continue  # missing, unreadable or hidden from this viewer: its notes do not exist for them
-            shown += [note_for(viewer, n) for n in recent]
-        return sorted(shown, key=lambda n: (_changed_at(n), n.entry_id, n.id))
-
-    def _note(self, entry: Entry, note_id: str, viewer: User | None) -> Note:
-        """A note this viewer may change; the same NotFound for a missing note and one they may not see."""
-        try:
-            note = self.note_store.get(entry.id, note_id)
-        except EntryError:
-            if viewer is not None:
-                raise NotFound(f"no note with id '{note_id}'") from None
-            raise
-        if not can_change_note(viewer, note, entry):
-            raise Forbidden("only the note's author or a curator may change or withdraw it")
-        return note
-
-    def _index_notes(self, entry_id: str) -> None:
-        try:
-            self.index_entries([entry_id])
-        except Exception as exc:  # the note's file is written and is the record
-            log.warning("indexing %s after its notes changed failed", entry_id, exc_info=True)
-            raise NoteNotIndexed(entry_id, str(exc) or exc.__class__.__name__) from exc
-
     # ----------------------------------------------------------------- the index
 
     def sync(self, *, rebuild: bool = False, progress: Progress | None = None) -> SyncReport:
@@ -577,11 +362,3 @@ class KnowledgeBase:
             "lighthouses": sum(1 for e in indexed if e.metadata.get("lighthouse")),
             "by": {k: dict(sorted(v.items(), key=lambda kv: (-kv[1], kv[0]))) for k, v in counts.items()},
         }
-
-
-def _changed_at(note: Note) -> dt.datetime:
-    try:
-        value = dt.datetime.fromisoformat(note.updated or note.created)
-    except ValueError:
-        return note.when
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)

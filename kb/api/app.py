@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from swagger_ui_bundle import swagger_ui_path
 
-from kb import browse, review
+from kb import browse, evidence, review
 from kb.access import READABLE_STATUSES, UNPUBLISHED_STATUSES, present
 from kb.api.feeds import feeds_router
 from kb.api.gate import (
@@ -354,9 +354,9 @@ def create_app(
     def notes(viewer: Viewer, entry_id: Annotated[str, ENTRY_ID]) -> NotesOut:
         """An entry's evidence notes, oldest first, and its recurrence, as the caller may see them (the
         same 404 as for a missing entry when they may not see it)."""
-        shown = kb.notes(entry_id, viewer=viewer)
+        shown = evidence.notes(kb, entry_id, viewer=viewer)
         return NotesOut(
-            recurrence=RecurrenceOut.of(kb.recurrence(entry_id, viewer=viewer)),
+            recurrence=RecurrenceOut.of(evidence.recurrence(kb, entry_id, viewer=viewer)),
             notes=[NoteOut.of(n) for n in shown],
         )
 
@@ -370,7 +370,8 @@ def create_app(
     def add_note(viewer: Viewer, entry_id: Annotated[str, ENTRY_ID], body: Annotated[NoteIn, Body()]) -> NoteOut:
         """Add your evidence note to an entry you may see, whoever owns it (contributors). The entry's own
         text and status never change."""
-        note = kb.add_note(
+        note = evidence.add_note(
+            kb,
             entry_id,
             text=body.text,
             year=body.year,
@@ -395,7 +396,7 @@ def create_app(
     ) -> Response:
         """Withdraw a note (its author, curators and admins): it is no longer shown nor searched; its last
         version stays in its history."""
-        kb.withdraw_note(entry_id, note_id, viewer=viewer)
+        evidence.withdraw_note(kb, entry_id, note_id, viewer=viewer)
         return Response(status_code=204)
 
     @app.get("/review", response_model=list[QueueItemOut], responses=_responses(), tags=["writing"])

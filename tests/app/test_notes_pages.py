@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from kb import KnowledgeBase, Settings
+from kb import KnowledgeBase, Settings, evidence
 from kb.identity import CONTRIBUTOR, User
 from kb.notes import NoteStore
 from tests.app.test_app import assert_clean, button, open_app, texts
@@ -24,7 +24,7 @@ def local_organisation(monkeypatch):
 def add(entries_dir, **fields):
     base = KnowledgeBase(Settings())
     who = User(fields.pop("author", "Ben Price"), fields.pop("org", "Home Affairs Department"), (CONTRIBUTOR,), False)
-    return base.add_note(FLOOD, viewer=who, **fields)
+    return evidence.add_note(base, FLOOD, viewer=who, **fields)
 
 
 def headers(at) -> list[str]:

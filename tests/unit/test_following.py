@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import select
 
-from kb import KnowledgeBase, Settings
+from kb import KnowledgeBase, Settings, evidence
 from kb.access import ANONYMOUS
 from kb.browse import SearchRequest
 from kb.database import open_database
@@ -177,8 +177,8 @@ def test_an_evidence_note_reaches_those_who_follow_its_entry_and_an_anonymous_on
     entry = "benefits-and-housing-data-sharing-pilot"  # Department for Work and Welfare's, public
     following.follow(ADA, "organisation", "Department for Work and Welfare")
     before = later(seconds=-5)
-    kb.add_note(entry, text="Our council hit the same consent wall in 2023.", year=2023, viewer=BO)
-    kb.add_note(entry, text="So did we, quietly.", year=2024, anonymous=True, viewer=BO)
+    evidence.add_note(kb, entry, text="Our council hit the same consent wall in 2023.", year=2023, viewer=BO)
+    evidence.add_note(kb, entry, text="So did we, quietly.", year=2024, anonymous=True, viewer=BO)
     notes = [u for u in updates(kb, ADA, following.visit(ADA), before, later(seconds=5)) if u.kind == "note"]
     assert len(notes) == 2 and {n.entry_id for n in notes} == {entry}
     named, anonymous = sorted(notes, key=lambda n: "quietly" in n.detail)

@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 from click.testing import CliRunner
 
-from kb import KnowledgeBase, NotFound
+from kb import KnowledgeBase, NotFound, evidence
 from kb.access import ANONYMOUS, member_of
 from kb.cli import cli
 from kb.errors import EntryError, Forbidden
@@ -52,7 +52,7 @@ GOOD = "---\norganisation: Northfield City Council\nyear: 2021\nanonymous: false
 
 
 def test_a_note_round_trips_through_its_file(kb):
-    note = kb.add_note(FLOOD, text="We hit this too.", year=2022, link="https://example.org/x", viewer=ANA)
+    note = evidence.add_note(kb, FLOOD, text="We hit this too.", year=2022, link="https://example.org/x", viewer=ANA)
     path = kb.settings.entries_dir / NOTES_DIR / FLOOD / f"{note.id}.md"
     assert path.is_file()
     again = parse_note(path.read_text(), path.name, entry_id=FLOOD, note_id=note.id)
@@ -93,14 +93,14 @@ def test_a_bad_note_file_is_named_with_its_field_and_the_good_ones_still_load(kb
 def test_a_bad_note_is_refused_naming_its_field(kb, fields, field):
     values = {"text": "We hit this too.", "year": 2022, "organisation": "Somewhere"} | fields
     with pytest.raises(EntryError) as caught:
-        kb.add_note(FLOOD, viewer=ANA, **values)
+        evidence.add_note(kb, FLOOD, viewer=ANA, **values)
     assert [p.field for p in caught.value.problems] == [field]
     assert not (kb.settings.entries_dir / NOTES_DIR / FLOOD).exists()
 
 
 def test_notes_are_not_entries_and_never_change_the_entry(kb):
     before = (kb.settings.entries_dir / f"{FLOOD}.md").read_bytes()
-    kb.add_note(FLOOD, text="Same here.", year=2023, viewer=ANA)
+    evidence.add_note(kb, FLOOD, text="Same here.", year=2023, viewer=ANA)
     assert (kb.settings.entries_dir / f"{FLOOD}.md").read_bytes() == before
     assert kb.store.history(FLOOD) == []
     files = EntryStore(kb.settings.entries_dir).files()
@@ -112,69 +112,74 @@ def test_notes_are_not_entries_and_never_change_the_entry(kb):
 
 
 def test_notes_on_an_entry_you_cannot_see_do_not_exist_for_you(secret_kb):
-    secret_kb.add_note(SECRET, text="We hit this too.", year=2024, viewer=None, organisation="Border and Trade Agency")
-    assert len(secret_kb.notes(SECRET, viewer=OWNER)) == 1
+    evidence.add_note(
+        secret_kb, SECRET, text="We hit this too.", year=2024, viewer=None, organisation="Border and Trade Agency"
+    )
+    assert len(evidence.notes(secret_kb, SECRET, viewer=OWNER)) == 1
     for viewer in (READER, ANONYMOUS, BEN):
         with pytest.raises(NotFound) as hidden:
-            secret_kb.notes(SECRET, viewer=viewer)
+            evidence.notes(secret_kb, SECRET, viewer=viewer)
         with pytest.raises(NotFound) as missing:
-            secret_kb.notes("no-such-entry", viewer=viewer)
+            evidence.notes(secret_kb, "no-such-entry", viewer=viewer)
         assert str(hidden.value) == str(missing.value).replace("no-such-entry", SECRET)
     with pytest.raises(NotFound):
-        secret_kb.add_note(SECRET, text="Sneaky.", year=2024, viewer=BEN)
-    assert secret_kb.notes_since(dt.datetime(2000, 1, 1), viewer=BEN) == []
-    assert len(secret_kb.notes_since(dt.datetime(2000, 1, 1), viewer=OWNER)) == 1
+        evidence.add_note(secret_kb, SECRET, text="Sneaky.", year=2024, viewer=BEN)
+    assert evidence.notes_since(secret_kb, dt.datetime(2000, 1, 1), viewer=BEN) == []
+    assert len(evidence.notes_since(secret_kb, dt.datetime(2000, 1, 1), viewer=OWNER)) == 1
 
 
 def test_only_signed_in_contributors_add_notes(kb):
     with pytest.raises(Forbidden):
-        kb.add_note(FLOOD, text="Hi", year=2024, viewer=ANONYMOUS)
+        evidence.add_note(kb, FLOOD, text="Hi", year=2024, viewer=ANONYMOUS)
     with pytest.raises(Forbidden):
-        kb.add_note(FLOOD, text="Hi", year=2024, viewer=READER)  # a reader with no contributor role
+        evidence.add_note(kb, FLOOD, text="Hi", year=2024, viewer=READER)  # a reader with no contributor role
 
 
 def test_an_anonymous_note_names_nobody_to_readers(kb):
-    kb.add_note(FLOOD, text="Ours failed the same way.", year=2020, anonymous=True, viewer=BEN)
-    seen = kb.notes(FLOOD, viewer=READER)[0]
+    evidence.add_note(kb, FLOOD, text="Ours failed the same way.", year=2020, anonymous=True, viewer=BEN)
+    seen = evidence.notes(kb, FLOOD, viewer=READER)[0]
     assert seen.organisation == "" and seen.author == "" and seen.text == "Ours failed the same way."
     for viewer in (BEN, REVIEWER_USER, None):
-        assert kb.notes(FLOOD, viewer=viewer)[0].organisation == "Home Affairs Department"
+        assert evidence.notes(kb, FLOOD, viewer=viewer)[0].organisation == "Home Affairs Department"
     # nor through the recurrence count: readers are not told of a second organisation
-    assert kb.recurrence(FLOOD, viewer=READER).organisations == 1
-    assert kb.recurrence(FLOOD, viewer=REVIEWER_USER).organisations == 2
-    assert str(kb.recurrence(FLOOD, viewer=READER)) == "seen in 1 organisation since 2020"
+    assert evidence.recurrence(kb, FLOOD, viewer=READER).organisations == 1
+    assert evidence.recurrence(kb, FLOOD, viewer=REVIEWER_USER).organisations == 2
+    assert str(evidence.recurrence(kb, FLOOD, viewer=READER)) == "seen in 1 organisation since 2020"
     # nor through search: the passage is what every reader is shown
     hits = kb.search("Ours failed the same way", mode="bm25", viewer=READER)
     note_hits = [h for h in hits if h.section == "Evidence from others"]
     assert note_hits and "Home Affairs" not in note_hits[0].passage
-    assert kb.notes_since(dt.datetime(2000, 1, 1), viewer=READER)[0].organisation == ""
+    assert evidence.notes_since(kb, dt.datetime(2000, 1, 1), viewer=READER)[0].organisation == ""
 
 
 def test_editing_and_withdrawing_a_note_keep_its_history(kb):
-    note = kb.add_note(FLOOD, text="First words.", year=2021, viewer=ANA)
+    note = evidence.add_note(kb, FLOOD, text="First words.", year=2021, viewer=ANA)
     with pytest.raises(Forbidden):
-        kb.edit_note(FLOOD, note.id, text="Not mine.", viewer=BEN)
-    kb.edit_note(FLOOD, note.id, text="Better words.", anonymous=True, viewer=ANA)
-    assert [n.text for n in kb.notes(FLOOD)] == ["Better words."]
-    history = kb.note_history(FLOOD, note.id, viewer=ANA)
+        evidence.edit_note(kb, FLOOD, note.id, text="Not mine.", viewer=BEN)
+    evidence.edit_note(kb, FLOOD, note.id, text="Better words.", anonymous=True, viewer=ANA)
+    assert [n.text for n in evidence.notes(kb, FLOOD)] == ["Better words."]
+    history = evidence.note_history(kb, FLOOD, note.id, viewer=ANA)
     assert [v.note.text for v in history] == ["First words."] and history[0].note.organisation == ANA.organisation
     # the note is anonymous now: its earlier, named version names nobody to a reader either
-    read = kb.note_history(FLOOD, note.id, viewer=READER)
+    read = evidence.note_history(kb, FLOOD, note.id, viewer=READER)
     assert read[0].note.text == "First words." and read[0].note.organisation == "" and read[0].note.author == ""
-    kb.withdraw_note(FLOOD, note.id, viewer=CURATOR_USER)
-    assert kb.notes(FLOOD) == []
-    assert [v.note.text for v in kb.note_history(FLOOD, note.id, viewer=ANA)] == ["Better words.", "First words."]
+    evidence.withdraw_note(kb, FLOOD, note.id, viewer=CURATOR_USER)
+    assert evidence.notes(kb, FLOOD) == []
+    withdrawn = evidence.note_history(kb, FLOOD, note.id, viewer=ANA)
+    assert [v.note.text for v in withdrawn] == ["Better words.", "First words."]
     with pytest.raises(NotFound):  # a withdrawn note's history is its author's and the reviewers'
-        kb.note_history(FLOOD, note.id, viewer=READER)
-    assert len(kb.note_history(FLOOD, note.id, viewer=REVIEWER_USER)) == 2
+        evidence.note_history(kb, FLOOD, note.id, viewer=READER)
+    assert len(evidence.note_history(kb, FLOOD, note.id, viewer=REVIEWER_USER)) == 2
 
 
 def test_note_history_follows_the_entrys_visibility(secret_kb):
-    note = secret_kb.add_note(SECRET, text="One.", year=2024, organisation="Revenue and Customs Office", viewer=None)
-    secret_kb.edit_note(SECRET, note.id, text="Two.")
-    assert len(secret_kb.note_history(SECRET, note.id, viewer=OWNER)) == 1
+    note = evidence.add_note(
+        secret_kb, SECRET, text="One.", year=2024, organisation="Revenue and Customs Office", viewer=None
+    )
+    evidence.edit_note(secret_kb, SECRET, note.id, text="Two.")
+    assert len(evidence.note_history(secret_kb, SECRET, note.id, viewer=OWNER)) == 1
     with pytest.raises(NotFound):
-        secret_kb.note_history(SECRET, note.id, viewer=READER)
+        evidence.note_history(secret_kb, SECRET, note.id, viewer=READER)
 
 
 # --------------------------------------------------------------------------- indexing
@@ -183,7 +188,7 @@ def test_note_history_follows_the_entrys_visibility(secret_kb):
 @pytest.mark.parametrize("mode", ["bm25", "hybrid"])
 def test_a_search_for_a_notes_words_finds_its_entry(kb, mode):
     assert all(h.id != FLOOD for h in kb.search(NOTE_WORDS, mode="bm25"))
-    kb.add_note(FLOOD, text=f"The {NOTE_WORDS} hit our team as well.", year=2022, viewer=ANA)
+    evidence.add_note(kb, FLOOD, text=f"The {NOTE_WORDS} hit our team as well.", year=2022, viewer=ANA)
     hit = kb.search(NOTE_WORDS, mode=mode, viewer=READER)[0]
     assert hit.id == FLOOD and hit.section == "Evidence from others"
     assert "Northfield City Council" in hit.passage
@@ -193,10 +198,10 @@ def test_a_note_costs_one_entrys_index_update_and_sync_agrees(kb, monkeypatch):
     indexed = []
     original = kb.indexer.index_entries
     monkeypatch.setattr(kb.indexer, "index_entries", lambda ids: (indexed.append(list(ids)), original(ids))[1])
-    note = kb.add_note(FLOOD, text=f"The {NOTE_WORDS}.", year=2022, viewer=ANA)
+    note = evidence.add_note(kb, FLOOD, text=f"The {NOTE_WORDS}.", year=2022, viewer=ANA)
     assert indexed == [[FLOOD]]
     assert not kb.sync().changed  # the ledger knows the note: nothing to do
-    kb.withdraw_note(FLOOD, note.id, viewer=ANA)
+    evidence.withdraw_note(kb, FLOOD, note.id, viewer=ANA)
     assert all(h.id != FLOOD for h in kb.search(NOTE_WORDS, mode="bm25"))
 
 
@@ -212,9 +217,9 @@ def test_a_note_file_arriving_with_git_is_indexed_by_sync(kb):
 
 def test_recurrence_counts_distinct_organisations_since_the_earliest_year(kb):
     for who, year in ((ANA, 2019), (BEN, 2025), (ANA, 2022)):
-        kb.add_note(FLOOD, text="Same.", year=year, viewer=who)
-    kb.add_note(FLOOD, text="Same.", year=2023, organisation="environment and rural  agency", viewer=BEN)
-    seen = kb.recurrence(FLOOD, viewer=READER)
+        evidence.add_note(kb, FLOOD, text="Same.", year=year, viewer=who)
+    evidence.add_note(kb, FLOOD, text="Same.", year=2023, organisation="environment and rural  agency", viewer=BEN)
+    seen = evidence.recurrence(kb, FLOOD, viewer=READER)
     assert (seen.organisations, seen.since, seen.notes) == (3, 2019, 4)
     assert str(seen) == "seen in 3 organisations since 2019"
     assert str(recurrence("Solo Office", 2024, [])) == "seen in 1 organisation since 2024"
@@ -223,10 +228,10 @@ def test_recurrence_counts_distinct_organisations_since_the_earliest_year(kb):
 def test_lessons_we_keep_relearning_rank_notes_and_near_duplicates(kb, monkeypatch):
     from kb import insights, relevance
 
-    kb.add_note(FLOOD, text="Same.", year=2022, viewer=ANA)
-    kb.add_note(FLOOD, text="Same again.", year=2023, viewer=BEN)
+    evidence.add_note(kb, FLOOD, text="Same.", year=2022, viewer=ANA)
+    evidence.add_note(kb, FLOOD, text="Same again.", year=2023, viewer=BEN)
     other = "mainframe-blocked-pension-data-share"
-    kb.add_note(other, text="Us too.", year=2023, viewer=BEN)
+    evidence.add_note(kb, other, text="Us too.", year=2023, viewer=BEN)
     monkeypatch.setitem(relevance.CLOSE_SIMILARITY, kb.embedder.name, 2.0)  # nothing is that close
     table = insights.relearned(kb, viewer=READER)
     assert list(table["id"][:2]) == [FLOOD, other]
@@ -242,7 +247,7 @@ def test_lessons_we_keep_relearning_rank_notes_and_near_duplicates(kb, monkeypat
 def test_relearning_ranks_only_what_the_viewer_may_see(secret_kb, monkeypatch):
     from kb import insights
 
-    secret_kb.add_note(SECRET, text="Same.", year=2022, organisation="Border and Trade Agency")
+    evidence.add_note(secret_kb, SECRET, text="Same.", year=2022, organisation="Border and Trade Agency")
     assert SECRET in set(insights.relearned(secret_kb, viewer=OWNER)["id"])
     assert SECRET not in set(insights.relearned(secret_kb, viewer=READER)["id"])
 

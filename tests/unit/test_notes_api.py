@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from kb import evidence
 from tests.unit.test_api import (  # noqa: F401  (fixtures)
     HOME_AFFAIRS,
     MISSING,
@@ -27,7 +28,7 @@ def test_a_contributor_adds_a_note_and_everyone_reads_it_with_the_recurrence(cli
     body = listed.json()
     assert [n["text"] for n in body["notes"]] == ["We hit this too."]
     assert body["recurrence"]["organisations"] == 2 and body["recurrence"]["text"].startswith("seen in 2 organisations")
-    assert [n.id for n in kb.notes(PUBLIC)] == [added.json()["id"]]
+    assert [n.id for n in evidence.notes(kb, PUBLIC)] == [added.json()["id"]]
 
 
 def test_an_anonymous_note_names_nobody_to_a_visitor(client, tokens):
@@ -40,13 +41,13 @@ def test_an_anonymous_note_names_nobody_to_a_visitor(client, tokens):
 
 def test_notes_on_a_hidden_entry_answer_exactly_as_on_a_missing_one(client, tokens, kb):
     other = bearer(tokens, "Olu Other", "Beta Agency")
-    kb.add_note(ORG_ONLY, text="Inside note.", year=2024, organisation=HOME_AFFAIRS)
+    evidence.add_note(kb, ORG_ONLY, text="Inside note.", year=2024, organisation=HOME_AFFAIRS)
     for method, body in (("GET", None), ("POST", {"text": "Sneaky.", "year": 2024})):
         hidden = client.request(method, f"/entries/{ORG_ONLY}/notes", json=body, headers=other)
         missing = client.request(method, f"/entries/{MISSING}/notes", json=body, headers=other)
         assert_problem(hidden, 404)
         assert as_missing(hidden, ORG_ONLY) == as_missing(missing, MISSING)
-    assert len(kb.notes(ORG_ONLY)) == 1
+    assert len(evidence.notes(kb, ORG_ONLY)) == 1
 
 
 def test_a_visitor_is_asked_for_a_token_and_a_bad_year_is_a_clear_problem(client, tokens):
@@ -66,4 +67,4 @@ def test_only_its_author_or_a_curator_withdraws_a_note(client, tokens, kb):
     assert_problem(client.delete(f"/entries/{PUBLIC}/notes/20200101-abcdef", headers=ana), 404)
     assert client.delete(f"/entries/{PUBLIC}/notes/{note['id']}", headers=ana).status_code == 204
     assert client.get(f"/entries/{PUBLIC}/notes").json()["notes"] == []
-    assert [v.note.text for v in kb.note_history(PUBLIC, note["id"])] == ["Ours too."]
+    assert [v.note.text for v in evidence.note_history(kb, PUBLIC, note["id"])] == ["Ours too."]
