@@ -210,7 +210,7 @@ def every_match(kb: KnowledgeBase, request: SearchRequest, user: User | None = N
     new search: the search log does not count it."""
     if not request.query:
         return list(newest_ids(kb, filters=request.for_user(user).filters(), viewer=user))  # a copy: kept
-    return list(dict.fromkeys(h.id for h in ranked(kb, request, user, record=False)))
+    return list(dict.fromkeys(h.id for h in ranked(kb, request, user)))
 
 
 def download(
@@ -235,10 +235,11 @@ def download(
     return export_bytes([s.entry for s in shown], fmt, withheld={s.entry.id: s.withheld for s in shown})
 
 
-def ranked(kb: KnowledgeBase, request: SearchRequest, user: User | None = None, *, record: bool = True) -> list[Hit]:
+def ranked(kb: KnowledgeBase, request: SearchRequest, user: User | None = None, *, record: bool = False) -> list[Hit]:
     """A query's hits over every page, in the order the search page lists them (in plan mode: every
     part's lessons), under the request's rules for this user: what the API pages through. The first page
-    of a search (not a plan) is counted in the search log unless record is False."""
+    of a search (not a plan) is counted in the search log when `record` says a person asked it (the API's
+    search), never for the library's own uses (downloads, saved searches run for digests and feeds)."""
     request = request.for_user(user)
     filters = request.filters()
     if request.mode == PLAN_MODE:

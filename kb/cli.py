@@ -182,9 +182,9 @@ def api_options(func):
     return click.option(
         "--api",
         "api_url",
-        envvar="KB_API_URL",
+        envvar="KB_CLI_API_URL",
         metavar="URL",
-        help="Ask the Lighthouse API at URL (KB_API_URL): answers in a fraction of a second, as the model and the "
+        help="Ask the Lighthouse API at URL (KB_CLI_API_URL): answers in a fraction of a second, as the model and the "
         "index are loaded there already.",
     )(func)
 
@@ -265,7 +265,7 @@ def search(
         raise click.UsageError("give either a QUERY or --plan FILE")
     if plan_file is not None:
         if api_url:
-            raise click.UsageError("--plan searches the local index; leave out --api (or KB_API_URL)")
+            raise click.UsageError("--plan searches the local index; leave out --api (or unset KB_CLI_API_URL)")
         print_plan(ctx, plan_file, limit, mode, as_json, Filters.of(**facets), viewer_for(as_viewer))
         return
     assert query is not None

@@ -83,7 +83,7 @@ def serve(ctx: Context, host: str, port: int) -> None:
     from kb.tokens import TokenStore
 
     provider = ProviderSettings.from_environment()
-    verifier = BearerVerifier(provider, load_access()) if provider else None
+    verifier = BearerVerifier(provider, load_access) if provider else None  # access.yaml read as it is now
     if provider:
         click.echo(f"Tokens from the sign-in provider at {provider.metadata_url} are accepted.", err=True)
     app = create_app(ctx.kb, TokenStore(ctx.settings.tokens_path), provider=verifier)

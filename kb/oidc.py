@@ -2,10 +2,12 @@
 
 The HTTP API takes two kinds of bearer token: a personal token (`kb/tokens.py`) and, when a provider is
 configured, one the provider issued. A signed JWT (an ID token, or an access token in JWT form) is
-verified here, with the provider's published keys: its signature, issuer, audience and lifetime. Any
-other token (an opaque access token) is shown to the provider's userinfo endpoint, which says whose it
-is. Either way the claims become a `User` through the same access file as sign-in in the app, so a
-person has the same organisation and roles in both.
+verified here, with the provider's published keys: its signature, issuer, audience and lifetime.
+An opaque access token says nothing of the application it was issued to, and the provider's userinfo
+endpoint answers for any of them; so it is taken only where the operator says so
+(KB_OIDC_OPAQUE_TOKENS=true, for a provider whose access tokens are not JWTs), and then shown to that
+endpoint. Either way the claims become a `User` through the access file as it is at that moment, as
+sign-in in the app does, so a person has the same organisation and roles in both.
 
 Answers are kept for a minute (by the token's hash), so a busy client does not ask the provider for
 every request; a revoked access token therefore works for up to a minute more.
@@ -33,6 +35,7 @@ log = logging.getLogger("lighthouse.oidc")
 SECRETS_FILE = Path(".streamlit/secrets.toml")  # where the app's own sign-in is configured
 ANSWER_SECONDS = 60.0  # how long a token's verdict is kept
 KEYS_SECONDS = 3600.0  # how long the provider's metadata and keys are kept before they are read again
+FRESH_KEYS_SECONDS = 300.0  # an unknown key makes the keys be read again, at most this often
 LEEWAY_SECONDS = 60  # clock difference allowed on exp and nbf
 MAX_KEPT = 10_000
 ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
@@ -48,6 +51,7 @@ class ProviderSettings:
 
     metadata_url: str
     audience: str
+    opaque_tokens: bool = False  # also take tokens that are not JWTs, on the userinfo endpoint's word
 
     @classmethod
     def from_environment(
@@ -71,7 +75,8 @@ class ProviderSettings:
                 "KB_OIDC_METADATA_URL is set but not the audience its tokens are issued for: "
                 "set KB_OIDC_AUDIENCE to the app's client id"
             )
-        return cls(metadata_url, audience)
+        opaque = (env.get("KB_OIDC_OPAQUE_TOKENS") or "").strip().lower() in ("1", "true", "yes")
+        return cls(metadata_url, audience, opaque)
 
 
 class BearerVerifier:
@@ -80,7 +85,7 @@ class BearerVerifier:
     def __init__(
         self,
         provider: ProviderSettings,
-        access: Access,
+        access: Access | Callable[[], Access],
         *,
         http: Any = None,
         clock: Callable[[], float] = time.time,
@@ -90,6 +95,7 @@ class BearerVerifier:
         self.provider, self.access, self.clock = provider, access, clock
         self.http = http or httpx.Client(timeout=5.0, follow_redirects=False)
         self._metadata: dict[str, Any] = {}
+        self._metadata_read_at = -KEYS_SECONDS
         self._keys: Any = None
         self._keys_read_at = -KEYS_SECONDS
         self._answers: dict[str, tuple[User | None, float]] = {}
@@ -103,8 +109,12 @@ class BearerVerifier:
             kept = self._answers.get(key)
         if kept is not None and kept[1] > now:
             return kept[0]
-        claims = self._jwt_claims(token) if token.count(".") == 2 else self._userinfo_claims(token)
-        user = user_from_claims(claims, self.access) if claims is not None else None
+        if token.count(".") == 2:
+            claims = self._jwt_claims(token)
+        else:
+            claims = self._userinfo_claims(token) if self.provider.opaque_tokens else None
+        access = self.access() if callable(self.access) else self.access  # roles as the file says now
+        user = user_from_claims(claims, access) if claims is not None else None
         with self._lock:
             if len(self._answers) >= MAX_KEPT:
                 self._answers = {k: v for k, v in self._answers.items() if v[1] > now}
@@ -130,18 +140,21 @@ class BearerVerifier:
             raise ProviderUnreachable("the sign-in provider's answer is not JSON") from None
 
     def _provider_metadata(self) -> dict[str, Any]:
-        if not self._metadata or self.clock() - self._keys_read_at > KEYS_SECONDS:
+        if not self._metadata or self.clock() - self._metadata_read_at > KEYS_SECONDS:
             metadata = self._get_json(self.provider.metadata_url)
             if not isinstance(metadata, dict) or not metadata.get("issuer"):
                 raise ProviderUnreachable("the sign-in provider's discovery document names no issuer")
-            self._metadata = metadata
+            self._metadata, self._metadata_read_at = metadata, self.clock()
         return self._metadata
 
     def _key_set(self, *, fresh: bool = False):
         from joserfc.jwk import KeySet
 
         metadata = self._provider_metadata()
-        if fresh or self._keys is None or self.clock() - self._keys_read_at > KEYS_SECONDS:
+        age = self.clock() - self._keys_read_at
+        # A token signed with a key we do not hold makes us read the keys again, but not at every such
+        # token: a stream of forged ones must not become a stream of requests to the provider.
+        if self._keys is None or age > KEYS_SECONDS or (fresh and age > FRESH_KEYS_SECONDS):
             published = self._get_json(str(metadata.get("jwks_uri") or ""))
             if not isinstance(published, dict):
                 raise ProviderUnreachable("the sign-in provider publishes no keys")

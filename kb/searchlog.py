@@ -61,6 +61,11 @@ _EMAIL = re.compile(r"[^\s@]+@[^\s@]+\.[^\s@]+")
 _LONG_NUMBER = re.compile(r"\d(?:[\s./-]?\d){5,}")  # six digits or more: phone, account, case numbers
 
 
+def utc_today() -> dt.date:
+    """Today in UTC: the day every count is kept under, whatever the server's own time zone."""
+    return dt.datetime.now(dt.UTC).date()
+
+
 def normalise_query(query: str) -> str | None:
     """A query as it is counted: lowercased, spaces collapsed, punctuation at the ends stripped, at most
     MAX_QUERY_CHARS (cut at a word). None for what must not be kept: nothing left, or something that
@@ -161,8 +166,8 @@ class SearchLog:
         except KBError as exc:  # a bad KB_SEARCH_LOG_DAYS records nothing rather than break a search
             self._failed(exc)
             return False
-        if days == 0 and self._pruned_on != dt.date.today():
-            self._pruned_on = dt.date.today()
+        if days == 0 and self._pruned_on != utc_today():
+            self._pruned_on = utc_today()
             self._later(self.prune)
         return days > 0
 
@@ -182,7 +187,7 @@ class SearchLog:
     def _write(self, table, values: dict, unique: tuple[str, ...], added: tuple[str, ...], latest: tuple[str, ...]):
         """Add today's counts to the table's row for them (an upsert on SQLite and PostgreSQL alike), on
         the log's own thread."""
-        today = dt.date.today()
+        today = utc_today()
 
         def write() -> None:
             database = open_database(self.settings)
@@ -259,7 +264,7 @@ class SearchLog:
     def prune(self, today: dt.date | None = None) -> int:
         """Delete the counts of days older than the period kept (every count when it is 0); how many
         rows went. Raises KBError when the database cannot be reached."""
-        today = today or dt.date.today()
+        today = today or utc_today()
         first_kept = today - dt.timedelta(days=self.days - 1) if self.days else None
         database = open_database(self.settings)
         removed = 0
@@ -274,7 +279,7 @@ class SearchLog:
     # ------------------------------------------------------------------ reading
 
     def _since(self, days: int) -> dt.date:
-        return dt.date.today() - dt.timedelta(days=max(1, days) - 1)
+        return utc_today() - dt.timedelta(days=max(1, days) - 1)
 
     def searches(self, *, days: int = DEFAULT_REPORT_DAYS, unmatched: bool = False, limit: int = 20):
         """The most searched queries of the last `days` days, most searched first; with unmatched, only

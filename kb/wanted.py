@@ -131,7 +131,7 @@ def add_wanted(entries_dir: Path | str, title: str, query: str, viewer: User | N
         ids = {w.id for w in current.items}
         base = slugify(title) or "wanted"
         wanted_id = next(i for n in range(1, len(ids) + 2) if (i := base if n == 1 else f"{base}-{n}") not in ids)
-        made = Wanted(wanted_id, title, " ".join(query.split()), added=dt.date.today().isoformat())
+        made = Wanted(wanted_id, title, " ".join(query.split()), added=dt.datetime.now(dt.UTC).date().isoformat())
         return [*current.items, made], made
 
     return _change(entries_dir, viewer, change)
@@ -144,7 +144,7 @@ def close_wanted(entries_dir: Path | str, wanted_id: str, viewer: User | None) -
         found = next((w for w in current.items if w.id == wanted_id), None)
         if found is None:
             raise NotFound(f"there is no wanted request '{wanted_id}'")
-        closed = found if found.closed else replace(found, closed=dt.date.today().isoformat())
+        closed = found if found.closed else replace(found, closed=dt.datetime.now(dt.UTC).date().isoformat())
         return [closed if w.id == wanted_id else w for w in current.items], closed
 
     return _change(entries_dir, viewer, change)

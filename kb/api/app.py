@@ -195,7 +195,7 @@ def create_app(
         """Entries matching a query, best first, each with the passage that matched; quote a phrase to
         require it. Filters as the search page has them."""
         request = browse.SearchRequest(query=q, mode=mode, facets=facets, exact=exact, page=page)
-        every = browse.ranked(kb, request, viewer)  # counted in the search log on its first page
+        every = browse.ranked(kb, request, viewer, record=True)  # a person asked: counted on its first page
         hits = every[(page - 1) * limit : page * limit]
         return SearchOut(
             query=q, mode=mode, page=page, limit=limit, total=len(every), hits=[HitOut.of(h) for h in hits]

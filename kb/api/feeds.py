@@ -50,6 +50,10 @@ class HideFeedSecrets(logging.Filter):
         return True
 
 
+# The API's own log (an unexpected error names the path it answered) hides them too, however it is served.
+log.addFilter(HideFeedSecrets())
+
+
 def _atom_responses() -> dict[int | str, dict[str, Any]]:
     from kb.api.app import _responses
 

@@ -21,8 +21,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from kb.access import ANONYMOUS, signed_in
 from kb.drafting import DraftInvalid
 from kb.errors import Conflict, Forbidden, KBError, NotFound, without_paths
+from kb.following import FEED_SECRET_PREFIX
 from kb.identity import User
 from kb.oidc import BearerVerifier, ProviderUnreachable
+from kb.tokens import PREFIX as TOKEN_PREFIX
 from kb.tokens import TokenStore
 
 log = logging.getLogger("lighthouse.api")
@@ -126,14 +128,17 @@ class Gate:
     ):
         self.app, self.tokens, self.limiter, self.max_body = app, tokens, limiter, max_body
         self.provider = provider
+        # Tokens this server does not know are checked with the provider: each address may make it ask
+        # at the callers' own rate, so a stream of made-up tokens is not a stream of requests to it.
+        self.provider_checks = TokenBucket(limiter.rate * 60, limiter.burst)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        user, status, refusal = await self._caller(headers.get("authorization"))
         client = scope.get("client")
+        user, status, refusal = await self._caller(headers.get("authorization"), client[0] if client else "unknown")
         key = f"token:{user.name}" if signed_in(user) else f"client:{client[0] if client else 'unknown'}"
         wait = self.limiter.take(key)
         if wait:
@@ -152,7 +157,7 @@ class Gate:
         scope.setdefault("state", {})["user"] = user
         await self.app(scope, self._capped(receive), send)
 
-    async def _caller(self, authorization: str | None) -> tuple[User, int, str]:
+    async def _caller(self, authorization: str | None, address: str) -> tuple[User, int, str]:
         """The person a bearer token names (a personal token, or one from the sign-in provider), or the
         anonymous visitor without one; otherwise a refusal and its status."""
         if authorization is None:
@@ -170,7 +175,12 @@ class Gate:
         except KBError:
             log.exception("the API tokens file cannot be read")
             user = None
-        if user is None and self.provider is not None:
+        ours = token.startswith((TOKEN_PREFIX, FEED_SECRET_PREFIX))  # never sent on to the provider
+        if user is None and self.provider is not None and not ours:
+            wait = self.provider_checks.take(f"address:{address}")
+            if wait:
+                retry = max(1, math.ceil(wait))
+                return ANONYMOUS, 429, f"too many tokens to check; wait {retry} s and try again"
             try:  # the provider is asked over the network: not on the event loop
                 user = await anyio.to_thread.run_sync(self.provider.user_for, token)
             except ProviderUnreachable as exc:

@@ -66,6 +66,8 @@ def test_errors_are_summarised_focused_linked_and_never_make_a_link(page, server
     summary.get_by_role("link", name="Write a summary of one to three sentences.").click()
     page.wait_for_function("() => document.activeElement?.closest('.st-key-draft_summary')")
     field = page.get_by_role("textbox", name="Summary", exact=True)
+    # Marked by the summary's script once the page has drawn: on a busy machine that can come a moment later.
+    page.wait_for_function("() => document.querySelector('.st-key-draft_summary [aria-invalid=true]') !== null")
     assert field.get_attribute("aria-invalid") == "true"
     described = field.get_attribute("aria-describedby")
     said = " ".join(page.locator(f"#{described}").text_content().split())  # as a screen reader reads it

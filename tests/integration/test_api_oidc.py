@@ -52,12 +52,17 @@ def tokens_for(provider: str, sub: str) -> dict:
     return granted.json()
 
 
+def client_for(kb, tmp_path, provider, *, opaque: bool = False, access=ACCESS, **limits) -> TestClient:
+    settings = ProviderSettings(f"{provider}/.well-known/openid-configuration", CLIENT_ID, opaque_tokens=opaque)
+    limits = {"rate_per_minute": 10**6, "burst": 10**6} | limits
+    app = create_app(kb, TokenStore(tmp_path / "tokens.json"), provider=BearerVerifier(settings, access), **limits)
+    return TestClient(app, raise_server_exceptions=False)
+
+
 @pytest.fixture
 def api(kb, tmp_path, provider):
     kb.sync()
-    verifier = BearerVerifier(ProviderSettings(f"{provider}/.well-known/openid-configuration", CLIENT_ID), ACCESS)
-    app = create_app(kb, TokenStore(tmp_path / "tokens.json"), provider=verifier, rate_per_minute=10**6, burst=10**6)
-    return TestClient(app, raise_server_exceptions=False)
+    return client_for(kb, tmp_path, provider)
 
 
 def whoami(api: TestClient, token: str) -> httpx.Response:
@@ -65,15 +70,40 @@ def whoami(api: TestClient, token: str) -> httpx.Response:
     return api.get("/stats", headers={"Authorization": f"Bearer {token}"})
 
 
-def test_an_id_token_and_an_access_token_name_the_person_with_their_organisation_and_roles(api, provider):
+def test_an_id_token_names_the_person_with_their_organisation_and_roles(api, provider):
     granted = tokens_for(provider, "ada")
     anonymous = api.get("/stats").json()
-    for token in (granted["id_token"], granted["access_token"]):
-        answer = whoami(api, token)
-        assert answer.status_code == 200, answer.text
-        assert answer.json()["entries"] > anonymous["entries"], "a signed-in caller sees internal entries too"
+    answer = whoami(api, granted["id_token"])
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["entries"] > anonymous["entries"], "a signed-in caller sees internal entries too"
     review = api.get("/review", headers={"Authorization": f"Bearer {granted['id_token']}"})
     assert review.status_code == 200, "the access file's reviewer role came with the token"
+
+
+def test_an_opaque_access_token_is_taken_only_where_the_operator_says_so(api, kb, tmp_path, provider):
+    """It names no audience: the provider's userinfo endpoint vouches for whose it is, not for which app."""
+    granted = tokens_for(provider, "ada")
+    assert whoami(api, granted["access_token"]).status_code == 401
+    opaque = client_for(kb, tmp_path, provider, opaque=True)
+    answer = whoami(opaque, granted["access_token"])
+    assert answer.status_code == 200 and answer.json()["entries"] > api.get("/stats").json()["entries"]
+
+
+def test_the_access_file_is_read_as_it_is_now_and_made_up_tokens_are_not_sent_on_without_end(kb, tmp_path, provider):
+    kb.sync()
+    granted = tokens_for(provider, "ada")
+    files = [ACCESS]  # what access.yaml says, changed by an admin below
+    client = client_for(kb, tmp_path, provider, access=lambda: files[-1], rate_per_minute=60, burst=3)
+    review = lambda c: c.get("/review", headers={"Authorization": f"Bearer {granted['id_token']}"})  # noqa: E731
+    assert review(client).json(), "a reviewer sees the entries waiting for review"
+    files.append(Access(domains={"had.example.gov": "Home Affairs Department"}))  # the reviewer role taken away
+    fresh = client_for(kb, tmp_path, provider, access=lambda: files[-1])
+    assert review(fresh).json() == [], "a new verdict reads the file as it is now: no longer a reviewer"
+
+    # Lighthouse's own tokens are never shown to the provider; unknown ones are checked at a limited rate.
+    assert whoami(client, "lh_" + "x" * 43).status_code == 401
+    statuses = [whoami(client, f"made-up-{n}.a.b").status_code for n in range(6)]
+    assert statuses[:2] == [401, 401] and 429 in statuses, statuses
 
 
 def test_a_token_with_the_wrong_audience_a_forged_signature_or_an_unknown_value_is_refused(api, provider, tmp_path, kb):

@@ -106,3 +106,12 @@ def test_a_search_through_the_api_starts_without_the_model_or_the_vector_store(a
     assert done.returncode == 0, done.stderr[-500:]
     assert "1. " in done.stdout, done.stdout[-500:]
     assert done.stderr.strip().splitlines()[-1] == "[]", done.stderr[-500:]
+
+
+def test_the_feeds_api_address_does_not_send_the_command_line_s_searches_away(kb, monkeypatch):
+    """KB_API_URL is where readers reach the API (feed addresses); only KB_CLI_API_URL means "ask it"."""
+    kb.sync()
+    monkeypatch.setenv("KB_API_URL", f"http://127.0.0.1:{free_port()}")
+    assert "1. " in run("search", "data sharing", "--limit", "2", "--as", "anonymous")
+    monkeypatch.setenv("KB_CLI_API_URL", f"http://127.0.0.1:{free_port()}")
+    assert "did not answer" in run("search", "data sharing", "--limit", "2", code=1)

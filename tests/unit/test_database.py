@@ -3,9 +3,6 @@ processes that start together, and refusing an address it cannot use with one cl
 
 from __future__ import annotations
 
-import datetime as dt
-import multiprocessing
-
 import pytest
 from sqlalchemy import inspect, select
 from sqlalchemy.exc import IntegrityError
@@ -50,18 +47,32 @@ def test_a_person_s_follows_and_searches_go_with_them_and_a_follow_is_kept_once(
     database.close()
 
 
-def _open(url: str) -> int:
-    database = Database(url)
-    database.migrate()
-    with database.session() as session:
-        session.add(Person(account=f"p{multiprocessing.current_process().pid}", created_at=dt.datetime.now(dt.UTC)))
-    database.close()
-    return 0
+OPEN_AND_ADD = """
+import os, sys
+from kb.database import Database
+from kb.database.tables import Person
+database = Database(sys.argv[1])
+database.migrate()
+with database.session() as session:
+    session.add(Person(account=f"p{os.getpid()}"))
+print("ok")
+"""
 
 
 def test_processes_starting_together_migrate_once(database_url):
-    with multiprocessing.get_context("spawn").Pool(4) as pool:
-        assert pool.map(_open, [database_url] * 4) == [0] * 4
+    """Four whole processes open a new database at once: each finds the tables made exactly once."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    command = [sys.executable, "-c", OPEN_AND_ADD, database_url]
+    started = [
+        subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)
+    ]
+    for process in started:
+        out, err = process.communicate(timeout=120)
+        assert process.returncode == 0 and out.strip() == "ok", err[-1500:]
     database = Database(database_url)
     with database.session() as session:
         assert len(session.scalars(select(Person)).all()) == 4

@@ -89,12 +89,13 @@ def test_a_search_is_counted_once_per_visit_and_page_and_the_app_s_own_searches_
     logged.similar(PUBLIC, viewer=ADA)
     looks_similar(logged, "Data sharing agreement", "took a year", viewer=ADA)
     browse.find(logged, SearchRequest(query="one\ntwo", mode="plan"), ADA)  # a whole plan is not a search term
+    browse.ranked(logged, SearchRequest(query="data sharing agreement"), ADA)  # a saved search run for a digest
     assert counts(logged) == {("data sharing agreement", "hybrid"): 1}
     browse.find(logged, request, None, visit="visit-2")
     browse.find(logged, replace(request, mode="keyword"), None)
     assert counts(logged) == {("data sharing agreement", "hybrid"): 2, ("data sharing agreement", "keyword"): 1}
     (row,) = [r for r in rows(logged) if r.mode == "hybrid"]
-    assert row.results == first.total and row.day == dt.date.today()
+    assert row.results == first.total and row.day == dt.datetime.now(dt.UTC).date()  # days are UTC's
 
 
 def test_no_identity_is_stored(logged, tmp_path):
