@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from kb.entries import STATUSES, Entry
-from kb.errors import KBError
+from kb.errors import Forbidden, KBError
 from kb.filters import holds
 from kb.identity import ADMIN, CURATOR, User
 
@@ -274,6 +274,21 @@ def can_add_note(viewer: User | None, entry: Entry) -> bool:
     if viewer is None:
         return True
     return signed_in(viewer) and can_contribute(viewer) and can_see(viewer, entry_meta(entry))
+
+
+def note_organisation(viewer: User | None, given: str | None) -> str:
+    """The organisation a note speaks for. A person signed in as a member of an organisation adds
+    evidence for that organisation only: otherwise one person could make a lesson look "seen in five
+    organisations". The operator and the local user of a copy without sign-in (who curate it) may name
+    any; someone signed in without an organisation names their own."""
+    own = viewer.organisation if viewer is not None else ""
+    if given is None:
+        return own
+    if not given.strip():
+        return given  # no organisation at all: the note's validation says which field to fill in
+    if viewer is not None and not viewer.local and own and given.strip().casefold() != own.casefold():
+        raise Forbidden(f"you add evidence as a member of {own}; a note cannot speak for another organisation")
+    return given
 
 
 def wrote_note(viewer: User | None, note: Any) -> bool:

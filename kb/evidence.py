@@ -17,7 +17,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from kb.access import can_add_note, can_change_note, note_for, note_version_for
+from kb.access import can_add_note, can_change_note, note_for, note_organisation, note_version_for
 from kb.errors import Conflict, EntryError, Forbidden, KBError, NotFound, SavedNotIndexed
 from kb.notes import Note, Recurrence, make_note, now_utc, parse_note, validate_fields
 from kb.notes import recurrence as count_recurrence
@@ -113,8 +113,7 @@ def add_note(
     entry = kb.stored(entry_id, viewer)
     if not can_add_note(viewer, entry):
         raise Forbidden("sign in as a contributor to add your evidence to an entry")
-    if organisation is None:
-        organisation = viewer.organisation if viewer is not None else ""
+    organisation = note_organisation(viewer, organisation)
     note = make_note(
         entry_id,
         text=text,

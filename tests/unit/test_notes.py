@@ -91,7 +91,7 @@ def test_a_bad_note_file_is_named_with_its_field_and_the_good_ones_still_load(kb
     ],
 )
 def test_a_bad_note_is_refused_naming_its_field(kb, fields, field):
-    values = {"text": "We hit this too.", "year": 2022, "organisation": "Somewhere"} | fields
+    values = {"text": "We hit this too.", "year": 2022, "organisation": ANA.organisation} | fields
     with pytest.raises(EntryError) as caught:
         evidence.add_note(kb, FLOOD, viewer=ANA, **values)
     assert [p.field for p in caught.value.problems] == [field]
@@ -218,7 +218,8 @@ def test_a_note_file_arriving_with_git_is_indexed_by_sync(kb):
 def test_recurrence_counts_distinct_organisations_since_the_earliest_year(kb):
     for who, year in ((ANA, 2019), (BEN, 2025), (ANA, 2022)):
         evidence.add_note(kb, FLOOD, text="Same.", year=year, viewer=who)
-    evidence.add_note(kb, FLOOD, text="Same.", year=2023, organisation="environment and rural  agency", viewer=BEN)
+    # The operator records a note for the entry's own organisation, written another way.
+    evidence.add_note(kb, FLOOD, text="Same.", year=2023, organisation="environment and rural  agency")
     seen = evidence.recurrence(kb, FLOOD, viewer=READER)
     assert (seen.organisations, seen.since, seen.notes) == (3, 2019, 4)
     assert str(seen) == "seen in 3 organisations since 2019"
@@ -267,3 +268,22 @@ def test_the_command_line_adds_and_lists_notes(kb):
     assert "Northfield City Council, 2021" in listed.output and "seen in 2 organisations since 2021" in listed.output
     bad = runner.invoke(cli, [*args, "note", "add", FLOOD, "--organisation", "X", "--year", "never", "--text", "t"])
     assert bad.exit_code == 1 and "field 'year'" in bad.output and "Traceback" not in bad.output
+
+
+def test_a_note_speaks_only_for_its_author_s_own_organisation(kb):
+    """Otherwise one person could make a lesson look "seen in five organisations"."""
+    kb.sync()
+    with pytest.raises(Forbidden, match="as a member of Northfield City Council"):
+        evidence.add_note(
+            kb, FLOOD, text="We saw it too.", year=2024, organisation="Home Affairs Department", viewer=ANA
+        )
+    assert evidence.notes(kb, FLOOD, viewer=ANA) == []
+    mine = evidence.add_note(
+        kb, FLOOD, text="We saw it too.", year=2024, organisation=" northfield city council", viewer=ANA
+    )
+    assert mine.organisation.strip().casefold() == "northfield city council"
+    local = User("Local curator", "Cabinet Digital Office", (CONTRIBUTOR, CURATOR), local=True)
+    told = evidence.add_note(
+        kb, FLOOD, text="A colleague's account.", year=2023, organisation="Home Affairs Department", viewer=local
+    )
+    assert told.organisation == "Home Affairs Department"  # the local user of a copy curates it
