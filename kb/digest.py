@@ -46,6 +46,7 @@ INTERVALS = {"daily": dt.timedelta(days=1), "weekly": dt.timedelta(days=7)}
 SLACK = dt.timedelta(hours=1)  # a daily run a little early still sends the daily digest
 ATTEMPTS = 3  # tries at once, before leaving the digest for the next run
 RETRY_DELAY = 2.0  # seconds before the second try; doubled before each next one
+GIVE_UP_AFTER = 15  # tries over every run (five runs of three) before a period is marked failed
 DIGEST_LOCK_ID = 0x4C494744  # "LIGD": PostgreSQL's advisory lock for one run at a time
 SMTP_TIMEOUT = 30
 
@@ -185,6 +186,14 @@ def _digest_one(
                 row = session.get(Digest, pending_id)
                 row.attempts += 1
                 row.last_error = result.error
+                if _permanent(exc) or row.attempts >= GIVE_UP_AFTER:
+                    # Trying again would fail again (an address refused, a message rejected), or it has
+                    # failed in every run for days: the period is closed as failed, so the next digest
+                    # covers what came after it instead of this one blocking every later one.
+                    row.status = "failed"
+                    session.get(Person, person_id).digest_since = period[1]
+                    log.error("digest for person %s given up after %s tries: %s", person_id, row.attempts, result.error)
+                    break
             if attempt + 1 < attempts and retry_delay:
                 time.sleep(retry_delay * 2**attempt)
             continue
@@ -197,6 +206,13 @@ def _digest_one(
         return result
     result.status = "failed"
     return result
+
+
+def _permanent(exc: Exception) -> bool:
+    """A refusal the server means for good (a 5xx answer, every recipient refused), not a busy moment."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return True
+    return isinstance(exc, smtplib.SMTPResponseException) and 500 <= exc.smtp_code < 600
 
 
 @contextmanager

@@ -28,13 +28,14 @@ class MailServer:
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
         self.refuse = 0
+        self.refusal = "451 4.3.0 try again later"
         self.port = 0
         self._controller = None
 
     async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802  (aiosmtpd's name)
         if self.refuse > 0:
             self.refuse -= 1
-            return "451 4.3.0 try again later"
+            return self.refusal
         self.messages.append(email.message_from_bytes(envelope.original_content, policy=email.policy.default))
         return "250 OK"
 

@@ -102,7 +102,8 @@ class Follow(Base):
 
 class Digest(Base):
     """One digest for one person and one period: written before it is sent, marked sent after, so a run
-    that fails is retried and a period is never sent twice."""
+    that fails is retried and a period sent is not sent again. (A process killed between the server's
+    acceptance and the mark sends it once more, with the same Message-ID, which mail programs show once.)"""
 
     __tablename__ = "digests"
     __table_args__ = (UniqueConstraint("person_id", "period_end"),)
@@ -111,7 +112,7 @@ class Digest(Base):
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
     period_start: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     period_end: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-    status: Mapped[str] = mapped_column(String(10), default="pending")  # pending, sent
+    status: Mapped[str] = mapped_column(String(10), default="pending")  # pending, sent, empty, failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str] = mapped_column(Text, default="")
     message_id: Mapped[str] = mapped_column(String(200), default="")

@@ -181,3 +181,19 @@ def test_one_person_s_broken_address_stops_no_one_else_s_digest(state, mail_serv
     results = run(kb, database, mail_server, later(days=8))
     assert [r.status for r in results] == ["failed", "sent"]
     assert [m["To"] for m in mail_server.messages] == [ADA.email]
+
+
+def test_a_refusal_meant_for_good_closes_the_period_and_the_next_digest_goes_on(state, mail_server):
+    """An address the server refuses for good does not block every later digest of that person."""
+    kb, database, following = state
+    following.follow(ADA, "theme", THEME)
+    write_entry(kb, "A new agreement", themes=[THEME])
+    mail_server.refuse, mail_server.refusal = 1, "550 5.1.1 no such mailbox"
+    (failed,) = run(kb, database, mail_server, later(days=8))
+    assert (failed.status, failed.attempts) == ("failed", 1) and "550" in failed.error  # not tried again at once
+    with database.session() as session:
+        assert session.scalars(select(Digest)).one().status == "failed"
+    assert [r.status for r in run(kb, database, mail_server, later(days=9))] == ["not due"]  # not retried
+    (following_week,) = run(kb, database, mail_server, later(days=16))  # the next period starts where it ended
+    assert following_week.status == "nothing new" and following_week.period[0] == failed.period[1]
+    assert mail_server.messages == []
