@@ -18,15 +18,24 @@ CHECKOUT_APP = Path(__file__).resolve().parent.parent / "app.py"  # the web app,
 PACKAGED_APP = Path(__file__).resolve().parent / "webapp" / "app.py"  # the copy a wheel carries (setup.py)
 
 
-def streamlit_flags(config: Path) -> list[str]:
+def streamlit_flags(config: Path, *, own: tuple[Path, ...] = ()) -> list[str]:
     """The app's own Streamlit settings (its .streamlit/config.toml) as `streamlit run` flags, for a run
-    whose working folder is the user's own, where Streamlit would not find that file."""
+    whose working folder is the user's own, where Streamlit would not find that file. A setting the
+    user's own config files (`own`) make is left to them: flags would outrank their files."""
     import tomllib
 
-    settings = tomllib.loads(config.read_text(encoding="utf-8"))
+    def read(path: Path) -> dict:
+        try:
+            return tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+            return {}
+
+    theirs = {(section, name) for path in own for section, values in read(path).items() for name in values}
     flags: list[str] = []
-    for section, values in settings.items():
+    for section, values in read(config).items():
         for name, value in values.items():
+            if (section, name) in theirs:
+                continue
             shown = str(value).lower() if isinstance(value, bool) else str(value)
             flags += [f"--{section}.{name}", shown]
     return flags
@@ -47,13 +56,14 @@ def app_command(streamlit_options: tuple[str, ...]) -> None:
     """
     import subprocess
 
-    if CHECKOUT_APP.is_file():
+    if CHECKOUT_APP.is_file() and (CHECKOUT_APP.parent / "app_pages" / "ui.py").is_file():
         # From the checkout, so that its .streamlit/config.toml (local address, theme) applies.
         command = [sys.executable, "-m", "streamlit", "run", str(CHECKOUT_APP), *streamlit_options]
         sys.exit(subprocess.run(command, cwd=CHECKOUT_APP.parent).returncode)
     if not PACKAGED_APP.is_file():
         raise click.ClickException("this installation holds no web app; reinstall Lighthouse from its wheel")
-    flags = streamlit_flags(PACKAGED_APP.parent / ".streamlit" / "config.toml")
+    users_own = (Path(".streamlit/config.toml"), Path("~/.streamlit/config.toml").expanduser())
+    flags = streamlit_flags(PACKAGED_APP.parent / ".streamlit" / "config.toml", own=users_own)
     command = [sys.executable, "-m", "streamlit", "run", str(PACKAGED_APP), *flags, *streamlit_options]
     sys.exit(subprocess.run(command).returncode)
 

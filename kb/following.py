@@ -47,7 +47,6 @@ MAX_SECRET_CHARS = 200
 MAX_NAME = 200
 MAX_VALUE = 300
 LONG_AGO = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-KIND_NAMES = {"theme": "theme", "organisation": "organisation", "lighthouse": "lighthouse"}
 
 
 def as_utc(when: dt.datetime) -> dt.datetime:

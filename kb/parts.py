@@ -16,7 +16,7 @@ from kb.entries import Entry
 from kb.errors import Problem
 from kb.notes import NoteStore
 from kb.store import EntryStore, file_lock, file_lock_if_free
-from kb.vector_index import VectorIndex, make_client
+from kb.vector_index import VectorIndex, collection_names, make_client
 from kb.vocabulary import Vocabulary
 
 
@@ -74,7 +74,7 @@ class Parts:
     @property
     def collection_names(self) -> tuple[str, str]:
         """(passages, entries): the two collections' names."""
-        return f"{self.settings.collection}-passages", f"{self.settings.collection}-entries"
+        return collection_names(self.settings.collection)
 
     def generation(self) -> str | None:
         """The index's generation mark (None: no index yet). For an embedded store not yet opened by this

@@ -184,6 +184,11 @@ def _guarded(method):
     return guarded
 
 
+def collection_names(name: str) -> tuple[str, str]:
+    """(passages, entries): the two collections an index of this name keeps in Chroma."""
+    return f"{name}-passages", f"{name}-entries"
+
+
 class VectorIndex:
     """Passage and entry vectors for one knowledge base, built by one model. Every method that reaches
     Chroma is `_guarded`."""
@@ -200,7 +205,7 @@ class VectorIndex:
 
     @property
     def _names(self) -> tuple[str, str]:
-        return f"{self.name}-passages", f"{self.name}-entries"
+        return collection_names(self.name)
 
     @property
     def collection_names(self) -> tuple[str, str]:

@@ -77,3 +77,13 @@ def test_the_wheel_carries_the_web_app(tmp_path: Path):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {"kb/webapp/app.py", "kb/webapp/.streamlit/config.toml", "kb/webapp/app_pages/search.py"} <= names
     assert "kb/database/migrations/versions/0001_initial.py" in names and "kb/database/migrations/env.py" in names
+
+
+def test_a_setting_in_the_user_s_own_config_file_is_theirs(tmp_path: Path):
+    from kb.cli_web import streamlit_flags
+
+    theirs = tmp_path / "config.toml"
+    theirs.write_text('[server]\naddress = "0.0.0.0"\n\n[theme]\nprimaryColor = "#000000"\n')
+    flags = streamlit_flags(ROOT / ".streamlit" / "config.toml", own=(theirs, tmp_path / "missing.toml"))
+    assert "--server.address" not in flags and "--theme.primaryColor" not in flags
+    assert "--runner.postScriptGC" in flags, "what they do not set still comes with the app"
