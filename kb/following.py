@@ -424,7 +424,8 @@ def _versions(kb: KnowledgeBase, entry_id: str) -> list[tuple[dt.datetime, Entry
 
 
 def _written_day_end(entry: Entry) -> dt.datetime:
-    """The end of the day an entry says it was last written (UTC); far in the future when it does not say."""
+    """The latest moment of the day an entry says it was last written, in any time zone (the day's UTC
+    midnight plus 38 hours: the day ends that late at UTC+14); far in the future when it does not say."""
     day = max(entry.updated, entry.created)[:10]
     try:
         return dt.datetime.fromisoformat(day).replace(tzinfo=dt.UTC) + dt.timedelta(days=1, hours=14)  # any zone
