@@ -1,6 +1,7 @@
-"""Following in a real browser: the local user follows a theme from the search page, sees it on the Following
-page, a new entry in that theme arrives, the digest is sent to a real SMTP server (aiosmtpd on 127.0.0.1)
-and holds it, the Following page shows it as new, and the feed address the page shows serves it.
+"""Following in a real browser, the whole loop: the local user follows a theme from the search page, sees it
+on the Following page; a new entry in that theme arrives and they add an evidence note to another entry of
+it on its page (and see its recurrence); the digest is sent to a real SMTP server (aiosmtpd on 127.0.0.1)
+and holds both, the Following page shows them as new, and the feed address the page shows serves both.
 
 Skips when /usr/bin/chromium or Playwright is absent; fails instead when CI=true.
 """
@@ -26,6 +27,8 @@ from tests.following import MailServer, body, later, write_entry
 pytestmark = pytest.mark.browser
 
 THEME, THEME_LABEL = "data-sharing-agreements", "Data sharing agreements"
+NOTED = "cross-government-data-sharing-agreement-template"  # in that theme; public and published
+NOTE = "Our regional pilot met the same six legal teams and reused this template in 2024."
 EMAIL = "priya@dww.example.gov"
 API = "https://api.lighthouse.example"
 
@@ -61,16 +64,31 @@ def journey(page, app: str, folder: Path, mail_server: MailServer, shots: Path) 
     settings = Settings(entries_dir=folder / "entries", index_dir=folder / "index", model="hashing-bow")
     kb = KnowledgeBase(settings, embedder=HashingEmbedder())
     new = write_entry(kb, "Signing data sharing agreements in weeks, not months", themes=[THEME])
+
+    # They add their evidence to another entry of the theme, on its page, and see it counted.
+    page.goto(f"{app}/entry?id={NOTED}")
+    settle(page)
+    page.get_by_text("We hit this too: add your evidence").click()
+    page.get_by_role("textbox", name="What happened to you").fill(NOTE)
+    year = page.get_by_role("spinbutton", name="Year")
+    year.fill("2024")
+    year.press("Tab")
+    page.get_by_role("button", name="Add my evidence").click()
+    page.get_by_text("Your evidence was added").wait_for()
+    settle(page)
+    assert "Seen in 2 organisations since" in page.evaluate("() => document.body.innerText")
+
     results = send_digests(
         kb, open_database(settings), mail_server.settings(), now=later(days=8), access=Access(), retry_delay=0
     )
     assert [(r.email, r.status) for r in results] == [(EMAIL, "sent")]
     (message,) = mail_server.messages
     assert message["To"] == EMAIL and new.title in body(message, "plain")
+    assert "Evidence note" in body(message, "plain") and "same six legal teams" in body(message, "plain")
     assert f"https://lighthouse.example/entry?id={new.id}" in body(message, "plain")
 
     # The page shows it as new since the last visit, and makes the feed addresses.
-    page.reload()
+    page.goto(f"{app}/following")
     page.get_by_text(new.title).first.wait_for()
     page.get_by_role("button", name="Make my feed addresses").click()
     page.get_by_text("Copy your feed addresses now").wait_for()
@@ -84,7 +102,7 @@ def journey(page, app: str, folder: Path, mail_server: MailServer, shots: Path) 
     api = TestClient(create_app(kb, TokenStore(folder / "tokens.json"), database=open_database(settings)))
     feed = api.get(theme_feed.removeprefix(API))
     assert feed.status_code == 200 and feed.headers["content-type"].startswith("application/atom+xml")
-    assert new.title in feed.text
+    assert new.title in feed.text and "same six legal teams" in feed.text
 
     # On a phone, the page fits the screen.
     phone = page.context.browser.new_context(user_agent=PHONE, viewport={"width": 390, "height": 844})
