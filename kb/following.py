@@ -339,22 +339,26 @@ def _profile(person: Person, previous: dt.datetime) -> Profile:
 
 
 def user_of(person: Person, access: Access | None = None) -> User:
-    """The `User` a person is when they are not there (a digest, a feed): their organisation as of their
-    last visit, their roles from the access file now (kb.signin); the local user of a copy without
-    sign-in is who KB_USER_* say, if it is still them, and otherwise a reader with no roles."""
+    """The `User` a person is when they are not there (a digest, a feed): their organisation as the access
+    file now gives it for their e-mail domain, else as of their last visit, and their roles from the access
+    file now (kb.signin); the local user of a copy without sign-in is who KB_USER_* say, if it is still
+    them (by name, or by e-mail address with KB_USER_EMAIL), and otherwise a reader with no roles."""
+    local = local_user()
+    if local.account == person.account:
+        return local
     if person.account.startswith("local:"):
-        local = local_user()
-        if local.account == person.account or (local.email and local.email == person.account):
-            return local
         return User(name=person.name, organisation=person.organisation, roles=(), local=True, email=person.email)
     if access is None:
         from kb.signin import load_access
 
         access = load_access()
+    # Someone who moved (their address now maps to another organisation) reads as that one, not as the
+    # organisation they were in at their last visit.
+    organisation = access.organisation_for_email(person.email) or person.organisation
     return User(
         name=person.name,
-        organisation=person.organisation,
-        roles=access.roles_for(person.organisation, person.email),
+        organisation=organisation,
+        roles=access.roles_for(organisation, person.email),
         local=False,
         email=person.email,
     )

@@ -188,3 +188,15 @@ def test_an_evidence_note_reaches_those_who_follow_its_entry_and_an_anonymous_on
     assert not [
         u for u in updates(kb, ADA, following.visit(ADA), later(seconds=5), later(seconds=10)) if u.kind == "note"
     ]
+
+
+def test_someone_who_moved_reads_as_the_organisation_their_address_now_maps_to(following):
+    from kb.following import user_of
+    from kb.signin import Access
+
+    following.follow(ADA, "theme", THEME)
+    with following.database.session() as session:
+        person = session.scalars(select(Person)).one()
+        moved = Access(domains={"had.example.gov": "Border and Trade Agency"})
+        assert user_of(person, moved).organisation == "Border and Trade Agency"
+        assert user_of(person, Access()).organisation == ADA.organisation  # no mapping: as at the last visit
