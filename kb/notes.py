@@ -26,7 +26,7 @@ import yaml
 
 from kb.entries import _FRONT_MATTER_RE, _Fields, content_hash, is_valid_id, is_web_address
 from kb.errors import EntryError, KBError, NotFound, Problem
-from kb.store import IsSymlink, _read_regular, atomic_write, file_lock, sweep_temporary
+from kb.store import IsSymlink, _read_regular, atomic_write, file_lock, kept_versions
 from kb.yamlfile import DuplicateKey, load_yaml
 
 NOTES_DIR = ".notes"  # beside the entries; a hidden folder is never listed as an entry
@@ -389,18 +389,7 @@ class NoteStore:
         folder = self.folder(entry_id) / HISTORY_DIR / note_id
         if not is_note_id(note_id) or not self._safe(folder):
             return []
-        sweep_temporary(folder)
-        versions = []
-        for path in sorted(folder.iterdir(), reverse=True):
-            match = _VERSION_NAME.match(path.name)
-            if not match or path.is_symlink() or not path.is_file():
-                continue
-            when = dt.datetime.strptime(match.group(1), "%Y%m%dT%H%M%S%fZ").replace(tzinfo=dt.UTC)
-            try:
-                versions.append(NoteVersion(when.isoformat(timespec="seconds"), _read_regular(path).decode("utf-8")))
-            except (OSError, UnicodeDecodeError):
-                continue
-        return versions
+        return [NoteVersion(when, text) for when, text in kept_versions(folder, _VERSION_NAME)]
 
     def withdrawn(self, entry_id: str) -> list[str]:
         """Ids of the entry's notes that have a history but no file any more."""

@@ -113,6 +113,25 @@ def _read_regular(path: Path) -> bytes:
         return handle.read()
 
 
+def kept_versions(folder: Path, named: re.Pattern[str]) -> list[tuple[str, str]]:
+    """(when, text) of each earlier version kept in a history folder, newest first: the files whose names
+    `named` matches (time first), never a symbolic link, and never a temporary file a killed writer left
+    behind (swept once stale). The history of entries and of notes alike."""
+    sweep_temporary(folder)
+    versions = []
+    for path in sorted(folder.iterdir(), reverse=True):
+        match = named.match(path.name)
+        if not match or path.is_symlink() or not path.is_file():
+            continue
+        when = dt.datetime.strptime(match.group(1), "%Y%m%dT%H%M%S%fZ").replace(tzinfo=dt.UTC)
+        try:
+            text = _read_regular(path).decode("utf-8", errors="replace")
+        except OSError:
+            continue
+        versions.append((when.isoformat(timespec="seconds"), text))
+    return versions
+
+
 class IsSymlink(OSError):
     """A symbolic link where Lighthouse reads only regular files."""
 
@@ -328,20 +347,7 @@ class EntryStore:
         stem = self.path_for(entry_id).stem
         if not self._is_own_folder(HISTORY_DIR, stem):
             return []
-        folder = self.root / HISTORY_DIR / stem
-        sweep_temporary(folder)
-        versions = []
-        for path in sorted(folder.iterdir(), reverse=True):
-            match = _VERSION_NAME.match(path.name)
-            if not match or path.is_symlink() or not path.is_file():
-                continue
-            when = dt.datetime.strptime(match.group(1), "%Y%m%dT%H%M%S%fZ").replace(tzinfo=dt.UTC)
-            try:
-                text = _read_regular(path).decode("utf-8", errors="replace")
-            except OSError:
-                continue
-            versions.append(Version(when.isoformat(timespec="seconds"), text))
-        return versions
+        return [Version(when, text) for when, text in kept_versions(self.root / HISTORY_DIR / stem, _VERSION_NAME)]
 
     # ----------------------------------------------------------------- revisions waiting for review
 
