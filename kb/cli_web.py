@@ -198,7 +198,8 @@ def token_revoke(ctx: Context, name: str) -> None:
     "--now",
     "now_text",
     metavar="TIME",
-    help="Run as if it were this time (ISO 8601, UTC unless it says), e.g. 2026-01-05T07:00.",
+    help="Run as if it were this time (ISO 8601, UTC unless it says), e.g. 2026-01-05T07:00. With --dry-run to try "
+    "things out: a real run at a later time starts each person's next period there.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print what was done as JSON.")
 @pass_ctx
