@@ -269,14 +269,14 @@ def _ranked(
     )
     if every and all(h.close is not None for h in every):
         every = [h for h in every if h.close] + [h for h in every if not h.close]
-    if record and request.page == 1:
+    if record and request.page == 1 and (log := search_log(kb.settings)).counting():
         # Counted as anyone would have seen it: the curators who read the counts may not see what this
         # searcher saw, and a count or a close match must not tell them that a hidden entry exists.
         public = kb.view(
             "public-entries", "", lambda: frozenset(e.entry_id for e in kb.indexed_entries(visible_where(ANONYMOUS)))
         )
         shared = [h for h in every if h.id in public]
-        search_log(kb.settings).record_search(request.query, request.mode, shared, visit=visit)
+        log.record_search(request.query, request.mode, shared, visit=visit)
     return every
 
 

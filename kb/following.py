@@ -312,7 +312,7 @@ def _as_now(person: Person, user: User, now: dt.datetime | None = None) -> None:
     """Who the person is as of now (what a digest sent in their absence goes by); with `now`, a visit
     to the Following page at that time."""
     person.email, person.name = user.email, user.name[:MAX_NAME]
-    person.organisation, person.roles = user.organisation[:MAX_NAME], ",".join(user.roles)[:MAX_NAME]
+    person.organisation = user.organisation[:MAX_NAME]
     if now is not None:
         person.seen_at = now
 

@@ -159,6 +159,10 @@ class SearchLog:
         values = {"entry_id": entry_id, "opened": int(not reused), "reused": int(reused)}
         return self._write(EntryActivity, values, ("day", "entry_id"), ("opened", "reused"), ())
 
+    def counting(self) -> bool:
+        """Whether searches are counted now (not with 0 days, nor with a setting that cannot be read)."""
+        return self._on()
+
     def _on(self) -> bool:
         """Whether to record; when the log is off, what it kept is deleted (once per process and day)."""
         try:

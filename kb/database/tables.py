@@ -58,7 +58,6 @@ class Person(Base):
     email: Mapped[str] = mapped_column(String(320), default="")
     name: Mapped[str] = mapped_column(String(200), default="")
     organisation: Mapped[str] = mapped_column(String(200), default="")
-    roles: Mapped[str] = mapped_column(String(200), default="")  # comma-separated, as of the last visit
     digest_frequency: Mapped[str] = mapped_column(String(10), default="weekly")
     digest_since: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     feed_secret_hash: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)

@@ -35,7 +35,6 @@ def upgrade() -> None:
         sa.Column("email", sa.String(length=320), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("organisation", sa.String(length=200), nullable=False),
-        sa.Column("roles", sa.String(length=200), nullable=False),
         sa.Column("digest_frequency", sa.String(length=10), nullable=False),
         sa.Column("digest_since", sa.DateTime(timezone=True), nullable=False),
         sa.Column("feed_secret_hash", sa.String(length=64), nullable=True),
