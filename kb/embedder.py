@@ -159,7 +159,7 @@ class SentenceTransformerEmbedder:
             digest = DEFAULT_MODEL_SHA256 if bundled else _weights_digest(Path(source), self.model_name)
             folder = self.cache_dir / f"{_slug(self.model_name)}-{digest[:16]}"
             try:
-                path = ensure_onnx_export(model, folder, self.backend)
+                path = ensure_onnx_export(model, folder, self.backend, source)
                 _run_on_onnx(model, path)
             except KBError:
                 raise
@@ -281,7 +281,7 @@ def _read_manifest(folder: Path) -> dict:
         return {}
 
 
-def ensure_onnx_export(model, folder: Path, backend: str) -> Path:
+def ensure_onnx_export(model, folder: Path, backend: str, source: str) -> Path:
     """The ONNX file for this backend in folder, exported from the loaded (verified) model if missing.
 
     A file whose SHA-256 no longer matches the one recorded at export (a crash mid-write, a damaged
@@ -294,7 +294,7 @@ def ensure_onnx_export(model, folder: Path, backend: str) -> Path:
             return target
         fp32 = folder / ONNX_FILES["onnx"]
         if not (fp32.is_file() and manifest.get(fp32.name) == sha256_of(fp32)):
-            _export_onnx(model, fp32)
+            _export_onnx(source, fp32)
             manifest[fp32.name] = sha256_of(fp32)
         if backend == "onnx-int8":
             _quantize_int8(fp32, target)
@@ -305,7 +305,36 @@ def ensure_onnx_export(model, folder: Path, backend: str) -> Path:
     return target
 
 
-def _export_onnx(model, target: Path) -> None:
+def _export_onnx(source: str, target: Path) -> None:
+    """Export the model at `source` to ONNX in a new Python process. Tracing depends on the state of the
+    process it runs in: a re-export inside a long-lived process that had done other work came out wrong
+    (cosine 0.94 to the model, refused by `_run_on_onnx`), while the same export in a new process is
+    right every time. The child loads the same (already verified) weights and traces them."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from kb.embedder import export_in_this_process; export_in_this_process(sys.argv[1], sys.argv[2])"
+    )
+    here = str(Path(__file__).resolve().parent.parent)  # this kb, whether installed or in a checkout
+    path = os.pathsep.join([here, *filter(None, [os.environ.get("PYTHONPATH")])])
+    env = {**os.environ, "PYTHONPATH": path, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    done = subprocess.run(
+        [sys.executable, "-c", code, source, str(target)], capture_output=True, text=True, env=env, timeout=900
+    )
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        raise RuntimeError(f"the export process failed: {last}")
+
+
+def export_in_this_process(source: str, target: str) -> None:
+    """The export's child process: load the model from `source` and trace it to `target`."""
+    from sentence_transformers import SentenceTransformer
+
+    _trace_to_onnx(SentenceTransformer(source, device="cpu", local_files_only=True), Path(target))
+
+
+def _trace_to_onnx(model, target: Path) -> None:
     """Trace the transformer (token ids in, token vectors out) to ONNX; pooling stays in sentence-transformers.
 
     sentence-transformers' own ONNX backend needs optimum-onnx, whose releases require transformers
