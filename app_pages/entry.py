@@ -149,7 +149,7 @@ def history(entry: Entry) -> None:
         return
     with st.expander(f"Earlier versions ({len(versions)})", icon=":material/history:"):
         for version in versions:
-            st.caption(f"Replaced on {version.replaced.replace('T', ' at ')} UTC")
+            st.caption(f"Replaced on {ui.moment(version.replaced)}")
             st.code(version.text, language="markdown", wrap_lines=True)
 
 

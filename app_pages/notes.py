@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app_pages.ui import plain, safe_markdown, unlinked, without_paths
+from app_pages.ui import moment, plain, safe_markdown, unlinked, without_paths
 from kb import KBError, KnowledgeBase, evidence
 from kb.entries import is_web_address
 from kb.errors import EntryError, SavedNotIndexed
 from kb.identity import User
-from kb.notes import NOTE_SECTION, latest_year
+from kb.notes import NOTE_SECTION, Note, latest_year
 
 HEADING = NOTE_SECTION  # "Evidence from others"
 
@@ -42,6 +42,8 @@ def notes_section(kb: KnowledgeBase, entry_id: str, user: User) -> None:
             if note.link:
                 st.markdown(f"<{note.link}>" if is_web_address(note.link) else unlinked(note.link))
             if evidence.may_change_note(kb, entry_id, note.id, user):
+                with st.expander("Change this note", icon=":material/edit:"):
+                    change_form(kb, entry_id, note, user)
                 st.button(
                     "Withdraw this note",
                     key=f"withdraw_{entry_id}_{note.id}",
@@ -51,12 +53,80 @@ def notes_section(kb: KnowledgeBase, entry_id: str, user: User) -> None:
                     args=(kb, entry_id, note.id, user),
                     help="It is no longer shown nor searched; its text is kept in the note's history",
                 )
+            note_history(kb, entry_id, note.id, user)
     if evidence.may_add_note(kb, entry_id, user):
         key = f"note_{entry_id}"
         with st.expander("We hit this too: add your evidence", icon=":material/add_notes:"):
             note_form(kb, entry_id, user, key=key, full=True)
         if outcome(key):  # under the notes, where the new one now is (the form is folded away again)
             st.success("Your evidence was added. Thank you.", icon=":material/check_circle:")
+
+
+def note_history(kb: KnowledgeBase, entry_id: str, note_id: str, user: User) -> None:
+    """A changed note's earlier versions, as this user may read them (the library withholds the rest)."""
+    versions = evidence.note_history(kb, entry_id, note_id, viewer=user)
+    if not versions:
+        return
+    with st.expander(f"Earlier versions ({len(versions)})", icon=":material/history:"):
+        for version in versions:
+            old = version.note
+            who = plain(old.organisation) if old.organisation else "An organisation that asked not to be named"
+            st.caption(f"Replaced on {moment(version.replaced)} · {who}, {old.year}")
+            st.markdown(safe_markdown(old.text))
+            if old.link:
+                st.markdown(unlinked(old.link))
+
+
+def change_form(kb: KnowledgeBase, entry_id: str, note: Note, user: User) -> None:
+    """The note's own fields, filled in; saving keeps the version it replaces in the note's history."""
+    key = f"change_{entry_id}_{note.id}"
+    with st.form(key, border=False, enter_to_submit=False):
+        st.text_area("What happened", value=note.text, key=f"{key}_text", max_chars=2_000, height=100)
+        st.number_input(
+            "Year",
+            key=f"{key}_year",
+            min_value=1950,
+            max_value=latest_year(),
+            value=min(note.year, latest_year()),
+            step=1,
+        )
+        st.text_input("A link to more (optional)", value=note.link, key=f"{key}_link", placeholder="https://")
+        st.checkbox(
+            "Share anonymously",
+            value=note.anonymous,
+            key=f"{key}_anonymous",
+            help="Readers will not see the organisation or name",
+        )
+        st.form_submit_button(
+            "Save the change", icon=":material/save:", on_click=_change, args=(kb, entry_id, note.id, user, key)
+        )
+    outcome(key)
+
+
+def _change(kb: KnowledgeBase, entry_id: str, note_id: str, user: User, key: str) -> None:
+    state = st.session_state
+    try:
+        evidence.edit_note(
+            kb,
+            entry_id,
+            note_id,
+            text=state.get(f"{key}_text") or "",
+            year=int(state.get(f"{key}_year") or 0),
+            link=state.get(f"{key}_link") or "",
+            anonymous=bool(state.get(f"{key}_anonymous")),
+            viewer=user,
+        )
+    except EntryError as exc:
+        state[f"{key}_outcome"] = (
+            "refused",
+            [f"{plain((p.field or 'note').capitalize())}: {plain(p.message)}" for p in exc.problems],
+        )
+    except SavedNotIndexed as exc:
+        state["flash_warning"] = str(exc)
+    except KBError as exc:
+        state[f"{key}_outcome"] = ("refused", [plain(without_paths(str(exc)))])
+    else:
+        state["flash"] = "Your change to the note was saved; the earlier version is kept in its history."
 
 
 def _withdraw(kb: KnowledgeBase, entry_id: str, note_id: str, user: User) -> None:

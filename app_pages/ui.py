@@ -19,6 +19,7 @@ How Streamlit shows a string decides how user-written text must be passed to it:
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import html
 import json
@@ -154,6 +155,18 @@ def user_message(message: str) -> str:
 def message_text(message: str) -> str:
     """`user_message`, escaped for Markdown, to show at once."""
     return plain(user_message(message))
+
+
+def moment(stamp: str) -> str:
+    """A stored UTC time as a reader wants it: "3 Dec 2026 at 13:45 UTC" (seconds are noise)."""
+    try:
+        when = dt.datetime.fromisoformat(stamp)
+    except ValueError:
+        return stamp
+    if "T" not in stamp:
+        return f"{when.day} {when:%b %Y}"
+    when = when.astimezone(dt.UTC) if when.tzinfo else when  # stored times are UTC; a naive one is taken as UTC
+    return f"{when.day} {when:%b %Y} at {when:%H:%M} UTC"
 
 
 def label(value: str) -> str:

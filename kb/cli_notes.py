@@ -1,4 +1,5 @@
-"""The command line's evidence-note commands: `note add`, `note list` and `note withdraw`. They register on
+"""The command line's evidence-note commands: `note add`, `note list`, `note edit`, `note history` and
+`note withdraw`. They register on
 `kb.cli.cli`, which imports this module last; each reads its input, calls the library and prints."""
 
 from __future__ import annotations
@@ -11,13 +12,15 @@ from kb.cli import Context, as_option, cli, echo_json, handle_errors, pass_ctx, 
 
 @cli.group()
 def note() -> None:
-    """Evidence notes ("we hit this too") on an entry: add, list, withdraw.
+    """Evidence notes ("we hit this too") on an entry: add, list, edit, see its history, withdraw.
 
     \b
     Example:
       python -m kb note add flood-response-data-cell --organisation "Northfield City Council" --year 2021 \\
         --text "Our flood cell had the same late data from councils."
       python -m kb note list flood-response-data-cell
+      python -m kb note edit flood-response-data-cell 20261203-4fa91c --year 2022
+      python -m kb note history flood-response-data-cell 20261203-4fa91c
       python -m kb note withdraw flood-response-data-cell 20261203-4fa91c
     """
 
@@ -99,3 +102,59 @@ def note_withdraw(ctx: Context, entry_id: str, note_id: str) -> None:
     """
     evidence.withdraw_note(ctx.kb, entry_id, note_id)
     click.echo(f"withdrew note {note_id} from {entry_id}")
+
+
+@note.command(name="edit")
+@click.argument("entry_id")
+@click.argument("note_id")
+@click.option("--text", default=None, help="What happened, in place of the note's text.")
+@click.option("--year", default=None, help="The year it happened, e.g. 2021.")
+@click.option("--link", default=None, help="An http(s) link to more; an empty value removes it.")
+@click.option("--anonymous/--named", default=None, help="Hide (or show) the organisation and name to readers.")
+@pass_ctx
+@handle_errors
+def note_edit(
+    ctx: Context,
+    entry_id: str,
+    note_id: str,
+    text: str | None,
+    year: str | None,
+    link: str | None,
+    anonymous: bool | None,
+) -> None:
+    """Change a note: only the options given change; the version it replaces stays in its history.
+
+    \b
+    Example:
+      python -m kb note edit flood-response-data-cell 20261203-4fa91c --year 2022 --link ""
+    """
+    if text is None and year is None and link is None and anonymous is None:
+        raise click.UsageError("say what to change: --text, --year, --link, --anonymous or --named")
+    evidence.edit_note(ctx.kb, entry_id, note_id, text=text, year=year, link=link, anonymous=anonymous)
+    click.echo(f"changed note {note_id} on {entry_id}")
+
+
+@note.command(name="history")
+@click.argument("entry_id")
+@click.argument("note_id")
+@as_option
+@click.option("--json", "as_json", is_flag=True, help="Print the versions as JSON.")
+@pass_ctx
+@handle_errors
+def note_history(ctx: Context, entry_id: str, note_id: str, as_viewer: str | None, as_json: bool) -> None:
+    """A note's earlier versions, newest first (a withdrawn note's last version among them).
+
+    \b
+    Example:
+      python -m kb note history flood-response-data-cell 20261203-4fa91c --as anonymous
+    """
+    versions = evidence.note_history(ctx.kb, entry_id, note_id, viewer=viewer_for(as_viewer))
+    if as_json:
+        echo_json([{"replaced": v.replaced, "note": v.note.to_dict()} for v in versions])
+        return
+    if not versions:
+        click.echo(f"note {note_id} has not been changed")
+    for v in versions:
+        who = v.note.organisation or "anonymous"
+        click.echo(f"replaced {v.replaced} · {who}, {v.note.year}" + (f" · {v.note.link}" if v.note.link else ""))
+        click.echo(f"  {v.note.text}")

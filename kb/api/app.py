@@ -36,9 +36,11 @@ from kb.api.models import (
     FacetValue,
     HitOut,
     NewEntryIn,
+    NoteChangeIn,
     NoteIn,
     NoteOut,
     NotesOut,
+    PastNoteOut,
     PastVersionOut,
     PlanIn,
     PlanMatchOut,
@@ -78,6 +80,7 @@ BURST = 60  # requests a quiet client may make at once
 ENTRY_ID = Path(
     description="The entry's id (its file name without .md).", examples=["benefits-and-housing-data-sharing-pilot"]
 )
+NOTE_ID = Path(description="The note's id.", examples=["20261203-4fa91c"])
 
 
 # =============================================================================== the app
@@ -382,6 +385,48 @@ def create_app(
         )
         return NoteOut.of(note)
 
+    @app.patch(
+        "/entries/{entry_id}/notes/{note_id}",
+        response_model=NoteOut,
+        responses=_responses(400, 403, 404, 413),
+        tags=["writing"],
+    )
+    def change_note(
+        viewer: Viewer,
+        entry_id: Annotated[str, ENTRY_ID],
+        note_id: Annotated[str, NOTE_ID],
+        body: Annotated[NoteChangeIn, Body()],
+    ) -> NoteOut:
+        """Change a note (its author, curators and admins): only the fields given change, and the version
+        it replaces is kept in its history."""
+        changed = evidence.edit_note(
+            kb,
+            entry_id,
+            note_id,
+            text=body.text,
+            year=body.year,
+            link=body.link,
+            anonymous=body.anonymous,
+            viewer=viewer,
+        )
+        return NoteOut.of(changed)
+
+    @app.get(
+        "/entries/{entry_id}/notes/{note_id}/history",
+        response_model=list[PastNoteOut],
+        responses=_responses(400, 404),
+        tags=["entries"],
+    )
+    def note_history(
+        viewer: Viewer, entry_id: Annotated[str, ENTRY_ID], note_id: Annotated[str, NOTE_ID]
+    ) -> list[PastNoteOut]:
+        """A note's earlier versions, newest first, as the caller may read them (an anonymous note's
+        organisation and author withheld from readers; a withdrawn note's only to its author and reviewers)."""
+        return [
+            PastNoteOut(replaced=v.replaced, note=NoteOut.of(v.note))
+            for v in evidence.note_history(kb, entry_id, note_id, viewer=viewer)
+        ]
+
     @app.delete(
         "/entries/{entry_id}/notes/{note_id}",
         status_code=204,
@@ -392,7 +437,7 @@ def create_app(
     def withdraw_note(
         viewer: Viewer,
         entry_id: Annotated[str, ENTRY_ID],
-        note_id: Annotated[str, Path(description="The note's id.", examples=["20261203-4fa91c"])],
+        note_id: Annotated[str, NOTE_ID],
     ) -> Response:
         """Withdraw a note (its author, curators and admins): it is no longer shown nor searched; its last
         version stays in its history."""

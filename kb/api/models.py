@@ -339,6 +339,17 @@ class NoteIn(BaseModel):
     )
 
 
+class NoteChangeIn(BaseModel):
+    """A change to a note you wrote (or, for curators, any note): only the fields given change."""
+
+    text: str | None = Field(None, min_length=1, max_length=MAX_NOTE_TEXT, description="What happened to you.")
+    year: int | None = Field(None, ge=EARLIEST_YEAR, le=9999, description="The year it happened.")
+    link: str | None = Field(None, max_length=2000, description="An http(s) link to more; empty removes it.")
+    anonymous: bool | None = Field(None, description="Hide your organisation and name from readers.")
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"text": "Our flood cell had the same late data."}]})
+
+
 class NoteOut(BaseModel):
     """A note as the caller may see it: an anonymous note's organisation and author are blank for readers."""
 
@@ -368,6 +379,11 @@ class RecurrenceOut(BaseModel):
     @classmethod
     def of(cls, seen: Recurrence) -> RecurrenceOut:
         return cls(organisations=seen.organisations, since=seen.since, text=str(seen))
+
+
+class PastNoteOut(BaseModel):
+    replaced: str = Field(description="When this version was replaced or withdrawn.")
+    note: NoteOut
 
 
 class NotesOut(BaseModel):

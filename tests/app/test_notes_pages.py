@@ -3,6 +3,8 @@ with its recurrence, and adds one; the submit form's duplicate check adds one wh
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from kb import KnowledgeBase, Settings, evidence
@@ -74,6 +76,44 @@ def test_a_note_with_no_words_is_refused_with_a_message_naming_the_field(entries
     assert_clean(at)
     assert "Text: say what happened to you" in texts(at, "error")
     assert NoteStore(entries_dir).notes(FLOOD)[0] == []
+
+
+def test_a_note_is_changed_on_the_entry_page_and_its_earlier_version_is_shown(entries_dir, local_organisation):
+    note = add(
+        entries_dir, text="Our data came a week late.", year=2021, author="Ana Okafor", org="Northfield City Council"
+    )
+    at = open_app("entry", id=FLOOD)
+    key = f"change_{FLOOD}_{note.id}"
+    assert at.text_area(key=f"{key}_text").value == "Our data came a week late."
+    at.text_area(key=f"{key}_text").input("Our data came a month late.")
+    button(at, "Save the change").click().run()
+    assert_clean(at)
+    shown = texts(at, "markdown")
+    assert "Our data came a month late." in shown and "Our data came a week late." in shown  # now in its history
+    assert re.search(
+        r"Replaced on \d+ \w{3} \d{4} at \d\d:\d\d UTC · Northfield City Council, 2021", texts(at, "caption")
+    )
+    [stored] = NoteStore(entries_dir).notes(FLOOD)[0]
+    assert stored.text == "Our data came a month late."
+
+
+def test_a_bad_change_to_a_note_is_refused_naming_the_field(entries_dir, local_organisation):
+    note = add(entries_dir, text="Our data came a week late.", year=2021)
+    at = open_app("entry", id=FLOOD)
+    at.text_input(key=f"change_{FLOOD}_{note.id}_link").input("javascript:alert(1)")
+    button(at, "Save the change").click().run()
+    assert_clean(at)
+    assert "Link: is not a web address" in texts(at, "error")
+    [stored] = NoteStore(entries_dir).notes(FLOOD)[0]
+    assert stored.link == "" and stored.text == "Our data came a week late."
+
+
+def test_a_reader_cannot_change_someone_elses_note(entries_dir, monkeypatch):
+    note = add(entries_dir, text="Our data came a week late.", year=2021)
+    monkeypatch.setenv("KB_USER_ROLES", "contributor")
+    at = open_app("entry", id=FLOOD)
+    assert not [b for b in at.button if b.label == "Save the change"]
+    assert f"change_{FLOOD}_{note.id}_text" not in [t.key for t in at.text_area]
 
 
 def test_add_your_evidence_from_the_submit_form_adds_a_note_and_keeps_the_draft(entries_dir, local_organisation):

@@ -4,6 +4,7 @@ lessons we keep re-learning."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 from click.testing import CliRunner
@@ -269,6 +270,25 @@ def test_the_command_line_adds_and_lists_notes(kb):
     bad = runner.invoke(cli, [*args, "note", "add", FLOOD, "--organisation", "X", "--year", "never", "--text", "t"])
     assert bad.exit_code == 1 and "field 'year'" in bad.output and "Traceback" not in bad.output
 
+
+
+def test_the_command_line_edits_a_note_and_shows_its_history(kb):
+    runner = CliRunner()
+    args = ["--entries", str(kb.settings.entries_dir), "--index", str(kb.settings.index_dir)]
+    added = evidence.add_note(kb, FLOOD, text="Same late data.", year=2021, organisation="Northfield City Council")
+    nothing = runner.invoke(cli, [*args, "note", "edit", FLOOD, added.id])
+    assert nothing.exit_code == 2 and "say what to change" in nothing.output
+    done = runner.invoke(cli, [*args, "note", "edit", FLOOD, added.id, "--year", "2022", "--anonymous"])
+    assert done.exit_code == 0, done.output
+    assert [(n.year, n.anonymous, n.text) for n in evidence.notes(kb, FLOOD)] == [(2022, True, "Same late data.")]
+    history = runner.invoke(cli, [*args, "note", "history", FLOOD, added.id, "--as", "anonymous", "--json"])
+    assert history.exit_code == 0, history.output
+    versions = json.loads(history.output)
+    assert [(v["note"]["year"], v["note"]["organisation"]) for v in versions] == [(2021, "")]
+    bad = runner.invoke(cli, [*args, "note", "edit", FLOOD, added.id, "--link", "ftp://x"])
+    assert bad.exit_code == 1 and "link" in bad.output and "Traceback" not in bad.output
+    missing = runner.invoke(cli, [*args, "note", "history", FLOOD, "20200101-abcdef"])
+    assert missing.exit_code == 1 and "no note with id" in missing.output
 
 def test_a_note_speaks_only_for_its_author_s_own_organisation(kb):
     """Otherwise one person could make a lesson look "seen in five organisations"."""

@@ -68,3 +68,44 @@ def test_only_its_author_or_a_curator_withdraws_a_note(client, tokens, kb):
     assert client.delete(f"/entries/{PUBLIC}/notes/{note['id']}", headers=ana).status_code == 204
     assert client.get(f"/entries/{PUBLIC}/notes").json()["notes"] == []
     assert [v.note.text for v in evidence.note_history(kb, PUBLIC, note["id"])] == ["Ours too."]
+
+
+def test_its_author_changes_a_note_and_its_history_keeps_what_it_said(client, tokens, kb):
+    ana = bearer(tokens, "Ana Okafor", "Northfield City Council")
+    ben = bearer(tokens, "Ben Price", "Beta Agency")
+    note = client.post(f"/entries/{PUBLIC}/notes", json={"text": "Ours too.", "year": 2021}, headers=ana).json()
+    path = f"/entries/{PUBLIC}/notes/{note['id']}"
+    assert_problem(client.patch(path, json={"text": "Not mine."}, headers=ben), 403)
+    assert_problem(client.patch(path, json={"text": "Anonymous edit."}), 401)
+    changed = client.patch(path, json={"text": "Ours too, in 2022 as well.", "year": 2022}, headers=ana)
+    assert changed.status_code == 200, changed.text
+    assert (changed.json()["text"], changed.json()["year"], changed.json()["link"]) == (
+        "Ours too, in 2022 as well.",
+        2022,
+        "",
+    )
+    assert [n.text for n in evidence.notes(kb, PUBLIC)] == ["Ours too, in 2022 as well."]
+    history = client.get(f"{path}/history").json()
+    assert [(v["note"]["text"], v["note"]["year"]) for v in history] == [("Ours too.", 2021)]
+    assert_problem(client.patch(path, json={"link": "javascript:alert(1)"}, headers=ana), 400)
+
+
+def test_an_anonymous_notes_history_names_nobody_to_a_visitor(client, tokens):
+    ana = bearer(tokens, "Ana Okafor", "Northfield City Council")
+    note = client.post(f"/entries/{PUBLIC}/notes", json={"text": "Same.", "year": 2020}, headers=ana).json()
+    path = f"/entries/{PUBLIC}/notes/{note['id']}"
+    client.patch(path, json={"anonymous": True}, headers=ana)
+    for version in client.get(f"{path}/history").json():
+        assert version["note"]["organisation"] == "" and version["note"]["author"] == ""
+    assert client.get(f"{path}/history", headers=ana).json()[0]["note"]["organisation"] == "Northfield City Council"
+
+
+def test_a_hidden_entrys_note_history_answers_like_a_missing_ones(client, tokens, kb):
+    other = bearer(tokens, "Ben Price", "Beta Agency")
+    added = evidence.add_note(kb, ORG_ONLY, text="Inside note.", year=2024, organisation=HOME_AFFAIRS)
+    evidence.edit_note(kb, ORG_ONLY, added.id, text="Inside note, changed.")
+    for method, suffix, body in (("GET", "/history", None), ("PATCH", "", {"text": "x"})):
+        hidden = client.request(method, f"/entries/{ORG_ONLY}/notes/{added.id}{suffix}", json=body, headers=other)
+        missing = client.request(method, f"/entries/{MISSING}/notes/{added.id}{suffix}", json=body, headers=other)
+        assert_problem(hidden, 404)
+        assert as_missing(hidden, ORG_ONLY) == as_missing(missing, MISSING)
