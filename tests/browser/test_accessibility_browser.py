@@ -52,6 +52,12 @@ def open_the_filters(tab) -> None:
         tab.get_by_text("Organisation").first.wait_for()
 
 
+def open_what_people_look_for(tab) -> None:
+    """The curators' tab of Insights (the local user curates), after a search with no match was counted."""
+    tab.get_by_role("tab", name="What people look for").click()
+    tab.get_by_text("Searches with no close match", exact=True).wait_for()
+
+
 def send_empty_form(tab) -> None:
     tab.get_by_role("button", name="Send for review").click()
     tab.get_by_text("There is a problem").first.wait_for()
@@ -72,6 +78,7 @@ STATES = {
     "entry not found": State("/entry?id=no-such-entry", "Entry not found"),
     "showcase": State("/showcase", "Lighthouse showcase"),
     "insights": State("/insights", "Map of the collection"),
+    "insights, what people look for": State("/insights", "Map of the collection", act=open_what_people_look_for),
     "submit": State("/submit", "About the work"),
     "submit, with errors": State("/submit", "About the work", act=send_empty_form),
     "edit an entry": State(f"/submit?edit={ENTRY_ID}", "About the work"),
@@ -97,8 +104,8 @@ def browser(axe_script) -> Iterator:
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory, sample_index) -> Iterator[str]:
-    """The app in local mode, as a contributor and reviewer."""
-    with running_app(tmp_path_factory.mktemp("app"), index=sample_index) as url:
+    """The app in local mode, as a contributor and curator (who reviews too): every page and tab is drawn."""
+    with running_app(tmp_path_factory.mktemp("app"), index=sample_index, KB_USER_ROLES="contributor,curator") as url:
         yield url
 
 
