@@ -361,7 +361,13 @@ def facet_counts(
     """
     filters = filters or Filters.of(status=PUBLISHED)
     counted = kb.view("facets", _view_key(filters, viewer), lambda: _facet_counts(kb, filters, viewer))
-    return {name: list(counts) for name, counts in counted.items()}  # the caller's own lists
+    out = {name: list(counts) for name, counts in counted.items()}  # the caller's own lists
+    # Read from the vocabulary as it is now (a curator may have just changed it): a retired theme, or one
+    # merged into another, is not offered, though entries still tagged with it are counted under it.
+    offers = kb.vocabulary.offers
+    if "theme" in out:
+        out["theme"] = [(value, n) for value, n in out["theme"] if offers(str(value))]
+    return out
 
 
 def _facet_counts(kb: KnowledgeBase, filters: Filters, viewer: User | None) -> dict[str, list[tuple[Any, int]]]:
