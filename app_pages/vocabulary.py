@@ -118,6 +118,7 @@ def changes() -> None:
     vocabulary = kb.vocabulary
     offered = [t.id for t in vocabulary.offered]
     names = {t.id: f"{t.label} ({t.id})" for t in vocabulary.themes}
+    # Row by row, so that on a phone the forms come in the same order: add, add a synonym, merge, retire.
     left, right = st.columns(2, gap="large")
     with left:
         st.subheader("Add a theme", anchor=False)
@@ -134,6 +135,15 @@ def changes() -> None:
             )
             st.form_submit_button("Add the theme", icon=":material/add:", on_click=on_add_theme)
         error_for("add_theme")
+    with right:
+        st.subheader("Add a synonym", anchor=False)
+        with st.form("add_synonym_form"):
+            theme_choice("Theme", "synonym_theme", offered, names, "The theme the new name belongs to")
+            st.text_input("Synonym", key="synonym_text", placeholder="e.g. DSA", max_chars=100)
+            st.form_submit_button("Add the synonym", icon=":material/add:", on_click=on_add_synonym)
+        error_for("add_synonym")
+    left, right = st.columns(2, gap="large")
+    with left:
         st.subheader("Merge two themes", anchor=False)
         with st.form("merge_form"):
             theme_choice("Merge this theme", "merge_from", offered, names, "Its names become synonyms of the other")
@@ -142,12 +152,6 @@ def changes() -> None:
             st.form_submit_button("Merge", icon=":material/merge:", on_click=on_merge)
         error_for("merge")
     with right:
-        st.subheader("Add a synonym", anchor=False)
-        with st.form("add_synonym_form"):
-            theme_choice("Theme", "synonym_theme", offered, names, "The theme the new name belongs to")
-            st.text_input("Synonym", key="synonym_text", placeholder="e.g. DSA", max_chars=100)
-            st.form_submit_button("Add the synonym", icon=":material/add:", on_click=on_add_synonym)
-        error_for("add_synonym")
         st.subheader("Retire a theme", anchor=False)
         with st.form("retire_form"):
             theme_choice("Theme to retire", "retire_theme", offered, names, "Entries naming it keep it, with a warning")
@@ -188,7 +192,7 @@ def candidates() -> None:
                 )
             with st.form(f"candidate_form_{n}", border=False):
                 theme_choice("Synonym of", f"candidate_theme_{n}", offered, names, "The theme this term names")
-                left, right, _ = st.columns([1, 1, 1])
+                left, right, _ = st.columns([1, 1, 2])
                 left.form_submit_button(
                     "Add as a synonym", icon=":material/add_link:", on_click=on_candidate, args=(n, candidate, True)
                 )
