@@ -121,7 +121,7 @@ def changes() -> None:
     # Row by row, so that on a phone the forms come in the same order: add, add a synonym, merge, retire.
     left, right = st.columns(2, gap="large")
     with left:
-        st.subheader("Add a theme", anchor=False)
+        st.header("Add a theme", anchor=False)
         with st.form("add_theme_form"):
             st.text_input("Label", key="new_theme_label", placeholder="e.g. Open data", max_chars=100)
             st.text_input(
@@ -136,7 +136,7 @@ def changes() -> None:
             st.form_submit_button("Add the theme", icon=":material/add:", on_click=on_add_theme)
         error_for("add_theme")
     with right:
-        st.subheader("Add a synonym", anchor=False)
+        st.header("Add a synonym", anchor=False)
         with st.form("add_synonym_form"):
             theme_choice("Theme", "synonym_theme", offered, names, "The theme the new name belongs to")
             st.text_input("Synonym", key="synonym_text", placeholder="e.g. DSA", max_chars=100)
@@ -144,7 +144,7 @@ def changes() -> None:
         error_for("add_synonym")
     left, right = st.columns(2, gap="large")
     with left:
-        st.subheader("Merge two themes", anchor=False)
+        st.header("Merge two themes", anchor=False)
         with st.form("merge_form"):
             theme_choice("Merge this theme", "merge_from", offered, names, "Its names become synonyms of the other")
             theme_choice("Into this theme", "merge_into", offered, names, "The theme that stays")
@@ -152,7 +152,7 @@ def changes() -> None:
             st.form_submit_button("Merge", icon=":material/merge:", on_click=on_merge)
         error_for("merge")
     with right:
-        st.subheader("Retire a theme", anchor=False)
+        st.header("Retire a theme", anchor=False)
         with st.form("retire_form"):
             theme_choice("Theme to retire", "retire_theme", offered, names, "Entries naming it keep it, with a warning")
             st.text_input("Why, and what to use instead", key="retire_reason", max_chars=300)
