@@ -139,6 +139,17 @@ class Vocabulary:
         theme = self.get(theme_id)
         return theme.label if theme else theme_id
 
+    def widen(self, theme_ids: tuple[str, ...]) -> tuple[str, ...]:
+        """A theme filter's values as the vocabulary now reads them: each one's theme (a label or synonym
+        resolved to its id) and the ids of the themes merged into it, so that a link to a merged theme, and
+        a filter by the theme it went into, find entries tagged either way while their retags wait."""
+        out: list[str] = []
+        for value in theme_ids:
+            theme_id = self.resolve(value) or value
+            theme = self.get(theme_id)
+            out += [value, theme_id, *(theme.replaces if theme else ())]
+        return tuple(dict.fromkeys(out))
+
     def names_a_theme(self, text: str) -> bool:
         """Whether the text names any theme (by id, label, synonym or a merged theme's id), as whole words."""
         return any(
