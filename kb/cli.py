@@ -534,6 +534,8 @@ def themes(ctx: Context, as_json: bool) -> None:
     for theme in vocabulary.themes:
         click.secho(f"{theme.id}", bold=True, nl=False)
         click.echo(f"  {theme.label}: {theme.definition}")
+        if theme.retired:
+            click.echo(f"    retired {theme.retired_on}: {theme.retired_reason}".rstrip(": "))
         if theme.synonyms:
             click.echo(f"    synonyms: {', '.join(theme.synonyms)}")
 

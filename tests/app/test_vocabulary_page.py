@@ -18,6 +18,7 @@ from tests.conftest import ROOT
 
 PUBLIC = "benefits-and-housing-data-sharing-pilot"
 ORG_ONLY = "chatbot-for-policy-guidance-withdrawn"  # visibility organisation: Home Affairs Department
+THEMES_FIELD = "draft_themes"  # the submit form's themes (app_pages/submit.py's key("themes"))
 
 
 def themes(entries_dir) -> dict[str, dict]:
@@ -103,3 +104,19 @@ def test_only_curators_see_the_page(entries_dir, monkeypatch):
     assert "kept by curators" in texts(alone, "warning")
     assert "ferry timetables" not in shown(alone)
     assert not alone.button and not alone.text_input
+
+
+def test_a_retired_theme_is_not_offered_in_the_form_unless_the_entry_has_it(entries_dir):
+    from kb import KnowledgeBase
+    from kb.vocabulary_edits import retire
+
+    retire(KnowledgeBase(Settings()), "legacy-infrastructure", "too broad", viewer=None)
+    new = open_app("submit")
+    assert_clean(new)
+    options = new.multiselect(key=THEMES_FIELD).options
+    assert "Legacy infrastructure" not in options and "Data quality" in options
+
+    edit = open_app("submit", edit="mainframe-blocked-pension-data-share")  # tagged with it
+    assert_clean(edit)
+    themes_field = edit.multiselect(key=THEMES_FIELD)
+    assert "Legacy infrastructure" in themes_field.options and "legacy-infrastructure" in themes_field.value

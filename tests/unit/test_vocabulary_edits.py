@@ -318,3 +318,19 @@ def test_a_link_to_a_merged_theme_and_a_filter_by_its_new_theme_find_entries_tag
     assert listed("data-quality") == quality | old  # retagged or not yet
     assert listed("dashboards-and-reporting") == quality | old  # an old link reads as the theme it went into
     assert listed("Power BI") == quality | old  # a synonym too
+
+
+def test_changes_made_at_the_same_time_are_all_kept(kb):
+    from concurrent.futures import ThreadPoolExecutor
+
+    words = [f"parallel term {n}" for n in range(8)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda w: add_synonym(kb, "data-quality", w, viewer=CURATOR), words))
+    assert set(words) <= set(themes_of(kb)["data-quality"]["synonyms"])  # none lost to another's write
+    assert len(vocabulary_history(kb, CURATOR)) == len(words)
+
+
+def test_the_themes_command_says_which_theme_is_retired(kb):
+    retire(kb, "legacy-infrastructure", "too broad", viewer=CURATOR)
+    output = CliRunner().invoke(cli, ["themes"]).output
+    assert "retired " in output and ": too broad" in output
