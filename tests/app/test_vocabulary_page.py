@@ -90,6 +90,16 @@ def test_a_candidate_term_shows_its_sources_and_becomes_a_synonym(entries_dir):
     assert "No candidate terms" in shown(at)
 
 
+def test_a_candidate_search_becomes_a_new_theme(entries_dir):
+    search_log(Settings()).record_search("Quantum widgets", "keyword", [])
+    at = open_app("vocabulary")
+    assert "**quantum widgets**" in shown(at)
+    button(at, "Add as a new theme").click().run()
+    assert_clean(at)
+    assert themes(entries_dir)["quantum-widgets"]["label"] == "Quantum widgets"
+    assert "No candidate terms" in shown(at)
+
+
 def test_only_curators_see_the_page(entries_dir, monkeypatch):
     add_theme_to_entry(entries_dir, PUBLIC, "ferry timetables")
     monkeypatch.setenv("KB_USER_ROLES", "contributor,reviewer")
