@@ -85,15 +85,16 @@ def on_retire() -> None:
     attempt("retire", change)
 
 
-def on_candidate(n: int, candidate: Candidate, as_synonym: bool) -> None:
+def on_candidate(name: str, candidate: Candidate, as_synonym: bool) -> None:
     def change() -> str:
         if as_synonym:
-            theme = add_synonym(kb, value(f"candidate_theme_{n}"), candidate.term, viewer=user)
+            theme = add_synonym(kb, value(f"candidate_theme_{name}"), candidate.term, viewer=user)
             return f"“{candidate.term}” now names the theme “{theme.label}”."
-        theme = add_theme(kb, "", candidate.term[:1].upper() + candidate.term[1:], viewer=user)
-        return f"Added the theme “{theme.label}” ({theme.id}). Give it a definition in entries/vocabulary.yaml."
+        label = candidate.term[:1].upper() + candidate.term[1:]
+        theme = add_theme(kb, "", label, value(f"candidate_definition_{name}"), viewer=user)
+        return f"Added the theme “{theme.label}” ({theme.id})."
 
-    attempt(f"candidate_{n}", change)
+    attempt(f"candidate_{name}", change)
 
 
 def error_for(form: str) -> None:
@@ -180,7 +181,8 @@ def candidates() -> None:
     vocabulary = kb.vocabulary
     offered = [t.id for t in vocabulary.offered]
     names = {t.id: f"{t.label} ({t.id})" for t in vocabulary.themes}
-    for n, candidate in enumerate(found.items):
+    for candidate in found.items:
+        name = candidate.suggested_id  # keys by the term, so a choice stays with its term as the list changes
         with st.container(border=True):
             st.markdown(f"**{plain(candidate.term)}**")
             for entry_id, title in candidate.entries:
@@ -190,16 +192,30 @@ def candidates() -> None:
                 st.caption(
                     f"Searched {times}, {search.results} results, none close · last {search.last_day.isoformat()}"
                 )
-            with st.form(f"candidate_form_{n}", border=False):
-                theme_choice("Synonym of", f"candidate_theme_{n}", offered, names, "The theme this term names")
-                left, right, _ = st.columns([1, 1, 2])
-                left.form_submit_button(
-                    "Add as a synonym", icon=":material/add_link:", on_click=on_candidate, args=(n, candidate, True)
-                )
-                right.form_submit_button(
-                    "Add as a new theme", icon=":material/add:", on_click=on_candidate, args=(n, candidate, False)
-                )
-            error_for(f"candidate_{n}")
+            with st.form(f"candidate_form_{name}", border=False):
+                synonym, new = st.columns(2, gap="medium")
+                with synonym:
+                    theme_choice("Synonym of", f"candidate_theme_{name}", offered, names, "The theme this term names")
+                    st.form_submit_button(
+                        "Add as a synonym",
+                        icon=":material/add_link:",
+                        on_click=on_candidate,
+                        args=(name, candidate, True),
+                    )
+                with new:
+                    st.text_input(
+                        "Definition, as a new theme",
+                        key=f"candidate_definition_{name}",
+                        placeholder="What the theme covers, in a sentence",
+                        max_chars=500,
+                    )
+                    st.form_submit_button(
+                        "Add as a new theme",
+                        icon=":material/add:",
+                        on_click=on_candidate,
+                        args=(name, candidate, False),
+                    )
+            error_for(f"candidate_{name}")
 
 
 def history() -> None:

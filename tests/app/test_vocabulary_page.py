@@ -82,7 +82,7 @@ def test_a_candidate_term_shows_its_sources_and_becomes_a_synonym(entries_dir):
     # The local user has no organisation: the Home Affairs entry, its id and its term are not shown.
     assert "secret programme" not in page and ORG_ONLY not in linked_ids(at)
 
-    at.selectbox(key="candidate_theme_0").select("data-sharing-agreements")
+    at.selectbox(key="candidate_theme_ferry-timetables").select("data-sharing-agreements")
     button(at, "Add as a synonym").click().run()
     assert_clean(at)
     assert "ferry timetables" in themes(entries_dir)["data-sharing-agreements"]["synonyms"]
@@ -94,9 +94,11 @@ def test_a_candidate_search_becomes_a_new_theme(entries_dir):
     search_log(Settings()).record_search("Quantum widgets", "keyword", [])
     at = open_app("vocabulary")
     assert "**quantum widgets**" in shown(at)
+    at.text_input(key="candidate_definition_quantum-widgets").input("Widgets that are quantum.")
     button(at, "Add as a new theme").click().run()
     assert_clean(at)
-    assert themes(entries_dir)["quantum-widgets"]["label"] == "Quantum widgets"
+    added = themes(entries_dir)["quantum-widgets"]
+    assert (added["label"], added["definition"]) == ("Quantum widgets", "Widgets that are quantum.")
     assert "No candidate terms" in shown(at)
 
 

@@ -64,7 +64,7 @@ def test_a_curator_adds_a_synonym_and_search_finds_it_at_once(tmp_path, shots):
 
         search(tab, server, WORD)  # the same running app: no sync, no rebuild
         tab.get_by_text("Matched in:").first.wait_for()
-        assert tab.get_by_role("link", name=PUBLIC_TITLE).count()
+        tab.get_by_role("link", name=PUBLIC_TITLE).first.wait_for()  # a data sharing agreements entry
 
         vocabulary_page(tab, server)
         tab.get_by_role("tab", name="Candidate terms").click()
