@@ -13,7 +13,7 @@ import streamlit as st
 
 from app_pages import resources, ui
 from kb import KBError
-from kb.access import reviews
+from kb.access import keeps_the_vocabulary, reviews
 
 # A local icon: a ":material/...:" page icon makes the browser fetch the favicon from Google.
 st.set_page_config(
@@ -36,6 +36,8 @@ pages = [
 ]
 if reviews(user):
     pages.append(ui.page(ui.REVIEW_PAGE, "Review queue", ":material/fact_check:"))
+if keeps_the_vocabulary(user):
+    pages.append(ui.page(ui.VOCABULARY_PAGE, "Vocabulary", ":material/menu_book:"))
 page = st.navigation(pages)
 
 try:

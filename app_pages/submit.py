@@ -362,7 +362,7 @@ def about_fields(organisations: list[str]) -> None:
             placeholder="How did it turn out?",
         )
         vocabulary = kb.vocabulary
-        theme_ids = [t.id for t in vocabulary.themes]
+        theme_ids = [t.id for t in vocabulary.offered]  # a retired theme only if the entry has it
         field(
             "themes",
             st.multiselect,

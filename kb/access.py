@@ -17,6 +17,9 @@ query is taken over what the viewer may see) and a Python predicate (for lists b
 - reviewing: reviewers who may see the entry, never for their own entry or their own revision.
 - what people look for (the search log, kb.searchlog) and the wanted requests made from it: curators
   and admins only, on the Insights page's curators' tab and at the command line.
+- the vocabulary (kb.vocabulary_edits): curators and admins change it, read its history and see the
+  candidate terms; a candidate shows only the entries the curator may see, and one that comes only from
+  entries they may not see is not shown at all.
 - history: an earlier version is shown only to a viewer who could see that version, with its
   anonymous fields withheld from readers.
 
@@ -74,6 +77,12 @@ def edits_any(viewer: User | None) -> bool:
 def sees_what_people_look_for(viewer: User | None) -> bool:
     """May see the anonymous search and entry counts (the Insights page's curators' tab) and turn a search
     that found nothing close into a wanted request, or close one: curators and admins; None is the operator."""
+    return viewer is None or viewer.has_role(CURATOR)
+
+
+def keeps_the_vocabulary(viewer: User | None) -> bool:
+    """May change the shared vocabulary (add a theme or a synonym, merge, retire), read its history and see
+    the candidate terms taken from searches and entries: curators and admins; None is the operator."""
     return viewer is None or viewer.has_role(CURATOR)
 
 

@@ -169,7 +169,7 @@ def find(
     reruns count once)."""
     started = time.perf_counter()
     request = request.for_user(user)
-    filters = request.filters()
+    filters = _read_themes(kb, request.filters())
     results = SearchResults(request, facets=facet_counts(kb, filters, viewer=user))
     results.in_scope = count_in_scope(kb, filters, user)
     if request.query and request.mode == PLAN_MODE:
@@ -204,12 +204,18 @@ def find(
     return results
 
 
+def _read_themes(kb: KnowledgeBase, filters: Filters) -> Filters:
+    """The filters with their themes read through the vocabulary as it is now (kb.vocabulary.widen)."""
+    return replace(filters, theme=kb.vocabulary.widen(filters.theme)) if filters.theme else filters
+
+
 def every_match(kb: KnowledgeBase, request: SearchRequest, user: User | None = None) -> list[str]:
     """The ids of every entry the request lists, over all its pages and in the order shown (without a
     query or filters: every published entry in scope, newest first): what a download of it holds. Not a
     new search: the search log does not count it."""
     if not request.query:
-        return list(newest_ids(kb, filters=request.for_user(user).filters(), viewer=user))  # a copy: kept
+        filters = _read_themes(kb, request.for_user(user).filters())
+        return list(newest_ids(kb, filters=filters, viewer=user))  # a copy: kept
     return list(dict.fromkeys(h.id for h in ranked(kb, request, user)))
 
 
@@ -241,7 +247,7 @@ def ranked(kb: KnowledgeBase, request: SearchRequest, user: User | None = None, 
     of a search (not a plan) is counted in the search log when `record` says a person asked it (the API's
     search), never for the library's own uses (downloads, saved searches run for digests and feeds)."""
     request = request.for_user(user)
-    filters = request.filters()
+    filters = _read_themes(kb, request.filters())
     if request.mode == PLAN_MODE:
         return plan_search(kb, request.query, filters=filters, viewer=user).hits
     return _ranked(kb, request, filters, user, record=record)
@@ -361,7 +367,13 @@ def facet_counts(
     """
     filters = filters or Filters.of(status=PUBLISHED)
     counted = kb.view("facets", _view_key(filters, viewer), lambda: _facet_counts(kb, filters, viewer))
-    return {name: list(counts) for name, counts in counted.items()}  # the caller's own lists
+    out = {name: list(counts) for name, counts in counted.items()}  # the caller's own lists
+    # Read from the vocabulary as it is now (a curator may have just changed it): a retired theme, or one
+    # merged into another, is not offered, though entries still tagged with it are counted under it.
+    offers = kb.vocabulary.offers
+    if "theme" in out:
+        out["theme"] = [(value, n) for value, n in out["theme"] if offers(str(value))]
+    return out
 
 
 def _facet_counts(kb: KnowledgeBase, filters: Filters, viewer: User | None) -> dict[str, list[tuple[Any, int]]]:

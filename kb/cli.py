@@ -534,11 +534,13 @@ def themes(ctx: Context, as_json: bool) -> None:
     for theme in vocabulary.themes:
         click.secho(f"{theme.id}", bold=True, nl=False)
         click.echo(f"  {theme.label}: {theme.definition}")
+        if theme.retired:
+            click.echo(f"    retired {theme.retired_on}: {theme.retired_reason}".rstrip(": "))
         if theme.synonyms:
             click.echo(f"    synonyms: {', '.join(theme.synonyms)}")
 
 
-from kb import cli_notes, cli_searches, cli_web  # noqa: E402, F401  (register note, searches; app, serve, token and digest on `cli`)
+from kb import cli_notes, cli_searches, cli_vocabulary, cli_web  # noqa: E402, F401  (register note, searches, vocabulary; app, serve, token and digest on `cli`)
 
 
 def main(prog_name: str = "lighthouse") -> None:

@@ -17,7 +17,7 @@ from kb.errors import Problem
 from kb.notes import NoteStore
 from kb.store import EntryStore, file_lock, file_lock_if_free
 from kb.vector_index import VectorIndex, collection_names, make_client
-from kb.vocabulary import Vocabulary
+from kb.vocabulary import Vocabulary, vocabulary_signature
 
 
 class Parts:
@@ -31,6 +31,7 @@ class Parts:
         self._client = client
         self._index: VectorIndex | None = None
         self._vocabulary: Vocabulary | None = None
+        self._vocabulary_seen: tuple | None = None  # the file's signature when it was read
 
     @property
     def index(self) -> VectorIndex:
@@ -118,8 +119,13 @@ class Parts:
 
     @property
     def vocabulary(self) -> Vocabulary:
-        if self._vocabulary is None:
+        """The vocabulary beside the entries, read again whenever its file changes (a curator's edit in this
+        process or another): search, filters and forms use the new themes and synonyms at once, with no
+        sync. Checking costs a `stat`; the file is read only when it was replaced or changed."""
+        seen = vocabulary_signature(self.settings.entries_dir)
+        if self._vocabulary is None or seen != self._vocabulary_seen:
             self._vocabulary = Vocabulary.load(self.settings.entries_dir)
+            self._vocabulary_seen = seen
         return self._vocabulary
 
     def normalise(self, entry: Entry, source: str) -> list[Problem]:

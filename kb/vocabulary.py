@@ -21,6 +21,10 @@ class Theme:
     label: str
     definition: str = ""
     synonyms: tuple[str, ...] = ()
+    retired: bool = False  # kept so that entries naming it still resolve, but no longer offered
+    retired_reason: str = ""
+    retired_on: str = ""  # ISO date
+    replaces: tuple[str, ...] = ()  # ids of themes merged into this one: they still resolve to it
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -28,8 +32,53 @@ class Theme:
         return (self.label, *self.synonyms)
 
 
+def vocabulary_signature(entries_dir: Path | str) -> tuple | None:
+    """What tells that the vocabulary file changed: its inode, size and modification time (an atomic
+    write replaces the inode). None when there is no such file."""
+    try:
+        found = (Path(entries_dir) / VOCABULARY_FILE).lstat()
+    except OSError:
+        return None
+    return (found.st_ino, found.st_size, found.st_mtime_ns, found.st_mode)
+
+
 def _key(text: str) -> str:
     return re.sub(r"[^a-z0-9&]+", " ", text.lower()).strip()
+
+
+def parse_themes(items: list, source: str) -> tuple[list[Theme], list[Problem]]:
+    """The themes of one list of the vocabulary file (`themes:`, or another list of the same shape), and a
+    problem for each item that cannot be read."""
+    themes, problems = [], []
+    for n, item in enumerate(items, start=1):
+        if not isinstance(item, dict) or not item.get("id"):
+            problems.append(Problem(source, "each theme needs an id and a label", row=n))
+            continue
+        synonyms = item.get("synonyms") or ()
+        if isinstance(synonyms, str):  # `synonyms: MoU` means one synonym, not three letters
+            synonyms = [synonyms]
+        if not isinstance(synonyms, (list, tuple)):
+            problems.append(Problem(source, "synonyms must be a list, e.g. [DSA, MoU]", row=n))
+            synonyms = ()
+        replaces = item.get("replaces") or ()
+        if isinstance(replaces, str):
+            replaces = [replaces]
+        if not isinstance(replaces, (list, tuple)):
+            problems.append(Problem(source, "replaces must be a list of theme ids", row=n))
+            replaces = ()
+        themes.append(
+            Theme(
+                id=str(item["id"]),
+                label=str(item.get("label") or item["id"]),
+                definition=str(item.get("definition") or ""),
+                synonyms=tuple(str(s) for s in synonyms if s is not None),
+                retired=item.get("retired") is True,
+                retired_reason=str(item.get("retired_reason") or ""),
+                retired_on=str(item.get("retired_on") or "")[:10],
+                replaces=tuple(str(r) for r in replaces if r is not None),
+            )
+        )
+    return themes, problems
 
 
 @dataclass
@@ -40,8 +89,21 @@ class Vocabulary:
     def __post_init__(self) -> None:
         self._lookup: dict[str, str] = {}
         for theme in self.themes:
-            for name in (theme.id, *theme.names):
+            for name in (theme.id, *theme.names, *theme.replaces):
                 self._lookup.setdefault(_key(name), theme.id)
+
+    @property
+    def offered(self) -> list[Theme]:
+        """The themes a form or a facet offers: every theme that is not retired."""
+        return [t for t in self.themes if not t.retired]
+
+    def offers(self, theme_id: str) -> bool:
+        """Whether a form or a facet offers this theme: not retired, not merged into another (a theme the
+        vocabulary does not know is offered as written, as before)."""
+        theme = self.get(theme_id)
+        if theme is not None:
+            return not theme.retired
+        return not any(theme_id in t.replaces for t in self.themes)
 
     @classmethod
     def load(cls, entries_dir: Path | str) -> Vocabulary:
@@ -63,25 +125,7 @@ class Vocabulary:
         items = data.get("themes") if isinstance(data, dict) else None
         if not isinstance(items, list):
             return cls(problems=[Problem(path.name, "must hold 'themes:' followed by a list of themes")])
-        themes, problems = [], []
-        for n, item in enumerate(items, start=1):
-            if not isinstance(item, dict) or not item.get("id"):
-                problems.append(Problem(path.name, "each theme needs an id and a label", row=n))
-                continue
-            synonyms = item.get("synonyms") or ()
-            if isinstance(synonyms, str):  # `synonyms: MoU` means one synonym, not three letters
-                synonyms = [synonyms]
-            if not isinstance(synonyms, (list, tuple)):
-                problems.append(Problem(path.name, "synonyms must be a list, e.g. [DSA, MoU]", row=n))
-                synonyms = ()
-            themes.append(
-                Theme(
-                    id=str(item["id"]),
-                    label=str(item.get("label") or item["id"]),
-                    definition=str(item.get("definition") or ""),
-                    synonyms=tuple(str(s) for s in synonyms if s is not None),
-                )
-            )
+        themes, problems = parse_themes(items, path.name)
         return cls(themes, problems)
 
     def get(self, theme_id: str) -> Theme | None:
@@ -94,6 +138,26 @@ class Vocabulary:
     def label(self, theme_id: str) -> str:
         theme = self.get(theme_id)
         return theme.label if theme else theme_id
+
+    def widen(self, theme_ids: tuple[str, ...]) -> tuple[str, ...]:
+        """A theme filter's values as the vocabulary now reads them: each one's theme (a label or synonym
+        resolved to its id) and the ids of the themes merged into it, so that a link to a merged theme, and
+        a filter by the theme it went into, find entries tagged either way while their retags wait."""
+        out: list[str] = []
+        for value in theme_ids:
+            theme_id = self.resolve(value) or value
+            theme = self.get(theme_id)
+            out += [value, theme_id, *(theme.replaces if theme else ())]
+        return tuple(dict.fromkeys(out))
+
+    def names_a_theme(self, text: str) -> bool:
+        """Whether the text names any theme (by id, label, synonym or a merged theme's id), as whole words."""
+        return any(
+            self._pattern(name).search(text)
+            for theme in self.themes
+            for name in (theme.id.replace("-", " "), *theme.names, *(r.replace("-", " ") for r in theme.replaces))
+            if name.strip()
+        )
 
     def expand(self, query: str) -> list[str]:
         """The other names of every theme the query names ("DSA" -> "data sharing agreement", "MoU", ...).
@@ -119,6 +183,18 @@ class Vocabulary:
         out, problems = [], []
         for name in themes:
             theme_id = self.resolve(name)
+            theme = self.get(theme_id) if theme_id else None
+            if theme is not None and theme.retired:
+                why = f" ({theme.retired_reason})" if theme.retired_reason else ""
+                problems.append(
+                    Problem(
+                        source,
+                        f"theme '{theme.id}' is retired{why}; choose another theme from the vocabulary "
+                        "(python -m kb themes)",
+                        field="themes",
+                        severity="warning",
+                    )
+                )
             if theme_id is None:
                 problems.append(
                     Problem(

@@ -58,6 +58,26 @@ def open_what_people_look_for(tab) -> None:
     tab.get_by_text("Searches with no close match", exact=True).wait_for()
 
 
+def refuse_a_synonym(tab) -> None:
+    """Send the synonym form empty: the page says what is wrong under the form."""
+    tab.get_by_role("button", name="Add the synonym").click()
+    tab.get_by_text("Give the synonym").first.wait_for()
+
+
+def candidate_terms(tab) -> None:
+    """A search that finds nothing makes a candidate term: its card, with its form, is checked too."""
+    base = tab.url.split("/vocabulary")[0]
+    tab.goto(f"{base}/?q=zzqx+wibbleton&mode=keyword")
+    tab.get_by_text("No entries matched").first.wait_for()
+    tab.goto(f"{base}/vocabulary")
+    tab.get_by_role("tab", name="Candidate terms").click()
+    tab.get_by_text("zzqx wibbleton", exact=True).wait_for()
+
+
+def vocabulary_history(tab) -> None:
+    tab.get_by_role("tab", name="History").click()
+
+
 def send_empty_form(tab) -> None:
     tab.get_by_role("button", name="Send for review").click()
     tab.get_by_text("There is a problem").first.wait_for()
@@ -84,6 +104,10 @@ STATES = {
     "edit an entry": State(f"/submit?edit={ENTRY_ID}", "About the work"),
     "review queue": State("/review", "Review queue"),
     "following": State("/following", "What you follow"),
+    "vocabulary": State("/vocabulary", "Add a synonym"),
+    "vocabulary, a change refused": State("/vocabulary", "Add a synonym", act=refuse_a_synonym),
+    "vocabulary, candidate terms": State("/vocabulary", "Add a synonym", act=candidate_terms),
+    "vocabulary, history": State("/vocabulary", "Add a synonym", act=vocabulary_history),
     "search, signed out": State("/", "Not signed in", signed_out=True),
     "submit, signed out": State("/submit", "Sign in to submit", signed_out=True),
     "following, signed out": State("/following", "Sign in to start", signed_out=True),
@@ -104,7 +128,7 @@ def browser(axe_script) -> Iterator:
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory, sample_index) -> Iterator[str]:
-    """The app in local mode, as a contributor and curator (who reviews too): every page and tab is drawn."""
+    """The app in local mode, as a contributor and curator (a curator reviews too, and keeps the vocabulary)."""
     with running_app(tmp_path_factory.mktemp("app"), index=sample_index, KB_USER_ROLES="contributor,curator") as url:
         yield url
 

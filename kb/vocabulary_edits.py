@@ -1,0 +1,461 @@
+"""Keeping the vocabulary: curators add a theme or a synonym, merge two themes and retire one; each change
+is written to `entries/vocabulary.yaml` with its history, and terms nobody recognises are offered to them.
+
+    add_theme(kb, "open-data", "Open data", "Publishing data for anyone to use.", viewer=curator)
+    add_synonym(kb, "data-quality", "data grading", viewer=curator)
+    merge(kb, "dashboards-and-reporting", "data-quality", viewer=curator)   # proposes retags for review
+    retire(kb, "legacy-infrastructure", "split into the themes that replaced it", viewer=curator)
+    vocabulary_history(kb, curator)         # who changed what, when, and the file as it was before
+    candidate_terms(kb, curator)            # searches and entry themes that name no theme
+
+Who may is kb.access's `keeps_the_vocabulary`. Every change is one step under the entries folder's lock:
+read the file, check, keep the version it replaces in `.history/vocabulary.yaml/` (with who, when and
+what), and write the new one atomically. Only the list named (`themes` by default) is changed; every other
+top-level list, every other key of an item and the comment block at the top of the file are kept.
+
+A retired theme stays in the file (`retired: true`, with its reason and date): entries naming it still
+resolve, `check` warns about them, and forms and facets no longer offer it. A merged theme becomes part of
+the theme it was merged into (its label and synonyms are that theme's synonyms, its id in `replaces:`), so
+old links and queries still find it; each entry tagged with it gets a retag proposed as a revision, which
+a reviewer approves in the review queue like any other edit. Search reads the changed file at once
+(kb.parts), with no sync.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from kb.access import can_see, entry_meta, keeps_the_vocabulary
+from kb.entries import is_valid_id, slugify
+from kb.errors import Conflict, Forbidden, KBError, NotFound
+from kb.store import HISTORY_DIR, atomic_write, content_hash, file_lock, kept_versions
+from kb.vocabulary import VOCABULARY_FILE, Theme, Vocabulary, _key, parse_themes
+from kb.yamlfile import load_yaml
+
+if TYPE_CHECKING:
+    from kb.identity import User
+    from kb.knowledge import KnowledgeBase
+    from kb.searchlog import SearchSummary
+
+THEMES = "themes"
+MAX_NAME = 100  # a label or a synonym
+MAX_DEFINITION = 500
+MAX_REASON = 300
+HISTORY_FOLDER = VOCABULARY_FILE  # `.history/vocabulary.yaml/`: a dot, so never an entry's id
+_VERSION_NAME = re.compile(r"^(\d{8}T\d{12}Z)-[0-9a-f]{12}\.yaml$")
+_CHANGE_NOTE = "# change: "  # the first line of a kept version: who replaced it, and with what change
+CANDIDATE_SEARCHES = 200  # unmatched searches looked at for candidate terms
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class VocabularyChange:
+    """One change of the vocabulary: when (UTC, ISO), who made it, what it was, and the file before it."""
+
+    when: str
+    who: str
+    what: str
+    previous: str
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    """A merge: the theme merged, the theme it went into, the entries (that the curator may see) whose retag
+    now waits for review, and those skipped because an edit of them was already waiting."""
+
+    source: str
+    target: str
+    proposed: tuple[str, ...]
+    skipped: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A term nobody recognises: written as a theme in entries, or searched for with no close result and no
+    theme named; with the entries (id, title) and the searches it came from."""
+
+    term: str
+    entries: tuple[tuple[str, str], ...] = ()
+    searches: tuple[SearchSummary, ...] = ()
+
+    @property
+    def weight(self) -> int:
+        return len(self.entries) + sum(s.searches for s in self.searches)
+
+    @property
+    def suggested_id(self) -> str:
+        return slugify(self.term)
+
+
+@dataclass(frozen=True)
+class Candidates:
+    items: list[Candidate]
+    searches_problem: str = ""  # why the search log could not be read (entries' terms are still listed)
+
+
+# --------------------------------------------------------------------------- changes
+
+
+def add_theme(
+    kb: KnowledgeBase,
+    theme_id: str,
+    label: str,
+    definition: str = "",
+    *,
+    viewer: User | None,
+    by: str = "",
+    list_name: str = THEMES,
+) -> Theme:
+    """Add a theme (its id is made from the label when none is given)."""
+    label = _name(label, "a label")
+    theme_id = (theme_id or "").strip() or slugify(label)
+    if not is_valid_id(theme_id):
+        raise KBError(f"'{theme_id}' is not a valid theme id: use lowercase letters, digits and hyphens")
+    definition = " ".join((definition or "").split())
+    if len(definition) > MAX_DEFINITION:
+        raise KBError(f"the definition is {len(definition)} characters; keep it under {MAX_DEFINITION}")
+
+    def change(vocabulary: Vocabulary, items: list[dict]) -> tuple[list[dict], str, Theme]:
+        if vocabulary.get(theme_id) is not None:
+            raise Conflict(f"there is already a theme with id '{theme_id}' ({vocabulary.label(theme_id)})")
+        for name in (theme_id, label):
+            _free(vocabulary, name)
+        item: dict[str, Any] = {"id": theme_id, "label": label}
+        if definition:
+            item["definition"] = definition
+        return [*items, item], f"added the theme '{theme_id}' ({label})", Theme(theme_id, label, definition)
+
+    return _change(kb, viewer, by, list_name, change)
+
+
+def add_synonym(
+    kb: KnowledgeBase, theme: str, synonym: str, *, viewer: User | None, by: str = "", list_name: str = THEMES
+) -> Theme:
+    """Add another name of a theme (named by its id, label or a synonym)."""
+    synonym = _name(synonym, "the synonym")
+
+    def change(vocabulary: Vocabulary, items: list[dict]) -> tuple[list[dict], str, Theme]:
+        found = _theme(vocabulary, theme)
+        if found.retired:
+            raise KBError(f"the theme '{found.id}' is retired; add the synonym to the theme that is used instead")
+        if vocabulary.resolve(synonym) == found.id:
+            raise Conflict(f"'{synonym}' already names the theme '{found.id}' ({found.label})")
+        _free(vocabulary, synonym)
+        item = _item(items, found.id)
+        item["synonyms"] = [*_listed(item.get("synonyms")), synonym]
+        return (
+            items,
+            f"added the synonym '{synonym}' to '{found.id}'",
+            replace(found, synonyms=(*found.synonyms, synonym)),
+        )
+
+    return _change(kb, viewer, by, list_name, change)
+
+
+def retire(
+    kb: KnowledgeBase, theme: str, reason: str, *, viewer: User | None, by: str = "", list_name: str = THEMES
+) -> Theme:
+    """Retire a theme: it stays in the file, so entries naming it still resolve (and `check` warns about
+    them), but forms and facets no longer offer it."""
+    reason = " ".join((reason or "").split())
+    if not reason:
+        raise KBError("say why the theme is retired, so that people know what to use instead")
+    if len(reason) > MAX_REASON:
+        raise KBError(f"the reason is {len(reason)} characters; keep it under {MAX_REASON}")
+
+    def change(vocabulary: Vocabulary, items: list[dict]) -> tuple[list[dict], str, Theme]:
+        found = _theme(vocabulary, theme)
+        if found.retired:
+            raise Conflict(f"the theme '{found.id}' is already retired")
+        today = _today()
+        item = _item(items, found.id)
+        item.update({"retired": True, "retired_reason": reason, "retired_on": today})
+        what = f"retired the theme '{found.id}': {reason}"
+        return items, what, replace(found, retired=True, retired_reason=reason, retired_on=today)
+
+    return _change(kb, viewer, by, list_name, change)
+
+
+def merge(
+    kb: KnowledgeBase, source: str, target: str, *, viewer: User | None, by: str = "", list_name: str = THEMES
+) -> MergeResult:
+    """Merge the theme `source` into `target`: `source`'s label and synonyms become synonyms of `target`
+    and its id resolves to `target` from now on; every entry tagged with `source` gets a retag proposed
+    for review (never a silent rewrite). Entries with an edit already waiting are skipped and named."""
+    merged: dict[str, Theme] = {}
+
+    def change(vocabulary: Vocabulary, items: list[dict]) -> tuple[list[dict], str, Theme]:
+        old, new = _theme(vocabulary, source), _theme(vocabulary, target)
+        if old.id == new.id:
+            raise KBError(f"'{source}' and '{target}' are the same theme; choose two different themes")
+        if new.retired:
+            raise KBError(f"the theme '{new.id}' is retired; merge into a theme that is still used")
+        item = _item(items, new.id)
+        names = {_key(n) for n in (new.id, *new.names)}
+        synonyms = _listed(item.get("synonyms"))
+        for name in (old.label, *old.synonyms):
+            if _key(name) not in names:
+                names.add(_key(name))
+                synonyms.append(name)
+        item["synonyms"] = synonyms
+        item["replaces"] = list(dict.fromkeys([*_listed(item.get("replaces")), old.id, *old.replaces]))
+        merged["old"], merged["new"] = old, new
+        kept = [i for i in items if str(i.get("id")) != old.id]
+        return kept, f"merged the theme '{old.id}' into '{new.id}'", new
+
+    before = kb.vocabulary if list_name == THEMES else None
+    _change(kb, viewer, by, list_name, change)
+    old, new = merged["old"], merged["new"]
+    if before is None:
+        return MergeResult(old.id, new.id, (), ())
+    proposed, skipped = _propose_retags(kb, before, old.id, new.id, viewer, by)
+    return MergeResult(old.id, new.id, tuple(proposed), tuple(skipped))
+
+
+def _propose_retags(
+    kb: KnowledgeBase, before: Vocabulary, old: str, new: str, viewer: User | None, by: str
+) -> tuple[list[str], list[str]]:
+    """A revision waiting for review for each entry tagged with `old` (as read with the vocabulary before the
+    merge). Returned: the ids the viewer may see, of those proposed and of those skipped."""
+    proposed, skipped = [], []
+    proposer = viewer.name if viewer is not None else by
+    for entry_id, entry in sorted(kb.store.load().entries.items()):
+        resolved = [before.resolve(t) or t for t in entry.themes]
+        if old not in resolved:
+            continue
+        shown = can_see(viewer, entry_meta(entry))
+        themes = list(dict.fromkeys(new if t == old else t for t in resolved))
+        retagged = replace(
+            entry, themes=themes, status="in-review", revised_by=proposer, reviewer="", review_comment=""
+        )
+        if kb.store.revision(entry_id) is not None:
+            if shown:
+                skipped.append(entry_id)
+            continue
+        try:
+            kb.store.write_revision(retagged, base=kb.store.version(entry_id))
+        except Conflict:  # someone proposed an edit this very moment
+            if shown:
+                skipped.append(entry_id)
+            continue
+        if shown:
+            proposed.append(entry_id)
+    return proposed, skipped
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def vocabulary_history(kb: KnowledgeBase, viewer: User | None) -> list[VocabularyChange]:
+    """Every change of the vocabulary, newest first: who, when, what, and the file as it was before."""
+    _allowed(viewer, "read the vocabulary's history")
+    folder = Path(kb.settings.entries_dir) / HISTORY_DIR / HISTORY_FOLDER
+    if folder.is_symlink() or not folder.is_dir() or (folder.parent.is_symlink()):
+        return []
+    changes = []
+    for when, text in kept_versions(folder, _VERSION_NAME):
+        first, _, rest = text.partition("\n")
+        note: dict[str, Any] = {}
+        if first.startswith(_CHANGE_NOTE):
+            try:
+                note = json.loads(first[len(_CHANGE_NOTE) :])
+            except ValueError:
+                note = {}
+            text = rest
+        changes.append(VocabularyChange(when, str(note.get("who") or ""), str(note.get("what") or ""), text))
+    return changes
+
+
+def candidate_terms(kb: KnowledgeBase, viewer: User | None, *, days: int = 30, limit: int = 30) -> Candidates:
+    """Terms nobody recognises, most used first: themes written in entries that the vocabulary does not
+    know (only from entries the viewer may see), and searches that named no theme and found no close
+    result. A search log that cannot be read leaves the entries' terms, and says why."""
+    from kb.searchlog import search_log
+
+    _allowed(viewer, "see the candidate terms")
+    vocabulary = kb.vocabulary
+    terms: dict[str, dict[str, Any]] = {}
+    for entry_id, entry in sorted(kb.store.load().entries.items()):
+        if not can_see(viewer, entry_meta(entry)):
+            continue  # nothing of a hidden entry: not its id, its title nor its term
+        for name in entry.themes:
+            if vocabulary.resolve(name) is None and _key(name):
+                found = terms.setdefault(_key(name), {"term": name, "entries": {}, "searches": []})
+                found["entries"][entry_id] = entry.title
+    problem = ""
+    try:
+        unmatched = search_log(kb.settings).searches(days=days, unmatched=True, limit=CANDIDATE_SEARCHES)
+    except KBError as exc:
+        unmatched, problem = [], str(exc)
+    for search in unmatched:
+        if not _key(search.query) or vocabulary.names_a_theme(search.query) or vocabulary.resolve(search.query):
+            continue
+        found = terms.setdefault(_key(search.query), {"term": search.query, "entries": {}, "searches": []})
+        found["searches"].append(search)
+    items = [Candidate(t["term"], tuple(t["entries"].items()), tuple(t["searches"])) for t in terms.values()]
+    items.sort(key=lambda c: (-c.weight, c.term.casefold()))
+    return Candidates(items[:limit], problem)
+
+
+# --------------------------------------------------------------------------- the file
+
+
+def _change(kb: KnowledgeBase, viewer: User | None, by: str, list_name: str, change) -> Any:
+    """Read, change and write the vocabulary file as one step under the entries folder's lock, keeping the
+    version it replaces with who made the change and what it was."""
+    _allowed(viewer, "change the vocabulary")
+    who = viewer.name if viewer is not None else (by.strip() or "the operator")
+    root = Path(kb.settings.entries_dir)
+    path = root / VOCABULARY_FILE
+    with file_lock(root / ".lock"):  # the entry store's lock: one writer in the folder at a time
+        text, data = _read(path)
+        items = data.get(list_name)
+        if items is None:
+            items = []
+        if not isinstance(items, list):
+            raise KBError(f"{VOCABULARY_FILE} must hold '{list_name}:' followed by a list; fix it first")
+        themes, problems = parse_themes(items, VOCABULARY_FILE)
+        if problems:
+            raise KBError(f"{VOCABULARY_FILE} has problems; fix them first: {problems[0]}")
+        items = [dict(i) for i in items]  # the change may edit them; what was read stays as it was
+        new_items, what, result = change(Vocabulary(themes), items)
+        data[list_name] = new_items
+        _keep_previous(root, text, who, what)
+        atomic_write(path, _header(text) + render(data))
+    return result
+
+
+def _read(path: Path) -> tuple[str, dict[str, Any]]:
+    if path.is_symlink():
+        raise KBError(f"{VOCABULARY_FILE} is a symbolic link; replace it with the file itself", where=path)
+    if not path.exists():
+        return "", {}
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = load_yaml(text) or {}
+    except (UnicodeDecodeError, yaml.YAMLError):
+        raise KBError(f"{VOCABULARY_FILE} cannot be read; run `python -m kb check` and fix it first") from None
+    if not isinstance(data, dict):
+        raise KBError(f"{VOCABULARY_FILE} must hold 'themes:' followed by a list of themes; fix it first")
+    return text, data
+
+
+def _keep_previous(root: Path, text: str, who: str, what: str) -> None:
+    folder = root / HISTORY_DIR / HISTORY_FOLDER
+    for part in (folder.parent, folder):
+        if part.is_symlink():
+            raise KBError(f"{part.relative_to(root)} is a symbolic link; replace it with a folder", where=part)
+        part.mkdir(exist_ok=True)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    note = _CHANGE_NOTE + json.dumps({"who": who, "what": what}, ensure_ascii=False)
+    atomic_write(folder / f"{stamp}-{content_hash(text)[:12]}.yaml", f"{note}\n{text}")
+
+
+def _header(text: str) -> str:
+    """The comment block at the top of the file, kept as it was."""
+    lines = []
+    for line in text.splitlines(keepends=True):
+        if not line.startswith("#"):
+            break
+        lines.append(line if line.endswith("\n") else line + "\n")
+    return "".join(lines)
+
+
+class _Dumper(yaml.SafeDumper):
+    """Lists of plain values on one line (`synonyms: [DSA, MoU]`), everything else in block style, a list's
+    items indented under its key as the file has them."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        return super().increase_indent(flow, False)
+
+
+def _represent_list(dumper: yaml.SafeDumper, data: list) -> yaml.Node:
+    flat = all(isinstance(v, (str, int, float, bool)) for v in data)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flat and bool(data))
+
+
+def _represent_dict(dumper: yaml.SafeDumper, data: dict) -> yaml.Node:
+    return dumper.represent_mapping("tag:yaml.org,2002:map", data, flow_style=False)
+
+
+_Dumper.add_representer(list, _represent_list)
+_Dumper.add_representer(dict, _represent_dict)
+
+
+def render(data: dict[str, Any]) -> str:
+    """The vocabulary file's data as YAML, in the file's own style (the top-level lists in their order)."""
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=1000, indent=2)
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _allowed(viewer: User | None, what: str) -> None:
+    if not keeps_the_vocabulary(viewer):
+        raise Forbidden(f"only curators may {what}")
+
+
+def _name(text: str, what: str) -> str:
+    name = " ".join((text or "").split())
+    if not name or not _key(name):
+        raise KBError(f"give {what}: a word or a few, with at least one letter or digit")
+    if len(name) > MAX_NAME:
+        raise KBError(f"{what} is {len(name)} characters; keep it under {MAX_NAME}")
+    return name
+
+
+def _theme(vocabulary: Vocabulary, name: str) -> Theme:
+    theme_id = vocabulary.resolve(name or "")
+    theme = vocabulary.get(theme_id) if theme_id else None
+    if theme is None:
+        raise NotFound(f"there is no theme '{name}' in the vocabulary; see `python -m kb themes` for its themes")
+    return theme
+
+
+def _free(vocabulary: Vocabulary, name: str) -> None:
+    """Refuse a name that already names a theme: a name belongs to one theme only."""
+    owner = vocabulary.resolve(name)
+    if owner is not None:
+        theme = vocabulary.get(owner)
+        retired = "retired " if theme is not None and theme.retired else ""
+        raise Conflict(
+            f"'{name}' already names the {retired}theme '{owner}' ({vocabulary.label(owner)}); "
+            "a name can belong to one theme only"
+        )
+
+
+def _item(items: list[dict], theme_id: str) -> dict:
+    return next(i for i in items if str(i.get("id")) == theme_id)
+
+
+def _listed(value: Any) -> list:
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _today() -> str:
+    return dt.datetime.now(dt.UTC).date().isoformat()
+
+
+__all__ = [
+    "Candidate",
+    "Candidates",
+    "MergeResult",
+    "VocabularyChange",
+    "add_synonym",
+    "add_theme",
+    "candidate_terms",
+    "merge",
+    "retire",
+    "vocabulary_history",
+]
