@@ -6,10 +6,10 @@ and one page per organisation.
     others = others_on_this(kb, "some-entry", viewer) # teams from other organisations on the same themes
     page = organisation(kb, "Home Affairs Department", viewer)
 
-Everything is built from the published entries the viewer may see, as they may see them (kb.access): an
-anonymous entry adds its team and contact only for the viewers who may read its names (reviewers and its
-author), and for everyone else it adds nothing to the directory at all, not even a count. An entry hidden
-from the viewer answers exactly as a missing one. No streamlit here.
+Everything is built from the published entries the viewer may see, as they may see them (kb.access). An
+anonymous entry never adds its team or contact, whoever asks (`access.listed_as_whom_to_ask`): it adds
+nothing to the directory at all, not even a count, though it is still one of its organisation's entries. An
+entry hidden from the viewer answers exactly as a missing one. No streamlit here.
 
 Which work is which: an entry whose outcome is failed or stopped is a *failed experiment* (whatever its
 kind: a project that was stopped is a lesson of the same sort); every other entry is a *project*.
@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from kb.access import can_see, entry_meta, present
+from kb.access import can_see, entry_meta, listed_as_whom_to_ask, present
 from kb.browse import FAILED, PUBLISHED, rows
 from kb.entries import Entry
 from kb.errors import KBError, NotFound
@@ -47,7 +47,7 @@ class Work:
     ended: str = ""
     year: int | None = None
     themes: tuple[str, ...] = ()
-    anonymous: bool = False  # shown with its team only to those who may read its names: they are told
+    anonymous: bool = False  # shared anonymously: listed under its organisation, never under a team
 
     @property
     def failed(self) -> bool:
@@ -198,8 +198,8 @@ def _teams(entries: Iterable[Entry]) -> list[Team]:
     names: dict[tuple[str, str], tuple[str, str]] = {}
     for entry in entries:
         name = _team_name(entry)
-        if not name or not entry.organisation.strip():
-            continue  # names nobody: an anonymous entry, as readers see it, adds nothing here
+        if not name or not entry.organisation.strip() or not listed_as_whom_to_ask(entry):
+            continue  # names nobody, or asked not to be named: adds nothing here, not even a count
         organisation = " ".join(entry.organisation.split())
         key = (organisation.casefold(), name.casefold())
         names.setdefault(key, (organisation, name))
