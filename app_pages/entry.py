@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app_pages import follow, notes, resources, ui
+from app_pages import follow, notes, resources, ui, whom
 from app_pages.ui import plain, safe_markdown
 from kb import Entry, Filters, KBError, NotFound, SimilarHit, browse
 from kb.editing import may_edit
@@ -192,6 +192,7 @@ with edit:
 main, side = st.columns([2, 1], gap="large")
 with side:
     facts(entry)
+    whom.others_block(kb, entry, user)  # whom to ask: others on the same themes, the organisation's page
     lighthouse_panel(entry)
     follow.entry_controls(user, entry, kb.vocabulary.label)
 with main:

@@ -52,6 +52,8 @@ SHOWCASE_PAGE = "app_pages/showcase.py"
 REVIEW_PAGE = "app_pages/review.py"
 INSIGHTS_PAGE = "app_pages/insights.py"
 FOLLOWING_PAGE = "app_pages/following.py"
+PEOPLE_PAGE = "app_pages/people.py"
+ORGANISATION_PAGE = "app_pages/organisation.py"
 # Where each page lives in the address, after the app's own: app.py gives the pages these paths, and every
 # link the app writes out itself (a chart's bars) is built from them by `page_href`.
 PAGE_PATHS = {
@@ -62,6 +64,8 @@ PAGE_PATHS = {
     REVIEW_PAGE: "review",
     INSIGHTS_PAGE: "insights",
     FOLLOWING_PAGE: "following",
+    PEOPLE_PAGE: "people",
+    ORGANISATION_PAGE: "organisation",
 }
 
 STYLES = Path(__file__).parent / "lighthouse.css"
@@ -244,6 +248,23 @@ def entry_link(entry_id: str, title: str, *, icon: str | None = None, note: str 
         query_params={"id": entry_id},
         icon=icon,
         help=text,
+    )
+
+
+def organisation_href(name: str) -> str:
+    """A link to an organisation's page."""
+    return page_href(ORGANISATION_PAGE, {"org": name})
+
+
+def organisation_link(name: str, *, note: str = "", icon: str | None = ":material/domain:") -> None:
+    """A link to an organisation's page (its entries, lighthouses, partners and reuse), a note after it."""
+    text = plain(name)
+    st.page_link(
+        ORGANISATION_PAGE,
+        label=text + (f" · {plain(note)}" if note else ""),
+        query_params={"org": name},
+        icon=icon,
+        help=f"What {text} has shared, and whom it worked with",
     )
 
 
