@@ -3,6 +3,7 @@ page, over exactly what a viewer may see: anonymous entries add no team, hidden 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -261,3 +262,42 @@ def test_a_wholly_hidden_organisation_is_refused_like_an_unknown_one(people):
     assert words(DELTA) == words("Nowhere Office")
     with pytest.raises(KBError, match="organisation's name"):
         organisation(people, "   ", ANONYMOUS)
+
+
+# --------------------------------------------------------------------------- the command line
+
+
+def run(*args: str):
+    from click.testing import CliRunner
+
+    from kb.cli import cli
+
+    return CliRunner().invoke(cli, list(args))
+
+
+def test_cli_people_lists_teams_as_a_reader_sees_them(people, monkeypatch):
+    monkeypatch.setenv("KB_ENTRIES_DIR", str(people.settings.entries_dir))
+    monkeypatch.setenv("KB_INDEX_DIR", str(people.settings.index_dir))
+    shown = run("people", "--as", "anonymous")
+    assert shown.exit_code == 0, shown.output
+    assert (
+        "Sharing Team" in shown.output and "failed experiment: Alpha linkage trial (2019-02 to 2019-09)" in shown.output
+    )
+    assert SECRET_TEAM not in shown.output and "Beta Hidden Unit" not in shown.output
+    assert "Beta Hidden Unit" in run("people", "--as", BETA).output
+    found = json.loads(run("people", "gamma", "--json").output)
+    assert [t["name"] for t in found] == ["Gamma Data"]
+
+
+def test_cli_organisation_shows_a_page_and_refuses_a_hidden_one_in_one_line(people, monkeypatch):
+    monkeypatch.setenv("KB_ENTRIES_DIR", str(people.settings.entries_dir))
+    monkeypatch.setenv("KB_INDEX_DIR", str(people.settings.index_dir))
+    shown = run("organisation", BETA)
+    assert shown.exit_code == 0, shown.output
+    assert "What it reused:" in shown.output and "Alpha dsa pilot" in shown.output
+    page = json.loads(run("organisation", ALPHA, "--json", "--as", "anonymous").output)
+    assert [w["entry_id"] for w in page["lighthouses"]] == ["alpha-dsa-pilot"]
+    hidden, unknown = run("organisation", DELTA, "--as", GAMMA), run("organisation", "Nowhere", "--as", GAMMA)
+    assert hidden.exit_code == unknown.exit_code == 1
+    assert hidden.stderr.replace(DELTA, "<name>") == unknown.stderr.replace("Nowhere", "<name>")
+    assert len(hidden.stderr.strip().splitlines()) == 1 and "Traceback" not in hidden.output
