@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from kb.access import can_see, entry_meta, listed_as_whom_to_ask, present
-from kb.browse import FAILED, PUBLISHED, rows
+from kb.browse import FAILED, PUBLISHED, _reader, rows
 from kb.entries import Entry
 from kb.errors import KBError, NotFound
 
@@ -161,17 +161,24 @@ def _stored_published(kb: KnowledgeBase) -> dict[str, Entry]:
 
 
 def visible_entries(kb: KnowledgeBase, viewer: User | None = None) -> list[Entry]:
-    """The published entries the viewer may see (by the index and by the file alike), as they may see them:
-    anonymous names withheld from readers, links to entries they may not see left out."""
-    stored = _stored_published(kb)
-    ids = [
-        r.entry_id
-        for r in rows(kb, viewer)
-        if r.entry_id in stored and stored[r.entry_id].status in PUBLISHED and can_see(viewer, r.metadata)
-    ]
-    ids = [i for i in ids if can_see(viewer, entry_meta(stored[i]))]
-    visible = set(ids)
-    return [present(stored[i], viewer, visible.__contains__).entry for i in ids]
+    """The published entries the viewer may see (by the index and by the file read for its snapshot), as they may see them:
+    anonymous names withheld from readers, links to entries they may not see left out. Kept on the index's
+    snapshot per reader (what they may see decides what is withheld too): shared, so read-only."""
+
+    def compute() -> list[Entry]:
+        stored = _stored_published(kb)
+        ids = [
+            r.entry_id
+            for r in rows(kb, viewer)
+            if r.entry_id in stored
+            and stored[r.entry_id].status in PUBLISHED  # the file, as well as the index, says so
+            and can_see(viewer, r.metadata)
+            and can_see(viewer, entry_meta(stored[r.entry_id]))
+        ]
+        visible = set(ids)
+        return [present(stored[i], viewer, visible.__contains__).entry for i in ids]
+
+    return kb.view("directory-visible", _reader(viewer), compute)
 
 
 def _work(entry: Entry) -> Work:

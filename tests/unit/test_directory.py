@@ -301,3 +301,15 @@ def test_cli_organisation_shows_a_page_and_refuses_a_hidden_one_in_one_line(peop
     assert hidden.exit_code == unknown.exit_code == 1
     assert hidden.stderr.replace(DELTA, "<name>") == unknown.stderr.replace("Nowhere", "<name>")
     assert len(hidden.stderr.strip().splitlines()) == 1 and "Traceback" not in hidden.output
+
+
+def test_a_sync_brings_the_directory_up_to_date(people, empty_entries_dir):
+    """Like search, the directory reads the index's snapshot: an entry made organisation-only and a new one
+    count as such from the sync that indexes them (the app's own saves index at once)."""
+    assert "Gamma Data" in [t.name for t in directory(people, ANONYMOUS)]
+    write(empty_entries_dir, "gamma-old", **{**COLLECTION["gamma-old"], "visibility": "organisation"})
+    write(empty_entries_dir, "epsilon-new", organisation="Epsilon Trust", team="Epsilon Team", themes=["open-data"])
+    people.sync()
+    names_now = [t.name for t in directory(people, ANONYMOUS)]
+    assert "Epsilon Team" in names_now and "Gamma Data" not in names_now
+    assert "Gamma Data" in [t.name for t in directory(people, member_of(GAMMA))]
