@@ -192,8 +192,8 @@ with edit:
 main, side = st.columns([2, 1], gap="large")
 with side:
     facts(entry)
-    whom.others_block(kb, entry, user)  # whom to ask: others on the same themes, the organisation's page
     lighthouse_panel(entry)
+    whom.others_block(kb, entry, user)  # whom to ask: others on the same themes, the organisation's page
     follow.entry_controls(user, entry, kb.vocabulary.label)
 with main:
     body(entry)

@@ -17,6 +17,7 @@ from kb.identity import User
 
 FAILED_ICON = ":material/report:"
 PROJECT_ICON = ":material/task_alt:"
+SHOWN = 3  # teams on an entry's page: the block stays short beside the facts
 
 
 def work_note(work: Work, *, organisation: bool = False) -> str:
@@ -73,11 +74,19 @@ def others_block(kb: KnowledgeBase, entry: Entry, user: User) -> None:
                 if entry.themes
                 else "This entry has no themes, so there is nothing to match others on."
             )
-        for other in others:
+        for other in others[:SHOWN]:
             st.markdown(f"**{plain(other.team.name)}**")
             ui.organisation_link(other.team.organisation)
             st.caption("Shared themes: " + themes_line(other.shared_themes, kb.vocabulary.label))
             work_links(other.works[:2])
+        if len(others) > SHOWN:
+            theme = kb.vocabulary.label(others[0].shared_themes[0])
+            st.page_link(
+                ui.PEOPLE_PAGE,
+                label=f"More teams on {plain(theme)}",
+                query_params={"q": theme},
+                icon=":material/groups:",
+            )
         if entry.organisation:
             ui.organisation_link(entry.organisation, note="its entries and partners", icon=":material/arrow_forward:")
         st.page_link(ui.PEOPLE_PAGE, label="Everyone in the directory", icon=":material/groups:")

@@ -124,3 +124,6 @@ def test_the_entry_page_shows_others_who_have_worked_on_this(entries_dir):
     others = [o for o in org_links(at) if o != entry.organisation]
     assert others, "teams from other organisations, each linked to its organisation's page"
     assert entry.organisation in org_links(at)
+    assert len(others) <= 3, "a short block: three teams at most"
+    more = [p for p in at.get("page_link") if p.proto.label.startswith("More teams on")]
+    assert len(more) == 1 and "q=" in more[0].proto.query_string  # there are more: the directory, searched

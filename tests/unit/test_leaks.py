@@ -559,6 +559,8 @@ def test_cli_refuses_a_blank_id(kb, command):
         ["show", "flood-response-data-cell"],
         ["stats"],
         ["export"],
+        ["people"],
+        ["organisation", "Cabinet Digital Office"],
     ],
 )
 def test_a_blank_as_is_refused_by_every_command(kb, command, blank):
