@@ -131,7 +131,7 @@ class OrganisationPage:
     teams: tuple[Team, ...]
     worked_with: tuple[Partner, ...]  # most shared work first
     reused: tuple[Reuse, ...]  # lighthouses (of any organisation) that its entries reused
-    reused_by: tuple[Reuse, ...] = field(default=())  # its lighthouses that others' entries reused
+    reused_by: tuple[Reuse, ...]  # its lighthouses that others' entries reused
 
 
 # --------------------------------------------------------------------------- what the viewer may see
@@ -161,9 +161,10 @@ def _stored_published(kb: KnowledgeBase) -> dict[str, Entry]:
 
 
 def visible_entries(kb: KnowledgeBase, viewer: User | None = None) -> list[Entry]:
-    """The published entries the viewer may see (by the index and by the file read for its snapshot), as they may see them:
-    anonymous names withheld from readers, links to entries they may not see left out. Kept on the index's
-    snapshot per reader (what they may see decides what is withheld too): shared, so read-only."""
+    """The published entries the viewer may see (by the index and by the file as read for its snapshot), as
+    they may see them: anonymous names withheld from readers, links to entries they may not see left out.
+    Kept on the index's snapshot per reader (what they may see decides what is withheld too): shared, so
+    read-only."""
 
     def compute() -> list[Entry]:
         stored = _stored_published(kb)
