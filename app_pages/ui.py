@@ -251,11 +251,6 @@ def entry_link(entry_id: str, title: str, *, icon: str | None = None, note: str 
     )
 
 
-def organisation_href(name: str) -> str:
-    """A link to an organisation's page."""
-    return page_href(ORGANISATION_PAGE, {"org": name})
-
-
 def organisation_link(name: str, *, note: str = "", icon: str | None = ":material/domain:") -> None:
     """A link to an organisation's page (its entries, lighthouses, partners and reuse), a note after it."""
     text = plain(name)

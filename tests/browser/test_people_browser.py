@@ -32,7 +32,8 @@ def team_count(page) -> int:
 
 def open_people(page, server: str, query: str = "") -> None:
     page.goto(f"{server}/people{query}")
-    page.get_by_text(re.compile(r"^\d+ teams? in \d+ organisations?$")).first.wait_for()
+    # the first load also syncs the index and loads the model: slow on a busy machine
+    page.get_by_text(re.compile(r"^\d+ teams? in \d+ organisations?$")).first.wait_for(timeout=120_000)
     settle(page)
 
 
