@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app_pages import follow, notes, resources, ui
+from app_pages import follow, notes, resources, ui, whom
 from app_pages.ui import plain, safe_markdown
 from kb import Entry, Filters, KBError, NotFound, SimilarHit, browse
 from kb.editing import may_edit
@@ -193,6 +193,7 @@ main, side = st.columns([2, 1], gap="large")
 with side:
     facts(entry)
     lighthouse_panel(entry)
+    whom.others_block(kb, entry, user)  # whom to ask: others on the same themes, the organisation's page
     follow.entry_controls(user, entry, kb.vocabulary.label)
 with main:
     body(entry)

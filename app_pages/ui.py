@@ -54,6 +54,8 @@ REVIEW_PAGE = "app_pages/review.py"
 INSIGHTS_PAGE = "app_pages/insights.py"
 FOLLOWING_PAGE = "app_pages/following.py"
 VOCABULARY_PAGE = "app_pages/vocabulary.py"
+PEOPLE_PAGE = "app_pages/people.py"
+ORGANISATION_PAGE = "app_pages/organisation.py"
 # Where each page lives in the address, after the app's own: app.py gives the pages these paths, and every
 # link the app writes out itself (a chart's bars) is built from them by `page_href`.
 PAGE_PATHS = {
@@ -65,6 +67,8 @@ PAGE_PATHS = {
     INSIGHTS_PAGE: "insights",
     FOLLOWING_PAGE: "following",
     VOCABULARY_PAGE: "vocabulary",
+    PEOPLE_PAGE: "people",
+    ORGANISATION_PAGE: "organisation",
 }
 
 STYLES = Path(__file__).parent / "lighthouse.css"
@@ -259,6 +263,18 @@ def entry_link(entry_id: str, title: str, *, icon: str | None = None, note: str 
         query_params={"id": entry_id},
         icon=icon,
         help=text,
+    )
+
+
+def organisation_link(name: str, *, note: str = "", icon: str | None = ":material/domain:") -> None:
+    """A link to an organisation's page (its entries, lighthouses, partners and reuse), a note after it."""
+    text = plain(name)
+    st.page_link(
+        ORGANISATION_PAGE,
+        label=text + (f" · {plain(note)}" if note else ""),
+        query_params={"org": name},
+        icon=icon,
+        help=f"What {text} has shared, and whom it worked with",
     )
 
 

@@ -9,6 +9,8 @@ query is taken over what the viewer may see) and a Python predicate (for lists b
 - status `published` and `archived`: whoever the visibility allows; `draft` and `in-review`: the
   author and reviewers only, within the same visibility.
 - `anonymous` entries never show team, contact or author to readers: only to reviewers and the author.
+  Whom to ask (the directory of teams, "others who have worked on this") never lists an anonymous entry
+  under its team or contact, whoever asks: it would point people at the team that asked not to be named.
 - links (`related`, `lighthouse.reused_by`) to entries the viewer may not see are left out, so not
   even a hidden entry's id (a slug of its title) reaches them.
 - editing: the author, members of the owning organisation (with the contributor role), curators
@@ -147,6 +149,12 @@ def entry_meta(entry: Entry) -> dict[str, Any]:
 
 def sees_anonymous_fields(viewer: User | None, entry: Entry) -> bool:
     return viewer is None or viewer.is_reviewer or is_author(viewer, entry)
+
+
+def listed_as_whom_to_ask(entry: Entry) -> bool:
+    """Whether the entry may put its team and contact in the directory of whom to ask: never an anonymous
+    one, not even for reviewers or its author (who may read its names on the entry itself)."""
+    return not entry.anonymous
 
 
 def redact(entry: Entry, viewer: User | None) -> Entry:

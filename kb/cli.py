@@ -540,7 +540,7 @@ def themes(ctx: Context, as_json: bool) -> None:
             click.echo(f"    synonyms: {', '.join(theme.synonyms)}")
 
 
-from kb import cli_notes, cli_searches, cli_vocabulary, cli_web  # noqa: E402, F401  (register note, searches, vocabulary; app, serve, token and digest on `cli`)
+from kb import cli_notes, cli_people, cli_searches, cli_vocabulary, cli_web  # noqa: E402, F401  (register note, people and organisation, searches, vocabulary; app, serve, token and digest on `cli`)
 
 
 def main(prog_name: str = "lighthouse") -> None:

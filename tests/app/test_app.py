@@ -20,7 +20,18 @@ from kb.store import EntryStore
 from tests.conftest import ROOT
 
 APP = str(ROOT / "app.py")
-PAGES = ["search", "entry", "submit", "showcase", "review", "insights", "following", "vocabulary"]
+PAGES = [
+    "search",
+    "entry",
+    "submit",
+    "showcase",
+    "review",
+    "insights",
+    "following",
+    "vocabulary",
+    "people",
+    "organisation",
+]
 TIMEOUT = 60
 
 

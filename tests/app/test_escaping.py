@@ -222,6 +222,9 @@ PAGES = {
     "review queue": ("review", {}),
     "insights": ("insights", {}),
     "insights list": ("insights", {"view": "List"}),
+    "whom to ask": ("people", {"q": "quokka"}),
+    "organisation": ("organisation", {"org": ORGANISATION}),
+    "a partner organisation": ("organisation", {"org": f"Quokka Partner {image('partner')}"}),
 }
 
 
@@ -239,6 +242,8 @@ def test_no_page_renders_an_image_from_user_text(hostile, where):
     [
         ("search", {"q": f"Quokka {image('query')}", "organisation": "Nobody"}, f"Quokka {image('query')}"),
         ("entry", {"id": f"quokka-{image('entry-id')}"}, f"quokka-{image('entry-id')}"),
+        ("organisation", {"org": f"Quokka {image('org')}"}, f"Quokka {image('org')}"),
+        ("people", {"q": f"Quokka {image('who')}"}, f"Quokka {image('who')}"),
     ],
 )
 def test_text_from_the_address_is_echoed_escaped(hostile, name, query, echoed):

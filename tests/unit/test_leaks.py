@@ -1,6 +1,7 @@
 """Nothing a viewer may not see reaches them: earlier versions, links to hidden entries, what `withheld`
-names, the words of a refusal (of a hidden or an unreadable entry), blank ids and blank `--as` names, and no
-entry's text goes through a symbolic link, through the library, the command line, the app and the HTTP API."""
+names, the words of a refusal (of a hidden or an unreadable entry), blank ids and blank `--as` names, whom to
+ask (the directory of teams, others on the same themes, organisation pages), and no entry's text goes through
+a symbolic link, through the library, the command line, the app and the HTTP API."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from hypothesis import strategies as st
 from streamlit.testing.v1 import AppTest
 
 from kb import Entry, EntryError, KBError, KnowledgeBase, NotFound, Settings
+from kb import directory as whom
 from kb.access import ANONYMOUS, member_of
 from kb.cli import cli
 from kb.drafting import Draft, save_draft
@@ -557,6 +559,8 @@ def test_cli_refuses_a_blank_id(kb, command):
         ["show", "flood-response-data-cell"],
         ["stats"],
         ["export"],
+        ["people"],
+        ["organisation", "Cabinet Digital Office"],
     ],
 )
 def test_a_blank_as_is_refused_by_every_command(kb, command, blank):
@@ -738,6 +742,7 @@ def test_no_leak_in_show_history_or_export_for_any_collection_and_viewer(collect
 
 
 SYNCED_IDS = [f"synced-{n:02d}" for n in range(14)]
+LEAK_THEMES = ["data-quality", "record-linkage", "data-sharing-agreements", "open-data"]
 LATE_IDS = SYNCED_IDS[-3:]  # written after the sync: not indexed yet
 
 
@@ -765,6 +770,9 @@ def synced_collection(tmp_path_factory):
     kb = KnowledgeBase(settings_, embedder=HashingEmbedder())
     rng = random.Random(20240611)
     versions = {entry_id: random_versions(rng) for entry_id in SYNCED_IDS}
+    for n, entry_id in enumerate(SYNCED_IDS):  # themes, so that entries have others on the same ones
+        for v, fields in enumerate(versions[entry_id]):
+            fields["themes"] = sorted({LEAK_THEMES[n % 3], LEAK_THEMES[(n + v) % 4]})
     for entry_id in SYNCED_IDS:
         if entry_id not in LATE_IDS:
             write_versions(kb.store, entry_id, versions[entry_id])
@@ -788,6 +796,52 @@ def test_no_leak_in_a_synced_collection_for_any_viewer(synced_collection, viewer
     if indexed:
         hits = kb.similar(indexed[pick % len(indexed)], limit=len(SYNCED_IDS), viewer=viewer)
         assert {h.id for h in hits} <= visible
+
+
+def named_to(viewer: User | None, entry: Entry) -> bool:
+    """Whether the directory may list this entry under its team for this viewer: published, visible, and
+    not anonymous (whoever asks)."""
+    return entry.status == "published" and may_see(viewer, entry) and not entry.anonymous
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(viewer=viewers, pick=st.integers(min_value=0))
+def test_whom_to_ask_names_only_what_the_viewer_may_see(synced_collection, viewer, pick):
+    """The directory, others on the same themes and organisation pages: no hidden entry, no anonymous name."""
+    kb = synced_collection
+    stored = {i: kb.stored(i) for i in SYNCED_IDS if i not in LATE_IDS}  # what the index holds
+    published = {i for i, e in stored.items() if e.status == "published" and may_see(viewer, e)}
+    named = {i for i, e in stored.items() if named_to(viewer, e)}
+    teams = whom.directory(kb, viewer)
+    assert {w.entry_id for t in teams for w in t.works} == named
+    text = repr(teams)
+    for entry_id, entry in stored.items():
+        if entry_id not in named:
+            assert entry.team not in text and entry.contact not in text, entry_id
+    # others on the same themes (of any entry the viewer may open): only what the viewer may see; a hidden
+    # entry is refused like a missing one
+    missing = not_found_words(lambda i: whom.others_on_this(kb, i, viewer), MISSING)
+    for hidden in (i for i in SYNCED_IDS if not may_see(viewer, kb.stored(i))):
+        assert not_found_words(lambda i: whom.others_on_this(kb, i, viewer), hidden) == missing, hidden
+    if published:
+        chosen = sorted(published)[pick % len(published)]
+        others = whom.others_on_this(kb, chosen, viewer, limit=len(SYNCED_IDS))
+        assert {w.entry_id for n in others for w in n.works} <= named - {chosen}
+        assert all(n.team.organisation != stored[chosen].organisation for n in others)
+    # an organisation's page: its visible entries only; one named by none of them is an unknown one
+    unknown = not_found_words(lambda name: whom.organisation(kb, name, viewer), "Nowhere Office")
+    for org in ORGS:
+        seen = {i for i in published if org in (stored[i].organisation, *stored[i].partners)}
+        if not seen:
+            assert not_found_words(lambda name: whom.organisation(kb, name, viewer), org) == unknown, org
+            continue
+        page = whom.organisation(kb, org, viewer)
+        assert {w.entry_id for w in (*page.entries, *page.partnered)} == seen
+        listed = {w.entry_id for p in page.worked_with for w in (*p.partnered, *p.reused, *p.reused_by)}
+        listed |= {w.entry_id for r in (*page.reused, *page.reused_by) for w in (r.lighthouse, r.by)}
+        assert listed <= published
+        for entry_id in set(stored) - named:
+            assert stored[entry_id].team not in repr(page)
 
 
 # --------------------------------------------------------------------------- 7. symbolic links in the folder

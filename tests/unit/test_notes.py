@@ -271,7 +271,6 @@ def test_the_command_line_adds_and_lists_notes(kb):
     assert bad.exit_code == 1 and "field 'year'" in bad.output and "Traceback" not in bad.output
 
 
-
 def test_the_command_line_edits_a_note_and_shows_its_history(kb):
     runner = CliRunner()
     args = ["--entries", str(kb.settings.entries_dir), "--index", str(kb.settings.index_dir)]
@@ -289,6 +288,7 @@ def test_the_command_line_edits_a_note_and_shows_its_history(kb):
     assert bad.exit_code == 1 and "link" in bad.output and "Traceback" not in bad.output
     missing = runner.invoke(cli, [*args, "note", "history", FLOOD, "20200101-abcdef"])
     assert missing.exit_code == 1 and "no note with id" in missing.output
+
 
 def test_a_note_speaks_only_for_its_author_s_own_organisation(kb):
     """Otherwise one person could make a lesson look "seen in five organisations"."""
