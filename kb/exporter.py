@@ -5,7 +5,8 @@
     data = export_bytes(entries, "xlsx")  # a file to hand a browser
 
 CSV and Excel have one row per entry: list fields joined with "; " (a ";" inside an item is written ";;"),
-lighthouse sub-fields as `lighthouse.stage` ... columns, one `section: <name>` column per section.
+lighthouse sub-fields as `lighthouse.stage` ... columns, one `section: <name>` column per section, and the
+data sources' grades in words in a `data_quality` column (read back from JSONL only, see kb.mapping).
 JSONL has one JSON object per entry, lists as lists and sections as an object.
 
 The caller decides which entries a reader may see; this module writes exactly what it is given.
@@ -54,6 +55,9 @@ FIELD_COLUMNS = tuple(
     if name != "sections"
     for column in (LIGHTHOUSE_COLUMNS if name == "lighthouse" else (name,))
 )
+# Columns written for people and not read back by an import (kb.mapping): the grades in words. An import
+# keeps an entry's stored grades; they are changed in the entry's file or the form.
+EXPORT_ONLY = ("data_quality",)
 # A redacted export names, per entry, the fields a reader was not given in full (a blank team, a
 # `related` list without the ids the reader cannot see). Required fields are never withheld.
 WITHHELD_COLUMN = "withheld"
@@ -95,7 +99,23 @@ def csv_columns(entries: Iterable[Entry]) -> list[str]:
     return [*FIELD_COLUMNS, *(SECTION_PREFIX + name for name in section_names(entries))]
 
 
+def quality_text(entry: Entry) -> list[str]:
+    """The grades of an entry's data sources as words, one item per graded source, for a spreadsheet:
+    "ONS Postcode Directory (graded 2024-03): accuracy good (matched 98%), timeliness poor"."""
+    items = []
+    for name in entry.data_sources:
+        quality = entry.data_quality.get(name)
+        if quality is None:
+            continue
+        grades = ", ".join(f"{d} {g.rating}" + (f" ({g.note})" if g.note else "") for d, g in quality.grades.items())
+        graded = f" (graded {quality.graded})" if quality.graded else ""
+        items.append(f"{name}{graded}: {grades or 'no grades'}")
+    return items
+
+
 def _field_value(entry: Entry, column: str) -> str | bool | list[str]:
+    if column == "data_quality":  # JSONL keeps the structure; a spreadsheet gets it in words
+        return quality_text(entry)
     if column.startswith("lighthouse."):
         return getattr(entry.lighthouse, column.split(".", 1)[1]) if entry.lighthouse else ""
     return getattr(entry, column)
