@@ -66,6 +66,17 @@ def grade_grid(item: Source) -> None:
         st.caption("Nobody has graded this source yet. Grade it when you submit or edit an entry that used it.")
         return
     graded = item.graded
+    if ui.on_a_phone() and len(graded) > 1:  # side by side is too narrow on a phone: one table per entry
+        for n, use in enumerate(graded):
+            st.markdown(f"**{plain(use.title)}** ({plain(use.organisation)}{', ' + use.when if use.when else ''})")
+            rows = [(d, cells[n][1], cells[n][2]) for d, cells in grid.items() if cells[n][1]]
+            st.markdown(
+                "| Dimension | Grade |\n|---|---|\n"
+                + "\n".join(
+                    f"| {ui.label(d)} | {rating_badge(r)}{' ' + plain(note) if note else ''} |" for d, r, note in rows
+                )
+            )
+        return
     heads = [f"{plain(u.title)} ({plain(u.organisation)}{', ' + u.when if u.when else ''})" for u in graded]
     lines = ["| Dimension | " + " | ".join(heads) + " |", "|---" * (len(heads) + 1) + "|"]
     for dimension, cells in grid.items():
@@ -91,6 +102,7 @@ def over_time(item: Source) -> None:
             for when, dimension, rating, use in points
         ]
     )
+    phone = ui.on_a_phone()
     scale = alt.Scale(domain=[1, len(QUALITY_RATINGS)])
     axis = alt.Axis(
         values=list(range(1, len(QUALITY_RATINGS) + 1)),
@@ -102,15 +114,16 @@ def over_time(item: Source) -> None:
         .encode(
             x=alt.X("when:O", title="Graded", axis=alt.Axis(labelAngle=0)),
             y=alt.Y("score:Q", title=None, scale=scale, axis=axis),
-            color=alt.Color("dimension:N", title="Dimension", legend=alt.Legend(orient="bottom", columns=3)),
+            color=alt.Color(
+                "dimension:N", title="Dimension", legend=alt.Legend(orient="bottom", columns=2 if phone else 3)
+            ),
             tooltip=["when:O", "dimension:N", "rating:N", "entry:N"],
         )
-        .properties(height=260)
         .configure_axis(labelColor=ui.TEXT_COLOUR, titleColor=ui.TEXT_COLOUR)
         .configure_legend(labelColor=ui.TEXT_COLOUR, titleColor=ui.TEXT_COLOUR)
         .configure_title(color=ui.TEXT_COLOUR)
     )
-    st.altair_chart(chart, width="stretch")
+    st.altair_chart(chart, width="stretch", height=380)
     with st.expander("The grades over time as a table"):
         table = data.drop(columns="score").rename(columns=str.capitalize)
         st.table(table.set_index("When"))
@@ -157,6 +170,7 @@ if wanted:
         st.warning(f"There is no data source “{plain(wanted[:120])}”.", icon=":material/search_off:")
         st.page_link(ui.SOURCES_PAGE, label="All data sources", icon=":material/dataset:")
         st.stop()
+    st.query_params["source"] = found.id  # a link to the same page drops its query: keep the address shareable
     detail(found)
 else:
     st.title("Data sources")
