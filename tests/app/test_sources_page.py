@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs
 
+from app_pages.ui import plain
 from kb import KnowledgeBase, Settings, sources
 from kb.embedder import HashingEmbedder
 from kb.identity import local_user
@@ -62,3 +63,13 @@ def test_an_anonymous_use_names_no_team_and_a_hidden_or_unknown_source_is_not_fo
         missing = open_app("sources", source=name)
         assert_clean(missing)
         assert missing.title[0].value == "Data source not found"
+
+
+def test_the_entry_page_shows_its_grades_and_links_each_source_to_the_catalogue(entries_dir):
+    at = open_app("entry", id="school-meals-auto-enrolment-data-share")
+    assert_clean(at)
+    assert {"school-census", "benefit-claimant-records"} <= set(source_links(at))
+    page = texts(at, "markdown")
+    assert f"Graded {plain('2023-09')}:" in page
+    note = plain("Termly: a pupil who moves school in October is missing until January")
+    assert f"- Timeliness: **Fair** ({note})" in page
