@@ -462,6 +462,68 @@ def data_source_items(entry: Entry) -> list[str | dict[str, Any]]:
     return items
 
 
+# One graded source in words, as a spreadsheet export and the form write it:
+#   ONS Postcode Directory (graded 2024-03): accuracy good (matched 98%), timeliness poor
+_QUALITY_LINE = re.compile(r"^(?P<name>[^:]+?)\s*(?:\(graded (?P<graded>[^)]*)\))?\s*:\s*(?P<grades>.*)$", re.I)
+_QUALITY_GRADE = re.compile(r"^(?P<dimension>\w+)\s+(?P<rating>\w+)\s*(?:\((?P<note>.*)\))?$", re.S)
+
+
+def quality_words(entry: Entry) -> list[str]:
+    """The grades of the entry's sources in words, one line per graded source (the form's and a
+    spreadsheet's way to write them; `quality_from_words` reads them back)."""
+    lines = []
+    for name in entry.data_sources:
+        quality = entry.data_quality.get(name)
+        if quality is None:
+            continue
+        grades = ", ".join(f"{d} {g.rating}" + (f" ({g.note})" if g.note else "") for d, g in quality.grades.items())
+        graded = f" (graded {quality.graded})" if quality.graded else ""
+        lines.append(f"{name}{graded}: {grades}")
+    return lines
+
+
+def _split_grades(text: str) -> list[str]:
+    """Split at commas outside parentheses: a note may hold commas."""
+    parts, depth, current = [], 0, ""
+    for char in text:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "," and depth <= 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    return [p.strip() for p in [*parts, current] if p.strip()]
+
+
+def quality_from_words(lines: list[str], field_name: str = "data_quality") -> tuple[dict[str, Any], list[str]]:
+    """Graded sources written in words (see `quality_words`) as the `data_quality` mapping entry_from_dict
+    reads, and a message for each line that cannot be read (the mapping then validates the ratings)."""
+    out: dict[str, Any] = {}
+    messages = []
+    for n, line in enumerate(lines, start=1):
+        match = _QUALITY_LINE.match(line.strip())
+        if not match or not match["grades"].strip():
+            messages.append(
+                f"line {n} ('{line.strip()[:60]}') is not a graded source; write it as "
+                "'name: accuracy good (what you found), timeliness poor'"
+            )
+            continue
+        grades: dict[str, Any] = {}
+        for part in _split_grades(match["grades"]):
+            grade = _QUALITY_GRADE.match(part)
+            if not grade:
+                messages.append(
+                    f"line {n}: '{part[:60]}' is not a grade; write a dimension, then a rating, e.g. 'accuracy good'"
+                )
+                continue
+            grades[grade["dimension"].lower()] = {
+                "rating": grade["rating"].lower(),
+                "note": (grade["note"] or "").strip(),
+            }
+        out[match["name"].strip()] = {"grades": grades, "graded": (match["graded"] or "").strip()}
+    return out, messages
+
+
 def entry_from_dict(
     data: dict[str, Any], source: str, sections: dict[str, str] | None = None, *, require_id: bool = True
 ) -> tuple[Entry, list[Problem]]:

@@ -25,7 +25,7 @@ from typing import TextIO
 
 import pandas as pd
 
-from kb.entries import REQUIRED, SECTIONS, Entry
+from kb.entries import REQUIRED, SECTIONS, Entry, quality_words
 from kb.errors import KBError
 from kb.store import atomic_write
 
@@ -99,23 +99,9 @@ def csv_columns(entries: Iterable[Entry]) -> list[str]:
     return [*FIELD_COLUMNS, *(SECTION_PREFIX + name for name in section_names(entries))]
 
 
-def quality_text(entry: Entry) -> list[str]:
-    """The grades of an entry's data sources as words, one item per graded source, for a spreadsheet:
-    "ONS Postcode Directory (graded 2024-03): accuracy good (matched 98%), timeliness poor"."""
-    items = []
-    for name in entry.data_sources:
-        quality = entry.data_quality.get(name)
-        if quality is None:
-            continue
-        grades = ", ".join(f"{d} {g.rating}" + (f" ({g.note})" if g.note else "") for d, g in quality.grades.items())
-        graded = f" (graded {quality.graded})" if quality.graded else ""
-        items.append(f"{name}{graded}: {grades or 'no grades'}")
-    return items
-
-
 def _field_value(entry: Entry, column: str) -> str | bool | list[str]:
     if column == "data_quality":  # JSONL keeps the structure; a spreadsheet gets it in words
-        return quality_text(entry)
+        return quality_words(entry)
     if column.startswith("lighthouse."):
         return getattr(entry.lighthouse, column.split(".", 1)[1]) if entry.lighthouse else ""
     return getattr(entry, column)
