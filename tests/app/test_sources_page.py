@@ -73,3 +73,21 @@ def test_the_entry_page_shows_its_grades_and_links_each_source_to_the_catalogue(
     assert f"Graded {plain('2023-09')}:" in page
     note = plain("Termly: a pupil who moves school in October is missing until January")
     assert f"- Timeliness: **Fair** ({note})" in page
+
+
+def test_data_quality_and_evidence_are_search_facets(entries_dir):
+    at = open_app("search")
+    assert_clean(at)
+    labels = [m.label for m in at.multiselect]
+    assert "Evidence" in labels and "Data quality" in labels
+    quality = next(m for m in at.multiselect if m.label == "Data quality")
+    assert quality.options == ["Poor (4)", "Fair (3)", "Good (2)"]  # each entry's worst grade, counted
+    poor = open_app("search", quality="poor")
+    assert_clean(poor)
+    expected = {
+        "open-api-for-school-census-data",
+        "benefits-and-housing-data-sharing-pilot",
+        "analysis-platform-licence-costs-overrun",
+        "land-and-property-register-interoperability",
+    }
+    assert set(linked_ids(poor)) == expected
