@@ -471,15 +471,17 @@ _QUALITY_GRADE = re.compile(r"^(?P<dimension>\w+)\s+(?P<rating>\w+)\s*(?:\((?P<n
 def quality_words(entry: Entry) -> list[str]:
     """The grades of the entry's sources in words, one line per graded source (the form's and a
     spreadsheet's way to write them; `quality_from_words` reads them back)."""
-    lines = []
-    for name in entry.data_sources:
-        quality = entry.data_quality.get(name)
-        if quality is None:
-            continue
-        grades = ", ".join(f"{d} {g.rating}" + (f" ({g.note})" if g.note else "") for d, g in quality.grades.items())
-        graded = f" (graded {quality.graded})" if quality.graded else ""
-        lines.append(f"{name}{graded}: {grades}")
-    return lines
+    return [
+        source_words(name, {d: (g.rating, g.note) for d, g in quality.grades.items()}, quality.graded)
+        for name in entry.data_sources
+        if (quality := entry.data_quality.get(name)) is not None
+    ]
+
+
+def source_words(name: str, grades: dict[str, tuple[str, str]], graded: str = "") -> str:
+    """One graded source in words: its name, when it was graded, then each dimension's rating and note."""
+    words = ", ".join(f"{d} {rating}" + (f" ({note})" if note else "") for d, (rating, note) in grades.items())
+    return f"{name}{f' (graded {graded})' if graded else ''}: {words}"
 
 
 def _split_grades(text: str) -> list[str]:
@@ -502,7 +504,7 @@ def quality_from_words(lines: list[str], field_name: str = "data_quality") -> tu
     messages = []
     for n, line in enumerate(lines, start=1):
         match = _QUALITY_LINE.match(line.strip())
-        if not match or not match["grades"].strip():
+        if not match or not (match["grades"].strip() or match["graded"]):
             messages.append(
                 f"line {n} ('{line.strip()[:60]}') is not a graded source; write it as "
                 "'name: accuracy good (what you found), timeliness poor'"

@@ -6,7 +6,8 @@
 
 CSV and Excel have one row per entry: list fields joined with "; " (a ";" inside an item is written ";;"),
 lighthouse sub-fields as `lighthouse.stage` ... columns, one `section: <name>` column per section, and the
-data sources' grades in words in a `data_quality` column (read back from JSONL only, see kb.mapping).
+data sources' grades in words in a `data_quality` column, one graded source per item (the importer reads
+them back with kb.entries.quality_from_words).
 JSONL has one JSON object per entry, lists as lists and sections as an object.
 
 The caller decides which entries a reader may see; this module writes exactly what it is given.
@@ -43,6 +44,7 @@ LIST_FIELDS = (
     "themes",
     "tags",
     "data_sources",
+    "data_quality",  # one graded source per item, in words (kb.entries.quality_words)
     "related",
     "links",
     "lighthouse.benefits",
@@ -55,9 +57,6 @@ FIELD_COLUMNS = tuple(
     if name != "sections"
     for column in (LIGHTHOUSE_COLUMNS if name == "lighthouse" else (name,))
 )
-# Columns written for people and not read back by an import (kb.mapping): the grades in words. An import
-# keeps an entry's stored grades; they are changed in the entry's file or the form.
-EXPORT_ONLY = ("data_quality",)
 # A redacted export names, per entry, the fields a reader was not given in full (a blank team, a
 # `related` list without the ids the reader cannot see). Required fields are never withheld.
 WITHHELD_COLUMN = "withheld"

@@ -28,12 +28,11 @@ from kb.entries import (
     slugify,
 )
 from kb.errors import KBError
-from kb.exporter import EXPORT_ONLY, FIELD_COLUMNS, LIST_FIELDS, LIST_SEPARATOR, SECTION_PREFIX, WITHHELD_COLUMN
+from kb.exporter import FIELD_COLUMNS, LIST_FIELDS, LIST_SEPARATOR, SECTION_PREFIX, WITHHELD_COLUMN
 from kb.yamlfile import load_yaml
 
 MAX_PREFIX = MAX_ID - 80  # slugify keeps 80 characters of the key; the id must stay within MAX_ID
-# everything but id, which the mapping's `id:` block decides, and the columns an export writes only for people
-FIELDS = tuple(c for c in FIELD_COLUMNS[1:] if c not in EXPORT_ONLY)
+FIELDS = FIELD_COLUMNS[1:]  # everything but id, which the mapping's `id:` block decides
 # Safe values for required fields a register rarely has: held back for review, and not public.
 BUILT_IN_DEFAULTS = {"status": "draft", "visibility": "internal"}
 MUST_HAVE = ("kind", "outcome", "organisation")  # required, and no value is safe to assume

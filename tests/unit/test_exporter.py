@@ -438,12 +438,30 @@ def test_grades_are_words_in_a_spreadsheet_and_structure_in_jsonl(tmp_path: Path
     }
 
 
-@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
-def test_importing_an_export_keeps_the_stored_grades(tmp_path: Path, fmt: str) -> None:
+@pytest.mark.parametrize("fmt", ["csv", "xlsx", "jsonl"])
+def test_an_export_imports_back_with_its_grades(tmp_path: Path, fmt: str) -> None:
     store = graded_store(tmp_path)
     original = store.load().entries
     path = tmp_path / f"register.{fmt}"
     export_entries(original.values(), fmt, path)
     again = import_table(store, path, load_mapping(None))
     assert again.errors == [] and sorted(again.unchanged) == sorted(original)
-    assert store.load().entries == original
+    target = EntryStore(tmp_path / "empty")
+    created = import_table(target, path, load_mapping(None))
+    assert created.errors == [] and created.warnings == []
+    assert_same_entries(original, target.load().entries)
+
+
+def test_a_grade_an_import_cannot_read_refuses_its_row_with_the_place(tmp_path: Path) -> None:
+    store = graded_store(tmp_path)
+    path = tmp_path / "register.csv"
+    export_entries(store.load().entries.values(), "csv", path)
+    text = path.read_text(encoding="utf-8-sig")
+    path.write_text(text.replace("accuracy fair", "accuracy"), encoding="utf-8")
+    report = import_table(EntryStore(tmp_path / "empty"), path, load_mapping(None))
+    messages = [str(p) for p in report.errors]
+    assert messages == [
+        "register.csv, row 2, field 'data_quality': line 1: 'accuracy (Addresses lagged; by months)' is not a "
+        "grade; write a dimension, then a rating, e.g. 'accuracy good'"
+    ]
+    assert report.created == []
