@@ -17,7 +17,7 @@ pytestmark = pytest.mark.browser
 
 def test_from_the_list_to_a_source_its_grades_and_its_entries(page, server, shots):
     page.goto(f"{server}/sources")
-    page.get_by_text("data sources", exact=False).first.wait_for()
+    page.get_by_text("Find a data source").first.wait_for(timeout=120_000)  # the first load syncs the index
     page.wait_for_function("() => document.title === 'Data sources – Lighthouse'", timeout=15_000)
     page.get_by_role("link", name="School census ·").first.click()
     page.get_by_text("Grades side by side").wait_for()
