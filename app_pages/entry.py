@@ -15,6 +15,7 @@ from kb import Entry, Filters, KBError, NotFound, SimilarHit, browse
 from kb.editing import may_edit
 from kb.entries import is_web_address  # anything else is shown as text, not linked
 from kb.searchlog import search_log
+from kb.sources import source_id
 
 kb = resources.knowledge_base()
 user = resources.current_user()
@@ -39,7 +40,6 @@ def facts(entry: Entry) -> None:
         ("Phase", plain(entry.phase)),
         ("Themes", ", ".join(plain(label(t)) for t in entry.themes)),
         ("Evidence", ui.label(entry.evidence)),
-        ("Data sources", ", ".join(plain(d) for d in entry.data_sources)),
         ("Tags", ", ".join(plain(t) for t in entry.tags)),
         ("Status", ui.label(entry.status)),
         ("Visibility", ui.label(entry.visibility)),
@@ -50,6 +50,33 @@ def facts(entry: Entry) -> None:
     with st.container(border=True):
         st.markdown("**Facts**")
         st.markdown("\n".join(f"- **{name}:** {value}" for name, value in rows if value))
+
+
+def data_sources_panel(entry: Entry) -> None:
+    """The data sources the work used, each linked to the catalogue (who else used it), with the grades this
+    entry gave it on the Data Quality Framework's dimensions."""
+    if not entry.data_sources:
+        return
+    with st.container(border=True):
+        st.markdown("**:material/dataset: Data sources**")
+        for name in entry.data_sources:
+            if entry.status == "published":  # the catalogue lists the sources of published entries
+                st.page_link(
+                    ui.SOURCES_PAGE,
+                    label=plain(name),
+                    query_params={"source": source_id(kb.vocabulary, name)},
+                    help=f"Who else used {plain(name)}, and how they graded it",
+                )
+            else:
+                st.markdown(plain(name))
+            quality = entry.data_quality.get(name)
+            if quality and quality.grades:
+                lines = [
+                    f"- {ui.label(d)}: **{ui.label(g.rating)}**" + (f" ({plain(g.note)})" if g.note else "")
+                    for d, g in quality.grades.items()
+                ]
+                when = f"Graded {plain(quality.graded)}" if quality.graded else "Graded"
+                st.markdown(f"{when}:\n" + "\n".join(lines))
 
 
 def lighthouse_panel(entry: Entry) -> None:
@@ -192,6 +219,7 @@ with edit:
 main, side = st.columns([2, 1], gap="large")
 with side:
     facts(entry)
+    data_sources_panel(entry)
     lighthouse_panel(entry)
     whom.others_block(kb, entry, user)  # whom to ask: others on the same themes, the organisation's page
     follow.entry_controls(user, entry, kb.vocabulary.label)

@@ -59,7 +59,7 @@ WANTED_BUSY = "submit_wanted_busy"  # a wanted write-up was chosen while the for
 # The form's fields in the order the page shows them (on a phone too), for the error summary.
 ORDER = [
     *("title", "summary", "kind", "organisation", "team", "contact", "anonymous", "partners", "outcome"),
-    *("themes", "started", "ended", "phase", "evidence", "visibility", "tags", "data_sources"),
+    *("themes", "started", "ended", "phase", "evidence", "visibility", "tags", "data_sources", "data_quality"),
     *(f"section:{name}" for name in SECTIONS),
     *("lighthouse_stage", "lighthouse_impact", "lighthouse_benefits", "lighthouse_reused_by"),
     *("related", "links", "source", FORM_ERROR),
@@ -402,6 +402,14 @@ def about_fields(organisations: list[str]) -> None:
         options=with_chosen("data_sources", []),
         accept_new_options=True,
         placeholder="Type a dataset or system and press Enter",
+    )
+    field(
+        "data_quality",
+        st.text_area,
+        "Grade a data source (optional)",
+        height=80,
+        max_chars=MAX_SECTION,
+        placeholder="School census: accuracy good, timeliness poor (a term late)",
     )
 
 

@@ -30,7 +30,7 @@ from kb.access import (
     signed_in,
 )
 from kb.editing import open_edit, save_edit
-from kb.entries import SECTIONS, Entry, entry_from_dict, is_web_address, slugify
+from kb.entries import SECTIONS, Entry, entry_from_dict, is_web_address, quality_from_words, quality_words, slugify
 from kb.errors import Conflict, EntryError, Forbidden, KBError, Problem
 from kb.filters import Filters
 from kb.search import Hit
@@ -64,6 +64,10 @@ FIELD_HELP = {
     "themes": "Choose from the shared vocabulary so others can find this alongside related work.",
     "tags": "Free keywords. Type one and press Enter.",
     "data_sources": "The datasets or systems the work used. Type one and press Enter.",
+    "data_quality": "Optional. One line per data source you can grade, on the Data Quality Framework's "
+    "dimensions (accuracy, completeness, consistency, timeliness, uniqueness, validity), each poor, fair, good "
+    "or excellent, with what you found in brackets: 'School census: accuracy good, timeliness poor (a term "
+    "late)'. A source graded here is added to the data sources.",
     "started": "YYYY, YYYY-MM or YYYY-MM-DD.",
     "ended": "Leave empty if the work is ongoing.",
     "phase": "e.g. discovery, alpha, beta, pilot, live.",
@@ -102,6 +106,7 @@ class Draft:
     themes: list[str] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
     data_sources: list[str] = field(default_factory=list)
+    data_quality: str = ""  # one graded source per line, in words (kb.entries.quality_words)
     started: str = ""
     ended: str = ""
     phase: str = ""
@@ -136,6 +141,7 @@ class Draft:
             themes=list(entry.themes),
             tags=list(entry.tags),
             data_sources=list(entry.data_sources),
+            data_quality="\n".join(quality_words(entry)),
             started=entry.started,
             ended=entry.ended,
             phase=entry.phase,
@@ -222,6 +228,8 @@ def field_key(problem: Problem) -> str:
         return "lighthouse_stage"
     if name in ("impact", "benefits", "reused_by"):
         return f"lighthouse_{name}"
+    if name.startswith(("data_quality", "data_sources")):
+        return name.split(".")[0].split("[")[0]
     section = re.fullmatch(r"section '(.+)'", name)
     if section:  # a section the form does not show (kept from an imported file) has no field of its own
         return f"section:{section.group(1)}" if section.group(1) in SECTIONS else FORM_ERROR
@@ -230,6 +238,9 @@ def field_key(problem: Problem) -> str:
 
 def _message(problem: Problem) -> str:
     text = problem.message
+    if (problem.field or "").startswith("data_quality."):  # which source and which part of its grade
+        place = problem.field.removeprefix("data_quality.").replace(".grades.", ", ").removesuffix(".rating")
+        return f"{place}: {text}"
     return f"This field {text}" if text.startswith(("is ", "must ")) else text[:1].upper() + text[1:]
 
 
@@ -248,6 +259,7 @@ def build_entry(
             "benefits": _lines(draft.lighthouse_benefits),
             "reused_by": _clean_list(draft.lighthouse_reused_by),
         }
+    sources, quality, unread = _graded_sources(draft, existing, today)
     data: dict[str, Any] = {
         "id": existing.id if existing else slugify(draft.title),
         "title": " ".join(draft.title.split()),
@@ -263,7 +275,8 @@ def build_entry(
         "partners": _clean_list(draft.partners),
         "themes": _clean_list(draft.themes),
         "tags": _clean_list(draft.tags),
-        "data_sources": _clean_list(draft.data_sources),
+        "data_sources": sources,
+        "data_quality": quality,
         "started": draft.started.strip(),
         "ended": draft.ended.strip(),
         "phase": draft.phase.strip(),
@@ -286,9 +299,29 @@ def build_entry(
     except EntryError as exc:
         entry = None
         messages = _worded(exc.problems, messages)
+    if unread:  # lines the form could not read, beside what the library found in the lines it could
+        messages["data_quality"] = [*unread, *messages.get("data_quality", [])]
     if messages or entry is None:
         raise DraftInvalid(messages or {FORM_ERROR: ["The entry is not valid yet."]})
     return entry
+
+
+def _graded_sources(draft: Draft, existing: Entry | None, today: str) -> tuple[list[str], dict[str, Any], list[str]]:
+    """The data sources and their grades from the form, and a message for each line it cannot read: a
+    graded source joins the list; a grade given without a date is dated this month, unless it is the
+    grade the entry already had."""
+    quality, unread = quality_from_words(_lines(draft.data_quality))
+    sources = _clean_list(draft.data_sources)
+    for name, item in quality.items():
+        if name not in sources:
+            sources.append(name)
+        before = existing.data_quality.get(name) if existing else None
+        if not item["graded"]:
+            unchanged = before is not None and {d: (g.rating, g.note) for d, g in before.grades.items()} == {
+                d: (g["rating"], g["note"]) for d, g in item["grades"].items()
+            }
+            item["graded"] = before.graded if unchanged and before else today[:7]
+    return sources, quality, [message[:1].upper() + message[1:] for message in unread]
 
 
 def _worded(problems: Iterable[Problem], messages: dict[str, list[str]]) -> dict[str, list[str]]:

@@ -28,6 +28,10 @@ VISIBILITIES = ("public", "internal", "organisation")
 STATUSES = ("draft", "in-review", "published", "archived")
 EVIDENCE_GRADES = ("anecdote", "observed", "measured", "evaluated")
 LIGHTHOUSE_STAGES = ("pilot", "proven", "replicated", "retired")
+# A data source's quality: the six dimensions of the UK Government Data Quality Framework, each rated on
+# a four-point scale, worst first (README, "Grading a data source"; docs/data-sources.md).
+QUALITY_DIMENSIONS = ("accuracy", "completeness", "consistency", "timeliness", "uniqueness", "validity")
+QUALITY_RATINGS = ("poor", "fair", "good", "excellent")
 SECTIONS = (
     "Context",
     "What we did",
@@ -74,6 +78,28 @@ class Lighthouse:
 
 
 @dataclass
+class Grade:
+    """One dimension of a data source's quality: a rating from QUALITY_RATINGS and what was found."""
+
+    rating: str
+    note: str = ""
+
+
+@dataclass
+class SourceQuality:
+    """What an entry found about one of its data sources: a grade per dimension, and when it was graded."""
+
+    grades: dict[str, Grade] = field(default_factory=dict)  # dimension -> grade, in QUALITY_DIMENSIONS order
+    graded: str = ""  # YYYY, YYYY-MM or YYYY-MM-DD
+
+    @property
+    def lowest(self) -> str:
+        """The worst rating among the grades ("" when none): the "Data quality" search facet."""
+        ratings = [g.rating for g in self.grades.values() if g.rating in QUALITY_RATINGS]
+        return min(ratings, key=QUALITY_RATINGS.index) if ratings else ""
+
+
+@dataclass
 class Entry:
     """One project or experiment write-up. Field meanings are in PRODUCT.md and the README."""
 
@@ -92,6 +118,9 @@ class Entry:
     themes: list[str] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
     data_sources: list[str] = field(default_factory=list)
+    # Grades of some of those sources, by the source's name as written in data_sources. In the file the
+    # grades sit inside the `data_sources:` item (see render_entry); in JSONL and to_dict, here.
+    data_quality: dict[str, SourceQuality] = field(default_factory=dict)
     started: str = ""
     ended: str = ""
     phase: str = ""
@@ -119,6 +148,12 @@ class Entry:
     @property
     def is_lighthouse(self) -> bool:
         return self.lighthouse is not None
+
+    @property
+    def lowest_quality(self) -> str:
+        """The worst rating any of the entry's graded sources got on any dimension; "" if none is graded."""
+        ratings = [q.lowest for q in self.data_quality.values() if q.lowest]
+        return min(ratings, key=QUALITY_RATINGS.index) if ratings else ""
 
     def text(self) -> str:
         """All the words of the entry: title, summary and every section, in order."""
@@ -246,8 +281,9 @@ class _Fields:
             self.problem(name, f"has {len(out)} items; keep it to at most {MAX_LIST_ITEMS}")
         return out
 
-    def date(self, name: str) -> str:
-        value = self.data.get(name)
+    def date(self, name: str, data: dict | None = None, label: str | None = None) -> str:
+        value = (self.data if data is None else data).get(name)
+        name = label or name
         if value is None or value == "":
             return ""
         if isinstance(value, dt.datetime):
@@ -295,6 +331,201 @@ def _split_sections(body: str, source: str, problems: list[Problem]) -> dict[str
     return {name: text for name, text in sections.items() if text}
 
 
+def _data_sources(f: _Fields, raw: Any, extra: Any) -> tuple[list[str], dict[str, SourceQuality]]:
+    """`data_sources`: plain names, or mappings `{name, grades, graded}`. A bad grade is reported with its
+    place (`data_sources[2].grades.accuracy`) and never drops the other sources. `extra` is the
+    `data_quality` mapping of an entry's dict form (JSONL, to_dict), read the same way."""
+    if isinstance(raw, list) and any(isinstance(item, dict) for item in raw):
+        items: list[Any] = raw
+    else:
+        names = f.items("data_sources")
+        return names, _known_sources(f, names, _quality_mapping(f, extra))
+    names: list[str] = []
+    quality: dict[str, SourceQuality] = {}
+    for n, item in enumerate(items, start=1):
+        where = f"data_sources[{n}]"
+        if isinstance(item, dict):
+            raw_name = item.get("name")
+            name = "" if isinstance(raw_name, (dict, list, bool)) or raw_name is None else str(raw_name).strip()
+            if len(name) > MAX_SHORT_FIELD:
+                f.problem(f"{where}.name", f"is {len(name)} characters; keep a source's name under {MAX_SHORT_FIELD}")
+                continue
+            if not name:
+                f.problem(
+                    where, "is a mapping without a name; write e.g. {name: ONS Postcode Directory, grades: {...}}"
+                )
+                continue
+            unknown = [str(k) for k in item if k not in ("name", "grades", "graded")]
+            if unknown:
+                f.problem(f"{where}.{unknown[0]}", "is not known; a data source has name, grades and graded", "warning")
+            grades = _source_quality(f, where, item)
+            if name not in names:
+                names.append(name)
+            if grades is not None:
+                quality[name] = grades
+        elif isinstance(item, list) or item is None:
+            f.problem(where, "must be a name or a mapping with name, grades and graded")
+        else:
+            name = str(item).strip()
+            if len(name) > MAX_SHORT_FIELD:
+                f.problem(where, f"is {len(name)} characters; keep a source's name under {MAX_SHORT_FIELD}")
+            elif name and name not in names:
+                names.append(name)
+    if len(names) > MAX_LIST_ITEMS:
+        f.problem("data_sources", f"has {len(names)} items; keep it to at most {MAX_LIST_ITEMS}")
+    for name, grades in _known_sources(f, names, _quality_mapping(f, extra)).items():
+        quality.setdefault(name, grades)
+    return names, quality
+
+
+def _known_sources(f: _Fields, names: list[str], quality: dict[str, SourceQuality]) -> dict[str, SourceQuality]:
+    for name in [n for n in quality if n not in names]:
+        f.problem(f"data_quality.{name}", "grades a source the entry does not list; add it to data_sources", "warning")
+        del quality[name]
+    return quality
+
+
+def _quality_mapping(f: _Fields, raw: Any) -> dict[str, SourceQuality]:
+    if raw in (None, "", {}):
+        return {}
+    if not isinstance(raw, dict):
+        f.problem("data_quality", "must be a mapping from a source's name to its grades")
+        return {}
+    out = {}
+    for name, item in raw.items():
+        if not isinstance(item, dict):
+            f.problem(f"data_quality.{name}", "must be a mapping with grades and graded")
+            continue
+        grades = _source_quality(f, f"data_quality.{name}", item)
+        if grades is not None:
+            out[str(name)] = grades
+    return out
+
+
+def _source_quality(f: _Fields, where: str, item: dict[str, Any]) -> SourceQuality | None:
+    """The grades of one source (None if it has none); each bad part is a problem naming its place."""
+    raw = item.get("grades")
+    graded = f.date("graded", data=item, label=f"{where}.graded")
+    if raw in (None, "", {}):
+        return SourceQuality(graded=graded) if graded else None
+    if not isinstance(raw, dict):
+        f.problem(f"{where}.grades", f"must be a mapping of dimensions ({', '.join(QUALITY_DIMENSIONS)}) to grades")
+        return None
+    grades: dict[str, Grade] = {}
+    for key, value in raw.items():
+        dimension = str(key).strip().lower()
+        at = f"{where}.grades.{key}"
+        if dimension not in QUALITY_DIMENSIONS:
+            f.problem(at, f"'{key}' is not a dimension; use one of: {', '.join(QUALITY_DIMENSIONS)}")
+            continue
+        if isinstance(value, dict):
+            rating, note = value.get("rating"), value.get("note")
+            unknown = [str(k) for k in value if k not in ("rating", "note")]
+            if unknown:
+                f.problem(f"{at}.{unknown[0]}", "is not known; a grade has a rating and a note", "warning")
+        else:
+            rating, note = value, None  # `accuracy: good` is a rating without a note
+        rating = "" if rating is None or isinstance(rating, (dict, list)) else str(rating).strip().lower()
+        if rating not in QUALITY_RATINGS:
+            shown = f"'{rating}'" if rating else "a grade without a rating"
+            f.problem(f"{at}.rating", f"{shown} is not a rating; use one of: {', '.join(QUALITY_RATINGS)}")
+            continue
+        if isinstance(note, (dict, list)):
+            f.problem(f"{at}.note", "must be text; write what you found in a sentence")
+            note = ""
+        note = "" if note is None else " ".join(str(note).split())
+        if len(note) > MAX_SUMMARY:
+            f.problem(f"{at}.note", f"is {len(note)} characters long; shorten it to at most {MAX_SUMMARY}")
+            continue
+        grades[dimension] = Grade(rating, note)
+    ordered = {d: grades[d] for d in QUALITY_DIMENSIONS if d in grades}
+    return SourceQuality(ordered, graded) if ordered or graded else None
+
+
+def data_source_items(entry: Entry) -> list[str | dict[str, Any]]:
+    """`data_sources` as the file writes it: a plain name, or a mapping with the source's grades."""
+    items: list[str | dict[str, Any]] = []
+    for name in entry.data_sources:
+        quality = entry.data_quality.get(name)
+        if quality is None:
+            items.append(name)
+            continue
+        item: dict[str, Any] = {"name": name}
+        if quality.grades:
+            item["grades"] = {
+                d: ({"rating": g.rating, "note": g.note} if g.note else {"rating": g.rating})
+                for d, g in quality.grades.items()
+            }
+        if quality.graded:
+            item["graded"] = quality.graded
+        items.append(item)
+    return items
+
+
+# One graded source in words, as a spreadsheet export and the form write it:
+#   ONS Postcode Directory (graded 2024-03): accuracy good (matched 98%), timeliness poor
+_QUALITY_LINE = re.compile(r"^(?P<name>[^:]+?)\s*(?:\(graded (?P<graded>[^)]*)\))?\s*:\s*(?P<grades>.*)$", re.I)
+_QUALITY_GRADE = re.compile(r"^(?P<dimension>\w+)\s+(?P<rating>\w+)\s*(?:\((?P<note>.*)\))?$", re.S)
+
+
+def quality_words(entry: Entry) -> list[str]:
+    """The grades of the entry's sources in words, one line per graded source (the form's and a
+    spreadsheet's way to write them; `quality_from_words` reads them back)."""
+    return [
+        source_words(name, {d: (g.rating, g.note) for d, g in quality.grades.items()}, quality.graded)
+        for name in entry.data_sources
+        if (quality := entry.data_quality.get(name)) is not None
+    ]
+
+
+def source_words(name: str, grades: dict[str, tuple[str, str]], graded: str = "") -> str:
+    """One graded source in words: its name, when it was graded, then each dimension's rating and note."""
+    words = ", ".join(f"{d} {rating}" + (f" ({note})" if note else "") for d, (rating, note) in grades.items())
+    return f"{name}{f' (graded {graded})' if graded else ''}: {words}"
+
+
+def _split_grades(text: str) -> list[str]:
+    """Split at commas outside parentheses: a note may hold commas."""
+    parts, depth, current = [], 0, ""
+    for char in text:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "," and depth <= 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    return [p.strip() for p in [*parts, current] if p.strip()]
+
+
+def quality_from_words(lines: list[str], field_name: str = "data_quality") -> tuple[dict[str, Any], list[str]]:
+    """Graded sources written in words (see `quality_words`) as the `data_quality` mapping entry_from_dict
+    reads, and a message for each line that cannot be read (the mapping then validates the ratings)."""
+    out: dict[str, Any] = {}
+    messages = []
+    for n, line in enumerate(lines, start=1):
+        match = _QUALITY_LINE.match(line.strip())
+        if not match or not (match["grades"].strip() or match["graded"]):
+            messages.append(
+                f"line {n} ('{line.strip()[:60]}') is not a graded source; write it as "
+                "'name: accuracy good (what you found), timeliness poor'"
+            )
+            continue
+        grades: dict[str, Any] = {}
+        for part in _split_grades(match["grades"]):
+            grade = _QUALITY_GRADE.match(part)
+            if not grade:
+                messages.append(
+                    f"line {n}: '{part[:60]}' is not a grade; write a dimension, then a rating, e.g. 'accuracy good'"
+                )
+                continue
+            grades[grade["dimension"].lower()] = {
+                "rating": grade["rating"].lower(),
+                "note": (grade["note"] or "").strip(),
+            }
+        out[match["name"].strip()] = {"grades": grades, "graded": (match["graded"] or "").strip()}
+    return out, messages
+
+
 def entry_from_dict(
     data: dict[str, Any], source: str, sections: dict[str, str] | None = None, *, require_id: bool = True
 ) -> tuple[Entry, list[Problem]]:
@@ -333,6 +564,8 @@ def entry_from_dict(
                 reused_by=f.items("reused_by", data=raw_lh),
             )
 
+    sources, quality = _data_sources(f, data.get("data_sources"), data.get("data_quality"))
+
     known = {fld for fld in Entry.__dataclass_fields__} - {"sections"}
     for name in data:
         if name not in known:
@@ -357,7 +590,8 @@ def entry_from_dict(
         partners=f.items("partners"),
         themes=f.items("themes"),
         tags=f.items("tags"),
-        data_sources=f.items("data_sources"),
+        data_sources=sources,
+        data_quality=quality,
         started=f.date("started"),
         ended=f.date("ended"),
         phase=f.text("phase"),
@@ -435,6 +669,9 @@ def render_entry(entry: Entry) -> str:
     front = {k: v for k, v in data.items() if v not in ("", [], None, False) or k in REQUIRED}
     if entry.lighthouse is not None:
         front["lighthouse"] = {k: v for k, v in asdict(entry.lighthouse).items() if v not in ("", [])}
+    front.pop("data_quality", None)  # the grades sit inside their data_sources items
+    if entry.data_sources:
+        front["data_sources"] = data_source_items(entry)
     header = yaml.dump(front, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
     ordered = [s for s in SECTIONS if s in sections] + [s for s in sections if s not in SECTIONS]
     body = "".join(f"\n## {name}\n\n{sections[name].strip()}\n" for name in ordered)

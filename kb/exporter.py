@@ -5,7 +5,9 @@
     data = export_bytes(entries, "xlsx")  # a file to hand a browser
 
 CSV and Excel have one row per entry: list fields joined with "; " (a ";" inside an item is written ";;"),
-lighthouse sub-fields as `lighthouse.stage` ... columns, one `section: <name>` column per section.
+lighthouse sub-fields as `lighthouse.stage` ... columns, one `section: <name>` column per section, and the
+data sources' grades in words in a `data_quality` column, one graded source per item (the importer reads
+them back with kb.entries.quality_from_words).
 JSONL has one JSON object per entry, lists as lists and sections as an object.
 
 The caller decides which entries a reader may see; this module writes exactly what it is given.
@@ -24,7 +26,7 @@ from typing import TextIO
 
 import pandas as pd
 
-from kb.entries import REQUIRED, SECTIONS, Entry
+from kb.entries import REQUIRED, SECTIONS, Entry, quality_words
 from kb.errors import KBError
 from kb.store import atomic_write
 
@@ -42,6 +44,7 @@ LIST_FIELDS = (
     "themes",
     "tags",
     "data_sources",
+    "data_quality",  # one graded source per item, in words (kb.entries.quality_words)
     "related",
     "links",
     "lighthouse.benefits",
@@ -96,6 +99,8 @@ def csv_columns(entries: Iterable[Entry]) -> list[str]:
 
 
 def _field_value(entry: Entry, column: str) -> str | bool | list[str]:
+    if column == "data_quality":  # JSONL keeps the structure; a spreadsheet gets it in words
+        return quality_words(entry)
     if column.startswith("lighthouse."):
         return getattr(entry.lighthouse, column.split(".", 1)[1]) if entry.lighthouse else ""
     return getattr(entry, column)

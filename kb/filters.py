@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from kb.entries import EVIDENCE_GRADES, KINDS, OUTCOMES, STATUSES
+from kb.entries import EVIDENCE_GRADES, KINDS, OUTCOMES, QUALITY_RATINGS, STATUSES
 
 if TYPE_CHECKING:
     from kb.identity import User
@@ -50,6 +50,9 @@ FACETS = (
     Facet("outcome", "outcome", "Outcome", values=OUTCOMES),
     Facet("status", "status", "Status", values=STATUSES),
     Facet("evidence", "evidence", "Evidence", values=EVIDENCE_GRADES),
+    # The worst rating any of the entry's data sources got on any dimension (kb.entries.Entry.lowest_quality):
+    # "poor" finds entries that found something badly wrong with their data.
+    Facet("quality", "quality", "Data quality", values=QUALITY_RATINGS),
     Facet("theme", "themes", "Theme"),
     Facet("tag", "tags", "Tag"),  # a register's own keywords (NASA's topics), offered where entries have any
     Facet("team", "team", "Team"),  # never an anonymous entry's (kb.indexer leaves it out)
@@ -72,6 +75,7 @@ class Filters:
     outcome: tuple[str, ...] = ()
     status: tuple[str, ...] = ()
     evidence: tuple[str, ...] = ()
+    quality: tuple[str, ...] = ()
     lighthouse: bool | None = None
     year_from: int | None = None
     year_to: int | None = None

@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from kb.entries import MAX_SECTION, MAX_SUMMARY, MAX_TITLE, slugify
+from kb.entries import MAX_SECTION, MAX_SUMMARY, MAX_TITLE, quality_from_words, slugify
 from kb.errors import Problem
 from kb.exporter import LIGHTHOUSE_COLUMNS, LIST_FIELDS, LIST_SEPARATOR, WITHHOLDABLE, unguard_formula
 from kb.mapping import BUILT_IN_DEFAULTS, MUST_HAVE, TEMPLATE_RE, Mapping, Rule, column_key, placeholder_key
@@ -246,6 +246,9 @@ class RowBuilder:
                 data[name] = value
         sections = {name: text for name, rules in mapping.sections.items() if (text := section_text(rules, row))}
         problems: list[Problem] = []
+        if "data_quality" in data:  # graded sources in words, one per item, as an export writes them
+            data["data_quality"], unread = quality_from_words(list(data["data_quality"]))
+            problems.extend(self.problem(number, message, "data_quality") for message in unread)
         withheld = self.withheld(number, row, problems)
         for name in withheld:
             data.pop(name, None)

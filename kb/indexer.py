@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 SYNC_CHUNK = 256  # entries embedded and written together: bounded memory, few large Chroma writes
 # Part of every ledger hash: raising it (when the stored fields or passages change shape) makes the
 # next sync re-index every entry, so an upgraded index never mixes old and new metadata.
-INDEX_FORMAT = "5"
+INDEX_FORMAT = "6"
 
 
 @dataclass
@@ -87,6 +87,7 @@ def facet_metadata(entry: Entry) -> dict[str, Any]:
         "status": entry.status,
         "visibility": entry.visibility,
         "evidence": entry.evidence,
+        "quality": entry.lowest_quality,  # the worst grade of any graded data source; "" if none is graded
         "year": entry.year,
         "themes": entry.themes,
         "tags": entry.tags,

@@ -1,8 +1,13 @@
-"""The shared vocabulary of themes: ids, labels, definitions and synonyms, used by validation and search."""
+"""The shared vocabulary of themes: ids, labels, definitions and synonyms, used by validation and search.
+
+It also names the data sources entries use (`data_sources:` in the same file, items shaped like themes), so
+"ONS Postcode Directory" and "ONSPD" are one source in the data-source catalogue (kb.sources).
+"""
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,16 +86,51 @@ def parse_themes(items: list, source: str) -> tuple[list[Theme], list[Problem]]:
     return themes, problems
 
 
+def source_key(name: str) -> str:
+    """The rule for when two data-source names are the same source: they differ only in case, spacing or
+    punctuation ("ONS Postcode Directory", "ons postcode-directory", "O.N.S. Postcode Directory")."""
+    text = unicodedata.normalize("NFKC", str(name)).casefold()
+    text = re.sub(r"(?<=\w)[.'’](?=\w)|(?<=\w)\.(?!\w)", "", text)  # "O.N.S." is "ONS", "Land Registry's" one word
+    return " ".join(re.sub(r"[\W_]+", " ", text).split())
+
+
+def _terms(file: str, items: object, what: str) -> tuple[list[Theme], list[Problem]]:
+    """Items shaped like themes (id, label, definition, synonyms), with a problem for each bad one."""
+    if items is None:
+        return [], []
+    if not isinstance(items, list):
+        return [], [Problem(file, f"'data_sources:' must be a list of {what}s, each with an id and a label")]
+    terms, problems = [], []
+    for n, item in enumerate(items, start=1):
+        if not isinstance(item, dict) or not item.get("id"):
+            problems.append(Problem(file, f"each {what} needs an id and a label", field="data_sources", row=n))
+            continue
+        synonyms = item.get("synonyms") or ()
+        synonyms = [synonyms] if isinstance(synonyms, str) else synonyms
+        if not isinstance(synonyms, (list, tuple)):
+            problems.append(Problem(file, "synonyms must be a list, e.g. [ONSPD, NSPL]", field="data_sources", row=n))
+            synonyms = ()
+        label = str(item.get("label") or item["id"])
+        definition = str(item.get("definition") or "")
+        terms.append(Theme(str(item["id"]), label, definition, tuple(str(s) for s in synonyms if s is not None)))
+    return terms, problems
+
+
 @dataclass
 class Vocabulary:
     themes: list[Theme] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    sources: list[Theme] = field(default_factory=list)  # data sources, by the same item shape as themes
 
     def __post_init__(self) -> None:
         self._lookup: dict[str, str] = {}
         for theme in self.themes:
             for name in (theme.id, *theme.names, *theme.replaces):
                 self._lookup.setdefault(_key(name), theme.id)
+        self._sources: dict[str, str] = {}
+        for source in self.sources:
+            for name in (source.id, *source.names):
+                self._sources.setdefault(source_key(name), source.id)
 
     @property
     def offered(self) -> list[Theme]:
@@ -126,7 +166,8 @@ class Vocabulary:
         if not isinstance(items, list):
             return cls(problems=[Problem(path.name, "must hold 'themes:' followed by a list of themes")])
         themes, problems = parse_themes(items, path.name)
-        return cls(themes, problems)
+        sources, source_problems = _terms(path.name, data.get("data_sources"), "data source")
+        return cls(themes, problems + source_problems, sources)
 
     def get(self, theme_id: str) -> Theme | None:
         return next((t for t in self.themes if t.id == theme_id), None)
@@ -134,6 +175,14 @@ class Vocabulary:
     def resolve(self, name: str) -> str | None:
         """The theme id for an id, label or synonym (any case), or None if it is not in the vocabulary."""
         return self._lookup.get(_key(name))
+
+    def resolve_source(self, name: str) -> str | None:
+        """The id of the vocabulary's data source with this id, label or synonym (compared by source_key),
+        or None when the vocabulary does not name it."""
+        return self._sources.get(source_key(name))
+
+    def source(self, source_id: str) -> Theme | None:
+        return next((s for s in self.sources if s.id == source_id), None)
 
     def label(self, theme_id: str) -> str:
         theme = self.get(theme_id)

@@ -60,7 +60,7 @@ from kb.api.models import (
 from kb.config import MailSettings
 from kb.database import Database, open_database
 from kb.drafting import save_draft
-from kb.entries import EVIDENCE_GRADES, KINDS, OUTCOMES, STATUSES, Entry
+from kb.entries import EVIDENCE_GRADES, KINDS, OUTCOMES, QUALITY_RATINGS, STATUSES, Entry
 from kb.errors import KBError
 from kb.exporter import MEDIA_TYPES
 from kb.filters import Filters
@@ -103,6 +103,10 @@ def _filters(
         Query(description="Published entries unless a status is chosen; only reviewers may choose one."),
     ] = [],  # noqa: B006
     evidence: Annotated[list[Literal[*EVIDENCE_GRADES]], Query()] = [],  # type: ignore[valid-type]  # noqa: B006
+    quality: Annotated[
+        list[Literal[*QUALITY_RATINGS]],  # type: ignore[valid-type]
+        Query(description="Only entries whose worst grade of any data source is this (repeatable)."),
+    ] = [],  # noqa: B006
     lighthouse: Annotated[bool | None, Query(description="Only lighthouse projects (true) or only others.")] = None,
     year_from: Annotated[int | None, Query(ge=1000, le=9999, description="Started in or after this year.")] = None,
     year_to: Annotated[int | None, Query(ge=1000, le=9999, description="Started in or before this year.")] = None,
@@ -116,6 +120,7 @@ def _filters(
         outcome=outcome,
         status=status,
         evidence=evidence,
+        quality=quality,
         lighthouse=lighthouse,
         year_from=year_from,
         year_to=year_to,

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from kb import browse
 from kb.access import UNPUBLISHED_STATUSES
 from kb.drafting import Draft
-from kb.entries import EVIDENCE_GRADES, OUTCOMES, STATUSES, Entry
+from kb.entries import EVIDENCE_GRADES, OUTCOMES, STATUSES, Entry, Grade, SourceQuality, quality_words
 from kb.notes import EARLIEST_YEAR, MAX_NOTE_TEXT, Note, Recurrence
 from kb.plan import PER_PART
 from kb.search import Hit, SimilarHit
@@ -154,6 +154,18 @@ class LighthouseOut(BaseModel):
     reused_by: list[str] = []
 
 
+class GradeIO(BaseModel):
+    rating: str = Field(description="poor, fair, good or excellent")
+    note: str = ""
+
+
+class SourceQualityIO(BaseModel):
+    """One data source's grades on the Data Quality Framework's dimensions, and when they were given."""
+
+    grades: dict[str, GradeIO] = Field({}, description="By dimension: accuracy, completeness, consistency, ...")
+    graded: str = ""
+
+
 class EntryOut(BaseModel):
     """An entry as the caller may see it; `withheld` names the fields left out for them."""
 
@@ -172,6 +184,7 @@ class EntryOut(BaseModel):
     themes: list[str] = []
     tags: list[str] = []
     data_sources: list[str] = []
+    data_quality: dict[str, SourceQualityIO] = Field({}, description="Grades of some data sources, by name.")
     started: str = ""
     ended: str = ""
     phase: str = ""
@@ -238,6 +251,7 @@ class EntryIn(BaseModel):
     themes: list[str] = []
     tags: list[str] = []
     data_sources: list[str] = []
+    data_quality: dict[str, SourceQualityIO] = Field({}, description="Grades of some data sources, by name.")
     started: str = ""
     ended: str = ""
     phase: str = ""
@@ -256,6 +270,23 @@ class EntryIn(BaseModel):
         values = self.model_dump(exclude={"status", "version"})
         values["lighthouse_benefits"] = "\n".join(self.lighthouse_benefits)
         values["links"] = "\n".join(self.links)
+        values["data_quality"] = "\n".join(
+            quality_words(
+                Entry(
+                    id="",
+                    title="",
+                    summary="",
+                    kind="",
+                    outcome="",
+                    organisation="",
+                    data_sources=list(self.data_quality),
+                    data_quality={
+                        name: SourceQuality({d: Grade(g.rating, g.note) for d, g in q.grades.items()}, q.graded)
+                        for name, q in self.data_quality.items()
+                    },
+                )
+            )
+        )
         return Draft(**values)
 
 

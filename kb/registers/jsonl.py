@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from kb.entries import source_words
 from kb.errors import KBError, Problem
 from kb.registers.cells import (
     Cell,
@@ -83,13 +84,29 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Cell]:
     out: dict[str, Cell] = {}
     for key, value in data.items():
         name = f"{prefix}{key}"
-        if isinstance(value, dict):
+        if name == "data_quality" and isinstance(value, dict):  # an export's grades: as the CSV has them
+            out[name] = _quality_lines(value)
+        elif isinstance(value, dict):
             out.update(_flatten(value, f"{name}."))
         elif isinstance(value, list):
             out[name] = [v if isinstance(v, str) else _json_item(v) for v in value if v is not None]
         else:
             out[name] = cell_text(value)
     return out
+
+
+def _quality_lines(value: dict[str, Any]) -> list[str]:
+    """An export's `data_quality` (name -> {grades, graded}) as the words an import reads back, one line per
+    source; a part that is not that shape is left as JSON, which the import then reports."""
+    lines = []
+    for name, item in value.items():
+        grades = item.get("grades") if isinstance(item, dict) else None
+        if not isinstance(grades, dict) or not all(isinstance(g, dict) for g in grades.values()):
+            lines.append(_json_item({name: item}))
+            continue
+        pairs = {str(d): (cell_text(g.get("rating")), cell_text(g.get("note"))) for d, g in grades.items()}
+        lines.append(source_words(str(name), pairs, cell_text(item.get("graded"))))
+    return lines
 
 
 def _json_item(value: Any) -> str:

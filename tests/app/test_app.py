@@ -31,6 +31,7 @@ PAGES = [
     "vocabulary",
     "people",
     "organisation",
+    "sources",
 ]
 TIMEOUT = 60
 

@@ -324,3 +324,29 @@ def test_the_form_never_offers_not_recorded_but_an_imported_entry_keeps_it(entri
     at = open_app("submit", edit="flood-response-data-cell")
     outcomes = next(s for s in at.selectbox if s.label == "Outcome")
     assert outcomes.value == "not-recorded" and outcomes.format_func(outcomes.value) == "Not recorded"
+
+
+def test_grading_a_data_source_in_the_form_saves_the_grades_and_editing_shows_them(entries_dir):
+    at = open_app("submit")
+    at.text_input(key="draft_title").input(TITLE)
+    at.text_area(key="draft_data_quality").input(
+        "School census (graded 2024-02): accuracy good, timeliness poor (a term late)"
+    )
+    button(at, "Save as draft").click().run()
+    assert_clean(at)
+    saved = EntryStore(entries_dir).get(NEW_ID)
+    assert saved.data_sources == ["School census"]
+    grades = saved.data_quality["School census"]
+    assert grades.graded == "2024-02" and grades.grades["timeliness"].note == "a term late"
+    at.switch_page(page("submit")).run()
+    at.query_params.update({"edit": NEW_ID})
+    at.run()
+    assert at.text_area(key="draft_data_quality").value == (
+        "School census (graded 2024-02): accuracy good, timeliness poor (a term late)"
+    )
+
+    at.text_area(key="draft_data_quality").input("School census: accuracy superb")
+    button(at, "Save as draft").click().run()
+    assert any(anchor == "problem-draft-data-quality" for _, anchor in summary_links(at))
+    assert "'superb' is not a rating" in messages(at) or "'superb' is not a rating" in texts(at, "markdown")
+    assert EntryStore(entries_dir).get(NEW_ID).data_quality == saved.data_quality  # nothing half-saved

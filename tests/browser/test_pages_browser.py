@@ -55,6 +55,7 @@ def test_every_page_has_its_own_tab_title(page, server):
         ("showcase", "Lighthouse showcase"),
         ("submit", "Submit an entry"),
         ("insights", "Insights"),
+        ("sources", "Data sources"),
         ("review", "Review queue"),
     ):
         page.goto(f"{server}/{path}")

@@ -455,3 +455,26 @@ def test_a_version_is_no_hash_of_the_file_a_reader_could_test_guesses_against(cl
     assert_problem(odd, 409)  # any version string is a stale one, never a server error
     key_file = tokens.path.with_name(tokens.path.name + ".key")
     assert key_file.stat().st_mode & 0o077 == 0, "the key is for its owner only"
+
+
+def test_the_data_quality_facet_filters_the_api_s_searches_and_counts(client, kb):
+    poor = client.get("/facets", params={"quality": "poor"}).json()
+    expected = browse.facet_counts(kb, Filters.of(quality="poor", status="published"), viewer=ANONYMOUS)
+    assert poor == {name: [{"value": v, "count": n} for v, n in values] for name, values in expected.items()}
+    assert {"value": "poor", "count": 4} in poor["quality"]
+    assert client.get("/facets", params={"quality": "awful"}).status_code == 422
+
+
+def test_an_edit_through_the_api_reads_and_keeps_the_data_source_grades(client, tokens, kb):
+    editor = bearer(tokens, "Dee Editor", kb.stored(PUBLIC).organisation, "contributor")
+    read = client.get(f"/entries/{PUBLIC}", headers=editor).json()
+    stored = kb.stored(PUBLIC)
+    assert read["data_quality"]["Benefit claimant records"]["grades"]["uniqueness"]["rating"] == "poor"
+    keep = ("themes", "partners", "visibility", "data_sources", "data_quality")
+    body = {k: v for k, v in read.items() if k in NEW_ENTRY or k in keep}
+    saved = client.put(
+        f"/entries/{PUBLIC}", json=body | {"status": "in-review", "version": read["version"]}, headers=editor
+    )
+    assert saved.status_code == 200, saved.text
+    proposed = kb.store.revision(PUBLIC)[0]
+    assert proposed.data_sources == stored.data_sources and proposed.data_quality == stored.data_quality

@@ -76,6 +76,7 @@ def test_search_request_round_trips_through_url_parameters():
             outcome=("failed", "stopped"),
             kind="experiment",
             evidence="measured",
+            quality=("poor", "fair"),
             status="in-review",
             tag=("Mission Operations", "Software"),
             team="Goddard",

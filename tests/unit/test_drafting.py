@@ -201,3 +201,43 @@ def test_own_work_lists_the_authors_drafts_submissions_and_pending_edits(kb):
     assert listed == {(mine.id, "draft", False), (entry_id, "in-review", True)}
     assert theirs.id not in {w.entry_id for w in own_work(kb, AUTHOR)}
     assert own_work(kb, User("", "", (), local=False)) == []
+
+
+# --------------------------------------------------------------------------- grading data sources
+
+
+def test_the_form_grades_a_source_in_words_and_a_graded_source_joins_the_list():
+    draft = half_done(
+        data_sources=["School census"],
+        data_quality="School census: accuracy good (97% matched, by hand), timeliness Poor\n"
+        "Health visits (graded 2024-01): completeness fair",
+    )
+    entry = build_entry(draft, AUTHOR, status="draft", today="2024-05-02")
+    assert entry.data_sources == ["School census", "Health visits"]
+    census = entry.data_quality["School census"]
+    assert census.graded == "2024-05"  # a grade given without a date: this month
+    assert [(d, g.rating, g.note) for d, g in census.grades.items()] == [
+        ("accuracy", "good", "97% matched, by hand"),
+        ("timeliness", "poor", ""),
+    ]
+    assert entry.data_quality["Health visits"].graded == "2024-01"
+    again = Draft.from_entry(entry)  # editing shows the same words, and keeps every grade and date
+    assert again.data_quality.splitlines() == [
+        "School census (graded 2024-05): accuracy good (97% matched, by hand), timeliness poor",
+        "Health visits (graded 2024-01): completeness fair",
+    ]
+    assert (
+        build_entry(again, AUTHOR, status="draft", existing=entry, today="2025-01-01").data_quality
+        == entry.data_quality
+    )
+
+
+def test_a_grade_the_form_cannot_read_is_a_message_under_the_field():
+    draft = half_done(data_quality="School census: accuracy great\nno colon here\nRegister: speed good")
+    with pytest.raises(DraftInvalid) as caught:
+        build_entry(draft, AUTHOR, status="draft", today="2024-05-02")
+    messages = caught.value.messages["data_quality"]
+    assert any(m.startswith("Line 2 ('no colon here') is not a graded source") for m in messages), messages
+    assert "School census, accuracy: 'great' is not a rating; use one of: poor, fair, good, excellent" in messages
+    assert any(m.startswith("Register, speed: 'speed' is not a dimension") for m in messages), messages
+    assert not any(PATHS.search(m) for m in messages)

@@ -315,3 +315,77 @@ def test_a_merged_key_may_be_overridden_but_a_mapping_s_own_key_not_twice():
     assert load_yaml("base: &b {a: 1, b: 2}\nother:\n  <<: *b\n  b: 3\n")["other"] == {"a": 1, "b": 3}
     with pytest.raises(DuplicateKey, match="'c' is given twice"):
         load_yaml("x:\n  <<: {a: 1}\n  c: 1\n  c: 2\n")
+
+
+GRADED = GOOD.replace(
+    "started: 2021-03\n",
+    """data_sources:
+  - Bus operator returns
+  - name: ONS Postcode Directory
+    grades:
+      accuracy: {rating: good, note: "Matched 98% of stops"}
+      timeliness: {rating: poor, note: 3 months late}
+      validity: Fair
+    graded: 2021-09
+  - name: Stop register
+started: 2021-03
+""",
+)
+
+
+def test_data_sources_carry_grades_and_render_back_losslessly():
+    e, warnings = parse_entry(GRADED, "x.md")
+    assert warnings == []
+    assert e.data_sources == ["Bus operator returns", "ONS Postcode Directory", "Stop register"]
+    onspd = e.data_quality["ONS Postcode Directory"]
+    assert onspd.graded == "2021-09"
+    assert [(d, g.rating, g.note) for d, g in onspd.grades.items()] == [
+        ("accuracy", "good", "Matched 98% of stops"),
+        ("timeliness", "poor", "3 months late"),
+        ("validity", "fair", ""),
+    ]
+    assert e.lowest_quality == "poor" and set(e.data_quality) == {"ONS Postcode Directory"}
+    text = render_entry(e)
+    assert "- Bus operator returns\n" in text and "data_quality" not in text
+    assert parse_entry(text, "x.md")[0] == e
+    from kb.entries import entry_from_dict
+
+    assert entry_from_dict(e.to_dict(), "x.jsonl", e.sections)[0] == e  # JSONL's form reads back too
+
+
+def test_bad_grades_name_their_place_and_every_one_is_reported():
+    bad = (
+        GRADED.replace("rating: good", "rating: great")
+        .replace("validity: Fair", "speed: fair")
+        .replace("graded: 2021-09", "graded: last spring")
+        .replace(
+            "  - name: Stop register\n", "  - grades: {accuracy: good}\n  - name: Stop register\n    grades: [good]\n"
+        )
+    )
+    with pytest.raises(EntryError) as caught:
+        parse_entry(bad, "buses.md")
+    messages = [str(p) for p in caught.value.problems]
+    expected = [
+        "buses.md, field 'data_sources[2].grades.accuracy.rating': 'great' is not a rating; use one of: "
+        "poor, fair, good, excellent",
+        "buses.md, field 'data_sources[2].grades.speed': 'speed' is not a dimension; use one of: accuracy, "
+        "completeness, consistency, timeliness, uniqueness, validity",
+        "buses.md, field 'data_sources[2].graded': 'last spring' is not a date; write YYYY, YYYY-MM or YYYY-MM-DD",
+        "buses.md, field 'data_sources[3]': is a mapping without a name",
+        "buses.md, field 'data_sources[4].grades': must be a mapping of dimensions",
+    ]
+    for wanted in expected:
+        assert any(m.startswith(wanted) for m in messages), (wanted, messages)
+
+
+def test_a_bad_grade_on_one_source_keeps_the_others_and_their_grades():
+    from kb.entries import _data_sources, _Fields
+
+    f = _Fields({}, "x.md")
+    names, quality = _data_sources(
+        f,
+        [{"name": "A", "grades": {"accuracy": "awful"}}, {"name": "B", "grades": {"validity": "good"}}, "C"],
+        None,
+    )
+    assert names == ["A", "B", "C"] and list(quality) == ["B"]
+    assert [p.field for p in f.problems] == ["data_sources[1].grades.accuracy.rating"]

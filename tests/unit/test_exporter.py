@@ -392,3 +392,76 @@ def test_an_unknown_name_in_the_withheld_column_is_a_warning(tmp_path: Path, lin
         ("withheld", "names 'colour', 'title', which no export withholds (only optional fields such as team); ignored")
     ]
     assert linked_store.get("benefits-housing-pilot").team == "Vulnerability Data Unit"
+
+
+# --------------------------------------------------------------------------- data-source grades
+
+
+def graded_store(tmp_path: Path) -> EntryStore:
+    from kb.entries import Grade, SourceQuality
+
+    store = EntryStore(tmp_path / "graded")
+    entry = replace(
+        sample_entries()[0],
+        data_sources=["Benefit claimant records", "Housing register"],
+        data_quality={
+            "Benefit claimant records": SourceQuality(
+                {"accuracy": Grade("fair", "Addresses lagged; by months"), "uniqueness": Grade("poor")}, "2021-10"
+            )
+        },
+    )
+    store.write(entry, create=True)
+    return store
+
+
+def test_grades_are_words_in_a_spreadsheet_and_structure_in_jsonl(tmp_path: Path) -> None:
+    store = graded_store(tmp_path)
+    entries = list(store.load().entries.values())
+    buffer = io.StringIO()
+    export_entries(entries, "csv", buffer)
+    (row,) = csv.DictReader(io.StringIO(buffer.getvalue()))
+    assert row["data_quality"] == (
+        "Benefit claimant records (graded 2021-10): accuracy fair (Addresses lagged;; by months), uniqueness poor"
+    )
+    assert row["data_sources"] == "Benefit claimant records; Housing register"
+    buffer = io.StringIO()
+    export_entries(entries, "jsonl", buffer)
+    record = json.loads(buffer.getvalue())
+    assert record["data_quality"] == {
+        "Benefit claimant records": {
+            "grades": {
+                "accuracy": {"rating": "fair", "note": "Addresses lagged; by months"},
+                "uniqueness": {"rating": "poor", "note": ""},
+            },
+            "graded": "2021-10",
+        }
+    }
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx", "jsonl"])
+def test_an_export_imports_back_with_its_grades(tmp_path: Path, fmt: str) -> None:
+    store = graded_store(tmp_path)
+    original = store.load().entries
+    path = tmp_path / f"register.{fmt}"
+    export_entries(original.values(), fmt, path)
+    again = import_table(store, path, load_mapping(None))
+    assert again.errors == [] and sorted(again.unchanged) == sorted(original)
+    target = EntryStore(tmp_path / "empty")
+    created = import_table(target, path, load_mapping(None))
+    assert created.errors == [] and created.warnings == []
+    assert_same_entries(original, target.load().entries)
+
+
+def test_a_grade_an_import_cannot_read_refuses_its_row_with_the_place(tmp_path: Path) -> None:
+    store = graded_store(tmp_path)
+    path = tmp_path / "register.csv"
+    export_entries(store.load().entries.values(), "csv", path)
+    text = path.read_text(encoding="utf-8-sig")
+    path.write_text(text.replace("accuracy fair", "accuracy"), encoding="utf-8")
+    report = import_table(EntryStore(tmp_path / "empty"), path, load_mapping(None))
+    messages = [str(p) for p in report.errors]
+    assert messages == [
+        "register.csv, row 2, field 'data_quality': line 1: 'accuracy (Addresses lagged; by months)' is not a "
+        "grade; write a dimension, then a rating, e.g. 'accuracy good'"
+    ]
+    assert report.created == []

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from kb import KnowledgeBase, Settings
 from kb.access import ANONYMOUS
 from kb.embedder import HashingEmbedder
-from kb.entries import KINDS, OUTCOMES, STATUSES, Lighthouse
+from kb.entries import KINDS, OUTCOMES, QUALITY_RATINGS, STATUSES, Grade, Lighthouse, SourceQuality
 from kb.filters import FACETS, Filters, Scope, holds
 from kb.identity import User
 from kb.replica import EntryTable
@@ -35,6 +35,15 @@ def collection(tmp_path_factory):
         entry.lighthouse = Lighthouse(stage="pilot", impact="It worked.") if n % 5 == 0 else None
         entry.tags = [TAGS[n % 3]] + ([TAGS[(n + 2) % 3]] if n % 3 == 0 else []) if n % 6 else []
         entry.team = TEAMS[n % 3] if n % 5 else ""
+        entry.data_sources = ["Survey", "Register"] if n % 3 else []  # graded ones give the data quality facet
+        entry.data_quality = (
+            {
+                "Survey": SourceQuality({"accuracy": Grade(QUALITY_RATINGS[n % 4]), "timeliness": Grade("good")}),
+                "Register": SourceQuality({"validity": Grade(QUALITY_RATINGS[(n + 1) % 4])}),
+            }
+            if n % 3 == 1
+            else {}
+        )
     base.sync_entries(entries)
     records = {e.entry_id: e.metadata for e in base.index.entries()}
     return base, records
@@ -50,6 +59,7 @@ filters = st.builds(
     outcome=st.lists(st.sampled_from(OUTCOMES), max_size=2),
     status=st.lists(st.sampled_from(STATUSES), max_size=2),
     evidence=st.lists(st.sampled_from(["anecdote", "observed", "measured"]), max_size=2),
+    quality=st.lists(st.sampled_from(QUALITY_RATINGS), max_size=2),
     lighthouse=st.sampled_from([None, True, False]),
     year_from=st.sampled_from([None, 2016, 2020]),
     year_to=st.sampled_from([None, 2018, 2023]),
@@ -105,3 +115,16 @@ def test_an_anonymous_entry_adds_no_team_to_the_filters(collection):
     anonymous = [meta for meta in records.values() if meta.get("anonymous")]
     assert anonymous and all("team" not in meta for meta in anonymous)
     assert any("team" in meta for meta in records.values()), "other entries name theirs"
+
+
+def test_the_data_quality_facet_is_the_worst_grade_of_any_source(collection):
+    """An entry's "Data quality" is the lowest rating any of its sources got; an ungraded entry has none."""
+    _, records = collection
+    qualities = {meta.get("quality") for meta in records.values()}
+    assert qualities == {None, "poor", "fair", "good"}  # "excellent" never is the worst: a source rated "good" too
+    graded = [meta for meta in records.values() if meta.get("quality")]
+    assert len(graded) == len([n for n in range(80) if n % 3 == 1])
+    poor = sum(holds(Filters.of(quality="poor").where(), meta) for meta in records.values())
+    assert poor == len(
+        [n for n in range(80) if n % 3 == 1 and "poor" in (QUALITY_RATINGS[n % 4], QUALITY_RATINGS[(n + 1) % 4])]
+    )

@@ -32,3 +32,31 @@ def test_odd_vocabulary_shapes_are_problems_or_read_sensibly(tmp_path):
     (tmp_path / "vocabulary.yaml").write_text("themes:\n  - id: dsa\n    label: Agreements\n    synonyms: MoU\n")
     vocabulary = Vocabulary.load(tmp_path)
     assert vocabulary.themes[0].synonyms == ("MoU",) and vocabulary.resolve("mou") == "dsa"
+
+
+def test_data_sources_resolve_by_id_label_or_synonym_in_any_spelling():
+    vocabulary = Vocabulary.load(SAMPLE_ENTRIES)
+    assert vocabulary.resolve_source("school-census") == "school-census"
+    assert vocabulary.resolve_source("School census (pupil level)") == "school-census"
+    assert vocabulary.resolve_source("  school CENSUS  (pupil-level). ") == "school-census"
+    assert vocabulary.resolve_source("platform usage telemetry") == "analysis-platform-usage-logs"
+    assert vocabulary.resolve_source("Vehicle keeper register") is None  # not in the vocabulary
+    assert vocabulary.resolve("school census") is None  # sources are not themes
+
+
+def test_the_one_rule_for_the_same_source_name():
+    from kb.vocabulary import source_key
+
+    same = ["O.N.S. Postcode Directory", "ons postcode-directory", "ONS  Postcode Directory.", "ONS_Postcode_Directory"]
+    assert {source_key(n) for n in same} == {"ons postcode directory"}
+    assert source_key("ONS Postcode Directory") != source_key("ONS Postcode Directory 2")
+
+
+def test_a_bad_data_source_item_is_a_problem_and_the_rest_still_read(tmp_path):
+    (tmp_path / "vocabulary.yaml").write_text(
+        "themes: []\ndata_sources:\n  - label: no id\n  - id: onspd\n    label: ONS Postcode Directory\n"
+        "    synonyms: ONSPD\n"
+    )
+    vocabulary = Vocabulary.load(tmp_path)
+    assert [s.id for s in vocabulary.sources] == ["onspd"] and vocabulary.resolve_source("onspd") == "onspd"
+    assert len(vocabulary.problems) == 1 and "each data source needs an id" in str(vocabulary.problems[0])
