@@ -30,6 +30,7 @@ pages = [
     search,
     ui.page(ui.SHOWCASE_PAGE, "Lighthouse showcase", ":material/lightbulb:"),
     ui.page(ui.INSIGHTS_PAGE, "Insights", ":material/insights:"),
+    ui.page(ui.GLOSSARY_PAGE, "Glossary", ":material/menu_book:"),
     ui.page(ui.ENTRY_PAGE, "Entry", ":material/article:", visibility="hidden"),
     ui.page(ui.SUBMIT_PAGE, "Submit an entry", ":material/edit_note:"),
     ui.page(ui.FOLLOWING_PAGE, "Following", ":material/notifications:"),

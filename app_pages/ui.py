@@ -52,6 +52,7 @@ SHOWCASE_PAGE = "app_pages/showcase.py"
 REVIEW_PAGE = "app_pages/review.py"
 INSIGHTS_PAGE = "app_pages/insights.py"
 FOLLOWING_PAGE = "app_pages/following.py"
+GLOSSARY_PAGE = "app_pages/glossary.py"
 # Where each page lives in the address, after the app's own: app.py gives the pages these paths, and every
 # link the app writes out itself (a chart's bars) is built from them by `page_href`.
 PAGE_PATHS = {
@@ -62,6 +63,7 @@ PAGE_PATHS = {
     REVIEW_PAGE: "review",
     INSIGHTS_PAGE: "insights",
     FOLLOWING_PAGE: "following",
+    GLOSSARY_PAGE: "glossary",
 }
 
 STYLES = Path(__file__).parent / "lighthouse.css"

@@ -20,7 +20,7 @@ from kb.store import EntryStore
 from tests.conftest import ROOT
 
 APP = str(ROOT / "app.py")
-PAGES = ["search", "entry", "submit", "showcase", "review", "insights", "following"]
+PAGES = ["search", "entry", "submit", "showcase", "review", "insights", "following", "glossary"]
 TIMEOUT = 60
 
 

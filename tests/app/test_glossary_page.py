@@ -1,0 +1,52 @@
+"""The glossary page through AppTest: every theme with its definition, synonyms, counts of what the
+visitor may see, and a link to its search."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs
+
+from kb import KnowledgeBase, Settings
+from kb.embedder import HashingEmbedder
+from kb.glossary import glossary
+from kb.identity import local_user
+from tests.app.test_app import assert_clean, open_app
+
+
+def shown(at) -> dict[str, str]:
+    """Each theme's heading, and the counts under it."""
+    headings = [h.value for h in at.subheader]
+    counts = [c.value for c in at.caption if " entr" in c.value and "organisation" in c.value]
+    assert len(headings) == len(counts)
+    return dict(zip(headings, counts, strict=True))
+
+
+def expected(entries_dir, tmp_path) -> dict[str, str]:
+    kb = KnowledgeBase(
+        Settings(entries_dir=entries_dir, index_dir=tmp_path / "index", model="hashing-bow"), embedder=HashingEmbedder()
+    )
+    words = lambda n, one, many: f"{n} {one if n == 1 else many}"  # noqa: E731
+    return {
+        t.label: f"{words(t.entries, 'entry', 'entries')} · {words(t.organisations, 'organisation', 'organisations')}"
+        for t in glossary(kb, local_user())
+    }
+
+
+def test_every_theme_is_shown_with_its_counts_synonyms_and_search(entries_dir, tmp_path):
+    at = open_app("glossary")
+    assert_clean(at)
+    assert at.title[0].value == "Glossary"
+    assert shown(at) == expected(entries_dir, tmp_path)
+    assert len(shown(at)) == 20
+    text = "\n".join(m.value for m in at.markdown)
+    assert "**Also called:** data sharing agreement, DSA, MoU" in text
+    assert "Joining records about the same person" in text
+    links = {l.proto.label: parse_qs(l.proto.query_string) for l in at.get("page_link")}
+    assert links["Search entries on Record linkage and matching"] == {"theme": ["record-linkage"]}
+
+
+def test_counts_change_with_what_the_visitor_may_see(entries_dir, tmp_path, monkeypatch):
+    outside = shown(open_app("glossary"))["Machine learning and AI"]
+    monkeypatch.setenv("KB_USER_ORGANISATION", "Home Affairs Department")
+    inside = shown(open_app("glossary"))["Machine learning and AI"]
+    assert inside == expected(entries_dir, tmp_path)["Machine learning and AI"]
+    assert int(inside.split()[0]) == int(outside.split()[0]) + 1, "its organisation-only entry is counted inside"
