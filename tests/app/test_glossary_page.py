@@ -40,7 +40,7 @@ def test_every_theme_is_shown_with_its_counts_synonyms_and_search(entries_dir, t
     text = "\n".join(m.value for m in at.markdown)
     assert "**Also called:** data sharing agreement, DSA, MoU" in text
     assert "Joining records about the same person" in text
-    links = {l.proto.label: parse_qs(l.proto.query_string) for l in at.get("page_link")}
+    links = {link.proto.label: parse_qs(link.proto.query_string) for link in at.get("page_link")}
     assert links["Search entries on Record linkage and matching"] == {"theme": ["record-linkage"]}
 
 
