@@ -29,7 +29,7 @@ if not terms:
     st.stop()
 for term in terms:
     with st.container(border=True):
-        st.subheader(plain(term.label), anchor=term.theme_id)
+        st.header(plain(term.label), anchor=term.theme_id)
         if term.definition:
             st.markdown(plain(term.definition))
         if term.synonyms:

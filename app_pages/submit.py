@@ -571,7 +571,6 @@ def suggested_themes() -> None:
                 icon=":material/add:",
                 on_click=add_theme,
                 args=(suggestion.theme_id,),
-                help="Adds it to the Themes field below; what you typed is kept",
             )
 
 

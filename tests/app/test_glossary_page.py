@@ -14,7 +14,7 @@ from tests.app.test_app import assert_clean, open_app
 
 def shown(at) -> dict[str, str]:
     """Each theme's heading, and the counts under it."""
-    headings = [h.value for h in at.subheader]
+    headings = [h.value for h in at.header]
     counts = [c.value for c in at.caption if " entr" in c.value and "organisation" in c.value]
     assert len(headings) == len(counts)
     return dict(zip(headings, counts, strict=True))

@@ -52,6 +52,16 @@ def open_the_filters(tab) -> None:
         tab.get_by_text("Organisation").first.wait_for()
 
 
+def write_a_title_and_summary(tab) -> None:
+    """Enough of a draft for the form to suggest its themes."""
+    tab.get_by_role("textbox", name="Title", exact=True).fill("Matching records across councils")
+    tab.get_by_role("textbox", name="Title", exact=True).press("Tab")
+    summary = tab.get_by_placeholder("One to three sentences")
+    summary.fill("Record linkage and matching of the same person across datasets.")
+    summary.press("Tab")
+    tab.get_by_text("Suggested themes:").wait_for()
+
+
 def send_empty_form(tab) -> None:
     tab.get_by_role("button", name="Send for review").click()
     tab.get_by_text("There is a problem").first.wait_for()
@@ -74,9 +84,11 @@ STATES = {
     "insights": State("/insights", "Map of the collection"),
     "submit": State("/submit", "About the work"),
     "submit, with errors": State("/submit", "About the work", act=send_empty_form),
+    "submit, suggested themes": State("/submit", "About the work", act=write_a_title_and_summary),
     "edit an entry": State(f"/submit?edit={ENTRY_ID}", "About the work"),
     "review queue": State("/review", "Review queue"),
     "following": State("/following", "What you follow"),
+    "glossary": State("/glossary", "Record linkage and matching"),
     "search, signed out": State("/", "Not signed in", signed_out=True),
     "submit, signed out": State("/submit", "Sign in to submit", signed_out=True),
     "following, signed out": State("/following", "Sign in to start", signed_out=True),
