@@ -7,7 +7,7 @@ import streamlit as st
 
 from app_pages import resources, ui
 from app_pages.ui import plain
-from kb.glossary import glossary
+from kb.glossary import GlossaryTerm, glossary
 
 kb = resources.knowledge_base()
 user = resources.current_user()
@@ -27,7 +27,9 @@ terms = glossary(kb, user)
 if not terms:
     st.info("The vocabulary has no themes yet.", icon=":material/info:")
     st.stop()
-for term in terms:
+
+
+def show(term: GlossaryTerm) -> None:
     with st.container(border=True):
         st.header(plain(term.label), anchor=term.theme_id)
         if term.definition:
@@ -44,3 +46,11 @@ for term in terms:
                 query_params=term.search().to_params(),
                 icon=":material/search:",
             )
+
+
+# Two columns on a wide screen, the first half of the alphabet in the first: read in alphabetical order.
+half = len(terms) if ui.on_a_phone() else (len(terms) + 1) // 2
+for column, part in zip(st.columns(2 if half < len(terms) else 1), (terms[:half], terms[half:]), strict=False):
+    with column:
+        for term in part:
+            show(term)

@@ -11,6 +11,9 @@ import re
 
 import pytest
 
+from kb.entries import slugify
+from kb.store import EntryStore
+from kb.vocabulary import Vocabulary
 from tests.browser.harness import PHONE, screenshot, settle
 
 pytestmark = pytest.mark.browser
@@ -20,7 +23,7 @@ SUMMARY = "Record linkage and matching of the same person across council dataset
 LESSONS = "Agree how records are matched before any data moves."
 
 
-def test_a_suggested_theme_is_added_and_the_draft_is_kept(page, server, shots):
+def test_a_suggested_theme_is_added_and_the_draft_is_kept(page, server, shots, tmp_path):
     page.goto(f"{server}/submit")
     settle(page)
     title = page.get_by_role("textbox", name="Title", exact=True)
@@ -51,9 +54,10 @@ def test_a_suggested_theme_is_added_and_the_draft_is_kept(page, server, shots):
     page.get_by_role("button", name="Save as draft", exact=True).click()
     page.wait_for_url(re.compile(r"/entry\?id="))
     page.get_by_text("Saved as a draft", exact=False).first.wait_for()
-    settle(page)
-    shown = page.evaluate("() => document.body.innerText")
-    assert label in shown and LESSONS in shown and "Linkage team" in shown
+    saved = EntryStore(tmp_path / "entries").get(slugify(TITLE))  # the server's copy of the entries
+    chosen = next(t.id for t in Vocabulary.load(tmp_path / "entries").themes if t.label == label)
+    assert saved.themes == [chosen]
+    assert (saved.team, saved.sections.get("Lessons")) == ("Linkage team", LESSONS)
 
     phone = page.context.browser.new_context(user_agent=PHONE, viewport={"width": 390, "height": 844})
     tab = phone.new_page()
