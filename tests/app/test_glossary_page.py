@@ -50,3 +50,27 @@ def test_counts_change_with_what_the_visitor_may_see(entries_dir, tmp_path, monk
     inside = shown(open_app("glossary"))["Machine learning and AI"]
     assert inside == expected(entries_dir, tmp_path)["Machine learning and AI"]
     assert int(inside.split()[0]) == int(outside.split()[0]) + 1, "its organisation-only entry is counted inside"
+
+
+def test_a_theme_s_words_never_render_an_image(entries_dir):
+    """A vocabulary's label, definition and synonyms are shown as text on the glossary and in the form's
+    suggestions: an image in them is never fetched."""
+    from tests.app.test_escaping import assert_no_image, image, markdown_surfaces
+
+    with (entries_dir / "vocabulary.yaml").open("a", encoding="utf-8") as vocabulary:
+        vocabulary.write(
+            f'  - id: quokka-matching\n    label: "Quokka record matching {image("label")}"\n'
+            f'    definition: "Matching quokka records {image("definition")}"\n'
+            f'    synonyms: ["quokka linkage {image("synonym")}"]\n'
+        )
+    at = open_app("glossary")
+    assert_clean(at)
+    assert any("Quokka record matching" in text for _, text in markdown_surfaces(at))
+    assert any("quokka linkage" in text for _, text in markdown_surfaces(at))
+    assert_no_image(at)
+
+    at = open_app("submit")
+    at.text_input(key="draft_title").input("Quokka record matching").run()
+    at.text_area(key="draft_summary").input("Matching quokka records, quokka linkage and record matching.").run()
+    assert any(b.label.startswith("Add theme: Quokka record matching") for b in at.button), [b.label for b in at.button]
+    assert_no_image(at)
