@@ -81,6 +81,7 @@ def test_the_glossary_lists_every_theme_and_links_to_its_search(page, server, sh
     page.get_by_role("heading", name="Record linkage and matching").wait_for()
     settle(page)
     assert page.locator("[data-testid=stHeading] h2").count() == 20
+    assert page.title() == "Glossary – Lighthouse"
     assert "Also called: data sharing agreement, DSA, MoU" in page.evaluate("() => document.body.innerText")
     screenshot(page, shots / "glossary.png")
     page.get_by_role("link", name="Search entries on Record linkage and matching").click()
