@@ -106,3 +106,21 @@ def test_retired_themes_are_left_out(kb, monkeypatch):
 def test_each_term_links_to_a_search_filtered_to_it(kb):
     term = terms(kb, ANONYMOUS)["record-linkage"]
     assert term.search().to_params() == {"theme": ["record-linkage"]}
+
+
+def test_the_command_line_counts_as_the_page_does(kb):
+    import json
+
+    from click.testing import CliRunner
+
+    from kb.cli import cli
+
+    runner = CliRunner()
+    outside = json.loads(runner.invoke(cli, ["glossary", "--json", "--as", "anonymous"]).output)
+    inside = json.loads(runner.invoke(cli, ["glossary", "--json", "--as", "Home Affairs Department"]).output)
+    by_id = {t["theme_id"]: t for t in outside}
+    assert by_id["machine-learning"]["entries"] == terms(kb, ANONYMOUS)["machine-learning"].entries
+    assert {t["theme_id"]: t for t in inside}["machine-learning"]["entries"] == by_id["machine-learning"]["entries"] + 1
+    assert by_id["data-sharing-agreements"]["synonyms"][:3] == ["data sharing agreement", "DSA", "MoU"]
+    text = runner.invoke(cli, ["glossary"]).output
+    assert "Record linkage and matching  (record-linkage)" in text and "also called: data matching" in text
