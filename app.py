@@ -32,6 +32,7 @@ pages = [
     ui.page(ui.INSIGHTS_PAGE, "Insights", ":material/insights:"),
     ui.page(ui.PEOPLE_PAGE, "Whom to ask", ":material/groups:"),
     ui.page(ui.SOURCES_PAGE, "Data sources", ":material/dataset:"),
+    ui.page(ui.GLOSSARY_PAGE, "Glossary", ":material/menu_book:"),
     ui.page(ui.ENTRY_PAGE, "Entry", ":material/article:", visibility="hidden"),
     ui.page(ui.ORGANISATION_PAGE, "Organisation", ":material/domain:", visibility="hidden"),
     ui.page(ui.SUBMIT_PAGE, "Submit an entry", ":material/edit_note:"),

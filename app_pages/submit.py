@@ -4,7 +4,8 @@ A draft needs only a title; sending it for review checks everything (the rules a
 save that found problems, an error summary at the top of the form links to each field's message. The form
 keeps what was typed when you go to another page and come back, and asks before it discards it.
 
-While drafting, "Looks similar to..." shows the closest published entries, so a duplicate can become
+While drafting, the themes nearest to what was written are suggested under the summary ("Add theme: ..."
+adds one to the Themes field, the draft kept as it is), and "Looks similar to..." shows the closest published entries, so a duplicate can become
 "add your evidence to this entry instead": an evidence note (what happened, the year), added in about a
 minute while the draft is kept.
 """
@@ -46,6 +47,7 @@ from kb.entries import (
     VISIBILITIES,
 )
 from kb.identity import CURATOR
+from kb.theme_suggestions import suggest_themes
 
 kb = resources.knowledge_base()
 user = resources.current_user()
@@ -543,6 +545,41 @@ def title_and_summary() -> None:
         max_chars=MAX_SUMMARY,
         placeholder="One to three sentences: what you tried and what happened.",
     )
+    suggested_themes()
+
+
+def add_theme(theme_id: str) -> None:
+    """Button callback: add a suggested theme to the Themes field; everything else typed stays as it is."""
+    chosen = list(st.session_state.get(key("themes")) or [])
+    if theme_id not in chosen:
+        st.session_state[key("themes")] = [*chosen, theme_id]
+
+
+def suggested_themes() -> None:
+    """The themes nearest to the draft (its title, summary and the sections sent with the form), as
+    buttons that add them to the Themes field; nothing until a title and summary say enough."""
+    sections = [st.session_state.get(section_key(name)) or "" for name in SECTIONS]
+    suggestions = suggest_themes(
+        kb,
+        st.session_state.get(key("title")) or "",
+        st.session_state.get(key("summary")) or "",
+        sections,
+        viewer=user,
+        chosen=st.session_state.get(key("themes")) or [],
+        exclude=edit_id,
+    )
+    if not suggestions:
+        return
+    with st.container(horizontal=True, vertical_alignment="center", key="theme_suggestions"):
+        st.markdown("**Suggested themes:**", width="content")
+        for suggestion in suggestions:
+            st.button(
+                f"Add theme: {plain(suggestion.label)}",
+                key=f"suggest_theme_{suggestion.theme_id}",
+                icon=":material/add:",
+                on_click=add_theme,
+                args=(suggestion.theme_id,),
+            )
 
 
 def rest_of_form() -> None:

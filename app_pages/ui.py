@@ -57,6 +57,7 @@ VOCABULARY_PAGE = "app_pages/vocabulary.py"
 PEOPLE_PAGE = "app_pages/people.py"
 ORGANISATION_PAGE = "app_pages/organisation.py"
 SOURCES_PAGE = "app_pages/sources.py"
+GLOSSARY_PAGE = "app_pages/glossary.py"
 # Where each page lives in the address, after the app's own: app.py gives the pages these paths, and every
 # link the app writes out itself (a chart's bars) is built from them by `page_href`.
 PAGE_PATHS = {
@@ -71,6 +72,7 @@ PAGE_PATHS = {
     PEOPLE_PAGE: "people",
     ORGANISATION_PAGE: "organisation",
     SOURCES_PAGE: "sources",
+    GLOSSARY_PAGE: "glossary",
 }
 
 STYLES = Path(__file__).parent / "lighthouse.css"

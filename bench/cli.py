@@ -5,6 +5,7 @@ commands measure it (search quality, speed at scale, embedding backends) on data
     python -m bench register                     # NASA's 2,101 lessons: sync, search and memory figures
     python -m bench register --sizes 1000,10000,100000 --server   # the scale benchmark
     python -m bench embedders                    # PyTorch, ONNX and ONNX int8 side by side
+    python -m bench themes                       # suggested themes: leave-one-out precision@3
     python -m bench search-page                  # Search pressed to results on screen, in Chromium
 """
 
@@ -494,6 +495,36 @@ def embedders_command(
         rounds=rounds,
         log=lambda message: click.echo(message, err=True),
     )
+    click.echo(json.dumps(figures, indent=2) if as_json else format_report(figures))
+
+
+@bench.command(name="themes")
+@click.option(
+    "--entries",
+    "entries_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default="entries",
+    show_default=True,
+    help="The sample entries the suggestions are measured on.",
+)
+@work_dir_option(".lighthouse-bench/themes", "Where the samples' index is built (afresh on every run).")
+@JSON_OPTION
+@click.pass_obj
+@handle_errors
+def themes_command(ctx: BenchContext, entries_dir: Path, work_dir: Path, as_json: bool) -> None:
+    """Suggested themes: leave-one-out precision@3 over the sample entries, for the themes' descriptions
+    only, the entries already tagged only, and their combination, beside the most used themes.
+
+    \b
+    Example:
+      python -m bench themes
+    """
+    from bench.relevance import samples_index
+    from bench.themes import format_report, run_theme_bench
+    from kb.embedder import make_embedder
+
+    model = make_embedder(ctx.settings.model, ctx.settings.model_backend)
+    figures = run_theme_bench(samples_index(entries_dir, work_dir, model))
     click.echo(json.dumps(figures, indent=2) if as_json else format_report(figures))
 
 

@@ -517,6 +517,35 @@ def stats(ctx: Context, as_viewer: str | None, as_json: bool) -> None:
 
 
 @cli.command()
+@as_option
+@click.option("--json", "as_json", is_flag=True, help="Print the glossary as JSON.")
+@pass_ctx
+@handle_errors
+def glossary(ctx: Context, as_viewer: str | None, as_json: bool) -> None:
+    """Every theme with its definition, synonyms, and how many published entries and organisations use it.
+
+    \b
+    Example:
+      python -m kb glossary --as "Home Affairs Department"
+    """
+    from dataclasses import asdict
+
+    from kb.glossary import glossary as terms_of
+
+    terms = terms_of(ctx.kb, viewer_for(as_viewer))
+    if as_json:
+        echo_json([asdict(t) for t in terms])
+        return
+    for term in terms:
+        click.secho(term.label, bold=True, nl=False)
+        click.echo(f"  ({term.theme_id}) {term.entries} entries, {term.organisations} organisations")
+        if term.definition:
+            click.echo(f"    {term.definition}")
+        if term.synonyms:
+            click.echo(f"    also called: {', '.join(term.synonyms)}")
+
+
+@cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the vocabulary as JSON.")
 @pass_ctx
 @handle_errors

@@ -32,6 +32,7 @@ PAGES = [
     "people",
     "organisation",
     "sources",
+    "glossary",
 ]
 TIMEOUT = 60
 

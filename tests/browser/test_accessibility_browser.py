@@ -78,6 +78,16 @@ def vocabulary_history(tab) -> None:
     tab.get_by_role("tab", name="History").click()
 
 
+def write_a_title_and_summary(tab) -> None:
+    """Enough of a draft for the form to suggest its themes."""
+    tab.get_by_role("textbox", name="Title", exact=True).fill("Matching records across councils")
+    tab.get_by_role("textbox", name="Title", exact=True).press("Tab")
+    summary = tab.get_by_placeholder("One to three sentences")
+    summary.fill("Record linkage and matching of the same person across datasets.")
+    summary.press("Tab")
+    tab.get_by_text("Suggested themes:").wait_for()
+
+
 def send_empty_form(tab) -> None:
     tab.get_by_role("button", name="Send for review").click()
     tab.get_by_text("There is a problem").first.wait_for()
@@ -101,6 +111,7 @@ STATES = {
     "insights, what people look for": State("/insights", "Map of the collection", act=open_what_people_look_for),
     "submit": State("/submit", "About the work"),
     "submit, with errors": State("/submit", "About the work", act=send_empty_form),
+    "submit, suggested themes": State("/submit", "About the work", act=write_a_title_and_summary),
     "edit an entry": State(f"/submit?edit={ENTRY_ID}", "About the work"),
     "review queue": State("/review", "Review queue"),
     "following": State("/following", "What you follow"),
@@ -115,6 +126,7 @@ STATES = {
     "data sources": State("/sources", "data sources"),
     "data source": State("/sources?source=school-census", "Grades side by side"),
     "data source not found": State("/sources?source=no-such-register", "Data source not found"),
+    "glossary": State("/glossary", "Record linkage and matching"),
     "search, signed out": State("/", "Not signed in", signed_out=True),
     "submit, signed out": State("/submit", "Sign in to submit", signed_out=True),
     "following, signed out": State("/following", "Sign in to start", signed_out=True),
