@@ -237,9 +237,9 @@ def field_key(problem: Problem) -> str:
 
 
 def _message(problem: Problem) -> str:
-    text = problem.message
-    if (problem.field or "").startswith("data_quality."):  # which source and which part of its grade
-        place = problem.field.removeprefix("data_quality.").replace(".grades.", ", ").removesuffix(".rating")
+    text, field = problem.message, problem.field or ""
+    if field.startswith("data_quality."):  # which source and which part of its grade
+        place = field.removeprefix("data_quality.").replace(".grades.", ", ").removesuffix(".rating")
         return f"{place}: {text}"
     return f"This field {text}" if text.startswith(("is ", "must ")) else text[:1].upper() + text[1:]
 

@@ -338,8 +338,8 @@ def _data_sources(f: _Fields, raw: Any, extra: Any) -> tuple[list[str], dict[str
     if isinstance(raw, list) and any(isinstance(item, dict) for item in raw):
         items: list[Any] = raw
     else:
-        names = f.items("data_sources")
-        return names, _known_sources(f, names, _quality_mapping(f, extra))
+        plain_names = f.items("data_sources")
+        return plain_names, _known_sources(f, plain_names, _quality_mapping(f, extra))
     names: list[str] = []
     quality: dict[str, SourceQuality] = {}
     for n, item in enumerate(items, start=1):
