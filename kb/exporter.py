@@ -36,7 +36,14 @@ MEDIA_TYPES = {
 }
 LIST_SEPARATOR = ";"
 SECTION_PREFIX = "section: "
-LIGHTHOUSE_COLUMNS = ("lighthouse.stage", "lighthouse.impact", "lighthouse.benefits", "lighthouse.reused_by")
+LIGHTHOUSE_COLUMNS = (
+    "lighthouse.stage",
+    "lighthouse.impact",
+    "lighthouse.benefits",
+    "lighthouse.reused_by",  # `id (date): benefit`, the date and benefit where known
+    "lighthouse.history",  # `date stage: reason`, oldest first
+    "lighthouse.review_by",
+)
 LIST_FIELDS = (
     "partners",
     "themes",
@@ -46,6 +53,7 @@ LIST_FIELDS = (
     "links",
     "lighthouse.benefits",
     "lighthouse.reused_by",
+    "lighthouse.history",
 )
 # Entry fields in their own order, with `lighthouse` spread over its sub-columns.
 FIELD_COLUMNS = tuple(
@@ -97,7 +105,14 @@ def csv_columns(entries: Iterable[Entry]) -> list[str]:
 
 def _field_value(entry: Entry, column: str) -> str | bool | list[str]:
     if column.startswith("lighthouse."):
-        return getattr(entry.lighthouse, column.split(".", 1)[1]) if entry.lighthouse else ""
+        part = column.split(".", 1)[1]
+        if entry.lighthouse is None:
+            return ""
+        if part == "reused_by":
+            return entry.lighthouse.reuse_texts()
+        if part == "history":
+            return entry.lighthouse.history_texts()
+        return getattr(entry.lighthouse, part)
     return getattr(entry, column)
 
 

@@ -152,6 +152,9 @@ class LighthouseOut(BaseModel):
     impact: str = ""
     benefits: list[str] = []
     reused_by: list[str] = []
+    history: list[dict[str, str]] = []  # {stage, date, reason}, oldest first
+    review_by: str = ""
+    reuse: dict[str, dict[str, str]] = {}  # entry id -> {date, benefit}, where known
 
 
 class EntryOut(BaseModel):
