@@ -41,8 +41,7 @@ def timeline(entry: Entry) -> None:
     st.markdown("**Stage history**")
     st.markdown(
         "\n".join(
-            f"{n}. {ui.STAGE_ICONS.get(step.stage, '')} **{ui.label(step.stage)}**, {step.date}"
-            + (f": {plain(step.reason)}" if step.reason else "")
+            f"{n}. **{ui.label(step.stage)}**, {step.date}" + (f": {plain(step.reason)}" if step.reason else "")
             for n, step in enumerate(steps, 1)
         )
     )

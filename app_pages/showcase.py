@@ -97,12 +97,15 @@ def map_frames(graph: lifecycles.CollaborationMap) -> tuple[pd.DataFrame, pd.Dat
 def map_chart(nodes: pd.DataFrame, edges: pd.DataFrame) -> alt.LayerChart:
     node = alt.selection_point(name="node", fields=["organisation"], on="click")
     edge = alt.selection_point(name="edge", fields=["pair"], on="click")
-    scale = alt.Scale(domain=[-1.25, 1.25])
-    x, y = alt.X("x:Q", axis=None, scale=scale), alt.Y("y:Q", axis=None, scale=scale)
+    phone = ui.on_a_phone()  # a narrower circle in a wider frame leaves room for the names at its sides
+    wide = 1.8 if phone else 1.25
+    x = alt.X("x:Q", axis=None, scale=alt.Scale(domain=[-wide, wide]))
+    y = alt.Y("y:Q", axis=None, scale=alt.Scale(domain=[-1.25, 1.25]))
     lines = (
         alt.Chart(edges)
-        .mark_rule(color="#505a5f", opacity=0.6, cursor="pointer")
+        .mark_rule(color="#505a5f", cursor="pointer")
         .encode(
+            opacity=alt.condition(edge, alt.value(0.7), alt.value(0.25)),
             x=x,
             y=y,
             x2="x2:Q",
@@ -119,8 +122,9 @@ def map_chart(nodes: pd.DataFrame, edges: pd.DataFrame) -> alt.LayerChart:
     )
     points = (
         alt.Chart(nodes)
-        .mark_circle(color="#1d70b8", stroke="white", strokeWidth=2, opacity=1, cursor="pointer")
+        .mark_circle(color="#1d70b8", stroke="white", strokeWidth=2, cursor="pointer")
         .encode(
+            opacity=alt.condition(node, alt.value(1.0), alt.value(0.35)),
             x=x,
             y=y,
             size=alt.Size("entries:Q", scale=alt.Scale(range=[120, 700]), legend=None),
@@ -130,10 +134,10 @@ def map_chart(nodes: pd.DataFrame, edges: pd.DataFrame) -> alt.LayerChart:
     )
     labels = (
         alt.Chart(nodes)
-        .mark_text(dy=-16, fontSize=11, color="#0b0c0c", limit=150)
+        .mark_text(dy=-14, fontSize=9 if phone else 11, color="#0b0c0c", limit=110 if phone else 190)
         .encode(x=x, y=y, text="organisation:N")
     )
-    return alt.layer(lines, points, labels).properties(height=380 if ui.on_a_phone() else 560)
+    return alt.layer(lines, points, labels).properties(height=420 if phone else 560)
 
 
 def entry_links(graph: lifecycles.CollaborationMap, ids) -> str:
