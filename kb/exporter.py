@@ -163,6 +163,9 @@ def _jsonl_text(entries: list[Entry], withheld: Withheld | None) -> str:
     if not entries:
         return ""
     records = [entry.to_dict() for entry in entries]
+    for entry, record in zip(entries, records, strict=True):
+        if entry.lighthouse is not None:  # as the CSV's lighthouse columns write it, which imports read back
+            record["lighthouse"] = {c.split(".", 1)[1]: _field_value(entry, c) for c in LIGHTHOUSE_COLUMNS}
     if withheld is not None:
         for record in records:
             record[WITHHELD_COLUMN] = list(withheld.get(record["id"], ()))

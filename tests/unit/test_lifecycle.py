@@ -4,7 +4,6 @@ dates, reuse chains (cycles included) and the collaboration map, as each viewer 
 from __future__ import annotations
 
 import datetime as dt
-import io
 from dataclasses import replace
 
 import pytest
@@ -13,7 +12,7 @@ from kb import KBError, lifecycle
 from kb.drafting import Draft, DraftInvalid, save_draft
 from kb.editing import open_edit, save_edit
 from kb.entries import Lighthouse, Reuse, StageChange, parse_entry, render_entry
-from kb.exporter import export_entries
+from kb.exporter import export_bytes
 from kb.identity import User
 from kb.importer import import_table
 from kb.mapping import load_mapping
@@ -220,15 +219,16 @@ def test_the_collaboration_map_joins_organisations_by_shared_entries_and_reuse_b
     assert layout == lifecycle.circle_layout(names) and layout[names[0]] == (0.0, 1.0)
 
 
-def test_an_export_carries_the_lifecycle_and_imports_back(tmp_path, empty_entries_dir):
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "xlsx"])
+def test_an_export_carries_the_lifecycle_and_imports_back(tmp_path, empty_entries_dir, fmt):
     entry, _ = parse_entry(FILE, "shared-ledger.md")
-    out = io.StringIO()
-    export_entries([entry], "csv", out)
-    text = out.getvalue()
-    assert "measured-reuser (2023-05): saved 40 days of legal work" in text
-    assert "2022-01-15 proven: a year without a mismatch" in text
-    (tmp_path / "export.csv").write_text(text, encoding="utf-8")
+    path = tmp_path / f"export.{fmt}"
+    path.write_bytes(export_bytes([entry], fmt))
+    if fmt != "xlsx":
+        text = path.read_text(encoding="utf-8")
+        assert "measured-reuser (2023-05): saved 40 days of legal work" in text
+        assert "2022-01-15 proven: a year without a mismatch" in text
     store = EntryStore(empty_entries_dir)
-    import_table(store, tmp_path / "export.csv", load_mapping(None))
-    back = store.get("shared-ledger")
-    assert back.lighthouse == entry.lighthouse
+    report = import_table(store, path, load_mapping(None))
+    assert not report.problems, report.problems
+    assert store.get("shared-ledger").lighthouse == entry.lighthouse
