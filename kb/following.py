@@ -509,8 +509,23 @@ def review_changes(kb: KnowledgeBase, viewer: User | None, since: dt.datetime, u
         owner = lifecycle.is_owner(viewer, due.entry)
         detail = f"review by {due.review_by} has passed" if due.review_by else "it has no review-by date"
         reason = "you own this lighthouse" if owner else "you are a curator"
-        changes.append(Change("review", due.entry.id, until - dt.timedelta(microseconds=1), detail, reason))
+        changes.append(Change("review", due.entry.id, _due_since(due, until), detail, reason))
     return changes
+
+
+def _due_since(due: lifecycle.Due, until: dt.datetime) -> dt.datetime:
+    """When a lighthouse fell due: the day after its review-by date, or (without one) the day after it
+    was last written; the same at every run, so a feed item keeps its id."""
+    try:
+        day = (
+            lifecycle.last_day(due.review_by)
+            if due.review_by
+            else lifecycle.last_day(max(due.entry.updated, due.entry.created))
+        )
+    except ValueError:
+        return until - dt.timedelta(microseconds=1)
+    when = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC)
+    return min(when, until - dt.timedelta(microseconds=1))
 
 
 # Every kind of new thing a person may hear about: each a function of (kb, viewer, since, until).

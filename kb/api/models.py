@@ -250,6 +250,8 @@ class EntryIn(BaseModel):
     lighthouse_impact: str = ""
     lighthouse_benefits: list[str] = []
     lighthouse_reused_by: list[str] = []
+    lighthouse_review_by: str = ""
+    lighthouse_stage_reason: str = ""  # required when an edit changes the stage: kept in its history
     related: list[str] = []
     links: list[str] = []
     source: str = ""
