@@ -7,6 +7,7 @@ from __future__ import annotations
 from urllib.parse import parse_qs
 
 from app_pages import looked_for
+from app_pages.ui import plain
 from kb.store import EntryStore
 from tests.app.test_app import assert_clean, button, open_app, texts
 
@@ -79,3 +80,20 @@ def test_changing_the_stage_in_the_edit_form_asks_why_and_adds_it_to_the_timelin
     entry_page = open_app("entry", id=OVERDUE)
     assert "Adopted by two other statistics producers" in texts(entry_page, "markdown")
     assert not texts(entry_page, "warning").count("Due for review")  # reviewed: no longer flagged
+
+
+def test_a_reason_and_a_benefit_are_shown_as_text_never_as_markdown(entries_dir):
+    hostile = "**loud** [click](javascript:alert(1)) <b>bold</b>"
+    path = entries_dir / f"{TEMPLATE}.md"
+    text = path.read_text(encoding="utf-8")
+    text = text.replace(
+        "reason: Template drafted with three legal teams and tried on two agreements", f"reason: '{hostile}'"
+    )
+    text = text.replace("benefit: Saved about 40 days of legal work on the agreement", f"benefit: '{hostile}'")
+    path.write_text(text, encoding="utf-8")
+    at = open_app("entry", id=TEMPLATE)
+    assert_clean(at)
+    escaped = plain(hostile)
+    assert f"**Pilot**, 2021-06: {escaped}" in texts(at, "markdown")
+    assert escaped in texts(at, "caption")
+    assert "[click](javascript" not in texts(at, "markdown") + texts(at, "caption")
