@@ -23,6 +23,7 @@ from kb.access import is_author
 from kb.browse import PUBLISHED, load_entries, rows
 from kb.entries import Entry, Reuse, StageChange
 from kb.errors import KBError
+from kb.identity import CURATOR
 
 if TYPE_CHECKING:
     from kb.entries import Lighthouse
@@ -127,7 +128,7 @@ def due_for(kb: KnowledgeBase, viewer: User, today: dt.date | None = None) -> li
     """What this person hears about in their digest: every lighthouse due for review that they may see, if
     they are a curator; otherwise the ones they own."""
     due = due_for_review(kb, viewer, today)
-    if viewer.has_role("curator"):
+    if viewer.has_role(CURATOR):
         return due
     return [d for d in due if is_owner(viewer, d.entry)]
 
