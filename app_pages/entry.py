@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app_pages import follow, notes, resources, ui, whom
+from app_pages import follow, lifecycle, notes, resources, ui, whom
 from app_pages.ui import plain, safe_markdown
 from kb import Entry, Filters, KBError, NotFound, SimilarHit, browse
 from kb.editing import may_edit
@@ -90,11 +90,9 @@ def lighthouse_panel(entry: Entry) -> None:
         if lh.benefits:
             st.markdown("**Measured benefits**")
             st.markdown("\n".join(f"- {plain(b)}" for b in lh.benefits))
-        reused = browse.titles(kb, lh.reused_by, user)
-        if reused:
-            st.markdown(f"**Reused by {len(reused)} {'entry' if len(reused) == 1 else 'entries'}**")
-            for other_id, title, _ in reused:
-                ui.entry_link(other_id, title, icon=":material/content_copy:")
+        lifecycle.review_flag(entry)
+        lifecycle.timeline(entry)
+        lifecycle.reuse_chain(kb, entry, user)
 
 
 def whom_to_ask(entry: Entry) -> None:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pandas as pd
 import streamlit as st
 
-from app_pages import ui
+from app_pages import lifecycle, ui
 from kb import KBError, KnowledgeBase
 from kb.access import sees_what_people_look_for
 from kb.identity import User
@@ -72,6 +72,7 @@ def what_people_look_for(kb: KnowledgeBase, user: User) -> None:
     unmatched(kb, user, seen)
     st.header("Wanted write-ups", anchor=False)
     wanted(kb, user, seen.wanted.open)
+    lifecycle.due_for_review(kb, user)
 
 
 def searches_table(searches: list[SearchSummary], empty: str) -> None:

@@ -1,12 +1,17 @@
-"""Lighthouse showcase: projects that proved what cross-team data work can deliver, as a gallery or a board."""
+"""Lighthouse showcase: projects that proved what cross-team data work can deliver, as a gallery or a board,
+each with its review-by flag and where its value spread; under them, the map of organisations that worked
+together (kb.lifecycle), with the same as a list."""
 
 from __future__ import annotations
 
+import altair as alt
+import pandas as pd
 import streamlit as st
 
-from app_pages import follow, resources, ui
+from app_pages import follow, lifecycle, resources, ui
 from app_pages.ui import plain, safe_markdown
 from kb import Filters, browse, showcase
+from kb import lifecycle as lifecycles
 from kb.entries import LIGHTHOUSE_STAGES
 from kb.showcase import LighthouseCard
 
@@ -26,15 +31,16 @@ def card(item: LighthouseCard, *, compact: bool = False) -> None:
         if lh.benefits and not compact:
             st.markdown("**Measured benefits**\n" + "\n".join(f"- {plain(b)}" for b in lh.benefits))
         st.caption("Organisations: " + ", ".join(plain(o) for o in item.organisations))
-        reuse = item.reuse_count
-        st.markdown(
-            f":material/content_copy: **Reused by {reuse} {'entry' if reuse == 1 else 'entries'}**"
-            if reuse
-            else ":material/content_copy: Not reused yet"
-        )
-        if not compact:
-            for other_id, title in item.reused_by:
-                ui.entry_link(other_id, title, icon=":material/subdirectory_arrow_right:")
+        lifecycle.review_flag(entry, compact=True)
+        if compact:
+            reuse = item.reuse_count
+            st.markdown(
+                f":material/content_copy: **Reused by {reuse} {'entry' if reuse == 1 else 'entries'}**"
+                if reuse
+                else ":material/content_copy: Not reused yet"
+            )
+        else:
+            lifecycle.reuse_chain(kb, entry, user)
             follow.follow_button(user, "lighthouse", entry.id, entry.title, key=f"follow-{entry.id}", mine=mine)
 
 
@@ -53,6 +59,144 @@ def board(cards: list[LighthouseCard]) -> None:
             st.markdown(f"**{ui.STAGE_ICONS[stage]} {ui.label(stage)}** ({len(lanes[stage])})")
             for item in lanes[stage]:
                 card(item, compact=True)
+
+
+MAP_KEY = "collaboration_map"
+
+
+def map_frames(graph: lifecycles.CollaborationMap) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The map's nodes (placed on a circle, the busiest first) and edges, as the chart draws them."""
+    ordered = sorted(graph.nodes, key=lambda n: (-len(n.entries), n.organisation.lower()))
+    place = lifecycles.circle_layout([n.organisation for n in ordered])
+    nodes = pd.DataFrame(
+        [
+            {"organisation": n.organisation, "entries": len(n.entries), "x": place[n.organisation][0],
+             "y": place[n.organisation][1]}
+            for n in ordered
+        ],
+        columns=["organisation", "entries", "x", "y"],
+    )  # fmt: skip
+    edges = pd.DataFrame(
+        [
+            {
+                "pair": f"{e.source} – {e.target}",
+                "joined": " and ".join(e.kinds),
+                "entries": len(e.entries),
+                "x": place[e.source][0],
+                "y": place[e.source][1],
+                "x2": place[e.target][0],
+                "y2": place[e.target][1],
+            }
+            for e in graph.edges
+        ],
+        columns=["pair", "joined", "entries", "x", "y", "x2", "y2"],
+    )
+    return nodes, edges
+
+
+def map_chart(nodes: pd.DataFrame, edges: pd.DataFrame) -> alt.LayerChart:
+    node = alt.selection_point(name="node", fields=["organisation"], on="click")
+    edge = alt.selection_point(name="edge", fields=["pair"], on="click")
+    phone = ui.on_a_phone()  # a narrower circle in a wider frame leaves room for the names at its sides
+    wide = 1.8 if phone else 1.25
+    x = alt.X("x:Q", axis=None, scale=alt.Scale(domain=[-wide, wide]))
+    y = alt.Y("y:Q", axis=None, scale=alt.Scale(domain=[-1.25, 1.25]))
+    lines = (
+        alt.Chart(edges)
+        .mark_rule(color="#505a5f", cursor="pointer")
+        .encode(
+            opacity=alt.condition(edge, alt.value(0.7), alt.value(0.25)),
+            x=x,
+            y=y,
+            x2="x2:Q",
+            y2="y2:Q",
+            strokeWidth=alt.StrokeWidth("entries:Q", scale=alt.Scale(range=[2, 8]), legend=None),
+            strokeDash=alt.condition("datum.joined == 'shared project'", alt.value([1, 0]), alt.value([6, 3])),
+            tooltip=[
+                alt.Tooltip("pair:N", title="Organisations"),
+                alt.Tooltip("joined:N", title="Joined by"),
+                alt.Tooltip("entries:Q", title="Entries"),
+            ],
+        )
+        .add_params(edge)
+    )
+    points = (
+        alt.Chart(nodes)
+        .mark_circle(color="#1d70b8", stroke="white", strokeWidth=2, cursor="pointer")
+        .encode(
+            opacity=alt.condition(node, alt.value(1.0), alt.value(0.35)),
+            x=x,
+            y=y,
+            size=alt.Size("entries:Q", scale=alt.Scale(range=[120, 700]), legend=None),
+            tooltip=[alt.Tooltip("organisation:N", title="Organisation"), alt.Tooltip("entries:Q", title="Entries")],
+        )
+        .add_params(node)
+    )
+    labels = (
+        alt.Chart(nodes)
+        .mark_text(dy=-14, fontSize=9 if phone else 11, color="#0b0c0c", limit=110 if phone else 190)
+        .encode(x=x, y=y, text="organisation:N")
+    )
+    return alt.layer(lines, points, labels).properties(height=420 if phone else 560)
+
+
+def entry_links(graph: lifecycles.CollaborationMap, ids) -> str:
+    return ", ".join(f"[{plain(graph.titles.get(i, i))}]({ui.entry_href(i)})" for i in ids)
+
+
+def edge_lines(graph: lifecycles.CollaborationMap, item: lifecycles.Edge) -> list[str]:
+    lines = []
+    if item.shared:
+        lines.append(
+            f"shared {'a project' if len(item.shared) == 1 else 'projects'}: {entry_links(graph, item.shared)}"
+        )
+    for lighthouse_id, reuser_id in item.reuses:
+        lines.append(
+            f"reuse: {entry_links(graph, [reuser_id])} reused the lighthouse {entry_links(graph, [lighthouse_id])}"
+        )
+    return lines
+
+
+def picked(graph: lifecycles.CollaborationMap) -> None:
+    """The entries behind the node or the edge just selected on the map."""
+    selection = (st.session_state.get(MAP_KEY) or {}).get("selection") or {}
+    nodes, edges = selection.get("node") or [], selection.get("edge") or []
+    if nodes and nodes[0].get("organisation"):
+        name = str(nodes[0]["organisation"])
+        ids = graph.entries_of(name)
+        partners = [e for e in graph.edges if name in (e.source, e.target)]
+        with st.container(border=True):
+            st.markdown(f"**{plain(name)}**: {len(ids)} {'entry' if len(ids) == 1 else 'entries'}, worked with "
+                        f"{len(partners)} {'organisation' if len(partners) == 1 else 'organisations'}")  # fmt: skip
+            st.markdown("\n".join(f"- {entry_links(graph, [i])}" for i in ids))
+    elif edges and edges[0].get("pair"):
+        source, _, target = str(edges[0]["pair"]).partition(" – ")
+        item = graph.edge(source, target)
+        if item is not None:
+            with st.container(border=True):
+                st.markdown(f"**{plain(source)} and {plain(target)}**")
+                st.markdown("\n".join(f"- {line}" for line in edge_lines(graph, item)))
+    else:
+        st.caption("Select an organisation or a line on the map to list the entries behind it.")
+
+
+def collaboration_map() -> None:
+    st.header("Who worked with whom", anchor=False)
+    graph = lifecycles.collaboration_map(kb, user)
+    if not graph.edges:
+        st.caption("No two organisations share a published entry or a reuse yet.")
+        return
+    st.caption(
+        "Organisations are joined where they shared a project (a solid line) or one reused another's lighthouse "
+        "(a dashed line); the thicker the line, the more entries behind it."
+    )
+    nodes, edges = map_frames(graph)
+    st.altair_chart(map_chart(nodes, edges), on_select="rerun", key=MAP_KEY, width="stretch")
+    picked(graph)
+    with st.expander(f"The map as a list ({len(graph.edges)} links between organisations)", icon=":material/list:"):
+        for item in graph.edges:
+            st.markdown(f"**{plain(item.source)} and {plain(item.target)}**")
+            st.markdown("\n".join(f"- {line}" for line in edge_lines(graph, item)))
 
 
 st.title("Lighthouse showcase")
@@ -109,3 +253,4 @@ if cards:
     ui.download_buttons(
         "lighthouse-showcase", lambda fmt: browse.download(kb, shown, fmt, user, visit=visit), key="download-showcase"
     )
+collaboration_map()

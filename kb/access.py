@@ -184,7 +184,8 @@ def present(entry: Entry, viewer: User | None, may_see: Callable[[str], bool]) -
     shown = replace(shown, related=[i for i in entry.related if may_see(i)])
     if entry.lighthouse is not None:
         reused = [i for i in entry.lighthouse.reused_by if may_see(i)]
-        shown = replace(shown, lighthouse=replace(entry.lighthouse, reused_by=reused))
+        known = {i: r for i, r in entry.lighthouse.reuse.items() if i in reused}
+        shown = replace(shown, lighthouse=replace(entry.lighthouse, reused_by=reused, reuse=known))
     return Shown(shown, (*withheld, *LINK_FIELDS))
 
 
@@ -209,7 +210,11 @@ def restore_withheld(edited: Entry, stored: Entry, viewer: User | None, may_see:
     if hidden_reuse and restored.lighthouse is not None:
         shown = restored.lighthouse.reused_by
         kept = [*shown, *(i for i in hidden_reuse if i not in shown)]
-        restored = replace(restored, lighthouse=replace(restored.lighthouse, reused_by=kept))
+        known = {
+            **restored.lighthouse.reuse,
+            **{i: stored.lighthouse.reuse[i] for i in hidden_reuse if i in stored.lighthouse.reuse},
+        }
+        restored = replace(restored, lighthouse=replace(restored.lighthouse, reused_by=kept, reuse=known))
     return restored
 
 

@@ -271,7 +271,17 @@ def compose(
     message["Message-ID"] = message_id
     message["List-Unsubscribe"] = f"<{following_url(mail)}>"
     greeting = f"Hello {profile.name}," if profile.name else "Hello,"
-    lines = [greeting, "", f"{count} in Lighthouse since {since}, from what you follow:", ""]
+    # A lighthouse due for review reaches its owner and curators whatever they follow (kb.following).
+    sources = [
+        words
+        for words, present in (
+            ("from what you follow", any(i.kind != "review" for i in items)),
+            ("lighthouses due for review", any(i.kind == "review" for i in items)),
+        )
+        if present
+    ]
+    where_from = ", and ".join(sources)
+    lines = [greeting, "", f"{count} in Lighthouse since {since}, {where_from}:", ""]
     for item in items:
         heading = f"{KIND_WORDS[item.kind]}: {item.title}" + (f" ({item.detail})" if item.detail else "")
         lines += [heading, f"  {item.summary}" if item.summary else "", f"  {entry_url(mail, item.entry_id)}"]
@@ -290,8 +300,8 @@ def compose(
         for item in items
     )
     message.add_alternative(
-        f"<!doctype html><html><body><p>{e(greeting)}</p><p>{e(count)} in Lighthouse since {e(since)}, from what "
-        f'you follow:</p><ul>{cards}</ul><p><a href="{e(following_url(mail))}">What you follow, how often this '
+        f"<!doctype html><html><body><p>{e(greeting)}</p><p>{e(count)} in Lighthouse since {e(since)}, "
+        f'{e(where_from)}:</p><ul>{cards}</ul><p><a href="{e(following_url(mail))}">What you follow, how often this '
         "comes, or to stop it</a></p></body></html>",
         subtype="html",
     )

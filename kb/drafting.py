@@ -33,6 +33,7 @@ from kb.editing import open_edit, save_edit
 from kb.entries import SECTIONS, Entry, entry_from_dict, is_web_address, quality_from_words, quality_words, slugify
 from kb.errors import Conflict, EntryError, Forbidden, KBError, Problem
 from kb.filters import Filters
+from kb.lifecycle import record_stage_change
 from kb.search import Hit
 
 if TYPE_CHECKING:
@@ -79,6 +80,10 @@ FIELD_HELP = {
     "lighthouse_impact": "The value it delivered, in one or two sentences.",
     "lighthouse_benefits": "Measured benefits, one per line.",
     "lighthouse_reused_by": "Entries that replicated this project.",
+    "lighthouse_review_by": "YYYY-MM-DD (or YYYY-MM): when its owner should next check that the stage, impact and "
+    "benefits still hold. Past it, the lighthouse is flagged as due for review.",
+    "lighthouse_stage_reason": "Why the stage is changing (required when it does): kept, dated, in the "
+    "lighthouse's history.",
     "related": "Other entries a reader should look at next.",
     "links": "Web addresses, one per line, starting with https://",
     "source": "Where this write-up came from, if it was copied from another register.",
@@ -116,6 +121,8 @@ class Draft:
     lighthouse_impact: str = ""
     lighthouse_benefits: str = ""  # one per line
     lighthouse_reused_by: list[str] = field(default_factory=list)
+    lighthouse_review_by: str = ""
+    lighthouse_stage_reason: str = ""  # why the stage changed: kept in the lighthouse's history
     related: list[str] = field(default_factory=list)
     links: str = ""  # one per line
     source: str = ""
@@ -151,6 +158,7 @@ class Draft:
             lighthouse_impact=lh.impact if lh else "",
             lighthouse_benefits="\n".join(lh.benefits) if lh else "",
             lighthouse_reused_by=list(lh.reused_by) if lh else [],
+            lighthouse_review_by=lh.review_by if lh else "",
             related=list(entry.related),
             links="\n".join(entry.links),
             source=entry.source,
@@ -194,7 +202,12 @@ def _form_checks(draft: Draft, status: str) -> dict[str, list[str]]:
 
     if not draft.title.strip():
         add("title", "Give the entry a title: a plain sentence that says what you did.")
-    has_details = draft.lighthouse_impact.strip() or draft.lighthouse_benefits.strip() or draft.lighthouse_reused_by
+    has_details = (
+        draft.lighthouse_impact.strip()
+        or draft.lighthouse_benefits.strip()
+        or draft.lighthouse_reused_by
+        or draft.lighthouse_review_by.strip()
+    )
     if not draft.lighthouse_stage and has_details:  # without a stage, what was typed there would be lost
         add("lighthouse_stage", "Choose a stage, or clear the lighthouse impact, benefits and reuse.")
     if status == DRAFT:
@@ -230,6 +243,8 @@ def field_key(problem: Problem) -> str:
         return f"lighthouse_{name}"
     if name.startswith(("data_quality", "data_sources")):
         return name.split(".")[0].split("[")[0]
+    if name == "lighthouse.review_by":
+        return "lighthouse_review_by"
     section = re.fullmatch(r"section '(.+)'", name)
     if section:  # a section the form does not show (kept from an imported file) has no field of its own
         return f"section:{section.group(1)}" if section.group(1) in SECTIONS else FORM_ERROR
@@ -253,12 +268,19 @@ def build_entry(
     today = today or dt.date.today().isoformat()
     lighthouse = None
     if draft.lighthouse_stage:
+        old = existing.lighthouse if existing else None
         lighthouse = {
             "stage": draft.lighthouse_stage,
             "impact": draft.lighthouse_impact.strip(),
             "benefits": _lines(draft.lighthouse_benefits),
             "reused_by": _clean_list(draft.lighthouse_reused_by),
+            "review_by": draft.lighthouse_review_by.strip(),
         }
+        if old is not None and old.stage != draft.lighthouse_stage and not draft.lighthouse_stage_reason.strip():
+            messages.setdefault("lighthouse_stage_reason", []).append(  # kb.lifecycle keeps it in the history
+                f"Say why the stage changed from {old.stage} to {draft.lighthouse_stage}: it is kept in the "
+                "lighthouse's history."
+            )
     sources, quality, unread = _graded_sources(draft, existing, today)
     data: dict[str, Any] = {
         "id": existing.id if existing else slugify(draft.title),
@@ -361,10 +383,12 @@ def save_draft(
                     f"'{edit_id}' was changed by someone else since you opened it; reload it and apply your edits again"
                 )
             entry = build_entry(draft, user, status=status, existing=target.entry)
-            return save_edit(kb, target, entry, user, status=status).entry
+            reason = draft.lighthouse_stage_reason
+            return save_edit(kb, target, entry, user, status=status, stage_reason=reason).entry
         if status not in edit_statuses(user, None):
             raise KBError(f"a new entry is saved as a draft or sent for review, not '{status}'")
-        return kb.save(build_entry(draft, user, status=status), new=True)
+        new_entry = record_stage_change(build_entry(draft, user, status=status), None, draft.lighthouse_stage_reason)
+        return kb.save(new_entry, new=True)
     except EntryError as exc:  # found when the file is written: said per field, without the file's name
         raise DraftInvalid(_worded(exc.problems, {}) or {FORM_ERROR: ["The entry is not valid yet."]}) from None
 

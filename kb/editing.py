@@ -29,6 +29,7 @@ from kb.access import (
 from kb.entries import Entry
 from kb.errors import Conflict, Forbidden, KBError
 from kb.identity import CURATOR
+from kb.lifecycle import record_stage_change
 
 if TYPE_CHECKING:
     from kb.identity import User
@@ -86,8 +87,14 @@ class EditResult:
     pending_review: bool  # kept as a revision: readers still see the published version
 
 
-def save_edit(kb: KnowledgeBase, target: EditTarget, edited: Entry, user: User | None, *, status: str) -> EditResult:
+def save_edit(
+    kb: KnowledgeBase, target: EditTarget, edited: Entry, user: User | None, *, status: str, stage_reason: str = ""
+) -> EditResult:
     """Write an edit made from `target`: straight to the entry, or as a revision waiting for review.
+
+    An edit that changes a lighthouse's stage adds the change to its history, dated today, with
+    `stage_reason` (required then: KBError without it); the history and what is known of each reuse are
+    carried over from the entry (kb.lifecycle).
 
     Raises Conflict when the entry (or the revision) changed since `target` was opened.
     """
@@ -107,6 +114,7 @@ def save_edit(kb: KnowledgeBase, target: EditTarget, edited: Entry, user: User |
         raise KBError(f"you cannot save this entry as '{status}'; use one of: {', '.join(target.statuses)}")
     links = [*base.related, *(base.lighthouse.reused_by if base.lighthouse else ())]
     edited = restore_withheld(edited, base, user, kb.visible_to(user, links))
+    edited = record_stage_change(edited, base, stage_reason)
     if target.waits_for_review or edit_waits_for_review(user, stored):
         return EditResult(_propose(kb, target, stored, edited, user, status), pending_review=True)
     if kb.store.version(stored.id) != target.version:

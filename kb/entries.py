@@ -32,6 +32,8 @@ LIGHTHOUSE_STAGES = ("pilot", "proven", "replicated", "retired")
 # a four-point scale, worst first (README, "Grading a data source"; docs/data-sources.md).
 QUALITY_DIMENSIONS = ("accuracy", "completeness", "consistency", "timeliness", "uniqueness", "validity")
 QUALITY_RATINGS = ("poor", "fair", "good", "excellent")
+LIFECYCLE = "warning"  # a bad part of a lighthouse's history, review date or reuse is left out, the rest kept
+LIGHTHOUSE_FIELDS = ("stage", "impact", "benefits", "reused_by", "history", "review_by")
 SECTIONS = (
     "Context",
     "What we did",
@@ -68,13 +70,59 @@ _HOST = re.compile(r"[^\W_][\w-]*(?:\.[^\W_][\w-]*)*\.?|[0-9a-f.]*:[0-9a-f:.]*",
 
 
 @dataclass
+class StageChange:
+    """One step of a lighthouse's life: the stage it reached, when, and why."""
+
+    stage: str
+    date: str
+    reason: str = ""
+
+
+@dataclass
+class Reuse:
+    """What is known of one reuse of a lighthouse: when the reusing entry took it up, and what it measured."""
+
+    date: str = ""
+    benefit: str = ""
+
+
+@dataclass
 class Lighthouse:
-    """What makes an entry a lighthouse project: its stage, impact and who reused it."""
+    """What makes an entry a lighthouse project: its stage, impact and who reused it, the history of its
+    stage, and the date by which it should be reviewed. `reused_by` holds entry ids; `reuse` what is known
+    of each (date, benefit), by the same ids."""
 
     stage: str
     impact: str = ""
     benefits: list[str] = field(default_factory=list)
     reused_by: list[str] = field(default_factory=list)
+    history: list[StageChange] = field(default_factory=list)
+    review_by: str = ""
+    reuse: dict[str, Reuse] = field(default_factory=dict)
+
+    def reuse_items(self) -> list[str | dict[str, str]]:
+        """`reused_by` as the file writes it: a plain id, or `{entry, date, benefit}` when more is known."""
+        out: list[str | dict[str, str]] = []
+        for entry_id in self.reused_by:
+            known = self.reuse.get(entry_id)
+            if known is None or not (known.date or known.benefit):
+                out.append(entry_id)
+            else:
+                out.append({"entry": entry_id, **{k: v for k, v in asdict(known).items() if v}})
+        return out
+
+    def reuse_texts(self) -> list[str]:
+        """`reused_by` as one line each, `id (date): benefit`: how an export's cell writes it."""
+        out = []
+        for entry_id in self.reused_by:
+            known = self.reuse.get(entry_id) or Reuse()
+            text = entry_id + (f" ({known.date})" if known.date else "")
+            out.append(text + (f": {known.benefit}" if known.benefit else ""))
+        return out
+
+    def history_texts(self) -> list[str]:
+        """The history as one line each, `date stage: reason`: how an export's cell writes it."""
+        return [f"{h.date} {h.stage}" + (f": {h.reason}" if h.reason else "") for h in self.history]
 
 
 @dataclass
@@ -281,9 +329,11 @@ class _Fields:
             self.problem(name, f"has {len(out)} items; keep it to at most {MAX_LIST_ITEMS}")
         return out
 
-    def date(self, name: str, data: dict | None = None, label: str | None = None) -> str:
-        value = (self.data if data is None else data).get(name)
-        name = label or name
+    def date(self, key: str, data: dict | None = None, name: str | None = None) -> str:
+        """A date field `key` of `data` (the front matter by default), its problems said of `name`."""
+        return self.date_value((self.data if data is None else data).get(key), name or key)
+
+    def date_value(self, value: Any, name: str, severity: str = "error") -> str:
         if value is None or value == "":
             return ""
         if isinstance(value, dt.datetime):
@@ -292,15 +342,123 @@ class _Fields:
             return value.isoformat()
         text = str(value).strip()
         if not _DATE_RE.match(text):
-            self.problem(name, f"'{text}' is not a date; write YYYY, YYYY-MM or YYYY-MM-DD")
+            self.problem(name, f"'{text}' is not a date; write YYYY, YYYY-MM or YYYY-MM-DD", severity)
             return ""
         try:
             parts = [int(p) for p in text.split("-")]
             dt.date(parts[0], parts[1] if len(parts) > 1 else 1, parts[2] if len(parts) > 2 else 1)
         except ValueError:
-            self.problem(name, f"'{text}' is not a real calendar date")
+            self.problem(name, f"'{text}' is not a real calendar date", severity)
             return ""
         return text
+
+
+# A stage change or a reuse written on one line, as an export's cell holds it:
+# `2023-05 proven: the reason` and `entry-id (2023-05): the benefit` (both parts after the id optional).
+_HISTORY_LINE = re.compile(r"^\s*(\S+)\s+([A-Za-z]+)\s*(?::\s*(.*))?$", re.S)
+_REUSE_LINE = re.compile(r"^\s*([^\s:()]+)\s*(?:\(([^)]*)\))?\s*(?::\s*(.*))?$", re.S)
+
+
+def _as_line(item: Any, key: str) -> Any:
+    """An item written on one line without quotes (`- 2023-05 proven: reason`), which YAML reads as a
+    mapping of one key, as the line it was."""
+    if isinstance(item, dict) and len(item) == 1 and key not in item:
+        (head, tail), *_ = item.items()
+        if isinstance(head, str) and isinstance(tail, (str, int, float)) and not isinstance(tail, bool):
+            return f"{head}: {tail}"
+    return item
+
+
+def _history(f: _Fields, value: Any) -> list[StageChange]:
+    """`lighthouse.history`: a list of `{stage, date, reason}`, oldest first. A bad item is reported by its
+    place (`lighthouse.history[2].stage`) and left out; the good ones are kept."""
+    if value is None or value == "":
+        return []
+    if not isinstance(value, list):
+        f.problem("lighthouse.history", "must be a list of {stage, date, reason} items, oldest first", LIFECYCLE)
+        return []
+    out: list[StageChange] = []
+    for n, item in enumerate(value[:MAX_LIST_ITEMS]):
+        where = f"lighthouse.history[{n}]"
+        item = _as_line(item, "stage")
+        if isinstance(item, str):
+            line = _HISTORY_LINE.match(item)
+            item = {"date": line.group(1), "stage": line.group(2), "reason": line.group(3)} if line else item
+        if not isinstance(item, dict):
+            f.problem(
+                where, "must be a mapping such as {stage: proven, date: 2023-05, reason: why it changed}", LIFECYCLE
+            )
+            continue
+        stage = str(item.get("stage") or "").strip().lower()
+        if stage not in LIGHTHOUSE_STAGES:
+            shown = f"'{stage}' is not a stage" if stage else "has no stage"
+            f.problem(f"{where}.stage", f"{shown}; use one of: {', '.join(LIGHTHOUSE_STAGES)}", LIFECYCLE)
+            continue
+        if not item.get("date"):
+            f.problem(f"{where}.date", "is missing; say when the lighthouse reached this stage (YYYY-MM-DD)", LIFECYCLE)
+            continue
+        date = f.date_value(item.get("date"), f"{where}.date", LIFECYCLE)
+        reason = item.get("reason")
+        if reason is not None and (isinstance(reason, (dict, list, bool)) or len(str(reason)) > MAX_SUMMARY):
+            f.problem(
+                f"{where}.reason", f"must be a sentence of plain text, at most {MAX_SUMMARY} characters", LIFECYCLE
+            )
+            continue
+        if date:
+            out.append(StageChange(stage, date, " ".join(str(reason or "").split())))
+    if len(value) > MAX_LIST_ITEMS:
+        f.problem("lighthouse.history", f"has {len(value)} items; keep it to at most {MAX_LIST_ITEMS}", LIFECYCLE)
+    return out
+
+
+def _reuse(f: _Fields, value: Any) -> tuple[list[str], dict[str, Reuse]]:
+    """`lighthouse.reused_by`: entry ids, each a plain id or `{entry, date, benefit}`. A bad date or benefit
+    is reported by its place (`lighthouse.reused_by[1].date`) and left out; the id and the rest are kept."""
+    if value is None or value == "":
+        return [], {}
+    if isinstance(value, str):
+        value = [v for v in (part.strip() for part in value.split(",")) if v]
+    if not isinstance(value, list):
+        f.problem("lighthouse.reused_by", "must be a list of entry ids, or of {entry, date, benefit} items")
+        return [], {}
+    ids: list[str] = []
+    known: dict[str, Reuse] = {}
+    for n, item in enumerate(value):
+        where = f"lighthouse.reused_by[{n}]"
+        item = _as_line(item, "entry")
+        if isinstance(item, str):
+            line = _REUSE_LINE.match(item)
+            if line and is_valid_id(line.group(1)) and (line.group(2) is not None or line.group(3) is not None):
+                item = {"entry": line.group(1), "date": line.group(2), "benefit": line.group(3)}
+        if isinstance(item, dict):
+            entry_id = str(item.get("entry") or "").strip()
+            if not entry_id or isinstance(item.get("entry"), (dict, list)):
+                f.problem(
+                    f"{where}.entry", "is missing; give the id of the entry that reused this lighthouse", LIFECYCLE
+                )
+                continue
+            date = f.date_value(item.get("date"), f"{where}.date", LIFECYCLE)
+            benefit = item.get("benefit")
+            if benefit is not None and (isinstance(benefit, (dict, list, bool)) or len(str(benefit)) > MAX_SUMMARY):
+                message = f"must be a sentence of plain text, at most {MAX_SUMMARY} characters"
+                f.problem(f"{where}.benefit", message, LIFECYCLE)
+                benefit = ""
+            reuse = Reuse(date, " ".join(str(benefit or "").split()))
+        elif isinstance(item, list) or item is None:
+            f.problem("lighthouse.reused_by", "each item must be an entry id or a mapping {entry, date, benefit}")
+            continue
+        else:
+            entry_id, reuse = str(item).strip(), Reuse()
+        if len(entry_id) > MAX_SHORT_FIELD * 5:
+            f.problem(where, f"is {len(entry_id)} characters; give the id of the entry that reused this lighthouse")
+            continue
+        if entry_id and entry_id not in ids:
+            ids.append(entry_id)
+            if reuse.date or reuse.benefit:
+                known[entry_id] = reuse
+    if len(ids) > MAX_LIST_ITEMS:
+        f.problem("lighthouse.reused_by", f"has {len(ids)} items; keep it to at most {MAX_LIST_ITEMS}")
+    return ids, known
 
 
 def _split_sections(body: str, source: str, problems: list[Problem]) -> dict[str, str]:
@@ -405,7 +563,7 @@ def _quality_mapping(f: _Fields, raw: Any) -> dict[str, SourceQuality]:
 def _source_quality(f: _Fields, where: str, item: dict[str, Any]) -> SourceQuality | None:
     """The grades of one source (None if it has none); each bad part is a problem naming its place."""
     raw = item.get("grades")
-    graded = f.date("graded", data=item, label=f"{where}.graded")
+    graded = f.date("graded", data=item, name=f"{where}.graded")
     if raw in (None, "", {}):
         return SourceQuality(graded=graded) if graded else None
     if not isinstance(raw, dict):
@@ -557,12 +715,23 @@ def entry_from_dict(
             stage = f.text("stage", data=raw_lh).lower()
             if stage not in LIGHTHOUSE_STAGES:
                 f.problem("lighthouse.stage", f"'{stage}' is not a stage; use one of: {', '.join(LIGHTHOUSE_STAGES)}")
+            reused_by, reuse = _reuse(f, raw_lh.get("reused_by"))
             lighthouse = Lighthouse(
                 stage=stage,
                 impact=f.text("impact", MAX_SUMMARY, data=raw_lh),
                 benefits=f.items("benefits", data=raw_lh),
-                reused_by=f.items("reused_by", data=raw_lh),
+                reused_by=reused_by,
+                history=_history(f, raw_lh.get("history")),
+                review_by=f.date_value(raw_lh.get("review_by"), "lighthouse.review_by", LIFECYCLE),
+                reuse=reuse,
             )
+            for name in raw_lh:
+                if name not in LIGHTHOUSE_FIELDS:
+                    f.problem(
+                        f"lighthouse.{name}",
+                        f"is not a lighthouse field; use {', '.join(LIGHTHOUSE_FIELDS)}",
+                        severity="warning",
+                    )
 
     sources, quality = _data_sources(f, data.get("data_sources"), data.get("data_quality"))
 
@@ -668,7 +837,16 @@ def render_entry(entry: Entry) -> str:
     sections = data.pop("sections")
     front = {k: v for k, v in data.items() if v not in ("", [], None, False) or k in REQUIRED}
     if entry.lighthouse is not None:
-        front["lighthouse"] = {k: v for k, v in asdict(entry.lighthouse).items() if v not in ("", [])}
+        lh = entry.lighthouse
+        parts = {
+            "stage": lh.stage,
+            "impact": lh.impact,
+            "benefits": lh.benefits,
+            "reused_by": lh.reuse_items(),
+            "history": [{k: v for k, v in asdict(h).items() if v} for h in lh.history],
+            "review_by": lh.review_by,
+        }
+        front["lighthouse"] = {k: v for k, v in parts.items() if v not in ("", [])}
     front.pop("data_quality", None)  # the grades sit inside their data_sources items
     if entry.data_sources:
         front["data_sources"] = data_source_items(entry)

@@ -38,7 +38,14 @@ MEDIA_TYPES = {
 }
 LIST_SEPARATOR = ";"
 SECTION_PREFIX = "section: "
-LIGHTHOUSE_COLUMNS = ("lighthouse.stage", "lighthouse.impact", "lighthouse.benefits", "lighthouse.reused_by")
+LIGHTHOUSE_COLUMNS = (
+    "lighthouse.stage",
+    "lighthouse.impact",
+    "lighthouse.benefits",
+    "lighthouse.reused_by",  # `id (date): benefit`, the date and benefit where known
+    "lighthouse.history",  # `date stage: reason`, oldest first
+    "lighthouse.review_by",
+)
 LIST_FIELDS = (
     "partners",
     "themes",
@@ -49,6 +56,7 @@ LIST_FIELDS = (
     "links",
     "lighthouse.benefits",
     "lighthouse.reused_by",
+    "lighthouse.history",
 )
 # Entry fields in their own order, with `lighthouse` spread over its sub-columns.
 FIELD_COLUMNS = tuple(
@@ -102,7 +110,14 @@ def _field_value(entry: Entry, column: str) -> str | bool | list[str]:
     if column == "data_quality":  # JSONL keeps the structure; a spreadsheet gets it in words
         return quality_words(entry)
     if column.startswith("lighthouse."):
-        return getattr(entry.lighthouse, column.split(".", 1)[1]) if entry.lighthouse else ""
+        part = column.split(".", 1)[1]
+        if entry.lighthouse is None:
+            return ""
+        if part == "reused_by":
+            return entry.lighthouse.reuse_texts()
+        if part == "history":
+            return entry.lighthouse.history_texts()
+        return getattr(entry.lighthouse, part)
     return getattr(entry, column)
 
 
@@ -153,6 +168,9 @@ def _jsonl_text(entries: list[Entry], withheld: Withheld | None) -> str:
     if not entries:
         return ""
     records = [entry.to_dict() for entry in entries]
+    for entry, record in zip(entries, records, strict=True):
+        if entry.lighthouse is not None:  # as the CSV's lighthouse columns write it, which imports read back
+            record["lighthouse"] = {c.split(".", 1)[1]: _field_value(entry, c) for c in LIGHTHOUSE_COLUMNS}
     if withheld is not None:
         for record in records:
             record[WITHHELD_COLUMN] = list(withheld.get(record["id"], ()))

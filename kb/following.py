@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from kb import evidence
+from kb import evidence, lifecycle
 from kb.access import READABLE_STATUSES, version_for
 from kb.browse import SearchRequest, every_match, ranked
 from kb.database.tables import DIGEST_FREQUENCIES, FOLLOW_KINDS, Follow, Person, SavedSearch, utc_now
@@ -384,7 +384,12 @@ class Update:
     sources: frozenset[str] = field(default_factory=frozenset)
 
 
-KIND_WORDS = {"entry": "New entry", "note": "Evidence note", "stage": "Lighthouse stage"}
+KIND_WORDS = {
+    "entry": "New entry",
+    "note": "Evidence note",
+    "stage": "Lighthouse stage",
+    "review": "Lighthouse due for review",
+}
 
 
 @dataclass(frozen=True)
@@ -395,6 +400,7 @@ class Change:
     entry_id: str
     when: dt.datetime
     detail: str = ""
+    reason: str = ""  # why it reaches this person whatever they follow (a lighthouse due for review)
 
 
 def _versions(kb: KnowledgeBase, entry_id: str) -> list[tuple[dt.datetime, Entry]]:
@@ -492,8 +498,38 @@ def note_changes(kb: KnowledgeBase, viewer: User | None, since: dt.datetime, unt
     return changes
 
 
+def review_changes(kb: KnowledgeBase, viewer: User | None, since: dt.datetime, until: dt.datetime) -> list[Change]:
+    """Lighthouses due for review at the end of the period (kb.lifecycle): for a curator, every one they
+    may see; for anyone else, the ones they own. Each is told once per period, for as long as it is due,
+    and reaches them whatever they follow."""
+    if viewer is None:
+        return []
+    changes = []
+    for due in lifecycle.due_for(kb, viewer, today=until.date()):
+        owner = lifecycle.is_owner(viewer, due.entry)
+        detail = f"review by {due.review_by} has passed" if due.review_by else "it has no review-by date"
+        reason = "you own this lighthouse" if owner else "you are a curator"
+        changes.append(Change("review", due.entry.id, _due_since(due, until), detail, reason))
+    return changes
+
+
+def _due_since(due: lifecycle.Due, until: dt.datetime) -> dt.datetime:
+    """When a lighthouse fell due: the day after its review-by date, or (without one) the day after it
+    was last written; the same at every run, so a feed item keeps its id."""
+    try:
+        day = (
+            lifecycle.last_day(due.review_by)
+            if due.review_by
+            else lifecycle.last_day(max(due.entry.updated, due.entry.created))
+        )
+    except ValueError:
+        return until - dt.timedelta(microseconds=1)
+    when = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC)
+    return min(when, until - dt.timedelta(microseconds=1))
+
+
 # Every kind of new thing a person may hear about: each a function of (kb, viewer, since, until).
-COLLECTORS: tuple[Callable[..., list[Change]], ...] = (entry_changes, note_changes)
+COLLECTORS: tuple[Callable[..., list[Change]], ...] = (entry_changes, note_changes, review_changes)
 
 
 def updates(
@@ -510,9 +546,17 @@ def updates(
     wanted = set(only) if only is not None else None
     follows = [f for f in profile.follows if wanted is None or f.key in wanted]
     searches = [s for s in profile.searches if wanted is None or s.key in wanted]
-    if not follows and not searches:
+    if wanted is not None and not follows and not searches:
         return []
-    changes = [c for collect in COLLECTORS for c in collect(kb, viewer, since, until)]
+    # What reaches a person whatever they follow (a lighthouse of theirs due for review) is not in the
+    # feed of one follow or search.
+    changes = [
+        c
+        for collect in COLLECTORS
+        if follows or searches or collect is review_changes
+        for c in collect(kb, viewer, since, until)
+        if wanted is None or not c.reason
+    ]
     if not changes:
         return []
     found = {s.key: _search_ids(kb, s.request, viewer) for s in searches}
@@ -522,7 +566,10 @@ def updates(
             entry = kb.get(change.entry_id, viewer=viewer)  # as they may see it now: anonymous fields withheld
         except (KBError, OSError):
             continue
-        reasons, sources = _matches(kb, entry, change, follows, searches, found)
+        if change.reason:
+            reasons, sources = (change.reason,), frozenset()
+        else:
+            reasons, sources = _matches(kb, entry, change, follows, searches, found)
         if reasons:
             out.append(
                 Update(change.kind, entry.id, entry.title, entry.summary, change.when, change.detail, reasons, sources)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from kb.entries import (
+    LIGHTHOUSE_FIELDS,
     MAX_FILE_BYTES,
     Entry,
     Lighthouse,
@@ -133,7 +134,7 @@ class _Importer:
             entry, _ = entry_from_dict(data, self.source, built.sections)
         except EntryError as exc:
             for p in exc.problems:
-                name = f"lighthouse.{p.field}" if p.field in ("stage", "impact", "benefits", "reused_by") else p.field
+                name = f"lighthouse.{p.field}" if p.field in LIGHTHOUSE_FIELDS else p.field
                 self.report.problems.append(
                     Problem(
                         self.source,
@@ -224,6 +225,8 @@ class _Importer:
             return new
         if new is None:
             return old
+        if "reused_by" in provided:  # the column gives each reuse's date and benefit with its id
+            provided.add("reuse")
         return Lighthouse(
             **{part: getattr(new if part in provided else old, part) for part in Lighthouse.__dataclass_fields__}
         )

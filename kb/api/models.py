@@ -152,6 +152,9 @@ class LighthouseOut(BaseModel):
     impact: str = ""
     benefits: list[str] = []
     reused_by: list[str] = []
+    history: list[dict[str, str]] = []  # {stage, date, reason}, oldest first
+    review_by: str = ""
+    reuse: dict[str, dict[str, str]] = {}  # entry id -> {date, benefit}, where known
 
 
 class GradeIO(BaseModel):
@@ -261,6 +264,8 @@ class EntryIn(BaseModel):
     lighthouse_impact: str = ""
     lighthouse_benefits: list[str] = []
     lighthouse_reused_by: list[str] = []
+    lighthouse_review_by: str = ""
+    lighthouse_stage_reason: str = ""  # required when an edit changes the stage: kept in its history
     related: list[str] = []
     links: list[str] = []
     source: str = ""

@@ -15,8 +15,10 @@ from kb.cli import cli
 from kb.database import open_database
 from kb.database.tables import Digest
 from kb.digest import send_digests
+from kb.entries import Lighthouse
 from kb.errors import KBError
 from kb.following import Following
+from kb.identity import User
 from kb.signin import Access
 from tests.following import ADA, BO, THEME, MailServer, body, later, write_entry
 
@@ -197,3 +199,51 @@ def test_a_refusal_meant_for_good_closes_the_period_and_the_next_digest_goes_on(
     (following_week,) = run(kb, database, mail_server, later(days=16))  # the next period starts where it ended
     assert following_week.status == "nothing new" and following_week.period[0] == failed.period[1]
     assert mail_server.messages == []
+
+
+def test_lighthouses_due_for_review_reach_their_owner_and_curators_once_a_period(state, mail_server):
+    kb, database, following = state
+    ops = "Office for Public Statistics"
+    owner = User("Eleanor Whitfield", ops, ("contributor",), local=False, email="eleanor@ops.example.gov")
+    curator = User("Cara Curator", ops, ("contributor", "curator"), local=False, email="cara@ops.example.gov")
+    access = Access(
+        domains={"ops.example.gov": ops, "bta.example.gov": "Border and Trade Agency"},
+        user_roles={curator.email: ("curator",)},
+    )
+    hidden = write_entry(  # another organisation's own lighthouse, overdue: no curator of Ops may hear of it
+        kb,
+        "Border agency's private lighthouse",
+        organisation="Border and Trade Agency",
+        partners=[],
+        visibility="organisation",
+        author=BO.name,
+    )
+    hidden = kb.save(replace(hidden, lighthouse=Lighthouse("proven", "x", review_by="2020-01")))
+    for person in (owner, curator, BO):  # none of them follows anything
+        following.set_frequency(person, "weekly")
+    rap = "Reproducible analytical pipelines for 14 official statistics publications"  # a sample lighthouse due since 2025-12
+
+    def send(now):
+        return send_digests(kb, database, mail_server.settings(), now=now, access=access, retry_delay=0)
+
+    results = send(later(days=8))
+    assert [(r.email, r.status) for r in results] == [
+        (owner.email, "sent"),
+        (curator.email, "sent"),
+        (BO.email, "sent"),  # his own private lighthouse
+    ]
+    to_owner, to_curator, to_bo = mail_server.messages
+    text = body(to_owner, "plain")
+    assert f"Lighthouse due for review: {rap} (review by 2025-12 has passed)" in text
+    assert "you own this lighthouse" in text and "single trade window" not in text  # not his
+    assert ", lighthouses due for review:" in text and "from what you follow" not in text  # he follows nothing
+    curators = body(to_curator, "plain")
+    assert rap in curators and "A single trade window prototype" in curators and "you are a curator" in curators
+    assert hidden.title not in to_curator.as_string() and hidden.id not in to_curator.as_string()
+    assert hidden.title in body(to_bo, "plain") and rap not in to_bo.as_string()
+
+    assert [r.status for r in send(later(days=9))] == ["not due"] * 3  # once per period
+    assert len(mail_server.messages) == 3
+    send(later(days=16))  # the next period: still due, so said again, once
+    assert len(mail_server.messages) == 6
+    assert body(mail_server.messages[3], "plain").count(rap) == 1
