@@ -207,7 +207,7 @@ def restore_withheld(edited: Entry, stored: Entry, viewer: User | None, may_see:
             "this lighthouse project is reused by entries you cannot see, so it stays a lighthouse; "
             "ask a curator to change that"
         )
-    if hidden_reuse and restored.lighthouse is not None:
+    if hidden_reuse and restored.lighthouse is not None and stored.lighthouse is not None:
         shown = restored.lighthouse.reused_by
         kept = [*shown, *(i for i in hidden_reuse if i not in shown)]
         known = {

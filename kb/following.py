@@ -566,6 +566,8 @@ def updates(
             entry = kb.get(change.entry_id, viewer=viewer)  # as they may see it now: anonymous fields withheld
         except (KBError, OSError):
             continue
+        reasons: tuple[str, ...]
+        sources: frozenset[str]
         if change.reason:
             reasons, sources = (change.reason,), frozenset()
         else:

@@ -240,8 +240,8 @@ def collaboration_map(kb: KnowledgeBase, viewer: User | None = None) -> Collabor
             other = entries.get(other_id)  # hidden or unpublished: no edge
             if other is None or not other.organisation or other.organisation == entry.organisation:
                 continue
-            pair = tuple(sorted((entry.organisation, other.organisation)))
-            reuses.setdefault(pair, []).append((entry.id, other.id))
+            first, second = sorted((entry.organisation, other.organisation))
+            reuses.setdefault((first, second), []).append((entry.id, other.id))
     nodes = [Node(o, tuple(sorted(set(i)))) for o, i in sorted(members.items(), key=lambda m: m[0].lower())]
     edges = [
         Edge(a, b, tuple(sorted(set(shared.get((a, b), ())))), tuple(sorted(set(reuses.get((a, b), ())))))
