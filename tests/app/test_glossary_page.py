@@ -57,12 +57,17 @@ def test_a_theme_s_words_never_render_an_image(entries_dir):
     suggestions: an image in them is never fetched."""
     from tests.app.test_escaping import assert_no_image, image, markdown_surfaces
 
-    with (entries_dir / "vocabulary.yaml").open("a", encoding="utf-8") as vocabulary:
-        vocabulary.write(
-            f'  - id: quokka-matching\n    label: "Quokka record matching {image("label")}"\n'
-            f'    definition: "Matching quokka records {image("definition")}"\n'
-            f'    synonyms: ["quokka linkage {image("synonym")}"]\n'
-        )
+    path = entries_dir / "vocabulary.yaml"
+    text = path.read_text(encoding="utf-8")
+    end_of_themes = text.index("\ndata_sources:") + 1  # the new theme goes last in the themes list
+    path.write_text(
+        text[:end_of_themes]
+        + f'  - id: quokka-matching\n    label: "Quokka record matching {image("label")}"\n'
+        + f'    definition: "Matching quokka records {image("definition")}"\n'
+        + f'    synonyms: ["quokka linkage {image("synonym")}"]\n'
+        + text[end_of_themes:],
+        encoding="utf-8",
+    )
     at = open_app("glossary")
     assert_clean(at)
     assert any("Quokka record matching" in text for _, text in markdown_surfaces(at))
