@@ -36,7 +36,7 @@ from kb.retriever import Retriever
 from kb.search import DEFAULT_FUSION, Fusion, Hit, SimilarHit
 from kb.store import EntryStore, LoadResult
 from kb.vector_index import IndexedEntry, VectorIndex
-from kb.vocabulary import Vocabulary
+from kb.vocabulary import Vocabulary, vocabulary_signature
 
 __all__ = ["KnowledgeBase", "PastVersion", "SyncReport"]
 log = logging.getLogger(__name__)
@@ -295,8 +295,10 @@ class KnowledgeBase:
 
     def view(self, kind: str, key: str, compute: Callable[[], Any]) -> Any:
         """A value derived from the indexed rows (facet counts, a count), kept on the mirror's snapshot
-        until the index changes (kb.mirror): read-only to its callers."""
-        return self.mirror.view(kind, key, compute)
+        until the index changes (kb.mirror): read-only to its callers. Kept per vocabulary too (the file's
+        signature is part of the key): a view that resolves themes or data sources follows a curator's
+        change of the vocabulary at once, as `vocabulary` does, with no sync and nothing to drop by hand."""
+        return self.mirror.view(kind, (key, vocabulary_signature(self.settings.entries_dir)), compute)
 
     # ----------------------------------------------------------------- search
 

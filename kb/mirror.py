@@ -21,7 +21,7 @@ import functools
 import json
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -251,7 +251,7 @@ class Mirror:
             snapshot.rows = self.indexed_entries()
         return snapshot.rows
 
-    def view(self, kind: str, key: str, compute: Callable[[], Any]) -> Any:
+    def view(self, kind: str, key: Hashable, compute: Callable[[], Any]) -> Any:
         """What browsing derives from the rows for one key (a reader and filters: facet counts, the
         in-scope count), computed once per snapshot and dropped with it. After `refresh`, like `rows`,
         so a change by another process is never answered from an older snapshot. The value is shared:

@@ -313,3 +313,18 @@ def test_a_sync_brings_the_directory_up_to_date(people, empty_entries_dir):
     names_now = [t.name for t in directory(people, ANONYMOUS)]
     assert "Epsilon Team" in names_now and "Gamma Data" not in names_now
     assert "Gamma Data" in [t.name for t in directory(people, member_of(GAMMA))]
+
+
+def test_the_directory_follows_a_change_of_the_vocabulary_at_once(people, empty_entries_dir):
+    """Themes are resolved against the vocabulary as it is now: a synonym a curator adds counts at once in
+    the same knowledge base, with no sync."""
+    gamma = next(t for t in directory(people, ANONYMOUS) if t.name == "Gamma Data")
+    assert gamma.themes == ("data-governance",)
+    path = empty_entries_dir / "vocabulary.yaml"
+    vocabulary = yaml.safe_load(path.read_text())
+    vocabulary["themes"] = [t for t in vocabulary["themes"] if t["id"] != "data-governance"]
+    vocabulary["themes"].append({"id": "stewardship", "label": "Stewardship", "synonyms": ["data-governance"]})
+    path.write_text(yaml.safe_dump(vocabulary, sort_keys=False))
+    assert people.vocabulary.resolve("data-governance") == "stewardship"
+    gamma = next(t for t in directory(people, ANONYMOUS) if t.name == "Gamma Data")
+    assert gamma.themes == ("stewardship",)

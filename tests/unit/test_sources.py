@@ -5,6 +5,7 @@ hidden)."""
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from kb import KnowledgeBase
 from kb.access import ANONYMOUS, member_of
@@ -104,3 +105,19 @@ def test_an_anonymous_entrys_use_names_no_team(secret_kb):
     assert next(u for u in source(secret_kb, "school-census").uses if u.entry_id == SECRET).team == "Ledger Team"
     vehicle = source(secret_kb, "Vehicle keeper register", viewer=ANONYMOUS)
     assert vehicle.uses[0].anonymous and vehicle.uses[0].team == ""
+
+
+def test_the_catalogue_follows_a_change_of_the_vocabulary_at_once(kb):
+    """The entry page links a source by the vocabulary as it is now: the catalogue, read before the
+    vocabulary changed, must answer to the new ids at once (same knowledge base, no sync)."""
+    assert "dashboard-usage-logs" in {s.id for s in catalogue(kb)}
+    path = kb.settings.entries_dir / "vocabulary.yaml"
+    vocabulary = yaml.safe_load(path.read_text())
+    vocabulary["data_sources"].append(
+        {"id": "dashboards", "label": "Dashboard logs", "synonyms": ["Dashboard usage logs"]}
+    )
+    path.write_text(yaml.safe_dump(vocabulary, sort_keys=False))
+    linked = source_id(kb.vocabulary, "Dashboard usage logs")
+    assert linked == "dashboards"
+    assert source(kb, linked).label == "Dashboard logs"
+    assert "dashboard-usage-logs" not in {s.id for s in catalogue(kb)}
