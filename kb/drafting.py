@@ -14,6 +14,7 @@ each field, in words meant for the person filling in the form; no message names 
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import re
 from collections.abc import Iterable
@@ -111,7 +112,8 @@ class Draft:
     themes: list[str] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
     data_sources: list[str] = field(default_factory=list)
-    data_quality: str = ""  # one graded source per line, in words (kb.entries.quality_words)
+    data_quality: str | dict[str, Any] = ""  # in words, one graded source per line (kb.entries.quality_words);
+    # or, from the API, the grades by source name as entry_from_dict reads them ({name: {grades, graded}})
     started: str = ""
     ended: str = ""
     phase: str = ""
@@ -332,7 +334,10 @@ def _graded_sources(draft: Draft, existing: Entry | None, today: str) -> tuple[l
     """The data sources and their grades from the form, and a message for each line it cannot read: a
     graded source joins the list; a grade given without a date is dated this month, unless it is the
     grade the entry already had."""
-    quality, unread = quality_from_words(_lines(draft.data_quality))
+    if isinstance(draft.data_quality, str):
+        quality, unread = quality_from_words(_lines(draft.data_quality))
+    else:  # already structured: read as it is, never through words
+        quality, unread = copy.deepcopy(draft.data_quality), []
     sources = _clean_list(draft.data_sources)
     for name, item in quality.items():
         if name not in sources:

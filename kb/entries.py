@@ -622,8 +622,20 @@ def data_source_items(entry: Entry) -> list[str | dict[str, Any]]:
 
 # One graded source in words, as a spreadsheet export and the form write it:
 #   ONS Postcode Directory (graded 2024-03): accuracy good (matched 98%), timeliness poor
-_QUALITY_LINE = re.compile(r"^(?P<name>[^:]+?)\s*(?:\(graded (?P<graded>[^)]*)\))?\s*:\s*(?P<grades>.*)$", re.I)
-_QUALITY_GRADE = re.compile(r"^(?P<dimension>\w+)\s+(?P<rating>\w+)\s*(?:\((?P<note>.*)\))?$", re.S)
+# The name may hold colons ("HMRC: PAYE RTI") and a note any brackets: the grades start at the colon
+# followed by grades that read to the end, and a note ends at the ")" followed by the next grade or the end.
+_QUALITY_NAME = re.compile(r"^(?P<name>.*?)\s*(?:\(graded (?P<graded>[^)]*)\))?$", re.I | re.S)
+_DIMENSION = "|".join(QUALITY_DIMENSIONS)
+_GRADES_START = (  # where the grades may start, most certain first
+    re.compile(rf":(?=\s*(?:{_DIMENSION})\s+\w+)", re.I),  # a dimension and a rating
+    re.compile(rf":(?=\s*(?:{_DIMENSION})\b)", re.I),  # a dimension
+    re.compile(":"),
+)
+_GRADE = r"\s*(?P<dimension>\w+)\s+(?P<rating>\w+)(?:\s*\((?P<note>.*?)\)(?={}))?(?=\s*,|\s*$)\s*,?"
+_QUALITY_GRADES = (  # a note ends at the ")" before the next grade or the end of the line; failing that, a comma
+    re.compile(_GRADE.format(r"\s*,\s*\w+\s+\w+\s*(?:\(|,|$)|\s*$"), re.S),
+    re.compile(_GRADE.format(r"\s*,|\s*$"), re.S),
+)
 
 
 def quality_words(entry: Entry) -> list[str]:
@@ -642,45 +654,56 @@ def source_words(name: str, grades: dict[str, tuple[str, str]], graded: str = ""
     return f"{name}{f' (graded {graded})' if graded else ''}: {words}"
 
 
-def _split_grades(text: str) -> list[str]:
-    """Split at commas outside parentheses: a note may hold commas."""
-    parts, depth, current = [], 0, ""
-    for char in text:
-        depth += {"(": 1, ")": -1}.get(char, 0)
-        if char == "," and depth <= 0:
-            parts.append(current)
-            current = ""
-        else:
-            current += char
-    return [p.strip() for p in [*parts, current] if p.strip()]
+def _read_grades(text: str) -> tuple[list[tuple[str, str, str]], list[str]]:
+    """(dimension, rating, note) for each grade in `text`, and each part that is not a grade."""
+    grades, bad, at = [], [], 0
+    while text[at:].strip():
+        found = next((m for p in _QUALITY_GRADES if (m := p.match(text, at))), None)
+        if found:
+            grades.append((found["dimension"], found["rating"], (found["note"] or "").strip()))
+            at = found.end()
+            continue
+        comma = text.find(",", at)
+        bad.append(text[at : comma if comma >= 0 else len(text)].strip())
+        at = comma + 1 if comma >= 0 else len(text)
+    return grades, bad
 
 
-def quality_from_words(lines: list[str], field_name: str = "data_quality") -> tuple[dict[str, Any], list[str]]:
+def _split_line(line: str) -> tuple[str, str, str] | None:
+    """(name, graded, grades) of one line in words. The grades start at a colon followed by a dimension
+    and a rating (else by a dimension, else at any colon): the first such whose grades read to the end of
+    the line, else the last such, so that what is wrong with the grades is said. None without a colon."""
+    starts = next(([m.start() for m in found] for p in _GRADES_START if (found := list(p.finditer(line)))), [])
+    if not starts:
+        return None
+    chosen = next((at for at in starts if not _read_grades(line[at + 1 :])[1]), starts[-1])
+    head = _QUALITY_NAME.match(line[:chosen].strip())
+    if head is None or not head["name"]:
+        return None
+    return head["name"], (head["graded"] or "").strip(), line[chosen + 1 :]
+
+
+def quality_from_words(lines: list[str]) -> tuple[dict[str, Any], list[str]]:
     """Graded sources written in words (see `quality_words`) as the `data_quality` mapping entry_from_dict
     reads, and a message for each line that cannot be read (the mapping then validates the ratings)."""
     out: dict[str, Any] = {}
     messages = []
     for n, line in enumerate(lines, start=1):
-        match = _QUALITY_LINE.match(line.strip())
-        if not match or not (match["grades"].strip() or match["graded"]):
+        split = _split_line(line.strip())
+        if split is None or not (split[2].strip() or split[1]):
             messages.append(
                 f"line {n} ('{line.strip()[:60]}') is not a graded source; write it as "
                 "'name: accuracy good (what you found), timeliness poor'"
             )
             continue
-        grades: dict[str, Any] = {}
-        for part in _split_grades(match["grades"]):
-            grade = _QUALITY_GRADE.match(part)
-            if not grade:
-                messages.append(
-                    f"line {n}: '{part[:60]}' is not a grade; write a dimension, then a rating, e.g. 'accuracy good'"
-                )
-                continue
-            grades[grade["dimension"].lower()] = {
-                "rating": grade["rating"].lower(),
-                "note": (grade["note"] or "").strip(),
-            }
-        out[match["name"].strip()] = {"grades": grades, "graded": (match["graded"] or "").strip()}
+        name, graded, words = split
+        found, bad = _read_grades(words)
+        for part in bad:
+            messages.append(
+                f"line {n}: '{part[:60]}' is not a grade; write a dimension, then a rating, e.g. 'accuracy good'"
+            )
+        grades = {dimension.lower(): {"rating": rating.lower(), "note": note} for dimension, rating, note in found}
+        out[name.strip()] = {"grades": grades, "graded": graded}
     return out, messages
 
 

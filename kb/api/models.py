@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from kb import browse
 from kb.access import UNPUBLISHED_STATUSES
 from kb.drafting import Draft
-from kb.entries import EVIDENCE_GRADES, OUTCOMES, STATUSES, Entry, Grade, SourceQuality, quality_words
+from kb.entries import EVIDENCE_GRADES, OUTCOMES, STATUSES, Entry
 from kb.notes import EARLIEST_YEAR, MAX_NOTE_TEXT, Note, Recurrence
 from kb.plan import PER_PART
 from kb.search import Hit, SimilarHit
@@ -275,23 +275,10 @@ class EntryIn(BaseModel):
         values = self.model_dump(exclude={"status", "version"})
         values["lighthouse_benefits"] = "\n".join(self.lighthouse_benefits)
         values["links"] = "\n".join(self.links)
-        values["data_quality"] = "\n".join(
-            quality_words(
-                Entry(
-                    id="",
-                    title="",
-                    summary="",
-                    kind="",
-                    outcome="",
-                    organisation="",
-                    data_sources=list(self.data_quality),
-                    data_quality={
-                        name: SourceQuality({d: Grade(g.rating, g.note) for d, g in q.grades.items()}, q.graded)
-                        for name, q in self.data_quality.items()
-                    },
-                )
-            )
-        )
+        values["data_quality"] = {  # as the entry holds them: never written in words and read back
+            name: {"grades": {d: {"rating": g.rating, "note": g.note} for d, g in q.grades.items()}, "graded": q.graded}
+            for name, q in self.data_quality.items()
+        }
         return Draft(**values)
 
 

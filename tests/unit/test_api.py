@@ -478,3 +478,32 @@ def test_an_edit_through_the_api_reads_and_keeps_the_data_source_grades(client, 
     assert saved.status_code == 200, saved.text
     proposed = kb.store.revision(PUBLIC)[0]
     assert proposed.data_sources == stored.data_sources and proposed.data_quality == stored.data_quality
+
+
+def test_an_api_edit_keeps_grades_of_a_source_with_a_colon_in_its_name_and_a_bracket_in_a_note(client, tokens, kb):
+    """Grades sent as JSON go into the entry as they are: never written in words and read back."""
+    editor = bearer(tokens, "Dee Editor", kb.stored(PUBLIC).organisation, "contributor")
+    read = client.get(f"/entries/{PUBLIC}", headers=editor).json()
+    keep = ("themes", "partners", "visibility", "data_sources", "data_quality")
+    body = {k: v for k, v in read.items() if k in NEW_ENTRY or k in keep}
+    odd = {
+        "grades": {
+            "accuracy": {"rating": "good", "note": "matched (most rows"},
+            "timeliness": {"rating": "poor", "note": "late: by weeks)"},
+        },
+        "graded": "2024-03",
+    }
+    body["data_sources"] = [*body["data_sources"], "HMRC: PAYE RTI"]
+    body["data_quality"] = body["data_quality"] | {"HMRC: PAYE RTI": odd}
+    saved = client.put(
+        f"/entries/{PUBLIC}", json=body | {"status": "in-review", "version": read["version"]}, headers=editor
+    )
+    assert saved.status_code == 200, saved.text
+    proposed = kb.store.revision(PUBLIC)[0]
+    grades = proposed.data_quality["HMRC: PAYE RTI"]
+    assert grades.graded == "2024-03"
+    assert {d: (g.rating, g.note) for d, g in grades.grades.items()} == {
+        "accuracy": ("good", "matched (most rows"),
+        "timeliness": ("poor", "late: by weeks)"),
+    }
+    assert proposed.data_sources[-1] == "HMRC: PAYE RTI"

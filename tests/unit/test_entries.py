@@ -389,3 +389,28 @@ def test_a_bad_grade_on_one_source_keeps_the_others_and_their_grades():
     )
     assert names == ["A", "B", "C"] and list(quality) == ["B"]
     assert [p.field for p in f.problems] == ["data_sources[1].grades.accuracy.rating"]
+
+
+# A source whose name holds colons, graded with notes that hold colons and brackets left open or closed.
+ODD_SOURCE = "HMRC: PAYE RTI (monthly)"
+ODD_GRADES = {
+    "accuracy": ("good", "matched 98% (of rows"),
+    "timeliness": ("poor", "late: a month (sometimes two)"),
+    "validity": ("fair", ""),
+}
+
+
+def test_grades_in_words_round_trip_a_name_with_a_colon_and_notes_with_brackets():
+    from kb.entries import Grade, SourceQuality, entry_from_dict, quality_from_words, quality_words
+
+    e, _ = parse_entry(GRADED, "x.md")
+    odd = SourceQuality({d: Grade(r, n) for d, (r, n) in ODD_GRADES.items()}, "2024-03")
+    e.data_sources.append(ODD_SOURCE)
+    e.data_quality[ODD_SOURCE] = odd
+    words = quality_words(e)
+    assert words[-1].startswith(f"{ODD_SOURCE} (graded 2024-03): accuracy good (matched 98% (of rows)")
+    quality, unread = quality_from_words(words)
+    assert unread == []
+    assert list(quality) == ["ONS Postcode Directory", ODD_SOURCE]
+    again, _ = entry_from_dict(e.to_dict() | {"data_quality": quality}, "x.md")
+    assert again.data_quality == e.data_quality

@@ -397,18 +397,25 @@ def test_an_unknown_name_in_the_withheld_column_is_a_warning(tmp_path: Path, lin
 # --------------------------------------------------------------------------- data-source grades
 
 
-def graded_store(tmp_path: Path) -> EntryStore:
+def graded_store(tmp_path: Path, odd: bool = False) -> EntryStore:
+    """One entry grading a source; with `odd`, a second source whose name holds a colon, graded with notes
+    that hold colons and brackets left open."""
     from kb.entries import Grade, SourceQuality
 
     store = EntryStore(tmp_path / "graded")
+    quality = {
+        "Benefit claimant records": SourceQuality(
+            {"accuracy": Grade("fair", "Addresses lagged; by months"), "uniqueness": Grade("poor")}, "2021-10"
+        )
+    }
+    if odd:
+        quality["HMRC: PAYE RTI"] = SourceQuality(
+            {"accuracy": Grade("good", "matched (most rows"), "timeliness": Grade("poor", "late: by weeks)")}, "2024-03"
+        )
     entry = replace(
         sample_entries()[0],
-        data_sources=["Benefit claimant records", "Housing register"],
-        data_quality={
-            "Benefit claimant records": SourceQuality(
-                {"accuracy": Grade("fair", "Addresses lagged; by months"), "uniqueness": Grade("poor")}, "2021-10"
-            )
-        },
+        data_sources=["Benefit claimant records", "Housing register", *(["HMRC: PAYE RTI"] if odd else [])],
+        data_quality=quality,
     )
     store.write(entry, create=True)
     return store
@@ -438,9 +445,10 @@ def test_grades_are_words_in_a_spreadsheet_and_structure_in_jsonl(tmp_path: Path
     }
 
 
+@pytest.mark.parametrize("odd", [False, True], ids=["plain", "colon-in-name-bracket-in-note"])
 @pytest.mark.parametrize("fmt", ["csv", "xlsx", "jsonl"])
-def test_an_export_imports_back_with_its_grades(tmp_path: Path, fmt: str) -> None:
-    store = graded_store(tmp_path)
+def test_an_export_imports_back_with_its_grades(tmp_path: Path, fmt: str, odd: bool) -> None:
+    store = graded_store(tmp_path, odd)
     original = store.load().entries
     path = tmp_path / f"register.{fmt}"
     export_entries(original.values(), fmt, path)
