@@ -11,6 +11,7 @@ import streamlit as st
 from app_pages import ui
 from app_pages.ui import plain
 from kb import lifecycle
+from kb.access import listed_name
 
 if TYPE_CHECKING:
     from kb import Entry, KnowledgeBase
@@ -82,6 +83,6 @@ def due_for_review(kb: KnowledgeBase, user: User | None) -> None:
     )
     for item in due:
         when = f"review by {item.review_by}" if item.review_by else "no review-by date"
-        owner = "" if item.entry.anonymous else item.entry.author
+        owner = listed_name(item.entry, item.entry.author)
         note = " · ".join(v for v in (when, ui.label(item.entry.lighthouse.stage), owner and f"owner {owner}") if v)
         ui.entry_link(item.entry.id, item.entry.title, icon=":material/event_busy:", note=note)

@@ -27,9 +27,8 @@ def rating_badge(rating: str) -> str:
 
 
 def who(use: SourceUse) -> str:
-    """The organisation, and the team unless the entry was shared anonymously."""
-    team = "" if use.anonymous else use.team
-    return " · ".join(plain(v) for v in (use.organisation, team) if v)
+    """The organisation, and the team where the catalogue names one (never for an anonymous entry)."""
+    return " · ".join(plain(v) for v in (use.organisation, use.team) if v)
 
 
 def listing(sources: list[Source]) -> None:

@@ -157,6 +157,13 @@ def listed_as_whom_to_ask(entry: Entry) -> bool:
     return not entry.anonymous
 
 
+def listed_name(entry: Entry, name: str) -> str:
+    """One of the entry's names (its team, contact or author) as a listing of who did the work shows it (the
+    directory, the data-source catalogue, the lighthouses' owners): "" for an anonymous entry, whoever looks
+    (`listed_as_whom_to_ask`). Pages draw what this gives; they never decide it again."""
+    return name if listed_as_whom_to_ask(entry) else ""
+
+
 def redact(entry: Entry, viewer: User | None) -> Entry:
     """An anonymous entry as a reader sees it: no team, contact or author (reviewers and the author see all)."""
     if not entry.anonymous or sees_anonymous_fields(viewer, entry):

@@ -10,7 +10,7 @@ wrong with it. Names an entry writes differently are one source when the vocabul
 (`Vocabulary.resolve_source`) or when they differ only in case, spacing or punctuation
 (`kb.vocabulary.source_key`). Only published entries the viewer may see count: a source used only by
 entries hidden from them answers like one that does not exist, and an anonymous entry's use never names
-its team or contact (the entry comes as `KnowledgeBase.get` gives it to the viewer).
+its team, whoever looks (`kb.access.listed_name`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from kb.access import listed_name
 from kb.browse import PUBLISHED, _reader, load_entries, rows
 from kb.entries import QUALITY_DIMENSIONS, QUALITY_RATINGS, Entry, SourceQuality, slugify
 from kb.errors import NotFound
@@ -48,7 +49,7 @@ class SourceUse:
     entry_id: str
     title: str
     organisation: str
-    team: str  # "" for an anonymous entry, unless the viewer may see who did the work
+    team: str  # "" for an anonymous entry, whoever looks (kb.access.listed_name)
     anonymous: bool
     name: str  # the source's name as this entry writes it
     evidence: str
@@ -166,7 +167,7 @@ def _use(entry: Entry, name: str) -> SourceUse:
         entry_id=entry.id,
         title=entry.title,
         organisation=entry.organisation,
-        team=entry.team,  # the viewer's copy: already blank where they may not see it
+        team=listed_name(entry, entry.team),
         anonymous=entry.anonymous,
         name=name,
         evidence=entry.evidence,
