@@ -37,12 +37,18 @@ if TYPE_CHECKING:
 SEARCH_MODES = {"hybrid": "hybrid", "keyword": "bm25", "meaning": "dense", "plan": "hybrid"}
 PLAN_MODE = "plan"  # the query is a project plan: each part is searched, failures first
 MAX_QUERY_CHARS = 20_000  # room for a whole pasted project plan
-PUBLISHED = ("published",)
+PUBLISHED = ("published",)  # what readers browse: a filter's value, Filters.of(status=PUBLISHED)
 FAILED = ("failed", "stopped")
 PAGE_SIZE = 10  # results on one page of the search page
 MAX_RESULTS = 60  # best matches a query lists, over several pages
 NEWEST = 5  # newest entries on the empty search page
 SUGGESTIONS = 5  # searches to try on the empty search page
+
+
+def is_published(status: object) -> bool:
+    """Whether an entry with this status (its file's, or its index record's) is published: the one test the
+    data-source catalogue, the directory and the glossary count by, as a browse's default filter does."""
+    return status in PUBLISHED
 
 
 # --------------------------------------------------------------------------- rows

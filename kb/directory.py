@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from kb.access import can_see, entry_meta, listed_as_whom_to_ask, present
-from kb.browse import FAILED, PUBLISHED, _reader, rows
+from kb.browse import FAILED, _reader, is_published, rows
 from kb.entries import Entry
 from kb.errors import KBError, NotFound
 
@@ -149,7 +149,7 @@ def _stored_published(kb: KnowledgeBase) -> dict[str, Entry]:
     def load() -> dict[str, Entry]:
         found = {}
         for row in kb.indexed_rows():
-            if row.metadata.get("status") not in PUBLISHED:
+            if not is_published(row.metadata.get("status")):
                 continue
             try:
                 found[row.entry_id] = kb.stored(row.entry_id)
@@ -172,7 +172,7 @@ def visible_entries(kb: KnowledgeBase, viewer: User | None = None) -> list[Entry
             r.entry_id
             for r in rows(kb, viewer)
             if r.entry_id in stored
-            and stored[r.entry_id].status in PUBLISHED  # the file, as well as the index, says so
+            and is_published(stored[r.entry_id].status)  # the file, as well as the index, says so
             and can_see(viewer, r.metadata)
             and can_see(viewer, entry_meta(stored[r.entry_id]))
         ]

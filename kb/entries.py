@@ -378,7 +378,7 @@ def _history(f: _Fields, value: Any) -> list[StageChange]:
         f.problem("lighthouse.history", "must be a list of {stage, date, reason} items, oldest first", LIFECYCLE)
         return []
     out: list[StageChange] = []
-    for n, item in enumerate(value[:MAX_LIST_ITEMS]):
+    for n, item in enumerate(value[:MAX_LIST_ITEMS], start=1):
         where = f"lighthouse.history[{n}]"
         item = _as_line(item, "stage")
         if isinstance(item, str):
@@ -423,7 +423,7 @@ def _reuse(f: _Fields, value: Any) -> tuple[list[str], dict[str, Reuse]]:
         return [], {}
     ids: list[str] = []
     known: dict[str, Reuse] = {}
-    for n, item in enumerate(value):
+    for n, item in enumerate(value, start=1):
         where = f"lighthouse.reused_by[{n}]"
         item = _as_line(item, "entry")
         if isinstance(item, str):

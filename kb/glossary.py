@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from kb import browse
 from kb.filters import Filters
-from kb.theme_suggestions import PUBLISHED, live_themes
+from kb.theme_suggestions import live_themes
 
 if TYPE_CHECKING:
     from kb.identity import User
@@ -41,7 +41,7 @@ def usage(kb: KnowledgeBase, viewer: User | None = None) -> dict[str, tuple[int,
     counts: dict[str, tuple[int, set[str]]] = {}
     for row in browse.rows(kb, viewer):
         meta = row.metadata
-        if meta.get("status") != PUBLISHED:
+        if not browse.is_published(meta.get("status")):
             continue
         organisations = {o for o in [meta.get("organisation"), *(meta.get("partners") or [])] if o}
         for theme_id in dict.fromkeys(meta.get("themes") or ()):

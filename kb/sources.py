@@ -19,10 +19,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from kb.access import listed_name
-from kb.browse import PUBLISHED, _reader, load_entries, rows
+from kb.browse import _reader, is_published, load_entries, rows
 from kb.entries import QUALITY_DIMENSIONS, QUALITY_RATINGS, Entry, SourceQuality, slugify
 from kb.errors import NotFound
-from kb.filters import Filters, holds
 from kb.vocabulary import Vocabulary, source_key
 
 if TYPE_CHECKING:
@@ -136,8 +135,7 @@ def source(kb: KnowledgeBase, wanted: str, viewer: User | None = None) -> Source
 
 def _catalogue(kb: KnowledgeBase, viewer: User | None) -> list[Source]:
     vocabulary = kb.vocabulary
-    where = Filters.of(status=PUBLISHED).where()
-    ids = [r.entry_id for r in rows(kb, viewer) if holds(where, r.metadata)]
+    ids = [r.entry_id for r in rows(kb, viewer) if is_published(r.metadata.get("status"))]
     uses: dict[str, list[SourceUse]] = {}
     for entry in load_entries(kb, ids, viewer):
         seen: set[str] = set()

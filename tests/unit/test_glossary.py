@@ -124,3 +124,25 @@ def test_the_command_line_counts_as_the_page_does(kb):
     assert by_id["data-sharing-agreements"]["synonyms"][:3] == ["data sharing agreement", "DSA", "MoU"]
     text = runner.invoke(cli, ["glossary"]).output
     assert "Record linkage and matching  (record-linkage)" in text and "also called: data matching" in text
+
+
+def test_the_glossary_the_catalogue_and_the_directory_count_only_what_is_published(kb, entries_dir):
+    """One test of "published" (kb.browse.is_published) for all three: an archived entry's theme, source
+    and team count in none of them, for anyone."""
+    from kb.browse import is_published
+    from kb.directory import directory
+    from kb.sources import catalogue
+
+    assert is_published("published") and not any(is_published(s) for s in ("draft", "in-review", "archived", None))
+    before = terms(kb, None)["open-data"].entries
+    archived = (
+        SECRET.replace("id: a-quiet-open-data-portal", "id: an-archived-portal")
+        .replace("status: published", "status: archived\nteam: Archive Team\ndata_sources: [Archived Register]")
+        .replace("visibility: organisation", "visibility: public")
+    )
+    (entries_dir / "an-archived-portal.md").write_text(archived, encoding="utf-8")
+    kb.sync()
+    assert "an-archived-portal" in {r.entry_id for r in kb.indexed_rows()}
+    assert terms(kb, None)["open-data"].entries == before
+    assert "Archived Register" not in {s.label for s in catalogue(kb)}
+    assert "Archive Team" not in {t.name for t in directory(kb)}

@@ -77,9 +77,9 @@ def test_a_bad_part_of_the_history_or_reuse_is_named_and_the_rest_is_kept():
     entry, warnings = parse_entry(text, "shared-ledger.md")  # still readable: it stays in search
     said = {p.field: p.message for p in warnings}
     assert (
-        "'provn' is not a stage; use one of: pilot, proven, replicated, retired" in said["lighthouse.history[1].stage"]
+        "'provn' is not a stage; use one of: pilot, proven, replicated, retired" in said["lighthouse.history[2].stage"]
     )
-    assert "is not a real calendar date" in said["lighthouse.reused_by[1].date"]
+    assert "is not a real calendar date" in said["lighthouse.reused_by[2].date"]
     assert "'next spring' is not a date; write YYYY, YYYY-MM or YYYY-MM-DD" in said["lighthouse.review_by"]
     assert all("shared-ledger.md" in str(p) for p in warnings)
     lh = entry.lighthouse
