@@ -16,9 +16,12 @@ top-level list, every other key of an item and the comment block at the top of t
 A retired theme stays in the file (`retired: true`, with its reason and date): entries naming it still
 resolve, `check` warns about them, and forms and facets no longer offer it. A merged theme becomes part of
 the theme it was merged into (its label and synonyms are that theme's synonyms, its id in `replaces:`), so
-old links and queries still find it; each entry tagged with it gets a retag proposed as a revision, which
-a reviewer approves in the review queue like any other edit. Search reads the changed file at once
-(kb.parts), with no sync.
+old links and queries still find it; each published entry tagged with it gets a retag proposed as a
+revision (kb.editing.propose_change), which a reviewer approves in the review queue like any other edit;
+drafts and entries in review are left to their authors and named. Search reads the changed file at once
+(kb.parts), with no sync, and the entries whose themes now read differently are indexed again at once
+(`_reindex_changed`), so that search, facets and the glossary agree with the vocabulary. The data sources
+(`list_name="data_sources"`) are kept with the same operations; their merge retags nothing.
 """
 
 from __future__ import annotations
@@ -207,6 +210,7 @@ def merge(
     With `list_name="data_sources"` two data sources are merged; entries are left as they are."""
     noun = LISTS.get(list_name, "theme")
     merged: dict[str, Theme] = {}
+    read: list[Vocabulary] = []  # the themes as the change read them, before it
 
     def change(vocabulary: Vocabulary, items: list[dict]) -> tuple[list[dict], str, Theme]:
         old, new = _theme(vocabulary, source, noun), _theme(vocabulary, target, noun)
@@ -223,12 +227,13 @@ def merge(
                 synonyms.append(name)
         item["synonyms"] = synonyms
         item["replaces"] = list(dict.fromkeys([*_listed(item.get("replaces")), old.id, *old.replaces]))
-        merged["old"], merged["new"], merged["before"] = old, new, vocabulary
+        merged["old"], merged["new"] = old, new
+        read.append(vocabulary)
         kept = [i for i in items if str(i.get("id")) != old.id]
         return kept, f"merged the {noun} '{old.id}' into '{new.id}'", new
 
     _change(kb, viewer, by, list_name, change)
-    old, new, before = merged["old"], merged["new"], merged["before"]
+    old, new, before = merged["old"], merged["new"], read[-1]
     if list_name != THEMES:  # entries name data sources as written: kb.sources reads them through the list
         return MergeResult(old.id, new.id, (), ())
     proposed, skipped = _propose_retags(kb, before, old.id, new.id, viewer, by)
@@ -478,8 +483,7 @@ def _free(vocabulary: Vocabulary, name: str) -> None:
     """Refuse a name that already names a theme: a name belongs to one theme only."""
     owner = vocabulary.resolve(name)
     if owner is not None:
-        theme = vocabulary.get(owner)
-        retired = "retired " if theme is not None and theme.retired else ""
+        retired = "retired " if _theme(vocabulary, owner).retired else ""
         raise Conflict(
             f"'{name}' already names the {retired}theme '{owner}' ({vocabulary.label(owner)}); "
             "a name can belong to one theme only"
