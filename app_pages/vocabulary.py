@@ -69,8 +69,8 @@ def on_merge() -> None:
         if result.proposed:
             n = len(result.proposed)
             said += f" {n} {'entry waits' if n == 1 else 'entries wait'} in the review queue to be retagged."
-        if result.skipped:
-            said += f" Not retagged, an edit of them already waiting: {', '.join(result.skipped)}."
+        if result.skipped_because:
+            said += " Not retagged: " + "; ".join(f"{i} ({why})" for i, why in result.skipped_because) + "."
         return said
 
     attempt("merge", change)

@@ -28,6 +28,7 @@ from kb.plan import PlanResult, plan_search
 from kb.relevance import close_similarity
 from kb.search import Hit, parse_query
 from kb.searchlog import search_log
+from kb.vocabulary import vocabulary_signature
 
 if TYPE_CHECKING:
     from kb.identity import User
@@ -372,7 +373,9 @@ def facet_counts(
     the index changes.
     """
     filters = filters or Filters.of(status=PUBLISHED)
-    counted = kb.view("facets", _view_key(filters, viewer), lambda: _facet_counts(kb, filters, viewer))
+    # Themes are counted as the vocabulary reads them now, so the key holds the vocabulary file's signature.
+    key = f"{_view_key(filters, viewer)}|{vocabulary_signature(kb.settings.entries_dir)}"
+    counted = kb.view("facets", key, lambda: _facet_counts(kb, filters, viewer))
     out = {name: list(counts) for name, counts in counted.items()}  # the caller's own lists
     # Read from the vocabulary as it is now (a curator may have just changed it): a retired theme, or one
     # merged into another, is not offered, though entries still tagged with it are counted under it.
@@ -384,13 +387,17 @@ def facet_counts(
 
 def _facet_counts(kb: KnowledgeBase, filters: Filters, viewer: User | None) -> dict[str, list[tuple[Any, int]]]:
     data = rows(kb, viewer)
+    counts_under = kb.vocabulary.counts_under
     out: dict[str, list[tuple[Any, int]]] = {}
     for facet in FACETS:
         relaxed = filters.without(facet.name).where()
         counts: Counter[Any] = Counter()
         for row in data:
             if holds(relaxed, row.metadata):
-                counts.update(_facet_values(row.metadata, facet))
+                values = _facet_values(row.metadata, facet)
+                if facet.name == "theme":  # a merged theme's entries count under the theme it went into
+                    values = list(dict.fromkeys(counts_under(str(v)) for v in values))
+                counts.update(values)
         if facet.kind == "range":
             out[facet.name] = sorted(counts.items(), key=lambda kv: -kv[0])
         else:

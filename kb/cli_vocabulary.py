@@ -9,8 +9,17 @@ import click
 
 from kb import vocabulary_edits as edits
 from kb.cli import Context, cli, echo_json, handle_errors, pass_ctx
+from kb.vocabulary import LISTS
 
 by_option = click.option("--by", default="", help="Who makes the change, kept in the history [the operator].")
+list_option = click.option(
+    "--list",
+    "list_name",
+    type=click.Choice(list(LISTS)),
+    default=edits.THEMES,
+    show_default=True,
+    help="The list changed: the themes, or the data sources entries name.",
+)
 
 
 @cli.group()
@@ -23,6 +32,7 @@ def vocabulary() -> None:
       python -m kb vocabulary add-theme "Open data" --definition "Publishing data for anyone to use."
       python -m kb vocabulary add-synonym data-quality "data grading"
       python -m kb vocabulary merge dashboards-and-reporting data-quality
+      python -m kb vocabulary add-synonym onspd "ONS Postcode Directory" --list data_sources
       python -m kb vocabulary retire legacy-infrastructure --reason "split into narrower themes"
       python -m kb vocabulary history
       python -m kb vocabulary candidates
@@ -33,60 +43,65 @@ def vocabulary() -> None:
 @click.argument("label")
 @click.option("--id", "theme_id", default="", help="The theme's id [made from the label].")
 @click.option("--definition", default="", help="What the theme covers, in a sentence.")
+@list_option
 @by_option
 @pass_ctx
 @handle_errors
-def add_theme(ctx: Context, label: str, theme_id: str, definition: str, by: str) -> None:
-    """Add a theme to the vocabulary.
+def add_theme(ctx: Context, label: str, theme_id: str, definition: str, list_name: str, by: str) -> None:
+    """Add a theme to the vocabulary (or, with --list data_sources, a data source).
 
     \b
     Example:
       python -m kb vocabulary add-theme "Open data" --definition "Publishing data for anyone to use."
+      python -m kb vocabulary add-theme "ONS Postcode Directory" --id onspd --list data_sources
     """
-    theme = edits.add_theme(ctx.kb, theme_id, label, definition, viewer=None, by=by)
-    click.echo(f"added the theme {theme.id} ({theme.label})")
+    theme = edits.add_theme(ctx.kb, theme_id, label, definition, viewer=None, by=by, list_name=list_name)
+    click.echo(f"added the {LISTS[list_name]} {theme.id} ({theme.label})")
 
 
 @vocabulary.command(name="add-synonym")
 @click.argument("theme")
 @click.argument("synonym")
+@list_option
 @by_option
 @pass_ctx
 @handle_errors
-def add_synonym(ctx: Context, theme: str, synonym: str, by: str) -> None:
-    """Add another name of a theme (given by its id, label or a synonym); search uses it at once.
+def add_synonym(ctx: Context, theme: str, synonym: str, list_name: str, by: str) -> None:
+    """Add another name of a theme (given by its id, label or a synonym); search uses it at once. With
+    --list data_sources, another name of a data source: the catalogue counts both names as one source.
 
     \b
     Example:
       python -m kb vocabulary add-synonym data-quality "data grading"
+      python -m kb vocabulary add-synonym onspd "ONS Postcode Directory" --list data_sources
     """
-    found = edits.add_synonym(ctx.kb, theme, synonym, viewer=None, by=by)
+    found = edits.add_synonym(ctx.kb, theme, synonym, viewer=None, by=by, list_name=list_name)
     click.echo(f"'{synonym}' now names {found.id} ({found.label})")
 
 
 @vocabulary.command()
 @click.argument("source")
 @click.argument("target")
+@list_option
 @by_option
 @pass_ctx
 @handle_errors
-def merge(ctx: Context, source: str, target: str, by: str) -> None:
-    """Merge the theme SOURCE into TARGET: its names become TARGET's synonyms, and each entry tagged with it
-    gets a retag proposed in the review queue.
+def merge(ctx: Context, source: str, target: str, list_name: str, by: str) -> None:
+    """Merge the theme SOURCE into TARGET: its names become TARGET's synonyms, and each published entry tagged
+    with it gets a retag proposed in the review queue (drafts and entries in review are left to their
+    authors, and listed). With --list data_sources, merge two data sources: entries are left as they are.
 
     \b
     Example:
       python -m kb vocabulary merge dashboards-and-reporting data-quality --by "Ana Curator"
+      python -m kb vocabulary merge nspl onspd --list data_sources
     """
-    result = edits.merge(ctx.kb, source, target, viewer=None, by=by)
+    result = edits.merge(ctx.kb, source, target, viewer=None, by=by, list_name=list_name)
     click.echo(f"merged {result.source} into {result.target}")
     if result.proposed:
         click.echo(f"retag proposed for review on {len(result.proposed)} entries: {', '.join(result.proposed)}")
-    if result.skipped:
-        click.echo(
-            f"not retagged (an edit of them is already waiting for review; retag them by hand): "
-            f"{', '.join(result.skipped)}"
-        )
+    for entry_id, why in result.skipped_because:
+        click.echo(f"not retagged: {entry_id} ({why})")
 
 
 @vocabulary.command()

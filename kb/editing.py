@@ -32,6 +32,8 @@ from kb.identity import CURATOR
 from kb.lifecycle import record_stage_change
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from kb.identity import User
     from kb.knowledge import KnowledgeBase
 
@@ -130,14 +132,32 @@ def save_edit(
     return EditResult(kb.save(decided, expected_version=target.version), pending_review=False)
 
 
+def propose_change(
+    kb: KnowledgeBase, entry_id: str, change: Callable[[Entry], Entry], user: User | None, *, by: str = ""
+) -> Entry:
+    """Propose a change of a published (or archived) entry made on someone's behalf (a retag after a merge of
+    themes, kb.vocabulary_edits) as an edit waiting for review, whoever proposes it: the same revision an
+    editor's edit that waits is kept as. `by` names the proposer when `user` is the operator.
+
+    NotFound for a missing or hidden entry; Forbidden when `user` may not edit it; KBError for a draft or an
+    entry in review (their author changes them); Conflict while an edit of it is already waiting."""
+    stored = _editable(kb, entry_id, user)
+    if stored.status not in READABLE_STATUSES:
+        raise KBError(f"'{entry_id}' is not published ({stored.status}); its author changes it")
+    if kb.store.revision(entry_id) is not None:
+        raise Conflict(f"an edit of '{entry_id}' is already waiting for review")
+    target = EditTarget(stored, kb.store.version(entry_id), waits_for_review=True)
+    return _propose(kb, target, stored, change(stored), user, "in-review", by=by)
+
+
 def _propose(
-    kb: KnowledgeBase, target: EditTarget, stored: Entry, edited: Entry, user: User | None, status: str
+    kb: KnowledgeBase, target: EditTarget, stored: Entry, edited: Entry, user: User | None, status: str, by: str = ""
 ) -> Entry:
     """Keep the edit as a revision of the published entry, for a reviewer to approve; it records the
     version of the published entry it was made from (the one the editor opened)."""
     if kb.store.version(stored.id) != target.version:
         raise Conflict(f"'{stored.id}' was changed by someone else since you opened it; reload it")
-    revision = replace(edited, status=status, revised_by=user.name if user else "", reviewer="", review_comment="")
+    revision = replace(edited, status=status, revised_by=user.name if user else by, reviewer="", review_comment="")
     kb.store.write_revision(revision, base=target.version, expected_version=target.revision_version)
     return revision
 

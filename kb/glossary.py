@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 
 from kb import browse
 from kb.filters import Filters
-from kb.theme_suggestions import live_themes
 
 if TYPE_CHECKING:
     from kb.identity import User
@@ -54,7 +53,7 @@ def glossary(kb: KnowledgeBase, viewer: User | None = None) -> list[GlossaryTerm
     """Every theme that may still be chosen, in label order, with its use among what the viewer may see."""
     used = usage(kb, viewer)
     terms = []
-    for theme in live_themes(kb.vocabulary):
+    for theme in kb.vocabulary.offered:
         entries, organisations = used.get(theme.id, (0, set()))
         terms.append(
             GlossaryTerm(theme.id, theme.label, theme.definition, tuple(theme.synonyms), entries, len(organisations))

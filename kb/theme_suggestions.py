@@ -33,7 +33,7 @@ from kb.embedder import Embedder
 if TYPE_CHECKING:
     from kb.identity import User
     from kb.knowledge import KnowledgeBase
-    from kb.vocabulary import Theme, Vocabulary
+    from kb.vocabulary import Theme
 
 ENTRY_WEIGHT = 0.4  # measured by `python -m bench themes` (docs/vocabulary.md): best at 0.3 to 0.4
 SUGGESTIONS = 3  # how many the form shows
@@ -69,11 +69,6 @@ class ThemeCentroids:
             return None
         norm = float(np.linalg.norm(total))
         return total / norm if norm else None
-
-
-def live_themes(vocabulary: Vocabulary) -> list[Theme]:
-    """The themes that may still be chosen: every theme but a retired one."""
-    return [t for t in vocabulary.themes if not getattr(t, "retired", False)]
 
 
 def description(theme: Theme) -> str:
@@ -187,7 +182,7 @@ def suggest_themes(
     already chosen and retired ones. `exclude` leaves an entry's own vector out of the themes' centroids
     (the entry being edited, or measured). Empty while too little is written."""
     vector = draft_vector(kb.embedder, title, summary, sections)
-    themes = live_themes(kb.vocabulary)
+    themes = kb.vocabulary.offered
     if vector is None or not themes:
         return []
     ranked = rank_themes(

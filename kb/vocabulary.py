@@ -51,27 +51,36 @@ def _key(text: str) -> str:
     return re.sub(r"[^a-z0-9&]+", " ", text.lower()).strip()
 
 
-def parse_themes(items: list, source: str) -> tuple[list[Theme], list[Problem]]:
-    """The themes of one list of the vocabulary file (`themes:`, or another list of the same shape), and a
-    problem for each item that cannot be read."""
-    themes, problems = [], []
+LISTS = {"themes": "theme", "data_sources": "data source"}  # the file's lists of items shaped like themes
+
+
+def parse_terms(items: object, source: str, list_name: str = "themes") -> tuple[list[Theme], list[Problem]]:
+    """The items of one list of the vocabulary file (`themes:` or `data_sources:`, each item an id, a label,
+    a definition, synonyms...), and a problem for each item that cannot be read. A missing list is empty."""
+    what = LISTS.get(list_name, "item")
+    where = None if list_name == "themes" else list_name  # a theme's problems name no field, as before
+    if items is None:
+        return [], []
+    if not isinstance(items, list):
+        return [], [Problem(source, f"'{list_name}:' must be a list of {what}s, each with an id and a label")]
+    terms, problems = [], []
     for n, item in enumerate(items, start=1):
         if not isinstance(item, dict) or not item.get("id"):
-            problems.append(Problem(source, "each theme needs an id and a label", row=n))
+            problems.append(Problem(source, f"each {what} needs an id and a label", field=where, row=n))
             continue
         synonyms = item.get("synonyms") or ()
         if isinstance(synonyms, str):  # `synonyms: MoU` means one synonym, not three letters
             synonyms = [synonyms]
         if not isinstance(synonyms, (list, tuple)):
-            problems.append(Problem(source, "synonyms must be a list, e.g. [DSA, MoU]", row=n))
+            problems.append(Problem(source, "synonyms must be a list, e.g. [DSA, MoU]", field=where, row=n))
             synonyms = ()
         replaces = item.get("replaces") or ()
         if isinstance(replaces, str):
             replaces = [replaces]
         if not isinstance(replaces, (list, tuple)):
-            problems.append(Problem(source, "replaces must be a list of theme ids", row=n))
+            problems.append(Problem(source, f"replaces must be a list of {what} ids", field=where, row=n))
             replaces = ()
-        themes.append(
+        terms.append(
             Theme(
                 id=str(item["id"]),
                 label=str(item.get("label") or item["id"]),
@@ -83,7 +92,7 @@ def parse_themes(items: list, source: str) -> tuple[list[Theme], list[Problem]]:
                 replaces=tuple(str(r) for r in replaces if r is not None),
             )
         )
-    return themes, problems
+    return terms, problems
 
 
 def source_key(name: str) -> str:
@@ -92,28 +101,6 @@ def source_key(name: str) -> str:
     text = unicodedata.normalize("NFKC", str(name)).casefold()
     text = re.sub(r"(?<=\w)[.'’](?=\w)|(?<=\w)\.(?!\w)", "", text)  # "O.N.S." is "ONS", "Land Registry's" one word
     return " ".join(re.sub(r"[\W_]+", " ", text).split())
-
-
-def _terms(file: str, items: object, what: str) -> tuple[list[Theme], list[Problem]]:
-    """Items shaped like themes (id, label, definition, synonyms), with a problem for each bad one."""
-    if items is None:
-        return [], []
-    if not isinstance(items, list):
-        return [], [Problem(file, f"'data_sources:' must be a list of {what}s, each with an id and a label")]
-    terms, problems = [], []
-    for n, item in enumerate(items, start=1):
-        if not isinstance(item, dict) or not item.get("id"):
-            problems.append(Problem(file, f"each {what} needs an id and a label", field="data_sources", row=n))
-            continue
-        synonyms = item.get("synonyms") or ()
-        synonyms = [synonyms] if isinstance(synonyms, str) else synonyms
-        if not isinstance(synonyms, (list, tuple)):
-            problems.append(Problem(file, "synonyms must be a list, e.g. [ONSPD, NSPL]", field="data_sources", row=n))
-            synonyms = ()
-        label = str(item.get("label") or item["id"])
-        definition = str(item.get("definition") or "")
-        terms.append(Theme(str(item["id"]), label, definition, tuple(str(s) for s in synonyms if s is not None)))
-    return terms, problems
 
 
 @dataclass
@@ -132,18 +119,18 @@ class Vocabulary:
             for name in (source.id, *source.names):
                 self._sources.setdefault(source_key(name), source.id)
 
-    @property
-    def offered(self) -> list[Theme]:
-        """The themes a form or a facet offers: every theme that is not retired."""
-        return [t for t in self.themes if not t.retired]
-
     def offers(self, theme_id: str) -> bool:
-        """Whether a form or a facet offers this theme: not retired, not merged into another (a theme the
-        vocabulary does not know is offered as written, as before)."""
+        """The rule for a theme that may still be chosen (by a form, a facet, the glossary, a suggestion): not
+        retired and not merged into another. A theme the vocabulary does not know is offered as written."""
         theme = self.get(theme_id)
         if theme is not None:
             return not theme.retired
         return not any(theme_id in t.replaces for t in self.themes)
+
+    @property
+    def offered(self) -> list[Theme]:
+        """The vocabulary's themes that may still be chosen (`offers`), in the file's order."""
+        return [t for t in self.themes if self.offers(t.id)]
 
     @classmethod
     def load(cls, entries_dir: Path | str) -> Vocabulary:
@@ -165,8 +152,8 @@ class Vocabulary:
         items = data.get("themes") if isinstance(data, dict) else None
         if not isinstance(items, list):
             return cls(problems=[Problem(path.name, "must hold 'themes:' followed by a list of themes")])
-        themes, problems = parse_themes(items, path.name)
-        sources, source_problems = _terms(path.name, data.get("data_sources"), "data source")
+        themes, problems = parse_terms(items, path.name, "themes")
+        sources, source_problems = parse_terms(data.get("data_sources"), path.name, "data_sources")
         return cls(themes, problems + source_problems, sources)
 
     def get(self, theme_id: str) -> Theme | None:
@@ -198,6 +185,11 @@ class Vocabulary:
             theme = self.get(theme_id)
             out += [value, theme_id, *(theme.replaces if theme else ())]
         return tuple(dict.fromkeys(out))
+
+    def counts_under(self, theme_id: str) -> str:
+        """The theme a theme id held by the index counts under now, as `widen` reads a filter: the theme it was
+        merged into, or itself. A facet's count of a theme is then what filtering by it finds."""
+        return next((t.id for t in self.themes if theme_id in t.replaces), theme_id)
 
     def names_a_theme(self, text: str) -> bool:
         """Whether the text names any theme (by id, label, synonym or a merged theme's id), as whole words."""

@@ -16,15 +16,19 @@ top-level list, every other key of an item and the comment block at the top of t
 A retired theme stays in the file (`retired: true`, with its reason and date): entries naming it still
 resolve, `check` warns about them, and forms and facets no longer offer it. A merged theme becomes part of
 the theme it was merged into (its label and synonyms are that theme's synonyms, its id in `replaces:`), so
-old links and queries still find it; each entry tagged with it gets a retag proposed as a revision, which
-a reviewer approves in the review queue like any other edit. Search reads the changed file at once
-(kb.parts), with no sync.
+old links and queries still find it; each published entry tagged with it gets a retag proposed as a
+revision (kb.editing.propose_change), which a reviewer approves in the review queue like any other edit;
+drafts and entries in review are left to their authors and named. Search reads the changed file at once
+(kb.parts), with no sync, and the entries whose themes now read differently are indexed again at once
+(`_reindex_changed`), so that search, facets and the glossary agree with the vocabulary. The data sources
+(`list_name="data_sources"`) are kept with the same operations; their merge retags nothing.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -32,11 +36,12 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from kb.access import can_see, entry_meta, keeps_the_vocabulary
-from kb.entries import is_valid_id, slugify
+from kb.access import READABLE_STATUSES, can_edit, can_see, entry_meta, keeps_the_vocabulary
+from kb.editing import propose_change
+from kb.entries import Entry, is_valid_id, slugify
 from kb.errors import Conflict, Forbidden, KBError, NotFound
 from kb.store import HISTORY_DIR, atomic_write, content_hash, file_lock, kept_versions
-from kb.vocabulary import VOCABULARY_FILE, Theme, Vocabulary, _key, parse_themes
+from kb.vocabulary import LISTS, VOCABULARY_FILE, Theme, Vocabulary, _key, parse_terms
 from kb.yamlfile import load_yaml
 
 if TYPE_CHECKING:
@@ -51,6 +56,7 @@ MAX_REASON = 300
 HISTORY_FOLDER = VOCABULARY_FILE  # `.history/vocabulary.yaml/`: a dot, so never an entry's id
 _VERSION_NAME = re.compile(r"^(\d{8}T\d{12}Z)-[0-9a-f]{12}\.yaml$")
 _CHANGE_NOTE = "# change: "  # the first line of a kept version: who replaced it, and with what change
+log = logging.getLogger(__name__)
 CANDIDATE_SEARCHES = 200  # unmatched searches looked at for candidate terms
 
 
@@ -70,12 +76,18 @@ class VocabularyChange:
 @dataclass(frozen=True)
 class MergeResult:
     """A merge: the theme merged, the theme it went into, the entries (that the curator may see) whose retag
-    now waits for review, and those skipped because an edit of them was already waiting."""
+    now waits for review, and those skipped, each with why (`skipped_because`): a draft or an
+    entry in review (its author retags it), one the curator may not edit, or one with an edit already
+    waiting for review."""
 
     source: str
     target: str
     proposed: tuple[str, ...]
-    skipped: tuple[str, ...]
+    skipped_because: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def skipped(self) -> tuple[str, ...]:
+        return tuple(entry_id for entry_id, _ in self.skipped_because)
 
 
 @dataclass(frozen=True)
@@ -116,6 +128,7 @@ def add_theme(
     list_name: str = THEMES,
 ) -> Theme:
     """Add a theme (its id is made from the label when none is given)."""
+    noun = LISTS.get(list_name, "theme")
     label = _name(label, "a label")
     theme_id = (theme_id or "").strip() or slugify(label)
     if not is_valid_id(theme_id):
@@ -126,13 +139,13 @@ def add_theme(
 
     def change(vocabulary: Vocabulary, items: list[dict]) -> tuple[list[dict], str, Theme]:
         if vocabulary.get(theme_id) is not None:
-            raise Conflict(f"there is already a theme with id '{theme_id}' ({vocabulary.label(theme_id)})")
+            raise Conflict(f"there is already a {noun} with id '{theme_id}' ({vocabulary.label(theme_id)})")
         for name in (theme_id, label):
             _free(vocabulary, name)
         item: dict[str, Any] = {"id": theme_id, "label": label}
         if definition:
             item["definition"] = definition
-        return [*items, item], f"added the theme '{theme_id}' ({label})", Theme(theme_id, label, definition)
+        return [*items, item], f"added the {noun} '{theme_id}' ({label})", Theme(theme_id, label, definition)
 
     return _change(kb, viewer, by, list_name, change)
 
@@ -141,14 +154,15 @@ def add_synonym(
     kb: KnowledgeBase, theme: str, synonym: str, *, viewer: User | None, by: str = "", list_name: str = THEMES
 ) -> Theme:
     """Add another name of a theme (named by its id, label or a synonym)."""
+    noun = LISTS.get(list_name, "theme")
     synonym = _name(synonym, "the synonym")
 
     def change(vocabulary: Vocabulary, items: list[dict]) -> tuple[list[dict], str, Theme]:
-        found = _theme(vocabulary, theme)
+        found = _theme(vocabulary, theme, noun)
         if found.retired:
             raise KBError(f"the theme '{found.id}' is retired; add the synonym to the theme that is used instead")
         if vocabulary.resolve(synonym) == found.id:
-            raise Conflict(f"'{synonym}' already names the theme '{found.id}' ({found.label})")
+            raise Conflict(f"'{synonym}' already names the {noun} '{found.id}' ({found.label})")
         _free(vocabulary, synonym)
         item = _item(items, found.id)
         item["synonyms"] = [*_listed(item.get("synonyms")), synonym]
@@ -166,6 +180,7 @@ def retire(
 ) -> Theme:
     """Retire a theme: it stays in the file, so entries naming it still resolve (and `check` warns about
     them), but forms and facets no longer offer it."""
+    noun = LISTS.get(list_name, "theme")
     reason = " ".join((reason or "").split())
     if not reason:
         raise KBError("say why the theme is retired, so that people know what to use instead")
@@ -173,7 +188,7 @@ def retire(
         raise KBError(f"the reason is {len(reason)} characters; keep it under {MAX_REASON}")
 
     def change(vocabulary: Vocabulary, items: list[dict]) -> tuple[list[dict], str, Theme]:
-        found = _theme(vocabulary, theme)
+        found = _theme(vocabulary, theme, noun)
         if found.retired:
             raise Conflict(f"the theme '{found.id}' is already retired")
         today = _today()
@@ -189,14 +204,18 @@ def merge(
     kb: KnowledgeBase, source: str, target: str, *, viewer: User | None, by: str = "", list_name: str = THEMES
 ) -> MergeResult:
     """Merge the theme `source` into `target`: `source`'s label and synonyms become synonyms of `target`
-    and its id resolves to `target` from now on; every entry tagged with `source` gets a retag proposed
-    for review (never a silent rewrite). Entries with an edit already waiting are skipped and named."""
+    and its id resolves to `target` from now on; every published entry tagged with `source` gets a retag
+    proposed for review (never a silent rewrite). Drafts, entries in review, entries the curator may not
+    edit and entries with an edit already waiting are skipped and named, with why (`MergeResult`).
+    With `list_name="data_sources"` two data sources are merged; entries are left as they are."""
+    noun = LISTS.get(list_name, "theme")
     merged: dict[str, Theme] = {}
+    read: list[Vocabulary] = []  # the themes as the change read them, before it
 
     def change(vocabulary: Vocabulary, items: list[dict]) -> tuple[list[dict], str, Theme]:
-        old, new = _theme(vocabulary, source), _theme(vocabulary, target)
+        old, new = _theme(vocabulary, source, noun), _theme(vocabulary, target, noun)
         if old.id == new.id:
-            raise KBError(f"'{source}' and '{target}' are the same theme; choose two different themes")
+            raise KBError(f"'{source}' and '{target}' are the same {noun}; choose two different {noun}s")
         if new.retired:
             raise KBError(f"the theme '{new.id}' is retired; merge into a theme that is still used")
         item = _item(items, new.id)
@@ -209,46 +228,58 @@ def merge(
         item["synonyms"] = synonyms
         item["replaces"] = list(dict.fromkeys([*_listed(item.get("replaces")), old.id, *old.replaces]))
         merged["old"], merged["new"] = old, new
+        read.append(vocabulary)
         kept = [i for i in items if str(i.get("id")) != old.id]
-        return kept, f"merged the theme '{old.id}' into '{new.id}'", new
+        return kept, f"merged the {noun} '{old.id}' into '{new.id}'", new
 
-    before = kb.vocabulary if list_name == THEMES else None
     _change(kb, viewer, by, list_name, change)
-    old, new = merged["old"], merged["new"]
-    if before is None:
+    old, new, before = merged["old"], merged["new"], read[-1]
+    if list_name != THEMES:  # entries name data sources as written: kb.sources reads them through the list
         return MergeResult(old.id, new.id, (), ())
     proposed, skipped = _propose_retags(kb, before, old.id, new.id, viewer, by)
     return MergeResult(old.id, new.id, tuple(proposed), tuple(skipped))
 
 
+DRAFT_SKIPPED = "a draft: its author retags it"
+IN_REVIEW_SKIPPED = "in review: its author retags it, or its reviewer on approving it"
+WAITING_SKIPPED = "an edit of it is already waiting for review: retag it by hand"
+NOT_EDITABLE_SKIPPED = "you may not edit it"
+
+
 def _propose_retags(
     kb: KnowledgeBase, before: Vocabulary, old: str, new: str, viewer: User | None, by: str
-) -> tuple[list[str], list[str]]:
-    """A revision waiting for review for each entry tagged with `old` (as read with the vocabulary before the
-    merge). Returned: the ids the viewer may see, of those proposed and of those skipped."""
+) -> tuple[list[str], list[tuple[str, str]]]:
+    """A retag waiting for review for each published (or archived) entry tagged with `old` (as read with the
+    vocabulary before the merge), proposed as any edit that waits is (kb.editing.propose_change), so the
+    access rules are the editor's. A draft or an entry in review is not rewritten behind its author's back:
+    its themes still resolve (`old` reads as `new`), and it is skipped with the reason. Returned: the ids the
+    viewer may see of those proposed, and of those skipped with why."""
     proposed, skipped = [], []
-    proposer = viewer.name if viewer is not None else by
-    for entry_id, entry in sorted(kb.store.load().entries.items()):
+
+    def retag(entry: Entry) -> Entry:
         resolved = [before.resolve(t) or t for t in entry.themes]
-        if old not in resolved:
+        return replace(entry, themes=list(dict.fromkeys(new if t == old else t for t in resolved)))
+
+    for entry_id, entry in sorted(kb.store.load().entries.items()):
+        if old not in [before.resolve(t) or t for t in entry.themes]:
             continue
-        shown = can_see(viewer, entry_meta(entry))
-        themes = list(dict.fromkeys(new if t == old else t for t in resolved))
-        retagged = replace(
-            entry, themes=themes, status="in-review", revised_by=proposer, reviewer="", review_comment=""
-        )
-        if kb.store.revision(entry_id) is not None:
-            if shown:
-                skipped.append(entry_id)
+        if not can_see(viewer, entry_meta(entry)):
+            continue  # nothing of a hidden entry: not proposed on this curator's behalf, and not named
+        if entry.status not in READABLE_STATUSES:
+            skipped.append((entry_id, DRAFT_SKIPPED if entry.status == "draft" else IN_REVIEW_SKIPPED))
+            continue
+        if not can_edit(viewer, entry):
+            skipped.append((entry_id, NOT_EDITABLE_SKIPPED))
             continue
         try:
-            kb.store.write_revision(retagged, base=kb.store.version(entry_id))
-        except Conflict:  # someone proposed an edit this very moment
-            if shown:
-                skipped.append(entry_id)
+            propose_change(kb, entry_id, retag, viewer, by=by)
+        except Conflict:  # an edit of it is waiting, or was proposed this very moment
+            skipped.append((entry_id, WAITING_SKIPPED))
             continue
-        if shown:
-            proposed.append(entry_id)
+        except KBError as exc:  # changed meanwhile (made a draft, withdrawn): say why, go on with the others
+            skipped.append((entry_id, str(exc)))
+            continue
+        proposed.append(entry_id)
     return proposed, skipped
 
 
@@ -311,8 +342,11 @@ def candidate_terms(kb: KnowledgeBase, viewer: User | None, *, days: int = 30, l
 
 def _change(kb: KnowledgeBase, viewer: User | None, by: str, list_name: str, change) -> Any:
     """Read, change and write the vocabulary file as one step under the entries folder's lock, keeping the
-    version it replaces with who made the change and what it was."""
+    version it replaces with who made the change and what it was; then re-index the entries whose themes
+    read differently now (`_reindex_changed`)."""
     _allowed(viewer, "change the vocabulary")
+    if list_name not in LISTS:
+        raise KBError(f"there is no list '{list_name}' to change; use one of: {', '.join(LISTS)}")
     who = viewer.name if viewer is not None else (by.strip() or "the operator")
     root = Path(kb.settings.entries_dir)
     path = root / VOCABULARY_FILE
@@ -323,15 +357,37 @@ def _change(kb: KnowledgeBase, viewer: User | None, by: str, list_name: str, cha
             items = []
         if not isinstance(items, list):
             raise KBError(f"{VOCABULARY_FILE} must hold '{list_name}:' followed by a list; fix it first")
-        themes, problems = parse_themes(items, VOCABULARY_FILE)
+        terms, problems = parse_terms(items, VOCABULARY_FILE, list_name)
         if problems:
             raise KBError(f"{VOCABULARY_FILE} has problems; fix them first: {problems[0]}")
         items = [dict(i) for i in items]  # the change may edit them; what was read stays as it was
-        new_items, what, result = change(Vocabulary(themes), items)
+        before = Vocabulary(terms)
+        new_items, what, result = change(before, items)
         data[list_name] = new_items
         _keep_previous(root, text, who, what)
         atomic_write(path, _header(text) + render(data))
+    if list_name == THEMES:
+        _reindex_changed(kb, before, Vocabulary(parse_terms(new_items, VOCABULARY_FILE, list_name)[0]))
     return result
+
+
+def _reindex_changed(kb: KnowledgeBase, before: Vocabulary, after: Vocabulary) -> list[str]:
+    """Index again the entries whose themes read differently under the changed vocabulary (a term adopted
+    as a theme or a synonym, a merge), so that search, facets and the glossary agree with it at once: the
+    index holds each entry's themes as the vocabulary read them (kb.parts.normalise), and an entry file
+    that did not change is not indexed again by a sync. The vocabulary is changed whatever happens here;
+    an index that cannot be written is logged, and `python -m kb sync --rebuild` brings it in step."""
+    changed = [
+        entry_id
+        for entry_id, entry in sorted(kb.store.load().entries.items())
+        if before.normalise(entry.themes, entry_id)[0] != after.normalise(entry.themes, entry_id)[0]
+    ]
+    if changed:
+        try:
+            kb.index_entries(changed)
+        except Exception:  # the vocabulary file is written and is the record: the change must not look failed
+            log.warning("indexing %s after a vocabulary change failed", ", ".join(changed), exc_info=True)
+    return changed
 
 
 def _read(path: Path) -> tuple[str, dict[str, Any]]:
@@ -413,10 +469,12 @@ def _name(text: str, what: str) -> str:
     return name
 
 
-def _theme(vocabulary: Vocabulary, name: str) -> Theme:
+def _theme(vocabulary: Vocabulary, name: str, noun: str = "theme") -> Theme:
     theme_id = vocabulary.resolve(name or "")
     theme = vocabulary.get(theme_id) if theme_id else None
     if theme is None:
+        if noun != "theme":
+            raise NotFound(f"there is no {noun} '{name}' in the vocabulary's {noun}s")
         raise NotFound(f"there is no theme '{name}' in the vocabulary; see `python -m kb themes` for its themes")
     return theme
 
@@ -425,8 +483,7 @@ def _free(vocabulary: Vocabulary, name: str) -> None:
     """Refuse a name that already names a theme: a name belongs to one theme only."""
     owner = vocabulary.resolve(name)
     if owner is not None:
-        theme = vocabulary.get(owner)
-        retired = "retired " if theme is not None and theme.retired else ""
+        retired = "retired " if _theme(vocabulary, owner).retired else ""
         raise Conflict(
             f"'{name}' already names the {retired}theme '{owner}' ({vocabulary.label(owner)}); "
             "a name can belong to one theme only"

@@ -62,6 +62,9 @@ def test_a_curator_changes_the_vocabulary_and_reads_its_history(entries_dir):
     assert "dashboards-and-reporting" not in themes(entries_dir)
     waiting = EntryStore(entries_dir).revisions()
     assert waiting and plain(f"{len(waiting)} entries wait in the review queue to be retagged.") in shown(at)
+    in_review = "teacher-supply-model-shared-with-schools"  # left to its author, and said so
+    assert in_review not in waiting
+    assert plain(f"Not retagged: {in_review} (in review: its author retags it") in shown(at)
     assert "dashboards-and-reporting" not in at.selectbox(key="merge_from").options  # no longer offered
 
     history = shown(at)

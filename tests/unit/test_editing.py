@@ -15,6 +15,7 @@ from kb import Conflict, KBError, NotFound, editing, review
 from kb.access import ANONYMOUS
 from kb.drafting import Draft, save_draft
 from kb.editing import open_edit, save_edit, withdraw
+from kb.errors import Forbidden
 from kb.identity import User
 from tests.conftest import ROOT
 
@@ -720,3 +721,29 @@ def test_a_curator_can_withdraw_an_abandoned_edit_from_the_form(collection, entr
     assert not at.exception, [e.value for e in at.exception]
     assert kb.store.revision(ENTRY) is None and published_bytes(entries_dir) == before
     assert editing.may_edit(kb, ENTRY, SECOND_COLLEAGUE), "the entry can be edited again"
+
+
+def test_a_change_proposed_on_someones_behalf_follows_the_editing_rules(collection):
+    def retitle(entry):
+        return replace(entry, title="Retitled on their behalf")
+
+    with pytest.raises(KBError, match="not published"):  # a draft is its author's to change
+        editing.propose_change(collection, DANAS_DRAFT, retitle, OWNER_CURATOR)
+    with pytest.raises(Forbidden):  # may see it, may not edit it
+        editing.propose_change(collection, ENTRY, retitle, OUTSIDER)
+    with pytest.raises(NotFound):  # may not see it: the answer for a missing entry
+        editing.propose_change(collection, HIDDEN, retitle, CURATOR)
+    assert collection.store.revisions() == []
+
+    revision = editing.propose_change(collection, ENTRY, retitle, None, by="Ana Operator")
+    assert (revision.status, revision.revised_by, revision.title) == (
+        "in-review",
+        "Ana Operator",
+        "Retitled on their behalf",
+    )
+    assert collection.store.get(ENTRY).title != revision.title  # readers still see the published entry
+    with pytest.raises(Conflict, match="already waiting"):
+        editing.propose_change(collection, ENTRY, retitle, CURATOR)
+    item = next(i for i in review.review_queue(collection, REVIEWER) if i.entry.id == ENTRY)
+    review.approve(collection, ENTRY, REVIEWER, item.version, revision=True)
+    assert collection.store.get(ENTRY).title == "Retitled on their behalf"

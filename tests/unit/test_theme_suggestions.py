@@ -63,7 +63,7 @@ def test_descriptions_are_embedded_once_per_vocabulary_content(kb, monkeypatch):
     calls = []
     embed = kb.embedder.embed
     monkeypatch.setattr(kb.embedder, "embed", lambda texts: calls.append(len(texts)) or embed(texts))
-    themes = ts.live_themes(kb.vocabulary)
+    themes = kb.vocabulary.offered
     first = ts.description_vectors(kb.embedder, themes)
     assert ts.description_vectors(kb.embedder, themes) is first
     assert calls == [len(themes)]
@@ -108,7 +108,7 @@ def test_leaving_an_entry_out_removes_its_vector_from_its_themes(kb):
 
 def test_the_weight_moves_between_descriptions_and_entries(kb):
     vector = ts.draft_vector(kb.embedder, TITLE, SUMMARY)
-    themes = ts.live_themes(kb.vocabulary)
+    themes = kb.vocabulary.offered
     descriptions = ts.description_vectors(kb.embedder, themes)
     known = centroids(kb, None)
     only_descriptions = ts.rank_themes(vector, themes, descriptions, known, weight=0.0)

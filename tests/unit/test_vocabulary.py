@@ -60,3 +60,27 @@ def test_a_bad_data_source_item_is_a_problem_and_the_rest_still_read(tmp_path):
     vocabulary = Vocabulary.load(tmp_path)
     assert [s.id for s in vocabulary.sources] == ["onspd"] and vocabulary.resolve_source("onspd") == "onspd"
     assert len(vocabulary.problems) == 1 and "each data source needs an id" in str(vocabulary.problems[0])
+
+
+def test_one_parser_reads_both_lists_and_names_the_list_at_fault():
+    from kb.vocabulary import parse_terms
+
+    item = {"id": "onspd", "label": "ONS Postcode Directory", "synonyms": "ONSPD", "replaces": ["nspl"]}
+    for list_name in ("themes", "data_sources"):
+        (term,), problems = parse_terms([item], "vocabulary.yaml", list_name)
+        assert (term.synonyms, term.replaces, problems) == (("ONSPD",), ("nspl",), [])
+    _, (problem,) = parse_terms("not a list", "vocabulary.yaml", "themes")
+    assert "'themes:' must be a list of themes" in str(problem)  # not 'data_sources:', whatever the list
+    _, (problem,) = parse_terms([{"id": "x", "synonyms": {"a": 1}}], "vocabulary.yaml", "data_sources")
+    assert problem.field == "data_sources" and "synonyms must be a list" in str(problem)
+
+
+def test_a_merged_theme_is_neither_offered_nor_counted_apart(tmp_path):
+    (tmp_path / "vocabulary.yaml").write_text(
+        "themes:\n  - id: dq\n    label: Data quality\n    replaces: [dashboards]\n"
+        "  - id: old\n    label: Old\n    retired: true\n"
+    )
+    vocabulary = Vocabulary.load(tmp_path)
+    assert [t.id for t in vocabulary.offered] == ["dq"]
+    assert [vocabulary.offers(t) for t in ("dq", "old", "dashboards", "unknown")] == [True, False, False, True]
+    assert [vocabulary.counts_under(t) for t in ("dashboards", "dq", "unknown")] == ["dq", "dq", "unknown"]

@@ -10,16 +10,21 @@ import yaml
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
-from kb import browse
+from kb import browse, glossary
 from kb.api import create_app
 from kb.cli import cli
+from kb.editing import open_edit, save_edit
 from kb.errors import Conflict, Forbidden, KBError, NotFound
 from kb.filters import Filters
 from kb.identity import User
+from kb.knowledge import KnowledgeBase
 from kb.review import approve, review_queue
 from kb.searchlog import search_log
+from kb.sources import catalogue
 from kb.tokens import TokenStore
 from kb.vocabulary_edits import (
+    DRAFT_SKIPPED,
+    IN_REVIEW_SKIPPED,
     add_synonym,
     add_theme,
     candidate_terms,
@@ -34,6 +39,8 @@ CONTRIBUTOR = User("Carl Contributor", "Beta Agency", ("contributor",), local=Fa
 REVIEWER = User("Rita Reviewer", "Beta Agency", ("reviewer",), local=False)
 ORG_ONLY = "chatbot-for-policy-guidance-withdrawn"  # visibility organisation: Home Affairs Department
 PUBLIC = "benefits-and-housing-data-sharing-pilot"
+IN_REVIEW = "teacher-supply-model-shared-with-schools"  # tagged dashboards-and-reporting, by Amara Eze
+DRAFTED = "flood-response-data-cell"  # tagged dashboards-and-reporting, by Tomasz Zielinski
 SOURCES = (
     "data_sources:\n"
     "  - id: census-2021\n"
@@ -179,13 +186,15 @@ def test_a_retired_theme_stays_resolvable_but_is_no_longer_offered(kb):
 
 
 def test_a_merge_keeps_old_names_and_proposes_each_retag_for_review(kb):
-    tagged = sorted(e.id for e in kb.load().entries.values() if "dashboards-and-reporting" in e.themes)
-    assert tagged
+    every = sorted(e.id for e in kb.load().entries.values() if "dashboards-and-reporting" in e.themes)
+    tagged = [i for i in every if kb.stored(i).status == "published"]
+    assert tagged and IN_REVIEW in every  # an entry in review is its author's to retag (see below)
     published_before = {i: kb.store.path_for(i).read_text() for i in tagged}
 
     result = merge(kb, "dashboards-and-reporting", "data-quality", viewer=CURATOR)
 
-    assert (result.source, result.target, result.skipped) == ("dashboards-and-reporting", "data-quality", ())
+    assert (result.source, result.target) == ("dashboards-and-reporting", "data-quality")
+    assert result.skipped_because == ((IN_REVIEW, IN_REVIEW_SKIPPED),)
     visible = [i for i in tagged if kb.visible_to(CURATOR, [i])(i)]
     assert list(result.proposed) == visible
     themes = themes_of(kb)
@@ -340,3 +349,130 @@ def test_the_themes_command_says_which_theme_is_retired(kb):
     retire(kb, "legacy-infrastructure", "too broad", viewer=CURATOR)
     output = CliRunner().invoke(cli, ["themes"]).output
     assert "retired " in output and ": too broad" in output
+
+
+def set_status(kb, entry_id: str, status: str) -> None:
+    path = kb.store.path_for(entry_id)
+    text = path.read_text()
+    path.write_text(text.replace("\nstatus: published\n", f"\nstatus: {status}\n", 1))
+
+
+def test_a_merge_leaves_drafts_and_entries_in_review_to_their_authors(kb):
+    set_status(kb, DRAFTED, "draft")
+    kb.sync()
+    files = {i: kb.store.path_for(i).read_text() for i in (DRAFTED, IN_REVIEW)}
+
+    result = merge(kb, "dashboards-and-reporting", "data-quality", viewer=CURATOR)
+
+    assert dict(result.skipped_because) == {DRAFTED: DRAFT_SKIPPED, IN_REVIEW: IN_REVIEW_SKIPPED}
+    assert not {DRAFTED, IN_REVIEW} & set(result.proposed) and result.proposed
+    assert {i: kb.store.path_for(i).read_text() for i in files} == files  # not rewritten behind their backs
+    assert kb.store.revision(DRAFTED) is None and kb.store.revision(IN_REVIEW) is None
+    # The draft's author edits it as before (no "someone else's edit is pending"), and its old theme reads
+    # as the new one.
+    author = User("Tomasz Zielinski", "Environment and Rural Agency", ("contributor",), local=False)
+    target = open_edit(kb, DRAFTED, author)
+    assert "data-quality" in target.entry.themes and "dashboards-and-reporting" not in target.entry.themes
+    save_edit(kb, target, replace(target.entry, title="Flood response data cell, redrafted"), author, status="draft")
+    assert kb.store.get(DRAFTED).title == "Flood response data cell, redrafted"
+
+
+def test_a_merge_proposes_no_retag_an_entry_the_curator_may_not_see(kb):
+    assert not kb.visible_to(CURATOR, [ORG_ONLY])(ORG_ONLY)  # Beta Agency; the entry is Home Affairs' only
+    set_themes(kb, ORG_ONLY, ["dashboards-and-reporting"])
+    kb.sync()
+    result = merge(kb, "dashboards-and-reporting", "data-quality", viewer=CURATOR)
+    assert ORG_ONLY not in result.proposed and ORG_ONLY not in result.skipped  # nothing said of it
+    assert kb.store.revision(ORG_ONLY) is None  # and nothing proposed on their behalf
+
+
+def published_facet(kb, viewer=OTHER_REVIEWER) -> dict[str, int]:
+    return dict(browse.facet_counts(kb, viewer=viewer)["theme"])
+
+
+def found_by_theme(kb, theme: str, viewer=OTHER_REVIEWER) -> set[str]:
+    return set(browse.every_match(kb, browse.SearchRequest(facets=Filters.of(theme=theme)), viewer))
+
+
+def used(kb, theme_id: str, viewer=OTHER_REVIEWER) -> int:
+    return next(t.entries for t in glossary.glossary(kb, viewer) if t.theme_id == theme_id)
+
+
+def test_adopting_a_candidate_term_reaches_search_facets_and_the_glossary_at_once(kb):
+    set_themes(kb, PUBLIC, ["data-sharing-agreements", "Ferry Timetables"])
+    kb.sync()
+    assert published_facet(kb).get("Ferry Timetables") == 1
+
+    add_theme(kb, "ferry-timetables", "Ferry timetables", viewer=CURATOR)
+
+    assert used(kb, "ferry-timetables") == 1
+    assert found_by_theme(kb, "ferry-timetables") == {PUBLIC}
+    facet = published_facet(kb)
+    assert facet.get("ferry-timetables") == 1 and "Ferry Timetables" not in facet
+
+
+def test_a_new_synonym_of_a_theme_reaches_search_facets_and_the_glossary_at_once(kb):
+    before = found_by_theme(kb, "data-quality")
+    assert PUBLIC not in before
+    set_themes(kb, PUBLIC, ["data-sharing-agreements", "Tidal data"])
+    kb.sync()
+
+    add_synonym(kb, "data-quality", "Tidal data", viewer=CURATOR)
+
+    assert found_by_theme(kb, "data-quality") == before | {PUBLIC}
+    assert published_facet(kb)["data-quality"] == len(before) + 1 == used(kb, "data-quality")
+    assert "Tidal data" not in published_facet(kb)
+
+
+def test_after_a_merge_a_theme_s_facet_count_is_what_filtering_by_it_finds(kb):
+    merge(kb, "dashboards-and-reporting", "data-quality", viewer=CURATOR)  # retags wait for review
+    found = found_by_theme(kb, "data-quality")
+    assert published_facet(kb)["data-quality"] == len(found) == used(kb, "data-quality")
+
+
+def test_the_facet_counts_read_a_merged_theme_as_the_theme_it_went_into(kb):
+    # Even where the index still holds a merged theme's id (the vocabulary changed by hand, say), the facet
+    # counts an entry under the theme a filter by it finds it with.
+    found = found_by_theme(kb, "data-quality") | found_by_theme(kb, "dashboards-and-reporting")
+    path = kb.settings.entries_dir / "vocabulary.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["themes"] = [t for t in data["themes"] if t["id"] != "dashboards-and-reporting"]
+    next(t for t in data["themes"] if t["id"] == "data-quality")["replaces"] = ["dashboards-and-reporting"]
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    assert found_by_theme(kb, "data-quality") == found
+    assert published_facet(kb)["data-quality"] == len(found)
+
+
+def test_two_data_sources_are_made_one_from_the_command_line(kb):
+    def names(base) -> dict[str, tuple[str, ...]]:
+        return {s.id: s.names for s in catalogue(base)}
+
+    first, second = "Workforce headcount statistics", "Workforce FTE statistics"
+    before = names(kb)
+    assert sum(1 for n in before.values() if first in n or second in n) == 2
+
+    runner = CliRunner()
+
+    def run(*args: str) -> str:
+        result = runner.invoke(cli, ["vocabulary", *args], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    added = run("add-theme", first, "--id", "workforce-statistics", "--list", "data_sources")
+    assert "added the data source workforce-statistics (Workforce headcount statistics)" in added
+    assert "now names workforce-statistics" in run(
+        "add-synonym", "workforce-statistics", second, "--list", "data_sources"
+    )
+    assert "workforce-statistics" not in {t["id"] for t in read(kb)["themes"]}  # the themes are left alone
+    fresh = KnowledgeBase(kb.settings, embedder=kb.parts.embedder)
+    after = names(fresh)
+    assert set(after["workforce-statistics"]) == {first, second}
+    assert len(after) == len(before) - 1
+
+    run("add-theme", "Staff census", "--id", "staff-census", "--list", "data_sources")
+    merged = run("merge", "staff-census", "workforce-statistics", "--list", "data_sources")
+    assert "merged staff-census into workforce-statistics" in merged
+    sources = {s["id"]: s for s in read(kb)["data_sources"]}
+    assert "staff-census" not in sources and "Staff census" in sources["workforce-statistics"]["synonyms"]
+    assert kb.store.revisions() == []  # no entry retagged
+    assert "the operator: added the synonym 'Workforce FTE statistics'" in run("history")
