@@ -10,7 +10,7 @@ import streamlit as st
 
 from app_pages import ui
 from app_pages.ui import plain
-from kb import lifecycle
+from kb import access, lifecycle
 from kb.access import listed_name
 
 if TYPE_CHECKING:
@@ -22,9 +22,10 @@ def review_flag(entry: Entry, *, compact: bool = False) -> None:
     """Due for review (its review-by date has passed, or it has none), or when it is next reviewed."""
     lh = entry.lighthouse
     state = lifecycle.review_state(lh)
+    told = " Its owner and curators have been told;" if lifecycle.owners_are_told(entry) else ""
     if state == lifecycle.DUE:
         text = f"**Due for review:** its review-by date ({lh.review_by}) has passed."
-        more = " Its owner and curators have been told; whoever edits it can set the next date."
+        more = told + (" whoever" if told else " Whoever") + " edits it can set the next date."
         st.warning(text + ("" if compact else more), icon=":material/event_busy:")
     elif state == lifecycle.MISSING:
         text = "**Due for review:** it has no review-by date."
@@ -72,9 +73,12 @@ def reuse_chain(kb: KnowledgeBase, entry: Entry, user: User | None) -> None:
 
 
 def due_for_review(kb: KnowledgeBase, user: User | None) -> None:
-    """For curators: every published lighthouse they may see that is due for review, longest overdue first."""
+    """For those who hear of every lighthouse due for review (curators, kb.access): every published one they
+    may see, longest overdue first. Nothing for anyone else."""
+    if not access.hears_of_every_due_lighthouse(user):
+        return
     st.header("Lighthouses due for review", anchor=False)
-    due = lifecycle.due_for_review(kb, user)
+    due = lifecycle.due_for(kb, user)
     if not due:
         st.caption("Every lighthouse has a review-by date that has not passed yet.")
         return

@@ -144,6 +144,16 @@ def entry_links(graph: lifecycles.CollaborationMap, ids) -> str:
     return ", ".join(f"[{plain(graph.titles.get(i, i))}]({ui.entry_href(i)})" for i in ids)
 
 
+def organisation_line(graph: lifecycles.CollaborationMap, name: str) -> str:
+    """An organisation in words: its name (a link to its page), how many entries and partners it has."""
+    ids, partners = graph.entries_of(name), graph.partners_of(name)
+    page = ui.page_href(ui.ORGANISATION_PAGE, {"org": name})
+    return (
+        f"**[{plain(name)}]({page})**: {len(ids)} {'entry' if len(ids) == 1 else 'entries'}, worked with "
+        f"{len(partners)} {'organisation' if len(partners) == 1 else 'organisations'}"
+    )
+
+
 def edge_lines(graph: lifecycles.CollaborationMap, item: lifecycles.Edge) -> list[str]:
     lines = []
     if item.shared:
@@ -163,12 +173,9 @@ def picked(graph: lifecycles.CollaborationMap) -> None:
     nodes, edges = selection.get("node") or [], selection.get("edge") or []
     if nodes and nodes[0].get("organisation"):
         name = str(nodes[0]["organisation"])
-        ids = graph.entries_of(name)
-        partners = [e for e in graph.edges if name in (e.source, e.target)]
         with st.container(border=True):
-            st.markdown(f"**{plain(name)}**: {len(ids)} {'entry' if len(ids) == 1 else 'entries'}, worked with "
-                        f"{len(partners)} {'organisation' if len(partners) == 1 else 'organisations'}")  # fmt: skip
-            st.markdown("\n".join(f"- {entry_links(graph, [i])}" for i in ids))
+            st.markdown(organisation_line(graph, name))
+            st.markdown("\n".join(f"- {entry_links(graph, [i])}" for i in graph.entries_of(name)))
     elif edges and edges[0].get("pair"):
         source, _, target = str(edges[0]["pair"]).partition(" – ")
         item = graph.edge(source, target)
@@ -193,7 +200,13 @@ def collaboration_map() -> None:
     nodes, edges = map_frames(graph)
     st.altair_chart(map_chart(nodes, edges), on_select="rerun", key=MAP_KEY, width="stretch")
     picked(graph)
-    with st.expander(f"The map as a list ({len(graph.edges)} links between organisations)", icon=":material/list:"):
+    count = f"{len(graph.nodes)} organisations, {len(graph.edges)} links between them"
+    with st.expander(f"The map as a list ({count})", icon=":material/list:"):
+        st.markdown("**Organisations**, each with its entries")
+        for node in graph.nodes:
+            st.markdown(organisation_line(graph, node.organisation))
+            st.markdown("\n".join(f"- {entry_links(graph, [i])}" for i in node.entries))
+        st.markdown("**Links between organisations**")
         for item in graph.edges:
             st.markdown(f"**{plain(item.source)} and {plain(item.target)}**")
             st.markdown("\n".join(f"- {line}" for line in edge_lines(graph, item)))

@@ -64,7 +64,7 @@ ORDER = [
     *("themes", "started", "ended", "phase", "evidence", "visibility", "tags", "data_sources", "data_quality"),
     *(f"section:{name}" for name in SECTIONS),
     *("lighthouse_stage", "lighthouse_impact", "lighthouse_benefits", "lighthouse_reused_by"),
-    *("lighthouse_review_by", "lighthouse_stage_reason"),
+    *("lighthouse_reuse", "lighthouse_review_by", "lighthouse_stage_reason"),
     *("related", "links", "source", FORM_ERROR),
 ]
 STATUS_WORDS = {"draft": "draft", "in-review": "in review"}
@@ -453,6 +453,13 @@ def lighthouse_fields(choices: dict[str, str]) -> None:
             options=options,
             format_func=lambda i: choices.get(i, i),
             placeholder="Entries that replicated it",
+        )
+        field(
+            "lighthouse_reuse",
+            st.text_area,
+            "When each reused it, and the benefit",
+            height=80,
+            placeholder="One per line, e.g. some-entry-id (2024-05): saved 40 days",
         )
         field("lighthouse_review_by", st.text_input, "Review by", placeholder="e.g. 2027-06")
         field(

@@ -22,6 +22,10 @@ query is taken over what the viewer may see) and a Python predicate (for lists b
 - the vocabulary (kb.vocabulary_edits): curators and admins change it, read its history and see the
   candidate terms; a candidate shows only the entries the curator may see, and one that comes only from
   entries they may not see is not shown at all.
+- lighthouses due for review: a lighthouse's owner is its author, or the person whose e-mail address is
+  its contact; each owner hears of their own, and curators and admins of every one they may see (in their
+  digest and on the Insights page's curators' tab).
+- organisations are matched whatever their case and spacing (`organisation_key`).
 - history: an earlier version is shown only to a viewer who could see that version, with its
   anonymous fields withheld from readers.
 
@@ -135,6 +139,26 @@ def is_author(viewer: User | None, meta: Mapping[str, Any] | Entry) -> bool:
     """True for a signed-in viewer whose name is the entry's author (two blank names never match)."""
     author = meta.author if isinstance(meta, Entry) else meta.get("author")
     return viewer is not None and signed_in(viewer) and bool(author) and author == viewer.name
+
+
+def organisation_key(name: str) -> str:
+    """What an organisation's name is matched by: "Home Office" and " home  office" are one organisation."""
+    return " ".join(str(name).split()).casefold()
+
+
+def owns_lighthouse(viewer: User | None, entry: Entry) -> bool:
+    """Owns the entry's lighthouse (and hears when it is due for review): its author (`is_author`), or the
+    signed-in person whose e-mail address is its contact (the more reliable key, where the entry gives one)."""
+    if viewer is None or not signed_in(viewer):
+        return False
+    email = (viewer.email or "").strip().casefold()
+    return is_author(viewer, entry) or (bool(email) and entry.contact.strip().casefold() == email)
+
+
+def hears_of_every_due_lighthouse(viewer: User | None) -> bool:
+    """Hears of every lighthouse due for review that they may see, not only their own (in their digest, and
+    listed on the Insights page's curators' tab): curators and admins; None is the operator."""
+    return viewer is None or viewer.has_role(CURATOR)
 
 
 def entry_meta(entry: Entry) -> dict[str, Any]:

@@ -32,7 +32,8 @@ LIGHTHOUSE_STAGES = ("pilot", "proven", "replicated", "retired")
 # a four-point scale, worst first (README, "Grading a data source"; docs/data-sources.md).
 QUALITY_DIMENSIONS = ("accuracy", "completeness", "consistency", "timeliness", "uniqueness", "validity")
 QUALITY_RATINGS = ("poor", "fair", "good", "excellent")
-LIFECYCLE = "warning"  # a bad part of a lighthouse's history, review date or reuse is left out, the rest kept
+# The severity of a bad part of a lighthouse's history, review date or reuse: it is left out, the rest kept.
+LIGHTHOUSE_PART_SEVERITY = "warning"
 LIGHTHOUSE_FIELDS = ("stage", "impact", "benefits", "reused_by", "history", "review_by")
 SECTIONS = (
     "Context",
@@ -375,7 +376,11 @@ def _history(f: _Fields, value: Any) -> list[StageChange]:
     if value is None or value == "":
         return []
     if not isinstance(value, list):
-        f.problem("lighthouse.history", "must be a list of {stage, date, reason} items, oldest first", LIFECYCLE)
+        f.problem(
+            "lighthouse.history",
+            "must be a list of {stage, date, reason} items, oldest first",
+            LIGHTHOUSE_PART_SEVERITY,
+        )
         return []
     out: list[StageChange] = []
     for n, item in enumerate(value[:MAX_LIST_ITEMS], start=1):
@@ -386,28 +391,42 @@ def _history(f: _Fields, value: Any) -> list[StageChange]:
             item = {"date": line.group(1), "stage": line.group(2), "reason": line.group(3)} if line else item
         if not isinstance(item, dict):
             f.problem(
-                where, "must be a mapping such as {stage: proven, date: 2023-05, reason: why it changed}", LIFECYCLE
+                where,
+                "must be a mapping such as {stage: proven, date: 2023-05, reason: why it changed}",
+                LIGHTHOUSE_PART_SEVERITY,
             )
             continue
         stage = str(item.get("stage") or "").strip().lower()
         if stage not in LIGHTHOUSE_STAGES:
             shown = f"'{stage}' is not a stage" if stage else "has no stage"
-            f.problem(f"{where}.stage", f"{shown}; use one of: {', '.join(LIGHTHOUSE_STAGES)}", LIFECYCLE)
+            f.problem(
+                f"{where}.stage", f"{shown}; use one of: {', '.join(LIGHTHOUSE_STAGES)}", LIGHTHOUSE_PART_SEVERITY
+            )
             continue
         if not item.get("date"):
-            f.problem(f"{where}.date", "is missing; say when the lighthouse reached this stage (YYYY-MM-DD)", LIFECYCLE)
+            f.problem(
+                f"{where}.date",
+                "is missing; say when the lighthouse reached this stage (YYYY-MM-DD)",
+                LIGHTHOUSE_PART_SEVERITY,
+            )
             continue
-        date = f.date_value(item.get("date"), f"{where}.date", LIFECYCLE)
+        date = f.date_value(item.get("date"), f"{where}.date", LIGHTHOUSE_PART_SEVERITY)
         reason = item.get("reason")
         if reason is not None and (isinstance(reason, (dict, list, bool)) or len(str(reason)) > MAX_SUMMARY):
             f.problem(
-                f"{where}.reason", f"must be a sentence of plain text, at most {MAX_SUMMARY} characters", LIFECYCLE
+                f"{where}.reason",
+                f"must be a sentence of plain text, at most {MAX_SUMMARY} characters",
+                LIGHTHOUSE_PART_SEVERITY,
             )
             continue
         if date:
             out.append(StageChange(stage, date, " ".join(str(reason or "").split())))
     if len(value) > MAX_LIST_ITEMS:
-        f.problem("lighthouse.history", f"has {len(value)} items; keep it to at most {MAX_LIST_ITEMS}", LIFECYCLE)
+        f.problem(
+            "lighthouse.history",
+            f"has {len(value)} items; keep it to at most {MAX_LIST_ITEMS}",
+            LIGHTHOUSE_PART_SEVERITY,
+        )
     return out
 
 
@@ -434,14 +453,16 @@ def _reuse(f: _Fields, value: Any) -> tuple[list[str], dict[str, Reuse]]:
             entry_id = str(item.get("entry") or "").strip()
             if not entry_id or isinstance(item.get("entry"), (dict, list)):
                 f.problem(
-                    f"{where}.entry", "is missing; give the id of the entry that reused this lighthouse", LIFECYCLE
+                    f"{where}.entry",
+                    "is missing; give the id of the entry that reused this lighthouse",
+                    LIGHTHOUSE_PART_SEVERITY,
                 )
                 continue
-            date = f.date_value(item.get("date"), f"{where}.date", LIFECYCLE)
+            date = f.date_value(item.get("date"), f"{where}.date", LIGHTHOUSE_PART_SEVERITY)
             benefit = item.get("benefit")
             if benefit is not None and (isinstance(benefit, (dict, list, bool)) or len(str(benefit)) > MAX_SUMMARY):
                 message = f"must be a sentence of plain text, at most {MAX_SUMMARY} characters"
-                f.problem(f"{where}.benefit", message, LIFECYCLE)
+                f.problem(f"{where}.benefit", message, LIGHTHOUSE_PART_SEVERITY)
                 benefit = ""
             reuse = Reuse(date, " ".join(str(benefit or "").split()))
         elif isinstance(item, list) or item is None:
@@ -745,7 +766,7 @@ def entry_from_dict(
                 benefits=f.items("benefits", data=raw_lh),
                 reused_by=reused_by,
                 history=_history(f, raw_lh.get("history")),
-                review_by=f.date_value(raw_lh.get("review_by"), "lighthouse.review_by", LIFECYCLE),
+                review_by=f.date_value(raw_lh.get("review_by"), "lighthouse.review_by", LIGHTHOUSE_PART_SEVERITY),
                 reuse=reuse,
             )
             for name in raw_lh:

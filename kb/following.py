@@ -27,7 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from kb import evidence, lifecycle
-from kb.access import READABLE_STATUSES, version_for
+from kb.access import READABLE_STATUSES, owns_lighthouse, version_for
 from kb.browse import SearchRequest, every_match, ranked
 from kb.database.tables import DIGEST_FREQUENCIES, FOLLOW_KINDS, Follow, Person, SavedSearch, utc_now
 from kb.entries import Entry, parse_entry
@@ -499,14 +499,14 @@ def note_changes(kb: KnowledgeBase, viewer: User | None, since: dt.datetime, unt
 
 
 def review_changes(kb: KnowledgeBase, viewer: User | None, since: dt.datetime, until: dt.datetime) -> list[Change]:
-    """Lighthouses due for review at the end of the period (kb.lifecycle): for a curator, every one they
-    may see; for anyone else, the ones they own. Each is told once per period, for as long as it is due,
+    """Lighthouses due for review at the end of the period (kb.lifecycle), as kb.access says who hears of
+    them: for a curator, every one they may see; for anyone else, the ones they own. Each is told once per period, for as long as it is due,
     and reaches them whatever they follow."""
     if viewer is None:
         return []
     changes = []
     for due in lifecycle.due_for(kb, viewer, today=until.date()):
-        owner = lifecycle.is_owner(viewer, due.entry)
+        owner = owns_lighthouse(viewer, due.entry)
         detail = f"review by {due.review_by} has passed" if due.review_by else "it has no review-by date"
         reason = "you own this lighthouse" if owner else "you are a curator"
         changes.append(Change("review", due.entry.id, _due_since(due, until), detail, reason))

@@ -4,6 +4,7 @@ entries that reused it, and the map of organisations that worked together.
     entry = record_stage_change(edited, stored, reason="replicated by two councils")   # on an edit
     review_state(entry.lighthouse, today)      # "due", "missing" or "" (reviewed in time)
     due = due_for_review(kb, viewer)           # the published lighthouses this viewer may see that are due
+    due = due_for(kb, viewer)                  # what this viewer hears of (kb.access: owners, curators)
     chain = reuse_chain(kb, "benefits-and-housing-data-sharing-pilot", viewer)
     graph = collaboration_map(kb, viewer)      # organisations, and the entries that join them
 
@@ -15,21 +16,22 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from itertools import combinations
 from typing import TYPE_CHECKING
 
-from kb.access import is_author
+from kb import access
 from kb.browse import PUBLISHED, load_entries, rows
 from kb.entries import Entry, Reuse, StageChange
 from kb.errors import KBError
-from kb.identity import CURATOR
 
 if TYPE_CHECKING:
     from kb.entries import Lighthouse
     from kb.identity import User
     from kb.knowledge import KnowledgeBase
 
+RETIRED = "retired"  # a lighthouse that has run its course: never due for review
 DUE = "due"  # past its review-by date
 MISSING = "missing"  # no review-by date: every lighthouse should have one, so it counts as due
 SHARED = "shared project"
@@ -40,23 +42,34 @@ REUSED = "reused"
 
 
 def record_stage_change(edited: Entry, stored: Entry | None, reason: str = "", today: str | None = None) -> Entry:
-    """An edit of `stored` with the lighthouse's history carried over, and a step added to it when the edit
-    changes the stage: today's date and `reason`, which is then required (KBError without it). What the
-    edit does not say of an earlier reuse (its date and benefit) is kept from `stored` too."""
+    """An edit of `stored` (None for a new entry) with the lighthouse's history carried over, and a step
+    added to it with today's date and `reason` when the lighthouse is new (its first stage: the reason is
+    optional) or the edit changes its stage (the reason is then required: KBError without it). What the edit
+    does not say of an earlier reuse (its date, its benefit) is kept from `stored`; a reuse added without a
+    date is dated this month."""
     new = edited.lighthouse
     old = stored.lighthouse if stored is not None else None
     if new is None:
         return edited
+    today = today or dt.date.today().isoformat()
     history = list(new.history) or list(old.history if old else ())
-    reuse = {i: r for i, r in (old.reuse.items() if old else ()) if i in new.reused_by} | new.reuse
+    before = old.reuse if old else {}
+    reuse = {}
+    for i in new.reused_by:
+        said, kept = new.reuse.get(i) or Reuse(), before.get(i) or Reuse()
+        known = Reuse(said.date or kept.date, said.benefit or kept.benefit)
+        if not known.date and (old is None or i not in old.reused_by):
+            known = replace(known, date=today[:7])  # taken up now, as far as anyone said
+        if known.date or known.benefit:
+            reuse[i] = known
     if old is None or old.stage != new.stage:
         reason = " ".join((reason or "").split())
         if old is not None and not reason:
             raise KBError(
                 f"say why this lighthouse moved from {old.stage} to {new.stage}: the reason is kept in its history"
             )
-        if reason:
-            history.append(StageChange(new.stage, today or dt.date.today().isoformat(), reason))
+        if old is not None or not history or history[-1].stage != new.stage:
+            history.append(StageChange(new.stage, today, reason))
     return replace(edited, lighthouse=replace(new, history=history, reuse=reuse))
 
 
@@ -81,21 +94,19 @@ def last_day(date: str) -> dt.date:
 
 def review_state(lighthouse: Lighthouse | None, today: dt.date | None = None) -> str:
     """ "due" once the review-by date has passed, "missing" when there is none (it should have one, so it
-    is due too), "" while it is in time or for an entry that is not a lighthouse."""
-    if lighthouse is None:
+    is due too), "" while it is in time, for a retired lighthouse (nothing left to review) or for an entry
+    that is not a lighthouse."""
+    if lighthouse is None or lighthouse.stage == RETIRED:
         return ""
     if not lighthouse.review_by:
         return MISSING
     return DUE if last_day(lighthouse.review_by) < (today or dt.date.today()) else ""
 
 
-def is_owner(user: User | None, entry: Entry) -> bool:
-    """Whether this person owns the entry's lighthouse: its author (kb.access's rule, by name), or the
-    person whose e-mail address is its contact (the more reliable key, where the entry gives one)."""
-    if user is None:
-        return False
-    email = (user.email or "").strip().lower()
-    return is_author(user, entry) or (bool(email) and entry.contact.strip().lower() == email)
+def owners_are_told(entry: Entry) -> bool:
+    """Whether the owner and curators hear of this lighthouse when it is due (in their digest): only a
+    published one is told of; a draft or an entry in review is not, yet."""
+    return entry.status in PUBLISHED
 
 
 @dataclass(frozen=True)
@@ -124,13 +135,13 @@ def due_for_review(kb: KnowledgeBase, viewer: User | None, today: dt.date | None
     return sorted(found, key=lambda d: (d.state != MISSING, d.review_by, d.entry.title.lower()))
 
 
-def due_for(kb: KnowledgeBase, viewer: User, today: dt.date | None = None) -> list[Due]:
-    """What this person hears about in their digest: every lighthouse due for review that they may see, if
-    they are a curator; otherwise the ones they own."""
+def due_for(kb: KnowledgeBase, viewer: User | None, today: dt.date | None = None) -> list[Due]:
+    """What this person hears about (kb.access's rules): every lighthouse due for review that they may see,
+    if they hear of every one (curators); otherwise the ones they own."""
     due = due_for_review(kb, viewer, today)
-    if viewer.has_role(CURATOR):
+    if access.hears_of_every_due_lighthouse(viewer):
         return due
-    return [d for d in due if is_owner(viewer, d.entry)]
+    return [d for d in due if access.owns_lighthouse(viewer, d.entry)]
 
 
 # --------------------------------------------------------------------------- reuse chains
@@ -212,23 +223,47 @@ class CollaborationMap:
     titles: dict[str, str] = field(default_factory=dict)  # entry id -> title, for every entry named
 
     def entries_of(self, organisation: str) -> tuple[str, ...]:
-        return next((n.entries for n in self.nodes if n.organisation == organisation), ())
+        wanted = access.organisation_key(organisation)
+        return next((n.entries for n in self.nodes if access.organisation_key(n.organisation) == wanted), ())
 
     def edge(self, a: str, b: str) -> Edge | None:
-        pair = tuple(sorted((a, b)))
-        return next((e for e in self.edges if (e.source, e.target) == pair), None)
+        pair = {access.organisation_key(a), access.organisation_key(b)}
+        return next(
+            (e for e in self.edges if {access.organisation_key(e.source), access.organisation_key(e.target)} == pair),
+            None,
+        )
+
+    def partners_of(self, organisation: str) -> list[str]:
+        """The organisations this one is joined to, by name."""
+        wanted = access.organisation_key(organisation)
+        return [
+            other
+            for e in self.edges
+            for this, other in ((e.source, e.target), (e.target, e.source))
+            if access.organisation_key(this) == wanted
+        ]
 
 
 def collaboration_map(kb: KnowledgeBase, viewer: User | None = None) -> CollaborationMap:
     """Organisations as nodes, joined where they shared a published entry (its organisation and partners)
-    or one reused another's lighthouse; only entries this viewer may see take part."""
+    or one reused another's lighthouse; only entries this viewer may see take part. An organisation is one
+    node whatever the case and spacing of its name (kb.access.organisation_key), shown as most entries
+    spell it."""
     ids = [r.entry_id for r in rows(kb, viewer) if r.metadata.get("status") in PUBLISHED]
     entries = {e.id: e for e in load_entries(kb, ids, viewer)}
+    spellings: dict[str, Counter[str]] = {}
+
+    def key(name: str) -> str:
+        found = access.organisation_key(name)
+        if found:
+            spellings.setdefault(found, Counter())[" ".join(name.split())] += 1
+        return found
+
     members: dict[str, list[str]] = {}
     shared: dict[tuple[str, str], list[str]] = {}
     reuses: dict[tuple[str, str], list[tuple[str, str]]] = {}
     for entry in entries.values():
-        organisations = [o for o in dict.fromkeys([entry.organisation, *entry.partners]) if o]
+        organisations = [o for o in dict.fromkeys(key(o) for o in [entry.organisation, *entry.partners]) if o]
         for organisation in organisations:
             members.setdefault(organisation, []).append(entry.id)
         for a, b in combinations(sorted(organisations), 2):
@@ -236,17 +271,22 @@ def collaboration_map(kb: KnowledgeBase, viewer: User | None = None) -> Collabor
     for entry in entries.values():
         if entry.lighthouse is None:
             continue
+        own = access.organisation_key(entry.organisation)
         for other_id in entry.lighthouse.reused_by:
             other = entries.get(other_id)  # hidden or unpublished: no edge
-            if other is None or not other.organisation or other.organisation == entry.organisation:
+            theirs = access.organisation_key(other.organisation) if other is not None else ""
+            if not theirs or not own or theirs == own:
                 continue
-            first, second = sorted((entry.organisation, other.organisation))
-            reuses.setdefault((first, second), []).append((entry.id, other.id))
-    nodes = [Node(o, tuple(sorted(set(i)))) for o, i in sorted(members.items(), key=lambda m: m[0].lower())]
-    edges = [
-        Edge(a, b, tuple(sorted(set(shared.get((a, b), ())))), tuple(sorted(set(reuses.get((a, b), ())))))
-        for a, b in sorted(set(shared) | set(reuses))
-    ]
+            first, second = sorted((own, theirs))
+            reuses.setdefault((first, second), []).append((entry.id, other_id))
+    name = {k: sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))[0][0] for k, c in spellings.items()}
+    nodes = [Node(name[k], tuple(sorted(set(i)))) for k, i in sorted(members.items())]
+    edges = []
+    for a, b in sorted(set(shared) | set(reuses)):
+        source, target = sorted((name[a], name[b]))
+        edges.append(
+            Edge(source, target, tuple(sorted(set(shared.get((a, b), ())))), tuple(sorted(set(reuses.get((a, b), ())))))
+        )
     return CollaborationMap(nodes, edges, {i: e.title for i, e in entries.items()})
 
 

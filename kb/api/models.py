@@ -238,6 +238,13 @@ class ThemeOut(BaseModel):
     synonyms: list[str] = []
 
 
+class ReuseIn(BaseModel):
+    """When an entry reused a lighthouse (YYYY, YYYY-MM or YYYY-MM-DD) and the benefit it measured."""
+
+    date: str = ""
+    benefit: str = ""
+
+
 class EntryIn(BaseModel):
     """An entry as a form fills it in. A draft needs only a title; anything sent for review needs the
     whole entry. Sections are named as in the form ("Context", "Lessons", ...)."""
@@ -264,6 +271,11 @@ class EntryIn(BaseModel):
     lighthouse_impact: str = ""
     lighthouse_benefits: list[str] = []
     lighthouse_reused_by: list[str] = []
+    lighthouse_reuse: dict[str, ReuseIn] = Field(
+        {},
+        description="When each entry in lighthouse_reused_by reused it, and the measured benefit, by entry id. "
+        "A reuser added without a date is dated this month; what an edit leaves out is kept.",
+    )
     lighthouse_review_by: str = ""
     lighthouse_stage_reason: str = ""  # required when an edit changes the stage: kept in its history
     related: list[str] = []
@@ -274,6 +286,12 @@ class EntryIn(BaseModel):
     def draft(self) -> Draft:
         values = self.model_dump(exclude={"status", "version"})
         values["lighthouse_benefits"] = "\n".join(self.lighthouse_benefits)
+        values["lighthouse_reuse"] = "\n".join(  # the form's words: `id (date): benefit`, one per line
+            " ".join(entry_id.split())
+            + (f" ({' '.join(r.date.split())})" if r.date.strip() else "")
+            + (f": {' '.join(r.benefit.split())}" if r.benefit.strip() else "")
+            for entry_id, r in self.lighthouse_reuse.items()
+        )
         values["links"] = "\n".join(self.links)
         values["data_quality"] = {  # as the entry holds them: never written in words and read back
             name: {"grades": {d: {"rating": g.rating, "note": g.note} for d, g in q.grades.items()}, "graded": q.graded}

@@ -97,3 +97,63 @@ def test_a_reason_and_a_benefit_are_shown_as_text_never_as_markdown(entries_dir)
     assert f"**Pilot**, 2021-06: {escaped}" in texts(at, "markdown")
     assert escaped in texts(at, "caption")
     assert "[click](javascript" not in texts(at, "markdown") + texts(at, "caption")
+
+
+def test_the_map_s_list_names_every_organisation_with_its_page_and_entries(entries_dir):
+    at = open_app("showcase")
+    listing = at.expander[-1]
+    assert "organisations," in listing.label and "links between them" in listing.label
+    shown = "\n".join(m.value for m in listing.markdown)
+    # what a click on a node shows is in the list too: the organisation, a link to its page, its entries
+    assert "**[Cabinet Digital Office](organisation?org=Cabinet+Digital+Office)**:" in shown
+    assert "**[Northfield City Council](organisation?org=Northfield+City+Council)**:" in shown
+    cabinet = shown.split("**[Cabinet Digital Office]")[1].split("\n**")[0]
+    assert "entry?id=" in cabinet and "worked with" in cabinet
+    assert shown.index("**Organisations**") < shown.index("**Links between organisations**")
+
+
+def test_only_a_published_lighthouse_says_its_owner_was_told_and_a_retired_one_is_not_flagged(entries_dir):
+    path = entries_dir / f"{OVERDUE}.md"
+    path.write_text(path.read_text(encoding="utf-8").replace("status: published", "status: draft"), encoding="utf-8")
+    at = open_app("entry", id=OVERDUE)  # the local user reviews: they see the draft
+    assert_clean(at)
+    warning = texts(at, "warning")
+    assert "**Due for review:** its review-by date (2025-12) has passed." in warning
+    assert "have been told" not in warning and "Whoever edits it can set the next date." in warning
+    published = open_app("entry", id=TEMPLATE)
+    assert "have been told" not in texts(published, "warning")  # in time: no flag at all
+    text = path.read_text(encoding="utf-8").replace("status: draft", "status: published")
+    path.write_text(text.replace("stage: proven", "stage: retired", 1), encoding="utf-8")
+    retired = open_app("entry", id=OVERDUE)
+    assert "Due for review" not in texts(retired, "warning")
+
+
+def test_the_curators_list_of_due_lighthouses_follows_kb_access(entries_dir, monkeypatch):
+    from kb import access
+
+    monkeypatch.setattr(access, "hears_of_every_due_lighthouse", lambda viewer: False)
+    at = open_app("insights")  # the tab is still there (the search counts): the due list is not
+    at.session_state[looked_for.TAB_KEY] = looked_for.TABS[1]
+    at.run()
+    assert_clean(at)
+    assert "Top searches" in [h.value for h in at.header]
+    assert "Lighthouses due for review" not in [h.value for h in at.header]
+
+
+def test_the_edit_form_takes_when_each_reuse_happened_and_its_benefit(entries_dir):
+    at = open_app("submit", edit=TEMPLATE)
+    field = at.text_area(key="draft_lighthouse_reuse")
+    assert "emergency-food-parcel-data-share (" in field.value  # what is known, as an export writes it
+    assert "2027-06" in at.text_input(key="draft_lighthouse_review_by").help  # the help and the example agree
+    field.input(field.value + "\nnot-a-reuser (2024): x")
+    button(at, "Save, keep published").click().run()
+    assert "is not in Reused by; choose it there, or remove this line" in texts(at, "error")
+    at.text_area(key="draft_lighthouse_reuse").input(
+        "school-meals-auto-enrolment-data-share (2024-09): cut enrolment from weeks to days"
+    )
+    button(at, "Save, keep published").click().run()
+    assert_clean(at)
+    reuse = EntryStore(entries_dir).get(TEMPLATE).lighthouse.reuse
+    assert reuse["school-meals-auto-enrolment-data-share"].date == "2024-09"
+    assert reuse["school-meals-auto-enrolment-data-share"].benefit == "cut enrolment from weeks to days"
+    assert reuse["emergency-food-parcel-data-share"].benefit.startswith("Agreement signed in 9 weeks")  # kept

@@ -80,6 +80,8 @@ def test_selecting_an_organisation_on_the_map_lists_its_entries_and_the_list_say
         listing = tab.get_by_text("Cabinet Digital Office and Northfield City Council").first
         listing.wait_for()
         assert tab.locator("a[href*='entry?id=emergency-food-parcel-data-share']").count() >= 1
+        # the list names every organisation too, each a link to its page, as a click on its point would
+        assert tab.locator("[data-testid='stExpander'] a[href*='organisation?org=']").count() >= 2
         tab.set_viewport_size({"width": 1400, "height": 1250})
         to_top(tab, "Who worked with whom")
         tab.screenshot(path=str(shots / "showcase-map.png"))

@@ -507,3 +507,37 @@ def test_an_api_edit_keeps_grades_of_a_source_with_a_colon_in_its_name_and_a_bra
         "timeliness": ("poor", "late: by weeks)"),
     }
     assert proposed.data_sources[-1] == "HMRC: PAYE RTI"
+
+
+def test_the_api_takes_when_each_reuse_happened_and_its_benefit(client, tokens, kb):
+    import datetime as dt
+
+    from kb.entries import Reuse
+
+    author = bearer(tokens, "Cara Contributor", "Northfield City Council", "contributor")
+    other = "emergency-food-parcel-data-share"
+    body = NEW_ENTRY | {
+        "status": "draft",
+        "lighthouse_stage": "replicated",
+        "lighthouse_impact": "Permits in a day.",
+        "lighthouse_reused_by": [PUBLIC, other],
+        "lighthouse_reuse": {PUBLIC: {"date": "2024-05", "benefit": "saved 40 days"}},
+    }
+    created = client.post("/entries", json=body, headers=author)
+    assert created.status_code == 201, created.text
+    entry_id = created.json()["id"]
+    month = dt.date.today().isoformat()[:7]
+    assert kb.stored(entry_id).lighthouse.reuse == {PUBLIC: Reuse("2024-05", "saved 40 days"), other: Reuse(month)}
+    read = client.get(f"/entries/{entry_id}", headers=author).json()
+    assert read["lighthouse"]["reuse"][PUBLIC] == {"date": "2024-05", "benefit": "saved 40 days"}
+    edit = body | {"version": read["version"], "lighthouse_reuse": {other: {"benefit": "took six weeks"}}}
+    assert client.put(f"/entries/{entry_id}", json=edit, headers=author).status_code == 200
+    assert kb.stored(entry_id).lighthouse.reuse == {  # what the edit left out is kept
+        PUBLIC: Reuse("2024-05", "saved 40 days"),
+        other: Reuse(month, "took six weeks"),
+    }
+    version = kb.store.version(entry_id)
+    bad = body | {"version": version, "lighthouse_reuse": {PUBLIC: {"date": "May 2024"}, "nowhere": {"date": "2024"}}}
+    said = assert_problem(client.put(f"/entries/{entry_id}", json=bad, headers=author), 400)["errors"]
+    assert "'May 2024' is not a date" in said["lighthouse_reuse"][0]
+    assert "nowhere is not in Reused by" in said["lighthouse_reuse"][1]

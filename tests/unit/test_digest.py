@@ -247,3 +247,18 @@ def test_lighthouses_due_for_review_reach_their_owner_and_curators_once_a_period
     send(later(days=16))  # the next period: still due, so said again, once
     assert len(mail_server.messages) == 6
     assert body(mail_server.messages[3], "plain").count(rap) == 1
+
+
+def test_a_retired_lighthouse_is_never_in_a_digest(state, mail_server):
+    kb, database, following = state
+    ops = "Office for Public Statistics"
+    owner = User("Eleanor Whitfield", ops, ("contributor",), local=False, email="eleanor@ops.example.gov")
+    curator = User("Cara Curator", ops, ("contributor", "curator"), local=False, email="cara@ops.example.gov")
+    access = Access(domains={"ops.example.gov": ops}, user_roles={curator.email: ("curator",)})
+    retired = write_entry(kb, "A retired ledger", organisation=ops, author=owner.name)
+    kb.save(replace(retired, lighthouse=Lighthouse("retired", "x")))  # no review-by date: it has run its course
+    for person in (owner, curator):
+        following.set_frequency(person, "weekly")
+    send_digests(kb, database, mail_server.settings(), now=later(days=8), access=access, retry_delay=0)
+    assert len(mail_server.messages) == 2  # each still hears of the sample lighthouse that is due
+    assert all("A retired ledger" not in message.as_string() for message in mail_server.messages)

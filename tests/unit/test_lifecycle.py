@@ -11,7 +11,7 @@ import pytest
 from kb import KBError, lifecycle
 from kb.drafting import Draft, DraftInvalid, save_draft
 from kb.editing import open_edit, save_edit
-from kb.entries import Lighthouse, Reuse, StageChange, parse_entry, render_entry
+from kb.entries import Entry, Lighthouse, Reuse, StageChange, parse_entry, render_entry
 from kb.exporter import export_bytes
 from kb.identity import User
 from kb.importer import import_table
@@ -232,3 +232,102 @@ def test_an_export_carries_the_lifecycle_and_imports_back(tmp_path, empty_entrie
     report = import_table(store, path, load_mapping(None))
     assert not report.problems, report.problems
     assert store.get("shared-ledger").lighthouse == entry.lighthouse
+
+
+def test_who_hears_of_a_due_lighthouse_is_kb_access_s_rule(kb, entries_dir, monkeypatch):
+    from kb import access
+
+    entry = Entry(id="x", title="X", summary="", kind="project", outcome="", organisation=OWNER_ORG, author="Al")
+    assert access.owns_lighthouse(User("Al", OWNER_ORG, (), local=False), entry)
+    by_mail = replace(entry, author="", contact=" DEE@alpha.example.gov ")
+    assert access.owns_lighthouse(AUTHOR, by_mail) and not access.owns_lighthouse(OUTSIDER, by_mail)
+    assert not access.owns_lighthouse(None, entry) and not access.owns_lighthouse(access.ANONYMOUS, entry)
+    assert access.hears_of_every_due_lighthouse(CURATOR) and not access.hears_of_every_due_lighthouse(AUTHOR)
+
+    lighthouse = {"stage": "proven", "impact": "x", "review_by": "2020-01"}
+    write_entry(entries_dir, "own-overdue", author=AUTHOR.name, lighthouse=lighthouse)
+    kb.sync()
+    assert "reproducible-analytical-pipelines-for-official-statistics" in {
+        d.entry.id for d in lifecycle.due_for(kb, CURATOR)
+    }
+    # lifecycle asks kb.access, and nothing else: change the rule there and who hears changes with it
+    monkeypatch.setattr(access, "hears_of_every_due_lighthouse", lambda viewer: False)
+    monkeypatch.setattr(access, "owns_lighthouse", lambda viewer, entry: entry.id == "own-overdue")
+    assert {d.entry.id for d in lifecycle.due_for(kb, CURATOR)} == {"own-overdue"}
+
+
+def test_a_retired_lighthouse_is_never_due_for_review(kb, entries_dir):
+    today = dt.date(2026, 4, 1)
+    assert lifecycle.review_state(Lighthouse("retired"), today) == ""
+    assert lifecycle.review_state(Lighthouse("retired", review_by="2020-01"), today) == ""
+    write_entry(entries_dir, "retired-undated", author=AUTHOR.name, lighthouse={"stage": "retired", "impact": "x"})
+    kb.sync()
+    assert "retired-undated" not in {d.entry.id for d in lifecycle.due_for(kb, CURATOR)}
+    assert "retired-undated" not in {d.entry.id for d in lifecycle.due_for(kb, AUTHOR)}
+
+
+def test_a_new_lighthouse_starts_its_timeline_with_its_first_stage(kb):
+    today = dt.date.today().isoformat()
+    draft = Draft(title="A ledger pilot", lighthouse_stage="pilot", lighthouse_impact="One ledger.")
+    saved = save_draft(kb, draft, AUTHOR, status="draft")
+    assert kb.stored(saved.id).lighthouse.history == [StageChange("pilot", today, "")]  # no reason needed at first
+    draft = Draft.from_entry(kb.stored(saved.id))
+    draft.lighthouse_stage, draft.lighthouse_stage_reason = "proven", "a year without a mismatch"
+    save_draft(kb, draft, AUTHOR, status="draft", edit_id=saved.id)
+    assert [(h.stage, h.reason) for h in kb.stored(saved.id).lighthouse.history] == [
+        ("pilot", ""),
+        ("proven", "a year without a mismatch"),
+    ]
+    draft = Draft.from_entry(kb.stored(saved.id))  # an edit that keeps the stage adds nothing
+    draft.lighthouse_impact = "One ledger, two offices."
+    save_draft(kb, draft, AUTHOR, status="draft", edit_id=saved.id)
+    assert len(kb.stored(saved.id).lighthouse.history) == 2
+    # an entry given with its history already (an import) is not given a second first step
+    kept = lifecycle.record_stage_change(kb.stored(saved.id), None)
+    assert len(kept.lighthouse.history) == 2
+
+
+def test_the_form_takes_when_each_reuse_happened_and_its_benefit_and_keeps_them_on_edit(kb):
+    month = dt.date.today().isoformat()[:7]
+    first, second = "benefits-and-housing-data-sharing-pilot", "emergency-food-parcel-data-share"
+    draft = Draft(
+        title="A ledger that spread",
+        lighthouse_stage="replicated",
+        lighthouse_impact="One ledger.",
+        lighthouse_reused_by=[first, second],
+        lighthouse_reuse=f"- {first} (2024-05): saved  40 days\n",
+    )
+    saved = save_draft(kb, draft, AUTHOR, status="draft")
+    lh = kb.stored(saved.id).lighthouse
+    assert lh.reuse == {first: Reuse("2024-05", "saved 40 days"), second: Reuse(month, "")}  # added: this month
+    draft = Draft.from_entry(kb.stored(saved.id))
+    assert draft.lighthouse_reuse.splitlines() == [f"{first} (2024-05): saved 40 days", f"{second} ({month})"]
+    draft.lighthouse_reuse = f"{second}: took six weeks"  # says nothing of the first, nor of the second's date
+    save_draft(kb, draft, AUTHOR, status="draft", edit_id=saved.id)
+    assert kb.stored(saved.id).lighthouse.reuse == {
+        first: Reuse("2024-05", "saved 40 days"),
+        second: Reuse(month, "took six weeks"),
+    }
+    draft.lighthouse_reuse = "\n".join(
+        [f"{first} (May 2024): x", "not-chosen (2024): y", f"{first} (2024-13)", "(2024): no id"]
+    )
+    with pytest.raises(DraftInvalid) as caught:
+        save_draft(kb, draft, AUTHOR, status="draft", edit_id=saved.id)
+    said = caught.value.messages["lighthouse_reuse"]
+    assert "'May 2024' is not a date; write YYYY, YYYY-MM or YYYY-MM-DD" in said[0]
+    assert "not-chosen is not in Reused by" in said[1] and "'2024-13' is not a date" in said[2]
+    assert "write the entry's id, the date in brackets, then the benefit" in said[3]
+
+
+def test_the_map_takes_an_organisation_whatever_its_case_and_spacing(kb, entries_dir):
+    write_entry(entries_dir, "case-one", organisation="Home Office", partners=["Beta  Agency"])
+    write_entry(entries_dir, "case-two", organisation="home office", partners=["beta agency"])
+    write_entry(entries_dir, "case-three", organisation=" Home  Office ")
+    kb.sync()
+    graph = lifecycle.collaboration_map(kb, None)
+    homes = [n for n in graph.nodes if n.organisation.casefold() == "home office"]
+    assert [n.organisation for n in homes] == ["Home Office"]  # as most entries write it
+    assert set(homes[0].entries) == {"case-one", "case-two", "case-three"}
+    assert graph.edge("HOME OFFICE", "beta agency").shared == ("case-one", "case-two")
+    assert graph.entries_of("home  office") == homes[0].entries
+    assert "Beta Agency" in graph.partners_of("Home Office")
