@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from kb.access import can_see, entry_meta, listed_as_whom_to_ask, present
+from kb.access import can_see, entry_meta, listed_as_whom_to_ask, organisation_key, present
 from kb.browse import FAILED, _reader, is_published, rows
 from kb.entries import Entry
 from kb.errors import KBError, NotFound
@@ -209,7 +209,7 @@ def _teams(entries: Iterable[Entry]) -> list[Team]:
         if not name or not entry.organisation.strip() or not listed_as_whom_to_ask(entry):
             continue  # names nobody, or asked not to be named: adds nothing here, not even a count
         organisation = " ".join(entry.organisation.split())
-        key = (organisation.casefold(), name.casefold())
+        key = (organisation_key(organisation), name.casefold())
         names.setdefault(key, (organisation, name))
         grouped.setdefault(key, []).append(entry)
     teams = []
@@ -274,10 +274,10 @@ def others_on_this(
     themes = set(entry.themes)
     if not themes:
         return []
-    own = " ".join(entry.organisation.split()).casefold()
+    own = organisation_key(entry.organisation)
     found = []
     for team in _teams(e for e in visible_entries(kb, viewer) if e.id != entry.id):
-        if team.organisation.casefold() == own:
+        if organisation_key(team.organisation) == own:
             continue
         works = tuple(w for w in team.works if themes & set(w.themes))
         if not works:
@@ -309,11 +309,11 @@ def organisation(kb: KnowledgeBase, name: str, viewer: User | None = None) -> Or
     wanted = " ".join(str(name).split())
     if not wanted:
         raise KBError("give an organisation's name")
-    key = wanted.casefold()
+    key = organisation_key(wanted)
     entries = visible_entries(kb, viewer)
 
     def same(other: str) -> bool:
-        return " ".join(other.split()).casefold() == key
+        return organisation_key(other) == key
 
     led = [e for e in entries if same(e.organisation)]
     partnered = [e for e in entries if not same(e.organisation) and any(same(p) for p in e.partners)]
