@@ -117,7 +117,7 @@ def test_on_a_phone_titles_wrap_and_whom_to_ask_comes_before_the_story(page, ser
     page.goto(f"{server}/entry?id={ENTRY_ID}")
     page.get_by_text("Similar projects", exact=True).wait_for()
     settle(page)
-    ask = page.get_by_text("Whom to ask").first.bounding_box()
+    ask = page.locator("[data-testid='stMain']").get_by_text("Whom to ask:").first.bounding_box()  # not the page link
     story = page.get_by_role("heading", name="Context").bounding_box()
     facts = page.get_by_text("Outcome: Stopped").first.bounding_box()
     assert facts["y"] < ask["y"] < story["y"], (facts, ask, story)
