@@ -22,7 +22,6 @@ from kb.theme_suggestions import (
     PUBLISHED,
     description_vectors,
     draft_vector,
-    live_themes,
     rank_themes,
     theme_centroids,
 )
@@ -34,7 +33,7 @@ WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 def run_theme_bench(kb: KnowledgeBase) -> dict[str, Any]:
     """Every figure of the module docstring, measured on this knowledge base's published entries."""
     entries = [e for e in kb.load().entries.values() if e.status == PUBLISHED and e.themes]
-    themes = live_themes(kb.vocabulary)
+    themes = kb.vocabulary.offered
     descriptions = description_vectors(kb.embedder, themes)
     centroids = theme_centroids(kb, None)
     usage = Counter(t for e in entries for t in e.themes)
