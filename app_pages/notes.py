@@ -13,7 +13,7 @@ from kb import KBError, KnowledgeBase, evidence
 from kb.entries import is_web_address
 from kb.errors import EntryError, SavedNotIndexed
 from kb.identity import User
-from kb.notes import NOTE_SECTION, Note, latest_year
+from kb.notes import EARLIEST_YEAR, NOTE_SECTION, Note, latest_year
 
 HEADING = NOTE_SECTION  # "Evidence from others"
 
@@ -85,7 +85,7 @@ def change_form(kb: KnowledgeBase, entry_id: str, note: Note, user: User) -> Non
         st.number_input(
             "Year",
             key=f"{key}_year",
-            min_value=1950,
+            min_value=EARLIEST_YEAR,
             max_value=latest_year(),
             value=min(note.year, latest_year()),
             step=1,
@@ -117,10 +117,7 @@ def _change(kb: KnowledgeBase, entry_id: str, note_id: str, user: User, key: str
             viewer=user,
         )
     except EntryError as exc:
-        state[f"{key}_outcome"] = (
-            "refused",
-            [f"{plain((p.field or 'note').capitalize())}: {plain(p.message)}" for p in exc.problems],
-        )
+        state[f"{key}_outcome"] = refused(exc)
     except SavedNotIndexed as exc:
         state["flash_warning"] = str(exc)
     except KBError as exc:
@@ -152,7 +149,9 @@ def note_form(kb: KnowledgeBase, entry_id: str, user: User, *, key: str, full: b
             height=100,
             placeholder="In a sentence or two: what you tried, and what went the same way.",
         )
-        st.number_input("Year", key=f"{key}_year", min_value=1950, max_value=latest_year(), value=latest_year(), step=1)
+        st.number_input(
+            "Year", key=f"{key}_year", min_value=EARLIEST_YEAR, max_value=latest_year(), value=latest_year(), step=1
+        )
         if user.organisation:
             st.caption(f"Added for {plain(user.organisation)}, as {plain(user.name)}.")
         else:
@@ -165,6 +164,11 @@ def note_form(kb: KnowledgeBase, entry_id: str, user: User, *, key: str, full: b
         st.form_submit_button(
             "Add my evidence", icon=":material/add_notes:", on_click=_add, args=(kb, entry_id, user, key)
         )
+
+
+def refused(exc: EntryError) -> tuple[str, list[str]]:
+    """A refused note's outcome: one message per problem, each naming its field."""
+    return "refused", [f"{plain((p.field or 'note').capitalize())}: {plain(p.message)}" for p in exc.problems]
 
 
 def outcome(key: str) -> bool:
@@ -194,10 +198,7 @@ def _add(kb: KnowledgeBase, entry_id: str, user: User, key: str) -> None:
             viewer=user,
         )
     except EntryError as exc:
-        state[f"{key}_outcome"] = (
-            "refused",
-            [f"{plain((p.field or 'note').capitalize())}: {plain(p.message)}" for p in exc.problems],
-        )
+        state[f"{key}_outcome"] = refused(exc)
         return
     except SavedNotIndexed as exc:
         state[f"{key}_outcome"] = ("saved", [plain(str(exc))])
