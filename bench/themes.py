@@ -16,10 +16,10 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from kb import browse
 from kb.knowledge import KnowledgeBase
 from kb.theme_suggestions import (
     ENTRY_WEIGHT,
-    PUBLISHED,
     description_vectors,
     draft_vector,
     rank_themes,
@@ -32,7 +32,7 @@ WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 def run_theme_bench(kb: KnowledgeBase) -> dict[str, Any]:
     """Every figure of the module docstring, measured on this knowledge base's published entries."""
-    entries = [e for e in kb.load().entries.values() if e.status == PUBLISHED and e.themes]
+    entries = [e for e in kb.load().entries.values() if browse.is_published(e.status) and e.themes]
     themes = kb.vocabulary.offered
     descriptions = description_vectors(kb.embedder, themes)
     centroids = theme_centroids(kb, None)

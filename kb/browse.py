@@ -48,7 +48,7 @@ SUGGESTIONS = 5  # searches to try on the empty search page
 
 def is_published(status: object) -> bool:
     """Whether an entry with this status (its file's, or its index record's) is published: the one test the
-    data-source catalogue, the directory and the glossary count by, as a browse's default filter does."""
+    data-source catalogue, the directory, the glossary and the theme suggestions count by, as a browse's default filter does."""
     return status in PUBLISHED
 
 

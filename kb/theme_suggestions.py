@@ -38,7 +38,6 @@ if TYPE_CHECKING:
 ENTRY_WEIGHT = 0.4  # measured by `python -m bench themes` (docs/vocabulary.md): best at 0.3 to 0.4
 SUGGESTIONS = 3  # how many the form shows
 MIN_TEXT = 8  # characters of title and summary before anything is suggested
-PUBLISHED = "published"
 
 
 @dataclass(frozen=True)
@@ -117,7 +116,7 @@ def theme_centroids(kb: KnowledgeBase, viewer: User | None) -> ThemeCentroids:
 
 
 def _centroids(kb: KnowledgeBase, viewer: User | None) -> ThemeCentroids:
-    rows = {r.entry_id: r.metadata for r in browse.rows(kb, viewer) if r.metadata.get("status") == PUBLISHED}
+    rows = {r.entry_id: r.metadata for r in browse.rows(kb, viewer) if browse.is_published(r.metadata.get("status"))}
     vectors = _entry_vectors(kb)
     sums: dict[str, np.ndarray] = {}
     counts: dict[str, int] = {}
