@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kb.arrays import distinct
 from kb.errors import IndexDamaged
 
 DATABASE = "chroma.sqlite3"
@@ -324,7 +325,7 @@ def _label_map(folder: Path) -> dict[str, int]:
 def _check_label_map(folder: Path, labels: np.ndarray) -> None:
     live = labels[labels >= 0]
     mapped = np.fromiter(_label_map(folder).values(), dtype=np.int64)
-    if len(np.unique(live)) != len(live) or not np.array_equal(np.sort(live), np.sort(mapped)):
+    if len(distinct(live)) != len(live) or not np.array_equal(np.sort(live), np.sort(mapped)):
         raise StoreDamaged(f"{folder.name}: the graph's labels and {LABEL_MAP} disagree")
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from kb.arrays import distinct
 from kb.passages import PassageId
 from kb.replica.files import DamagedFile, loaded
 
@@ -224,7 +225,7 @@ class Corpus:
         """The vectors of these rows, in that order: one read per run of neighbouring rows."""
         rows = np.asarray(rows, dtype=np.int64)
         width = self._dim * 4
-        order = np.unique(rows)
+        order = distinct(rows)
         breaks = np.flatnonzero(np.diff(order) != 1) + 1
         found = np.empty((len(order), self._dim), dtype=np.float32)
         for run in np.split(np.arange(len(order)), breaks) if len(order) else ():
@@ -277,7 +278,7 @@ class Corpus:
         """
         if self._vectors is None:
             raise ValueError("this corpus has no vectors")
-        codes = np.unique(np.asarray(codes, dtype=np.int64))
+        codes = distinct(np.asarray(codes, dtype=np.int64))
         if not len(codes) or k < 1:
             return [(np.zeros(0, np.int64), np.zeros(0)) for _ in range(len(queries))]
         first, last = self.starts[codes], self.starts[codes + 1]

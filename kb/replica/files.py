@@ -21,9 +21,9 @@ from kb.errors import KBError
 log = logging.getLogger("kb.replica")
 
 
-# 6: segments (a base and a delta with its dead entries); 5: the manifest lists every file's size and
-# checksum; 4: the passages' vectors kept too.
-FORMAT_VERSION = 6  # a folder of an older format is rebuilt once
+# 7: pairs of common words kept for phrases; 6: segments (a base and a delta with its dead entries);
+# 5: the manifest lists every file's size and checksum; 4: the passages' vectors kept too.
+FORMAT_VERSION = 7  # a folder of an older format is rebuilt once
 
 
 MANIFEST = "manifest.json"

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from kb.analysis import term, words
+from kb.arrays import distinct, distinct_counts
 from kb.replica.files import DamagedFile, loaded
 
 K1, B = 1.5, 0.75
@@ -39,8 +40,18 @@ ARRAYS = (
     "postings-tf",  # int32: how often the term occurs in each of them
     "positions-starts",  # int64: where each word's positions start, and the end
     "positions",  # int64: where in `tokens` each word occurs, ascending
+    "pair-keys",  # int64: the neighbouring pairs of common words kept, as first * words + second, ascending
+    "pair-starts",  # int64: where each pair's occurrences start, and the end
+    "pair-positions",  # int64: where in `tokens` each pair begins, ascending within each pair
+    "pair-rows",  # int32: the passage each of those occurrences is in
 )
-MAPPED = {"tokens", "postings-rows", "postings-tf", "positions"}  # large: a query reads only its words' parts
+MAPPED = {"tokens", "postings-rows", "postings-tf", "positions", "pair-positions", "pair-rows"}
+# A word is common in a segment past this many occurrences. A phrase anchors on its rarest word or
+# pair of neighbours, and checks the rest word by word: a phrase of common words only ("of the", a
+# million positions each at 100,000 entries) would cost a walk of a million positions, so the
+# neighbouring pairs of common words are kept too (as Lucene's CommonGrams do), a few per cent of
+# the positions.
+COMMON = 20_000
 
 
 class SegmentWords:
@@ -60,6 +71,10 @@ class SegmentWords:
         self.postings_tf: np.ndarray
         self.positions_starts: np.ndarray
         self.positions: np.ndarray
+        self.pair_keys: np.ndarray
+        self.pair_starts: np.ndarray
+        self.pair_positions: np.ndarray
+        self.pair_rows: np.ndarray
 
     @classmethod
     def open(cls, folder: Path, passages: int) -> SegmentWords:
@@ -88,6 +103,10 @@ class SegmentWords:
             raise DamagedFile("postings-tf.npy: not one count per posting")
         if len(self.positions_starts) != n_words + 1 or int(self.positions_starts[-1]) != len(self.positions):
             raise DamagedFile("positions-starts.npy: not one run of positions per word")
+        if len(self.pair_starts) != len(self.pair_keys) + 1 or int(self.pair_starts[-1]) != len(self.pair_positions):
+            raise DamagedFile("pair-starts.npy: not one run of positions per pair")
+        if len(self.pair_rows) != len(self.pair_positions):
+            raise DamagedFile("pair-rows.npy: not one passage per pair position")
 
     @cached_property
     def word_ids(self) -> dict[str, int]:
@@ -108,22 +127,43 @@ class SegmentWords:
     def phrase_rows(self, phrase: list[str]) -> np.ndarray:
         """The segment's rows holding these words next to each other, in this order (ascending).
 
-        Starts from the rarest word's positions and checks its neighbours at the offsets the phrase
-        gives: the cost follows the rarest word, not the passages."""
+        Starts from the positions of the phrase's rarest word, or of its rarest kept pair of neighbours,
+        and checks the other words at the offsets the phrase gives: the cost follows the rarest anchor,
+        not the passages."""
         ids = [self.word_ids.get(w, -1) for w in phrase]
         if not phrase or min(ids) < 0:  # a word no passage here holds
             return np.zeros(0, np.int64)
-        counts = [int(self.positions_starts[i + 1] - self.positions_starts[i]) for i in ids]
-        anchor = int(np.argmin(counts))
-        a, b = int(self.positions_starts[ids[anchor]]), int(self.positions_starts[ids[anchor] + 1])
-        begin = np.asarray(self.positions[a:b], dtype=np.int64) - anchor
-        begin = begin[(begin >= 0) & (begin + len(phrase) <= len(self.tokens))]
+        # (first and end of its positions, its offset in the phrase, how many words it covers)
+        anchors = [(*self._span(self.positions_starts, i), offset, 1) for offset, i in enumerate(ids)]
+        for offset, (first, second) in enumerate(zip(ids, ids[1:], strict=False)):
+            pair = self._pair(first, second)
+            if pair is not None:
+                anchors.append((*self._span(self.pair_starts, pair), offset, 2))
+        a, b, anchor, width = min(anchors, key=lambda found: found[1] - found[0])
+        if width == 2:
+            begin = np.asarray(self.pair_positions[a:b], dtype=np.int64) - anchor
+            row = np.asarray(self.pair_rows[a:b], dtype=np.int64)
+        else:
+            begin, row = np.asarray(self.positions[a:b], dtype=np.int64) - anchor, None
+        keep = (begin >= 0) & (begin + len(phrase) <= len(self.tokens))
         for offset, word_id in enumerate(ids):
-            if offset != anchor and len(begin):
-                begin = begin[np.asarray(self.tokens[begin + offset]) == word_id]
-        row = np.searchsorted(self.token_starts, begin, side="right") - 1
-        within = begin + len(phrase) <= self.token_starts[row + 1]  # not running into the next passage
-        return np.unique(row[within]).astype(np.int64)
+            if not anchor <= offset < anchor + width:
+                keep[keep] = np.asarray(self.tokens[begin[keep] + offset]) == word_id
+        begin = begin[keep]
+        row = np.searchsorted(self.token_starts, begin, side="right") - 1 if row is None else row[keep]
+        # Not reaching into a neighbouring passage (a pair's passage is its own, not the phrase's start's).
+        within = (begin >= self.token_starts[row]) & (begin + len(phrase) <= self.token_starts[row + 1])
+        return distinct(row[within])
+
+    @staticmethod
+    def _span(starts: np.ndarray, i: int) -> tuple[int, int]:
+        return int(starts[i]), int(starts[i + 1])
+
+    def _pair(self, first: int, second: int) -> int | None:
+        """The index of a kept pair of neighbouring words, or None."""
+        key = first * len(self.words) + second
+        at = int(np.searchsorted(self.pair_keys, key))
+        return at if at < len(self.pair_keys) and int(self.pair_keys[at]) == key else None
 
 
 class WordsWriter:
@@ -156,7 +196,7 @@ class WordsWriter:
         renumber = known[1]
         lo, hi = int(source.token_starts[start]), int(source.token_starts[end])
         ids = np.asarray(source.tokens[lo:hi])
-        for word in np.unique(ids[renumber[ids] < 0]).tolist():
+        for word in distinct(ids[renumber[ids] < 0]).tolist():
             renumber[word] = self._id(source.words[word])
         shift = len(self._tokens) - lo
         self._tokens.frombytes(renumber[ids].astype(np.int32).tobytes())
@@ -179,6 +219,7 @@ class WordsWriter:
             "word-terms": word_terms,
             **postings,
             **_positions(tokens, len(self.words)),
+            **_common_pairs(tokens, starts, len(self.words)),
         }
         (folder / WORDS_FILE).write_text(json.dumps({"words": self.words, "terms": list(terms)}), encoding="utf-8")
         for name, values in arrays.items():
@@ -199,7 +240,7 @@ def _postings(tokens: np.ndarray, starts: np.ndarray, word_terms: np.ndarray, n_
         scored = terms >= 0
         rows, terms = rows[scored], terms[scored].astype(np.int64)
         lengths[a:b] = np.bincount(rows - a, minlength=b - a)
-        pairs, counts = np.unique(rows * max(n_terms, 1) + terms, return_counts=True)  # by row, then term
+        pairs, counts = distinct_counts(rows * max(n_terms, 1) + terms)  # by row, then term
         return pairs // max(n_terms, 1), pairs % max(n_terms, 1), counts
 
     frequency = np.zeros(n_terms, dtype=np.int64)
@@ -277,14 +318,18 @@ class KeywordIndex:
     def idf(self, df: int) -> float:
         return float(np.log(1.0 + (self.live - df + 0.5) / (df + 0.5)))
 
-    def scores(self, terms: list[str]) -> tuple[np.ndarray, np.ndarray, float]:
+    def scores(self, terms: list[str], weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, float]:
         """The live rows matching any term with their BM25 scores (a term repeated in the query counts
-        again, as in bm25s), and the query's `max_score`."""
+        again, as in bm25s), and the query's `max_score`; only rows weighted above 0, when weights are
+        given (a phrase's passages, a reader's): a common term's postings are cut before they are scored."""
         found, top = [], 0.0
         for name, times in Counter(terms).items():
             rows, tf = self.postings(name)
             idf = self.idf(len(rows))
             top += idf
+            if weights is not None:
+                kept = weights[rows] > 0
+                rows, tf = rows[kept], tf[kept]
             if len(rows):
                 tf = tf.astype(np.float64)
                 norm = K1 * (1.0 - B + B * self._lengths[rows] / self.average_length)
@@ -324,3 +369,41 @@ class KeywordIndex:
             or [np.zeros(0, np.int64)]
         )
         return rows if self.alive is None else rows[self.alive[rows]]
+
+
+def _common_pairs(tokens: np.ndarray, starts: np.ndarray, n_words: int) -> dict[str, np.ndarray]:
+    """Where each pair of neighbouring common words occurs within a passage, grouped by pair (keys
+    ascending), positions ascending within each, with each occurrence's passage; a chunk at a time."""
+    counts = np.bincount(tokens, minlength=n_words) if len(tokens) else np.zeros(n_words, np.int64)
+    common = counts > COMMON
+    step = BUILD_CHUNK * 10
+
+    def chunk(a: int) -> tuple[np.ndarray, np.ndarray]:
+        """The chunk's pair keys and where they begin (a pair may reach one word past the chunk)."""
+        first = np.asarray(tokens[a : min(a + step, len(tokens) - 1)], dtype=np.int64)
+        second = np.asarray(tokens[a + 1 : a + 1 + len(first)], dtype=np.int64)
+        at = np.flatnonzero(common[first] & common[second]) + a
+        next_start = starts[np.searchsorted(starts, at, side="right")]  # the start of the next passage
+        at = at[at + 1 < next_start]  # both words in one passage
+        return np.asarray(tokens[at], dtype=np.int64) * n_words + np.asarray(tokens[at + 1]), at
+
+    chunks = range(0, max(len(tokens) - 1, 0), step) if common.any() else range(0)
+    keys = np.zeros(0, dtype=np.int64)
+    for a in chunks:  # first the distinct keys, so the positions can be placed straight into one array
+        keys = distinct(np.concatenate([keys, chunk(a)[0]]))
+    frequency = np.zeros(len(keys), dtype=np.int64)
+    for a in chunks:
+        frequency += np.bincount(np.searchsorted(keys, chunk(a)[0]), minlength=len(keys))
+    pair_starts = np.concatenate([[0], np.cumsum(frequency)]).astype(np.int64)
+    positions = np.empty(int(pair_starts[-1]), dtype=np.int64)
+    cursor = pair_starts[:-1].copy()
+    for a in chunks:
+        found, at = chunk(a)
+        pair = np.searchsorted(keys, found)
+        order = np.argsort(pair, kind="stable")  # by pair, positions ascending within each
+        ranked = pair[order]
+        rank = np.arange(len(ranked)) - np.searchsorted(ranked, ranked, side="left")
+        positions[cursor[ranked] + rank] = at[order]
+        cursor += np.bincount(pair, minlength=len(keys))
+    rows = (np.searchsorted(starts, positions, side="right") - 1).astype(np.int32)
+    return {"pair-keys": keys, "pair-starts": pair_starts, "pair-positions": positions, "pair-rows": rows}

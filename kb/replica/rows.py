@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 
 from kb.analysis import phrase_words
+from kb.arrays import distinct
 from kb.passages import PassageId
 from kb.replica.corpus import decoded
 from kb.replica.keywords import KeywordIndex, KeywordMatch
@@ -63,7 +64,7 @@ class Rows:
         rows = np.asarray(rows, dtype=np.int64)
         part = np.searchsorted(self.firsts, rows, side="right") - 1
         passage_ids, entry_ids = [""] * len(rows), [""] * len(rows)
-        for i in np.unique(part).tolist():
+        for i in distinct(part).tolist():
             chosen = np.flatnonzero(part == i)
             corpus, local = self.segments[i].corpus, rows[chosen] - self.firsts[i]
             codes, numbers = corpus.row_codes[local].tolist(), corpus.numbers[local].tolist()
@@ -144,7 +145,7 @@ class Rows:
         rows = np.asarray(rows, dtype=np.int64)
         found = np.empty((len(rows), self.dimension or 0), dtype=np.float32)
         part = np.searchsorted(self.firsts, rows, side="right") - 1
-        for i in np.unique(part).tolist():
+        for i in distinct(part).tolist():
             chosen = part == i
             found[chosen] = self.segments[i].corpus.vectors_at(rows[chosen] - self.firsts[i])
         return found
@@ -198,10 +199,8 @@ class Rows:
         matched, never a sort of every passage."""
         if not terms or k < 1 or (weights is not None and not weights.any()):
             return np.zeros(0, dtype=np.int64), np.zeros(0)
-        rows, scores, _ = self.keywords.scores(terms)
+        rows, scores, _ = self.keywords.scores(terms, weights)
         keep = scores > 0
-        if weights is not None:
-            keep &= weights[rows] > 0
         rows, scores = rows[keep], scores[keep]
         if len(rows) > k:
             best = np.argpartition(-scores, k - 1)[:k]
@@ -275,7 +274,7 @@ def compare_passages(rows: Rows, stored: Iterable[tuple[str, np.ndarray]], batch
             return f"passage '{ids[int(np.flatnonzero(found < 0)[0])]}' is not in the copy"
         if any(len(v) != rows.dimension for v in vectors):
             return "a stored vector has the wrong size"
-        if seen[found].any() or len(np.unique(found)) != len(found):
+        if seen[found].any() or len(distinct(found)) != len(found):
             return "a passage is stored twice"
         seen[found] = True
         agree = _directions_agree(np.vstack(vectors), rows.vectors_at(found))

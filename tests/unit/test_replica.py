@@ -95,6 +95,39 @@ def test_a_phrase_is_found_from_word_positions_whole_words_in_order(index):
         assert sorted(held) == sorted(p for p, t in texts.items() if contains_phrases(t, phrases)), phrases
 
 
+@pytest.mark.parametrize("common", [0, 3, 10**9], ids=["every-pair-kept", "some-pairs-kept", "no-pair-kept"])
+def test_a_phrase_anchored_on_a_pair_of_common_words_finds_exactly_what_the_texts_hold(tmp_path, monkeypatch, common):
+    """Phrases of common words start from the kept pairs of neighbours; whichever anchor a phrase takes,
+    it finds exactly the passages whose text holds it, never a pair split over two passages, and
+    still after a save has put some passages in a second segment."""
+    monkeypatch.setattr("kb.replica.keywords.COMMON", common)
+    rng = np.random.default_rng(7)
+    vocabulary = ["of", "the", "data", "was", "not", "shared"]
+
+    def text() -> str:
+        return " ".join(rng.choice(vocabulary, size=int(rng.integers(1, 12))).tolist())
+
+    rows = [(f"e{n // 3}#{n % 3}", f"e{n // 3}", text()) for n in range(90)]
+    lexical = Replica(tmp_path / "lexical")
+    rebuild(lexical, rows, {f"e{n}": "h" for n in range(30)}, {f"e{n}": {"title": f"E{n}"} for n in range(30)}, "g1")
+    if common < 10**9:
+        assert len(np.load(tmp_path / "lexical" / "base" / "pair-keys.npy")), "the pairs are kept"
+    with lexical.additions() as added:
+        changed = [(f"e0#{n}", "e0", text()) for n in range(2)]
+        added.add_passages(changed)
+        added.add_records({"e0": {"title": "E0"}})
+        lexical.update(set(), added, {f"e{n}": "h" if n else "h2" for n in range(30)}, "g2")
+    texts = {pid: t for pid, _, t in rows if not pid.startswith("e0#")} | {pid: t for pid, _, t in changed}
+    for _ in range(150):
+        phrase = " ".join(rng.choice(vocabulary, size=int(rng.integers(1, 5))).tolist())
+        expected = sorted(pid for pid, t in texts.items() if contains_phrases(t, [phrase]))
+        assert sorted(lexical.holding([phrase])) == expected, phrase
+    # A passage ending in "of" and the next starting with "the" do not hold "of the" between them.
+    split = [("a#0", "a", "data of"), ("a#1", "a", "the data")]
+    rebuild(lexical, split, {"a": "h"}, {"a": {"title": "A"}}, "g3")
+    assert lexical.holding(["of the"]) == [] and lexical.holding(["data of"]) == ["a#0"]
+
+
 def test_an_older_format_is_rebuilt_not_trusted(index):
     manifest = json.loads((index.folder / "manifest.json").read_text())
     manifest["format"] = FORMAT_VERSION - 1
