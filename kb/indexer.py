@@ -19,13 +19,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from kb.chroma_checks import DEEP, SYNC, check_embedded, embedded_path, has_embedded
 from kb.entries import Entry, content_hash, render_entry
 from kb.errors import EntryError, IndexDamaged, KBError, Problem
 from kb.mirror import Mirror
 from kb.notes import NOTE_SECTION, passage_text
 from kb.parts import Parts
-from kb.passages import split_entry
+from kb.passages import Passage, split_entry
 from kb.replica import Additions
 from kb.vector_index import DATABASE, remove_embedded
 
@@ -159,8 +161,9 @@ class Indexer:
                 todo.append(Pending(entry.id, digest, entry=entry))
             ledger, _ = self.mirror.ledger()
             verified = self.mirror.verified
+            reuse = self.mirror.replica.mirrors(index.generation())
             with self.mirror.replica.additions() as added:
-                self._embed_and_store(todo, None, SyncReport(), added)
+                self._embed_and_store(todo, None, SyncReport(), added, reuse=reuse)
                 ledger |= {t.id: t.digest for t in todo}
                 mark = self._written_mark(index)
                 self.mirror.apply(ledger, set(entry_ids), added, mark)
@@ -277,7 +280,8 @@ class Indexer:
         verified = self.mirror.verified or report.rebuilt  # a store written afresh holds only our vectors
         index.delete_entries(report.removed)
         with self.mirror.replica.additions() as added:
-            self._embed_and_store(todo, progress, report, added)
+            reuse = not report.rebuilt and self.mirror.replica.mirrors(generation)
+            self._embed_and_store(todo, progress, report, added, reuse=reuse)
             if report.changed:  # what the index now holds: the old ledger, less the removed, plus the written
                 removed = set(report.removed)
                 ledger = {k: v for k, v in ledger.items() if k not in removed} | {t.id: t.digest for t in todo}
@@ -297,9 +301,10 @@ class Indexer:
         return now if now and now == index.written_generation else None
 
     def _embed_and_store(
-        self, todo: list[Pending], progress: Progress | None, report: SyncReport, added: Additions
+        self, todo: list[Pending], progress: Progress | None, report: SyncReport, added: Additions, *, reuse: bool
     ) -> None:
-        """Embed and write these entries in chunks, handing their passages and records to `added`."""
+        """Embed and write these entries in chunks, handing their passages and records to `added`. With
+        `reuse`, passages unchanged since their entry was last indexed keep their vectors."""
         if not todo:
             return
         embedder, index = self.parts.embedder, self.parts.index
@@ -316,7 +321,7 @@ class Indexer:
                 )
                 for item, (entry, _) in zip(items, chunk, strict=True)
             ]
-            vectors = embedder.embed([p.text for passages in split for p in passages])
+            vectors = self._vectors([entry.id for entry, _ in chunk], split, reuse)
             records, offset = [], 0
             for (entry, digest), passages in zip(chunk, split, strict=True):
                 part = vectors[offset : offset + len(passages)]
@@ -330,6 +335,23 @@ class Indexer:
             done += len(chunk)
             if progress:
                 progress(done, total)
+
+    def _vectors(self, entry_ids: list[str], split: list[list[Passage]], reuse: bool) -> np.ndarray:
+        """Every passage's vector, in order. With `reuse` (the replica is at the store's mark, so its
+        copy holds the store's vectors, made by this model), a passage whose text the entry already had
+        keeps its vector: a save that changed one section embeds that section, not the whole entry. A
+        passage's text starts with its entry's title, so a new title embeds every passage again."""
+        texts = [p.text for passages in split for p in passages]
+        known: dict[str, np.ndarray] = {}
+        if reuse:
+            for entry_id in entry_ids:
+                held = self.mirror.replica.entry_passages(entry_id)
+                if held is not None:
+                    known.update(zip(held[1], held[2], strict=True))
+        missing = list(dict.fromkeys(t for t in texts if t not in known))
+        if missing:
+            known.update(zip(missing, self.parts.embedder.embed(missing), strict=True))
+        return np.vstack([known[t] for t in texts]) if texts else np.zeros((0, 0), dtype=np.float32)
 
     def _notes_of(self, item: Pending, entry_id: str) -> tuple[str, ...]:
         """The passage texts of an entry's evidence notes (a bad note file is left out; `check` names it)."""

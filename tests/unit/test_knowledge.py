@@ -35,7 +35,9 @@ def test_sync_embeds_only_what_changed_and_removes_deleted(kb, entries_dir):
     report = kb.sync()
     assert report.updated == ["flood-response-data-cell"]
     assert report.removed == ["open-data-portal-relaunch-low-usage"] and report.added == []
-    assert sum(calls) == report.passages > 0  # only the changed entry's passages were embedded
+    # The changed entry's passages were all written; only the one whose text changed was embedded.
+    assert report.passages == len(kb.mirror.replica.entry_passages("flood-response-data-cell")[0]) > 1
+    assert sum(calls) == 1
 
     # A deleted entry is gone from both retrievers: no stale hits.
     for mode in ("bm25", "dense", "hybrid"):
@@ -269,3 +271,48 @@ def test_an_index_made_with_the_old_search_breadth_is_raised_to_the_current_one(
     clear_client_cache()
     again = KnowledgeBase(settings, embedder=kb.embedder)
     assert again.index._open()[0].configuration["hnsw"]["ef_search"] == EF_SEARCH
+
+
+class CountingEmbedder(HashingEmbedder):
+    """The fake embedder, noting every text it is asked to embed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.texts: list[str] = []
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        self.texts += texts
+        return super().embed(texts)
+
+
+def test_a_save_embeds_only_the_passages_whose_text_changed(settings):
+    counting = CountingEmbedder()
+    base = KnowledgeBase(settings, embedder=counting)
+    base.sync()
+    entry = base.get("address-data-quality-scorecard-abandoned")
+    section = next(iter(entry.sections))
+    entry.sections[section] += " A closing sentence added on review."
+    counting.texts.clear()
+    base.save(entry)
+    assert counting.texts and all(f"— {section}" in text.split("\n")[0] for text in counting.texts), counting.texts
+    ids, texts, vectors = base.mirror.replica.entry_passages(entry.id)
+    assert any(t.endswith("A closing sentence added on review.") for t in texts)
+    assert np.allclose(vectors, HashingEmbedder().embed(texts), atol=1e-6), "kept vectors are the texts' own"
+    assert base.similar(entry.id, limit=3), "the entry is still found by its vectors"
+
+    entry.title += " (revised)"  # every passage starts with the title: all are new texts
+    counting.texts.clear()
+    base.save(entry)
+    assert sorted(counting.texts) == sorted(base.mirror.replica.entry_passages(entry.id)[1])
+
+
+def test_a_replica_behind_the_store_lends_no_vectors(settings, monkeypatch):
+    counting = CountingEmbedder()
+    base = KnowledgeBase(settings, embedder=counting)
+    base.sync()
+    entry = base.get("address-data-quality-scorecard-abandoned")
+    entry.summary += " One more line."
+    monkeypatch.setattr(type(base.mirror.replica), "mirrors", lambda self, generation: False)
+    counting.texts.clear()
+    base.save(entry)
+    assert len(counting.texts) == len(base.mirror.replica.entry_passages(entry.id)[1])
