@@ -39,10 +39,10 @@ ARRAYS = (
     "postings-rows",  # int32: the passages holding each term, ascending
     "postings-tf",  # int32: how often the term occurs in each of them
     "positions-starts",  # int64: where each word's positions start, and the end
-    "positions",  # int64: where in `tokens` each word occurs, ascending
+    "positions",  # where in `tokens` each word occurs, ascending (int32 while `tokens` fits, else int64)
     "pair-keys",  # int64: the neighbouring pairs of common words kept, as first * words + second, ascending
     "pair-starts",  # int64: where each pair's occurrences start, and the end
-    "pair-positions",  # int64: where in `tokens` each pair begins, ascending within each pair
+    "pair-positions",  # where in `tokens` each pair begins, ascending within each pair (as `positions`)
     "pair-rows",  # int32: the passage each of those occurrences is in
 )
 MAPPED = {"tokens", "postings-rows", "postings-tf", "positions", "pair-positions", "pair-rows"}
@@ -260,11 +260,16 @@ def _postings(tokens: np.ndarray, starts: np.ndarray, word_terms: np.ndarray, n_
     return lengths, {"postings-starts": term_starts, "postings-rows": rows_out, "postings-tf": tf_out}
 
 
+def _position_type(n_tokens: int) -> type:
+    """Positions in a segment of this many words: half the memory and disk while they fit in 32 bits."""
+    return np.int32 if n_tokens < 2**31 else np.int64
+
+
 def _positions(tokens: np.ndarray, n_words: int) -> dict[str, np.ndarray]:
     """Where each word occurs in `tokens`, grouped by word, ascending; a chunk of positions at a time."""
     counts = np.bincount(tokens, minlength=n_words) if len(tokens) else np.zeros(n_words, np.int64)
     word_starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    positions = np.empty(len(tokens), dtype=np.int64)
+    positions: np.ndarray = np.empty(len(tokens), dtype=_position_type(len(tokens)))
     cursor = word_starts[:-1].copy()
     step = BUILD_CHUNK * 10
     for a in range(0, len(tokens), step):
@@ -395,7 +400,7 @@ def _common_pairs(tokens: np.ndarray, starts: np.ndarray, n_words: int) -> dict[
     for a in chunks:
         frequency += np.bincount(np.searchsorted(keys, chunk(a)[0]), minlength=len(keys))
     pair_starts = np.concatenate([[0], np.cumsum(frequency)]).astype(np.int64)
-    positions = np.empty(int(pair_starts[-1]), dtype=np.int64)
+    positions: np.ndarray = np.empty(int(pair_starts[-1]), dtype=_position_type(len(tokens)))
     cursor = pair_starts[:-1].copy()
     for a in chunks:
         found, at = chunk(a)
