@@ -132,9 +132,6 @@ class SharedBucket:
         try:
             database = self._database()
             wait = self._take(database, key, now)
-            if now - self._forgotten_at >= FORGET_EVERY_SECONDS:
-                self._forgotten_at = now
-                self.forget_idle(database, now)
         except (SQLAlchemyError, KBError) as exc:
             if self._failed_at is None:  # once, until it works again
                 message = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
@@ -144,6 +141,12 @@ class SharedBucket:
         if self._failed_at is not None:
             self._failed_at = None
             log.warning("request rates are shared through the database again")
+        if now - self._forgotten_at >= FORGET_EVERY_SECONDS:
+            self._forgotten_at = now
+            try:
+                self.forget_idle(database, now)
+            except SQLAlchemyError as exc:  # tried again next time; the allowances are right either way
+                log.info("full request allowances could not be deleted: %s", exc.__class__.__name__)
         return wait
 
     def _take(self, database: Database, key: str, now: float) -> float:
