@@ -4,8 +4,8 @@ minute. The rule is `Rule.take`; the allowances live either in the database the 
 not one per replica) or in one process's memory (`TokenBucket`: the shared one's stand-in while the
 database does not answer, and the limit on how often unknown tokens are checked with the provider).
 
-Times are wall-clock seconds (`time.time`), the one clock every replica reads alike; a replica whose clock
-is behind never gives a bucket more than it has (see `Rule.take`).
+Times are wall-clock seconds (`time.time`), which replicas with synchronised clocks read alike; a replica
+whose clock is behind never gives a bucket more than it has (see `Rule.take`).
 """
 
 from __future__ import annotations
