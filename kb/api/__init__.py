@@ -7,13 +7,14 @@ Every endpoint reads its input, calls one library function with the caller as th
 what comes back; the access rules (see, edit, review, history) are kb.access's and are never repeated
 here. The caller is the person a personal token names (`Authorization: Bearer <token>`, kb.tokens), or
 the anonymous visitor without one. Errors are RFC 9457 problem details; none carries a stack trace or a
-path. Request bodies are capped, and each token (each client address, for visitors) has a request rate.
-This package is the only one that imports FastAPI: `models` (what it reads and answers), `gate` (the
-caller, limits and problem details) and `app` (the endpoints); docs/api.md describes them.
+path. Request bodies are capped, and each token (each client address, for visitors) has a request rate,
+kept in the database so that replicas share it. This package is the only one that imports FastAPI:
+`models` (what it reads and answers), `gate` (the caller, limits and problem details), `limits` (the
+request allowances) and `app` (the endpoints); docs/api.md describes them.
 """
 
 from kb.api.app import create_app
-from kb.api.gate import TokenBucket
+from kb.api.limits import SharedBucket, TokenBucket
 from kb.api.models import EditIn
 
-__all__ = ["EditIn", "TokenBucket", "create_app"]
+__all__ = ["EditIn", "SharedBucket", "TokenBucket", "create_app"]

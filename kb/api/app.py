@@ -23,13 +23,13 @@ from kb.api.feeds import feeds_router
 from kb.api.gate import (
     PROBLEM_TYPE,
     Gate,
-    TokenBucket,
     Viewer,
     http_error,
     invalid_request,
     library_error,
     unexpected_error,
 )
+from kb.api.limits import SharedBucket
 from kb.api.models import (
     EditIn,
     EntryOut,
@@ -147,7 +147,7 @@ def create_app(
 ) -> FastAPI:
     """The API over this knowledge base, its callers named by these tokens or, with a provider, by the
     tokens it issues; the feeds read people's follows from this database (by default the settings' own,
-    opened at the first feed asked for)."""
+    opened at the first request), and each caller's request allowance is kept there."""
     app = FastAPI(
         title="Lighthouse",
         version=__import__("kb").__version__,
@@ -175,16 +175,16 @@ def create_app(
         wanted = given.encode("utf-8")  # as bytes: compare_digest refuses a str with non-ASCII characters
         return next((v for v in versions if v and hmac.compare_digest((outward(v) or "").encode(), wanted)), given)
 
-    app.add_middleware(
-        Gate, tokens=tokens, limiter=TokenBucket(rate_per_minute, burst), max_body=max_body, provider=provider
-    )
+    def the_database() -> Database:
+        return database or open_database(kb.settings)
+
+    # Each caller's allowance is kept in the database, so that replicas sharing it share one allowance.
+    limiter = SharedBucket(the_database, rate_per_minute, burst)
+    app.add_middleware(Gate, tokens=tokens, limiter=limiter, max_body=max_body, provider=provider)
     app.add_exception_handler(KBError, library_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(Exception, unexpected_error)
-
-    def the_database() -> Database:
-        return database or open_database(kb.settings)
 
     app.include_router(feeds_router(kb, the_database, mail or MailSettings()))
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
-import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from http import HTTPStatus
 from typing import Annotated, Any
@@ -19,6 +17,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kb.access import ANONYMOUS, signed_in
+from kb.api.limits import Limiter, TokenBucket
 from kb.drafting import DraftInvalid
 from kb.errors import Conflict, Forbidden, KBError, NotFound, without_paths
 from kb.following import FEED_SECRET_PREFIX
@@ -85,34 +84,6 @@ class _TooLarge(StarletteHTTPException):
         super().__init__(413, f"the request body is larger than {limit:,} bytes")
 
 
-class TokenBucket:
-    """Each key's allowance: `burst` requests at once, refilled at `per_minute` a minute."""
-
-    def __init__(self, per_minute: float, burst: int):
-        self.rate, self.burst = per_minute / 60.0, burst
-        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, when)
-        self._lock = threading.Lock()
-
-    def take(self, key: str, now: float | None = None) -> float:
-        """0 when the request may go ahead (and is counted), else the seconds to wait."""
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            tokens, when = self._buckets.get(key, (float(self.burst), now))
-            tokens = min(float(self.burst), tokens + (now - when) * self.rate)
-            if tokens >= 1:
-                self._buckets[key] = (tokens - 1, now)
-                self._forget_idle(now)
-                return 0.0
-            self._buckets[key] = (tokens, now)
-            return (1 - tokens) / self.rate if self.rate > 0 else 60.0
-
-    def _forget_idle(self, now: float) -> None:
-        if len(self._buckets) > 10_000:  # a full bucket is the same as none
-            full = [k for k, (t, w) in self._buckets.items() if t + (now - w) * self.rate >= self.burst]
-            for key in full:
-                del self._buckets[key]
-
-
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -124,13 +95,14 @@ class Gate:
     size of what they send. Written as plain ASGI so a refused request never has its body read."""
 
     def __init__(
-        self, app: Any, tokens: TokenStore, limiter: TokenBucket, max_body: int, provider: BearerVerifier | None = None
+        self, app: Any, tokens: TokenStore, limiter: Limiter, max_body: int, provider: BearerVerifier | None = None
     ):
         self.app, self.tokens, self.limiter, self.max_body = app, tokens, limiter, max_body
         self.provider = provider
         # Tokens this server does not know are checked with the provider: each address may make it ask
-        # at the callers' own rate, so a stream of made-up tokens is not a stream of requests to it.
-        self.provider_checks = TokenBucket(limiter.rate * 60, limiter.burst)
+        # at the callers' own rate, so a stream of made-up tokens is not a stream of requests to it. (Per
+        # process: the provider is asked at most this often by each replica.)
+        self.provider_checks = TokenBucket(limiter.rule.per_minute, limiter.rule.burst)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -140,7 +112,7 @@ class Gate:
         client = scope.get("client")
         user, status, refusal = await self._caller(headers.get("authorization"), client[0] if client else "unknown")
         key = f"token:{user.name}" if signed_in(user) else f"client:{client[0] if client else 'unknown'}"
-        wait = self.limiter.take(key)
+        wait = await anyio.to_thread.run_sync(self.limiter.take, key)  # may ask the database: off the event loop
         if wait:
             retry = str(max(1, math.ceil(wait)))
             detail = f"too many requests; wait {retry} s and try again"

@@ -1,5 +1,5 @@
-"""The database's tables: per-person state (saved searches, follows, digest bookkeeping, a feed secret)
-and anonymous counts (searches, entry activity).
+"""The database's tables: per-person state (saved searches, follows, digest bookkeeping, a feed secret),
+anonymous counts (searches, entry activity) and the API's request allowances.
 
 Nothing here is knowledge. Entries, notes and the vocabulary are files; losing this database loses
 preferences and counts, never a lesson.
@@ -14,6 +14,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
     MetaData,
@@ -147,3 +148,16 @@ class EntryActivity(Base):
     entry_id: Mapped[str] = mapped_column(String(200), index=True)
     opened: Mapped[int] = mapped_column(Integer, default=0)
     reused: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class RequestAllowance(Base):
+    """One API caller's request allowance (kb/api/limits.py), shared by every API replica: the tokens left
+    in its bucket and when it was last taken from (seconds since the epoch). `key` is the SHA-256 digest of
+    `token:<holder's name>` or `client:<address>`, never a token. A row untouched long enough to be full
+    again is deleted; losing them all gives everyone a full allowance."""
+
+    __tablename__ = "request_allowances"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Float)
+    updated: Mapped[float] = mapped_column(Float, index=True)

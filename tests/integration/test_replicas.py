@@ -1,9 +1,10 @@
-"""Past one machine: two API replicas (`python -m kb serve`) sharing one entries folder and one Chroma
-server (`chroma run`), each with its own local index folder, all real subprocesses on 127.0.0.1.
+"""Past one machine: two API replicas (`python -m kb serve`) sharing one entries folder, one Chroma
+server (`chroma run`) and one database, each with its own local index folder, all real subprocesses on
+127.0.0.1.
 
 A save through one replica is found through the other within CATCH_UP_SECONDS, a deleted entry leaves
-both, two concurrent edits of one entry through different replicas give one winner and one conflict, and
-a replica killed with SIGKILL in the middle of a save loses nothing while the other carries on.
+both, two concurrent edits of one entry through different replicas give one winner and one conflict, a
+token's requests spread over both replicas have one allowance, and a replica killed with SIGKILL in the middle of a save loses nothing while the other carries on.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import pytest
 
 from kb import KnowledgeBase, Settings
 from kb.api import EditIn
+from kb.api.app import BURST, RATE_PER_MINUTE
 from kb.embedder import HashingEmbedder
 from kb.entries import SECTIONS, parse_entry
 from kb.store import EntryStore
@@ -77,6 +79,7 @@ def cluster(tmp_path_factory) -> Iterator[Cluster]:
             "KB_ENTRIES_DIR": str(entries),
             "KB_CHROMA_URL": chroma_url,
             "KB_TOKENS_FILE": str(root / "tokens.json"),
+            "KB_DATABASE_URL": f"sqlite:///{root / 'lighthouse.sqlite3'}",
         }
         replicas = {
             name: ApiReplica(
@@ -245,6 +248,28 @@ def test_two_concurrent_edits_through_different_replicas_one_wins_one_conflicts(
 
 
 # --------------------------------------------------------------------------- a replica killed mid-save
+
+
+# --------------------------------------------------------------------------- one request rate for both
+
+
+def test_a_token_s_requests_through_both_replicas_share_one_allowance(cluster):
+    """The default limit (BURST at once, RATE_PER_MINUTE after) holds for the deployment, not per replica."""
+    caller = cluster.bearer("Rita Rate", "Beta Agency", roles="contributor")
+    statuses: list[int] = []
+    started = time.monotonic()
+    with httpx.Client(timeout=30) as client:
+        while 429 not in statuses and len(statuses) < 2 * BURST + 10:
+            url = (cluster.a, cluster.b)[len(statuses) % 2].url
+            answer = client.get(f"{url}/vocabulary", headers=caller)
+            statuses.append(answer.status_code)
+    elapsed = time.monotonic() - started
+    assert answer.status_code == 429 and answer.headers["content-type"].startswith("application/problem+json")
+    assert int(answer.headers["retry-after"]) >= 1
+    let_through = statuses.count(200)
+    print(f"{let_through} requests let through before the first 429, in {elapsed:.2f} s")
+    assert statuses.count(200) == len(statuses) - 1
+    assert BURST <= let_through <= BURST + RATE_PER_MINUTE / 60 * elapsed + 1  # one burst, not one per replica
 
 
 def test_a_replica_killed_in_the_middle_of_a_save_loses_nothing(cluster):

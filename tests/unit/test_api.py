@@ -15,9 +15,11 @@ from kb import browse
 from kb.access import ANONYMOUS
 from kb.api import EditIn, TokenBucket, create_app
 from kb.cli import cli
+from kb.database import Database
 from kb.filters import Filters
 from kb.identity import User
 from kb.tokens import TokenStore
+from tests.servers import free_port
 
 ORG_ONLY = "chatbot-for-policy-guidance-withdrawn"  # visibility: organisation, Home Affairs Department
 HOME_AFFAIRS = "Home Affairs Department"
@@ -386,6 +388,36 @@ def test_each_token_has_its_own_request_rate(make_client, tokens):
     assert 1 <= int(refused.headers["retry-after"]) <= 10
     assert client.get("/vocabulary", headers=second).status_code == 200
     assert client.get("/vocabulary").status_code == 200  # a visitor is counted by address
+
+
+def test_two_apps_on_one_database_share_each_token_s_request_rate(kb, tokens, database_url):
+    database = Database(database_url)
+    database.migrate()
+    replicas = [
+        TestClient(create_app(kb, tokens, rate_per_minute=6, burst=3, database=database), raise_server_exceptions=False)
+        for _ in range(2)
+    ]
+    ann = bearer(tokens, "Ann One", roles="contributor")
+    answers = [replicas[i % 2].get("/vocabulary", headers=ann) for i in range(4)]
+    assert [a.status_code for a in answers[:3]] == [200, 200, 200]
+    refused = assert_problem(answers[3], 429)
+    assert "too many requests" in refused["detail"]
+    assert 1 <= int(answers[3].headers["retry-after"]) <= 10
+    assert replicas[0].get("/vocabulary", headers=ann).status_code == 429  # refused by both
+    assert replicas[0].get("/vocabulary", headers=bearer(tokens, "Ben Two")).status_code == 200
+    database.close()
+
+
+def test_a_database_that_does_not_answer_leaves_each_app_its_own_request_rate(kb, tokens, caplog):
+    down = Database(f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/lighthouse")
+    client = TestClient(
+        create_app(kb, tokens, rate_per_minute=6, burst=3, database=down), raise_server_exceptions=False
+    )
+    ann = bearer(tokens, "Ann One", roles="contributor")
+    assert [client.get("/vocabulary", headers=ann).status_code for _ in range(3)] == [200, 200, 200]
+    assert_problem(client.get("/vocabulary", headers=ann), 429)
+    assert any("per process" in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+    down.close()
 
 
 def test_token_bucket_refills_at_its_rate():
