@@ -12,6 +12,7 @@ GARBLED_BYTES = 8
 SEGMENT_FILES = [
     "blocks.json",
     "entries.jsonl",
+    "hashes.json",
     "lengths.npy",
     "numbers.npy",
     "offsets.npy",

@@ -21,9 +21,10 @@ from kb.errors import KBError
 log = logging.getLogger("kb.replica")
 
 
-# 7: pairs of common words kept for phrases; 6: segments (a base and a delta with its dead entries);
-# 5: the manifest lists every file's size and checksum; 4: the passages' vectors kept too.
-FORMAT_VERSION = 7  # a folder of an older format is rebuilt once
+# 8: content hashes kept by each segment, not in the manifest; 7: pairs of common words kept for
+# phrases; 6: segments (a base and a delta with its dead entries); 5: the manifest lists every file's
+# size and checksum; 4: the passages' vectors kept too.
+FORMAT_VERSION = 8  # a folder of an older format is rebuilt once
 
 
 MANIFEST = "manifest.json"
@@ -62,11 +63,11 @@ FolderId = tuple[int, int]  # a directory's device and inode: which folder a pat
 
 @dataclass(frozen=True)
 class Manifest:
-    """What a folder's manifest.json records: the entry versions it was built from, the vector index's
-    mark it last matched, its segments (oldest first) and the entries whose rows in the older ones are
-    dead, and every other file of the folder with its size and CRC-32 as written."""
+    """What a folder's manifest.json records: the vector index's mark it last matched, its segments
+    (oldest first) and the entries whose rows in the older ones are dead, and every other file of the
+    folder with its size and CRC-32 as written. The entry versions it was built from are the segments'
+    (kb.replica.segment.HASHES): a save rewrites this file, so it stays small."""
 
-    hashes: dict[str, str]
     generation: str | None
     files: dict[str, dict[str, int]]  # path relative to the folder -> {"size": bytes, "crc32": checksum}
     segments: list[str]
@@ -76,7 +77,6 @@ class Manifest:
         return json.dumps(
             {
                 "format": FORMAT_VERSION,
-                "hashes": self.hashes,
                 "generation": self.generation,
                 "segments": self.segments,
                 "dead": self.dead,
@@ -87,9 +87,9 @@ class Manifest:
     @classmethod
     def from_json(cls, meta: dict) -> Manifest:
         """Raises ValueError, KeyError or TypeError for a manifest without a well-formed file list."""
-        hashes, files, segments, dead = meta["hashes"], meta["files"], meta["segments"], meta["dead"]
-        if not isinstance(hashes, dict) or not isinstance(files, dict):
-            raise TypeError("hashes and files must be objects")
+        files, segments, dead = meta["files"], meta["segments"], meta["dead"]
+        if not isinstance(files, dict):
+            raise TypeError("files must be an object")
         if not isinstance(dead, list) or not all(isinstance(e, str) for e in dead):
             raise TypeError("dead must be a list of entry ids")
         if not isinstance(segments, list) or not all(isinstance(n, str) and n.isidentifier() for n in segments):
@@ -100,7 +100,7 @@ class Manifest:
                 raise ValueError(f"'{name}' is not a path inside the folder")
             if not all(isinstance(recorded.get(k), int) for k in ("size", "crc32")):
                 raise ValueError(f"'{name}' has no size and checksum")
-        return cls(dict(hashes), meta.get("generation") or None, files, segments, dead)
+        return cls(meta.get("generation") or None, files, segments, dead)
 
 
 def folder_id(folder: Path) -> FolderId | None:

@@ -3,20 +3,24 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
 from kb.replica.corpus import Block, Corpus, decoded
-from kb.replica.files import loaded
+from kb.replica.files import DamagedFile, loaded
 from kb.replica.keywords import SegmentWords, WordsWriter
 from kb.replica.records import EntryTable, lines_of, read_records, record_lines
 
 RECORDS = "entries.jsonl"
+# The content hashes of the entries a segment changes: every entry's for a base, and for a delta those
+# new or changed since the base, null for an entry gone. A save so writes its entry's hash, not 100,000.
+HASHES = "hashes.json"
 
 SegmentKey = tuple[int, int, int, int]  # (device, inode, size, mtime) of its records file: which files it is
 
@@ -41,10 +45,11 @@ class Segment:
         return cls(folder, corpus, words, records, segment_key(folder))
 
     @staticmethod
-    def write(folder: Path, blocks: Iterable[Block], lines: Iterable[str]) -> int:
+    def write(folder: Path, blocks: Iterable[Block], lines: Iterable[str], hashes: Mapping[str, str | None]) -> int:
         """Write a segment from passages (a block copied from another segment brings its word ids along,
-        so no text is read twice) and entry record lines; return the number of passages."""
+        so no text is read twice), entry record lines and content hashes; return the number of passages."""
         folder.mkdir(parents=True)
+        (folder / HASHES).write_text(json.dumps(hashes), encoding="utf-8")
         writer = WordsWriter()
 
         def worded(blocks: Iterable[Block]) -> Iterator[Block]:
@@ -70,6 +75,8 @@ class Segment:
     def record_lines(self, skip: Iterable[str] = (), only: Iterable[str] | None = None) -> Iterator[str]:
         """The segment's entry record lines, as written, filtered like `blocks`."""
         skip, only = frozenset(skip), None if only is None else frozenset(only)
+        if only is not None and not only:  # a save's usual case: no need to read 100,000 lines for none
+            return
         for entry_id, line in record_lines(lines_of(self._records)):
             if entry_id not in skip and (only is None or entry_id in only):
                 yield line
@@ -105,3 +112,11 @@ def link(source: Path, target: Path) -> None:
             os.link(path, target / path.name)
         except OSError:
             shutil.copy2(path, target / path.name)
+
+
+def read_hashes(folder: Path) -> dict[str, str | None]:
+    """A segment's content hashes (see HASHES); DamagedFile when they are not an object of strings."""
+    found = loaded(HASHES, lambda: json.loads((folder / HASHES).read_bytes()))
+    if not isinstance(found, dict) or not all(isinstance(v, str) or v is None for v in found.values()):
+        raise DamagedFile(f"{HASHES}: not an object of content hashes")
+    return found

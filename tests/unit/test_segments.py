@@ -1,6 +1,7 @@
 """Saves write a delta segment, syncs merge: whatever the sequence of saves, removals, record-only changes
 and merges, the replica answers exactly as one built afresh from what it should now hold."""
 
+import json
 import random
 import zlib
 
@@ -51,7 +52,7 @@ def _vectors(passages, dimension=6):
 def _write(replica, state, touched, *, rebuild=False, merge=False, record_only=()):
     """Bring `replica` to `state` (entry id -> (passages, record)): the touched entries re-added (just
     their records for those in `record_only`), the ones gone removed."""
-    hashes = {e: str(hash(repr(v))) for e, v in state.items()}
+    hashes = _hashes(state)
     with replica.additions() as added:
         for entry_id in sorted(touched if not rebuild else state):
             if entry_id in state:
@@ -65,7 +66,12 @@ def _write(replica, state, touched, *, rebuild=False, merge=False, record_only=(
             replica.update({e for e in touched if e not in state}, added, hashes, "gen", merge=merge)
 
 
+def _hashes(state):
+    return {e: str(hash(repr(v))) for e, v in state.items()}
+
+
 def _assert_same(replica, fresh, state):
+    assert replica.is_current(_hashes(state)) and fresh.is_current(_hashes(state))
     every = sorted(p for passages, _ in state.values() for p, _, _ in passages)
     assert sorted(replica.passages()) == sorted(fresh.passages())
     assert replica.passage_count == fresh.passage_count == len(every)
@@ -202,3 +208,17 @@ def test_a_filter_mask_is_always_built_over_the_rows_the_search_reads(tmp_path):
     (after,) = replica.nearest(query, None, 50, allowed_entries=allowed)
     assert {m.entry_id for m in after} == allowed
     assert {m.passage_id for m in after} == {p for e in allowed for p, _, _ in state[e][0]}
+
+
+def test_a_save_writes_its_entries_content_hashes_not_the_collections(tmp_path):
+    rng = random.Random(2)
+    state = {f"e{n}": _entry(rng, f"e{n}") for n in range(30)}
+    replica = Replica(tmp_path / "replica")
+    _write(replica, state, set(), rebuild=True)
+    state["e3"] = _entry(rng, "e3")
+    del state["e5"]
+    _write(replica, state, {"e3", "e5"})
+    delta = json.loads((replica.folder / "delta" / "hashes.json").read_text())
+    assert delta == {"e3": _hashes(state)["e3"], "e5": None}, "the changed entry, and the removed one as null"
+    assert "hashes" not in json.loads((replica.folder / "manifest.json").read_text())
+    assert Replica(replica.folder).is_current(_hashes(state))
