@@ -32,7 +32,7 @@ from kb.chroma_checks import embedded_vectors
 from kb.errors import IndexDamaged, Problem
 from kb.parts import Parts
 from kb.passages import PassageId
-from kb.replica import Additions, EntryTable, KeywordIndexDamaged, Replica, UnsupportedClause
+from kb.replica import Additions, EntryTable, KeywordIndexDamaged, Replica, UnsupportedClause, same_but
 from kb.vector_index import IndexedEntry
 
 log = logging.getLogger(__name__)
@@ -145,20 +145,26 @@ class Mirror:
                     self._changed()
                 return None
             self._changed()  # whatever happens below, the mirror changes
-            on_disk = Replica(self.folder)  # another process on this machine may have updated it
-            if not touched and on_disk.is_current(ledger):
-                self._replica = on_disk
-                on_disk.mark(generation)
-                return None
-            before = {k: v for k, v in self.replica.hashes.items() if k not in touched}
-            expected = {k: v for k, v in ledger.items() if k not in touched}
-            if added is not None and before == expected and added.entry_ids | set(before) == set(ledger):
+            if not touched:
+                on_disk = Replica(self.folder)  # another process on this machine may have updated it
+                if on_disk.is_current(ledger):
+                    self._replica = on_disk
+                    on_disk.mark(generation)
+                    return None
+            # A write applies as a delta when the mirror and the ledger differ only in what it touched,
+            # and it brings every touched entry the ledger holds.
+            if (
+                added is not None
+                and same_but(self.replica.hashes, ledger, touched)
+                and {e for e in touched if e in ledger} <= added.entry_ids
+                and ledger.keys() >= added.entry_ids
+            ):
                 try:
                     self.replica.update(touched, added, ledger, generation, merge=merge)
                     return None
                 except KeywordIndexDamaged:
                     pass  # found damaged while copying from it: rebuilt whole from the vector index below
-            damage = self.replica.damage or on_disk.damage
+            damage = self.replica.damage or Replica(self.folder).damage
             if damage:
                 log.warning("the keyword index was damaged (%s): rebuilding it from the vector index", damage)
             index = self.parts.index

@@ -4,7 +4,7 @@ live rows across segments (rows), the spool a sync fills (spool) and the checks 
 
 from kb.replica.corpus import Block, Corpus, VectorMatch, split_passage_id
 from kb.replica.files import FORMAT_VERSION, KeywordIndexDamaged
-from kb.replica.folder import Replica
+from kb.replica.folder import Replica, same_but
 from kb.replica.keywords import KeywordMatch
 from kb.replica.records import EntryTable, UnsupportedClause
 from kb.replica.spool import Additions
@@ -20,5 +20,6 @@ __all__ = [
     "Replica",
     "UnsupportedClause",
     "VectorMatch",
+    "same_but",
     "split_passage_id",
 ]

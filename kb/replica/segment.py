@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import shutil
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from functools import cached_property
 from pathlib import Path
@@ -119,4 +121,31 @@ def read_hashes(folder: Path) -> dict[str, str | None]:
     found = loaded(HASHES, lambda: json.loads((folder / HASHES).read_bytes()))
     if not isinstance(found, dict) or not all(isinstance(v, str) or v is None for v in found.values()):
         raise DamagedFile(f"{HASHES}: not an object of content hashes")
+    return found
+
+
+# A base segment's hashes by its key, most recently used last: a save opens the folder again.
+_base_hashes: collections.OrderedDict[SegmentKey, dict[str, str]] = collections.OrderedDict()
+_base_hashes_lock = threading.Lock()
+
+
+def base_hashes(folder: Path) -> dict[str, str]:
+    """A base segment's content hashes, parsed once per process while its files are the same (a save
+    links them into the new folder); the dict is shared, never to be changed. DamagedFile for a base
+    that names an entry gone: only a delta can."""
+    key = segment_key(folder)
+    with _base_hashes_lock:
+        found = _base_hashes.get(key) if key is not None else None
+        if found is not None:
+            _base_hashes.move_to_end(key)  # type: ignore[arg-type]
+            return found
+    read = read_hashes(folder)
+    if None in read.values():
+        raise DamagedFile(f"{HASHES}: a base segment lists an entry as gone")
+    found = {k: v for k, v in read.items() if v is not None}
+    if key is not None:
+        with _base_hashes_lock:
+            _base_hashes[key] = found
+            while len(_base_hashes) > 4:
+                _base_hashes.popitem(last=False)
     return found

@@ -222,3 +222,21 @@ def test_a_save_writes_its_entries_content_hashes_not_the_collections(tmp_path):
     assert delta == {"e3": _hashes(state)["e3"], "e5": None}, "the changed entry, and the removed one as null"
     assert "hashes" not in json.loads((replica.folder / "manifest.json").read_text())
     assert Replica(replica.folder).is_current(_hashes(state))
+
+
+def test_a_ledger_that_differs_beyond_the_touched_entries_is_still_recorded_exactly(tmp_path):
+    rng = random.Random(3)
+    state = {f"e{n}": _entry(rng, f"e{n}") for n in range(10)}
+    replica = Replica(tmp_path / "replica")
+    _write(replica, state, set(), rebuild=True)
+    state["e1"] = _entry(rng, "e1")
+    _write(replica, state, {"e1"})
+    hashes = _hashes(state) | {"e7": "changed elsewhere"}  # not touched by this write
+    with replica.additions() as added:
+        passages, record = state["e2"] = _entry(rng, "e2")
+        hashes["e2"] = _hashes(state)["e2"]
+        added.add_passages(passages, _vectors(passages))
+        added.add_records({"e2": record})
+        replica.update(set(), added, hashes, "gen")
+    assert replica.segments == ["base", "delta"]
+    assert replica.is_current(hashes) and Replica(replica.folder).is_current(hashes)
