@@ -224,10 +224,11 @@ class Indexer:
         report.problems += skipped
         todo: list[Pending] = []
         on_disk: set[str] = set()
+        with_notes = set(self.parts.notes.entry_ids())  # listed once: 100,000 entries, a few with notes
         for path in files:
             try:
                 text = store.read_text(path)
-                digest = ledger_hash(text, self.parts.notes.signature(path.stem))
+                digest = ledger_hash(text, self.parts.notes.signature(path.stem) if path.stem in with_notes else "")
                 if ledger.get(path.stem) == digest:  # unchanged: no parse, no embedding
                     on_disk.add(path.stem)
                     continue
