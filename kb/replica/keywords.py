@@ -382,14 +382,15 @@ def _common_pairs(tokens: np.ndarray, starts: np.ndarray, n_words: int) -> dict[
     counts = np.bincount(tokens, minlength=n_words) if len(tokens) else np.zeros(n_words, np.int64)
     common = counts > COMMON
     step = BUILD_CHUNK * 10
+    if common.any():
+        opens = np.zeros(len(tokens) + 1, dtype=bool)  # where a passage begins: no pair reaches across
+        opens[starts] = True
 
     def chunk(a: int) -> tuple[np.ndarray, np.ndarray]:
         """The chunk's pair keys and where they begin (a pair may reach one word past the chunk)."""
         first = np.asarray(tokens[a : min(a + step, len(tokens) - 1)], dtype=np.int64)
         second = np.asarray(tokens[a + 1 : a + 1 + len(first)], dtype=np.int64)
-        at = np.flatnonzero(common[first] & common[second]) + a
-        next_start = starts[np.searchsorted(starts, at, side="right")]  # the start of the next passage
-        at = at[at + 1 < next_start]  # both words in one passage
+        at = np.flatnonzero(common[first] & common[second] & ~opens[a + 1 : a + 1 + len(first)]) + a
         return np.asarray(tokens[at], dtype=np.int64) * n_words + np.asarray(tokens[at + 1]), at
 
     chunks = range(0, max(len(tokens) - 1, 0), step) if common.any() else range(0)
