@@ -13,7 +13,7 @@ import os
 import threading
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from kb.errors import KBError
@@ -28,6 +28,10 @@ FORMAT_VERSION = 8  # a folder of an older format is rebuilt once
 
 
 MANIFEST = "manifest.json"
+# In each segment: the content hashes of the entries it changes, every entry's for a base, and for a
+# delta those new or changed since the base, null for an entry gone. A save so writes its entry's
+# hash, not 100,000 of them.
+HASHES = "hashes.json"
 
 
 CHECK_CHUNK = 4 << 20  # bytes read at a time while a file's checksum is taken
@@ -72,6 +76,9 @@ class Manifest:
     files: dict[str, dict[str, int]]  # path relative to the folder -> {"size": bytes, "crc32": checksum}
     segments: list[str]
     dead: list[str]
+    # Read from the segments' HASHES files by `open_checked`, never written into the manifest:
+    hashes: dict[str, str] = field(default_factory=dict)  # the ledger the folder was built from
+    later: dict[str, str | None] = field(default_factory=dict)  # what the segments after the base change
 
     def to_json(self) -> str:
         return json.dumps(
@@ -219,7 +226,63 @@ def _check(directory: int, remembered: bool = True) -> tuple[Manifest | None, st
             return None, f"{name}: {exc.strerror}"
         if crc != recorded["crc32"]:
             return None, f"{name}: checksum mismatch"
-    return manifest, None
+    try:
+        return _with_hashes(directory, manifest), None
+    except READ_ERRORS as exc:
+        return None, damage_of("the content hashes", exc)
+
+
+def _with_hashes(directory: int, manifest: Manifest) -> Manifest:
+    """The manifest with the ledger its segments' HASHES files give, read through the same directory
+    handle as every file checked above, so all come from one folder."""
+    hashes: dict[str, str] = {}
+    later: dict[str, str | None] = {}
+    for i, name in enumerate(manifest.segments):
+        with open(os.open(f"{name}/{HASHES}", os.O_RDONLY, dir_fd=directory), "rb") as file:
+            if i == 0:
+                hashes = dict(base_hashes(file, f"{name}/{HASHES}"))
+                continue
+            found = parsed_hashes(file.read(), f"{name}/{HASHES}")
+        later |= found
+        for entry_id, digest in found.items():
+            if digest is None:
+                hashes.pop(entry_id, None)
+            else:
+                hashes[entry_id] = digest
+    return replace(manifest, hashes=hashes, later=later)
+
+
+def parsed_hashes(data: bytes, name: str) -> dict[str, str | None]:
+    """A HASHES file's content hashes; DamagedFile when they are not an object of strings (or nulls)."""
+    found = loaded(name, lambda: json.loads(data))
+    if not isinstance(found, dict) or not all(isinstance(v, str) or v is None for v in found.values()):
+        raise DamagedFile(f"{name}: not an object of content hashes")
+    return found
+
+
+# The last base segment's hashes read, by its file's (device, inode, size, mtime): a save links the base
+# into the new folder, so opening that folder finds the same file. One: a sync leaves the old ones dead.
+_base_hashes: tuple[tuple[int, int, int, int], dict[str, str]] | None = None
+_base_hashes_lock = threading.Lock()
+
+
+def base_hashes(file, name: str) -> dict[str, str]:
+    """A base segment's content hashes from its open HASHES file, parsed once per process while the
+    file is the same (100,000 take tens of milliseconds); the dict is shared, never to be changed.
+    DamagedFile for a base that lists an entry as gone: only a later segment can."""
+    global _base_hashes
+    found = os.fstat(file.fileno())
+    key = (found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns)
+    with _base_hashes_lock:
+        if _base_hashes is not None and _base_hashes[0] == key:
+            return _base_hashes[1]
+    read = parsed_hashes(file.read(), name)
+    if None in read.values():
+        raise DamagedFile(f"{name}: a base segment lists an entry as gone")
+    hashes = {k: v for k, v in read.items() if v is not None}
+    with _base_hashes_lock:
+        _base_hashes = (key, hashes)
+    return hashes
 
 
 _reported: set[tuple[str, FolderId | None, str]] = set()  # damage already logged by this process

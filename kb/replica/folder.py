@@ -34,11 +34,13 @@ import numpy as np
 from kb.analysis import tokenize, words
 from kb.replica.corpus import VectorMatch
 from kb.replica.files import (
+    HASHES,
     MANIFEST,
     READ_ERRORS,
     FolderId,
     KeywordIndexDamaged,
     Manifest,
+    base_hashes,
     damage_of,
     file_list,
     folder_id,
@@ -50,7 +52,7 @@ from kb.replica.files import (
 from kb.replica.keywords import KeywordMatch
 from kb.replica.records import EntryTable
 from kb.replica.rows import Rows, compare_entries, compare_passages
-from kb.replica.segment import Segment, base_hashes, link, read_hashes, segment_key
+from kb.replica.segment import Segment, link, segment_key
 from kb.replica.spool import Additions
 
 BASE, DELTA = "base", "delta"
@@ -78,6 +80,7 @@ class Replica:
         self._files: dict[str, dict[str, int]] = {}  # the manifest's file list, kept when `mark` rewrites it
         self._segment_names: list[str] = []
         self._dead: frozenset[str] = frozenset()
+        self._later: dict[str, str | None] = {}  # the content hashes the delta changes (see HASHES)
         self._folder_id: FolderId | None = None  # the folder these belong to, as checked or written
         self._rows = Rows([])
         self._table: EntryTable | None = None
@@ -98,32 +101,13 @@ class Replica:
         manifest, self.damage, self._folder_id = open_checked(self.folder)
         if manifest is None:
             self.hashes, self.generation, self._files, self._segment_names, self._dead = {}, None, {}, [], frozenset()
+            self._later = {}
         else:
             self.generation, self._files = manifest.generation, manifest.files
             self._segment_names, self._dead = list(manifest.segments), frozenset(manifest.dead)
-            try:
-                self.hashes = self._read_hashes()
-            except READ_ERRORS as exc:
-                self.hashes, self.generation = {}, None
-                self.damage = damage_of("the content hashes", exc)
+            self.hashes, self._later = manifest.hashes, manifest.later
         if self.damage:
             report_damage(self.folder, self._folder_id, self.damage)
-
-    def _read_hashes(self) -> dict[str, str]:
-        """The entry versions the folder was built from: the base's hashes with each later segment's
-        over them. The base's are parsed once per process while its files stay the same (100,000 take
-        tens of milliseconds), so a save reads only the delta's."""
-        hashes: dict[str, str] = {}
-        for i, name in enumerate(self._segment_names):
-            if i == 0:
-                hashes = dict(base_hashes(self.folder / name))
-                continue
-            for entry_id, digest in read_hashes(self.folder / name).items():
-                if digest is None:
-                    hashes.pop(entry_id, None)
-                else:
-                    hashes[entry_id] = digest
-        return hashes
 
     def _current(self) -> Rows:
         """The rows as opened: without a lock once loaded, since segments never change in place."""
@@ -133,7 +117,7 @@ class Replica:
 
     def _distrust(self, damage: str) -> None:
         """A file of the folder turned out damaged after it was opened: from now on it counts as absent."""
-        self.hashes, self.generation, self.damage = {}, None, damage
+        self.hashes, self.generation, self.damage, self._later = {}, None, damage, {}
         self._rows, self._table, self._masks = Rows([]), None, {}
         report_damage(self.folder, self._folder_id, damage)
 
@@ -301,7 +285,7 @@ class Replica:
             )
         new_passages = set(remove) | added.entry_ids  # entries whose passages are replaced or dropped
         new_records = set(remove) | added.record_ids  # entries whose records are
-        before = self.hashes, self.generation
+        before = self.hashes, self.generation, self._later
         self.hashes, self.generation = dict(hashes), generation  # what the new manifest records
         try:
             if merging:
@@ -313,7 +297,7 @@ class Replica:
                 except _BaseMoved:  # another process swapped the folder meanwhile: write everything afresh
                     self._swap_in(lambda tmp: self._merged(tmp, new_passages, new_records, added), ())
         except BaseException:
-            self.hashes, self.generation = before  # the folder on disk is still the one before
+            self.hashes, self.generation, self._later = before  # the folder on disk is still the one before
             raise
 
     def _save_delta(
@@ -336,12 +320,13 @@ class Replica:
 
         moving = {e for e in (new_passages | new_records) - set(remove) - dead if in_base(e)}
         moving_passages, moving_records = moving - new_passages, moving - new_records
-        changed = self._changed_since_base(base, delta, previous, new_passages | new_records)
+        changed: dict[str, str | None] = {}
 
         def build(tmp: Path) -> list[str]:
             link(base.folder, tmp / BASE)
             if segment_key(tmp / BASE) != base.key:  # the path led to another process's base
                 raise _BaseMoved
+            changed.update(self._changed_since_base(tmp / BASE, previous, new_passages | new_records))
             blocks = itertools.chain(
                 delta.blocks(skip=new_passages) if delta else (),
                 base.blocks(only=moving_passages),
@@ -356,16 +341,16 @@ class Replica:
             return [BASE, DELTA]
 
         self._swap_in(build, {e for e in dead | new_passages | new_records if in_base(e)})
+        self._later = changed
 
-    def _changed_since_base(
-        self, base: Segment, delta: Segment | None, previous: dict[str, str], touched: set[str]
-    ) -> dict[str, str | None]:
-        """The delta's content hashes: each entry whose hash is not the base's, None for one gone. Only
-        the old delta's entries and the touched ones can differ when everything else is as before,
-        which one comparison of whole dicts checks (in C: milliseconds where a loop over 100,000
-        entries takes tens); otherwise every entry is compared."""
-        in_base = base_hashes(base.folder)
-        candidates = set(touched) | (set(read_hashes(delta.folder)) if delta else set())
+    def _changed_since_base(self, base: Path, previous: dict[str, str], touched: set[str]) -> dict[str, str | None]:
+        """The delta's content hashes: each entry whose hash is not the base's (the segment linked at
+        `base`), None for one gone. Only the old delta's entries and the touched ones can differ when
+        everything else is as before, which one comparison of whole dicts checks (in C: milliseconds
+        where a loop over 100,000 entries takes tens); otherwise every entry is compared."""
+        with (base / HASHES).open("rb") as file:
+            in_base = base_hashes(file, f"{BASE}/{HASHES}")
+        candidates = set(touched) | set(self._later)
         if not same_but(previous, self.hashes, candidates):
             candidates = set(self.hashes) | set(in_base)
         return {e: self.hashes.get(e) for e in candidates if self.hashes.get(e) != in_base.get(e)}
@@ -382,6 +367,7 @@ class Replica:
             (line for _, line in added.record_lines()),
         )
         Segment.write(tmp / BASE, blocks, lines, self.hashes)
+        self._later = {}
         return [BASE]
 
     @locked
@@ -397,7 +383,7 @@ class Replica:
         """Start again from these passages and entry records, e.g. the vector index's."""
         self._loaded = True
         self._rows, self._table = Rows([]), None
-        self.hashes, self.generation = dict(hashes), generation
+        self.hashes, self.generation, self._later = dict(hashes), generation, {}
 
         def build(tmp: Path) -> list[str]:
             Segment.write(tmp / BASE, added.blocks(), (line for _, line in added.record_lines()), self.hashes)

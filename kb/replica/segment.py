@@ -3,11 +3,9 @@
 
 from __future__ import annotations
 
-import collections
 import json
 import os
 import shutil
-import threading
 from collections.abc import Iterable, Iterator, Mapping
 from functools import cached_property
 from pathlib import Path
@@ -15,14 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from kb.replica.corpus import Block, Corpus, decoded
-from kb.replica.files import DamagedFile, loaded
+from kb.replica.files import HASHES, loaded
 from kb.replica.keywords import SegmentWords, WordsWriter
 from kb.replica.records import EntryTable, lines_of, read_records, record_lines
 
 RECORDS = "entries.jsonl"
-# The content hashes of the entries a segment changes: every entry's for a base, and for a delta those
-# new or changed since the base, null for an entry gone. A save so writes its entry's hash, not 100,000.
-HASHES = "hashes.json"
 
 SegmentKey = tuple[int, int, int, int]  # (device, inode, size, mtime) of its records file: which files it is
 
@@ -114,38 +109,3 @@ def link(source: Path, target: Path) -> None:
             os.link(path, target / path.name)
         except OSError:
             shutil.copy2(path, target / path.name)
-
-
-def read_hashes(folder: Path) -> dict[str, str | None]:
-    """A segment's content hashes (see HASHES); DamagedFile when they are not an object of strings."""
-    found = loaded(HASHES, lambda: json.loads((folder / HASHES).read_bytes()))
-    if not isinstance(found, dict) or not all(isinstance(v, str) or v is None for v in found.values()):
-        raise DamagedFile(f"{HASHES}: not an object of content hashes")
-    return found
-
-
-# A base segment's hashes by its key, most recently used last: a save opens the folder again.
-_base_hashes: collections.OrderedDict[SegmentKey, dict[str, str]] = collections.OrderedDict()
-_base_hashes_lock = threading.Lock()
-
-
-def base_hashes(folder: Path) -> dict[str, str]:
-    """A base segment's content hashes, parsed once per process while its files are the same (a save
-    links them into the new folder); the dict is shared, never to be changed. DamagedFile for a base
-    that names an entry gone: only a delta can."""
-    key = segment_key(folder)
-    with _base_hashes_lock:
-        found = _base_hashes.get(key) if key is not None else None
-        if found is not None:
-            _base_hashes.move_to_end(key)  # type: ignore[arg-type]
-            return found
-    read = read_hashes(folder)
-    if None in read.values():
-        raise DamagedFile(f"{HASHES}: a base segment lists an entry as gone")
-    found = {k: v for k, v in read.items() if v is not None}
-    if key is not None:
-        with _base_hashes_lock:
-            _base_hashes[key] = found
-            while len(_base_hashes) > 4:
-                _base_hashes.popitem(last=False)
-    return found
