@@ -350,9 +350,12 @@ class Indexer:
                 if held is not None:
                     known.update(zip(held[1], held[2], strict=True))
         missing = list(dict.fromkeys(t for t in texts if t not in known))
-        if missing:
-            known.update(zip(missing, self.parts.embedder.embed(missing), strict=True))
-        return np.vstack([known[t] for t in texts]) if texts else np.zeros((0, 0), dtype=np.float32)
+        if missing or not texts:
+            embedded = self.parts.embedder.embed(missing)
+            if not texts:
+                return embedded  # the model's own empty shape
+            known.update(zip(missing, embedded, strict=True))
+        return np.vstack([known[t] for t in texts])
 
     def _notes_of(self, item: Pending, entry_id: str) -> tuple[str, ...]:
         """The passage texts of an entry's evidence notes (a bad note file is left out; `check` names it)."""

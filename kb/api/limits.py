@@ -161,7 +161,8 @@ class SharedBucket:
         with database.engine.begin() as connection:
             tokens, when = connection.execute(claim).one()
             left, wait = self.rule.take(tokens, now - when)
-            connection.execute(update(table).where(table.key == digest).values(tokens=left, updated=max(when, now)))
+            if not wait:  # a refusal changes nothing: the refill is linear, so the row already says it
+                connection.execute(update(table).where(table.key == digest).values(tokens=left, updated=max(when, now)))
         return wait
 
     def forget_idle(self, database: Database, now: float) -> int:

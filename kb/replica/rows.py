@@ -214,8 +214,8 @@ class Rows:
 
     def phrase_mask(self, phrases: list[str]) -> np.ndarray:
         """1 for live rows holding every phrase (its words next to each other, in order), else 0. Answered
-        from the words' positions: the cost follows the rarest word of each phrase, and no passage text
-        is read."""
+        from the words' positions: the cost follows the rarest word or kept pair of common words of
+        each phrase, and no passage text is read."""
         mask = np.ones(len(self), dtype=np.float32) if self.alive is None else self.alive.astype(np.float32)
         for phrase in phrases:
             wanted = phrase_words(phrase)
