@@ -36,6 +36,8 @@ from kb.replica import Additions, EntryTable, KeywordIndexDamaged, Replica, Unsu
 from kb.vector_index import IndexedEntry
 
 log = logging.getLogger(__name__)
+# A replica this far behind the index (entries changed elsewhere) is rebuilt whole rather than caught up.
+CATCH_UP_ENTRIES = 2_000
 NARROW_PASSAGES = 50_000  # up to this many allowed passages, search exactly among them ...
 NARROW_FRACTION = 0.5  # ... unless they are most of the index: then the wider unfiltered query is faster
 CACHED_CLAUSES = 64  # per snapshot: (reader, filters) clauses whose entries are kept
@@ -151,6 +153,8 @@ class Mirror:
                     self._replica = on_disk
                     on_disk.mark(generation)
                     return None
+            if not touched and added is None and self._caught_up(ledger, generation):
+                return None
             # A write applies as a delta when the mirror and the ledger differ only in what it touched,
             # and it brings every touched entry the ledger holds.
             if (
@@ -178,6 +182,38 @@ class Mirror:
                 message = f"the keyword index was damaged ({damage}): rebuilt from the vector index"
                 return Problem("index", message, severity="warning")
             return None
+
+    def _caught_up(self, ledger: dict[str, str], generation: str | None) -> bool:
+        """Bring a replica that is behind the index (another replica saved, or a sync ran elsewhere) up
+        to it by fetching only the entries whose content hash changed, written as a delta, rather than
+        every passage of the collection. False, and nothing changed, when the folder is damaged or empty,
+        more than CATCH_UP_ENTRIES differ, or the index changed while they were read."""
+        replica, index = self.replica, self.parts.index
+        if replica.damage is not None or not replica.hashes:
+            return False
+        differ = {e for e, digest in ledger.items() if replica.hashes.get(e) != digest}
+        differ |= replica.hashes.keys() - ledger.keys()
+        if not differ or len(differ) > CATCH_UP_ENTRIES:
+            return False
+        changed = sorted(e for e in differ if e in ledger)
+        with replica.additions() as fetched:
+            for start in range(0, len(changed), 500):
+                part = changed[start : start + 500]
+                for page, vectors in index.passage_pages(vectors=True, where={"entry_id": {"$in": part}}):
+                    fetched.add_passages(((p.passage_id, p.entry_id, p.text) for p in page), vectors)
+                records = index.metadata_of(part)
+                fetched.add_records(
+                    (e, {k: v for k, v in m.items() if k != "content_hash"}) for e, m in records.items()
+                )
+                if any(records.get(e, {}).get("content_hash") != ledger[e] for e in part):
+                    return False  # changed again since the ledger was read: read whole, at a stable mark
+            if not set(changed) <= fetched.entry_ids or not set(changed) <= fetched.record_ids:
+                return False
+            try:
+                replica.update(differ, fetched, ledger, generation)
+            except KeywordIndexDamaged:
+                return False
+        return True
 
     def refresh(self) -> None:
         """Take in changes another process made to the index: Chroma's generation mark is read, and a new

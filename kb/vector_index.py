@@ -429,16 +429,18 @@ class VectorIndex:
         return [matches[i] for i in order], stacked[order] if len(order) else stacked
 
     @_guarded
-    def passage_pages(self, vectors: bool = False) -> Iterator[tuple[list[PassageMatch], np.ndarray | None]]:
-        """Every passage's id, entry, section and text, and with `vectors` their vectors (else None),
-        a page at a time, in index order."""
+    def passage_pages(
+        self, vectors: bool = False, where: Where | None = None
+    ) -> Iterator[tuple[list[PassageMatch], np.ndarray | None]]:
+        """Every passage's id, entry, section and text (those the clause allows, when given), and with
+        `vectors` their vectors (else None), a page at a time, in index order."""
         opened = self._open()
         if opened is None:
             return
         include = ["metadatas", "documents", "embeddings"] if vectors else ["metadatas", "documents"]
         offset, page = 0, 5000
         while True:
-            got = opened[0].get(include=include, limit=page, offset=offset)
+            got = opened[0].get(where=where or None, include=include, limit=page, offset=offset)
             matches = [
                 PassageMatch(pid, meta["entry_id"], meta.get("section", ""), doc or "", 1.0)
                 for pid, meta, doc in zip(got["ids"], got["metadatas"], got["documents"], strict=True)

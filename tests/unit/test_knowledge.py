@@ -316,3 +316,51 @@ def test_a_replica_behind_the_store_lends_no_vectors(settings, monkeypatch):
     counting.texts.clear()
     base.save(entry)
     assert len(counting.texts) == len(base.mirror.replica.entry_passages(entry.id)[1])
+
+
+def test_a_replica_behind_the_index_fetches_only_the_entries_that_changed(kb, settings, fake_embedder, monkeypatch):
+    """Another replica's save: this one's folder is behind the index by one entry. It catches up by
+    reading that entry's passages and record from the index, not every passage of the collection."""
+    from kb.mirror import Mirror
+    from kb.vector_index import VectorIndex
+
+    folder = kb.mirror.folder
+    stale = folder.with_name("stale-copy")
+    shutil.copytree(folder, stale)
+    entry = kb.get("flood-response-data-cell")
+    entry.summary += " Sandbags were barcoded in the second winter."
+    kb.save(entry)
+    shutil.rmtree(folder)
+    shutil.copytree(stale, folder)  # this machine's copy, as it was before the other replica's save
+
+    reads = []
+    every_page = VectorIndex.passage_pages
+
+    def counted(self, vectors=False, where=None):
+        reads.append(where)
+        return every_page(self, vectors, where)
+
+    monkeypatch.setattr(VectorIndex, "passage_pages", counted)
+    other = KnowledgeBase(settings, embedder=fake_embedder)
+    assert other.search("sandbags barcoded second winter", mode="bm25")[0].id == "flood-response-data-cell"
+    assert reads == [{"entry_id": {"$in": ["flood-response-data-cell"]}}], "only the changed entry was read"
+    assert other.mirror.replica.segments == ["base", "delta"]
+    assert other.mirror.replica.is_current(Mirror(other.parts).ledger()[0])
+
+
+def test_a_replica_behind_a_removal_drops_the_entry_without_reading_the_collection(
+    kb, settings, fake_embedder, entries_dir, monkeypatch
+):
+    from kb.vector_index import VectorIndex
+
+    folder = kb.mirror.folder
+    stale = folder.with_name("stale-copy")
+    shutil.copytree(folder, stale)
+    (entries_dir / "open-data-portal-relaunch-low-usage.md").unlink()
+    assert kb.sync().removed == ["open-data-portal-relaunch-low-usage"]
+    shutil.rmtree(folder)
+    shutil.copytree(stale, folder)
+    monkeypatch.setattr(VectorIndex, "passage_pages", lambda *a, **k: pytest.fail("read every passage"))
+    other = KnowledgeBase(settings, embedder=fake_embedder)
+    found = {h.id for h in other.search("open data portal relaunch low usage", limit=50, mode="bm25")}
+    assert "open-data-portal-relaunch-low-usage" not in found and found
