@@ -35,7 +35,7 @@ package: $(STAMP)  ## build the wheel, install it into a new virtual environment
 	.venv-package/bin/lighthouse --entries entries check
 	.venv-package/bin/python tests/check_packaged_app.py entries
 
-lint: $(STAMP)  ## ruff (lint and format) on all the code, mypy on the library
+lint: $(STAMP)  ## ruff (lint and format) on all the code, mypy on the library and the benchmarks
 	$(BIN)/ruff check kb bench tests app.py app_pages setup.py
 	$(BIN)/ruff format --check kb bench tests app.py app_pages setup.py
 	$(BIN)/mypy

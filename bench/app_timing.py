@@ -50,7 +50,7 @@ def main() -> None:
 
     kb.browse.find = _timed("find", kb.browse.find, record)  # the page calls browse.find at run time
     runner = script_runner.ScriptRunner
-    runner._run_script = _timed("script", runner._run_script, record)
+    runner._run_script = _timed("script", runner._run_script, record)  # type: ignore[method-assign]
     sys.argv = ["streamlit", *sys.argv[2:]]
     cli.main(prog_name="streamlit")
 

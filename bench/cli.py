@@ -124,7 +124,11 @@ def evaluate(
     )
     if bar is not None:
         bar.close()
-    chosen = replace(DEFAULT_FUSION, **{k: v for k, v in (("method", fusion), ("alpha", alpha)) if v is not None})
+    chosen = DEFAULT_FUSION
+    if fusion is not None:
+        chosen = replace(chosen, method=fusion)
+    if alpha is not None:
+        chosen = replace(chosen, alpha=alpha)
     results = run_evaluation(kb, dataset, MODES if mode == "all" else (mode,), fusion=chosen)
     if as_json:
         echo_json(results)

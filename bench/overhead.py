@@ -90,6 +90,8 @@ class PlainBaseline:
 
 def _position(order: dict[str, int], passage_id: str) -> tuple[int, int]:
     parsed = PassageId.parse(passage_id)
+    if parsed is None:
+        raise ValueError(f"'{passage_id}' is not a passage id")
     return order[parsed.entry_id], parsed.number
 
 
@@ -164,6 +166,8 @@ def run_overhead_bench(
     passages, vectors = kb.index.passages()
     kb.mirror.refresh()
     table = kb.mirror.table()
+    if table is None:
+        raise RuntimeError("the index has no entry table to compare with")
     # The baseline's rows in the entry table's order, so one mask serves both.
     order = {e: i for i, e in enumerate(table.ids.tolist())}
     rows = sorted(range(len(passages)), key=lambda i: _position(order, passages[i].passage_id))

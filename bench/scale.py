@@ -575,7 +575,8 @@ class ChromaServer:
     """`chroma run` on 127.0.0.1 with its own data folder, for one size."""
 
     def __init__(self, path: Path):
-        self.path, self.port, self.process = path, free_port(), None
+        self.path, self.port = path, free_port()
+        self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> ChromaServer:
         import urllib.request
