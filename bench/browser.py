@@ -3,11 +3,15 @@ the app or server process they start beside it."""
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 from pathlib import Path
 
 CHROMIUM = Path("/usr/bin/chromium")
+# The search page's results line: "12 best matches among 2,100 entries", or "8 close matches among ..."
+# where the model judges closeness (app_pages/search.py, match_count).
+RESULTS_LINE = re.compile(r"(best|close) match(es)? among")
 # Without the background-networking flags Chromium keeps trying hosts this network refuses.
 CHROMIUM_ARGS = [
     "--headless",

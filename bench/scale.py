@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -36,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.browser import CHROMIUM, CHROMIUM_ARGS, free_port, stop
+from bench.browser import CHROMIUM, CHROMIUM_ARGS, RESULTS_LINE, free_port, stop
 from bench.register import DEFAULT_QUERIES, _folder_size, _percentiles, import_register
 from kb.config import Settings
 from kb.embedder import Embedder
@@ -548,7 +547,7 @@ def browser_figures(args: dict[str, Any]) -> dict[str, Any]:
                 page.get_by_placeholder("Ask a question").fill(query)
                 started = time.perf_counter()
                 page.get_by_role("button", name="Search", exact=True).click()
-                page.get_by_text(re.compile(r"best match(es)? among")).first.wait_for(timeout=60_000)
+                page.get_by_text(RESULTS_LINE).first.wait_for(timeout=60_000)
                 times.append(time.perf_counter() - started)
             browser.close()
     finally:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -25,12 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from bench.browser import CHROMIUM, CHROMIUM_ARGS, free_port, stop
+from bench.browser import CHROMIUM, CHROMIUM_ARGS, RESULTS_LINE, free_port, stop
 from bench.register import DEFAULT_QUERIES, import_register
 from kb.config import Settings
 from kb.errors import KBError
 
-RESULTS_LINE = re.compile(r"(best|close) match(es)? among")
 WARM_UP = 2  # searches not counted: the app's first search loads the model and fills its caches
 BROWSER_METRICS = ("TaskDuration", "ScriptDuration", "LayoutDuration", "RecalcStyleDuration")
 
