@@ -14,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from app_pages.resources import Visitor
 from app_pages.ui import looks_after_the_index, plain, safe_markdown
+from bench.browser import RESULTS_LINE
 from kb.access import ANONYMOUS
 from kb.identity import User
 from kb.store import EntryStore
@@ -340,6 +341,7 @@ def test_the_sidebar_and_the_search_page_count_the_same_entries(entries_dir):
     at = search(open_app(), "data")
     shown = next(c for c in texts(at.sidebar, "caption").split("\n") if "entries you can see" in c)
     assert f"among {shown.split()[0]} entries" in texts(at, "caption")
+    assert RESULTS_LINE.search(texts(at, "caption")), "the browser benchmarks wait for this line"
 
 
 def test_nothing_close_is_said_before_the_loosely_related(entries_dir, monkeypatch):
@@ -354,6 +356,7 @@ def test_nothing_close_is_said_before_the_loosely_related(entries_dir, monkeypat
     at = open_app(q="data sharing agreement took too long")
     assert "No close matches" not in texts(at, "info")
     assert re.search(r"\d+ close match(es)? among \d+ entries, then \d+ loosely related", texts(at, "caption"))
+    assert RESULTS_LINE.search(texts(at, "caption")), "the browser benchmarks wait for this line"
 
 
 def test_a_misspelt_search_offers_the_collection_s_spelling(entries_dir):

@@ -37,15 +37,3 @@ def test_each_search_is_matched_with_the_run_it_started_and_the_find_inside_it(t
     assert server["streamlit_commands_s"]["p50"] == 0.225
     assert "Search pressed to results on screen: p50 0.55 s" in format_report(figures)
     assert json.loads(json.dumps(figures)) == figures
-
-
-def test_the_benchmarks_find_the_search_pages_results_line_in_each_of_its_forms():
-    """Both browser benchmarks wait for the results line; the page words it two ways."""
-    from types import SimpleNamespace
-
-    from app_pages.search import match_count
-    from bench.browser import RESULTS_LINE
-
-    for total, close in ((1, None), (12, None), (12, 8), (12, 0), (1, 1)):
-        line = match_count(SimpleNamespace(total=total, close=close, in_scope=2100))
-        assert RESULTS_LINE.search(line), line
