@@ -282,7 +282,7 @@ class VectorIndex:
             return {}
         passages_col, entries_col = self._open(dimension=int(records[0][4].shape[1]))
         ids = [r[0] for r in records]
-        passages_col.delete(where={"entry_id": {"$in": ids}})
+        self._delete_passages(passages_col, {entry_id: len(passages) for entry_id, _, _, passages, _ in records})
         p_ids, p_vecs, p_docs, p_meta = [], [], [], []
         e_vecs, e_meta = [], []
         for entry_id, digest, metadata, passages, vectors in records:
@@ -307,6 +307,27 @@ class VectorIndex:
             entries_col.upsert(ids=ids[part], embeddings=e_array[part], metadatas=e_meta[part])
         self._bump_generation()
         return {i: {k: v for k, v in m.items() if k != "content_hash"} for i, m in zip(ids, e_meta, strict=True)}
+
+    def _delete_passages(self, passages_col, new_counts: dict[str, int]) -> None:
+        """Delete these entries' stored passages, before their new ones (this many each) are added.
+
+        An entry's passages are numbered from 0 without a gap (kb.passages) and written in that order,
+        so what the store holds of an entry is always entry#0 to entry#k-1. When entry#n (n its new
+        count) is not stored, deleting entry#0 to entry#n-1 by id deletes them all, without the scan of
+        every passage's metadata that a clause costs (40 ms at 400,000 passages, in every save). An
+        entry that had more passages before is deleted by the clause."""
+        max_batch = self.client.get_max_batch_size()
+        probes = [PassageId.of(entry_id, n) for entry_id, n in new_counts.items()]
+        longer: set[str] = set()
+        for part in _batches(len(probes), max_batch):
+            for found in passages_col.get(ids=probes[part], include=[])["ids"]:
+                parsed = PassageId.parse(found)
+                longer.update([parsed.entry_id] if parsed is not None else new_counts)  # unparsable: by clause
+        by_id = [PassageId.of(e, i) for e, n in new_counts.items() if e not in longer for i in range(n)]
+        for part in _batches(len(by_id), max_batch):
+            passages_col.delete(ids=by_id[part])
+        if longer:
+            passages_col.delete(where={"entry_id": {"$in": sorted(longer)}})
 
     def _bump_generation(self) -> None:
         """Mark the index as changed, so other processes (app replicas) know to refresh what they derive."""

@@ -364,3 +364,32 @@ def test_a_replica_behind_a_removal_drops_the_entry_without_reading_the_collecti
     other = KnowledgeBase(settings, embedder=fake_embedder)
     found = {h.id for h in other.search("open data portal relaunch low usage", limit=50, mode="bm25")}
     assert "open-data-portal-relaunch-low-usage" not in found and found
+
+
+def test_a_saved_entry_keeps_exactly_its_new_passages_in_the_index_however_many_it_had(kb):
+    """Passages are deleted by id when the entry does not have more than before, by clause when it
+    does, or when a write that stopped half-way left more behind."""
+
+    def stored(entry_id):
+        return sorted(p.passage_id for p in kb.index.passages(entry_id)[0])
+
+    entry = kb.get("flood-response-data-cell")
+    before = stored(entry.id)
+    assert len(before) > 2
+    entry.sections = dict(list(entry.sections.items())[:1])  # fewer passages
+    kb.save(entry)
+    fewer = stored(entry.id)
+    assert len(fewer) < len(before) and fewer == [f"{entry.id}#{n}" for n in range(len(fewer))]
+    entry.sections["Lessons"] = "Sandbags need barcodes. " * 400  # more passages
+    kb.save(entry)
+    more = stored(entry.id)
+    assert len(more) > len(fewer) and more == sorted(f"{entry.id}#{n}" for n in range(len(more)))
+
+    # A write that stopped after adding passages left one more than the entry now has.
+    passages_col = kb.index._open()[0]
+    vector = kb.index.passages(entry.id)[1][:1]
+    extra = f"{entry.id}#{len(more)}"
+    passages_col.add(ids=[extra], embeddings=vector, documents=["left behind"], metadatas=[{"entry_id": entry.id}])
+    kb.save(entry)
+    assert stored(entry.id) == more, "the passage left behind is gone"
+    assert [h.id for h in kb.search("sandbags barcodes", mode="bm25")][:1] == [entry.id]
