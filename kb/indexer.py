@@ -159,10 +159,10 @@ class Indexer:
                 self.parts.normalise(entry, path.name)
                 digest = ledger_hash(self.parts.store.read_text(path), self.parts.notes.signature(entry.id))
                 todo.append(Pending(entry.id, digest, entry=entry))
-            ledger, _ = self.mirror.ledger()
+            ledger, generation = self.mirror.ledger()
             verified = self.mirror.verified
-            reuse = self.mirror.replica.mirrors(index.generation())
             with self.mirror.replica.additions() as added:
+                reuse = self.mirror.replica.mirrors(generation)
                 self._embed_and_store(todo, None, SyncReport(), added, reuse=reuse)
                 ledger |= {t.id: t.digest for t in todo}
                 mark = self._written_mark(index)
@@ -343,6 +343,8 @@ class Indexer:
         keeps its vector: a save that changed one section embeds that section, not the whole entry. A
         passage's text starts with its entry's title, so a new title embeds every passage again."""
         texts = [p.text for passages in split for p in passages]
+        if not texts:
+            return self.parts.embedder.embed([])  # the model's own empty shape
         known: dict[str, np.ndarray] = {}
         if reuse:
             for entry_id in entry_ids:
@@ -350,11 +352,8 @@ class Indexer:
                 if held is not None:
                     known.update(zip(held[1], held[2], strict=True))
         missing = list(dict.fromkeys(t for t in texts if t not in known))
-        if missing or not texts:
-            embedded = self.parts.embedder.embed(missing)
-            if not texts:
-                return embedded  # the model's own empty shape
-            known.update(zip(missing, embedded, strict=True))
+        if missing:
+            known.update(zip(missing, self.parts.embedder.embed(missing), strict=True))
         return np.vstack([known[t] for t in texts])
 
     def _notes_of(self, item: Pending, entry_id: str) -> tuple[str, ...]:

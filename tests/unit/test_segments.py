@@ -167,7 +167,10 @@ def test_a_merge_keeps_only_the_words_its_passages_use(tmp_path):
     assert replica.search("zyzzyva quokka", 5) == [] and replica.holding(["zyzzyva quokka"]) == []
 
 
-def test_a_save_never_links_a_base_another_process_swapped_in_meanwhile(tmp_path, monkeypatch):
+@pytest.mark.parametrize("other", ["merge", "rebuild"])
+def test_a_save_never_links_a_base_another_process_swapped_in_meanwhile(tmp_path, monkeypatch, other):
+    """Another process swaps in a new base (its sync merges, or it rebuilds) just as this one links
+    the base for its save: the save writes everything afresh, and nothing is lost or reported damaged."""
     from kb.replica import segment as segment_module
 
     rng = random.Random(3)
@@ -181,7 +184,8 @@ def test_a_save_never_links_a_base_another_process_swapped_in_meanwhile(tmp_path
 
     def another_process_merges_first(source, target):
         monkeypatch.setattr(folder_module, "link", real_link)
-        _write(Replica(ours.folder), state, set(), merge=True)  # a new base, with that entry in it
+        # a new base, with that entry in it, and no delta
+        _write(Replica(ours.folder), state, set(), merge=other == "merge", rebuild=other == "rebuild")
         real_link(source, target)
 
     monkeypatch.setattr(folder_module, "link", another_process_merges_first)
@@ -240,29 +244,3 @@ def test_a_ledger_that_differs_beyond_the_touched_entries_is_still_recorded_exac
         replica.update(set(), added, hashes, "gen")
     assert replica.segments == ["base", "delta"]
     assert replica.is_current(hashes) and Replica(replica.folder).is_current(hashes)
-
-
-def test_a_save_racing_another_process_that_swaps_in_a_new_base_writes_everything_afresh(tmp_path, monkeypatch):
-    """Another process rebuilds the folder (one base, no delta) just as this one links the base for
-    its save: the save notices, writes a whole new base, and nothing is lost or reported damaged."""
-    rng = random.Random(4)
-    state = {f"e{n}": _entry(rng, f"e{n}") for n in range(10)}
-    writer = Replica(tmp_path / "replica")
-    _write(writer, state, set(), rebuild=True)
-    state["e1"] = _entry(rng, "e1")
-    _write(writer, state, {"e1"})
-    assert writer.segments == ["base", "delta"]
-    linking = folder_module.link
-
-    def swapped_first(source, target):
-        monkeypatch.setattr(folder_module, "link", linking)
-        _write(Replica(writer.folder), state, set(), rebuild=True)  # the other process
-        linking(source, target)
-
-    monkeypatch.setattr(folder_module, "link", swapped_first)
-    state["e2"] = _entry(rng, "e2")
-    _write(writer, state, {"e2"})
-    fresh = Replica(tmp_path / "fresh")
-    _write(fresh, state, set(), rebuild=True)
-    _assert_same(writer, fresh, state)
-    _assert_same(Replica(writer.folder), fresh, state)
