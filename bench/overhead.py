@@ -10,13 +10,16 @@ On one collection, synced once into a work folder and reused by the next run, ea
 - a plain Chroma query with the same `where` clause (dense only), and LanceDB when it is installed.
 Each at three filters: none, a signed-in reader's access rules, and those with a facet filter; and
 again with the query vectors given (the embedding taken out), which shows the overhead alone. Every
-figure is printed with its ratio to the floor and to the plain baseline of the same filter.
+figure is printed with its ratio to the floor and to the plain baseline of the same filter. At each
+filter the contenders, the floor among them, take turns on every query, so a busy moment of the machine
+falls on all of them alike.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -100,15 +103,19 @@ def _percentiles(seconds: list[float]) -> dict[str, float]:
     return {"p50_ms": round(float(np.percentile(ms, 50)), 2), "p95_ms": round(float(np.percentile(ms, 95)), 2)}
 
 
-def _timed_each(call, queries: tuple[str, ...], repeats: int) -> dict[str, float]:
-    call(queries[0])  # warm up what the first call loads
-    times = []
+def _timed_in_turn(calls: dict[str, Callable[[str], Any]], queries: tuple[str, ...], repeats: int) -> dict[str, Any]:
+    """Each call's p50 and p95 over the queries, the calls taking turns on every query: a slow moment of a
+    busy machine then falls on all of them alike, and their ratios hold."""
+    for call in calls.values():
+        call(queries[0])  # warm up what the first call loads
+    times: dict[str, list[float]] = {name: [] for name in calls}
     for _ in range(repeats):
         for query in queries:
-            started = time.perf_counter()
-            call(query)
-            times.append(time.perf_counter() - started)
-    return _percentiles(times)
+            for name, call in calls.items():
+                started = time.perf_counter()
+                call(query)
+                times[name].append(time.perf_counter() - started)
+    return {name: _percentiles(seconds) for name, seconds in times.items()}
 
 
 def prepare(register: Path, mapping: Path, work: Path, model: Embedder, log) -> Settings:
@@ -182,27 +189,29 @@ def run_overhead_bench(
         "passages": len(passages),
         "model": model.name,
         "allowed_passages": {v.name: int(len(passages) if v.mask is None else v.mask.sum()) for v in variants},
-        "floor": _timed_each(lambda q: model.embed([q]), queries, repeats),
     }
     for v in variants:
         figures[v.name] = _time_variant(v, kb, given, baseline, lance, model, query_vectors, queries, repeats)
+    figures["floor"] = figures[variants[0].name]["floor"]  # the floor of the run without a filter
     return figures
 
 
 def _time_variant(v, kb, given, baseline, lance, model, query_vectors, queries, repeats) -> dict[str, Any]:
-    """Every contender's times at one filter, the query embedded in each search or given."""
+    """Every contender's times at one filter, the query embedded in each search or given, the floor
+    among them (each ratio is to the floor timed in the same turns)."""
     search = dict(filters=v.filters, viewer=v.viewer, limit=10, mode="hybrid")
-    figures = {
-        "lighthouse": _timed_each(lambda q: kb.search(q, **search), queries, repeats),
-        "baseline": _timed_each(lambda q: baseline.search(model.embed([q])[0], q, v.mask), queries, repeats),
-        "chroma_dense": _timed_each(lambda q: kb.index.query(model.embed([q]), 10, v.where), queries, repeats),
-        "lighthouse_given": _timed_each(lambda q: given.search(q, **search), queries, repeats),
-        "baseline_given": _timed_each(lambda q: baseline.search(query_vectors[q], q, v.mask), queries, repeats),
+    calls: dict[str, Callable[[str], Any]] = {
+        "floor": lambda q: model.embed([q]),
+        "lighthouse": lambda q: kb.search(q, **search),
+        "baseline": lambda q: baseline.search(model.embed([q])[0], q, v.mask),
+        "chroma_dense": lambda q: kb.index.query(model.embed([q]), 10, v.where),
+        "lighthouse_given": lambda q: given.search(q, **search),
+        "baseline_given": lambda q: baseline.search(query_vectors[q], q, v.mask),
     }
     if lance is not None:
         chosen = v.name if v.mask is not None else None
-        figures["lancedb"] = _timed_each(lambda q: lance.search(model.embed([q])[0], q, chosen), queries, repeats)
-    return figures
+        calls["lancedb"] = lambda q: lance.search(model.embed([q])[0], q, chosen)
+    return _timed_in_turn(calls, queries, repeats)
 
 
 class LanceBaseline:
@@ -250,10 +259,10 @@ def _lance(work: Path, baseline: PlainBaseline, texts: list[str], variants: list
 
 def ratios(figures: dict[str, Any]) -> list[tuple[str, str, float, float, float | None, float | None]]:
     """(filter, what, p50 ms, p95 ms, p50 / floor, p50 / baseline of the same filter) for every figure."""
-    floor = figures["floor"]["p50_ms"]
     lines = []
     for variant in ("none", "access", "access+facet"):
         measured = figures[variant]
+        floor = measured["floor"]["p50_ms"]
         for what, f in measured.items():
             base_key = "baseline_given" if what.endswith("_given") else "baseline"
             to_floor = None if what.endswith("_given") else round(f["p50_ms"] / floor, 2)
@@ -274,7 +283,8 @@ def format_report(figures: dict[str, Any]) -> str:
     floor = figures["floor"]
     out = [
         f"{figures['entries']} entries, {figures['passages']} passages, model {figures['model']}",
-        f"floor (embedding the query): p50 {floor['p50_ms']:.1f} ms, p95 {floor['p95_ms']:.1f} ms",
+        f"floor (embedding the query), without a filter: p50 {floor['p50_ms']:.1f} ms, p95 {floor['p95_ms']:.1f} ms",
+        "(at each filter every contender takes its turn on each query, the floor among them)",
         "",
         f"{'filter':<14}{'search':<20}{'p50 ms':>8}{'p95 ms':>8}{'/ floor':>9}{'/ plain':>9}",
     ]

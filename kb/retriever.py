@@ -101,26 +101,27 @@ class Retriever:
             return results
         where = _where(filters, viewer)
         candidates = max(CANDIDATES, limit * 3)
-        # The query is embedded while the mirror is brought up to date; both sides start after that,
-        # since it may swap in a newer replica.
-        embedding = (
-            _SIDE_POOL.submit(self.parts.embedder.embed, [parsed[i].text for i in live]) if mode != "bm25" else None
-        )
-        self.mirror.refresh()
+        self.mirror.refresh()  # first: it may swap in a newer replica, which both sides then read
+        query_texts = [parsed[i].text for i in live]
 
-        def dense_side() -> dict[int, list[PassageMatch]]:
+        def dense_side(vectors: np.ndarray) -> dict[int, list[PassageMatch]]:
             # Texts are needed only to check quoted phrases; the hits read their own few afterwards.
-            texts = any(parsed[i].phrases for i in live)
-            assert embedding is not None  # this side runs only when meaning is searched
-            nearest = self._nearest(embedding.result(), candidates, where, entries_where=where, texts=texts)
+            phrases = any(parsed[i].phrases for i in live)
+            nearest = self._nearest(vectors, candidates, where, entries_where=where, texts=phrases)
             return dict(zip(live, nearest, strict=True))
 
-        # In hybrid mode the two sides run at once: the model and Chroma release the GIL, so on two
-        # cores a search costs the slower side rather than both (at 400,000 passages, each is tens of ms).
+        # Over Chroma (a collection too large to hold its vectors in memory) the model and Chroma's search
+        # release the GIL and each side takes tens of milliseconds: the two sides run at once, and a search
+        # costs the slower one. Over vectors held in memory each side is a millisecond or two of Python,
+        # which would only contend with the model's own Python for the GIL: there they run in turn, and
+        # a search costs less (`python -m bench overhead`).
         dense_matches: dict[int, list[PassageMatch]] = {}
-        pending = _SIDE_POOL.submit(dense_side) if mode == "hybrid" else None
-        if mode == "dense":
-            dense_matches = dense_side()
+        pending = None
+        if mode == "hybrid" and not self._in_memory():
+            embedding = _SIDE_POOL.submit(self.parts.embedder.embed, query_texts)
+            pending = _SIDE_POOL.submit(lambda: dense_side(embedding.result()))
+        elif mode != "bm25":
+            dense_matches = dense_side(self.parts.embedder.embed(query_texts))
         keyword_results: dict[int, tuple[list, bool]] = {}
         if mode in ("bm25", "hybrid"):
             allowed = self.mirror.allowed_entries(where) if where is not None else None
@@ -167,6 +168,10 @@ class Retriever:
             closeness = self._closeness(dense, entry_of) if mode != "bm25" else {}
             results[i] = self._hits(best_per_entry(scores, entry_of, used)[:limit], texts, viewer, closeness)
         return results
+
+    def _in_memory(self) -> bool:
+        """Whether a search by meaning is answered from the vectors held in memory (`_exact_in_memory`)."""
+        return self.mirror.table() is not None and self.mirror.replica.holds_vectors_in_memory()
 
     def _weigh_boilerplate(
         self, scores: dict[str, float], texts: dict[str, str], entry_of: dict[str, str], weight: float, limit: int

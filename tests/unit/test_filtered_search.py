@@ -9,6 +9,8 @@ answered from word positions.
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from kb import Filters, KnowledgeBase
@@ -326,3 +328,25 @@ def test_an_entrys_own_passages_come_from_the_local_copy_as_chroma_stores_them(k
         ]
         np.testing.assert_allclose(vectors, want_vectors, atol=1e-6)  # Chroma rounds to within a unit or two
     assert calls == [], "Chroma is not asked"
+
+
+def test_hybrid_search_runs_its_sides_in_turn_in_memory_and_at_once_over_chroma(kb, fake_embedder, monkeypatch):
+    """Over vectors held in memory the model runs on the caller's thread (each side is a millisecond of
+    Python, which a second thread would only make wait for the GIL); over Chroma, beside the keyword side.
+    The hits are the same either way."""
+    threads: list[str] = []
+    embed = fake_embedder.embed
+    monkeypatch.setattr(
+        fake_embedder, "embed", lambda texts: threads.append(threading.current_thread().name) or embed(texts)
+    )
+    viewer = member_of("Revenue and Customs Office")
+    answers = {}
+    for in_memory in (True, False):
+        monkeypatch.setattr("kb.replica.folder.EXACT_BYTES", (1 << 30) if in_memory else 0)
+        threads.clear()
+        answers[in_memory] = [kb.search(q, viewer=viewer) for q in QUERIES]
+        on_caller = [name == threading.current_thread().name for name in threads]
+        assert on_caller == [in_memory] * len(QUERIES)
+    for in_turn, at_once in zip(answers[True], answers[False], strict=True):
+        assert in_turn and [h.id for h in in_turn] == [h.id for h in at_once]
+        assert [h.score for h in in_turn] == pytest.approx([h.score for h in at_once], abs=1e-5)  # Chroma's float32
