@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from kb.access import ANONYMOUS, can_see, reviews, visible_where
+from kb.access import ANONYMOUS, reviews, sees, visible_where
 from kb.analysis import words
 from kb.entries import Entry
 from kb.errors import KBError
@@ -61,7 +61,8 @@ def rows(kb: KnowledgeBase, viewer: User | None = None) -> list[Any]:
     everything. The list is shared by every page: read-only."""
     if viewer is None:
         return kb.indexed_rows()
-    return kb.view("rows", _reader(viewer), lambda: [r for r in kb.indexed_rows() if can_see(viewer, r.metadata)])
+    visible = sees(viewer)
+    return kb.view("rows", _reader(viewer), lambda: [r for r in kb.indexed_rows() if visible(r.metadata)])
 
 
 def _reader(viewer: User | None) -> str:
@@ -452,10 +453,11 @@ def newest_ids(kb: KnowledgeBase, *, filters: Filters | None = None, viewer: Use
 def titles(kb: KnowledgeBase, entry_ids: Sequence[str], viewer: User | None = None) -> list[tuple[str, str, str]]:
     """(id, title, outcome) of the indexed entries among these ids that the viewer may see, in order."""
     meta = kb.index.metadata_of(list(entry_ids)) if entry_ids else {}
+    visible = sees(viewer)
     return [
         (i, str(meta[i].get("title", i)), str(meta[i].get("outcome", "")))
         for i in entry_ids
-        if i in meta and can_see(viewer, meta[i])
+        if i in meta and visible(meta[i])
     ]
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kb.access import Shown, can_see, entry_meta, present, version_for, visible_where
+from kb.access import Shown, can_see, entry_meta, present, sees, version_for, visible_where
 from kb.config import Settings
 from kb.embedder import Embedder
 from kb.entries import ENTRY_SUFFIX, MAX_FILE_BYTES, Entry, parse_entry, render_entry
@@ -198,7 +198,8 @@ class KnowledgeBase:
         what an export under the viewer's rules holds. With `entry_ids`, only those, in their order (one
         that is missing or hidden is left out alike)."""
         result = self.load()
-        visible = {i for i, e in result.entries.items() if can_see(viewer, entry_meta(e))}
+        sees_entry = sees(viewer)
+        visible = {i for i, e in result.entries.items() if sees_entry(entry_meta(e))}
         chosen = sorted(visible) if entry_ids is None else [i for i in dict.fromkeys(entry_ids) if i in visible]
         shown = [present(result.entries[i], viewer, visible.__contains__) for i in chosen]
         return shown, result.problems

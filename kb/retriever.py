@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from kb.access import can_see
+from kb.access import sees
 from kb.analysis import contains_phrases, tokenize, words
 from kb.errors import KBError
 from kb.filters import Filters, Scope
@@ -409,10 +409,11 @@ class Retriever:
             return []
         ids = [e for e, _, _ in ranked]
         meta = self.mirror.records_of(ids)  # as of the mark `refresh` read when the search began
+        visible = sees(viewer)
         hits = []
         for entry_id, passage_id, score in ranked:
             record = meta.get(entry_id, {})
-            if not can_see(viewer, record):
+            if not visible(record):
                 continue
             text = texts.get(passage_id) or self.mirror.replica.text_of(passage_id) or ""
             close = closeness.get(entry_id, False) if closeness else None
