@@ -247,29 +247,36 @@ def check_hnsw(segment: VectorSegment) -> None:
         return
     if not (folder / LABEL_MAP).is_file():
         raise StoreDamaged(f"{folder.name}/{LABEL_MAP} is missing")
-    level0 = _level0(folder, header)
     norms = np.fromfile(folder / "length.bin", dtype="<f4", count=header.count)
     if len(norms) < header.count or not np.all(np.isfinite(norms)):
         raise StoreDamaged(f"{folder.name}/length.bin is truncated or garbled")
-    labels = _check_level0(folder.name, level0, header)
+    labels = _check_level0(folder, header)
     _check_upper_levels(folder, header)
     _check_label_map(folder, labels)
 
 
-def _level0(folder: Path, header: Header) -> np.ndarray:
+def _level0_blocks(folder: Path, header: Header) -> Iterator[tuple[int, np.ndarray]]:
+    """data_level0.bin's elements, _CHUNK at a time, as (first element, one row of bytes per element).
+    Read, not mapped: the pages of a mapped 700 MB graph would stay resident until the process ends."""
     path = folder / "data_level0.bin"
     size = path.stat().st_size
     if size < header.count * header.element_size or size % header.element_size:
         raise StoreDamaged(f"{folder.name}/data_level0.bin is truncated")
-    return np.memmap(path, dtype=np.uint8, mode="r", shape=(size // header.element_size, header.element_size))
+    with path.open("rb") as file:
+        for start in range(0, header.count, _CHUNK):
+            count = min(_CHUNK, header.count - start)
+            data = np.fromfile(file, dtype=np.uint8, count=count * header.element_size)
+            if len(data) < count * header.element_size:
+                raise StoreDamaged(f"{folder.name}/data_level0.bin is truncated")
+            yield start, data.reshape(count, header.element_size)
 
 
-def _check_level0(name: str, level0: np.ndarray, header: Header) -> np.ndarray:
+def _check_level0(folder: Path, header: Header) -> np.ndarray:
     """Links in range and vectors finite, a chunk of elements at a time; returns the live elements' labels
     (-1 for deleted ones)."""
+    name = folder.name
     labels = np.empty(header.count, dtype=np.int64)
-    for start in range(0, header.count, _CHUNK):
-        block = np.asarray(level0[start : min(start + _CHUNK, header.count)])
+    for start, block in _level0_blocks(folder, header):
         counts = block[:, 0:2].copy().view("<u2")[:, 0]
         deleted = (block[:, 2] & _DELETED).astype(bool)
         links = block[:, 4 : header.vector_offset].copy().view("<u4")
@@ -409,26 +416,16 @@ def _metadata(db: sqlite3.Connection, collection: str) -> dict[str, str] | None:
 def stored_vectors(folder: Path, collection: str) -> Iterator[tuple[str, np.ndarray]]:
     """(record id, vector) for every record the collection holds now, as its queries see it: the HNSW
     elements, then the log entries written since the graph was last saved (the later one wins). Vectors
-    are returned as stored; compare directions, not lengths. Call after `check_store`."""
+    are returned as stored; compare directions, not lengths. Call after `check_store`.
+
+    Streamed a chunk of elements at a time: at 400,000 passages the vectors alone are 600 MB, which
+    a check of the whole store must not hold at once. The log is read first (it is small: Chroma folds
+    it into the graph every thousand or so writes), so that the elements it replaces are left out."""
     with _connect(folder / DATABASE) as db:
         segment = next((s for s in vector_segments(folder, db) if s.collection == collection), None)
         if segment is None:
             return
-        latest: dict[str, np.ndarray | None] = {}
-        if (segment.folder / "header.bin").exists():
-            header = _header(segment.folder)
-            if header.count:
-                by_label = {label: record for record, label in _label_map(segment.folder).items()}
-                level0 = _level0(segment.folder, header)
-                for start in range(0, header.count, _CHUNK):
-                    block = np.asarray(level0[start : min(start + _CHUNK, header.count)])
-                    deleted = (block[:, 2] & _DELETED).astype(bool)
-                    labels = block[:, header.label_offset : header.label_offset + 8].copy().view("<i8")[:, 0]
-                    vectors = block[:, header.vector_offset : header.label_offset].copy().view("<f4")
-                    for row in np.flatnonzero(~deleted):
-                        record = by_label.get(int(labels[row]))
-                        if record is not None:
-                            latest[record] = vectors[row]
+        logged: dict[str, np.ndarray | None] = {}  # None: deleted since the graph was saved
         rows = db.execute(
             "SELECT operation, id, vector FROM embeddings_queue WHERE topic = ? AND seq_id > ? ORDER BY seq_id",
             (segment.topic, segment.flushed_up_to),
@@ -436,10 +433,24 @@ def stored_vectors(folder: Path, collection: str) -> Iterator[tuple[str, np.ndar
         for operation, record_id, blob in rows:
             record = record_id.decode("utf-8", "replace")
             if operation == QUEUE_DELETE:
-                latest[record] = None
-            elif blob is not None:
-                latest[record] = np.frombuffer(blob, dtype="<f4")
-    for record, vector in latest.items():
+                logged[record] = None
+            elif blob is not None:  # a change of metadata alone keeps the vector
+                logged[record] = np.frombuffer(blob, dtype="<f4")
+    if (segment.folder / "header.bin").exists():
+        header = _header(segment.folder)
+        if header.count:
+            by_label = {label: record for record, label in _label_map(segment.folder).items()}
+            seen: set[str] = set()
+            for _, block in _level0_blocks(segment.folder, header):
+                deleted = (block[:, 2] & _DELETED).astype(bool)
+                labels = block[:, header.label_offset : header.label_offset + 8].copy().view("<i8")[:, 0]
+                vectors = block[:, header.vector_offset : header.label_offset].copy().view("<f4")
+                for row in np.flatnonzero(~deleted).tolist():
+                    record = by_label.get(int(labels[row]))
+                    if record is not None and record not in logged and record not in seen:
+                        seen.add(record)
+                        yield record, vectors[row]
+    for record, vector in logged.items():
         if vector is not None:
             yield record, vector
 

@@ -262,3 +262,28 @@ def _guarded_for_test(failure):
     from kb.vector_index import _guarded
 
     return _guarded(failure)
+
+
+def test_stored_vectors_are_what_chroma_answers_after_changes_still_in_its_log(copy):
+    """Records changed or deleted since Chroma last saved its graph come from the log, each record once."""
+    from kb.vector_index import make_client
+
+    name = f"{copy.collection}-passages"
+    client = make_client(copy.index_dir, None)
+    passages = client.get_collection(name, embedding_function=None)
+    some = passages.get(limit=6, include=["embeddings"])
+    changed, deleted = some["ids"][:3], some["ids"][3:6]
+    dimension = len(some["embeddings"][0])
+    moved = [[1.0 if i == n else 0.0 for i in range(dimension)] for n in range(3)]
+    passages.update(ids=changed, embeddings=moved)
+    passages.delete(ids=deleted)
+    expected = passages.get(include=["embeddings"])
+    del client, passages
+    clear_client_cache()
+    got = list(stored_vectors(embedded_path(copy.index_dir), name))
+    assert len(got) == len({record for record, _ in got}), "each record once"
+    stored = dict(got)
+    assert set(stored) == set(expected["ids"]) and not set(deleted) & set(stored)
+    for record, vector in zip(expected["ids"], expected["embeddings"], strict=True):
+        assert np.allclose(stored[record], vector, atol=1e-6), record
+    assert [int(np.argmax(stored[r])) for r in changed] == [0, 1, 2]
