@@ -12,6 +12,18 @@ CHROMIUM = Path("/usr/bin/chromium")
 # The search page's results line: "12 best matches among 2,100 entries", or "8 close matches among ..."
 # where the model judges closeness (app_pages/search.py, match_count).
 RESULTS_LINE = re.compile(r"(best|close) match(es)? among")
+# The Insights map's first point that no other point covers: its centre and the entry title its
+# description names (app_pages/insights.py). None when the map has no such point.
+FREE_MAP_POINT = """() => {
+  const marks = [...document.querySelectorAll("[data-testid='stVegaLiteChart']")].pop()
+      .querySelectorAll('svg .role-mark path');
+  for (const mark of marks) {
+    const r = mark.getBoundingClientRect(), x = r.x + r.width / 2, y = r.y + r.height / 2;
+    const title = (mark.getAttribute('aria-label') || '').match(/Title: (.*?); Organisation:/);
+    if (title && document.elementFromPoint(x, y) === mark) return {x, y, title: title[1]};
+  }
+  return null;
+}"""
 # Without the background-networking flags Chromium keeps trying hosts this network refuses.
 CHROMIUM_ARGS = [
     "--headless",

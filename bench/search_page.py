@@ -2,7 +2,8 @@
 lessons by default), and where the time goes. Figures, never a timed test.
 
 For each query the page is opened afresh (the empty search page), the query typed, and the time taken
-from the click on Search to the results line ("… best matches among …") on screen. Beside it:
+from the click on Search to the results line ("… best matches among …") on screen. Then a few clicks on
+a point of the Insights map, each timed until its entry's title is on screen. Beside the searches:
 
 - on the server, from `bench.app_timing`: the page's script run that the click started, and within it
   `kb.browse.find` (the search, facet counts and the in-scope count); the rest of the run is the page's
@@ -24,12 +25,13 @@ from typing import Any
 
 import numpy as np
 
-from bench.browser import CHROMIUM, CHROMIUM_ARGS, RESULTS_LINE, free_port, stop
+from bench.browser import CHROMIUM, CHROMIUM_ARGS, FREE_MAP_POINT, RESULTS_LINE, free_port, stop
 from bench.register import DEFAULT_QUERIES, import_register
 from kb.config import Settings
 from kb.errors import KBError
 
 WARM_UP = 2  # searches not counted: the app's first search loads the model and fills its caches
+MAP_CLICKS = 5  # clicks on a point of the Insights map, each timed until its entry is on screen
 BROWSER_METRICS = ("TaskDuration", "ScriptDuration", "LayoutDuration", "RecalcStyleDuration")
 
 
@@ -127,10 +129,28 @@ def run_search_page_bench(
                         {"started": started, "seconds": seen - started}
                         | {name: after[name] - before[name] for name in BROWSER_METRICS}
                     )
+            log(f"timing {MAP_CLICKS} clicks on a point of the Insights map ...")
+            map_clicks = [_map_click(page, url) for _ in range(MAP_CLICKS)]
             browser.close()
     finally:
         stop(app)
-    return _figures(searches, _read(timings), settings, model, load_before, _load())
+    figures = _figures(searches, _read(timings), settings, model, load_before, _load())
+    return figures | {"map_click_to_entry_s": _summary(map_clicks, 2)}
+
+
+def _map_click(page, url: str) -> float:
+    """Seconds from a click on a point of the Insights map to its entry's title on screen."""
+    page.goto(f"{url}/insights")
+    page.get_by_text("Map of the collection", exact=True).wait_for(timeout=300_000)
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')")
+    page.locator("[data-testid='stVegaLiteChart']").last.scroll_into_view_if_needed()
+    point = page.evaluate(FREE_MAP_POINT)
+    if point is None:
+        raise KBError("the Insights map has no point that another does not cover")
+    started = time.time()
+    page.mouse.click(point["x"], point["y"])
+    page.get_by_role("heading", name=point["title"]).wait_for(timeout=60_000)
+    return time.time() - started
 
 
 def _wait_until_healthy(url: str, app: subprocess.Popen, seconds: float) -> None:
@@ -220,5 +240,6 @@ def format_report(f: dict[str, Any]) -> str:
             line("  of which script", browser["script_s"]),
             line("  of which style", browser["style_s"]),
             line("  of which layout", browser["layout_s"]),
+            line("Insights map: point clicked to entry", f["map_click_to_entry_s"]),
         ]
     )

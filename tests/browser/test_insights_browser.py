@@ -1,6 +1,6 @@
 """The Insights page in a real browser: legends that show every label whole, a list view the keyboard can
 walk, failing bars and their text links that open the matching search, a map stacked on a phone, and a
-click on a point that opens its entry (timed).
+click on a point that opens its entry (its time is a figure of `python -m bench search-page`).
 
 Skips when /usr/bin/chromium or Playwright is absent; fails instead when CI=true.
 """
@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from bench.browser import FREE_MAP_POINT
 from tests.browser.harness import PHONE, settle
 
 pytestmark = pytest.mark.browser
@@ -150,17 +151,7 @@ def test_on_a_phone_the_map_is_full_width_with_its_legend_under_it(page, server,
 
 def free_point(page) -> dict:
     """The centre of a point on the map that no other point covers, and the title in its description."""
-    return page.evaluate(
-        """() => {
-          const marks = [...document.querySelectorAll("[data-testid='stVegaLiteChart']")].pop()
-              .querySelectorAll('svg .role-mark path');
-          for (const mark of marks) {
-            const r = mark.getBoundingClientRect(), x = r.x + r.width / 2, y = r.y + r.height / 2;
-            const title = (mark.getAttribute('aria-label') || '').match(/Title: (.*?); Organisation:/);
-            if (title && document.elementFromPoint(x, y) === mark) return {x, y, title: title[1]};
-          }
-        }"""
-    )
+    return page.evaluate(FREE_MAP_POINT)
 
 
 def test_clicking_a_point_opens_its_entry_quickly(page, server):
