@@ -13,7 +13,8 @@ from app_pages.ui import plain
 from kb.config import MailSettings
 from kb.database.tables import DIGEST_FREQUENCIES
 from kb.errors import KBError
-from kb.following import KIND_WORDS, Profile, followable, updates
+from kb.following import Profile
+from kb.whats_new import KIND_WORDS, followable, updates
 
 MOST_NEW = 30
 FREQUENCIES = {"weekly": "Weekly", "daily": "Daily", "off": "Off"}

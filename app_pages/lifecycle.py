@@ -1,6 +1,6 @@
 """A lighthouse's lifecycle as the entry page and the showcase show it: its review-by flag, the timeline of
 its stage, and where its value spread (the reuse chain). The rules are kb.lifecycle's; these only draw.
-Dates are shown as written: kb.entries lets through only digits and hyphens."""
+Dates are shown as written: kb.entry_fields lets through only digits and hyphens."""
 
 from __future__ import annotations
 

@@ -312,7 +312,7 @@ def prepare_collection(args: dict[str, Any]) -> dict[str, Any]:
     `real_up_to`, the table its passages' vectors are derived from. So the sync process starts as
     `python -m kb sync` would, without the collection in memory."""
     from kb.embedder import make_embedder
-    from kb.entries import render_entry
+    from kb.entry_files import render_entry
 
     work, size = Path(args["work"]), int(args["size"])
     paths = SizePaths(work / f"size-{size}")

@@ -32,8 +32,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from kb.config import MailSettings
 from kb.database.tables import Digest, Person
 from kb.errors import KBError
-from kb.following import KIND_WORDS, Following, Profile, Update, as_utc, updates
+from kb.following import Following, Profile, as_utc
 from kb.store import file_lock_if_free
+from kb.whats_new import KIND_WORDS, Update, updates
 
 if TYPE_CHECKING:
     from kb.database import Database

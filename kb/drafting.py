@@ -31,17 +31,9 @@ from kb.access import (
     signed_in,
 )
 from kb.editing import open_edit, save_edit
-from kb.entries import (
-    MAX_SUMMARY,
-    SECTIONS,
-    Entry,
-    entry_from_dict,
-    is_valid_id,
-    is_web_address,
-    quality_from_words,
-    quality_words,
-    slugify,
-)
+from kb.entries import MAX_SUMMARY, SECTIONS, Entry, is_valid_id, is_web_address, slugify
+from kb.entry_fields import quality_from_words, quality_words
+from kb.entry_files import entry_from_dict
 from kb.errors import Conflict, EntryError, Forbidden, KBError, Problem
 from kb.filters import Filters
 from kb.lifecycle import last_day, record_stage_change
@@ -126,7 +118,7 @@ class Draft:
     themes: list[str] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
     data_sources: list[str] = field(default_factory=list)
-    data_quality: str | dict[str, Any] = ""  # in words, one graded source per line (kb.entries.quality_words);
+    data_quality: str | dict[str, Any] = ""  # in words, one graded source per line (kb.entry_fields.quality_words);
     # or, from the API, the grades by source name as entry_from_dict reads them ({name: {grades, graded}})
     started: str = ""
     ended: str = ""
@@ -355,7 +347,7 @@ def build_entry(
     return entry
 
 
-_REUSE_LINE = re.compile(r"^([^\s:()]+)\s*(?:\(([^)]*)\))?\s*(?::\s*(.*))?$", re.S)  # as kb.entries reads it
+_REUSE_LINE = re.compile(r"^([^\s:()]+)\s*(?:\(([^)]*)\))?\s*(?::\s*(.*))?$", re.S)  # as kb.entry_fields reads it
 _DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
 
 

@@ -7,7 +7,7 @@
 CSV and Excel have one row per entry: list fields joined with "; " (a ";" inside an item is written ";;"),
 lighthouse sub-fields as `lighthouse.stage` ... columns, one `section: <name>` column per section, and the
 data sources' grades in words in a `data_quality` column, one graded source per item (the importer reads
-them back with kb.entries.quality_from_words).
+them back with kb.entry_fields.quality_from_words).
 JSONL has one JSON object per entry, lists as lists and sections as an object.
 
 The caller decides which entries a reader may see; this module writes exactly what it is given.
@@ -26,7 +26,8 @@ from typing import TextIO
 
 import pandas as pd
 
-from kb.entries import REQUIRED, SECTIONS, Entry, quality_words
+from kb.entries import REQUIRED, SECTIONS, Entry
+from kb.entry_fields import quality_words
 from kb.errors import KBError
 from kb.store import atomic_write
 
@@ -51,7 +52,7 @@ LIST_FIELDS = (
     "themes",
     "tags",
     "data_sources",
-    "data_quality",  # one graded source per item, in words (kb.entries.quality_words)
+    "data_quality",  # one graded source per item, in words (kb.entry_fields.quality_words)
     "related",
     "links",
     "lighthouse.benefits",

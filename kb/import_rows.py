@@ -9,7 +9,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from kb.entries import MAX_SECTION, MAX_SUMMARY, MAX_TITLE, quality_from_words, slugify
+from kb.entries import MAX_SECTION, MAX_SUMMARY, MAX_TITLE, slugify
+from kb.entry_fields import quality_from_words
 from kb.errors import Problem
 from kb.exporter import LIGHTHOUSE_COLUMNS, LIST_FIELDS, LIST_SEPARATOR, WITHHOLDABLE, unguard_formula
 from kb.mapping import BUILT_IN_DEFAULTS, MUST_HAVE, TEMPLATE_RE, Mapping, Rule, column_key, placeholder_key

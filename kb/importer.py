@@ -17,15 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from kb.entries import (
-    LIGHTHOUSE_FIELDS,
-    MAX_FILE_BYTES,
-    Entry,
-    Lighthouse,
-    entry_from_dict,
-    parse_entry,
-    render_entry,
-)
+from kb.entries import LIGHTHOUSE_FIELDS, MAX_FILE_BYTES, Entry, Lighthouse
+from kb.entry_files import entry_from_dict, parse_entry, render_entry
 from kb.errors import Conflict, EntryError, Problem
 from kb.exporter import LIGHTHOUSE_COLUMNS
 from kb.import_rows import (

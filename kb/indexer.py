@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from kb.chroma_checks import DEEP, SYNC, check_embedded, embedded_path, has_embedded
-from kb.entries import Entry, content_hash, render_entry
+from kb.entries import Entry, content_hash
+from kb.entry_files import render_entry
 from kb.errors import EntryError, IndexDamaged, KBError, Problem
 from kb.mirror import Mirror
 from kb.notes import NOTE_SECTION, passage_text

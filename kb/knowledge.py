@@ -23,7 +23,8 @@ from typing import Any
 from kb.access import Shown, can_see, entry_meta, present, sees, version_for, visible_where
 from kb.config import Settings
 from kb.embedder import Embedder
-from kb.entries import ENTRY_SUFFIX, MAX_FILE_BYTES, Entry, parse_entry, render_entry
+from kb.entries import ENTRY_SUFFIX, MAX_FILE_BYTES, Entry
+from kb.entry_files import parse_entry, render_entry
 from kb.errors import Conflict, EntryError, KBError, NotFound, Problem, SavedNotIndexed
 from kb.filters import FACETS, Filters
 from kb.identity import User

@@ -24,7 +24,9 @@ from pathlib import Path
 
 import yaml
 
-from kb.entries import _FRONT_MATTER_RE, _Fields, content_hash, is_valid_id, is_web_address
+from kb.entries import content_hash, is_valid_id, is_web_address
+from kb.entry_fields import FieldReader
+from kb.entry_files import FRONT_MATTER_RE
 from kb.errors import EntryError, KBError, NotFound, Problem
 from kb.store import IsSymlink, _read_regular, atomic_write, file_lock, kept_versions
 from kb.yamlfile import DuplicateKey, load_yaml
@@ -152,7 +154,7 @@ def parse_note(text: str, source: str, *, entry_id: str, note_id: str) -> Note:
     """A note from its file text; EntryError names the file, the field and what to do."""
     if "\x00" in text:
         raise EntryError([Problem(source, "is a binary file, not a note; remove it")])
-    match = _FRONT_MATTER_RE.match(text.lstrip("\ufeff"))
+    match = FRONT_MATTER_RE.match(text.lstrip("\ufeff"))
     if not match:
         raise EntryError(
             [Problem(source, "has no front matter; start the note with '---', its fields, '---', then what happened")]
@@ -166,7 +168,7 @@ def parse_note(text: str, source: str, *, entry_id: str, note_id: str) -> Note:
     if not isinstance(data, dict):
         raise EntryError([Problem(source, "front matter must be 'field: value' lines")])
     data = {str(k): v for k, v in data.items()}
-    f = _Fields(data, source)
+    f = FieldReader(data, source)
     for unknown in sorted(set(data) - set(FIELDS)):
         f.problem(unknown, f"is not a note field; use only: {', '.join(FIELDS)}")
     organisation, link = f.text("organisation"), f.text("link", limit=2_000)
@@ -185,7 +187,7 @@ def parse_note(text: str, source: str, *, entry_id: str, note_id: str) -> Note:
     return Note(entry_id, note_id, body, clean_org, year, clean_link, anonymous, author, created, updated or created)
 
 
-def _timestamp(f: _Fields, name: str) -> str:
+def _timestamp(f: FieldReader, name: str) -> str:
     value = f.data.get(name)
     if value is None or value == "":
         return ""

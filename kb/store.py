@@ -21,16 +21,8 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from kb.entries import (
-    ENTRY_SUFFIX,
-    MAX_FILE_BYTES,
-    Entry,
-    content_hash,
-    is_valid_id,
-    parse_entry,
-    render_entry,
-    slugify,
-)
+from kb.entries import ENTRY_SUFFIX, MAX_FILE_BYTES, Entry, content_hash, is_valid_id, slugify
+from kb.entry_files import parse_entry, render_entry
 from kb.errors import Conflict, EntryError, KBError, NotFound, Problem
 
 HISTORY_DIR = ".history"  # earlier versions of each entry, beside the entries (hidden names are not listed)

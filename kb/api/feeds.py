@@ -23,8 +23,9 @@ from kb.config import MailSettings
 from kb.database import Database
 from kb.digest import entry_url, following_url
 from kb.errors import KBError
-from kb.following import KIND_WORDS, Following, Update, entry_changes, followable, updates
+from kb.following import Following
 from kb.knowledge import KnowledgeBase
+from kb.whats_new import KIND_WORDS, Update, entry_changes, followable, updates
 
 log = logging.getLogger("lighthouse.api")
 

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from kb.entries import source_words
+from kb.entry_fields import source_words
 from kb.errors import KBError, Problem
 from kb.registers.cells import (
     Cell,

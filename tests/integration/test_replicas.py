@@ -24,7 +24,8 @@ from kb import KnowledgeBase, Settings
 from kb.api import EditIn
 from kb.api.app import BURST, RATE_PER_MINUTE
 from kb.embedder import HashingEmbedder
-from kb.entries import SECTIONS, parse_entry
+from kb.entries import SECTIONS
+from kb.entry_files import parse_entry
 from kb.store import EntryStore
 from kb.tokens import TokenStore
 from kb.vector_index import clear_client_cache

@@ -15,7 +15,7 @@ from bench.scale import (
     recipes,
     run_scale_bench,
 )
-from kb.entries import parse_entry, render_entry
+from kb.entry_files import parse_entry, render_entry
 from kb.passages import split_entry
 from kb.store import EntryStore
 from kb.vocabulary import Vocabulary

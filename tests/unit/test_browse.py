@@ -10,7 +10,7 @@ from kb import Conflict, Filters, KBError, browse, review
 from kb.access import ANONYMOUS, can_see, entry_meta
 from kb.browse import SearchRequest
 from kb.drafting import FORM_ERROR, Draft, DraftInvalid, build_entry, looks_similar, save_draft
-from kb.entries import parse_entry
+from kb.entry_files import parse_entry
 from kb.filters import FACETS, holds
 from kb.identity import DEFAULT_NAME, User, local_user, parse_roles
 

@@ -18,8 +18,9 @@ from kb.drafting import (
     own_work,
     save_draft,
 )
-from kb.entries import EntryError, entry_from_dict, is_web_address, parse_entry, render_entry
-from kb.errors import Problem
+from kb.entries import is_web_address
+from kb.entry_files import entry_from_dict, parse_entry, render_entry
+from kb.errors import EntryError, Problem
 from kb.identity import User
 
 AUTHOR = User("Ada Author", "Office for Tests", ("contributor",), local=False)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from kb.entries import MAX_TITLE, Entry, Lighthouse, parse_entry, render_entry, slugify
+from kb.entries import MAX_TITLE, Entry, Lighthouse, slugify
+from kb.entry_files import parse_entry, render_entry
 from kb.errors import Conflict, EntryError, KBError, NotFound
 from kb.store import EntryStore
 
@@ -348,7 +349,7 @@ def test_data_sources_carry_grades_and_render_back_losslessly():
     text = render_entry(e)
     assert "- Bus operator returns\n" in text and "data_quality" not in text
     assert parse_entry(text, "x.md")[0] == e
-    from kb.entries import entry_from_dict
+    from kb.entry_files import entry_from_dict
 
     assert entry_from_dict(e.to_dict(), "x.jsonl", e.sections)[0] == e  # JSONL's form reads back too
 
@@ -379,10 +380,10 @@ def test_bad_grades_name_their_place_and_every_one_is_reported():
 
 
 def test_a_bad_grade_on_one_source_keeps_the_others_and_their_grades():
-    from kb.entries import _data_sources, _Fields
+    from kb.entry_fields import FieldReader, read_data_sources
 
-    f = _Fields({}, "x.md")
-    names, quality = _data_sources(
+    f = FieldReader({}, "x.md")
+    names, quality = read_data_sources(
         f,
         [{"name": "A", "grades": {"accuracy": "awful"}}, {"name": "B", "grades": {"validity": "good"}}, "C"],
         None,
@@ -401,7 +402,9 @@ ODD_GRADES = {
 
 
 def test_grades_in_words_round_trip_a_name_with_a_colon_and_notes_with_brackets():
-    from kb.entries import Grade, SourceQuality, entry_from_dict, quality_from_words, quality_words
+    from kb.entries import Grade, SourceQuality
+    from kb.entry_fields import quality_from_words, quality_words
+    from kb.entry_files import entry_from_dict
 
     e, _ = parse_entry(GRADED, "x.md")
     odd = SourceQuality({d: Grade(r, n) for d, (r, n) in ODD_GRADES.items()}, "2024-03")

@@ -16,8 +16,9 @@ from kb.database import open_database
 from kb.database.tables import Person
 from kb.errors import KBError
 from kb.filters import Filters
-from kb.following import Following, updates
+from kb.following import Following
 from kb.tokens import digest
+from kb.whats_new import updates
 from tests.following import ADA, BO, THEME, later, write_entry
 
 LIGHTHOUSE = "benefit-demand-modelling-from-application-data"  # a proven lighthouse in the samples
@@ -157,7 +158,7 @@ def test_an_entry_file_copied_in_is_not_new_because_its_copy_is(kb_state):
 
 def test_another_kind_of_new_thing_is_one_more_collector(kb_state, monkeypatch):
     """Evidence notes come in as one more collector: what it finds is matched and shown like the rest."""
-    from kb import following as module
+    from kb import whats_new as module
 
     kb, following = kb_state
     following.follow(ADA, "organisation", "Department for Work and Welfare")

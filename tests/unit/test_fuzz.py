@@ -9,7 +9,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kb.entries import parse_entry
+from kb.entry_files import parse_entry
 from kb.errors import EntryError, KBError
 from kb.importer import import_table, load_mapping
 from kb.store import EntryStore

@@ -28,7 +28,8 @@ from kb.cli import cli
 from kb.drafting import Draft, save_draft
 from kb.editing import open_edit, save_edit
 from kb.embedder import HashingEmbedder
-from kb.entries import Lighthouse, parse_entry, render_entry, slugify
+from kb.entries import Lighthouse, slugify
+from kb.entry_files import parse_entry, render_entry
 from kb.identity import User
 from kb.review import review_queue
 from kb.store import HISTORY_DIR, REVISIONS_DIR, EntryStore

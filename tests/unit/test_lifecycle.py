@@ -11,7 +11,8 @@ import pytest
 from kb import KBError, lifecycle
 from kb.drafting import Draft, DraftInvalid, save_draft
 from kb.editing import open_edit, save_edit
-from kb.entries import Entry, Lighthouse, Reuse, StageChange, parse_entry, render_entry
+from kb.entries import Entry, Lighthouse, Reuse, StageChange
+from kb.entry_files import parse_entry, render_entry
 from kb.exporter import export_bytes
 from kb.identity import User
 from kb.importer import import_table
