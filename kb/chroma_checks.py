@@ -439,16 +439,25 @@ def stored_vectors(folder: Path, collection: str) -> Iterator[tuple[str, np.ndar
     if (segment.folder / "header.bin").exists():
         header = _header(segment.folder)
         if header.count:
-            by_label = {label: record for record, label in _label_map(segment.folder).items()}
-            seen: set[str] = set()
+            # Labels to records as two sorted arrays, not a dict: 400,000 entries of Python objects
+            # would cost more than the vectors being checked.
+            mapping = _label_map(segment.folder)
+            records = list(mapping)
+            mapped = np.fromiter(mapping.values(), dtype=np.int64, count=len(records))
+            del mapping
+            order = np.argsort(mapped, kind="stable")
+            mapped = mapped[order]
+            seen = np.zeros(len(records), dtype=bool)
             for _, block in _level0_blocks(segment.folder, header):
-                deleted = (block[:, 2] & _DELETED).astype(bool)
+                live = ~(block[:, 2] & _DELETED).astype(bool)
                 labels = block[:, header.label_offset : header.label_offset + 8].copy().view("<i8")[:, 0]
                 vectors = block[:, header.vector_offset : header.label_offset].copy().view("<f4")
-                for row in np.flatnonzero(~deleted).tolist():
-                    record = by_label.get(int(labels[row]))
-                    if record is not None and record not in logged and record not in seen:
-                        seen.add(record)
+                at = np.minimum(np.searchsorted(mapped, labels), max(len(mapped) - 1, 0))
+                known = live & (mapped[at] == labels) if len(mapped) else np.zeros(len(labels), dtype=bool)
+                for row, index in zip(np.flatnonzero(known).tolist(), order[at[known]].tolist(), strict=True):
+                    record = records[index]
+                    if not seen[index] and record not in logged:
+                        seen[index] = True
                         yield record, vectors[row]
     for record, vector in logged.items():
         if vector is not None:

@@ -203,6 +203,9 @@ class WordsWriter:
         self._starts.extend((np.asarray(source.token_starts[start + 1 : end + 1], dtype=np.int64) + shift).tolist())
 
     def write(self, folder: Path) -> None:
+        """The segment's keyword files. Each group of arrays is saved and let go before the next is built:
+        at 100,000 entries the postings, the positions and the pairs are each 100 to 300 MB, and a sync
+        builds them after Chroma and the model have taken their share of memory."""
         tokens = np.frombuffer(self._tokens, dtype=np.int32) if self._tokens else np.zeros(0, np.int32)
         starts = np.asarray(self._starts, dtype=np.int64)
         terms: dict[str, int] = {}
@@ -212,18 +215,17 @@ class WordsWriter:
             count=len(self.words),
         )
         lengths, postings = _postings(tokens, starts, word_terms, len(terms))
-        arrays = {
-            "tokens": tokens,
-            "token-starts": starts,
-            "lengths": lengths,
-            "word-terms": word_terms,
-            **postings,
-            **_positions(tokens, len(self.words)),
-            **_common_pairs(tokens, starts, len(self.words)),
-        }
+        _save(folder, {"tokens": tokens, "token-starts": starts, "lengths": lengths, "word-terms": word_terms})
+        _save(folder, postings)
+        del postings
+        _save(folder, _positions(tokens, len(self.words)))
+        _save(folder, _common_pairs(tokens, starts, len(self.words)))
         (folder / WORDS_FILE).write_text(json.dumps({"words": self.words, "terms": list(terms)}), encoding="utf-8")
-        for name, values in arrays.items():
-            np.save(folder / f"{name}.npy", values)
+
+
+def _save(folder: Path, arrays: dict[str, np.ndarray]) -> None:
+    for name, values in arrays.items():
+        np.save(folder / f"{name}.npy", values)
 
 
 def _postings(tokens: np.ndarray, starts: np.ndarray, word_terms: np.ndarray, n_terms: int):
