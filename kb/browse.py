@@ -61,8 +61,12 @@ def rows(kb: KnowledgeBase, viewer: User | None = None) -> list[Any]:
     everything. The list is shared by every page: read-only."""
     if viewer is None:
         return kb.indexed_rows()
-    visible = sees(viewer)
-    return kb.view("rows", _reader(viewer), lambda: [r for r in kb.indexed_rows() if visible(r.metadata)])
+
+    def visible_rows() -> list[Any]:
+        visible = sees(viewer)
+        return [r for r in kb.indexed_rows() if visible(r.metadata)]
+
+    return kb.view("rows", _reader(viewer), visible_rows)
 
 
 def _reader(viewer: User | None) -> str:

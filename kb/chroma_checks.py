@@ -25,6 +25,7 @@ import pickle
 import sqlite3
 import struct
 import threading
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -344,54 +345,76 @@ def _check_label_map(folder: Path, labels: np.ndarray) -> None:
 # --------------------------------------------------------------------------- what the store holds
 
 
-def stored_metadata(folder: Path, collection: str) -> dict[str, str] | None:
-    """A collection's own metadata (its text values: the model, the generation mark), None when there is
-    no such collection. Read from the database file, so a process that only reads the local mirror
-    never imports chromadb. Raises StoreDamaged when the file cannot be read."""
-    db = _connect(folder / DATABASE)
-    try:
-        return _metadata(db, collection)
-    finally:
-        db.close()
+class ChromaInProcess(Exception):
+    """Chroma is loaded in this process: its database file is read through Chroma only."""
+
+
+# Chroma's Rust core carries its own copy of SQLite. Two copies in one process undo each other's POSIX
+# locks on the same file (closing any descriptor of it drops all of the process's locks; see
+# sqlite.org/howtocorrupt.html, "multiple copies of SQLite"), which could let another process write
+# under Chroma's feet. So Python's sqlite3 keeps a connection to Chroma's file only while chromadb is
+# not loaded, and every such connection is closed before it loads.
+_chroma_loading = False
+_watches: weakref.WeakSet[MetadataWatch] = weakref.WeakSet()
+
+
+def before_chroma_loads() -> None:
+    """Called once, just before this process imports chromadb (kb.vector_index): the watches close their
+    connections, and read nothing from then on."""
+    global _chroma_loading
+    _chroma_loading = True
+    for watch in list(_watches):
+        watch.close()
 
 
 class MetadataWatch:
-    """`stored_metadata` for a search that asks on every call: one connection kept open, and the metadata
-    read again only when the database changed since the last read (SQLite's `data_version` moves with
-    every commit made through another connection, Chroma's included) or its file was replaced. Asking
-    costs a `stat` and one pragma rather than opening the file (about 0.7 ms). Safe across threads."""
+    """A collection's own metadata (its text values: the model, the generation mark) from the embedded
+    store's database file, for a process that asks before every search and has not loaded Chroma (a
+    command such as `stats`, which then never imports chromadb). One connection is kept, and the
+    metadata read again only when SQLite's `data_version` says another connection committed since, or
+    the file was replaced; asking costs a `stat` and one pragma rather than opening the file (about
+    0.7 ms). Safe across threads.
+
+    `read` returns None when there is no such collection, raises StoreDamaged when the file cannot be
+    read and ChromaInProcess once this process has loaded Chroma."""
 
     def __init__(self, folder: Path, collection: str):
         self._database = folder / DATABASE
         self._collection = collection
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
-        self._file: tuple[int, int, int] | None = None  # device, inode and change time when opened
+        self._file: tuple[int, int] | None = None  # device and inode of the open file
         self._version: int | None = None
         self._metadata: dict[str, str] | None = None
+        _watches.add(self)
 
     def read(self) -> dict[str, str] | None:
         with self._lock:
+            if _chroma_loading:
+                raise ChromaInProcess()
             try:
                 stat = os.stat(self._database)
             except OSError:
                 self._close()
                 raise StoreDamaged(f"{DATABASE} is missing") from None
-            # The main file is rewritten (or replaced: a store deleted and made again, which may reuse the
-            # inode number) only now and then; commits in between show in `data_version`.
-            file = (stat.st_dev, stat.st_ino, stat.st_ctime_ns)
+            # While the connection holds the file, its inode cannot be reused: another inode at the path
+            # is another store (deleted and made again). Every commit to this one moves `data_version`.
+            file = (stat.st_dev, stat.st_ino)
             if self._db is None or file != self._file:
                 self._close()
-                self._db = _connect(self._database, shared=True)
-            self._file = file
+                self._db, self._file = _connect(self._database, shared=True), file
             try:
                 version = self._db.execute("PRAGMA data_version").fetchone()[0]
                 if version != self._version:
                     self._metadata, self._version = _metadata(self._db, self._collection), version
-            except (sqlite3.Error, StoreDamaged) as exc:
-                self._close()
+            except sqlite3.Error as exc:
+                self._version = None  # read afresh next time
                 raise StoreDamaged(f"{DATABASE} cannot be read ({exc})") from None
             return self._metadata
+
+    def close(self) -> None:
+        with self._lock:
+            self._close()
 
     def _close(self) -> None:
         if self._db is not None:
@@ -421,7 +444,8 @@ def stored_vectors(folder: Path, collection: str) -> Iterator[tuple[str, np.ndar
     Streamed a chunk of elements at a time: at 400,000 passages the vectors alone are 600 MB, which
     a check of the whole store must not hold at once. The log is read first (it is small: Chroma folds
     it into the graph every thousand or so writes), so that the elements it replaces are left out."""
-    with _connect(folder / DATABASE) as db:
+    db = _connect(folder / DATABASE)
+    try:
         segment = next((s for s in vector_segments(folder, db) if s.collection == collection), None)
         if segment is None:
             return
@@ -436,6 +460,8 @@ def stored_vectors(folder: Path, collection: str) -> Iterator[tuple[str, np.ndar
                 logged[record] = None
             elif blob is not None:  # a change of metadata alone keeps the vector
                 logged[record] = np.frombuffer(blob, dtype="<f4")
+    finally:
+        db.close()  # before the graph is streamed: it is read from its own files
     if (segment.folder / "header.bin").exists():
         header = _header(segment.folder)
         if header.count:

@@ -160,7 +160,7 @@ class Entry:
     tags: list[str] = field(default_factory=list)
     data_sources: list[str] = field(default_factory=list)
     # Grades of some of those sources, by the source's name as written in data_sources. In the file the
-    # grades sit inside the `data_sources:` item (see render_entry); in JSONL and to_dict, here.
+    # grades sit inside the `data_sources:` item (see kb.entry_files.render_entry); in JSONL and to_dict, here.
     data_quality: dict[str, SourceQuality] = field(default_factory=dict)
     started: str = ""
     ended: str = ""

@@ -33,8 +33,6 @@ from kb.errors import Problem
 _DATE_RE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
 _SECTION_RE = re.compile(r"^##[ \t]+(.+?)[ \t]*#*[ \t]*$", re.M)
 
-# --------------------------------------------------------------------------- parsing
-
 
 class FieldReader:
     """Reads typed fields out of front matter, collecting a Problem for each bad one."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kb.chroma_checks import OPEN, MetadataWatch, StoreDamaged, embedded_path
+from kb.chroma_checks import OPEN, ChromaInProcess, MetadataWatch, StoreDamaged, embedded_path
 from kb.config import Settings
 from kb.embedder import Embedder, make_embedder
 from kb.entries import Entry
@@ -30,7 +30,7 @@ class Parts:
         self._embedder = embedder
         self._client = client
         self._index: VectorIndex | None = None
-        self._stored = MetadataWatch(embedded_path(settings.index_dir), self.collection_names[1])
+        self._metadata_watch = MetadataWatch(embedded_path(settings.index_dir), self.collection_names[1])
         self._vocabulary: Vocabulary | None = None
         self._vocabulary_seen: tuple | None = None  # the file's signature when it was read
 
@@ -79,11 +79,12 @@ class Parts:
         return collection_names(self.settings.collection)
 
     def generation(self) -> str | None:
-        """The index's generation mark (None: no index yet). For the embedded store, read from its
-        database file (kb.chroma_checks.MetadataWatch: every search asks, and this costs a `stat` while
-        nothing changed), so a process that answers from the local mirror (`stats`, the counts of a page)
-        never imports chromadb. Whether the index fits the model is checked where the model is used:
-        opening the collections to embed or query."""
+        """The index's generation mark (None: no index yet). For an embedded store, while this process has
+        not loaded Chroma, read from its database file (kb.chroma_checks.MetadataWatch: every search asks,
+        and this costs a `stat` while nothing changed), so a process that answers from the local mirror
+        (`stats`, `show`) never imports chromadb; else asked of Chroma, one small request. Whether the
+        index fits the model is checked where the model is used: opening the collections to embed or
+        query."""
         stored = self._stored_metadata()
         if stored is not None and "generation" in stored:
             return stored["generation"]
@@ -98,12 +99,13 @@ class Parts:
 
     def _stored_metadata(self) -> dict[str, str] | None:
         """The entries collection's metadata from the embedded store's file; None when that is not possible
-        (a server, missing or unreadable: Chroma's own opening reports what is wrong)."""
+        (a server, Chroma loaded in this process, missing or unreadable: Chroma's own opening reports what
+        is wrong)."""
         if not self.owns_store:
             return None
         try:
-            return self._stored.read()
-        except StoreDamaged:
+            return self._metadata_watch.read()
+        except (StoreDamaged, ChromaInProcess):
             return None
 
     @property

@@ -321,9 +321,9 @@ class Retriever:
         exact search over every vector held in memory, while the mirror is current and its vectors fit
         (None otherwise). Exact, so no neighbour is missed, and for a collection of this size faster
         than asking Chroma: a matrix product over tens of thousands of rows takes a millisecond."""
-        table, replica = self.mirror.table(), self.mirror.replica
-        if table is None or not replica.holds_vectors_in_memory():
+        if not self._in_memory():
             return None
+        table, replica = self.mirror.table(), self.mirror.replica
         allowed = self.mirror.allowed_entries(entries_where) if entries_where is not None else None
         fetch = k if keep is None else k * OVERFETCH
         found = replica.nearest(vectors, None, fetch, allowed_entries=allowed)

@@ -25,7 +25,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from kb.chroma_checks import DATABASE, OPEN, StoreDamaged, check_store, embedded_path
+from kb.chroma_checks import DATABASE, OPEN, StoreDamaged, before_chroma_loads, check_store, embedded_path
 from kb.errors import IndexDamaged, IndexMismatch, IndexMissing, KBError, without_paths
 from kb.passages import PassageId
 
@@ -47,6 +47,7 @@ def _chromadb():
     """chromadb, imported when an index is first opened: a command that never opens one (`show`,
     `check`) starts without it, about half a second sooner."""
     os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+    before_chroma_loads()
     import chromadb
     import chromadb.api.client
     import chromadb.config

@@ -4,6 +4,7 @@ repairs whatever the checks find. (tests/integration/test_damage.py injects ever
 from __future__ import annotations
 
 import shutil
+import sqlite3
 import struct
 
 import numpy as np
@@ -280,6 +281,16 @@ def test_stored_vectors_are_what_chroma_answers_after_changes_still_in_its_log(c
     expected = passages.get(include=["embeddings"])
     del client, passages
     clear_client_cache()
+    store = embedded_path(copy.index_dir)
+    (segment,) = [s for s in vector_segments(store) if s.collection == name]
+    with sqlite3.connect(f"file:{store / 'chroma.sqlite3'}?mode=ro", uri=True) as db:
+        logged = {
+            row[0]
+            for row in db.execute(
+                "SELECT id FROM embeddings_queue WHERE topic = ? AND seq_id > ?", (segment.topic, segment.flushed_up_to)
+            )
+        }
+    assert set(changed + deleted) <= logged, "the changes are still in Chroma's log, not yet in its graph"
     got = list(stored_vectors(embedded_path(copy.index_dir), name))
     assert len(got) == len({record for record, _ in got}), "each record once"
     stored = dict(got)

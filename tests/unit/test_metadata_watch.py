@@ -1,88 +1,102 @@
 """The generation mark every search reads: from the embedded store's file, through one kept connection,
-and never stale after a commit by another connection, a store made again, or a deleted file."""
+while the process has not loaded Chroma; never stale after a commit by another connection, a store made
+again, or a deleted file; and never touching the file once Chroma is loaded in the process.
+
+The watch's own behaviour is tested on small databases of Chroma's shape written by plain sqlite3 (this
+test process has Chroma loaded, and two copies of SQLite must not share a file here); a fresh process
+reads a real store's mark."""
 
 from __future__ import annotations
 
-import shutil
+import json
+import os
 import sqlite3
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 
-from kb import KnowledgeBase
-from kb.chroma_checks import DATABASE, MetadataWatch, StoreDamaged, embedded_path
-from kb.entries import Entry
-from kb.vector_index import clear_client_cache
+from kb.chroma_checks import DATABASE, ChromaInProcess, MetadataWatch, StoreDamaged, before_chroma_loads
 
 
-def entries_collection(kb: KnowledgeBase) -> str:
-    return kb.parts.collection_names[1]
+@pytest.fixture(autouse=True)
+def chroma_not_loaded(monkeypatch):
+    """As in a process that has not imported chromadb (a command such as `stats`)."""
+    monkeypatch.setattr("kb.chroma_checks._chroma_loading", False)
 
 
-def a_save(kb: KnowledgeBase, title: str) -> None:
-    note = Entry(
-        id="watch-note",
-        title=title,
-        summary="A note written to move the generation mark.",
-        kind="experiment",
-        outcome="failed",
-        organisation="Org",
-        status="published",
-        visibility="public",
+def a_store(folder: Path, mark: str, *, wal: bool = False) -> sqlite3.Connection:
+    """A database with Chroma's two metadata tables, its entries collection marked `mark`; the writer."""
+    folder.mkdir(parents=True, exist_ok=True)
+    writer = sqlite3.connect(folder / DATABASE, check_same_thread=False)
+    if wal:
+        writer.execute("PRAGMA journal_mode=WAL")
+    writer.executescript(
+        "CREATE TABLE collections (id TEXT, name TEXT);"
+        "CREATE TABLE collection_metadata (collection_id TEXT, key TEXT, str_value TEXT);"
+        "INSERT INTO collections VALUES ('c1', 'entries');"
+        f"INSERT INTO collection_metadata VALUES ('c1', 'generation', '{mark}');"
     )
-    kb.save(note)
+    writer.commit()
+    return writer
 
 
-def test_the_mark_follows_a_commit_made_through_another_connection(kb, settings, fake_embedder):
-    watch = MetadataWatch(embedded_path(settings.index_dir), entries_collection(kb))
-    before = watch.read()["generation"]
-    clear_client_cache()  # the writer gets a Chroma client of its own, as another process would
-    a_save(KnowledgeBase(settings, embedder=fake_embedder), "First")
-    after = watch.read()["generation"]
-    assert after != before
-    a_save(KnowledgeBase(settings, embedder=fake_embedder), "Second")
-    assert watch.read()["generation"] not in (before, after)
+def mark(writer: sqlite3.Connection, value: str) -> None:
+    writer.execute("UPDATE collection_metadata SET str_value = ? WHERE key = 'generation'", (value,))
+    writer.commit()
 
 
-def test_an_unchanged_store_is_not_opened_again(kb, settings, monkeypatch):
-    watch = MetadataWatch(embedded_path(settings.index_dir), entries_collection(kb))
-    first = watch.read()
+@pytest.mark.parametrize("wal", [False, True], ids=["rollback journal, as Chroma", "write-ahead log"])
+def test_every_commit_by_another_connection_is_seen(tmp_path, wal):
+    writer = a_store(tmp_path, "one", wal=wal)
+    watch = MetadataWatch(tmp_path, "entries")
+    assert watch.read() == {"generation": "one"}
+    for value in ("two", "three", "four"):  # commits closer together than the file's time stamps
+        mark(writer, value)
+        assert watch.read() == {"generation": value}
+    assert MetadataWatch(tmp_path, "other").read() is None
+
+
+def test_an_unchanged_store_is_not_opened_again(tmp_path, monkeypatch):
+    writer = a_store(tmp_path, "one")
+    watch = MetadataWatch(tmp_path, "entries")
+    watch.read()
     opened = []
     real_connect = sqlite3.connect
     monkeypatch.setattr(sqlite3, "connect", lambda *a, **k: opened.append(a) or real_connect(*a, **k))
-    assert [watch.read() for _ in range(5)] == [first] * 5
-    assert opened == []
+    assert [watch.read() for _ in range(5)] == [{"generation": "one"}] * 5
+    mark(writer, "two")
+    assert watch.read() == {"generation": "two"}
+    assert opened == [], "a commit is seen through the kept connection"
 
 
-def test_a_store_made_again_is_read_afresh(kb, settings, fake_embedder, tmp_path):
-    store = embedded_path(settings.index_dir)
-    watch = MetadataWatch(store, entries_collection(kb))
-    old = watch.read()["generation"]
-    clear_client_cache()
-    shutil.rmtree(store)
+def test_a_store_deleted_and_made_again_is_read_afresh(tmp_path):
+    a_store(tmp_path, "old").close()
+    watch = MetadataWatch(tmp_path, "entries")
+    assert watch.read() == {"generation": "old"}
+    (tmp_path / DATABASE).unlink()  # the watch still holds the old file: no read in between
+    a_store(tmp_path, "new").close()
+    assert watch.read() == {"generation": "new"}
+
+
+def test_a_missing_or_garbled_file_is_damage_not_a_crash(tmp_path):
+    a_store(tmp_path, "one").close()
+    watch = MetadataWatch(tmp_path, "entries")
+    watch.read()
+    (tmp_path / DATABASE).unlink()
     with pytest.raises(StoreDamaged, match="missing"):
         watch.read()
-    KnowledgeBase(settings, embedder=fake_embedder).sync()
-    clear_client_cache()
-    new = watch.read()["generation"]
-    assert new != old
-    assert new == KnowledgeBase(settings, embedder=fake_embedder).parts.index.generation()
-
-
-def test_a_file_that_is_not_a_database_is_damage_not_a_crash(kb, settings):
-    store = embedded_path(settings.index_dir)
-    watch = MetadataWatch(store, entries_collection(kb))
-    watch.read()
-    clear_client_cache()
-    (store / DATABASE).unlink()
-    (store / DATABASE).write_bytes(b"this is not a database")
+    (tmp_path / DATABASE).write_bytes(b"this is not a database")
     with pytest.raises(StoreDamaged):
         watch.read()
 
 
-def test_readers_on_many_threads_see_each_mark_whole_while_a_writer_saves(kb, settings, fake_embedder):
-    watch = MetadataWatch(embedded_path(settings.index_dir), entries_collection(kb))
-    seen: set[str] = {watch.read()["generation"]}
+def test_readers_on_many_threads_see_each_mark_whole_while_a_writer_commits(tmp_path):
+    writer = a_store(tmp_path, "0")
+    watch = MetadataWatch(tmp_path, "entries")
+    seen: set[str] = set()
     errors: list[BaseException] = []
     done = threading.Event()
 
@@ -96,37 +110,40 @@ def test_readers_on_many_threads_see_each_mark_whole_while_a_writer_saves(kb, se
     readers = [threading.Thread(target=read_until_done) for _ in range(6)]
     for reader in readers:
         reader.start()
-    clear_client_cache()
-    writer = KnowledgeBase(settings, embedder=fake_embedder)
-    marks = {writer.parts.index.generation()}
-    for n in range(4):
-        a_save(writer, f"Save {n}")
-        marks.add(writer.parts.index.generation())
+    for n in range(1, 40):
+        mark(writer, str(n))
     done.set()
     for reader in readers:
         reader.join()
     assert errors == []
-    assert seen <= marks
-    assert watch.read()["generation"] == writer.parts.index.generation()
+    assert seen <= {str(n) for n in range(40)}
+    assert watch.read() == {"generation": "39"}
 
 
-def test_a_commit_that_leaves_the_main_file_alone_is_seen(tmp_path):
-    """In write-ahead-log mode a commit goes to the log, and the database file keeps its change time:
-    the watch still sees it, through SQLite's data version."""
-    writer = sqlite3.connect(tmp_path / DATABASE)
-    writer.execute("PRAGMA journal_mode=WAL")
-    writer.executescript(
-        "CREATE TABLE collections (id TEXT, name TEXT);"
-        "CREATE TABLE collection_metadata (collection_id TEXT, key TEXT, str_value TEXT);"
-        "INSERT INTO collections VALUES ('c1', 'entries');"
-        "INSERT INTO collection_metadata VALUES ('c1', 'generation', 'one');"
-    )
-    writer.commit()
+def test_once_chroma_loads_a_watch_closes_and_reads_nothing(tmp_path, monkeypatch):
+    a_store(tmp_path, "one").close()
     watch = MetadataWatch(tmp_path, "entries")
-    assert watch.read() == {"generation": "one"}
-    changed_at = (tmp_path / DATABASE).stat().st_ctime_ns
-    writer.execute("UPDATE collection_metadata SET str_value = 'two'")
-    writer.commit()
-    assert (tmp_path / DATABASE).stat().st_ctime_ns == changed_at, "the commit went to the log only"
-    assert watch.read() == {"generation": "two"}
-    assert MetadataWatch(tmp_path, "other").read() is None
+    watch.read()
+    before_chroma_loads()  # what kb.vector_index calls before it imports chromadb
+    assert watch._db is None, "the connection is closed before Chroma opens the file"
+    with pytest.raises(ChromaInProcess):
+        watch.read()
+
+
+def test_a_process_without_chroma_reads_the_stores_mark_and_never_loads_chromadb(kb, settings):
+    """`stats`, `show` and the like answer from the mirror; the mark they check comes from the file."""
+    script = (
+        "import json, sys\n"
+        "from kb.config import Settings\n"
+        "from kb.parts import Parts\n"
+        "from kb.embedder import HashingEmbedder\n"
+        f"settings = Settings(entries_dir={str(settings.entries_dir)!r}, index_dir={str(settings.index_dir)!r},"
+        " chroma_url=None, model='hashing-bow')\n"
+        "parts = Parts(settings, embedder=HashingEmbedder())\n"
+        "print(json.dumps([parts.generation(), parts.generation(), 'chromadb' in sys.modules]))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KB_")}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True)
+    first, again, loaded = json.loads(done.stdout.strip().splitlines()[-1])
+    assert first == again == kb.parts.index.generation()
+    assert loaded is False

@@ -26,7 +26,7 @@ def test_each_search_is_matched_with_the_run_it_started_and_the_find_inside_it(t
         s |= {"LayoutDuration": 0.01, "RecalcStyleDuration": 0.02}
     (tmp_path / "entries").mkdir()
     figures = _figures(
-        searches, _read(tmp_path / "timings.jsonl"), Settings(entries_dir=tmp_path / "entries"), "m", 1, 2
+        searches, _read(tmp_path / "timings.jsonl"), Settings(entries_dir=tmp_path / "entries"), "m", 1, 2, [0.4, 0.6]
     )
 
     assert figures["searches"] == 2 and figures["search_to_results_s"]["p50"] == 0.55
@@ -35,5 +35,8 @@ def test_each_search_is_matched_with_the_run_it_started_and_the_find_inside_it(t
     assert server["browse_find_s"]["p50"] == 0.075
     assert server["click_to_script_start_s"]["p50"] == 0.1
     assert server["streamlit_commands_s"]["p50"] == 0.225
-    assert "Search pressed to results on screen: p50 0.55 s" in format_report(figures)
+    assert figures["map_click_to_entry_s"]["p50"] == 0.5
+    report = format_report(figures)
+    assert "Search pressed to results on screen: p50 0.55 s" in report
+    assert "Insights map: point clicked to entry" in report and "p50  0.500 s" in report
     assert json.loads(json.dumps(figures)) == figures
