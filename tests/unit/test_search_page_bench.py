@@ -38,5 +38,5 @@ def test_each_search_is_matched_with_the_run_it_started_and_the_find_inside_it(t
     assert figures["map_click_to_entry_s"]["p50"] == 0.5
     report = format_report(figures)
     assert "Search pressed to results on screen: p50 0.55 s" in report
-    assert "Insights map: point clicked to entry" in report and "p50  0.500 s" in report
+    assert "Insights map: click to entry" in report and "p50  0.500 s" in report
     assert json.loads(json.dumps(figures)) == figures
