@@ -24,6 +24,7 @@ import os
 import pickle
 import sqlite3
 import struct
+import sys
 import threading
 import weakref
 from collections.abc import Iterator
@@ -358,6 +359,11 @@ _chroma_loading = False
 _watches: weakref.WeakSet[MetadataWatch] = weakref.WeakSet()
 
 
+def _chroma_loaded() -> bool:
+    """Whether Chroma is (or is about to be) loaded in this process, by kb.vector_index or anything else."""
+    return _chroma_loading or "chromadb" in sys.modules
+
+
 def before_chroma_loads() -> None:
     """Called once, just before this process imports chromadb (kb.vector_index): the watches close their
     connections, and read nothing from then on."""
@@ -390,7 +396,7 @@ class MetadataWatch:
 
     def read(self) -> dict[str, str] | None:
         with self._lock:
-            if _chroma_loading:
+            if _chroma_loaded():
                 raise ChromaInProcess()
             try:
                 stat = os.stat(self._database)

@@ -8,6 +8,7 @@ reads a real store's mark."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sqlite3
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from kb import chroma_checks
 from kb.chroma_checks import DATABASE, ChromaInProcess, MetadataWatch, StoreDamaged, before_chroma_loads
 
 
@@ -25,6 +27,7 @@ from kb.chroma_checks import DATABASE, ChromaInProcess, MetadataWatch, StoreDama
 def chroma_not_loaded(monkeypatch):
     """As in a process that has not imported chromadb (a command such as `stats`)."""
     monkeypatch.setattr("kb.chroma_checks._chroma_loading", False)
+    monkeypatch.setattr("kb.chroma_checks._chroma_loaded", lambda: chroma_checks._chroma_loading)
 
 
 def a_store(folder: Path, mark: str, *, wal: bool = False) -> sqlite3.Connection:
@@ -147,3 +150,15 @@ def test_a_process_without_chroma_reads_the_stores_mark_and_never_loads_chromadb
     first, again, loaded = json.loads(done.stdout.strip().splitlines()[-1])
     assert first == again == kb.parts.index.generation()
     assert loaded is False
+
+
+def test_chromadb_imported_by_anything_stops_the_watch(tmp_path, monkeypatch):
+    """Not only kb.vector_index's import: a chromadb module in the process is enough."""
+    a_store(tmp_path, "one").close()
+    watch = MetadataWatch(tmp_path, "entries")
+    assert watch.read() == {"generation": "one"}
+    monkeypatch.undo()  # the real rule again
+    monkeypatch.setattr("kb.chroma_checks._chroma_loading", False)  # kb.vector_index did not import it
+    importlib.import_module("chromadb")  # as a library of its own might
+    with pytest.raises(ChromaInProcess):
+        watch.read()
