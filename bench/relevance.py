@@ -69,8 +69,8 @@ def best_similarities(kb, queries: tuple[str, ...] | list[str], limit: int = 10)
 
 def samples_index(entries_dir: Path, work: Path, model: Embedder):
     """The sample entries, synced with the model into a work folder of their own."""
+    from kb.chroma_client import clear_client_cache
     from kb.knowledge import KnowledgeBase
-    from kb.vector_index import clear_client_cache
 
     index = work / "samples-index"
     shutil.rmtree(index, ignore_errors=True)

@@ -360,12 +360,12 @@ _watches: weakref.WeakSet[MetadataWatch] = weakref.WeakSet()
 
 
 def _chroma_loaded() -> bool:
-    """Whether Chroma is (or is about to be) loaded in this process, by kb.vector_index or anything else."""
+    """Whether Chroma is (or is about to be) loaded in this process, by kb.chroma_client or anything else."""
     return _chroma_loading or "chromadb" in sys.modules
 
 
 def before_chroma_loads() -> None:
-    """Called once, just before this process imports chromadb (kb.vector_index): the watches close their
+    """Called once, just before this process imports chromadb (kb.chroma_client): the watches close their
     connections, and read nothing from then on."""
     global _chroma_loading
     _chroma_loading = True

@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from kb.chroma_checks import DEEP, SYNC, check_embedded, embedded_path, has_embedded
+from kb.chroma_checks import DATABASE, DEEP, SYNC, check_embedded, embedded_path, has_embedded
+from kb.chroma_client import remove_embedded
 from kb.entries import Entry, content_hash
 from kb.entry_files import render_entry
 from kb.errors import EntryError, IndexDamaged, KBError, Problem
@@ -30,7 +31,6 @@ from kb.notes import NOTE_SECTION, passage_text
 from kb.parts import Parts
 from kb.passages import Passage, split_entry
 from kb.replica import Additions
-from kb.vector_index import DATABASE, remove_embedded
 
 Progress = Callable[[int, int], None]
 log = logging.getLogger(__name__)

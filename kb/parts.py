@@ -10,13 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from kb.chroma_checks import OPEN, ChromaInProcess, MetadataWatch, StoreDamaged, embedded_path
+from kb.chroma_client import make_client
 from kb.config import Settings
 from kb.embedder import Embedder, make_embedder
 from kb.entries import Entry
 from kb.errors import Problem
 from kb.notes import NoteStore
 from kb.store import EntryStore, file_lock, file_lock_if_free
-from kb.vector_index import VectorIndex, collection_names, make_client
+from kb.vector_index import VectorIndex, collection_names
 from kb.vocabulary import Vocabulary, vocabulary_signature
 
 

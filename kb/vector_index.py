@@ -1,4 +1,4 @@
-"""The vector index on Chroma: the only module that imports chromadb.
+"""The vector index on Chroma, through a client from kb.chroma_client.
 
 Two collections per knowledge base:
 - `<name>-passages`: one record per passage (vector, text, the entry's facet fields);
@@ -6,7 +6,8 @@ Two collections per knowledge base:
   is the sync ledger, the entry-level filter and the source of the collection map.
 
 An entry's record is written after its passages, so a crash mid-sync leaves it absent or stale and
-the next sync redoes it. Column-wise Chroma results become small dataclasses here and nowhere else.
+the next sync redoes it. Column-wise Chroma results become small dataclasses here and nowhere else,
+and a failure inside Chroma becomes this index's KBError (`_guarded`).
 """
 
 from __future__ import annotations
@@ -14,19 +15,15 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-import os
-import sys
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import numpy as np
 
-from kb.chroma_checks import DATABASE, OPEN, StoreDamaged, before_chroma_loads, check_store, embedded_path
-from kb.errors import IndexDamaged, IndexMismatch, IndexMissing, KBError, without_paths
+from kb.chroma_client import describe_failure, is_chroma_failure, load_chromadb
+from kb.errors import IndexDamaged, IndexMismatch, KBError
 from kb.passages import PassageId
 
 Where = dict[str, Any]
@@ -40,35 +37,6 @@ ENTRY_ONLY_FIELDS = frozenset({"title", "lighthouse_stage", "anonymous", "writte
 # unfiltered query and about a quarter more on a filtered walk, which narrow filters avoid where the
 # keyword index keeps a copy of the vectors (docs/performance.md).
 EF_SEARCH = 400
-
-
-@functools.cache
-def _chromadb():
-    """chromadb, imported when an index is first opened: a command that never opens one (`show`,
-    `check`) starts without it, about half a second sooner."""
-    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
-    before_chroma_loads()
-    import chromadb
-    import chromadb.api.client
-    import chromadb.config
-    import chromadb.errors
-
-    return chromadb
-
-
-def _chroma_failure(exc: BaseException) -> bool:
-    """What Chroma raises for a store it cannot read: its own errors, and the Rust core's panics, which
-    pyo3 derives from BaseException (so a bare `except Exception` lets them through). Interrupts and
-    exits are never swallowed."""
-    if isinstance(exc, _chromadb().errors.InvalidArgumentError):
-        return False  # Chroma refused what it was given: a mistake of the caller's, not damage
-    return isinstance(exc, Exception) or type(exc).__name__ == "PanicException"
-
-
-def _describe(exc: BaseException) -> str:
-    """Chroma's exception in one line, without the paths it may name."""
-    first = str(exc).splitlines()[0][:160] if str(exc) else ""
-    return f"{exc.__class__.__name__}: {without_paths(first)}"
 
 
 @dataclass(frozen=True)
@@ -87,60 +55,6 @@ class IndexedEntry:
     metadata: dict[str, Any]
 
 
-def make_client(index_dir: Path | str, chroma_url: str | None = None, *, create: bool = False, level: str = OPEN):
-    """Embedded Chroma under `index_dir`, or a Chroma server when a URL is given. Telemetry off.
-
-    The embedded store is checked (kb.chroma_checks) before Chroma opens it, so a damaged file is
-    reported as IndexDamaged instead of crashing the process. Without `create`, a folder with no store
-    raises IndexMissing: only a sync builds one, so a deleted database never passes for an empty index.
-    """
-    settings = _chromadb().config.Settings(anonymized_telemetry=False, allow_reset=True)
-    if chroma_url:
-        url = urlparse(chroma_url if "://" in chroma_url else f"http://{chroma_url}")
-        if not url.hostname:
-            raise KBError(f"KB_CHROMA_URL '{chroma_url}' is not a URL; use e.g. http://127.0.0.1:8000")
-        ssl = url.scheme == "https"
-        try:
-            return _chromadb().HttpClient(
-                host=url.hostname, port=url.port or (443 if ssl else 8000), ssl=ssl, settings=settings
-            )
-        except Exception as exc:
-            raise KBError(f"cannot reach the Chroma server at {chroma_url} ({exc}); is `chroma run` up?") from None
-    path = embedded_path(index_dir)
-    if not (path / DATABASE).is_file():
-        if not create:
-            raise IndexMissing(path)
-        path.mkdir(parents=True, exist_ok=True)
-    else:
-        try:
-            check_store(path, level=level)
-        except StoreDamaged as exc:
-            raise IndexDamaged(f"the index is damaged ({exc})", where=path) from None
-    try:
-        client = _chromadb().PersistentClient(path=str(path.resolve()), settings=settings)
-        client.list_collections()  # a damaged database fails here rather than in the middle of a search
-    except BaseException as exc:  # chromadb raises several types for a broken file; all mean the same here
-        if not _chroma_failure(exc):
-            raise
-        clear_client_cache()
-        raise IndexDamaged(f"the index cannot be opened ({_describe(exc)})", where=path) from None
-    return client
-
-
-def remove_embedded(index_dir: Path | str) -> None:
-    """Delete the embedded index (it is derived data: the entry files rebuild it)."""
-    import shutil
-
-    clear_client_cache()
-    shutil.rmtree(embedded_path(index_dir), ignore_errors=True)
-
-
-def clear_client_cache() -> None:
-    """Chroma caches clients per path for the whole process; tests reset it between runs."""
-    if "chromadb" in sys.modules:  # nothing is cached before an index was opened
-        _chromadb().api.client.SharedSystemClient.clear_system_cache()
-
-
 def _batches(n: int, size: int) -> Iterator[slice]:
     for start in range(0, n, size):
         yield slice(start, min(n, start + size))
@@ -153,8 +67,8 @@ def _guarded(method):
     def failure(index: VectorIndex, exc: BaseException) -> KBError:
         log.warning("Chroma failed in %s", method.__name__, exc_info=exc)
         if index.remote:
-            return KBError(f"the Chroma server failed ({_describe(exc)}); check that it is up and healthy")
-        return IndexDamaged(f"the index cannot be read ({_describe(exc)})")
+            return KBError(f"the Chroma server failed ({describe_failure(exc)}); check that it is up and healthy")
+        return IndexDamaged(f"the index cannot be read ({describe_failure(exc)})")
 
     if inspect.isgeneratorfunction(method):
 
@@ -165,7 +79,7 @@ def _guarded(method):
             except KBError:
                 raise
             except BaseException as exc:
-                if not _chroma_failure(exc):
+                if not is_chroma_failure(exc):
                     raise
                 raise failure(self, exc) from None
 
@@ -178,7 +92,7 @@ def _guarded(method):
         except KBError:
             raise
         except BaseException as exc:
-            if not _chroma_failure(exc):
+            if not is_chroma_failure(exc):
                 raise
             raise failure(self, exc) from None
 
@@ -342,7 +256,7 @@ class VectorIndex:
         """The mark of the last change, read afresh from Chroma (one small request: every search asks)."""
         try:
             entries_col = self.client.get_collection(self._names[1], embedding_function=None)
-        except _chromadb().errors.NotFoundError:
+        except load_chromadb().errors.NotFoundError:
             return None
         return str((entries_col.metadata or {}).get("generation", ""))
 
@@ -539,9 +453,9 @@ class VectorIndex:
         except KBError:
             raise
         except BaseException as exc:
-            if not _chroma_failure(exc):
+            if not is_chroma_failure(exc):
                 raise
-            raise IndexDamaged(f"the index cannot be read ({_describe(exc)})") from None
+            raise IndexDamaged(f"the index cannot be read ({describe_failure(exc)})") from None
 
     @_guarded
     def count(self) -> tuple[int, int]:

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from kb import KnowledgeBase, Settings
+from kb.chroma_client import clear_client_cache
 from kb.database.connection import forget_databases
 from kb.embedder import HashingEmbedder
-from kb.vector_index import clear_client_cache
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_ENTRIES = ROOT / "entries"

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from kb.vector_index import clear_client_cache
+from kb.chroma_client import clear_client_cache
 from tests.conftest import ROOT, SAMPLE_ENTRIES
 from tests.faults import DAMAGES, KEYWORD_INDEX_FILES, damage_file
 from tests.integration import damage_driver

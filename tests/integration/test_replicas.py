@@ -23,12 +23,12 @@ import pytest
 from kb import KnowledgeBase, Settings
 from kb.api import EditIn
 from kb.api.app import BURST, RATE_PER_MINUTE
+from kb.chroma_client import clear_client_cache
 from kb.embedder import HashingEmbedder
 from kb.entries import SECTIONS
 from kb.entry_files import parse_entry
 from kb.store import EntryStore
 from kb.tokens import TokenStore
-from kb.vector_index import clear_client_cache
 from tests.conftest import SAMPLE_ENTRIES
 from tests.servers import ApiReplica, chroma_running, kb_environment
 

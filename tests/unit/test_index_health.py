@@ -13,10 +13,11 @@ from click.testing import CliRunner
 
 from kb import KBError, KnowledgeBase, Settings
 from kb.chroma_checks import DEEP, SYNC, StoreDamaged, check_store, embedded_path, stored_vectors, vector_segments
+from kb.chroma_client import clear_client_cache
 from kb.cli import cli
 from kb.embedder import HashingEmbedder
 from kb.errors import IndexDamaged, IndexMissing
-from kb.vector_index import VectorIndex, clear_client_cache
+from kb.vector_index import VectorIndex
 
 COPIES = 3  # the sample entries three times over: past Chroma's 1,000-vector log, so HNSW files exist
 
@@ -267,7 +268,7 @@ def _guarded_for_test(failure):
 
 def test_stored_vectors_are_what_chroma_answers_after_changes_still_in_its_log(copy):
     """Records changed or deleted since Chroma last saved its graph come from the log, each record once."""
-    from kb.vector_index import make_client
+    from kb.chroma_client import make_client
 
     name = f"{copy.collection}-passages"
     client = make_client(copy.index_dir, None)

@@ -234,7 +234,7 @@ def test_a_long_running_process_sees_changes_made_by_another(kb, settings, fake_
 
 
 def test_a_damaged_index_is_detected_and_rebuilt_by_sync(kb, settings, fake_embedder):
-    from kb.vector_index import clear_client_cache
+    from kb.chroma_client import clear_client_cache
 
     clear_client_cache()
     (settings.index_dir / "chroma" / "chroma.sqlite3").write_bytes(b"this is not a database")
@@ -251,7 +251,7 @@ def test_a_damaged_index_is_detected_and_rebuilt_by_sync(kb, settings, fake_embe
 def test_a_missing_index_folder_is_rebuilt_by_sync(kb, settings, fake_embedder):
     import shutil
 
-    from kb.vector_index import clear_client_cache
+    from kb.chroma_client import clear_client_cache
 
     clear_client_cache()
     shutil.rmtree(settings.index_dir)
@@ -260,7 +260,8 @@ def test_a_missing_index_folder_is_rebuilt_by_sync(kb, settings, fake_embedder):
 
 
 def test_an_index_made_with_the_old_search_breadth_is_raised_to_the_current_one(kb, settings):
-    from kb.vector_index import EF_SEARCH, clear_client_cache
+    from kb.chroma_client import clear_client_cache
+    from kb.vector_index import EF_SEARCH
 
     passages = kb.index._open()[0]
     assert passages.configuration["hnsw"]["ef_search"] == EF_SEARCH

@@ -127,7 +127,7 @@ def test_once_chroma_loads_a_watch_closes_and_reads_nothing(tmp_path, monkeypatc
     a_store(tmp_path, "one").close()
     watch = MetadataWatch(tmp_path, "entries")
     watch.read()
-    before_chroma_loads()  # what kb.vector_index calls before it imports chromadb
+    before_chroma_loads()  # what kb.chroma_client calls before it imports chromadb
     assert watch._db is None, "the connection is closed before Chroma opens the file"
     with pytest.raises(ChromaInProcess):
         watch.read()
@@ -153,12 +153,12 @@ def test_a_process_without_chroma_reads_the_stores_mark_and_never_loads_chromadb
 
 
 def test_chromadb_imported_by_anything_stops_the_watch(tmp_path, monkeypatch):
-    """Not only kb.vector_index's import: a chromadb module in the process is enough."""
+    """Not only kb.chroma_client's import: a chromadb module in the process is enough."""
     a_store(tmp_path, "one").close()
     watch = MetadataWatch(tmp_path, "entries")
     assert watch.read() == {"generation": "one"}
     monkeypatch.undo()  # the real rule again
-    monkeypatch.setattr("kb.chroma_checks._chroma_loading", False)  # kb.vector_index did not import it
+    monkeypatch.setattr("kb.chroma_checks._chroma_loading", False)  # kb.chroma_client did not import it
     importlib.import_module("chromadb")  # as a library of its own might
     with pytest.raises(ChromaInProcess):
         watch.read()
