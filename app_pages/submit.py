@@ -20,19 +20,8 @@ from app_pages import looked_for, notes, resources, ui
 from app_pages.ui import plain, safe_markdown
 from kb import Conflict, KBError, NotFound, SavedNotIndexed, browse, evidence
 from kb.access import can_contribute, edit_statuses
-from kb.drafting import (
-    FIELD_HELP,
-    FORM_ERROR,
-    SECTION_PROMPTS,
-    YOUR_WORK,
-    Draft,
-    DraftInvalid,
-    confirmation,
-    key_terms,
-    looks_similar,
-    own_work,
-    save_draft,
-)
+from kb.drafting import FIELD_HELP, FORM_ERROR, SECTION_PROMPTS, Draft, DraftInvalid, save_draft
+from kb.duplicates import key_terms, looks_similar
 from kb.editing import EditTarget, may_edit, open_edit, withdraw
 from kb.entries import (
     EVIDENCE_GRADES,
@@ -47,6 +36,7 @@ from kb.entries import (
     VISIBILITIES,
 )
 from kb.identity import CURATOR
+from kb.own_work import YOUR_WORK, confirmation, own_work
 from kb.theme_suggestions import suggest_themes
 
 kb = resources.knowledge_base()

@@ -4,12 +4,14 @@
     draft.title = "..."
     entry = save_draft(kb, draft, user, status="draft")       # a draft needs only a title
     entry = save_draft(kb, draft, user, status="in-review")   # raises DraftInvalid, Conflict
-    print(confirmation(kb, entry, user))                      # what happens next, in plain words
 
 A draft is saved half-done: it needs only a title, and what was typed is kept as it is (a value the entry
 cannot hold at all, such as a date that is not a date, is refused rather than dropped). Sending it for
 review, or saving a published entry, checks everything. `DraftInvalid.messages` says what is wrong with
 each field, in words meant for the person filling in the form; no message names a file.
+
+What the person reads after saving, and the list where they find their work again, are kb.own_work's; the
+duplicate check while typing is kb.duplicates's.
 """
 
 from __future__ import annotations
@@ -21,23 +23,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
-from kb import browse
-from kb.access import (
-    READABLE_STATUSES,
-    UNPUBLISHED_STATUSES,
-    can_contribute,
-    edit_statuses,
-    is_author,
-    signed_in,
-)
+from kb.access import can_contribute, edit_statuses
 from kb.editing import open_edit, save_edit
 from kb.entries import MAX_SUMMARY, SECTIONS, Entry, is_valid_id, is_web_address, slugify
 from kb.entry_fields import quality_from_words, quality_words
 from kb.entry_files import entry_from_dict
 from kb.errors import Conflict, EntryError, Forbidden, KBError, Problem
-from kb.filters import Filters
 from kb.lifecycle import last_day, record_stage_change
-from kb.search import Hit
 
 if TYPE_CHECKING:
     from kb.identity import User
@@ -99,7 +91,6 @@ FIELD_HELP = {
 NO_STAGE = ""
 FORM_ERROR = "form"  # where a message that belongs to no single field goes
 DRAFT = "draft"
-YOUR_WORK = "Your drafts and submissions"  # where the submit page lists a person's unfinished work
 
 
 @dataclass
@@ -453,105 +444,3 @@ def save_draft(
         return kb.save(new_entry, new=True)
     except EntryError as exc:  # found when the file is written: said per field, without the file's name
         raise DraftInvalid(_worded(exc.problems, {}) or {FORM_ERROR: ["The entry is not valid yet."]}) from None
-
-
-def _reviewer(entry: Entry, user: User) -> str:
-    """Who will look at an entry sent for review, in words: nobody reviews their own work."""
-    who = "another reviewer" if user.is_reviewer else "a reviewer"
-    if entry.visibility == "organisation" and entry.organisation:  # only its organisation's reviewers see it
-        partners = " or a partner organisation" if entry.partners else ""
-        return f"{who} from {entry.organisation}{partners}"
-    return who if user.is_reviewer else "a Lighthouse reviewer"
-
-
-def confirmation(kb: KnowledgeBase, entry: Entry, user: User) -> str:
-    """What the person who just saved `entry` (as `save_draft` returned it) reads next: what happened and
-    what happens next, in plain words. It names no file or folder."""
-    stored = kb.store.get(entry.id) if kb.store.version(entry.id) is not None else entry
-    where = f"you will find it under “{YOUR_WORK}” on the Submit page"
-    if stored.status in READABLE_STATUSES and entry.status in UNPUBLISHED_STATUSES:  # kept as a revision
-        if entry.status == DRAFT:
-            return (
-                "Your edit is saved as a draft. Readers still see the published version. Send it for review when "
-                f"it is ready: {where}."
-            )
-        return (
-            f"Your edit is sent for review: {_reviewer(stored, user)} will look at it, then approve it or send it "
-            f"back to you with a comment. Readers see the published version until then; {where}."
-        )
-    if entry.status == DRAFT:
-        return (
-            "Saved as a draft. Only you and reviewers can see it. Come back to it whenever you like and send it "
-            f"for review when it is ready: {where}."
-        )
-    if entry.status == "in-review":
-        return (
-            f"Sent for review: {_reviewer(entry, user)} will look at it, then publish it or send it back to you "
-            f"with a comment. Until then only you and reviewers can see it; {where}."
-        )
-    return f"Saved. The entry stays {entry.status} with your changes."
-
-
-@dataclass(frozen=True)
-class OwnWork:
-    """One of a person's unfinished pieces of work: a draft, an entry in review, or an edit of a published
-    entry waiting as a revision (`edit`); `sent_back` when a reviewer returned it with a comment."""
-
-    entry_id: str
-    title: str
-    status: str
-    updated: str
-    edit: bool = False
-    sent_back: bool = False
-
-
-def own_work(kb: KnowledgeBase, user: User | None) -> list[OwnWork]:
-    """This person's drafts, entries in review and pending edits, most recently changed first: where they
-    find their work again after saving it."""
-    if user is None or not signed_in(user):
-        return []
-    ids = [
-        r.entry_id
-        for r in browse.rows(kb, user)
-        if is_author(user, r.metadata) and r.metadata.get("status") in UNPUBLISHED_STATUSES
-    ]
-    work = [
-        OwnWork(e.id, e.title, e.status, max(e.updated, e.created), sent_back=bool(e.review_comment))
-        for e in browse.load_entries(kb, ids, user)
-        if e.status in UNPUBLISHED_STATUSES and is_author(user, e)
-    ]
-    for entry_id in kb.store.revisions():
-        try:
-            kb.stored(entry_id, user)  # the entry must still be there for them
-            pending = kb.store.revision(entry_id)
-        except KBError:
-            continue
-        if pending is not None and pending[0].revised_by == user.name:
-            revision = pending[0]
-            updated = max(revision.updated, revision.created)
-            work.append(
-                OwnWork(entry_id, revision.title, revision.status, updated, True, bool(revision.review_comment))
-            )
-    return sorted(work, key=lambda w: (w.updated, w.entry_id), reverse=True)
-
-
-def key_terms(text: str, min_length: int = 5) -> str:
-    """The longer words of a draft, to mark in a similar passage: short words are mostly "and", "the", "we"."""
-    return " ".join(dict.fromkeys(w for w in re.findall(r"\w+", text) if len(w) >= min_length))
-
-
-def looks_similar(
-    kb: KnowledgeBase,
-    title: str,
-    summary: str,
-    *,
-    exclude: str | None = None,
-    limit: int = 3,
-    viewer: User | None = None,
-) -> list[Hit]:
-    """The published entries closest to a draft's title and summary, for the duplicate check."""
-    text = f"{title.strip()}\n{summary.strip()}".strip()
-    if len(text) < 8:  # too little to compare yet
-        return []
-    hits = kb.search(text, limit=limit + 1, filters=Filters.of(status=browse.PUBLISHED), viewer=viewer)
-    return [h for h in hits if h.id != exclude][:limit]

@@ -12,7 +12,7 @@ import pytest
 from markdown_it import MarkdownIt
 
 from app_pages.ui import plain, unlinked
-from kb.drafting import YOUR_WORK
+from kb.own_work import YOUR_WORK
 from kb.store import EntryStore
 from tests.app.test_app import assert_clean, button, linked_ids, open_app, page, texts
 

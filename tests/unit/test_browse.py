@@ -9,7 +9,8 @@ import pytest
 from kb import Conflict, Filters, KBError, browse, review
 from kb.access import ANONYMOUS, can_see, entry_meta
 from kb.browse import SearchRequest
-from kb.drafting import FORM_ERROR, Draft, DraftInvalid, build_entry, looks_similar, save_draft
+from kb.drafting import FORM_ERROR, Draft, DraftInvalid, build_entry, save_draft
+from kb.duplicates import looks_similar
 from kb.entry_files import parse_entry
 from kb.filters import FACETS, holds
 from kb.identity import DEFAULT_NAME, User, local_user, parse_roles

@@ -7,21 +7,12 @@ import re
 
 import pytest
 
-from kb.drafting import (
-    FORM_ERROR,
-    YOUR_WORK,
-    Draft,
-    DraftInvalid,
-    build_entry,
-    confirmation,
-    field_key,
-    own_work,
-    save_draft,
-)
+from kb.drafting import FORM_ERROR, Draft, DraftInvalid, build_entry, field_key, save_draft
 from kb.entries import is_web_address
 from kb.entry_files import entry_from_dict, parse_entry, render_entry
 from kb.errors import EntryError, Problem
 from kb.identity import User
+from kb.own_work import YOUR_WORK, confirmation, own_work
 
 AUTHOR = User("Ada Author", "Office for Tests", ("contributor",), local=False)
 OTHER = User("Otto Other", "Office for Tests", ("contributor",), local=False)

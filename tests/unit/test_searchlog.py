@@ -24,7 +24,7 @@ from kb.browse import SearchRequest
 from kb.cli import cli
 from kb.database import open_database
 from kb.database.tables import EntryActivity, SearchCount
-from kb.drafting import looks_similar
+from kb.duplicates import looks_similar
 from kb.errors import Forbidden, KBError
 from kb.identity import User
 from kb.relevance import CLOSE_SIMILARITY
