@@ -47,6 +47,7 @@ class PassageId:
 
 
 SEPARATOR = "#"
+HEADING_DASH = " — "  # between the title and the section name in a passage's first line
 
 
 @dataclass(frozen=True)
@@ -103,8 +104,8 @@ def split_entry(
 
     # The summary is headed by the title alone; a section by the title and its name.
     parts = [("Summary", entry.title, entry.summary or entry.title)]
-    parts += [(name, f"{entry.title} — {name}", body) for name, body in entry.sections.items()]
-    parts += [(name, f"{entry.title} — {name}", body) for name, body in extra]
+    parts += [(name, heading(entry.title, name), body) for name, body in entry.sections.items()]
+    parts += [(name, heading(entry.title, name), body) for name, body in extra]
     for section, prefix, body in parts:
         words = body.split()
         if not words:
@@ -114,3 +115,26 @@ def split_entry(
             chunk = " ".join(words[start:end])
             passages.append(Passage(entry.id, len(passages), section, f"{prefix}\n{chunk}", chunk))
     return passages
+
+
+def heading(title: str, section: str) -> str:
+    """The first line of a section's passages, which is embedded and indexed with them: "title — section"."""
+    return f"{title}{HEADING_DASH}{section}"
+
+
+
+def section_of(passage_text: str, title: str) -> str:
+    """The section a passage (as indexed) belongs to, read from its heading; "Summary" for the title alone."""
+    first = passage_text.split("\n", 1)[0]
+    return first[len(title) + len(HEADING_DASH) :] if first.startswith(f"{title}{HEADING_DASH}") else "Summary"
+
+
+def in_section(passage_text: str, sections: tuple[str, ...]) -> bool:
+    """Whether a passage (as indexed) belongs to one of these sections, whatever its entry's title."""
+    first = passage_text.split("\n", 1)[0]
+    return any(first.endswith(f"{HEADING_DASH}{section}") for section in sections)
+
+
+def body_of(passage_text: str) -> str:
+    """What a reader sees of a passage: its text without the heading line."""
+    return passage_text.split("\n", 1)[1] if "\n" in passage_text else passage_text

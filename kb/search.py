@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kb.analysis import WORD, marked_terms, meaningful, term
-from kb.passages import PassageId
+from kb.passages import PassageId, in_section
 
 MODES = ("hybrid", "dense", "bm25")
 RRF_K = 60
@@ -107,9 +107,8 @@ BOILERPLATE_SECTIONS = ("Evidence and links",)
 
 
 def in_boilerplate(passage_text: str) -> bool:
-    """Whether a passage (as indexed: its first line "title — section") is in a boilerplate section."""
-    first = passage_text.split("\n", 1)[0]
-    return any(first.endswith(f" — {section}") for section in BOILERPLATE_SECTIONS)
+    """Whether a passage (as indexed, with its heading line) is in a boilerplate section."""
+    return in_section(passage_text, BOILERPLATE_SECTIONS)
 
 
 def weigh_summaries(dense: dict[str, float], fusion: Fusion = DEFAULT_FUSION) -> dict[str, float]:

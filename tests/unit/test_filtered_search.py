@@ -15,7 +15,8 @@ import pytest
 
 from kb import Filters, KnowledgeBase
 from kb.access import ANONYMOUS, member_of
-from kb.retriever import DEEPER_FETCH, OVERFETCH, _where
+from kb.nearest import DEEPER_FETCH, OVERFETCH
+from kb.retriever import _where
 
 QUERIES = [
     "data sharing agreement took too long",
@@ -66,7 +67,7 @@ def test_nearest_passages_match_chromas_filtered_query(kb, fake_embedder, monkey
     vectors = fake_embedder.embed(QUERIES)
     for k in (5, 20):
         expected = kb.index.query(vectors, k, where)
-        _assert_same_ranking(kb.retriever._nearest(vectors, k, where, entries_where=where), expected, k)
+        _assert_same_ranking(kb.retriever.nearest.find(vectors, k, where, entries_where=where), expected, k)
 
 
 def _recording(kb, monkeypatch):
@@ -94,8 +95,8 @@ def test_vectors_that_fit_in_memory_are_searched_there_exactly_without_asking_ch
     keep = lambda m: m.section == "Evidence and links"  # noqa: E731 -- as `similar` turns down sections
     expected = [[m for m in r if keep(m)][:5] for r in kb.index.query(vectors, 2000, where)]
     calls = _recording(kb, monkeypatch)
-    got = kb.retriever._nearest(vectors, 5, where, entries_where=where, keep=keep)
-    plain = kb.retriever._nearest(vectors, 10, where, entries_where=where)
+    got = kb.retriever.nearest.find(vectors, 5, where, entries_where=where, keep=keep)
+    plain = kb.retriever.nearest.find(vectors, 10, where, entries_where=where)
     assert calls == [], "Chroma is not asked"
     _assert_same_ranking(got, expected, 5)
     _assert_same_ranking(plain, kb.index.query(vectors, 10, where), 10)
@@ -109,7 +110,7 @@ def test_a_narrow_filter_is_searched_exactly_over_the_local_copy_of_its_vectors(
     vectors = fake_embedder.embed(QUERIES)
     expected = kb.index.query(vectors, 10, where)
     calls = _recording(kb, monkeypatch)
-    got = kb.retriever._nearest(vectors, 10, where, entries_where=where)
+    got = kb.retriever.nearest.find(vectors, 10, where, entries_where=where)
     assert calls == [], "Chroma is not asked"
     _assert_same_ranking(got, expected, 10)
     filled = {m.passage_id: (m.entry_id, m.section, m.text) for r in got for m in r}
@@ -129,11 +130,11 @@ def test_a_narrow_filter_whose_passage_test_turns_down_most_neighbours_is_still_
     vectors = fake_embedder.embed(QUERIES)
     expected = kb.index.query(vectors, 20, where)
     calls, fetched = _recording(kb, monkeypatch), []
-    exact_among = kb.retriever._exact_among
+    exact_among = kb.retriever.nearest._exact_among
     monkeypatch.setattr(
-        kb.retriever, "_exact_among", lambda v, fetch, *a: fetched.append(fetch) or exact_among(v, fetch, *a)
+        kb.retriever.nearest, "_exact_among", lambda v, fetch, *a: fetched.append(fetch) or exact_among(v, fetch, *a)
     )
-    got = kb.retriever._nearest(
+    got = kb.retriever.nearest.find(
         vectors, 20, where, entries_where=entries_where, keep=lambda m: m.section == "Evidence and links"
     )
     assert calls == [], "neither Chroma's filter nor its graph"
@@ -149,7 +150,7 @@ def test_without_a_local_copy_of_the_vectors_chroma_searches_among_the_narrow_fi
     monkeypatch.setattr(kb.replica._current(), "dimension", None)  # as in a folder kept without vectors
     calls = _recording(kb, monkeypatch)
     vectors = fake_embedder.embed(QUERIES[:1])
-    got = kb.retriever._nearest(vectors, 10, where, entries_where=where)
+    got = kb.retriever.nearest.find(vectors, 10, where, entries_where=where)
     ((k, clause, ids),) = calls
     assert k == 10 and clause is None, "no Chroma where clause"
     allowed = kb.index.entry_ids(where)
@@ -162,7 +163,7 @@ def test_a_broad_filter_asks_for_more_neighbours_without_the_clause(kb, fake_emb
     monkeypatch.setattr("kb.mirror.NARROW_PASSAGES", 10)  # too many passages for the exact path
     kb.search("warm up", viewer=ANONYMOUS)
     calls = _recording(kb, monkeypatch)
-    kb.retriever._nearest(fake_embedder.embed(QUERIES[:1]), 10, where, entries_where=where)
+    kb.retriever.nearest.find(fake_embedder.embed(QUERIES[:1]), 10, where, entries_where=where)
     assert calls == [(10 * OVERFETCH, None, None)]
 
 
@@ -175,7 +176,7 @@ def test_when_too_few_neighbours_are_allowed_a_deeper_walk_answers_before_chroma
     vectors = fake_embedder.embed(QUERIES)
     expected = kb.index.query(vectors, 20, where)
     calls = _recording(kb, monkeypatch)
-    got = kb.retriever._nearest(vectors, 20, where, entries_where=where)
+    got = kb.retriever.nearest.find(vectors, 20, where, entries_where=where)
     assert calls == [(20 * OVERFETCH, None, None), (20 * OVERFETCH * DEEPER_FETCH, None, None)], "never the clause"
     _assert_same_ranking(got, expected, 20)
 
@@ -187,7 +188,7 @@ def test_a_filter_allowing_most_passages_takes_the_broad_path_even_when_they_are
     allowed = table.column("passages")[table.select(where)].sum()
     assert allowed <= 50_000 and allowed > 0.5 * table.column("passages").sum()
     calls = _recording(kb, monkeypatch)
-    kb.retriever._nearest(fake_embedder.embed(QUERIES[:1]), 10, where, entries_where=where)
+    kb.retriever.nearest.find(fake_embedder.embed(QUERIES[:1]), 10, where, entries_where=where)
     assert calls == [(10 * OVERFETCH, None, None)]
 
 
@@ -198,7 +199,7 @@ def test_without_a_current_mirror_chroma_answers_the_clause(kb, fake_embedder, m
     monkeypatch.setattr(kb.mirror, "refresh", lambda: None)
     kb.mirror.version += 1  # a new snapshot: no clause kept from before
     vectors = fake_embedder.embed(QUERIES)
-    assert _ids(kb.retriever._nearest(vectors, 20, where, entries_where=where)) == _ids(
+    assert _ids(kb.retriever.nearest.find(vectors, 20, where, entries_where=where)) == _ids(
         kb.index.query(vectors, 20, where)
     )
 
@@ -305,7 +306,7 @@ def test_light_queries_fill_text_and_section_as_chroma_stores_them(kb, fake_embe
     kb.search("warm up", viewer=ANONYMOUS)
     vectors = fake_embedder.embed(QUERIES)
     full = kb.index.query(vectors, 40)
-    light = [kept for kept, _ in kb.retriever._query(vectors, 40, 40)]
+    light = [kept for kept, _ in kb.retriever.nearest._query(vectors, 40, 40)]
     assert kb.mirror.table() is not None
     assert [[(m.passage_id, m.entry_id, m.section, m.text) for m in r] for r in light] == [
         [(m.passage_id, m.entry_id, m.section, m.text) for m in r] for r in full
