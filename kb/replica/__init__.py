@@ -1,6 +1,7 @@
 """The local replica of the vector index (kb.replica.folder.Replica) and its parts: segments (segment), each
 with its passages' texts and vectors (corpus), keyword files (keywords) and entry records (records); the
-live rows across segments (rows), the spool a sync fills (spool) and the checks of its files (files)."""
+live rows across segments (rows), the searches and reads answered from them (reads), the spool a sync
+fills (spool) and the checks of its files (files)."""
 
 from kb.replica.corpus import Block, Corpus, VectorMatch, split_passage_id
 from kb.replica.files import FORMAT_VERSION, KeywordIndexDamaged

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-from kb.analysis import phrase_words
+from kb.analysis import phrase_words, tokenize, words
 from kb.arrays import distinct
 from kb.passages import PassageId
 from kb.replica.corpus import decoded
@@ -211,6 +211,31 @@ class Rows:
     def keyword_matches(self, rows: np.ndarray, scores: np.ndarray) -> list[KeywordMatch]:
         passage_ids, entry_ids = self.ids_of(rows)
         return [KeywordMatch(*found) for found in zip(passage_ids, entry_ids, scores.tolist(), strict=True)]
+
+    def scaled_matches(
+        self, queries: list[tuple[str, float]], k: int, weights: np.ndarray | None, whole: tuple[str, ...]
+    ) -> tuple[list[KeywordMatch], bool]:
+        """Several weighted queries over the rows weighted 1, each scored 0..1 by its own `max_score`; a
+        passage keeps its best. A query named in `whole` matches only rows holding its words next to each
+        other. The matches, and whether no query was cut at k."""
+        best: dict[str, KeywordMatch] = {}
+        complete = True
+        for text, weight in queries:
+            terms = tokenize([text])[0]
+            scale = self.keywords.max_score(terms)
+            if not scale:
+                continue
+            chosen = weights
+            if text in whole and len(words(text)) > 1:  # "legacy IT": "it" is not scored, but must be there
+                holding = self.phrase_mask([text])
+                chosen = holding if weights is None else weights * holding
+            matches = self.keyword_matches(*self.best(terms, k, chosen))
+            complete &= len(matches) < k
+            for m in matches:
+                score = weight * min(1.0, m.score / scale)
+                if m.passage_id not in best or score > best[m.passage_id].score:
+                    best[m.passage_id] = KeywordMatch(m.passage_id, m.entry_id, score)
+        return list(best.values()), complete
 
     def phrase_mask(self, phrases: list[str]) -> np.ndarray:
         """1 for live rows holding every phrase (its words next to each other, in order), else 0. Answered

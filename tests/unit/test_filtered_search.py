@@ -28,7 +28,7 @@ QUERIES = [
 
 @pytest.fixture(autouse=True)
 def vectors_too_many_for_memory(monkeypatch):
-    monkeypatch.setattr("kb.replica.folder.EXACT_BYTES", 0)
+    monkeypatch.setattr("kb.replica.reads.EXACT_BYTES", 0)
 
 
 def _ids(results):
@@ -62,7 +62,7 @@ def _assert_same_ranking(got, expected, k, tolerance=1e-6):
 @pytest.mark.parametrize("in_memory", [True, False])
 def test_nearest_passages_match_chromas_filtered_query(kb, fake_embedder, monkeypatch, filters, viewer, in_memory):
     if in_memory:
-        monkeypatch.setattr("kb.replica.folder.EXACT_BYTES", 1 << 30)
+        monkeypatch.setattr("kb.replica.reads.EXACT_BYTES", 1 << 30)
     where = _where(filters, viewer)
     vectors = fake_embedder.embed(QUERIES)
     for k in (5, 20):
@@ -88,7 +88,7 @@ def _recording(kb, monkeypatch):
 def test_vectors_that_fit_in_memory_are_searched_there_exactly_without_asking_chroma(
     kb, fake_embedder, monkeypatch, filters, viewer
 ):
-    monkeypatch.setattr("kb.replica.folder.EXACT_BYTES", 1 << 30)
+    monkeypatch.setattr("kb.replica.reads.EXACT_BYTES", 1 << 30)
     where = _where(filters, viewer)
     kb.search("warm up", viewer=ANONYMOUS)
     vectors = fake_embedder.embed(QUERIES)
@@ -343,7 +343,7 @@ def test_hybrid_search_runs_its_sides_in_turn_in_memory_and_at_once_over_chroma(
     viewer = member_of("Revenue and Customs Office")
     answers = {}
     for in_memory in (True, False):
-        monkeypatch.setattr("kb.replica.folder.EXACT_BYTES", (1 << 30) if in_memory else 0)
+        monkeypatch.setattr("kb.replica.reads.EXACT_BYTES", (1 << 30) if in_memory else 0)
         threads.clear()
         answers[in_memory] = [kb.search(q, viewer=viewer) for q in QUERIES]
         on_caller = [name == threading.current_thread().name for name in threads]
