@@ -20,13 +20,9 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import pickle
 import sqlite3
 import struct
-import sys
-import threading
-import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,14 +78,14 @@ def check_store(folder: Path, *, level: str = OPEN) -> None:
     table. The caller handles a missing database itself (a missing index is not a damaged one).
     """
     database = folder / DATABASE
-    with _connect(database) as db:
+    with connect_read_only(database) as db:
         _check_database(db, level)
         segments = vector_segments(folder, db)
     for segment in segments:
         check_hnsw(segment)
 
 
-def _connect(database: Path, *, shared: bool = False) -> sqlite3.Connection:
+def connect_read_only(database: Path, *, shared: bool = False) -> sqlite3.Connection:
     """A read-only connection; `shared` lets other threads use it (the caller serialises them)."""
     if not database.is_file():
         raise StoreDamaged(f"{DATABASE} is missing")
@@ -161,7 +157,7 @@ def _check_cells(db: sqlite3.Connection, table: str, json_columns: tuple[str, ..
 def vector_segments(folder: Path, db: sqlite3.Connection | None = None) -> list[VectorSegment]:
     """Each collection's vector segment: its HNSW folder and its log topic."""
     if db is None:
-        with _connect(folder / DATABASE) as own:
+        with connect_read_only(folder / DATABASE) as own:
             return vector_segments(folder, own)
     try:
         rows = db.execute(
@@ -346,102 +342,6 @@ def _check_label_map(folder: Path, labels: np.ndarray) -> None:
 # --------------------------------------------------------------------------- what the store holds
 
 
-class ChromaInProcess(Exception):
-    """Chroma is loaded in this process: its database file is read through Chroma only."""
-
-
-# Chroma's Rust core carries its own copy of SQLite. Two copies in one process undo each other's POSIX
-# locks on the same file (closing any descriptor of it drops all of the process's locks; see
-# sqlite.org/howtocorrupt.html, "multiple copies of SQLite"), which could let another process write
-# under Chroma's feet. So Python's sqlite3 keeps a connection to Chroma's file only while chromadb is
-# not loaded, and every such connection is closed before it loads.
-_chroma_loading = False
-_watches: weakref.WeakSet[MetadataWatch] = weakref.WeakSet()
-
-
-def _chroma_loaded() -> bool:
-    """Whether Chroma is (or is about to be) loaded in this process, by kb.chroma_client or anything else."""
-    return _chroma_loading or "chromadb" in sys.modules
-
-
-def before_chroma_loads() -> None:
-    """Called once, just before this process imports chromadb (kb.chroma_client): the watches close their
-    connections, and read nothing from then on."""
-    global _chroma_loading
-    _chroma_loading = True
-    for watch in list(_watches):
-        watch.close()
-
-
-class MetadataWatch:
-    """A collection's own metadata (its text values: the model, the generation mark) from the embedded
-    store's database file, for a process that asks before every search and has not loaded Chroma (a
-    command such as `stats`, which then never imports chromadb). One connection is kept, and the
-    metadata read again only when SQLite's `data_version` says another connection committed since, or
-    the file was replaced; asking costs a `stat` and one pragma rather than opening the file (about
-    0.7 ms). Safe across threads.
-
-    `read` returns None when there is no such collection, raises StoreDamaged when the file cannot be
-    read and ChromaInProcess once this process has loaded Chroma."""
-
-    def __init__(self, folder: Path, collection: str):
-        self._database = folder / DATABASE
-        self._collection = collection
-        self._lock = threading.Lock()
-        self._db: sqlite3.Connection | None = None
-        self._file: tuple[int, int] | None = None  # device and inode of the open file
-        self._version: int | None = None
-        self._metadata: dict[str, str] | None = None
-        _watches.add(self)
-
-    def read(self) -> dict[str, str] | None:
-        with self._lock:
-            if _chroma_loaded():
-                raise ChromaInProcess()
-            try:
-                stat = os.stat(self._database)
-            except OSError:
-                self._close()
-                raise StoreDamaged(f"{DATABASE} is missing") from None
-            # While the connection holds the file, its inode cannot be reused: another inode at the path
-            # is another store (deleted and made again). Every commit to this one moves `data_version`.
-            file = (stat.st_dev, stat.st_ino)
-            if self._db is None or file != self._file:
-                self._close()
-                self._db, self._file = _connect(self._database, shared=True), file
-            try:
-                version = self._db.execute("PRAGMA data_version").fetchone()[0]
-                if version != self._version:
-                    self._metadata, self._version = _metadata(self._db, self._collection), version
-            except sqlite3.Error as exc:
-                self._version = None  # read afresh next time
-                raise StoreDamaged(f"{DATABASE} cannot be read ({exc})") from None
-            return self._metadata
-
-    def close(self) -> None:
-        with self._lock:
-            self._close()
-
-    def _close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-        self._db, self._file, self._version, self._metadata = None, None, None, None
-
-
-def _metadata(db: sqlite3.Connection, collection: str) -> dict[str, str] | None:
-    query = (
-        "SELECT m.key, m.str_value FROM collections c LEFT JOIN collection_metadata m ON m.collection_id = c.id "
-        "WHERE c.name = ?"
-    )
-    try:
-        rows = db.execute(query, (collection,)).fetchall()
-    except sqlite3.Error as exc:
-        raise StoreDamaged(f"{DATABASE} cannot be read ({exc})") from None
-    if not rows:
-        return None
-    return {key.decode(): value.decode() for key, value in rows if key is not None and value is not None}
-
-
 def stored_vectors(folder: Path, collection: str) -> Iterator[tuple[str, np.ndarray]]:
     """(record id, vector) for every record the collection holds now, as its queries see it: the HNSW
     elements, then the log entries written since the graph was last saved (the later one wins). Vectors
@@ -450,7 +350,7 @@ def stored_vectors(folder: Path, collection: str) -> Iterator[tuple[str, np.ndar
     Streamed a chunk of elements at a time: at 400,000 passages the vectors alone are 600 MB, which
     a check of the whole store must not hold at once. The log is read first (it is small: Chroma folds
     it into the graph every thousand or so writes), so that the elements it replaces are left out."""
-    db = _connect(folder / DATABASE)
+    db = connect_read_only(folder / DATABASE)
     try:
         segment = next((s for s in vector_segments(folder, db) if s.collection == collection), None)
         if segment is None:

@@ -1,6 +1,6 @@
 """Chroma clients: the only module that imports chromadb.
 
-chromadb is imported when an index is first opened, after kb.chroma_checks has closed its own
+chromadb is imported when an index is first opened, after kb.chroma_metadata has closed its own
 connections to the store (`before_chroma_loads`). A client is made here for an embedded store, checked
 by kb.chroma_checks before Chroma opens it, or for a Chroma server; Chroma's per-path client cache is
 cleared here, and an embedded store removed. What Chroma raises for a store it cannot read is told
@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
-from kb.chroma_checks import DATABASE, OPEN, StoreDamaged, before_chroma_loads, check_store, embedded_path
+from kb.chroma_checks import DATABASE, OPEN, StoreDamaged, check_store, embedded_path
+from kb.chroma_metadata import before_chroma_loads
 from kb.errors import IndexDamaged, IndexMissing, KBError, without_paths
 
 

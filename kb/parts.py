@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kb.chroma_checks import OPEN, ChromaInProcess, MetadataWatch, StoreDamaged, embedded_path
+from kb.chroma_checks import OPEN, StoreDamaged, embedded_path
 from kb.chroma_client import make_client
+from kb.chroma_metadata import ChromaInProcess, MetadataWatch
 from kb.config import Settings
 from kb.embedder import Embedder, make_embedder
 from kb.entries import Entry
@@ -81,7 +82,7 @@ class Parts:
 
     def generation(self) -> str | None:
         """The index's generation mark (None: no index yet). For an embedded store, while this process has
-        not loaded Chroma, read from its database file (kb.chroma_checks.MetadataWatch: every search asks,
+        not loaded Chroma, read from its database file (kb.chroma_metadata.MetadataWatch: every search asks,
         and this costs a `stat` while nothing changed), so a process that answers from the local mirror
         (`stats`, `show`) never imports chromadb; else asked of Chroma, one small request. Whether the
         index fits the model is checked where the model is used: opening the collections to embed or

@@ -122,7 +122,6 @@ def heading(title: str, section: str) -> str:
     return f"{title}{HEADING_DASH}{section}"
 
 
-
 def section_of(passage_text: str, title: str) -> str:
     """The section a passage (as indexed) belongs to, read from its heading; "Summary" for the title alone."""
     first = passage_text.split("\n", 1)[0]

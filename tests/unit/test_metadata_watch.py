@@ -19,15 +19,16 @@ from pathlib import Path
 
 import pytest
 
-from kb import chroma_checks
-from kb.chroma_checks import DATABASE, ChromaInProcess, MetadataWatch, StoreDamaged, before_chroma_loads
+from kb import chroma_metadata
+from kb.chroma_checks import DATABASE, StoreDamaged
+from kb.chroma_metadata import ChromaInProcess, MetadataWatch, before_chroma_loads
 
 
 @pytest.fixture(autouse=True)
 def chroma_not_loaded(monkeypatch):
     """As in a process that has not imported chromadb (a command such as `stats`)."""
-    monkeypatch.setattr("kb.chroma_checks._chroma_loading", False)
-    monkeypatch.setattr("kb.chroma_checks._chroma_loaded", lambda: chroma_checks._chroma_loading)
+    monkeypatch.setattr("kb.chroma_metadata._chroma_loading", False)
+    monkeypatch.setattr("kb.chroma_metadata._chroma_loaded", lambda: chroma_metadata._chroma_loading)
 
 
 def a_store(folder: Path, mark: str, *, wal: bool = False) -> sqlite3.Connection:
@@ -158,7 +159,7 @@ def test_chromadb_imported_by_anything_stops_the_watch(tmp_path, monkeypatch):
     watch = MetadataWatch(tmp_path, "entries")
     assert watch.read() == {"generation": "one"}
     monkeypatch.undo()  # the real rule again
-    monkeypatch.setattr("kb.chroma_checks._chroma_loading", False)  # kb.chroma_client did not import it
+    monkeypatch.setattr("kb.chroma_metadata._chroma_loading", False)  # kb.chroma_client did not import it
     importlib.import_module("chromadb")  # as a library of its own might
     with pytest.raises(ChromaInProcess):
         watch.read()

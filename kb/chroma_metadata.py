@@ -1,0 +1,115 @@
+"""A collection's own metadata (the model, the generation mark) read from the embedded store's database
+file, for a process that has not loaded Chroma:
+
+    watch = MetadataWatch(embedded_path(index_dir), "lighthouse-entries")
+    watch.read()     # {"model": ..., "generation": ...}; None: no such collection
+
+A command such as `stats` or `show` asks before every search, and then never imports chromadb.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import sys
+import threading
+import weakref
+from pathlib import Path
+
+from kb.chroma_checks import DATABASE, StoreDamaged, connect_read_only
+
+
+class ChromaInProcess(Exception):
+    """Chroma is loaded in this process: its database file is read through Chroma only."""
+
+
+# Chroma's Rust core carries its own copy of SQLite. Two copies in one process undo each other's POSIX
+# locks on the same file (closing any descriptor of it drops all of the process's locks; see
+# sqlite.org/howtocorrupt.html, "multiple copies of SQLite"), which could let another process write
+# under Chroma's feet. So Python's sqlite3 keeps a connection to Chroma's file only while chromadb is
+# not loaded, and every such connection is closed before it loads.
+_chroma_loading = False
+_watches: weakref.WeakSet[MetadataWatch] = weakref.WeakSet()
+
+
+def _chroma_loaded() -> bool:
+    """Whether Chroma is (or is about to be) loaded in this process, by kb.chroma_client or anything else."""
+    return _chroma_loading or "chromadb" in sys.modules
+
+
+def before_chroma_loads() -> None:
+    """Called once, just before this process imports chromadb (kb.chroma_client): the watches close their
+    connections, and read nothing from then on."""
+    global _chroma_loading
+    _chroma_loading = True
+    for watch in list(_watches):
+        watch.close()
+
+
+class MetadataWatch:
+    """A collection's own metadata (its text values: the model, the generation mark) from the embedded
+    store's database file, for a process that asks before every search and has not loaded Chroma (a
+    command such as `stats`, which then never imports chromadb). One connection is kept, and the
+    metadata read again only when SQLite's `data_version` says another connection committed since, or
+    the file was replaced; asking costs a `stat` and one pragma rather than opening the file (about
+    0.7 ms). Safe across threads.
+
+    `read` returns None when there is no such collection, raises StoreDamaged when the file cannot be
+    read and ChromaInProcess once this process has loaded Chroma."""
+
+    def __init__(self, folder: Path, collection: str):
+        self._database = folder / DATABASE
+        self._collection = collection
+        self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None
+        self._file: tuple[int, int] | None = None  # device and inode of the open file
+        self._version: int | None = None
+        self._metadata: dict[str, str] | None = None
+        _watches.add(self)
+
+    def read(self) -> dict[str, str] | None:
+        with self._lock:
+            if _chroma_loaded():
+                raise ChromaInProcess()
+            try:
+                stat = os.stat(self._database)
+            except OSError:
+                self._close()
+                raise StoreDamaged(f"{DATABASE} is missing") from None
+            # While the connection holds the file, its inode cannot be reused: another inode at the path
+            # is another store (deleted and made again). Every commit to this one moves `data_version`.
+            file = (stat.st_dev, stat.st_ino)
+            if self._db is None or file != self._file:
+                self._close()
+                self._db, self._file = connect_read_only(self._database, shared=True), file
+            try:
+                version = self._db.execute("PRAGMA data_version").fetchone()[0]
+                if version != self._version:
+                    self._metadata, self._version = _metadata(self._db, self._collection), version
+            except sqlite3.Error as exc:
+                self._version = None  # read afresh next time
+                raise StoreDamaged(f"{DATABASE} cannot be read ({exc})") from None
+            return self._metadata
+
+    def close(self) -> None:
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+        self._db, self._file, self._version, self._metadata = None, None, None, None
+
+
+def _metadata(db: sqlite3.Connection, collection: str) -> dict[str, str] | None:
+    query = (
+        "SELECT m.key, m.str_value FROM collections c LEFT JOIN collection_metadata m ON m.collection_id = c.id "
+        "WHERE c.name = ?"
+    )
+    try:
+        rows = db.execute(query, (collection,)).fetchall()
+    except sqlite3.Error as exc:
+        raise StoreDamaged(f"{DATABASE} cannot be read ({exc})") from None
+    if not rows:
+        return None
+    return {key.decode(): value.decode() for key, value in rows if key is not None and value is not None}
