@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from kb.arrays import distinct
+from kb.chroma_sharing import own_read
 from kb.errors import IndexDamaged
 
 DATABASE = "chroma.sqlite3"
@@ -77,10 +78,13 @@ def check_store(folder: Path, *, level: str = OPEN) -> None:
     during a sync, SQLite's full integrity check (indexes against tables) and every text cell of every
     table. The caller handles a missing database itself (a missing index is not a damaged one).
     """
-    database = folder / DATABASE
-    with connect_read_only(database) as db:
-        _check_database(db, level)
-        segments = vector_segments(folder, db)
+    with own_read():
+        db = connect_read_only(folder / DATABASE)
+        try:
+            _check_database(db, level)
+            segments = vector_segments(folder, db)
+        finally:
+            db.close()
     for segment in segments:
         check_hnsw(segment)
 
@@ -157,8 +161,12 @@ def _check_cells(db: sqlite3.Connection, table: str, json_columns: tuple[str, ..
 def vector_segments(folder: Path, db: sqlite3.Connection | None = None) -> list[VectorSegment]:
     """Each collection's vector segment: its HNSW folder and its log topic."""
     if db is None:
-        with connect_read_only(folder / DATABASE) as own:
-            return vector_segments(folder, own)
+        with own_read():
+            own = connect_read_only(folder / DATABASE)
+            try:
+                return vector_segments(folder, own)
+            finally:
+                own.close()
     try:
         rows = db.execute(
             "SELECT c.name, c.id, s.id, coalesce(m.seq_id, 0) FROM collections c "
@@ -350,24 +358,15 @@ def stored_vectors(folder: Path, collection: str) -> Iterator[tuple[str, np.ndar
     Streamed a chunk of elements at a time: at 400,000 passages the vectors alone are 600 MB, which
     a check of the whole store must not hold at once. The log is read first (it is small: Chroma folds
     it into the graph every thousand or so writes), so that the elements it replaces are left out."""
-    db = connect_read_only(folder / DATABASE)
-    try:
-        segment = next((s for s in vector_segments(folder, db) if s.collection == collection), None)
-        if segment is None:
-            return
-        logged: dict[str, np.ndarray | None] = {}  # None: deleted since the graph was saved
-        rows = db.execute(
-            "SELECT operation, id, vector FROM embeddings_queue WHERE topic = ? AND seq_id > ? ORDER BY seq_id",
-            (segment.topic, segment.flushed_up_to),
-        )
-        for operation, record_id, blob in rows:
-            record = record_id.decode("utf-8", "replace")
-            if operation == QUEUE_DELETE:
-                logged[record] = None
-            elif blob is not None:  # a change of metadata alone keeps the vector
-                logged[record] = np.frombuffer(blob, dtype="<f4")
-    finally:
-        db.close()  # before the graph is streamed: it is read from its own files
+    with own_read():  # not across the yields below: the caller's work between them is its own
+        db = connect_read_only(folder / DATABASE)
+        try:
+            segment = next((s for s in vector_segments(folder, db) if s.collection == collection), None)
+            logged = _logged(db, segment) if segment else {}
+        finally:
+            db.close()  # before the graph is streamed: it is read from its own files
+    if segment is None:
+        return
     if (segment.folder / "header.bin").exists():
         header = _header(segment.folder)
         if header.count:
@@ -394,6 +393,22 @@ def stored_vectors(folder: Path, collection: str) -> Iterator[tuple[str, np.ndar
     for record, vector in logged.items():
         if vector is not None:
             yield record, vector
+
+
+def _logged(db: sqlite3.Connection, segment: VectorSegment) -> dict[str, np.ndarray | None]:
+    """The log's records written since the graph was saved, the latest of each; None: deleted since."""
+    logged: dict[str, np.ndarray | None] = {}
+    rows = db.execute(
+        "SELECT operation, id, vector FROM embeddings_queue WHERE topic = ? AND seq_id > ? ORDER BY seq_id",
+        (segment.topic, segment.flushed_up_to),
+    )
+    for operation, record_id, blob in rows:
+        record = record_id.decode("utf-8", "replace")
+        if operation == QUEUE_DELETE:
+            logged[record] = None
+        elif blob is not None:  # a change of metadata alone keeps the vector
+            logged[record] = np.frombuffer(blob, dtype="<f4")
+    return logged
 
 
 # --------------------------------------------------------------------------- the embedded store of an index folder

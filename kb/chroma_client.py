@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 
 from kb.chroma_checks import DATABASE, OPEN, StoreDamaged, check_store, embedded_path
 from kb.chroma_metadata import before_chroma_loads
+from kb.chroma_sharing import chroma_call
 from kb.errors import IndexDamaged, IndexMissing, KBError, without_paths
 
 
@@ -79,8 +80,9 @@ def make_client(index_dir: Path | str, chroma_url: str | None = None, *, create:
         except StoreDamaged as exc:
             raise IndexDamaged(f"the index is damaged ({exc})", where=path) from None
     try:
-        client = load_chromadb().PersistentClient(path=str(path.resolve()), settings=settings)
-        client.list_collections()  # a damaged database fails here rather than in the middle of a search
+        with chroma_call():
+            client = load_chromadb().PersistentClient(path=str(path.resolve()), settings=settings)
+            client.list_collections()  # a damaged database fails here rather than in the middle of a search
     except BaseException as exc:  # chromadb raises several types for a broken file; all mean the same here
         if not is_chroma_failure(exc):
             raise
@@ -100,4 +102,5 @@ def remove_embedded(index_dir: Path | str) -> None:
 def clear_client_cache() -> None:
     """Chroma caches clients per path for the whole process; tests reset it between runs."""
     if "chromadb" in sys.modules:  # nothing is cached before an index was opened
-        load_chromadb().api.client.SharedSystemClient.clear_system_cache()
+        with chroma_call():  # Chroma's connections close as its systems stop
+            load_chromadb().api.client.SharedSystemClient.clear_system_cache()

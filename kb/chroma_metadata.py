@@ -23,11 +23,9 @@ class ChromaInProcess(Exception):
     """Chroma is loaded in this process: its database file is read through Chroma only."""
 
 
-# Chroma's Rust core carries its own copy of SQLite. Two copies in one process undo each other's POSIX
-# locks on the same file (closing any descriptor of it drops all of the process's locks; see
-# sqlite.org/howtocorrupt.html, "multiple copies of SQLite"), which could let another process write
-# under Chroma's feet. So Python's sqlite3 keeps a connection to Chroma's file only while chromadb is
-# not loaded, and every such connection is closed before it loads.
+# Chroma's Rust core carries its own copy of SQLite, and two copies in one process undo each other's
+# POSIX locks on the same file (kb.chroma_sharing). A kept connection would be open across Chroma's calls,
+# so the watch keeps one only while chromadb is not loaded, and closes it before chromadb loads.
 _chroma_loading = False
 _watches: weakref.WeakSet[MetadataWatch] = weakref.WeakSet()
 

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from kb.chroma_client import describe_failure, is_chroma_failure, load_chromadb
+from kb.chroma_sharing import chroma_call
 from kb.errors import IndexDamaged, IndexMismatch, KBError
 from kb.passages import PassageId
 
@@ -37,6 +38,7 @@ ENTRY_ONLY_FIELDS = frozenset({"title", "lighthouse_stage", "anonymous", "writte
 # unfiltered query and about a quarter more on a filtered walk, which narrow filters avoid where the
 # keyword index keeps a copy of the vectors (docs/performance.md).
 EF_SEARCH = 400
+_DONE = object()  # a generator's end, told apart from any page it yields
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,8 @@ def _batches(n: int, size: int) -> Iterator[slice]:
 
 def _guarded(method):
     """Report a failure inside Chroma as this index's KBError (IndexDamaged for an embedded store),
-    never as a traceback or a panic; the cause is logged with its traceback for the operator."""
+    never as a traceback or a panic; the cause is logged with its traceback for the operator. Each call
+    takes its turn with this process's own reads of Chroma's file (kb.chroma_sharing)."""
 
     def failure(index: VectorIndex, exc: BaseException) -> KBError:
         log.warning("Chroma failed in %s", method.__name__, exc_info=exc)
@@ -75,7 +78,13 @@ def _guarded(method):
         @functools.wraps(method)
         def pages(self, *args, **kwargs):
             try:
-                yield from method(self, *args, **kwargs)
+                pending = method(self, *args, **kwargs)
+                while True:
+                    with chroma_call():  # a page at a time: the caller's own work between pages is not a call
+                        page = next(pending, _DONE)
+                    if page is _DONE:
+                        return
+                    yield page
             except KBError:
                 raise
             except BaseException as exc:
@@ -88,7 +97,8 @@ def _guarded(method):
     @functools.wraps(method)
     def guarded(self, *args, **kwargs):
         try:
-            return method(self, *args, **kwargs)
+            with chroma_call():
+                return method(self, *args, **kwargs)
         except KBError:
             raise
         except BaseException as exc:
@@ -443,11 +453,12 @@ class VectorIndex:
         An index built by another model is not damaged; `built_with` reports that case.
         """
         try:
-            opened = self._open()
-            if opened is not None:
-                for col in opened:
-                    col.count()
-                    col.get(limit=1, include=["metadatas"])
+            with chroma_call():
+                opened = self._open()
+                if opened is not None:
+                    for col in opened:
+                        col.count()
+                        col.get(limit=1, include=["metadatas"])
         except IndexMismatch:
             return  # readable, just built by another model: sync rebuilds it on purpose
         except KBError:
