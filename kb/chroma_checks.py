@@ -93,6 +93,7 @@ def connect_read_only(database: Path, *, shared: bool = False) -> sqlite3.Connec
     """A read-only connection; `shared` lets other threads use it (the caller serialises them)."""
     if not database.is_file():
         raise StoreDamaged(f"{DATABASE} is missing")
+    db = None
     try:
         db = sqlite3.connect(  # as a URI, so that any path works, '#' too
             f"{database.resolve().as_uri()}?mode=ro", uri=True, timeout=30, check_same_thread=not shared
@@ -100,6 +101,8 @@ def connect_read_only(database: Path, *, shared: bool = False) -> sqlite3.Connec
         db.text_factory = bytes  # decoded here, so bad UTF-8 is found rather than replaced
         db.execute("SELECT count(*) FROM sqlite_schema").fetchone()
     except sqlite3.Error as exc:
+        if db is not None:
+            db.close()  # now, within the caller's turn (kb.chroma_sharing), not whenever it is collected
         raise StoreDamaged(f"{DATABASE} is not a readable database ({exc})") from None
     return db
 
@@ -398,16 +401,19 @@ def stored_vectors(folder: Path, collection: str) -> Iterator[tuple[str, np.ndar
 def _logged(db: sqlite3.Connection, segment: VectorSegment) -> dict[str, np.ndarray | None]:
     """The log's records written since the graph was saved, the latest of each; None: deleted since."""
     logged: dict[str, np.ndarray | None] = {}
-    rows = db.execute(
-        "SELECT operation, id, vector FROM embeddings_queue WHERE topic = ? AND seq_id > ? ORDER BY seq_id",
-        (segment.topic, segment.flushed_up_to),
-    )
-    for operation, record_id, blob in rows:
-        record = record_id.decode("utf-8", "replace")
-        if operation == QUEUE_DELETE:
-            logged[record] = None
-        elif blob is not None:  # a change of metadata alone keeps the vector
-            logged[record] = np.frombuffer(blob, dtype="<f4")
+    try:
+        rows = db.execute(
+            "SELECT operation, id, vector FROM embeddings_queue WHERE topic = ? AND seq_id > ? ORDER BY seq_id",
+            (segment.topic, segment.flushed_up_to),
+        )
+        for operation, record_id, blob in rows:
+            record = record_id.decode("utf-8", "replace")
+            if operation == QUEUE_DELETE:
+                logged[record] = None
+            elif blob is not None:  # a change of metadata alone keeps the vector
+                logged[record] = np.frombuffer(blob, dtype="<f4")
+    except sqlite3.Error as exc:
+        raise StoreDamaged(f"{DATABASE}: the log cannot be read ({exc})") from None
     return logged
 
 

@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 
 from kb.chroma_checks import DATABASE, OPEN, StoreDamaged, check_store, embedded_path
 from kb.chroma_metadata import before_chroma_loads
-from kb.chroma_sharing import chroma_call
+from kb.chroma_sharing import TurnMisuse, chroma_call
 from kb.errors import IndexDamaged, IndexMissing, KBError, without_paths
 
 
@@ -39,8 +39,8 @@ def is_chroma_failure(exc: BaseException) -> bool:
     """What Chroma raises for a store it cannot read: its own errors, and the Rust core's panics, which
     pyo3 derives from BaseException (so a bare `except Exception` lets them through). Interrupts and
     exits are never swallowed."""
-    if isinstance(exc, load_chromadb().errors.InvalidArgumentError):
-        return False  # Chroma refused what it was given: a mistake of the caller's, not damage
+    if isinstance(exc, (load_chromadb().errors.InvalidArgumentError, TurnMisuse)):
+        return False  # a mistake of the caller's (Chroma refused what it was given), not damage
     return isinstance(exc, Exception) or type(exc).__name__ == "PanicException"
 
 

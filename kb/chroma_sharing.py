@@ -1,6 +1,6 @@
 """Chroma's database file, shared in one process by two copies of SQLite.
 
-    with chroma_call():       # every call into embedded Chroma (kb.vector_index, kb.chroma_client)
+    with chroma_call():       # every call into Chroma (kb.vector_index, kb.chroma_client)
         collection.query(...)
     with own_read():          # every read of chroma.sqlite3 with Python's sqlite3 (kb.chroma_checks)
         db = sqlite3.connect(...); ...; db.close()
@@ -9,12 +9,16 @@ Chroma's Rust core carries its own copy of SQLite. POSIX locks belong to the pro
 descriptor: when Python's sqlite3 closes its descriptor of the file, or ends a read, the locks Chroma's
 copy holds on it at that moment are gone too (sqlite.org/howtocorrupt.html, "multiple copies of
 SQLite"), and another process could write under a transaction Chroma has under way. Chroma keeps the
-file in rollback-journal mode, where an idle connection holds no lock. So the two take turns: any number
-of Chroma calls at once, or one read of the file by this process's own sqlite3 with no Chroma call under
-way. A read waits for the calls under way to end; calls wait while a read runs (the quick check of a
-large store: seconds, during a sync). Calls never wait for a read that is only waiting, so a call made
-inside another call cannot deadlock; a read asked for inside a Chroma call on the same thread is a
-mistake, and raises rather than waiting forever.
+file in rollback-journal mode, where an idle connection holds no lock. So the calls Lighthouse makes
+and its own reads take turns: any number of calls at once, or one read with no call under way. A read
+waits for the calls under way to end, and new calls wait for a read that is waiting or running, so a
+steady stream of searches cannot keep a read out; a call made inside another call on the same thread
+never waits (it would wait for itself). A search therefore pauses while a check reads the file: the
+quick check of a large store during a sync takes seconds. Asking for a read inside a call on the same
+thread, or for a call inside a read, is a mistake and raises `TurnMisuse`.
+
+The metadata watch (kb.chroma_metadata) keeps its connection only while chromadb is not loaded, when
+there are no calls to take turns with. Work Chroma's core may do on threads of its own is not covered.
 """
 
 from __future__ import annotations
@@ -26,7 +30,13 @@ from contextlib import contextmanager
 _turns = threading.Condition()
 _calls = 0  # Chroma calls under way, on any thread
 _reader: int | None = None  # the thread reading the file with its own sqlite3, while one does
+_waiting = 0  # reads waiting for the calls under way to end
 _depth = threading.local()  # per thread: calls and reads it is inside
+
+
+class TurnMisuse(RuntimeError):
+    """A read asked for inside a Chroma call on the same thread, or a call inside a read: a bug, never
+    damage (kb.chroma_client.is_chroma_failure does not count it as Chroma failing)."""
 
 
 def _inside(kind: str) -> int:
@@ -37,9 +47,11 @@ def _inside(kind: str) -> int:
 def chroma_call() -> Iterator[None]:
     """A call into embedded Chroma: it waits while this process reads the file with its own sqlite3."""
     global _calls
-    me = threading.get_ident()
+    if _inside("reads"):
+        raise TurnMisuse("a Chroma call inside a read of its database file with sqlite3")
+    nested = _inside("calls") > 0
     with _turns:
-        while _reader is not None and _reader != me:
+        while _reader is not None or (_waiting and not nested):
             _turns.wait()
         _calls += 1
     _depth.calls = _inside("calls") + 1
@@ -56,8 +68,7 @@ def chroma_call() -> Iterator[None]:
 @contextmanager
 def own_read() -> Iterator[None]:
     """A read of Chroma's database file with Python's sqlite3, connection closed before it ends: alone."""
-    global _reader
-    me = threading.get_ident()
+    global _reader, _waiting
     if _inside("reads"):  # already reading on this thread: the turn is ours
         _depth.reads += 1
         try:
@@ -66,11 +77,15 @@ def own_read() -> Iterator[None]:
             _depth.reads -= 1
         return
     if _inside("calls"):
-        raise RuntimeError("Chroma's database file read with sqlite3 inside a Chroma call: it would wait for itself")
+        raise TurnMisuse("Chroma's database file read with sqlite3 inside a Chroma call: it would wait for itself")
     with _turns:
-        while _calls or _reader is not None:
-            _turns.wait()
-        _reader = me
+        _waiting += 1
+        try:
+            while _calls or _reader is not None:
+                _turns.wait()
+        finally:
+            _waiting -= 1
+        _reader = threading.get_ident()
     _depth.reads = 1
     try:
         yield

@@ -116,7 +116,8 @@ def collection_names(name: str) -> tuple[str, str]:
 
 class VectorIndex:
     """Passage and entry vectors for one knowledge base, built by one model. Every method that reaches
-    Chroma is `_guarded`."""
+    Chroma is `_guarded`, but `check`, which reports damage its own way; each takes its turn
+    (kb.chroma_sharing)."""
 
     def __init__(self, client, name: str, model: str, *, remote: bool = False):
         self.client = client

@@ -7,7 +7,7 @@ from contextlib import AbstractContextManager
 import pytest
 
 from kb.chroma_checks import SYNC, check_store, embedded_path, stored_vectors
-from kb.chroma_sharing import chroma_call, own_read
+from kb.chroma_sharing import TurnMisuse, chroma_call, own_read
 
 SETTLE = 0.3  # long enough for a thread that is not made to wait to finish its step
 
@@ -73,24 +73,53 @@ def test_a_chroma_call_waits_while_the_file_is_read():
 
 
 def test_calls_run_at_once_and_a_call_inside_a_call_never_waits_for_a_waiting_read():
-    outer = Holder(chroma_call())
-    other = Holder(chroma_call())  # a second call at the same time: not made to wait
+    other = Holder(chroma_call())  # a second call at the same time is not made to wait
+    outer_inside, waiting_read_started, nested_done = threading.Event(), threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def outer_then_nested():
+        with chroma_call():
+            outer_inside.set()
+            waiting_read_started.wait(5)
+            try:
+                with chroma_call():  # inside its own call: never waits for the read
+                    pass
+            except BaseException as exc:  # noqa: BLE001 - handed back to the test
+                errors.append(exc)
+            nested_done.set()
+
+    outer = threading.Thread(target=outer_then_nested, daemon=True)
+    outer.start()
+    assert outer_inside.wait(5)
     _, read_done, _ = in_thread(a_read)
     assert not read_done.wait(SETTLE)
-
-    def nested():
-        with chroma_call(), chroma_call():
-            pass
-
-    _, nested_done, errors = in_thread(nested)
-    assert nested_done.wait(5) and not errors, "a call waited for a read that was only waiting"
-    outer.let_go()
+    waiting_read_started.set()
+    assert nested_done.wait(5) and not errors, "a call inside a call waited for a read that was only waiting"
+    outer.join(5)
     other.let_go()
     assert read_done.wait(5)
 
 
-def test_a_read_asked_for_inside_a_chroma_call_on_the_same_thread_raises_rather_than_hangs():
-    with chroma_call(), pytest.raises(RuntimeError, match="inside a Chroma call"), own_read():
+def test_a_waiting_read_gets_its_turn_while_calls_keep_coming():
+    """New calls wait for a read that is waiting, so overlapping searches cannot keep a check out."""
+    first = Holder(chroma_call())
+    _, read_done, _ = in_thread(a_read)
+    assert not read_done.wait(SETTLE)
+
+    def call():
+        with chroma_call():
+            pass
+
+    _, late_call_done, _ = in_thread(call)
+    assert not late_call_done.wait(SETTLE), "a new call went ahead of a waiting read"
+    first.let_go()
+    assert read_done.wait(5) and late_call_done.wait(5)
+
+
+def test_a_read_inside_a_call_or_a_call_inside_a_read_on_one_thread_raises_rather_than_hangs():
+    with chroma_call(), pytest.raises(TurnMisuse, match="inside a Chroma call"), own_read():
+        pass
+    with own_read(), pytest.raises(TurnMisuse, match="inside a read"), chroma_call():
         pass
     with own_read(), own_read():  # a read inside a read is the same turn
         pass
@@ -117,3 +146,16 @@ def test_the_index_and_the_store_checks_take_their_turns(kb):
         assert not checked.wait(SETTLE), "Chroma's file was read with sqlite3 during a Chroma call"
         call.let_go()
         assert checked.wait(30) and not errors
+
+
+def test_pages_from_the_index_take_a_turn_each_so_the_caller_may_read_the_file_between_them(kb):
+    store = embedded_path(kb.settings.index_dir)
+    pages = kb.index.entry_pages()
+    first = next(pages)
+    assert first, "the sample index has entries"
+    check_store(store)  # between two pages: no call under way, no TurnMisuse, no wait
+    for _ in pages:
+        break  # the caller stops early: nothing is left holding a turn
+    pages.close()
+    _, read_done, errors = in_thread(a_read)
+    assert read_done.wait(5) and not errors
