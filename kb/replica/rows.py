@@ -197,16 +197,24 @@ class Rows:
         """The k rows with the highest BM25 score for these query terms (a repeated term counts again),
         best first, scoring above 0 and weighted 1: rows and scores. A selection among the passages that
         matched, never a sort of every passage."""
-        if not terms or k < 1 or (weights is not None and not weights.any()):
-            return np.zeros(0, dtype=np.int64), np.zeros(0)
-        rows, scores, _ = self.keywords.scores(terms, weights)
+        rows, scores, _ = self._best(terms, k, weights)
+        return rows, scores
+
+    def _best(self, terms: list[str], k: int, weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, float]:
+        """`best`, and the query's `max_score`, found on the way (each term's postings are read once)."""
+        nothing = np.zeros(0, dtype=np.int64), np.zeros(0)
+        if not terms:
+            return *nothing, 0.0
+        if k < 1 or (weights is not None and not weights.any()):
+            return *nothing, self.keywords.max_score(terms)
+        rows, scores, top = self.keywords.scores(terms, weights)
         keep = scores > 0
         rows, scores = rows[keep], scores[keep]
         if len(rows) > k:
             best = np.argpartition(-scores, k - 1)[:k]
             rows, scores = rows[best], scores[best]
         order = np.lexsort((rows, -scores))  # ties in passage order: the same results every time
-        return rows[order], scores[order]
+        return rows[order], scores[order], top
 
     def keyword_matches(self, rows: np.ndarray, scores: np.ndarray) -> list[KeywordMatch]:
         passage_ids, entry_ids = self.ids_of(rows)
@@ -218,24 +226,31 @@ class Rows:
         """Several weighted queries over the rows weighted 1, each scored 0..1 by its own `max_score`; a
         passage keeps its best. A query named in `whole` matches only rows holding its words next to each
         other. The matches, and whether no query was cut at k."""
-        best: dict[str, KeywordMatch] = {}
+        found: list[tuple[np.ndarray, np.ndarray]] = []
         complete = True
         for text, weight in queries:
             terms = tokenize([text])[0]
-            scale = self.keywords.max_score(terms)
-            if not scale:
+            if not terms:
                 continue
             chosen = weights
             if text in whole and len(words(text)) > 1:  # "legacy IT": "it" is not scored, but must be there
                 holding = self.phrase_mask([text])
                 chosen = holding if weights is None else weights * holding
-            matches = self.keyword_matches(*self.best(terms, k, chosen))
-            complete &= len(matches) < k
-            for m in matches:
-                score = weight * min(1.0, m.score / scale)
-                if m.passage_id not in best or score > best[m.passage_id].score:
-                    best[m.passage_id] = KeywordMatch(m.passage_id, m.entry_id, score)
-        return list(best.values()), complete
+            rows, scores, scale = self._best(terms, k, chosen)
+            if not scale:
+                continue
+            complete &= len(rows) < k
+            found.append((rows, weight * np.minimum(1.0, scores / scale)))
+        if not found:
+            return [], complete
+        rows, scores = np.concatenate([r for r, _ in found]), np.concatenate([s for _, s in found])
+        if len(found) > 1:  # a passage several queries found keeps its best score
+            order = np.lexsort((-scores, rows))
+            rows, scores = rows[order], scores[order]
+            first = np.ones(len(rows), dtype=bool)
+            np.not_equal(rows[1:], rows[:-1], out=first[1:])
+            rows, scores = rows[first], scores[first]
+        return self.keyword_matches(rows, scores), complete
 
     def phrase_mask(self, phrases: list[str]) -> np.ndarray:
         """1 for live rows holding every phrase (its words next to each other, in order), else 0. Answered
