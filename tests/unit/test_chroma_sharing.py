@@ -51,6 +51,11 @@ def a_read():
         pass
 
 
+def a_call():
+    with chroma_call():
+        pass
+
+
 def test_a_read_waits_for_the_chroma_calls_under_way():
     call = Holder(chroma_call())
     _, read_done, errors = in_thread(a_read)
@@ -62,11 +67,7 @@ def test_a_read_waits_for_the_chroma_calls_under_way():
 def test_a_chroma_call_waits_while_the_file_is_read():
     read = Holder(own_read())
 
-    def call():
-        with chroma_call():
-            pass
-
-    _, call_done, errors = in_thread(call)
+    _, call_done, errors = in_thread(a_call)
     assert not call_done.wait(SETTLE), "a Chroma call went ahead during a read of its file"
     read.let_go()
     assert call_done.wait(5) and not errors
@@ -106,11 +107,7 @@ def test_a_waiting_read_gets_its_turn_while_calls_keep_coming():
     _, read_done, _ = in_thread(a_read)
     assert not read_done.wait(SETTLE)
 
-    def call():
-        with chroma_call():
-            pass
-
-    _, late_call_done, _ = in_thread(call)
+    _, late_call_done, _ = in_thread(a_call)
     assert not late_call_done.wait(SETTLE), "a new call went ahead of a waiting read"
     first.let_go()
     assert read_done.wait(5) and late_call_done.wait(5)
