@@ -161,31 +161,37 @@ class Retriever:
                 scores = fuse(meaning, keyword, used, keyword_complete)
             else:
                 scores = meaning if mode == "dense" else dict(keyword)
-            self._weigh_boilerplate(scores, texts, entry_of, used.boilerplate_weight, limit)
+            self._weigh_boilerplate(scores, texts, entry_of, used, limit)
             closeness = self._closeness(dense, entry_of) if mode != "bm25" else {}
             results[i] = self._hits(best_per_entry(scores, entry_of, used)[:limit], texts, viewer, closeness)
         return results
 
     def _weigh_boilerplate(
-        self, scores: dict[str, float], texts: dict[str, str], entry_of: dict[str, str], weight: float, limit: int
+        self, scores: dict[str, float], texts: dict[str, str], entry_of: dict[str, str], fusion: Fusion, limit: int
     ) -> None:
-        """Scale the scores of boilerplate passages (kb.search.BOILERPLATE_SECTIONS) by `weight`, in place,
-        as far as the top `limit` entries need: passages are read best first until `limit` entries have a
-        passage that is not boilerplate, scoring at least as much as any passage not yet read (the weight
-        only lowers scores, so none of those can rise above them). The texts read are kept in `texts`."""
+        """Scale the scores of boilerplate passages (kb.search.BOILERPLATE_SECTIONS) by the fusion's
+        `boilerplate_weight`, in place, as far as the top `limit` entries need: passages are read best
+        first until `limit` entries have a passage that is not boilerplate, scoring at least as much as any
+        passage not yet read (the weight only lowers scores, so none of those can rise above them). Once an
+        entry has one, its lower passages no longer change its rank, and unless its second passage counts
+        they are not read. The texts read are kept in `texts`."""
+        weight = fusion.boilerplate_weight
         if weight == 1.0:
             return
         settled: set[str] = set()
         for passage_id in sorted(scores, key=scores.__getitem__, reverse=True):
             if len(settled) >= limit:
                 return
+            entry_id = entry_of[passage_id]
+            if entry_id in settled and not fusion.second_passage_weight:
+                continue
             text = texts.get(passage_id)
             if not text:  # a match found without its text (the light path)
                 text = texts[passage_id] = self.mirror.replica.text_of(passage_id) or ""
             if in_boilerplate(text):
                 scores[passage_id] *= weight
             else:
-                settled.add(entry_of[passage_id])
+                settled.add(entry_id)
 
     def did_you_mean(self, query: str) -> str | None:
         self.mirror.refresh()

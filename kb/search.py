@@ -152,28 +152,32 @@ def rrf(rankings: list[list[str]], weights: list[float] | None = None, k: int = 
 def best_per_entry(
     scores: dict[str, float], entry_of: dict[str, str], fusion: Fusion | None = None
 ) -> list[tuple[str, str, float]]:
-    """(entry_id, best passage_id, score) per entry, best first; ties break on the entry id.
+    """(entry_id, best passage_id, score) per entry, best first; ties break on the entry id, and within
+    an entry on the later passage.
 
     An entry scores as its best passage, plus a share of its second best when the fusion says so
     (an entry that matches in two places is a little more likely to be about the query).
     """
     summary_weight = fusion.summary_weight if fusion else 1.0
     second_weight = fusion.second_passage_weight if fusion else 0.0
-    top: dict[str, list[tuple[float, str]]] = {}
-    for passage_id, score in scores.items():
-        if summary_weight != 1.0 and passage_id.endswith(SUMMARY_PASSAGE):
-            score *= summary_weight
-        ranked = top.setdefault(entry_of[passage_id], [])
-        ranked.append((score, passage_id))
-        if len(ranked) > 2:
-            ranked.sort(reverse=True)
-            del ranked[2:]
-    out = []
-    for entry_id, ranked in top.items():
-        ranked.sort(reverse=True)
-        score = ranked[0][0] + (second_weight * ranked[1][0] if second_weight and len(ranked) > 1 else 0.0)
-        out.append((entry_id, ranked[0][1], score))
-    return sorted(out, key=lambda t: (-t[2], t[0]))
+    if summary_weight != 1.0:
+        scores = {p: s * summary_weight if p.endswith(SUMMARY_PASSAGE) else s for p, s in scores.items()}
+    # One pass over the passages best first: an entry's first passage is its best, its next its second.
+    ordered = sorted(scores, reverse=True)
+    ordered.sort(key=lambda p: (-scores[p], entry_of[p]))
+    best: dict[str, tuple[str, float]] = {}
+    second: dict[str, float] = {}
+    for passage_id in ordered:
+        entry_id = entry_of[passage_id]
+        if entry_id not in best:
+            best[entry_id] = (passage_id, scores[passage_id])
+        elif second_weight and entry_id not in second:
+            second[entry_id] = scores[passage_id]
+    ranked = [
+        (entry_id, passage_id, score + second_weight * second.get(entry_id, 0.0))
+        for entry_id, (passage_id, score) in best.items()
+    ]
+    return sorted(ranked, key=lambda t: (-t[2], t[0])) if second else ranked
 
 
 # ----------------------------------------------------------------------------- snippets

@@ -62,6 +62,23 @@ def test_best_passage_per_entry():
     assert ranked == [("a", "a#3", 0.9), ("b", "b#1", 0.5)]
 
 
+def test_ties_break_on_the_entry_id_and_within_an_entry_on_the_later_passage():
+    scores = {"b#0": 0.5, "a#2": 0.5, "a#1": 0.5, "c#4": 0.7, "c#1": 0.1}
+    entry_of = {pid: pid.split("#")[0] for pid in scores}
+    assert best_per_entry(scores, entry_of) == [("c", "c#4", 0.7), ("a", "a#2", 0.5), ("b", "b#0", 0.5)]
+    assert best_per_entry(dict(reversed(scores.items())), entry_of) == best_per_entry(scores, entry_of)
+
+
+def test_a_share_of_the_second_best_passage_can_reorder_entries():
+    scores = {"one#0": 0.8, "two#0": 0.7, "two#1": 0.6, "two#2": 0.5}
+    entry_of = {pid: pid.split("#")[0] for pid in scores}
+    assert [e for e, _, _ in best_per_entry(scores, entry_of)] == ["one", "two"]
+    ranked = best_per_entry(scores, entry_of, replace(DEFAULT_FUSION, second_passage_weight=0.5))
+    assert ranked == [("two", "two#0", pytest.approx(0.7 + 0.5 * 0.6)), ("one", "one#0", 0.8)]
+    weighed_titles = best_per_entry(scores, entry_of, replace(DEFAULT_FUSION, summary_weight=0.5))
+    assert weighed_titles == [("two", "two#1", 0.6), ("one", "one#0", 0.4)]
+
+
 def test_an_entry_whose_passages_match_beats_one_whose_title_alone_matches_a_little_better():
     """By meaning, a title and one sentence sit close to every query on their topic: scaled down, the
     title-and-summary passage must be clearly closer than another entry's body to outrank it."""
