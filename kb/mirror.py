@@ -309,6 +309,13 @@ class Mirror:
         missing = [e for e in entry_ids if e not in found]
         return found | (self.parts.index.metadata_of(missing) if missing else {})
 
+    def title_of(self, entry_id: str) -> str:
+        """An entry's title as indexed: from the mirror while it is current, else from the index."""
+        table = self.table()
+        if table is not None and entry_id in table.position:
+            return str(table.column("title")[table.position[entry_id]])
+        return str(self.records_of([entry_id]).get(entry_id, {}).get("title", ""))
+
     def indexed_entries(self, where: dict[str, Any] | None = None) -> list[IndexedEntry]:
         """The index's entry records (optionally those a clause picks): from the mirror when current."""
         self.refresh()

@@ -128,12 +128,6 @@ def section_of(passage_text: str, title: str) -> str:
     return first[len(title) + len(HEADING_DASH) :] if first.startswith(f"{title}{HEADING_DASH}") else "Summary"
 
 
-def in_section(passage_text: str, sections: tuple[str, ...]) -> bool:
-    """Whether a passage (as indexed) belongs to one of these sections, whatever its entry's title."""
-    first = passage_text.split("\n", 1)[0]
-    return any(first.endswith(f"{HEADING_DASH}{section}") for section in sections)
-
-
 def body_of(passage_text: str) -> str:
     """What a reader sees of a passage: its text without the heading line."""
     return passage_text.split("\n", 1)[1] if "\n" in passage_text else passage_text

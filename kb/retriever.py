@@ -188,7 +188,7 @@ class Retriever:
             text = texts.get(passage_id)
             if not text:  # a match found without its text (the light path)
                 text = texts[passage_id] = self.mirror.replica.text_of(passage_id) or ""
-            if in_boilerplate(text):
+            if in_boilerplate(text, self.mirror.title_of(entry_id)):
                 scores[passage_id] *= weight
             else:
                 settled.add(entry_id)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kb.analysis import WORD, marked_terms, meaningful, term
-from kb.passages import PassageId, in_section
+from kb.passages import PassageId, section_of
 
 MODES = ("hybrid", "dense", "bm25")
 RRF_K = 60
@@ -106,9 +106,11 @@ SUMMARY_PASSAGE = PassageId.of("", 0)  # "#0": every entry's passage 0 is its ti
 BOILERPLATE_SECTIONS = ("Evidence and links",)
 
 
-def in_boilerplate(passage_text: str) -> bool:
-    """Whether a passage (as indexed, with its heading line) is in a boilerplate section."""
-    return in_section(passage_text, BOILERPLATE_SECTIONS)
+def in_boilerplate(passage_text: str, title: str) -> bool:
+    """Whether a passage (as indexed, with its heading line) of the entry with this title is in a
+    boilerplate section. The title is needed: an entry called "Pilot — Evidence and links" heads its
+    summary with the very line another entry's evidence section starts with."""
+    return section_of(passage_text, title) in BOILERPLATE_SECTIONS
 
 
 def weigh_summaries(dense: dict[str, float], fusion: Fusion = DEFAULT_FUSION) -> dict[str, float]:

@@ -159,6 +159,24 @@ def test_an_entry_about_the_subject_outranks_those_that_only_point_to_their_evid
 
 
 @pytest.mark.parametrize("mode", ["bm25", "dense", "hybrid"])
+def test_an_entry_titled_like_a_boilerplate_section_is_not_weighed_down_by_its_title(kb, mode):
+    """Its summary is headed by its title alone, which reads like another entry's evidence heading."""
+    from dataclasses import replace
+
+    from kb.search import DEFAULT_FUSION
+    from tests.following import write_entry
+
+    entry = write_entry(
+        kb, "Records matching pilot — Evidence and links", summary="Quokka ledgers reconciled by hand each month."
+    )
+    plain = replace(DEFAULT_FUSION, boilerplate_weight=1.0)
+    weighed = kb.search("quokka ledgers", mode=mode, limit=3)[0]
+    unweighed = kb.search("quokka ledgers", mode=mode, limit=3, fusion=plain)[0]
+    assert (weighed.id, weighed.section) == (entry.id, "Summary")
+    assert weighed.score == pytest.approx(unweighed.score, abs=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["bm25", "dense", "hybrid"])
 def test_a_boilerplate_passage_scores_its_weight_times_what_it_would(kb, mode):
     from dataclasses import replace
 
