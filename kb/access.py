@@ -40,7 +40,7 @@ from typing import Any
 
 from kb.entries import STATUSES, Entry
 from kb.errors import Forbidden, KBError
-from kb.filters import holds
+from kb.filters import predicate
 from kb.identity import ADMIN, CURATOR, User
 
 READABLE_STATUSES = ("published", "archived")
@@ -139,8 +139,7 @@ def sees(viewer: User | None) -> Callable[[Mapping[str, Any]], bool]:
     """`can_see` for this viewer, with the clause built once: for checking many entries in a row."""
     if viewer is None:
         return lambda meta: True
-    clause = visible_where(viewer)
-    return lambda meta: holds(clause, meta)
+    return predicate(visible_where(viewer))
 
 
 def is_author(viewer: User | None, meta: Mapping[str, Any] | Entry) -> bool:

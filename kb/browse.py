@@ -23,7 +23,7 @@ from kb.access import ANONYMOUS, reviews, sees, visible_where
 from kb.analysis import words
 from kb.entries import Entry
 from kb.errors import KBError
-from kb.filters import FACETS, Facet, Filters, holds
+from kb.filters import FACETS, Facet, Filters, predicate
 from kb.plan import PlanResult, plan_search
 from kb.relevance import close_similarity
 from kb.search import Hit, parse_query
@@ -350,9 +350,12 @@ def count_in_scope(kb: KnowledgeBase, filters: Filters | None = None, viewer: Us
     chosen): the one count every page shows, the sidebar's "entries you can see" included."""
     filters = filters or Filters.of(status=PUBLISHED)
     where = filters.where()
-    return kb.view(
-        "in_scope", _view_key(filters, viewer), lambda: sum(1 for r in rows(kb, viewer) if holds(where, r.metadata))
-    )
+
+    def count() -> int:
+        chosen = predicate(where)
+        return sum(1 for r in rows(kb, viewer) if chosen(r.metadata))
+
+    return kb.view("in_scope", _view_key(filters, viewer), count)
 
 
 # --------------------------------------------------------------------------- facets
@@ -395,10 +398,10 @@ def _facet_counts(kb: KnowledgeBase, filters: Filters, viewer: User | None) -> d
     counts_under = kb.vocabulary.counts_under
     out: dict[str, list[tuple[Any, int]]] = {}
     for facet in FACETS:
-        relaxed = filters.without(facet.name).where()
+        relaxed = predicate(filters.without(facet.name).where())
         counts: Counter[Any] = Counter()
         for row in data:
-            if holds(relaxed, row.metadata):
+            if relaxed(row.metadata):
                 values = _facet_values(row.metadata, facet)
                 if facet.name == "theme":  # a merged theme's entries count under the theme it went into
                     values = list(dict.fromkeys(counts_under(str(v)) for v in values))
@@ -441,10 +444,10 @@ def newest_ids(kb: KnowledgeBase, *, filters: Filters | None = None, viewer: Use
     """Every entry the viewer may see within the filters (published ones by default), newest first: kept
     on the index's snapshot per reader and filters (do not change the list)."""
     filters = filters or Filters.of(status=PUBLISHED)
-    where = filters.where()
+    allowed = predicate(filters.where())
 
     def ranked() -> list[str]:
-        chosen = [r for r in rows(kb, viewer) if holds(where, r.metadata)]
+        chosen = [r for r in rows(kb, viewer) if allowed(r.metadata)]
         chosen.sort(key=lambda r: (str(r.metadata.get("written", "")), r.entry_id), reverse=True)
         return [r.entry_id for r in chosen]
 

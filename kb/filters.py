@@ -2,7 +2,7 @@
 own language, and run three ways with the same meaning:
 
 - by Chroma, inside a vector query;
-- on one entry's metadata, `holds(clause, metadata)`;
+- on one entry's metadata, `holds(clause, metadata)` (or `predicate(clause)`, read once for many);
 - on the entry table's columns, `EntryTable.select(clause)`, a mask over every entry at once.
 
     scope = Scope(Filters.of(outcome=("failed", "stopped")), viewer)
@@ -17,7 +17,7 @@ as in Chroma. Property tests check that the three agree.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -194,28 +194,51 @@ def combine(*clauses: Clause | None) -> Clause | None:
 
 def holds(clause: Mapping[str, Any] | None, metadata: Mapping[str, Any]) -> bool:
     """Whether one entry's metadata satisfies the clause, exactly as Chroma and the entry table decide."""
+    return predicate(clause)(metadata)
+
+
+Predicate = Callable[[Mapping[str, Any]], bool]
+
+
+def predicate(clause: Mapping[str, Any] | None) -> Predicate:
+    """`holds` for this clause, read once: for checking many entries in a row (a clause of a reader's
+    access rule is read a few times faster so than by `holds` for each entry)."""
     if not clause:
-        return True
+        return _always
     if len(clause) != 1:  # several keys are an implicit "and"
-        return all(holds({key: value}, metadata) for key, value in clause.items())
+        return _all([predicate({key: value}) for key, value in clause.items()])
     ((key, value),) = clause.items()
     if key == "$and":
-        return all(holds(c, metadata) for c in value)
+        return _all([predicate(c) for c in value])
     if key == "$or":
-        return any(holds(c, metadata) for c in value)
+        parts = [predicate(c) for c in value]
+        return lambda metadata: any(part(metadata) for part in parts)
     if key.startswith("$"):
         raise ValueError(f"operator {key} at the top of a clause")
     if isinstance(value, Mapping):
-        return all(_field_holds(key, op, operand, metadata) for op, operand in value.items())
-    return _field_holds(key, "$eq", value, metadata)
+        return _all([_field_predicate(key, op, operand) for op, operand in value.items()])
+    return _field_predicate(key, "$eq", value)
 
 
-def _field_holds(name: str, op: str, operand: Any, metadata: Mapping[str, Any]) -> bool:
-    value = metadata.get(name)
+def _always(metadata: Mapping[str, Any]) -> bool:
+    return True
+
+
+def _all(parts: list[Predicate]) -> Predicate:
+    if len(parts) == 1:
+        return parts[0]
+    return lambda metadata: all(part(metadata) for part in parts)
+
+
+def _field_predicate(name: str, op: str, operand: Any) -> Predicate:
     if name in LIST_FIELDS:
         if op != "$contains":
             raise ValueError(f"{op} on the list field {name}")
-        return operand in (value or ())
+        return lambda metadata: operand in (metadata.get(name) or ())
+    return lambda metadata: _field_holds(name, op, operand, metadata.get(name))
+
+
+def _field_holds(name: str, op: str, operand: Any, value: Any) -> bool:
     if value is None:
         return False  # a field the entry lacks matches nothing
     if op == "$eq":

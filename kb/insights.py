@@ -21,7 +21,7 @@ from kb.access import visible_where
 from kb.browse import FAILED, PUBLISHED, SearchRequest, _reader, rows
 from kb.entries import NOT_RECORDED, OUTCOMES
 from kb.errors import KBError
-from kb.filters import Filters, holds
+from kb.filters import Filters, predicate
 
 if TYPE_CHECKING:
     from kb.identity import User
@@ -50,8 +50,8 @@ def insights(kb: KnowledgeBase, filters: Filters | None = None, *, viewer: User 
     experiments keep failing. An entry whose outcome is not recorded is counted as such, never as a
     failure nor a success: shares of failures are of the entries that record an outcome."""
     filters = filters or Filters.of(status=PUBLISHED)
-    where = filters.where()
-    metas = [r.metadata for r in rows(kb, viewer) if holds(where, r.metadata)]
+    chosen = predicate(filters.where())
+    metas = [r.metadata for r in rows(kb, viewer) if chosen(r.metadata)]
     # Themes are the common language; a collection with none (an imported register) is charted by its tags.
     grouped_by = "theme" if any(m.get("themes") for m in metas) else "tag"
     field, label = ("themes", kb.vocabulary.label) if grouped_by == "theme" else ("tags", str)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from kb.browse import PUBLISHED, load_entries, rows
 from kb.browse import titles as browse_titles
 from kb.entries import LIGHTHOUSE_STAGES, Entry
-from kb.filters import Filters, holds
+from kb.filters import Filters, predicate
 
 if TYPE_CHECKING:
     from kb.identity import User
@@ -43,11 +43,11 @@ def lighthouses(
     kb: KnowledgeBase, *, themes: Sequence[str] = (), stages: Sequence[str] = (), viewer: User | None = None
 ) -> list[LighthouseCard]:
     """Published lighthouse entries in the themes and stages asked for, most reused first."""
-    where = Filters.of(status=PUBLISHED, lighthouse=True, theme=tuple(themes)).where()
+    chosen = predicate(Filters.of(status=PUBLISHED, lighthouse=True, theme=tuple(themes)).where())
     ids = [
         r.entry_id
         for r in rows(kb, viewer)
-        if holds(where, r.metadata) and (not stages or r.metadata.get("lighthouse_stage") in stages)
+        if chosen(r.metadata) and (not stages or r.metadata.get("lighthouse_stage") in stages)
     ]
     entries = [(e, e.lighthouse) for e in load_entries(kb, ids, viewer) if e.lighthouse is not None]
     reused_ids = [i for _, lighthouse in entries for i in lighthouse.reused_by]

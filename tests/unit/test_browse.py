@@ -237,7 +237,7 @@ def test_facet_counts_and_the_in_scope_count_are_kept_until_the_index_changes(kb
     counted = []
     real = browse._facet_counts
     monkeypatch.setattr(browse, "_facet_counts", lambda *a: counted.append(a) or real(*a))
-    monkeypatch.setattr(browse, "holds", lambda *a: pytest.fail("counted again while the index stood"))
+    monkeypatch.setattr(browse, "predicate", lambda *a: pytest.fail("counted again while the index stood"))
     assert browse.facet_counts(kb, filters, viewer=CONTRIBUTOR) == first and not counted
     assert browse.count_in_scope(kb, filters, CONTRIBUTOR) == in_scope
     first["theme"].clear()  # a caller's changes stay its own

@@ -11,7 +11,7 @@ from kb import KnowledgeBase, Settings
 from kb.access import ANONYMOUS
 from kb.embedder import HashingEmbedder
 from kb.entries import KINDS, OUTCOMES, QUALITY_RATINGS, STATUSES, Grade, Lighthouse, SourceQuality
-from kb.filters import FACETS, Filters, Scope, holds
+from kb.filters import FACETS, Filters, Scope, holds, predicate
 from kb.identity import User
 from kb.replica import EntryTable
 from tests.unit.test_access import ORGS, PEOPLE, random_collection
@@ -85,6 +85,17 @@ def test_chroma_the_entry_table_and_holds_pick_the_same_entries(collection, chos
     by_holds = {entry_id for entry_id, meta in records.items() if holds(where, meta)}
     assert EntryTable(records).ids_where(where) == by_holds
     assert base.index.entry_ids(where) == by_holds
+    read_once = predicate(where)  # what lists and hits check many entries with
+    assert {entry_id for entry_id, meta in records.items() if read_once(meta)} == by_holds
+
+
+def test_a_clause_outside_the_language_is_refused_as_it_is_read():
+    for clause in ({"$not": {"year": 2020}}, {"themes": {"$eq": "data-sharing"}}):
+        with pytest.raises(ValueError):
+            predicate(clause)
+    assert not predicate({"title": {"$regex": "x"}})({})  # a missing field matches nothing, as in Chroma
+    with pytest.raises(ValueError):
+        predicate({"title": {"$regex": "x"}})({"title": "x"})
 
 
 def test_every_facet_cuts_something_in_the_collection(collection):
