@@ -4,11 +4,9 @@ together (kb.lifecycle), with the same as a list."""
 
 from __future__ import annotations
 
-import altair as alt
-import pandas as pd
 import streamlit as st
 
-from app_pages import follow, lifecycle, resources, ui
+from app_pages import collaboration_chart, follow, lifecycle, resources, ui
 from app_pages.ui import plain, safe_markdown
 from kb import Filters, browse, showcase
 from kb import lifecycle as lifecycles
@@ -62,82 +60,6 @@ def board(cards: list[LighthouseCard]) -> None:
 
 
 MAP_KEY = "collaboration_map"
-
-
-def map_frames(graph: lifecycles.CollaborationMap) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The map's nodes (placed on a circle, the busiest first) and edges, as the chart draws them."""
-    ordered = sorted(graph.nodes, key=lambda n: (-len(n.entries), n.organisation.lower()))
-    place = lifecycles.circle_layout([n.organisation for n in ordered])
-    nodes = pd.DataFrame(
-        [
-            {"organisation": n.organisation, "entries": len(n.entries), "x": place[n.organisation][0],
-             "y": place[n.organisation][1]}
-            for n in ordered
-        ],
-        columns=["organisation", "entries", "x", "y"],
-    )  # fmt: skip
-    edges = pd.DataFrame(
-        [
-            {
-                "pair": f"{e.source} – {e.target}",
-                "joined": " and ".join(e.kinds),
-                "entries": len(e.entries),
-                "x": place[e.source][0],
-                "y": place[e.source][1],
-                "x2": place[e.target][0],
-                "y2": place[e.target][1],
-            }
-            for e in graph.edges
-        ],
-        columns=["pair", "joined", "entries", "x", "y", "x2", "y2"],
-    )
-    return nodes, edges
-
-
-def map_chart(nodes: pd.DataFrame, edges: pd.DataFrame) -> alt.LayerChart:
-    node = alt.selection_point(name="node", fields=["organisation"], on="click")
-    edge = alt.selection_point(name="edge", fields=["pair"], on="click")
-    phone = ui.on_a_phone()  # a narrower circle in a wider frame leaves room for the names at its sides
-    wide = 1.8 if phone else 1.25
-    x = alt.X("x:Q", axis=None, scale=alt.Scale(domain=[-wide, wide]))
-    y = alt.Y("y:Q", axis=None, scale=alt.Scale(domain=[-1.25, 1.25]))
-    lines = (
-        alt.Chart(edges)
-        .mark_rule(color="#505a5f", cursor="pointer")
-        .encode(
-            opacity=alt.condition(edge, alt.value(0.7), alt.value(0.25)),
-            x=x,
-            y=y,
-            x2="x2:Q",
-            y2="y2:Q",
-            strokeWidth=alt.StrokeWidth("entries:Q", scale=alt.Scale(range=[2, 8]), legend=None),
-            strokeDash=alt.condition("datum.joined == 'shared project'", alt.value([1, 0]), alt.value([6, 3])),
-            tooltip=[
-                alt.Tooltip("pair:N", title="Organisations"),
-                alt.Tooltip("joined:N", title="Joined by"),
-                alt.Tooltip("entries:Q", title="Entries"),
-            ],
-        )
-        .add_params(edge)
-    )
-    points = (
-        alt.Chart(nodes)
-        .mark_circle(color="#1d70b8", stroke="white", strokeWidth=2, cursor="pointer")
-        .encode(
-            opacity=alt.condition(node, alt.value(1.0), alt.value(0.35)),
-            x=x,
-            y=y,
-            size=alt.Size("entries:Q", scale=alt.Scale(range=[120, 700]), legend=None),
-            tooltip=[alt.Tooltip("organisation:N", title="Organisation"), alt.Tooltip("entries:Q", title="Entries")],
-        )
-        .add_params(node)
-    )
-    labels = (
-        alt.Chart(nodes)
-        .mark_text(dy=-14, fontSize=9 if phone else 11, color="#0b0c0c", limit=110 if phone else 190)
-        .encode(x=x, y=y, text="organisation:N")
-    )
-    return alt.layer(lines, points, labels).properties(height=420 if phone else 560)
 
 
 def entry_links(graph: lifecycles.CollaborationMap, ids) -> str:
@@ -197,8 +119,9 @@ def collaboration_map() -> None:
         "Organisations are joined where they shared a project (a solid line) or one reused another's lighthouse "
         "(a dashed line); the thicker the line, the more entries behind it."
     )
-    nodes, edges = map_frames(graph)
-    st.altair_chart(map_chart(nodes, edges), on_select="rerun", key=MAP_KEY, width="stretch")
+    nodes, edges = collaboration_chart.frames(graph)
+    geometry = collaboration_chart.PHONE if ui.on_a_phone() else collaboration_chart.SCREEN
+    st.altair_chart(collaboration_chart.chart(nodes, edges, geometry), on_select="rerun", key=MAP_KEY, width="stretch")
     picked(graph)
     count = f"{len(graph.nodes)} organisations, {len(graph.edges)} links between them"
     with st.expander(f"The map as a list ({count})", icon=":material/list:"):
