@@ -35,6 +35,8 @@ from kb.replica import Additions
 Progress = Callable[[int, int], None]
 log = logging.getLogger(__name__)
 SYNC_CHUNK = 256  # entries embedded and written together: bounded memory, few large Chroma writes
+# Beside the index: the digest of the vocabulary its entries' themes were read with (`Vocabulary.reading`).
+VOCABULARY_READ = "vocabulary-read"
 # Part of every ledger hash: raising it (when the stored fields or passages change shape) makes the
 # next sync re-index every entry, so an upgraded index never mixes old and new metadata.
 INDEX_FORMAT = "6"
@@ -223,7 +225,10 @@ class Indexer:
         store.sweep()
         report, ledger, generation = self._start_sync(rebuild)
         report.problems += skipped
+        reading = self.parts.vocabulary.reading
+        reread = bool(reading) and not report.rebuilt and reading != self._vocabulary_read()
         todo: list[Pending] = []
+        unchanged: list[Path] = []
         on_disk: set[str] = set()
         with_notes = set(self.parts.notes.entry_ids())  # listed once: 100,000 entries, a few with notes
         for path in files:
@@ -232,6 +237,7 @@ class Indexer:
                 digest = ledger_hash(text, self.parts.notes.signature(path.stem) if path.stem in with_notes else "")
                 if ledger.get(path.stem) == digest:  # unchanged: no parse, no embedding
                     on_disk.add(path.stem)
+                    unchanged += [path] if reread else []
                     continue
                 entry, _, _ = store.load_file(path)
             except EntryError as exc:
@@ -243,7 +249,45 @@ class Indexer:
             report.problems += self.parts.normalise(entry, path.name)
             on_disk.add(entry.id)
             todo.append(Pending(entry.id, digest, path=path))  # parsed again when its turn comes: flat memory
-        return self._finish_sync(report, ledger, generation, todo, on_disk, progress, started)
+        todo += self._themes_read_differently(unchanged, ledger)
+        report = self._finish_sync(report, ledger, generation, todo, on_disk, progress, started)
+        if reading:
+            self._record_vocabulary_read(reading)
+        return report
+
+    # ----------------------------------------------------------------- themes as the vocabulary reads them
+
+    def _vocabulary_read(self) -> str:
+        try:
+            return (Path(self.parts.settings.index_dir) / VOCABULARY_READ).read_text(encoding="utf-8").strip()
+        except OSError:
+            return ""
+
+    def _record_vocabulary_read(self, reading: str) -> None:
+        record = Path(self.parts.settings.index_dir) / VOCABULARY_READ
+        if self._vocabulary_read() != reading:
+            temporary = record.with_suffix(".tmp")
+            temporary.write_text(reading + "\n", encoding="utf-8")
+            temporary.replace(record)
+
+    def _themes_read_differently(self, paths: list[Path], ledger: dict[str, str]) -> list[Pending]:
+        """The unchanged entries (these files) whose themes the vocabulary now reads differently from how the
+        index holds them: the vocabulary file was changed since the last sync by other means than Lighthouse's
+        own (which index such entries at once), by hand or by a copy. Only after such a change are the
+        files parsed; the entries' passages are the same, so they are indexed again without embedding."""
+        if not paths:
+            return []
+        indexed = self.mirror.records_of([path.stem for path in paths])
+        again = []
+        for path in paths:
+            try:
+                entry, _, _ = self.parts.store.load_file(path)
+            except (EntryError, OSError):
+                continue  # indexed as it was; the sync's check of the file reports it
+            self.parts.normalise(entry, path.name)
+            if list(indexed.get(entry.id, {}).get("themes") or ()) != entry.themes:
+                again.append(Pending(entry.id, ledger[entry.id], path=path))
+        return again
 
     def _start_sync(self, rebuild: bool) -> tuple[SyncReport, dict[str, str], str | None]:
         report = SyncReport(rebuilt=rebuild)

@@ -6,6 +6,8 @@ It also names the data sources entries use (`data_sources:` in the same file, it
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -118,6 +120,16 @@ class Vocabulary:
         for source in self.sources:
             for name in (source.id, *source.names):
                 self._sources.setdefault(source_key(name), source.id)
+
+    @property
+    def reading(self) -> str:
+        """A digest of how this vocabulary reads an entry's themes (every name it knows and the theme that name
+        resolves to): two vocabularies with the same digest normalise every entry alike. "" when the file
+        could not be read at all, which reads no theme."""
+        if not self.themes and self.problems:
+            return ""
+        names = json.dumps(sorted(self._lookup.items()), ensure_ascii=False)
+        return hashlib.sha256(names.encode("utf-8")).hexdigest()
 
     def offers(self, theme_id: str) -> bool:
         """The rule for a theme that may still be chosen (by a form, a facet, the glossary, a suggestion): not

@@ -476,3 +476,56 @@ def test_two_data_sources_are_made_one_from_the_command_line(kb):
     assert "staff-census" not in sources and "Staff census" in sources["workforce-statistics"]["synonyms"]
     assert kb.store.revisions() == []  # no entry retagged
     assert "the operator: added the synonym 'Workforce FTE statistics'" in run("history")
+
+
+# --------------------------------------------------------------------------- a vocabulary edited by hand
+
+
+def edit_by_hand(kb, old: str, new: str) -> None:
+    path = kb.settings.entries_dir / "vocabulary.yaml"
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+
+
+def test_a_vocabulary_edited_by_hand_is_read_by_the_next_sync_without_embedding_again(kb, monkeypatch):
+    """Lighthouse's own changes index the entries they touch at once; a file edited in a text editor (or
+    copied from elsewhere) is caught by the next sync, which re-reads the themes of unchanged entries."""
+    set_themes(kb, PUBLIC, ["data-sharing-agreements", "Tidal data"])
+    kb.sync()
+    before = found_by_theme(kb, "data-quality")
+    assert PUBLIC not in before and published_facet(kb).get("Tidal data") == 1
+
+    edit_by_hand(kb, "synonyms: [DQ, ", "synonyms: [Tidal data, DQ, ")
+    embedded: list[str] = []
+    real_embed = kb.embedder.embed
+    monkeypatch.setattr(kb.embedder, "embed", lambda texts: embedded.extend(texts) or real_embed(texts))
+    report = kb.sync()
+
+    assert report.updated == [PUBLIC] and not report.added and not report.removed
+    assert embedded == [], "its passages did not change: their vectors are kept"
+    assert found_by_theme(kb, "data-quality") == before | {PUBLIC}
+    assert "Tidal data" not in published_facet(kb)
+    assert not kb.sync().changed  # read once: the next sync parses nothing again
+
+
+def test_a_sync_after_a_hand_edit_that_reads_no_entry_differently_indexes_nothing(kb):
+    edit_by_hand(kb, "synonyms: [DQ, ", "synonyms: [Harbour data, DQ, ")
+    report = kb.sync()
+    assert not report.changed and report.unchanged > 0
+
+
+def test_an_unreadable_vocabulary_file_never_reads_every_entry_again(kb):
+    """A file that cannot be read reads no theme: the sync leaves the entries' themes as indexed, and the
+    sync after the file is mended reads them with it."""
+    set_themes(kb, PUBLIC, ["data-sharing-agreements", "Tidal data"])
+    kb.sync()
+    path = kb.settings.entries_dir / "vocabulary.yaml"
+    good = path.read_text()
+    path.write_text("themes: [unclosed\n")
+    report = kb.sync()
+    assert not report.changed
+    assert any("vocabulary.yaml" in p.source for p in report.problems)
+    path.write_text(good.replace("synonyms: [DQ, ", "synonyms: [Tidal data, DQ, ", 1))
+    assert kb.sync().updated == [PUBLIC]
+    assert PUBLIC in found_by_theme(kb, "data-quality")
