@@ -126,7 +126,7 @@ def visible_where(viewer: User | None) -> dict[str, Any] | None:
     if viewer.is_reviewer:
         status.append({"status": {"$in": list(UNPUBLISHED_STATUSES)}})
     elif signed_in(viewer):
-        status.append({"author": viewer.name})
+        status.append({"author": viewer.as_author})
     return {"$and": [_any(visibility), _any(status)]}
 
 
@@ -143,9 +143,9 @@ def sees(viewer: User | None) -> Callable[[Mapping[str, Any]], bool]:
 
 
 def is_author(viewer: User | None, meta: Mapping[str, Any] | Entry) -> bool:
-    """True for a signed-in viewer whose name is the entry's author (two blank names never match)."""
+    """True for a signed-in viewer who is the entry's author (`User.as_author`; two blank names never match)."""
     author = meta.author if isinstance(meta, Entry) else meta.get("author")
-    return viewer is not None and signed_in(viewer) and bool(author) and author == viewer.name
+    return viewer is not None and signed_in(viewer) and bool(author) and author == viewer.as_author
 
 
 def organisation_key(name: str) -> str:
@@ -297,7 +297,7 @@ def can_review(viewer: User | None, entry: Entry, revision: Entry | None = None)
     if not signed_in(viewer) or not viewer.is_reviewer or not can_see(viewer, entry_meta(entry)):
         return False
     changed_by = (revision or entry).revised_by
-    return not is_author(viewer, entry) and not (bool(changed_by) and changed_by == viewer.name)
+    return not is_author(viewer, entry) and not (bool(changed_by) and changed_by == viewer.as_author)
 
 
 # --------------------------------------------------------------------------- history
@@ -352,7 +352,7 @@ def note_organisation(viewer: User | None, given: str | None) -> str:
 
 
 def wrote_note(viewer: User | None, note: Any) -> bool:
-    return viewer is not None and signed_in(viewer) and bool(note.author) and note.author == viewer.name
+    return viewer is not None and signed_in(viewer) and bool(note.author) and note.author == viewer.as_author
 
 
 def sees_note_fields(viewer: User | None, note: Any) -> bool:

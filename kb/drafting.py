@@ -316,7 +316,7 @@ def build_entry(
         "lighthouse": lighthouse,
         "created": (existing.created if existing else "") or today,
         "updated": today,
-        "author": existing.author if existing else user.name,  # an edit never hands the entry to its editor
+        "author": existing.author if existing else user.as_author,  # an edit never hands the entry to its editor
         "reviewer": existing.reviewer if existing else "",
         "review_comment": existing.review_comment if existing else "",
         "source": draft.source.strip(),

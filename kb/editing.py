@@ -60,7 +60,7 @@ def open_edit(kb: KnowledgeBase, entry_id: str, user: User | None) -> EditTarget
     pending = kb.store.revision(entry_id)
     if pending is not None:
         revision, revision_version = pending
-        if user is not None and revision.revised_by != user.name:
+        if user is not None and revision.revised_by != user.as_author:
             raise Conflict(
                 "someone else's edit of this entry is pending; once a reviewer has approved it, or its author "
                 "has withdrawn it, the entry can be edited again"
@@ -127,7 +127,7 @@ def save_edit(
     elif user is None or is_author(user, stored):
         changed_by = stored.revised_by
     else:
-        changed_by = user.name
+        changed_by = user.as_author
     decided = replace(edited, status=status, revised_by=changed_by)
     return EditResult(kb.save(decided, expected_version=target.version), pending_review=False)
 
@@ -157,7 +157,7 @@ def _propose(
     version of the published entry it was made from (the one the editor opened)."""
     if kb.store.version(stored.id) != target.version:
         raise Conflict(f"'{stored.id}' was changed by someone else since you opened it; reload it")
-    revision = replace(edited, status=status, revised_by=user.name if user else by, reviewer="", review_comment="")
+    revision = replace(edited, status=status, revised_by=user.as_author if user else by, reviewer="", review_comment="")
     kb.store.write_revision(revision, base=target.version, expected_version=target.revision_version)
     return revision
 
@@ -170,7 +170,7 @@ def withdraw(kb: KnowledgeBase, entry_id: str, user: User | None) -> None:
     if pending is None:
         raise KBError("there is no pending edit of this entry")
     revision, version = pending
-    own = user is None or (bool(revision.revised_by) and revision.revised_by == user.name)
+    own = user is None or (bool(revision.revised_by) and revision.revised_by == user.as_author)
     if not (own or (user is not None and can_edit(user, stored) and user.has_role(CURATOR))):
         raise Forbidden("only the person who proposed this edit, or a curator, can withdraw it")
     kb.store.drop_revision(entry_id, expected_version=version)

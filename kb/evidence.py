@@ -121,7 +121,7 @@ def add_note(
         year=year,
         link=link,
         anonymous=anonymous,
-        author=viewer.name if viewer is not None else "",
+        author=viewer.as_author if viewer is not None else "",
     )
     for _ in range(5):  # two notes written in the same day may draw the same id
         try:

@@ -38,6 +38,19 @@ class User:
     roles: tuple[str, ...] = DEFAULT_ROLES
     local: bool = True  # configured on this machine rather than signed in
     email: str = ""  # verified, lowercased; where a digest goes
+    subject: str = ""  # the sign-in provider's own id for this person (its "sub" claim)
+
+    @property
+    def as_author(self) -> str:
+        """This person as the author of what they write (an entry, an evidence note, an edit waiting for
+        review), and the one thing the access rules compare to tell it is theirs. A signed-in person is
+        named with what no one else can claim, "Priya Natarajan <priya@dwp.example>": a display name is
+        theirs to choose at the provider, and two people who share one (or one who copies another's) are
+        never each other's author. The local user and an API token's holder, each named by the operator,
+        are named alone."""
+        if self.local or not (self.email or self.subject):
+            return self.name
+        return f"{self.name} <{self.email or self.subject}>"
 
     @property
     def account(self) -> str:

@@ -82,7 +82,12 @@ def user_from_claims(claims: Mapping[str, Any], access: Access) -> User:
     name = next((n for n in names if n), SIGNED_IN_NAME)
     organisation = _claimed_organisation(claims, access.organisation_claim) or access.organisation_for_email(email)
     return User(
-        name=name, organisation=organisation, roles=access.roles_for(organisation, email), local=False, email=email
+        name=name,
+        organisation=organisation,
+        roles=access.roles_for(organisation, email),
+        local=False,
+        email=email,
+        subject=_text(claims.get("sub")),
     )
 
 

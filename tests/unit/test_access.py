@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kb import Entry, Filters, KnowledgeBase, NotFound, Settings
-from kb.access import ANONYMOUS, can_see, entry_meta, member_of, redact, visible_where
+from kb.access import ANONYMOUS, can_edit, can_see, entry_meta, member_of, redact, visible_where
 from kb.cli import cli
 from kb.identity import User
 
@@ -90,6 +90,30 @@ def test_drafts_are_for_their_author_and_reviewers():
     assert not can_see(ANONYMOUS, meta) and not can_see(member_of("X"), meta)
     assert can_see(User(name="Ada", roles=()), meta) and can_see(User(name="Rev", roles=("reviewer",)), meta)
     assert can_see(None, meta)
+
+
+def test_a_namesake_never_sees_or_edits_another_s_draft(settings, fake_embedder, entries_dir):
+    """A display name is the person's own to choose at the sign-in provider: a draft is its author's by
+    their address, so someone who shares (or copies) the name finds it exactly as if it did not exist."""
+    ada = User("Ada Lovelace", "Home Affairs Department", ("contributor",), local=False, email="ada@had.example.gov")
+    copy = User("Ada Lovelace", "Home Affairs Department", ("contributor",), local=False, email="eve@had.example.gov")
+    (entries_dir / "ada-draft.md").write_text(
+        "---\nid: ada-draft\ntitle: Okapi census draft\nsummary: Okapi census figures reconciled by hand.\n"
+        "kind: project\noutcome: partial\norganisation: Ministry of Justice Services\nstatus: draft\n"
+        f"visibility: public\nauthor: {ada.as_author}\nthemes: [data-quality]\n---\n## Lessons\n\nOkapi.\n"
+    )
+    kb = KnowledgeBase(settings, embedder=fake_embedder)
+    kb.sync()
+    assert kb.get("ada-draft", viewer=ada).title == "Okapi census draft"
+    assert "ada-draft" in {h.id for h in kb.search("okapi census", viewer=ada)}
+    assert can_edit(ada, kb.get("ada-draft", viewer=ada))
+    with pytest.raises(NotFound) as hidden:
+        kb.get("ada-draft", viewer=copy)
+    with pytest.raises(NotFound) as missing:
+        kb.get("no-such-draft", viewer=copy)
+    assert str(hidden.value).replace("ada-draft", "X") == str(missing.value).replace("no-such-draft", "X")
+    assert "ada-draft" not in {h.id for h in kb.search("okapi census", viewer=copy)}
+    assert not can_edit(copy, kb.get("ada-draft"))
 
 
 def test_cli_as_organisation(secret_kb):

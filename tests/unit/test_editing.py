@@ -67,7 +67,7 @@ def write_entry(folder: Path, entry_id: str, **fields) -> str:
 
 @pytest.fixture
 def collection(kb, entries_dir):
-    write_entry(entries_dir, ENTRY, author=AUTHOR.name)
+    write_entry(entries_dir, ENTRY, author=AUTHOR.as_author)
     write_entry(entries_dir, HIDDEN, visibility="organisation", author="Dana Drafter")
     write_entry(entries_dir, DANAS_DRAFT, status="draft", author="Dana Drafter")
     kb.sync()
@@ -388,7 +388,7 @@ def test_the_author_may_not_review_their_entry_or_an_edit_of_it(collection, pend
     assert_refused_and_unchanged(
         review_actions(collection, ENTRY, author_now_reviewer, pending.version, True), entries_dir
     )
-    own = write_entry(entries_dir, "ravi-ledger-pilot", status="in-review", author=REVIEWER.name)
+    own = write_entry(entries_dir, "ravi-ledger-pilot", status="in-review", author=REVIEWER.as_author)
     collection.sync()
     assert_refused_and_unchanged(review_actions(collection, own, REVIEWER, None, False), entries_dir)
 
@@ -454,7 +454,7 @@ def test_sending_an_edit_back_returns_it_to_its_proposer(collection, pending, en
 
 def test_approving_an_edit_of_an_archived_entry_keeps_it_archived(collection, entries_dir):
     kb = collection
-    archived = write_entry(entries_dir, "alpha-ledger-archived", status="archived", author=AUTHOR.name)
+    archived = write_entry(entries_dir, "alpha-ledger-archived", status="archived", author=AUTHOR.as_author)
     kb.sync()
     target = open_edit(kb, archived, COLLEAGUE)
     assert target.waits_for_review  # readers still read an archived entry
@@ -488,7 +488,7 @@ def test_a_reviewer_who_changes_an_entry_waiting_for_review_may_not_approve_it(c
 @pytest.fixture
 def ritas_entry(collection, entries_dir):
     """A new entry by OWNER_REVIEWER, sent for review."""
-    write_entry(entries_dir, "rita-ledger-pilot", status="in-review", author=OWNER_REVIEWER.name)
+    write_entry(entries_dir, "rita-ledger-pilot", status="in-review", author=OWNER_REVIEWER.as_author)
     collection.sync()
     return "rita-ledger-pilot"
 
@@ -528,7 +528,7 @@ def test_the_queue_shows_an_entry_sent_for_review_as_soon_as_it_is_synced(collec
     # changes. A sync in this very process changes the mirror, so the snapshot's owner drops it: no caller
     # should have to remember to.
     assert queue_item(collection, REVIEWER, "rita-ledger-pilot", revision=False) is None
-    write_entry(entries_dir, "rita-ledger-pilot", status="in-review", author=OWNER_REVIEWER.name)
+    write_entry(entries_dir, "rita-ledger-pilot", status="in-review", author=OWNER_REVIEWER.as_author)
     collection.sync()
     assert queue_item(collection, REVIEWER, "rita-ledger-pilot", revision=False) is not None
 

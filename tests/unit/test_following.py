@@ -108,7 +108,7 @@ def test_new_entries_reach_who_follows_their_theme_or_organisation_and_only_if_t
         partners=[],
         visibility="organisation",
     )
-    draft = write_entry(kb, "A half-written agreement", themes=[THEME], status="draft", author=ADA.name)
+    draft = write_entry(kb, "A half-written agreement", themes=[THEME], status="draft", author=ADA.as_author)
     other = write_entry(kb, "Nothing Ada follows", themes=["data-quality"], organisation="Office for Public Statistics")
 
     for_ada = updates(kb, ADA, following.visit(ADA), since, later(seconds=1))

@@ -335,7 +335,7 @@ def test_an_edit_written_at_once_keeps_links_its_editor_could_not_see(kb, entrie
         "bea-draft-scorecard",
         organisation=OTHER_ORG,
         status="draft",
-        author=editor.name,
+        author=editor.as_author,
         related=[HIDDEN_RELATED, VISIBLE_RELATED],
     )
     kb.sync()

@@ -93,7 +93,7 @@ def test_an_edit_that_changes_the_stage_adds_it_to_the_history_with_its_reason(k
     write_entry(
         entries_dir,
         "shared-ledger",
-        author=AUTHOR.name,
+        author=AUTHOR.as_author,
         lighthouse={
             "stage": "pilot",
             "impact": "One ledger.",
@@ -148,11 +148,13 @@ def test_review_by_dates_make_a_lighthouse_due_and_a_missing_one_counts_as_due()
 
 def test_due_lighthouses_are_the_viewer_s_own_or_every_one_a_curator_may_see(kb, entries_dir):
     lighthouse = {"stage": "proven", "impact": "x", "review_by": "2020-01"}
-    write_entry(entries_dir, "own-overdue", author=AUTHOR.name, lighthouse=lighthouse)
+    write_entry(entries_dir, "own-overdue", author=AUTHOR.as_author, lighthouse=lighthouse)
     write_entry(entries_dir, "contact-overdue", contact="DEE@alpha.example.gov", lighthouse=lighthouse)
-    write_entry(entries_dir, "hidden-overdue", visibility="organisation", author=AUTHOR.name, lighthouse=lighthouse)
-    write_entry(entries_dir, "draft-overdue", status="draft", author=AUTHOR.name, lighthouse=lighthouse)
-    write_entry(entries_dir, "in-time", author=AUTHOR.name, lighthouse={**lighthouse, "review_by": "2099"})
+    write_entry(
+        entries_dir, "hidden-overdue", visibility="organisation", author=AUTHOR.as_author, lighthouse=lighthouse
+    )
+    write_entry(entries_dir, "draft-overdue", status="draft", author=AUTHOR.as_author, lighthouse=lighthouse)
+    write_entry(entries_dir, "in-time", author=AUTHOR.as_author, lighthouse={**lighthouse, "review_by": "2099"})
     kb.sync()
     mine = {d.entry.id for d in lifecycle.due_for(kb, AUTHOR)}
     assert mine == {"own-overdue", "contact-overdue", "hidden-overdue"}  # by name, and by e-mail as contact
@@ -246,7 +248,7 @@ def test_who_hears_of_a_due_lighthouse_is_kb_access_s_rule(kb, entries_dir, monk
     assert access.hears_of_every_due_lighthouse(CURATOR) and not access.hears_of_every_due_lighthouse(AUTHOR)
 
     lighthouse = {"stage": "proven", "impact": "x", "review_by": "2020-01"}
-    write_entry(entries_dir, "own-overdue", author=AUTHOR.name, lighthouse=lighthouse)
+    write_entry(entries_dir, "own-overdue", author=AUTHOR.as_author, lighthouse=lighthouse)
     kb.sync()
     assert "reproducible-analytical-pipelines-for-official-statistics" in {
         d.entry.id for d in lifecycle.due_for(kb, CURATOR)
@@ -261,7 +263,7 @@ def test_a_retired_lighthouse_is_never_due_for_review(kb, entries_dir):
     today = dt.date(2026, 4, 1)
     assert lifecycle.review_state(Lighthouse("retired"), today) == ""
     assert lifecycle.review_state(Lighthouse("retired", review_by="2020-01"), today) == ""
-    write_entry(entries_dir, "retired-undated", author=AUTHOR.name, lighthouse={"stage": "retired", "impact": "x"})
+    write_entry(entries_dir, "retired-undated", author=AUTHOR.as_author, lighthouse={"stage": "retired", "impact": "x"})
     kb.sync()
     assert "retired-undated" not in {d.entry.id for d in lifecycle.due_for(kb, CURATOR)}
     assert "retired-undated" not in {d.entry.id for d in lifecycle.due_for(kb, AUTHOR)}

@@ -46,9 +46,10 @@ ACCESS = parse_access(
 def test_a_verified_address_gives_the_organisation_of_its_domain_and_the_roles_add_up():
     user = user_from_claims({"sub": "1", "name": "Ada Lovelace", "email": "ada@had.example.gov"}, ACCESS)
     assert user == User(
-        "Ada Lovelace", HAD, ("contributor", "reviewer", "admin"), local=False, email="ada@had.example.gov"
+        "Ada Lovelace", HAD, ("contributor", "reviewer", "admin"), local=False, email="ada@had.example.gov", subject="1"
     )
     assert user.account == "ada@had.example.gov"  # where their follows are kept and their digest goes
+    assert user.as_author == "Ada Lovelace <ada@had.example.gov>"  # what they write is theirs, not their name's
     assert user.is_reviewer and user.is_contributor and user.has_role("curator")
 
 
@@ -108,7 +109,7 @@ def test_a_signed_in_person_sees_internal_entries_and_only_their_organisations()
 
 def test_defaults_make_every_signed_in_person_a_contributor_without_an_organisation():
     user = user_from_claims({"sub": "8", "email": "ada@had.example.gov", "name": "Ada"}, Access())
-    assert user == User("Ada", "", ("contributor",), local=False, email="ada@had.example.gov")
+    assert user == User("Ada", "", ("contributor",), local=False, email="ada@had.example.gov", subject="8")
     readers = parse_access({"roles": {"default": []}})
     assert user_from_claims({"sub": "9"}, readers).roles == ()
 
@@ -248,3 +249,17 @@ def test_a_broken_access_file_shows_public_entries_only_and_hides_the_details(en
     errors = "\n".join(str(e.value) for e in at.sidebar.error)
     assert "sign-in settings have a problem" in errors and "boss@" not in errors
     assert "Sign out" in labels(at)
+
+
+def test_two_people_who_share_a_display_name_are_never_each_other_s_author():
+    """A display name is the person's own to choose at the provider: what they write is kept under their
+    address (or, without one, the provider's id for them), and only that is compared."""
+    ada = user_from_claims({"sub": "10", "name": "Ada Lovelace", "email": "ada@had.example.gov"}, ACCESS)
+    copy = user_from_claims({"sub": "11", "name": "Ada Lovelace", "email": "mallory@had.example.gov"}, ACCESS)
+    unverified = user_from_claims(
+        {"sub": "12", "name": "Ada Lovelace", "email": "ada@had.example.gov", "email_verified": False}, ACCESS
+    )
+    assert len({ada.as_author, copy.as_author, unverified.as_author}) == 3
+    assert unverified.as_author == "Ada Lovelace <12>"
+    local = User("Ada Lovelace", HAD)
+    assert local.as_author == "Ada Lovelace"  # the local user, named by the operator, is named alone
