@@ -151,26 +151,44 @@ class Indexer:
             on_disk = {e.id for e in entries}
             return self._finish_sync(report, ledger, generation, todo, on_disk, progress, started)
 
-    def index_entries(self, entry_ids: list[str]) -> None:
-        """Index just these entries (after a save), keeping the mirror in step."""
-        with self.parts.writing():
-            index = self.parts.writable_index()
-            todo = []
-            for entry_id in entry_ids:
-                path = self.parts.store.path_for(entry_id)
-                entry, _, _ = self.parts.store.load_file(path)
-                self.parts.normalise(entry, path.name)
-                digest = ledger_hash(self.parts.store.read_text(path), self.parts.notes.signature(entry.id))
-                todo.append(Pending(entry.id, digest, entry=entry))
-            ledger, generation = self.mirror.ledger()
-            verified = self.mirror.verified
-            with self.mirror.replica.additions() as added:
-                reuse = self.mirror.replica.mirrors(generation)
-                self._embed_and_store(todo, None, SyncReport(), added, reuse=reuse)
-                ledger |= {t.id: t.digest for t in todo}
-                mark = self._written_mark(index)
-                self.mirror.apply(ledger, set(entry_ids), added, mark)
-            self.mirror.wrote(verified and mark is not None)  # no other writer slipped in between
+    def index_entries(self, entry_ids: list[str], *, vocabulary: tuple[str, str] | None = None) -> None:
+        """Index just these entries (after a save), keeping the mirror in step. With `vocabulary`, the
+        vocabulary's readings before and after a change made through Lighthouse, and these the entries
+        it reads differently: an index that was in step with the old reading is then in step with the new
+        one, and the next sync need not read every entry's themes again (`_themes_read_differently`). With
+        no entries to index, that is recorded only if no one is writing: a curator's change never waits
+        for a sync, which reads the themes again itself."""
+        if entry_ids:
+            with self.parts.writing():
+                self._index_now(entry_ids)
+                self._caught_up_with(vocabulary)
+        else:
+            with self.parts.writing_if_free() as free:
+                if free:
+                    self._caught_up_with(vocabulary)
+
+    def _caught_up_with(self, vocabulary: tuple[str, str] | None) -> None:
+        if vocabulary is not None and vocabulary[1] and self._vocabulary_read() == vocabulary[0]:
+            self._record_vocabulary_read(vocabulary[1])
+
+    def _index_now(self, entry_ids: list[str]) -> None:
+        index = self.parts.writable_index()
+        todo = []
+        for entry_id in entry_ids:
+            path = self.parts.store.path_for(entry_id)
+            entry, _, _ = self.parts.store.load_file(path)
+            self.parts.normalise(entry, path.name)
+            digest = ledger_hash(self.parts.store.read_text(path), self.parts.notes.signature(entry.id))
+            todo.append(Pending(entry.id, digest, entry=entry))
+        ledger, generation = self.mirror.ledger()
+        verified = self.mirror.verified
+        with self.mirror.replica.additions() as added:
+            reuse = self.mirror.replica.mirrors(generation)
+            self._embed_and_store(todo, None, SyncReport(), added, reuse=reuse)
+            ledger |= {t.id: t.digest for t in todo}
+            mark = self._written_mark(index)
+            self.mirror.apply(ledger, set(entry_ids), added, mark)
+        self.mirror.wrote(verified and mark is not None)  # no other writer slipped in between
 
     # ----------------------------------------------------------------- repair
 

@@ -278,9 +278,10 @@ class KnowledgeBase:
         """Index a collection held in memory instead of files (evaluation corpora, benchmarks)."""
         return self.indexer.sync_entries(entries, rebuild=rebuild, progress=progress)
 
-    def index_entries(self, entry_ids: list[str]) -> None:
-        """Index just these entries (after a save), keeping the mirror in step."""
-        self.indexer.index_entries(entry_ids)
+    def index_entries(self, entry_ids: list[str], *, vocabulary: tuple[str, str] | None = None) -> None:
+        """Index just these entries (after a save), keeping the mirror in step; `vocabulary` after a change
+        of the vocabulary (kb.indexer.Indexer.index_entries)."""
+        self.indexer.index_entries(entry_ids, vocabulary=vocabulary)
 
     def refresh(self) -> None:
         """Take in changes another process made to the index (see kb.mirror)."""

@@ -376,17 +376,16 @@ def _reindex_changed(kb: KnowledgeBase, before: Vocabulary, after: Vocabulary) -
     as a theme or a synonym, a merge), so that search, facets and the glossary agree with it at once: the
     index holds each entry's themes as the vocabulary read them (kb.parts.normalise), and an entry file
     that did not change is not indexed again by a sync. The vocabulary is changed whatever happens here;
-    an index that cannot be written is logged, and `python -m kb sync --rebuild` brings it in step."""
+    an index that cannot be written is logged, and the next `python -m kb sync` brings it in step."""
     changed = [
         entry_id
         for entry_id, entry in sorted(kb.store.load().entries.items())
         if before.normalise(entry.themes, entry_id)[0] != after.normalise(entry.themes, entry_id)[0]
     ]
-    if changed:
-        try:
-            kb.index_entries(changed)
-        except Exception:  # the vocabulary file is written and is the record: the change must not look failed
-            log.warning("indexing %s after a vocabulary change failed", ", ".join(changed), exc_info=True)
+    try:
+        kb.index_entries(changed, vocabulary=(before.reading, after.reading))
+    except Exception:  # the vocabulary file is written and is the record: the change must not look failed
+        log.warning("indexing %s after a vocabulary change failed", ", ".join(changed) or "nothing", exc_info=True)
     return changed
 
 

@@ -529,3 +529,20 @@ def test_an_unreadable_vocabulary_file_never_reads_every_entry_again(kb):
     path.write_text(good.replace("synonyms: [DQ, ", "synonyms: [Tidal data, DQ, ", 1))
     assert kb.sync().updated == [PUBLIC]
     assert PUBLIC in found_by_theme(kb, "data-quality")
+
+
+@pytest.mark.parametrize("synonym", ["Tidal data", "Harbour data"])  # one entry reads it, none does
+def test_after_a_change_made_in_lighthouse_the_next_sync_reads_no_theme_again(kb, monkeypatch, synonym):
+    """Lighthouse indexes the entries its own change reads differently there and then, so the next sync
+    finds the index in step with the vocabulary and parses no unchanged file."""
+    set_themes(kb, PUBLIC, ["data-sharing-agreements", "Tidal data"])
+    kb.sync()
+    add_synonym(kb, "data-quality", synonym, viewer=CURATOR)
+    parsed: list[str] = []
+    real_load = kb.store.load_file
+    monkeypatch.setattr(
+        kb.store, "load_file", lambda path, *a, **k: parsed.append(path.stem) or real_load(path, *a, **k)
+    )
+    assert not kb.sync().changed
+    assert parsed == []
+    assert (PUBLIC in found_by_theme(kb, "data-quality")) == (synonym == "Tidal data")
