@@ -11,6 +11,7 @@ sides (the meaning side's plan is kb.nearest's).
 
 from __future__ import annotations
 
+import math
 from collections import ChainMap
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -173,25 +174,30 @@ class Retriever:
         `boilerplate_weight`, in place, as far as the top `limit` entries need: passages are read best
         first until `limit` entries have a passage that is not boilerplate, scoring at least as much as any
         passage not yet read (the weight only lowers scores, so none of those can rise above them). Once an
-        entry has one, its lower passages no longer change its rank, and unless its second passage counts
-        they are not read. The texts read are kept in `texts`."""
+        entry has one, a passage of it scoring strictly less can no longer be its best nor tie with it, so
+        it is not read, unless the fusion still weighs passages after this (a second passage's share, the
+        summary's weight). The texts read are kept in `texts`."""
         weight = fusion.boilerplate_weight
         if weight == 1.0:
             return
-        settled: set[str] = set()
+        final = not fusion.second_passage_weight and fusion.summary_weight == 1.0
+        settled: dict[str, float] = {}  # entry -> the score of its best passage that is not boilerplate
+        titles: dict[str, str] = {}  # read once an entry: from Chroma, while the mirror is behind
         for passage_id in sorted(scores, key=scores.__getitem__, reverse=True):
             if len(settled) >= limit:
                 return
             entry_id = entry_of[passage_id]
-            if entry_id in settled and not fusion.second_passage_weight:
+            if final and scores[passage_id] < settled.get(entry_id, -math.inf):
                 continue
             text = texts.get(passage_id)
             if not text:  # a match found without its text (the light path)
                 text = texts[passage_id] = self.mirror.replica.text_of(passage_id) or ""
-            if in_boilerplate(text, self.mirror.title_of(entry_id)):
+            if entry_id not in titles:
+                titles[entry_id] = self.mirror.title_of(entry_id)
+            if in_boilerplate(text, titles[entry_id]):
                 scores[passage_id] *= weight
             else:
-                settled.add(entry_id)
+                settled.setdefault(entry_id, scores[passage_id])
 
     def did_you_mean(self, query: str) -> str | None:
         self.mirror.refresh()

@@ -155,7 +155,7 @@ def best_per_entry(
     scores: dict[str, float], entry_of: dict[str, str], fusion: Fusion | None = None
 ) -> list[tuple[str, str, float]]:
     """(entry_id, best passage_id, score) per entry, best first; ties break on the entry id, and within
-    an entry on the later passage.
+    an entry on the passage id (the greater, as text, first).
 
     An entry scores as its best passage, plus a share of its second best when the fusion says so
     (an entry that matches in two places is a little more likely to be about the query).

@@ -198,7 +198,9 @@ def test_a_search_for_a_notes_words_finds_its_entry(kb, mode):
 def test_a_note_costs_one_entrys_index_update_and_sync_agrees(kb, monkeypatch):
     indexed = []
     original = kb.indexer.index_entries
-    monkeypatch.setattr(kb.indexer, "index_entries", lambda ids: (indexed.append(list(ids)), original(ids))[1])
+    monkeypatch.setattr(
+        kb.indexer, "index_entries", lambda ids, **options: (indexed.append(list(ids)), original(ids, **options))[1]
+    )
     note = evidence.add_note(kb, FLOOD, text=f"The {NOTE_WORDS}.", year=2022, viewer=ANA)
     assert indexed == [[FLOOD]]
     assert not kb.sync().changed  # the ledger knows the note: nothing to do

@@ -62,7 +62,7 @@ def test_best_passage_per_entry():
     assert ranked == [("a", "a#3", 0.9), ("b", "b#1", 0.5)]
 
 
-def test_ties_break_on_the_entry_id_and_within_an_entry_on_the_later_passage():
+def test_ties_break_on_the_entry_id_and_within_an_entry_on_the_passage_id():
     scores = {"b#0": 0.5, "a#2": 0.5, "a#1": 0.5, "c#4": 0.7, "c#1": 0.1}
     entry_of = {pid: pid.split("#")[0] for pid in scores}
     assert best_per_entry(scores, entry_of) == [("c", "c#4", 0.7), ("a", "a#2", 0.5), ("b", "b#0", 0.5)]
