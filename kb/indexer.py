@@ -158,18 +158,14 @@ class Indexer:
         one, and the next sync need not read every entry's themes again (`_themes_read_differently`). With
         no entries to index, that is recorded only if no one is writing: a curator's change never waits
         for a sync, which reads the themes again itself."""
-        if entry_ids:
-            with self.parts.writing():
-                self._index_now(entry_ids)
-                self._caught_up_with(vocabulary)
-        else:
+        if not entry_ids:
             with self.parts.writing_if_free() as free:
                 if free:
-                    self._caught_up_with(vocabulary)
-
-    def _caught_up_with(self, vocabulary: tuple[str, str] | None) -> None:
-        if vocabulary is not None and vocabulary[1] and self._vocabulary_read() == vocabulary[0]:
-            self._record_vocabulary_read(vocabulary[1])
+                    self._note_reading(vocabulary)
+            return
+        with self.parts.writing():
+            self._index_now(entry_ids)
+            self._note_reading(vocabulary)
 
     def _index_now(self, entry_ids: list[str]) -> None:
         index = self.parts.writable_index()
@@ -269,8 +265,10 @@ class Indexer:
             todo.append(Pending(entry.id, digest, path=path))  # parsed again when its turn comes: flat memory
         todo += self._themes_read_differently(unchanged, ledger)
         report = self._finish_sync(report, ledger, generation, todo, on_disk, progress, started)
-        if reading:
+        if reading:  # every entry's themes are now as this reading gives them
             self._record_vocabulary_read(reading)
+        elif todo:  # indexed as written, with the vocabulary unreadable: the mended file reads them again
+            self._forget_vocabulary_read()
         return report
 
     # ----------------------------------------------------------------- themes as the vocabulary reads them
@@ -282,11 +280,36 @@ class Indexer:
             return ""
 
     def _record_vocabulary_read(self, reading: str) -> None:
+        """Every entry in the index has its themes as this reading gives them. A record that cannot be
+        written is logged, not raised: the index itself is written, and the next sync reads the themes
+        again."""
         record = Path(self.parts.settings.index_dir) / VOCABULARY_READ
-        if self._vocabulary_read() != reading:
+        if self._vocabulary_read() == reading:
+            return
+        try:
             temporary = record.with_suffix(".tmp")
             temporary.write_text(reading + "\n", encoding="utf-8")
             temporary.replace(record)
+        except OSError:
+            log.warning("cannot record the vocabulary the index was read with in %s", record, exc_info=True)
+            self._forget_vocabulary_read()
+
+    def _forget_vocabulary_read(self) -> None:
+        try:
+            (Path(self.parts.settings.index_dir) / VOCABULARY_READ).unlink(missing_ok=True)
+        except OSError:
+            log.warning("cannot remove %s", VOCABULARY_READ, exc_info=True)
+
+    def _note_reading(self, vocabulary: tuple[str, str] | None) -> None:
+        """After indexing entries as the vocabulary reads them now: the record stays true only if it is
+        that reading, or moves to it after a change made in Lighthouse (`vocabulary`: the readings before
+        and after) from an index that was in step with the one before. Otherwise the index now holds
+        themes read two ways, and the record goes, so the next sync reads every entry's themes again."""
+        recorded, now = self._vocabulary_read(), self.parts.vocabulary.reading
+        if vocabulary is not None and now and vocabulary == (recorded, now):
+            self._record_vocabulary_read(now)
+        elif recorded and recorded != now:
+            self._forget_vocabulary_read()
 
     def _themes_read_differently(self, paths: list[Path], ledger: dict[str, str]) -> list[Pending]:
         """The unchanged entries (these files) whose themes the vocabulary now reads differently from how the

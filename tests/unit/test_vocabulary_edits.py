@@ -546,3 +546,36 @@ def test_after_a_change_made_in_lighthouse_the_next_sync_reads_no_theme_again(kb
     assert not kb.sync().changed
     assert parsed == []
     assert (PUBLIC in found_by_theme(kb, "data-quality")) == (synonym == "Tidal data")
+
+
+def test_entries_indexed_while_the_vocabulary_was_unreadable_are_read_again_once_it_is_restored(kb):
+    """Restored exactly as it was, the file reads as the record says: what was indexed meanwhile, its
+    themes as written, is read again all the same."""
+    path = kb.settings.entries_dir / "vocabulary.yaml"
+    good = path.read_text()
+    path.write_text("themes: [unclosed\n")
+    set_themes(kb, PUBLIC, ["data-sharing-agreements", "DQ"])  # "DQ" is a synonym of data-quality
+    assert kb.sync().updated == [PUBLIC]
+    assert PUBLIC not in found_by_theme(kb, "data-quality")
+    path.write_text(good)
+    assert kb.sync().updated == [PUBLIC]
+    assert PUBLIC in found_by_theme(kb, "data-quality")
+
+
+def test_an_entry_indexed_under_a_hand_edited_vocabulary_is_read_again_when_the_edit_is_undone(kb):
+    """An evidence note indexes its entry again, its file untouched, as the vocabulary reads it then; once
+    the edit is undone by hand, the vocabulary reads the entry otherwise, and the next sync reads it again."""
+    from kb import evidence
+    from kb.identity import CONTRIBUTOR
+
+    set_themes(kb, PUBLIC, ["data-sharing-agreements", "Tidal data"])
+    kb.sync()
+    path = kb.settings.entries_dir / "vocabulary.yaml"
+    original = path.read_text()
+    edit_by_hand(kb, "synonyms: [DQ, ", "synonyms: [Tidal data, DQ, ")
+    ana = User("Ana Okafor", "Northfield City Council", (CONTRIBUTOR,), local=False)
+    evidence.add_note(kb, PUBLIC, text="We hit the same wall with tide gauges.", year=2023, viewer=ana)
+    assert PUBLIC in found_by_theme(kb, "data-quality")  # read with the edit
+    path.write_text(original)
+    assert kb.sync().updated == [PUBLIC]
+    assert PUBLIC not in found_by_theme(kb, "data-quality") and published_facet(kb).get("Tidal data") == 1
