@@ -41,7 +41,7 @@ from typing import Any
 from kb.entries import STATUSES, Entry
 from kb.errors import Forbidden, KBError
 from kb.filters import predicate
-from kb.identity import ADMIN, CURATOR, User
+from kb.identity import ADMIN, CURATOR, User, shown_name
 
 READABLE_STATUSES = ("published", "archived")
 UNPUBLISHED_STATUSES = ("draft", "in-review")
@@ -179,6 +179,8 @@ def entry_meta(entry: Entry) -> dict[str, Any]:
 
 
 def sees_anonymous_fields(viewer: User | None, entry: Entry) -> bool:
+    """The operator, reviewers and the entry's author: they see an anonymous entry's names, and the address
+    a signed-in author is named with (`User.as_author`), which everyone else sees as the name alone."""
     return viewer is None or viewer.is_reviewer or is_author(viewer, entry)
 
 
@@ -192,7 +194,7 @@ def listed_name(entry: Entry, name: str) -> str:
     """One of the entry's names (its team, contact or author) as a listing of who did the work shows it (the
     directory, the data-source catalogue, the lighthouses' owners): "" for an anonymous entry, whoever looks
     (`listed_as_whom_to_ask`). Pages draw what this gives; they never decide it again."""
-    return name if listed_as_whom_to_ask(entry) else ""
+    return shown_name(name) if listed_as_whom_to_ask(entry) else ""
 
 
 def redact(entry: Entry, viewer: User | None) -> Entry:
@@ -211,14 +213,17 @@ class Shown:
 
 
 def present(entry: Entry, viewer: User | None, may_see: Callable[[str], bool]) -> Shown:
-    """The entry as this viewer sees it: anonymous fields withheld, links to entries they may not see
-    (`may_see(entry_id)` is False) left out. The caller has checked that the viewer may see the entry."""
+    """The entry as this viewer sees it: anonymous fields withheld, its authors' addresses too unless they
+    see those (`sees_anonymous_fields`), links to entries they may not see (`may_see(entry_id)` is False)
+    left out. The caller has checked that the viewer may see the entry."""
     if viewer is None:
         return Shown(entry)
     shown = redact(entry, viewer)
     # Named whether or not anything was there to withhold: "withheld" must not tell a reader that an
     # anonymous entry had a team, or that a link to a hidden entry was cut.
     withheld = list(ANONYMOUS_FIELDS) if shown is not entry else []
+    if not sees_anonymous_fields(viewer, entry):
+        shown = replace(shown, author=shown_name(shown.author), revised_by=shown_name(shown.revised_by))
     shown = replace(shown, related=[i for i in entry.related if may_see(i)])
     if entry.lighthouse is not None:
         reused = [i for i in entry.lighthouse.reused_by if may_see(i)]
@@ -233,6 +238,8 @@ def restore_withheld(edited: Entry, stored: Entry, viewer: User | None, may_see:
     if viewer is None:
         return edited
     restored = edited
+    if not sees_anonymous_fields(viewer, stored):  # they saw the authors' names without their addresses
+        restored = replace(restored, author=stored.author, revised_by=stored.revised_by)
     if stored.anonymous and not sees_anonymous_fields(viewer, stored):
         # Nor may they lift the anonymity: that would show everyone the names hidden from them.
         restored = replace(restored, anonymous=True, **{name: getattr(stored, name) for name in ANONYMOUS_FIELDS})
@@ -296,8 +303,8 @@ def can_review(viewer: User | None, entry: Entry, revision: Entry | None = None)
         return True
     if not signed_in(viewer) or not viewer.is_reviewer or not can_see(viewer, entry_meta(entry)):
         return False
-    changed_by = (revision or entry).revised_by
-    return not is_author(viewer, entry) and not (bool(changed_by) and changed_by == viewer.as_author)
+    # By name too: an entry written before sign-in names its author alone, and its author must not approve it.
+    return not viewer.may_have_written(entry.author) and not viewer.may_have_written((revision or entry).revised_by)
 
 
 # --------------------------------------------------------------------------- history
@@ -361,9 +368,12 @@ def sees_note_fields(viewer: User | None, note: Any) -> bool:
 
 
 def note_for(viewer: User | None, note: Any) -> Any:
-    """A note as this viewer sees it (the caller has checked that they may see its entry)."""
-    if not note.anonymous or sees_note_fields(viewer, note):
+    """A note as this viewer sees it (the caller has checked that they may see its entry): an anonymous
+    note's names withheld, and its author's address unless they see it (`sees_note_fields`)."""
+    if sees_note_fields(viewer, note):
         return note
+    if not note.anonymous:
+        return replace(note, author=shown_name(note.author))
     return replace(note, **dict.fromkeys(NOTE_ANONYMOUS_FIELDS, ""))
 
 
@@ -386,4 +396,4 @@ def note_version_for(viewer: User | None, version: Any, current: Any | None, *, 
         return None
     if (anonymous_ever or version.anonymous) and not sees_note_fields(viewer, owner):
         return replace(version, anonymous=True, **dict.fromkeys(NOTE_ANONYMOUS_FIELDS, ""))
-    return version
+    return version if sees_note_fields(viewer, owner) else replace(version, author=shown_name(version.author))

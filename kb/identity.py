@@ -52,6 +52,12 @@ class User:
             return self.name
         return f"{self.name} <{self.email or self.subject}>"
 
+    def may_have_written(self, author: str) -> bool:
+        """Whether this person may be the one `author` names: their own whole name (`as_author`), or their
+        display name alone, as a copy without sign-in wrote its authors. Only for refusing (nobody approves
+        what they may have written); what grants rights is the whole name."""
+        return bool(author) and (author == self.as_author or shown_name(author) == self.name)
+
     @property
     def account(self) -> str:
         """The key of this person's follows and saved searches: their e-mail address, or for the local
@@ -70,6 +76,13 @@ class User:
     @property
     def is_contributor(self) -> bool:
         return self.has_role(CONTRIBUTOR)
+
+
+def shown_name(author: str) -> str:
+    """An author as readers see them: the name alone, without the address or id after it
+    ("Priya Natarajan <priya@dwp.example>" is shown "Priya Natarajan")."""
+    name, bracket, rest = author.rpartition(" <")
+    return name if bracket and rest.endswith(">") else author
 
 
 def parse_roles(text: str | None, default: tuple[str, ...] = DEFAULT_ROLES) -> tuple[str, ...]:

@@ -116,6 +116,44 @@ def test_a_namesake_never_sees_or_edits_another_s_draft(settings, fake_embedder,
     assert not can_edit(copy, kb.get("ada-draft"))
 
 
+def test_a_signed_in_author_s_address_is_theirs_and_reviewers_to_see_and_an_edit_keeps_it(kb):
+    """Readers see the name alone; an edit made on that view (a colleague's, through the app or the API)
+    keeps the author as stored; and a reviewer who may have written an entry never approves it."""
+    from dataclasses import replace
+
+    from kb.access import can_review
+    from kb.editing import open_edit, save_edit
+
+    org = "Ministry of Justice Services"
+    ada = User("Ada Lovelace", org, ("contributor",), local=False, email="ada@mjs.example.gov")
+    colleague = User("Cy Colleague", org, ("contributor",), local=False, email="cy@mjs.example.gov")
+    reviewer = User("Rev Iewer", "Home Affairs Department", ("reviewer",), local=False, email="rev@had.example.gov")
+    stored = kb.stored("benefits-and-housing-data-sharing-pilot")
+    entry = kb.save(replace(stored, id="", title="Okapi ledgers", organisation=org, author=ada.as_author), new=True)
+
+    assert kb.show(entry.id, viewer=colleague).entry.author == "Ada Lovelace"
+    assert kb.show(entry.id, viewer=ANONYMOUS).entry.author == "Ada Lovelace"
+    assert kb.show(entry.id, viewer=ada).entry.author == ada.as_author
+    assert kb.show(entry.id, viewer=reviewer).entry.author == ada.as_author
+
+    target = open_edit(kb, entry.id, colleague)
+    edited = replace(target.entry, summary="Okapi ledgers, reconciled.")
+    save_edit(kb, target, edited, colleague, status="in-review")  # waits for review as a revision
+    revision, _ = kb.store.revision(entry.id)
+    assert revision.author == ada.as_author  # not the name alone the colleague was shown
+    assert revision.revised_by == colleague.as_author
+
+    from kb import evidence
+
+    evidence.add_note(kb, entry.id, text="We hit this with okapi ledgers too.", year=2024, viewer=ada)
+    assert [n.author for n in evidence.notes(kb, entry.id, viewer=colleague)] == ["Ada Lovelace"]
+    assert [n.author for n in evidence.notes(kb, entry.id, viewer=ada)] == [ada.as_author]
+
+    legacy = replace(kb.stored(entry.id), author="Rev Iewer", status="in-review")  # written before sign-in
+    assert not can_review(reviewer, legacy)
+    assert can_review(reviewer, replace(legacy, author=ada.as_author))
+
+
 def test_cli_as_organisation(secret_kb):
     runner = CliRunner()
 
