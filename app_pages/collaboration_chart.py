@@ -120,7 +120,12 @@ def chart(nodes: pd.DataFrame, edges: pd.DataFrame, geometry: Geometry) -> alt.L
         alt.Chart(nodes)
         .transform_filter(f"datum.side == '{side}'")
         .mark_text(fontSize=geometry.font, color="#0b0c0c", limit=geometry.limit, **_placed(side, geometry))
-        .encode(x=x, y=y, text="organisation:N")
+        .encode(
+            x=x,
+            y=y,
+            text="organisation:N",
+            tooltip=[alt.Tooltip("organisation:N", title="Organisation"), alt.Tooltip("entries:Q", title="Entries")],
+        )
         for side in SIDES
     ]
     return alt.layer(lines, points, *names).properties(height=geometry.height)

@@ -44,13 +44,14 @@ class User:
     def as_author(self) -> str:
         """This person as the author of what they write (an entry, an evidence note, an edit waiting for
         review), and the one thing the access rules compare to tell it is theirs. A signed-in person is
-        named with what no one else can claim, "Priya Natarajan <priya@dwp.example>": a display name is
+        named with what no one else can claim, "Priya Natarajan <priya@dwp.example>" (or, where the provider
+        vouches for no address, its id for them, "<sub:...>"): a display name is
         theirs to choose at the provider, and two people who share one (or one who copies another's) are
         never each other's author. The local user and an API token's holder, each named by the operator,
         are named alone."""
         if self.local or not (self.email or self.subject):
             return self.name
-        return f"{self.name} <{self.email or self.subject}>"
+        return f"{self.name} <{self.email or 'sub:' + self.subject}>"  # "sub:" spells no address
 
     def may_have_written(self, author: str) -> bool:
         """Whether this person may be the one `author` names: their own whole name (`as_author`), or their

@@ -260,6 +260,6 @@ def test_two_people_who_share_a_display_name_are_never_each_other_s_author():
         {"sub": "12", "name": "Ada Lovelace", "email": "ada@had.example.gov", "email_verified": False}, ACCESS
     )
     assert len({ada.as_author, copy.as_author, unverified.as_author}) == 3
-    assert unverified.as_author == "Ada Lovelace <12>"
+    assert unverified.as_author == "Ada Lovelace <sub:12>"
     local = User("Ada Lovelace", HAD)
     assert local.as_author == "Ada Lovelace"  # the local user, named by the operator, is named alone
