@@ -274,10 +274,15 @@ class Indexer:
     # ----------------------------------------------------------------- themes as the vocabulary reads them
 
     def _vocabulary_read(self) -> str:
+        """The recorded reading; "" when there is none, or none that can be read (then the next sync reads
+        every entry's themes again, which is all a damaged record can cost)."""
         try:
-            return (Path(self.parts.settings.index_dir) / VOCABULARY_READ).read_text(encoding="utf-8").strip()
+            record = (Path(self.parts.settings.index_dir) / VOCABULARY_READ).read_text(
+                encoding="utf-8", errors="replace"
+            )
         except OSError:
             return ""
+        return record.strip()
 
     def _record_vocabulary_read(self, reading: str) -> None:
         """Every entry in the index has its themes as this reading gives them. A record that cannot be
