@@ -143,9 +143,9 @@ def sees(viewer: User | None) -> Callable[[Mapping[str, Any]], bool]:
 
 
 def is_author(viewer: User | None, meta: Mapping[str, Any] | Entry) -> bool:
-    """True for a signed-in viewer who is the entry's author (`User.as_author`; two blank names never match)."""
-    author = meta.author if isinstance(meta, Entry) else meta.get("author")
-    return viewer is not None and signed_in(viewer) and bool(author) and author == viewer.as_author
+    """True for a signed-in viewer who is the entry's author (`User.wrote`; two blank names never match)."""
+    author = meta.author if isinstance(meta, Entry) else str(meta.get("author") or "")
+    return viewer is not None and signed_in(viewer) and viewer.wrote(author)
 
 
 def organisation_key(name: str) -> str:
@@ -359,7 +359,7 @@ def note_organisation(viewer: User | None, given: str | None) -> str:
 
 
 def wrote_note(viewer: User | None, note: Any) -> bool:
-    return viewer is not None and signed_in(viewer) and bool(note.author) and note.author == viewer.as_author
+    return viewer is not None and signed_in(viewer) and viewer.wrote(note.author)
 
 
 def sees_note_fields(viewer: User | None, note: Any) -> bool:

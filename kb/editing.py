@@ -60,7 +60,7 @@ def open_edit(kb: KnowledgeBase, entry_id: str, user: User | None) -> EditTarget
     pending = kb.store.revision(entry_id)
     if pending is not None:
         revision, revision_version = pending
-        if user is not None and revision.revised_by != user.as_author:
+        if user is not None and not user.wrote(revision.revised_by):
             raise Conflict(
                 "someone else's edit of this entry is pending; once a reviewer has approved it, or its author "
                 "has withdrawn it, the entry can be edited again"
@@ -170,7 +170,7 @@ def withdraw(kb: KnowledgeBase, entry_id: str, user: User | None) -> None:
     if pending is None:
         raise KBError("there is no pending edit of this entry")
     revision, version = pending
-    own = user is None or (bool(revision.revised_by) and revision.revised_by == user.as_author)
+    own = user is None or user.wrote(revision.revised_by)
     if not (own or (user is not None and can_edit(user, stored) and user.has_role(CURATOR))):
         raise Forbidden("only the person who proposed this edit, or a curator, can withdraw it")
     kb.store.drop_revision(entry_id, expected_version=version)

@@ -53,11 +53,16 @@ class User:
             return self.name
         return f"{self.name} <{self.email or 'sub:' + self.subject}>"  # "sub:" spells no address
 
+    def wrote(self, author: str) -> bool:
+        """Whether `author` (an entry's, a note's, an edit's) names this person: their whole name,
+        `as_author`; a blank name names nobody. What grants an author's rights."""
+        return bool(author) and author == self.as_author
+
     def may_have_written(self, author: str) -> bool:
         """Whether this person may be the one `author` names: their own whole name (`as_author`), or their
         display name alone, as a copy without sign-in wrote its authors. Only for refusing (nobody approves
         what they may have written); what grants rights is the whole name."""
-        return bool(author) and (author == self.as_author or shown_name(author) == self.name)
+        return self.wrote(author) or (bool(author) and shown_name(author) == self.name)
 
     @property
     def account(self) -> str:

@@ -95,7 +95,7 @@ def own_work(kb: KnowledgeBase, user: User | None) -> list[OwnWork]:
             pending = kb.store.revision(entry_id)
         except KBError:
             continue
-        if pending is not None and pending[0].revised_by == user.as_author:
+        if pending is not None and user.wrote(pending[0].revised_by):
             revision = pending[0]
             updated = max(revision.updated, revision.created)
             work.append(

@@ -6,6 +6,7 @@ It also names the data sources entries use (`data_sources:` in the same file, it
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -121,7 +122,7 @@ class Vocabulary:
             for name in (source.id, *source.names):
                 self._sources.setdefault(source_key(name), source.id)
 
-    @property
+    @functools.cached_property
     def reading(self) -> str:
         """A digest of how this vocabulary reads an entry's themes (every name it knows and the theme that name
         resolves to): two vocabularies with the same digest normalise every entry alike. "" when the file
