@@ -10,11 +10,14 @@ defaults below). Every field is optional:
       default: [contributor]             # everyone who signs in (the default)
       organisations:
         Home Affairs Department: [contributor, reviewer]
-      users:                             # by e-mail address, only when the provider has not said it is unverified
+      users:                             # by e-mail address, only one the provider has verified
         ada@had.example.gov: [admin]
+    email_verified_default: false        # what a missing email_verified claim counts as (the default)
 
 A person's roles add up: the default ones, their organisation's and their own. An e-mail address counts
-unless the provider says `email_verified: false`; some providers (Microsoft Entra ID) never send it.
+only when the provider says `email_verified: true`: an address a provider has not checked is anyone's to
+type. Some providers (Microsoft Entra ID) never send the claim; a deployment whose provider holds only
+addresses it has checked (a single-tenant Entra ID) sets `email_verified_default: true`.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from kb.yamlfile import load_yaml
 
 DEFAULT_ACCESS_FILE = "access.yaml"
 SIGNED_IN_NAME = "Signed-in user"  # the rare provider that sends no name, e-mail or subject
-FIELDS = ("organisation_claim", "domains", "roles")
+FIELDS = ("organisation_claim", "domains", "roles", "email_verified_default")
 ROLE_FIELDS = ("default", "organisations", "users")
 
 Report = Callable[[str, str], None]  # (field, message)
@@ -56,6 +59,7 @@ class Access:
     default_roles: tuple[str, ...] = (CONTRIBUTOR,)
     organisation_roles: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     user_roles: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # e-mail address -> roles
+    email_verified_default: bool = False  # what a missing email_verified claim counts as
 
     def organisation_for_email(self, email: str) -> str:
         """The organisation of the most specific configured domain that the address is in, or ""."""
@@ -76,7 +80,7 @@ class Access:
 
 def user_from_claims(claims: Mapping[str, Any], access: Access) -> User:
     """The signed-in person these OpenID Connect claims (as in `st.user`) describe."""
-    verified = claims.get("email_verified") not in (False, "false", "False")
+    verified = _says_verified(claims.get("email_verified"), access.email_verified_default)
     email = _text(claims.get("email")).lower() if verified else ""
     names = (_text(claims.get("name")), _text(claims.get("preferred_username")), email, _text(claims.get("sub")))
     name = next((n for n in names if n), SIGNED_IN_NAME)
@@ -89,6 +93,16 @@ def user_from_claims(claims: Mapping[str, Any], access: Access) -> User:
         email=email,
         subject=_text(claims.get("sub")),
     )
+
+
+def _says_verified(claim: Any, default: bool) -> bool:
+    """The provider's word on the address: a boolean, or its spelling as a string; anything else is not
+    a yes. Only a missing claim takes the access file's default."""
+    if claim is None:
+        return default
+    if isinstance(claim, str):
+        return claim.strip().lower() == "true"
+    return claim is True
 
 
 def _text(value: Any) -> str:
@@ -147,7 +161,7 @@ def parse_access(data: Any, source: str = DEFAULT_ACCESS_FILE) -> Access:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise AccessFileError([Problem(source, "expected fields (organisation_claim, domains, roles), not a list")])
+        raise AccessFileError([Problem(source, f"expected fields ({', '.join(FIELDS)}), not a list")])
     for name in data:
         if name not in FIELDS:
             problem(str(name), f"unknown field; use {', '.join(FIELDS)}")
@@ -156,6 +170,11 @@ def parse_access(data: Any, source: str = DEFAULT_ACCESS_FILE) -> Access:
     if claim is not None and not (isinstance(claim, str) and claim.strip()):
         problem("organisation_claim", "expected the name of a claim, e.g. organisation")
         claim = ""
+
+    verified_default = data.get("email_verified_default", False)
+    if not isinstance(verified_default, bool):
+        problem("email_verified_default", "expected true or false")
+        verified_default = False
 
     domains: dict[str, str] = {}
     for domain, organisation in _mapping(data, "domains", problem).items():
@@ -190,6 +209,7 @@ def parse_access(data: Any, source: str = DEFAULT_ACCESS_FILE) -> Access:
         default_roles=default,
         organisation_roles=by_organisation,
         user_roles=by_user,
+        email_verified_default=verified_default,
     )
 
 

@@ -167,7 +167,7 @@ def test_of_signed_in_people_only_an_admin_sees_entry_file_problems_or_may_sync(
         ("cleo@had.example.gov", False),
         ("cy@had.example.gov", False),
     ):
-        at.user = {"is_logged_in": True, "sub": email, "name": email, "email": email}
+        at.user = {"is_logged_in": True, "sub": email, "name": email, "email": email, "email_verified": True}
         at.run()
         assert index_tools(at) == (looks_after, looks_after), email
     at.user = {"is_logged_in": False}

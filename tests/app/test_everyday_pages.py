@@ -195,7 +195,7 @@ def test_signed_in_people_see_no_operator_text(entries_dir, monkeypatch, tmp_pat
         ("cleo@had.example.gov", "Contributor and curator: you can search and read entries, share write-ups, edit"),
         ("cy@had.example.gov", "Contributor: you can search and read entries and share write-ups."),
     ):
-        at.user = {"is_logged_in": True, "sub": email, "name": email, "email": email}
+        at.user = {"is_logged_in": True, "sub": email, "name": email, "email": email, "email_verified": True}
         at.run()
         assert_clean(at)
         shown = sidebar_text(at)

@@ -38,13 +38,14 @@ ACCESS = parse_access(
         },
     }
 )
+VERIFIED = {"email_verified": True}  # the provider vouches for the address
 
 
 # --------------------------------------------------------------------------- claims to a user
 
 
 def test_a_verified_address_gives_the_organisation_of_its_domain_and_the_roles_add_up():
-    user = user_from_claims({"sub": "1", "name": "Ada Lovelace", "email": "ada@had.example.gov"}, ACCESS)
+    user = user_from_claims({"sub": "1", "name": "Ada Lovelace", "email": "ada@had.example.gov", **VERIFIED}, ACCESS)
     assert user == User(
         "Ada Lovelace", HAD, ("contributor", "reviewer", "admin"), local=False, email="ada@had.example.gov", subject="1"
     )
@@ -56,14 +57,14 @@ def test_a_verified_address_gives_the_organisation_of_its_domain_and_the_roles_a
 def test_subdomains_belong_to_the_organisation_and_case_does_not_matter():
     claims = {"sub": "2", "email": "Bo@Digital.HAD.example.gov", "email_verified": True}
     assert user_from_claims(claims, ACCESS).organisation == HAD
-    assert user_from_claims({"sub": "3", "email": "cy@dww.example.gov"}, ACCESS).organisation == (
+    assert user_from_claims({"sub": "3", "email": "cy@dww.example.gov", **VERIFIED}, ACCESS).organisation == (
         "Department for Work and Welfare"
     )
 
 
 def test_a_lookalike_domain_is_not_the_organisation():
     for email in ("eve@nothad.example.gov", "eve@had.example.gov.evil.test", "had.example.gov@evil.test"):
-        user = user_from_claims({"sub": "4", "email": email}, ACCESS)
+        user = user_from_claims({"sub": "4", "email": email, **VERIFIED}, ACCESS)
         assert user.organisation == "" and user.roles == ("contributor",), email
 
 
@@ -75,9 +76,33 @@ def test_an_unverified_address_gives_no_organisation_and_no_personal_roles():
         assert user.email == "" and user.account == ""  # nor is a digest ever sent to it
 
 
+def test_an_address_the_provider_does_not_vouch_for_counts_only_where_the_access_file_says_so():
+    # Microsoft Entra ID sends no email_verified claim, and in a multi-tenant app anyone may type any address.
+    claims = {"sub": "5b", "name": "Ada Lovelace", "email": "ada@had.example.gov"}
+    unvouched = user_from_claims(claims, ACCESS)
+    assert (unvouched.organisation, unvouched.roles, unvouched.email) == ("", ("contributor",), "")
+    assert unvouched.as_author == "Ada Lovelace <sub:5b>"
+    for odd in ("yes", "1", 1, "", [True], {"value": True}):  # only true, or its spelling, is a yes
+        assert user_from_claims({**claims, "email_verified": odd}, ACCESS).email == "", odd
+    assert user_from_claims({**claims, "email_verified": " TRUE "}, ACCESS).email == "ada@had.example.gov"
+
+    trusting = parse_access({"domains": {"had.example.gov": HAD}, "email_verified_default": True})
+    trusted = user_from_claims(claims, trusting)
+    assert (trusted.organisation, trusted.email) == (HAD, "ada@had.example.gov")
+    # the default fills in a missing claim only: the provider's own "no" still stands
+    assert user_from_claims({**claims, "email_verified": False}, trusting).email == ""
+
+
+def test_email_verified_default_must_be_true_or_false():
+    assert parse_access({}).email_verified_default is False
+    with pytest.raises(AccessFileError) as raised:
+        parse_access({"email_verified_default": "yes"}, "access.yaml")
+    assert [(p.field, p.message) for p in raised.value.problems] == [("email_verified_default", "expected true or false")]
+
+
 def test_the_organisation_claim_wins_over_the_domain():
     access = parse_access({"organisation_claim": "org", "domains": {"had.example.gov": HAD}})
-    claims = {"sub": "6", "email": "ada@had.example.gov", "org": " Cabinet  Digital Office "}
+    claims = {"sub": "6", "email": "ada@had.example.gov", "org": " Cabinet  Digital Office ", **VERIFIED}
     assert user_from_claims(claims, access).organisation == "Cabinet Digital Office"
     assert user_from_claims({**claims, "org": ["Cabinet Digital Office"]}, access).organisation == (
         "Cabinet Digital Office"
@@ -90,16 +115,16 @@ def test_the_organisation_claim_wins_over_the_domain():
 def test_the_name_comes_from_name_then_username_then_email_then_subject():
     access = Access()
     assert (
-        user_from_claims({"sub": "s", "email": "e@x.test", "preferred_username": "pu", "name": "N"}, access).name == "N"
+        user_from_claims({"sub": "s", "email": "e@x.test", "preferred_username": "pu", "name": "N", **VERIFIED}, access).name == "N"
     )
-    assert user_from_claims({"sub": "s", "email": "e@x.test", "preferred_username": "pu"}, access).name == "pu"
-    assert user_from_claims({"sub": "s", "email": "e@x.test", "name": "  "}, access).name == "e@x.test"
+    assert user_from_claims({"sub": "s", "email": "e@x.test", "preferred_username": "pu", **VERIFIED}, access).name == "pu"
+    assert user_from_claims({"sub": "s", "email": "e@x.test", "name": "  ", **VERIFIED}, access).name == "e@x.test"
     assert user_from_claims({"sub": "s"}, access).name == "s"
     assert user_from_claims({}, access).name == SIGNED_IN_NAME
 
 
 def test_a_signed_in_person_sees_internal_entries_and_only_their_organisations():
-    user = user_from_claims({"sub": "7", "email": "ada@had.example.gov"}, ACCESS)
+    user = user_from_claims({"sub": "7", "email": "ada@had.example.gov", **VERIFIED}, ACCESS)
     assert not user.local and user.name
     assert can_see(user, {"visibility": "internal", "status": "published"})
     assert can_see(user, {"visibility": "organisation", "organisation": HAD, "status": "published"})
@@ -108,7 +133,7 @@ def test_a_signed_in_person_sees_internal_entries_and_only_their_organisations()
 
 
 def test_defaults_make_every_signed_in_person_a_contributor_without_an_organisation():
-    user = user_from_claims({"sub": "8", "email": "ada@had.example.gov", "name": "Ada"}, Access())
+    user = user_from_claims({"sub": "8", "email": "ada@had.example.gov", "name": "Ada", **VERIFIED}, Access())
     assert user == User("Ada", "", ("contributor",), local=False, email="ada@had.example.gov", subject="8")
     readers = parse_access({"roles": {"default": []}})
     assert user_from_claims({"sub": "9"}, readers).roles == ()
@@ -233,7 +258,7 @@ def test_signed_in_people_see_who_they_are_and_a_sign_out_button(entries_dir, mo
     access = tmp_path / "access.yaml"
     access.write_text("domains:\n  had.example.gov: Home Affairs Department\n", encoding="utf-8")
     monkeypatch.setenv("KB_ACCESS_FILE", str(access))
-    at = run_app({"is_logged_in": True, "sub": "1", "name": "Ada Lovelace", "email": "ada@had.example.gov"})
+    at = run_app({"is_logged_in": True, "sub": "1", "name": "Ada Lovelace", "email": "ada@had.example.gov", **VERIFIED})
     assert not at.exception
     text = sidebar_text(at)
     assert "Ada Lovelace" in text and HAD in text and "Contributor: you can" in text
@@ -244,7 +269,7 @@ def test_a_broken_access_file_shows_public_entries_only_and_hides_the_details(en
     access = tmp_path / "access.yaml"
     access.write_text("roles:\n  users:\n    boss@had.example.gov: [emperor]\n", encoding="utf-8")
     monkeypatch.setenv("KB_ACCESS_FILE", str(access))
-    at = run_app({"is_logged_in": True, "sub": "1", "name": "Ada Lovelace", "email": "ada@had.example.gov"})
+    at = run_app({"is_logged_in": True, "sub": "1", "name": "Ada Lovelace", "email": "ada@had.example.gov", **VERIFIED})
     assert not at.exception
     errors = "\n".join(str(e.value) for e in at.sidebar.error)
     assert "sign-in settings have a problem" in errors and "boss@" not in errors
@@ -254,8 +279,8 @@ def test_a_broken_access_file_shows_public_entries_only_and_hides_the_details(en
 def test_two_people_who_share_a_display_name_are_never_each_other_s_author():
     """A display name is the person's own to choose at the provider: what they write is kept under their
     address (or, without one, the provider's id for them), and only that is compared."""
-    ada = user_from_claims({"sub": "10", "name": "Ada Lovelace", "email": "ada@had.example.gov"}, ACCESS)
-    copy = user_from_claims({"sub": "11", "name": "Ada Lovelace", "email": "mallory@had.example.gov"}, ACCESS)
+    ada = user_from_claims({"sub": "10", "name": "Ada Lovelace", "email": "ada@had.example.gov", **VERIFIED}, ACCESS)
+    copy = user_from_claims({"sub": "11", "name": "Ada Lovelace", "email": "mallory@had.example.gov", **VERIFIED}, ACCESS)
     unverified = user_from_claims(
         {"sub": "12", "name": "Ada Lovelace", "email": "ada@had.example.gov", "email_verified": False}, ACCESS
     )
