@@ -41,7 +41,7 @@ from typing import Any
 from kb.entries import STATUSES, Entry
 from kb.errors import Forbidden, KBError
 from kb.filters import predicate
-from kb.identity import ADMIN, CURATOR, User, shown_name
+from kb.identity import ADMIN, CURATOR, User, author_key, shown_name
 
 READABLE_STATUSES = ("published", "archived")
 UNPUBLISHED_STATUSES = ("draft", "in-review")
@@ -126,7 +126,7 @@ def visible_where(viewer: User | None) -> dict[str, Any] | None:
     if viewer.is_reviewer:
         status.append({"status": {"$in": list(UNPUBLISHED_STATUSES)}})
     elif signed_in(viewer):
-        status.append({"author": viewer.as_author})
+        status.append({"author_key": viewer.author_key})
     return {"$and": [_any(visibility), _any(status)]}
 
 
@@ -175,6 +175,7 @@ def entry_meta(entry: Entry) -> dict[str, Any]:
         "organisation": entry.organisation,
         "partners": entry.partners,
         "author": entry.author,
+        "author_key": author_key(entry.author),
     }
 
 

@@ -53,10 +53,16 @@ class User:
             return self.name
         return f"{self.name} <{self.email or 'sub:' + self.subject}>"  # "sub:" spells no address
 
+    @property
+    def author_key(self) -> str:
+        """What in `as_author` says who this is (`author_key` of it): the address or provider id, so that
+        a display name changed at the provider keeps what was written under the old one."""
+        return author_key(self.as_author)
+
     def wrote(self, author: str) -> bool:
-        """Whether `author` (an entry's, a note's, an edit's) names this person: their whole name,
-        `as_author`; a blank name names nobody. What grants an author's rights."""
-        return bool(author) and author == self.as_author
+        """Whether `author` (an entry's, a note's, an edit's) names this person: the same `author_key`
+        as theirs; a blank name names nobody. What grants an author's rights."""
+        return bool(author) and author_key(author) == self.author_key
 
     def may_have_written(self, author: str) -> bool:
         """Whether this person may be the one `author` names: their own whole name (`as_author`), or their
@@ -89,6 +95,16 @@ def shown_name(author: str) -> str:
     ("Priya Natarajan <priya@dwp.example>" is shown "Priya Natarajan")."""
     name, bracket, rest = author.rpartition(" <")
     return name if bracket and rest.endswith(">") else author
+
+
+def author_key(author: str) -> str:
+    """Who an author is, whatever they are called today: "<priya@dwp.example>" for a signed-in author,
+    "name:Ada Analyst" for one named alone (the local user, a token's holder), so that neither kind can
+    spell the other; "" for nobody."""
+    name, bracket, rest = author.rpartition(" <")
+    if bracket and name and rest.endswith(">"):
+        return f"<{rest}"
+    return f"name:{author}" if author else ""
 
 
 def parse_roles(text: str | None, default: tuple[str, ...] = DEFAULT_ROLES) -> tuple[str, ...]:

@@ -26,6 +26,7 @@ from kb.chroma_client import remove_embedded
 from kb.entries import Entry, content_hash
 from kb.entry_files import render_entry
 from kb.errors import EntryError, IndexDamaged, KBError, Problem
+from kb.identity import author_key
 from kb.mirror import Mirror
 from kb.notes import NOTE_SECTION, passage_text
 from kb.parts import Parts
@@ -39,7 +40,7 @@ SYNC_CHUNK = 256  # entries embedded and written together: bounded memory, few l
 VOCABULARY_READ = "vocabulary-read"
 # Part of every ledger hash: raising it (when the stored fields or passages change shape) makes the
 # next sync re-index every entry, so an upgraded index never mixes old and new metadata.
-INDEX_FORMAT = "6"
+INDEX_FORMAT = "7"
 
 
 @dataclass
@@ -101,7 +102,8 @@ def facet_metadata(entry: Entry) -> dict[str, Any]:
         "lighthouse": entry.is_lighthouse,
         "lighthouse_stage": entry.lighthouse.stage if entry.lighthouse else "",
         "anonymous": entry.anonymous,
-        "author": entry.author,  # drafts are visible to their author
+        "author": entry.author,
+        "author_key": author_key(entry.author),  # drafts are visible to their author, under any display name
         "written": max(entry.updated, entry.created),  # for "newest entries" without opening files
     }
 

@@ -111,7 +111,7 @@ class Gate:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         client = scope.get("client")
         user, status, refusal = await self._caller(headers.get("authorization"), client[0] if client else "unknown")
-        key = f"token:{user.as_author}" if signed_in(user) else f"client:{client[0] if client else 'unknown'}"
+        key = f"token:{user.author_key}" if signed_in(user) else f"client:{client[0] if client else 'unknown'}"
         wait = await anyio.to_thread.run_sync(self.limiter.take, key)  # may ask the database: off the event loop
         if wait:
             retry = str(max(1, math.ceil(wait)))

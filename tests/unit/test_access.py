@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from kb import Entry, Filters, KnowledgeBase, NotFound, Settings
 from kb.access import ANONYMOUS, can_edit, can_see, entry_meta, member_of, redact, visible_where
 from kb.cli import cli
-from kb.identity import User
+from kb.identity import User, author_key
 
 SECRET = "zanzibar-secret-pilot"
 SECRET_WORDS = "quetzal lagoon reconciliation of zanzibar ledgers"
@@ -86,7 +86,7 @@ def test_anonymous_entries_hide_team_contact_and_author_from_readers(secret_kb):
 
 
 def test_drafts_are_for_their_author_and_reviewers():
-    meta = {"visibility": "public", "status": "draft", "author": "Ada", "organisation": "X"}
+    meta = {"visibility": "public", "status": "draft", "author": "Ada", "author_key": author_key("Ada"), "organisation": "X"}
     assert not can_see(ANONYMOUS, meta) and not can_see(member_of("X"), meta)
     assert can_see(User(name="Ada", roles=()), meta) and can_see(User(name="Rev", roles=("reviewer",)), meta)
     assert can_see(None, meta)
@@ -114,6 +114,32 @@ def test_a_namesake_never_sees_or_edits_another_s_draft(settings, fake_embedder,
     assert str(hidden.value).replace("ada-draft", "X") == str(missing.value).replace("no-such-draft", "X")
     assert "ada-draft" not in {h.id for h in kb.search("okapi census", viewer=copy)}
     assert not can_edit(copy, kb.get("ada-draft"))
+
+
+def test_a_display_name_changed_at_the_provider_keeps_the_author_s_drafts_and_rights(
+    settings, fake_embedder, entries_dir
+):
+    """What a signed-in person wrote is theirs by their address: renamed at the provider (a marriage, a
+    typo mended) they still find, open and edit their drafts, as the index's clause and the rules agree."""
+    before = User("Ada Byron", "Home Affairs Department", ("contributor",), local=False, email="ada@had.example.gov")
+    after = User("Ada Lovelace", "Home Affairs Department", ("contributor",), local=False, email="ada@had.example.gov")
+    by_id = User("Ada Lovelace", "Home Affairs Department", ("contributor",), local=False, subject="ada")
+    (entries_dir / "ada-draft.md").write_text(
+        "---\nid: ada-draft\ntitle: Okapi census draft\nsummary: Okapi census figures reconciled by hand.\n"
+        "kind: project\noutcome: partial\norganisation: Ministry of Justice Services\nstatus: draft\n"
+        f"visibility: public\nauthor: {before.as_author}\nthemes: [data-quality]\n---\n## Lessons\n\nOkapi.\n"
+    )
+    kb = KnowledgeBase(settings, embedder=fake_embedder)
+    kb.sync()
+    assert after.wrote(before.as_author) and not by_id.wrote(before.as_author)
+    assert kb.get("ada-draft", viewer=after).title == "Okapi census draft"
+    assert "ada-draft" in {h.id for h in kb.search("okapi census", viewer=after)}
+    assert can_edit(after, kb.get("ada-draft", viewer=after))
+    # the provider's id for someone is not an address, and a bare name spells neither
+    assert "ada-draft" not in {h.id for h in kb.search("okapi census", viewer=by_id)}
+    assert author_key("Ada Byron <ada@had.example.gov>") == author_key("Ada <ada@had.example.gov>")
+    assert len({author_key("<ada@had.example.gov>"), author_key("X <ada@had.example.gov>"), author_key("")}) == 3
+    assert author_key("") == "" and not after.wrote("")
 
 
 def test_a_signed_in_author_s_address_is_theirs_and_reviewers_to_see_and_an_edit_keeps_it(kb):
