@@ -86,7 +86,13 @@ def test_anonymous_entries_hide_team_contact_and_author_from_readers(secret_kb):
 
 
 def test_drafts_are_for_their_author_and_reviewers():
-    meta = {"visibility": "public", "status": "draft", "author": "Ada", "author_key": author_key("Ada"), "organisation": "X"}
+    meta = {
+        "visibility": "public",
+        "status": "draft",
+        "author": "Ada",
+        "author_key": author_key("Ada"),
+        "organisation": "X",
+    }
     assert not can_see(ANONYMOUS, meta) and not can_see(member_of("X"), meta)
     assert can_see(User(name="Ada", roles=()), meta) and can_see(User(name="Rev", roles=("reviewer",)), meta)
     assert can_see(None, meta)

@@ -97,7 +97,9 @@ def test_email_verified_default_must_be_true_or_false():
     assert parse_access({}).email_verified_default is False
     with pytest.raises(AccessFileError) as raised:
         parse_access({"email_verified_default": "yes"}, "access.yaml")
-    assert [(p.field, p.message) for p in raised.value.problems] == [("email_verified_default", "expected true or false")]
+    assert [(p.field, p.message) for p in raised.value.problems] == [
+        ("email_verified_default", "expected true or false")
+    ]
 
 
 def test_the_organisation_claim_wins_over_the_domain():
@@ -115,9 +117,14 @@ def test_the_organisation_claim_wins_over_the_domain():
 def test_the_name_comes_from_name_then_username_then_email_then_subject():
     access = Access()
     assert (
-        user_from_claims({"sub": "s", "email": "e@x.test", "preferred_username": "pu", "name": "N", **VERIFIED}, access).name == "N"
+        user_from_claims(
+            {"sub": "s", "email": "e@x.test", "preferred_username": "pu", "name": "N", **VERIFIED}, access
+        ).name
+        == "N"
     )
-    assert user_from_claims({"sub": "s", "email": "e@x.test", "preferred_username": "pu", **VERIFIED}, access).name == "pu"
+    assert (
+        user_from_claims({"sub": "s", "email": "e@x.test", "preferred_username": "pu", **VERIFIED}, access).name == "pu"
+    )
     assert user_from_claims({"sub": "s", "email": "e@x.test", "name": "  ", **VERIFIED}, access).name == "e@x.test"
     assert user_from_claims({"sub": "s"}, access).name == "s"
     assert user_from_claims({}, access).name == SIGNED_IN_NAME
@@ -280,7 +287,9 @@ def test_two_people_who_share_a_display_name_are_never_each_other_s_author():
     """A display name is the person's own to choose at the provider: what they write is kept under their
     address (or, without one, the provider's id for them), and only that is compared."""
     ada = user_from_claims({"sub": "10", "name": "Ada Lovelace", "email": "ada@had.example.gov", **VERIFIED}, ACCESS)
-    copy = user_from_claims({"sub": "11", "name": "Ada Lovelace", "email": "mallory@had.example.gov", **VERIFIED}, ACCESS)
+    copy = user_from_claims(
+        {"sub": "11", "name": "Ada Lovelace", "email": "mallory@had.example.gov", **VERIFIED}, ACCESS
+    )
     unverified = user_from_claims(
         {"sub": "12", "name": "Ada Lovelace", "email": "ada@had.example.gov", "email_verified": False}, ACCESS
     )
