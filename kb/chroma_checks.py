@@ -68,6 +68,7 @@ class VectorSegment:
 
 
 OPEN, SYNC, DEEP = "open", "sync", "deep"  # how thoroughly: before each open, in each sync, after a failure
+UNCHANGED = "unchanged"  # not at all: the files are as a sync left them after checking them (kb.checked_files)
 
 
 def check_store(folder: Path, *, level: str = OPEN) -> None:
@@ -77,7 +78,10 @@ def check_store(folder: Path, *, level: str = OPEN) -> None:
     and each HNSW file. SYNC adds SQLite's quick check of every page; DEEP, run when Chroma has failed
     during a sync, SQLite's full integrity check (indexes against tables) and every text cell of every
     table. The caller handles a missing database itself (a missing index is not a damaged one).
+    UNCHANGED reads nothing: the caller has found the files as a sync left them after checking them.
     """
+    if level == UNCHANGED:
+        return
     with own_read():
         db = connect_read_only(folder / DATABASE)
         try:

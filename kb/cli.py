@@ -90,15 +90,19 @@ pass_ctx = click.pass_obj
 
 @cli.command()
 @click.option("--rebuild", is_flag=True, help="Drop the index and embed every entry again.")
+@click.option(
+    "--verify", is_flag=True, help="Read every file of the index, even those unchanged since a sync checked them."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @pass_ctx
 @handle_errors
-def sync(ctx: Context, rebuild: bool, as_json: bool) -> None:
+def sync(ctx: Context, rebuild: bool, verify: bool, as_json: bool) -> None:
     """Index new and changed entries; remove deleted ones from the index.
 
     \b
     Example:
       python -m kb sync            # only what changed
+      python -m kb sync --verify   # and read every index file again (after a disk scare)
       python -m kb sync --rebuild  # everything, from scratch
     """
     from tqdm import tqdm
@@ -111,7 +115,7 @@ def sync(ctx: Context, rebuild: bool, as_json: bool) -> None:
             bar = tqdm(total=total, unit="entry", desc="embedding", file=sys.stderr, disable=as_json or total < 20)
         bar.update(done - bar.n)
 
-    report = ctx.kb.sync(rebuild=rebuild, progress=progress)
+    report = ctx.kb.sync(rebuild=rebuild, verify=verify, progress=progress)
     if bar is not None:
         bar.close()
     if as_json:

@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from kb.chroma_checks import DATABASE, DEEP, SYNC, check_embedded, embedded_path, has_embedded
+from kb.checked_files import CheckedFiles
+from kb.chroma_checks import DATABASE, DEEP, SYNC, UNCHANGED, check_embedded, embedded_path, has_embedded
 from kb.chroma_client import remove_embedded
 from kb.entries import Entry, content_hash
 from kb.entry_files import render_entry
@@ -49,7 +50,8 @@ class SyncReport:
     updated: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     unchanged: int = 0
-    passages: int = 0
+    passages: int = 0  # written to the index
+    embedded: int = 0  # of them, embedded by the model (the others kept the vectors they had)
     problems: list[Problem] = field(default_factory=list)
     rebuilt: bool = False
     seconds: float = 0.0
@@ -61,7 +63,7 @@ class SyncReport:
     def summary(self) -> str:
         text = (
             f"{len(self.added)} added, {len(self.updated)} updated, {len(self.removed)} removed, "
-            f"{self.unchanged} unchanged ({self.passages} passages embedded) in {self.seconds:.1f}s"
+            f"{self.unchanged} unchanged ({self.passages} passages indexed, {self.embedded} embedded) in {self.seconds:.1f}s"
         )
         return ("index rebuilt: " if self.rebuilt else "") + text
 
@@ -117,13 +119,17 @@ class Indexer:
 
     # ----------------------------------------------------------------- sync
 
-    def sync(self, *, rebuild: bool = False, progress: Progress | None = None) -> SyncReport:
+    def sync(self, *, rebuild: bool = False, verify: bool = False, progress: Progress | None = None) -> SyncReport:
         """Bring the index in step with the entry files: only new and changed entries are embedded.
 
         A missing or damaged embedded index is detected, deleted and rebuilt from the files, and the
-        report says so.
+        report says so. Files unchanged since a sync checked them are not read again unless `verify`
+        (kb.checked_files).
         """
         with self.parts.writing():
+            if verify:
+                self._checked.forget()
+            made = self.parts.owns_store and not (embedded_path(self.parts.settings.index_dir) / DATABASE).is_file()
             repairs = self._repair_store()
             try:
                 report = self._sync_files(rebuild or bool(repairs), progress)
@@ -132,8 +138,26 @@ class Indexer:
                     raise KBError(f"the sync stopped ({exc.reason}); run it again", where=exc.where) from None
                 repairs.append(self._discard_store(exc.reason))
                 report = self._sync_files(True, progress)
+            if made:  # a store this sync made holds only what it wrote
+                self.mirror.wrote(True)
+            self._record_checked()
             report.problems = repairs + report.problems
             return report
+
+    @property
+    def _checked(self) -> CheckedFiles:
+        return CheckedFiles(self.parts.settings.index_dir)
+
+    def _record_checked(self) -> None:
+        """After a sync, while no one else writes: the store as it now is, checked by this sync (or by an
+        earlier one, its files unchanged since) and written only by it, needs no reading by the next."""
+        if not self.parts.owns_store:
+            return
+        generation = self.parts.index.generation() if self.mirror.verified else None
+        if generation and self.mirror.replica.mirrors(generation):
+            self._checked.record(generation)
+        else:
+            self._checked.forget()
 
     def sync_entries(
         self, entries: list[Entry], *, rebuild: bool = False, progress: Progress | None = None
@@ -203,14 +227,25 @@ class Indexer:
                 return [self._discard_store("the index was missing")]
             return []
         try:
+            # Looked at before anything opens the store in this sync: opening it changes its database file.
+            checked = self._checked.unchanged()
+            level = UNCHANGED if checked else SYNC
             if parts._index is None:  # opened with the sync's own, more thorough check
-                parts.writable_index(level=SYNC)
+                parts.writable_index(level=level)
             else:
-                check_embedded(index_dir, level=SYNC)
-            parts.index.check()
+                check_embedded(index_dir, level=level)
             generation = parts.index.generation()
             if self.mirror.replica.mirrors(generation):
-                self.mirror.verify_vectors(generation)
+                # Every stored vector is compared with the copy (or was, by the sync that left the files as
+                # they are): Chroma need not load its graphs as well (at 100,000 entries, seconds and a
+                # gigabyte that an unchanged sync never uses).
+                parts.index.check(load=False)
+                if checked == generation:
+                    self.mirror.trust(generation)
+                else:
+                    self.mirror.verify_vectors(generation)
+            else:
+                parts.index.check()
         except IndexDamaged as exc:
             return [self._discard_store(exc.reason)]
         return []
@@ -227,6 +262,7 @@ class Indexer:
         return False
 
     def _discard_store(self, reason: str) -> Problem:
+        self._checked.forget()
         remove_embedded(self.parts.settings.index_dir)
         self.parts.forget_index()
         self.mirror.forget_verification()
@@ -415,7 +451,8 @@ class Indexer:
                 )
                 for item, (entry, _) in zip(items, chunk, strict=True)
             ]
-            vectors = self._vectors([entry.id for entry, _ in chunk], split, reuse)
+            vectors, embedded = self._vectors([entry.id for entry, _ in chunk], split, reuse)
+            report.embedded += embedded
             records, offset = [], 0
             for (entry, digest), passages in zip(chunk, split, strict=True):
                 part = vectors[offset : offset + len(passages)]
@@ -430,14 +467,14 @@ class Indexer:
             if progress:
                 progress(done, total)
 
-    def _vectors(self, entry_ids: list[str], split: list[list[Passage]], reuse: bool) -> np.ndarray:
-        """Every passage's vector, in order. With `reuse` (the replica is at the store's mark, so its
+    def _vectors(self, entry_ids: list[str], split: list[list[Passage]], reuse: bool) -> tuple[np.ndarray, int]:
+        """Every passage's vector, in order, and how many texts the model embedded. With `reuse` (the replica is at the store's mark, so its
         copy holds the store's vectors, made by this model), a passage whose text the entry already had
         keeps its vector: a save that changed one section embeds that section, not the whole entry. A
         passage's text starts with its entry's title, so a new title embeds every passage again."""
         texts = [p.text for passages in split for p in passages]
         if not texts:
-            return self.parts.embedder.embed([])  # the model's own empty shape
+            return self.parts.embedder.embed([]), 0  # the model's own empty shape
         known: dict[str, np.ndarray] = {}
         if reuse:
             for entry_id in entry_ids:
@@ -447,7 +484,7 @@ class Indexer:
         missing = list(dict.fromkeys(t for t in texts if t not in known))
         if missing:
             known.update(zip(missing, self.parts.embedder.embed(missing), strict=True))
-        return np.vstack([known[t] for t in texts])
+        return np.vstack([known[t] for t in texts]), len(missing)
 
     def _notes_of(self, item: Pending, entry_id: str) -> tuple[str, ...]:
         """The passage texts of an entry's evidence notes (a bad note file is left out; `check` names it)."""

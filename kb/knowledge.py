@@ -268,9 +268,10 @@ class KnowledgeBase:
 
     # ----------------------------------------------------------------- the index
 
-    def sync(self, *, rebuild: bool = False, progress: Progress | None = None) -> SyncReport:
-        """Bring the index in step with the entry files (kb.indexer); repairs a missing or damaged index."""
-        return self.indexer.sync(rebuild=rebuild, progress=progress)
+    def sync(self, *, rebuild: bool = False, verify: bool = False, progress: Progress | None = None) -> SyncReport:
+        """Bring the index in step with the entry files (kb.indexer); repairs a missing or damaged index.
+        `verify` reads every file of the index, even those unchanged since the last sync checked them."""
+        return self.indexer.sync(rebuild=rebuild, verify=verify, progress=progress)
 
     def sync_entries(
         self, entries: list[Entry], *, rebuild: bool = False, progress: Progress | None = None

@@ -260,6 +260,11 @@ class Mirror:
                 raise IndexDamaged(f"the index's {collection} disagree with the keyword index's copy ({problem})")
         self._verified_generation = generation
 
+    def trust(self, generation: str) -> None:
+        """The store's files are as a sync left them after comparing them at this mark (kb.checked_files):
+        they hold the copy's vectors, as a comparison would find again."""
+        self._verified_generation = generation
+
     def wrote(self, verified_before: bool) -> None:
         """After this process wrote the index: its new mark is as trustworthy as the state it changed."""
         if verified_before:

@@ -448,15 +448,17 @@ class VectorIndex:
             )
         return results
 
-    def check(self) -> None:
-        """Open both collections and read a little of each: IndexDamaged if the store is broken.
+    def check(self, *, load: bool = True) -> None:
+        """Open both collections and read a little of each: IndexDamaged if the store is broken. Without
+        `load`, open them only (their records in Chroma's database), for a caller that reads the vectors
+        from the files itself: Chroma's first read of a collection loads its whole graph into memory.
 
         An index built by another model is not damaged; `built_with` reports that case.
         """
         try:
             with chroma_call():
                 opened = self._open()
-                if opened is not None:
+                if opened is not None and load:
                     for col in opened:
                         col.count()
                         col.get(limit=1, include=["metadatas"])

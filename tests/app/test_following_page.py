@@ -133,7 +133,13 @@ def test_a_signed_in_person_follows_under_their_own_address(entries_dir, tmp_pat
     access.write_text("domains:\n  had.example.gov: Home Affairs Department\n")
     monkeypatch.setenv("KB_ACCESS_FILE", str(access))
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.user = {"is_logged_in": True, "sub": "ada", "name": "Ada Analyst", "email": "ada@had.example.gov", "email_verified": True}
+    at.user = {
+        "is_logged_in": True,
+        "sub": "ada",
+        "name": "Ada Analyst",
+        "email": "ada@had.example.gov",
+        "email_verified": True,
+    }
     at.run()
     at.switch_page(page("entry")).run()
     at.query_params.update({"id": LIGHTHOUSE})

@@ -54,6 +54,7 @@ FILE_KINDS = [
     *(f"chroma/entries-hnsw/{name}" for name in HNSW_FILES if name != "index_metadata.pickle"),
     *(f"lexical/{name}" for name in KEYWORD_INDEX_FILES),
     "vocabulary-read",
+    "checked-files",
 ]
 NOT_INDEX_FILES = {".write.lock"}  # the writers' lock: empty, holds nothing of the index
 PROCESS_SECONDS = 120  # a hung process fails its case rather than the whole run

@@ -3,6 +3,7 @@ repairs whatever the checks find. (tests/integration/test_damage.py injects ever
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 import struct
@@ -299,3 +300,80 @@ def test_stored_vectors_are_what_chroma_answers_after_changes_still_in_its_log(c
     for record, vector in zip(expected["ids"], expected["embeddings"], strict=True):
         assert np.allclose(stored[record], vector, atol=1e-6), record
     assert [int(np.argmax(stored[r])) for r in changed] == [0, 1, 2]
+
+
+def read_whole(monkeypatch) -> list[str]:
+    """Which of the whole-store reads a sync makes: SQLite's checks, the HNSW files', the vectors'."""
+    from kb import chroma_checks
+
+    reads: list[str] = []
+    for name in ("_check_database", "check_hnsw", "stored_vectors"):
+        original = getattr(chroma_checks, name)
+        monkeypatch.setattr(
+            chroma_checks,
+            name,
+            lambda *a, _name=name, _original=original, **k: reads.append(_name) or _original(*a, **k),
+        )
+    return reads
+
+
+def test_a_sync_reads_again_only_what_changed_since_a_sync_checked_it(copy, built, monkeypatch):
+    """Reading 4 GB at 100,000 entries on every sync is what kb.checked_files spares: an unchanged store
+    is not read again, and any write to one of its files, even one that puts its modification time back,
+    has it read whole (and repaired) by the next sync."""
+    expected = answers(open_kb(built))
+    reads = read_whole(monkeypatch)
+    assert not open_kb(copy).sync().changed  # a copy: new files to the record, all of them read
+    assert {"_check_database", "check_hnsw", "stored_vectors"} <= set(reads)
+    reads.clear()
+    assert not open_kb(copy).sync().changed
+    assert reads == []
+    assert answers(open_kb(copy)) == expected
+
+    folder = graph_folder(copy)
+    raw = (folder / "header.bin").read_bytes()
+    _, _, _, count, size, label_at, data_at = struct.unpack_from("<iQQQQQQ", raw)
+    data = folder / "data_level0.bin"
+    before = data.stat()
+    block = bytearray(data.read_bytes())
+    for element in range(0, count, 5):  # well formed, but not the vectors the copy holds
+        start = element * size + data_at
+        vector = np.frombuffer(bytes(block[start : label_at + element * size]), dtype="<f4")
+        block[start : label_at + element * size] = (-vector).astype("<f4").tobytes()
+    data.write_bytes(bytes(block))
+    os.utime(data, ns=(before.st_atime_ns, before.st_mtime_ns))  # as if untouched, to the modification time
+    report = open_kb(copy).sync()
+    assert report.rebuilt and any("disagree" in p.message for p in report.problems)
+    assert answers(open_kb(copy)) == expected
+
+
+@pytest.mark.parametrize("record", ["garbled", "deleted", "verify"])
+def test_without_a_record_that_reads_back_a_sync_reads_everything(copy, monkeypatch, record):
+    open_kb(copy).sync()
+    path = copy.index_dir / "checked-files"
+    assert path.is_file()
+    if record == "garbled":
+        path.write_text('{"generation": "1", "files": {"chroma/chroma.sqlite3": [1, 2, 3, 4]}}')
+    elif record == "deleted":
+        path.unlink()
+    reads = read_whole(monkeypatch)
+    if record == "verify":
+        result = CliRunner().invoke(
+            cli,
+            [
+                "--entries",
+                str(copy.entries_dir),
+                "--index",
+                str(copy.index_dir),
+                "--model",
+                "hashing-bow",
+                "sync",
+                "--verify",
+            ],
+            env={"KB_COLLECTION": copy.collection},
+        )
+        assert result.exit_code == 0, result.output
+    else:
+        assert not open_kb(copy).sync().changed
+    assert {"_check_database", "check_hnsw", "stored_vectors"} <= set(reads)
+    assert path.is_file(), "and it is recorded again"

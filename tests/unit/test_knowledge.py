@@ -37,13 +37,46 @@ def test_sync_embeds_only_what_changed_and_removes_deleted(kb, entries_dir):
     assert report.removed == ["open-data-portal-relaunch-low-usage"] and report.added == []
     # The changed entry's passages were all written; only the one whose text changed was embedded.
     assert report.passages == len(kb.mirror.replica.entry_passages("flood-response-data-cell")[0]) > 1
-    assert sum(calls) == 1
+    assert sum(calls) == 1 and report.embedded == 1
+    assert f"({report.passages} passages indexed, 1 embedded)" in report.summary()
 
     # A deleted entry is gone from both retrievers: no stale hits.
     for mode in ("bm25", "dense", "hybrid"):
         hits = kb.search("open data portal relaunch low usage", limit=50, mode=mode)
         assert "open-data-portal-relaunch-low-usage" not in {h.id for h in hits}
     assert kb.search("sandbags barcodes", mode="bm25")[0].id == "flood-response-data-cell"
+
+
+def test_a_new_index_format_indexes_every_entry_again_without_embedding(kb, monkeypatch):
+    """An upgrade that stores a new field indexes every entry again at the next sync; their texts did not
+    change, so neither do their vectors, and at 100,000 entries it costs no hours of embedding."""
+    from kb import indexer
+
+    monkeypatch.setattr(indexer, "INDEX_FORMAT", "next")
+    calls = count_embeds(kb)
+    report = kb.sync()
+    assert len(report.updated) >= 40 and not report.added and not report.rebuilt
+    assert report.passages > len(report.updated) and report.embedded == 0 and calls == []
+    assert not kb.sync().changed
+
+
+def test_an_unchanged_sync_reads_no_collection_through_chroma(kb, settings, fake_embedder, monkeypatch):
+    """Its checks read the store's files and compare every vector with the copy; a read through Chroma
+    would make it load each collection's whole graph (at 100,000 entries, seconds and a gigabyte)."""
+    from chromadb.api.models.Collection import Collection
+
+    reads: list[str] = []
+    for method in ("get", "count", "query", "peek"):
+        original = getattr(Collection, method)
+        monkeypatch.setattr(
+            Collection,
+            method,
+            lambda self, *a, _name=method, _original=original, **k: reads.append(_name) or _original(self, *a, **k),
+        )
+    fresh = KnowledgeBase(settings, embedder=fake_embedder)  # a new process's view: nothing verified yet
+    assert not fresh.sync().changed
+    assert reads == []
+    assert fresh.search("data sharing agreement", mode="dense"), "and the index still answers"
 
 
 def test_invalid_file_is_reported_and_the_rest_indexed(settings, fake_embedder, entries_dir):
