@@ -125,7 +125,7 @@ def visible_where(viewer: User | None) -> dict[str, Any] | None:
     status: list[dict[str, Any]] = [{"status": {"$in": list(READABLE_STATUSES)}}]
     if viewer.is_reviewer:
         status.append({"status": {"$in": list(UNPUBLISHED_STATUSES)}})
-    elif signed_in(viewer):
+    elif signed_in(viewer) and viewer.author_key:
         status.append({"author_key": viewer.author_key})
     return {"$and": [_any(visibility), _any(status)]}
 

@@ -43,21 +43,30 @@ class User:
     @property
     def as_author(self) -> str:
         """This person as the author of what they write (an entry, an evidence note, an edit waiting for
-        review), and the one thing the access rules compare to tell it is theirs. A signed-in person is
-        named with what no one else can claim, "Priya Natarajan <priya@dwp.example>" (or, where the provider
-        vouches for no address, its id for them, "<sub:...>"): a display name is
-        theirs to choose at the provider, and two people who share one (or one who copies another's) are
-        never each other's author. The local user and an API token's holder, each named by the operator,
-        are named alone."""
+        review). A signed-in person is named with what no one else can claim, "Priya Natarajan
+        <priya@dwp.example>" (or, where the provider vouches for no address, its id for them, "<sub:...>"),
+        and the access rules compare only that part (`author_key`): a display name is theirs to choose at
+        the provider, and two people who share one (or one who copies another's) are never each other's
+        author. The local user and an API token's holder, each named by the operator, are named alone."""
         if self.local or not (self.email or self.subject):
             return self.name
-        return f"{self.name} <{self.email or 'sub:' + self.subject}>"  # "sub:" spells no address
+        return f"{self.name} <{self.identity}>"
+
+    @property
+    def identity(self) -> str:
+        """The part of `as_author` that says who a signed-in person is: their address, or "sub:" and the
+        provider's id ("sub:" spells no address). Empty for the local user and a token's holder."""
+        if self.local:
+            return ""
+        return self.email or (f"sub:{self.subject}" if self.subject else "")
 
     @property
     def author_key(self) -> str:
-        """What in `as_author` says who this is (`author_key` of it): the address or provider id, so that
+        """Who this person is as an author, from their own fields: `author_key` of what they write, so that
         a display name changed at the provider keeps what was written under the old one."""
-        return author_key(self.as_author)
+        if self.identity:
+            return f"<{self.identity}>"
+        return f"name:{self.name}" if self.name else ""
 
     def wrote(self, author: str) -> bool:
         """Whether `author` (an entry's, a note's, an edit's) names this person: the same `author_key`
@@ -67,7 +76,7 @@ class User:
     def may_have_written(self, author: str) -> bool:
         """Whether this person may be the one `author` names: their own whole name (`as_author`), or their
         display name alone, as a copy without sign-in wrote its authors. Only for refusing (nobody approves
-        what they may have written); what grants rights is the whole name."""
+        what they may have written); what grants rights is `wrote`."""
         return self.wrote(author) or (bool(author) and shown_name(author) == self.name)
 
     @property

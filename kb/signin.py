@@ -81,8 +81,9 @@ class Access:
 def user_from_claims(claims: Mapping[str, Any], access: Access) -> User:
     """The signed-in person these OpenID Connect claims (as in `st.user`) describe."""
     verified = _says_verified(claims.get("email_verified"), access.email_verified_default)
-    email = _text(claims.get("email")).lower() if verified else ""
-    names = (_text(claims.get("name")), _text(claims.get("preferred_username")), email, _text(claims.get("sub")))
+    email = _identifier(claims.get("email")).lower() if verified else ""
+    subject = _identifier(claims.get("sub"))
+    names = (_text(claims.get("name")), _text(claims.get("preferred_username")), email, subject)
     name = next((n for n in names if n), SIGNED_IN_NAME)
     organisation = _claimed_organisation(claims, access.organisation_claim) or access.organisation_for_email(email)
     return User(
@@ -91,7 +92,7 @@ def user_from_claims(claims: Mapping[str, Any], access: Access) -> User:
         roles=access.roles_for(organisation, email),
         local=False,
         email=email,
-        subject=_text(claims.get("sub")),
+        subject=subject,
     )
 
 
@@ -103,6 +104,13 @@ def _says_verified(claim: Any, default: bool) -> bool:
     if isinstance(claim, str):
         return claim.strip().lower() == "true"
     return claim is True
+
+
+def _identifier(value: Any) -> str:
+    """An address or an id as the provider sent it; none at all if it holds a space or an angle bracket,
+    which no real one does and which could make "Name <id>" spell someone else's (`User.as_author`)."""
+    text = value.strip() if isinstance(value, str) else ""
+    return "" if any(c.isspace() or c in "<>" for c in text) else text
 
 
 def _text(value: Any) -> str:

@@ -146,6 +146,10 @@ def test_a_display_name_changed_at_the_provider_keeps_the_author_s_drafts_and_ri
     assert author_key("Ada Byron <ada@had.example.gov>") == author_key("Ada <ada@had.example.gov>")
     assert len({author_key("<ada@had.example.gov>"), author_key("X <ada@had.example.gov>"), author_key("")}) == 3
     assert author_key("") == "" and not after.wrote("")
+    # a signed-in person the provider gives no id at all is nobody's author, and sees no author-less draft
+    nameless = User("", "Home Affairs Department", ("contributor",), local=False)
+    assert nameless.author_key == "" and not nameless.wrote("")
+    assert "author_key" not in str(visible_where(nameless))
 
 
 def test_a_signed_in_author_s_address_is_theirs_and_reviewers_to_see_and_an_edit_keeps_it(kb):

@@ -93,6 +93,22 @@ def test_an_address_the_provider_does_not_vouch_for_counts_only_where_the_access
     assert user_from_claims({**claims, "email_verified": False}, trusting).email == ""
 
 
+def test_no_address_or_id_can_make_a_name_that_spells_someone_else_s():
+    """`Name <id>` is compared by the part in brackets: an id or address holding a bracket or a space is
+    no id, so a provider id like "x <ada@had.example.gov" never becomes Ada's key."""
+    ada = user_from_claims({"sub": "1", "name": "Ada", "email": "ada@had.example.gov", **VERIFIED}, ACCESS)
+    for claims in (
+        {"sub": "x <ada@had.example.gov", "name": "Eve"},
+        {"sub": "9", "name": "Eve", "email": "eve <ada@had.example.gov", **VERIFIED},
+        {"sub": "9", "name": "Eve", "email": "ada@had.example.gov>", **VERIFIED},
+    ):
+        eve = user_from_claims(claims, ACCESS)
+        assert eve.author_key != ada.author_key and not eve.wrote(ada.as_author), claims
+        assert not ada.wrote(eve.as_author), claims
+    assert user_from_claims({"sub": "x <y", "name": "Eve"}, ACCESS).subject == ""
+    assert user_from_claims({"sub": " 1234 ", "name": "Eve"}, ACCESS).subject == "1234"
+
+
 def test_email_verified_default_must_be_true_or_false():
     assert parse_access({}).email_verified_default is False
     with pytest.raises(AccessFileError) as raised:
