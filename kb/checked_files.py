@@ -3,75 +3,116 @@ sync, finding nobody has changed them since, does not read them all again.
 
 Before Chroma opens its store a sync reads every byte of it (kb.chroma_checks, with SQLite's check of every
 page), and it compares every stored vector with the replica's copy (`Mirror.verify_vectors`): at 100,000
-entries, seconds of reading 4 GB on every sync. A sync that ends with the store checked (or written by it
-after a check) records each file under `chroma/` and `lexical/`: its size, modification and change times
-and inode. The next sync, before anything opens the store, compares: the same files, each as recorded,
-and it skips those reads. A write to a file moves its change time, and only the kernel sets that (putting
-the modification time back with `touch -d` or `os.utime` moves it too), so a file edited, truncated,
-replaced or copied in is checked again; damage below the file system (a failing disk) is what `python -m kb
-sync --verify` is for: it reads everything, whatever the record says. A record that cannot be read is no
-record: everything is checked.
+entries, seconds of reading 4 GB on every sync. A sync that ends with the store checked (or made, or
+written by it after a check) records each file under `chroma/` and `lexical/`: its size, modification and
+change times and inode, with the collection, the index's mark and the machine's boot. The next sync,
+before anything opens the store, compares: the same files, each as recorded, the same mark in the store's
+database, no restart in between, and it skips those reads.
+
+A write to a file moves its change time, and only the kernel sets that (putting the modification time
+back with `touch -d` or `os.utime` moves it too), so a file edited, truncated, replaced or copied in is
+read again. A restart voids the record (a crash may keep a file's times and lose its data), as does any
+damage a process finds (it deletes the record, so the sync it asks for reads everything), any write to
+the index (a save deletes it first) and a symbolic link among the files (its target's changes would not
+show). Opening the store in another process (the app starting, `python -m kb search`) changes Chroma's
+database file, so the next sync reads everything once. Damage below the file system (a failing disk) is
+what `python -m kb sync --verify` is for: it reads everything, whatever the record says. A record that
+cannot be read is no record.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 
 RECORD = "checked-files"
 WATCHED = ("chroma", "lexical")  # the embedded store and the replica, each folder whole
+_BOOT_ID = Path("/proc/sys/kernel/random/boot_id")  # Linux's id of this boot; elsewhere no record is trusted
 
 
 class CheckedFiles:
     """The record in one index folder; see the module docstring."""
 
-    def __init__(self, index_dir: Path | str):
+    def __init__(self, index_dir: Path | str, collection: str):
         self.root = Path(index_dir)
+        self.collection = collection
         self.path = self.root / RECORD
 
-    def unchanged(self) -> str | None:
-        """The index's mark as recorded, when every watched file is as the record has it; else None."""
+    def generation_if_unchanged(self) -> str | None:
+        """The index's mark as recorded, when every watched file is as the record has it (and the record is
+        this collection's, from this boot); else None."""
         try:
             recorded = json.loads(self.path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
         if not isinstance(recorded, dict) or not isinstance(recorded.get("generation"), str):
             return None
-        try:
-            return recorded["generation"] if recorded.get("files") == self._files() else None
-        except OSError:  # a file went while being listed: changed
+        boot = _boot_id()
+        if not boot or recorded.get("boot") != boot or recorded.get("collection") != self.collection:
             return None
+        files = self._files()
+        return recorded["generation"] if files is not None and recorded.get("files") == files else None
 
     def record(self, generation: str) -> None:
         """The watched files, as they are now, hold the index at this mark, checked. Logged, not raised, when
         the record cannot be written: the next sync then checks everything, which is all it costs."""
+        files, boot = self._files(), _boot_id()
+        if files is None or not boot:
+            self.forget()
+            return
+        record = {"collection": self.collection, "generation": generation, "boot": boot, "files": files}
         temporary = self.path.with_name(f".{RECORD}.tmp")
         try:
-            temporary.write_text(json.dumps({"generation": generation, "files": self._files()}), encoding="utf-8")
+            with temporary.open("w", encoding="utf-8") as file:
+                json.dump(record, file)
+                file.flush()
+                os.fsync(file.fileno())
             temporary.replace(self.path)
         except OSError:
             log.warning("cannot record the checked index files in %s", self.path, exc_info=True)
             self.forget()
 
     def forget(self) -> None:
-        try:
-            self.path.unlink(missing_ok=True)
-        except OSError:
-            log.warning("cannot remove %s; the next sync checks every file anyway", self.path, exc_info=True)
+        forget_checked(self.root)
 
-    def _files(self) -> dict[str, list[int]]:
+    def _files(self) -> dict[str, list[int]] | None:
+        """Each watched file's size, times and inode; None when a symbolic link is among them, or a file
+        goes while they are listed."""
         found: dict[str, list[int]] = {}
-        for top in WATCHED:
-            for path in sorted((self.root / top).rglob("*")):
-                if path.is_symlink() or path.is_file():
+        try:
+            for top in WATCHED:
+                for path in sorted((self.root / top).rglob("*")):
+                    if path.is_symlink():
+                        return None
                     status = path.lstat()
-                    found[path.relative_to(self.root).as_posix()] = [
-                        status.st_size,
-                        status.st_mtime_ns,
-                        status.st_ctime_ns,
-                        status.st_ino,
-                    ]
+                    if path.is_file():
+                        found[path.relative_to(self.root).as_posix()] = [
+                            status.st_size,
+                            status.st_mtime_ns,
+                            status.st_ctime_ns,
+                            status.st_ino,
+                        ]
+        except OSError:
+            return None
         return found
+
+
+def forget_checked(index_dir: Path | str) -> None:
+    """Drop the record: the next sync reads every file of the index again. Called wherever damage is found,
+    and before any write to the index."""
+    path = Path(index_dir) / RECORD
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        log.warning("cannot remove %s; a sync may skip reading files it checked before", path, exc_info=True)
+
+
+def _boot_id() -> str:
+    try:
+        return _BOOT_ID.read_text(encoding="ascii").strip()
+    except OSError:
+        return ""

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from kb.arrays import distinct
+from kb.checked_files import forget_checked
 from kb.chroma_sharing import own_read
 from kb.errors import IndexDamaged
 
@@ -68,7 +69,7 @@ class VectorSegment:
 
 
 OPEN, SYNC, DEEP = "open", "sync", "deep"  # how thoroughly: before each open, in each sync, after a failure
-UNCHANGED = "unchanged"  # not at all: the files are as a sync left them after checking them (kb.checked_files)
+TRUSTED = "trusted"  # not at all: the files are as a sync left them after checking them (kb.checked_files)
 
 
 def check_store(folder: Path, *, level: str = OPEN) -> None:
@@ -78,9 +79,9 @@ def check_store(folder: Path, *, level: str = OPEN) -> None:
     and each HNSW file. SYNC adds SQLite's quick check of every page; DEEP, run when Chroma has failed
     during a sync, SQLite's full integrity check (indexes against tables) and every text cell of every
     table. The caller handles a missing database itself (a missing index is not a damaged one).
-    UNCHANGED reads nothing: the caller has found the files as a sync left them after checking them.
+    TRUSTED reads nothing: the caller has found the files as a sync left them after checking them.
     """
-    if level == UNCHANGED:
+    if level == TRUSTED:
         return
     with own_read():
         db = connect_read_only(folder / DATABASE)
@@ -442,6 +443,7 @@ def check_embedded(index_dir: Path | str, *, level: str = OPEN) -> None:
         try:
             check_store(path, level=level)
         except StoreDamaged as exc:
+            forget_checked(index_dir)
             raise IndexDamaged(f"the index is damaged ({exc})", where=path) from None
 
 
@@ -450,4 +452,5 @@ def embedded_vectors(index_dir: Path | str, collection: str) -> Iterator[tuple[s
     try:
         yield from stored_vectors(embedded_path(index_dir), collection)
     except (StoreDamaged, OSError, ValueError) as exc:
+        forget_checked(index_dir)
         raise IndexDamaged(f"the index's vectors cannot be read back ({exc})") from None

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
+from kb.checked_files import forget_checked
 from kb.chroma_checks import DATABASE, OPEN, StoreDamaged, check_store, embedded_path
 from kb.chroma_metadata import before_chroma_loads
 from kb.chroma_sharing import TurnMisuse, chroma_call
@@ -78,6 +79,7 @@ def make_client(index_dir: Path | str, chroma_url: str | None = None, *, create:
         try:
             check_store(path, level=level)
         except StoreDamaged as exc:
+            forget_checked(index_dir)  # the sync this asks for reads every file again
             raise IndexDamaged(f"the index is damaged ({exc})", where=path) from None
     try:
         with chroma_call():
@@ -87,6 +89,7 @@ def make_client(index_dir: Path | str, chroma_url: str | None = None, *, create:
         if not is_chroma_failure(exc):
             raise
         clear_client_cache()
+        forget_checked(index_dir)
         raise IndexDamaged(f"the index cannot be opened ({describe_failure(exc)})", where=path) from None
     return client
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from kb.checked_files import CheckedFiles
-from kb.chroma_checks import DATABASE, DEEP, SYNC, UNCHANGED, check_embedded, embedded_path, has_embedded
+from kb.chroma_checks import DATABASE, DEEP, SYNC, TRUSTED, check_embedded, embedded_path, has_embedded
 from kb.chroma_client import remove_embedded
 from kb.entries import Entry, content_hash
 from kb.entry_files import render_entry
@@ -128,9 +128,13 @@ class Indexer:
         """
         with self.parts.writing():
             if verify:
-                self._checked.forget()
-            made = self.parts.owns_store and not (embedded_path(self.parts.settings.index_dir) / DATABASE).is_file()
+                self._checked_files.forget()
+                self.mirror.forget_verification()  # compared again even where this process compared this mark
+            store_is_new = (
+                self.parts.owns_store and not (embedded_path(self.parts.settings.index_dir) / DATABASE).is_file()
+            )
             repairs = self._repair_store()
+            self._checked_files.forget()  # until this sync has written: a crash half way leaves no record
             try:
                 report = self._sync_files(rebuild or bool(repairs), progress)
             except IndexDamaged as exc:  # Chroma failed mid-sync: damage, or a full disk, a lock, a bug?
@@ -138,15 +142,15 @@ class Indexer:
                     raise KBError(f"the sync stopped ({exc.reason}); run it again", where=exc.where) from None
                 repairs.append(self._discard_store(exc.reason))
                 report = self._sync_files(True, progress)
-            if made:  # a store this sync made holds only what it wrote
+            if store_is_new:  # a store this sync made holds only what it wrote
                 self.mirror.wrote(True)
             self._record_checked()
             report.problems = repairs + report.problems
             return report
 
     @property
-    def _checked(self) -> CheckedFiles:
-        return CheckedFiles(self.parts.settings.index_dir)
+    def _checked_files(self) -> CheckedFiles:
+        return CheckedFiles(self.parts.settings.index_dir, self.parts.settings.collection)
 
     def _record_checked(self) -> None:
         """After a sync, while no one else writes: the store as it now is, checked by this sync (or by an
@@ -155,9 +159,7 @@ class Indexer:
             return
         generation = self.parts.index.generation() if self.mirror.verified else None
         if generation and self.mirror.replica.mirrors(generation):
-            self._checked.record(generation)
-        else:
-            self._checked.forget()
+            self._checked_files.record(generation)
 
     def sync_entries(
         self, entries: list[Entry], *, rebuild: bool = False, progress: Progress | None = None
@@ -167,6 +169,7 @@ class Indexer:
         Uses exactly the passage, embedding and indexing code of `sync`; entries not given are removed.
         """
         with self.parts.writing():
+            self._checked_files.forget()
             started = time.perf_counter()
             report, ledger, generation = self._start_sync(rebuild)
             todo = []
@@ -194,6 +197,7 @@ class Indexer:
             self._note_reading(vocabulary)
 
     def _index_now(self, entry_ids: list[str]) -> None:
+        self._checked_files.forget()  # the files change now: the next sync reads them whole
         index = self.parts.writable_index()
         todo = []
         for entry_id in entry_ids:
@@ -227,25 +231,31 @@ class Indexer:
                 return [self._discard_store("the index was missing")]
             return []
         try:
-            # Looked at before anything opens the store in this sync: opening it changes its database file.
-            checked = self._checked.unchanged()
-            level = UNCHANGED if checked else SYNC
+            # Looked at before anything opens the store in this sync (opening it changes its database file),
+            # and only trusted while the store's own mark, read from its file, is the recorded one.
+            recorded = self._checked_files.generation_if_unchanged()
+            stored = parts.stored_generation()
+            if recorded is not None and stored is not None and stored != recorded:
+                recorded = None
             if parts._index is None:  # opened with the sync's own, more thorough check
-                parts.writable_index(level=level)
-            else:
-                check_embedded(index_dir, level=level)
+                parts.writable_index(level=TRUSTED if recorded is not None else SYNC)
+            elif recorded is None:
+                check_embedded(index_dir, level=SYNC)
             generation = parts.index.generation()
+            if recorded is not None and generation != recorded:  # Chroma says otherwise: read them all
+                check_embedded(index_dir, level=SYNC)
+                recorded = None
+            compared = False
             if self.mirror.replica.mirrors(generation):
-                # Every stored vector is compared with the copy (or was, by the sync that left the files as
-                # they are): Chroma need not load its graphs as well (at 100,000 entries, seconds and a
-                # gigabyte that an unchanged sync never uses).
-                parts.index.check(load=False)
-                if checked == generation:
+                if recorded is not None:
                     self.mirror.trust(generation)
+                    compared = True
                 else:
-                    self.mirror.verify_vectors(generation)
-            else:
-                parts.index.check()
+                    compared = self.mirror.verify_vectors(generation)
+            # Where every stored vector was compared with the copy (now, or by the sync that left the files
+            # as they are), Chroma need not load its graphs as well: at 100,000 entries, seconds and a
+            # gigabyte that an unchanged sync never uses.
+            parts.index.check(load=not compared)
         except IndexDamaged as exc:
             return [self._discard_store(exc.reason)]
         return []
@@ -262,7 +272,7 @@ class Indexer:
         return False
 
     def _discard_store(self, reason: str) -> Problem:
-        self._checked.forget()
+        self._checked_files.forget()
         remove_embedded(self.parts.settings.index_dir)
         self.parts.forget_index()
         self.mirror.forget_verification()

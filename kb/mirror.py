@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from kb.checked_files import forget_checked
 from kb.chroma_checks import embedded_vectors
 from kb.errors import IndexDamaged, Problem
 from kb.parts import Parts
@@ -240,25 +241,31 @@ class Mirror:
                 if nobody_writes and self.replica.mirrors(generation) and self.parts.generation() == generation:
                     self.verify_vectors(generation)
 
-    def verify_vectors(self, generation: str | None) -> None:
+    def verify_vectors(self, generation: str | None) -> bool:
         """IndexDamaged unless the embedded store holds exactly the mirror's copy of the vectors (same
         passages, same directions) and the entry vectors made from them. Once per process and generation:
         a flipped byte in a stored vector would otherwise give wrong answers quietly. Call while holding
-        the writer's lock (`Parts.writing`): a write under way is not damage."""
-        if not self.parts.owns_store or generation is None or generation == self._verified_generation:
-            return
+        the writer's lock (`Parts.writing`): a write under way is not damage. True when the vectors were
+        compared (now or before, at this mark); False where there was nothing to compare with."""
+        if not self.parts.owns_store or generation is None:
+            return False
+        if generation == self._verified_generation:
+            return True
         expected = self.replica.vector_check()
         if expected is None:  # no copy of the vectors to compare with
-            return
+            return False
+        index_dir = self.parts.settings.index_dir
         for collection, check in zip(self.parts.collection_names, expected, strict=True):
             try:
-                problem = check(embedded_vectors(self.parts.settings.index_dir, collection))
+                problem = check(embedded_vectors(index_dir, collection))
             except (OSError, ValueError):  # the copy itself turned out damaged: it is rebuilt, not trusted
                 log.warning("the keyword index's copy of the vectors cannot be read back", exc_info=True)
-                return
+                return False
             if problem:
+                forget_checked(index_dir)  # the sync this asks for reads every file again
                 raise IndexDamaged(f"the index's {collection} disagree with the keyword index's copy ({problem})")
         self._verified_generation = generation
+        return True
 
     def trust(self, generation: str) -> None:
         """The store's files are as a sync left them after comparing them at this mark (kb.checked_files):

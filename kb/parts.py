@@ -57,7 +57,10 @@ class Parts:
         )
         # The embedder's name, not the setting's: an int8 model records its own name. Building the
         # embedder loads nothing; the model loads on the first text it embeds.
-        return VectorIndex(client, self.settings.collection, self.embedder.name, remote=not self.owns_store)
+        owned = Path(self.settings.index_dir) if self.owns_store else None
+        return VectorIndex(
+            client, self.settings.collection, self.embedder.name, remote=not self.owns_store, index_dir=owned
+        )
 
     @property
     def _write_lock(self) -> Path:
@@ -98,6 +101,12 @@ class Parts:
         if stored and stored.get("model"):
             return stored["model"]
         return self.index.built_with() or self.embedder.name
+
+    def stored_generation(self) -> str | None:
+        """The mark as the embedded store's file holds it, read without Chroma; None where that is not
+        possible (see `_stored_metadata`)."""
+        stored = self._stored_metadata()
+        return stored.get("generation") if stored else None
 
     def _stored_metadata(self) -> dict[str, str] | None:
         """The entries collection's metadata from the embedded store's file; None when that is not possible

@@ -18,10 +18,12 @@ import logging
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from kb.checked_files import forget_checked
 from kb.chroma_client import describe_failure, is_chroma_failure, load_chromadb
 from kb.chroma_sharing import chroma_call
 from kb.errors import IndexDamaged, IndexMismatch, KBError
@@ -71,7 +73,7 @@ def _guarded(method):
         log.warning("Chroma failed in %s", method.__name__, exc_info=exc)
         if index.remote:
             return KBError(f"the Chroma server failed ({describe_failure(exc)}); check that it is up and healthy")
-        return IndexDamaged(f"the index cannot be read ({describe_failure(exc)})")
+        return index.damaged(f"the index cannot be read ({describe_failure(exc)})")
 
     if inspect.isgeneratorfunction(method):
 
@@ -119,11 +121,12 @@ class VectorIndex:
     Chroma is `_guarded`, but `check`, which reports damage its own way; each takes its turn
     (kb.chroma_sharing)."""
 
-    def __init__(self, client, name: str, model: str, *, remote: bool = False):
+    def __init__(self, client, name: str, model: str, *, remote: bool = False, index_dir: Path | None = None):
         self.client = client
         self.name = name
         self.model = model
         self.remote = remote  # a Chroma server's store, not ours to check or delete
+        self.index_dir = index_dir  # the folder of an embedded store that is ours, else None
         self._collections: tuple[Any, ...] | None = None  # (passages, entries) once opened
         self.written_generation: str | None = None  # the mark this process set last
 
@@ -469,7 +472,13 @@ class VectorIndex:
         except BaseException as exc:
             if not is_chroma_failure(exc):
                 raise
-            raise IndexDamaged(f"the index cannot be read ({describe_failure(exc)})") from None
+            raise self.damaged(f"the index cannot be read ({describe_failure(exc)})") from None
+
+    def damaged(self, reason: str) -> IndexDamaged:
+        """The error for a failure inside the embedded store; the sync it asks for reads every file again."""
+        if self.index_dir is not None:
+            forget_checked(self.index_dir)
+        return IndexDamaged(reason)
 
     @_guarded
     def count(self) -> tuple[int, int]:

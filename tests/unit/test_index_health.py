@@ -3,6 +3,7 @@ repairs whatever the checks find. (tests/integration/test_damage.py injects ever
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
@@ -13,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from kb import KBError, KnowledgeBase, Settings
+from kb.checked_files import RECORD, CheckedFiles
 from kb.chroma_checks import DEEP, SYNC, StoreDamaged, check_store, embedded_path, stored_vectors, vector_segments
 from kb.chroma_client import clear_client_cache
 from kb.cli import cli
@@ -303,18 +305,40 @@ def test_stored_vectors_are_what_chroma_answers_after_changes_still_in_its_log(c
 
 
 def read_whole(monkeypatch) -> list[str]:
-    """Which of the whole-store reads a sync makes: SQLite's checks, the HNSW files', the vectors'."""
+    """Which of the whole-store reads a sync makes: SQLite's check of every page, the HNSW files' checks,
+    the stored vectors read back."""
     from kb import chroma_checks
 
     reads: list[str] = []
-    for name in ("_check_database", "check_hnsw", "stored_vectors"):
-        original = getattr(chroma_checks, name)
-        monkeypatch.setattr(
-            chroma_checks,
-            name,
-            lambda *a, _name=name, _original=original, **k: reads.append(_name) or _original(*a, **k),
-        )
+
+    def spy(name: str, original):
+        def call(*args, **kwargs):
+            if name != "_integrity" or args[1] == "PRAGMA quick_check":
+                reads.append(name)
+            return original(*args, **kwargs)
+
+        return call
+
+    for name in ("_integrity", "check_hnsw", "stored_vectors"):
+        monkeypatch.setattr(chroma_checks, name, spy(name, getattr(chroma_checks, name)))
     return reads
+
+
+WHOLE = {"_integrity", "check_hnsw", "stored_vectors"}
+
+
+def negate_some_vectors(settings: Settings) -> None:
+    """Well formed, but not the vectors the replica's copy holds."""
+    folder = graph_folder(settings)
+    raw = (folder / "header.bin").read_bytes()
+    _, _, _, count, size, label_at, data_at = struct.unpack_from("<iQQQQQQ", raw)
+    data = folder / "data_level0.bin"
+    block = bytearray(data.read_bytes())
+    for element in range(0, count, 5):
+        start = element * size + data_at
+        vector = np.frombuffer(bytes(block[start : label_at + element * size]), dtype="<f4")
+        block[start : label_at + element * size] = (-vector).astype("<f4").tobytes()
+    data.write_bytes(bytes(block))
 
 
 def test_a_sync_reads_again_only_what_changed_since_a_sync_checked_it(copy, built, monkeypatch):
@@ -322,38 +346,62 @@ def test_a_sync_reads_again_only_what_changed_since_a_sync_checked_it(copy, buil
     is not read again, and any write to one of its files, even one that puts its modification time back,
     has it read whole (and repaired) by the next sync."""
     expected = answers(open_kb(built))
+    record = CheckedFiles(copy.index_dir, copy.collection)
     reads = read_whole(monkeypatch)
     assert not open_kb(copy).sync().changed  # a copy: new files to the record, all of them read
-    assert {"_check_database", "check_hnsw", "stored_vectors"} <= set(reads)
+    assert reads and set(reads) == WHOLE
     reads.clear()
     assert not open_kb(copy).sync().changed
-    assert reads == []
-    assert answers(open_kb(copy)) == expected
+    assert reads == [] and record.generation_if_unchanged()
 
-    folder = graph_folder(copy)
-    raw = (folder / "header.bin").read_bytes()
-    _, _, _, count, size, label_at, data_at = struct.unpack_from("<iQQQQQQ", raw)
-    data = folder / "data_level0.bin"
+    data = graph_folder(copy) / "data_level0.bin"
     before = data.stat()
-    block = bytearray(data.read_bytes())
-    for element in range(0, count, 5):  # well formed, but not the vectors the copy holds
-        start = element * size + data_at
-        vector = np.frombuffer(bytes(block[start : label_at + element * size]), dtype="<f4")
-        block[start : label_at + element * size] = (-vector).astype("<f4").tobytes()
-    data.write_bytes(bytes(block))
+    negate_some_vectors(copy)
     os.utime(data, ns=(before.st_atime_ns, before.st_mtime_ns))  # as if untouched, to the modification time
+    assert data.stat().st_mtime_ns == before.st_mtime_ns and data.stat().st_size == before.st_size
+    assert record.generation_if_unchanged() is None, "the change time moved"
     report = open_kb(copy).sync()
+    assert set(reads) == WHOLE
     assert report.rebuilt and any("disagree" in p.message for p in report.problems)
     assert answers(open_kb(copy)) == expected
 
 
-@pytest.mark.parametrize("record", ["garbled", "deleted", "verify"])
-def test_without_a_record_that_reads_back_a_sync_reads_everything(copy, monkeypatch, record):
+def test_damage_a_reader_finds_has_the_sync_it_asks_for_read_everything(copy, built, monkeypatch):
+    """A failing disk changes bytes and no time: the record still matches, the app's comparison of the
+    vectors finds it, and the `python -m kb sync` its message names must read everything and repair it."""
+    expected = answers(open_kb(built))
     open_kb(copy).sync()
-    path = copy.index_dir / "checked-files"
-    assert path.is_file()
-    if record == "garbled":
-        path.write_text('{"generation": "1", "files": {"chroma/chroma.sqlite3": [1, 2, 3, 4]}}')
+    record = CheckedFiles(copy.index_dir, copy.collection)
+    negate_some_vectors(copy)
+    record.record(record_generation(copy))  # what the disk's damage would leave: a record that matches
+    assert record.generation_if_unchanged()
+    with pytest.raises(IndexDamaged, match="python -m kb sync"):
+        open_kb(copy).search("data sharing agreement took too long")
+    assert record.generation_if_unchanged() is None
+    reads = read_whole(monkeypatch)
+    report = open_kb(copy).sync()
+    assert set(reads) == WHOLE and report.rebuilt
+    assert answers(open_kb(copy)) == expected
+
+
+def record_generation(settings: Settings) -> str:
+    recorded = json.loads((settings.index_dir / RECORD).read_text())
+    return recorded["generation"]
+
+
+@pytest.mark.parametrize("record", ["stale", "garbage", "another collection", "another boot", "deleted", "verify"])
+def test_without_a_record_that_holds_a_sync_reads_everything(copy, monkeypatch, record):
+    open_kb(copy).sync()
+    path = copy.index_dir / RECORD
+    saved = json.loads(path.read_text())
+    if record == "stale":
+        path.write_text(json.dumps({**saved, "files": {"chroma/chroma.sqlite3": [1, 2, 3, 4]}}))
+    elif record == "garbage":
+        path.write_bytes(b"\x00\xff{not json")
+    elif record == "another collection":
+        path.write_text(json.dumps({**saved, "collection": "other"}))
+    elif record == "another boot":
+        path.write_text(json.dumps({**saved, "boot": "an-earlier-boot"}))
     elif record == "deleted":
         path.unlink()
     reads = read_whole(monkeypatch)
@@ -375,5 +423,24 @@ def test_without_a_record_that_reads_back_a_sync_reads_everything(copy, monkeypa
         assert result.exit_code == 0, result.output
     else:
         assert not open_kb(copy).sync().changed
-    assert {"_check_database", "check_hnsw", "stored_vectors"} <= set(reads)
-    assert path.is_file(), "and it is recorded again"
+    assert set(reads) == WHOLE
+    assert CheckedFiles(copy.index_dir, copy.collection).generation_if_unchanged(), "and it is recorded again"
+
+
+def test_a_symbolic_link_among_the_index_files_voids_the_record(copy, tmp_path):
+    open_kb(copy).sync()
+    record = CheckedFiles(copy.index_dir, copy.collection)
+    assert record.generation_if_unchanged()
+    (copy.index_dir / "lexical" / "elsewhere").symlink_to(tmp_path)
+    assert record.generation_if_unchanged() is None
+
+
+def test_a_save_drops_the_record_before_it_writes(copy):
+    kb = open_kb(copy)
+    kb.sync()
+    assert (copy.index_dir / RECORD).is_file()
+    entry = kb.stored("benefits-and-housing-data-sharing-pilot-0")
+    from dataclasses import replace
+
+    kb.save(replace(entry, summary=entry.summary + " Okapi."))
+    assert not (copy.index_dir / RECORD).exists()
