@@ -98,18 +98,24 @@ def test_drafts_are_for_their_author_and_reviewers():
     assert can_see(None, meta)
 
 
+def with_a_draft_by(author: User, settings, fake_embedder, entries_dir) -> KnowledgeBase:
+    """The sample entries and "ada-draft", a public draft written by `author`, synced."""
+    (entries_dir / "ada-draft.md").write_text(
+        "---\nid: ada-draft\ntitle: Okapi census draft\nsummary: Okapi census figures reconciled by hand.\n"
+        "kind: project\noutcome: partial\norganisation: Ministry of Justice Services\nstatus: draft\n"
+        f"visibility: public\nauthor: {author.as_author}\nthemes: [data-quality]\n---\n## Lessons\n\nOkapi.\n"
+    )
+    kb = KnowledgeBase(settings, embedder=fake_embedder)
+    kb.sync()
+    return kb
+
+
 def test_a_namesake_never_sees_or_edits_another_s_draft(settings, fake_embedder, entries_dir):
     """A display name is the person's own to choose at the sign-in provider: a draft is its author's by
     their address, so someone who shares (or copies) the name finds it exactly as if it did not exist."""
     ada = User("Ada Lovelace", "Home Affairs Department", ("contributor",), local=False, email="ada@had.example.gov")
     copy = User("Ada Lovelace", "Home Affairs Department", ("contributor",), local=False, email="eve@had.example.gov")
-    (entries_dir / "ada-draft.md").write_text(
-        "---\nid: ada-draft\ntitle: Okapi census draft\nsummary: Okapi census figures reconciled by hand.\n"
-        "kind: project\noutcome: partial\norganisation: Ministry of Justice Services\nstatus: draft\n"
-        f"visibility: public\nauthor: {ada.as_author}\nthemes: [data-quality]\n---\n## Lessons\n\nOkapi.\n"
-    )
-    kb = KnowledgeBase(settings, embedder=fake_embedder)
-    kb.sync()
+    kb = with_a_draft_by(ada, settings, fake_embedder, entries_dir)
     assert kb.get("ada-draft", viewer=ada).title == "Okapi census draft"
     assert "ada-draft" in {h.id for h in kb.search("okapi census", viewer=ada)}
     assert can_edit(ada, kb.get("ada-draft", viewer=ada))
@@ -130,13 +136,7 @@ def test_a_display_name_changed_at_the_provider_keeps_the_author_s_drafts_and_ri
     before = User("Ada Byron", "Home Affairs Department", ("contributor",), local=False, email="ada@had.example.gov")
     after = User("Ada Lovelace", "Home Affairs Department", ("contributor",), local=False, email="ada@had.example.gov")
     by_id = User("Ada Lovelace", "Home Affairs Department", ("contributor",), local=False, subject="ada")
-    (entries_dir / "ada-draft.md").write_text(
-        "---\nid: ada-draft\ntitle: Okapi census draft\nsummary: Okapi census figures reconciled by hand.\n"
-        "kind: project\noutcome: partial\norganisation: Ministry of Justice Services\nstatus: draft\n"
-        f"visibility: public\nauthor: {before.as_author}\nthemes: [data-quality]\n---\n## Lessons\n\nOkapi.\n"
-    )
-    kb = KnowledgeBase(settings, embedder=fake_embedder)
-    kb.sync()
+    kb = with_a_draft_by(before, settings, fake_embedder, entries_dir)
     assert after.wrote(before.as_author) and not by_id.wrote(before.as_author)
     assert kb.get("ada-draft", viewer=after).title == "Okapi census draft"
     assert "ada-draft" in {h.id for h in kb.search("okapi census", viewer=after)}
