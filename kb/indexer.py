@@ -12,7 +12,6 @@ to the local mirror in the same step (kb.mirror).
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,12 +32,10 @@ from kb.notes import NOTE_SECTION, passage_text
 from kb.parts import Parts
 from kb.passages import Passage, split_entry
 from kb.replica import Additions
+from kb.vocabulary_read import VocabularyRead
 
 Progress = Callable[[int, int], None]
-log = logging.getLogger(__name__)
 SYNC_CHUNK = 256  # entries embedded and written together: bounded memory, few large Chroma writes
-# Beside the index: the digest of the vocabulary its entries' themes were read with (`Vocabulary.reading`).
-VOCABULARY_READ = "vocabulary-read"
 # Part of every ledger hash: raising it (when the stored fields or passages change shape) makes the
 # next sync re-index every entry, so an upgraded index never mixes old and new metadata.
 INDEX_FORMAT = "7"
@@ -152,6 +149,10 @@ class Indexer:
     def _checked_files(self) -> CheckedFiles:
         return CheckedFiles(self.parts.settings.index_dir, self.parts.settings.collection)
 
+    @property
+    def _vocabulary_read(self) -> VocabularyRead:
+        return VocabularyRead(self.parts.settings.index_dir)
+
     def _record_checked(self) -> None:
         """After a sync, while no one else writes: the store as it now is, checked by this sync (or by an
         earlier one, its files unchanged since) and written only by it, needs no reading by the next."""
@@ -190,11 +191,11 @@ class Indexer:
         if not entry_ids:
             with self.parts.writing_if_free() as free:
                 if free:
-                    self._note_reading(vocabulary)
+                    self._vocabulary_read.after_indexing(self.parts.vocabulary.reading, vocabulary)
             return
         with self.parts.writing():
             self._index_now(entry_ids)
-            self._note_reading(vocabulary)
+            self._vocabulary_read.after_indexing(self.parts.vocabulary.reading, vocabulary)
 
     def _index_now(self, entry_ids: list[str]) -> None:
         self._checked_files.forget()  # the files change now: the next sync reads them whole
@@ -288,7 +289,7 @@ class Indexer:
         report, ledger, generation = self._start_sync(rebuild)
         report.problems += skipped
         reading = self.parts.vocabulary.reading
-        reread = bool(reading) and not report.rebuilt and reading != self._vocabulary_read()
+        reread = bool(reading) and not report.rebuilt and reading != self._vocabulary_read.reading()
         todo: list[Pending] = []
         unchanged: list[Path] = []
         on_disk: set[str] = set()
@@ -314,55 +315,12 @@ class Indexer:
         todo += self._themes_read_differently(unchanged, ledger)
         report = self._finish_sync(report, ledger, generation, todo, on_disk, progress, started)
         if reading:  # every entry's themes are now as this reading gives them
-            self._record_vocabulary_read(reading)
+            self._vocabulary_read.record(reading)
         elif todo:  # indexed as written, with the vocabulary unreadable: the mended file reads them again
-            self._forget_vocabulary_read()
+            self._vocabulary_read.forget()
         return report
 
     # ----------------------------------------------------------------- themes as the vocabulary reads them
-
-    def _vocabulary_read(self) -> str:
-        """The recorded reading; "" when there is none, or none that can be read (then the next sync reads
-        every entry's themes again, which is all a damaged record can cost)."""
-        try:
-            record = (Path(self.parts.settings.index_dir) / VOCABULARY_READ).read_text(
-                encoding="utf-8", errors="replace"
-            )
-        except OSError:
-            return ""
-        return record.strip()
-
-    def _record_vocabulary_read(self, reading: str) -> None:
-        """Every entry in the index has its themes as this reading gives them. A record that cannot be
-        written is logged, not raised: the index itself is written, and the next sync reads the themes
-        again."""
-        record = Path(self.parts.settings.index_dir) / VOCABULARY_READ
-        if self._vocabulary_read() == reading:
-            return
-        try:
-            temporary = record.with_suffix(".tmp")
-            temporary.write_text(reading + "\n", encoding="utf-8")
-            temporary.replace(record)
-        except OSError:
-            log.warning("cannot record the vocabulary the index was read with in %s", record, exc_info=True)
-            self._forget_vocabulary_read()
-
-    def _forget_vocabulary_read(self) -> None:
-        try:
-            (Path(self.parts.settings.index_dir) / VOCABULARY_READ).unlink(missing_ok=True)
-        except OSError:
-            log.warning("cannot remove %s", VOCABULARY_READ, exc_info=True)
-
-    def _note_reading(self, vocabulary: tuple[str, str] | None) -> None:
-        """After indexing entries as the vocabulary reads them now: the record stays true only if it is
-        that reading, or moves to it after a change made in Lighthouse (`vocabulary`: the readings before
-        and after) from an index that was in step with the one before. Otherwise the index now holds
-        themes read two ways, and the record goes, so the next sync reads every entry's themes again."""
-        recorded, now = self._vocabulary_read(), self.parts.vocabulary.reading
-        if vocabulary is not None and now and vocabulary == (recorded, now):
-            self._record_vocabulary_read(now)
-        elif recorded and recorded != now:
-            self._forget_vocabulary_read()
 
     def _themes_read_differently(self, paths: list[Path], ledger: dict[str, str]) -> list[Pending]:
         """The unchanged entries (these files) whose themes the vocabulary now reads differently from how the
