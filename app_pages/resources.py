@@ -41,6 +41,7 @@ class Visitor:
     user: User
     mode: Literal["local", "signed-out", "signed-in"]
     problem: str = ""  # why a signed-in person only sees what a visitor sees
+    unconfirmed_address: bool = False  # the provider sent an address without vouching for it: not used
 
 
 def visitor() -> Visitor:
@@ -51,7 +52,9 @@ def visitor() -> Visitor:
     if not st.user.is_logged_in:
         return Visitor(ANONYMOUS, "signed-out")
     try:
-        return Visitor(user_from_claims(st.user.to_dict(), load_access()), "signed-in")
+        claims = st.user.to_dict()
+        user = user_from_claims(claims, load_access())
+        return Visitor(user, "signed-in", unconfirmed_address=bool(claims.get("email")) and not user.email)
     except KBError as exc:  # a broken access file must not widen anyone's view: show public entries only
         return Visitor(ANONYMOUS, "signed-in", problem=str(exc))
 

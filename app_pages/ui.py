@@ -598,6 +598,12 @@ def who(visitor: Visitor) -> None:
         else:
             st.markdown(f":material/person: **{plain(user.name)}**")
             st.caption(plain(user.organisation) if user.organisation else "No organisation given")
+            if visitor.unconfirmed_address:
+                st.caption(
+                    "Your sign-in provider did not confirm your e-mail address, so Lighthouse does not use it: "
+                    "not for your organisation, not for digests. The team that runs Lighthouse can change this "
+                    "(docs/signin.md, unverified addresses)."
+                )
             st.caption(what_you_can_do(user))
         if visitor.mode == "signed-in":
             if st.button("Sign out", icon=":material/logout:", width="stretch"):

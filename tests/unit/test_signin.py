@@ -109,6 +109,20 @@ def test_no_address_or_id_can_make_a_name_that_spells_someone_else_s():
     assert user_from_claims({"sub": " 1234 ", "name": "Eve"}, ACCESS).subject == "1234"
 
 
+def test_the_sidebar_says_when_an_address_was_not_used(entries_dir, monkeypatch, tmp_path):
+    """After the change to unverified addresses, someone whose provider sends no email_verified claim is
+    told why they have no organisation, rather than left to guess."""
+    access = tmp_path / "access.yaml"
+    access.write_text("domains:\n  had.example.gov: Home Affairs Department\n", encoding="utf-8")
+    monkeypatch.setenv("KB_ACCESS_FILE", str(access))
+    at = run_app({"is_logged_in": True, "sub": "1", "name": "Ada Lovelace", "email": "ada@had.example.gov"})
+    assert not at.exception
+    text = sidebar_text(at)
+    assert "No organisation given" in text and "did not confirm your e-mail address" in text
+    at = run_app({"is_logged_in": True, "sub": "1", "name": "Ada Lovelace", "email": "ada@had.example.gov", **VERIFIED})
+    assert HAD in sidebar_text(at) and "did not confirm" not in sidebar_text(at)
+
+
 def test_email_verified_default_must_be_true_or_false():
     assert parse_access({}).email_verified_default is False
     with pytest.raises(AccessFileError) as raised:
