@@ -116,6 +116,8 @@ def digest(profile: Profile) -> None:
     if not profile.email:
         st.caption(
             "There is no e-mail address to send it to: whoever runs this copy sets KB_USER_EMAIL for the local user."
+            if visitor.mode == "local"
+            else "There is no e-mail address to send it to: your sign-in provider has not confirmed yours."
         )
     elif profile.frequency != "off":
         st.caption(f"It goes to {plain(profile.email)} and covers what is new since {when(profile.digest_since)}.")

@@ -12,7 +12,7 @@ import streamlit as st
 from kb import KBError, KnowledgeBase, Settings, SyncReport
 from kb.access import ANONYMOUS
 from kb.identity import User, local_user
-from kb.signin import load_access, user_from_claims
+from kb.signin import address_not_used, load_access, user_from_claims
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class Visitor:
     user: User
     mode: Literal["local", "signed-out", "signed-in"]
     problem: str = ""  # why a signed-in person only sees what a visitor sees
-    unconfirmed_address: bool = False  # the provider sent an address without vouching for it: not used
+    address_not_used: str = ""  # why an address the provider sent is not used (kb.signin.address_not_used)
 
 
 def visitor() -> Visitor:
@@ -52,9 +52,8 @@ def visitor() -> Visitor:
     if not st.user.is_logged_in:
         return Visitor(ANONYMOUS, "signed-out")
     try:
-        claims = st.user.to_dict()
-        user = user_from_claims(claims, load_access())
-        return Visitor(user, "signed-in", unconfirmed_address=bool(claims.get("email")) and not user.email)
+        claims, access = st.user.to_dict(), load_access()
+        return Visitor(user_from_claims(claims, access), "signed-in", address_not_used=address_not_used(claims, access))
     except KBError as exc:  # a broken access file must not widen anyone's view: show public entries only
         return Visitor(ANONYMOUS, "signed-in", problem=str(exc))
 

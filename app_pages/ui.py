@@ -576,6 +576,18 @@ def _and(words: list[str]) -> str:
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
+_NOT_USED = (
+    "so Lighthouse does not use it: not for your organisation or your own roles, not to name you as an "
+    "author, and no digest is sent to it."
+)
+ADDRESS_NOT_USED = {  # kb.signin.address_not_used
+    "unconfirmed": f"Your sign-in provider says your e-mail address is not confirmed, {_NOT_USED} Confirm it with "
+    "your provider, then sign in again.",
+    "unsaid": f"Your sign-in provider did not say it has confirmed your e-mail address, {_NOT_USED} The team that "
+    "runs Lighthouse can change this (docs/signin.md, unverified addresses).",
+}
+
+
 def who(visitor: Visitor) -> None:
     """The person's name, organisation and what they may do; a sign-in or sign-out button where sign-in is
     set up. How the local user is configured is for whoever looks after this copy."""
@@ -598,12 +610,8 @@ def who(visitor: Visitor) -> None:
         else:
             st.markdown(f":material/person: **{plain(user.name)}**")
             st.caption(plain(user.organisation) if user.organisation else "No organisation given")
-            if visitor.unconfirmed_address:
-                st.caption(
-                    "Your sign-in provider did not confirm your e-mail address, so Lighthouse does not use it: "
-                    "not for your organisation, not for digests. The team that runs Lighthouse can change this "
-                    "(docs/signin.md, unverified addresses)."
-                )
+            if visitor.address_not_used:
+                st.caption(ADDRESS_NOT_USED[visitor.address_not_used])
             st.caption(what_you_can_do(user))
         if visitor.mode == "signed-in":
             if st.button("Sign out", icon=":material/logout:", width="stretch"):

@@ -96,6 +96,16 @@ def user_from_claims(claims: Mapping[str, Any], access: Access) -> User:
     )
 
 
+def address_not_used(claims: Mapping[str, Any], access: Access) -> str:
+    """Why a well-formed address the provider sent is not used: "unconfirmed" (it said email_verified:
+    false), "unsaid" (it said nothing, and the access file does not vouch for it), or "" (used, or none)."""
+    if not _identifier(claims.get("email")) or _says_verified(
+        claims.get("email_verified"), access.email_verified_default
+    ):
+        return ""
+    return "unsaid" if claims.get("email_verified") is None else "unconfirmed"
+
+
 def _says_verified(claim: Any, default: bool) -> bool:
     """The provider's word on the address: a boolean, or its spelling as a string; anything else is not
     a yes. Only a missing claim takes the access file's default."""

@@ -20,6 +20,7 @@ from kb.signin import (
     Access,
     AccessFileError,
     access_file,
+    address_not_used,
     load_access,
     parse_access,
     user_from_claims,
@@ -109,18 +110,16 @@ def test_no_address_or_id_can_make_a_name_that_spells_someone_else_s():
     assert user_from_claims({"sub": " 1234 ", "name": "Eve"}, ACCESS).subject == "1234"
 
 
-def test_the_sidebar_says_when_an_address_was_not_used(entries_dir, monkeypatch, tmp_path):
-    """After the change to unverified addresses, someone whose provider sends no email_verified claim is
-    told why they have no organisation, rather than left to guess."""
-    access = tmp_path / "access.yaml"
-    access.write_text("domains:\n  had.example.gov: Home Affairs Department\n", encoding="utf-8")
-    monkeypatch.setenv("KB_ACCESS_FILE", str(access))
-    at = run_app({"is_logged_in": True, "sub": "1", "name": "Ada Lovelace", "email": "ada@had.example.gov"})
-    assert not at.exception
-    text = sidebar_text(at)
-    assert "No organisation given" in text and "did not confirm your e-mail address" in text
-    at = run_app({"is_logged_in": True, "sub": "1", "name": "Ada Lovelace", "email": "ada@had.example.gov", **VERIFIED})
-    assert HAD in sidebar_text(at) and "did not confirm" not in sidebar_text(at)
+def test_why_an_address_is_not_used_is_told_apart():
+    claims = {"sub": "1", "name": "Ada", "email": "ada@had.example.gov"}
+    assert address_not_used(claims, ACCESS) == "unsaid"
+    assert address_not_used({**claims, "email_verified": False}, ACCESS) == "unconfirmed"
+    assert address_not_used({**claims, "email_verified": "false"}, ACCESS) == "unconfirmed"
+    assert address_not_used({**claims, **VERIFIED}, ACCESS) == ""
+    trusting = parse_access({"email_verified_default": True})
+    assert address_not_used(claims, trusting) == "" and address_not_used({**claims, "email_verified": False}, trusting)
+    for malformed in ("ada <x@had.example.gov>", "   ", ["ada@had.example.gov"], None):  # no address to speak of
+        assert address_not_used({**claims, "email": malformed}, ACCESS) == "", malformed
 
 
 def test_email_verified_default_must_be_true_or_false():
@@ -289,6 +288,21 @@ def test_signed_out_visitors_see_a_sign_in_button_and_public_entries_only(entrie
     assert not at.exception
     assert "Sign in to submit" in "\n".join(str(e.value) for e in at.info)
     assert not at.get("form"), "a visitor gets no submission form"
+
+
+def test_the_sidebar_says_why_an_address_is_not_used(entries_dir, monkeypatch, tmp_path):
+    """After unverified addresses stopped counting, someone whose provider does not vouch for theirs is
+    told why they have no organisation, and what would change it, rather than left to guess."""
+    access = tmp_path / "access.yaml"
+    access.write_text("domains:\n  had.example.gov: Home Affairs Department\n", encoding="utf-8")
+    monkeypatch.setenv("KB_ACCESS_FILE", str(access))
+    claims = {"is_logged_in": True, "sub": "1", "name": "Ada Lovelace", "email": "ada@had.example.gov"}
+    unsaid = sidebar_text(run_app(claims))
+    assert "No organisation given" in unsaid and "did not say it has confirmed" in unsaid and "can change" in unsaid
+    unconfirmed = sidebar_text(run_app({**claims, "email_verified": False}))
+    assert "is not confirmed" in unconfirmed and "Confirm it with your provider" in unconfirmed
+    vouched = sidebar_text(run_app({**claims, **VERIFIED}))
+    assert HAD in vouched and "confirm" not in vouched
 
 
 def test_signed_in_people_see_who_they_are_and_a_sign_out_button(entries_dir, monkeypatch, tmp_path):
