@@ -27,6 +27,8 @@ import logging
 import os
 from pathlib import Path
 
+from kb.errors import IndexDamaged
+
 log = logging.getLogger(__name__)
 
 RECORD = "checked-files"
@@ -101,9 +103,17 @@ class CheckedFiles:
         return found
 
 
+def store_damaged(index_dir: Path | str, reason: str, *, where: str | Path = "") -> IndexDamaged:
+    """The error for damage found in the embedded store of this index folder, wherever it is found (the
+    checks before Chroma opens it, Chroma itself, the comparison of the vectors): the record goes with it,
+    so the `python -m kb sync` the message asks for reads every file again."""
+    forget_checked(index_dir)
+    return IndexDamaged(reason, where=where)
+
+
 def forget_checked(index_dir: Path | str) -> None:
-    """Drop the record: the next sync reads every file of the index again. Called wherever damage is found,
-    and before any write to the index."""
+    """Drop the record: the next sync reads every file of the index again. Before any write to the index,
+    and with any damage found (`store_damaged`)."""
     path = Path(index_dir) / RECORD
     try:
         path.unlink(missing_ok=True)

@@ -30,9 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from kb.arrays import distinct
-from kb.checked_files import forget_checked
+from kb.checked_files import store_damaged
 from kb.chroma_sharing import own_read
-from kb.errors import IndexDamaged
 
 DATABASE = "chroma.sqlite3"
 HNSW_FILES = ("header.bin", "data_level0.bin", "length.bin", "link_lists.bin")
@@ -443,8 +442,7 @@ def check_embedded(index_dir: Path | str, *, level: str = OPEN) -> None:
         try:
             check_store(path, level=level)
         except StoreDamaged as exc:
-            forget_checked(index_dir)
-            raise IndexDamaged(f"the index is damaged ({exc})", where=path) from None
+            raise store_damaged(index_dir, f"the index is damaged ({exc})", where=path) from None
 
 
 def embedded_vectors(index_dir: Path | str, collection: str) -> Iterator[tuple[str, np.ndarray]]:
@@ -452,5 +450,4 @@ def embedded_vectors(index_dir: Path | str, collection: str) -> Iterator[tuple[s
     try:
         yield from stored_vectors(embedded_path(index_dir), collection)
     except (StoreDamaged, OSError, ValueError) as exc:
-        forget_checked(index_dir)
-        raise IndexDamaged(f"the index's vectors cannot be read back ({exc})") from None
+        raise store_damaged(index_dir, f"the index's vectors cannot be read back ({exc})") from None

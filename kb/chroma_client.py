@@ -15,11 +15,11 @@ import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
-from kb.checked_files import forget_checked
+from kb.checked_files import store_damaged
 from kb.chroma_checks import DATABASE, OPEN, StoreDamaged, check_store, embedded_path
 from kb.chroma_metadata import before_chroma_loads
 from kb.chroma_sharing import TurnMisuse, chroma_call
-from kb.errors import IndexDamaged, IndexMissing, KBError, without_paths
+from kb.errors import IndexMissing, KBError, without_paths
 
 
 @functools.cache
@@ -79,8 +79,7 @@ def make_client(index_dir: Path | str, chroma_url: str | None = None, *, create:
         try:
             check_store(path, level=level)
         except StoreDamaged as exc:
-            forget_checked(index_dir)  # the sync this asks for reads every file again
-            raise IndexDamaged(f"the index is damaged ({exc})", where=path) from None
+            raise store_damaged(index_dir, f"the index is damaged ({exc})", where=path) from None
     try:
         with chroma_call():
             client = load_chromadb().PersistentClient(path=str(path.resolve()), settings=settings)
@@ -89,8 +88,7 @@ def make_client(index_dir: Path | str, chroma_url: str | None = None, *, create:
         if not is_chroma_failure(exc):
             raise
         clear_client_cache()
-        forget_checked(index_dir)
-        raise IndexDamaged(f"the index cannot be opened ({describe_failure(exc)})", where=path) from None
+        raise store_damaged(index_dir, f"the index cannot be opened ({describe_failure(exc)})", where=path) from None
     return client
 
 

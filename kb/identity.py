@@ -48,9 +48,7 @@ class User:
         and the access rules compare only that part (`author_key`): a display name is theirs to choose at
         the provider, and two people who share one (or one who copies another's) are never each other's
         author. The local user and an API token's holder, each named by the operator, are named alone."""
-        if self.local or not (self.email or self.subject):
-            return self.name
-        return f"{self.name} <{self.identity}>"
+        return f"{self.name} <{self.identity}>" if self.identity else self.name
 
     @property
     def identity(self) -> str:
@@ -99,20 +97,26 @@ class User:
         return self.has_role(CONTRIBUTOR)
 
 
+def _split_author(author: str) -> tuple[str, str]:
+    """("Priya Natarajan", "priya@dwp.example") from "Priya Natarajan <priya@dwp.example>" (`User.as_author`);
+    (author, "") for an author named alone."""
+    name, bracket, rest = author.rpartition(" <")
+    return (name, rest[:-1]) if bracket and name and rest.endswith(">") else (author, "")
+
+
 def shown_name(author: str) -> str:
     """An author as readers see them: the name alone, without the address or id after it
     ("Priya Natarajan <priya@dwp.example>" is shown "Priya Natarajan")."""
-    name, bracket, rest = author.rpartition(" <")
-    return name if bracket and rest.endswith(">") else author
+    return _split_author(author)[0]
 
 
 def author_key(author: str) -> str:
     """Who an author is, whatever they are called today: "<priya@dwp.example>" for a signed-in author,
     "name:Ada Analyst" for one named alone (the local user, a token's holder), so that neither kind can
     spell the other; "" for nobody."""
-    name, bracket, rest = author.rpartition(" <")
-    if bracket and name and rest.endswith(">"):
-        return f"<{rest}"
+    name, identity = _split_author(author)
+    if identity:
+        return f"<{identity}>"
     return f"name:{author}" if author else ""
 
 

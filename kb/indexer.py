@@ -60,7 +60,8 @@ class SyncReport:
     def summary(self) -> str:
         text = (
             f"{len(self.added)} added, {len(self.updated)} updated, {len(self.removed)} removed, "
-            f"{self.unchanged} unchanged ({self.passages} passages indexed, {self.embedded} embedded) in {self.seconds:.1f}s"
+            f"{self.unchanged} unchanged ({self.passages} passages indexed, {self.embedded} embedded) "
+            f"in {self.seconds:.1f}s"
         )
         return ("index rebuilt: " if self.rebuilt else "") + text
 
@@ -436,10 +437,11 @@ class Indexer:
                 progress(done, total)
 
     def _vectors(self, entry_ids: list[str], split: list[list[Passage]], reuse: bool) -> tuple[np.ndarray, int]:
-        """Every passage's vector, in order, and how many texts the model embedded. With `reuse` (the replica is at the store's mark, so its
-        copy holds the store's vectors, made by this model), a passage whose text the entry already had
-        keeps its vector: a save that changed one section embeds that section, not the whole entry. A
-        passage's text starts with its entry's title, so a new title embeds every passage again."""
+        """Every passage's vector, in order, and how many texts the model embedded. With `reuse` (the
+        replica is at the store's mark, so its copy holds the store's vectors, made by this model), a
+        passage whose text the entry already had keeps its vector: a save that changed one section embeds
+        that section, not the whole entry. A passage's text starts with its entry's title, so a new title
+        embeds every passage again."""
         texts = [p.text for passages in split for p in passages]
         if not texts:
             return self.parts.embedder.embed([]), 0  # the model's own empty shape

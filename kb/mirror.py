@@ -28,9 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from kb.checked_files import forget_checked
+from kb.checked_files import store_damaged
 from kb.chroma_checks import embedded_vectors
-from kb.errors import IndexDamaged, Problem
+from kb.errors import Problem
 from kb.parts import Parts
 from kb.passages import PassageId
 from kb.replica import Additions, EntryTable, KeywordIndexDamaged, Replica, UnsupportedClause, same_but
@@ -262,8 +262,9 @@ class Mirror:
                 log.warning("the keyword index's copy of the vectors cannot be read back", exc_info=True)
                 return False
             if problem:
-                forget_checked(index_dir)  # the sync this asks for reads every file again
-                raise IndexDamaged(f"the index's {collection} disagree with the keyword index's copy ({problem})")
+                raise store_damaged(
+                    index_dir, f"the index's {collection} disagree with the keyword index's copy ({problem})"
+                )
         self._verified_generation = generation
         return True
 

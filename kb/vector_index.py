@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from kb.checked_files import forget_checked
+from kb.checked_files import store_damaged
 from kb.chroma_client import describe_failure, is_chroma_failure, load_chromadb
 from kb.chroma_sharing import chroma_call
 from kb.errors import IndexDamaged, IndexMismatch, KBError
@@ -475,10 +475,8 @@ class VectorIndex:
             raise self.damaged(f"the index cannot be read ({describe_failure(exc)})") from None
 
     def damaged(self, reason: str) -> IndexDamaged:
-        """The error for a failure inside the embedded store; the sync it asks for reads every file again."""
-        if self.index_dir is not None:
-            forget_checked(self.index_dir)
-        return IndexDamaged(reason)
+        """The error for a failure inside the embedded store (`store_damaged`, where the store is ours)."""
+        return store_damaged(self.index_dir, reason) if self.index_dir is not None else IndexDamaged(reason)
 
     @_guarded
     def count(self) -> tuple[int, int]:
