@@ -394,11 +394,31 @@ FOCUS_SCRIPT = """
     summary.setAttribute("tabindex", "-1");
     summary.scrollIntoView({ block: "start" });
     summary.focus({ preventScroll: true });
+  };
+  // Each field with a message is marked invalid, and described by it, for as long as the message is there:
+  // the messages are drawn after the summary (on a busy machine, seconds after) and Streamlit may draw a
+  // field's input again, so the marks follow the page rather than being set once.
+  const mark = () => {
+    const wanted = new Map();
     document.querySelectorAll(".lh-field-error[data-field]").forEach((message) => {
       const input = field(message.id)[2];
-      if (input) { input.setAttribute("aria-invalid", "true"); input.setAttribute("aria-describedby", message.id); }
+      if (input) wanted.set(input, message.id);
+    });
+    document.querySelectorAll("[data-lh-invalid]").forEach((input) => {
+      if (wanted.has(input)) return;
+      ["aria-invalid", "aria-describedby", "data-lh-invalid"].forEach((name) => input.removeAttribute(name));
+    });
+    wanted.forEach((id, input) => {
+      if (input.getAttribute("aria-describedby") === id) return;
+      input.setAttribute("aria-invalid", "true");
+      input.setAttribute("aria-describedby", id);
+      input.setAttribute("data-lh-invalid", "");
     });
   };
+  if (window.__lighthouseFieldMarks) window.__lighthouseFieldMarks.disconnect();
+  window.__lighthouseFieldMarks = new MutationObserver(mark);
+  window.__lighthouseFieldMarks.observe(document.body, { childList: true, subtree: true });
+  mark();
   focus();
 })();
 """
