@@ -148,6 +148,8 @@ class NearestPassages:
         if not self.in_memory():
             return None
         table, replica = self.mirror.table(), self.mirror.replica
+        if table is None:  # a write elsewhere moved the mark since `in_memory` looked: not mirrored now
+            return None
         allowed = self.mirror.allowed_entries(entries_where) if entries_where is not None else None
         fetch = k if keep is None else k * OVERFETCH
         found = replica.nearest(vectors, None, fetch, allowed_entries=allowed)
