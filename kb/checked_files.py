@@ -7,7 +7,8 @@ entries, seconds of reading 4 GB on every sync. A sync that ends with the store 
 written by it after a check) records each file under `chroma/` and `lexical/`: its size, modification and
 change times and inode, with the collection, the index's mark and the machine's boot. The next sync,
 before anything opens the store, compares: the same files, each as recorded, the same mark in the store's
-database, no restart in between, and it skips those reads.
+database, no restart in between, and it skips those reads. A process that only reads does the same before
+Chroma opens (kb.parts: the checks at open; kb.mirror: the comparison before its first answer).
 
 A write to a file moves its change time, and only the kernel sets that (putting the modification time
 back with `touch -d` or `os.utime` moves it too), so a file edited, truncated, replaced or copied in is
@@ -15,7 +16,7 @@ read again. A restart voids the record (a crash may keep a file's times and lose
 damage a process finds (it deletes the record, so the sync it asks for reads everything), any write to
 the index (a save deletes it first) and a symbolic link among the files (its target's changes would not
 show). Opening the store in another process (the app starting, `python -m kb search`) changes Chroma's
-database file, so the next sync reads everything once. Damage below the file system (a failing disk) is
+database file, so the next sync or reader reads everything once. Damage below the file system (a failing disk) is
 what `python -m kb sync --verify` is for: it reads everything, whatever the record says. A record that
 cannot be read is no record.
 """

@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 
-from kb.checked_files import CheckedFiles
 from kb.chroma_checks import DATABASE, DEEP, SYNC, TRUSTED, check_embedded, embedded_path, has_embedded
 from kb.chroma_client import remove_embedded
 from kb.entries import Entry, content_hash
@@ -126,13 +125,13 @@ class Indexer:
         """
         with self.parts.writing():
             if verify:
-                self._checked_files.forget()
+                self.parts.checked_files.forget()
                 self.mirror.forget_verification()  # compared again even where this process compared this mark
             store_is_new = (
                 self.parts.owns_store and not (embedded_path(self.parts.settings.index_dir) / DATABASE).is_file()
             )
             repairs = self._repair_store()
-            self._checked_files.forget()  # until this sync has written: a crash half way leaves no record
+            self.parts.checked_files.forget()  # until this sync has written: a crash half way leaves no record
             try:
                 report = self._sync_files(rebuild or bool(repairs), progress)
             except IndexDamaged as exc:  # Chroma failed mid-sync: damage, or a full disk, a lock, a bug?
@@ -147,10 +146,6 @@ class Indexer:
             return report
 
     @property
-    def _checked_files(self) -> CheckedFiles:
-        return CheckedFiles(self.parts.settings.index_dir, self.parts.settings.collection)
-
-    @property
     def _vocabulary_read(self) -> VocabularyRead:
         return VocabularyRead(self.parts.settings.index_dir)
 
@@ -161,7 +156,7 @@ class Indexer:
             return
         generation = self.parts.index.generation() if self.mirror.verified else None
         if generation and self.mirror.replica.mirrors(generation):
-            self._checked_files.record(generation)
+            self.parts.checked_files.record(generation)
 
     def sync_entries(
         self, entries: list[Entry], *, rebuild: bool = False, progress: Progress | None = None
@@ -171,7 +166,7 @@ class Indexer:
         Uses exactly the passage, embedding and indexing code of `sync`; entries not given are removed.
         """
         with self.parts.writing():
-            self._checked_files.forget()
+            self.parts.checked_files.forget()
             started = time.perf_counter()
             report, ledger, generation = self._start_sync(rebuild)
             todo = []
@@ -199,7 +194,7 @@ class Indexer:
             self._vocabulary_read.after_indexing(self.parts.vocabulary.reading, vocabulary)
 
     def _index_now(self, entry_ids: list[str]) -> None:
-        self._checked_files.forget()  # the files change now: the next sync reads them whole
+        self.parts.checked_files.forget()  # the files change now: the next sync reads them whole
         index = self.parts.writable_index()
         todo = []
         for entry_id in entry_ids:
@@ -235,7 +230,7 @@ class Indexer:
         try:
             # Looked at before anything opens the store in this sync (opening it changes its database file),
             # and only trusted while the store's own mark, read from its file, is the recorded one.
-            recorded = self._checked_files.generation_if_unchanged()
+            recorded = self.parts.checked_files.generation_if_unchanged()
             stored = parts.stored_generation()
             if recorded is not None and stored is not None and stored != recorded:
                 recorded = None
@@ -274,7 +269,7 @@ class Indexer:
         return False
 
     def _discard_store(self, reason: str) -> Problem:
-        self._checked_files.forget()
+        self.parts.checked_files.forget()
         remove_embedded(self.parts.settings.index_dir)
         self.parts.forget_index()
         self.mirror.forget_verification()

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kb.chroma_checks import OPEN, StoreDamaged, embedded_path
+from kb.checked_files import CheckedFiles
+from kb.chroma_checks import OPEN, TRUSTED, StoreDamaged, embedded_path
 from kb.chroma_client import make_client
 from kb.chroma_metadata import ChromaInProcess, MetadataWatch
 from kb.config import Settings
@@ -52,15 +53,23 @@ class Parts:
         return self._index
 
     def connect(self, *, create: bool, level: str = OPEN) -> VectorIndex:
-        client = self._client or make_client(
-            self.settings.index_dir, self.settings.chroma_url, create=create, level=level
-        )
+        client = self._client or self._open_store(create, level)
         # The embedder's name, not the setting's: an int8 model records its own name. Building the
         # embedder loads nothing; the model loads on the first text it embeds.
         owned = Path(self.settings.index_dir) if self.owns_store else None
         return VectorIndex(
             client, self.settings.collection, self.embedder.name, remote=not self.owns_store, index_dir=owned
         )
+
+    def _open_store(self, create: bool, level: str):
+        """Chroma's client on the store, checked at `level` first; unread where the store's files are as
+        a sync left them after checking them (kb.checked_files), as that sync's own check would find them
+        again. (Opening changes Chroma's database file, so the record holds for one opening only.)"""
+        if self.owns_store and level != TRUSTED:
+            recorded = self.checked_files.generation_if_unchanged()
+            if recorded is not None and recorded == self.stored_generation():
+                level = TRUSTED
+        return make_client(self.settings.index_dir, self.settings.chroma_url, create=create, level=level)
 
     @property
     def _write_lock(self) -> Path:
@@ -77,6 +86,11 @@ class Parts:
     def forget_index(self) -> None:
         """Drop the connection (after the store was deleted): the next use connects afresh."""
         self._index = None
+
+    @property
+    def checked_files(self) -> CheckedFiles:
+        """The record of the index folder's files as a sync left them after checking them (kb.checked_files)."""
+        return CheckedFiles(self.settings.index_dir, self.settings.collection)
 
     @property
     def collection_names(self) -> tuple[str, str]:

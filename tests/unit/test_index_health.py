@@ -8,6 +8,8 @@ import os
 import shutil
 import sqlite3
 import struct
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -366,22 +368,107 @@ def test_a_sync_reads_again_only_what_changed_since_a_sync_checked_it(copy, buil
     assert answers(open_kb(copy)) == expected
 
 
+def put_a_nan_in_a_vector(settings: Settings) -> None:
+    """Damage that keeps every file's size, found by the checks a reader makes before Chroma opens."""
+    folder = graph_folder(settings)
+    raw = (folder / "header.bin").read_bytes()
+    _, _, _, _, _, _, data_at = struct.unpack_from("<iQQQQQQ", raw)
+    data = folder / "data_level0.bin"
+    block = bytearray(data.read_bytes())
+    block[data_at : data_at + 4] = np.float32("nan").tobytes()
+    data.write_bytes(bytes(block))
+
+
 def test_damage_a_reader_finds_has_the_sync_it_asks_for_read_everything(copy, built, monkeypatch):
-    """A failing disk changes bytes and no time: the record still matches, the app's comparison of the
-    vectors finds it, and the `python -m kb sync` its message names must read everything and repair it."""
+    """A failing disk changes bytes and no time: the record still matches. A reader that finds the damage
+    anyway (here the checks before Chroma opens) deletes the record, so the `python -m kb sync` its
+    message names reads everything and repairs it."""
     expected = answers(open_kb(built))
     open_kb(copy).sync()
     record = CheckedFiles(copy.index_dir, copy.collection)
-    negate_some_vectors(copy)
+    put_a_nan_in_a_vector(copy)
     record.record(record_generation(copy))  # what the disk's damage would leave: a record that matches
     assert record.generation_if_unchanged()
     with pytest.raises(IndexDamaged, match="python -m kb sync"):
-        open_kb(copy).search("data sharing agreement took too long")
+        answers(open_kb(copy))
     assert record.generation_if_unchanged() is None
     reads = read_whole(monkeypatch)
     report = open_kb(copy).sync()
-    assert set(reads) == WHOLE and report.rebuilt
+    # The checks read every page and graph again and find the damage; the store is rebuilt before any
+    # stored vector would be compared.
+    assert {"_integrity", "check_hnsw"} <= set(reads) and report.rebuilt
+    assert any("not a number" in p.message for p in report.problems)
     assert answers(open_kb(copy)) == expected
+
+
+# A reader in a process of its own, as `python -m kb search` is: Chroma is not loaded yet when it first
+# looks at the index. It says on stderr whenever it reads the stored vectors back or checks the graphs.
+READER = """
+import sys
+from kb import chroma_checks
+from kb.cli import cli
+
+def spy(name, said):
+    original = getattr(chroma_checks, name)
+    def call(*args, **kwargs):
+        print(said, file=sys.stderr)
+        return original(*args, **kwargs)
+    setattr(chroma_checks, name, call)
+
+spy("stored_vectors", "read the stored vectors")
+spy("check_hnsw", "checked the graphs")
+cli(sys.argv[1:])
+"""
+SIMILAR_TO = "benefits-and-housing-data-sharing-pilot-0"
+
+
+def read_in_a_new_process(settings: Settings, *command: str) -> subprocess.CompletedProcess:
+    from tests.conftest import ROOT
+
+    options = ["--entries", str(settings.entries_dir), "--index", str(settings.index_dir), "--model", "hashing-bow"]
+    return subprocess.run(
+        [sys.executable, "-c", READER, *options, *command, "--json"],
+        cwd=ROOT,
+        env={**os.environ, "KB_COLLECTION": settings.collection},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize("command", [["search", "data sharing agreement took too long"], ["similar", SIMILAR_TO]])
+def test_a_reader_trusts_the_store_a_sync_checked_and_compares_one_that_changed(copy, command):
+    """A process that only reads (`python -m kb search`, the API server) checks the graphs before Chroma
+    opens them and compares every stored vector with the replica's copy before its first answer, unless
+    the record says a sync did both and no file has changed since. Any change since, even one that puts
+    the modification time back, is read and compared."""
+    open_kb(copy).sync()
+    clear_client_cache()
+    trusted = read_in_a_new_process(copy, *command)
+    assert trusted.returncode == 0, trusted.stderr
+    assert json.loads(trusted.stdout), "it answers"
+    assert "read the stored vectors" not in trusted.stderr, "the record holds: nothing to compare again"
+    assert "checked the graphs" not in trusted.stderr
+
+    open_kb(copy).sync()  # a reader that opened Chroma changed its database file: record the store again
+    clear_client_cache()
+    data = graph_folder(copy) / "data_level0.bin"
+    before = data.stat()
+    negate_some_vectors(copy)
+    os.utime(data, ns=(before.st_atime_ns, before.st_mtime_ns))
+    damaged = read_in_a_new_process(copy, *command)
+    assert "read the stored vectors" in damaged.stderr
+    assert damaged.returncode != 0 and "python -m kb sync" in damaged.stderr + damaged.stdout
+    assert "Traceback" not in damaged.stderr
+    assert CheckedFiles(copy.index_dir, copy.collection).generation_if_unchanged() is None
+
+
+def test_a_reader_without_a_record_compares_the_vectors(copy, monkeypatch):
+    open_kb(copy).sync()
+    (copy.index_dir / RECORD).unlink()
+    reads = read_whole(monkeypatch)
+    open_kb(copy).search("data sharing agreement took too long")
+    assert "stored_vectors" in reads
 
 
 def record_generation(settings: Settings) -> str:
