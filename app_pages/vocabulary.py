@@ -1,6 +1,6 @@
 """Vocabulary (curators and admins): add a theme or a synonym, merge two themes, retire one; the terms nobody
-recognises; the history of every change. UI only: the changes are kb.vocabulary_edits', who may is
-kb.access's."""
+recognises; the history of every change. UI only: the changes are kb.vocabulary_edits', the terms
+kb.vocabulary_candidates', who may is kb.access's."""
 
 from __future__ import annotations
 
@@ -10,11 +10,10 @@ from app_pages import resources, ui
 from app_pages.ui import plain
 from kb import KBError
 from kb.access import keeps_the_vocabulary
+from kb.vocabulary_candidates import Candidate, candidate_terms
 from kb.vocabulary_edits import (
-    Candidate,
     add_synonym,
     add_theme,
-    candidate_terms,
     merge,
     retire,
     vocabulary_history,

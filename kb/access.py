@@ -20,8 +20,8 @@ query is taken over what the viewer may see) and a Python predicate (for lists b
 - what people look for (the search log, kb.searchlog) and the wanted requests made from it: curators
   and admins only, on the Insights page's curators' tab and at the command line.
 - the vocabulary (kb.vocabulary_edits): curators and admins change it, read its history and see the
-  candidate terms; a candidate shows only the entries the curator may see, and one that comes only from
-  entries they may not see is not shown at all.
+  candidate terms (kb.vocabulary_candidates); a candidate shows only the entries the curator may see,
+  and one that comes only from entries they may not see is not shown at all.
 - lighthouses due for review: a lighthouse's owner is its author, or the person whose e-mail address is
   its contact; each owner hears of their own, and curators and admins of every one they may see (in their
   digest and on the Insights page's curators' tab).

@@ -4,15 +4,19 @@ chromadb is imported when an index is first opened, after kb.chroma_metadata has
 connections to the store (`before_chroma_loads`). A client is made here for an embedded store, checked
 by kb.chroma_checks before Chroma opens it, or for a Chroma server; Chroma's per-path client cache is
 cleared here, and an embedded store removed. What Chroma raises for a store it cannot read is told
-apart from the caller's own mistakes here, and put in one line without paths.
+apart from the caller's own mistakes here, and put in one line without paths; every call the vector index
+makes into Chroma takes its turn and has a failure made the index's own error here (`guarded`).
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
+import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 from kb.checked_files import store_damaged
@@ -20,6 +24,11 @@ from kb.chroma_checks import DATABASE, OPEN, StoreDamaged, check_store, embedded
 from kb.chroma_metadata import before_chroma_loads
 from kb.chroma_sharing import TurnMisuse, chroma_call
 from kb.errors import IndexMissing, KBError, without_paths
+
+if TYPE_CHECKING:
+    from kb.vector_index import VectorIndex
+
+_DONE = object()  # a generator's end, told apart from any page it yields
 
 
 @functools.cache
@@ -49,6 +58,55 @@ def describe_failure(exc: BaseException) -> str:
     """Chroma's exception in one line, without the paths it may name."""
     first = str(exc).splitlines()[0][:160] if str(exc) else ""
     return f"{exc.__class__.__name__}: {without_paths(first)}"
+
+
+def guarded(method):
+    """Report a failure inside Chroma as the index's KBError (IndexDamaged for an embedded store), never
+    as a traceback or a panic; the cause is logged with its traceback for the operator, under the name of
+    the method's module (kb.vector_index). Each call takes its turn with this process's own reads of
+    Chroma's file (kb.chroma_sharing). Every kb.vector_index method that reaches Chroma is wrapped."""
+    log = logging.getLogger(method.__module__)
+
+    def failure(index: VectorIndex, exc: BaseException) -> KBError:
+        log.warning("Chroma failed in %s", method.__name__, exc_info=exc)
+        if index.remote:
+            return KBError(f"the Chroma server failed ({describe_failure(exc)}); check that it is up and healthy")
+        return index.damaged(f"the index cannot be read ({describe_failure(exc)})")
+
+    if inspect.isgeneratorfunction(method):
+
+        @functools.wraps(method)
+        def pages(self, *args, **kwargs):
+            try:
+                pending = method(self, *args, **kwargs)
+                while True:
+                    with chroma_call():  # a page at a time: the caller's own work between pages is not a call
+                        page = next(pending, _DONE)
+                    if page is _DONE:
+                        return
+                    yield page
+            except KBError:
+                raise
+            except BaseException as exc:
+                if not is_chroma_failure(exc):
+                    raise
+                raise failure(self, exc) from None
+
+        return pages
+
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        try:
+            with chroma_call():
+                return method(self, *args, **kwargs)
+        except KBError:
+            raise
+        except BaseException as exc:
+            if not is_chroma_failure(exc):
+                raise
+            raise failure(self, exc) from None
+
+    return call
 
 
 def make_client(index_dir: Path | str, chroma_url: str | None = None, *, create: bool = False, level: str = OPEN):

@@ -1,6 +1,6 @@
 """The command line's vocabulary commands: `vocabulary add-theme`, `add-synonym`, `merge`, `retire`, `history`
 and `candidates`. They register on `kb.cli.cli`, which imports this module last; each reads its input, calls
-kb.vocabulary_edits and prints. The operator at the command line keeps the vocabulary; `--by` names who
+kb.vocabulary_edits (the candidates kb.vocabulary_candidates) and prints. The operator at the command line keeps the vocabulary; `--by` names who
 made the change in its history."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import click
 from kb import vocabulary_edits as edits
 from kb.cli import Context, cli, echo_json, handle_errors, pass_ctx
 from kb.vocabulary import LISTS
+from kb.vocabulary_candidates import candidate_terms
 
 by_option = click.option("--by", default="", help="Who makes the change, kept in the history [the operator].")
 list_option = click.option(
@@ -157,7 +158,7 @@ def candidates(ctx: Context, days: int, as_json: bool) -> None:
     Example:
       python -m kb vocabulary candidates --days 90
     """
-    found = edits.candidate_terms(ctx.kb, None, days=days)
+    found = candidate_terms(ctx.kb, None, days=days)
     if found.searches_problem:
         click.echo(f"warning: searches left out: {found.searches_problem}", err=True)
     if as_json:

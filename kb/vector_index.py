@@ -7,14 +7,11 @@ Two collections per knowledge base:
 
 An entry's record is written after its passages, so a crash mid-sync leaves it absent or stale and
 the next sync redoes it. Column-wise Chroma results become small dataclasses here and nowhere else,
-and a failure inside Chroma becomes this index's KBError (`_guarded`).
+and a failure inside Chroma becomes this index's KBError (kb.chroma_client's `guarded`).
 """
 
 from __future__ import annotations
 
-import functools
-import inspect
-import logging
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -24,13 +21,12 @@ from typing import Any
 import numpy as np
 
 from kb.checked_files import store_damaged
-from kb.chroma_client import describe_failure, is_chroma_failure, load_chromadb
+from kb.chroma_client import describe_failure, guarded, is_chroma_failure, load_chromadb
 from kb.chroma_sharing import chroma_call
 from kb.errors import IndexDamaged, IndexMismatch, KBError
 from kb.passages import PassageId
 
 Where = dict[str, Any]
-log = logging.getLogger(__name__)
 # Shown with a hit but never filtered on per passage: kept on the entry record only. Chroma keeps a row
 # per metadata field per passage, so at 400,000 passages each field left out saves 400,000 rows.
 ENTRY_ONLY_FIELDS = frozenset({"title", "lighthouse_stage", "anonymous", "written"})
@@ -40,7 +36,6 @@ ENTRY_ONLY_FIELDS = frozenset({"title", "lighthouse_stage", "anonymous", "writte
 # unfiltered query and about a quarter more on a filtered walk, which narrow filters avoid where the
 # keyword index keeps a copy of the vectors (docs/performance.md).
 EF_SEARCH = 400
-_DONE = object()  # a generator's end, told apart from any page it yields
 
 
 @dataclass(frozen=True)
@@ -64,53 +59,6 @@ def _batches(n: int, size: int) -> Iterator[slice]:
         yield slice(start, min(n, start + size))
 
 
-def _guarded(method):
-    """Report a failure inside Chroma as this index's KBError (IndexDamaged for an embedded store),
-    never as a traceback or a panic; the cause is logged with its traceback for the operator. Each call
-    takes its turn with this process's own reads of Chroma's file (kb.chroma_sharing)."""
-
-    def failure(index: VectorIndex, exc: BaseException) -> KBError:
-        log.warning("Chroma failed in %s", method.__name__, exc_info=exc)
-        if index.remote:
-            return KBError(f"the Chroma server failed ({describe_failure(exc)}); check that it is up and healthy")
-        return index.damaged(f"the index cannot be read ({describe_failure(exc)})")
-
-    if inspect.isgeneratorfunction(method):
-
-        @functools.wraps(method)
-        def pages(self, *args, **kwargs):
-            try:
-                pending = method(self, *args, **kwargs)
-                while True:
-                    with chroma_call():  # a page at a time: the caller's own work between pages is not a call
-                        page = next(pending, _DONE)
-                    if page is _DONE:
-                        return
-                    yield page
-            except KBError:
-                raise
-            except BaseException as exc:
-                if not is_chroma_failure(exc):
-                    raise
-                raise failure(self, exc) from None
-
-        return pages
-
-    @functools.wraps(method)
-    def guarded(self, *args, **kwargs):
-        try:
-            with chroma_call():
-                return method(self, *args, **kwargs)
-        except KBError:
-            raise
-        except BaseException as exc:
-            if not is_chroma_failure(exc):
-                raise
-            raise failure(self, exc) from None
-
-    return guarded
-
-
 def collection_names(name: str) -> tuple[str, str]:
     """(passages, entries): the two collections an index of this name keeps in Chroma."""
     return f"{name}-passages", f"{name}-entries"
@@ -118,7 +66,7 @@ def collection_names(name: str) -> tuple[str, str]:
 
 class VectorIndex:
     """Passage and entry vectors for one knowledge base, built by one model. Every method that reaches
-    Chroma is `_guarded`, but `check`, which reports damage its own way; each takes its turn
+    Chroma is `guarded`, but `check`, which reports damage its own way; each takes its turn
     (kb.chroma_sharing)."""
 
     def __init__(self, client, name: str, model: str, *, remote: bool = False, index_dir: Path | None = None):
@@ -180,14 +128,14 @@ class VectorIndex:
                 )
         return self._collections
 
-    @_guarded
+    @guarded
     def built_with(self) -> str | None:
         """The model the existing index was built with, or None where there is no index yet."""
         if self._names[1] not in self._existing():
             return None
         return (self.client.get_collection(self._names[1], embedding_function=None).metadata or {}).get("model")
 
-    @_guarded
+    @guarded
     def reset(self) -> None:
         """Drop both collections; the next write creates them afresh for this model."""
         existing = self._existing()
@@ -198,7 +146,7 @@ class VectorIndex:
 
     # ----------------------------------------------------------------- writes
 
-    @_guarded
+    @guarded
     def put_entries(
         self, records: list[tuple[str, str, dict[str, Any], list[tuple[str, str, str]], np.ndarray]]
     ) -> dict[str, dict[str, Any]]:
@@ -265,7 +213,7 @@ class VectorIndex:
         self.written_generation = uuid.uuid4().hex
         entries_col.modify(metadata={**(entries_col.metadata or {}), "generation": self.written_generation})
 
-    @_guarded
+    @guarded
     def generation(self) -> str | None:
         """The mark of the last change, read afresh from Chroma (one small request: every search asks)."""
         try:
@@ -274,7 +222,7 @@ class VectorIndex:
             return None
         return str((entries_col.metadata or {}).get("generation", ""))
 
-    @_guarded
+    @guarded
     def delete_entries(self, entry_ids: Iterable[str]) -> None:
         ids = list(entry_ids)
         opened = self._open()
@@ -288,7 +236,7 @@ class VectorIndex:
 
     # ----------------------------------------------------------------- reads
 
-    @_guarded
+    @guarded
     def entries(self, where: Where | None = None, include_vectors: bool = False) -> list[IndexedEntry] | tuple:
         """Every indexed entry (optionally filtered), with their vectors when asked."""
         out, vectors = [], []
@@ -300,7 +248,7 @@ class VectorIndex:
             return out, (np.vstack(vectors) if vectors else np.zeros((0, 0), np.float32))
         return out
 
-    @_guarded
+    @guarded
     def entry_pages(self, where: Where | None = None) -> Iterator[list[IndexedEntry]]:
         """Every indexed entry, a page at a time, so memory stays flat on big collections."""
         for page, _ in self._entry_pages(where, False):
@@ -325,7 +273,7 @@ class VectorIndex:
                 return
             offset += page
 
-    @_guarded
+    @guarded
     def entry_ids(self, where: Where | None = None) -> set[str]:
         opened = self._open()
         if opened is None:
@@ -340,7 +288,7 @@ class VectorIndex:
                 return ids
             offset += page
 
-    @_guarded
+    @guarded
     def metadata_of(self, entry_ids: list[str]) -> dict[str, dict[str, Any]]:
         """Facet metadata of these entries, by id (missing ids are left out)."""
         opened = self._open()
@@ -349,7 +297,7 @@ class VectorIndex:
         got = opened[1].get(ids=list(dict.fromkeys(entry_ids)), include=["metadatas"])
         return {i: dict(m or {}) for i, m in zip(got["ids"], got["metadatas"], strict=True)}
 
-    @_guarded
+    @guarded
     def passages(
         self, entry_id: str | None = None, ids: list[str] | None = None
     ) -> tuple[list[PassageMatch], np.ndarray]:
@@ -378,7 +326,7 @@ class VectorIndex:
         stacked = np.vstack(vectors) if vectors else np.zeros((0, 0), np.float32)
         return [matches[i] for i in order], stacked[order] if len(order) else stacked
 
-    @_guarded
+    @guarded
     def passage_pages(
         self, vectors: bool = False, where: Where | None = None
     ) -> Iterator[tuple[list[PassageMatch], np.ndarray | None]]:
@@ -400,7 +348,7 @@ class VectorIndex:
                 return
             offset += page
 
-    @_guarded
+    @guarded
     def query(
         self,
         vectors: np.ndarray,
@@ -478,7 +426,7 @@ class VectorIndex:
         """The error for a failure inside the embedded store (`store_damaged`, where the store is ours)."""
         return store_damaged(self.index_dir, reason) if self.index_dir is not None else IndexDamaged(reason)
 
-    @_guarded
+    @guarded
     def count(self) -> tuple[int, int]:
         """(entries, passages) in the index."""
         opened = self._open()

@@ -1,12 +1,12 @@
 """Keeping the vocabulary: curators add a theme or a synonym, merge two themes and retire one; each change
-is written to `entries/vocabulary.yaml` with its history, and terms nobody recognises are offered to them.
+is written to `entries/vocabulary.yaml` with its history. The terms nobody recognises, offered to them as
+synonyms or themes, are kb.vocabulary_candidates'.
 
     add_theme(kb, "open-data", "Open data", "Publishing data for anyone to use.", viewer=curator)
     add_synonym(kb, "data-quality", "data grading", viewer=curator)
     merge(kb, "dashboards-and-reporting", "data-quality", viewer=curator)   # proposes retags for review
     retire(kb, "legacy-infrastructure", "split into the themes that replaced it", viewer=curator)
     vocabulary_history(kb, curator)         # who changed what, when, and the file as it was before
-    candidate_terms(kb, curator)            # searches and entry themes that name no theme
 
 Who may is kb.access's `keeps_the_vocabulary`. Every change is one step under the entries folder's lock:
 read the file, check, keep the version it replaces in `.history/vocabulary.yaml/` (with who, when and
@@ -47,7 +47,6 @@ from kb.yamlfile import load_yaml
 if TYPE_CHECKING:
     from kb.identity import User
     from kb.knowledge import KnowledgeBase
-    from kb.searchlog import SearchSummary
 
 THEMES = "themes"
 MAX_NAME = 100  # a label or a synonym
@@ -57,7 +56,6 @@ HISTORY_FOLDER = VOCABULARY_FILE  # `.history/vocabulary.yaml/`: a dot, so never
 _VERSION_NAME = re.compile(r"^(\d{8}T\d{12}Z)-[0-9a-f]{12}\.yaml$")
 _CHANGE_NOTE = "# change: "  # the first line of a kept version: who replaced it, and with what change
 log = logging.getLogger(__name__)
-CANDIDATE_SEARCHES = 200  # unmatched searches looked at for candidate terms
 
 
 # --------------------------------------------------------------------------- results
@@ -88,30 +86,6 @@ class MergeResult:
     @property
     def skipped(self) -> tuple[str, ...]:
         return tuple(entry_id for entry_id, _ in self.skipped_because)
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """A term nobody recognises: written as a theme in entries, or searched for with no close result and no
-    theme named; with the entries (id, title) and the searches it came from."""
-
-    term: str
-    entries: tuple[tuple[str, str], ...] = ()
-    searches: tuple[SearchSummary, ...] = ()
-
-    @property
-    def weight(self) -> int:
-        return len(self.entries) + sum(s.searches for s in self.searches)
-
-    @property
-    def suggested_id(self) -> str:
-        return slugify(self.term)
-
-
-@dataclass(frozen=True)
-class Candidates:
-    items: list[Candidate]
-    searches_problem: str = ""  # why the search log could not be read (entries' terms are still listed)
 
 
 # --------------------------------------------------------------------------- changes
@@ -306,37 +280,6 @@ def vocabulary_history(kb: KnowledgeBase, viewer: User | None) -> list[Vocabular
     return changes
 
 
-def candidate_terms(kb: KnowledgeBase, viewer: User | None, *, days: int = 30, limit: int = 30) -> Candidates:
-    """Terms nobody recognises, most used first: themes written in entries that the vocabulary does not
-    know (only from entries the viewer may see), and searches that named no theme and found no close
-    result. A search log that cannot be read leaves the entries' terms, and says why."""
-    from kb.searchlog import search_log
-
-    _allowed(viewer, "see the candidate terms")
-    vocabulary = kb.vocabulary
-    terms: dict[str, dict[str, Any]] = {}
-    for entry_id, entry in sorted(kb.store.load().entries.items()):
-        if not can_see(viewer, entry_meta(entry)):
-            continue  # nothing of a hidden entry: not its id, its title nor its term
-        for name in entry.themes:
-            if vocabulary.resolve(name) is None and _key(name):
-                found = terms.setdefault(_key(name), {"term": name, "entries": {}, "searches": []})
-                found["entries"][entry_id] = entry.title
-    problem = ""
-    try:
-        unmatched = search_log(kb.settings).searches(days=days, unmatched=True, limit=CANDIDATE_SEARCHES)
-    except KBError as exc:
-        unmatched, problem = [], str(exc)
-    for search in unmatched:
-        if not _key(search.query) or vocabulary.names_a_theme(search.query) or vocabulary.resolve(search.query):
-            continue
-        found = terms.setdefault(_key(search.query), {"term": search.query, "entries": {}, "searches": []})
-        found["searches"].append(search)
-    items = [Candidate(t["term"], tuple(t["entries"].items()), tuple(t["searches"])) for t in terms.values()]
-    items.sort(key=lambda c: (-c.weight, c.term.casefold()))
-    return Candidates(items[:limit], problem)
-
-
 # --------------------------------------------------------------------------- the file
 
 
@@ -504,13 +447,10 @@ def _today() -> str:
 
 
 __all__ = [
-    "Candidate",
-    "Candidates",
     "MergeResult",
     "VocabularyChange",
     "add_synonym",
     "add_theme",
-    "candidate_terms",
     "merge",
     "retire",
     "vocabulary_history",

@@ -10,7 +10,8 @@ the anonymous visitor without one. Errors are RFC 9457 problem details; none car
 path. Request bodies are capped, and each token (each client address, for visitors) has a request rate,
 kept in the database so that replicas share it. This package is the only one that imports FastAPI:
 `models` (what it reads and answers), `gate` (the caller, limits and problem details), `limits` (the
-request allowances) and `app` (the endpoints); docs/api.md describes them.
+request allowances), `openapi` (what it says of itself: the schema and the /docs page) and `app` (the
+endpoints); docs/api.md describes them.
 """
 
 from kb.api.app import create_app

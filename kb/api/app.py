@@ -5,23 +5,17 @@ from __future__ import annotations
 
 import hmac
 import logging
-from http import HTTPStatus
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import Body, Depends, FastAPI, Path, Query
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.openapi.utils import get_openapi
-from fastapi.responses import HTMLResponse, Response
-from fastapi.staticfiles import StaticFiles
+from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from swagger_ui_bundle import swagger_ui_path
 
 from kb import browse, evidence, review
 from kb.access import READABLE_STATUSES, UNPUBLISHED_STATUSES, present
 from kb.api.feeds import feeds_router
 from kb.api.gate import (
-    PROBLEM_TYPE,
     Gate,
     Viewer,
     http_error,
@@ -46,7 +40,6 @@ from kb.api.models import (
     PlanMatchOut,
     PlanOut,
     PlanPartOut,
-    Problem,
     QueueItemOut,
     RecurrenceOut,
     ReviewIn,
@@ -57,6 +50,7 @@ from kb.api.models import (
     StatsOut,
     ThemeOut,
 )
+from kb.api.openapi import described_app, problems
 from kb.config import MailSettings
 from kb.database import Database, open_database
 from kb.drafting import save_draft
@@ -74,7 +68,6 @@ from kb.tokens import TokenStore
 log = logging.getLogger("lighthouse.api")
 
 MAX_BODY_BYTES = 1_000_000
-DOCS_ASSETS = "/docs-assets"  # Swagger UI's files, for the /docs page
 RATE_PER_MINUTE = 120  # each token's (or visitor address's) steady rate
 BURST = 60  # requests a quiet client may make at once
 ENTRY_ID = Path(
@@ -84,11 +77,6 @@ NOTE_ID = Path(description="The note's id.", examples=["20261203-4fa91c"])
 
 
 # =============================================================================== the app
-
-
-def _responses(*codes: int) -> dict[int | str, dict[str, Any]]:
-    always = (401, 422, 429, 500)
-    return {code: {"model": Problem, "description": HTTPStatus(code).phrase} for code in sorted({*codes, *always})}
 
 
 def _filters(
@@ -148,18 +136,7 @@ def create_app(
     """The API over this knowledge base, its callers named by these tokens or, with a provider, by the
     tokens it issues; the feeds read people's follows from this database (by default the settings' own,
     opened at the first request), and each caller's request allowance is kept there."""
-    app = FastAPI(
-        title="Lighthouse",
-        version=__import__("kb").__version__,
-        summary="Search lessons learned and lighthouse projects, and contribute to them, under the same access rules "
-        "as the app.",
-        description="Send `Authorization: Bearer <token>` (a personal token from `python -m kb token create`) to act "
-        "as that person; without it you are an anonymous visitor and see what the public sees. Errors are RFC 9457 "
-        "problem details.",
-        docs_url=None,  # served below from local files: the default page loads its scripts from a CDN
-        redoc_url=None,
-    )
-    serve_docs(app)
+    app = described_app()
 
     def outward(version: str | None) -> str | None:
         """A file's version as the API hands it out: keyed, so that it is no hash of the whole file, which
@@ -190,7 +167,7 @@ def create_app(
 
     # ------------------------------------------------------------------ reading
 
-    @app.get("/search", response_model=SearchOut, responses=_responses(400), tags=["finding"])
+    @app.get("/search", response_model=SearchOut, responses=problems(400), tags=["finding"])
     def search(
         viewer: Viewer,
         facets: Facets,
@@ -209,7 +186,7 @@ def create_app(
             query=q, mode=mode, page=page, limit=limit, total=len(every), hits=[HitOut.of(h) for h in hits]
         )
 
-    @app.post("/plan", response_model=PlanOut, responses=_responses(400, 413), tags=["finding"])
+    @app.post("/plan", response_model=PlanOut, responses=problems(400, 413), tags=["finding"])
     def plan(viewer: Viewer, facets: Facets, body: PlanIn) -> PlanOut:
         """A project plan, split into parts: the best prior lessons for each part, failures first."""
         filters = browse.SearchRequest(facets=facets).for_user(viewer).filters()
@@ -229,7 +206,7 @@ def create_app(
             ]
         )
 
-    @app.get("/entries/{entry_id}", response_model=EntryOut, responses=_responses(400, 404), tags=["entries"])
+    @app.get("/entries/{entry_id}", response_model=EntryOut, responses=problems(400, 404), tags=["entries"])
     def show(viewer: Viewer, entry_id: Annotated[str, ENTRY_ID]) -> EntryOut:
         """One entry as the caller may see it, with its version (send it back with an edit). A hidden
         entry answers exactly as a missing one."""
@@ -238,7 +215,7 @@ def create_app(
         return EntryOut.of(shown.entry, shown.withheld, outward(kb.store.version(entry_id)))
 
     @app.get(
-        "/entries/{entry_id}/similar", response_model=list[SimilarOut], responses=_responses(400, 404), tags=["entries"]
+        "/entries/{entry_id}/similar", response_model=list[SimilarOut], responses=problems(400, 404), tags=["entries"]
     )
     def similar(
         viewer: Viewer, entry_id: Annotated[str, ENTRY_ID], limit: Annotated[int, Query(ge=1, le=100)] = 5
@@ -249,7 +226,7 @@ def create_app(
     @app.get(
         "/entries/{entry_id}/history",
         response_model=list[PastVersionOut],
-        responses=_responses(400, 404),
+        responses=problems(400, 404),
         tags=["entries"],
     )
     def history(viewer: Viewer, entry_id: Annotated[str, ENTRY_ID]) -> list[PastVersionOut]:
@@ -259,7 +236,7 @@ def create_app(
             for v in kb.history(entry_id, viewer=viewer)
         ]
 
-    @app.get("/facets", response_model=dict[str, list[FacetValue]], responses=_responses(400), tags=["overview"])
+    @app.get("/facets", response_model=dict[str, list[FacetValue]], responses=problems(400), tags=["overview"])
     def facets(viewer: Viewer, chosen: Facets) -> dict[str, list[FacetValue]]:
         """How many entries the caller may see for each value of each facet, with the other filters
         applied (published entries unless a status is chosen)."""
@@ -267,12 +244,12 @@ def create_app(
         counts = browse.facet_counts(kb, filters, viewer=viewer)
         return {name: [FacetValue(value=v, count=n) for v, n in values] for name, values in counts.items()}
 
-    @app.get("/stats", response_model=StatsOut, responses=_responses(400), tags=["overview"])
+    @app.get("/stats", response_model=StatsOut, responses=problems(400), tags=["overview"])
     def stats(viewer: Viewer) -> StatsOut:
         """Counts of the indexed entries the caller may see, by facet."""
         return StatsOut(**kb.stats(viewer=viewer))
 
-    @app.get("/vocabulary", response_model=list[ThemeOut], responses=_responses(), tags=["overview"])
+    @app.get("/vocabulary", response_model=list[ThemeOut], responses=problems(), tags=["overview"])
     def vocabulary(viewer: Viewer) -> list[ThemeOut]:
         """The shared vocabulary of themes, with their synonyms."""
         return [
@@ -290,7 +267,7 @@ def create_app(
                     media: {"schema": {"type": "string", "format": "binary"}} for media in MEDIA_TYPES.values()
                 },
             },
-            **_responses(400),
+            **problems(400),
         },
         tags=["overview"],
     )
@@ -334,7 +311,7 @@ def create_app(
         )
 
     @app.post(
-        "/entries", status_code=201, response_model=SavedOut, responses=_responses(400, 403, 409, 413), tags=["writing"]
+        "/entries", status_code=201, response_model=SavedOut, responses=problems(400, 403, 409, 413), tags=["writing"]
     )
     def submit(viewer: Viewer, body: Annotated[NewEntryIn, Body()]) -> SavedOut:
         """Save a new entry as a draft, or send it for review (contributors; a draft needs only a title)."""
@@ -342,7 +319,7 @@ def create_app(
         return saved(entry, viewer)
 
     @app.put(
-        "/entries/{entry_id}", response_model=SavedOut, responses=_responses(400, 403, 404, 409, 413), tags=["writing"]
+        "/entries/{entry_id}", response_model=SavedOut, responses=problems(400, 403, 404, 409, 413), tags=["writing"]
     )
     def edit(viewer: Viewer, entry_id: Annotated[str, ENTRY_ID], body: Annotated[EditIn, Body()]) -> SavedOut:
         """Replace an entry with an edited one, made from `version` (409 if it changed since). An edit of
@@ -358,7 +335,7 @@ def create_app(
         )
         return saved(entry, viewer)
 
-    @app.get("/entries/{entry_id}/notes", response_model=NotesOut, responses=_responses(400, 404), tags=["entries"])
+    @app.get("/entries/{entry_id}/notes", response_model=NotesOut, responses=problems(400, 404), tags=["entries"])
     def notes(viewer: Viewer, entry_id: Annotated[str, ENTRY_ID]) -> NotesOut:
         """An entry's evidence notes, oldest first, and its recurrence, as the caller may see them (the
         same 404 as for a missing entry when they may not see it)."""
@@ -372,7 +349,7 @@ def create_app(
         "/entries/{entry_id}/notes",
         status_code=201,
         response_model=NoteOut,
-        responses=_responses(400, 403, 404, 413),
+        responses=problems(400, 403, 404, 413),
         tags=["writing"],
     )
     def add_note(viewer: Viewer, entry_id: Annotated[str, ENTRY_ID], body: Annotated[NoteIn, Body()]) -> NoteOut:
@@ -393,7 +370,7 @@ def create_app(
     @app.patch(
         "/entries/{entry_id}/notes/{note_id}",
         response_model=NoteOut,
-        responses=_responses(400, 403, 404, 413),
+        responses=problems(400, 403, 404, 413),
         tags=["writing"],
     )
     def change_note(
@@ -419,7 +396,7 @@ def create_app(
     @app.get(
         "/entries/{entry_id}/notes/{note_id}/history",
         response_model=list[PastNoteOut],
-        responses=_responses(400, 404),
+        responses=problems(400, 404),
         tags=["entries"],
     )
     def note_history(
@@ -436,7 +413,7 @@ def create_app(
         "/entries/{entry_id}/notes/{note_id}",
         status_code=204,
         response_class=Response,
-        responses=_responses(400, 403, 404),
+        responses=problems(400, 403, 404),
         tags=["writing"],
     )
     def withdraw_note(
@@ -449,7 +426,7 @@ def create_app(
         evidence.withdraw_note(kb, entry_id, note_id, viewer=viewer)
         return Response(status_code=204)
 
-    @app.get("/review", response_model=list[QueueItemOut], responses=_responses(), tags=["writing"])
+    @app.get("/review", response_model=list[QueueItemOut], responses=problems(), tags=["writing"])
     def queue(viewer: Viewer) -> list[QueueItemOut]:
         """New entries and edits waiting for review that the caller may see, oldest first."""
         return [
@@ -468,7 +445,7 @@ def create_app(
     @app.post(
         "/entries/{entry_id}/review",
         response_model=ReviewOut,
-        responses=_responses(400, 403, 404, 409, 413),
+        responses=problems(400, 403, 404, 409, 413),
         tags=["writing"],
     )
     def decide(viewer: Viewer, entry_id: Annotated[str, ENTRY_ID], body: Annotated[ReviewIn, Body()]) -> ReviewOut:
@@ -482,41 +459,4 @@ def create_app(
             entry = review.send_back(kb, entry_id, viewer, body.comment, version, revision=body.revision)
         return ReviewOut(id=entry.id, status=entry.status, version=outward(kb.store.version(entry.id)))
 
-    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
-
-
-def serve_docs(app: FastAPI) -> None:
-    """The interactive OpenAPI page at /docs, with Swagger UI's scripts and styles from the installed
-    swagger-ui-bundle: no network is needed, as everywhere else at run time."""
-    app.mount(DOCS_ASSETS, StaticFiles(directory=swagger_ui_path), name="docs-assets")
-
-    @app.get("/docs", include_in_schema=False)
-    def docs() -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url=app.openapi_url or "/openapi.json",
-            title="Lighthouse API",
-            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
-            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
-            swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
-        )
-
-
-def _openapi(app: FastAPI) -> dict[str, Any]:
-    """The schema, with every error response as application/problem+json (what it is sent as)."""
-    if app.openapi_schema:
-        return app.openapi_schema
-    schema = get_openapi(
-        title=app.title, version=app.version, summary=app.summary, description=app.description, routes=app.routes
-    )
-    for path in schema.get("paths", {}).values():
-        for operation in path.values():
-            for code, response in operation.get("responses", {}).items():
-                content = response.get("content", {})
-                if code.isdigit() and int(code) >= 400 and "application/json" in content:
-                    content[PROBLEM_TYPE] = content.pop("application/json")
-                    content[PROBLEM_TYPE]["schema"] = {"$ref": "#/components/schemas/Problem"}
-    schema["components"]["schemas"].pop("HTTPValidationError", None)
-    schema["components"]["schemas"].pop("ValidationError", None)
-    app.openapi_schema = schema
-    return schema

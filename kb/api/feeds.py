@@ -19,6 +19,7 @@ from fastapi.responses import Response
 from feedgen.feed import FeedGenerator
 
 from kb.access import ANONYMOUS
+from kb.api.openapi import problems
 from kb.config import MailSettings
 from kb.database import Database
 from kb.digest import entry_url, following_url
@@ -56,11 +57,9 @@ log.addFilter(HideFeedSecrets())
 
 
 def _atom_responses() -> dict[int | str, dict[str, Any]]:
-    from kb.api.app import _responses
-
     return {
         200: {"description": "An Atom feed.", "content": {ATOM: {"schema": {"type": "string"}}}},
-        **_responses(404),
+        **problems(404),
     }
 
 

@@ -266,9 +266,9 @@ def test_a_write_that_fails_for_another_reason_never_deletes_a_healthy_index(cop
 
 def _guarded_for_test(failure):
     """A VectorIndex method that fails inside Chroma, as the real ones are wrapped."""
-    from kb.vector_index import _guarded
+    from kb.chroma_client import guarded
 
-    return _guarded(failure)
+    return guarded(failure)
 
 
 def test_stored_vectors_are_what_chroma_answers_after_changes_still_in_its_log(copy):

@@ -1,5 +1,5 @@
 """Keeping the vocabulary (kb.vocabulary_edits): add a theme or a synonym, merge, retire, the history of each
-change, the candidate terms, and search taking a change in at once, with no sync."""
+change, the candidate terms (kb.vocabulary_candidates), and search taking a change in at once, with no sync."""
 
 from __future__ import annotations
 
@@ -22,12 +22,12 @@ from kb.review import approve, review_queue
 from kb.searchlog import search_log
 from kb.sources import catalogue
 from kb.tokens import TokenStore
+from kb.vocabulary_candidates import candidate_terms
 from kb.vocabulary_edits import (
     DRAFT_SKIPPED,
     IN_REVIEW_SKIPPED,
     add_synonym,
     add_theme,
-    candidate_terms,
     merge,
     retire,
     vocabulary_history,
