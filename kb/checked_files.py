@@ -8,7 +8,8 @@ written by it after a check) records each file under `chroma/` and `lexical/`: i
 change times and inode, with the collection, the index's mark and the machine's boot. The next sync,
 before anything opens the store, compares: the same files, each as recorded, the same mark in the store's
 database, no restart in between, and it skips those reads. A process that only reads does the same before
-Chroma opens (kb.parts: the checks at open; kb.mirror: the comparison before its first answer).
+Chroma opens (kb.parts: the checks at open; kb.mirror: the comparison before its first answer), and any
+process opening the replica reads no CRC-32 of a file the record vouches for (kb.replica.files.vouch_for).
 
 A write to a file moves its change time, and only the kernel sets that (putting the modification time
 back with `touch -d` or `os.utime` moves it too), so a file edited, truncated, replaced or copied in is
@@ -37,6 +38,14 @@ WATCHED = ("chroma", "lexical")  # the embedded store and the replica, each fold
 _BOOT_ID = Path("/proc/sys/kernel/random/boot_id")  # Linux's id of this boot; elsewhere no record is trusted
 
 
+FileKey = tuple[int, int, int, int, int]  # device, inode, size, modification and change times (ns)
+
+
+def file_key(status: os.stat_result) -> FileKey:
+    """What identifies a file and its last write: any write moves the change time, which only the kernel sets."""
+    return status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns
+
+
 class CheckedFiles:
     """The record in one index folder; see the module docstring."""
 
@@ -48,6 +57,18 @@ class CheckedFiles:
     def generation_if_unchanged(self) -> str | None:
         """The index's mark as recorded, when every watched file is as the record has it (and the record is
         this collection's, from this boot); else None."""
+        return self._recorded_generation(self._stats())
+
+    def unchanged_files(self) -> list[FileKey]:
+        """Each watched file's device, inode, size, modification and change times, while the record holds
+        (see `generation_if_unchanged`); none otherwise. A file that keeps all five is as the sync that
+        checked it left it (kb.replica.files.vouch_for)."""
+        found = self._stats()
+        if self._recorded_generation(found) is None or found is None:
+            return []
+        return [file_key(status) for status in found.values()]
+
+    def _recorded_generation(self, found: dict[str, os.stat_result] | None) -> str | None:
         try:
             recorded = json.loads(self.path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -57,13 +78,13 @@ class CheckedFiles:
         boot = _boot_id()
         if not boot or recorded.get("boot") != boot or recorded.get("collection") != self.collection:
             return None
-        files = self._files()
+        files = _as_recorded(found)
         return recorded["generation"] if files is not None and recorded.get("files") == files else None
 
     def record(self, generation: str) -> None:
         """The watched files, as they are now, hold the index at this mark, checked. Logged, not raised, when
         the record cannot be written: the next sync then checks everything, which is all it costs."""
-        files, boot = self._files(), _boot_id()
+        files, boot = _as_recorded(self._stats()), _boot_id()
         if files is None or not boot:
             self.forget()
             return
@@ -82,10 +103,10 @@ class CheckedFiles:
     def forget(self) -> None:
         forget_checked(self.root)
 
-    def _files(self) -> dict[str, list[int]] | None:
-        """Each watched file's size, times and inode; None when a symbolic link is among them, or a file
-        goes while they are listed."""
-        found: dict[str, list[int]] = {}
+    def _stats(self) -> dict[str, os.stat_result] | None:
+        """Each watched file's status by its path in the folder; None when a symbolic link is among them,
+        or a file goes while they are listed."""
+        found: dict[str, os.stat_result] = {}
         try:
             for top in WATCHED:
                 for path in sorted((self.root / top).rglob("*")):
@@ -93,15 +114,17 @@ class CheckedFiles:
                         return None
                     status = path.lstat()
                     if path.is_file():
-                        found[path.relative_to(self.root).as_posix()] = [
-                            status.st_size,
-                            status.st_mtime_ns,
-                            status.st_ctime_ns,
-                            status.st_ino,
-                        ]
+                        found[path.relative_to(self.root).as_posix()] = status
         except OSError:
             return None
         return found
+
+
+def _as_recorded(found: dict[str, os.stat_result] | None) -> dict[str, list[int]] | None:
+    """The files as the record keeps them: size, modification and change times, inode."""
+    if found is None:
+        return None
+    return {name: [s.st_size, s.st_mtime_ns, s.st_ctime_ns, s.st_ino] for name, s in found.items()}
 
 
 def store_damaged(index_dir: Path | str, reason: str, *, where: str | Path = "") -> IndexDamaged:

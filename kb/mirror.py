@@ -33,7 +33,15 @@ from kb.chroma_checks import embedded_vectors
 from kb.errors import Problem
 from kb.parts import Parts
 from kb.passages import PassageId
-from kb.replica import Additions, EntryTable, KeywordIndexDamaged, Replica, UnsupportedClause, same_but
+from kb.replica import (
+    Additions,
+    EntryTable,
+    KeywordIndexDamaged,
+    Replica,
+    UnsupportedClause,
+    same_but,
+    vouch_for,
+)
 from kb.vector_index import IndexedEntry
 
 log = logging.getLogger(__name__)
@@ -92,6 +100,8 @@ class Mirror:
         """The folder, opened (and its files checked) on first use, so that `show`, `check` and
         `export`, which need no index, do not pay for it."""
         if self._replica is None:
+            if self.parts.owns_store:  # files a checking sync left as they are need no reading again
+                vouch_for(self.parts.checked_files.unchanged_files())
             self._replica = Replica(self.folder)
         return self._replica
 

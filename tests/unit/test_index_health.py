@@ -407,16 +407,18 @@ READER = """
 import sys
 from kb import chroma_checks
 from kb.cli import cli
+from kb.replica import files
 
-def spy(name, said):
-    original = getattr(chroma_checks, name)
+def spy(module, name, said):
+    original = getattr(module, name)
     def call(*args, **kwargs):
         print(said, file=sys.stderr)
         return original(*args, **kwargs)
-    setattr(chroma_checks, name, call)
+    setattr(module, name, call)
 
-spy("stored_vectors", "read the stored vectors")
-spy("check_hnsw", "checked the graphs")
+spy(chroma_checks, "stored_vectors", "read the stored vectors")
+spy(chroma_checks, "check_hnsw", "checked the graphs")
+spy(files, "_crc32", "read a keyword file's checksum")
 cli(sys.argv[1:])
 """
 SIMILAR_TO = "benefits-and-housing-data-sharing-pilot-0"
@@ -449,6 +451,7 @@ def test_a_reader_trusts_the_store_a_sync_checked_and_compares_one_that_changed(
     assert json.loads(trusted.stdout), "it answers"
     assert "read the stored vectors" not in trusted.stderr, "the record holds: nothing to compare again"
     assert "checked the graphs" not in trusted.stderr
+    assert "read a keyword file's checksum" not in trusted.stderr
 
     open_kb(copy).sync()  # a reader that opened Chroma changed its database file: record the store again
     clear_client_cache()
@@ -461,6 +464,23 @@ def test_a_reader_trusts_the_store_a_sync_checked_and_compares_one_that_changed(
     assert damaged.returncode != 0 and "python -m kb sync" in damaged.stderr + damaged.stdout
     assert "Traceback" not in damaged.stderr
     assert CheckedFiles(copy.index_dir, copy.collection).generation_if_unchanged() is None
+
+
+def test_a_keyword_file_changed_since_the_record_is_read_again(copy, built):
+    """The replica's files are in the record too: one written since (its modification time put back) is
+    read and its checksum compared, and the reader answers as from the pristine index."""
+    expected = read_in_a_new_process(built, "search", "data sharing agreement took too long")
+    open_kb(copy).sync()
+    clear_client_cache()
+    texts = next((copy.index_dir / "lexical").rglob("texts.bin"))
+    before = texts.stat()
+    flip(texts, before.st_size // 2)
+    os.utime(texts, ns=(before.st_atime_ns, before.st_mtime_ns))
+    found = read_in_a_new_process(copy, "search", "data sharing agreement took too long")
+    assert found.returncode == 0, found.stderr
+    assert "read a keyword file's checksum" in found.stderr
+    assert "texts.bin: checksum mismatch" in found.stderr
+    assert json.loads(found.stdout) == json.loads(expected.stdout)
 
 
 def test_a_reader_without_a_record_compares_the_vectors(copy, monkeypatch):
