@@ -92,6 +92,13 @@ class TokenBucket:
                 self._forget_idle(now)
             return wait
 
+    @property
+    def keys_held(self) -> frozenset[str]:
+        """The keys whose allowances this process holds in memory now: past MAX_KEYS_IN_MEMORY of them,
+        those full again are forgotten (a full allowance is the same as none), so memory stays bounded."""
+        with self._lock:
+            return frozenset(self._buckets)
+
     def _forget_idle(self, now: float) -> None:
         if len(self._buckets) > MAX_KEYS_IN_MEMORY:  # a full bucket is the same as none
             full = [k for k, (t, w) in self._buckets.items() if self.rule.refilled(t, now - w) >= self.rule.burst]

@@ -46,8 +46,15 @@ def test_settings_and_make_embedder_take_the_backend(monkeypatch):
     assert Settings().model_backend == "onnx-int8"
     monkeypatch.delenv("KB_MODEL_BACKEND")
     assert Settings().model_backend == "torch"
+
+    def loads(*args):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(embedder_module, "bundled_model_path", loads)  # where every load of it starts
     embedder = make_embedder("all-MiniLM-L6-v2", "onnx")
-    assert embedder.backend == "onnx" and embedder._model is None  # nothing loads until first use
+    assert embedder.backend == "onnx" and embedder.name == "all-MiniLM-L6-v2"  # nothing loads until first use
+    with pytest.raises(AssertionError, match="the model was loaded"):
+        embedder.embed(["hello"])
     assert isinstance(make_embedder("hashing-bow", "onnx-int8"), HashingEmbedder)
 
 

@@ -163,13 +163,20 @@ def test_the_digest_command(state, mail_server, monkeypatch, tmp_path):
 
 
 def test_one_run_at_a_time(state, mail_server):
-    kb, database, _ = state
-    from kb.digest import _one_run
+    kb, database, following = state
+    following.follow(ADA, "theme", THEME)
+    write_entry(kb, "A new agreement", themes=[THEME])
+    sent = []
 
-    with _one_run(database) as first, _one_run(database) as second:
-        assert first and not second
-    with pytest.raises(KBError, match="another digest run"), _one_run(database):
-        run(kb, database, mail_server, later(days=8))
+    def send_while_another_run_starts(message):
+        with pytest.raises(KBError, match="another digest run"):
+            run(kb, database, mail_server, later(days=8))
+        sent.append(message["To"])
+
+    (first,) = run(kb, database, mail_server, later(days=8), send=send_while_another_run_starts)
+    assert first.status == "sent" and sent == [ADA.email]
+    assert mail_server.messages == [], "the second run sent nothing"
+    assert [r.status for r in run(kb, database, mail_server, later(days=9))] == ["not due"]  # the lock is free again
 
 
 def test_one_person_s_broken_address_stops_no_one_else_s_digest(state, mail_server):

@@ -42,9 +42,11 @@ def test_a_short_batch_runs_on_one_thread_and_a_long_one_on_all():
             seen.append((len(texts), torch.get_num_threads()))
             return np.zeros((len(texts), 4), dtype=np.float32)
 
+    class Loaded(SentenceTransformerEmbedder):
+        model = Model()  # what `model` gives once loaded, without loading the real one
+
     before = torch.get_num_threads()
-    embedder = SentenceTransformerEmbedder()
-    embedder._model = Model()
+    embedder = Loaded()
     embedder.embed(["one query"])
     embedder.embed(["a passage"] * (SHORT_BATCH + 1))
     assert seen == [(1, 1), (SHORT_BATCH + 1, before)]

@@ -15,8 +15,9 @@ import pytest
 
 from kb import Filters, KnowledgeBase
 from kb.access import ANONYMOUS, member_of
+from kb.filters import Scope
 from kb.nearest import DEEPER_FETCH, OVERFETCH
-from kb.retriever import _where
+from kb.passages import PassageId
 
 QUERIES = [
     "data sharing agreement took too long",
@@ -29,6 +30,11 @@ QUERIES = [
 @pytest.fixture(autouse=True)
 def vectors_too_many_for_memory(monkeypatch):
     monkeypatch.setattr("kb.replica.reads.EXACT_BYTES", 0)
+
+
+def _where(filters, viewer, extra=()):
+    """The clause a search with these filters, by this viewer, runs under: the filters and the access rule."""
+    return Scope(filters or Filters(), viewer).where(extra)
 
 
 def _ids(results):
@@ -130,10 +136,8 @@ def test_a_narrow_filter_whose_passage_test_turns_down_most_neighbours_is_still_
     vectors = fake_embedder.embed(QUERIES)
     expected = kb.index.query(vectors, 20, where)
     calls, fetched = _recording(kb, monkeypatch), []
-    exact_among = kb.retriever.nearest._exact_among
-    monkeypatch.setattr(
-        kb.retriever.nearest, "_exact_among", lambda v, fetch, *a: fetched.append(fetch) or exact_among(v, fetch, *a)
-    )
+    nearest = kb.replica.nearest  # the exact search over the local copy of the vectors
+    monkeypatch.setattr(kb.replica, "nearest", lambda v, ids, k, **o: fetched.append(k) or nearest(v, ids, k, **o))
     got = kb.retriever.nearest.find(
         vectors, 20, where, entries_where=entries_where, keep=lambda m: m.section == "Evidence and links"
     )
@@ -142,12 +146,25 @@ def test_a_narrow_filter_whose_passage_test_turns_down_most_neighbours_is_still_
     _assert_same_ranking(got, expected, 20)
 
 
+def _keep_without_vectors(replica):
+    """Write the replica's folder again with its passages and entry records but no vectors, as a folder
+    kept without them, still mirroring the same index."""
+    table = replica.table()
+    with replica.additions() as added:
+        added.add_passages(
+            (passage_id, PassageId.entry_of(passage_id), text) for passage_id, text in replica.passages()
+        )
+        added.add_records({entry_id: table.record(position) for entry_id, position in table.position.items()})
+        replica.rebuild(added, dict(replica.hashes), replica.generation)
+
+
 def test_without_a_local_copy_of_the_vectors_chroma_searches_among_the_narrow_filters_ids(
     kb, fake_embedder, monkeypatch
 ):
     where = _where(Filters.of(theme="data-quality", outcome="failed"), ANONYMOUS)
     kb.search("warm up", viewer=ANONYMOUS)
-    monkeypatch.setattr(kb.replica._current(), "dimension", None)  # as in a folder kept without vectors
+    _keep_without_vectors(kb.replica)
+    assert not kb.replica.has_vectors
     calls = _recording(kb, monkeypatch)
     vectors = fake_embedder.embed(QUERIES[:1])
     got = kb.retriever.nearest.find(vectors, 10, where, entries_where=where)
@@ -302,11 +319,15 @@ def test_a_change_by_another_process_reaches_the_very_next_search(kb, settings, 
     assert kb.stats(viewer=outsider)["entries"] == other.stats(viewer=outsider)["entries"]
 
 
-def test_light_queries_fill_text_and_section_as_chroma_stores_them(kb, fake_embedder):
+def test_light_queries_fill_text_and_section_as_chroma_stores_them(kb, fake_embedder, monkeypatch):
     kb.search("warm up", viewer=ANONYMOUS)
     vectors = fake_embedder.embed(QUERIES)
     full = kb.index.query(vectors, 40)
-    light = [kept for kept, _ in kb.retriever.nearest._query(vectors, 40, 40)]
+    asked = []
+    query = kb.index.query
+    monkeypatch.setattr(kb.index, "query", lambda *a, **k: asked.append(k.get("light")) or query(*a, **k))
+    light = kb.retriever.nearest.find(vectors, 40, None)
+    assert asked == [True], "Chroma gives ids and distances only"
     assert kb.mirror.table() is not None
     assert [[(m.passage_id, m.entry_id, m.section, m.text) for m in r] for r in light] == [
         [(m.passage_id, m.entry_id, m.section, m.text) for m in r] for r in full
@@ -314,20 +335,29 @@ def test_light_queries_fill_text_and_section_as_chroma_stores_them(kb, fake_embe
 
 
 def test_an_entrys_own_passages_come_from_the_local_copy_as_chroma_stores_them(kb, monkeypatch):
+    """`similar` starts from the entry's own passages, their sections, texts and vectors: read from the
+    local copy, they give what Chroma's give, and Chroma is not asked for them."""
     import numpy as np
+
+    def linked(hits):
+        return [(h.id, h.source_section, h.source_passage, h.section, h.passage, h.shared_themes) for h in hits]
 
     kb.search("warm up", viewer=ANONYMOUS)
     some = sorted(kb.index.entry_ids())[::7]
-    expected = {entry_id: kb.index.passages(entry_id) for entry_id in some}
     calls = []
+    passages = kb.index.passages
+    with monkeypatch.context() as from_chroma:
+        from_chroma.setattr(kb.replica, "entry_passages", lambda entry_id: None)  # as when the copy lacks them
+        from_chroma.setattr(kb.index, "passages", lambda *a, **k: calls.append(a) or passages(*a, **k))
+        expected = {entry_id: kb.similar(entry_id, limit=8) for entry_id in some}
+    assert len(calls) == len(some), "the entries' own passages came from Chroma"
+    calls.clear()
     monkeypatch.setattr(kb.index, "passages", lambda *a, **k: calls.append(a) or ([], np.zeros((0, 0))))
     for entry_id in some:
-        passages, vectors = kb.retriever._own_passages(entry_id)
-        want_passages, want_vectors = expected[entry_id]
-        assert [(p.passage_id, p.entry_id, p.section, p.text) for p in passages] == [
-            (p.passage_id, p.entry_id, p.section, p.text) for p in want_passages
-        ]
-        np.testing.assert_allclose(vectors, want_vectors, atol=1e-6)  # Chroma rounds to within a unit or two
+        hits = kb.similar(entry_id, limit=8)
+        assert linked(hits) == linked(expected[entry_id]), entry_id
+        # Chroma rounds the vectors it stores to within a unit or two
+        assert [h.score for h in hits] == pytest.approx([h.score for h in expected[entry_id]], abs=1e-5)
     assert calls == [], "Chroma is not asked"
 
 

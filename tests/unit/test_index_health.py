@@ -193,14 +193,16 @@ def test_a_panic_inside_chroma_is_the_index_s_error(copy, monkeypatch):
     class PanicException(BaseException):  # what pyo3 names the Rust core's panics
         pass
 
-    def panics(self, *args, **kwargs):
+    def panics(*args, **kwargs):
         raise PanicException("called `Result::unwrap()` on an `Err` value")
 
     base = open_kb(copy)
-    monkeypatch.setattr(VectorIndex, "_open", panics)
+    monkeypatch.setattr(base.index.client, "list_collections", panics)  # the first call an opening makes
     with pytest.raises(IndexDamaged, match="PanicException"):
         base.index.count()
-    monkeypatch.setattr(VectorIndex, "_open", lambda self, *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
+    monkeypatch.setattr(
+        base.index.client, "list_collections", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt())
+    )
     with pytest.raises(KeyboardInterrupt):  # an interrupt is never taken for damage
         base.index.count()
 
@@ -215,14 +217,16 @@ def test_a_refused_argument_is_not_taken_for_damage(copy):
 
 
 def test_a_server_failure_is_reported_not_repaired(copy):
-    clear_client_cache()
-    client = open_kb(copy).index.client
-    base = KnowledgeBase(copy, embedder=HashingEmbedder(), client=client)  # a store that is not ours
+    class FailingServer:
+        """A Chroma client whose server answers every request with an error."""
 
-    def broken(*args, **kwargs):
-        raise RuntimeError("server error 500")
+        def __getattr__(self, name):
+            def broken(*args, **kwargs):
+                raise RuntimeError("server error 500")
 
-    base.index._open = broken
+            return broken
+
+    base = KnowledgeBase(copy, embedder=HashingEmbedder(), client=FailingServer())  # a store that is not ours
     with pytest.raises(KBError, match="the Chroma server failed") as caught:
         base.index.count()
     assert not isinstance(caught.value, IndexDamaged)

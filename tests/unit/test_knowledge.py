@@ -12,6 +12,11 @@ from kb.embedder import HashingEmbedder
 from kb.errors import IndexMissing
 
 
+def passages_collection(kb: KnowledgeBase):
+    """Chroma's collection of the index's passages, as the index's client gives it."""
+    return kb.index.client.get_collection(kb.index.collection_names[0], embedding_function=None)
+
+
 def count_embeds(kb: KnowledgeBase) -> list[int]:
     calls: list[int] = []
     original = kb.embedder.embed
@@ -292,19 +297,20 @@ def test_a_missing_index_folder_is_rebuilt_by_sync(kb, settings, fake_embedder):
     assert len(report.added) >= 40
 
 
-def test_an_index_made_with_the_old_search_breadth_is_raised_to_the_current_one(kb, settings):
+def test_an_index_made_with_the_old_search_breadth_is_raised_to_the_current_one(kb, settings, monkeypatch):
     from kb.chroma_client import clear_client_cache
     from kb.vector_index import EF_SEARCH
 
-    passages = kb.index._open()[0]
+    passages = passages_collection(kb)
     assert passages.configuration["hnsw"]["ef_search"] == EF_SEARCH
     passages.modify(configuration={"hnsw": {"ef_search": 200}})  # as an index built before the change
     clear_client_cache()
+    monkeypatch.setattr("kb.replica.reads.EXACT_BYTES", 0)  # too many vectors to hold: Chroma searches them
     reopened = KnowledgeBase(settings, embedder=kb.embedder)
     reopened.search("data sharing", mode="dense")
     clear_client_cache()
     again = KnowledgeBase(settings, embedder=kb.embedder)
-    assert again.index._open()[0].configuration["hnsw"]["ef_search"] == EF_SEARCH
+    assert passages_collection(again).configuration["hnsw"]["ef_search"] == EF_SEARCH
 
 
 class CountingEmbedder(HashingEmbedder):
@@ -420,7 +426,7 @@ def test_a_saved_entry_keeps_exactly_its_new_passages_in_the_index_however_many_
     assert len(more) > len(fewer) and more == sorted(f"{entry.id}#{n}" for n in range(len(more)))
 
     # A write that stopped after adding passages left one more than the entry now has.
-    passages_col = kb.index._open()[0]
+    passages_col = passages_collection(kb)
     vector = kb.index.passages(entry.id)[1][:1]
     extra = f"{entry.id}#{len(more)}"
     passages_col.add(ids=[extra], embeddings=vector, documents=["left behind"], metadatas=[{"entry_id": entry.id}])

@@ -98,7 +98,7 @@ def test_a_replica_whose_clock_is_behind_gives_no_more(database, replica):
     assert ahead.take("k", now=100.0) > 0
 
 
-def test_many_threads_taking_at_once_never_get_more_than_the_allowance(database, replica):
+def test_many_threads_taking_at_once_never_get_more_than_the_allowance(database, replica, caplog):
     replicas = [replica(per_minute=1, burst=25) for _ in range(2)]
     granted: list[float] = []
     start = threading.Barrier(8)
@@ -110,13 +110,14 @@ def test_many_threads_taking_at_once_never_get_more_than_the_allowance(database,
             granted.append(wait)
 
     threads = [threading.Thread(target=hammer, args=(replicas[i % 2],)) for i in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    with caplog.at_level(logging.WARNING, logger="lighthouse.api"):
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
     assert len(granted) == 80
     assert sum(wait == 0 for wait in granted) == 25
-    assert all(limiter._failed_at is None for limiter in replicas)  # every take went through the database
+    assert not [r for r in caplog.records if r.name == "lighthouse.api"], "every take went through the database"
 
 
 # --------------------------------------------------------------------------- forgetting
@@ -178,4 +179,4 @@ def test_the_in_memory_bucket_forgets_full_buckets_past_its_size(monkeypatch):
     for key in "abcd":
         bucket.take(key, now=0.0)
     bucket.take("e", now=10.0)
-    assert set(bucket._buckets) == {"e"}
+    assert bucket.keys_held == {"e"}

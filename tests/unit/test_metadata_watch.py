@@ -126,10 +126,15 @@ def test_readers_on_many_threads_see_each_mark_whole_while_a_writer_commits(tmp_
 
 def test_once_chroma_loads_a_watch_closes_and_reads_nothing(tmp_path, monkeypatch):
     a_store(tmp_path, "one").close()
+    opened = []
+    real_connect = sqlite3.connect
+    monkeypatch.setattr(sqlite3, "connect", lambda *a, **k: opened.append(real_connect(*a, **k)) or opened[-1])
     watch = MetadataWatch(tmp_path, "entries")
     watch.read()
+    assert len(opened) == 1, "the watch keeps one connection"
     before_chroma_loads()  # what kb.chroma_client calls before it imports chromadb
-    assert watch._db is None, "the connection is closed before Chroma opens the file"
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        opened[0].execute("SELECT 1")  # the connection is closed before Chroma opens the file
     with pytest.raises(ChromaInProcess):
         watch.read()
 

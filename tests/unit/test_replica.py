@@ -220,10 +220,8 @@ def test_spools_and_folders_left_by_a_killed_sync_are_swept_but_a_running_one_is
     import time
 
     lexical = Replica(tmp_path / "lexical")
-    with lexical.additions() as running:
-        abandoned = lexical.additions()
-        abandoned.add_passages([ROWS[0]])
-        abandoned._spool.close()
+    with lexical.additions() as running, lexical.additions() as abandoned:
+        abandoned.add_passages([ROWS[0]])  # then nothing more: its sync was killed
         half_written = tmp_path / ".lexical-k1ll3d"
         (half_written / "base").mkdir(parents=True)
         (half_written / "base" / "postings-rows.npy").write_bytes(b"partial")
@@ -526,16 +524,16 @@ def test_an_update_does_not_copy_from_a_file_damaged_since_the_folder_was_opened
 
 
 def test_a_folder_swapped_in_while_it_is_checked_is_read_not_reported_as_damaged(full_index, monkeypatch):
-    from kb.replica import files as module
+    from kb.replica.files import Manifest
 
-    whole_check = module._check
+    read_manifest = Manifest.from_json
 
-    def swap_during_the_first_check(directory, *args):
-        monkeypatch.setattr(module, "_check", whole_check)
+    def swap_during_the_first_check(meta):  # the manifest is read: the files it lists are checked next
+        monkeypatch.setattr(Manifest, "from_json", read_manifest)
         _add_parks(Replica(full_index.folder), "gen-2")  # another process: the folder being read goes
-        return whole_check(directory, *args)
+        return read_manifest(meta)
 
-    monkeypatch.setattr(module, "_check", swap_during_the_first_check)
+    monkeypatch.setattr(Manifest, "from_json", swap_during_the_first_check)
     opened = Replica(full_index.folder)
     assert opened.damage is None and opened.mirrors("gen-2") and opened.text_of("parks#0") == PARKS[2]
 
