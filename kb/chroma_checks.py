@@ -67,7 +67,7 @@ class VectorSegment:
     flushed_up_to: int  # the log's sequence number the HNSW files hold everything up to (0: none)
 
 
-OPEN, SYNC, DEEP = "open", "sync", "deep"  # how thoroughly: before each open, in each sync, after a failure
+OPEN, SYNC, DEEP = "open", "sync", "deep"  # how thoroughly: before an open, in each sync, after a failure
 TRUSTED = "trusted"  # not at all: the files are as a sync left them after checking them (kb.checked_files)
 
 

@@ -2,7 +2,7 @@
 
 chromadb is imported when an index is first opened, after kb.chroma_metadata has closed its own
 connections to the store (`before_chroma_loads`). A client is made here for an embedded store, checked
-by kb.chroma_checks before Chroma opens it, or for a Chroma server; Chroma's per-path client cache is
+by kb.chroma_checks before Chroma opens it (at the level the caller gives: kb.parts), or for a Chroma server; Chroma's per-path client cache is
 cleared here, and an embedded store removed. What Chroma raises for a store it cannot read is told
 apart from the caller's own mistakes here, and put in one line without paths; every call the vector index
 makes into Chroma takes its turn and has a failure made the index's own error here (`guarded`).
@@ -112,8 +112,8 @@ def guarded(method):
 def make_client(index_dir: Path | str, chroma_url: str | None = None, *, create: bool = False, level: str = OPEN):
     """Embedded Chroma under `index_dir`, or a Chroma server when a URL is given. Telemetry off.
 
-    The embedded store is checked (kb.chroma_checks) before Chroma opens it, so a damaged file is
-    reported as IndexDamaged instead of crashing the process. Without `create`, a folder with no store
+    The embedded store is checked (kb.chroma_checks, at `level`; TRUSTED reads nothing) before Chroma
+    opens it, so a damaged file is reported as IndexDamaged instead of crashing the process. Without `create`, a folder with no store
     raises IndexMissing: only a sync builds one, so a deleted database never passes for an empty index.
     """
     settings = load_chromadb().config.Settings(anonymized_telemetry=False, allow_reset=True)

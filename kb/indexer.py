@@ -230,10 +230,9 @@ class Indexer:
         try:
             # Looked at before anything opens the store in this sync (opening it changes its database file),
             # and only trusted while the store's own mark, read from its file, is the recorded one.
-            recorded = self.parts.checked_files.generation_if_unchanged()
-            stored = parts.stored_generation()
-            if recorded is not None and stored is not None and stored != recorded:
-                recorded = None
+            recorded = parts.recorded_generation()
+            if recorded is not None:
+                self.mirror.open_replica()
             if parts._index is None:  # opened with the sync's own, more thorough check
                 parts.writable_index(level=TRUSTED if recorded is not None else SYNC)
             elif recorded is None:

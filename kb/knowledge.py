@@ -337,6 +337,7 @@ class KnowledgeBase:
     ) -> list[SimilarHit]:
         """The entries nearest to this one by their passages (never itself), with the linking passages;
         the same NotFound as `get` for an entry the viewer may not see."""
+        self.store.path_for(entry_id)  # a blank or malformed id is refused before anything is looked up
         self.mirror.refresh()  # before Chroma opens: a reader's first look at a checked index reads it no more
         own = self._visible_record(entry_id, viewer)
         return self.retriever.similar(entry_id, own, limit=limit, filters=filters, viewer=viewer)

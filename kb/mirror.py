@@ -12,7 +12,8 @@ The freshness protocol, in one place:
   no record is read again from Chroma to make sure.
 - Every change to what the mirror holds makes a new `Snapshot`; the browse rows and the clause
   caches live on it and are dropped with it, so nobody has to remember to invalidate them.
-- Once per process and generation, the vectors Chroma holds are compared with the mirror's copy.
+- Once per process and generation, the vectors Chroma holds are compared with the mirror's copy, unless
+  the checked-files record vouches for them (kb.checked_files).
 """
 
 from __future__ import annotations
@@ -40,7 +41,6 @@ from kb.replica import (
     Replica,
     UnsupportedClause,
     same_but,
-    vouch_for,
 )
 from kb.vector_index import IndexedEntry
 
@@ -101,9 +101,20 @@ class Mirror:
         `export`, which need no index, do not pay for it."""
         if self._replica is None:
             if self.parts.owns_store:  # files a checking sync left as they are need no reading again
-                vouch_for(self.parts.checked_files.unchanged_files())
-            self._replica = Replica(self.folder)
+                self.parts.checked_files.vouch_for(self.folder)
+            self._replica = self._open_replica()
         return self._replica
+
+    def open_replica(self) -> None:
+        """Open the replica now rather than on first use: a sync does, while the checked-files record still
+        vouches for its files, before opening the store changes one of the files the record lists."""
+        _ = self.replica
+
+    def _open_replica(self) -> Replica:
+        # Damage found in the replica drops the checked-files record, as damage found in the store does
+        # (kb.checked_files.store_damaged): no process takes the damaged files as checked any more, and
+        # the folder is rebuilt.
+        return Replica(self.folder, on_damage=self.parts.checked_files.forget)
 
     @property
     def folder(self) -> Path:
@@ -127,7 +138,7 @@ class Mirror:
         """
         generation = self.parts.generation()
         if not self.replica.mirrors(generation):
-            on_disk = Replica(self.folder)  # another process on this machine may have updated it
+            on_disk = self._open_replica()  # another process on this machine may have updated it
             if on_disk.mirrors(generation):
                 self._replace(on_disk)
         if self.replica.mirrors(generation):
@@ -159,7 +170,7 @@ class Mirror:
                 return None
             self._changed()  # whatever happens below, the mirror changes
             if not touched:
-                on_disk = Replica(self.folder)  # another process on this machine may have updated it
+                on_disk = self._open_replica()  # another process on this machine may have updated it
                 if on_disk.is_current(ledger):
                     self._replica = on_disk
                     on_disk.mark(generation)
@@ -179,7 +190,7 @@ class Mirror:
                     return None
                 except KeywordIndexDamaged:
                     pass  # found damaged while copying from it: rebuilt whole from the vector index below
-            damage = self.replica.damage or Replica(self.folder).damage
+            damage = self.replica.damage or self._open_replica().damage
             if damage:
                 log.warning("the keyword index was damaged (%s): rebuilding it from the vector index", damage)
             index = self.parts.index
@@ -256,14 +267,13 @@ class Mirror:
         at this mark (kb.checked_files): a reader that opens a checked index (`python -m kb search`, the
         API server) then trusts it as the next sync would, rather than reading every stored vector again
         (at 100,000 entries, ten seconds before its first answer). Asked while nobody writes; a writer
-        deletes the record before it writes, so a write that stopped half way is never trusted. Once this
-        process has opened Chroma, which changes the store's database file, the record no longer matches
-        and the vectors are compared."""
+        deletes the record before it writes, and any other write (a reader rebuilding the replica, Chroma
+        opening) moves a file's change time, so a write that stopped half way is never trusted. Damage that
+        moves no time (a failing disk) is what `sync --verify` is for."""
         if (
-            self.parts.owns_store
-            and generation is not None
+            generation is not None
             and generation != self._verified_generation
-            and self.parts.checked_files.generation_if_unchanged() == generation
+            and self.parts.recorded_generation() == generation
         ):
             self.trust(generation)
         else:
@@ -271,8 +281,9 @@ class Mirror:
 
     def verify_vectors(self, generation: str | None) -> bool:
         """IndexDamaged unless the embedded store holds exactly the mirror's copy of the vectors (same
-        passages, same directions) and the entry vectors made from them. Once per process and generation:
-        a flipped byte in a stored vector would otherwise give wrong answers quietly. Call while holding
+        passages, same directions) and the entry vectors made from them. Once per process and generation,
+        unless the checked-files record vouches for them (`_verify_or_trust`): a flipped byte in a stored
+        vector would otherwise give wrong answers quietly. Call while holding
         the writer's lock (`Parts.writing`): a write under way is not damage. True when the vectors were
         compared (now or before, at this mark); False where there was nothing to compare with."""
         if not self.parts.owns_store or generation is None:
@@ -315,9 +326,15 @@ class Mirror:
 
     # ----------------------------------------------------------------- reading
 
+    @property
+    def current(self) -> bool:
+        """Whether the mirror matches the index (after `refresh`); asking costs nothing."""
+        return self.replica.mirrors(self._seen_generation)
+
     def table(self) -> EntryTable | None:
-        """The entry table, while the mirror matches the index (after `refresh`)."""
-        return self.replica.table() if self.replica.mirrors(self._seen_generation) else None
+        """The entry table, while the mirror matches the index (after `refresh`). Built on first use: at
+        100,000 entries, seconds of reading their records."""
+        return self.replica.table() if self.current else None
 
     def snapshot(self) -> Snapshot:
         """What is derived from the mirror as it is now; a new one after every change."""

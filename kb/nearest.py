@@ -36,7 +36,8 @@ class NearestPassages:
 
     def in_memory(self) -> bool:
         """Whether a search by meaning is answered from the vectors held in memory (`_exact_in_memory`)."""
-        return self.mirror.table() is not None and self.mirror.replica.holds_vectors_in_memory()
+        # Not the entry table itself: a first search at 100,000 entries builds it while the model loads.
+        return self.mirror.current and self.mirror.replica.holds_vectors_in_memory()
 
     def find(
         self,

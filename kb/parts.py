@@ -62,14 +62,26 @@ class Parts:
         )
 
     def _open_store(self, create: bool, level: str):
-        """Chroma's client on the store, checked at `level` first; unread where the store's files are as
-        a sync left them after checking them (kb.checked_files), as that sync's own check would find them
-        again. (Opening changes Chroma's database file, so the record holds for one opening only.)"""
-        if self.owns_store and level != TRUSTED:
-            recorded = self.checked_files.generation_if_unchanged()
-            if recorded is not None and recorded == self.stored_generation():
+        """Chroma's client on the store, checked at `level` first. A reader's opening (`level` OPEN) reads
+        nothing where the record vouches for the store (`recorded_generation`), as the check that sync made
+        would find it again; asked while nobody writes, since a writer drops the record before it writes.
+        Opening changes Chroma's database file, so the record then holds for this opening only."""
+        if not self.owns_store or level != OPEN:
+            return make_client(self.settings.index_dir, self.settings.chroma_url, create=create, level=level)
+        with self.writing_if_free() as nobody_writes:
+            if nobody_writes and self.recorded_generation() is not None:
                 level = TRUSTED
-        return make_client(self.settings.index_dir, self.settings.chroma_url, create=create, level=level)
+            return make_client(self.settings.index_dir, create=create, level=level)
+
+    def recorded_generation(self) -> str | None:
+        """The mark the checked-files record vouches for: every file under `chroma/` and `lexical/` is as
+        a sync that checked them left them (kb.checked_files), and the store's own mark, where it can be
+        read from its file, is the recorded one. None otherwise, and for a store this folder does not own."""
+        if not self.owns_store:
+            return None
+        stored = self.stored_generation()  # first: once Chroma is loaded here this is None at no cost
+        recorded = self.checked_files.generation_if_unchanged()
+        return None if recorded is None or (stored is not None and stored != recorded) else recorded
 
     @property
     def _write_lock(self) -> Path:

@@ -4,7 +4,7 @@ live rows across segments (rows), the searches and reads answered from them (rea
 fills (spool) and the checks of its files (files)."""
 
 from kb.replica.corpus import Block, Corpus, VectorMatch, split_passage_id
-from kb.replica.files import FORMAT_VERSION, KeywordIndexDamaged, vouch_for
+from kb.replica.files import FORMAT_VERSION, KeywordIndexDamaged
 from kb.replica.folder import Replica, same_but
 from kb.replica.keywords import KeywordMatch
 from kb.replica.records import EntryTable, UnsupportedClause
@@ -23,5 +23,4 @@ __all__ = [
     "VectorMatch",
     "same_but",
     "split_passage_id",
-    "vouch_for",
 ]

@@ -1,5 +1,6 @@
 """The replica folder's files checked against what was written: a manifest lists every file with its size
-and CRC-32, checked whenever the folder is opened; a folder with a damaged, missing or truncated file
+and CRC-32, checked whenever the folder is opened (but for the CRC-32 of a file a checked-files record
+vouches for: kb.checked_files); a folder with a damaged, missing or truncated file
 counts as absent (and is rebuilt from the vector index), never half trusted. A file damaged after that
 check makes the read that finds it mark the folder untrusted instead of raising out of a search."""
 
@@ -12,10 +13,11 @@ import logging
 import os
 import threading
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from kb.checked_files import vouched
 from kb.errors import KBError
 
 log = logging.getLogger("kb.replica")
@@ -155,28 +157,6 @@ def _checksum(file, remembered: bool = True) -> int:
     return crc
 
 
-# Files whose bytes are vouched for from outside the folder: by device, inode, size, modification and change
-# times (kb.checked_files: as a sync that checked them left them). Any write moves the change time.
-_vouched: set[tuple[int, int, int, int, int]] = set()
-
-
-def vouch_for(keys: Iterable[tuple[int, int, int, int, int]]) -> None:
-    """These files hold what their folder's manifest says they hold: opening the folder compares their
-    sizes but reads no CRC-32 of them (at 100,000 entries, seconds of reading 1.4 GB). A file written
-    since keeps none of its keys."""
-    with _checksums_lock:
-        if len(_vouched) > 4096:  # a long-running process forgets the files of syncs long past
-            _vouched.clear()
-        _vouched.update(keys)
-
-
-def _vouched_for(file) -> bool:
-    found = os.fstat(file.fileno())
-    key = (found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns, found.st_ctime_ns)
-    with _checksums_lock:
-        return key in _vouched
-
-
 def file_list(folder: Path) -> dict[str, dict[str, int]]:
     """Every file of a folder but its manifest, by path relative to the folder: its size and CRC-32."""
     files = {}
@@ -243,8 +223,8 @@ def _check(directory: int, remembered: bool = True) -> tuple[Manifest | None, st
     for name, recorded in manifest.files.items():
         try:
             with open(os.open(name, os.O_RDONLY, dir_fd=directory), "rb", buffering=0) as file:
-                if remembered and _vouched_for(file):
-                    continue
+                if remembered and vouched(os.fstat(file.fileno())):
+                    continue  # as a sync that checked it left it (kb.checked_files)
                 crc = _checksum(file, remembered)
         except OSError as exc:
             return None, f"{name}: {exc.strerror}"

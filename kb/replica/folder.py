@@ -66,12 +66,14 @@ class Replica(ReplicaReads):
     inherited from ReplicaReads.
 
     `damage` says what was found wrong with the folder's files (None: nothing). A damaged folder counts
-    as absent: no hashes, no generation mark, no passages, until a rebuild writes a new one.
+    as absent: no hashes, no generation mark, no passages, until a rebuild writes a new one. `on_damage`
+    is called whenever damage is found, at opening or by a read.
     """
 
-    def __init__(self, folder: Path | str):
+    def __init__(self, folder: Path | str, on_damage: Callable[[], None] | None = None):
         super().__init__()
         self.folder = Path(folder)
+        self._on_damage = on_damage
         self.hashes: dict[str, str] = {}
         self.generation: str | None = None  # the vector index's mark when this was last known to match it
         self.damage: str | None = None
@@ -102,7 +104,7 @@ class Replica(ReplicaReads):
             self._segment_names, self._dead = list(manifest.segments), frozenset(manifest.dead)
             self.hashes, self._later = manifest.hashes, manifest.later
         if self.damage:
-            report_damage(self.folder, self._folder_id, self.damage)
+            self._damaged(self.damage)
 
     def _current(self) -> Rows:
         """The rows as opened: without a lock once loaded, since segments never change in place."""
@@ -114,7 +116,12 @@ class Replica(ReplicaReads):
         """A file of the folder turned out damaged after it was opened: from now on it counts as absent."""
         self.hashes, self.generation, self.damage, self._later = {}, None, damage, {}
         self._rows, self._table, self._masks = Rows([]), None, {}
+        self._damaged(damage)
+
+    def _damaged(self, damage: str) -> None:
         report_damage(self.folder, self._folder_id, damage)
+        if self._on_damage is not None:
+            self._on_damage()
 
     @locked
     def _load(self) -> None:

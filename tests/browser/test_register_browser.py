@@ -125,6 +125,7 @@ def main_text(page) -> str:
 def options_of(page, label: str) -> list[str]:
     """The options a multiselect filter offers, read by opening it."""
     page.locator("[data-testid='stMultiSelect']").filter(has_text=label).first.click()
+    page.get_by_role("option").first.wait_for()  # the list is drawn after the click, later on a busy machine
     options = [o.strip() for o in page.get_by_role("option").all_inner_texts()]
     page.keyboard.press("Escape")
     return options

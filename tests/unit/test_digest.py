@@ -4,6 +4,7 @@ may not see, tried again after a failing server, and never sent twice (on SQLite
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import replace
 
 import pytest
@@ -166,16 +167,25 @@ def test_one_run_at_a_time(state, mail_server):
     kb, database, following = state
     following.follow(ADA, "theme", THEME)
     write_entry(kb, "A new agreement", themes=[THEME])
-    sent = []
+    sent, second = [], {}
+
+    def start_a_second_run():
+        try:
+            second["results"] = run(kb, database, mail_server, later(days=8))
+        except KBError as exc:
+            second["refused"] = str(exc)
 
     def send_while_another_run_starts(message):
-        with pytest.raises(KBError, match="another digest run"):
-            run(kb, database, mail_server, later(days=8))
+        starter = threading.Thread(target=start_a_second_run)  # as from another process or session
+        starter.start()
+        starter.join(timeout=60)
+        second["waited"] = starter.is_alive()
         sent.append(message["To"])
 
     (first,) = run(kb, database, mail_server, later(days=8), send=send_while_another_run_starts)
+    assert not second["waited"], "the second run is refused at once, it does not wait for the first"
+    assert "another digest run" in second.get("refused", ""), second
     assert first.status == "sent" and sent == [ADA.email]
-    assert mail_server.messages == [], "the second run sent nothing"
     assert [r.status for r in run(kb, database, mail_server, later(days=9))] == ["not due"]  # the lock is free again
 
 

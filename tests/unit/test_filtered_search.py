@@ -344,6 +344,13 @@ def test_an_entrys_own_passages_come_from_the_local_copy_as_chroma_stores_them(k
 
     kb.search("warm up", viewer=ANONYMOUS)
     some = sorted(kb.index.entry_ids())[::7]
+    for entry_id in some:  # the copy holds each passage as Chroma stores it
+        stored, stored_vectors = kb.index.passages(entry_id)
+        ids, texts, vectors = kb.replica.entry_passages(entry_id)
+        assert [(p.passage_id, p.entry_id, p.text) for p in stored] == [
+            (i, entry_id, t) for i, t in zip(ids, texts, strict=True)
+        ]
+        np.testing.assert_allclose(vectors, stored_vectors, atol=1e-6)  # Chroma rounds to within a unit or two
     calls = []
     passages = kb.index.passages
     with monkeypatch.context() as from_chroma:

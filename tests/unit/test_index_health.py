@@ -385,8 +385,10 @@ def put_a_nan_in_a_vector(settings: Settings) -> None:
 
 def test_damage_a_reader_finds_has_the_sync_it_asks_for_read_everything(copy, built, monkeypatch):
     """A failing disk changes bytes and no time: the record still matches. A reader that finds the damage
-    anyway (here the checks before Chroma opens) deletes the record, so the `python -m kb sync` its
-    message names reads everything and repairs it."""
+    anyway deletes the record, so the `python -m kb sync` its message names reads everything and repairs
+    it. Here the reader is a process that has Chroma loaded already (as the app has after its first sync):
+    it cannot read the store's mark from its file, so it does not take the record's word and checks the
+    graphs before Chroma opens them. (A new process takes the record's word: the next test.)"""
     expected = answers(open_kb(built))
     open_kb(copy).sync()
     record = CheckedFiles(copy.index_dir, copy.collection)
@@ -403,6 +405,81 @@ def test_damage_a_reader_finds_has_the_sync_it_asks_for_read_everything(copy, bu
     assert {"_integrity", "check_hnsw"} <= set(reads) and report.rebuilt
     assert any("not a number" in p.message for p in report.problems)
     assert answers(open_kb(copy)) == expected
+
+
+def test_a_sync_in_a_new_process_reads_nothing_a_checking_sync_left_as_it_was(copy):
+    """`python -m kb sync` on an unchanged index: the replica is opened while the record still vouches for
+    its files, before opening the store changes one of them."""
+    open_kb(copy).sync()
+    clear_client_cache()
+    again = read_in_a_new_process(copy, "sync")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["unchanged"], again.stdout
+    for read in ("read the stored vectors", "checked the graphs", "read a keyword file's checksum"):
+        assert read not in again.stderr, read
+
+
+def test_damage_below_the_file_system_is_what_sync_verify_is_for(copy, built):
+    """A new reader trusts a store the record vouches for, as a sync does, so damage that moves no file's
+    times (a failing disk) is not found by it; `python -m kb sync --verify` reads everything and repairs
+    it (SECURITY.md)."""
+    expected = answers(open_kb(built))
+    open_kb(copy).sync()
+    clear_client_cache()
+    record = CheckedFiles(copy.index_dir, copy.collection)
+    negate_some_vectors(copy)
+    record.record(record_generation(copy))  # what the disk's damage would leave: a record that matches
+    trusted = read_in_a_new_process(copy, "search", "data sharing agreement took too long")
+    assert trusted.returncode == 0, trusted.stderr
+    assert "read the stored vectors" not in trusted.stderr and "checked the graphs" not in trusted.stderr
+    verified = read_in_a_new_process(copy, "sync", "--verify")
+    assert verified.returncode == 0, verified.stderr
+    assert "read the stored vectors" in verified.stderr
+    assert "disagree" in verified.stdout + verified.stderr and "rebuilt" in verified.stdout + verified.stderr
+    assert answers(open_kb(copy)) == expected
+
+
+def test_damage_found_in_the_replica_drops_the_record(copy, built):
+    """A read that meets a damaged keyword file (here the entry records, garbled at their size and times
+    kept by a failing disk) deletes the record as damage in the store does: no later process takes those
+    files as checked. (The search that met it answers without the folder;
+    damage no time shows is what `sync --verify` is for.)"""
+    expected = read_in_a_new_process(built, "search", "data sharing agreement took too long")
+    open_kb(copy).sync()
+    clear_client_cache()
+    record = CheckedFiles(copy.index_dir, copy.collection)
+    records = next((copy.index_dir / "lexical").rglob("entries.jsonl"))
+    flip(records, 10, 8)
+    record.record(record_generation(copy))
+    found = read_in_a_new_process(copy, "search", "data sharing agreement took too long")
+    assert found.returncode == 0, found.stderr
+    assert "read a keyword file's checksum" not in found.stderr, "vouched for: opened unread"
+    assert not (copy.index_dir / RECORD).exists(), "the damage a read met drops the record"
+    again = read_in_a_new_process(copy, "search", "data sharing agreement took too long")
+    assert "entries.jsonl: checksum mismatch" in again.stderr, "the next reader reads the files and finds it"
+    assert json.loads(again.stdout) == json.loads(expected.stdout), "and answers as the pristine index"
+
+
+def test_the_record_vouches_only_for_the_files_of_the_folder_asked_and_only_until_dropped(copy):
+    from kb.checked_files import vouched
+
+    open_kb(copy).sync()
+    record = CheckedFiles(copy.index_dir, copy.collection)
+    replica = copy.index_dir / "lexical" / copy.collection
+    texts = next(replica.rglob("texts.bin"))
+    database = copy.index_dir / "chroma" / "chroma.sqlite3"
+    assert not vouched(texts.stat())
+    record.vouch_for(replica)
+    assert vouched(texts.stat()) and not vouched(database.stat()), "only the files under the folder asked"
+    os.utime(texts)  # any write to it, even of its times alone, moves its change time
+    assert not vouched(texts.stat())
+    record.vouch_for(replica)
+    assert not vouched(texts.stat()), "the record no longer holds"
+    open_kb(copy).sync()
+    record.vouch_for(replica)
+    assert vouched(texts.stat())
+    record.forget()
+    assert not vouched(texts.stat()), "dropping the record drops what it vouched for"
 
 
 # A reader in a process of its own, as `python -m kb search` is: Chroma is not loaded yet when it first
@@ -457,7 +534,14 @@ def test_a_reader_trusts_the_store_a_sync_checked_and_compares_one_that_changed(
     assert "checked the graphs" not in trusted.stderr
     assert "read a keyword file's checksum" not in trusted.stderr
 
-    open_kb(copy).sync()  # a reader that opened Chroma changed its database file: record the store again
+    (copy.index_dir / RECORD).unlink()  # without a record the same reader reads everything
+    unchecked = read_in_a_new_process(copy, *command)
+    assert unchecked.returncode == 0, unchecked.stderr
+    assert "read the stored vectors" in unchecked.stderr and "read a keyword file's checksum" in unchecked.stderr
+    if command[0] == "similar":  # the one of the two that opens Chroma on this small index
+        assert "checked the graphs" in unchecked.stderr
+
+    open_kb(copy).sync()  # record the store again
     clear_client_cache()
     data = graph_folder(copy) / "data_level0.bin"
     before = data.stat()
