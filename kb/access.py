@@ -92,6 +92,12 @@ def keeps_the_vocabulary(viewer: User | None) -> bool:
     return viewer is None or viewer.has_role(CURATOR)
 
 
+def require_keeps_the_vocabulary(viewer: User | None, what: str) -> None:
+    """Forbidden, saying who may, unless the viewer keeps the vocabulary (`keeps_the_vocabulary`)."""
+    if not keeps_the_vocabulary(viewer):
+        raise Forbidden(f"only curators may {what}")
+
+
 def looks_after_the_index(viewer: User, *, local: bool) -> bool:
     """The person who runs this copy: an admin, or a reviewer on their own machine (local mode). Only
     they see entry file problems, which name files and quote fields of entries others may not see."""

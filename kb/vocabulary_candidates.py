@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from kb.access import can_see, entry_meta, keeps_the_vocabulary
+from kb.access import can_see, entry_meta, require_keeps_the_vocabulary
 from kb.entries import slugify
-from kb.errors import Forbidden, KBError
+from kb.errors import KBError
 from kb.vocabulary import _key
 
 if TYPE_CHECKING:
@@ -56,8 +56,7 @@ def candidate_terms(kb: KnowledgeBase, viewer: User | None, *, days: int = 30, l
     result. A search log that cannot be read leaves the entries' terms, and says why."""
     from kb.searchlog import search_log
 
-    if not keeps_the_vocabulary(viewer):
-        raise Forbidden("only curators may see the candidate terms")
+    require_keeps_the_vocabulary(viewer, "see the candidate terms")
     vocabulary = kb.vocabulary
     terms: dict[str, dict[str, Any]] = {}
     for entry_id, entry in sorted(kb.store.load().entries.items()):

@@ -36,10 +36,10 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from kb.access import READABLE_STATUSES, can_edit, can_see, entry_meta, keeps_the_vocabulary
+from kb.access import READABLE_STATUSES, can_edit, can_see, entry_meta, require_keeps_the_vocabulary
 from kb.editing import propose_change
 from kb.entries import Entry, is_valid_id, slugify
-from kb.errors import Conflict, Forbidden, KBError, NotFound
+from kb.errors import Conflict, KBError, NotFound
 from kb.store import HISTORY_DIR, atomic_write, content_hash, file_lock, kept_versions
 from kb.vocabulary import LISTS, VOCABULARY_FILE, Theme, Vocabulary, _key, parse_terms
 from kb.yamlfile import load_yaml
@@ -262,7 +262,7 @@ def _propose_retags(
 
 def vocabulary_history(kb: KnowledgeBase, viewer: User | None) -> list[VocabularyChange]:
     """Every change of the vocabulary, newest first: who, when, what, and the file as it was before."""
-    _allowed(viewer, "read the vocabulary's history")
+    require_keeps_the_vocabulary(viewer, "read the vocabulary's history")
     folder = Path(kb.settings.entries_dir) / HISTORY_DIR / HISTORY_FOLDER
     if folder.is_symlink() or not folder.is_dir() or (folder.parent.is_symlink()):
         return []
@@ -287,7 +287,7 @@ def _change(kb: KnowledgeBase, viewer: User | None, by: str, list_name: str, cha
     """Read, change and write the vocabulary file as one step under the entries folder's lock, keeping the
     version it replaces with who made the change and what it was; then re-index the entries whose themes
     read differently now (`_reindex_changed`)."""
-    _allowed(viewer, "change the vocabulary")
+    require_keeps_the_vocabulary(viewer, "change the vocabulary")
     if list_name not in LISTS:
         raise KBError(f"there is no list '{list_name}' to change; use one of: {', '.join(LISTS)}")
     who = viewer.name if viewer is not None else (by.strip() or "the operator")
@@ -395,11 +395,6 @@ def render(data: dict[str, Any]) -> str:
 
 
 # --------------------------------------------------------------------------- checks
-
-
-def _allowed(viewer: User | None, what: str) -> None:
-    if not keeps_the_vocabulary(viewer):
-        raise Forbidden(f"only curators may {what}")
 
 
 def _name(text: str, what: str) -> str:
