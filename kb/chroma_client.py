@@ -10,6 +10,7 @@ makes into Chroma takes its turn and has a failure made the index's own error he
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import logging
@@ -67,17 +68,27 @@ def guarded(method):
     Chroma's file (kb.chroma_sharing). Every kb.vector_index method that reaches Chroma is wrapped."""
     log = logging.getLogger(method.__module__)
 
-    def failure(index: VectorIndex, exc: BaseException) -> KBError:
-        log.warning("Chroma failed in %s", method.__name__, exc_info=exc)
-        if index.remote:
-            return KBError(f"the Chroma server failed ({describe_failure(exc)}); check that it is up and healthy")
-        return index.damaged(f"the index cannot be read ({describe_failure(exc)})")
+    @contextlib.contextmanager
+    def failures_reported(index: VectorIndex):
+        try:
+            yield
+        except KBError:
+            raise
+        except BaseException as exc:
+            if not is_chroma_failure(exc):
+                raise
+            log.warning("Chroma failed in %s", method.__name__, exc_info=exc)
+            if index.remote:
+                raise KBError(
+                    f"the Chroma server failed ({describe_failure(exc)}); check that it is up and healthy"
+                ) from None
+            raise index.damaged(f"the index cannot be read ({describe_failure(exc)})") from None
 
     if inspect.isgeneratorfunction(method):
 
         @functools.wraps(method)
         def pages(self, *args, **kwargs):
-            try:
+            with failures_reported(self):
                 pending = method(self, *args, **kwargs)
                 while True:
                     with chroma_call():  # a page at a time: the caller's own work between pages is not a call
@@ -85,26 +96,13 @@ def guarded(method):
                     if page is _DONE:
                         return
                     yield page
-            except KBError:
-                raise
-            except BaseException as exc:
-                if not is_chroma_failure(exc):
-                    raise
-                raise failure(self, exc) from None
 
         return pages
 
     @functools.wraps(method)
     def call(self, *args, **kwargs):
-        try:
-            with chroma_call():
-                return method(self, *args, **kwargs)
-        except KBError:
-            raise
-        except BaseException as exc:
-            if not is_chroma_failure(exc):
-                raise
-            raise failure(self, exc) from None
+        with failures_reported(self), chroma_call():
+            return method(self, *args, **kwargs)
 
     return call
 

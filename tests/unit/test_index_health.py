@@ -333,18 +333,24 @@ def read_whole(monkeypatch) -> list[str]:
 WHOLE = {"_integrity", "check_hnsw", "stored_vectors"}
 
 
-def negate_some_vectors(settings: Settings) -> None:
-    """Well formed, but not the vectors the replica's copy holds."""
+def change_stored_vectors(settings: Settings, change) -> None:
+    """Rewrite the graph's vectors in place, each element's through `change(element, vector)`: the file
+    keeps its size."""
     folder = graph_folder(settings)
     raw = (folder / "header.bin").read_bytes()
     _, _, _, count, size, label_at, data_at = struct.unpack_from("<iQQQQQQ", raw)
     data = folder / "data_level0.bin"
     block = bytearray(data.read_bytes())
-    for element in range(0, count, 5):
-        start = element * size + data_at
-        vector = np.frombuffer(bytes(block[start : label_at + element * size]), dtype="<f4")
-        block[start : label_at + element * size] = (-vector).astype("<f4").tobytes()
+    for element in range(count):
+        start, end = element * size + data_at, label_at + element * size
+        vector = np.frombuffer(bytes(block[start:end]), dtype="<f4")
+        block[start:end] = np.asarray(change(element, vector), dtype="<f4").tobytes()
     data.write_bytes(bytes(block))
+
+
+def negate_some_vectors(settings: Settings) -> None:
+    """Well formed, but not the vectors the replica's copy holds."""
+    change_stored_vectors(settings, lambda element, vector: -vector if element % 5 == 0 else vector)
 
 
 def test_a_sync_reads_again_only_what_changed_since_a_sync_checked_it(copy, built, monkeypatch):
@@ -374,13 +380,11 @@ def test_a_sync_reads_again_only_what_changed_since_a_sync_checked_it(copy, buil
 
 def put_a_nan_in_a_vector(settings: Settings) -> None:
     """Damage that keeps every file's size, found by the checks a reader makes before Chroma opens."""
-    folder = graph_folder(settings)
-    raw = (folder / "header.bin").read_bytes()
-    _, _, _, _, _, _, data_at = struct.unpack_from("<iQQQQQQ", raw)
-    data = folder / "data_level0.bin"
-    block = bytearray(data.read_bytes())
-    block[data_at : data_at + 4] = np.float32("nan").tobytes()
-    data.write_bytes(bytes(block))
+
+    def first_number_nan(element: int, vector: np.ndarray) -> np.ndarray:
+        return np.concatenate([[np.nan], vector[1:]]) if element == 0 else vector
+
+    change_stored_vectors(settings, first_number_nan)
 
 
 def test_damage_a_reader_finds_has_the_sync_it_asks_for_read_everything(copy, built, monkeypatch):
