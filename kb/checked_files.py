@@ -77,7 +77,7 @@ class CheckedFiles:
         inode, size and both times (`vouched`). The replica's files are opened without reading their
         CRC-32s (kb.replica.files), 1.4 GB at 100,000 entries."""
         found = self._stats()
-        if self._recorded_generation(found) is None or found is None:
+        if found is None or self._recorded_generation(found) is None:
             return
         try:
             under = Path(folder).relative_to(self.root).as_posix() + "/"

@@ -283,9 +283,9 @@ class Mirror:
         """IndexDamaged unless the embedded store holds exactly the mirror's copy of the vectors (same
         passages, same directions) and the entry vectors made from them. Once per process and generation,
         unless the checked-files record vouches for them (`_verify_or_trust`): a flipped byte in a stored
-        vector would otherwise give wrong answers quietly. Call while holding
-        the writer's lock (`Parts.writing`): a write under way is not damage. True when the vectors were
-        compared (now or before, at this mark); False where there was nothing to compare with."""
+        vector would otherwise give wrong answers quietly. Call while holding the writer's lock
+        (`Parts.writing`): a write under way is not damage. True when the vectors were compared (now or
+        before, at this mark); False where there was nothing to compare with."""
         if not self.parts.owns_store or generation is None:
             return False
         if generation == self._verified_generation:

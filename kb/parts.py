@@ -64,9 +64,10 @@ class Parts:
     def _open_store(self, create: bool, level: str):
         """Chroma's client on the store, checked at `level` first. A reader's opening (`level` OPEN) reads
         nothing where the record vouches for the store (`recorded_generation`), as the check that sync made
-        would find it again; asked while nobody writes, since a writer drops the record before it writes.
-        Opening changes Chroma's database file, so the record then holds for this opening only."""
-        if not self.owns_store or level != OPEN:
+        would find it again; asked again while nobody writes, since a writer drops the record before it
+        writes. Opening changes Chroma's database file, so the record then holds for this opening only.
+        Without a record nothing waits for the writer's lock (and no index folder is made for it)."""
+        if not self.owns_store or level != OPEN or self.recorded_generation() is None:
             return make_client(self.settings.index_dir, self.settings.chroma_url, create=create, level=level)
         with self.writing_if_free() as nobody_writes:
             if nobody_writes and self.recorded_generation() is not None:

@@ -643,3 +643,16 @@ def test_a_save_drops_the_record_before_it_writes(copy):
 
     kb.save(replace(entry, summary=entry.summary + " Okapi."))
     assert not (copy.index_dir / RECORD).exists()
+
+
+def test_reading_where_there_is_no_index_makes_no_folder(tmp_path):
+    """Reading never makes a store, nor the folder for one: it says a sync builds it."""
+    from tests.conftest import SAMPLE_ENTRIES
+
+    settings = Settings(entries_dir=SAMPLE_ENTRIES, index_dir=tmp_path / "index", chroma_url=None, model="hashing-bow")
+    kb = open_kb(settings)
+    with pytest.raises(IndexMissing, match="python -m kb sync"):
+        kb.search("data sharing agreement took too long")
+    with pytest.raises(IndexMissing, match="python -m kb sync"):
+        kb.similar("benefits-and-housing-data-sharing-pilot")
+    assert not settings.index_dir.exists()
