@@ -11,9 +11,9 @@ sides (the meaning side's plan is kb.nearest's).
 
 from __future__ import annotations
 
-import math
 from collections import ChainMap
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -27,6 +27,7 @@ from kb.mirror import Mirror
 from kb.nearest import NearestPassages
 from kb.parts import Parts
 from kb.passages import PassageId, body_of, section_of
+from kb.ranking import Pool
 from kb.relevance import close_similarity
 from kb.search import (
     BOILERPLATE_SECTIONS,
@@ -35,11 +36,7 @@ from kb.search import (
     Fusion,
     Hit,
     SimilarHit,
-    best_per_entry,
-    fuse,
-    in_boilerplate,
     parse_query,
-    weigh_summaries,
 )
 from kb.spelling import MIN_COUNT, suggest
 from kb.vector_index import PassageMatch
@@ -100,104 +97,83 @@ class Retriever:
         where = _where(filters, viewer)
         candidates = max(CANDIDATES, limit * 3)
         self.mirror.refresh()  # first: it may swap in a newer replica, which both sides then read
-        query_texts = [parsed[i].text for i in live]
-
-        def dense_side(vectors: np.ndarray) -> dict[int, list[PassageMatch]]:
-            # Texts are needed only to check quoted phrases; the hits read their own few afterwards.
-            phrases = any(parsed[i].phrases for i in live)
-            nearest = self.nearest.find(vectors, candidates, where, entries_where=where, texts=phrases)
-            return dict(zip(live, nearest, strict=True))
-
-        # Over Chroma (a collection too large to hold its vectors in memory) the model and Chroma's search
-        # release the GIL and each side takes tens of milliseconds: the two sides run at once, and a search
-        # costs the slower one. Over vectors held in memory each side is a millisecond or two of Python,
-        # which would only contend with the model's own Python for the GIL: there they run in turn, and
-        # a search costs less (`python -m bench overhead`).
-        dense_matches: dict[int, list[PassageMatch]] = {}
-        pending = None
-        if mode == "hybrid" and not self.nearest.in_memory():
-            embedding = _SIDE_POOL.submit(self.parts.embedder.embed, query_texts)
-            pending = _SIDE_POOL.submit(lambda: dense_side(embedding.result()))
-        elif mode != "bm25":
-            dense_matches = dense_side(self.parts.embedder.embed(query_texts))
-        keyword_results: dict[int, tuple[list, bool]] = {}
-        if mode in ("bm25", "hybrid"):
-            allowed = self.mirror.allowed_entries(where) if where is not None else None
-            for i in live:
-                query = parsed[i]
-                synonyms = self.parts.vocabulary.expand(query.text) if expand else []
-                # A synonym counts as a name matched on its own scale, weighted below the query's own
-                # words, so "DSA" finds "MoU" without every passage saying "data" tying with "DSA". Keyword
-                # mode lists exact matches only: a name there matches whole ("mainframe" finds "legacy
-                # systems", never "systems" alone); hybrid keeps the partial credit, which ranks better
-                # (README, "Search quality").
-                weighted = [(query.text, 1.0)] + [(name, SYNONYM_WEIGHT) for name in synonyms]
-                keyword_results[i] = self.mirror.replica.scaled_search(
-                    weighted, candidates, allowed, list(query.phrases), whole=tuple(synonyms) if mode == "bm25" else ()
-                )
-        if pending is not None:
-            dense_matches = pending.result()
+        # A synonym counts as a name matched on its own scale, weighted below the query's own words, so
+        # "DSA" finds "MoU" without every passage saying "data" tying with "DSA". Keyword mode lists exact
+        # matches only: a name there matches whole ("mainframe" finds "legacy systems", never "systems"
+        # alone); hybrid keeps the partial credit, which ranks better (README, "Search quality").
+        asked = []
         for i in live:
-            query = parsed[i]
-            entry_of: dict[str, str] = {}
-            texts: dict[str, str] = {}
-            dense: dict[str, float] = {}
-            keyword: dict[str, float] = {}
-            keyword_complete = True
-            if mode in ("bm25", "hybrid"):
-                matches, keyword_complete = keyword_results[i]
-                keyword = {m.passage_id: m.score for m in matches}
-                entry_of.update((m.passage_id, m.entry_id) for m in matches)
-            if mode in ("dense", "hybrid"):
-                matches = dense_matches[i]
-                if query.phrases:
-                    matches = [m for m in matches if contains_phrases(m.text, query.phrases)]
-                dense = {m.passage_id: m.similarity for m in matches}
-                entry_of.update((m.passage_id, m.entry_id) for m in matches)
-                texts.update((m.passage_id, m.text) for m in matches)
-            used = fusion
-            meaning = weigh_summaries(dense, fusion)
-            if mode == "hybrid":
-                used = fusion.for_query(len(tokenize([query.text])[0]))
-                scores = fuse(meaning, keyword, used, keyword_complete)
-            else:
-                scores = meaning if mode == "dense" else dict(keyword)
-            self._weigh_boilerplate(scores, texts, entry_of, used, limit)
-            closeness = self._closeness(dense, entry_of) if mode != "bm25" else {}
-            results[i] = self._hits(best_per_entry(scores, entry_of, used)[:limit], texts, viewer, closeness)
+            synonyms = self.parts.vocabulary.expand(parsed[i].text) if expand else []
+            weighted = [(parsed[i].text, 1.0)] + [(name, SYNONYM_WEIGHT) for name in synonyms]
+            asked.append(_Asked(parsed[i].text, parsed[i].phrases, weighted, tuple(synonyms) if mode == "bm25" else ()))
+        pools = self._pools_in_memory(asked, mode, candidates, where)
+        if pools is None:
+            pools = self._pools(asked, mode, candidates, where)
+        threshold = close_similarity(self.parts.embedder.name) if mode != "bm25" else None
+        for i, query, (pool, keyword_complete) in zip(live, asked, pools, strict=True):
+            used = fusion.for_query(len(tokenize([query.text])[0])) if mode == "hybrid" else fusion
+            scores = pool.scores(mode, used, keyword_complete)
+            pool.weigh_boilerplate(scores, used, limit, self.mirror.title_of)
+            ranked = pool.best_per_entry(scores, used, limit)
+            results[i] = self._hits(pool, ranked, viewer, pool.closeness(ranked, threshold))
         return results
 
-    def _weigh_boilerplate(
-        self, scores: dict[str, float], texts: dict[str, str], entry_of: dict[str, str], fusion: Fusion, limit: int
-    ) -> None:
-        """Scale the scores of boilerplate passages (kb.search.BOILERPLATE_SECTIONS) by the fusion's
-        `boilerplate_weight`, in place, as far as the top `limit` entries need: passages are read best
-        first until `limit` entries have a passage that is not boilerplate, scoring at least as much as any
-        passage not yet read (the weight only lowers scores, so none of those can rise above them). Once an
-        entry has one, a passage of it scoring strictly less can no longer be its best nor tie with it, so
-        it is not read, unless the fusion still weighs passages after this (a second passage's share, the
-        summary's weight). The texts read are kept in `texts`."""
-        weight = fusion.boilerplate_weight
-        if weight == 1.0:
-            return
-        final = not fusion.second_passage_weight and fusion.summary_weight == 1.0
-        settled: dict[str, float] = {}  # entry -> the score of its best passage that is not boilerplate
-        titles: dict[str, str] = {}  # read once an entry: from Chroma, while the mirror is behind
-        for passage_id in sorted(scores, key=scores.__getitem__, reverse=True):
-            if len(settled) >= limit:
-                return
-            entry_id = entry_of[passage_id]
-            if final and scores[passage_id] < settled.get(entry_id, -math.inf):
-                continue
-            text = texts.get(passage_id)
-            if not text:  # a match found without its text (the light path)
-                text = texts[passage_id] = self.mirror.replica.text_of(passage_id) or ""
-            if entry_id not in titles:
-                titles[entry_id] = self.mirror.title_of(entry_id)
-            if in_boilerplate(text, titles[entry_id]):
-                scores[passage_id] *= weight
-            else:
-                settled.setdefault(entry_id, scores[passage_id])
+    def _pools_in_memory(
+        self, asked: list[_Asked], mode: str, candidates: int, where: dict[str, Any] | None
+    ) -> list[tuple[Pool, bool]] | None:
+        """Each query's pool from one reading of the replica's rows, where its vectors are held in memory
+        (None otherwise). Each side is then a millisecond or two of Python, which a second thread would
+        only make wait for the GIL while the model runs its own Python: they run in turn."""
+        if (mode != "bm25" and not self.nearest.in_memory()) or self.mirror.table() is None:
+            return None
+        allowed = self.mirror.allowed_entries(where) if where is not None else None
+        return self.mirror.replica.pools(
+            self.parts.embedder.embed([q.text for q in asked]) if mode != "bm25" else None,
+            [q.weighted for q in asked] if mode != "dense" else None,
+            candidates,
+            allowed_entries=allowed,
+            phrases=[q.phrases for q in asked],
+            whole=[q.whole for q in asked],
+        )
+
+    def _pools(
+        self, asked: list[_Asked], mode: str, candidates: int, where: dict[str, Any] | None
+    ) -> list[tuple[Pool, bool]]:
+        """Each query's pool from the plan over Chroma (kb.nearest) and the replica's keyword search.
+
+        Over Chroma (a collection too large to hold its vectors in memory) the model and Chroma's search
+        release the GIL and each side takes tens of milliseconds: the two sides run at once, and a search
+        costs the slower one."""
+        texts = [q.text for q in asked]
+
+        def dense_side(vectors: np.ndarray) -> list[list[PassageMatch]]:
+            # Texts are needed only to check quoted phrases; the hits read their own few afterwards.
+            phrases = any(q.phrases for q in asked)
+            return self.nearest.find(vectors, candidates, where, entries_where=where, texts=phrases)
+
+        dense: list = [None] * len(asked)
+        pending = None
+        if mode == "hybrid" and not self.nearest.in_memory():
+            embedding = _SIDE_POOL.submit(self.parts.embedder.embed, texts)
+            pending = _SIDE_POOL.submit(lambda: dense_side(embedding.result()))
+        elif mode != "bm25":
+            dense = dense_side(self.parts.embedder.embed(texts))
+        keyword: list = [None] * len(asked)
+        if mode in ("bm25", "hybrid"):
+            allowed = self.mirror.allowed_entries(where) if where is not None else None
+            keyword = [
+                self.mirror.replica.scaled_search(q.weighted, candidates, allowed, list(q.phrases), whole=q.whole)
+                for q in asked
+            ]
+        if pending is not None:
+            dense = pending.result()
+        pools = []
+        for query, matches, found in zip(asked, dense, keyword, strict=True):
+            if matches is not None and query.phrases:
+                matches = [m for m in matches if contains_phrases(m.text, query.phrases)]
+            keyword_matches, complete = found if found is not None else (None, True)
+            pools.append((Pool.of_matches(matches, keyword_matches, self.mirror.replica.text_of), complete))
+        return pools
 
     def did_you_mean(self, query: str) -> str | None:
         self.mirror.refresh()
@@ -207,40 +183,23 @@ class Retriever:
         }
         return suggest(query, ChainMap(self.mirror.replica.word_counts(), vocabulary))
 
-    def _closeness(self, dense: dict[str, float], entry_of: dict[str, str]) -> dict[str, bool]:
-        """Whether each entry the meaning side found is a close match (kb.relevance); an entry it did not
-        find is further away than all of these, so it is not close either."""
-        threshold = close_similarity(self.parts.embedder.name)
-        if threshold is None:
-            return {}
-        best: dict[str, float] = {}
-        for passage_id, similarity in dense.items():
-            entry_id = entry_of[passage_id]
-            best[entry_id] = max(similarity, best.get(entry_id, -1.0))
-        return {entry_id: similarity >= threshold for entry_id, similarity in best.items()}
-
     def _hits(
-        self,
-        ranked: list[tuple[str, str, float]],
-        texts: dict[str, str],
-        viewer: User | None,
-        closeness: dict[str, bool] | None = None,
+        self, pool: Pool, ranked: list[tuple[int, float]], viewer: User | None, closeness: dict[str, bool]
     ) -> list[Hit]:
         """Hits for the ranked entries the viewer may see; with `closeness` (a search by meaning), each
         says whether it is a close match."""
         if not ranked:
             return []
-        ids = [e for e, _, _ in ranked]
+        ids = [pool.entry_id(slot) for slot, _ in ranked]
         meta = self.mirror.records_of(ids)  # as of the mark `refresh` read when the search began
         visible = sees(viewer)
         hits = []
-        for entry_id, passage_id, score in ranked:
+        for entry_id, (slot, score) in zip(ids, ranked, strict=True):
             record = meta.get(entry_id, {})
             if not visible(record):
                 continue
-            text = texts.get(passage_id) or self.mirror.replica.text_of(passage_id) or ""
             close = closeness.get(entry_id, False) if closeness else None
-            hits.append(_hit(Hit, entry_id, score, text, record, close=close))
+            hits.append(_hit(Hit, entry_id, score, pool.text(slot), record, close=close))
         return hits
 
     def similar(
@@ -316,6 +275,16 @@ class Retriever:
         return [
             PassageMatch(p, entry_id, section_of(t, title), t, 1.0) for p, t in zip(ids, texts, strict=True)
         ], vectors
+
+
+@dataclass(frozen=True)
+class _Asked:
+    """One query as both sides take it."""
+
+    text: str  # without its quotes
+    phrases: tuple[str, ...]  # quoted: a passage must hold them
+    weighted: list[tuple[str, float]]  # the keyword side's queries: the text itself, then its synonyms
+    whole: tuple[str, ...]  # names the keyword side matches only whole
 
 
 def _where(filters: Filters | None, viewer: User | None, extra: list[dict[str, Any]] | None = None):

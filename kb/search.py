@@ -1,10 +1,10 @@
-"""Search: filters, query parsing, fusion of keyword and vector rankings, and typed hits.
+"""Search's vocabulary: query parsing, how the two sides' scores fuse (`Fusion`), boilerplate sections,
+typed hits and snippets. The ranking itself is kb.ranking's; the retrieval, kb.retriever's.
 
-Ranking happens at passage level (each passage ranked by BM25 and by vector similarity, the
-rankings fused), then per entry: an entry's score is its best passage's, and that passage is what
-the reader is shown. By meaning, the title-and-summary passage counts a little less than the others
-(`Fusion.summary_similarity_weight`), so a short title does not win over a body that answers the query. Filters go inside both retrievers, so the top k is always taken over the
-entries the filter allows, never cut first and filtered after.
+By meaning, the title-and-summary passage counts a little less than the others
+(`Fusion.summary_similarity_weight`), so a short title does not win over a body that answers the query.
+Filters go inside both retrievers, so the top k is always taken over the entries the filter allows,
+never cut first and filtered after.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kb.analysis import WORD, marked_terms, meaningful, term
-from kb.passages import PassageId, section_of
+from kb.passages import section_of
 
 MODES = ("hybrid", "dense", "bm25")
-RRF_K = 60
+RRF_K = 60  # reciprocal rank fusion: each ranking adds 1 / (RRF_K + rank)
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,6 @@ class Fusion:
 
 
 DEFAULT_FUSION = Fusion()
-SUMMARY_PASSAGE = PassageId.of("", 0)  # "#0": every entry's passage 0 is its title and summary (kb.passages)
 # Sections that say where the evidence is, not what the work was ("the DSA and the DPIA are available
 # from the contact above"): they rank below the passages about the work, and never link similar projects.
 BOILERPLATE_SECTIONS = ("Evidence and links",)
@@ -111,75 +110,6 @@ def in_boilerplate(passage_text: str, title: str) -> bool:
     boilerplate section. The title is needed: an entry called "Pilot — Evidence and links" heads its
     summary with the very line another entry's evidence section starts with."""
     return section_of(passage_text, title) in BOILERPLATE_SECTIONS
-
-
-def weigh_summaries(dense: dict[str, float], fusion: Fusion = DEFAULT_FUSION) -> dict[str, float]:
-    """The meaning side's similarities with each title-and-summary passage's scaled by
-    `fusion.summary_similarity_weight` (a new dict; the raw similarities still judge closeness)."""
-    weight = fusion.summary_similarity_weight
-    if weight == 1.0:
-        return dict(dense)
-    return {pid: score * weight if pid.endswith(SUMMARY_PASSAGE) else score for pid, score in dense.items()}
-
-
-def fuse(
-    dense: dict[str, float], keyword: dict[str, float], fusion: Fusion = DEFAULT_FUSION, keyword_complete: bool = True
-) -> dict[str, float]:
-    """One score per passage from the dense (cosine) and keyword (0..1) candidate lists.
-
-    A passage missing from a list gets that list's lowest score (it ranked below all of them), or 0
-    from the keyword list when that list holds every passage that matched at all.
-    """
-    if fusion.method == "rrf":
-        ranked = [sorted(scores, key=lambda p: -scores[p]) for scores in (dense, keyword)]
-        return rrf([r for r in ranked if r], k=fusion.rrf_k)
-    dense_floor = min(dense.values(), default=0.0)
-    keyword_floor = 0.0 if keyword_complete else min(keyword.values(), default=0.0)
-    return {
-        pid: fusion.alpha * dense.get(pid, dense_floor) + (1 - fusion.alpha) * keyword.get(pid, keyword_floor)
-        for pid in dense.keys() | keyword.keys()
-    }
-
-
-def rrf(rankings: list[list[str]], weights: list[float] | None = None, k: int = RRF_K) -> dict[str, float]:
-    """Reciprocal rank fusion: each ranking adds weight / (k + rank) to every item it lists."""
-    weights = weights or [1.0] * len(rankings)
-    fused: dict[str, float] = {}
-    for ranking, weight in zip(rankings, weights, strict=True):
-        for rank, item in enumerate(ranking, start=1):
-            fused[item] = fused.get(item, 0.0) + weight / (k + rank)
-    return fused
-
-
-def best_per_entry(
-    scores: dict[str, float], entry_of: dict[str, str], fusion: Fusion | None = None
-) -> list[tuple[str, str, float]]:
-    """(entry_id, best passage_id, score) per entry, best first; ties break on the entry id, and within
-    an entry on the passage id (the greater, as text, first).
-
-    An entry scores as its best passage, plus a share of its second best when the fusion says so
-    (an entry that matches in two places is a little more likely to be about the query).
-    """
-    summary_weight = fusion.summary_weight if fusion else 1.0
-    second_weight = fusion.second_passage_weight if fusion else 0.0
-    if summary_weight != 1.0:
-        scores = {p: s * summary_weight if p.endswith(SUMMARY_PASSAGE) else s for p, s in scores.items()}
-    # One pass over the passages best first: an entry's first passage is its best, its next its second.
-    ordered = sorted(scores, reverse=True)
-    ordered.sort(key=lambda p: (-scores[p], entry_of[p]))
-    best: dict[str, tuple[str, float]] = {}
-    second: dict[str, float] = {}
-    for passage_id in ordered:
-        entry_id = entry_of[passage_id]
-        if entry_id not in best:
-            best[entry_id] = (passage_id, scores[passage_id])
-        elif second_weight and entry_id not in second:
-            second[entry_id] = scores[passage_id]
-    ranked = [
-        (entry_id, passage_id, score + second_weight * second.get(entry_id, 0.0))
-        for entry_id, (passage_id, score) in best.items()
-    ]
-    return sorted(ranked, key=lambda t: (-t[2], t[0])) if second else ranked
 
 
 # ----------------------------------------------------------------------------- snippets

@@ -15,6 +15,9 @@ from collections.abc import Callable, Iterable, Mapping
 import numpy as np
 
 from kb.analysis import tokenize
+from kb.arrays import distinct
+from kb.passages import PassageId
+from kb.ranking import Pool
 from kb.replica.corpus import VectorMatch
 from kb.replica.files import locked, untrusted_if_damaged
 from kb.replica.keywords import KeywordMatch
@@ -169,6 +172,51 @@ class ReplicaReads:
             matches.append([VectorMatch(*m) for m in zip(passage_ids, owners, similarities.tolist(), strict=True)])
         return matches
 
+    @untrusted_if_damaged("the replica's files", lambda: None)
+    def pools(
+        self,
+        vectors: np.ndarray | None,
+        keyword_queries: list[list[tuple[str, float]]] | None,
+        k: int,
+        *,
+        allowed_entries: frozenset[str] | None = None,
+        phrases: list[tuple[str, ...]] | None = None,
+        whole: list[tuple[str, ...]] | None = None,
+    ) -> list[tuple[Pool, bool]] | None:
+        """For each query, from one reading of the rows: a pool of its k nearest passages by exact search
+        over the vectors held in memory (with `vectors`, one row per query) and of its k best by keywords
+        (with `keyword_queries`: `scaled_search`'s weighted queries, `whole` its names that match only
+        whole), among the passages of `allowed_entries` (all when None); and whether the keyword side is
+        complete. A query's quoted `phrases` keep, of its k nearest, those holding them, and are required
+        of its keyword matches. None where the vectors are not held in memory here: ask `nearest` and
+        `scaled_search`."""
+        rows = self._current()
+        queries = len(vectors) if vectors is not None else len(keyword_queries or [])
+        if vectors is not None and (
+            rows.dimension is None or np.shape(vectors)[-1] != rows.dimension or not rows.fits_in_memory(EXACT_BYTES)
+        ):
+            return None
+        allowed = None if allowed_entries is None else self._mask(rows, allowed_entries)
+        dense = rows.exact(vectors, allowed, k) if vectors is not None else [None] * queries
+        pools = []
+        for i in range(queries):
+            holding = rows.phrase_mask(list(phrases[i])) if phrases and phrases[i] else None
+            nearest = dense[i]
+            if nearest is not None and holding is not None:
+                nearest = tuple(found[holding[nearest[0]] > 0] for found in nearest)
+            matched = None
+            if keyword_queries is not None:
+                weights = allowed if holding is None else holding if allowed is None else allowed * holding
+                with self._lock:
+                    matched = rows.scaled_rows(keyword_queries[i], k, weights, whole[i] if whole else ())
+            pools.append(_pool(self, rows, nearest, matched))
+        return pools
+
+    @untrusted_if_damaged("texts.bin", lambda: None)
+    def text_at(self, rows: Rows, row: int) -> str | None:
+        """The text of one of these rows (as `pools` read them)."""
+        return rows.text(row)
+
     @untrusted_if_damaged("the passage files", lambda: None)
     def entry_passages(self, entry_id: str) -> tuple[list[str], list[str], np.ndarray] | None:
         """One entry's passage ids, texts and vectors, in passage order; None when not all are here."""
@@ -191,3 +239,38 @@ class ReplicaReads:
         rows = self._current()
         row = rows.row_of(passage_id)
         return None if row is None else rows.text(row)
+
+
+class _RowSpelling:
+    """A pool's slots spelled from the rows they were found in."""
+
+    def __init__(self, reads: ReplicaReads, rows: Rows, slot_rows: np.ndarray):
+        self._reads, self._rows, self._slot_rows = reads, rows, slot_rows
+        self._texts: dict[int, str] = {}  # read once: the boilerplate check and the hits may both want one
+
+    def entry_id(self, code: int) -> str:
+        return self._rows.entry_of_code(code)
+
+    def passage_id(self, slot: int, entry_id: str, number: int) -> str:
+        return PassageId.of(entry_id, number)
+
+    def text(self, slot: int) -> str:
+        text = self._texts.get(slot)
+        if text is None:
+            text = self._texts[slot] = self._reads.text_at(self._rows, int(self._slot_rows[slot])) or ""
+        return text
+
+
+def _pool(
+    reads: ReplicaReads,
+    rows: Rows,
+    dense: tuple[np.ndarray, np.ndarray] | None,
+    keyword: tuple[np.ndarray, np.ndarray, bool] | None,
+) -> tuple[Pool, bool]:
+    """One query's pool, a slot per row either side found, and whether the keyword side is complete."""
+    found = [side[0] for side in (dense, keyword) if side is not None]
+    slot_rows = distinct(np.concatenate(found)) if found else np.zeros(0, np.int64)
+    sides = [None if side is None else (np.searchsorted(slot_rows, side[0]), side[1]) for side in (dense, keyword)]
+    spelling = _RowSpelling(reads, rows, slot_rows)
+    pool = Pool.of_slots(rows.entry_codes(slot_rows), rows.numbers_at(slot_rows), spelling, *sides)
+    return pool, keyword is None or keyword[2]

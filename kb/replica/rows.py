@@ -7,6 +7,7 @@ scored, counted or copied. The view is immutable, like its segments; a change ma
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from functools import cached_property
 
 import numpy as np
 
@@ -26,6 +27,8 @@ class Rows:
         self.segments = segments
         self.dead = dead
         self.firsts = np.cumsum([0] + [len(s.corpus) for s in segments]).astype(np.int64)
+        # Each segment's entries numbered on from the previous segment's: one code per (segment, entry).
+        self.entry_firsts = np.cumsum([0] + [len(s.corpus.entries) for s in segments]).astype(np.int64)
         alive = None
         if dead and len(segments) > 1:
             alive = np.ones(int(self.firsts[-1]), dtype=bool)
@@ -60,18 +63,44 @@ class Rows:
         return segment.corpus.passage_id(local)
 
     def ids_of(self, rows: np.ndarray) -> tuple[list[str], list[str]]:
-        """The passage ids and entry ids of these rows, in their order (one lookup per segment)."""
+        """The passage ids and entry ids of these rows, in their order."""
+        entries = self._entries
+        entry_ids = [entries[code] for code in self.entry_codes(rows).tolist()]
+        numbers = self.numbers_at(rows).tolist()
+        return [PassageId.of(e, n) for e, n in zip(entry_ids, numbers, strict=True)], entry_ids
+
+    def entry_codes(self, rows: np.ndarray) -> np.ndarray:
+        """Each row's entry as a number (`entry_of_code` spells it): the same for every row of an entry in
+        one segment."""
+        return self._per_segment(rows, lambda corpus, local: corpus.row_codes[local], self.entry_firsts)
+
+    def numbers_at(self, rows: np.ndarray) -> np.ndarray:
+        """Each row's passage number within its entry."""
+        return self._per_segment(rows, lambda corpus, local: corpus.numbers[local])
+
+    def entry_of_code(self, code: int) -> str:
+        return self._entries[code]
+
+    @cached_property
+    def _entries(self) -> list[str]:
+        """Every segment's entry ids, by code (a dead entry's old code included)."""
+        if len(self.segments) == 1:
+            return self.segments[0].corpus.entries
+        return [entry_id for segment in self.segments for entry_id in segment.corpus.entries]
+
+    def _per_segment(self, rows: np.ndarray, read, offsets: np.ndarray | None = None) -> np.ndarray:
+        """`read(corpus, local rows)` for these rows, segment by segment, plus each segment's offset."""
         rows = np.asarray(rows, dtype=np.int64)
+        if len(self.segments) == 1:
+            return np.asarray(read(self.segments[0].corpus, rows), dtype=np.int64)
         part = np.searchsorted(self.firsts, rows, side="right") - 1
-        passage_ids, entry_ids = [""] * len(rows), [""] * len(rows)
+        found = np.empty(len(rows), dtype=np.int64)
         for i in distinct(part).tolist():
-            chosen = np.flatnonzero(part == i)
-            corpus, local = self.segments[i].corpus, rows[chosen] - self.firsts[i]
-            codes, numbers = corpus.row_codes[local].tolist(), corpus.numbers[local].tolist()
-            for j, code, number in zip(chosen.tolist(), codes, numbers, strict=True):
-                entry_ids[j] = corpus.entries[code]
-                passage_ids[j] = PassageId.of(entry_ids[j], number)
-        return passage_ids, entry_ids
+            chosen = part == i
+            found[chosen] = read(self.segments[i].corpus, rows[chosen] - self.firsts[i])
+            if offsets is not None:
+                found[chosen] += offsets[i]
+        return found
 
     def home(self, entry_id: str) -> int | None:
         """The index of the segment an entry lives in (None: it is in none, or was removed)."""
@@ -223,9 +252,16 @@ class Rows:
     def scaled_matches(
         self, queries: list[tuple[str, float]], k: int, weights: np.ndarray | None, whole: tuple[str, ...]
     ) -> tuple[list[KeywordMatch], bool]:
+        """`scaled_rows` as matches."""
+        rows, scores, complete = self.scaled_rows(queries, k, weights, whole)
+        return self.keyword_matches(rows, scores), complete
+
+    def scaled_rows(
+        self, queries: list[tuple[str, float]], k: int, weights: np.ndarray | None, whole: tuple[str, ...]
+    ) -> tuple[np.ndarray, np.ndarray, bool]:
         """Several weighted queries over the rows weighted 1, each scored 0..1 by its own `max_score`; a
         passage keeps its best. A query named in `whole` matches only rows holding its words next to each
-        other. The matches, and whether no query was cut at k."""
+        other. The rows and their scores, and whether no query was cut at k."""
         found: list[tuple[np.ndarray, np.ndarray]] = []
         complete = True
         for text, weight in queries:
@@ -242,7 +278,7 @@ class Rows:
             complete &= len(rows) < k
             found.append((rows, weight * np.minimum(1.0, scores / scale)))
         if not found:
-            return [], complete
+            return np.zeros(0, np.int64), np.zeros(0), complete
         rows, scores = np.concatenate([r for r, _ in found]), np.concatenate([s for _, s in found])
         if len(found) > 1:  # a passage several queries found keeps its best score
             order = np.lexsort((-scores, rows))
@@ -250,7 +286,7 @@ class Rows:
             first = np.ones(len(rows), dtype=bool)
             np.not_equal(rows[1:], rows[:-1], out=first[1:])
             rows, scores = rows[first], scores[first]
-        return self.keyword_matches(rows, scores), complete
+        return rows, scores, complete
 
     def phrase_mask(self, phrases: list[str]) -> np.ndarray:
         """1 for live rows holding every phrase (its words next to each other, in order), else 0. Answered

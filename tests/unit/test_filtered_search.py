@@ -18,6 +18,7 @@ from kb.access import ANONYMOUS, member_of
 from kb.filters import Scope
 from kb.nearest import DEEPER_FETCH, OVERFETCH
 from kb.passages import PassageId
+from kb.search import MODES
 
 QUERIES = [
     "data sharing agreement took too long",
@@ -388,3 +389,30 @@ def test_hybrid_search_runs_its_sides_in_turn_in_memory_and_at_once_over_chroma(
     for in_turn, at_once in zip(answers[True], answers[False], strict=True):
         assert in_turn and [h.id for h in in_turn] == [h.id for h in at_once]
         assert [h.score for h in in_turn] == pytest.approx([h.score for h in at_once], abs=1e-5)  # Chroma's float32
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_search_ranks_the_same_pooled_by_row_as_pooled_from_matches(kb, monkeypatch, mode):
+    """Held in memory, both sides' passages are pooled by their rows, and ids and texts are spelled only
+    where the ranking looks; where the replica cannot pool them, the pool is made of the two sides'
+    matches. Every hit is the same, with and without filters, access rules, synonyms and quoted phrases,
+    and after a save has put an entry in a second segment."""
+    monkeypatch.setattr("kb.replica.reads.EXACT_BYTES", 1 << 30)
+    entry = kb.store.get("flood-response-data-cell")
+    entry.summary = "Sandbags carried barcodes, scanned at each depot: data sharing agreement signed."
+    kb.save(entry)
+    assert kb.replica.segments == ["base", "delta"]
+    searches = [
+        dict(),
+        dict(viewer=member_of("Revenue and Customs Office")),
+        dict(filters=Filters.of(outcome=["failed", "partial"]), viewer=ANONYMOUS),
+        dict(limit=3, expand=False),
+    ]
+    queries = [*QUERIES, "DSA", "sandbags depot agreement", '"data sharing" agreement', '"scanned at each depot"']
+    pooled = []
+    by_row = [kb.search(q, mode=mode, **search) for q in queries for search in searches]
+    monkeypatch.setattr(type(kb.replica), "pools", lambda *args, **kwargs: pooled.append(args) and None)
+    from_matches = [kb.search(q, mode=mode, **search) for q in queries for search in searches]
+    assert len(pooled) == len(from_matches), "the replica was asked, and could not pool"
+    assert any(hit.id == entry.id for hits in by_row for hit in hits), "the saved entry is found"
+    assert by_row == from_matches

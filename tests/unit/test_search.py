@@ -1,4 +1,4 @@
-"""Search building blocks: filters, query parsing, fusion, snippets, synonyms, short queries."""
+"""Search building blocks: filters, query parsing, snippets, synonyms, short queries (the ranking: test_ranking)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from app_pages.ui import highlight_html
 from kb.filters import Filters
-from kb.search import DEFAULT_FUSION, Fusion, best_per_entry, fuse, parse_query, rrf, weigh_summaries
+from kb.search import DEFAULT_FUSION, parse_query
 
 
 def test_filters_become_one_chroma_where_clause():
@@ -29,68 +29,6 @@ def test_filters_become_one_chroma_where_clause():
 def test_quoted_phrases_are_parsed():
     parsed = parse_query('legacy "data sharing agreement" council')
     assert parsed.phrases == ("data sharing agreement",) and parsed.text == "legacy data sharing agreement council"
-
-
-def test_rrf_matches_hand_computed_values():
-    fused = rrf([["a", "b"], ["b", "c"]], k=60)
-    assert fused["a"] == pytest.approx(1 / 61)
-    assert fused["b"] == pytest.approx(1 / 62 + 1 / 61)
-    assert fused["c"] == pytest.approx(1 / 62)
-    assert rrf([["a"], ["a"]], weights=[2.0, 0.5], k=0)["a"] == pytest.approx(2.5)
-
-
-def test_convex_fusion_uses_floors_for_missing_scores():
-    dense = {"p1": 0.8, "p2": 0.4}
-    keyword = {"p2": 1.0, "p3": 0.5}
-    fused = fuse(dense, keyword, Fusion("convex", alpha=0.5), keyword_complete=True)
-    assert fused["p1"] == pytest.approx(0.4)  # keyword 0: it matched no query word
-    assert fused["p2"] == pytest.approx(0.7)
-    assert fused["p3"] == pytest.approx(0.5 * 0.4 + 0.25)  # dense floor: ranked below the dense list
-    partial = fuse(dense, keyword, Fusion("convex", alpha=0.5), keyword_complete=False)
-    assert partial["p1"] == pytest.approx(0.4 + 0.25)  # keyword list was cut: floor is its lowest score
-    assert fuse(dense, keyword, Fusion("rrf"))["p2"] == pytest.approx(1 / 62 + 1 / 61)
-
-
-def test_a_close_paraphrase_beats_a_stray_keyword_match():
-    # p_meaning is the best vector match and shares no word; p_stray matched one word of six.
-    fused = fuse({"p_meaning": 0.62, "p_stray": 0.30}, {"p_stray": 0.15}, Fusion("convex", 0.5))
-    assert fused["p_meaning"] > fused["p_stray"]
-
-
-def test_best_passage_per_entry():
-    ranked = best_per_entry({"a#0": 0.2, "a#3": 0.9, "b#1": 0.5}, {"a#0": "a", "a#3": "a", "b#1": "b"})
-    assert ranked == [("a", "a#3", 0.9), ("b", "b#1", 0.5)]
-
-
-def test_ties_break_on_the_entry_id_and_within_an_entry_on_the_passage_id():
-    scores = {"b#0": 0.5, "a#2": 0.5, "a#1": 0.5, "c#4": 0.7, "c#1": 0.1}
-    entry_of = {pid: pid.split("#")[0] for pid in scores}
-    assert best_per_entry(scores, entry_of) == [("c", "c#4", 0.7), ("a", "a#2", 0.5), ("b", "b#0", 0.5)]
-    assert best_per_entry(dict(reversed(scores.items())), entry_of) == best_per_entry(scores, entry_of)
-
-
-def test_a_share_of_the_second_best_passage_can_reorder_entries():
-    scores = {"one#0": 0.8, "two#0": 0.7, "two#1": 0.6, "two#2": 0.5}
-    entry_of = {pid: pid.split("#")[0] for pid in scores}
-    assert [e for e, _, _ in best_per_entry(scores, entry_of)] == ["one", "two"]
-    ranked = best_per_entry(scores, entry_of, replace(DEFAULT_FUSION, second_passage_weight=0.5))
-    assert ranked == [("two", "two#0", pytest.approx(0.7 + 0.5 * 0.6)), ("one", "one#0", 0.8)]
-    weighed_titles = best_per_entry(scores, entry_of, replace(DEFAULT_FUSION, summary_weight=0.5))
-    assert weighed_titles == [("two", "two#1", 0.6), ("one", "one#0", 0.4)]
-
-
-def test_an_entry_whose_passages_match_beats_one_whose_title_alone_matches_a_little_better():
-    """By meaning, a title and one sentence sit close to every query on their topic: scaled down, the
-    title-and-summary passage must be clearly closer than another entry's body to outrank it."""
-    dense = {"title#0": 0.60, "title#1": 0.21, "body#0": 0.52, "body#1": 0.58, "body#2": 0.57}
-    entry_of = {pid: pid.split("#")[0] for pid in dense}
-    plain = replace(DEFAULT_FUSION, summary_similarity_weight=1.0)
-    assert [e for e, _, _ in best_per_entry(weigh_summaries(dense, plain), entry_of)] == ["title", "body"]
-    ranked = best_per_entry(weigh_summaries(dense), entry_of)
-    assert ranked == [("body", "body#1", 0.58), ("title", "title#0", pytest.approx(0.60 * 0.9))]
-    assert DEFAULT_FUSION.summary_similarity_weight == 0.9
-    assert weigh_summaries({"a#10": 0.5, "a#0": 0.5}) == {"a#10": 0.5, "a#0": pytest.approx(0.45)}  # "#10" is not "#0"
-    assert dense["title#0"] == 0.60  # a new dict: closeness is judged on the raw similarity
 
 
 def test_snippet_highlights_terms_and_escapes_everything_else():

@@ -1,0 +1,280 @@
+"""From the passages both sides of a search found for one query to the entries it ranks first.
+
+    pool = Pool.of_matches(dense_matches, keyword_matches, text_of)    # the sides' answers as matches
+    pool = Pool(entries, numbers, dense, keyword, spelling)            # or as arrays (kb.replica's rows)
+    scores = pool.scores("hybrid", fusion, keyword_complete)
+    pool.weigh_boilerplate(scores, fusion, limit, title_of)
+    ranked = pool.best_per_entry(scores, fusion, limit)               # [(slot, score)], best first
+
+Ranking happens at passage level (each passage scored by meaning and by BM25, the scores fused), then
+per entry: an entry scores as its best passage, and that passage is what the reader is shown. A pool
+holds one slot per passage found, as arrays, so fusing a few hundred candidates is a few vector
+operations; a passage's id and text are spelled or read only for the few slots the ranking looks at
+(ties, boilerplate, the hits).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Sequence
+from typing import Protocol
+
+import numpy as np
+
+from kb.passages import PassageId
+from kb.search import Fusion, in_boilerplate
+
+SUMMARY_NUMBER = 0  # every entry's passage 0 is its title and summary (kb.passages)
+
+
+class Spelling(Protocol):
+    """What a pool's slots are, for the few it spells out."""
+
+    def entry_id(self, code: int) -> str: ...
+
+    def passage_id(self, slot: int, entry_id: str, number: int) -> str: ...
+
+    def text(self, slot: int) -> str: ...
+
+
+class Pool:
+    """One query's candidate passages, a slot each: its entry (a code, one per entry), its number in the
+    entry, its similarity by meaning and its keyword score (0..1), NaN where that side did not find it.
+    `dense_order` and `keyword_order` list each side's slots in the order the side returned them."""
+
+    def __init__(
+        self,
+        entries: np.ndarray,
+        numbers: np.ndarray,
+        dense: np.ndarray,
+        keyword: np.ndarray,
+        spelling: Spelling,
+        dense_order: np.ndarray | None = None,
+        keyword_order: np.ndarray | None = None,
+    ):
+        self.entries = np.asarray(entries, dtype=np.int64)
+        self.numbers = np.asarray(numbers, dtype=np.int64)
+        self.dense = np.asarray(dense, dtype=np.float64)
+        self.keyword = np.asarray(keyword, dtype=np.float64)
+        self.spelling = spelling
+        self.dense_order = np.flatnonzero(~np.isnan(self.dense)) if dense_order is None else dense_order
+        self.keyword_order = np.flatnonzero(~np.isnan(self.keyword)) if keyword_order is None else keyword_order
+
+    @classmethod
+    def of_slots(
+        cls,
+        entries: np.ndarray,
+        numbers: np.ndarray,
+        spelling: Spelling,
+        dense: tuple[np.ndarray, np.ndarray] | None,
+        keyword: tuple[np.ndarray, np.ndarray] | None,
+    ) -> Pool:
+        """A pool over `len(entries)` slots from each side's (slots, scores), in the side's order."""
+        size = len(entries)
+        sides = []
+        for side in (dense, keyword):
+            scores = np.full(size, np.nan)
+            order = np.zeros(0, dtype=np.int64)
+            if side is not None:
+                order = np.asarray(side[0], dtype=np.int64)
+                scores[order] = side[1]
+            sides.append((scores, order))
+        (dense_scores, dense_order), (keyword_scores, keyword_order) = sides
+        return cls(entries, numbers, dense_scores, keyword_scores, spelling, dense_order, keyword_order)
+
+    @classmethod
+    def of_matches(cls, dense: Sequence | None, keyword: Sequence | None, text_of: Callable[[str], str | None]) -> Pool:
+        """A pool of matches as the vector index and the keyword index give them (each with `passage_id`,
+        `entry_id` and `similarity` or `score`; a vector match's text, when it has one, is kept)."""
+        spelling = _MatchSpelling(text_of)
+        slot_of: dict[str, int] = {}
+        code_of: dict[str, int] = {}
+        entries: list[int] = []
+        numbers: list[int] = []
+
+        def slots(matches: Sequence, score: str) -> tuple[np.ndarray, np.ndarray]:
+            found = []
+            for m in matches:
+                slot = slot_of.get(m.passage_id)
+                if slot is None:
+                    slot = slot_of[m.passage_id] = len(spelling.ids)
+                    code = code_of.setdefault(m.entry_id, len(spelling.entries))
+                    if code == len(spelling.entries):
+                        spelling.entries.append(m.entry_id)
+                    parsed = PassageId.parse(m.passage_id)
+                    spelling.ids.append(m.passage_id)
+                    spelling.texts.append("")
+                    entries.append(code)
+                    numbers.append(parsed.number if parsed else -1)
+                if getattr(m, "text", ""):
+                    spelling.texts[slot] = m.text
+                found.append(slot)
+            return np.asarray(found, dtype=np.int64), np.asarray([getattr(m, score) for m in matches], np.float64)
+
+        sides = [
+            None if side is None else slots(side, score) for side, score in ((dense, "similarity"), (keyword, "score"))
+        ]
+        return cls.of_slots(np.asarray(entries, np.int64), np.asarray(numbers, np.int64), spelling, *sides)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    # ----------------------------------------------------------------- scores
+
+    def meaning(self, fusion: Fusion) -> np.ndarray:
+        """The similarities by meaning with each title-and-summary passage's scaled by
+        `fusion.summary_similarity_weight` (the raw similarities still judge closeness)."""
+        weight = fusion.summary_similarity_weight
+        if weight == 1.0:
+            return self.dense
+        return np.where(self.numbers == SUMMARY_NUMBER, self.dense * weight, self.dense)
+
+    def scores(self, mode: str, fusion: Fusion, keyword_complete: bool = True) -> np.ndarray:
+        """One score per slot: by meaning ("dense"), by keywords ("bm25"), or both fused ("hybrid").
+
+        Fused, a passage missing from one side gets that side's lowest score (it ranked below all of
+        them), or 0 from the keyword side when that side holds every passage that matched at all.
+        """
+        meaning = self.meaning(fusion)
+        if mode == "dense":
+            return meaning.copy()
+        if mode == "bm25":
+            return self.keyword.copy()
+        if fusion.method == "rrf":
+            fused = np.zeros(len(self))
+            for scores, order in ((meaning, self.dense_order), (self.keyword, self.keyword_order)):
+                ranked = order[np.argsort(-scores[order], kind="stable")]
+                fused[ranked] += 1.0 / (fusion.rrf_k + np.arange(1, len(ranked) + 1))
+            return fused
+        found = ~np.isnan(meaning)
+        dense_floor = float(meaning[found].min()) if found.any() else 0.0
+        matched = ~np.isnan(self.keyword)
+        keyword_floor = 0.0 if keyword_complete or not matched.any() else float(self.keyword[matched].min())
+        return fusion.alpha * np.where(found, meaning, dense_floor) + (1 - fusion.alpha) * np.where(
+            matched, self.keyword, keyword_floor
+        )
+
+    def weigh_boilerplate(self, scores: np.ndarray, fusion: Fusion, limit: int, title_of: Callable[[str], str]) -> None:
+        """Scale the scores of boilerplate passages (kb.search.BOILERPLATE_SECTIONS) by the fusion's
+        `boilerplate_weight`, in place, as far as the top `limit` entries need: passages are read best
+        first until `limit` entries have a passage that is not boilerplate, scoring at least as much as any
+        passage not yet read (the weight only lowers scores, so none of those can rise above them). Once an
+        entry has one, a passage of it scoring strictly less can no longer be its best nor tie with it, so
+        it is not read, unless the fusion still weighs passages after this (a second passage's share, the
+        summary's weight)."""
+        weight = fusion.boilerplate_weight
+        if weight == 1.0:
+            return
+        final = not fusion.second_passage_weight and fusion.summary_weight == 1.0
+        settled: dict[int, float] = {}  # entry -> the score of its best passage that is not boilerplate
+        titles: dict[int, str] = {}
+        for slot in np.argsort(-scores, kind="stable").tolist():
+            if len(settled) >= limit:
+                return
+            entry = int(self.entries[slot])
+            if final and scores[slot] < settled.get(entry, -math.inf):
+                continue
+            if entry not in titles:
+                titles[entry] = title_of(self.spelling.entry_id(entry))
+            if in_boilerplate(self.spelling.text(slot), titles[entry]):
+                scores[slot] *= weight
+            else:
+                settled.setdefault(entry, float(scores[slot]))
+
+    def best_per_entry(
+        self, scores: np.ndarray, fusion: Fusion | None = None, limit: int | None = None
+    ) -> list[tuple[int, float]]:
+        """(slot of the entry's best passage, the entry's score) for the best `limit` entries (all when
+        None), best first; ties break on the entry id, and within an entry on the passage id (the
+        greater, as text, first).
+
+        An entry scores as its best passage, plus a share of its second best when the fusion says so
+        (an entry that matches in two places is a little more likely to be about the query).
+        """
+        summary_weight = fusion.summary_weight if fusion else 1.0
+        second_weight = fusion.second_passage_weight if fusion else 0.0
+        if summary_weight != 1.0:
+            scores = np.where(self.numbers == SUMMARY_NUMBER, scores * summary_weight, scores)
+        best: dict[int, tuple[int, float]] = {}
+        second: dict[int, float] = {}
+        for slot in self._ordered(scores):  # best first: an entry's first passage is its best, its next its second
+            entry = int(self.entries[slot])
+            if entry not in best:
+                best[entry] = (slot, float(scores[slot]))
+                if not second_weight and len(best) == limit:
+                    break
+            elif second_weight and entry not in second:
+                second[entry] = float(scores[slot])
+        ranked = [(slot, score + second_weight * second.get(entry, 0.0)) for entry, (slot, score) in best.items()]
+        if second:
+            ranked.sort(key=lambda found: (-found[1], self.entry_id(found[0])))
+        return ranked[:limit]
+
+    def _ordered(self, scores: np.ndarray) -> Iterator[int]:
+        """The slots with a score, best first; within a run of equal scores by entry id, then by passage
+        id, the greater first. Ids are spelled only for the slots of such runs."""
+        order = np.argsort(-scores, kind="stable")
+        order = order[~np.isnan(scores[order])]
+        ordered = scores[order]
+        tie = ordered[1:] == ordered[:-1]  # tie[i]: the slots at positions i and i + 1 score the same
+        if not tie.any():
+            yield from order.tolist()
+            return
+        before, after = np.concatenate([[False], tie[:-1]]), np.concatenate([tie[1:], [False]])
+        position = 0
+        for first, last in zip(
+            np.flatnonzero(tie & ~before).tolist(), (np.flatnonzero(tie & ~after) + 1).tolist(), strict=True
+        ):
+            yield from order[position:first].tolist()
+            run = order[first : last + 1].tolist()
+            run.sort(key=self.passage_id, reverse=True)
+            run.sort(key=self.entry_id)
+            yield from run
+            position = last + 1
+        yield from order[position:].tolist()
+
+    # ----------------------------------------------------------------- what a slot is
+
+    def entry_id(self, slot: int) -> str:
+        return self.spelling.entry_id(int(self.entries[slot]))
+
+    def passage_id(self, slot: int) -> str:
+        return self.spelling.passage_id(slot, self.entry_id(slot), int(self.numbers[slot]))
+
+    def text(self, slot: int) -> str:
+        return self.spelling.text(slot)
+
+    def closeness(self, ranked: list[tuple[int, float]], threshold: float | None) -> dict[str, bool]:
+        """Whether each ranked entry is a close match by meaning (kb.relevance): its best raw similarity
+        among the passages the meaning side found reaches the threshold; an entry that side did not find
+        is further away than all of them, so it is not close either."""
+        if threshold is None:
+            return {}
+        wanted = {int(self.entries[slot]) for slot, _ in ranked}
+        best: dict[int, float] = {}
+        found = self.dense_order
+        for entry, similarity in zip(self.entries[found].tolist(), self.dense[found].tolist(), strict=True):
+            if entry in wanted and similarity > best.get(entry, -math.inf):
+                best[entry] = similarity
+        return {self.spelling.entry_id(entry): similarity >= threshold for entry, similarity in best.items()}
+
+
+class _MatchSpelling:
+    """Slots spelled from the matches a pool was made of."""
+
+    def __init__(self, text_of: Callable[[str], str | None]):
+        self.entries: list[str] = []
+        self.ids: list[str] = []
+        self.texts: list[str] = []
+        self._text_of = text_of
+
+    def entry_id(self, code: int) -> str:
+        return self.entries[code]
+
+    def passage_id(self, slot: int, entry_id: str, number: int) -> str:
+        return self.ids[slot]
+
+    def text(self, slot: int) -> str:
+        if not self.texts[slot]:  # a match found without its text (the light path)
+            self.texts[slot] = self._text_of(self.ids[slot]) or ""
+        return self.texts[slot]
