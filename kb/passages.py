@@ -47,6 +47,7 @@ class PassageId:
 
 
 SEPARATOR = "#"
+SUMMARY_NUMBER = 0  # an entry's passage 0 is its title and summary
 HEADING_DASH = " — "  # between the title and the section name in a passage's first line
 
 

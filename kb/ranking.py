@@ -1,7 +1,7 @@
 """From the passages both sides of a search found for one query to the entries it ranks first.
 
     pool = Pool.of_matches(dense_matches, keyword_matches, text_of)    # the sides' answers as matches
-    pool = Pool(entries, numbers, dense, keyword, spelling)            # or as arrays (kb.replica's rows)
+    pool = Pool(entries, numbers, spelling, dense, keyword)            # or as arrays (kb.replica's rows)
     scores = pool.scores("hybrid", fusion, keyword_complete)
     pool.weigh_boilerplate(scores, fusion, limit, title_of)
     ranked = pool.best_per_entry(scores, fusion, limit)               # [(slot, score)], best first
@@ -21,10 +21,8 @@ from typing import Protocol
 
 import numpy as np
 
-from kb.passages import PassageId
+from kb.passages import SUMMARY_NUMBER, PassageId
 from kb.search import Fusion, in_boilerplate
-
-SUMMARY_NUMBER = 0  # every entry's passage 0 is its title and summary (kb.passages)
 
 
 class Spelling(Protocol):
@@ -40,47 +38,31 @@ class Spelling(Protocol):
 class Pool:
     """One query's candidate passages, a slot each: its entry (a code, one per entry), its number in the
     entry, its similarity by meaning and its keyword score (0..1), NaN where that side did not find it.
-    `dense_order` and `keyword_order` list each side's slots in the order the side returned them."""
+    `dense_order` and `keyword_order` list each side's slots in the order the side returned them (a
+    reciprocal-rank fusion ranks ties in that order)."""
 
     def __init__(
         self,
         entries: np.ndarray,
         numbers: np.ndarray,
-        dense: np.ndarray,
-        keyword: np.ndarray,
         spelling: Spelling,
-        dense_order: np.ndarray | None = None,
-        keyword_order: np.ndarray | None = None,
+        dense: tuple[np.ndarray, np.ndarray] | None = None,
+        keyword: tuple[np.ndarray, np.ndarray] | None = None,
     ):
+        """A pool over `len(entries)` slots, given each side's (slots, scores) in the side's order."""
         self.entries = np.asarray(entries, dtype=np.int64)
         self.numbers = np.asarray(numbers, dtype=np.int64)
-        self.dense = np.asarray(dense, dtype=np.float64)
-        self.keyword = np.asarray(keyword, dtype=np.float64)
         self.spelling = spelling
-        self.dense_order = np.flatnonzero(~np.isnan(self.dense)) if dense_order is None else dense_order
-        self.keyword_order = np.flatnonzero(~np.isnan(self.keyword)) if keyword_order is None else keyword_order
+        self.dense, self.dense_order = self._side(dense)
+        self.keyword, self.keyword_order = self._side(keyword)
 
-    @classmethod
-    def of_slots(
-        cls,
-        entries: np.ndarray,
-        numbers: np.ndarray,
-        spelling: Spelling,
-        dense: tuple[np.ndarray, np.ndarray] | None,
-        keyword: tuple[np.ndarray, np.ndarray] | None,
-    ) -> Pool:
-        """A pool over `len(entries)` slots from each side's (slots, scores), in the side's order."""
-        size = len(entries)
-        sides = []
-        for side in (dense, keyword):
-            scores = np.full(size, np.nan)
-            order = np.zeros(0, dtype=np.int64)
-            if side is not None:
-                order = np.asarray(side[0], dtype=np.int64)
-                scores[order] = side[1]
-            sides.append((scores, order))
-        (dense_scores, dense_order), (keyword_scores, keyword_order) = sides
-        return cls(entries, numbers, dense_scores, keyword_scores, spelling, dense_order, keyword_order)
+    def _side(self, found: tuple[np.ndarray, np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
+        scores = np.full(len(self.entries), np.nan)
+        if found is None:
+            return scores, np.zeros(0, dtype=np.int64)
+        order = np.asarray(found[0], dtype=np.int64)
+        scores[order] = found[1]
+        return scores, order
 
     @classmethod
     def of_matches(cls, dense: Sequence | None, keyword: Sequence | None, text_of: Callable[[str], str | None]) -> Pool:
@@ -114,7 +96,7 @@ class Pool:
         sides = [
             None if side is None else slots(side, score) for side, score in ((dense, "similarity"), (keyword, "score"))
         ]
-        return cls.of_slots(np.asarray(entries, np.int64), np.asarray(numbers, np.int64), spelling, *sides)
+        return cls(np.asarray(entries, np.int64), np.asarray(numbers, np.int64), spelling, *sides)
 
     def __len__(self) -> int:
         return len(self.entries)

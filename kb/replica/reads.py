@@ -272,5 +272,5 @@ def _pool(
     slot_rows = distinct(np.concatenate(found)) if found else np.zeros(0, np.int64)
     sides = [None if side is None else (np.searchsorted(slot_rows, side[0]), side[1]) for side in (dense, keyword)]
     spelling = _RowSpelling(reads, rows, slot_rows)
-    pool = Pool.of_slots(rows.entry_codes(slot_rows), rows.numbers_at(slot_rows), spelling, *sides)
+    pool = Pool(rows.entry_codes(slot_rows), rows.numbers_at(slot_rows), spelling, *sides)
     return pool, keyword is None or keyword[2]
