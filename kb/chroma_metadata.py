@@ -1,10 +1,13 @@
 """A collection's own metadata (the model, the generation mark) read from the embedded store's database
-file, for a process that has not loaded Chroma:
+file, for a process that has not loaded Chroma; and, for one that has, whether that file changed:
 
     watch = MetadataWatch(embedded_path(index_dir), "lighthouse-entries")
     watch.read()     # {"model": ..., "generation": ...}; None: no such collection
+    changes = FileChanges(embedded_path(index_dir))
+    changes.unless_changed(ask_chroma)   # asks Chroma again only once the file has changed
 
-A command such as `stats` or `show` asks before every search, and then never imports chromadb.
+A command such as `stats` or `show` asks before every search, and then never imports chromadb; the app,
+which has loaded Chroma, asks Chroma only after a commit to the file.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import weakref
 from pathlib import Path
 
 from kb.chroma_checks import DATABASE, StoreDamaged, connect_read_only
+from kb.chroma_sharing import own_read
 
 
 class ChromaInProcess(Exception):
@@ -111,3 +115,52 @@ def _metadata(db: sqlite3.Connection, collection: str) -> dict[str, str] | None:
     if not rows:
         return None
     return {key.decode(): value.decode() for key, value in rows if key is not None and value is not None}
+
+
+HEADER = 100  # bytes of SQLite's database header
+ROLLBACK_JOURNAL = 1  # the header's write and read versions (bytes 18, 19): 1 rollback journal, 2 WAL
+
+
+class FileChanges:
+    """Whether the embedded store's database file may have changed, for a process that has loaded Chroma
+    and so asks Chroma for the generation mark (about 0.5 ms; a search asks every time).
+
+    SQLite counts every write transaction in the file's header (the file change counter, bytes 24 to 27)
+    in rollback-journal mode, which Chroma's store uses: while the file, its size, its modification time
+    and that count are the ones seen when Chroma was last asked, nothing was committed since, and the
+    answer stands. The header is read with a plain read, in turn with Chroma's calls (kb.chroma_sharing:
+    closing the descriptor drops the locks this process holds on the file). In WAL mode, or when the file
+    cannot be read, Chroma is asked every time. Safe across threads."""
+
+    def __init__(self, database: Path):
+        self._database = database
+        self._lock = threading.Lock()
+        self._seen: tuple | None = None  # the file as it was when Chroma last answered
+        self._answer: object = None
+
+    def unless_changed(self, ask):
+        """`ask()`'s answer as last given, unless the file may have changed since; then `ask()` again."""
+        seen = self._look()
+        with self._lock:
+            if seen is not None and seen == self._seen:
+                return self._answer
+        answer = ask()  # the file was read before asking: a commit meanwhile shows as a change next time
+        with self._lock:
+            self._seen, self._answer = seen, answer
+        return answer
+
+    def _look(self) -> tuple | None:
+        """The file (device, inode, size, modification time) and its change counter now; None where they
+        cannot tell (no file, WAL mode)."""
+        try:
+            with own_read():
+                fd = os.open(self._database, os.O_RDONLY)
+                try:
+                    stat, header = os.fstat(fd), os.pread(fd, HEADER, 0)
+                finally:
+                    os.close(fd)
+        except OSError:
+            return None
+        if len(header) < HEADER or header[18] != ROLLBACK_JOURNAL or header[19] != ROLLBACK_JOURNAL:
+            return None
+        return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, header[24:28]

@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from kb.checked_files import CheckedFiles
-from kb.chroma_checks import OPEN, TRUSTED, StoreDamaged, embedded_path
+from kb.chroma_checks import DATABASE, OPEN, TRUSTED, StoreDamaged, embedded_path
 from kb.chroma_client import make_client
-from kb.chroma_metadata import ChromaInProcess, MetadataWatch
+from kb.chroma_metadata import ChromaInProcess, FileChanges, MetadataWatch
 from kb.config import Settings
 from kb.embedder import Embedder, make_embedder
 from kb.entries import Entry
@@ -34,6 +34,7 @@ class Parts:
         self._client = client
         self._index: VectorIndex | None = None
         self._metadata_watch = MetadataWatch(embedded_path(settings.index_dir), self.collection_names[1])
+        self._store_changes = FileChanges(embedded_path(settings.index_dir) / DATABASE)
         self._vocabulary: Vocabulary | None = None
         self._vocabulary_seen: tuple | None = None  # the file's signature when it was read
 
@@ -114,12 +115,15 @@ class Parts:
         """The index's generation mark (None: no index yet). For an embedded store, while this process has
         not loaded Chroma, read from its database file (kb.chroma_metadata.MetadataWatch: every search asks,
         and this costs a `stat` while nothing changed), so a process that answers from the local mirror
-        (`stats`, `show`) never imports chromadb; else asked of Chroma, one small request. Whether the
-        index fits the model is checked where the model is used: opening the collections to embed or
+        (`stats`, `show`) never imports chromadb; once it has, asked of Chroma, but only after a commit to
+        that file (kb.chroma_metadata.FileChanges: a read of its header); of a server, every time. Whether
+        the index fits the model is checked where the model is used: opening the collections to embed or
         query."""
         stored = self._stored_metadata()
         if stored is not None and "generation" in stored:
             return stored["generation"]
+        if self.owns_store:
+            return self._store_changes.unless_changed(self.index.generation)
         return self.index.generation()
 
     def index_model(self) -> str:

@@ -433,3 +433,24 @@ def test_a_saved_entry_keeps_exactly_its_new_passages_in_the_index_however_many_
     kb.save(entry)
     assert stored(entry.id) == more, "the passage left behind is gone"
     assert [h.id for h in kb.search("sandbags barcodes", mode="bm25")][:1] == [entry.id]
+
+
+def test_a_search_in_a_process_with_chroma_asks_for_the_mark_only_after_a_commit(
+    kb, settings, fake_embedder, monkeypatch
+):
+    """The app has Chroma loaded: reading the mark from Chroma costs half a millisecond a search, so it is
+    asked again only once the store's file has taken a commit, here another process's save."""
+    asked = []
+    generation = kb.parts.index.generation
+    monkeypatch.setattr(kb.parts.index, "generation", lambda: asked.append(1) or generation())
+    kb.search("data sharing agreement")
+    before = len(asked)
+    for _ in range(3):
+        kb.search("data sharing agreement")
+    assert len(asked) == before, "nothing was committed: Chroma is not asked"
+    other = KnowledgeBase(settings, embedder=fake_embedder)  # as another process would
+    entry = other.store.get("flood-response-data-cell")
+    entry.summary = "Sandbags carried barcodes, scanned at each depot."
+    other.save(entry)
+    assert kb.search('"scanned at each depot"', limit=1)[0].id == entry.id
+    assert len(asked) == before + 1

@@ -21,7 +21,7 @@ import pytest
 
 from kb import chroma_metadata
 from kb.chroma_checks import DATABASE, StoreDamaged
-from kb.chroma_metadata import ChromaInProcess, MetadataWatch, before_chroma_loads
+from kb.chroma_metadata import ChromaInProcess, FileChanges, MetadataWatch, before_chroma_loads
 
 
 @pytest.fixture(autouse=True)
@@ -168,3 +168,37 @@ def test_chromadb_imported_by_anything_stops_the_watch(tmp_path, monkeypatch):
     importlib.import_module("chromadb")  # as a library of its own might
     with pytest.raises(ChromaInProcess):
         watch.read()
+
+
+# ----------------------------------------------------------------- a process that has loaded Chroma
+
+
+@pytest.mark.parametrize("wal", [False, True], ids=["rollback journal, as Chroma", "write-ahead log"])
+def test_chroma_is_asked_for_the_mark_again_only_after_a_commit(tmp_path, wal):
+    writer = a_store(tmp_path, "one", wal=wal)
+    changes = FileChanges(tmp_path / DATABASE)
+    asked: list[str] = []
+
+    def ask() -> str:
+        asked.append(writer.execute("SELECT str_value FROM collection_metadata").fetchone()[0])
+        return asked[-1]
+
+    assert changes.unless_changed(ask) == "one"
+    assert changes.unless_changed(ask) == "one"
+    # In WAL mode a commit need not move the count in the file's header: Chroma is asked every time.
+    assert len(asked) == (2 if wal else 1)
+    for value in ("two", "three", "four"):  # commits closer together than the file's time stamps
+        mark(writer, value)
+        assert changes.unless_changed(ask) == value
+
+
+def test_a_store_made_again_or_gone_is_asked_about(tmp_path):
+    writer = a_store(tmp_path, "one")
+    changes = FileChanges(tmp_path / DATABASE)
+    assert changes.unless_changed(lambda: "one") == "one"
+    writer.close()
+    (tmp_path / DATABASE).unlink()
+    assert changes.unless_changed(lambda: None) is None  # no file: asked
+    assert changes.unless_changed(lambda: "gone") == "gone"  # and asked again
+    a_store(tmp_path, "one").close()
+    assert changes.unless_changed(lambda: "made again") == "made again"
