@@ -3,8 +3,8 @@ file, for a process that has not loaded Chroma; and, for one that has, whether t
 
     watch = MetadataWatch(embedded_path(index_dir), "lighthouse-entries")
     watch.read()     # {"model": ..., "generation": ...}; None: no such collection
-    changes = FileChanges(embedded_path(index_dir))
-    changes.unless_changed(ask_chroma)   # asks Chroma again only once the file has changed
+    changes = FileChanges(embedded_path(index_dir) / DATABASE)
+    changes.unless_changed(ask_chroma)   # asks Chroma again only once the file may have changed
 
 A command such as `stats` or `show` asks before every search, and then never imports chromadb; the app,
 which has loaded Chroma, asks Chroma only after a commit to the file.
@@ -16,11 +16,13 @@ import os
 import sqlite3
 import sys
 import threading
+import time
 import weakref
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 from kb.chroma_checks import DATABASE, StoreDamaged, connect_read_only
-from kb.chroma_sharing import own_read
 
 
 class ChromaInProcess(Exception):
@@ -31,6 +33,7 @@ class ChromaInProcess(Exception):
 # POSIX locks on the same file (kb.chroma_sharing). A kept connection would be open across Chroma's calls,
 # so the watch keeps one only while chromadb is not loaded, and closes it before chromadb loads.
 _chroma_loading = False
+T = TypeVar("T")
 _watches: weakref.WeakSet[MetadataWatch] = weakref.WeakSet()
 
 
@@ -117,50 +120,46 @@ def _metadata(db: sqlite3.Connection, collection: str) -> dict[str, str] | None:
     return {key.decode(): value.decode() for key, value in rows if key is not None and value is not None}
 
 
-HEADER = 100  # bytes of SQLite's database header
-ROLLBACK_JOURNAL = 1  # the header's write and read versions (bytes 18, 19): 1 rollback journal, 2 WAL
+# A file written less than this long before it was looked at may be written again within the same tick of its
+# time stamps, unseen (git's "racy" files): longer than any local file system's granularity (FAT's 2 s).
+RACY_NS = 3_000_000_000
 
 
 class FileChanges:
     """Whether the embedded store's database file may have changed, for a process that has loaded Chroma
     and so asks Chroma for the generation mark (about 0.5 ms; a search asks every time).
 
-    SQLite counts every write transaction in the file's header (the file change counter, bytes 24 to 27)
-    in rollback-journal mode, which Chroma's store uses: while the file, its size, its modification time
-    and that count are the ones seen when Chroma was last asked, nothing was committed since, and the
-    answer stands. The header is read with a plain read, in turn with Chroma's calls (kb.chroma_sharing:
-    closing the descriptor drops the locks this process holds on the file). In WAL mode, or when the file
-    cannot be read, Chroma is asked every time. Safe across threads."""
+    Chroma keeps the file in rollback-journal mode, where every commit writes to it: while the file, its
+    size and its modification time are the ones seen when Chroma was last asked, nothing was committed
+    since, and the answer stands. Only `stat` is used: opening and closing the file would drop the locks
+    Chroma's own SQLite holds on it (kb.chroma_sharing). A file written in the last RACY_NS, a write-ahead
+    log beside it (a commit there leaves the file alone) or no file at all: Chroma is asked every time.
+    Safe across threads."""
 
     def __init__(self, database: Path):
         self._database = database
+        self._log = database.with_name(database.name + "-wal")
         self._lock = threading.Lock()
-        self._seen: tuple | None = None  # the file as it was when Chroma last answered
-        self._answer: object = None
+        self._seen: tuple[int, int, int, int] | None = None  # the file as it was when Chroma last answered
+        self._answer: Any = None
 
-    def unless_changed(self, ask):
+    def unless_changed(self, ask: Callable[[], T]) -> T:
         """`ask()`'s answer as last given, unless the file may have changed since; then `ask()` again."""
         seen = self._look()
         with self._lock:
             if seen is not None and seen == self._seen:
                 return self._answer
-        answer = ask()  # the file was read before asking: a commit meanwhile shows as a change next time
+        answer = ask()  # the file was looked at before asking: a commit meanwhile shows as a change next time
         with self._lock:
             self._seen, self._answer = seen, answer
         return answer
 
-    def _look(self) -> tuple | None:
-        """The file (device, inode, size, modification time) and its change counter now; None where they
-        cannot tell (no file, WAL mode)."""
+    def _look(self) -> tuple[int, int, int, int] | None:
+        """The file (device, inode, size, modification time); None where that cannot tell a change."""
         try:
-            with own_read():
-                fd = os.open(self._database, os.O_RDONLY)
-                try:
-                    stat, header = os.fstat(fd), os.pread(fd, HEADER, 0)
-                finally:
-                    os.close(fd)
+            stat = os.stat(self._database)
         except OSError:
             return None
-        if len(header) < HEADER or header[18] != ROLLBACK_JOURNAL or header[19] != ROLLBACK_JOURNAL:
+        if time.time_ns() - stat.st_mtime_ns < RACY_NS or os.path.exists(self._log):
             return None
-        return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, header[24:28]
+        return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns

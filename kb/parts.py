@@ -115,8 +115,8 @@ class Parts:
         """The index's generation mark (None: no index yet). For an embedded store, while this process has
         not loaded Chroma, read from its database file (kb.chroma_metadata.MetadataWatch: every search asks,
         and this costs a `stat` while nothing changed), so a process that answers from the local mirror
-        (`stats`, `show`) never imports chromadb; once it has, asked of Chroma, but only after a commit to
-        that file (kb.chroma_metadata.FileChanges: a read of its header); of a server, every time. Whether
+        (`stats`, `show`) never imports chromadb; once it has, asked of Chroma, but only once that file
+        may have taken a commit (kb.chroma_metadata.FileChanges: a `stat`); of a server, every time. Whether
         the index fits the model is checked where the model is used: opening the collections to embed or
         query."""
         stored = self._stored_metadata()

@@ -139,11 +139,12 @@ class Pool:
     def weigh_boilerplate(self, scores: np.ndarray, fusion: Fusion, limit: int, title_of: Callable[[str], str]) -> None:
         """Scale the scores of boilerplate passages (kb.search.BOILERPLATE_SECTIONS) by the fusion's
         `boilerplate_weight`, in place, as far as the top `limit` entries need: passages are read best
-        first until `limit` entries have a passage that is not boilerplate, scoring at least as much as any
-        passage not yet read (the weight only lowers scores, so none of those can rise above them). Once an
-        entry has one, a passage of it scoring strictly less can no longer be its best nor tie with it, so
-        it is not read, unless the fusion still weighs passages after this (a second passage's share, the
-        summary's weight)."""
+        first until `limit` entries have a passage that is not boilerplate and every passage scoring as
+        much as the last of those has been read (the weight only lowers scores, so no passage left unread
+        can rise to them; a boilerplate passage tied with them is weighed, whatever order the tie came in).
+        Once an entry has one, a passage of it scoring strictly less can no longer be its best nor tie with
+        it, so it is not read, unless the fusion still weighs passages after this (a second passage's
+        share, the summary's weight)."""
         weight = fusion.boilerplate_weight
         if weight == 1.0:
             return
@@ -151,7 +152,8 @@ class Pool:
         settled: dict[int, float] = {}  # entry -> the score of its best passage that is not boilerplate
         titles: dict[int, str] = {}
         for slot in np.argsort(-scores, kind="stable").tolist():
-            if len(settled) >= limit:
+            # Read best first, so the last entry settled is the lowest; stop below it, never inside a tie.
+            if len(settled) >= limit and scores[slot] < min(settled.values()):
                 return
             entry = int(self.entries[slot])
             if final and scores[slot] < settled.get(entry, -math.inf):
@@ -226,17 +228,17 @@ class Pool:
     def text(self, slot: int) -> str:
         return self.spelling.text(slot)
 
-    def closeness(self, ranked: list[tuple[int, float]], threshold: float | None) -> dict[str, bool]:
+    def closeness(self, ranked: list[tuple[int, float]], threshold: float | None) -> dict[str, bool] | None:
         """Whether each ranked entry is a close match by meaning (kb.relevance): its best raw similarity
         among the passages the meaning side found reaches the threshold; an entry that side did not find
-        is further away than all of them, so it is not close either."""
-        if threshold is None:
-            return {}
-        wanted = {int(self.entries[slot]) for slot, _ in ranked}
-        best: dict[int, float] = {}
+        is further away than all of them, so it is not close either. None (not judged) without a
+        threshold for the model or when the meaning side found nothing."""
+        if threshold is None or not len(self.dense_order):
+            return None
+        best = {int(self.entries[slot]): -math.inf for slot, _ in ranked}
         found = self.dense_order
         for entry, similarity in zip(self.entries[found].tolist(), self.dense[found].tolist(), strict=True):
-            if entry in wanted and similarity > best.get(entry, -math.inf):
+            if entry in best and similarity > best[entry]:
                 best[entry] = similarity
         return {self.spelling.entry_id(entry): similarity >= threshold for entry, similarity in best.items()}
 

@@ -184,10 +184,10 @@ class Retriever:
         return suggest(query, ChainMap(self.mirror.replica.word_counts(), vocabulary))
 
     def _hits(
-        self, pool: Pool, ranked: list[tuple[int, float]], viewer: User | None, closeness: dict[str, bool]
+        self, pool: Pool, ranked: list[tuple[int, float]], viewer: User | None, closeness: dict[str, bool] | None
     ) -> list[Hit]:
         """Hits for the ranked entries the viewer may see; with `closeness` (a search by meaning), each
-        says whether it is a close match."""
+        says whether it is a close match (None: not judged)."""
         if not ranked:
             return []
         ids = [pool.entry_id(slot) for slot, _ in ranked]
@@ -198,7 +198,7 @@ class Retriever:
             record = meta.get(entry_id, {})
             if not visible(record):
                 continue
-            close = closeness.get(entry_id, False) if closeness else None
+            close = closeness[entry_id] if closeness is not None else None
             hits.append(_hit(Hit, entry_id, score, pool.text(slot), record, close=close))
         return hits
 

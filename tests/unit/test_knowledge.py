@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import numpy as np
@@ -439,10 +440,14 @@ def test_a_search_in_a_process_with_chroma_asks_for_the_mark_only_after_a_commit
     kb, settings, fake_embedder, monkeypatch
 ):
     """The app has Chroma loaded: reading the mark from Chroma costs half a millisecond a search, so it is
-    asked again only once the store's file has taken a commit, here another process's save."""
+    asked again only once the store's file may have taken a commit, here another process's save."""
     asked = []
     generation = kb.parts.index.generation
     monkeypatch.setattr(kb.parts.index, "generation", lambda: asked.append(1) or generation())
+    kb.search("data sharing agreement")
+    database = settings.index_dir / "chroma" / "chroma.sqlite3"
+    stat = database.stat()
+    os.utime(database, ns=(stat.st_atime_ns, stat.st_mtime_ns - 60 * 10**9))  # written a minute ago
     kb.search("data sharing agreement")
     before = len(asked)
     for _ in range(3):
@@ -453,4 +458,4 @@ def test_a_search_in_a_process_with_chroma_asks_for_the_mark_only_after_a_commit
     entry.summary = "Sandbags carried barcodes, scanned at each depot."
     other.save(entry)
     assert kb.search('"scanned at each depot"', limit=1)[0].id == entry.id
-    assert len(asked) == before + 1
+    assert len(asked) > before

@@ -173,32 +173,68 @@ def test_chromadb_imported_by_anything_stops_the_watch(tmp_path, monkeypatch):
 # ----------------------------------------------------------------- a process that has loaded Chroma
 
 
-@pytest.mark.parametrize("wal", [False, True], ids=["rollback journal, as Chroma", "write-ahead log"])
-def test_chroma_is_asked_for_the_mark_again_only_after_a_commit(tmp_path, wal):
-    writer = a_store(tmp_path, "one", wal=wal)
-    changes = FileChanges(tmp_path / DATABASE)
+def written_long_ago(path: Path) -> None:
+    """As if the file had last been written a minute ago: outside the racy time since its last write."""
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns - 60 * 10**9))
+
+
+def test_chroma_is_asked_for_the_mark_again_only_after_a_commit(tmp_path):
+    writer = a_store(tmp_path, "one")
+    database = tmp_path / DATABASE
+    changes = FileChanges(database)
     asked: list[str] = []
 
     def ask() -> str:
         asked.append(writer.execute("SELECT str_value FROM collection_metadata").fetchone()[0])
         return asked[-1]
 
+    written_long_ago(database)
     assert changes.unless_changed(ask) == "one"
     assert changes.unless_changed(ask) == "one"
-    # In WAL mode a commit need not move the count in the file's header: Chroma is asked every time.
-    assert len(asked) == (2 if wal else 1)
+    assert len(asked) == 1, "nothing committed: not asked again"
     for value in ("two", "three", "four"):  # commits closer together than the file's time stamps
         mark(writer, value)
         assert changes.unless_changed(ask) == value
+    written_long_ago(database)
+    assert changes.unless_changed(ask) == "four"
+    count = len(asked)
+    assert changes.unless_changed(ask) == "four" and len(asked) == count
+
+
+def test_a_file_written_moments_ago_or_beside_a_write_ahead_log_is_asked_about_every_time(tmp_path):
+    """A second commit within one tick of the file's time stamps would leave them as they were; and in WAL
+    mode a commit goes to the log, leaving the file alone."""
+    a_store(tmp_path, "one").close()
+    changes = FileChanges(tmp_path / DATABASE)
+    asked: list[int] = []
+    for _ in range(3):
+        changes.unless_changed(lambda: asked.append(1))
+    assert len(asked) == 3, "written moments ago"
+    (tmp_path / "wal").mkdir()
+    writer = a_store(tmp_path / "wal", "one", wal=True)
+    written_long_ago(tmp_path / "wal" / DATABASE)
+    in_wal_mode = FileChanges(tmp_path / "wal" / DATABASE)
+    for _ in range(3):
+        in_wal_mode.unless_changed(lambda: asked.append(1))
+    assert len(asked) == 6, "a write-ahead log beside the file"
+    writer.close()
 
 
 def test_a_store_made_again_or_gone_is_asked_about(tmp_path):
-    writer = a_store(tmp_path, "one")
-    changes = FileChanges(tmp_path / DATABASE)
+    a_store(tmp_path, "one").close()
+    database = tmp_path / DATABASE
+    written_long_ago(database)
+    changes = FileChanges(database)
     assert changes.unless_changed(lambda: "one") == "one"
-    writer.close()
-    (tmp_path / DATABASE).unlink()
+    assert changes.unless_changed(lambda: "not asked") == "one"
+    # Replaced while the answer is kept, by a file of the same size and time stamps.
+    (tmp_path / "again").mkdir()
+    a_store(tmp_path / "again", "two").close()
+    os.utime(tmp_path / "again" / DATABASE, ns=(database.stat().st_atime_ns, database.stat().st_mtime_ns))
+    assert (tmp_path / "again" / DATABASE).stat().st_size == database.stat().st_size
+    os.replace(tmp_path / "again" / DATABASE, database)
+    assert changes.unless_changed(lambda: "made again") == "made again"
+    database.unlink()
     assert changes.unless_changed(lambda: None) is None  # no file: asked
     assert changes.unless_changed(lambda: "gone") == "gone"  # and asked again
-    a_store(tmp_path, "one").close()
-    assert changes.unless_changed(lambda: "made again") == "made again"

@@ -128,9 +128,13 @@ def test_an_entry_whose_passages_match_beats_one_whose_title_alone_matches_a_lit
 def test_closeness_is_each_ranked_entry_s_best_similarity_by_meaning():
     found = pool({"a#1": 0.7, "a#2": 0.4, "b#1": 0.5}, {"c#1": 1.0})
     best = found.best_per_entry(found.scores("hybrid", DEFAULT_FUSION))
-    assert found.closeness(best, 0.6) == {"a": True, "b": False}  # "c": not found by meaning, never close
-    assert found.closeness(best[:2], 0.6) == {"a": True}  # only the entries ranked are judged (c, a)
-    assert found.closeness(best, None) == {}  # no threshold for this model: nothing judged
+    assert [found.entry_id(slot) for slot, _ in best] == ["c", "a", "b"]
+    assert found.closeness(best, 0.6) == {"c": False, "a": True, "b": False}  # c: not found by meaning
+    assert found.closeness(best[:1], 0.6) == {"c": False}  # judged, though only the other side found it
+    assert found.closeness(best, None) is None  # no threshold for this model: not judged
+    by_keywords = pool(keyword={"c#1": 1.0})
+    nothing_by_meaning = by_keywords.best_per_entry(by_keywords.scores("hybrid", DEFAULT_FUSION))
+    assert by_keywords.closeness(nothing_by_meaning, 0.6) is None  # the meaning side found nothing: not judged
 
 
 def evidence(entry_id: str) -> str:
@@ -165,3 +169,14 @@ def test_an_entry_titled_like_a_section_is_not_boilerplate():
     scores = found.scores("bm25", DEFAULT_FUSION)
     found.weigh_boilerplate(scores, DEFAULT_FUSION, 10, lambda entry_id: title)
     assert by_passage(found, scores) == {"pilot#0": 0.5}
+
+
+def test_a_boilerplate_passage_tied_with_the_last_entry_needed_is_weighed_whatever_the_order():
+    """Reading stops below the last entry the limit needs, never inside a tie with it: else the tie's
+    order, which differs between the ways a pool is made, would decide whether evidence wins."""
+    texts = {"a#2": evidence("a")}
+    for order in ({"b#1": 0.5, "a#2": 0.5}, {"a#2": 0.5, "b#1": 0.5}):
+        found = pool(keyword=order, texts=texts)
+        scores = found.scores("bm25", DEFAULT_FUSION)
+        found.weigh_boilerplate(scores, DEFAULT_FUSION, 1, lambda entry_id: entry_id)
+        assert ranked(found, scores, limit=1) == [("b", "b#1", 0.5)], order
