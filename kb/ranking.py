@@ -1,7 +1,7 @@
 """From the passages both sides of a search found for one query to the entries it ranks first.
 
-    pool = Pool.of_matches(dense_matches, keyword_matches, text_of)    # the sides' answers as matches
-    pool = Pool(entries, numbers, spelling, dense, keyword)            # or as arrays (kb.replica's rows)
+    pool = Pool.of_rows(view, (rows, similarities), (rows, scores))     # the replica's rows (Replica.sides)
+    pool = Pool.of_matches(dense_matches, keyword_matches, text_of)    # or the sides' answers as matches
     scores = pool.scores("hybrid", fusion, keyword_complete)
     pool.weigh_boilerplate(scores, fusion, limit, title_of)
     ranked = pool.best_per_entry(scores, fusion, limit)               # [(slot, score)], best first
@@ -21,6 +21,7 @@ from typing import Protocol
 
 import numpy as np
 
+from kb.arrays import distinct
 from kb.passages import SUMMARY_NUMBER, PassageId
 from kb.search import Fusion, in_boilerplate
 
@@ -33,6 +34,18 @@ class Spelling(Protocol):
     def passage_id(self, slot: int, entry_id: str, number: int) -> str: ...
 
     def text(self, slot: int) -> str: ...
+
+
+class RowsRead(Protocol):
+    """The rows a search read its candidates from (kb.replica's RowView)."""
+
+    def entry_codes(self, rows: np.ndarray) -> np.ndarray: ...
+
+    def numbers_at(self, rows: np.ndarray) -> np.ndarray: ...
+
+    def entry_id(self, code: int) -> str: ...
+
+    def text(self, row: int) -> str: ...
 
 
 class Pool:
@@ -63,6 +76,17 @@ class Pool:
         order = np.asarray(found[0], dtype=np.int64)
         scores[order] = found[1]
         return scores, order
+
+    @classmethod
+    def of_rows(
+        cls, view: RowsRead, dense: tuple[np.ndarray, np.ndarray] | None, keyword: tuple[np.ndarray, np.ndarray] | None
+    ) -> Pool:
+        """A pool of the rows each side found (rows and scores, in the side's order), a slot per row."""
+        found = [side[0] for side in (dense, keyword) if side is not None]
+        slot_rows = distinct(np.concatenate(found)) if found else np.zeros(0, np.int64)
+        sides = [None if side is None else (np.searchsorted(slot_rows, side[0]), side[1]) for side in (dense, keyword)]
+        spelling = _RowSpelling(view, slot_rows)
+        return cls(view.entry_codes(slot_rows), view.numbers_at(slot_rows), spelling, *sides)
 
     @classmethod
     def of_matches(cls, dense: Sequence | None, keyword: Sequence | None, text_of: Callable[[str], str | None]) -> Pool:
@@ -241,6 +265,26 @@ class Pool:
             if entry in best and similarity > best[entry]:
                 best[entry] = similarity
         return {self.spelling.entry_id(entry): similarity >= threshold for entry, similarity in best.items()}
+
+
+class _RowSpelling:
+    """A pool's slots spelled from the rows they were found in."""
+
+    def __init__(self, view: RowsRead, slot_rows: np.ndarray):
+        self._view, self._slot_rows = view, slot_rows
+        self._texts: dict[int, str] = {}  # read once: the boilerplate check and the hits may both want one
+
+    def entry_id(self, code: int) -> str:
+        return self._view.entry_id(code)
+
+    def passage_id(self, slot: int, entry_id: str, number: int) -> str:
+        return PassageId.of(entry_id, number)
+
+    def text(self, slot: int) -> str:
+        text = self._texts.get(slot)
+        if text is None:
+            text = self._texts[slot] = self._view.text(int(self._slot_rows[slot]))
+        return text
 
 
 class _MatchSpelling:

@@ -106,9 +106,11 @@ class Retriever:
             synonyms = self.parts.vocabulary.expand(parsed[i].text) if expand else []
             weighted = [(parsed[i].text, 1.0)] + [(name, SYNONYM_WEIGHT) for name in synonyms]
             asked.append(_Asked(parsed[i].text, parsed[i].phrases, weighted, tuple(synonyms) if mode == "bm25" else ()))
-        pools = self._pools_in_memory(asked, mode, candidates, where)
+        in_memory = (mode == "bm25" or self.nearest.in_memory()) and self.mirror.table() is not None
+        vectors = self.parts.embedder.embed([q.text for q in asked]) if in_memory and mode != "bm25" else None
+        pools = self._pools_in_memory(asked, mode, candidates, where, vectors) if in_memory else None
         if pools is None:
-            pools = self._pools(asked, mode, candidates, where)
+            pools = self._pools(asked, mode, candidates, where, vectors)
         threshold = close_similarity(self.parts.embedder.name) if mode != "bm25" else None
         for i, query, (pool, keyword_complete) in zip(live, asked, pools, strict=True):
             used = fusion.for_query(len(tokenize([query.text])[0])) if mode == "hybrid" else fusion
@@ -119,27 +121,34 @@ class Retriever:
         return results
 
     def _pools_in_memory(
-        self, asked: list[_Asked], mode: str, candidates: int, where: dict[str, Any] | None
+        self, asked: list[_Asked], mode: str, candidates: int, where: dict[str, Any] | None, vectors: np.ndarray | None
     ) -> list[tuple[Pool, bool]] | None:
-        """Each query's pool from one reading of the replica's rows, where its vectors are held in memory
-        (None otherwise). Each side is then a millisecond or two of Python, which a second thread would
-        only make wait for the GIL while the model runs its own Python: they run in turn."""
-        if (mode != "bm25" and not self.nearest.in_memory()) or self.mirror.table() is None:
-            return None
+        """Each query's pool, and whether its keyword side is complete, from one reading of the replica's
+        rows, where its vectors are held in memory (None where the replica cannot answer so). Each side is
+        then a millisecond or two of Python, which a second thread would only make wait for the GIL while
+        the model runs its own Python: they run in turn."""
         allowed = self.mirror.allowed_entries(where) if where is not None else None
-        return self.mirror.replica.pools(
-            self.parts.embedder.embed([q.text for q in asked]) if mode != "bm25" else None,
+        read = self.mirror.replica.sides(
+            vectors,
             [q.weighted for q in asked] if mode != "dense" else None,
             candidates,
             allowed_entries=allowed,
             phrases=[q.phrases for q in asked],
             whole=[q.whole for q in asked],
         )
+        if read is None:
+            return None
+        view, found = read
+        return [
+            (Pool.of_rows(view, nearest, None if matched is None else matched[:2]), matched is None or matched[2])
+            for nearest, matched in found
+        ]
 
     def _pools(
-        self, asked: list[_Asked], mode: str, candidates: int, where: dict[str, Any] | None
+        self, asked: list[_Asked], mode: str, candidates: int, where: dict[str, Any] | None, vectors: np.ndarray | None
     ) -> list[tuple[Pool, bool]]:
-        """Each query's pool from the plan over Chroma (kb.nearest) and the replica's keyword search.
+        """Each query's pool from the plan over Chroma (kb.nearest) and the replica's keyword search
+        (`vectors`: the queries', when already embedded).
 
         Over Chroma (a collection too large to hold its vectors in memory) the model and Chroma's search
         release the GIL and each side takes tens of milliseconds: the two sides run at once, and a search
@@ -153,11 +162,11 @@ class Retriever:
 
         dense: list = [None] * len(asked)
         pending = None
-        if mode == "hybrid" and not self.nearest.in_memory():
+        if mode == "hybrid" and vectors is None and not self.nearest.in_memory():
             embedding = _SIDE_POOL.submit(self.parts.embedder.embed, texts)
             pending = _SIDE_POOL.submit(lambda: dense_side(embedding.result()))
         elif mode != "bm25":
-            dense = dense_side(self.parts.embedder.embed(texts))
+            dense = dense_side(vectors if vectors is not None else self.parts.embedder.embed(texts))
         keyword: list = [None] * len(asked)
         if mode in ("bm25", "hybrid"):
             allowed = self.mirror.allowed_entries(where) if where is not None else None

@@ -1,5 +1,6 @@
 """The replica's answers from its current rows: keyword searches (BM25, quoted phrases, word counts),
-exact searches over the copy of the vectors, passage texts, and the check of a vector index against it.
+exact searches over the copy of the vectors, both sides of a search at once (`sides`, the rows and scores
+a ranking pools), passage texts, and the check of a vector index against it.
 
 Each read takes the rows once and answers from them alone: segments never change in place, so a save
 swapping in new ones meanwhile cannot mix two folders in one answer. A search or text read that meets a
@@ -15,14 +16,13 @@ from collections.abc import Callable, Iterable, Mapping
 import numpy as np
 
 from kb.analysis import tokenize
-from kb.arrays import distinct
-from kb.passages import PassageId
-from kb.ranking import Pool
 from kb.replica.corpus import VectorMatch
 from kb.replica.files import locked, untrusted_if_damaged
 from kb.replica.keywords import KeywordMatch
 from kb.replica.rows import Rows, compare_entries, compare_passages
 
+Found = tuple[np.ndarray, np.ndarray]  # rows, best first, and their similarities
+Scored = tuple[np.ndarray, np.ndarray, bool]  # rows, their keyword scores, and whether none was cut
 EXACT_BYTES = 128 << 20  # vectors up to this size are held in memory and every search over them is exact
 
 
@@ -173,7 +173,7 @@ class ReplicaReads:
         return matches
 
     @untrusted_if_damaged("the replica's files", lambda: None)
-    def pools(
+    def sides(
         self,
         vectors: np.ndarray | None,
         keyword_queries: list[list[tuple[str, float]]] | None,
@@ -182,14 +182,15 @@ class ReplicaReads:
         allowed_entries: frozenset[str] | None = None,
         phrases: list[tuple[str, ...]] | None = None,
         whole: list[tuple[str, ...]] | None = None,
-    ) -> list[tuple[Pool, bool]] | None:
-        """For each query, from one reading of the rows: a pool of its k nearest passages by exact search
-        over the vectors held in memory (with `vectors`, one row per query) and of its k best by keywords
-        (with `keyword_queries`: `scaled_search`'s weighted queries, `whole` its names that match only
-        whole), among the passages of `allowed_entries` (all when None); and whether the keyword side is
-        complete. A query's quoted `phrases` keep, of its k nearest, those holding them, and are required
-        of its keyword matches. None where the vectors are not held in memory here: ask `nearest` and
-        `scaled_search`."""
+    ) -> tuple[RowView, list[tuple[Found | None, Scored | None]]] | None:
+        """For each query, from one reading of the rows: its k nearest passages by exact search over the
+        vectors held in memory (with `vectors`, one row per query), as rows and similarities, and its k
+        best by keywords (with `keyword_queries`: `scaled_search`'s weighted queries, `whole` its names
+        that match only whole), as rows, scores and whether that side is complete; among the passages of
+        `allowed_entries` (all when None). A query's quoted `phrases` keep, of its k nearest, those
+        holding them, and are required of its keyword matches. With them, a view of the rows read, to
+        spell the few a ranking needs (kb.ranking.Pool.of_rows). None where the vectors are not held in
+        memory here: ask `nearest` and `scaled_search`."""
         rows = self._current()
         queries = len(vectors) if vectors is not None else len(keyword_queries or [])
         if vectors is not None and (
@@ -198,24 +199,19 @@ class ReplicaReads:
             return None
         allowed = None if allowed_entries is None else self._mask(rows, allowed_entries)
         dense = rows.exact(vectors, allowed, k) if vectors is not None else [None] * queries
-        pools = []
+        found: list[tuple[Found | None, Scored | None]] = []
         for i in range(queries):
             holding = rows.phrase_mask(list(phrases[i])) if phrases and phrases[i] else None
             nearest = dense[i]
             if nearest is not None and holding is not None:
-                nearest = tuple(found[holding[nearest[0]] > 0] for found in nearest)
+                nearest = (nearest[0][holding[nearest[0]] > 0], nearest[1][holding[nearest[0]] > 0])
             matched = None
             if keyword_queries is not None:
                 weights = allowed if holding is None else holding if allowed is None else allowed * holding
-                with self._lock:
+                with self._lock:  # as `scaled_search` takes it
                     matched = rows.scaled_rows(keyword_queries[i], k, weights, whole[i] if whole else ())
-            pools.append(_pool(self, rows, nearest, matched))
-        return pools
-
-    @untrusted_if_damaged("texts.bin", lambda: None)
-    def text_at(self, rows: Rows, row: int) -> str | None:
-        """The text of one of these rows (as `pools` read them)."""
-        return rows.text(row)
+            found.append((nearest, matched))
+        return RowView(self, rows), found
 
     @untrusted_if_damaged("the passage files", lambda: None)
     def entry_passages(self, entry_id: str) -> tuple[list[str], list[str], np.ndarray] | None:
@@ -233,6 +229,11 @@ class ReplicaReads:
         return functools.partial(compare_passages, rows), functools.partial(compare_entries, rows)
 
     @untrusted_if_damaged("texts.bin", lambda: None)
+    def _text_at(self, rows: Rows, row: int) -> str | None:
+        """The text of one of these rows (as `sides` read them, for its RowView)."""
+        return rows.text(row)
+
+    @untrusted_if_damaged("texts.bin", lambda: None)
     def text_of(self, passage_id: str) -> str | None:
         """A passage's text, or None if this index does not hold it. No lock: segments never change in
         place, so a vector search filling in its matches never waits for a keyword search."""
@@ -241,36 +242,22 @@ class ReplicaReads:
         return None if row is None else rows.text(row)
 
 
-class _RowSpelling:
-    """A pool's slots spelled from the rows they were found in."""
+class RowView:
+    """The rows a read of `sides` answered from, for the few of them a ranking spells out: their entries
+    (as codes), passage numbers and texts. A text that turns out damaged reads as empty, and marks the
+    folder untrusted as any read does."""
 
-    def __init__(self, reads: ReplicaReads, rows: Rows, slot_rows: np.ndarray):
-        self._reads, self._rows, self._slot_rows = reads, rows, slot_rows
-        self._texts: dict[int, str] = {}  # read once: the boilerplate check and the hits may both want one
+    def __init__(self, reads: ReplicaReads, rows: Rows):
+        self._reads, self._rows = reads, rows
+
+    def entry_codes(self, rows: np.ndarray) -> np.ndarray:
+        return self._rows.entry_codes(rows)
+
+    def numbers_at(self, rows: np.ndarray) -> np.ndarray:
+        return self._rows.numbers_at(rows)
 
     def entry_id(self, code: int) -> str:
         return self._rows.entry_of_code(code)
 
-    def passage_id(self, slot: int, entry_id: str, number: int) -> str:
-        return PassageId.of(entry_id, number)
-
-    def text(self, slot: int) -> str:
-        text = self._texts.get(slot)
-        if text is None:
-            text = self._texts[slot] = self._reads.text_at(self._rows, int(self._slot_rows[slot])) or ""
-        return text
-
-
-def _pool(
-    reads: ReplicaReads,
-    rows: Rows,
-    dense: tuple[np.ndarray, np.ndarray] | None,
-    keyword: tuple[np.ndarray, np.ndarray, bool] | None,
-) -> tuple[Pool, bool]:
-    """One query's pool, a slot per row either side found, and whether the keyword side is complete."""
-    found = [side[0] for side in (dense, keyword) if side is not None]
-    slot_rows = distinct(np.concatenate(found)) if found else np.zeros(0, np.int64)
-    sides = [None if side is None else (np.searchsorted(slot_rows, side[0]), side[1]) for side in (dense, keyword)]
-    spelling = _RowSpelling(reads, rows, slot_rows)
-    pool = Pool(rows.entry_codes(slot_rows), rows.numbers_at(slot_rows), spelling, *sides)
-    return pool, keyword is None or keyword[2]
+    def text(self, row: int) -> str:
+        return self._reads._text_at(self._rows, row) or ""

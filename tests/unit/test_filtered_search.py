@@ -411,7 +411,7 @@ def test_a_search_ranks_the_same_pooled_by_row_as_pooled_from_matches(kb, monkey
     queries = [*QUERIES, "DSA", "sandbags depot agreement", '"data sharing" agreement', '"scanned at each depot"']
     pooled = []
     by_row = [kb.search(q, mode=mode, **search) for q in queries for search in searches]
-    monkeypatch.setattr(type(kb.replica), "pools", lambda *args, **kwargs: pooled.append(args) and None)
+    monkeypatch.setattr(type(kb.replica), "sides", lambda *args, **kwargs: pooled.append(args) and None)
     from_matches = [kb.search(q, mode=mode, **search) for q in queries for search in searches]
     assert len(pooled) == len(from_matches), "the replica was asked, and could not pool"
     assert any(hit.id == entry.id for hits in by_row for hit in hits), "the saved entry is found"
