@@ -70,8 +70,8 @@ class Rows:
         return [PassageId.of(e, n) for e, n in zip(entry_ids, numbers, strict=True)], entry_ids
 
     def entry_codes(self, rows: np.ndarray) -> np.ndarray:
-        """Each row's entry as a number (`entry_of_code` spells it): the same for every row of an entry in
-        one segment."""
+        """Each row's entry as a number (`entry_of_code` spells it): one per entry and segment, so one per
+        live entry, whose live rows are all in its newest segment."""
         return self._per_segment(rows, lambda corpus, local: corpus.row_codes[local], self.entry_firsts)
 
     def numbers_at(self, rows: np.ndarray) -> np.ndarray:
