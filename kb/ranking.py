@@ -1,8 +1,8 @@
 """From the passages both sides of a search found for one query to the entries it ranks first.
 
-    pool = Pool.of_rows(view, (rows, similarities), (rows, scores))     # the replica's rows (Replica.sides)
-    pool = Pool.of_matches(dense_matches, keyword_matches, text_of)    # or the sides' answers as matches
-    scores = pool.scores("hybrid", fusion, keyword_complete)
+    pool = Pool.of_rows(view, (rows, similarities), (rows, scores, complete))  # the replica's rows (Replica.sides)
+    pool = Pool.of_matches(dense_matches, keyword_matches, text_of, complete)  # or the sides' answers as matches
+    scores = pool.scores("hybrid", fusion)
     pool.weigh_boilerplate(scores, fusion, limit, title_of)
     ranked = pool.best_per_entry(scores, fusion, limit)               # [(slot, score)], best first
 
@@ -52,7 +52,8 @@ class Pool:
     """One query's candidate passages, a slot each: its entry (a code, one per entry), its number in the
     entry, its similarity by meaning and its keyword score (0..1), NaN where that side did not find it.
     `dense_order` and `keyword_order` list each side's slots in the order the side returned them (a
-    reciprocal-rank fusion ranks ties in that order)."""
+    reciprocal-rank fusion ranks ties in that order); `keyword_complete` says whether the keyword side
+    holds every passage that matched at all (no query of it was cut)."""
 
     def __init__(
         self,
@@ -61,6 +62,7 @@ class Pool:
         spelling: Spelling,
         dense: tuple[np.ndarray, np.ndarray] | None = None,
         keyword: tuple[np.ndarray, np.ndarray] | None = None,
+        keyword_complete: bool = True,
     ):
         """A pool over `len(entries)` slots, given each side's (slots, scores) in the side's order."""
         self.entries = np.asarray(entries, dtype=np.int64)
@@ -68,6 +70,7 @@ class Pool:
         self.spelling = spelling
         self.dense, self.dense_order = self._side(dense)
         self.keyword, self.keyword_order = self._side(keyword)
+        self.keyword_complete = keyword_complete
 
     def _side(self, found: tuple[np.ndarray, np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
         scores = np.full(len(self.entries), np.nan)
@@ -79,17 +82,32 @@ class Pool:
 
     @classmethod
     def of_rows(
-        cls, view: RowsRead, dense: tuple[np.ndarray, np.ndarray] | None, keyword: tuple[np.ndarray, np.ndarray] | None
+        cls,
+        view: RowsRead,
+        dense: tuple[np.ndarray, np.ndarray] | None,
+        keyword: tuple[np.ndarray, np.ndarray, bool] | None,
     ) -> Pool:
-        """A pool of the rows each side found (rows and scores, in the side's order), a slot per row."""
+        """A pool of the rows each side found, a slot per row: the nearest as rows and similarities, the
+        keyword side's as rows, scores and whether it is complete, each in the side's order."""
         found = [side[0] for side in (dense, keyword) if side is not None]
         slot_rows = distinct(np.concatenate(found)) if found else np.zeros(0, np.int64)
-        sides = [None if side is None else (np.searchsorted(slot_rows, side[0]), side[1]) for side in (dense, keyword)]
+        dense_slots, keyword_slots = (
+            None if side is None else (np.searchsorted(slot_rows, side[0]), side[1]) for side in (dense, keyword)
+        )
         spelling = _RowSpelling(view, slot_rows)
-        return cls(view.entry_codes(slot_rows), view.numbers_at(slot_rows), spelling, *sides)
+        complete = keyword is None or keyword[2]
+        return cls(
+            view.entry_codes(slot_rows), view.numbers_at(slot_rows), spelling, dense_slots, keyword_slots, complete
+        )
 
     @classmethod
-    def of_matches(cls, dense: Sequence | None, keyword: Sequence | None, text_of: Callable[[str], str | None]) -> Pool:
+    def of_matches(
+        cls,
+        dense: Sequence | None,
+        keyword: Sequence | None,
+        text_of: Callable[[str], str | None],
+        keyword_complete: bool = True,
+    ) -> Pool:
         """A pool of matches as the vector index and the keyword index give them (each with `passage_id`,
         `entry_id` and `similarity` or `score`; a vector match's text, when it has one, is kept)."""
         spelling = _MatchSpelling(text_of)
@@ -117,10 +135,16 @@ class Pool:
                 found.append(slot)
             return np.asarray(found, dtype=np.int64), np.asarray([getattr(m, score) for m in matches], np.float64)
 
-        sides = [
-            None if side is None else slots(side, score) for side, score in ((dense, "similarity"), (keyword, "score"))
-        ]
-        return cls(np.asarray(entries, np.int64), np.asarray(numbers, np.int64), spelling, *sides)
+        dense_slots = None if dense is None else slots(dense, "similarity")
+        keyword_slots = None if keyword is None else slots(keyword, "score")
+        return cls(
+            np.asarray(entries, np.int64),
+            np.asarray(numbers, np.int64),
+            spelling,
+            dense_slots,
+            keyword_slots,
+            keyword_complete,
+        )
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -135,7 +159,7 @@ class Pool:
             return self.dense
         return np.where(self.numbers == SUMMARY_NUMBER, self.dense * weight, self.dense)
 
-    def scores(self, mode: str, fusion: Fusion, keyword_complete: bool = True) -> np.ndarray:
+    def scores(self, mode: str, fusion: Fusion) -> np.ndarray:
         """One score per slot: by meaning ("dense"), by keywords ("bm25"), or both fused ("hybrid").
 
         Fused, a passage missing from one side gets that side's lowest score (it ranked below all of
@@ -155,7 +179,7 @@ class Pool:
         found = ~np.isnan(meaning)
         dense_floor = float(meaning[found].min()) if found.any() else 0.0
         matched = ~np.isnan(self.keyword)
-        keyword_floor = 0.0 if keyword_complete or not matched.any() else float(self.keyword[matched].min())
+        keyword_floor = 0.0 if self.keyword_complete or not matched.any() else float(self.keyword[matched].min())
         return fusion.alpha * np.where(found, meaning, dense_floor) + (1 - fusion.alpha) * np.where(
             matched, self.keyword, keyword_floor
         )

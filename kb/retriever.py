@@ -112,9 +112,9 @@ class Retriever:
         if pools is None:
             pools = self._pools(asked, mode, candidates, where, vectors)
         threshold = close_similarity(self.parts.embedder.name) if mode != "bm25" else None
-        for i, query, (pool, keyword_complete) in zip(live, asked, pools, strict=True):
+        for i, query, pool in zip(live, asked, pools, strict=True):
             used = fusion.for_query(len(tokenize([query.text])[0])) if mode == "hybrid" else fusion
-            scores = pool.scores(mode, used, keyword_complete)
+            scores = pool.scores(mode, used)
             pool.weigh_boilerplate(scores, used, limit, self.mirror.title_of)
             ranked = pool.best_per_entry(scores, used, limit)
             results[i] = self._hits(pool, ranked, viewer, pool.closeness(ranked, threshold))
@@ -122,9 +122,8 @@ class Retriever:
 
     def _pools_in_memory(
         self, asked: list[_Asked], mode: str, candidates: int, where: dict[str, Any] | None, vectors: np.ndarray | None
-    ) -> list[tuple[Pool, bool]] | None:
-        """Each query's pool, and whether its keyword side is complete, from one reading of the replica's
-        rows, where its vectors are held in memory (None where the replica cannot answer so). Each side is
+    ) -> list[Pool] | None:
+        """Each query's pool from one reading of the replica's rows, where its vectors are held in memory (None where the replica cannot answer so). Each side is
         then a millisecond or two of Python, which a second thread would only make wait for the GIL while
         the model runs its own Python: they run in turn."""
         allowed = self.mirror.allowed_entries(where) if where is not None else None
@@ -139,14 +138,11 @@ class Retriever:
         if read is None:
             return None
         view, found = read
-        return [
-            (Pool.of_rows(view, nearest, None if matched is None else matched[:2]), matched is None or matched[2])
-            for nearest, matched in found
-        ]
+        return [Pool.of_rows(view, nearest, matched) for nearest, matched in found]
 
     def _pools(
         self, asked: list[_Asked], mode: str, candidates: int, where: dict[str, Any] | None, vectors: np.ndarray | None
-    ) -> list[tuple[Pool, bool]]:
+    ) -> list[Pool]:
         """Each query's pool from the plan over Chroma (kb.nearest) and the replica's keyword search
         (`vectors`: the queries', when already embedded).
 
@@ -181,7 +177,7 @@ class Retriever:
             if matches is not None and query.phrases:
                 matches = [m for m in matches if contains_phrases(m.text, query.phrases)]
             keyword_matches, complete = found if found is not None else (None, True)
-            pools.append((Pool.of_matches(matches, keyword_matches, self.mirror.replica.text_of), complete))
+            pools.append(Pool.of_matches(matches, keyword_matches, self.mirror.replica.text_of, complete))
         return pools
 
     def did_you_mean(self, query: str) -> str | None:

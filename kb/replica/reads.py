@@ -204,7 +204,8 @@ class ReplicaReads:
             holding = rows.phrase_mask(list(phrases[i])) if phrases and phrases[i] else None
             nearest = dense[i]
             if nearest is not None and holding is not None:
-                nearest = (nearest[0][holding[nearest[0]] > 0], nearest[1][holding[nearest[0]] > 0])
+                keep = holding[nearest[0]] > 0
+                nearest = (nearest[0][keep], nearest[1][keep])
             matched = None
             if keyword_queries is not None:
                 weights = allowed if holding is None else holding if allowed is None else allowed * holding

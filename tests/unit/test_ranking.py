@@ -16,9 +16,11 @@ from kb.vector_index import PassageMatch
 EVIDENCE = "Evidence and links"
 
 
-def pool(dense: dict[str, float] | None = None, keyword: dict[str, float] | None = None, texts=None) -> Pool:
-    """A pool of matches given as passage id -> score, each side best first as given; a passage's text
-    is `texts`' (its entry's title is the entry id) or a plain body."""
+def pool(
+    dense: dict[str, float] | None = None, keyword: dict[str, float] | None = None, texts=None, complete: bool = True
+) -> Pool:
+    """A pool of matches given as passage id -> score, each side best first as given (the keyword side
+    `complete` or cut); a passage's text is `texts`' (its entry's title is the entry id) or a plain body."""
     texts = texts or {}
     read: list[str] = []
 
@@ -33,6 +35,7 @@ def pool(dense: dict[str, float] | None = None, keyword: dict[str, float] | None
         None if dense is None else [PassageMatch(p, entry(p), "", "", s) for p, s in dense.items()],
         None if keyword is None else [KeywordMatch(p, entry(p), s) for p, s in keyword.items()],
         text_of,
+        complete,
     )
     found.read = read  # type: ignore[attr-defined]  # the texts the ranking asked for
     return found
@@ -57,11 +60,12 @@ def test_rrf_matches_hand_computed_values():
 def test_convex_fusion_uses_floors_for_missing_scores():
     found = pool({"p#1": 0.8, "p#2": 0.4}, {"p#2": 1.0, "p#3": 0.5})
     half = Fusion("convex", alpha=0.5)
-    fused = by_passage(found, found.scores("hybrid", half, keyword_complete=True))
+    fused = by_passage(found, found.scores("hybrid", half))
     assert fused["p#1"] == pytest.approx(0.4)  # keyword 0: it matched no query word
     assert fused["p#2"] == pytest.approx(0.7)
     assert fused["p#3"] == pytest.approx(0.5 * 0.4 + 0.25)  # dense floor: ranked below the dense list
-    partial = by_passage(found, found.scores("hybrid", half, keyword_complete=False))
+    cut = pool({"p#1": 0.8, "p#2": 0.4}, {"p#2": 1.0, "p#3": 0.5}, complete=False)
+    partial = by_passage(cut, cut.scores("hybrid", half))
     assert partial["p#1"] == pytest.approx(0.4 + 0.25)  # keyword list was cut: floor is its lowest score
     assert by_passage(found, found.scores("hybrid", Fusion("rrf")))["p#2"] == pytest.approx(1 / 62 + 1 / 61)
 
