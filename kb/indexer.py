@@ -423,7 +423,7 @@ class Indexer:
                 records.append(
                     (entry.id, digest, facet_metadata(entry), [(p.id, p.section, p.text) for p in passages], part)
                 )
-                added.add_passages(((p.id, entry.id, p.text) for p in passages), part)
+                added.add_passages(((p.id, entry.id, p.section, p.text) for p in passages), part)
             added.add_records(index.put_entries(records))
             report.passages += len(vectors)
             done += len(chunk)
@@ -444,7 +444,7 @@ class Indexer:
             for entry_id in entry_ids:
                 held = self.mirror.replica.entry_passages(entry_id)
                 if held is not None:
-                    known.update(zip(held[1], held[2], strict=True))
+                    known.update(zip(held.texts, held.vectors, strict=True))
         missing = list(dict.fromkeys(t for t in texts if t not in known))
         if missing:
             known.update(zip(missing, self.parts.embedder.embed(missing), strict=True))

@@ -196,7 +196,7 @@ class Mirror:
             index = self.parts.index
             with self.replica.additions() as everything:  # streamed from the vector index a page at a time
                 for page, vectors in index.passage_pages(vectors=True):
-                    everything.add_passages(((p.passage_id, p.entry_id, p.text) for p in page), vectors)
+                    everything.add_passages(((p.passage_id, p.entry_id, p.section, p.text) for p in page), vectors)
                 for page in index.entry_pages():
                     everything.add_records((e.entry_id, e.metadata) for e in page)
                 self.replica.rebuild(everything, ledger, generation)
@@ -222,7 +222,7 @@ class Mirror:
             for start in range(0, len(changed), 500):
                 part = changed[start : start + 500]
                 for page, vectors in index.passage_pages(vectors=True, where={"entry_id": {"$in": part}}):
-                    fetched.add_passages(((p.passage_id, p.entry_id, p.text) for p in page), vectors)
+                    fetched.add_passages(((p.passage_id, p.entry_id, p.section, p.text) for p in page), vectors)
                 records = index.metadata_of(part)
                 fetched.add_records(
                     (e, {k: v for k, v in m.items() if k != "content_hash"}) for e, m in records.items()
@@ -366,13 +366,6 @@ class Mirror:
         found = {e: table.record(table.position[e]) for e in entry_ids if e in table.position} if table else {}
         missing = [e for e in entry_ids if e not in found]
         return found | (self.parts.index.metadata_of(missing) if missing else {})
-
-    def title_of(self, entry_id: str) -> str:
-        """An entry's title as indexed: from the mirror while it is current, else from the index."""
-        table = self.table()
-        if table is not None and entry_id in table.position:
-            return str(table.column("title")[table.position[entry_id]])
-        return str(self.records_of([entry_id]).get(entry_id, {}).get("title", ""))
 
     def indexed_entries(self, where: dict[str, Any] | None = None) -> list[IndexedEntry]:
         """The index's entry records (optionally those a clause picks): from the mirror when current."""

@@ -20,7 +20,6 @@ import numpy as np
 
 from kb.mirror import Mirror
 from kb.parts import Parts
-from kb.passages import section_of
 from kb.vector_index import PassageMatch
 
 OVERFETCH = 3  # nearest passages asked for without a filter, per passage needed with it
@@ -205,26 +204,26 @@ class NearestPassages:
         keep: Callable[[PassageMatch], bool] | None,
     ) -> list[PassageMatch] | None:
         """The first `take` accepted matches, text and section filled from the mirror (None: not mirrored)."""
-        titles = table.column("title")
         kept: list[PassageMatch] = []
         for m in matches:
             if len(kept) == take:
                 break
             if allowed is not None and m.entry_id not in allowed:
                 continue
-            text = self.mirror.replica.text_of(m.passage_id)
-            position = table.position.get(m.entry_id)
-            if text is None or position is None:
+            held = self.mirror.replica.passage(m.passage_id)
+            if held is None or m.entry_id not in table.position:
                 return None
-            filled = PassageMatch(m.passage_id, m.entry_id, section_of(text, str(titles[position])), text, m.similarity)
+            section, text = held
+            filled = PassageMatch(m.passage_id, m.entry_id, section, text, m.similarity)
             if keep is None or keep(filled):
                 kept.append(filled)
         return kept
 
 
 def _light(matches) -> list[PassageMatch]:
-    """Vector matches as passage matches whose text and section are still to be filled in."""
-    return [PassageMatch(m.passage_id, m.entry_id, "", "", m.similarity) for m in matches]
+    """Vector matches as passage matches whose text (and, from Chroma's light query, section) are still to
+    be filled in."""
+    return [PassageMatch(m.passage_id, m.entry_id, m.section, "", m.similarity) for m in matches]
 
 
 def _accepted(

@@ -123,12 +123,6 @@ def heading(title: str, section: str) -> str:
     return f"{title}{HEADING_DASH}{section}"
 
 
-def section_of(passage_text: str, title: str) -> str:
-    """The section a passage (as indexed) belongs to, read from its heading; "Summary" for the title alone."""
-    first = passage_text.split("\n", 1)[0]
-    return first[len(title) + len(HEADING_DASH) :] if first.startswith(f"{title}{HEADING_DASH}") else "Summary"
-
-
 def body_of(passage_text: str) -> str:
     """What a reader sees of a passage: its text without the heading line."""
     return passage_text.split("\n", 1)[1] if "\n" in passage_text else passage_text

@@ -2,28 +2,27 @@
 
     pool = Pool.of_rows(view, (rows, similarities), (rows, scores, complete))  # the replica's rows (Replica.sides)
     pool = Pool.of_matches(dense_matches, keyword_matches, text_of, complete)  # or the sides' answers as matches
-    scores = pool.scores("hybrid", fusion)
-    pool.weigh_boilerplate(scores, fusion, limit, title_of)
+    scores = pool.scores("hybrid", fusion)                             # boilerplate weighed in
     ranked = pool.best_per_entry(scores, fusion, limit)               # [(slot, score)], best first
 
 Ranking happens at passage level (each passage scored by meaning and by BM25, the scores fused), then
 per entry: an entry scores as its best passage, and that passage is what the reader is shown. A pool
 holds one slot per passage found, as arrays, so fusing a few hundred candidates is a few vector
 operations; a passage's id and text are spelled or read only for the few slots the ranking looks at
-(ties, boilerplate, the hits).
+(ties, the hits).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Protocol
 
 import numpy as np
 
 from kb.arrays import distinct
 from kb.passages import SUMMARY_NUMBER, PassageId
-from kb.search import Fusion, in_boilerplate
+from kb.search import BOILERPLATE_SECTIONS, Fusion
 
 
 class Spelling(Protocol):
@@ -32,6 +31,8 @@ class Spelling(Protocol):
     def entry_id(self, code: int) -> str: ...
 
     def passage_id(self, slot: int, entry_id: str, number: int) -> str: ...
+
+    def section(self, slot: int) -> str: ...
 
     def text(self, slot: int) -> str: ...
 
@@ -45,12 +46,17 @@ class RowsRead(Protocol):
 
     def entry_id(self, code: int) -> str: ...
 
+    def in_sections(self, rows: np.ndarray, names: Iterable[str]) -> np.ndarray: ...
+
+    def section(self, row: int) -> str: ...
+
     def text(self, row: int) -> str: ...
 
 
 class Pool:
     """One query's candidate passages, a slot each: its entry (a code, one per entry), its number in the
-    entry, its similarity by meaning and its keyword score (0..1), NaN where that side did not find it.
+    entry, whether it is boilerplate (kb.search.BOILERPLATE_SECTIONS), its similarity by meaning and
+    its keyword score (0..1), NaN where that side did not find it.
     `dense_order` and `keyword_order` list each side's slots in the order the side returned them (a
     reciprocal-rank fusion ranks ties in that order); `keyword_complete` says whether the keyword side
     holds every passage that matched at all (no query of it was cut)."""
@@ -59,6 +65,7 @@ class Pool:
         self,
         entries: np.ndarray,
         numbers: np.ndarray,
+        boilerplate: np.ndarray,
         spelling: Spelling,
         dense: tuple[np.ndarray, np.ndarray] | None = None,
         keyword: tuple[np.ndarray, np.ndarray] | None = None,
@@ -67,6 +74,7 @@ class Pool:
         """A pool over `len(entries)` slots, given each side's (slots, scores) in the side's order."""
         self.entries = np.asarray(entries, dtype=np.int64)
         self.numbers = np.asarray(numbers, dtype=np.int64)
+        self.boilerplate = np.asarray(boilerplate, dtype=bool)
         self.spelling = spelling
         self.dense, self.dense_order = self._side(dense)
         self.keyword, self.keyword_order = self._side(keyword)
@@ -97,7 +105,13 @@ class Pool:
         spelling = _RowSpelling(view, slot_rows)
         complete = keyword is None or keyword[2]
         return cls(
-            view.entry_codes(slot_rows), view.numbers_at(slot_rows), spelling, dense_slots, keyword_slots, complete
+            view.entry_codes(slot_rows),
+            view.numbers_at(slot_rows),
+            view.in_sections(slot_rows, BOILERPLATE_SECTIONS),
+            spelling,
+            dense_slots,
+            keyword_slots,
+            complete,
         )
 
     @classmethod
@@ -109,7 +123,7 @@ class Pool:
         keyword_complete: bool = True,
     ) -> Pool:
         """A pool of matches as the vector index and the keyword index give them (each with `passage_id`,
-        `entry_id` and `similarity` or `score`; a vector match's text, when it has one, is kept)."""
+        `entry_id`, `section` and `similarity` or `score`; a vector match's text, when it has one, is kept)."""
         spelling = _MatchSpelling(text_of)
         slot_of: dict[str, int] = {}
         code_of: dict[str, int] = {}
@@ -127,6 +141,7 @@ class Pool:
                         spelling.entries.append(m.entry_id)
                     parsed = PassageId.parse(m.passage_id)
                     spelling.ids.append(m.passage_id)
+                    spelling.sections.append(m.section)
                     spelling.texts.append("")
                     entries.append(code)
                     numbers.append(parsed.number if parsed else -1)
@@ -140,6 +155,7 @@ class Pool:
         return cls(
             np.asarray(entries, np.int64),
             np.asarray(numbers, np.int64),
+            np.isin(spelling.sections, BOILERPLATE_SECTIONS),
             spelling,
             dense_slots,
             keyword_slots,
@@ -160,11 +176,18 @@ class Pool:
         return np.where(self.numbers == SUMMARY_NUMBER, self.dense * weight, self.dense)
 
     def scores(self, mode: str, fusion: Fusion) -> np.ndarray:
-        """One score per slot: by meaning ("dense"), by keywords ("bm25"), or both fused ("hybrid").
+        """One score per slot: by meaning ("dense"), by keywords ("bm25"), or both fused ("hybrid"); a
+        boilerplate passage's scaled by the fusion's `boilerplate_weight` (it says where the evidence is,
+        not what the work was).
 
         Fused, a passage missing from one side gets that side's lowest score (it ranked below all of
         them), or 0 from the keyword side when that side holds every passage that matched at all.
         """
+        scores = self._unweighed(mode, fusion)
+        weight = fusion.boilerplate_weight
+        return scores if weight == 1.0 else np.where(self.boilerplate, scores * weight, scores)
+
+    def _unweighed(self, mode: str, fusion: Fusion) -> np.ndarray:
         meaning = self.meaning(fusion)
         if mode == "dense":
             return meaning.copy()
@@ -183,35 +206,6 @@ class Pool:
         return fusion.alpha * np.where(found, meaning, dense_floor) + (1 - fusion.alpha) * np.where(
             matched, self.keyword, keyword_floor
         )
-
-    def weigh_boilerplate(self, scores: np.ndarray, fusion: Fusion, limit: int, title_of: Callable[[str], str]) -> None:
-        """Scale the scores of boilerplate passages (kb.search.BOILERPLATE_SECTIONS) by the fusion's
-        `boilerplate_weight`, in place, as far as the top `limit` entries need: passages are read best
-        first until `limit` entries have a passage that is not boilerplate and every passage scoring as
-        much as the last of those has been read (the weight only lowers scores, so no passage left unread
-        can rise to them; a boilerplate passage tied with them is weighed, whatever order the tie came in).
-        Once an entry has one, a passage of it scoring strictly less can no longer be its best nor tie with
-        it, so it is not read, unless the fusion still weighs passages after this (a second passage's
-        share, the summary's weight)."""
-        weight = fusion.boilerplate_weight
-        if weight == 1.0:
-            return
-        final = not fusion.second_passage_weight and fusion.summary_weight == 1.0
-        settled: dict[int, float] = {}  # entry -> the score of its best passage that is not boilerplate
-        titles: dict[int, str] = {}
-        for slot in np.argsort(-scores, kind="stable").tolist():
-            # Read best first, so the last entry settled is the lowest; stop below it, never inside a tie.
-            if len(settled) >= limit and scores[slot] < min(settled.values()):
-                return
-            entry = int(self.entries[slot])
-            if final and scores[slot] < settled.get(entry, -math.inf):
-                continue
-            if entry not in titles:
-                titles[entry] = title_of(self.spelling.entry_id(entry))
-            if in_boilerplate(self.spelling.text(slot), titles[entry]):
-                scores[slot] *= weight
-            else:
-                settled.setdefault(entry, float(scores[slot]))
 
     def best_per_entry(
         self, scores: np.ndarray, fusion: Fusion | None = None, limit: int | None = None
@@ -273,6 +267,9 @@ class Pool:
     def passage_id(self, slot: int) -> str:
         return self.spelling.passage_id(slot, self.entry_id(slot), int(self.numbers[slot]))
 
+    def section(self, slot: int) -> str:
+        return self.spelling.section(slot)
+
     def text(self, slot: int) -> str:
         return self.spelling.text(slot)
 
@@ -296,7 +293,6 @@ class _RowSpelling:
 
     def __init__(self, view: RowsRead, slot_rows: np.ndarray):
         self._view, self._slot_rows = view, slot_rows
-        self._texts: dict[int, str] = {}  # read once: the boilerplate check and the hits may both want one
 
     def entry_id(self, code: int) -> str:
         return self._view.entry_id(code)
@@ -304,11 +300,11 @@ class _RowSpelling:
     def passage_id(self, slot: int, entry_id: str, number: int) -> str:
         return PassageId.of(entry_id, number)
 
+    def section(self, slot: int) -> str:
+        return self._view.section(int(self._slot_rows[slot]))
+
     def text(self, slot: int) -> str:
-        text = self._texts.get(slot)
-        if text is None:
-            text = self._texts[slot] = self._view.text(int(self._slot_rows[slot]))
-        return text
+        return self._view.text(int(self._slot_rows[slot]))
 
 
 class _MatchSpelling:
@@ -317,6 +313,7 @@ class _MatchSpelling:
     def __init__(self, text_of: Callable[[str], str | None]):
         self.entries: list[str] = []
         self.ids: list[str] = []
+        self.sections: list[str] = []
         self.texts: list[str] = []
         self._text_of = text_of
 
@@ -325,6 +322,9 @@ class _MatchSpelling:
 
     def passage_id(self, slot: int, entry_id: str, number: int) -> str:
         return self.ids[slot]
+
+    def section(self, slot: int) -> str:
+        return self.sections[slot]
 
     def text(self, slot: int) -> str:
         if not self.texts[slot]:  # a match found without its text (the light path)

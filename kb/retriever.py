@@ -26,7 +26,7 @@ from kb.identity import User
 from kb.mirror import Mirror
 from kb.nearest import NearestPassages
 from kb.parts import Parts
-from kb.passages import PassageId, body_of, section_of
+from kb.passages import PassageId, body_of
 from kb.ranking import Pool
 from kb.relevance import close_similarity
 from kb.search import (
@@ -115,7 +115,6 @@ class Retriever:
         for i, query, pool in zip(live, asked, pools, strict=True):
             used = fusion.for_query(len(tokenize([query.text])[0])) if mode == "hybrid" else fusion
             scores = pool.scores(mode, used)
-            pool.weigh_boilerplate(scores, used, limit, self.mirror.title_of)
             ranked = pool.best_per_entry(scores, used, limit)
             results[i] = self._hits(pool, ranked, viewer, pool.closeness(ranked, threshold))
         return results
@@ -204,7 +203,7 @@ class Retriever:
             if not visible(record):
                 continue
             close = closeness[entry_id] if closeness is not None else None
-            hits.append(_hit(Hit, entry_id, score, pool.text(slot), record, close=close))
+            hits.append(_hit(Hit, entry_id, score, pool.section(slot), pool.text(slot), record, close=close))
         return hits
 
     def similar(
@@ -255,6 +254,7 @@ class Retriever:
                     SimilarHit,
                     other_id,
                     score,
+                    match.section,
                     match.text,
                     m,
                     source_passage=body_of(source.text),
@@ -275,11 +275,8 @@ class Retriever:
         if local is None:
             count = int(np.nan_to_num(table.column("passages")[table.position[entry_id]]))
             return self.parts.index.passages(ids=[PassageId.of(entry_id, i) for i in range(count)])
-        ids, texts, vectors = local
-        title = str(table.column("title")[table.position[entry_id]])
-        return [
-            PassageMatch(p, entry_id, section_of(t, title), t, 1.0) for p, t in zip(ids, texts, strict=True)
-        ], vectors
+        passages = zip(local.ids, local.sections, local.texts, strict=True)
+        return [PassageMatch(p, entry_id, section, text, 1.0) for p, section, text in passages], local.vectors
 
 
 @dataclass(frozen=True)
@@ -297,13 +294,13 @@ def _where(filters: Filters | None, viewer: User | None, extra: list[dict[str, A
     return Scope(filters or Filters(), viewer).where(extra or [])
 
 
-def _hit(cls, entry_id: str, score: float, text: str, meta: dict[str, Any], **extra: Any):
+def _hit(cls, entry_id: str, score: float, section: str, text: str, meta: dict[str, Any], **extra: Any):
     return cls(
         id=entry_id,
         title=str(meta.get("title", entry_id)),
         score=round(float(score), 6),
         passage=body_of(text),
-        section=section_of(text, str(meta.get("title", ""))),
+        section=section,
         organisation=str(meta.get("organisation", "")),
         kind=str(meta.get("kind", "")),
         outcome=str(meta.get("outcome", "")),

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kb.analysis import WORD, marked_terms, meaningful, term
-from kb.passages import section_of
 
 MODES = ("hybrid", "dense", "bm25")
 RRF_K = 60  # reciprocal rank fusion: each ranking adds 1 / (RRF_K + rank)
@@ -103,13 +102,6 @@ DEFAULT_FUSION = Fusion()
 # Sections that say where the evidence is, not what the work was ("the DSA and the DPIA are available
 # from the contact above"): they rank below the passages about the work, and never link similar projects.
 BOILERPLATE_SECTIONS = ("Evidence and links",)
-
-
-def in_boilerplate(passage_text: str, title: str) -> bool:
-    """Whether a passage (as indexed, with its heading line) of the entry with this title is in a
-    boilerplate section. The title is needed: an entry called "Pilot — Evidence and links" heads its
-    summary with the very line another entry's evidence section starts with."""
-    return section_of(passage_text, title) in BOILERPLATE_SECTIONS
 
 
 # ----------------------------------------------------------------------------- snippets

@@ -25,6 +25,7 @@ SEGMENT_FILES = [
     "postings-rows.npy",
     "postings-starts.npy",
     "postings-tf.npy",
+    "sections.npy",
     "texts.bin",
     "token-starts.npy",
     "tokens.npy",

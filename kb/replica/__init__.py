@@ -3,7 +3,7 @@ with its passages' texts and vectors (corpus), keyword files (keywords) and entr
 live rows across segments (rows), the searches and reads answered from them (reads), the spool a sync
 fills (spool) and the checks of its files (files)."""
 
-from kb.replica.corpus import Block, Corpus, VectorMatch, split_passage_id
+from kb.replica.corpus import Block, Corpus, EntryPassages, VectorMatch, split_passage_id
 from kb.replica.files import FORMAT_VERSION, KeywordIndexDamaged
 from kb.replica.folder import Replica, same_but
 from kb.replica.keywords import KeywordMatch
@@ -15,6 +15,7 @@ __all__ = [
     "Additions",
     "Block",
     "Corpus",
+    "EntryPassages",
     "EntryTable",
     "KeywordIndexDamaged",
     "KeywordMatch",

@@ -23,19 +23,31 @@ from kb.replica.files import DamagedFile, loaded
 class VectorMatch:
     passage_id: str
     entry_id: str
+    section: str
     similarity: float  # cosine, as Chroma's `1 - distance` gives it
 
 
 @dataclass(frozen=True)
 class Block:
-    """One entry's passages as a corpus folder stores them: their numbers, UTF-8 texts, and float32
-    vectors as one run of bytes (None when they are not known)."""
+    """One entry's passages as a corpus folder stores them: their numbers, UTF-8 texts, sections, and
+    float32 vectors as one run of bytes (None when they are not known)."""
 
     entry_id: str
     numbers: list[int]
     texts: list[bytes]
+    sections: list[str]
     vectors: bytes | None
     origin: tuple[Any, int, int] | None = None  # (a segment's words, first row, end row) it is copied from
+
+
+@dataclass(frozen=True)
+class EntryPassages:
+    """One entry's passages in passage order: ids, sections, texts and vectors (None without vectors)."""
+
+    ids: list[str]
+    sections: list[str]
+    texts: list[str]
+    vectors: np.ndarray | None
 
 
 def decoded(data: bytes) -> str:
@@ -58,9 +70,10 @@ class Corpus:
 
     Texts are read from one file on demand, with plain reads that leave no mapped pages behind in the
     process's resident memory (a long-running app would otherwise come to hold every text it ever
-    showed); a passage's id is its entry's id and its number, so 400,000 passages cost a few megabytes
-    of arrays rather than a gigabyte of Python strings. The passages' vectors, when every row came with
-    one, are in a file of float32 rows read the same way.
+    showed); a passage's id is its entry's id and its number, and its section a code into the corpus's
+    few section names, so 400,000 passages cost a few megabytes of arrays rather than a gigabyte of
+    Python strings. The passages' vectors, when every row came with one, are in a file of float32 rows
+    read the same way.
     Immutable: an update writes a new folder and opens a new Corpus, so readers need no lock.
     """
 
@@ -70,6 +83,7 @@ class Corpus:
         counts: np.ndarray,
         numbers: np.ndarray,
         offsets: np.ndarray,
+        sections: tuple[list[str], np.ndarray],
         file=None,
         vectors=None,
         dimension: int | None = None,
@@ -80,6 +94,8 @@ class Corpus:
         self.row_codes = np.repeat(np.arange(len(entries), dtype=np.int32), counts)  # each row's block
         self.numbers = numbers  # each row's passage number within its entry
         self.offsets = offsets  # byte offsets of each row's text, and the end
+        self.section_names, self.section_codes = sections  # each row's section, as a code into the names
+        self._chosen_sections: dict[frozenset[str], np.ndarray] = {}  # by names: whether each code is one
         # The texts' file, kept open: every text is read through it, and it stays this corpus's file
         # even after another process swaps a new folder in. Never closed by hand: searches hold no lock
         # and may still be reading an old corpus; the files close when the last reference goes.
@@ -99,6 +115,14 @@ class Corpus:
             raise DamagedFile("blocks.json: its passage counts disagree with numbers.npy")
         if len(offsets) != len(numbers) + 1 or offsets[0] != 0 or np.any(np.diff(offsets) < 0):
             raise DamagedFile("offsets.npy: not one ascending offset per passage")
+        names = blocks.get("sections")
+        codes = loaded("sections.npy", lambda: np.load(folder / "sections.npy"))
+        if (
+            not isinstance(names, list)
+            or len(codes) != len(numbers)
+            or (len(codes) and not 0 <= codes.min() <= codes.max() < len(names))
+        ):
+            raise DamagedFile("sections.npy: not one section of blocks.json's per passage")
         dimension = blocks.get("dimension")
         vectors = (
             loaded("vectors.bin", lambda: (folder / "vectors.bin").open("rb")) if dimension and len(numbers) else None
@@ -110,13 +134,15 @@ class Corpus:
         if os.fstat(file.fileno()).st_size != int(offsets[-1]):
             file.close()
             raise DamagedFile("texts.bin: not the size offsets.npy gives")
-        return cls(blocks["entries"], counts, numbers, offsets, file, vectors, dimension)
+        return cls(blocks["entries"], counts, numbers, offsets, (names, codes), file, vectors, dimension)
 
     @staticmethod
     def write(folder: Path, blocks: Iterable[Block]) -> int:
         """Write blocks as a corpus folder, one at a time; return the number of passages. The vectors
         are kept only if every passage has one, all of one size."""
         entries, counts, numbers, offsets = [], [], array("i"), array("q", [0])
+        section_codes: dict[str, int] = {}
+        sections = array("i")
         width: int | None = None  # bytes per vector, while every passage so far has had one of that size
         complete = True
         with (folder / "texts.bin").open("wb") as out, (folder / "vectors.bin").open("wb") as vectors_out:
@@ -125,6 +151,7 @@ class Corpus:
                 entries.append(block.entry_id)
                 counts.append(size)
                 numbers.extend(block.numbers)
+                sections.extend(section_codes.setdefault(name, len(section_codes)) for name in block.sections)
                 offsets.extend(
                     itertools.islice(itertools.accumulate(map(len, block.texts), initial=offsets[-1]), 1, None)
                 )
@@ -140,9 +167,13 @@ class Corpus:
         if dimension is None:
             (folder / "vectors.bin").unlink()
         (folder / "blocks.json").write_text(
-            json.dumps({"entries": entries, "counts": counts, "dimension": dimension}), encoding="utf-8"
+            json.dumps({"entries": entries, "counts": counts, "dimension": dimension, "sections": list(section_codes)}),
+            encoding="utf-8",
         )
+        if len(sections) != len(numbers):
+            raise ValueError("a block with a section for each passage was expected")
         np.save(folder / "numbers.npy", np.asarray(numbers, dtype=np.int32))
+        np.save(folder / "sections.npy", np.asarray(sections, dtype=np.int32))
         np.save(folder / "offsets.npy", np.asarray(offsets, dtype=np.int64))
         return len(numbers)
 
@@ -171,6 +202,23 @@ class Corpus:
     def passage_id(self, row: int) -> str:
         return PassageId.of(self.entries[self.row_codes[row]], int(self.numbers[row]))
 
+    def section(self, row: int) -> str:
+        return self.section_names[self.section_codes[row]]
+
+    def in_sections(self, rows: np.ndarray, names: frozenset[str]) -> np.ndarray:
+        """Whether each of these rows belongs to one of the named sections."""
+        chosen = self._chosen_sections.get(names)
+        if chosen is None:  # once per set of names: a corpus may hold thousands of section names
+            chosen = np.fromiter(
+                (name in names for name in self.section_names), dtype=bool, count=len(self.section_names)
+            )
+            self._chosen_sections[names] = chosen
+        return chosen[self.section_codes[rows]]
+
+    def _sections(self, start: int, end: int) -> list[str]:
+        names = self.section_names
+        return [names[code] for code in self.section_codes[start:end].tolist()]
+
     def row_of(self, passage_id: str) -> int | None:
         parsed = PassageId.parse(passage_id)
         code = self.codes.get(parsed.entry_id) if parsed else None
@@ -197,7 +245,8 @@ class Corpus:
                 start, end = int(self.starts[code]), int(self.starts[code + 1])
                 origin = (words, start, end) if words is not None else None
                 numbers = self.numbers[start:end].tolist()
-                yield Block(entry_id, numbers, read(start, end), self._vector_span(start, end), origin)
+                texts, sections = read(start, end), self._sections(start, end)
+                yield Block(entry_id, numbers, texts, sections, self._vector_span(start, end), origin)
 
     @property
     def _dim(self) -> int:
@@ -255,8 +304,8 @@ class Corpus:
             rows[i] = -1 if found is None else found
         return rows
 
-    def passages_of(self, entry_id: str) -> tuple[list[str], list[str], np.ndarray | None] | None:
-        """One entry's passage ids, texts and vectors (None without vectors), or None if it is not here."""
+    def passages_of(self, entry_id: str) -> EntryPassages | None:
+        """One entry's passages, or None if it is not here."""
         code = self.codes.get(entry_id)
         if code is None:
             return None
@@ -265,7 +314,7 @@ class Corpus:
         texts = [decoded(data) for data in self._reader()(start, end)]
         span = self._vector_span(start, end)
         vectors = None if span is None else np.frombuffer(span, dtype=np.float32).reshape(end - start, self._dim)
-        return ids, texts, vectors
+        return EntryPassages(ids, self._sections(start, end), texts, vectors)
 
     def nearest(self, queries: np.ndarray, codes: np.ndarray, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """Exact cosine search among the passages of these entry blocks: for each query, the rows of

@@ -26,7 +26,7 @@ log = logging.getLogger("kb.replica")
 # 8: content hashes kept by each segment, not in the manifest; 7: pairs of common words kept for
 # phrases; 6: segments (a base and a delta with its dead entries); 5: the manifest lists every file's
 # size and checksum; 4: the passages' vectors kept too.
-FORMAT_VERSION = 8  # a folder of an older format is rebuilt once
+FORMAT_VERSION = 9  # a folder of an older format is rebuilt once
 
 
 MANIFEST = "manifest.json"

@@ -230,10 +230,10 @@ class Replica(ReplicaReads):
         """The folder's segments, oldest first (one after a sync; a second after saves)."""
         return list(self._segment_names)
 
-    def passages(self) -> Iterator[tuple[str, str]]:
-        """(passage id, text) of every live passage, in row order."""
+    def passages(self) -> Iterator[tuple[str, str, str]]:
+        """(passage id, section, text) of every live passage, in row order."""
         self._load()
-        return self._rows.texts()
+        return self._rows.passages()
 
     # ----------------------------------------------------------------- writes
 

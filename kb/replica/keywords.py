@@ -288,6 +288,7 @@ def _positions(tokens: np.ndarray, n_words: int) -> dict[str, np.ndarray]:
 class KeywordMatch:
     passage_id: str
     entry_id: str
+    section: str
     score: float
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 import numpy as np
 
 from kb.analysis import tokenize
-from kb.replica.corpus import VectorMatch
+from kb.replica.corpus import EntryPassages, VectorMatch
 from kb.replica.files import locked, untrusted_if_damaged
 from kb.replica.keywords import KeywordMatch
 from kb.replica.rows import Rows, compare_entries, compare_passages
@@ -169,7 +169,8 @@ class ReplicaReads:
         matches = []
         for found_rows, similarities in found:
             passage_ids, owners = rows.ids_of(found_rows)
-            matches.append([VectorMatch(*m) for m in zip(passage_ids, owners, similarities.tolist(), strict=True)])
+            found_matches = zip(passage_ids, owners, rows.sections_at(found_rows), similarities.tolist(), strict=True)
+            matches.append([VectorMatch(*m) for m in found_matches])
         return matches
 
     @untrusted_if_damaged("the replica's files", lambda: None)
@@ -215,10 +216,10 @@ class ReplicaReads:
         return RowView(self, rows), found
 
     @untrusted_if_damaged("the passage files", lambda: None)
-    def entry_passages(self, entry_id: str) -> tuple[list[str], list[str], np.ndarray] | None:
-        """One entry's passage ids, texts and vectors, in passage order; None when not all are here."""
-        block = self._current().passages_of(entry_id)
-        return None if block is None or block[2] is None else block  # type: ignore[return-value]
+    def entry_passages(self, entry_id: str) -> EntryPassages | None:
+        """One entry's passages, in passage order, vectors included; None when not all are here."""
+        held = self._current().passages_of(entry_id)
+        return None if held is None or held.vectors is None else held
 
     def vector_check(self) -> tuple[Callable[[Iterable[tuple[str, np.ndarray]]], str], ...] | None:
         """Two checks of what a vector index holds against this folder's copy of the vectors, one for the
@@ -242,10 +243,17 @@ class ReplicaReads:
         row = rows.row_of(passage_id)
         return None if row is None else rows.text(row)
 
+    @untrusted_if_damaged("texts.bin", lambda: None)
+    def passage(self, passage_id: str) -> tuple[str, str] | None:
+        """A passage's section and text, or None if this index does not hold it (no lock, as `text_of`)."""
+        rows = self._current()
+        row = rows.row_of(passage_id)
+        return None if row is None else (rows.section(row), rows.text(row))
+
 
 class RowView:
     """The rows a read of `sides` answered from, for the few of them a ranking spells out: their entries
-    (as codes), passage numbers and texts. A text that turns out damaged reads as empty, and marks the
+    (as codes), passage numbers, sections and texts. A text that turns out damaged reads as empty, and marks the
     folder untrusted as any read does."""
 
     def __init__(self, reads: ReplicaReads, rows: Rows):
@@ -259,6 +267,12 @@ class RowView:
 
     def entry_id(self, code: int) -> str:
         return self._rows.entry_of_code(code)
+
+    def in_sections(self, rows: np.ndarray, names: Iterable[str]) -> np.ndarray:
+        return self._rows.in_sections(rows, names)
+
+    def section(self, row: int) -> str:
+        return self._rows.section(row)
 
     def text(self, row: int) -> str:
         return self._reads._text_at(self._rows, row) or ""

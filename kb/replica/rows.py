@@ -14,7 +14,7 @@ import numpy as np
 from kb.analysis import phrase_words, tokenize, words
 from kb.arrays import distinct
 from kb.passages import PassageId
-from kb.replica.corpus import decoded
+from kb.replica.corpus import EntryPassages, decoded
 from kb.replica.keywords import KeywordIndex, KeywordMatch
 from kb.replica.segment import Segment
 
@@ -62,6 +62,10 @@ class Rows:
         segment, local = self._segment_of(row)
         return segment.corpus.passage_id(local)
 
+    def section(self, row: int) -> str:
+        segment, local = self._segment_of(row)
+        return segment.corpus.section(local)
+
     def ids_of(self, rows: np.ndarray) -> tuple[list[str], list[str]]:
         """The passage ids and entry ids of these rows, in their order."""
         entries = self._entries
@@ -77,6 +81,25 @@ class Rows:
     def numbers_at(self, rows: np.ndarray) -> np.ndarray:
         """Each row's passage number within its entry."""
         return self._per_segment(rows, lambda corpus, local: corpus.numbers[local])
+
+    def sections_at(self, rows: np.ndarray) -> list[str]:
+        """Each row's section."""
+        rows = np.asarray(rows, dtype=np.int64)
+        part = np.searchsorted(self.firsts, rows, side="right") - 1
+        found = [""] * len(rows)
+        for i in distinct(part).tolist():
+            chosen = np.flatnonzero(part == i)
+            corpus = self.segments[i].corpus
+            for j, code in zip(
+                chosen.tolist(), corpus.section_codes[rows[chosen] - self.firsts[i]].tolist(), strict=True
+            ):
+                found[j] = corpus.section_names[code]
+        return found
+
+    def in_sections(self, rows: np.ndarray, names: Iterable[str]) -> np.ndarray:
+        """Whether each of these rows belongs to one of the named sections."""
+        chosen = frozenset(names)
+        return self._per_segment(rows, lambda corpus, local: corpus.in_sections(local, chosen)).astype(bool)
 
     def entry_of_code(self, code: int) -> str:
         return self._entries[code]
@@ -141,8 +164,8 @@ class Rows:
             found[pending] = rows
         return found
 
-    def passages_of(self, entry_id: str) -> tuple[list[str], list[str], np.ndarray | None] | None:
-        """One entry's passage ids, texts and vectors (None without vectors), or None if it is not here."""
+    def passages_of(self, entry_id: str) -> EntryPassages | None:
+        """One entry's passages, or None if it is not here."""
         i = self.home(entry_id)
         return None if i is None else self.segments[i].corpus.passages_of(entry_id)
 
@@ -247,7 +270,8 @@ class Rows:
 
     def keyword_matches(self, rows: np.ndarray, scores: np.ndarray) -> list[KeywordMatch]:
         passage_ids, entry_ids = self.ids_of(rows)
-        return [KeywordMatch(*found) for found in zip(passage_ids, entry_ids, scores.tolist(), strict=True)]
+        sections = self.sections_at(rows)
+        return [KeywordMatch(*found) for found in zip(passage_ids, entry_ids, sections, scores.tolist(), strict=True)]
 
     def scaled_matches(
         self, queries: list[tuple[str, float]], k: int, weights: np.ndarray | None, whole: tuple[str, ...]
@@ -301,12 +325,13 @@ class Rows:
                 mask *= holding
         return mask
 
-    def texts(self) -> Iterator[tuple[str, str]]:
-        """(passage id, text) of every live passage, in row order."""
+    def passages(self) -> Iterator[tuple[str, str, str]]:
+        """(passage id, section, text) of every live passage, in row order."""
         for row in range(len(self)):
             if self.alive is None or self.alive[row]:
                 segment, local = self._segment_of(row)
-                yield segment.corpus.passage_id(local), decoded(segment.corpus.raw(local))
+                corpus = segment.corpus
+                yield corpus.passage_id(local), corpus.section(local), decoded(corpus.raw(local))
 
 
 def _best(found: list[tuple[np.ndarray, np.ndarray]], k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -38,6 +38,8 @@ class Additions:
         self._records = (folder / "records.jsonl").open("w", encoding="utf-8")
         self._codes: dict[str, int] = {}  # entry id -> its code, in order of arrival
         self._entry_of, self._numbers, self._offsets = array("i"), array("i"), array("q", [0])  # per row
+        self._sections: dict[str, int] = {}  # section name -> its code, in order of arrival
+        self._section_of = array("i")  # per row
         self._latest_line: dict[str, int] = {}  # entry id -> the line of its latest record
         self._lines = 0
 
@@ -65,8 +67,8 @@ class Additions:
         self._records.close()
         shutil.rmtree(self.folder, ignore_errors=True)
 
-    def add_passages(self, rows: Iterable[tuple[str, str, str]], vectors: np.ndarray | None = None) -> None:
-        """(passage_id, entry_id, text) rows, and optionally their vectors, one row of `vectors` each.
+    def add_passages(self, rows: Iterable[tuple[str, str, str, str]], vectors: np.ndarray | None = None) -> None:
+        """(passage_id, entry_id, section, text) rows, and optionally their vectors, one row of `vectors` each.
         Checked before anything is spooled, so a mismatch leaves the spool as it was."""
         rows = list(rows)
         if vectors is not None:
@@ -81,10 +83,11 @@ class Additions:
             self._vectors += len(rows)
         else:
             self._vector_slot.extend([-1] * len(rows))
-        for passage_id, entry_id, text in rows:
+        for passage_id, entry_id, section, text in rows:
             data = text.encode("utf-8")
             self._spool.write(data)
             self._entry_of.append(self._codes.setdefault(entry_id, len(self._codes)))
+            self._section_of.append(self._sections.setdefault(section, len(self._sections)))
             self._numbers.append(split_passage_id(passage_id)[1])
             self._offsets.append(self._offsets[-1] + len(data))
 
@@ -121,6 +124,7 @@ class Additions:
         same_as_next = (codes[rows][:-1] == codes[rows][1:]) & (numbers[rows][:-1] == numbers[rows][1:])
         rows = rows[np.append(~same_as_next, True)]  # a passage given again: its last text
         entries, offsets, slots, width = list(self._codes), self._offsets, self._vector_slot, self._vector_width or 0
+        section_names, section_of = list(self._sections), self._section_of
         with (self.folder / "texts.spool").open("rb") as file, (self.folder / "vectors.spool").open("rb") as vectors:
             for group in np.split(rows, np.flatnonzero(np.diff(codes[rows])) + 1):
                 texts = [os.pread(file.fileno(), offsets[r + 1] - offsets[r], offsets[r]) for r in group.tolist()]
@@ -131,7 +135,8 @@ class Additions:
                     span = os.pread(vectors.fileno(), len(spooled) * width, spooled[0] * width)
                 else:
                     span = b"".join(os.pread(vectors.fileno(), width, slot * width) for slot in spooled)
-                yield Block(entries[int(codes[group[0]])], numbers[group].tolist(), texts, span)
+                sections = [section_names[section_of[r]] for r in group.tolist()]
+                yield Block(entries[int(codes[group[0]])], numbers[group].tolist(), texts, sections, span)
 
     def record_lines(self) -> Iterator[tuple[str, str]]:
         """(entry id, line) of the latest record of each entry, lines as entries.jsonl holds them."""

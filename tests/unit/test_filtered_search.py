@@ -153,7 +153,8 @@ def _keep_without_vectors(replica):
     table = replica.table()
     with replica.additions() as added:
         added.add_passages(
-            (passage_id, PassageId.entry_of(passage_id), text) for passage_id, text in replica.passages()
+            (passage_id, PassageId.entry_of(passage_id), section, text)
+            for passage_id, section, text in replica.passages()
         )
         added.add_records({entry_id: table.record(position) for entry_id, position in table.position.items()})
         replica.rebuild(added, dict(replica.hashes), replica.generation)
@@ -269,7 +270,7 @@ def test_a_quoted_phrase_is_answered_from_word_positions_without_reading_a_text(
     from kb.replica.corpus import Corpus
 
     lexical = kb.replica
-    texts = dict(lexical.passages())
+    texts = {passage_id: text for passage_id, _, text in lexical.passages()}
     phrases = ["data sharing agreement"]
     expected = sorted(p for p, t in texts.items() if contains_phrases(t, phrases))
     assert 0 < len(expected) < lexical.passage_count
@@ -347,11 +348,11 @@ def test_an_entrys_own_passages_come_from_the_local_copy_as_chroma_stores_them(k
     some = sorted(kb.index.entry_ids())[::7]
     for entry_id in some:  # the copy holds each passage as Chroma stores it
         stored, stored_vectors = kb.index.passages(entry_id)
-        ids, texts, vectors = kb.replica.entry_passages(entry_id)
-        assert [(p.passage_id, p.entry_id, p.text) for p in stored] == [
-            (i, entry_id, t) for i, t in zip(ids, texts, strict=True)
+        held = kb.replica.entry_passages(entry_id)
+        assert [(p.passage_id, p.entry_id, p.section, p.text) for p in stored] == [
+            (i, entry_id, section, t) for i, section, t in zip(held.ids, held.sections, held.texts, strict=True)
         ]
-        np.testing.assert_allclose(vectors, stored_vectors, atol=1e-6)  # Chroma rounds to within a unit or two
+        np.testing.assert_allclose(held.vectors, stored_vectors, atol=1e-6)  # Chroma rounds to within a unit or two
     calls = []
     passages = kb.index.passages
     with monkeypatch.context() as from_chroma:

@@ -42,7 +42,7 @@ def test_sync_embeds_only_what_changed_and_removes_deleted(kb, entries_dir):
     assert report.updated == ["flood-response-data-cell"]
     assert report.removed == ["open-data-portal-relaunch-low-usage"] and report.added == []
     # The changed entry's passages were all written; only the one whose text changed was embedded.
-    assert report.passages == len(kb.mirror.replica.entry_passages("flood-response-data-cell")[0]) > 1
+    assert report.passages == len(kb.mirror.replica.entry_passages("flood-response-data-cell").ids) > 1
     assert sum(calls) == 1 and report.embedded == 1
     assert f"({report.passages} passages indexed, 1 embedded)" in report.summary()
 
@@ -113,7 +113,7 @@ def test_a_model_change_rebuilds_the_keyword_index_too(kb, settings):
     again = KnowledgeBase(settings, embedder=HashingEmbedder(dimension=64, name="another-model", max_tokens=40))
     assert again.search("data sharing agreement", limit=3), "no IndexDamaged: the copy matches the store"
     own = again.replica.entry_passages("flood-response-data-cell")
-    assert own is not None and own[2].shape[1] == 64
+    assert own is not None and own.vectors.shape[1] == 64
 
 
 def test_filters_apply_inside_the_query_not_after_the_top_k(kb):
@@ -336,15 +336,15 @@ def test_a_save_embeds_only_the_passages_whose_text_changed(settings):
     counting.texts.clear()
     base.save(entry)
     assert counting.texts and all(f"— {section}" in text.split("\n")[0] for text in counting.texts), counting.texts
-    ids, texts, vectors = base.mirror.replica.entry_passages(entry.id)
-    assert any(t.endswith("A closing sentence added on review.") for t in texts)
-    assert np.allclose(vectors, HashingEmbedder().embed(texts), atol=1e-6), "kept vectors are the texts' own"
+    held = base.mirror.replica.entry_passages(entry.id)
+    assert any(t.endswith("A closing sentence added on review.") for t in held.texts)
+    assert np.allclose(held.vectors, HashingEmbedder().embed(held.texts), atol=1e-6), "kept vectors are the texts' own"
     assert base.similar(entry.id, limit=3), "the entry is still found by its vectors"
 
     entry.title += " (revised)"  # every passage starts with the title: all are new texts
     counting.texts.clear()
     base.save(entry)
-    assert sorted(counting.texts) == sorted(base.mirror.replica.entry_passages(entry.id)[1])
+    assert sorted(counting.texts) == sorted(base.mirror.replica.entry_passages(entry.id).texts)
 
 
 def test_a_replica_behind_the_store_lends_no_vectors(settings, monkeypatch):
@@ -356,7 +356,7 @@ def test_a_replica_behind_the_store_lends_no_vectors(settings, monkeypatch):
     monkeypatch.setattr(type(base.mirror.replica), "mirrors", lambda self, generation: False)
     counting.texts.clear()
     base.save(entry)
-    assert len(counting.texts) == len(base.mirror.replica.entry_passages(entry.id)[1])
+    assert len(counting.texts) == len(base.mirror.replica.entry_passages(entry.id).texts)
 
 
 def test_a_replica_behind_the_index_fetches_only_the_entries_that_changed(kb, settings, fake_embedder, monkeypatch):

@@ -17,23 +17,29 @@ EVIDENCE = "Evidence and links"
 
 
 def pool(
-    dense: dict[str, float] | None = None, keyword: dict[str, float] | None = None, texts=None, complete: bool = True
+    dense: dict[str, float] | None = None,
+    keyword: dict[str, float] | None = None,
+    sections: dict[str, str] | None = None,
+    complete: bool = True,
 ) -> Pool:
     """A pool of matches given as passage id -> score, each side best first as given (the keyword side
-    `complete` or cut); a passage's text is `texts`' (its entry's title is the entry id) or a plain body."""
-    texts = texts or {}
+    `complete` or cut); a passage's section is `sections`' or "Lessons", and its text a plain body."""
+    sections = sections or {}
     read: list[str] = []
 
     def text_of(passage_id: str) -> str:
         read.append(passage_id)
-        return texts.get(passage_id, f"{PassageId.entry_of(passage_id)}\nbody")
+        return f"{PassageId.entry_of(passage_id)}\nbody"
 
     def entry(passage_id: str) -> str:
         return PassageId.entry_of(passage_id)
 
+    def section(passage_id: str) -> str:
+        return sections.get(passage_id, "Lessons")
+
     found = Pool.of_matches(
-        None if dense is None else [PassageMatch(p, entry(p), "", "", s) for p, s in dense.items()],
-        None if keyword is None else [KeywordMatch(p, entry(p), s) for p, s in keyword.items()],
+        None if dense is None else [PassageMatch(p, entry(p), section(p), "", s) for p, s in dense.items()],
+        None if keyword is None else [KeywordMatch(p, entry(p), section(p), s) for p, s in keyword.items()],
         text_of,
         complete,
     )
@@ -141,46 +147,37 @@ def test_closeness_is_each_ranked_entry_s_best_similarity_by_meaning():
     assert by_keywords.closeness(nothing_by_meaning, 0.6) is None  # the meaning side found nothing: not judged
 
 
-def evidence(entry_id: str) -> str:
-    return f"{entry_id} — {EVIDENCE}\nThe agreement is with the contact above."
-
-
-def test_boilerplate_passages_weigh_half_and_only_as_far_as_the_top_entries_need():
-    texts = {"a#3": evidence("a"), "c#2": evidence("c")}
-    found = pool(keyword={"a#3": 0.9, "a#1": 0.6, "b#1": 0.7, "c#2": 0.2, "c#1": 0.1}, texts=texts)
-    scores = found.scores("bm25", DEFAULT_FUSION)
-    found.weigh_boilerplate(scores, DEFAULT_FUSION, 2, lambda entry_id: entry_id)
-    assert by_passage(found, scores)["a#3"] == pytest.approx(0.45)  # evidence: half its score
-    assert ranked(found, scores, limit=2) == [("b", "b#1", 0.7), ("a", "a#1", 0.6)]
-    # Read best first until two entries had a passage that is not boilerplate: c's were never read.
-    assert found.read == ["a#3", "b#1", "a#1"]
-    assert by_passage(found, scores)["c#2"] == pytest.approx(0.2)
+@pytest.mark.parametrize("mode", ["dense", "bm25", "hybrid"])
+@pytest.mark.parametrize("method", ["convex", "rrf"])
+def test_boilerplate_passages_weigh_half_in_every_mode_and_no_text_is_read(mode, method):
+    found = pool(
+        {"a#3": 0.9, "a#1": 0.6, "b#1": 0.7, "c#2": 0.2},
+        {"a#3": 0.9, "a#1": 0.6, "b#1": 0.7, "c#2": 0.2},
+        sections={"a#3": EVIDENCE, "c#2": EVIDENCE},
+    )
+    fusion = Fusion(method, summary_similarity_weight=1.0)
+    weighed = by_passage(found, found.scores(mode, fusion))
+    plain = by_passage(found, found.scores(mode, replace(fusion, boilerplate_weight=1.0)))
+    assert weighed == pytest.approx({p: s * (0.5 if p in ("a#3", "c#2") else 1.0) for p, s in plain.items()})
+    assert [e for e, _, _ in ranked(found, found.scores(mode, replace(fusion, boilerplate_weight=1.0)))][0] == "a"
+    assert ranked(found, found.scores(mode, fusion))[0][:2] == ("b", "b#1")  # a's best is now its body
+    assert found.read == [], "the section comes with the passage: no text is read to weigh it"
 
 
 def test_a_boilerplate_passage_tied_with_a_body_passage_falls_below_it():
-    texts = {"a#2": evidence("a")}
-    found = pool(keyword={"a#2": 0.5, "b#1": 0.5}, texts=texts)
-    scores = found.scores("bm25", DEFAULT_FUSION)
-    assert [e for e, _, _ in ranked(found, scores)] == ["a", "b"]  # tied: the entry id decides
-    found.weigh_boilerplate(scores, DEFAULT_FUSION, 10, lambda entry_id: entry_id)
-    assert ranked(found, scores) == [("b", "b#1", 0.5), ("a", "a#2", 0.25)]
+    found = pool(keyword={"a#2": 0.5, "b#1": 0.5}, sections={"a#2": EVIDENCE})
+    unweighed = found.scores("bm25", replace(DEFAULT_FUSION, boilerplate_weight=1.0))
+    assert [e for e, _, _ in ranked(found, unweighed)] == ["a", "b"]  # tied: the entry id decides
+    assert ranked(found, found.scores("bm25", DEFAULT_FUSION)) == [("b", "b#1", 0.5), ("a", "a#2", 0.25)]
 
 
-def test_an_entry_titled_like_a_section_is_not_boilerplate():
-    title = f"Pilot — {EVIDENCE}"
-    texts = {"pilot#0": f"{title}\nThe pilot's summary."}  # its summary heads with what evidence would
-    found = pool(keyword={"pilot#0": 0.5}, texts=texts)
-    scores = found.scores("bm25", DEFAULT_FUSION)
-    found.weigh_boilerplate(scores, DEFAULT_FUSION, 10, lambda entry_id: title)
-    assert by_passage(found, scores) == {"pilot#0": 0.5}
+def test_only_the_boilerplate_sections_are_weighed():
+    found = pool(keyword={"pilot#0": 0.5, "pilot#1": 0.4}, sections={"pilot#0": "Summary", "pilot#1": "Evidence"})
+    assert by_passage(found, found.scores("bm25", DEFAULT_FUSION)) == {"pilot#0": 0.5, "pilot#1": 0.4}
 
 
 def test_a_boilerplate_passage_tied_with_the_last_entry_needed_is_weighed_whatever_the_order():
-    """Reading stops below the last entry the limit needs, never inside a tie with it: else the tie's
-    order, which differs between the ways a pool is made, would decide whether evidence wins."""
-    texts = {"a#2": evidence("a")}
     for order in ({"b#1": 0.5, "a#2": 0.5}, {"a#2": 0.5, "b#1": 0.5}):
-        found = pool(keyword=order, texts=texts)
+        found = pool(keyword=order, sections={"a#2": EVIDENCE})
         scores = found.scores("bm25", DEFAULT_FUSION)
-        found.weigh_boilerplate(scores, DEFAULT_FUSION, 1, lambda entry_id: entry_id)
         assert ranked(found, scores, limit=1) == [("b", "b#1", 0.5)], order

@@ -12,11 +12,16 @@ from kb.replica import FORMAT_VERSION, EntryTable, KeywordIndexDamaged, Replica
 from tests.faults import DAMAGES, KEYWORD_INDEX_FILES, damage_file
 
 ROWS = [
-    ("water#1", "water", "Water meters — Findings\nLeaks were found by comparing night flows."),
-    ("water#0", "water", "Water meters\nSmart meters in three towns; café owners took part."),
-    ("roads#0", "roads", "Road sensors\nPothole reports from buses, shared with the council."),
-    ("roads#1", "roads", "Road sensors — What went wrong\nThe data-sharing agreement took nine months."),
-    ("schools#0", "schools", "School meals\nA pilot that matched 日本 suppliers to menus."),
+    ("water#1", "water", "Findings", "Water meters — Findings\nLeaks were found by comparing night flows."),
+    ("water#0", "water", "Summary", "Water meters\nSmart meters in three towns; café owners took part."),
+    ("roads#0", "roads", "Summary", "Road sensors\nPothole reports from buses, shared with the council."),
+    (
+        "roads#1",
+        "roads",
+        "What went wrong",
+        "Road sensors — What went wrong\nThe data-sharing agreement took nine months.",
+    ),
+    ("schools#0", "schools", "Summary", "School meals\nA pilot that matched 日本 suppliers to menus."),
 ]
 HASHES = {"water": "h1", "roads": "h2", "schools": "h3"}
 META = {
@@ -41,13 +46,13 @@ def index(tmp_path):
 
 
 def _contents(lexical):
-    return {pid: lexical.text_of(pid) for pid, _, _ in ROWS if lexical.text_of(pid) is not None}
+    return {pid: lexical.text_of(pid) for pid, *_ in ROWS if lexical.text_of(pid) is not None}
 
 
 def test_every_passage_reads_back_by_id_after_reopening(index):
     again = Replica(index.folder)
     assert again.is_current(HASHES) and again.mirrors("gen-1")
-    assert _contents(again) == {pid: text for pid, _, text in ROWS}
+    assert _contents(again) == {pid: text for pid, _, _, text in ROWS}
     assert again.passage_count == len(ROWS)
     assert again.text_of("water#7") is None and again.text_of("nowhere#0") is None and again.text_of("water") is None
 
@@ -60,16 +65,16 @@ def test_a_keyword_match_names_its_passage_and_entry(index):
 
 def test_an_update_replaces_removes_and_adds_without_losing_the_rest(index):
     with index.additions() as added:
-        added.add_passages([("water#0", "water", "Water meters\nRewritten summary.")])
+        added.add_passages([("water#0", "water", "Summary", "Water meters\nRewritten summary.")])
         added.add_records({"water": {"title": "Water meters", "year": 2022}})
-        added.add_passages([("parks#0", "parks", "Parks\nTree survey.")])
+        added.add_passages([("parks#0", "parks", "Summary", "Parks\nTree survey.")])
         added.add_records({"parks": {"title": "Parks"}})
         index.update({"schools"}, added, {"water": "h1b", "roads": "h2", "parks": "h4"}, "gen-2")
     for lexical in (index, Replica(index.folder)):
         assert lexical.text_of("water#0") == "Water meters\nRewritten summary."
         assert lexical.text_of("water#1") is None, "the entry's old passages went with it"
         assert lexical.text_of("schools#0") is None
-        assert lexical.text_of("roads#1") == ROWS[3][2]
+        assert lexical.text_of("roads#1") == ROWS[3][3]
         assert lexical.text_of("parks#0") == "Parks\nTree survey."
         table = lexical.table()
         assert sorted(table.ids) == ["parks", "roads", "water"]
@@ -80,15 +85,15 @@ def test_an_update_replaces_removes_and_adds_without_losing_the_rest(index):
 
 
 def test_a_phrase_is_found_from_word_positions_whole_words_in_order(index):
-    texts = dict(index.passages())
+    texts = {pid: text for pid, _, text in index.passages()}
     for phrases, expected in [
-        (["data-sharing agreement"], [ROWS[3][2]]),
-        (["data sharing, agreement"], [ROWS[3][2]]),  # punctuation and spacing between words never matter
+        (["data-sharing agreement"], [ROWS[3][3]]),
+        (["data sharing, agreement"], [ROWS[3][3]]),  # punctuation and spacing between words never matter
         (["agreement data sharing"], []),  # the words, but not in this order
         (["meter"], []),  # whole words: "meters" is another word
-        (["road sensors", "nine months"], [ROWS[3][2]]),
-        (["café owners"], [ROWS[1][2]]),
-        (["日本 suppliers"], [ROWS[4][2]]),
+        (["road sensors", "nine months"], [ROWS[3][3]]),
+        (["café owners"], [ROWS[1][3]]),
+        (["日本 suppliers"], [ROWS[4][3]]),
     ]:
         held = index.holding(phrases)
         assert [texts[p] for p in held] == expected, phrases
@@ -107,23 +112,23 @@ def test_a_phrase_anchored_on_a_pair_of_common_words_finds_exactly_what_the_text
     def text() -> str:
         return " ".join(rng.choice(vocabulary, size=int(rng.integers(1, 12))).tolist())
 
-    rows = [(f"e{n // 3}#{n % 3}", f"e{n // 3}", text()) for n in range(90)]
+    rows = [(f"e{n // 3}#{n % 3}", f"e{n // 3}", "Summary" if n % 3 == 0 else "Lessons", text()) for n in range(90)]
     lexical = Replica(tmp_path / "lexical")
     rebuild(lexical, rows, {f"e{n}": "h" for n in range(30)}, {f"e{n}": {"title": f"E{n}"} for n in range(30)}, "g1")
     if common < 10**9:
         assert len(np.load(tmp_path / "lexical" / "base" / "pair-keys.npy")), "the pairs are kept"
     with lexical.additions() as added:
-        changed = [(f"e0#{n}", "e0", text()) for n in range(2)]
+        changed = [(f"e0#{n}", "e0", "Summary" if n == 0 else "Lessons", text()) for n in range(2)]
         added.add_passages(changed)
         added.add_records({"e0": {"title": "E0"}})
         lexical.update(set(), added, {f"e{n}": "h" if n else "h2" for n in range(30)}, "g2")
-    texts = {pid: t for pid, _, t in rows if not pid.startswith("e0#")} | {pid: t for pid, _, t in changed}
+    texts = {pid: t for pid, _, _, t in rows if not pid.startswith("e0#")} | {pid: t for pid, _, _, t in changed}
     for _ in range(150):
         phrase = " ".join(rng.choice(vocabulary, size=int(rng.integers(1, 5))).tolist())
         expected = sorted(pid for pid, t in texts.items() if contains_phrases(t, [phrase]))
         assert sorted(lexical.holding([phrase])) == expected, phrase
     # A passage ending in "of" and the next starting with "the" do not hold "of the" between them.
-    split = [("a#0", "a", "data of"), ("a#1", "a", "the data")]
+    split = [("a#0", "a", "Summary", "data of"), ("a#1", "a", "Summary", "the data")]
     rebuild(lexical, split, {"a": "h"}, {"a": {"title": "A"}}, "g3")
     assert lexical.holding(["of the"]) == [] and lexical.holding(["data of"]) == ["a#0"]
 
@@ -164,7 +169,7 @@ def _bm25s_over(texts):
 
 
 def test_keyword_scores_and_order_agree_with_bm25s_own_retrieval(index):
-    ids, texts = zip(*index.passages(), strict=True)
+    ids, _, texts = zip(*index.passages(), strict=True)
     reference, tokenized = _bm25s_over(list(texts))
     for query in ("sensors data sharing", "water water meters", "road", "agreement council pilot"):
         for allowed in (None, {"water", "roads"}):
@@ -183,13 +188,13 @@ def test_the_index_built_a_chunk_at_a_time_scores_as_bm25s_on_the_whole_corpus(t
     index = Replica(tmp_path / "chunked")
     rebuild(index, ROWS, HASHES, META, "gen-1")
     rows = sorted(ROWS)
-    reference, tokenized = _bm25s_over([t for _, _, t in rows])
+    reference, tokenized = _bm25s_over([t for *_, t in rows])
     for query in ("sensors data sharing", "meters night flows", "pilot suppliers", "agreement"):
         docs, scores = reference.retrieve(tokenized(query), k=5, show_progress=False, n_threads=1)
         expected = {rows[int(d)][0]: float(s) for d, s in zip(docs[0], scores[0], strict=True) if s > 0}
         assert expected, query
         assert {m.passage_id: m.score for m in index.search(query, 5)} == pytest.approx(expected)
-    assert sorted(index.passages()) == sorted((pid, t) for pid, _, t in rows)
+    assert sorted(index.passages()) == sorted((pid, section, t) for pid, _, section, t in rows)
 
 
 def test_additions_group_rows_given_in_any_order_and_keep_the_latest_text(tmp_path):
@@ -197,7 +202,7 @@ def test_additions_group_rows_given_in_any_order_and_keep_the_latest_text(tmp_pa
     with lexical.additions() as added:
         spool = added.folder
         added.add_passages([ROWS[3], ROWS[0]])  # entries interleaved across calls, as pages of an index come
-        added.add_passages([ROWS[4], ROWS[2], ("roads#1", "roads", "Road sensors\nA corrected text.")])
+        added.add_passages([ROWS[4], ROWS[2], ("roads#1", "roads", "Summary", "Road sensors\nA corrected text.")])
         added.add_passages([ROWS[1]])
         added.add_records(META)
         added.add_records({"roads": {"title": "Road sensors", "year": 2020}})
@@ -210,7 +215,7 @@ def test_additions_group_rows_given_in_any_order_and_keep_the_latest_text(tmp_pa
         lexical.rebuild(added, HASHES, "gen-1")
     assert not spool.exists(), "the spool goes once the index is written"
     assert lexical.text_of("roads#1") == "Road sensors\nA corrected text."
-    assert lexical.text_of("water#1") == ROWS[0][2]
+    assert lexical.text_of("water#1") == ROWS[0][3]
     table = lexical.table()
     assert len(table) == 3 and table.record(table.position["roads"]) == {"title": "Road sensors", "year": 2020}
 
@@ -247,12 +252,12 @@ def test_a_save_writes_a_delta_segment_reading_only_the_texts_it_adds_and_scores
     index, tmp_path, monkeypatch
 ):
     read = _counting_tokenized_texts(monkeypatch)
-    added_rows = [("water#0", "water", "Water meters\nNight flows showed leaks; a new word: hydrant.")]
+    added_rows = [("water#0", "water", "Summary", "Water meters\nNight flows showed leaks; a new word: hydrant.")]
     with index.additions() as added:
         added.add_passages(added_rows)
         added.add_records({"water": META["water"]})
         index.update({"roads"}, added, {"water": "h1b", "schools": "h3"}, "gen-2")
-    assert read == [added_rows[0][2]], "kept passages keep their word ids; no other text is read"
+    assert read == [added_rows[0][3]], "kept passages keep their word ids; no other text is read"
     assert index.segments == ["base", "delta"]
     final = [added_rows[0], ROWS[4]]
     fresh = Replica(tmp_path / "fresh")
@@ -276,15 +281,15 @@ def test_a_save_writes_a_delta_segment_reading_only_the_texts_it_adds_and_scores
 def test_an_index_object_whose_folder_another_process_replaced_reads_its_own_files(index, monkeypatch):
     elsewhere = Replica(index.folder)  # another process on this machine
     with elsewhere.additions() as added:
-        added.add_passages([("parks#0", "parks", "Parks\nA tree survey by volunteers, street by street.")])
+        added.add_passages([("parks#0", "parks", "Summary", "Parks\nA tree survey by volunteers, street by street.")])
         added.add_records({"parks": {"title": "Parks"}})
         elsewhere.update(set(), added, {**HASHES, "parks": "h4"}, "gen-2", merge=True)
     read = _counting_tokenized_texts(monkeypatch)
     with index.additions() as added:
-        added.add_passages([("water#0", "water", "Water meters\nRewritten summary.")])
+        added.add_passages([("water#0", "water", "Summary", "Water meters\nRewritten summary.")])
         added.add_records({"water": META["water"]})
         index.update({"schools"}, added, {"water": "h1b", "roads": "h2"}, "gen-3")
-    assert index.text_of("roads#1") == ROWS[3][2], "texts come from the files this object opened"
+    assert index.text_of("roads#1") == ROWS[3][3], "texts come from the files this object opened"
     assert index.text_of("water#0") == "Water meters\nRewritten summary." and index.text_of("parks#0") is None
     assert read == ["Water meters\nRewritten summary."], "its own segments' word ids are copied"
     assert index.passage_count == 3 and sorted(index.table().ids) == ["roads", "water"]
@@ -304,7 +309,7 @@ def _brute_force(queries, rows, vectors, entries, k):
     results = []
     for query in queries:
         scores = unit @ (query / np.linalg.norm(query))
-        ranked = sorted((-s, pid) for (pid, entry, _), s in zip(rows, scores, strict=True) if entry in entries)
+        ranked = sorted((-s, pid) for (pid, entry, *_), s in zip(rows, scores, strict=True) if entry in entries)
         results.append([(pid, -s) for s, pid in ranked[:k]])
     return results
 
@@ -340,7 +345,7 @@ def test_an_update_keeps_the_vectors_of_kept_passages_and_takes_new_ones(tmp_pat
         added.add_passages(ROWS, vectors)
         added.add_records(META)
         lexical.rebuild(added, HASHES, "gen-1")
-    changed = ("water#0", "water", "Water meters\nRewritten summary.")
+    changed = ("water#0", "water", "Summary", "Water meters\nRewritten summary.")
     new_vector = _vectors([changed], seed=5)
     with lexical.additions() as added:
         added.add_passages([changed], new_vector)
@@ -376,7 +381,7 @@ def test_without_a_vector_for_every_passage_none_are_kept(tmp_path):
         lexical.rebuild(added, HASHES, "gen-1")
     assert not lexical.has_vectors and not (lexical.folder / "base" / "vectors.bin").exists()
     assert lexical.nearest(_vectors(ROWS[:1]), {"water"}, 3) is None
-    assert lexical.text_of("roads#1") == ROWS[3][2], "the keyword index itself is whole"
+    assert lexical.text_of("roads#1") == ROWS[3][3], "the keyword index itself is whole"
 
 
 def test_entries_without_passages_are_searched_as_nothing(tmp_path):
@@ -384,8 +389,8 @@ def test_entries_without_passages_are_searched_as_nothing(tmp_path):
 
     vectors = _vectors(ROWS[:2])
     blocks = [
-        Block("empty", [], [], None),
-        Block("water", [0, 1], [ROWS[1][2].encode(), ROWS[0][2].encode()], vectors.tobytes()),
+        Block("empty", [], [], [], None),
+        Block("water", [0, 1], [ROWS[1][3].encode(), ROWS[0][3].encode()], ["Summary", "Findings"], vectors.tobytes()),
     ]
     assert Corpus.write(tmp_path, blocks) == 2
     corpus = Corpus.open(tmp_path)
@@ -394,7 +399,7 @@ def test_entries_without_passages_are_searched_as_nothing(tmp_path):
     assert len(rows) == len(similarities) == 0
     ((rows, _),) = corpus.nearest(vectors[:1], np.asarray([0, 1]), 3)
     assert rows.tolist() == [0, 1]
-    assert corpus.passages_of("empty")[0] == [] and corpus.passages_of("empty")[2].shape == (0, vectors.shape[1])
+    assert corpus.passages_of("empty").ids == [] and corpus.passages_of("empty").vectors.shape == (0, vectors.shape[1])
 
 
 def test_vectors_that_do_not_match_their_passages_are_refused_before_anything_is_spooled(tmp_path):
@@ -408,14 +413,14 @@ def test_vectors_that_do_not_match_their_passages_are_refused_before_anything_is
         added.add_passages(ROWS[2:], _vectors(ROWS[2:]))
         added.add_records(META)
         lexical.rebuild(added, HASHES, "gen-1")
-    assert lexical.has_vectors and _contents(lexical) == {pid: text for pid, _, text in ROWS}
+    assert lexical.has_vectors and _contents(lexical) == {pid: text for pid, _, _, text in ROWS}
 
 
 # ----------------------------------------------------------------- damage
 
 # Read only when an update copies from the folder (or, the manifest, when it is opened).
 NOT_READ_BY_SEARCHES = {"manifest.json", "base/hashes.json"}  # read when the folder is opened, never after
-PARKS = ("parks#0", "parks", "Parks\nA tree survey by volunteers, street by street.")
+PARKS = ("parks#0", "parks", "Summary", "Parks\nA tree survey by volunteers, street by street.")
 
 
 @pytest.fixture
@@ -535,12 +540,12 @@ def test_a_folder_swapped_in_while_it_is_checked_is_read_not_reported_as_damaged
 
     monkeypatch.setattr(Manifest, "from_json", swap_during_the_first_check)
     opened = Replica(full_index.folder)
-    assert opened.damage is None and opened.mirrors("gen-2") and opened.text_of("parks#0") == PARKS[2]
+    assert opened.damage is None and opened.mirrors("gen-2") and opened.text_of("parks#0") == PARKS[3]
 
 
 def test_a_folder_swapped_in_after_it_was_checked_is_checked_and_read_at_first_use(full_index):
     opened = Replica(full_index.folder)
     _add_parks(full_index, "gen-2")  # before `opened` has read anything but the manifest
-    assert opened.text_of("parks#0") == PARKS[2]
+    assert opened.text_of("parks#0") == PARKS[3]
     assert opened.hashes == {**HASHES, "parks": "h4"} and opened.mirrors("gen-2"), "its manifest came with it"
     assert opened.damage is None

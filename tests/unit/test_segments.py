@@ -37,15 +37,20 @@ def _text(rng: random.Random, entry_id: str, number: int) -> str:
     return f"{entry_id} — part {number}\n{body.capitalize()}."
 
 
-def _entry(rng: random.Random, entry_id: str) -> tuple[list[tuple[str, str, str]], dict]:
-    passages = [(f"{entry_id}#{n}", entry_id, _text(rng, entry_id, n)) for n in range(rng.randint(1, 4))]
+SECTIONS = ["Summary", "What we did", "What went wrong", "Evidence and links"]
+
+
+def _entry(rng: random.Random, entry_id: str) -> tuple[list[tuple[str, str, str, str]], dict]:
+    passages = [
+        (f"{entry_id}#{n}", entry_id, rng.choice(SECTIONS), _text(rng, entry_id, n)) for n in range(rng.randint(1, 4))
+    ]
     return passages, {"title": entry_id.title(), "year": rng.randint(2010, 2026), "themes": [rng.choice(WORDS)]}
 
 
 def _vectors(passages, dimension=6):
     """A vector per passage that depends only on its text, so a fresh build gets the same ones."""
     return np.vstack(
-        [np.random.default_rng(zlib.crc32(text.encode())).normal(size=dimension) for _, _, text in passages]
+        [np.random.default_rng(zlib.crc32(text.encode())).normal(size=dimension) for *_, text in passages]
     ).astype(np.float32)
 
 
@@ -72,8 +77,11 @@ def _hashes(state):
 
 def _assert_same(replica, fresh, state):
     assert replica.is_current(_hashes(state)) and fresh.is_current(_hashes(state))
-    every = sorted(p for passages, _ in state.values() for p, _, _ in passages)
+    every = sorted(p for passages, _ in state.values() for p, *_ in passages)
     assert sorted(replica.passages()) == sorted(fresh.passages())
+    assert sorted(replica.passages()) == sorted(
+        (p, section, t) for rows, _ in state.values() for p, _, section, t in rows
+    )
     assert replica.passage_count == fresh.passage_count == len(every)
     for passage_id in every + ["gone#0"]:
         assert replica.text_of(passage_id) == fresh.text_of(passage_id)
@@ -88,14 +96,14 @@ def _assert_same(replica, fresh, state):
         got = {m.passage_id: m.score for m in replica.search(query, 50)}
         assert got == pytest.approx({m.passage_id: m.score for m in fresh.search(query, 50)}), query
         assert replica.max_score(query) == pytest.approx(fresh.max_score(query))
-    texts = dict(replica.passages())
+    texts = {passage_id: text for passage_id, _, text in replica.passages()}
     for phrases in (["data sharing"], ["took months"], ["the water", "sensor"], ["leaks leaks"]):
         held = replica.holding(phrases)
         assert sorted(held) == sorted(p for p, t in texts.items() if contains_phrases(t, phrases)), phrases
     allowed = set(list(state)[::2])
     weights = replica.weights(allowed)
     assert {m.entry_id for m in replica.search("data water road", 50, weights)} <= allowed
-    queries = _vectors([("q", "q", "data"), ("q", "q", "water")])
+    queries = _vectors([("q", "q", "Summary", "data"), ("q", "q", "Summary", "water")])
     for entries in (allowed, set(state)):
         got = [[(m.passage_id, round(m.similarity, 5)) for m in r] for r in replica.nearest(queries, entries, 4)]
         want = [[(m.passage_id, round(m.similarity, 5)) for m in r] for r in fresh.nearest(queries, entries, 4)]
@@ -155,7 +163,10 @@ def test_a_save_writes_only_the_delta_and_links_the_base(tmp_path):
 def test_a_merge_keeps_only_the_words_its_passages_use(tmp_path):
     rng = random.Random(2)
     state = {f"e{n}": _entry(rng, f"e{n}") for n in range(6)}
-    state["odd"] = ([("odd#0", "odd", "Odd — part 0\nZyzzyva quokka.")], {"title": "Odd", "year": 2020, "themes": []})
+    state["odd"] = (
+        [("odd#0", "odd", "Summary", "Odd — part 0\nZyzzyva quokka.")],
+        {"title": "Odd", "year": 2020, "themes": []},
+    )
     replica = Replica(tmp_path / "replica")
     _write(replica, state, set(), rebuild=True)
     assert "zyzzyva" in (replica.folder / "base" / "words.json").read_text()
@@ -203,7 +214,7 @@ def test_a_filter_mask_is_always_built_over_the_rows_the_search_reads(tmp_path):
     replica = Replica(tmp_path / "replica")
     _write(replica, state, set(), rebuild=True)
     allowed = frozenset(["e1", "e3", "e5"])
-    query = _vectors([("q", "q", "data")])
+    query = _vectors([("q", "q", "Summary", "data")])
     before = replica.nearest(query, None, 50, allowed_entries=allowed)
     assert {m.entry_id for m in before[0]} == allowed
     state["e3"] = _entry(rng, "e3")
@@ -211,7 +222,7 @@ def test_a_filter_mask_is_always_built_over_the_rows_the_search_reads(tmp_path):
     _write(replica, state, {"e3", "e9"})  # rows move and grow under the same allowed set
     (after,) = replica.nearest(query, None, 50, allowed_entries=allowed)
     assert {m.entry_id for m in after} == allowed
-    assert {m.passage_id for m in after} == {p for e in allowed for p, _, _ in state[e][0]}
+    assert {m.passage_id for m in after} == {p for e in allowed for p, *_ in state[e][0]}
 
 
 def test_a_save_writes_its_entries_content_hashes_not_the_collections(tmp_path):
