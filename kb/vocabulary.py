@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -43,8 +44,8 @@ class Theme:
 def vocabulary_signature(entries_dir: Path | str) -> tuple | None:
     """What tells that the vocabulary file changed: its inode, size and modification time (an atomic
     write replaces the inode). None when there is no such file."""
-    try:
-        found = (Path(entries_dir) / VOCABULARY_FILE).lstat()
+    try:  # os.path, not pathlib: every search asks, and building the Path cost more than the lstat
+        found = os.lstat(os.path.join(entries_dir, VOCABULARY_FILE))
     except OSError:
         return None
     return (found.st_ino, found.st_size, found.st_mtime_ns, found.st_mode)
