@@ -15,8 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from bench.browser import CHROMIUM, CHROMIUM_ARGS  # one list of the Chromium flags this closed network needs
-from tests.browser.harness import START_SECONDS, free_port, stop, streamlit_command, wait_until_healthy
+from bench.browser import CHROMIUM
+from tests.browser.harness import (
+    START_SECONDS,
+    close_browser,
+    free_port,
+    shared_browser,
+    stop,
+    streamlit_command,
+    wait_until_healthy,
+)
 from tests.conftest import ROOT, SAMPLE_ENTRIES, require
 
 
@@ -67,20 +75,27 @@ def server(tmp_path) -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_chromium_per_process() -> Iterator[None]:
+    """Chromium starts once per test process (a second or two each time); it is closed at the end."""
+    yield
+    close_browser()
+
+
 @contextmanager
 def chromium() -> Iterator:
-    """Debian's Chromium through Playwright, with the flags this network needs."""
-    require(CHROMIUM.is_file(), f"{CHROMIUM} is absent; install it with `apt-get install chromium`")
+    """Debian's Chromium through Playwright, with the flags this network needs. The browser is shared by
+    the tests of one process; every context (cookies, storage, tabs) opened through it inside the `with`
+    is closed on leaving it, so no test sees another's."""
+    browser = shared_browser()
+    before = list(browser.contexts)
     try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        require(False, "Playwright for Python is not installed")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+        yield browser
+    finally:
+        if browser.is_connected():
+            for context in browser.contexts:
+                if context not in before:
+                    context.close()
 
 
 @pytest.fixture

@@ -9,7 +9,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from tests.conftest import ROOT
+from bench.browser import CHROMIUM, CHROMIUM_ARGS  # one list of the Chromium flags this closed network needs
+from tests.conftest import ROOT, require
 from tests.servers import free_port, stop  # noqa: F401  (the browser tests take them from here)
 
 START_SECONDS = 60
@@ -40,6 +41,39 @@ def streamlit_command(port: int, *extra: str) -> list[str]:
         "none",
         *extra,
     ]
+
+
+# This test process's one Chromium and its Playwright, started on first use. They live here, not in
+# conftest.py: pytest imports conftest.py under a name of its own, and the tests import it again as
+# tests.browser.conftest, so state kept there would exist twice (and one thread runs one Playwright).
+_launched: dict = {}
+
+
+def shared_browser():
+    """The test process's Chromium, launched the first time it is needed (again if it has gone)."""
+    require(CHROMIUM.is_file(), f"{CHROMIUM} is absent; install it with `apt-get install chromium`")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        require(False, "Playwright for Python is not installed")
+    browser = _launched.get("browser")
+    if browser is None or not browser.is_connected():
+        close_browser()
+        _launched["playwright"] = sync_playwright().start()
+        _launched["browser"] = _launched["playwright"].chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
+        )
+    return _launched["browser"]
+
+
+def close_browser() -> None:
+    browser, playwright = _launched.pop("browser", None), _launched.pop("playwright", None)
+    try:
+        if browser is not None and browser.is_connected():
+            browser.close()
+    finally:
+        if playwright is not None:
+            playwright.stop()
 
 
 def wait_until_healthy(url: str, process: subprocess.Popen, seconds: float) -> None:

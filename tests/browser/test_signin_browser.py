@@ -27,7 +27,8 @@ from collections.abc import Iterator
 import pytest
 import yaml
 
-from bench.browser import CHROMIUM, CHROMIUM_ARGS
+from bench.browser import CHROMIUM
+from tests.browser.conftest import chromium
 from tests.browser.harness import START_SECONDS, free_port, settle, stop, streamlit_command, wait_until_healthy
 from tests.conftest import ROOT, SAMPLE_ENTRIES, require
 
@@ -147,18 +148,10 @@ def app(tmp_path, provider) -> Iterator[str]:
 
 @pytest.fixture
 def page(app):
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        require(False, "Playwright for Python is not installed")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            tab = browser.new_page(viewport={"width": 1400, "height": 1000})
-            tab.set_default_timeout(30_000)
-            yield tab
-        finally:
-            browser.close()
+    with chromium() as browser:
+        tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+        tab.set_default_timeout(30_000)
+        yield tab
 
 
 def search(page, app: str) -> str:
