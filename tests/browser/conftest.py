@@ -68,9 +68,21 @@ def running_app(folder: Path, *extra: str, index: Path | None = None, **settings
         log.close()
 
 
+@pytest.fixture(scope="module")
+def shared_app(tmp_path_factory) -> Iterator[str]:
+    """The app on a copy of the sample entries, for the tests of one module marked `reads_only`."""
+    with running_app(tmp_path_factory.mktemp("app")) as url:
+        yield url
+
+
 @pytest.fixture
-def server(tmp_path) -> Iterator[str]:
-    """The app on a copy of the sample entries, for one test."""
+def server(request, tmp_path) -> Iterator[str]:
+    """The app on a copy of the sample entries, for one test. A test marked `reads_only` (it saves, signs
+    in and changes nothing: no entry, note, vocabulary, following, setting or file) shares one with the
+    other such tests of its module; each test still has a browser context of its own."""
+    if request.node.get_closest_marker("reads_only"):
+        yield request.getfixturevalue("shared_app")
+        return
     with running_app(tmp_path) as url:
         yield url
 

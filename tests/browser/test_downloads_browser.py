@@ -12,7 +12,8 @@ import re
 import openpyxl
 import pytest
 
-pytestmark = pytest.mark.browser
+# Every test here only reads (saves, signs in and changes nothing): they share one app.
+pytestmark = [pytest.mark.browser, pytest.mark.reads_only]
 
 
 def downloaded(page, button: str) -> tuple[str, bytes]:

@@ -16,7 +16,8 @@ import pytest
 from bench.browser import FREE_MAP_POINT
 from tests.browser.harness import PHONE, settle
 
-pytestmark = pytest.mark.browser
+# Every test here only reads (saves, signs in and changes nothing): they share one app.
+pytestmark = [pytest.mark.browser, pytest.mark.reads_only]
 
 CHARTS = "[data-testid='stVegaLiteChart']"
 OUTCOME_LABELS = {"Succeeded", "Partial", "Failed", "Stopped", "Ongoing", "Not recorded"}

@@ -14,7 +14,8 @@ from tests.browser.harness import PHONE, pick, settle
 
 QUERY = "data sharing agreement took too long"
 
-pytestmark = pytest.mark.browser
+# Every test here only reads (saves, signs in and changes nothing): they share one app.
+pytestmark = [pytest.mark.browser, pytest.mark.reads_only]
 
 
 def search_box(page):

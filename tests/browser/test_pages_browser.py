@@ -12,7 +12,8 @@ import pytest
 
 from tests.browser.harness import PHONE, screenshot, settle
 
-pytestmark = pytest.mark.browser
+# Every test here only reads (saves, signs in and changes nothing): they share one app.
+pytestmark = [pytest.mark.browser, pytest.mark.reads_only]
 
 ENTRY_ID = "benefits-and-housing-data-sharing-pilot"
 ENTRY_TITLE = "Benefits and housing data-sharing pilot between two departments"

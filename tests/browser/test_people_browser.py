@@ -15,7 +15,8 @@ import pytest
 
 from tests.browser.harness import PHONE, screenshot, settle
 
-pytestmark = pytest.mark.browser
+# Every test here only reads (saves, signs in and changes nothing): they share one app.
+pytestmark = [pytest.mark.browser, pytest.mark.reads_only]
 
 ENTRY_ID = "benefits-and-housing-data-sharing-pilot"
 ORG_LINK = "a[data-testid='stPageLink-NavLink'][href*='organisation?org=']"

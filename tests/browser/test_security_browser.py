@@ -38,9 +38,10 @@ from urllib.parse import quote, quote_plus, urlsplit
 import pytest
 import yaml
 
+from tests.browser.conftest import running_app
 from tests.browser.harness import screenshot, settle
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.reads_only]
 
 ELSEWHERE = "198.51.100.7"  # a documentation address: nothing answers there
 SCRIPT = "<script>window.__pwned=1</script>"
@@ -72,8 +73,8 @@ class Recorder:
     paths: list[str] = field(default_factory=list)
 
 
-@pytest.fixture
-def recorder() -> Iterator[Recorder]:
+@pytest.fixture(scope="module")
+def recording_server() -> Iterator[Recorder]:
     """An HTTP server on a free 127.0.0.1 port that answers every request with a pixel and records it."""
     paths: list[str] = []
 
@@ -99,6 +100,13 @@ def recorder() -> Iterator[Recorder]:
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+@pytest.fixture
+def recorder(recording_server) -> Recorder:
+    """The recording server, with what it was asked for before this test forgotten."""
+    recording_server.paths.clear()
+    return recording_server
 
 
 def beacons(recorder: Recorder, name: str) -> str:
@@ -167,10 +175,8 @@ def hostile_theme(recorder: Recorder) -> str:
     return f"{BEACON_THEME} {beacons(recorder, 'theme')} {IMG}"
 
 
-@pytest.fixture
-def hostile_entries(tmp_path, recorder) -> Path:
-    """Written into tmp_path/entries before `server` copies the sample entries beside them and starts."""
-    folder = tmp_path / "entries"
+def write_hostile_entries(folder: Path, recorder: Recorder) -> None:
+    """Written into the app's entries folder before `running_app` copies the sample entries beside them."""
     folder.mkdir(parents=True, exist_ok=True)
     theme = hostile_theme(recorder)
     sections = {
@@ -201,12 +207,20 @@ def hostile_entries(tmp_path, recorder) -> Path:
     }
     (folder / f"{SECOND_ID}.md").write_text(entry_file(second, sections), encoding="utf-8")
     (folder / f"{BEACON_ID}.md").write_text(entry_file(*beacon_entry(recorder, theme)), encoding="utf-8")
-    return folder
+
+
+@pytest.fixture(scope="module")
+def shared_app(tmp_path_factory, recording_server) -> Iterator[str]:
+    """The app, started only after the hostile entries are in its entries folder. Both tests only read
+    (nothing is saved), so they share it; each has a browser context of its own."""
+    folder = tmp_path_factory.mktemp("hostile")
+    write_hostile_entries(folder / "entries", recording_server)
+    with running_app(folder) as url:
+        yield url
 
 
 @pytest.fixture
-def app(hostile_entries, server) -> str:
-    """The app, started only after the hostile entries are in its entries folder."""
+def app(server, recorder) -> str:
     return server
 
 

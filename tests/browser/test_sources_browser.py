@@ -12,7 +12,8 @@ import pytest
 
 from tests.browser.harness import PHONE, screenshot, settle
 
-pytestmark = pytest.mark.browser
+# Every test here only reads (saves, signs in and changes nothing): they share one app.
+pytestmark = [pytest.mark.browser, pytest.mark.reads_only]
 
 
 def test_from_the_list_to_a_source_its_grades_and_its_entries(page, server, shots):

@@ -89,6 +89,7 @@ def test_errors_are_summarised_focused_linked_and_never_make_a_link(page, server
     assert all(link in shown for link in BAD_LINKS)
 
 
+@pytest.mark.reads_only  # nothing is saved: it shares the module's app
 def test_add_your_evidence_keeps_everything_typed(page, server):
     phone(page)
     page.goto(f"{server}/submit")
@@ -113,6 +114,7 @@ def test_add_your_evidence_keeps_everything_typed(page, server):
     assert re.fullmatch(r"entry\?id=[a-z0-9-]+", opener.get_attribute("href"))
 
 
+@pytest.mark.reads_only  # nothing is saved: it shares the module's app
 def test_on_a_phone_the_duplicate_check_sits_under_the_title(page, server):
     context = page.context.browser.new_context(user_agent=PHONE, viewport={"width": 390, "height": 844})
     tab = context.new_page()
