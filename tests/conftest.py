@@ -132,6 +132,27 @@ def real_embedder():
     return embedder
 
 
+@pytest.fixture(scope="session")
+def real_sample_index(tmp_path_factory, real_embedder) -> Path:
+    """The sample entries indexed once with the real model for the whole run: the first test process to
+    need it builds it (a real-model sync takes several seconds), any other waits for it. A module starts
+    from a copy; its own sync then finds the copy current."""
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the run's folder, which every worker of the run shares
+    root = base / "real-sample-index"
+    with FileLock(str(base / "real-sample-index.lock")):
+        if not (root / "complete").is_file():
+            shutil.rmtree(root, ignore_errors=True)
+            settings = Settings(entries_dir=SAMPLE_ENTRIES, index_dir=root / "index", chroma_url=None)
+            KnowledgeBase(settings, embedder=real_embedder).sync()
+            clear_client_cache()
+            (root / "complete").touch()
+    return root / "index"
+
+
 @pytest.fixture
 def shared_data() -> Path:
     require(SHARED_DATA.is_dir(), f"the shared data folder {SHARED_DATA} is absent")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from kb import KnowledgeBase, Settings
@@ -21,8 +23,9 @@ PARAPHRASES = {
 
 
 @pytest.fixture(scope="module")
-def real_index(tmp_path_factory, real_embedder):
+def real_index(tmp_path_factory, real_embedder, real_sample_index):
     index_dir = tmp_path_factory.mktemp("real-index")
+    shutil.copytree(real_sample_index, index_dir, dirs_exist_ok=True)
     settings = Settings(entries_dir=SAMPLE_ENTRIES, index_dir=index_dir, chroma_url=None)
     KnowledgeBase(settings, embedder=real_embedder).sync()
     return settings

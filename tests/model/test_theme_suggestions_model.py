@@ -3,6 +3,8 @@ each sample entry out in turn, the combination reaches its precision@3 and beats
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from bench.themes import run_theme_bench
@@ -17,8 +19,10 @@ MARGIN = 0.02
 
 
 @pytest.fixture(scope="module")
-def figures(tmp_path_factory, real_embedder):
-    settings = Settings(entries_dir=SAMPLE_ENTRIES, index_dir=tmp_path_factory.mktemp("themes-index"), chroma_url=None)
+def figures(tmp_path_factory, real_embedder, real_sample_index):
+    index_dir = tmp_path_factory.mktemp("themes-index")
+    shutil.copytree(real_sample_index, index_dir, dirs_exist_ok=True)
+    settings = Settings(entries_dir=SAMPLE_ENTRIES, index_dir=index_dir, chroma_url=None)
     kb = KnowledgeBase(settings, embedder=real_embedder)
     kb.sync()
     return run_theme_bench(kb)
