@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -133,9 +134,12 @@ def test_export_happens_once_and_is_reused(onnx_cache, monkeypatch):
 
 
 @pytest.mark.model
-def test_damaged_export_is_made_again(tmp_path):
-    SentenceTransformerEmbedder(backend="onnx", cache_dir=tmp_path).embed(["first"])
+def test_damaged_export_is_made_again(onnx_cache, tmp_path):
+    # A good export of its own to damage: a copy of the module's (made here if no test has made it yet).
+    SentenceTransformerEmbedder(backend="onnx", cache_dir=onnx_cache).embed(["first"])
+    shutil.copytree(onnx_cache, tmp_path, dirs_exist_ok=True)
     exported = next(tmp_path.iterdir()) / "model.onnx"
+    assert exported.stat().st_size > 1_000_000
     exported.write_bytes(exported.read_bytes()[:1000])  # a crash mid-write
     vectors = SentenceTransformerEmbedder(backend="onnx", cache_dir=tmp_path).embed(TEXTS[:1])
     assert vectors.shape == (1, 384) and exported.stat().st_size > 1_000_000
