@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -105,7 +106,10 @@ def screenshot(page, path: Path, width: int = 1400) -> None:
     before = page.viewport_size
     height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
     page.set_viewport_size({"width": width, "height": max(844, min(int(height), 3200))})
-    page.wait_for_timeout(800)
+    if os.environ.get("KB_SCREENSHOTS_DIR"):  # the docs' pictures: room for the charts to redraw at the new size
+        page.wait_for_timeout(800)
+    else:  # a test's own picture: the page laid out again at the new size (two frames drawn) is enough
+        page.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
     page.screenshot(path=str(path))
     page.set_viewport_size(before or {"width": width, "height": 1000})
 
