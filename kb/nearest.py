@@ -50,7 +50,7 @@ class NearestPassages:
     ) -> list[list[PassageMatch]]:
         """The k nearest passages to each vector among those `where` allows, as Chroma's filtered query
         gives them, but fast on a large collection. With `texts` False the matches may come without
-        their text and section (only when nothing here needs them: `keep` is None).
+        their text (only when nothing here needs it: `keep` is None); every match has its section.
 
         Chroma evaluates a `where` clause over the metadata of every passage before it searches: at
         400,000 passages that takes seconds. So the clause is split in two that together say what
@@ -221,8 +221,8 @@ class NearestPassages:
 
 
 def _light(matches) -> list[PassageMatch]:
-    """Vector matches as passage matches whose text (and, from Chroma's light query, section) are still to
-    be filled in."""
+    """The replica's vector matches (each with its section) as passage matches whose text is still to be
+    filled in."""
     return [PassageMatch(m.passage_id, m.entry_id, m.section, "", m.similarity) for m in matches]
 
 

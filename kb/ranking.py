@@ -177,15 +177,16 @@ class Pool:
 
     def scores(self, mode: str, fusion: Fusion) -> np.ndarray:
         """One score per slot: by meaning ("dense"), by keywords ("bm25"), or both fused ("hybrid"); a
-        boilerplate passage's scaled by the fusion's `boilerplate_weight` (it says where the evidence is,
-        not what the work was).
+        boilerplate passage's lowered by the fusion's `boilerplate_weight` (it says where the evidence is,
+        not what the work was): times the weight where positive, and as far again below it where negative
+        (a cosine can be), so the weight never raises a score.
 
         Fused, a passage missing from one side gets that side's lowest score (it ranked below all of
         them), or 0 from the keyword side when that side holds every passage that matched at all.
         """
         scores = self._unweighed(mode, fusion)
         weight = fusion.boilerplate_weight
-        return scores if weight == 1.0 else np.where(self.boilerplate, scores * weight, scores)
+        return scores if weight == 1.0 else np.where(self.boilerplate, scores - (1 - weight) * np.abs(scores), scores)
 
     def _unweighed(self, mode: str, fusion: Fusion) -> np.ndarray:
         meaning = self.meaning(fusion)

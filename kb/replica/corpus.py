@@ -119,6 +119,9 @@ class Corpus:
         codes = loaded("sections.npy", lambda: np.load(folder / "sections.npy"))
         if (
             not isinstance(names, list)
+            or not all(isinstance(name, str) for name in names)
+            or codes.ndim != 1
+            or codes.dtype.kind not in "iu"
             or len(codes) != len(numbers)
             or (len(codes) and not 0 <= codes.min() <= codes.max() < len(names))
         ):
@@ -148,6 +151,8 @@ class Corpus:
         with (folder / "texts.bin").open("wb") as out, (folder / "vectors.bin").open("wb") as vectors_out:
             for block in blocks:
                 size = len(block.numbers)
+                if len(block.texts) != size or len(block.sections) != size:
+                    raise ValueError(f"{block.entry_id}: not one text and one section for each of its {size} passages")
                 entries.append(block.entry_id)
                 counts.append(size)
                 numbers.extend(block.numbers)
@@ -170,8 +175,6 @@ class Corpus:
             json.dumps({"entries": entries, "counts": counts, "dimension": dimension, "sections": list(section_codes)}),
             encoding="utf-8",
         )
-        if len(sections) != len(numbers):
-            raise ValueError("a block with a section for each passage was expected")
         np.save(folder / "numbers.npy", np.asarray(numbers, dtype=np.int32))
         np.save(folder / "sections.npy", np.asarray(sections, dtype=np.int32))
         np.save(folder / "offsets.npy", np.asarray(offsets, dtype=np.int64))

@@ -23,7 +23,8 @@ from kb.errors import KBError
 log = logging.getLogger("kb.replica")
 
 
-# 8: content hashes kept by each segment, not in the manifest; 7: pairs of common words kept for
+# 9: each passage's section kept (sections.npy, its names in blocks.json); 8: content hashes kept by each
+# segment, not in the manifest; 7: pairs of common words kept for
 # phrases; 6: segments (a base and a delta with its dead entries); 5: the manifest lists every file's
 # size and checksum; 4: the passages' vectors kept too.
 FORMAT_VERSION = 9  # a folder of an older format is rebuilt once

@@ -77,9 +77,10 @@ def shared_app(tmp_path_factory) -> Iterator[str]:
 
 @pytest.fixture
 def server(request, tmp_path) -> Iterator[str]:
-    """The app on a copy of the sample entries, for one test. A test marked `reads_only` (it saves, signs
-    in and changes nothing: no entry, note, vocabulary, following, setting or file) shares one with the
-    other such tests of its module; each test still has a browser context of its own."""
+    """The app on a copy of the sample entries, for one test. A test marked `reads_only` (it never saves,
+    signs in or changes what another test reads: no entry, note, vocabulary, following, setting or file;
+    its searches count in the app's search log, which none of them reads) shares one with the other such
+    tests of its module; each test still has a browser context of its own."""
     if request.node.get_closest_marker("reads_only"):
         yield request.getfixturevalue("shared_app")
         return
@@ -87,9 +88,11 @@ def server(request, tmp_path) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _one_chromium_per_process() -> Iterator[None]:
-    """Chromium starts once per test process (a second or two each time); it is closed at the end."""
+@pytest.fixture(scope="module", autouse=True)
+def _one_chromium_per_module() -> Iterator[None]:
+    """Chromium starts once per test module (a second or two each time) and is closed at the module's end:
+    the sync Playwright keeps an event loop running on this thread, which must not outlive the browser
+    tests (a later test on this worker calling asyncio.run would fail)."""
     yield
     close_browser()
 

@@ -109,7 +109,10 @@ def screenshot(page, path: Path, width: int = 1400) -> None:
     if os.environ.get("KB_SCREENSHOTS_DIR"):  # the docs' pictures: room for the charts to redraw at the new size
         page.wait_for_timeout(800)
     else:  # a test's own picture: the page laid out again at the new size (two frames drawn) is enough
-        page.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
+        page.evaluate(  # at most a second: a hidden page may draw no frames
+            "() => Promise.race([new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done))),"
+            " new Promise(done => setTimeout(done, 1000))])"
+        )
     page.screenshot(path=str(path))
     page.set_viewport_size(before or {"width": width, "height": 1000})
 

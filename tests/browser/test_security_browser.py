@@ -104,8 +104,8 @@ def recording_server() -> Iterator[Recorder]:
 
 @pytest.fixture
 def recorder(recording_server) -> Recorder:
-    """The recording server, with what it was asked for before this test forgotten."""
-    recording_server.paths.clear()
+    """The recording server, asked for nothing yet: not by the shared app starting, nor by an earlier test."""
+    assert not recording_server.paths, recording_server.paths
     return recording_server
 
 

@@ -171,6 +171,12 @@ def test_a_boilerplate_passage_tied_with_a_body_passage_falls_below_it():
     assert ranked(found, found.scores("bm25", DEFAULT_FUSION)) == [("b", "b#1", 0.5), ("a", "a#2", 0.25)]
 
 
+def test_the_boilerplate_weight_never_raises_a_score():
+    found = pool({"a#1": -0.2, "a#2": 0.4, "b#1": -0.1}, sections={"a#1": EVIDENCE, "a#2": EVIDENCE})
+    scores = by_passage(found, found.scores("dense", replace(DEFAULT_FUSION, summary_similarity_weight=1.0)))
+    assert scores == pytest.approx({"a#1": -0.3, "a#2": 0.2, "b#1": -0.1})  # a negative cosine goes further down
+
+
 def test_only_the_boilerplate_sections_are_weighed():
     found = pool(keyword={"pilot#0": 0.5, "pilot#1": 0.4}, sections={"pilot#0": "Summary", "pilot#1": "Evidence"})
     assert by_passage(found, found.scores("bm25", DEFAULT_FUSION)) == {"pilot#0": 0.5, "pilot#1": 0.4}

@@ -177,10 +177,15 @@ def test_an_entry_titled_like_a_boilerplate_section_is_not_weighed_down_by_its_t
 
 
 @pytest.mark.parametrize("mode", ["bm25", "dense", "hybrid"])
-def test_a_boilerplate_passage_scores_its_weight_times_what_it_would(kb, mode):
+@pytest.mark.parametrize("in_memory", [True, False], ids=["in-memory", "over-chroma"])
+def test_a_boilerplate_passage_scores_its_weight_times_what_it_would(kb, mode, in_memory, monkeypatch):
+    """Whether the pool is read from the replica's rows or made of Chroma's matches, a passage's stored
+    section says it is boilerplate."""
     from dataclasses import replace
 
     from kb.search import DEFAULT_FUSION
+
+    monkeypatch.setattr("kb.replica.reads.EXACT_BYTES", (1 << 30) if in_memory else 0)
 
     plain = replace(DEFAULT_FUSION, boilerplate_weight=1.0)
     halved = {h.id: h for h in kb.search("data sharing agreement contact", mode=mode, limit=60)}
@@ -195,8 +200,8 @@ def test_a_boilerplate_passage_scores_its_weight_times_what_it_would(kb, mode):
 @pytest.mark.parametrize("mode", ["bm25", "dense", "hybrid"])
 @pytest.mark.parametrize("query", ["DPIA", "data sharing agreement contact", "evidence report dashboard", "DSA"])
 def test_the_first_hits_are_the_same_however_many_are_asked_for(kb, mode, query):
-    """Boilerplate is weighed only as far as the hits asked for need: the first ten are still exact.
-    (Up to 33 hits the same 100 candidates are fused; more candidates move fused scores.)"""
+    """The first ten hits do not depend on how many are asked for. (Up to 33 hits the same 100
+    candidates are fused; more candidates move fused scores.)"""
     few = [(h.id, round(h.score, 6)) for h in kb.search(query, mode=mode, limit=10)]
     many = [(h.id, round(h.score, 6)) for h in kb.search(query, mode=mode, limit=33)[:10]]
     assert few == many

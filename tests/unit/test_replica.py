@@ -202,7 +202,9 @@ def test_additions_group_rows_given_in_any_order_and_keep_the_latest_text(tmp_pa
     with lexical.additions() as added:
         spool = added.folder
         added.add_passages([ROWS[3], ROWS[0]])  # entries interleaved across calls, as pages of an index come
-        added.add_passages([ROWS[4], ROWS[2], ("roads#1", "roads", "Summary", "Road sensors\nA corrected text.")])
+        added.add_passages(
+            [ROWS[4], ROWS[2], ("roads#1", "roads", "What went right", "Road sensors\nA corrected text.")]
+        )
         added.add_passages([ROWS[1]])
         added.add_records(META)
         added.add_records({"roads": {"title": "Road sensors", "year": 2020}})
@@ -215,6 +217,10 @@ def test_additions_group_rows_given_in_any_order_and_keep_the_latest_text(tmp_pa
         lexical.rebuild(added, HASHES, "gen-1")
     assert not spool.exists(), "the spool goes once the index is written"
     assert lexical.text_of("roads#1") == "Road sensors\nA corrected text."
+    # a passage given again keeps its last section too, and every answer carries the stored one
+    assert lexical.passage("roads#1") == ("What went right", "Road sensors\nA corrected text.")
+    assert lexical.passage("water#1") == ("Findings", ROWS[0][3]) and lexical.passage("gone#0") is None
+    assert [(m.passage_id, m.section) for m in lexical.search("corrected", 5)] == [("roads#1", "What went right")]
     assert lexical.text_of("water#1") == ROWS[0][3]
     table = lexical.table()
     assert len(table) == 3 and table.record(table.position["roads"]) == {"title": "Road sensors", "year": 2020}
