@@ -122,9 +122,10 @@ class Retriever:
     def _pools_in_memory(
         self, asked: list[_Asked], mode: str, candidates: int, where: dict[str, Any] | None, vectors: np.ndarray | None
     ) -> list[Pool] | None:
-        """Each query's pool from one reading of the replica's rows, where its vectors are held in memory (None where the replica cannot answer so). Each side is
-        then a millisecond or two of Python, which a second thread would only make wait for the GIL while
-        the model runs its own Python: they run in turn."""
+        """Each query's pool from one reading of the replica's rows, where its vectors are held in memory
+        (None where the replica cannot answer so). Each side is then a millisecond or two of Python, which
+        a second thread would only make wait for the GIL while the model runs its own Python: they run in
+        turn."""
         allowed = self.mirror.allowed_entries(where) if where is not None else None
         read = self.mirror.replica.sides(
             vectors,

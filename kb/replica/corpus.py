@@ -94,7 +94,8 @@ class Corpus:
         self.row_codes = np.repeat(np.arange(len(entries), dtype=np.int32), counts)  # each row's block
         self.numbers = numbers  # each row's passage number within its entry
         self.offsets = offsets  # byte offsets of each row's text, and the end
-        self.section_names, self.section_codes = sections  # each row's section, as a code into the names
+        names, self.section_codes = sections  # each row's section, as a code into the names
+        self.section_names = np.asarray(names, dtype=object)
         self._chosen_sections: dict[frozenset[str], np.ndarray] = {}  # by names: whether each code is one
         # The texts' file, kept open: every text is read through it, and it stays this corpus's file
         # even after another process swaps a new folder in. Never closed by hand: searches hold no lock
@@ -208,6 +209,9 @@ class Corpus:
     def section(self, row: int) -> str:
         return self.section_names[self.section_codes[row]]
 
+    def sections_at(self, rows: np.ndarray | slice) -> np.ndarray:
+        return self.section_names[self.section_codes[rows]]
+
     def in_sections(self, rows: np.ndarray, names: frozenset[str]) -> np.ndarray:
         """Whether each of these rows belongs to one of the named sections."""
         chosen = self._chosen_sections.get(names)
@@ -217,10 +221,6 @@ class Corpus:
             )
             self._chosen_sections[names] = chosen
         return chosen[self.section_codes[rows]]
-
-    def _sections(self, start: int, end: int) -> list[str]:
-        names = self.section_names
-        return [names[code] for code in self.section_codes[start:end].tolist()]
 
     def row_of(self, passage_id: str) -> int | None:
         parsed = PassageId.parse(passage_id)
@@ -248,7 +248,7 @@ class Corpus:
                 start, end = int(self.starts[code]), int(self.starts[code + 1])
                 origin = (words, start, end) if words is not None else None
                 numbers = self.numbers[start:end].tolist()
-                texts, sections = read(start, end), self._sections(start, end)
+                texts, sections = read(start, end), self.sections_at(slice(start, end)).tolist()
                 yield Block(entry_id, numbers, texts, sections, self._vector_span(start, end), origin)
 
     @property
@@ -317,7 +317,7 @@ class Corpus:
         texts = [decoded(data) for data in self._reader()(start, end)]
         span = self._vector_span(start, end)
         vectors = None if span is None else np.frombuffer(span, dtype=np.float32).reshape(end - start, self._dim)
-        return EntryPassages(ids, self._sections(start, end), texts, vectors)
+        return EntryPassages(ids, self.sections_at(slice(start, end)).tolist(), texts, vectors)
 
     def nearest(self, queries: np.ndarray, codes: np.ndarray, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """Exact cosine search among the passages of these entry blocks: for each query, the rows of

@@ -84,22 +84,12 @@ class Rows:
 
     def sections_at(self, rows: np.ndarray) -> list[str]:
         """Each row's section."""
-        rows = np.asarray(rows, dtype=np.int64)
-        part = np.searchsorted(self.firsts, rows, side="right") - 1
-        found = [""] * len(rows)
-        for i in distinct(part).tolist():
-            chosen = np.flatnonzero(part == i)
-            corpus = self.segments[i].corpus
-            for j, code in zip(
-                chosen.tolist(), corpus.section_codes[rows[chosen] - self.firsts[i]].tolist(), strict=True
-            ):
-                found[j] = corpus.section_names[code]
-        return found
+        return self._per_segment(rows, lambda corpus, local: corpus.sections_at(local), dtype=object).tolist()
 
     def in_sections(self, rows: np.ndarray, names: Iterable[str]) -> np.ndarray:
         """Whether each of these rows belongs to one of the named sections."""
         chosen = frozenset(names)
-        return self._per_segment(rows, lambda corpus, local: corpus.in_sections(local, chosen)).astype(bool)
+        return self._per_segment(rows, lambda corpus, local: corpus.in_sections(local, chosen), dtype=bool)
 
     def entry_of_code(self, code: int) -> str:
         return self._entries[code]
@@ -111,13 +101,13 @@ class Rows:
             return self.segments[0].corpus.entries
         return [entry_id for segment in self.segments for entry_id in segment.corpus.entries]
 
-    def _per_segment(self, rows: np.ndarray, read, offsets: np.ndarray | None = None) -> np.ndarray:
+    def _per_segment(self, rows: np.ndarray, read, offsets: np.ndarray | None = None, dtype=np.int64) -> np.ndarray:
         """`read(corpus, local rows)` for these rows, segment by segment, plus each segment's offset."""
         rows = np.asarray(rows, dtype=np.int64)
         if len(self.segments) == 1:
-            return np.asarray(read(self.segments[0].corpus, rows), dtype=np.int64)
+            return np.asarray(read(self.segments[0].corpus, rows), dtype=dtype)
         part = np.searchsorted(self.firsts, rows, side="right") - 1
-        found = np.empty(len(rows), dtype=np.int64)
+        found = np.empty(len(rows), dtype=dtype)
         for i in distinct(part).tolist():
             chosen = part == i
             found[chosen] = read(self.segments[i].corpus, rows[chosen] - self.firsts[i])
