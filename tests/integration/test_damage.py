@@ -6,9 +6,10 @@ turn, on a fresh copy, is truncated to half, garbled at 8 bytes or deleted, and:
    index did or refuses in one line that names the index and `python -m kb sync`; it never crashes;
 2. `python -m kb sync` succeeds;
 3. the answers are the pristine ones again.
-Real subprocesses on real files, with the deterministic hashing embedder. Steps 1 and 2 of all the
-cases start together and run two cases at a time (one per core), in test order; each test waits
-for its own case, then checks step 3 in this process.
+Real processes on real files, with the deterministic hashing embedder; each is forked from one that has
+already imported the library and Chroma (tests.preforked), so a case pays for its work rather than for
+the imports. Steps 1 and 2 of all the cases start together and run two cases at a time (one per
+core), in test order; each test waits for its own case, then checks step 3 in this process.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import shutil
 import signal
 import sqlite3
 import subprocess
-import sys
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ from kb.chroma_client import clear_client_cache
 from tests.conftest import ROOT, SAMPLE_ENTRIES
 from tests.faults import DAMAGES, KEYWORD_INDEX_FILES, damage_file
 from tests.integration import damage_driver
+from tests.preforked import Preforked
 
 pytestmark = pytest.mark.slow  # minutes, not seconds: in `make test` and CI, not in `make test-fast`
 
@@ -96,25 +98,26 @@ def write_copies(folder: Path) -> int:
     return written
 
 
+# What every case's processes share (the servers import the modules under it), and each case's folders.
+SHARED_ENVIRONMENT = INHERITED_ENVIRONMENT | {
+    "KB_MODEL": "hashing-bow",
+    "ANONYMIZED_TELEMETRY": "False",
+    "HF_HUB_OFFLINE": "1",
+    "PYTHONPATH": str(ROOT),
+}
+PRELOAD = ["kb.cli", "chromadb", "chromadb.api.rust", "tests.integration.damage_driver"]
+
+
 def environment(entries: Path, index: Path) -> dict[str, str]:
-    return INHERITED_ENVIRONMENT | {
-        "KB_ENTRIES_DIR": str(entries),
-        "KB_INDEX_DIR": str(index),
-        "KB_MODEL": "hashing-bow",
-        "ANONYMIZED_TELEMETRY": "False",
-        "HF_HUB_OFFLINE": "1",
-        "PYTHONPATH": str(ROOT),
-    }
+    return SHARED_ENVIRONMENT | {"KB_ENTRIES_DIR": str(entries), "KB_INDEX_DIR": str(index)}
 
 
-def python_module(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=PROCESS_SECONDS
-    )
+def python_module(processes: Preforked, args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    return processes.run(args, env, cwd=ROOT, timeout=PROCESS_SECONDS)
 
 
-def drive(env: dict[str, str]) -> subprocess.CompletedProcess:
-    return python_module(["tests.integration.damage_driver", json.dumps(COMMANDS)], env)
+def drive(processes: Preforked, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return python_module(processes, ["tests.integration.damage_driver", json.dumps(COMMANDS)], env)
 
 
 def rounded(value):
@@ -199,17 +202,17 @@ EMPTY_FILES = {"chroma/entries-hnsw/link_lists.bin"}
 CASES = [(kind, how) for kind in FILE_KINDS for how in DAMAGES if not (kind in EMPTY_FILES and how == "truncate")]
 
 
-def reader_and_sync(pristine: Pristine, kind: str, how: str, folder: Path) -> CaseRun:
+def reader_and_sync(processes: Preforked, pristine: Pristine, kind: str, how: str, folder: Path) -> CaseRun:
     """Steps 1 and 2 of a case, on a damaged copy of the index in `folder`."""
     index = folder / "index"
     shutil.copytree(pristine.index, index)
     damage_file(index / pristine.files[kind], how, seed=kind)
     env = environment(pristine.entries, index)
-    reader = drive(env)
+    reader = drive(processes, env)
     crash = crashed(reader)
     problems = [f"reader: {crash} {tail(reader.stderr)}".rstrip()] if crash else []
     problems += answer_problems("reader", damage_driver.parse(reader.stdout), pristine, may_refuse=True)
-    sync = python_module(["kb", "sync"], env)
+    sync = python_module(processes, ["kb", "sync"], env)
     crash = crashed(sync)
     if crash or sync.returncode != 0:
         problems.append(f"sync: {crash or f'exit {sync.returncode}'} {tail(sync.stderr)}")
@@ -217,14 +220,20 @@ def reader_and_sync(pristine: Pristine, kind: str, how: str, folder: Path) -> Ca
 
 
 @pytest.fixture(scope="module")
-def pristine(tmp_path_factory) -> Pristine:
+def processes() -> Iterator[Preforked]:
+    with Preforked(PRELOAD, SHARED_ENVIRONMENT, cwd=ROOT, servers=CASES_AT_ONCE) as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def pristine(processes, tmp_path_factory) -> Pristine:
     root = tmp_path_factory.mktemp("damage")
     entries, index = root / "entries", root / "index"
     count = write_copies(entries)
     env = environment(entries, index)
-    built = python_module(["kb", "sync"], env)
+    built = python_module(processes, ["kb", "sync"], env)
     assert built.returncode == 0, built.stderr
-    reader = drive(env)
+    reader = drive(processes, env)
     outcomes = damage_driver.parse(reader.stdout)
     assert [o.exit_code for o in outcomes] == [0, 0, 0], reader.stdout + reader.stderr
     answers = [answer(o) for o in outcomes]
@@ -233,7 +242,7 @@ def pristine(tmp_path_factory) -> Pristine:
 
 
 @pytest.fixture(scope="module")
-def case_runs(pristine, request, tmp_path_factory):
+def case_runs(processes, pristine, request, tmp_path_factory):
     """Steps 1 and 2 of every selected case, started now and run CASES_AT_ONCE at a time in test order."""
     selected = [
         (item.callspec.params["kind"], item.callspec.params["how"])
@@ -245,7 +254,7 @@ def case_runs(pristine, request, tmp_path_factory):
     for kind, how in selected:
         if kind in pristine.files:
             folder = tmp_path_factory.mktemp("case")
-            runs[kind, how] = pool.submit(reader_and_sync, pristine, kind, how, folder)
+            runs[kind, how] = pool.submit(reader_and_sync, processes, pristine, kind, how, folder)
     yield runs
     pool.shutdown(cancel_futures=True)  # a run stopped early (-x) does not wait for the cases left
 
@@ -259,12 +268,12 @@ def test_the_cases_cover_every_file_of_the_built_index(pristine):
 
 
 @pytest.mark.parametrize(("kind", "how"), CASES)
-def test_a_damaged_index_file_is_detected_and_repaired(pristine, case_runs, kind, how, monkeypatch):
+def test_a_damaged_index_file_is_detected_and_repaired(processes, pristine, case_runs, kind, how, monkeypatch):
     assert kind in pristine.files, f"the built index has no {kind}"
     run = case_runs[kind, how].result()
     problems = list(run.problems)
     if problems:  # a process, not this one, meets an index that may still be broken
-        after = damage_driver.parse(drive(run.env).stdout)
+        after = damage_driver.parse(drive(processes, run.env).stdout)
     else:
         monkeypatch.setenv("KB_ENTRIES_DIR", str(pristine.entries))
         monkeypatch.setenv("KB_INDEX_DIR", str(run.index))
