@@ -146,6 +146,23 @@ def browser(axe_script) -> Iterator:
 
 
 @pytest.fixture(scope="module")
+def contexts(browser) -> Iterator[Callable[[str, str], object]]:
+    """One browser context for each app and width, made when first asked for: each check opens its own
+    tab (a new session of the app) in it, and the app's scripts and styles load from the context's cache
+    after the first."""
+    made: dict[tuple[str, str], object] = {}
+
+    def context(url: str, width: str):
+        if (url, width) not in made:
+            made[url, width] = browser.new_context(**WIDTHS[width])
+        return made[url, width]
+
+    yield context
+    for each in made.values():
+        each.close()
+
+
+@pytest.fixture(scope="module")
 def app(tmp_path_factory, sample_index) -> Iterator[str]:
     """The app in local mode, as a contributor and curator (a curator reviews too, and keeps the vocabulary)."""
     with running_app(tmp_path_factory.mktemp("app"), index=sample_index, KB_USER_ROLES="contributor,curator") as url:
@@ -171,11 +188,10 @@ def signed_out_app(tmp_path_factory, sample_index) -> Iterator[str]:
         yield url
 
 
-def violations(browser, axe_script: str, url: str, state: State, width: str) -> list[dict]:
-    """axe-core's critical, serious and moderate violations on the page at `url`, drawn at `width`."""
-    context = browser.new_context(**WIDTHS[width])
+def violations(context, axe_script: str, url: str, state: State) -> list[dict]:
+    """axe-core's critical, serious and moderate violations on the page at `url`, in a new tab of `context`."""
+    tab = context.new_page()
     try:
-        tab = context.new_page()
         tab.set_default_timeout(30_000)
         tab.goto(url + state.path)
         tab.get_by_text(state.ready).first.wait_for()
@@ -194,17 +210,17 @@ def violations(browser, axe_script: str, url: str, state: State, width: str) -> 
             list(IMPACTS),
         )
     finally:
-        context.close()
+        tab.close()
     return found
 
 
 @pytest.mark.parametrize("name", STATES)
-def test_no_serious_or_moderate_violation(request, browser, axe_script, name):
+def test_no_serious_or_moderate_violation(request, contexts, axe_script, name):
     state = STATES[name]
     url = request.getfixturevalue("signed_out_app" if state.signed_out else "app")
     problems = []
     for width in WIDTHS:
-        for found in violations(browser, axe_script, url, state, width):
+        for found in violations(contexts(url, width), axe_script, url, state):
             if found["id"] in FRAMEWORK:
                 continue
             targets = "\n    ".join(found["targets"][:8]) + ("\n    ..." if len(found["targets"]) > 8 else "")
