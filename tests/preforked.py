@@ -1,17 +1,22 @@
 """`python -m <module> <args>` as real, separate processes, without paying the imports each time.
 
-    with Preforked(["kb.cli", "chromadb"], env, cwd=ROOT, servers=2) as processes:
-        done = processes.run(["kb", "sync"], env, timeout=120)   # a subprocess.CompletedProcess
+    with Preforked(["kb.cli", "pydantic"], env, cwd=ROOT, servers=2) as processes:
+        done = processes.run(["kb", "sync"], env, cwd=ROOT, timeout=120)   # a subprocess.CompletedProcess
 
-Importing the library and Chroma takes about 1.5 s of a short command's 2 s. A server process imports
-them once and forks a child per command: the child sets the command's environment, working folder and
-output files, runs the module as `python -m` would, and ends as any Python process ends (exit code,
-traceback, atexit handlers, finalizers), so a crash still shows as a signal or a traceback. Each
-server runs one command at a time; `servers` of them run that many at once.
+Importing the library takes most of a short command's time. A server process imports the modules of
+`preload` once and forks a child per command: the child takes the command's environment, working
+folder and output files, runs the module as `__main__` (runpy), and ends as any Python process ends
+(exit code, traceback, atexit handlers, finalizers), so a crash still shows as a signal or a traceback.
+Each server runs one command at a time; `servers` of them run that many at once.
 
-Forking is safe here because the preloaded modules start no Python threads (the server checks that
-before it serves), and the native thread pool numpy starts (OpenBLAS) shuts down and restarts around a
-fork itself.
+What an interpreter fixes as it starts is the server's, for every command: `sys.path` (PYTHONPATH and
+the other PYTHON* variables) and the string hash seed. What a module reads from the environment at
+import is read with the server's environment. And a preloaded module is already imported: code that
+acts on whether a module is loaded sees it loaded (`Preforked.loaded` lists them).
+
+Forking is safe because the server refuses to serve if the preloaded modules started a thread: a Python
+thread, or a native one beyond the pool numpy's BLAS starts as it is imported (OpenBLAS stops and
+restarts that pool around a fork itself).
 """
 
 from __future__ import annotations
@@ -34,26 +39,30 @@ POLL_SECONDS = 0.01
 
 class Preforked:
     def __init__(self, preload: list[str], env: dict[str, str], *, cwd: Path, servers: int = 1):
-        """`servers` server processes, each started with `env` (what is read at import must be the same
-        for every command) after importing the modules of `preload`."""
+        """`servers` server processes, each started with `env` in `cwd`, after importing `preload`."""
         self._idle: queue.SimpleQueue[subprocess.Popen] = queue.SimpleQueue()
         self._all: list[subprocess.Popen] = []
         for _ in range(servers):
-            server = subprocess.Popen(
-                [sys.executable, "-m", "tests.preforked", json.dumps(preload)],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                env=env,
-                cwd=cwd,
-                text=True,
+            self._all.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "tests.preforked", json.dumps(preload)],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    env=env,
+                    cwd=cwd,
+                    text=True,
+                )
             )
-            self._all.append(server)
+        loaded: set[str] = set()
         for server in self._all:
             ready = server.stdout.readline() if server.stdout else ""
-            if ready.strip() != "ready":
+            try:
+                loaded |= set(json.loads(ready)["loaded"])
+            except (ValueError, KeyError):
                 self.close()
-                raise RuntimeError(f"the preforked server did not start: {ready!r}")
+                raise RuntimeError(f"a preforked server did not start: {ready!r}") from None
             self._idle.put(server)
+        self.loaded = frozenset(loaded)  # the top-level modules every command starts with
 
     def run(self, args: list[str], env: dict[str, str], *, cwd: Path, timeout: float) -> subprocess.CompletedProcess:
         """`python -m args[0] args[1:]` with this environment, in this folder: its exit code (minus the
@@ -67,12 +76,15 @@ class Preforked:
                 assert server.stdin is not None and server.stdout is not None
                 server.stdin.write(json.dumps(request | {"timeout": timeout}) + "\n")
                 server.stdin.flush()
-                reply = json.loads(server.stdout.readline() or '{"lost": true}')
-                if reply.get("lost"):
-                    raise RuntimeError("the preforked server ended")
+                line = server.stdout.readline()
+                if not line:
+                    raise RuntimeError(f"a preforked server ended (exit code {server.wait()})")
+                reply = json.loads(line)
                 stdout, stderr = (p.read_text(encoding="utf-8", errors="replace") for p in (out, err))
-        finally:
-            self._idle.put(server)
+        except BaseException:
+            server.kill()  # it may be half way through an exchange: never hand it to the next command
+            raise
+        self._idle.put(server)
         if reply["timed_out"]:
             raise subprocess.TimeoutExpired(["python", "-m", *args], timeout, stdout, stderr)
         return subprocess.CompletedProcess(["python", "-m", *args], reply["returncode"], stdout, stderr)
@@ -81,7 +93,10 @@ class Preforked:
         for server in self._all:
             if server.stdin:
                 server.stdin.close()
-            server.wait(timeout=30)
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
             if server.stdout:
                 server.stdout.close()
 
@@ -93,11 +108,14 @@ class Preforked:
 
 
 def _serve(preload: list[str]) -> None:
+    import numpy  # noqa: F401 - first: the one native thread pool allowed is the one it starts
+
+    native = _native_threads()
     for name in preload:
         importlib.import_module(name)
-    if threading.active_count() != 1:  # native pools (OpenBLAS's) stop and restart around a fork themselves
-        raise SystemExit(f"the preloaded modules started threads ({threading.enumerate()}): forking is not safe")
-    print("ready", flush=True)
+    if threading.active_count() != 1 or _native_threads() != native:
+        raise SystemExit(f"{preload} started threads ({threading.enumerate()}): forking them is not safe")
+    print(json.dumps({"loaded": sorted({name.split(".")[0] for name in sys.modules})}), flush=True)
     for line in sys.stdin:
         request = json.loads(line)
         pid = os.fork()
@@ -106,8 +124,14 @@ def _serve(preload: list[str]) -> None:
         print(json.dumps(_wait(pid, request["timeout"])), flush=True)
 
 
+def _native_threads() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
 def _become(request: dict) -> None:
-    """In the child: the command's streams, folder and environment, then the module as `python -m`."""
+    """In the child: the command's files on its standard streams (Python's own stdout and stderr objects
+    stay, with their buffering and error handling, empty since the server flushes every line), its
+    folder and environment, then the module."""
     for fd, path, flags in (
         (0, os.devnull, os.O_RDONLY),
         (1, request["stdout"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC),
@@ -116,9 +140,7 @@ def _become(request: dict) -> None:
         opened = os.open(path, flags, 0o600)
         os.dup2(opened, fd)
         os.close(opened)
-    sys.stdin = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115 - the process's own streams
-    sys.stdout = open(1, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
-    sys.stderr = open(2, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
+    sys.stdin = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115 - not the server's, which may hold read-ahead
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])

@@ -19,14 +19,17 @@ PROBE = """
     import atexit, os, signal, sys, time
 
     print("out", os.environ.get("PROBE"), os.getcwd())
-    print("err", file=sys.stderr)
+    print("err", file=sys.stderr)  # line-buffered, as Python's stderr always is: kept by a crash
     what = sys.argv[1]
+    if what == "alone":
+        print(sorted(os.environ), repr(sys.stdin.read()))
     if what == "exit":
         sys.exit(3)
     if what == "raise":
         raise RuntimeError("the probe failed")
     if what == "signal":
         sys.stdout.flush()
+        print("\\udcff undecodable", file=sys.stderr)  # written as Python's stderr writes it, not raised
         os.kill(os.getpid(), signal.SIGSEGV)
     if what == "sleep":
         time.sleep(60)
@@ -39,15 +42,18 @@ PROBE = """
 def processes(tmp_path_factory) -> Iterator[tuple[Preforked, Path]]:
     modules = tmp_path_factory.mktemp("modules")
     (modules / "probe.py").write_text(textwrap.dedent(PROBE), encoding="utf-8")
-    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": f"{ROOT}{os.pathsep}{modules}"}
-    with Preforked(["json"], env, cwd=ROOT, servers=2) as started:
+    with Preforked(["json"], server_environment(modules), cwd=ROOT, servers=2) as started:
         yield started, modules
+
+
+def server_environment(modules: Path) -> dict[str, str]:
+    # the server's: a command's own PYTHONPATH would come too late, after its interpreter started
+    return {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": f"{ROOT}{os.pathsep}{modules}"}
 
 
 def run(processes, what: str, tmp_path: Path, timeout: float = 30) -> subprocess.CompletedProcess:
     started, modules = processes
-    env = {"PYTHONPATH": f"{ROOT}{os.pathsep}{modules}", "PROBE": what}
-    return started.run(["probe", what], env, cwd=tmp_path, timeout=timeout)
+    return started.run(["probe", what], {"PROBE": what}, cwd=tmp_path, timeout=timeout)
 
 
 def test_exit_code_output_environment_and_folder_are_the_command_s_own(processes, tmp_path):
@@ -62,10 +68,17 @@ def test_an_uncaught_exception_prints_its_traceback_and_exits_1(processes, tmp_p
     assert "Traceback" in done.stderr and "RuntimeError: the probe failed" in done.stderr
 
 
-def test_a_command_killed_by_a_signal_reports_it(processes, tmp_path):
+def test_only_the_command_s_environment_and_no_input(processes, tmp_path):
+    done = run(processes, "alone", tmp_path)
+    assert done.returncode == 0
+    assert done.stdout.splitlines()[-1] == "['PROBE'] ''", "the server's PATH is not the command's"
+
+
+def test_a_command_killed_by_a_signal_reports_it_with_what_it_wrote(processes, tmp_path):
     done = run(processes, "signal", tmp_path)
     assert done.returncode == -signal.SIGSEGV
     assert done.stdout.startswith("out signal")
+    assert done.stderr == "err\n\\udcff undecodable\n"
 
 
 def test_atexit_handlers_run_as_at_the_end_of_any_process(processes, tmp_path):
@@ -74,6 +87,13 @@ def test_atexit_handlers_run_as_at_the_end_of_any_process(processes, tmp_path):
 
 
 def test_a_command_past_its_timeout_is_killed_and_raises(processes, tmp_path):
-    with pytest.raises(subprocess.TimeoutExpired):
-        run(processes, "sleep", tmp_path, timeout=0.5)
-    assert run(processes, "exit", tmp_path).returncode == 3, "the servers still serve after a timeout"
+    _, modules = processes
+    with Preforked(["json"], server_environment(modules), cwd=ROOT) as one:  # so the next command meets it again
+        with pytest.raises(subprocess.TimeoutExpired):
+            one.run(["probe", "sleep"], {}, cwd=tmp_path, timeout=0.5)
+        assert one.run(["probe", "exit"], {}, cwd=tmp_path, timeout=30).returncode == 3, "it still serves"
+
+
+def test_the_modules_loaded_are_listed(processes):
+    started, _ = processes
+    assert {"json", "numpy"} <= started.loaded and "probe" not in started.loaded
