@@ -5,8 +5,10 @@ other command, each reads its input, calls the library and prints."""
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
@@ -54,17 +56,27 @@ def app_command(streamlit_options: tuple[str, ...]) -> None:
       lighthouse app
       lighthouse app --server.port 8600
     """
-    import subprocess
-
     if CHECKOUT_APP.is_file() and (CHECKOUT_APP.parent / "app_pages" / "ui.py").is_file():
         # From the checkout, so that its .streamlit/config.toml (local address, theme) applies.
-        command = [sys.executable, "-m", "streamlit", "run", str(CHECKOUT_APP), *streamlit_options]
-        sys.exit(subprocess.run(command, cwd=CHECKOUT_APP.parent).returncode)
+        os.chdir(CHECKOUT_APP.parent)
+        _run_in_place([sys.executable, "-m", "streamlit", "run", str(CHECKOUT_APP), *streamlit_options])
     if not PACKAGED_APP.is_file():
         raise click.ClickException("this installation holds no web app; reinstall Lighthouse from its wheel")
     users_own = (Path(".streamlit/config.toml"), Path("~/.streamlit/config.toml").expanduser())
     flags = streamlit_flags(PACKAGED_APP.parent / ".streamlit" / "config.toml", own=users_own)
-    command = [sys.executable, "-m", "streamlit", "run", str(PACKAGED_APP), *flags, *streamlit_options]
+    _run_in_place([sys.executable, "-m", "streamlit", "run", str(PACKAGED_APP), *flags, *streamlit_options])
+
+
+def _run_in_place(command: list[str]) -> NoReturn:
+    """Become the command where the system can (POSIX): a stop meant for `lighthouse app` (a service
+    manager's, `kill`) then reaches the app itself, where a child would be left running, serving its
+    port. Elsewhere, run it and exit with its code."""
+    if os.name == "posix":
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(command[0], command)
+    import subprocess
+
     sys.exit(subprocess.run(command).returncode)
 
 

@@ -8,7 +8,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
+
+import pytest
 
 from kb.cli import cli
 from tests.browser.harness import START_SECONDS, free_port, wait_until_healthy
@@ -37,8 +40,11 @@ def test_lighthouse_app_starts_the_web_app(tmp_path: Path):
     try:
         wait_until_healthy(f"http://127.0.0.1:{port}", process, START_SECONDS)
     finally:
-        process.terminate()
+        process.terminate()  # as a service manager stops it: the command's own process only
         process.wait(timeout=15)
+    # A stop meant for the command stops the app: none is left serving the port.
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2)
 
 
 def test_the_app_s_own_settings_travel_as_flags_where_its_config_file_is_not_read():
