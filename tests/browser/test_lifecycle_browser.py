@@ -123,7 +123,12 @@ def test_a_lighthouse_s_stage_history_is_an_ordered_list_with_its_reuse_chain(br
 def test_no_serious_or_moderate_violation(browser, axe_script, app, name):
     problems = []
     for width in WIDTHS:
-        for found in violations(browser, axe_script, app, STATES[name], width):
+        context = browser.new_context(**WIDTHS[width])
+        try:
+            found_here = violations(context, axe_script, app, STATES[name])
+        finally:
+            context.close()
+        for found in found_here:
             if found["id"] not in FRAMEWORK:
                 problems.append(
                     f"{width}: {found['id']} ({found['impact']}) {found['help']}\n    {found['targets'][:4]}"
