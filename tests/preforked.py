@@ -21,6 +21,7 @@ restarts that pool around a fork itself).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
@@ -40,7 +41,7 @@ POLL_SECONDS = 0.01
 class Preforked:
     def __init__(self, preload: list[str], env: dict[str, str], *, cwd: Path, servers: int = 1):
         """`servers` server processes, each started with `env` in `cwd`, after importing `preload`."""
-        self._idle: queue.SimpleQueue[subprocess.Popen] = queue.SimpleQueue()
+        self._idle: queue.SimpleQueue[subprocess.Popen | None] = queue.SimpleQueue()  # None: a server lost
         self._all: list[subprocess.Popen] = []
         for _ in range(servers):
             self._all.append(
@@ -69,6 +70,9 @@ class Preforked:
         signal that killed it), stdout and stderr. Raises subprocess.TimeoutExpired, as subprocess.run
         does, when it runs longer than `timeout` (it is killed)."""
         server = self._idle.get()
+        if server is None:  # one was lost: say so to every caller rather than wait for it
+            self._idle.put(None)
+            raise RuntimeError("a preforked server was lost in an earlier command")
         try:
             with tempfile.TemporaryDirectory(prefix="preforked-") as folder:
                 out, err = Path(folder) / "stdout", Path(folder) / "stderr"
@@ -83,6 +87,7 @@ class Preforked:
                 stdout, stderr = (p.read_text(encoding="utf-8", errors="replace") for p in (out, err))
         except BaseException:
             server.kill()  # it may be half way through an exchange: never hand it to the next command
+            self._idle.put(None)
             raise
         self._idle.put(server)
         if reply["timed_out"]:
@@ -92,7 +97,8 @@ class Preforked:
     def close(self) -> None:
         for server in self._all:
             if server.stdin:
-                server.stdin.close()
+                with contextlib.suppress(BrokenPipeError):  # a lost server: what was written stays unread
+                    server.stdin.close()
             try:
                 server.wait(timeout=30)
             except subprocess.TimeoutExpired:

@@ -97,3 +97,14 @@ def test_a_command_past_its_timeout_is_killed_and_raises(processes, tmp_path):
 def test_the_modules_loaded_are_listed(processes):
     started, _ = processes
     assert {"json", "numpy"} <= started.loaded and "probe" not in started.loaded
+
+
+def test_a_lost_server_fails_the_commands_after_it_instead_of_keeping_them_waiting(processes, tmp_path):
+    _, modules = processes
+    with Preforked(["json"], server_environment(modules), cwd=ROOT) as one:
+        one._all[0].kill()  # the server dies between two commands
+        one._all[0].wait()
+        with pytest.raises((RuntimeError, OSError)):
+            one.run(["probe", "exit"], {}, cwd=tmp_path, timeout=30)
+        with pytest.raises(RuntimeError, match="lost"):
+            one.run(["probe", "exit"], {}, cwd=tmp_path, timeout=30)
