@@ -24,6 +24,12 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
+def pytest_xdist_auto_num_workers(config) -> int:
+    """`-n auto`: one worker more than the cores this process may use. A browser, server or several-process
+    test spends much of its time waiting for what it started, and the extra worker runs meanwhile."""
+    return len(os.sched_getaffinity(0)) + 1
+
+
 def require(condition: bool, reason: str) -> None:
     """Skip with a reason where something optional is missing; in CI, fail instead."""
     if not condition:

@@ -92,11 +92,21 @@ def wait_until_healthy(url: str, process: subprocess.Popen, seconds: float) -> N
     raise RuntimeError(f"streamlit did not answer at {url} within {seconds:.0f}s")
 
 
+# True once the app's script has run and is not running again: Streamlit's root element carries the state
+# of its script run. The status widget alone shows a run only after a delay, so on a busy machine a run
+# could still be drawing its results when it was gone.
+SCRIPT_DONE = """() => {
+    const app = document.querySelector("[data-testid='stApp']");
+    return app !== null && ["notRunning", "compilationError"].includes(app.dataset.testScriptState)
+        && !document.querySelector("[data-testid='stStatusWidget']");
+}"""
+
+
 def settle(page) -> None:
     """Wait until the app has finished running the script for the last interaction."""
     page.wait_for_selector("[data-testid='stApp']")
-    page.wait_for_timeout(400)
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')")
+    page.wait_for_timeout(400)  # an interaction asks for its run as the page handles it
+    page.wait_for_function(SCRIPT_DONE)
     page.wait_for_timeout(300)
 
 
