@@ -24,10 +24,15 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
-def pytest_xdist_auto_num_workers(config) -> int:
-    """`-n auto`: one worker more than the cores this process may use. A browser, server or several-process
-    test spends much of its time waiting for what it started, and the extra worker runs meanwhile."""
-    return len(os.sched_getaffinity(0)) + 1
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config) -> int | None:
+    """`-n auto`: one worker more than the CPUs this process may use (PYTEST_XDIST_AUTO_NUM_WORKERS, when
+    set, still decides). A browser, server or several-process test spends much of its time waiting for
+    what it started, and the extra worker runs meanwhile."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return usable + 1
 
 
 def require(condition: bool, reason: str) -> None:
